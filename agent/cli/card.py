@@ -1,0 +1,9 @@
+"""`clubterm card`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `card` command (nothing yet)."""

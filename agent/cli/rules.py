@@ -1,0 +1,9 @@
+"""`clubterm rules`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `rules` command (nothing yet)."""

@@ -1,0 +1,9 @@
+"""`clubterm run`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` command (nothing yet)."""

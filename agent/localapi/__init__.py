@@ -1,0 +1,61 @@
+"""The agent's local API (``local-api.md``): JSON-RPC 2.0 over a Unix socket.
+
+:class:`LocalApi` is the one interface its clients (the terminal UI, ``clubterm
+status``, ``clubterm sale``) program against. ``client.py`` is the real
+implementation over the socket; ``fake.py`` is an in-memory one that ships in the
+package for tests and UI work, as httpx ships ``MockTransport``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+from agent.errors import ApiError
+
+# Error codes of local-api.md.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+UNKNOWN_MEMBER = -32001
+MEMBER_NOT_ACTIVE = -32002
+LIMIT = -32003
+QUOTE_EXPIRED = -32004
+STORAGE = -32005
+NOT_ALLOWED = -32006
+NOT_FOUND = -32007
+CONFLICT = -32008
+
+ERROR_NAMES = {
+    UNKNOWN_MEMBER: "unknown_member",
+    MEMBER_NOT_ACTIVE: "member_not_active",
+    LIMIT: "limit",
+    QUOTE_EXPIRED: "quote_expired",
+    STORAGE: "storage",
+    NOT_ALLOWED: "not_allowed",
+    NOT_FOUND: "not_found",
+    CONFLICT: "conflict",
+}
+
+MAX_LINE_BYTES = 1024 * 1024
+QUOTE_TTL_SECONDS = 120
+
+
+class LocalApi(Protocol):
+    """What a client of the agent can do."""
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call ``method``; return its result or raise :class:`ApiError`."""
+        ...
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Subscribe (``events.subscribe``) and yield each notification's params."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect."""
+        ...
+
+
+__all__ = ["ApiError", "LocalApi"]
