@@ -1,0 +1,1 @@
+"""Simulated hardware and a simulated club, for tests and the demo."""
