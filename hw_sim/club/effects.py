@@ -8,8 +8,9 @@ that the end-to-end tests compare two implementations of the same rules:
   taken from its kind, each ``credits_earned`` row added to its kind;
 - a ``refund``: the exact opposite of the sale it names;
 - stats: ``purchase_count`` (+1 per sale, −1 per refund), ``last_purchase``
-  (local date of the latest sale) and ``spend_30d`` (sum of ``net`` = gross −
-  discounts of the member's unrefunded sales of the last 30 days).
+  (local date of the latest sale) and ``spend_30d`` (sum of ``payable`` of the
+  member's unrefunded sales of the last 30 days: what the member paid, as the
+  terminal's store counts it).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def sale_net(sale: Mapping[str, Any]) -> int:
-    """``gross`` minus every discount row."""
-    return int(sale.get("gross", 0)) - sum(int(d.get("amount", 0))
-                                           for d in sale.get("discounts") or [])
+def sale_spend(sale: Mapping[str, Any]) -> int:
+    """What a sale adds to ``spend_30d``: its ``payable``."""
+    return int(sale.get("payable", 0))
 
 
 def sale_balance_deltas(sale: Mapping[str, Any]) -> dict[str, int]:

@@ -339,7 +339,7 @@ class Ledger:
             self.db.execute("INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body) "
                             "VALUES (?,?,?,?,?)",
                             (ev["id"], rec["member_id"] if rec else None,
-                             at.astimezone(UTC).isoformat(), effects.sale_net(ev), json.dumps(ev)))
+                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev), json.dumps(ev)))
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
@@ -427,7 +427,7 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
     if ev["type"] == "sale":
         try:
             effects.sale_balance_deltas(ev)
-            effects.sale_net(ev)
+            effects.sale_spend(ev)
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed: sale amounts"
     return None

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
 from hw_sim.club.https import ClubHttpServer, Request, Response
@@ -97,7 +97,7 @@ class SimClub:
         if https:
             http_tls = (tls.ca, tls.server_cert, tls.server_key) if tls else None
             self.http = ClubHttpServer(port=https_port, tls=http_tls)
-            self.http.add_route("GET", rf"/v1/clubs/(?P<club>[a-z0-9-]+)/members",
+            self.http.add_route("GET", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members",
                                 self._snapshot_route)
 
     # ---- lifecycle -----------------------------------------------------------
