@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from agent.carddata.luhn import luhn_valid, mask_pan
-from agent.carddata.tlv import Tlv, find_tag
-from agent.carddata.tracks import LUHN_MESSAGE, check_yymm, parse_swipe
+from agent.carddata.tlv import Tlv, find_tag, tag_hex
+from agent.carddata.tracks import LUHN_MESSAGE, Swipe, check_yymm, parse_swipe
 from agent.errors import CardDataError
 
 TAG_PAN = 0x5A
@@ -111,6 +111,8 @@ def _nibbles(value: bytes) -> str:
 
 
 def _check_pan(pan: str, what: str) -> str:
+    if not pan:
+        raise CardDataError(f"{what} holds no card number digits")
     if not pan.isdigit():
         raise CardDataError(f"{what} holds a nibble that is not a decimal digit")
     if not 12 <= len(pan) <= 19:
@@ -205,25 +207,35 @@ def card_from_records(tlvs: Iterable[Tlv]) -> EmvCard | None:
     t5f20 = find_tag(nodes, TAG_CARDHOLDER_NAME)
     t56 = find_tag(nodes, TAG_TRACK1_DATA)
     name = _name(t5f20.value) if t5f20 else None
+    track1 = _track1(t56.value) if t56 is not None else None
+    if name is None and track1 is not None:
+        name = track1.name
 
     if t57 is not None:
         pan, expiry, service = track2_fields(t57.value)
-        if t5a is not None and pan_from_5a(t5a.value) != pan:
-            raise CardDataError("tags 57 and 5A name different cards")
+        for other in (pan_from_5a(t5a.value) if t5a else None, track1.pan if track1 else None):
+            if other is not None and other != pan:
+                raise CardDataError(f"tags {tag_hex(t57.tag)} and 5A/56 name different cards")
         return EmvCard(pan, expiry, name, service, t57.tag)
     if t5a is not None:
         pan = pan_from_5a(t5a.value)
         expiry_5f24 = expiry_from_5f24(t5f24.value) if t5f24 else None
         return EmvCard(pan, expiry_5f24, name, None, TAG_PAN)
-    if t56 is not None:
-        try:
-            text = t56.value.decode("ascii")
-        except UnicodeDecodeError:
-            raise CardDataError("tag 56 is not track 1 text") from None
-        swipe = parse_swipe("%" + text + "?")
-        return EmvCard(swipe.pan, swipe.expiry, name or swipe.name, swipe.service_code,
-                       TAG_TRACK1_DATA)
+    if track1 is not None:
+        return EmvCard(track1.pan, track1.expiry, name, track1.service_code, TAG_TRACK1_DATA)
     return None
+
+
+def _track1(value: bytes) -> Swipe:
+    """Tag 56: track 1 text without sentinels (``B<PAN>^NAME^YYMM...``)."""
+    try:
+        text = bytes(value).decode("ascii")
+    except UnicodeDecodeError:
+        raise CardDataError("tag 56 is not track 1 text") from None
+    swipe = parse_swipe("%" + text + "?")
+    if swipe.tracks != (1,):
+        raise CardDataError("tag 56 is not track 1 text")
+    return swipe
 
 
 def _name(value: bytes) -> str | None:
