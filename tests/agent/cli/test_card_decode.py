@@ -173,3 +173,42 @@ def test_format_card_report_shows_extra_keys() -> None:
     assert "reader" in text and "ACS ACR122U" in text
     assert "apdus" in text and "7" in text
     assert format_card_report({"masked": None}, True) == '{\n  "masked": null\n}'
+
+
+def test_swipe_into_a_terminal_is_not_echoed(tmp_path: Path) -> None:
+    """A wedge reader types into the terminal: the track must not appear on screen."""
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "CLUBTERM_CONFIG": str(tmp_path / "absent.toml")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "card", "decode"],
+                            stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+                            cwd=Path(__file__).resolve().parents[3])
+    os.close(secondary)
+    screen = b""
+    try:
+        # Wait for the prompt, so echo is already off when the "reader" types.
+        deadline = time.monotonic() + 20
+        while b"Ctrl-D" not in screen and time.monotonic() < deadline:
+            screen += os.read(primary, 4096)
+        os.write(primary, (samples.T1_VISA + "\r" + samples.T2_VISA + "\r").encode() + b"\x04")
+        proc.wait(timeout=20)
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "411111******1111" in text
+    assert samples.VISA not in text
