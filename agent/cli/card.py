@@ -365,9 +365,10 @@ def _read_stdin() -> str:
     stream = sys.stdin
     try:
         if stream.isatty():
-            print("Swipe a card, or paste track text or TLV hex, then press Ctrl-D "
-                  "(input is not shown).", file=sys.stderr)
+            # Echo goes off before the prompt, so nothing typed after it is shown.
             with _no_echo(stream):
+                print("Swipe a card, or paste track text or TLV hex, then press Ctrl-D "
+                      "(input is not shown).", file=sys.stderr, flush=True)
                 text = stream.read(MAX_INPUT_CHARS + 1)
         else:
             text = stream.read(MAX_INPUT_CHARS + 1)

@@ -178,6 +178,7 @@ def test_format_card_report_shows_extra_keys() -> None:
 def test_swipe_into_a_terminal_is_not_echoed(tmp_path: Path) -> None:
     """A wedge reader types into the terminal: the track must not appear on screen."""
     import pty
+    import select
     import subprocess
     import sys
     import time
@@ -193,7 +194,8 @@ def test_swipe_into_a_terminal_is_not_echoed(tmp_path: Path) -> None:
         # Wait for the prompt, so echo is already off when the "reader" types.
         deadline = time.monotonic() + 20
         while b"Ctrl-D" not in screen and time.monotonic() < deadline:
-            screen += os.read(primary, 4096)
+            if select.select([primary], [], [], 0.5)[0]:
+                screen += os.read(primary, 4096)
         os.write(primary, (samples.T1_VISA + "\r" + samples.T2_VISA + "\r").encode() + b"\x04")
         proc.wait(timeout=20)
         while True:
