@@ -292,7 +292,6 @@ class ClubLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.enable_logger(logging.getLogger("agent.sync.paho"))
         return client
 
     def _tls_context(self) -> ssl.SSLContext:
