@@ -107,8 +107,8 @@ class Ledger:
                 "SELECT record FROM members WHERE removed=0 ORDER BY member_id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def upsert_members(self, records: Iterable[Mapping[str, Any]]) -> tuple[int, int,
-                                                                               list[dict[str, Any]]]:
+    def upsert_members(self, records: Iterable[Mapping[str, Any]]
+                       ) -> tuple[int, int, list[dict[str, Any]]]:
         """Create or replace member records (seeding, tests); each gets a new version.
 
         Returns ``(from_version, to_version, records)`` for a change set.
@@ -339,7 +339,8 @@ class Ledger:
             self.db.execute("INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body) "
                             "VALUES (?,?,?,?,?)",
                             (ev["id"], rec["member_id"] if rec else None,
-                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev), json.dumps(ev)))
+                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev),
+                             json.dumps(ev)))
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
