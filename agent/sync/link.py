@@ -206,6 +206,8 @@ class ClubLink:
         self._last_status_key: str | None = None
         self._last_status_at = 0.0
         self._status_wanted = False
+        self._status_dirty = False
+        self._stats: Any = None
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
         self._members_problem: str | None = None
@@ -377,6 +379,7 @@ class ClubLink:
             self._snapshot_due = time.monotonic()
         elif job.kind == "readers":
             self._readers = job.data["readers"]
+            self._status_dirty = True
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -424,6 +427,8 @@ class ClubLink:
 
     def _refresh_pending(self) -> None:
         stats = self.store.queue_stats()
+        self._stats = stats
+        self._status_dirty = True
         old = self.state().pending
         self._update_state(pending=int(stats.pending))
         if int(stats.pending) != old:
@@ -504,6 +509,7 @@ class ClubLink:
 
     def _on_club_message(self, topic: str, payload: bytes) -> None:
         t = self.topics
+        self._status_dirty = True
         try:
             if topic == t.acks:
                 self._on_ack(payload)
@@ -566,6 +572,7 @@ class ClubLink:
 
     def _run_snapshot(self, since: int) -> int | None:
         self._snapshot_due = None
+        self._status_dirty = True
         if self.snapshots is None:
             return None
         try:
@@ -620,7 +627,7 @@ class ClubLink:
 
     def status_payload(self) -> dict[str, Any]:
         """The retained status document (``protocol.md``, "Status")."""
-        stats = self.store.queue_stats()
+        stats = self._stats if self._stats is not None else self.store.queue_stats()
         oldest = getattr(stats, "oldest_at", None)
         state = self.state()
         return {
@@ -645,7 +652,8 @@ class ClubLink:
         if self._status_wanted or now - self._last_status_at >= self.tuning.status_interval_s:
             self._publish_status(force=True)
             return
-        if now - self._last_status_at >= self.tuning.status_min_gap_s:
+        if self._status_dirty and now - self._last_status_at >= self.tuning.status_min_gap_s:
+            self._status_dirty = False
             self._publish_status(force=False)
 
     def _publish_status(self, *, force: bool) -> None:
