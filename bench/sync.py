@@ -119,7 +119,10 @@ class Terminal:
             self.link.stop()
 
     def pending(self) -> int:
-        return int(self.store.queue_stats().pending)
+        """Queue depth as the link reports it (no store query: polling must not compete)."""
+        if self.link is None:
+            return int(self.store.queue_stats().pending)
+        return self.link.state().pending
 
 
 def wait(pred: Any, timeout: float, what: str) -> None:
