@@ -49,10 +49,10 @@ MEMBER: dict[str, Any] = {
 
 
 def spec_bundle(**overrides: Any) -> dict[str, Any]:
-    """A deep copy of the spec bundle with top-level keys replaced."""
+    """A deep copy of the spec bundle with top-level keys replaced (None: removed)."""
     data = copy.deepcopy(SPEC_BUNDLE)
     data.update(overrides)
-    return data
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def member(**overrides: Any) -> dict[str, Any]:
