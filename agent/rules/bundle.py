@@ -108,8 +108,11 @@ class Dimension:
 
 
 @dataclass(slots=True)
-class KindIndex:
-    """The rules of one kind in the order they are taken, and their index."""
+class RuleIndex:
+    """All rules of known kinds, kind by kind in the order they are taken, and masks.
+
+    Bit ``i`` of every mask stands for ``rules[i]``.
+    """
 
     rules: list[Rule]
     dims: list[Dimension]
@@ -163,7 +166,8 @@ class Bundle:
     credits: CreditsConfig | None
     offline: OfflineConfig | None
     rules: list[Rule]
-    by_kind: dict[str, KindIndex] = field(default_factory=dict)
+    by_kind: dict[str, list[Rule]] = field(default_factory=dict)
+    index: RuleIndex = field(default_factory=lambda: RuleIndex([], [], 0, 0))
     unknown_kind: list[Rule] = field(default_factory=list)
     payload: bytes = b""
 
@@ -296,20 +300,23 @@ def _parse_when(rule: Rule, when: Mapping[str, Any], check: _Checker,
 
 def _pairs(key: str, value: object, check: _Checker, pattern: re.Pattern[str] | None,
            shape: str, convert: Any) -> list[tuple[Any, Any]]:
-    msg = f"must be a list of [\"{shape}\", \"{shape}\"] pairs, not {json.dumps(value)}"
+    def bad() -> RulesError:
+        return check.fail(key, f"must be a list of [\"{shape}\", \"{shape}\"] pairs, "
+                               f"not {json.dumps(value)}")
+
     if not isinstance(value, list):
-        raise check.fail(key, msg)
+        raise bad()
     out = []
     for pair in value:
         if (not isinstance(pair, list) or len(pair) != 2
-                or not all(isinstance(p, str) for p in pair)):
-            raise check.fail(key, msg)
+                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
+            raise bad()
         try:
-            if pattern is not None and not all(pattern.match(p) for p in pair):
+            if pattern is not None and not (pattern.match(pair[0]) and pattern.match(pair[1])):
                 raise ValueError
             a, b = convert(pair[0]), convert(pair[1])
         except ValueError:
-            raise check.fail(key, msg) from None
+            raise bad() from None
         if shape != "HH:MM" and b < a:
             raise check.fail(key, f"range {pair} ends before it starts")
         out.append((a, b))
@@ -520,7 +527,7 @@ def index_keys(rule: Rule, tier_ranks: Mapping[str, int]) -> dict[str, list[Any]
     if rule.groups is not None:
         keys["group"] = sorted(rule.groups)
     if rule.birthday is not None:
-        keys["birthday"] = [True]
+        keys["birthday"] = [rule.birthday]
     if rule.weekdays is not None:
         keys["weekday"] = sorted(rule.weekdays)
     if rule.hours is not None:
@@ -555,22 +562,46 @@ def _build_index(bundle: Bundle) -> None:
         else:
             bundle.unknown_kind.append(rule)
     bundle.unknown_kind.sort(key=rule_order)
+    ordered: list[Rule] = []
     for kind, rules in groups.items():
         rules.sort(key=rule_order)
-        full = (1 << len(rules)) - 1
-        always = 0
-        dims = {name: Dimension(name, 0, {}) for name in DIMENSIONS}
-        for pos, rule in enumerate(rules):
-            bit = 1 << pos
-            if rule.unknown is not None:
-                always |= bit
-            keys = index_keys(rule, bundle.tier_ranks)
-            for name, dim in dims.items():
-                values = keys.get(name, None) if name in keys else None
-                if name not in keys or values is None:
-                    dim.any_mask |= bit
-                    continue
-                for v in values:
-                    dim.buckets[v] = dim.buckets.get(v, 0) | bit
-        used = [d for d in dims.values() if d.any_mask != full]
-        bundle.by_kind[kind] = KindIndex(rules, used, always, full)
+        bundle.by_kind[kind] = rules
+        ordered.extend(rules)
+    n = len(ordered)
+    always: list[int] = []
+    # Positions first, masks at the end: OR-ing bits into growing big integers
+    # one rule at a time would cost O(rules²).
+    any_pos: dict[str, list[int]] = {name: [] for name in DIMENSIONS}
+    bucket_pos: dict[str, dict[Any, list[int]]] = {name: {} for name in DIMENSIONS}
+    for pos, rule in enumerate(ordered):
+        if rule.unknown is not None:
+            always.append(pos)
+        keys = index_keys(rule, bundle.tier_ranks)
+        for name in DIMENSIONS:
+            values = keys.get(name)
+            if values is None:
+                any_pos[name].append(pos)
+                continue
+            buckets = bucket_pos[name]
+            for v in values:
+                if v in buckets:
+                    buckets[v].append(pos)
+                else:
+                    buckets[v] = [pos]
+    used = [Dimension(name, _mask(any_pos[name], n),
+                      {v: _mask(p, n) for v, p in bucket_pos[name].items()})
+            for name in DIMENSIONS if len(any_pos[name]) != n]
+    bundle.index = RuleIndex(ordered, used, _mask(always, n), (1 << n) - 1)
+
+
+def _mask(positions: list[int], n: int) -> int:
+    """The integer with exactly these bits set."""
+    if len(positions) < 16:
+        m = 0
+        for p in positions:
+            m |= 1 << p
+        return m
+    bits = bytearray((n + 8) // 8)
+    for p in positions:
+        bits[p >> 3] |= 1 << (p & 7)
+    return int.from_bytes(bits, "little")

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import LimitExceeded, RulesError
-from agent.rules.bundle import WEEKDAYS, Bundle, KindIndex, Rule
-from agent.rules.model import Line, MemberView, Quote, QuoteContext, QuoteRequest
+from agent.rules.bundle import KINDS, WEEKDAYS, Bundle, Rule
+from agent.rules.model import MemberView, Quote, QuoteContext, QuoteRequest
 
 
 def format_money(amount: int, minor_units: int, currency: str = "") -> str:
@@ -42,8 +42,9 @@ def _or_list(items: Sequence[str]) -> str:
 class _Facts:
     """What conditions look at, computed once per quote."""
 
-    __slots__ = ("at", "bin6", "birthday_month_ok", "bundle", "date", "gross", "lines",
-                 "member", "member_note", "month_key", "seconds", "token_kind", "weekday")
+    __slots__ = ("at", "bin6", "birthday_keys", "bundle", "category_lines", "date", "gross",
+                 "lines", "member", "member_note", "month_key", "seconds", "sku_lines",
+                 "token_kind", "weekday")
 
     def __init__(self, bundle: Bundle, request: QuoteRequest, member: MemberView | None,
                  local: dt.datetime, gross: int):
@@ -51,6 +52,13 @@ class _Facts:
         self.at = local
         self.lines = request.lines
         self.gross = gross
+        self.sku_lines: dict[str, list[int]] = {}
+        self.category_lines: dict[str, list[int]] = {}
+        for i, ln in enumerate(self.lines):
+            if ln.sku is not None:
+                self.sku_lines.setdefault(ln.sku, []).append(i)
+            if ln.category is not None:
+                self.category_lines.setdefault(ln.category, []).append(i)
         self.token_kind = request.token_kind
         self.bin6 = request.bin6
         self.member = member if member is not None and member.active else None
@@ -65,22 +73,25 @@ class _Facts:
         self.seconds = local.hour * 3600 + local.minute * 60 + local.second
         self.month_key = local.year * 12 + local.month - 1
         md = self.member.birth_month_day if self.member is not None else None
-        self.birthday_month_ok = md is not None and md[0] == local.month
+        self.birthday_keys: list[str] = []
+        if md is not None and md[0] == local.month:
+            self.birthday_keys.append("month")
+            if _is_birthday(md, self.date):
+                self.birthday_keys.append("day")
 
     def index_values(self) -> dict[str, list[Any]]:
         """The sale's value for each indexed dimension (see ``bundle.index_keys``)."""
         m = self.member
-        lines = self.lines
         return {
             "member": [True] if m is not None else [],
             "tier": [m.tier] if m is not None and m.tier is not None else [],
             "group": sorted(m.groups) if m is not None else [],
-            "birthday": [True] if self.birthday_month_ok else [],
+            "birthday": self.birthday_keys,
             "weekday": [self.weekday],
             "hour": [self.seconds // 3600],
             "month": [self.month_key],
-            "sku": list({ln.sku for ln in lines if ln.sku is not None}),
-            "category": list({ln.category for ln in lines if ln.category is not None}),
+            "sku": list(self.sku_lines),
+            "category": list(self.category_lines),
             "token": [self.token_kind] if self.token_kind is not None else [],
             "bin": [self.bin6] if self.bin6 is not None else [],
         }
@@ -184,7 +195,7 @@ def _why_not(rule: Rule, f: _Facts) -> str | None:
         b = f.bundle
         return (f"basket is {format_money(f.gross, b.minor_units)}; rule needs at least "
                 f"{format_money(rule.min_gross, b.minor_units)}")
-    if rule.targets_lines and not _targets(rule, f.lines):
+    if rule.targets_lines and not _targets(rule, f):
         parts = []
         if rule.skus is not None:
             parts.append(f"product {_or_list(list(rule.skus))}")
@@ -194,74 +205,120 @@ def _why_not(rule: Rule, f: _Facts) -> str | None:
     return None
 
 
-def _targets(rule: Rule, lines: Sequence[Line]) -> list[int]:
+def _targets(rule: Rule, f: _Facts) -> list[int]:
     """Indexes of the rule's target lines (a line must match every line key present)."""
-    skus, cats = rule.skus, rule.categories
-    return [i for i, ln in enumerate(lines)
-            if (skus is None or ln.sku in skus) and (cats is None or ln.category in cats)]
+    found: set[int] | None = None
+    for wanted, where in ((rule.skus, f.sku_lines), (rule.categories, f.category_lines)):
+        if wanted is None:
+            continue
+        hits: set[int] = set()
+        if len(wanted) <= len(where):
+            for key in wanted:
+                lines = where.get(key)
+                if lines:
+                    hits.update(lines)
+        else:
+            for key, lines in where.items():
+                if key in wanted:
+                    hits.update(lines)
+        found = hits if found is None else found & hits
+    return sorted(found) if found else []
 
 
-def _split(amount: int, targets: Sequence[int], remaining: list[int]) -> None:
-    """Take ``amount`` off the target lines in proportion to their remaining.
+def _split(amount: int, targets: Sequence[int] | None, remaining: list[int]) -> None:
+    """Take ``amount`` off the target lines (None: all lines) in proportion to their
+    remaining.
 
     Each share rounds toward zero; the minor units left over go one at a time to the
-    target lines in basket order, skipping lines with nothing remaining.
+    target lines in basket order, skipping lines with nothing remaining. (A line with
+    something remaining still has at least 1 after its share unless ``amount`` is the
+    whole remaining, and then nothing is left over; so checking after is the same.)
     """
-    total = sum(remaining[i] for i in targets)
-    if amount <= 0 or total <= 0:
+    if amount <= 0:
         return
-    shares = [amount * remaining[i] // total for i in targets]
-    left = amount - sum(shares)
-    for j, i in enumerate(targets):
-        remaining[i] -= shares[j]
-    # left < number of target lines with something remaining, and each such line
-    # still has ≥ 1 after its share unless amount == total (then left == 0).
+    if targets is None:
+        total = sum(remaining)
+        if total <= 0:
+            return
+        after = [r - amount * r // total for r in remaining]
+        left = amount - (total - sum(after))
+        i = 0
+        while left > 0:
+            if after[i] > 0:
+                after[i] -= 1
+                left -= 1
+            i += 1
+        remaining[:] = after
+        return
+    total = sum(remaining[i] for i in targets)
+    if total <= 0:
+        return
+    left = amount
+    for i in targets:
+        share = amount * remaining[i] // total
+        remaining[i] -= share
+        left -= share
     for i in targets:
         if left <= 0:
             break
         if remaining[i] > 0:
             remaining[i] -= 1
             left -= 1
-    if left:
-        raise AssertionError("discount split left minor units over")  # pragma: no cover
 
 
-def _candidates(index: KindIndex, values: dict[str, list[Any]], use_index: bool) -> int:
+def considered(bundle: Bundle, values: dict[str, list[Any]],
+               use_index: bool = True) -> dict[str, list[Rule]]:
+    """The rules a quote looks at, per kind, in the order they are taken.
+
+    With the index: every rule that passes each indexed condition (a superset of the
+    rules that hold). Without: every rule.
+    """
     if not use_index:
-        return index.full
+        return bundle.by_kind
+    index = bundle.index
     mask = index.full
     for dim in index.dims:
         allowed = dim.any_mask
         buckets = dim.buckets
         for v in values[dim.name]:
-            allowed |= buckets.get(v, 0)
+            b = buckets.get(v)
+            if b is not None:
+                allowed |= b
         mask &= allowed
         if not mask:
             break
-    return mask | index.always
-
-
-def _in_order(index: KindIndex, mask: int) -> list[Rule]:
+    mask |= index.always
+    out: dict[str, list[Rule]] = {k: [] for k in KINDS}
+    if not mask:
+        return out
+    # Bit i of the mask is character i of the reversed binary string; str.find jumps
+    # over the zeros at C speed.
+    bits = bin(mask)[:1:-1]
     rules = index.rules
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(rules[low.bit_length() - 1])
-        mask ^= low
+    i = bits.find("1")
+    while i >= 0:
+        rule = rules[i]
+        out[rule.kind].append(rule)
+        i = bits.find("1", i + 1)
     return out
 
 
 class _Explainer:
-    __slots__ = ("bundle", "entries", "listed")
+    __slots__ = ("bundle", "cur", "div", "entries", "listed", "mu")
 
     def __init__(self, bundle: Bundle | None):
         self.bundle = bundle
         self.entries: list[dict[str, Any]] = []
         self.listed = 0
+        self.mu = bundle.minor_units if bundle is not None else 0
+        self.div = 10**self.mu
+        self.cur = f" {bundle.currency}" if bundle is not None else ""
 
     def money(self, amount: int) -> str:
-        b = self.bundle
-        return format_money(amount, b.minor_units, b.currency) if b else str(amount)
+        # format_money inlined: a quote formats dozens of amounts.
+        if amount < 0 or not self.mu:
+            return format_money(amount, self.mu) + self.cur
+        return f"{amount // self.div}.{amount % self.div:0{self.mu}d}{self.cur}"
 
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         self.listed += 1
@@ -285,12 +342,10 @@ class _Explainer:
 class _Kind:
     """Walks the rules of one kind in order, with exclusivity and the explanation."""
 
-    def __init__(self, bundle: Bundle, kind: str, facts: _Facts, values: dict[str, list[Any]],
-                 use_index: bool, ex: _Explainer):
-        self.index = bundle.by_kind[kind]
+    def __init__(self, rules: list[Rule], facts: _Facts, ex: _Explainer):
         self.facts = facts
         self.ex = ex
-        self.rules = _in_order(self.index, _candidates(self.index, values, use_index))
+        self.rules = rules
 
     def holding(self, *, first_only: bool = False) -> list[tuple[Rule, list[int] | None]]:
         """The rules whose conditions hold, in order, stopping after an exclusive one
@@ -307,7 +362,7 @@ class _Kind:
             if reason is not None:
                 self.ex.skipped(rule, reason)
                 continue
-            targets = _targets(rule, self.facts.lines) if rule.targets_lines else None
+            targets = _targets(rule, self.facts) if rule.targets_lines else None
             out.append((rule, targets))
             if rule.exclusive or first_only:
                 stopper = rule
@@ -338,7 +393,6 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     credits_earned: list[tuple[str, str, int, str | None]] = []
     lottery = 0
     facts: _Facts | None = None
-    values: dict[str, list[Any]] = {}
 
     if bundle is None:
         ex.note("rules", "no rule bundle on this terminal; no rule applies")
@@ -348,13 +402,13 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     else:
         local = ctx.at.astimezone(bundle.tz)
         facts = _Facts(bundle, request, member, local, gross)
-        values = facts.index_values()
+        looked_at = considered(bundle, facts.index_values(), use_index)
         if facts.member_note:
             ex.note("member", f"{facts.member_note}: only rules for everyone apply")
         # 2. Discounts.
-        for rule, targets in _Kind(bundle, "discount", facts, values, use_index, ex).holding():
-            tl = targets if targets is not None else range(len(lines))
-            r_sum = sum(remaining[i] for i in tl)
+        for rule, targets in _Kind(looked_at["discount"], facts, ex).holding():
+            r_sum = (sum(remaining) if targets is None
+                     else sum(remaining[i] for i in targets))
             if rule.percent_bps is not None:
                 amount = r_sum * rule.percent_bps // 10000
             else:
@@ -362,12 +416,13 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             capped = rule.max_amount is not None and amount > rule.max_amount
             if capped and rule.max_amount is not None:
                 amount = rule.max_amount
-            _split(amount, list(tl), remaining)
+            _split(amount, targets, remaining)
             if amount:
                 discounts.append((rule.id, amount))
             text = f"{ex.money(amount)} off"
             if rule.percent_bps is not None:
-                text += f" ({format_money(rule.percent_bps, 2)} % of {ex.money(r_sum)})"
+                text += f" ({rule.percent_bps // 100}.{rule.percent_bps % 100:02d} % of " \
+                        f"{ex.money(r_sum)})"
             if capped:
                 text += ", capped by the rule's maximum"
             if r_sum == 0:
@@ -389,7 +444,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             return target_net * payable // net
 
         total_points = 0
-        for rule, targets in _Kind(bundle, "points", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["points"], facts, ex).holding():
             base = base_of(targets)
             pts = base // rule.per_spend * rule.points
             capped = rule.max_points is not None and pts > rule.max_points
@@ -401,15 +456,14 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             ex.applied(rule, f"{pts} points on {ex.money(base)}"
                        + (", capped by the rule's maximum" if capped else ""),
                        points=pts, base=base)
-        for rule, _ in _Kind(bundle, "multiplier", facts, values, use_index,
-                             ex).holding(first_only=True):
+        for rule, _ in _Kind(looked_at["multiplier"], facts, ex).holding(first_only=True):
             extra = total_points * rule.bps // 10000 - total_points
             if extra:
                 points_earned.append((rule.id, extra))
             ex.applied(rule, f"{extra} extra points (×{_factor(rule.bps)} on "
                              f"{total_points})", points=extra)
         expires_base = facts.date
-        for rule, targets in _Kind(bundle, "credit", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["credit"], facts, ex).holding():
             base = base_of(targets)
             amount = base * (rule.percent_bps or 0) // 10000
             capped = rule.max_amount is not None and amount > rule.max_amount
@@ -423,7 +477,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
                        + (f", expires {expires}" if expires else "")
                        + (", capped by the rule's maximum" if capped else ""),
                        amount=amount, credit_kind=rule.credit_kind, expires=expires, base=base)
-        for rule, targets in _Kind(bundle, "lottery", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["lottery"], facts, ex).holding():
             base = base_of(targets)
             entries = base // rule.per_spend * rule.entries
             lottery += entries

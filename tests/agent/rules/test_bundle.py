@@ -25,7 +25,7 @@ def test_spec_bundle_parses():
         "acme", "M-7", 42, 2, "Europe/Berlin")
     assert b.points is not None and b.points.max_redeem_share_bps == 5000
     assert b.credits is not None and b.credits.accepted == ("credit.club", "credit.merchant:M-7")
-    assert [r.id for r in b.by_kind["discount"].rules] == ["gold10", "coffee-2"]
+    assert [r.id for r in b.by_kind["discount"]] == ["gold10", "coffee-2"]
 
 
 @pytest.mark.parametrize(("rule", "message"), [
