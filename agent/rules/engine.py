@@ -7,7 +7,9 @@ integers; every division rounds toward zero (all operands are ≥ 0, so ``//``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from agent.errors import LimitExceeded, RulesError
@@ -43,7 +45,7 @@ class _Facts:
     """What conditions look at, computed once per quote."""
 
     __slots__ = ("at", "bin6", "birthday_keys", "bundle", "category_lines", "date", "gross",
-                 "lines", "member", "member_note", "month_key", "seconds", "sku_lines",
+                 "lines", "member", "member_note", "seconds", "sku_lines",
                  "token_kind", "weekday")
 
     def __init__(self, bundle: Bundle, request: QuoteRequest, member: MemberView | None,
@@ -71,7 +73,6 @@ class _Facts:
         self.date = local.date()
         self.weekday = local.weekday()
         self.seconds = local.hour * 3600 + local.minute * 60 + local.second
-        self.month_key = local.year * 12 + local.month - 1
         md = self.member.birth_month_day if self.member is not None else None
         self.birthday_keys: list[str] = []
         if md is not None and md[0] == local.month:
@@ -89,7 +90,7 @@ class _Facts:
             "birthday": self.birthday_keys,
             "weekday": [self.weekday],
             "hour": [self.seconds // 3600],
-            "month": [self.month_key],
+            "week": [self.date.toordinal() // 7],
             "sku": list(self.sku_lines),
             "category": list(self.category_lines),
             "token": [self.token_kind] if self.token_kind is not None else [],
@@ -110,98 +111,210 @@ def _is_birthday(md: tuple[int, int], date: dt.date) -> bool:
     return False
 
 
+# Each condition is one small function: (rule, facts) -> the reason it fails, or None.
+# A rule's checks are compiled once, in this fixed order, so that the "first reason"
+# does not depend on the order of keys in the bundle JSON.
+Check = Callable[[Rule, "_Facts"], "str | None"]
+
+
+def _c_unknown(rule: Rule, f: _Facts) -> str | None:
+    return rule.unknown
+
+
+def _c_member(rule: Rule, f: _Facts) -> str | None:
+    if f.member is None:
+        return f"{f.member_note}; the rule is for members only"
+    return None
+
+
+def _who(f: _Facts) -> str:
+    return f.member_note or "no member"
+
+
+def _c_tiers(rule: Rule, f: _Facts) -> str | None:
+    m, tiers = f.member, rule.tiers
+    assert tiers is not None
+    if m is None:
+        return f"{_who(f)}; rule needs tier {_or_list(list(tiers))}"
+    if m.tier not in tiers:
+        return f"member is {m.tier or 'without a tier'}; rule needs {_or_list(list(tiers))}"
+    return None
+
+
+def _c_min_tier(rule: Rule, f: _Facts) -> str | None:
+    m = f.member
+    if m is None:
+        return f"{_who(f)}; rule needs tier {rule.min_tier} or higher"
+    rank = f.bundle.tier_ranks.get(m.tier) if m.tier is not None else None
+    if rank is None or rank < rule.min_tier_rank:
+        return f"member is {m.tier or 'without a tier'}; rule needs {rule.min_tier} or higher"
+    return None
+
+
+def _c_groups(rule: Rule, f: _Facts) -> str | None:
+    m, groups = f.member, rule.groups
+    assert groups is not None
+    if m is None:
+        return f"{_who(f)}; rule needs group {_or_list(list(groups))}"
+    if m.groups.isdisjoint(groups):
+        return f"member is not in group {_or_list(list(groups))}"
+    return None
+
+
+def _c_birthday(rule: Rule, f: _Facts) -> str | None:
+    m = f.member
+    if m is None:
+        return f"{_who(f)}; rule is for the member's birthday {rule.birthday}"
+    md = m.birth_month_day
+    if md is None:
+        return "member's birthday is not known"
+    if rule.birthday == "month" and md[0] != f.date.month:
+        return "it is not the member's birthday month"
+    if rule.birthday == "day" and not _is_birthday(md, f.date):
+        return "today is not the member's birthday"
+    return None
+
+
+def _c_purchase_count(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_purchase_count
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule needs {need} earlier purchases"
+    if m.purchase_count is None or m.purchase_count < need:
+        return f"member has {m.purchase_count or 0} purchases; rule needs {need}"
+    return None
+
+
+def _c_spend_30d(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_spend_30d
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule needs a spend over the last 30 days"
+    if m.spend_30d is None or m.spend_30d < need:
+        mu = f.bundle.minor_units
+        return (f"member spent {format_money(m.spend_30d or 0, mu)} in 30 days; "
+                f"rule needs {format_money(need, mu)}")
+    return None
+
+
+def _c_win_back(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_days_since_last_purchase
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule is for members who have not bought for a while"
+    if m.last_purchase is None:
+        return "member has no last purchase on record"
+    days = (f.date - m.last_purchase).days
+    if days < need:
+        return f"member last bought {days} days ago; rule needs {need} days or more"
+    return None
+
+
+def _c_identified_by(rule: Rule, f: _Facts) -> str | None:
+    kinds = rule.identified_by
+    assert kinds is not None
+    if f.token_kind in kinds:
+        return None
+    how = f"identified by {f.token_kind}" if f.token_kind else "not identified by a card"
+    return f"customer is {how}; rule needs {_or_list(list(kinds))}"
+
+
+def _c_bins(rule: Rule, f: _Facts) -> str | None:
+    bins = rule.bins
+    assert bins is not None
+    if f.bin6 in bins:
+        return None
+    if f.bin6 is None:
+        return "no bank card was read; rule is for certain bank cards"
+    return f"bank card {f.bin6} is not one of the rule's banks"
+
+
+def _c_weekdays(rule: Rule, f: _Facts) -> str | None:
+    days = rule.weekdays
+    assert days is not None
+    if f.weekday in days:
+        return None
+    return (f"today is {WEEKDAYS[f.weekday]}; rule is for "
+            f"{_or_list([WEEKDAYS[d] for d in sorted(days)])}")
+
+
+def _c_hours(rule: Rule, f: _Facts) -> str | None:
+    hours = rule.hours
+    assert hours is not None
+    s = f.seconds
+    for start, end in hours:
+        # start included, end excluded; an end at or before the start wraps past midnight
+        if (start <= s < end) if start < end else (s >= start or s < end):
+            return None
+    spans = ", ".join(f"{a // 3600:02d}:{a % 3600 // 60:02d}-{b // 3600:02d}:"
+                      f"{b % 3600 // 60:02d}" for a, b in hours)
+    return f"local time is {f.at:%H:%M}; rule is for {spans}"
+
+
+def _c_dates(rule: Rule, f: _Facts) -> str | None:
+    dates = rule.dates
+    assert dates is not None
+    d = f.date
+    for a, b in dates:
+        if a <= d <= b:
+            return None
+    spans = ", ".join(f"{a} to {b}" for a, b in dates)
+    return f"today is {d}; rule runs {spans}"
+
+
+def _c_min_gross(rule: Rule, f: _Facts) -> str | None:
+    need = rule.min_gross
+    assert need is not None
+    if f.gross >= need:
+        return None
+    mu = f.bundle.minor_units
+    return (f"basket is {format_money(f.gross, mu)}; rule needs at least "
+            f"{format_money(need, mu)}")
+
+
+def _c_lines(rule: Rule, f: _Facts) -> str | None:
+    if _targets(rule, f):
+        return None
+    parts = []
+    if rule.skus is not None:
+        parts.append(f"product {_or_list(list(rule.skus))}")
+    if rule.categories is not None:
+        parts.append(f"category {_or_list(list(rule.categories))}")
+    return "no basket line is " + " in ".join(parts)
+
+
+def compile_checks(rule: Rule) -> tuple[Check, ...]:
+    """The rule's condition checks, in the order reasons are reported."""
+    if rule.unknown is not None:
+        return (_c_unknown,)
+    checks: list[Check] = []
+    if not rule.anonymous:
+        checks.append(_c_member)
+    for present, check in (
+            (rule.tiers, _c_tiers), (rule.min_tier, _c_min_tier), (rule.groups, _c_groups),
+            (rule.birthday, _c_birthday), (rule.min_purchase_count, _c_purchase_count),
+            (rule.min_spend_30d, _c_spend_30d),
+            (rule.min_days_since_last_purchase, _c_win_back),
+            (rule.identified_by, _c_identified_by), (rule.bins, _c_bins),
+            (rule.weekdays, _c_weekdays), (rule.hours, _c_hours), (rule.dates, _c_dates),
+            (rule.min_gross, _c_min_gross)):
+        if present is not None:
+            checks.append(check)
+    if rule.targets_lines:
+        checks.append(_c_lines)
+    return tuple(checks)
+
+
 def _why_not(rule: Rule, f: _Facts) -> str | None:
     """The first reason the rule's conditions do not hold, or None when they all hold."""
-    if rule.unknown is not None:
-        return rule.unknown
-    m = f.member
-    if m is None and not rule.anonymous:
-        return f"{f.member_note}; the rule is for members only"
-    who = f.member_note or "no member"
-    if rule.tiers is not None:
-        if m is None:
-            return f"{who}; rule needs tier {_or_list(list(rule.tiers))}"
-        if m.tier not in rule.tiers:
-            return (f"member is {m.tier or 'without a tier'}; "
-                    f"rule needs {_or_list(list(rule.tiers))}")
-    if rule.min_tier is not None:
-        if m is None:
-            return f"{who}; rule needs tier {rule.min_tier} or higher"
-        rank = f.bundle.tier_ranks.get(m.tier) if m.tier is not None else None
-        if rank is None or rank < rule.min_tier_rank:
-            return f"member is {m.tier or 'without a tier'}; rule needs {rule.min_tier} or higher"
-    if rule.groups is not None:
-        if m is None:
-            return f"{who}; rule needs group {_or_list(list(rule.groups))}"
-        if m.groups.isdisjoint(rule.groups):
-            return f"member is not in group {_or_list(list(rule.groups))}"
-    if rule.birthday is not None:
-        if m is None:
-            return f"{who}; rule is for the member's birthday {rule.birthday}"
-        md = m.birth_month_day
-        if md is None:
-            return "member's birthday is not known"
-        if rule.birthday == "month" and md[0] != f.date.month:
-            return "it is not the member's birthday month"
-        if rule.birthday == "day" and not _is_birthday(md, f.date):
-            return "today is not the member's birthday"
-    if rule.min_purchase_count is not None:
-        if m is None:
-            return f"{who}; rule needs {rule.min_purchase_count} earlier purchases"
-        if m.purchase_count is None or m.purchase_count < rule.min_purchase_count:
-            return (f"member has {m.purchase_count or 0} purchases; "
-                    f"rule needs {rule.min_purchase_count}")
-    if rule.min_spend_30d is not None:
-        if m is None:
-            return f"{who}; rule needs a spend over the last 30 days"
-        if m.spend_30d is None or m.spend_30d < rule.min_spend_30d:
-            b = f.bundle
-            return (f"member spent {format_money(m.spend_30d or 0, b.minor_units)} in 30 days; "
-                    f"rule needs {format_money(rule.min_spend_30d, b.minor_units)}")
-    if rule.min_days_since_last_purchase is not None:
-        if m is None:
-            return f"{who}; rule is for members who have not bought for a while"
-        if m.last_purchase is None:
-            return "member has no last purchase on record"
-        days = (f.date - m.last_purchase).days
-        if days < rule.min_days_since_last_purchase:
-            return (f"member last bought {days} days ago; rule needs "
-                    f"{rule.min_days_since_last_purchase} days or more")
-    if rule.identified_by is not None and f.token_kind not in rule.identified_by:
-        how = f"identified by {f.token_kind}" if f.token_kind else "not identified by a card"
-        return f"customer is {how}; rule needs {_or_list(list(rule.identified_by))}"
-    if rule.bins is not None and f.bin6 not in rule.bins:
-        if f.bin6 is None:
-            return "no bank card was read; rule is for certain bank cards"
-        return f"bank card {f.bin6} is not one of the rule's banks"
-    if rule.weekdays is not None and f.weekday not in rule.weekdays:
-        return (f"today is {WEEKDAYS[f.weekday]}; rule is for "
-                f"{_or_list([WEEKDAYS[d] for d in sorted(rule.weekdays)])}")
-    if rule.hours is not None:
-        s = f.seconds
-        ok = False
-        for start, end in rule.hours:
-            if (start <= s < end) if start < end else (s >= start or s < end):
-                ok = True
-                break
-        if not ok:
-            spans = ", ".join(f"{a // 3600:02d}:{a % 3600 // 60:02d}-{b // 3600:02d}:"
-                              f"{b % 3600 // 60:02d}" for a, b in rule.hours)
-            return f"local time is {f.at:%H:%M}; rule is for {spans}"
-    if rule.dates is not None and not any(a <= f.date <= b for a, b in rule.dates):
-        spans = ", ".join(f"{a} to {b}" for a, b in rule.dates)
-        return f"today is {f.date}; rule runs {spans}"
-    if rule.min_gross is not None and f.gross < rule.min_gross:
-        b = f.bundle
-        return (f"basket is {format_money(f.gross, b.minor_units)}; rule needs at least "
-                f"{format_money(rule.min_gross, b.minor_units)}")
-    if rule.targets_lines and not _targets(rule, f):
-        parts = []
-        if rule.skus is not None:
-            parts.append(f"product {_or_list(list(rule.skus))}")
-        if rule.categories is not None:
-            parts.append(f"category {_or_list(list(rule.categories))}")
-        return "no basket line is " + " in ".join(parts)
+    checks = rule.checks
+    if checks is None:
+        # Compiled on first use (idempotent, so a race between threads is harmless).
+        checks = rule.checks = compile_checks(rule)
+    for check in checks:
+        reason = check(rule, f)
+        if reason is not None:
+            return reason
     return None
 
 
@@ -278,12 +391,9 @@ def considered(bundle: Bundle, values: dict[str, list[Any]],
     index = bundle.index
     mask = index.full
     for dim in index.dims:
-        allowed = dim.any_mask
-        buckets = dim.buckets
-        for v in values[dim.name]:
-            b = buckets.get(v)
-            if b is not None:
-                allowed |= b
+        # any_mask | the buckets of the sale's values, with the loop in C.
+        allowed = reduce(or_, filter(None, map(dim.buckets.get, values[dim.name])),
+                         dim.any_mask)
         mask &= allowed
         if not mask:
             break
