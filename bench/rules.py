@@ -139,35 +139,41 @@ MEMBER = MemberView({
 })
 
 
+def _stats(values: list[int]) -> tuple[float, float]:
+    values.sort()
+    return statistics.median(values) / 1000, values[int(len(values) * 0.99)] / 1000
+
+
 def measure(bundles: dict[int, Any], request: QuoteRequest, ctx: QuoteContext,
-            runs: int) -> dict[int, tuple[float, float]]:
-    """Median and p99 (µs) per bundle size.
+            runs: int) -> dict[int, tuple[float, float, float, float]]:
+    """Per bundle size: wall-clock median and p99, CPU-time median and p99 (µs).
 
     The sizes are measured in interleaved rounds, so that load from other processes
-    on this shared machine falls on every size alike and the ratios stay fair.
+    on this shared machine falls on every size alike and the ratios stay fair. The
+    CPU time (this thread's) leaves out the time the scheduler gave to others, which
+    is what dominates the wall-clock p99 on a busy 2-core machine.
     """
     for bundle in bundles.values():
         for _ in range(200):
             quote(bundle, request, MEMBER, ctx)
-    samples: dict[int, list[int]] = {n: [] for n in bundles}
+    wall: dict[int, list[int]] = {n: [] for n in bundles}
+    cpu: dict[int, list[int]] = {n: [] for n in bundles}
     batch = 20
+    clock, tclock = time.perf_counter_ns, time.thread_time_ns
     gc.collect()
     gc.disable()
     try:
         for _ in range(runs // batch):
             for n, bundle in bundles.items():
-                out = samples[n]
+                w, c = wall[n], cpu[n]
                 for _ in range(batch):
-                    t0 = time.perf_counter_ns()
+                    t0, c0 = clock(), tclock()
                     quote(bundle, request, MEMBER, ctx)
-                    out.append(time.perf_counter_ns() - t0)
+                    c.append(tclock() - c0)
+                    w.append(clock() - t0)
     finally:
         gc.enable()
-    result = {}
-    for n, values in samples.items():
-        values.sort()
-        result[n] = (statistics.median(values) / 1000, values[int(len(values) * 0.99)] / 1000)
-    return result
+    return {n: (*_stats(wall[n]), *_stats(cpu[n])) for n in bundles}
 
 
 def main() -> None:
@@ -181,15 +187,19 @@ def main() -> None:
                for n in (0, 100, 1000, 10000)}
     results = measure(bundles, request, ctx, args.runs)
     print(f"quote of a 30-line basket, {args.runs} runs per size, interleaved (µs)")
-    print(f"{'rules':>7} {'median':>9} {'p99':>9} {'looked at':>10} {'applied':>8}")
-    for n, (med, p99) in results.items():
+    print(f"{'rules':>7} {'median':>9} {'p99':>9} {'cpu med':>9} {'cpu p99':>9} "
+          f"{'looked at':>10} {'applied':>8}")
+    for n, (med, p99, cmed, cp99) in results.items():
         q = quote(bundles[n], request, MEMBER, ctx)
         looked = sum(1 for e in q.explain if "rule" in e)
         applied = sum(1 for e in q.explain if e.get("applied"))
-        print(f"{n:>7} {med:>9.1f} {p99:>9.1f} {looked:>10} {applied:>8}")
+        print(f"{n:>7} {med:>9.1f} {p99:>9.1f} {cmed:>9.1f} {cp99:>9.1f} {looked:>10} "
+              f"{applied:>8}")
     ratio = results[1000][0] / results[0][0]
     ratio99 = results[1000][1] / results[0][1]
-    print(f"ratio 1,000 rules / empty bundle: median {ratio:.2f}, p99 {ratio99:.2f} (goal ≤ 5)")
+    cratio = results[1000][2] / results[0][2]
+    print(f"ratio 1,000 rules / empty bundle: median {ratio:.2f}, p99 {ratio99:.2f}, "
+          f"cpu median {cratio:.2f} (goal ≤ 5)")
 
     # Control: a bundle of only the rules the 1,000-rule quote looks at gives the same
     # sale; the difference is what the other rules cost (the index's overhead).
@@ -200,28 +210,34 @@ def main() -> None:
     control = {0: bundles[0], 1: parse_bundle(json.dumps(small).encode()),
                1000: bundles[1000]}
     c = measure(control, request, ctx, args.runs)
-    print(f"control: only the {len(looked_ids)} rules looked at: median {c[1][0]:.1f} µs; "
-          f"1,000 rules: {c[1000][0]:.1f} µs (index overhead ×{c[1000][0] / c[1][0]:.2f}); "
-          f"empty: {c[0][0]:.1f} µs")
+    print(f"control (cpu medians): only the {len(looked_ids)} rules looked at "
+          f"{c[1][2]:.1f} µs; all 1,000 rules {c[1000][2]:.1f} µs (index overhead "
+          f"×{c[1000][2] / c[1][2]:.2f}); empty {c[0][2]:.1f} µs")
 
     key = Ed25519PrivateKey.generate()
     payload = json.dumps(make_bundle(10000)).encode()
     envelope = sign_payload(payload, key, key_id="bench")
     trusted = {"bench": key.public_key()}
-    loads = []
+    loads, load_cpu = [], []
     for _ in range(7):
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         accept_envelope(envelope, trusted, club="acme", merchant="M-7", current_version=None,
                         now=AT)
+        load_cpu.append((time.thread_time() - c0) * 1000)
         loads.append((time.perf_counter() - t0) * 1000)
     print(f"verify + load a 10,000-rule bundle ({len(payload) // 1024} KiB): "
           f"median {statistics.median(loads):.0f} ms, best {min(loads):.0f} ms, "
-          f"worst {max(loads):.0f} ms (goal < 300)")
-    print("goals: p99 < 1000 µs @1k: {}; p99 < 5000 µs @10k: {}; ratio ≤ 5: {}; load < 300 ms: {}"
-          .format(*("met" if ok else "MISSED" for ok in (
+          f"worst {max(loads):.0f} ms; cpu median {statistics.median(load_cpu):.0f} ms "
+          f"(goal < 300)")
+    print("goals (wall clock): p99 < 1000 µs @1k: {}; p99 < 5000 µs @10k: {}; ratio ≤ 5: {}; "
+          "load < 300 ms: {}".format(*("met" if ok else "MISSED" for ok in (
               results[1000][1] < 1000, results[10000][1] < 5000, ratio <= 5,
               statistics.median(loads) < 300))))
+    print("goals (cpu time):   p99 < 1000 µs @1k: {}; p99 < 5000 µs @10k: {}; ratio ≤ 5: {}; "
+          "load < 300 ms: {}".format(*("met" if ok else "MISSED" for ok in (
+              results[1000][3] < 1000, results[10000][3] < 5000, cratio <= 5,
+              statistics.median(load_cpu) < 300))))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.errors import ClubtermError, RulesError
 
@@ -183,7 +183,7 @@ def _quote(args: argparse.Namespace) -> int:
             member = MemberView(record)
         except RulesError as exc:
             raise RulesError(f"{args.member}: {exc}") from None
-    redeem: int | str | None = None
+    redeem: int | Literal["max"] | None = None
     if args.redeem_points is not None:
         if args.redeem_points == "max":
             redeem = "max"
@@ -203,7 +203,7 @@ def _quote(args: argparse.Namespace) -> int:
                        credit_used_today=args.credit_used_today,
                        pending_count=args.pending, oldest_pending_age_s=oldest)
     request = QuoteRequest(lines, token_kind=args.token_kind, bin6=bin6,
-                           redeem_points=redeem,  # type: ignore[arg-type]
+                           redeem_points=redeem,
                            use_credit=list(args.use_credit))
     try:
         result = quote(bundle, request, member, ctx, use_index=args.brief)

@@ -586,30 +586,30 @@ def _build_index(bundle: Bundle) -> None:
         bundle.by_kind[kind] = rules
         ordered.extend(rules)
     n = len(ordered)
+    full = (1 << n) - 1
     always: list[int] = []
     # Positions first, masks at the end: OR-ing bits into growing big integers
     # one rule at a time would cost O(rules²).
-    any_pos: dict[str, list[int]] = {name: [] for name in DIMENSIONS}
+    uses: dict[str, list[int]] = {name: [] for name in DIMENSIONS}
     bucket_pos: dict[str, dict[Any, list[int]]] = {name: {} for name in DIMENSIONS}
+    tier_ranks = bundle.tier_ranks
     for pos, rule in enumerate(ordered):
         if rule.unknown is not None:
             always.append(pos)
-        keys = index_keys(rule, bundle.tier_ranks)
-        for name in DIMENSIONS:
-            values = keys.get(name)
+        for name, values in index_keys(rule, tier_ranks).items():
             if values is None:
-                any_pos[name].append(pos)
                 continue
+            uses[name].append(pos)
             buckets = bucket_pos[name]
             for v in values:
                 if v in buckets:
                     buckets[v].append(pos)
                 else:
                     buckets[v] = [pos]
-    used = [Dimension(name, _mask(any_pos[name], n),
+    used = [Dimension(name, full ^ _mask(uses[name], n),
                       {v: _mask(p, n) for v, p in bucket_pos[name].items()})
-            for name in DIMENSIONS if len(any_pos[name]) != n]
-    bundle.index = RuleIndex(ordered, used, _mask(always, n), (1 << n) - 1)
+            for name in DIMENSIONS if uses[name]]
+    bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
 
 
 def _mask(positions: list[int], n: int) -> int:

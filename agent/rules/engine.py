@@ -667,12 +667,14 @@ def _redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | N
             ex.note("redeem", "points cannot be redeemed under these rules", limit="points")
         else:
             balance = max(0, active.balances.get("points", 0))
-            share_cap = net
+            share_cap, share_name = net, "payable"
             if pc.max_redeem_share_bps is not None:
-                share_cap = min(net, net * pc.max_redeem_share_bps // 10000)
+                capped_share = net * pc.max_redeem_share_bps // 10000
+                if capped_share < net:
+                    share_cap, share_name = capped_share, "max_redeem_share_bps"
             # (most points allowed, the limit that sets it)
             bounds: list[tuple[int, str]] = [(0, block)] if block is not None else []
-            bounds += [(balance, "balance"), (share_cap // pc.value, "max_redeem_share_bps")]
+            bounds += [(balance, "balance"), (share_cap // pc.value, share_name)]
             if day_left is not None:
                 bounds.append((day_left // pc.value, "max_redeem_value_per_member_day"))
             most, bound_by = min(bounds, key=lambda b: b[0])
@@ -740,6 +742,9 @@ def _points_limit_text(limit: str, pts: int, balance: int, share_cap: int, value
                        day_left: int | None, ex: _Explainer) -> str:
     if limit == "balance":
         return f"the member has {balance} points; {pts} asked"
+    if limit == "payable":
+        return (f"{pts} points are worth {ex.money(pts * value)}, more than the "
+                f"{ex.money(share_cap)} to pay")
     if limit == "max_redeem_share_bps":
         return (f"{pts} points are worth {ex.money(pts * value)}; at most "
                 f"{ex.money(share_cap)} of this sale may be paid with points")
