@@ -192,6 +192,19 @@ class Bundle:
                 return r
         return None
 
+    def local_day(self, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The club-local day containing ``at``: [start, end) as aware datetimes.
+
+        For the store's day counters (credit day cap, offline day limit). A day of a
+        daylight-saving change is 23 or 25 hours long.
+        """
+        if at.tzinfo is None:
+            raise RulesError("the time must carry a UTC offset")
+        day = at.astimezone(self.tz).date()
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=self.tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        return start, end
+
     def summary(self) -> str:
         """One line for people: club, merchant, version, rule count, expiry."""
         return (f"club {self.club}, merchant {self.merchant}, version {self.version}, "

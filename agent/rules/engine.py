@@ -464,9 +464,12 @@ class _Kind:
         stopper: Rule | None = None
         for rule in self.rules:
             if stopper is not None:
-                why = ("only the first multiplier that applies counts" if first_only
-                       and not stopper.exclusive else "exclusive rule")
-                self.ex.skipped(rule, f"{why} {stopper.id} already applies")
+                if first_only and not stopper.exclusive:
+                    why = (f"multiplier {stopper.id} already applies; only the first "
+                           f"multiplier that applies counts")
+                else:
+                    why = f"exclusive rule {stopper.id} already applies"
+                self.ex.skipped(rule, why)
                 continue
             reason = _why_not(rule, self.facts)
             if reason is not None:
