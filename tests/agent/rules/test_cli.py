@@ -177,3 +177,13 @@ def test_help_texts(capsys):
         main(["rules", "quote", "--help"])
     out = capsys.readouterr().out
     assert "--redeem-points" in out and "example:" in out
+
+
+def test_the_documented_example_prints_example_b(capsys):
+    ex = "docs/examples/rules/"
+    assert main(["rules", "quote", "--unsigned", "--bundle", ex + "bundle.json",
+                 "--basket", ex + "basket.json", "--member", ex + "member.json",
+                 "--at", "2026-11-24T10:00:00+01:00", "--redeem-points", "1000"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["payable"], out["points_earned"][1]["points"]) == (3345, 33)
+    assert out["credits_earned"][0]["amount"] == 66
