@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -180,7 +181,7 @@ def test_help_texts(capsys):
 
 
 def test_the_documented_example_prints_example_b(capsys):
-    ex = "docs/examples/rules/"
+    ex = str(Path(__file__).resolve().parents[3] / "docs" / "examples" / "rules") + "/"
     assert main(["rules", "quote", "--unsigned", "--bundle", ex + "bundle.json",
                  "--basket", ex + "basket.json", "--member", ex + "member.json",
                  "--at", "2026-11-24T10:00:00+01:00", "--redeem-points", "1000"]) == 0
