@@ -294,6 +294,7 @@ class ClubLink:
         client.max_inflight_messages_set(max(20, 2 * self.tuning.max_inflight_batches + 8))
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -326,6 +327,10 @@ class ClubLink:
         self._attempt = 0
         client.subscribe([(t, 1) for t in self.topics.subscriptions()])
         self._jobs.put(_Job("connected", data={"session_present": flags.session_present}))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # TCP or TLS failed before MQTT began (broker down, certificate refused).
+        self._set_error("cannot reach the club broker (TCP or TLS failed)")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:

@@ -184,3 +184,17 @@ def test_the_will_marks_a_vanished_terminal_offline(
     term.stop()
     st = sim_club.wait_status(term.id, lambda s: s["state"] == "offline")
     assert "at" in st  # a clean stop says so itself
+
+
+def test_status_is_repeated_and_follows_readers(sim_club: SimClub, mosquitto: MosquittoBroker,
+                                                make_terminal) -> None:
+    from dataclasses import replace
+
+    from tests.agent.sync.conftest import FAST
+    term = make_terminal(sim_club, mosquitto.tls_url,
+                         tuning=replace(FAST, status_interval_s=1.0))
+    first = sim_club.wait_status(term.id, lambda s: s["state"] == "online")
+    sim_club.wait_status(term.id, lambda s: s["at"] != first["at"], timeout=10)
+    readers = [{"name": "Virtual PCD 00 00", "kind": "pcsc", "state": "ok"}]
+    term.link.set_readers(readers)
+    assert sim_club.wait_status(term.id, lambda s: s["readers"] == readers)["readers"] == readers
