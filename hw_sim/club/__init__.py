@@ -1,0 +1,1 @@
+"""The simulated club server (HTTPS endpoints, broker-side helpers)."""
