@@ -131,9 +131,16 @@ class ClubClient:
             f"the club refused {path} (HTTP {resp.status_code}"
             f"{', ' + str(reason) if reason else ''}): {message or resp.reason}. {NOTHING_CHANGED}")
 
-    def lookup(self, code: str) -> dict[str, Any]:
-        """Which terminal the code is for (does not use the code up)."""
-        answer = self._post("/v1/enrolment/lookup", {"code": code})
+    def lookup(self, code: str, public_key_pem: bytes | None = None) -> dict[str, Any]:
+        """Which terminal the code is for (does not use the code up).
+
+        ``public_key_pem`` is the key of an interrupted earlier attempt, so the club
+        can recognise the same device retrying with a code it already used.
+        """
+        body: dict[str, Any] = {"code": code}
+        if public_key_pem is not None:
+            body["public_key"] = public_key_pem.decode("ascii")
+        answer = self._post("/v1/enrolment/lookup", body)
         for key in ("terminal_id", "club_id", "merchant_id"):
             if not isinstance(answer.get(key), str) or not answer[key]:
                 raise ProvisioningError(f"the club's lookup answer has no {key}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from agent import __version__
 from agent.config import Config, load_config, load_profile, read_secret_file
@@ -113,6 +113,22 @@ def _parse_rules_keys(obj: Any) -> dict[str, bytes]:
     return out
 
 
+def _pending_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
+    """The device key an interrupted enrolment left, if it is usable."""
+    if not path.exists():
+        return None
+    try:
+        return load_private_key(read_secret_file(path))
+    except (ProvisioningError, ConfigError):
+        return None
+
+
+def public_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The public half, SubjectPublicKeyInfo PEM."""
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def _existing_raw(config_out: Path) -> dict[str, Any]:
     if not config_out.exists():
         return {}
@@ -163,7 +179,9 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         client = ClubClient(central_url, ca_file, timeout=timeout)
 
         progress("3/6 Checking the enrolment code")
-        info = client.lookup(code)
+        pending = state_dir / PENDING_KEY
+        key = _pending_key(pending)
+        info = client.lookup(code, None if key is None else public_key_pem(key))
         terminal_id, club_id, merchant_id = info["terminal_id"], info["club_id"], info["merchant_id"]
         progress(f"  code is for terminal {terminal_id} of merchant {merchant_id}, club {club_id}")
         chosen = choose_profile(profile, hw, progress, info.get("profile"))
@@ -172,15 +190,9 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         # retry after a lost answer presents the same key (the club answers it again).
         progress("4/6 Making the device key and certificate request")
         make_dir(state_dir, mode=0o750, owner=owner.uid, group=owner.gid)
-        pending = state_dir / PENDING_KEY
-        key = None
-        if pending.exists():
-            try:
-                key = load_private_key(read_secret_file(pending))
-                progress("  reusing the device key of an interrupted enrolment")
-            except (ProvisioningError, ConfigError):
-                key = None
-        if key is None:
+        if key is not None:
+            progress("  reusing the device key of an interrupted enrolment")
+        else:
             key = generate_device_key()
             write_atomic(pending, private_key_pem(key), mode=0o600, owner=owner.uid, group=owner.gid)
         csr = make_csr(key, terminal_id)

@@ -405,12 +405,31 @@ class EnrolmentService:
             raise HttpError(410, "code_expired",
                             f"this enrolment code expired at {record.expires_at.isoformat()}")
 
+    @staticmethod
+    def _same_device_retry(record: EnrolmentCode, public_key_pem: Any) -> bool:
+        """The device that used this code asks again (its answer was lost)."""
+        if record.used_at is None or record.used_by_key is None or not isinstance(public_key_pem, str):
+            return False
+        try:
+            key = serialization.load_pem_public_key(public_key_pem.encode())
+        except ValueError:
+            return False
+        der = key.public_bytes(serialization.Encoding.DER,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        return der == record.used_by_key
+
     def lookup(self, request: Request, match: re.Match[str]) -> Response:
-        """Which terminal a code is for; does not use the code up."""
+        """Which terminal a code is for; does not use the code up.
+
+        A used code is still answered to the device that used it (``public_key``
+        in the request equals the key it enrolled), so it can retry a lost answer.
+        """
         self.requests.append(request)
+        body = request.json()
         with self._lock:
-            record = self._code(request.json())
-            self._check_usable(record)
+            record = self._code(body)
+            if not self._same_device_retry(record, body.get("public_key")):
+                self._check_usable(record)
             return Response.json(200, {
                 "terminal_id": record.terminal_id, "club_id": self.club_id,
                 "merchant_id": record.merchant_id, "profile": record.profile,
