@@ -124,6 +124,14 @@ class ClubCA:
                 key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
 
+    def issue_client(self, cn: str, *, days: float = 365) -> tuple[bytes, bytes]:
+        """(cert PEM, key PEM) for a client such as the club's own publisher."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._issue(cn, key.public_key(), days=days, server_hosts=None, client=True)
+        return (cert.public_bytes(serialization.Encoding.PEM),
+                key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
     def sign_csr(self, csr: x509.CertificateSigningRequest, terminal_id: str, *, days: float,
                  not_before: datetime | None = None) -> x509.Certificate:
         """A client certificate for a terminal (CN = ``terminal_id``)."""

@@ -8,6 +8,7 @@ the club-link work; it should move there once that fixture can take a CA.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -128,7 +129,10 @@ def tls_broker(club_ca: ClubCA, tmp_path: Path) -> Iterator[TlsBroker]:
         f"cafile {folder / 'ca.crt'}\ncertfile {folder / 'server.crt'}\n"
         f"keyfile {folder / 'server.key'}\nrequire_certificate true\n"
         "use_identity_as_username true\nallow_anonymous false\npersistence false\n"
-        "log_dest none\n")
+        "log_dest none\n"
+        # Started as root, mosquitto drops to its own user, which cannot read the
+        # test's private temp folder: stay as the user running the tests.
+        + (f"user {pwd.getpwuid(os.geteuid()).pw_name}\n" if os.geteuid() == 0 else ""))
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     proc = subprocess.Popen([exe, "-c", str(folder / "mosquitto.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
