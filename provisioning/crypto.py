@@ -70,7 +70,7 @@ def cert_fingerprint(cert: x509.Certificate) -> str:
 
 
 def normalise_fingerprint(text: str) -> str:
-    """Accept ``AB:CD:…``, ``abcd…`` or ``sha256:…``; return the form of :func:`cert_fingerprint`."""
+    """Accept ``AB:CD:…``, ``abcd…`` or ``sha256:…``; answer as :func:`cert_fingerprint`."""
     raw = text.strip().lower()
     if raw.startswith("sha256:") or raw.startswith("sha256/"):
         raw = raw[7:]
@@ -145,7 +145,8 @@ class SealedKey:
     def from_json(cls, obj: object) -> SealedKey:
         """Parse the ``pan_key`` object; a wrong shape is a ProvisioningError."""
         if not isinstance(obj, dict) or obj.get("alg") != ENVELOPE_ALG:
-            raise ProvisioningError(f"the club sent the pan_key in an unknown form (want {ENVELOPE_ALG})")
+            raise ProvisioningError(
+                f"the club sent the pan_key in an unknown form (want {ENVELOPE_ALG})")
         try:
             return cls(epk=base64.b64decode(obj["epk"], validate=True),
                        nonce=base64.b64decode(obj["nonce"], validate=True),
@@ -161,8 +162,8 @@ def _point(key: ec.EllipticCurvePublicKey) -> bytes:
 
 def _derive(shared: bytes, epk: bytes, device_point: bytes) -> bytes:
     # Both public keys go into the KDF so the derived key is bound to this exchange.
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=hashlib.sha256(epk + device_point).digest(),
-                info=_HKDF_INFO).derive(shared)
+    salt = hashlib.sha256(epk + device_point).digest()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO).derive(shared)
 
 
 def seal_for_device(device_public: ec.EllipticCurvePublicKey, secret: bytes,
@@ -176,7 +177,8 @@ def seal_for_device(device_public: ec.EllipticCurvePublicKey, secret: bytes,
                      ciphertext=AESGCM(key).encrypt(nonce, secret, terminal_id.encode()))
 
 
-def open_sealed(device_key: ec.EllipticCurvePrivateKey, sealed: SealedKey, terminal_id: str) -> bytes:
+def open_sealed(device_key: ec.EllipticCurvePrivateKey, sealed: SealedKey,
+                terminal_id: str) -> bytes:
     """Decrypt an envelope made by :func:`seal_for_device` (terminal side)."""
     try:
         peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), sealed.epk)

@@ -92,7 +92,8 @@ def _with_sqlite(db_path: Path) -> tuple[int, list[dict[str, Any]]]:
                 if isinstance(parsed, dict):
                     event.update(parsed)
             except ValueError:
-                event["body_raw"] = body if isinstance(body, str) else body.decode("utf-8", "replace")
+                text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+                event["body_raw"] = text
         event.update(record)
         events.append(event)
     return len(events), events

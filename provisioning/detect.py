@@ -47,7 +47,8 @@ def pcsc_reader_names() -> tuple[list[str], str | None]:
     try:
         return [str(r) for r in readers()], None
     except Exception as exc:  # pyscard raises several unrelated types when pcscd is down
-        return [], f"pcscd is not reachable ({exc.__class__.__name__}); is the pcscd service running?"
+        return [], (f"pcscd is not reachable ({exc.__class__.__name__}); "
+                    f"is the pcscd service running?")
 
 
 def detect_hardware(*, input_glob: str = INPUT_GLOB,
@@ -114,7 +115,8 @@ def rank_profiles(profiles: list[Profile], hw: Hardware) -> list[ProfileMatch]:
                 missing.append(spec.name)
             else:
                 found.append((spec.name, what))
-        matches.append(ProfileMatch(profile.name, profile.description, tuple(found), tuple(missing)))
+        matches.append(ProfileMatch(profile.name, profile.description, tuple(found),
+                                    tuple(missing)))
     return sorted(matches, key=lambda m: (not m.complete, -len(m.found), len(m.missing), m.name))
 
 

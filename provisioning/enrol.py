@@ -34,7 +34,13 @@ from provisioning.crypto import (
     open_sealed,
     private_key_pem,
 )
-from provisioning.detect import Hardware, detect_hardware, propose_profile, rank_profiles, shipped_profiles
+from provisioning.detect import (
+    Hardware,
+    detect_hardware,
+    propose_profile,
+    rank_profiles,
+    shipped_profiles,
+)
 from provisioning.state import (
     PENDING_KEY,
     GenerationFiles,
@@ -51,6 +57,7 @@ from provisioning.state import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+NO_OWNER = Owner()  # leave files to the user running the command
 
 
 def _quiet(message: str) -> None:
@@ -105,7 +112,8 @@ def _parse_rules_keys(obj: Any) -> dict[str, bytes]:
         try:
             key = serialization.load_pem_public_key(str(pem).encode())
         except ValueError:
-            raise ProvisioningError(f"rule-signing key {key_id!r} is not a PEM public key") from None
+            raise ProvisioningError(
+                f"rule-signing key {key_id!r} is not a PEM public key") from None
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise ProvisioningError(f"rule-signing key {key_id!r} is not an Ed25519 key")
         out[str(key_id)] = key.public_bytes(serialization.Encoding.PEM,
@@ -152,7 +160,7 @@ def _current_generation(config_out: Path, state_dir: Path) -> Path | None:
 
 
 def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out: Path,
-          state_dir: Path, profile: str | None = None, owner: Owner = Owner(),
+          state_dir: Path, profile: str | None = None, owner: Owner = NO_OWNER,
           hardware: Hardware | None = None, timeout: float = 15, progress: Progress = _quiet,
           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> EnrolResult:
     """Enrol this box with the club; see ``docs/provisioning.md`` for each step."""
@@ -182,7 +190,8 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         pending = state_dir / PENDING_KEY
         key = _pending_key(pending)
         info = client.lookup(code, None if key is None else public_key_pem(key))
-        terminal_id, club_id, merchant_id = info["terminal_id"], info["club_id"], info["merchant_id"]
+        terminal_id = info["terminal_id"]
+        club_id, merchant_id = info["club_id"], info["merchant_id"]
         progress(f"  code is for terminal {terminal_id} of merchant {merchant_id}, club {club_id}")
         chosen = choose_profile(profile, hw, progress, info.get("profile"))
 
@@ -194,7 +203,8 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
             progress("  reusing the device key of an interrupted enrolment")
         else:
             key = generate_device_key()
-            write_atomic(pending, private_key_pem(key), mode=0o600, owner=owner.uid, group=owner.gid)
+            write_atomic(pending, private_key_pem(key), mode=0o600, owner=owner.uid,
+                         group=owner.gid)
         csr = make_csr(key, terminal_id)
 
         progress("5/6 Enrolling with the club")
@@ -263,7 +273,7 @@ class RotateResult:
     cert_not_after: datetime
 
 
-def rotate(cfg: Config, *, owner: Owner = Owner(), timeout: float = 15,
+def rotate(cfg: Config, *, owner: Owner = NO_OWNER, timeout: float = 15,
            progress: Progress = _quiet,
            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RotateResult:
     """New device key and certificate; the store and its queue are not touched."""

@@ -125,7 +125,8 @@ def pcsc_tap(spec: ReaderSpec, reader_name: str, timeout: float) -> Check | None
         return Check(f"reader {spec.name}", False,
                      f"{reader_name}: the card did not answer ({exc.__class__.__name__})",
                      "hold the card still on the reader; try another test card")
-    return Check(f"reader {spec.name}", True, f"{reader_name}: card answered (ATR {len(atr)} bytes)")
+    return Check(f"reader {spec.name}", True,
+                 f"{reader_name}: card answered (ATR {len(atr)} bytes)")
 
 
 def driver_tap(cfg: Config, pan_key: bytes, timeout: float,
@@ -177,9 +178,10 @@ def check_readers(cfg: Config, hw: Hardware, *, tap_timeout: float = 0,
             advice = {"pcsc": "plug the reader in and check 'pcsc_scan'; is pcscd running?",
                       "evdev": "plug the reader in; check ls /dev/input/by-id and the udev rules",
                       "serial": "plug the reader in; check the udev rule that names the port"}
+            rules = ", ".join(cfg.profile.udev_rules) or "no udev rules"
             checks.append(Check(f"reader {spec.name}", False,
                                 f"{spec.model or spec.kind} not found ({where})",
-                                advice[spec.kind] + f" ({', '.join(cfg.profile.udev_rules) or 'no rules'})"))
+                                f"{advice[spec.kind]} ({rules})"))
             continue
         result = None
         if tap_timeout > 0 and spec.kind == "pcsc":
@@ -247,7 +249,9 @@ def connect_broker(cfg: Config, *, timeout: float = 10) -> tuple[Check, BrokerSe
     url = urlsplit(cfg.broker_url)
     tls = url.scheme == "mqtts"
     port = url.port or (8883 if tls else 1883)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2,
                          client_id=f"{cfg.terminal_id}-selftest", clean_session=True)
     if tls:
         if not (cfg.ca_file and cfg.cert_file and cfg.key_file):

@@ -106,7 +106,8 @@ def new_generation_name(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
-def write_generation(state_dir: Path, identity: Identity, now: datetime, owner: Owner) -> GenerationFiles:
+def write_generation(state_dir: Path, identity: Identity, now: datetime,
+                     owner: Owner) -> GenerationFiles:
     """Write a complete new generation under ``state_dir/identity`` and fsync it."""
     root = state_dir / IDENTITY_DIR
     make_dir(state_dir, mode=0o750, owner=owner.uid, group=owner.gid)
@@ -121,7 +122,8 @@ def write_generation(state_dir: Path, identity: Identity, now: datetime, owner: 
     write_atomic(gen.ca_file, identity.ca_pem, mode=0o644, **own)
     for key_id, pem in identity.rules_keys.items():
         if not valid_key_id(key_id):
-            raise ProvisioningError(f"the club sent a rule-signing key id that is not usable: {key_id!r}")
+            raise ProvisioningError(
+                f"the club sent a rule-signing key id that is not usable: {key_id!r}")
         write_atomic(gen.rules_keys_dir / f"{key_id}.pub", pem, mode=0o644, **own)
     fsync_dir(root)
     fsync_dir(state_dir)
@@ -132,7 +134,8 @@ def config_data(existing: Mapping[str, Any], *, terminal_id: str, merchant_id: s
                 profile: str, state_dir: Path, gen: GenerationFiles, broker_url: str | None,
                 central_url: str | None, default_country_code: str | None) -> dict[str, Any]:
     """The new configuration: ``existing`` with the enrolment keys replaced (pure)."""
-    data: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in existing.items()}
+    data: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
+                            for k, v in existing.items()}
     terminal = data.setdefault("terminal", {})
     terminal.update({"id": terminal_id, "merchant_id": merchant_id, "club_id": club_id,
                      "profile": profile})

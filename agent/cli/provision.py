@@ -80,7 +80,8 @@ def _selftest(args: argparse.Namespace) -> int:
     checks = run_selftest(path, tap_timeout=args.tap_timeout, timeout=args.timeout, progress=_say)
     failed = [c for c in checks if not c.ok]
     if failed:
-        _say(f"{len(failed)} check(s) failed; fix them and run 'clubterm provision selftest' again.")
+        _say(f"{len(failed)} check(s) failed; fix them and run "
+             f"'clubterm provision selftest' again.")
         return 1
     _say("All checks passed. The terminal is ready.")
     return 0
@@ -147,7 +148,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Put this terminal into service and take it out again "
                                    "(docs/provisioning.md).")
     steps = p.add_subparsers(dest="provision_command", metavar="STEP")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def _help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=_help)
 
     e = steps.add_parser("enrol", help="enrol this box with the club using a one-time code")
     e.add_argument("--central", required=True, metavar="URL", help="the club's https:// URL")

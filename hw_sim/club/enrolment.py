@@ -69,13 +69,15 @@ class ClubCA:
             x509.CertificateBuilder()
             .subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=days))
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False,
                                          data_encipherment=False, key_agreement=False,
                                          encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
             .sign(key, hashes.SHA256())
         )
         return cls(key, cert)
@@ -90,15 +92,17 @@ class ClubCA:
         """SHA-256 fingerprint a technician pins (``--ca-fingerprint``)."""
         return cert_fingerprint(self.cert)
 
-    def _issue(self, subject_cn: str, public_key: Any, *, days: float, server_hosts: list[str] | None,
-               client: bool, not_before: datetime | None = None) -> x509.Certificate:
+    def _issue(self, subject_cn: str, public_key: Any, *, days: float,
+               server_hosts: list[str] | None, client: bool,
+               not_before: datetime | None = None) -> x509.Certificate:
         now = _now() if not_before is None else not_before
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
             .issuer_name(self.cert.subject).public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=days))
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                            critical=False)
@@ -224,16 +228,16 @@ class HttpsServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet in tests
 
             def _serve(self) -> None:
                 server._dispatch(self)
 
-            do_GET = _serve  # noqa: N815
-            do_POST = _serve  # noqa: N815
-            do_PUT = _serve  # noqa: N815
-            do_DELETE = _serve  # noqa: N815
+            do_GET = _serve
+            do_POST = _serve
+            do_PUT = _serve
+            do_DELETE = _serve
 
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
@@ -284,10 +288,11 @@ class HttpsServer:
         client_cn = None
         peer = h.connection.getpeercert() if isinstance(h.connection, ssl.SSLSocket) else None
         if peer:
+            # getpeercert() gives the subject as a tuple of RDNs of (name, value) pairs.
             for rdn in peer.get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        client_cn = value
+                for pair in rdn:
+                    if pair[0] == "commonName":
+                        client_cn = str(pair[1])
         request = Request(method=h.command, path=split.path, query=parse_qs(split.query),
                           headers={k.lower(): v for k, v in h.headers.items()}, body=body,
                           client_cn=client_cn)
@@ -315,7 +320,8 @@ class HttpsServer:
             except HttpError as exc:
                 return Response.json(exc.status, {"error": exc.code, "message": exc.message})
         if allowed:
-            return Response.json(405, {"error": "method_not_allowed", "message": "method not allowed"})
+            return Response.json(405, {"error": "method_not_allowed",
+                                       "message": "method not allowed"})
         return Response.json(404, {"error": "not_found", "message": f"no route for {request.path}"})
 
 
@@ -416,7 +422,7 @@ class EnrolmentService:
     @staticmethod
     def _same_device_retry(record: EnrolmentCode, public_key_pem: Any) -> bool:
         """The device that used this code asks again (its answer was lost)."""
-        if record.used_at is None or record.used_by_key is None or not isinstance(public_key_pem, str):
+        if record.used_by_key is None or not isinstance(public_key_pem, str):
             return False
         try:
             key = serialization.load_pem_public_key(public_key_pem.encode())
@@ -450,7 +456,8 @@ class EnrolmentService:
         try:
             csr = x509.load_pem_x509_csr(pem.encode())
         except ValueError:
-            raise HttpError(400, "csr_invalid", "the CSR is not a PEM certificate request") from None
+            raise HttpError(400, "csr_invalid",
+                            "the CSR is not a PEM certificate request") from None
         if not csr.is_signature_valid:
             raise HttpError(400, "csr_invalid", "the CSR signature does not verify")
         key = csr.public_key()

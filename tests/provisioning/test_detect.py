@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioning.detect import Hardware, detect_hardware, propose_profile, rank_profiles, shipped_profiles
+from provisioning.detect import (
+    Hardware,
+    detect_hardware,
+    propose_profile,
+    rank_profiles,
+    shipped_profiles,
+)
 
 ACR = "ACS ACR122U PICC Interface 00 00"
 SCANNER = "/dev/input/by-id/usb-Netum_Barcode_Scanner-event-kbd"
@@ -18,7 +24,8 @@ def test_pi_with_nfc_and_scanner() -> None:
 
 
 def test_the_more_specific_profile_wins() -> None:
-    hw = Hardware(pcsc_readers=(ACR,), input_devices=(SCANNER,), serial_ports=("/dev/clubterm-msr",))
+    hw = Hardware(pcsc_readers=(ACR,), input_devices=(SCANNER,),
+                  serial_ports=("/dev/clubterm-msr",))
     match = propose_profile(hw)
     assert match is not None and match.name == "rpi-acr122u-scanner-msr"
 

@@ -50,8 +50,9 @@ def club_client(ca: ClubCA, folder: Path, broker: TlsBroker, cn: str = "club") -
     return c
 
 
-def publish_rules(client: mqtt.Client, key: ed25519.Ed25519PrivateKey, *, key_id: str = "club-2026-1",
-                  merchant: str = "M-7", expires_in: timedelta = timedelta(days=30)) -> None:
+def publish_rules(client: mqtt.Client, key: ed25519.Ed25519PrivateKey, *,
+                  key_id: str = "club-2026-1", merchant: str = "M-7",
+                  expires_in: timedelta = timedelta(days=30)) -> None:
     now = datetime.now(UTC)
     bundle = {"club": CLUB, "merchant": merchant, "version": 42,
               "issued_at": now.isoformat(), "expires_at": (now + expires_in).isoformat(),
