@@ -273,7 +273,15 @@ def connect_broker(cfg: Config, *, timeout: float = 10) -> tuple[Check, BrokerSe
         result["reason"] = reason
         connected.set()
 
+    def on_disconnect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        # Before CONNACK this is the broker closing on us, usually its TLS layer
+        # refusing our certificate: report it now instead of waiting for the timeout.
+        if not connected.is_set():
+            result["dropped"] = reason
+            connected.set()
+
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(url.hostname or "localhost", port, keepalive=30)
     except ssl.SSLError as exc:
@@ -289,6 +297,12 @@ def connect_broker(cfg: Config, *, timeout: float = 10) -> tuple[Check, BrokerSe
         client.disconnect()
         return Check(name, False, f"no answer from {url.hostname}:{port} within {timeout:.0f} s",
                      "the broker may have refused the certificate: check it with the club"), None
+    if "dropped" in result:
+        session.close()
+        return Check(name, False, f"{url.hostname}:{port} closed the connection before "
+                     f"accepting it ({result['dropped']})",
+                     "the broker refused this terminal's certificate: check the clock, then "
+                     "ask the club whether the certificate is revoked; rotate or enrol again"), None
     reason = result["reason"]
     if getattr(reason, "is_failure", False):
         session.close()
