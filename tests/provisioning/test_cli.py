@@ -3,7 +3,6 @@ and no secret in anything it prints or logs."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import logging
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import main
 from agent.config import load_config
-from agent.errors import ClubtermError
 from agent.log import configure_logging
 from provisioning.state import PENDING_KEY
 
@@ -21,19 +20,8 @@ from .conftest import Box, Club
 
 
 def run_cli(argv: list[str]) -> int:
-    """Like agent.cli.main, for the provision command alone."""
-    from agent.cli import provision
-
-    parser = argparse.ArgumentParser(prog="clubterm")
-    parser.add_argument("--config")
-    parser.add_argument("--log-level")
-    provision.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ClubtermError as exc:
-        print(f"clubterm: error: {exc}")
-        return 2
+    """The real entry point, as `clubterm ...` runs it."""
+    return main(argv)
 
 
 @pytest.fixture
@@ -90,8 +78,8 @@ def test_enrol_prints_steps_and_no_secret(club: Club, box: Box, pan_key: bytes,
 def test_enrol_errors_are_clear_and_change_nothing(club: Club, box: Box,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(enrol_argv(club, box, "WRONG-CODE-0000")) == 2
-    out = capsys.readouterr().out
-    assert re.search(r"clubterm: error: The enrolment code is wrong", out)
+    err = capsys.readouterr().err
+    assert re.search(r"clubterm: error: The enrolment code is wrong", err)
     assert not box.config.exists() and not (box.state_dir / PENDING_KEY).exists()
 
 
@@ -114,3 +102,10 @@ def test_detect_lists_profiles(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert run_cli(["provision", "detect"]) == 0
     out = capsys.readouterr().out
     assert "rpi-acr122u-scanner" in out and "serial-msr" in out
+
+
+def test_selftest_exits_non_zero_on_a_failure(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["--config", str(tmp_path / "none.toml"), "provision", "selftest"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL configuration" in out and "clubterm provision enrol" in out
