@@ -151,6 +151,24 @@ def _existing_raw(config_out: Path) -> dict[str, Any]:
             return {}
 
 
+def _refuse_to_orphan_events(config_out: Path, terminal_id: str) -> None:
+    """Enrolling as another terminal would strand the old one's unsent events."""
+    from provisioning.decommission import unacked_events
+
+    try:
+        old = load_config(config_out, check_secrets=False)
+    except ConfigError:
+        return
+    if old.terminal_id == terminal_id:
+        return  # the same terminal again (e.g. a lost key): its events stay its own
+    count, _ = unacked_events(old)
+    if count:
+        raise ProvisioningError(
+            f"this box is still terminal {old.terminal_id} with {count} event(s) the club has "
+            f"not received; let them sync, or run 'clubterm provision decommission --force "
+            f"--export FILE' first. Nothing was changed.")
+
+
 def _current_generation(config_out: Path, state_dir: Path) -> Path | None:
     try:
         cfg = load_config(config_out, check_secrets=False)
@@ -194,6 +212,7 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         club_id, merchant_id = info["club_id"], info["merchant_id"]
         progress(f"  code is for terminal {terminal_id} of merchant {merchant_id}, club {club_id}")
         chosen = choose_profile(profile, hw, progress, info.get("profile"))
+        _refuse_to_orphan_events(config_out, terminal_id)
 
         # From here on the box changes: the device key is kept as "pending" so that a
         # retry after a lost answer presents the same key (the club answers it again).

@@ -212,3 +212,23 @@ def test_crash_while_writing_a_generation_file(club: Club, box: Box,
     monkeypatch.undo()
     assert box.config.read_bytes() == before
     assert load_config(box.config).terminal_id == "T-0001"
+
+
+def test_enrolling_as_another_terminal_keeps_unsent_events(club: Club, box: Box) -> None:
+    import sqlite3
+
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
+    db = load_config(box.config).db_path
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE events (id TEXT, seq INTEGER, type TEXT, at TEXT, body TEXT,"
+                " state TEXT)")
+    con.execute("INSERT INTO events VALUES ('e1', 1, 'sale', '', '{}', 'pending')")
+    con.commit()
+    con.close()
+    before = box.snapshot()
+    with pytest.raises(ProvisioningError, match="still terminal T-0001 with 1 event"):
+        run_enrol(club, box, club.service.create_code("T-0002", "M-7"))
+    assert box.snapshot() == before
+    # The same terminal again (say its key was lost) is fine: the events stay its own.
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
+    assert load_config(box.config).terminal_id == "T-0001"
