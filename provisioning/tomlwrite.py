@@ -7,7 +7,6 @@ covers exactly that (and refuses anything else rather than guess).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,9 +18,21 @@ def _key(name: str) -> str:
     return name if _BARE_KEY.match(name) else _string(name)
 
 
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+            "\f": "\\f", "\r": "\\r"}
+
+
 def _string(value: str) -> str:
-    # A JSON string is a valid TOML basic string for everything JSON escapes.
-    return json.dumps(value, ensure_ascii=False)
+    # TOML basic strings forbid control characters including DEL (which JSON lets through).
+    out = []
+    for ch in value:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _value(value: Any, where: str) -> str:
