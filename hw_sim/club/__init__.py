@@ -1,1 +1,1 @@
-"""The simulated club server (HTTPS endpoints, broker-side helpers)."""
+"""The simulated club (see sim.py): ledger, MQTT, HTTPS snapshot, rule bundles."""

@@ -52,6 +52,37 @@ def _now() -> datetime:
 # --------------------------------------------------------------------------- CA
 
 
+def issue_certificate(ca: Any, subject_cn: str, public_key: Any, *, days: float,
+                      server_hosts: list[str] | None, client: bool,
+                      not_before: datetime | None = None) -> x509.Certificate:
+    """A leaf certificate signed by ``ca`` (any object with ``.cert`` and ``.key``)."""
+    now = _now() if not_before is None else not_before
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+        .issuer_name(ca.cert.subject).public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                       critical=False)
+    )
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    if server_hosts:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        alt: list[x509.GeneralName] = []
+        for host in server_hosts:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                alt.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+
 class ClubCA:
     """The club's certificate authority (a P-256 key and a self-signed CA cert)."""
 
@@ -95,30 +126,8 @@ class ClubCA:
     def _issue(self, subject_cn: str, public_key: Any, *, days: float,
                server_hosts: list[str] | None, client: bool,
                not_before: datetime | None = None) -> x509.Certificate:
-        now = _now() if not_before is None else not_before
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
-            .issuer_name(self.cert.subject).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                           critical=False)
-        )
-        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
-        if server_hosts:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-            alt: list[x509.GeneralName] = []
-            for host in server_hosts:
-                try:
-                    alt.append(x509.IPAddress(ipaddress.ip_address(host)))
-                except ValueError:
-                    alt.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        return builder.sign(self.key, hashes.SHA256())
+        return issue_certificate(self, subject_cn, public_key, days=days,
+                                 server_hosts=server_hosts, client=client, not_before=not_before)
 
     def issue_server(self, hosts: list[str], *, days: float = 365) -> tuple[bytes, bytes]:
         """(cert PEM, key PEM) for a server reachable under ``hosts`` (HTTPS, broker)."""
@@ -165,10 +174,7 @@ class Request:
 
     def json(self) -> Any:
         """The body as JSON, or raise :class:`HttpError` 400."""
-        try:
-            return json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, "bad_request", "the body is not JSON") from None
+        return json_body(self)
 
 
 @dataclass
@@ -354,7 +360,7 @@ def _code_digest(code: str) -> str:
 class EnrolmentService:
     """The club's enrolment logic, independent of the HTTP server it is mounted on."""
 
-    def __init__(self, ca: ClubCA, *, club_id: str, pan_key: bytes,
+    def __init__(self, ca: Any, *, club_id: str, pan_key: bytes,
                  rules_keys: dict[str, ed25519.Ed25519PublicKey], broker_url: str,
                  central_url: str | None = None, default_country_code: str = "98",
                  cert_days: float = 365, clock: Callable[[], datetime] = _now):
@@ -392,16 +398,29 @@ class EnrolmentService:
             ("POST", r"/v1/terminals/(?P<terminal_id>[^/]+)/certificate", self.renew),
         ]
 
+    def _ca_pem(self) -> bytes:
+        return bytes(self.ca.cert.public_bytes(serialization.Encoding.PEM))
+
     def mount(self, server: Any) -> None:
-        """Add the routes to a server with ``add_route(method, path_regex, handler)``."""
+        """Add the routes to a server with ``add_route(method, path_regex, handler)``.
+
+        On :class:`HttpsServer` the handlers go in as they are. On a server whose
+        handlers take one request carrying ``.match`` and which asks per route for a
+        client certificate (the simulated club's ``ClubHttpServer``), each handler is
+        wrapped, and no route demands a certificate: enrolling terminals have none,
+        and the renewal route checks ``client_cn`` itself.
+        """
         for method, regex, handler in self.routes():
-            server.add_route(method, regex, handler)
+            if isinstance(server, HttpsServer):
+                server.add_route(method, regex, handler)
+            else:
+                server.add_route(method, regex, _one_argument(handler), client_cert=False)
 
     # -- handlers
 
     def get_ca(self, request: Request, match: re.Match[str]) -> Response:
         """The club CA certificate (PEM), for the terminal to check against its pin."""
-        return Response(200, self.ca.cert_pem, content_type="application/x-pem-file")
+        return Response(200, self._ca_pem(), content_type="application/x-pem-file")
 
     def _code(self, body: Any) -> EnrolmentCode:
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
@@ -439,7 +458,7 @@ class EnrolmentService:
         in the request equals the key it enrolled), so it can retry a lost answer.
         """
         self.requests.append(request)
-        body = request.json()
+        body = json_body(request)
         with self._lock:
             record = self._code(body)
             if not self._same_device_retry(record, body.get("public_key")):
@@ -473,7 +492,7 @@ class EnrolmentService:
     def enrol(self, request: Request, match: re.Match[str]) -> Response:
         """Use a code: sign the CSR and answer the terminal's configuration bundle."""
         self.requests.append(request)
-        body = request.json()
+        body = json_body(request)
         with self._lock:
             record = self._code(body)
             csr = self._parse_csr(body.get("csr"))
@@ -491,13 +510,14 @@ class EnrolmentService:
             if self._csr_cn(csr) != record.terminal_id:
                 raise HttpError(400, "csr_mismatch",
                                 f"the CSR must have CN={record.terminal_id} (from the lookup)")
-            cert = self.ca.sign_csr(csr, record.terminal_id, days=self.cert_days)
+            cert = issue_certificate(self.ca, record.terminal_id, csr.public_key(),
+                                     days=self.cert_days, server_hosts=None, client=True)
             self.issued.append(cert)
             answer = {
                 "terminal_id": record.terminal_id, "club_id": self.club_id,
                 "merchant_id": record.merchant_id,
                 "certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
-                "ca_certificate": self.ca.cert_pem.decode(),
+                "ca_certificate": self._ca_pem().decode(),
                 "broker_url": self.broker_url,
                 "central_url": self.central_url,
                 "default_country_code": self.default_country_code,
@@ -524,19 +544,43 @@ class EnrolmentService:
         if request.client_cn != terminal_id:
             raise HttpError(403, "forbidden",
                             f"certificate of {request.client_cn} cannot renew {terminal_id}")
-        body = request.json()
+        body = json_body(request)
         if not isinstance(body, dict):
             raise HttpError(400, "bad_request", "the body must be a JSON object")
         csr = self._parse_csr(body.get("csr"))
         if self._csr_cn(csr) != terminal_id:
             raise HttpError(400, "csr_mismatch", f"the CSR must have CN={terminal_id}")
-        cert = self.ca.sign_csr(csr, terminal_id, days=self.cert_days)
+        cert = issue_certificate(self.ca, terminal_id, csr.public_key(), days=self.cert_days,
+                                 server_hosts=None, client=True)
         self.issued.append(cert)
         return Response.json(200, {
             "certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
-            "ca_certificate": self.ca.cert_pem.decode(),
+            "ca_certificate": self._ca_pem().decode(),
             "not_after": cert.not_valid_after_utc.isoformat(),
         })
+
+
+def json_body(request: Any) -> Any:
+    """The request body as JSON, or :class:`HttpError` 400 (any request with ``.body``)."""
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise HttpError(400, "bad_request", "the body is not JSON") from None
+
+
+def _one_argument(handler: Handler) -> Callable[[Any], Response]:
+    """Adapt a ``(request, match)`` handler to servers that pass ``request.match``."""
+
+    def call(request: Any) -> Response:
+        try:
+            response = handler(request, request.match)
+        except HttpError as exc:
+            response = Response.json(exc.status, {"error": exc.code, "message": exc.message})
+        # Such servers send only ``headers``: carry the content type there.
+        return Response(response.status, response.body, response.content_type,
+                        {"Content-Type": response.content_type, **response.headers})
+
+    return call
 
 
 def verify_terminal_cert(ca: ClubCA, cert_pem: bytes) -> str:
