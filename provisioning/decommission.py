@@ -42,7 +42,13 @@ def _with_store(cfg: Config) -> tuple[int, list[dict[str, Any]]] | None:
         from agent.offline_queue import Store
     except ImportError:
         return None
-    store = Store.open(cfg.db_path, cfg.terminal_id, cfg.merchant_id)
+    try:
+        # Read-only: deciding whether to refuse must never create or migrate anything.
+        store = Store.open(cfg.db_path, cfg.terminal_id, cfg.merchant_id, readonly=True)
+    except ClubtermError as exc:
+        raise ProvisioningError(
+            f"cannot tell whether {cfg.db_path} holds unsent sales ({exc}). Copy the file to "
+            f"the club before wiping it by hand.") from None
     try:
         pending = int(store.queue_stats().pending)
         events: list[dict[str, Any]] = []

@@ -7,15 +7,18 @@ the club-link work; it should move there once that fixture can take a CA.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -78,9 +81,14 @@ class Box:
         return self.root / "etc/clubterm/agent.toml"
 
     def snapshot(self) -> dict[str, bytes]:
-        """Every file under the box and its content (to prove nothing changed)."""
+        """Every file under the box and its content (to prove nothing changed).
+
+        SQLite's -shm/-wal side files are left out: merely opening a WAL database
+        (even read-only) makes them, without changing the database.
+        """
         return {str(p.relative_to(self.root)): p.read_bytes()
-                for p in sorted(self.root.rglob("*")) if p.is_file()}
+                for p in sorted(self.root.rglob("*"))
+                if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
 
 
 @pytest.fixture
@@ -146,3 +154,43 @@ def tls_broker(club_ca: ClubCA, tmp_path: Path) -> Iterator[TlsBroker]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def add_events(cfg: Any, states: list[str]) -> None:
+    """Put expense events in the given states ('pending', 'sent', 'acked') into the
+    terminal's queue: through agent.offline_queue when it is installed, otherwise
+    straight into the table docs/provisioning.md names."""
+    from datetime import UTC, datetime
+
+    try:
+        from agent.offline_queue import Store
+    except ImportError:
+        Store = None
+    if Store is None:
+        con = sqlite3.connect(cfg.db_path)
+        con.execute("CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, seq INTEGER,"
+                    " type TEXT, at TEXT, body TEXT, state TEXT)")
+        for n, state in enumerate(states, 1):
+            body = {"id": f"e{n}", "seq": n, "type": "expense", "amount": 1000 * n,
+                    "category": "supplies", "note": "", "terminal_id": cfg.terminal_id,
+                    "merchant_id": cfg.merchant_id}
+            con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                        (f"e{n}", n, "expense", "2026-11-22T10:00:00+00:00", json.dumps(body),
+                         state))
+        con.commit()
+        con.close()
+        return
+    store = Store.open(cfg.db_path, cfg.terminal_id, cfg.merchant_id)
+    try:
+        ids: dict[str, list[str]] = {"pending": [], "sent": [], "acked": []}
+        for n, state in enumerate(states, 1):
+            event = store.append("expense", {"amount": 1000 * n, "category": "supplies",
+                                             "note": ""},
+                                 at=datetime(2026, 11, 22, 10, tzinfo=UTC), staff_id=None,
+                                 offline=False)
+            ids[state].append(event.id)
+        store.mark_sent(ids["sent"] + ids["acked"])
+        if ids["acked"]:
+            store.apply_ack(ids["acked"], [], None)
+    finally:
+        store.close()

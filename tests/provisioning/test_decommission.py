@@ -12,7 +12,7 @@ from agent.config import load_config
 from agent.errors import ProvisioningError
 from provisioning.decommission import decommission
 
-from .conftest import Box, Club
+from .conftest import Box, Club, add_events
 from .test_enrolment import run_enrol
 
 
@@ -21,24 +21,9 @@ def enrolled(club: Club, box: Box):
     return load_config(box.config)
 
 
-def add_events(db, rows) -> None:
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, seq INTEGER, type TEXT,"
-                " at TEXT, body TEXT, state TEXT)")
-    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-    con.commit()
-    con.close()
-
-
-def sale(n: int, state: str):
-    body = {"id": f"e{n}", "seq": n, "type": "sale", "identified_by": "pan:" + "ab" * 16,
-            "gross": 1000 * n, "terminal_id": "T-0001", "merchant_id": "M-7"}
-    return (f"e{n}", n, "sale", f"2026-11-22T10:0{n}:00+00:00", json.dumps(body), state)
-
-
 def test_refuses_while_events_are_pending(club: Club, box: Box) -> None:
     cfg = enrolled(club, box)
-    add_events(cfg.db_path, [sale(1, "acked"), sale(2, "sent"), sale(3, "pending")])
+    add_events(cfg, ["acked", "sent", "pending"])
     before = box.snapshot()
     with pytest.raises(ProvisioningError, match="2 event"):
         decommission(cfg)
@@ -47,13 +32,13 @@ def test_refuses_while_events_are_pending(club: Club, box: Box) -> None:
 
 def test_force_exports_then_wipes(club: Club, box: Box, tmp_path) -> None:
     cfg = enrolled(club, box)
-    add_events(cfg.db_path, [sale(1, "acked"), sale(2, "sent"), sale(3, "pending")])
+    add_events(cfg, ["acked", "sent", "pending"])
     cfg.db_path.with_name("clubterm.db-wal").write_bytes(b"wal")
     export = tmp_path / "handover.jsonl"
     result = decommission(cfg, force=True, export=export)
     lines = [json.loads(line) for line in export.read_text().splitlines()]
-    assert [e["id"] for e in lines] == ["e2", "e3"]
-    assert lines[0]["gross"] == 2000 and lines[0]["type"] == "sale"
+    assert [e["seq"] for e in lines] == [2, 3]
+    assert lines[0]["amount"] == 2000 and lines[0]["type"] == "expense"
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
     assert result.pending == 2 and result.exported_to == export
     for gone in (cfg.key_file, cfg.pan_key_file, cfg.db_path,
@@ -64,7 +49,7 @@ def test_force_exports_then_wipes(club: Club, box: Box, tmp_path) -> None:
 
 def test_nothing_pending_wipes_without_force(club: Club, box: Box) -> None:
     cfg = enrolled(club, box)
-    add_events(cfg.db_path, [sale(1, "acked")])
+    add_events(cfg, ["acked"])
     decommission(cfg)
     assert not cfg.db_path.exists() and not cfg.key_file.exists() and not box.config.exists()
 
@@ -89,7 +74,7 @@ def test_unknown_queue_schema_is_never_wiped(club: Club, box: Box) -> None:
 
 def test_export_inside_the_state_dir_is_refused(club: Club, box: Box) -> None:
     cfg = enrolled(club, box)
-    add_events(cfg.db_path, [sale(1, "pending")])
+    add_events(cfg, ["pending"])
     with pytest.raises(ProvisioningError, match="inside the state folder"):
         decommission(cfg, force=True, export=cfg.state_dir / "x.jsonl")
     assert cfg.key_file.exists()

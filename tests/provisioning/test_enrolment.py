@@ -21,7 +21,7 @@ from provisioning.enrol import enrol
 from provisioning.state import PENDING_KEY, Owner
 from tests.fixtures.services import free_port
 
-from .conftest import CLUB, Box, Club
+from .conftest import CLUB, Box, Club, add_events
 
 NO_READERS = Hardware()
 
@@ -215,16 +215,8 @@ def test_crash_while_writing_a_generation_file(club: Club, box: Box,
 
 
 def test_enrolling_as_another_terminal_keeps_unsent_events(club: Club, box: Box) -> None:
-    import sqlite3
-
     run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
-    db = load_config(box.config).db_path
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE events (id TEXT, seq INTEGER, type TEXT, at TEXT, body TEXT,"
-                " state TEXT)")
-    con.execute("INSERT INTO events VALUES ('e1', 1, 'sale', '', '{}', 'pending')")
-    con.commit()
-    con.close()
+    add_events(load_config(box.config), ["pending"])
     before = box.snapshot()
     with pytest.raises(ProvisioningError, match="still terminal T-0001 with 1 event"):
         run_enrol(club, box, club.service.create_code("T-0002", "M-7"))

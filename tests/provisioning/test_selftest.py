@@ -54,9 +54,17 @@ def publish_rules(client: mqtt.Client, key: ed25519.Ed25519PrivateKey, *,
                   key_id: str = "club-2026-1", merchant: str = "M-7",
                   expires_in: timedelta = timedelta(days=30)) -> None:
     now = datetime.now(UTC)
+    # A complete bundle as rules.md shows it, so agent.rules accepts it too once merged.
     bundle = {"club": CLUB, "merchant": merchant, "version": 42,
               "issued_at": now.isoformat(), "expires_at": (now + expires_in).isoformat(),
-              "rules": []}
+              "currency": "EUR", "minor_units": 2, "timezone": "Europe/Berlin",
+              "tiers": [{"id": "bronze", "rank": 1}, {"id": "gold", "rank": 2}],
+              "points": {"value": 1, "min_redeem": 100, "max_redeem_share_bps": 5000},
+              "credits": {"accepted": ["credit.club"], "use_cap_per_invoice": 50000},
+              "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
+                          "max_age_hours": 72},
+              "rules": [{"id": "gold10", "kind": "discount", "priority": 100,
+                         "when": {"tiers": ["gold"]}, "then": {"percent_bps": 1000}}]}
     payload = json.dumps(bundle).encode()
     envelope = {"key_id": key_id, "payload": base64.b64encode(payload).decode(),
                 "sig": base64.b64encode(key.sign(payload)).decode()}
