@@ -12,6 +12,7 @@ and falls back to a direct check with pyscard / paho / requests otherwise.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import os
@@ -129,40 +130,85 @@ def pcsc_tap(spec: ReaderSpec, reader_name: str, timeout: float) -> Check | None
                  f"{reader_name}: card answered (ATR {len(atr)} bytes)")
 
 
-def driver_tap(cfg: Config, pan_key: bytes, timeout: float,
+def _spec_for(event_reader: str, specs: list[ReaderSpec]) -> str | None:
+    """Which profile reader an event came from (PC/SC events carry pcscd's reader name)."""
+    for spec in specs:
+        if event_reader == spec.name:
+            return spec.name
+    for spec in specs:
+        if spec.kind == "pcsc" and fnmatch.fnmatchcase(event_reader, spec.reader or "*"):
+            return spec.name
+    return None
+
+
+def driver_tap(cfg: Config, pan_key: bytes, names: list[str], timeout: float,
                progress: Callable[[str], None]) -> dict[str, Check] | None:
-    """Through the agent's own drivers (``agent.drivers``), when installed: the real path."""
+    """Read a test card on each named reader through the agent's own drivers.
+
+    None when ``agent.drivers`` is not installed. Each reader must produce a
+    ``CardPresented``; a failed read may be retried within the time. Only the
+    token kind and the masked form are shown, never a card number.
+    """
     try:
         from agent.drivers import build_readers
     except ImportError:
         return None
-    results: dict[str, Check] = {}
-    done = threading.Event()
-    names = {spec.name for spec in cfg.profile.readers}
+    specs = [spec for spec in cfg.profile.readers if spec.name in names]
+    ok: dict[str, Check] = {}
+    failed: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    lock = threading.Lock()
+    all_read = threading.Event()
 
     def emit(event: Any) -> None:
-        reader = str(getattr(event, "reader", ""))
         kind = type(event).__name__
-        key = next((n for n in names if n == reader or reader.startswith(n)), reader)
-        if kind == "CardPresented" and key not in results:
-            results[key] = Check(f"reader {key}", True,
-                                 f"card read ({getattr(event, 'token_kind', '?')} token, "
-                                 f"{getattr(event, 'masked', None) or 'no number'})")
-        elif kind == "ReadFailed" and key not in results:
-            results[key] = Check(f"reader {key}", False, "read failed: "
-                                 f"{getattr(event, 'message', '')}", "read again, slowly")
-        if names <= results.keys():
-            done.set()
+        with lock:
+            if kind == "ReaderState":
+                if getattr(event, "state", "") == "error" and event.name in names:
+                    errors[event.name] = str(getattr(event, "detail", ""))
+                return
+            name = _spec_for(str(getattr(event, "reader", "")), specs)
+            if name is None or name in ok:
+                return
+            if kind == "CardPresented":
+                what = getattr(event, "masked", None) or "no number"
+                ok[name] = Check(f"reader {name}", True,
+                                 f"test card read ({getattr(event, 'token_kind', '?')}, {what})")
+                progress(f"  {name}: read")
+            elif kind == "ReadFailed":
+                failed[name] = str(getattr(event, "message", "read failed"))
+                progress(f"  {name}: {failed[name]}")
+            if len(ok) == len(specs):
+                all_read.set()
 
-    readers = build_readers(cfg, pan_key)
-    progress(f"  Tap, swipe or scan a test card on each reader ({timeout:.0f} s)…")
-    for r in readers:
-        r.start(emit)
+    readers = [r for r in build_readers(cfg, pan_key) if getattr(r, "name", None) in names]
+    if not readers:
+        return {}
+    progress(f"  Tap, swipe or scan a test card on each reader: {', '.join(names)} "
+             f"({timeout:.0f} s)…")
+    started = []
     try:
-        done.wait(timeout)
+        for reader in readers:
+            reader.start(emit)
+            started.append(reader)
+        all_read.wait(timeout)
     finally:
-        for r in readers:
-            r.stop()
+        for reader in started:
+            reader.stop()
+    results = dict(ok)
+    for spec in specs:
+        if spec.name in results:
+            continue
+        if spec.name in failed:
+            results[spec.name] = Check(f"reader {spec.name}", False, failed[spec.name],
+                                       "read the test card again, slowly and fully")
+        elif spec.name in errors:
+            results[spec.name] = Check(f"reader {spec.name}", False, errors[spec.name],
+                                       "check the cable, the udev rules and pcscd")
+        else:
+            results[spec.name] = Check(f"reader {spec.name}", False,
+                                       f"no test card within {timeout:.0f} s",
+                                       "tap, swipe or scan a test card and run selftest again")
     return results
 
 
@@ -189,6 +235,28 @@ def check_readers(cfg: Config, hw: Hardware, *, tap_timeout: float = 0,
             result = tap(spec, found, tap_timeout)
         checks.append(result or Check(f"reader {spec.name}", True, f"present: {found}"))
     return checks
+
+
+def reader_checks(cfg: Config, hw: Hardware, *, tap_timeout: float,
+                  progress: Callable[[str], None]) -> list[Check]:
+    """Presence of every reader, then a test card on those present.
+
+    The test card goes through ``agent.drivers`` (every reader kind) when installed,
+    otherwise through pyscard (PC/SC readers only; others are checked for presence).
+    """
+    presence = check_readers(cfg, hw)
+    if tap_timeout <= 0:
+        return presence
+    present = [spec.name for spec, check in zip(cfg.profile.readers, presence, strict=True)
+               if check.ok]
+    try:
+        results = driver_tap(cfg, cfg.read_pan_key(), present, tap_timeout, progress)
+    except ClubtermError as exc:
+        return [*presence, Check("test card", False, str(exc), "see clubterm doctor")]
+    if results is None:
+        return check_readers(cfg, hw, tap_timeout=tap_timeout, progress=progress)
+    return [results.get(spec.name, check) if check.ok else check
+            for spec, check in zip(cfg.profile.readers, presence, strict=True)]
 
 
 # ----------------------------------------------------------------------------- broker
@@ -506,20 +574,8 @@ def run_selftest(config_path: Path, *, tap_timeout: float = 0, timeout: float = 
         return checks
     add(check_secrets(cfg))
     hw = hardware if hardware is not None else detect_hardware()
-    driver_results = None
-    if tap_timeout > 0:
-        try:
-            driver_results = driver_tap(cfg, cfg.read_pan_key(), tap_timeout, progress)
-        except ClubtermError as exc:
-            add(Check("readers (agent drivers)", False, str(exc), "see clubterm doctor"))
-    if driver_results is not None:
-        for spec in cfg.profile.readers:
-            add(driver_results.get(spec.name) or Check(
-                f"reader {spec.name}", False, f"no card read within {tap_timeout:.0f} s",
-                "tap, swipe or scan a test card; check the cable"))
-    else:
-        for check in check_readers(cfg, hw, tap_timeout=tap_timeout, progress=progress):
-            add(check)
+    for check in reader_checks(cfg, hw, tap_timeout=tap_timeout, progress=progress):
+        add(check)
     broker, session = connect_broker(cfg, timeout=timeout)
     add(broker)
     try:
