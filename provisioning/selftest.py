@@ -224,10 +224,10 @@ def check_readers(cfg: Config, hw: Hardware, *, tap_timeout: float = 0,
             advice = {"pcsc": "plug the reader in and check 'pcsc_scan'; is pcscd running?",
                       "evdev": "plug the reader in; check ls /dev/input/by-id and the udev rules",
                       "serial": "plug the reader in; check the udev rule that names the port"}
-            rules = ", ".join(cfg.profile.udev_rules) or "no udev rules"
+            rules = ", ".join(cfg.profile.udev_rules)
             checks.append(Check(f"reader {spec.name}", False,
                                 f"{spec.model or spec.kind} not found ({where})",
-                                f"{advice[spec.kind]} ({rules})"))
+                                advice[spec.kind] + (f" (udev: {rules})" if rules else "")))
             continue
         result = None
         if tap_timeout > 0 and spec.kind == "pcsc":

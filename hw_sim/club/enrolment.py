@@ -600,3 +600,45 @@ def serve_enrolment(service: EnrolmentService, *, tls_ca: ClubCA | None = None) 
     if service.central_url is None:
         service.central_url = server.url
     return server.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hw_sim.club.enrolment``: a standalone enrolment server for trying
+    ``clubterm provision enrol`` by hand (prints the URL, CA fingerprint and codes)."""
+    import argparse
+    import os
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m hw_sim.club.enrolment",
+                                     description=main.__doc__)
+    parser.add_argument("--club", default="demo-club")
+    parser.add_argument("--merchant", default="M-7")
+    parser.add_argument("--terminal", action="append", default=None,
+                        help="terminal id to make a code for (repeatable; default T-0001)")
+    parser.add_argument("--broker-url", default="mqtts://localhost:8883")
+    parser.add_argument("--ttl", type=float, default=3600, help="code lifetime in seconds")
+    args = parser.parse_args(argv)
+    ca = ClubCA.create(args.club)
+    service = EnrolmentService(ca, club_id=args.club, pan_key=os.urandom(32),
+                               rules_keys={f"{args.club}-1":
+                                           ed25519.Ed25519PrivateKey.generate().public_key()},
+                               broker_url=args.broker_url)
+    server = serve_enrolment(service)
+    print(f"club URL:        {server.url}")
+    print(f"CA fingerprint:  {ca.fingerprint}")
+    for terminal in args.terminal or ["T-0001"]:
+        code = service.create_code(terminal, args.merchant, ttl_s=args.ttl)
+        print(f"code for {terminal}: {code}")
+    print("Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
