@@ -11,7 +11,6 @@ and falls back to a direct check with pyscard / paho / requests otherwise.
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import json
 import logging
@@ -383,57 +382,21 @@ def connect_broker(cfg: Config, *, timeout: float = 10) -> tuple[Check, BrokerSe
 # ----------------------------------------------------------------------------- rules
 
 
-def verify_envelope(envelope: dict[str, Any], cfg: Config, now: datetime) -> dict[str, Any]:
-    """Check a rule-bundle envelope as ``protocol.md`` says; return the bundle.
+def verify_envelope(envelope: dict[str, Any], cfg: Config, now: datetime) -> int:
+    """Check a rule-bundle envelope exactly as the agent will; return its version.
 
-    Uses ``agent.rules.accept_envelope`` when it is installed (the real path);
-    otherwise checks signature, key id, club, merchant and expiry itself.
-    Raises :class:`ClubtermError` with the reason.
+    Goes through ``agent.rules.accept_envelope`` with the keys from enrolment, so
+    the self-test accepts what the agent accepts. Raises ``BundleRejected`` (a
+    :class:`ClubtermError`) with the reason.
     """
+    from agent.rules import accept_envelope, load_trusted_keys
+
     if cfg.rules_keys_dir is None:
         raise ClubtermError("no [club] rules_keys_dir is configured")
-    try:
-        from agent.rules import accept_envelope, load_trusted_keys
-    except ImportError:
-        accept_envelope = None
-    if accept_envelope is not None:
-        trusted = load_trusted_keys(cfg.rules_keys_dir)
-        bundle = accept_envelope(envelope, trusted, club=cfg.club_id, merchant=cfg.merchant_id,
-                                 current_version=None, now=now)
-        return {"version": getattr(bundle, "version", None)}
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    key_id = envelope.get("key_id")
-    if not isinstance(key_id, str) or not key_id or "/" in key_id or key_id.startswith("."):
-        raise ClubtermError("the envelope has no usable key_id")
-    key_path = cfg.rules_keys_dir / f"{key_id}.pub"
-    if not key_path.is_file():
-        raise ClubtermError(f"signed with unknown key {key_id!r}")
-    key = load_pem_public_key(key_path.read_bytes())
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ClubtermError(f"trusted key {key_id} is not Ed25519")
-    try:
-        payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
-        key.verify(base64.b64decode(str(envelope.get("sig", "")), validate=True), payload)
-    except (ValueError, InvalidSignature):
-        raise ClubtermError("the signature does not verify") from None
-    try:
-        bundle = json.loads(payload)
-    except ValueError:
-        raise ClubtermError("the signed payload is not JSON") from None
-    if bundle.get("club") != cfg.club_id:
-        raise ClubtermError(f"the bundle is for club {bundle.get('club')!r}")
-    if bundle.get("merchant") != cfg.merchant_id:
-        raise ClubtermError(f"the bundle is for merchant {bundle.get('merchant')!r}")
-    try:
-        expires = datetime.fromisoformat(str(bundle.get("expires_at")).replace("Z", "+00:00"))
-    except ValueError:
-        raise ClubtermError("the bundle has no valid expires_at") from None
-    if expires <= now:
-        raise ClubtermError(f"the bundle expired at {expires.isoformat()}")
-    return dict(bundle)
+    trusted = load_trusted_keys(cfg.rules_keys_dir)
+    bundle = accept_envelope(envelope, trusted, club=cfg.club_id, merchant=cfg.merchant_id,
+                             current_version=None, now=now)
+    return bundle.version
 
 
 def check_rules(cfg: Config, session: BrokerSession | None, *, now: datetime,
@@ -455,12 +418,13 @@ def check_rules(cfg: Config, session: BrokerSession | None, *, now: datetime,
         return Check(name, False, "the retained message is not a JSON envelope",
                      "ask the club to republish the rules")
     try:
-        bundle = verify_envelope(envelope, cfg, now)
+        version = verify_envelope(envelope, cfg, now)
     except ClubtermError as exc:
-        return Check(name, False, f"refused: {exc}",
-                     "ask the club: the bundle must be signed with a key from enrolment")
-    return Check(name, True, f"version {bundle.get('version')} verified "
-                 f"(key {envelope.get('key_id')})")
+        reason = getattr(exc, "reason", "")
+        return Check(name, False, f"refused ({reason or 'error'}): {exc}",
+                     "ask the club: the bundle must be signed with a key from enrolment, "
+                     "for this club and merchant, and not expired")
+    return Check(name, True, f"version {version} verified (key {envelope.get('key_id')})")
 
 
 # ----------------------------------------------------------------------------- members
