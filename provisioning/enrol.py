@@ -43,7 +43,6 @@ from provisioning.detect import (
 )
 from provisioning.state import (
     PENDING_KEY,
-    GenerationFiles,
     Identity,
     Owner,
     commit_config,
@@ -333,8 +332,3 @@ def rotate(cfg: Config, *, owner: Owner = NO_OWNER, timeout: float = 15,
     progress(f"New certificate valid until {cert.not_valid_after_utc:%Y-%m-%d}. "
              f"Restart the agent to use it: systemctl restart clubterm")
     return RotateResult(gen.folder, previous, cert.not_valid_after_utc)
-
-
-def generation_files(folder: Path) -> GenerationFiles:
-    """The files of a generation folder."""
-    return GenerationFiles(folder)

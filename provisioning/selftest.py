@@ -19,7 +19,7 @@ import ssl
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -550,9 +550,3 @@ def run_selftest(config_path: Path, *, tap_timeout: float = 0, timeout: float = 
         if session is not None:
             session.close()
     return checks
-
-
-def iter_lines(checks: list[Check]) -> Iterator[str]:
-    """The checklist as printed."""
-    for check in checks:
-        yield check.line()

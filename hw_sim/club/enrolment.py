@@ -35,7 +35,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -581,16 +580,6 @@ def _one_argument(handler: Handler) -> Callable[[Any], Response]:
                         {"Content-Type": response.content_type, **response.headers})
 
     return call
-
-
-def verify_terminal_cert(ca: ClubCA, cert_pem: bytes) -> str:
-    """The CN of a terminal certificate signed by ``ca`` (raise ValueError otherwise)."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    try:
-        cert.verify_directly_issued_by(ca.cert)
-    except InvalidSignature:
-        raise ValueError("not signed by this CA") from None
-    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def serve_enrolment(service: EnrolmentService, *, tls_ca: ClubCA | None = None) -> HttpsServer:
