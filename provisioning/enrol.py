@@ -130,6 +130,19 @@ def _pending_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
         return None
 
 
+def _is_current_key(config_out: Path, key: ec.EllipticCurvePrivateKey) -> bool:
+    """Whether ``key`` is the device key the configuration already uses."""
+    try:
+        cfg = load_config(config_out, check_secrets=False)
+        if cfg.cert_file is None:
+            return False
+        cert = load_cert(cfg.cert_file.read_bytes(), "certificate")
+    except (ConfigError, ProvisioningError, OSError):
+        return False
+    return public_key_pem(key) == cert.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def public_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     """The public half, SubjectPublicKeyInfo PEM."""
     return key.public_key().public_bytes(serialization.Encoding.PEM,
@@ -206,6 +219,11 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         progress("3/6 Checking the enrolment code")
         pending = state_dir / PENDING_KEY
         key = _pending_key(pending)
+        if key is not None and _is_current_key(config_out, key):
+            # A crash right after the last commit left the key in use as "pending":
+            # a new enrolment must not reuse it.
+            wipe_file(pending)
+            key = None
         info = client.lookup(code, None if key is None else public_key_pem(key))
         terminal_id = info["terminal_id"]
         club_id, merchant_id = info["club_id"], info["merchant_id"]

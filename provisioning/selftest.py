@@ -71,8 +71,18 @@ def check_config(path: Path) -> tuple[Check, Config | None]:
 
 
 def check_secrets(cfg: Config, *, uid: int | None = None) -> Check:
-    """Secret files exist, are regular, mode 0600 and owned by the agent's user."""
-    want_uid = os.geteuid() if uid is None else uid
+    """Secret files exist, are regular, mode 0600 and owned by the agent's user.
+
+    The agent's user is ``uid`` if given, else the owner of the state folder (which
+    ``enrol --user`` gave to it), so the check holds when a technician runs it as root.
+    """
+    if uid is not None:
+        want_uid = uid
+    else:
+        try:
+            want_uid = cfg.state_dir.stat().st_uid
+        except OSError:
+            want_uid = os.geteuid()
     problems = []
     for key, path in (("secrets.pan_key_file", cfg.pan_key_file), ("club.key_file", cfg.key_file)):
         if path is None:

@@ -224,3 +224,15 @@ def test_enrolling_as_another_terminal_keeps_unsent_events(club: Club, box: Box)
     # The same terminal again (say its key was lost) is fine: the events stay its own.
     run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
     assert load_config(box.config).terminal_id == "T-0001"
+
+
+def test_a_pending_key_that_is_already_in_use_is_not_reused(club: Club, box: Box) -> None:
+    """A crash after the commit but before the pending key was removed."""
+    import shutil
+
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
+    first = load_config(box.config)
+    shutil.copy(first.key_file, box.state_dir / PENDING_KEY)
+    run_enrol(club, box, club.service.create_code("T-0002", "M-7"))
+    second = load_config(box.config)
+    assert second.key_file.read_bytes() != first.key_file.read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import threading
 from datetime import UTC, datetime, timedelta
@@ -174,6 +175,15 @@ def test_config_and_secret_checks(tmp_path: Path, club: Club, box: Box) -> None:
     check, cfg = check_config(box.config)
     assert check.ok and cfg is not None
     assert check_secrets(cfg).ok
+    if os.geteuid() == 0:
+        # Given to the agent's user by enrol --user: still fine when root runs the test.
+        for path in (cfg.state_dir, cfg.key_file, cfg.pan_key_file):
+            os.chown(path, 65534, 65534)
+        assert check_secrets(cfg).ok
+        os.chown(cfg.key_file, 0, 0)
+        wrong = check_secrets(cfg)
+        assert not wrong.ok and "owned by uid 0, not 65534" in wrong.detail
+        os.chown(cfg.key_file, 65534, 65534)
     cfg.pan_key_file.chmod(0o640)
     bad = check_secrets(cfg)
     assert not bad.ok and "0640" in bad.detail and "chmod 600" in bad.advice
