@@ -119,16 +119,38 @@ def _utc_text(at: datetime) -> str:
 
 
 def _sqlite_cause(exc: BaseException) -> BaseException:
-    """The sqlite3 error behind a peewee error, if any."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            break
-        if isinstance(seen, sqlite3.Error):
-            return seen
-        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        seen = inner or seen.__cause__ or seen.__context__
-    return exc
+    """The sqlite3 (or OS) error behind a peewee error.
+
+    When SQLite rolls a transaction back by itself (disk full, I/O error), peewee's
+    own ROLLBACK then fails with "no transaction is active" and hides the real
+    error in its context chain: skip such follow-up errors.
+    """
+    found: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error | OSError):
+            found.append(current)
+        if current.args and isinstance(current.args[0], BaseException):
+            todo.append(current.args[0])
+        for nxt in (current.__cause__, current.__context__):
+            if nxt is not None:
+                todo.append(nxt)
+    for candidate in found:
+        if "no transaction is active" not in str(candidate):
+            return candidate
+    return found[0] if found else exc
+
+
+def _fs_readonly(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
@@ -152,7 +174,7 @@ def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
             f"{action} failed and nothing was recorded. Everything recorded before is kept."
         )
     if name.startswith("SQLITE_READONLY") or os_errno in (errno.EROFS, errno.EACCES) or (
-            name.startswith("SQLITE_IOERR") and fs_readonly):
+            (name.startswith("SQLITE_IOERR") or name == "SQLITE_CANTOPEN") and fs_readonly):
         return ReadOnlyStore(
             f"the store {path} cannot be written (is {folder} mounted read-only, or owned by "
             f"another user?); {action} failed and nothing was recorded. ({text})"
@@ -217,6 +239,11 @@ class Store(LocalDataMixin):
             if not path.exists():
                 raise StorageError(f"there is no store at {path}")
             database = f"file:{path}?mode=ro"
+            if _fs_readonly(path.parent):
+                # No -shm can be made on a read-only file system; nobody can write
+                # the file either, so SQLite may treat it as immutable. (A WAL left
+                # by a crash is then not read: see docs/store.md.)
+                database += "&immutable=1"
             pragmas: list[tuple[str, Any]] = [("query_only", 1)]
             kwargs: dict[str, Any] = {"uri": True}
         else:
