@@ -128,7 +128,7 @@ def test_file_made_unwritable_under_a_running_store(store: Store, db_path: Path)
     if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
         pytest.skip("this file system has no immutable flag")
     try:
-        with pytest.raises(StorageError, match="nothing was recorded|failed"):
+        with pytest.raises(StorageError, match=r"nothing was recorded|failed"):
             store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
         assert store.lookup("nfc:04A1B2") is not None
         assert store.last_seq() == 1

@@ -59,7 +59,7 @@ def test_full_snapshot_replaces_the_cache(store: Store) -> None:
                                        member_record("m-1", tokens=("nfc:X",))]))
     lines = [json.dumps(member_record(f"m-{i}", tokens=(f"nfc:{i:04X}",))).encode() + b"\n"
              for i in range(1, 2001)]
-    assert store.import_snapshot(iter(lines + [b"\n"]), 5000, True, chunk_size=300) == 2000
+    assert store.import_snapshot(iter([*lines, b"\n"]), 5000, True, chunk_size=300) == 2000
     assert store.members_version() == 5000
     assert store.member("old") is None and store.lookup("nfc:OLD") is None
     assert store.lookup("nfc:X") is None  # m-1's card changed in the snapshot

@@ -1,6 +1,5 @@
 """Pruning: only what the club applied and the cache reflects, or after retention."""
 
-from datetime import timedelta
 
 from agent.offline_queue import Store
 
