@@ -142,7 +142,7 @@ def run_export(args: argparse.Namespace) -> int:
     with _open(args) as store:
         if args.out:
             try:
-                fh: TextIO = open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+                fh: TextIO = open(args.out, "w", encoding="utf-8")
             except OSError as exc:
                 raise StorageError(f"cannot write {args.out}: {exc.strerror}") from None
         else:

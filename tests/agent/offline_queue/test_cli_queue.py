@@ -62,7 +62,7 @@ def test_store_from_the_configuration(filled: Path, tmp_path: Path,
     config = tmp_path / "agent.toml"
     config.write_text(
         '[terminal]\nid = "T-0001"\nmerchant_id = "M-7"\nclub_id = "acme"\n'
-        'profile = "generic"\n'
+        'profile = "sim"\n'
         f'[paths]\nstate_dir = "{filled.parent}"\n')
     assert main(["--config", str(config), "queue", "status"]) == 0
     assert "waiting:          1" in capsys.readouterr().out
