@@ -26,6 +26,10 @@ def _v1_store(path: Path) -> None:
             "INSERT INTO events (seq, id, type, at, at_us, state, recorded_at, state_at, body) "
             "VALUES (?, ?, 'expense', '2026-11-24T10:00:00.000+00:00', 0, ?, 'x', 'x', ?)",
             (seq, f"id-{seq}", state, f'{{"id":"id-{seq}","seq":{seq},"note":"é"}}'))
+    # v1 kept one delta row per (member, seq, kind); v2 adds running sums.
+    db.execute_sql("INSERT INTO event_deltas (member_id, seq, kind, amount) VALUES "
+                   "('m-1', 2, 'points', 30), ('m-1', 3, 'points', -100), "
+                   "('m-1', 3, 'credit.club', 7), ('m-2', 3, 'points', 5)")
     db.close()
 
 
@@ -44,6 +48,10 @@ def test_migrate_from_the_first_schema(tmp_path: Path) -> None:
         assert store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                             staff_id=None, offline=False).seq == 4
         assert store.integrity_check() == ["ok"]
+        # No cached record: applied = 0, every delta counts; the projection is the
+        # same as v1's SUM.
+        assert store.usable_balances("m-1") == {"points": -70, "credit.club": 7}
+        assert store.usable_balances("m-2") == {"points": 5}
     finally:
         store.close()
     backups = list(tmp_path.glob("clubterm.db.v1-*.bak"))
