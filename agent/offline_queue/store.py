@@ -491,12 +491,14 @@ class Store(LocalDataMixin):
                     f"state = 'sent' WHERE state IN ('pending', 'sent') AND id IN ({marks})",
                     (now, now, *chunk))
 
-    def apply_ack(self, accepted: Sequence[str], rejected: Sequence[tuple[str, str]],
+    def apply_ack(self, accepted: Sequence[str],
+                  rejected: Sequence[tuple[str, str] | dict[str, Any]],
                   applied_seq: int | None) -> None:
         """Apply a club ack: accepted and rejected events leave the send list.
 
         A rejected event keeps its reason for the manager and stops counting in the
-        balances. ``applied_seq`` only ever moves forward. Unknown ids (already
+        balances. ``rejected`` holds ``(id, reason)`` pairs or the ack's own
+        ``{"id", "reason"}`` objects. ``applied_seq`` only ever moves forward. Unknown ids (already
         pruned) are ignored; an ack never turns a rejected event into an accepted one.
         """
         self._writable("recording an ack")
@@ -508,7 +510,11 @@ class Store(LocalDataMixin):
                     "UPDATE events SET state = 'accepted', acked_at = ?, state_at = ? "  # noqa: S608 (placeholders only)
                     f"WHERE state IN ('pending', 'sent') AND id IN ({marks})",
                     (now, now, *chunk))
-            for event_id, reason in rejected:
+            for item in rejected:
+                if isinstance(item, dict):
+                    event_id, reason = str(item.get("id")), str(item.get("reason") or "")
+                else:
+                    event_id, reason = item
                 row = self.db.execute_sql(
                     "UPDATE events SET state = 'rejected', reason = ?, acked_at = ?, "
                     "state_at = ? WHERE id = ? AND state IN ('pending', 'sent') "

@@ -75,7 +75,7 @@ def test_states_and_their_times(store: Store, clock: Clock) -> None:
     clock.advance(seconds=5)
     store.mark_sent([a.id, b.id])
     clock.advance(seconds=5)
-    store.apply_ack([a.id], [(b.id, "unknown member")], applied_seq=2)
+    store.apply_ack([a.id], [{"id": b.id, "reason": "unknown member"}], applied_seq=2)
     ea, eb = store.events()
     assert ea.state == "accepted" and ea.sent_at == "2026-11-24T09:00:05.000+00:00"
     assert ea.acked_at == "2026-11-24T09:00:10.000+00:00" and ea.attempts == 1
