@@ -101,3 +101,22 @@ def test_the_cache_survives_reopening(store: Store, db_path: Path) -> None:
         assert again.members_version() == 4 and again.lookup("nfc:04A1B2")
     finally:
         again.close()
+
+
+def test_a_snapshot_is_streamed_chunk_by_chunk(store: Store, db_path: Path) -> None:
+    seen_behind: list[int] = []
+    reader = Store.open(db_path, readonly=True)
+
+    def lines():  # type: ignore[no-untyped-def]
+        for i in range(1, 1001):
+            if i % 100 == 1:
+                # How far the committed cache lags behind the line being read.
+                seen_behind.append(i - 1 - reader.member_count())
+            yield json.dumps(member_record(f"m-{i}", tokens=(f"nfc:{i:04X}",)))
+
+    try:
+        assert store.import_snapshot(lines(), 7, True, chunk_size=100) == 1000
+    finally:
+        reader.close()
+    assert max(seen_behind) <= 100  # never more than one chunk held in memory
+    assert store.members_version() == 7
