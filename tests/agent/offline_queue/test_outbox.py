@@ -6,6 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import StorageError
 from agent.offline_queue import AlreadyRefunded, InvalidEvent, Store
@@ -171,3 +173,71 @@ def test_events_between_for_a_day_summary(store: Store) -> None:
     store.append("sale", sale_body(), at=AT + timedelta(days=1), staff_id=None, offline=True)
     day = store.events_between(AT - timedelta(hours=10), AT + timedelta(hours=10), ["sale"])
     assert [e["seq"] for e in day] == [1] and day[0]["_state"] == "pending"
+
+
+def test_processes_appending_at_once_share_one_gap_free_counter(db_path: Path,
+                                                                 store: Store) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from agent.offline_queue import Store\n"
+        "from tests.agent.offline_queue.helpers import AT, sale_body\n"
+        "s = Store.open(sys.argv[1], 'T-0001', 'M-7')\n"
+        "for _ in range(30):\n"
+        "    print(s.append('sale', sale_body(), at=AT, staff_id=None, offline=True).seq)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(db_path)], cwd=root,
+                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    seqs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        seqs += [int(x) for x in out.split()]
+    assert sorted(seqs) == list(range(1, 91))
+    assert [e.seq for e in store.events()] == list(range(1, 91))
+
+
+def test_a_lock_held_too_long_is_a_clear_storage_error(db_path: Path, store: Store) -> None:
+    import sqlite3
+
+    other = Store.open(db_path, "T-0001", "M-7", timeout=0.2)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageError, match="locked by another process"):
+            other.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert other.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 1
+    other.close()
+
+
+@settings(max_examples=25)
+@given(notes=st.lists(st.integers(min_value=0, max_value=60_000), min_size=1, max_size=30),
+       max_events=st.integers(min_value=1, max_value=12),
+       max_bytes=st.integers(min_value=2_000, max_value=200_000))
+def test_batches_always_fit_and_cover_everything_in_order(
+        notes: list[int], max_events: int, max_bytes: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Store.open(Path(tmp) / "db", "T-0001", "M-7")
+        try:
+            for n in notes:
+                s.append("sale", sale_body(note="é" * (n // 2)), at=AT, staff_id=None,
+                         offline=True)
+            sent: list[int] = []
+            while batch := s.next_batch(max_events=max_events, max_bytes=max_bytes):
+                size = len(ev.encode_batch("0193a5e2-0000-7000-8000-000000000000", "T-0001",
+                                           batch))
+                assert len(batch) <= max_events
+                assert size <= max_bytes or len(batch) == 1  # one event always goes
+                sent += [e["seq"] for e in batch]
+                s.apply_ack([e["id"] for e in batch], [], None)
+            assert sent == list(range(1, len(notes) + 1))
+        finally:
+            s.close()
