@@ -797,8 +797,25 @@ class Store(LocalDataMixin):
         return record
 
     def _upsert_in_tx(self, rows: list[tuple[dict[str, Any], str]], gen: int) -> None:
-        """Replace whole records (and their tokens); the caller holds the transaction."""
+        """Replace whole records (and their tokens); the caller holds the transaction.
+
+        A record older than the cached one (lower ``version``: a snapshot fetched
+        before a change that was applied meanwhile) is skipped.
+        """
         conn = self.db.connection()
+        cached: dict[str, int] = {}
+        ids = [r["member_id"] for r, _ in rows]
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            cached.update(conn.execute(
+                "SELECT member_id, version FROM members WHERE member_id IN "  # noqa: S608 (placeholders only)
+                f"({', '.join('?' for _ in part)})", part).fetchall())
+        newer = [r["member_id"] for r, _ in rows if cached.get(r["member_id"], -1) > r["version"]]
+        if newer:
+            # Still named by the snapshot: not to be swept as gone.
+            conn.executemany("UPDATE members SET gen = ? WHERE member_id = ?",
+                             [(gen, m) for m in newer])
+            rows = [(r, t) for r, t in rows if cached.get(r["member_id"], -1) <= r["version"]]
         conn.executemany(
             "INSERT INTO members (member_id, version, applied_here, gen, provisional, record) "
             "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (member_id) DO UPDATE SET "
@@ -887,7 +904,10 @@ class Store(LocalDataMixin):
         if full:
             self._sweep_members(gen)
         with self._guard("importing members"), self.db.atomic():
-            self._set_meta("members_version", int(version))
+            # Never backwards: change sets applied during the import stay counted.
+            self.db.execute_sql(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) "
+                "WHERE key = 'members_version'", (int(version),))
         return count
 
     def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]], gen: int) -> None:

@@ -120,3 +120,13 @@ def test_a_snapshot_is_streamed_chunk_by_chunk(store: Store, db_path: Path) -> N
         reader.close()
     assert max(seen_behind) <= 100  # never more than one chunk held in memory
     assert store.members_version() == 7
+
+
+def test_a_snapshot_never_overwrites_a_newer_record(store: Store) -> None:
+    store.apply_changes(_change(0, 10, [member_record(version=10, points=5,
+                                                      tokens=("nfc:NEW",))]))
+    old = member_record(version=4, points=999, tokens=("nfc:OLD",))
+    store.import_snapshot([json.dumps(old)], 8, True)
+    assert store.member("m-1")["balances"]["points"] == 5
+    assert store.lookup("nfc:NEW") and store.lookup("nfc:OLD") is None
+    assert store.members_version() == 10
