@@ -222,8 +222,12 @@ def backup_file(db: Any, path: Path, version: int, now: datetime) -> Path:
     dest = sqlite3.connect(str(target))
     try:
         db.connection().backup(dest)
-    finally:
+    except BaseException:
         dest.close()
+        # A half-written copy (disk full) would only take the space still needed.
+        target.unlink(missing_ok=True)
+        raise
+    dest.close()
     return target
 
 

@@ -171,3 +171,33 @@ def test_a_damaged_outbox_page_fails_appends_but_the_cache_still_serves(
         assert damaged.last_seq() == 3  # no seq was used by the failed append
     finally:
         damaged.close()
+
+
+def test_an_upgrade_without_room_for_the_backup_changes_nothing(tmpfs: Path) -> None:
+    import sqlite3
+
+    from agent.offline_queue.schema import migrate
+
+    path = tmpfs / "clubterm.db"
+    import peewee
+
+    # A rollback journal while filling: a WAL would hold a second copy of the ballast.
+    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "delete")])
+    db.connect()
+    migrate(db, path, target=1)
+    db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
+                   "('merchant_id', 'M-7'), ('last_seq', '0')")
+    # Fill the store to well over half the file system: no room for its copy.
+    db.execute_sql("CREATE TABLE ballast (b BLOB)")
+    while path.stat().st_size < 550_000:
+        db.execute_sql("INSERT INTO ballast VALUES (randomblob(50000))")
+    rows = db.execute_sql("SELECT count(*), sum(length(b)) FROM ballast").fetchone()
+    db.close()
+    with pytest.raises(DiskFull):
+        Store.open(path, "T-0001", "M-7")
+    assert not list(tmpfs.glob("*.bak"))
+    # Only the journal mode in the header changed (to WAL); schema and data did not.
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert check.execute("SELECT count(*), sum(length(b)) FROM ballast").fetchone() == rows
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
