@@ -36,6 +36,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import load_config
+from agent.offline_queue import Store
+from agent.rules import BundleState
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.broker import MosquittoBroker
 
@@ -43,19 +45,11 @@ BENCH_TUNING = LinkTuning(keepalive_s=10, reconnect_base_s=0.5, reconnect_cap_s=
                           ack_timeout_s=30.0, status_min_gap_s=1.0)
 
 
-def open_store(path: Path, terminal_id: str, merchant_id: str) -> Any:
-    try:
-        from agent.offline_queue import Store
-    except ImportError:  # TEMP until the store lands
-        from tests.agent.sync.ministore import MiniStore as Store  # type: ignore
+def open_store(path: Path, terminal_id: str, merchant_id: str) -> Store:
     return Store.open(path, terminal_id, merchant_id)
 
 
-def bundle_state(club_id: str, merchant_id: str) -> Any:
-    try:
-        from agent.rules import BundleState
-    except ImportError:  # TEMP
-        from tests.agent.sync.ministore import MiniBundleState as BundleState  # type: ignore
+def bundle_state(club_id: str, merchant_id: str) -> BundleState:
     return BundleState({}, club=club_id, merchant=merchant_id)
 
 

@@ -1,1 +1,1 @@
-"""Simulated hardware and a simulated club, for tests and the demo."""
+"""Simulated hardware and the simulated club, for tests and the demo."""

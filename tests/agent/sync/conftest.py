@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from agent.config import Config, load_config
+from agent.offline_queue import Store
+from agent.rules import BundleState, load_trusted_keys
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.club.sim import SimClub
 from tests.fixtures.club import ClubPki
@@ -21,21 +23,12 @@ FAST = LinkTuning(keepalive_s=3, reconnect_base_s=0.2, reconnect_cap_s=2.0, ack_
                   status_interval_s=300.0, status_min_gap_s=0.2, snapshot_retry_s=1.0)
 
 
-def open_store(path: Path, terminal_id: str, merchant_id: str) -> Any:
-    """The real store when it is there, else the test stand-in."""
-    try:
-        from agent.offline_queue import Store
-    except ImportError:
-        from tests.agent.sync.ministore import MiniStore as Store  # type: ignore[assignment]
+def open_store(path: Path, terminal_id: str, merchant_id: str) -> Store:
+    """The real store (agent.offline_queue)."""
     return Store.open(path, terminal_id, merchant_id)
 
 
-def make_bundle_state(config: Config) -> Any:
-    try:
-        from agent.rules import BundleState, load_trusted_keys
-    except ImportError:
-        from tests.agent.sync.ministore import MiniBundleState as BundleState  # type: ignore
-        from tests.agent.sync.ministore import mini_trusted as load_trusted_keys  # type: ignore
+def make_bundle_state(config: Config) -> BundleState:
     trusted = load_trusted_keys(config.rules_keys_dir) if config.rules_keys_dir else {}
     return BundleState(trusted, club=config.club_id, merchant=config.merchant_id)
 
