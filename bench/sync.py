@@ -186,15 +186,19 @@ def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int) 
 
 
 def raw_publish(broker: MosquittoBroker, n: int, size: int) -> float:
-    """Raw paho QoS 1: n single messages of ``size`` bytes, until every PUBACK is in."""
-    done = threading.Event()
+    """Raw paho QoS 1: n single messages of ``size`` bytes, until every PUBACK is in.
+
+    paho keeps at most 65,535 messages (16-bit ids), so the producer stays at most
+    10,000 ahead of the PUBACKs; paho's default of 20 in flight on the wire applies.
+    """
+    cond = threading.Condition()
     acked = 0
 
     def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         nonlocal acked
-        acked += 1
-        if acked == n:
-            done.set()
+        with cond:
+            acked += 1
+            cond.notify_all()
 
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
     c.on_publish = on_publish
@@ -203,9 +207,15 @@ def raw_publish(broker: MosquittoBroker, n: int, size: int) -> float:
     c.loop_start()
     payload = b"x" * size
     t0 = time.perf_counter()
-    for _ in range(n):
-        c.publish("bench/raw", payload, qos=1)
-    done.wait(1800)
+    for i in range(n):
+        if i - acked >= 10_000:
+            with cond:
+                cond.wait_for(lambda i=i: i - acked < 5_000, 60)
+        info = c.publish("bench/raw", payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"raw publish failed: {mqtt.error_string(info.rc)}")
+    with cond:
+        cond.wait_for(lambda: acked >= n, 1800)
     elapsed = time.perf_counter() - t0
     c.disconnect()
     c.loop_stop()
@@ -266,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--down", type=float, default=5.0, help="seconds the broker stays down")
     ap.add_argument("--skip", action="append", default=[], choices=["drain", "catchup", "fleet"])
     args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.ERROR)  # the fleet's reconnect chatter is expected
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         root = Path(tmp)
