@@ -210,6 +210,11 @@ class ClubLink:
         self._stats: Any = None
         self._pending_stale = False
         self._pending_at = 0.0
+        # Acks and "sent" marks not yet written to the store (see _flush_store_writes).
+        self._acked_unflushed: list[str] = []
+        self._applied_unflushed: int | None = None
+        self._sent_unflushed: list[str] = []
+        self._flush_due: float | None = None
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
         self._members_problem: str | None = None
@@ -393,6 +398,8 @@ class ClubLink:
             waits.append(self._snapshot_due - time.monotonic())
         if self._pending_stale:
             waits.append(self._pending_at + _PENDING_REFRESH_S - time.monotonic())
+        if self._flush_due is not None:
+            waits.append(self._flush_due - time.monotonic())
         return max(0.01, min(waits))
 
     def _handle(self, job: _Job) -> None:
@@ -415,6 +422,8 @@ class ClubLink:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if self._flush_due is not None and now >= self._flush_due:
+            self._flush_store_writes()
         if self._online:
             late = self._outflight.expire(now)
             if late:
@@ -430,6 +439,7 @@ class ClubLink:
         self._maybe_status()
 
     def _shutdown(self, job: _Job) -> None:
+        self._guarded(self._flush_store_writes)
         if self._online:
             info = self.client.publish(self.topics.status, json.dumps(
                 {"state": "offline", "at": _iso(_now())}), qos=1, retain=True)
@@ -495,20 +505,39 @@ class ClubLink:
     # ---- sending -------------------------------------------------------------
 
     def _fill_window(self) -> None:
-        sent: list[str] = []
         while self._online and self._outflight.can_send():
-            in_flight = self._outflight.event_ids()
+            skip = self._outflight.event_ids()
+            skip.update(self._acked_unflushed)
             events = self.store.next_batch(self.tuning.max_batch_events,
                                            self.tuning.max_batch_bytes - _BATCH_OVERHEAD,
-                                           exclude_ids=in_flight)
+                                           exclude_ids=skip)
             if not events:
                 break
-            sent += self._send_batch(events)
-        if sent:
-            # One store transaction for all batches sent now ("sent" is bookkeeping:
-            # the send list is changed by acks only).
-            self.store.mark_sent(sent)
+            self._sent_unflushed += self._send_batch(events)
+            self._schedule_flush()
         self._update_state(in_flight=len(self._outflight.batches))
+
+    def _schedule_flush(self) -> None:
+        if self._flush_due is None:
+            self._flush_due = time.monotonic() + _STORE_FLUSH_S
+
+    def _flush_store_writes(self) -> None:
+        """Write the acks and "sent" marks gathered in the last ``_STORE_FLUSH_S``.
+
+        Each store write is a durable transaction (an fsync); one per batch would cap
+        the drain rate. Deferring is safe: an event whose ack is lost in a crash is
+        simply sent again and the club answers it as a duplicate; "sent" is
+        bookkeeping only. Rejections are written at once (they change balances).
+        """
+        self._flush_due = None
+        acked, self._acked_unflushed = self._acked_unflushed, []
+        applied, self._applied_unflushed = self._applied_unflushed, None
+        sent, self._sent_unflushed = self._sent_unflushed, []
+        if acked or applied is not None:
+            self.store.apply_ack(acked, [], applied)
+            self._pending_stale = True
+        if sent:
+            self.store.mark_sent(sent)
 
     def _send_batch(self, events: list[dict[str, Any]]) -> list[str]:
         """Publish one batch (split if over the size limit); returns the ids sent."""
@@ -544,9 +573,17 @@ class ClubLink:
         if not acks:
             return
         applied = [a.applied_seq for a in acks if a.applied_seq is not None]
-        self.store.apply_ack([i for a in acks for i in a.accepted],
-                             [r for a in acks for r in a.rejected],
-                             max(applied) if applied else None)
+        if applied:
+            self._applied_unflushed = max([*applied, self._applied_unflushed or 0])
+        self._acked_unflushed += [i for a in acks for i in a.accepted]
+        rejected = [r for a in acks for r in a.rejected]
+        if rejected:
+            self._flush_store_writes()
+            self.store.apply_ack([], rejected, None)
+        elif len(self._acked_unflushed) >= _FLUSH_MAX_IDS:
+            self._flush_store_writes()
+        else:
+            self._schedule_flush()
         for ack in acks:
             self._outflight.on_ack(ack.batch, ack.accepted + [i for i, _ in ack.rejected])
             for event_id, reason in ack.rejected:
@@ -747,6 +784,8 @@ def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) 
 
 
 _PENDING_REFRESH_S = 0.25
+_STORE_FLUSH_S = 0.2
+_FLUSH_MAX_IDS = 5000
 
 # The envelope around the events, with room for a long terminal id.
 _BATCH_OVERHEAD = len(encode_batch("0" * 36, "x" * 128, []))

@@ -187,6 +187,10 @@ class SimClub:
                 log.exception("club failed on a message on %s", topic)
 
     def _handle(self, topic: str, payload: bytes) -> None:
+        if self._held and not self.faults.pause_events:
+            held, self._held = self._held, []
+            for item in held:
+                self._handle_batch(*item)
         parts = topic[len(self.prefix) + 1:].split("/")
         if len(parts) != 3 or parts[0] != "terminals":
             return
@@ -210,9 +214,6 @@ class SimClub:
             if self.faults.pause_events:
                 self._held.append((topic, payload))
                 return
-            for held in self._held:
-                self._handle_batch(*held)
-            self._held.clear()
             self._handle_batch(topic, payload)
 
     def release_held(self) -> None:

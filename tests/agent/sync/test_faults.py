@@ -120,3 +120,16 @@ def test_agent_killed_mid_drain_and_restarted(make_club, mosquitto_factory,
     assert term.store.queue_stats().pending == 0
     assert club.ledger.event_counts(term.id) == {"applied": 3000}
     club_and_terminal_agree(club, term, "m-1")
+
+
+def test_club_stalls_longer_than_the_ack_timeout(sim_club: SimClub, mosquitto,
+                                                 make_terminal) -> None:
+    sim_club.upsert_members([{"member_id": "m-1", "balances": {"points": 100000}}])
+    term = make_terminal(sim_club, mosquitto.tls_url)
+    term.wait(lambda: term.link.state().online, what="online")
+    sim_club.faults.pause_events = True  # the club's back end hangs; batches pile up
+    fill(term, 900)
+    term.wait(lambda: term.link.counters["ack_timeouts"] >= 1, 20, "an ack timeout")
+    assert term.link.state().pending == 900
+    sim_club.release_held()
+    exactly_once(sim_club, term, 900)
