@@ -140,7 +140,7 @@ class Terminal:
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "link" and event.get("online"):
-            self.connects.append(time.monotonic())
+            self.connects.append(time.time())  # wall clock: compared across processes
 
     def start(self) -> None:
         self.link = ClubLink(self.config, self.store, bundle_state(self.config.club_id,
@@ -237,36 +237,94 @@ def bench_catchup(root: Path, broker: MosquittoBroker, club: ClubProcess) -> dic
 
 
 def bench_fleet(root: Path, broker: MosquittoBroker, club: ClubProcess, count: int,
-                per_terminal: int, down_s: float) -> dict[str, Any]:
-    terms = [Terminal(root, f"T-{i:04d}", club, broker) for i in range(count)]
-    for t in terms:
-        t.start()
-    wait(lambda: all(t.link and t.link.state().online for t in terms), 120, "fleet online")
+                per_terminal: int, down_s: float, processes: int) -> dict[str, Any]:
+    """``count`` terminals in ``processes`` worker processes (paho uses select(), which
+    cannot watch file descriptors above 1024, and one process would have ~1,400)."""
+    per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+    workers = []
+    first = 0
+    for n in per:
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "bench.sync", "--fleet-worker", str(root), broker.url,
+             club.club_id, club.central_url, str(first), str(n), str(per_terminal)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        first += n
+
+    def each(command: str | None, expect: str) -> list[str]:
+        for w in workers:
+            if command is not None:
+                assert w.stdin is not None
+                w.stdin.write(command + "\n")
+                w.stdin.flush()
+        answers = []
+        for w in workers:
+            assert w.stdout is not None
+            line = w.stdout.readline()
+            if not line.startswith(expect):
+                raise RuntimeError(f"fleet worker said {line!r}, expected {expect!r}")
+            answers.append(line[len(expect):].strip())
+        return answers
+
+    each(None, "online")
     broker.stop()
-    wait(lambda: not any(t.link and t.link.state().online for t in terms), 60, "fleet offline")
-    for t in terms:  # sales while the broker is away
-        fill(t.store, per_terminal)
+    each("fill", "filled")  # sales recorded while the broker is away
     time.sleep(down_s)
-    for t in terms:
-        t.connects.clear()
-    restart = time.monotonic()
+    restart = time.time()
     broker.start()
-    wait(lambda: all(t.pending() == 0 for t in terms), 600, "fleet drained")
-    drained_s = time.monotonic() - restart
-    connects = sorted(c - restart for t in terms for c in t.connects)
+    reports = [json.loads(a) for a in each("watch", "drained")]
+    for w in workers:
+        w.wait(60)
+    drained_s = max(r["drained_at"] for r in reports) - restart
+    connects = sorted(c - restart for r in reports for c in r["connects"])
     per_second = Counter(int(c) for c in connects)
     # The peak over any sliding one-second window, not just aligned seconds.
     peak = max(sum(1 for d in connects if c <= d < c + 1) for c in connects) if connects else 0
-    for t in terms:
-        t.stop()
-    total = count * per_terminal
-    applied = sum(club.applied_seq(t.config.terminal_id) for t in terms)
-    return {"terminals": count, "events": total, "down_s": down_s, "drained_s": drained_s,
-            "peak_connects_per_s": peak, "connect_spread_s": (connects[-1] if connects else 0),
+    applied = sum(club.applied_seq(f"T-{i:04d}") for i in range(count))
+    return {"terminals": count, "events": count * per_terminal, "down_s": down_s,
+            "drained_s": drained_s, "peak_connects_per_s": peak,
+            "connect_spread_s": (connects[-1] if connects else 0),
             "by_second": dict(sorted(per_second.items())), "applied_total": applied}
 
 
+def fleet_worker(argv: list[str]) -> int:
+    """One process of the fleet: start terminals, then follow commands on stdin."""
+    from types import SimpleNamespace
+    root, broker_url, club_id, central_url = Path(argv[0]), argv[1], argv[2], argv[3]
+    first, n, per_terminal = int(argv[4]), int(argv[5]), int(argv[6])
+    club: Any = SimpleNamespace(club_id=club_id, central_url=central_url)
+    broker: Any = SimpleNamespace(url=broker_url)
+    terms = [Terminal(root, f"T-{i:04d}", club, broker) for i in range(first, first + n)]
+    for t in terms:
+        t.start()
+    wait(lambda: all(t.link and t.link.state().online for t in terms), 300, "online")
+    print("online", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "fill":
+            wait(lambda: not any(t.link and t.link.state().online for t in terms), 60,
+                 "offline")
+            for t in terms:
+                fill(t.store, per_terminal)
+                if t.link is not None:
+                    t.link.wake()
+                t.connects.clear()
+            print("filled", flush=True)
+        elif line.strip() == "watch":
+            wait(lambda: all(t.pending() == 0 for t in terms), 900, "drained")
+            drained_at = time.time()
+            connects = [c for t in terms for c in t.connects]
+            print("drained", json.dumps({"drained_at": drained_at, "connects": connects}),
+                  flush=True)
+            break
+    for t in terms:
+        t.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--fleet-worker"]:
+        logging.basicConfig(level=logging.ERROR)
+        return fleet_worker(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
@@ -274,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-terminal", type=int, default=100,
                     help="events each fleet terminal records while the broker is down")
     ap.add_argument("--down", type=float, default=5.0, help="seconds the broker stays down")
+    ap.add_argument("--processes", type=int, default=4,
+                    help="worker processes the fleet terminals run in")
     ap.add_argument("--skip", action="append", default=[], choices=["drain", "catchup", "fleet"])
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -299,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['catchup_s']:.2f} s after the link started (goal < 5 s)")
             if "fleet" not in args.skip:
                 r = bench_fleet(root, broker, club, args.terminals, args.per_terminal,
-                                args.down)
+                                args.down, args.processes)
                 print(f"fleet: {r['terminals']} terminals, broker down {r['down_s']:.0f} s, "
                       f"{r['events']} events queued: all drained {r['drained_s']:.1f} s after "
                       f"the broker came back; peak {r['peak_connects_per_s']} connections/s, "
