@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle-version", type=int, default=1)
     ap.add_argument("--timezone", default="Europe/Berlin")
     ap.add_argument("--https-port", type=int, default=0)
+    ap.add_argument("--coalesce", type=float, default=0.25,
+                    help="gather member changes this many seconds into one change set")
     ap.add_argument("--pki", type=Path, default=None, help="club CA folder (for mqtts://)")
     ap.add_argument("--write-pan-key", type=Path, default=None,
                     help="write the seed file's pan_key (hex, mode 0600) for the demo terminal")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seed = load_members_file(args.members)
     club = SimClub(args.state, broker_url, club_id=args.club, tls=tls, timezone=args.timezone,
-                   https_port=args.https_port)
+                   https_port=args.https_port, change_coalesce_s=args.coalesce)
     club.start()
     if club.ledger.members_version() == 0:
         version = club.upsert_members(seed["members"])

@@ -70,7 +70,8 @@ class SimClub:
     def __init__(self, state_dir: Path, broker_url: str, *, club_id: str = "acme",
                  tls: ClubTls | None = None, timezone: str = "Europe/Berlin",
                  signing_key: SigningKey | None = None, https: bool = True,
-                 https_port: int = 0, client_id: str | None = None):
+                 https_port: int = 0, client_id: str | None = None,
+                 change_coalesce_s: float = 0.0):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.club_id = club_id
@@ -92,6 +93,11 @@ class SimClub:
         self._worker: threading.Thread | None = None
         self._connected = threading.Event()
         self._stopped = False
+        self.change_coalesce_s = change_coalesce_s
+        self._coalesced: dict[str, dict[str, Any]] = {}
+        self._coalesced_from: int | None = None
+        self._coalesced_to = 0
+        self._coalesced_due: float | None = None
         self.client = self._make_client(client_id or f"clubterm-club-{club_id}")
         self.http: ClubHttpServer | None = None
         if https:
@@ -177,12 +183,22 @@ class SimClub:
 
     def _work_loop(self) -> None:
         while True:
-            item = self._work.get()
+            timeout = None
+            if self._coalesced_due is not None:
+                timeout = max(0.0, self._coalesced_due - time.monotonic())
+            try:
+                item = self._work.get(timeout=timeout)
+            except queue.Empty:
+                item = ("", b"")
             if item is None:
+                self._flush_coalesced()
                 return
             topic, payload = item
             try:
-                self._handle(topic, payload)
+                if topic:
+                    self._handle(topic, payload)
+                if self._coalesced_due is not None and time.monotonic() >= self._coalesced_due:
+                    self._flush_coalesced()
             except Exception:
                 log.exception("club failed on a message on %s", topic)
 
@@ -236,8 +252,11 @@ class SimClub:
         ack = {"batch": doc.get("batch"), "accepted": result.accepted,
                "rejected": result.rejected, "applied_seq": result.applied_seq}
         if result.changed_members:
-            self._publish_changes(result.from_version, result.to_version,
-                                  result.changed_members)
+            if self.change_coalesce_s > 0:
+                self._coalesce(result.from_version, result.to_version, result.changed_members)
+            else:
+                self._publish_changes(result.from_version, result.to_version,
+                                      result.changed_members)
         with self._cond:
             self.batches_received += 1
             self._cond.notify_all()
@@ -265,6 +284,27 @@ class SimClub:
             send()
 
     # ---- members -------------------------------------------------------------
+
+    def _coalesce(self, from_version: int, to_version: int,
+                  records: list[dict[str, Any]]) -> None:
+        """Gather changes for ``change_coalesce_s``: one change set then carries the
+        latest record of every member changed, instead of one set per batch (every
+        terminal applies every change set, so a busy club must not send hundreds)."""
+        if self._coalesced_from is None:
+            self._coalesced_from = from_version
+            self._coalesced_due = time.monotonic() + self.change_coalesce_s
+        self._coalesced_to = to_version
+        for rec in records:
+            self._coalesced[rec["member_id"]] = rec
+
+    def _flush_coalesced(self) -> None:
+        if self._coalesced_from is None:
+            return
+        records = list(self._coalesced.values())
+        start, end = self._coalesced_from, self._coalesced_to
+        self._coalesced.clear()
+        self._coalesced_from = self._coalesced_due = None
+        self._publish_changes(start, end, records)
 
     def _publish_changes(self, from_version: int, to_version: int,
                          records: list[dict[str, Any]], removed: list[str] | None = None) -> None:

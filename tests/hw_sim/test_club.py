@@ -156,3 +156,23 @@ def test_snapshot_over_mutual_tls(sim_club: SimClub, club_pki: ClubPki) -> None:
     assert ids == ["m-2", "m-3", "m-4"]
     no_cert = requests.get(url, verify=str(club_pki.ca.cert_file), timeout=10)
     assert no_cert.status_code == 401
+
+
+def test_coalesced_change_sets_carry_the_latest_records(
+        make_club, mosquitto: MosquittoBroker, club_pki: ClubPki) -> None:
+    club = make_club(mosquitto)
+    club.change_coalesce_s = 0.5
+    club.upsert_members([{"member_id": "m-1", "balances": {"points": 0}}])
+    t = RawTerminal(mosquitto, club_pki, "T-C")
+    try:
+        p = f"clubterm/v1/{club.club_id}"
+        t.subscribe(f"{p}/members/changes")
+        for i in range(1, 4):
+            t.publish(f"{p}/terminals/T-C/events", {"batch": f"b{i}", "terminal_id": "T-C",
+                                                   "events": [sale(i, "m-1", terminal="T-C")]})
+        topic, change = t.get(timeout=5)
+        assert (change["from_version"], change["to_version"]) == (1, 4)
+        assert [m["balances"]["points"] for m in change["members"]] == [30]
+        assert change["members"][0]["applied"] == {"T-C": 3}
+    finally:
+        t.close()
