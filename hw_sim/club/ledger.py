@@ -73,6 +73,7 @@ class Ledger:
         self.default_tier = default_tier
         self.clock = clock
         self._lock = threading.RLock()
+        self._new_sales: dict[str, list[Any]] = {}
         self.db = self._connect()
         self.db.executescript(SCHEMA)
 
@@ -320,6 +321,10 @@ class Ledger:
                 self._apply_event(terminal_id, ev, touched)
                 result.newly_applied += 1
             applied = seq
+        self.db.executemany(
+            "INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body, refunded) "
+            "VALUES (?,?,?,?,?,?)", [row[:6] for row in self._new_sales.values()])
+        self._new_sales.clear()
         if applied != first:
             self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq>? "
                             "AND seq<=? AND state='stored'", (terminal_id, first, applied))
@@ -368,11 +373,10 @@ class Ledger:
         if kind == "sale":
             rec = self._load_for_update(ev.get("member_id"), touched)
             at = _parse_time(ev["at"])
-            self.db.execute("INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body) "
-                            "VALUES (?,?,?,?,?)",
-                            (ev["id"], rec["member_id"] if rec else None,
-                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev),
-                             json.dumps(ev)))
+            # Written in one go at the end of the batch (the sale's body is in events).
+            self._new_sales[ev["id"]] = [ev["id"], rec["member_id"] if rec else None,
+                                         at.astimezone(UTC).isoformat(),
+                                         effects.sale_spend(ev), "", 0, ev]
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
@@ -383,15 +387,25 @@ class Ledger:
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
         elif kind == "refund":
-            row = self.db.execute("SELECT member_id, body, refunded FROM sales WHERE id=?",
-                                  (ev.get("sale_id"),)).fetchone()
-            if row is None or row[2]:
-                return  # unknown or already refunded sale: recorded, no effect
-            self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (ev.get("sale_id"),))
-            rec = self._load_for_update(row[0], touched)
+            sale_id = ev.get("sale_id")
+            new = self._new_sales.get(str(sale_id))
+            if new is not None:
+                if new[5]:
+                    return
+                new[5] = 1
+                member_id, sale = new[1], new[6]
+            else:
+                row = self.db.execute("SELECT member_id, refunded FROM sales WHERE id=?",
+                                      (sale_id,)).fetchone()
+                if row is None or row[1]:
+                    return  # unknown or already refunded sale: recorded, no effect
+                self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (sale_id,))
+                member_id = row[0]
+                sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
+                                                  (sale_id,)).fetchone()[0])
+            rec = self._load_for_update(member_id, touched)
             if rec is None:
                 return
-            sale = json.loads(row[1])
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
                                                    effects.sale_balance_deltas(sale), -1)
             stats = rec.setdefault("stats", {})

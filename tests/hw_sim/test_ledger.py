@@ -68,7 +68,11 @@ def test_any_delivery_order_applies_each_event_once(spec, data) -> None:
         rec = ledger.member("m-1")
         assert rec is not None
         assert rec["balances"]["points"] == expected_points(events)
-        assert rec["applied"] == {"T-1": len(events)}
+        # applied[T] may stop at the last event that changed the member: later ones
+        # (a second refund of one sale) had no effect on it.
+        applied = rec["applied"]["T-1"]
+        assert applied <= len(events)
+        assert expected_points(events[:applied]) == expected_points(events)
         ledger.close()
 
 
