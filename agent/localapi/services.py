@@ -1,0 +1,915 @@
+"""The local API's methods (``local-api.md``): the business behind each JSON-RPC call.
+
+:class:`Services` validates parameters, enforces staff roles, asks the rules engine
+for quotes, records facts through the store (answering only once they are durable)
+and turns every failure into an :class:`ApiError` whose message a cashier can read.
+Decisions the spec leaves open are written down in ``docs/local-api.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent import __version__
+from agent.errors import ApiError, ClubtermError, LimitExceeded, RulesError, StorageError
+from agent.localapi import (
+    CONFLICT,
+    INVALID_PARAMS,
+    LIMIT,
+    MEMBER_NOT_ACTIVE,
+    METHOD_NOT_FOUND,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    QUOTE_EXPIRED,
+    QUOTE_TTL_SECONDS,
+    STORAGE,
+    UNKNOWN_MEMBER,
+)
+from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
+from agent.localapi.sessions import SessionTable
+
+log = logging.getLogger(__name__)
+
+SELLERS = ("cashier", "manager")
+MANAGERS = ("manager",)
+ANY_STAFF = ("cashier", "manager", "technician")
+
+SALE_KEYS = (
+    "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
+    "points_earned", "credits_earned", "lottery_entries", "rules_version",
+)
+PAYMENTS = ("cash", "card", "other", "mixed")
+MAX_QUOTES = 10_000
+COMMITTED_KEEP_S = 600.0
+STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
+                   "recorded. Please try again or call a technician.")
+
+
+def _p(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *,
+       required: bool = True, default: Any = None) -> Any:
+    """One parameter of the right type, or an invalid-params error naming it."""
+    if name not in params or params[name] is None:
+        if required:
+            raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is missing.", {"param": name})
+        return default
+    value = params[name]
+    ints = kind is int or (isinstance(kind, tuple) and int in kind)
+    if isinstance(value, bool) and ints and not (isinstance(kind, tuple) and bool in kind):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a whole number.",
+                       {"param": name})
+    if not isinstance(value, kind):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} has the wrong type.",
+                       {"param": name})
+    return value
+
+
+def _text(params: Mapping[str, Any], name: str, *, required: bool = True, max_len: int = 200,
+          default: str | None = None) -> str | None:
+    value: str | None = _p(params, name, str, required=required, default=default)
+    if value is None:
+        return None
+    value = value.strip()
+    if required and not value:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is empty.", {"param": name})
+    if len(value) > max_len:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is too long (at most {max_len}).",
+                       {"param": name})
+    return value
+
+
+def _amount(params: Mapping[str, Any], name: str = "amount", *, allow_zero: bool = False) -> int:
+    value = _p(params, name, int)
+    if value < 0 or (value == 0 and not allow_zero) or value > 10**12:
+        raise ApiError(INVALID_PARAMS, f"The {name} must be a positive whole number of minor "
+                       "units.", {"param": name})
+    return int(value)
+
+
+def _parse_time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a time (RFC 3339).",
+                       {"param": name})
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid time.",
+                       {"param": name}) from None
+    if at.tzinfo is None:
+        raise ApiError(INVALID_PARAMS, f"The time {name!r} needs an offset (e.g. +01:00).",
+                       {"param": name})
+    return at
+
+
+def _parse_date(value: Any, name: str = "date") -> date:
+    if not isinstance(value, str):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a date (YYYY-MM-DD).",
+                       {"param": name})
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid date.",
+                       {"param": name}) from None
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def code_token(text: str) -> str:
+    """``code:`` + the scanned text, trimmed (protocol.md)."""
+    return "code:" + text.strip()
+
+
+def tel_token(phone: str, country: str) -> str:
+    """``tel:`` + E.164 form; uses ``agent.carddata.tokens`` when it is there."""
+    try:
+        from agent.carddata import tokens  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # pragma: no cover - carddata lands separately
+        digits = "".join(c for c in phone if c.isdigit())
+        if phone.strip().startswith("+"):
+            return "tel:+" + digits
+        if phone.strip().startswith("00"):
+            return "tel:+" + digits[2:]
+        return "tel:+" + country + digits.lstrip("0")
+    result: str = tokens.tel_token(phone, country)  # type: ignore[attr-defined,unused-ignore]
+    return result
+
+
+@dataclass
+class StoredQuote:
+    """A quote waiting to be committed."""
+
+    quote_id: str
+    created: float
+    quote: dict[str, Any]
+    lines: list[dict[str, Any]]
+    member: dict[str, Any] | None
+    token: str | None
+    masked: str | None
+
+
+@dataclass
+class AgentView:
+    """What the services read about the running agent (filled in by the daemon)."""
+
+    terminal_id: str
+    merchant_id: str
+    default_country_code: str = "1"
+    bundle: Callable[[], Any] = lambda: None
+    rules_problem: Callable[[], str | None] = lambda: None
+    online: Callable[[], bool] = lambda: False
+    link_since: Callable[[], datetime | None] = lambda: None
+    readers: Callable[[], list[dict[str, Any]]] = lambda: []
+    # Called after an event is durable, so the club link sends it soon.
+    on_recorded: Callable[[], None] = lambda: None
+    # Sends an ``event`` notification to every subscribed client.
+    broadcast: Callable[[dict[str, Any]], None] = lambda _e: None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Services:
+    """Every local-API method; one instance per agent."""
+
+    def __init__(self, view: AgentView, store: Any, db: DbThread, *,
+                 quote_fn: QuoteFn = rules_quote,
+                 sessions: SessionTable | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic,
+                 quote_ttl_s: float = QUOTE_TTL_SECONDS):
+        self.view = view
+        self.store = store
+        self.db = db
+        self.quote_fn = quote_fn
+        self.sessions = sessions or SessionTable(clock=monotonic)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.quote_ttl_s = quote_ttl_s
+        self._quotes: OrderedDict[str, StoredQuote] = OrderedDict()
+        self._committed: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        # token → (masked, bin6) of recent card reads, so a quote by token knows the
+        # BIN and a member summary can show the masked number. Never the PAN.
+        self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self.accepting = True
+        self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+            "agent.status": self.agent_status,
+            "events.subscribe": self.events_subscribe,
+            "member.identify": self.member_identify,
+            "member.enrol": self.member_enrol,
+            "sale.quote": self.sale_quote,
+            "sale.commit": self.sale_commit,
+            "sale.refund": self.sale_refund,
+            "staff.login": self.staff_login,
+            "staff.logout": self.staff_logout,
+            "staff.clock": self.staff_clock,
+            "expense.add": self.expense_add,
+            "cash_receipt.add": self.cash_receipt_add,
+            "day.summary": self.day_summary,
+            "appointment.create": self.appointment_create,
+            "appointment.update": self.appointment_update,
+            "appointment.cancel": self.appointment_cancel,
+            "appointment.list": self.appointment_list,
+        }
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def dispatch(self, method: str, params: dict[str, Any], conn: Any) -> Any:
+        """Run one method (the server's :class:`Dispatcher`)."""
+        handler = self._methods.get(method)
+        if handler is None:
+            raise ApiError(METHOD_NOT_FOUND, f"The agent does not know the method {method!r}.")
+        if not self.accepting and method not in ("agent.status", "events.subscribe"):
+            raise ApiError(NOT_ALLOWED, "The agent is shutting down; please try again in a moment.",
+                           {"reason": "shutting_down"})
+        return await handler(params, conn)
+
+    def note_card(self, token: str, masked: str | None, bin6: str | None) -> None:
+        """Remember the masked form and BIN of a token just read (for quotes/summaries)."""
+        self._recent_cards[token] = (masked, bin6)
+        self._recent_cards.move_to_end(token)
+        while len(self._recent_cards) > 256:
+            self._recent_cards.popitem(last=False)
+
+    async def _append(self, type_: str, body: dict[str, Any], staff_id: str | None) -> Any:
+        """Record an event durably; a storage failure becomes -32005."""
+        at = self.clock()
+        try:
+            stored = await self.db.call(self.store.append, type_, body, at=at, staff_id=staff_id,
+                                        offline=not self.view.online())
+        except StorageError as exc:
+            log.error("could not record a %s event: %s", type_, exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        except OSError as exc:  # a store that did not convert its own error
+            log.error("could not record a %s event: %s", type_, exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        try:
+            self.view.on_recorded()
+        except Exception:  # waking the link is best effort; the event is safe
+            log.exception("could not wake the club link")
+        return stored
+
+    def _tz(self) -> tzinfo:
+        bundle = self.view.bundle()
+        name = field_of(bundle, "timezone") if bundle is not None else None
+        if isinstance(name, str):
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown time zone %r in the rule bundle", name)
+        local = datetime.now().astimezone().tzinfo
+        return local if local is not None else UTC
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        tz = self._tz()
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        return start, end
+
+    def _today(self) -> date:
+        return self.clock().astimezone(self._tz()).date()
+
+    async def _summary(self, member: dict[str, Any], token: str | None) -> dict[str, Any]:
+        balances = await self.db.call(self.store.usable_balances, member["member_id"])
+        masked = self._recent_cards.get(token, (None, None))[0] if token else None
+        return {
+            "member_id": member["member_id"],
+            "name": member.get("name"),
+            "tier": member.get("tier"),
+            "status": member.get("status"),
+            "balances": dict(balances),
+            "masked": masked,
+        }
+
+    async def member_summary(self, token: str) -> dict[str, Any] | None:
+        """The summary of the member holding ``token`` (any status), or None."""
+        member = await self.db.call(self.store.lookup, token)
+        if member is None:
+            return None
+        return await self._summary(member, token)
+
+    def _identifier_of(self, params: Mapping[str, Any]) -> str:
+        token = params.get("token")
+        phone = params.get("phone")
+        code = params.get("code")
+        given = [k for k, v in (("token", token), ("phone", phone), ("code", code)) if v]
+        if len(given) != 1:
+            raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone or code.")
+        if token is not None:
+            if not isinstance(token, str) or ":" not in token or len(token) > 200:
+                raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                               {"param": "token"})
+            return token
+        if phone is not None:
+            if not isinstance(phone, str) or sum(c.isdigit() for c in phone) < 5:
+                raise ApiError(INVALID_PARAMS, "That does not look like a phone number.",
+                               {"param": "phone"})
+            try:
+                return tel_token(phone, self.view.default_country_code)
+            except ClubtermError as exc:
+                raise ApiError(INVALID_PARAMS, f"That phone number cannot be used: {exc}",
+                               {"param": "phone"}) from None
+        if not isinstance(code, str) or not code.strip() or len(code) > 500:
+            raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
+        return code_token(code)
+
+    async def _member_for(self, token: str) -> dict[str, Any]:
+        member = await self.db.call(self.store.lookup, token)
+        if member is None:
+            raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("status") != "active":
+            summary = await self._summary(member, token)
+            what = "lost" if member.get("status") == "lost_card" else "blocked"
+            raise ApiError(MEMBER_NOT_ACTIVE,
+                           f"This member's card is {what}; no club benefits can be given.",
+                           {"member": summary})
+        return dict(member)
+
+    # ------------------------------------------------------------------ methods
+
+    async def agent_status(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``agent.status``."""
+        bundle = self.view.bundle()
+        stats = await self.db.call(self.store.queue_stats)
+        members_version = await self.db.call(self.store.members_version)
+        oldest = field_of(stats, "oldest_at")
+        return {
+            "terminal_id": self.view.terminal_id,
+            "merchant_id": self.view.merchant_id,
+            "online": bool(self.view.online()),
+            "rules_version": field_of(bundle, "version") if bundle is not None else None,
+            "rules_problem": self.view.rules_problem(),
+            "members_version": members_version,
+            "queue": {
+                "pending": int(field_of(stats, "pending", 0)),
+                "oldest_at": _iso(oldest) if isinstance(oldest, datetime) else oldest,
+                "rejected": int(field_of(stats, "rejected", 0)),
+            },
+            "readers": [
+                {"name": r.get("name"), "kind": r.get("kind"), "state": r.get("state")}
+                for r in self.view.readers()
+            ],
+            "agent_version": __version__,
+            "link_since": _iso(self.view.link_since()),
+            "uptime_s": round(time.monotonic() - self.view.started, 1),
+        }
+
+    async def events_subscribe(self, params: dict[str, Any], conn: Any) -> bool:
+        """``events.subscribe``: this connection gets ``event`` notifications from now on."""
+        conn.subscribed = True
+        return True
+
+    async def member_identify(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.identify`` by token, phone or code."""
+        token = self._identifier_of(params)
+        member = await self._member_for(token)
+        return await self._summary(member, token)
+
+    async def staff_login(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``staff.login`` with a badge token, or staff_id and PIN."""
+        staff = await self._staff_from(params, need_pin=True)
+        session = self.sessions.open(staff["staff_id"], staff.get("name") or "", staff["role"])
+        log.info("staff %s signed in as %s", session.staff_id, session.role)
+        return {"session": session.token, "staff_id": session.staff_id, "name": session.name,
+                "role": session.role, "idle_s": self.sessions.idle_s,
+                "max_s": self.sessions.max_s}
+
+    async def staff_logout(self, params: dict[str, Any], conn: Any) -> bool:
+        """``staff.logout`` (extension): end a session."""
+        token = _p(params, "session", str)
+        return self.sessions.close(token)
+
+    async def _staff_from(self, params: Mapping[str, Any], *, need_pin: bool) -> dict[str, Any]:
+        token = params.get("token")
+        staff_id = params.get("staff_id")
+        if token is not None:
+            if not isinstance(token, str) or not token:
+                raise ApiError(INVALID_PARAMS, "The badge token is not valid.", {"param": "token"})
+            staff = await self.db.call(self.store.staff_by_token, token)
+            if staff is None or not staff.get("active", True):
+                raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
+            return dict(staff)
+        if staff_id is None:
+            raise ApiError(INVALID_PARAMS, "Give a badge token, or a staff id and PIN.")
+        if not isinstance(staff_id, str) or not staff_id:
+            raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
+        pin = params.get("pin")
+        if pin is None and not need_pin:
+            staff = await self.db.call(self.store.staff_get, staff_id)
+            if staff is None or not staff.get("active", True):
+                raise ApiError(NOT_FOUND, "There is no staff member with this id.")
+            return dict(staff)
+        if not isinstance(pin, str) or not pin:
+            raise ApiError(INVALID_PARAMS, "Please enter your PIN.", {"param": "pin"})
+        ok = await self.db.call(self.store.staff_check_pin, staff_id, pin)
+        staff = await self.db.call(self.store.staff_get, staff_id) if ok else None
+        if staff is None or not staff.get("active", True):
+            # Same answer for an unknown id and a wrong PIN: no guessing of ids.
+            raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
+                           {"reason": "bad_credentials"})
+        return dict(staff)
+
+    async def staff_clock(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``staff.clock``: record an attendance event."""
+        action = _p(params, "action", str)
+        if action not in ("in", "out"):
+            raise ApiError(INVALID_PARAMS, 'The action must be "in" or "out".',
+                           {"param": "action"})
+        staff = await self._staff_from(params, need_pin=False)
+        token = params.get("token") if isinstance(params.get("token"), str) else None
+        body = {"staff_id": staff["staff_id"], "action": action, "identified_by": token}
+        stored = await self._append("attendance", body, staff["staff_id"])
+        at = field_of(stored, "at") or self.clock()
+        self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
+                             "name": staff.get("name"), "action": action,
+                             "at": _iso(at) if isinstance(at, datetime) else at})
+        return {"event_id": field_of(stored, "id"),
+                "at": _iso(at) if isinstance(at, datetime) else at}
+
+    async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
+        session = self.sessions.check(params.get("session"), SELLERS)
+        body = {
+            "amount": _amount(params),
+            "category": _text(params, "category", max_len=64),
+            "note": _text(params, "note", required=False, max_len=500, default="") or "",
+        }
+        stored = await self._append(type_, body, session.staff_id)
+        return {"event_id": field_of(stored, "id")}
+
+    async def expense_add(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``expense.add`` (cashier or manager)."""
+        return await self._money_event("expense", params)
+
+    async def cash_receipt_add(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``cash_receipt.add`` (cashier or manager)."""
+        return await self._money_event("cash_receipt", params)
+
+    # ------------------------------------------------------------------ sales
+
+    def _lines(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if params.get("lines") is not None and params.get("amount") is not None:
+            raise ApiError(INVALID_PARAMS, "Give either lines or amount, not both.")
+        if params.get("amount") is not None:
+            return [{"sku": None, "category": None, "qty": 1, "unit_price": _amount(params)}]
+        raw = params.get("lines")
+        if not isinstance(raw, list) or not raw:
+            raise ApiError(INVALID_PARAMS, "Give the basket lines or an amount.",
+                           {"param": "lines"})
+        if len(raw) > 500:
+            raise ApiError(INVALID_PARAMS, "A sale may have at most 500 lines.", {"param": "lines"})
+        lines = []
+        for i, line in enumerate(raw):
+            if not isinstance(line, dict):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1} is not an object.",
+                               {"param": "lines"})
+            qty = line.get("qty", 1)
+            price = line.get("unit_price")
+            if (isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= 100000
+                    or isinstance(price, bool) or not isinstance(price, int)
+                    or not 0 <= price <= 10**12):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1} needs a whole quantity and "
+                               "a unit price in minor units.", {"param": "lines", "line": i})
+            sku, category = line.get("sku"), line.get("category")
+            if not (sku is None or isinstance(sku, str)) or not (
+                    category is None or isinstance(category, str)):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: sku and category must be "
+                               "text.", {"param": "lines", "line": i})
+            lines.append({"sku": sku, "category": category, "qty": qty, "unit_price": price})
+        return lines
+
+    def _purge_quotes(self) -> None:
+        now = self.monotonic()
+        while self._quotes:
+            first = next(iter(self._quotes.values()))
+            if now - first.created <= self.quote_ttl_s and len(self._quotes) <= MAX_QUOTES:
+                break
+            self._quotes.popitem(last=False)
+        while self._committed:
+            at, _ = next(iter(self._committed.values()))
+            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_QUOTES:
+                break
+            self._committed.popitem(last=False)
+
+    async def sale_quote(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.quote``: compute the benefit; keep it 120 s under a ``quote_id``."""
+        lines = self._lines(params)
+        token = params.get("token")
+        if token is not None and (not isinstance(token, str) or ":" not in token):
+            raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                           {"param": "token"})
+        redeem = params.get("redeem_points")
+        if redeem is not None and redeem != "max" and (
+                isinstance(redeem, bool) or not isinstance(redeem, int) or redeem < 0):
+            raise ApiError(INVALID_PARAMS, 'redeem_points must be a whole number or "max".',
+                           {"param": "redeem_points"})
+        use_credit = params.get("use_credit") or []
+        if not isinstance(use_credit, list) or not all(isinstance(k, str) for k in use_credit):
+            raise ApiError(INVALID_PARAMS, "use_credit must be a list of balance kinds.",
+                           {"param": "use_credit"})
+        member = await self._member_for(token) if token else None
+        if member is None and (redeem or use_credit):
+            raise ApiError(UNKNOWN_MEMBER, "Points and credit can only be used by an identified "
+                           "member.")
+        quote, member_view = await self._compute(lines, token, member, redeem, use_credit)
+        self._purge_quotes()
+        quote_id = "q-" + uuid.uuid4().hex
+        masked = self._recent_cards.get(token, (None, None))[0] if token else None
+        self._quotes[quote_id] = StoredQuote(quote_id, self.monotonic(), quote, lines,
+                                             member_view, token, masked)
+        result = dict(quote)
+        result["quote_id"] = quote_id
+        result["expires_in_s"] = int(self.quote_ttl_s)
+        result["member"] = (await self._summary(member, token)) if member is not None else None
+        return result
+
+    async def _compute(self, lines: list[dict[str, Any]], token: str | None,
+                       member: dict[str, Any] | None, redeem: Any,
+                       use_credit: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        bundle = self.view.bundle()
+        now = self.clock()
+        stats = await self.db.call(self.store.queue_stats)
+        oldest = field_of(stats, "oldest_at")
+        if isinstance(oldest, str):
+            oldest = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+        oldest_age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else None
+        redeemed_today = credit_today = 0
+        member_view = None
+        if member is not None:
+            balances = await self.db.call(self.store.usable_balances, member["member_id"])
+            member_view = dict(member)
+            member_view["balances"] = dict(balances)
+            start, end = self._day_bounds(now.astimezone(self._tz()).date())
+            redeemed_today, credit_today = await self.db.call(
+                self.store.offline_counters, member["member_id"], start, end)
+        bin6 = self._recent_cards.get(token, (None, None))[1] if token else None
+        request = {"lines": lines, "token_kind": token.split(":", 1)[0] if token else None,
+                   "bin6": bin6, "redeem_points": redeem, "use_credit": use_credit}
+        ctx = {"at": now, "offline": not self.view.online(), "redeemed_today": redeemed_today,
+               "credit_used_today": credit_today,
+               "pending_count": int(field_of(stats, "pending", 0)),
+               "oldest_pending_age_s": oldest_age}
+        try:
+            return self.quote_fn(bundle, request, member_view, ctx), member_view
+        except LimitExceeded as exc:
+            raise ApiError(LIMIT, str(exc), {"limit": exc.limit}) from None
+        except RulesError as exc:
+            raise ApiError(INVALID_PARAMS, f"This sale cannot be computed: {exc}") from None
+
+    async def sale_commit(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.commit``: record the quoted sale; answer once it is durable.
+
+        Committing the same ``quote_id`` again answers the first result (also after
+        an agent restart, found by the ``quote_id`` kept in the sale event), so a
+        client that lost the answer can safely retry.
+        """
+        quote_id = _p(params, "quote_id", str)
+        session = self.sessions.check(params.get("session"), SELLERS)
+        payment = _p(params, "payment", str)
+        if payment not in PAYMENTS:
+            raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
+                           {"param": "payment"})
+        self._purge_quotes()
+        done = self._committed.get(quote_id)
+        if done is not None:
+            return done[1]
+        stored_quote = self._quotes.get(quote_id)
+        if stored_quote is None:
+            earlier = await self._find_committed(quote_id)
+            if earlier is not None:
+                return earlier
+            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
+                           "Please compute the sale again.")
+        if self.monotonic() - stored_quote.created > self.quote_ttl_s:
+            self._quotes.pop(quote_id, None)
+            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
+                           "Please compute the sale again.")
+        quote = stored_quote.quote
+        member = stored_quote.member
+        if member is not None:
+            await self._recheck_balances(member["member_id"], quote)
+        body: dict[str, Any] = {
+            "member_id": member["member_id"] if member else None,
+            "identified_by": stored_quote.token,
+            "lines": stored_quote.lines,
+        }
+        body.update({k: quote.get(k) for k in SALE_KEYS})
+        body["payment"] = payment
+        # Not a protocol key (the club ignores unknown keys): it makes a retried
+        # commit idempotent across an agent restart.
+        body["quote_id"] = quote_id
+        # Only one commit per quote, even if two clients race on it.
+        self._quotes.pop(quote_id, None)
+        try:
+            stored = await self._append("sale", body, session.staff_id)
+        except ApiError:
+            self._quotes[quote_id] = stored_quote  # nothing recorded; the quote stays usable
+            raise
+        balances_after = (await self.db.call(self.store.usable_balances, member["member_id"])
+                          if member else None)
+        at = field_of(stored, "at") or self.clock()
+        receipt = {
+            "sale_id": field_of(stored, "id"),
+            "seq": field_of(stored, "seq"),
+            "at": _iso(at) if isinstance(at, datetime) else at,
+            "terminal_id": self.view.terminal_id,
+            "merchant_id": self.view.merchant_id,
+            "staff_id": session.staff_id,
+            "staff_name": session.name,
+            "member": ({"member_id": member["member_id"], "name": member.get("name"),
+                        "masked": stored_quote.masked} if member else None),
+            "lines": stored_quote.lines,
+            "net": quote.get("net"),
+            **{k: quote.get(k) for k in SALE_KEYS},
+            "payment": payment,
+            "balances_after": balances_after,
+            "offline": not self.view.online(),
+        }
+        result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
+        self._committed[quote_id] = (self.monotonic(), result)
+        self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
+                             "member_id": body["member_id"], "payable": body["payable"],
+                             "staff_id": session.staff_id})
+        return result
+
+    async def _recheck_balances(self, member_id: str, quote: Mapping[str, Any]) -> None:
+        """Refuse a commit whose redemption no longer fits (spent elsewhere meanwhile)."""
+        wanted_points = int(quote.get("redeemed_points") or 0)
+        credits = quote.get("credits_used") or []
+        if not wanted_points and not credits:
+            return
+        balances = await self.db.call(self.store.usable_balances, member_id)
+        if wanted_points > balances.get("points", 0):
+            raise ApiError(LIMIT, "The member no longer has enough points; please compute the "
+                           "sale again.", {"limit": "points_balance"})
+        for used in credits:
+            kind, amount = used.get("kind"), int(used.get("amount") or 0)
+            if amount > balances.get(kind, 0):
+                raise ApiError(LIMIT, "The member no longer has enough credit; please compute "
+                               "the sale again.", {"limit": "credit_balance"})
+
+    async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
+        """The sale recorded for ``quote_id`` before a restart, as a commit result."""
+        events = await self.db.call(lambda: list(self.store.events()))
+        for raw in events:
+            event = event_dict(raw)
+            if event.get("type") == "sale" and event.get("quote_id") == quote_id:
+                at = event.get("at")
+                receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+                receipt.update({"sale_id": event["id"], "seq": event["seq"],
+                                "at": _iso(at) if isinstance(at, datetime) else at,
+                                "terminal_id": self.view.terminal_id,
+                                "merchant_id": self.view.merchant_id,
+                                "staff_id": event.get("staff_id")})
+                return {"sale_id": event["id"], "seq": event["seq"], "receipt": receipt}
+        return None
+
+    async def _sale_events(self) -> list[dict[str, Any]]:
+        events = await self.db.call(lambda: list(self.store.events()))
+        return [event_dict(e) for e in events]
+
+    async def sale_refund(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
+        session = self.sessions.check(params.get("session"), MANAGERS)
+        sale_id = _text(params, "sale_id", max_len=64)
+        reason = _text(params, "reason", max_len=500)
+        events = await self._sale_events()
+        if not any(e.get("type") == "sale" and e.get("id") == sale_id for e in events):
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
+        if any(e.get("type") == "refund" and e.get("sale_id") == sale_id for e in events):
+            raise ApiError(CONFLICT, "This sale has already been refunded.")
+        stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
+                                    session.staff_id)
+        return {"refund_id": field_of(stored, "id")}
+
+    # ------------------------------------------------------------------ members
+
+    async def member_enrol(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.enrol``: a new member ``local:<uuid>`` until the club answers."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        name = _text(params, "name", max_len=100)
+        phone = _text(params, "phone", max_len=40)
+        assert phone is not None
+        tel = self._identifier_of({"phone": phone})
+        identifiers = [tel]
+        token = params.get("token")
+        if token is not None:
+            if not isinstance(token, str) or ":" not in token or len(token) > 200:
+                raise ApiError(INVALID_PARAMS, "The card token is not valid.", {"param": "token"})
+            identifiers.append(token)
+        for ident in identifiers:
+            if await self.db.call(self.store.lookup, ident) is not None:
+                raise ApiError(CONFLICT, "A member with this phone number or card already exists.",
+                               {"identifier_kind": ident.split(":", 1)[0]})
+        referred_by = _text(params, "referred_by", required=False, max_len=100)
+        member_id = f"local:{uuid.uuid4()}"
+        body = {"member_id": member_id, "name": name, "identifiers": identifiers,
+                "referred_by": referred_by}
+        await self._append("member_enrol", body, session.staff_id)
+        return {"member_id": member_id}
+
+    # ------------------------------------------------------------------ reports
+
+    async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``day.summary``: the terminal's totals of one local day (shape in docs)."""
+        day = _parse_date(params["date"]) if params.get("date") else self._today()
+        start, end = self._day_bounds(day)
+        events = [e for e in await self._sale_events()
+                  if isinstance(e.get("at"), datetime) and start <= e["at"] < end]
+        return summarise_day(day, str(self._tz()), events,
+                             await self._staff_names({e.get("staff_id") for e in events}))
+
+    async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
+        names = {}
+        for staff_id in ids:
+            if isinstance(staff_id, str):
+                staff = await self.db.call(self.store.staff_get, staff_id)
+                names[staff_id] = (staff or {}).get("name") or staff_id
+        return names
+
+    # ------------------------------------------------------------------ appointments
+
+    async def _appointment_fields(self, params: Mapping[str, Any],
+                                  base: Mapping[str, Any] | None) -> dict[str, Any]:
+        base = dict(base or {})
+        out: dict[str, Any] = {}
+        customer = params.get("customer", base.get("customer"))
+        if not isinstance(customer, str) or not customer.strip():
+            raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
+                           {"param": "customer"})
+        if not customer.startswith(("tel:", "local:")) and customer[:1] not in ("+", "0") \
+                and not (await self.db.call(self.store.member, customer)):
+            raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
+        if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
+            customer = self._identifier_of({"phone": customer})
+        out["customer"] = customer
+        service = params.get("service", base.get("service"))
+        if not isinstance(service, str) or not service.strip() or len(service) > 100:
+            raise ApiError(INVALID_PARAMS, "Say which service is booked.", {"param": "service"})
+        out["service"] = service.strip()
+        staff_id = params.get("staff_id", base.get("staff_id"))
+        if not isinstance(staff_id, str) or not staff_id:
+            raise ApiError(INVALID_PARAMS, "Say which staff member gives the service.",
+                           {"param": "staff_id"})
+        if await self.db.call(self.store.staff_get, staff_id) is None:
+            raise ApiError(NOT_FOUND, "There is no staff member with this id.")
+        out["staff_id"] = staff_id
+        start = _parse_time(params.get("start", base.get("start")), "start")
+        out["start"] = start.isoformat()
+        minutes = params.get("minutes", base.get("minutes"))
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
+            raise ApiError(INVALID_PARAMS, "The length must be 1 to 1440 minutes.",
+                           {"param": "minutes"})
+        out["minutes"] = minutes
+        note = params.get("note", base.get("note", ""))
+        if note is not None and (not isinstance(note, str) or len(note) > 500):
+            raise ApiError(INVALID_PARAMS, "The note is too long.", {"param": "note"})
+        out["note"] = note or ""
+        return out
+
+    async def _check_overlap(self, appt: Mapping[str, Any], own_id: str | None) -> None:
+        start = datetime.fromisoformat(appt["start"])
+        end = start + timedelta(minutes=appt["minutes"])
+        others = await self.db.call(self.store.appointments_between, start - timedelta(days=1),
+                                    end)
+        for other in others:
+            if other.get("appointment_id") == own_id or other.get("status") == "cancelled":
+                continue
+            if other.get("staff_id") != appt["staff_id"]:
+                continue
+            o_start = datetime.fromisoformat(other["start"])
+            o_end = o_start + timedelta(minutes=int(other["minutes"]))
+            if o_start < end and start < o_end:
+                raise ApiError(CONFLICT, "This staff member already has an appointment at that "
+                               "time.", {"appointment_id": other.get("appointment_id")})
+
+    async def _record_appointment(self, action: str, appt: dict[str, Any],
+                                  staff_id: str) -> None:
+        body = {"appointment_id": appt["appointment_id"], "action": action,
+                "customer": appt["customer"], "service": appt["service"],
+                "staff_id": appt["staff_id"], "start": appt["start"],
+                "minutes": appt["minutes"], "note": appt.get("note", "")}
+        # The appointment event is the durable record that reaches the club; the
+        # local row is what lists and overlap checks read.
+        await self._append("appointment", body, staff_id)
+        try:
+            await self.db.call(self.store.appointment_put, appt, by=staff_id, at=self.clock())
+        except StorageError as exc:
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+
+    async def appointment_create(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.create``; an overlap with the same staff is -32008."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        appt = await self._appointment_fields(params, None)
+        await self._check_overlap(appt, None)
+        appt["appointment_id"] = "a-" + uuid.uuid4().hex
+        appt["status"] = "booked"
+        await self._record_appointment("create", appt, session.staff_id)
+        return {"appointment_id": appt["appointment_id"]}
+
+    async def _existing_appointment(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        appointment_id = _p(params, "appointment_id", str)
+        appt = await self.db.call(self.store.appointment_get, appointment_id)
+        if appt is None or appt.get("status") == "cancelled":
+            raise ApiError(NOT_FOUND, "There is no such appointment.")
+        return dict(appt)
+
+    async def appointment_update(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.update``: move or change an appointment."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        old = await self._existing_appointment(params)
+        appt = await self._appointment_fields(params, old)
+        appt["appointment_id"] = old["appointment_id"]
+        appt["status"] = "booked"
+        await self._check_overlap(appt, old["appointment_id"])
+        await self._record_appointment("update", appt, session.staff_id)
+        return {"appointment_id": appt["appointment_id"]}
+
+    async def appointment_cancel(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.cancel``."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        appt = await self._existing_appointment(params)
+        appt["status"] = "cancelled"
+        await self._record_appointment("cancel", appt, session.staff_id)
+        return {"appointment_id": appt["appointment_id"]}
+
+    async def appointment_list(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.list``: the booked appointments starting on that local day."""
+        day = _parse_date(params.get("date")) if params.get("date") else self._today()
+        staff_filter = params.get("staff_id")
+        start, end = self._day_bounds(day)
+        rows = await self.db.call(self.store.appointments_between, start, end)
+        items = []
+        for row in rows:
+            if row.get("status") == "cancelled":
+                continue
+            if staff_filter and row.get("staff_id") != staff_filter:
+                continue
+            row_start = datetime.fromisoformat(row["start"])
+            if not start <= row_start < end:
+                continue
+            items.append({k: row.get(k) for k in ("appointment_id", "customer", "service",
+                                                  "staff_id", "start", "minutes", "note")})
+        items.sort(key=lambda a: (datetime.fromisoformat(a["start"]), a["staff_id"]))
+        return {"date": day.isoformat(), "appointments": items}
+
+
+def summarise_day(day: date, tz_name: str, events: Iterable[Mapping[str, Any]],
+                  staff_names: Mapping[str, str]) -> dict[str, Any]:
+    """Totals of one local day's events (a pure function; shape in docs/local-api.md)."""
+    sales = {"count": 0, "gross": 0, "discounts": 0, "payable": 0, "refunds": 0}
+    points = {"given": 0, "taken": 0}
+    credits: dict[str, dict[str, int]] = {"given": {}, "used": {}}
+    expenses: dict[str, Any] = {"count": 0, "total": 0, "items": []}
+    receipts: dict[str, Any] = {"count": 0, "total": 0, "items": []}
+    attendance: list[dict[str, Any]] = []
+    by_staff: dict[str, dict[str, Any]] = {}
+    for e in sorted(events, key=lambda e: e.get("seq") or 0):
+        kind = e.get("type")
+        staff_id = e.get("staff_id")
+        at = e.get("at")
+        at_s = at.isoformat() if isinstance(at, datetime) else at
+        if kind == "sale":
+            discount = sum(int(d.get("amount", 0)) for d in e.get("discounts") or [])
+            earned = sum(int(p.get("points", 0)) for p in e.get("points_earned") or [])
+            sales["count"] += 1
+            sales["gross"] += int(e.get("gross") or 0)
+            sales["discounts"] += discount
+            sales["payable"] += int(e.get("payable") or 0)
+            points["given"] += earned
+            points["taken"] += int(e.get("redeemed_points") or 0)
+            for c in e.get("credits_earned") or []:
+                credits["given"][c["kind"]] = credits["given"].get(c["kind"], 0) + int(c["amount"])
+            for c in e.get("credits_used") or []:
+                credits["used"][c["kind"]] = credits["used"].get(c["kind"], 0) + int(c["amount"])
+            if isinstance(staff_id, str):
+                row = by_staff.setdefault(staff_id, {"staff_id": staff_id,
+                                                     "name": staff_names.get(staff_id, staff_id),
+                                                     "sales": 0, "gross": 0, "payable": 0})
+                row["sales"] += 1
+                row["gross"] += int(e.get("gross") or 0)
+                row["payable"] += int(e.get("payable") or 0)
+        elif kind == "refund":
+            sales["refunds"] += 1
+        elif kind in ("expense", "cash_receipt"):
+            target = expenses if kind == "expense" else receipts
+            target["count"] += 1
+            target["total"] += int(e.get("amount") or 0)
+            target["items"].append({"event_id": e.get("id"), "at": at_s,
+                                    "amount": e.get("amount"), "category": e.get("category"),
+                                    "note": e.get("note"), "staff_id": staff_id})
+        elif kind == "attendance":
+            sid = e.get("staff_id")
+            attendance.append({"staff_id": sid, "name": staff_names.get(sid or "", sid),
+                               "action": e.get("action"), "at": at_s})
+    return {
+        "date": day.isoformat(), "timezone": tz_name, "sales": sales,
+        "discounts": sales["discounts"], "points": points, "credits": credits,
+        "expenses": expenses, "cash_receipts": receipts, "attendance": attendance,
+        "by_staff": sorted(by_staff.values(), key=lambda r: r["staff_id"]),
+    }
