@@ -110,21 +110,22 @@ QuoteFn = Callable[[Any, dict[str, Any], "dict[str, Any] | None", dict[str, Any]
 
 def rules_quote(bundle: Any, request: dict[str, Any], member: dict[str, Any] | None,
                 ctx: dict[str, Any]) -> dict[str, Any]:
-    """Compute a quote with ``agent.rules.quote`` from plain dicts; return ``Quote.to_dict()``.
+    """Compute a quote with ``agent.rules.quote`` from plain dicts.
 
-    Raises ``LimitExceeded`` / ``RulesError`` from the rules engine unchanged.
+    Returns ``Quote.to_dict()`` plus ``limits_held``. ``member["balances"]`` must be
+    the usable balances. Raises ``LimitExceeded`` / ``RulesError`` unchanged.
     """
     from agent import rules  # type: ignore[attr-defined,unused-ignore]
 
-    lines = [rules.Line(**line) for line in request["lines"]]
     req = rules.QuoteRequest(
-        lines=lines,
+        lines=[rules.Line.from_dict(line) for line in request["lines"]],
         token_kind=request.get("token_kind"),
         bin6=request.get("bin6"),
         redeem_points=request.get("redeem_points"),
-        use_credit=list(request.get("use_credit") or []),
+        use_credit=tuple(request.get("use_credit") or ()),
     )
-    view = rules.MemberView(member) if member is not None else None
-    context = rules.QuoteContext(**ctx)
-    result: dict[str, Any] = rules.quote(bundle, req, view, context).to_dict()
+    view = rules.MemberView(member, member.get("balances")) if member is not None else None
+    quote = rules.quote(bundle, req, view, rules.QuoteContext(**ctx))
+    result: dict[str, Any] = quote.to_dict()
+    result["limits_held"] = list(quote.limits_held)
     return result

@@ -46,7 +46,7 @@ SALE_KEYS = (
     "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
     "points_earned", "credits_earned", "lottery_entries", "rules_version",
 )
-PAYMENTS = ("cash", "card", "other", "mixed")
+PAYMENTS = ("cash", "card", "other")
 MAX_QUOTES = 10_000
 COMMITTED_KEEP_S = 600.0
 STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
@@ -251,9 +251,23 @@ class Services:
             raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
         try:
             self.view.on_recorded()
+            self.broadcast_queue(await self.db.call(self.store.queue_stats))
         except Exception:  # waking the link is best effort; the event is safe
             log.exception("could not wake the club link")
         return stored
+
+    def _money_info(self, bundle: Any) -> dict[str, Any]:
+        """Currency facts for clients that format money (None without a bundle)."""
+        return {"currency": field_of(bundle, "currency") if bundle is not None else None,
+                "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
+                "timezone": str(self._tz())}
+
+    def broadcast_queue(self, stats: Any) -> None:
+        """Tell subscribers the outbox changed (``queue`` event)."""
+        oldest = field_of(stats, "oldest_at")
+        self.view.broadcast({"type": "queue", "pending": int(field_of(stats, "pending", 0)),
+                             "oldest_at": _iso(oldest) if isinstance(oldest, datetime) else oldest,
+                             "rejected": int(field_of(stats, "rejected", 0))})
 
     def _tz(self) -> tzinfo:
         bundle = self.view.bundle()
@@ -328,7 +342,8 @@ class Services:
             what = "lost" if member.get("status") == "lost_card" else "blocked"
             raise ApiError(MEMBER_NOT_ACTIVE,
                            f"This member's card is {what}; no club benefits can be given.",
-                           {"member": summary})
+                           {"member_id": member["member_id"], "status": member.get("status"),
+                            "member": summary})
         return dict(member)
 
     # ------------------------------------------------------------------ methods
@@ -357,6 +372,7 @@ class Services:
             ],
             "agent_version": __version__,
             "link_since": _iso(self.view.link_since()),
+            **self._money_info(bundle),
             "uptime_s": round(time.monotonic() - self.view.started, 1),
         }
 
@@ -423,14 +439,22 @@ class Services:
                            {"param": "action"})
         staff = await self._staff_from(params, need_pin=False)
         token = params.get("token") if isinstance(params.get("token"), str) else None
+        events, end = await self._day_events(self._today())
+        rows = _attendance_rows(events, {}, self.clock(), end)
+        present = {r["staff_id"] for r in rows if r["present"]}
+        name = staff.get("name") or staff["staff_id"]
+        if action == "in" and staff["staff_id"] in present:
+            raise ApiError(CONFLICT, f"{name} is already clocked in.")
+        if action == "out" and staff["staff_id"] not in present:
+            raise ApiError(CONFLICT, f"{name} is not clocked in.")
         body = {"staff_id": staff["staff_id"], "action": action, "identified_by": token}
         stored = await self._append("attendance", body, staff["staff_id"])
         at = field_of(stored, "at") or self.clock()
+        at_s = _iso(at) if isinstance(at, datetime) else at
         self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
-                             "name": staff.get("name"), "action": action,
-                             "at": _iso(at) if isinstance(at, datetime) else at})
-        return {"event_id": field_of(stored, "id"),
-                "at": _iso(at) if isinstance(at, datetime) else at}
+                             "name": name, "action": action, "at": at_s})
+        return {"event_id": field_of(stored, "id"), "at": at_s, "staff_id": staff["staff_id"],
+                "name": name}
 
     async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
         session = self.sessions.check(params.get("session"), SELLERS)
@@ -504,6 +528,8 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
                            {"param": "token"})
         redeem = params.get("redeem_points")
+        if redeem == 0:
+            redeem = None
         if redeem is not None and redeem != "max" and (
                 isinstance(redeem, bool) or not isinstance(redeem, int) or redeem < 0):
             raise ApiError(INVALID_PARAMS, 'redeem_points must be a whole number or "max".',
@@ -514,23 +540,33 @@ class Services:
                            {"param": "use_credit"})
         member = await self._member_for(token) if token else None
         if member is None and (redeem or use_credit):
-            raise ApiError(UNKNOWN_MEMBER, "Points and credit can only be used by an identified "
-                           "member.")
-        quote, member_view = await self._compute(lines, token, member, redeem, use_credit)
+            raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
+                           {"limit": "member"})
+        quote, member_view, limits = await self._compute(lines, token, member, redeem,
+                                                         use_credit)
         self._purge_quotes()
         quote_id = "q-" + uuid.uuid4().hex
         masked = self._recent_cards.get(token, (None, None))[0] if token else None
         self._quotes[quote_id] = StoredQuote(quote_id, self.monotonic(), quote, lines,
                                              member_view, token, masked)
         result = dict(quote)
-        result["quote_id"] = quote_id
-        result["expires_in_s"] = int(self.quote_ttl_s)
-        result["member"] = (await self._summary(member, token)) if member is not None else None
+        result.pop("limits_held", None)
+        bundle = self.view.bundle()
+        result.update({
+            "quote_id": quote_id,
+            "expires_at": _iso(self.clock() + timedelta(seconds=self.quote_ttl_s)),
+            "lines": lines,
+            "offline": not self.view.online(),
+            "member": (await self._summary(member, token)) if member is not None else None,
+            "redeem_limits": limits,
+            "currency": field_of(bundle, "currency") if bundle is not None else None,
+            "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
+        })
         return result
 
     async def _compute(self, lines: list[dict[str, Any]], token: str | None,
-                       member: dict[str, Any] | None, redeem: Any,
-                       use_credit: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                       member: dict[str, Any] | None, redeem: Any, use_credit: list[str],
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
         bundle = self.view.bundle()
         now = self.clock()
         stats = await self.db.call(self.store.queue_stats)
@@ -555,11 +591,50 @@ class Services:
                "pending_count": int(field_of(stats, "pending", 0)),
                "oldest_pending_age_s": oldest_age}
         try:
-            return self.quote_fn(bundle, request, member_view, ctx), member_view
+            quote = self.quote_fn(bundle, request, member_view, ctx)
         except LimitExceeded as exc:
             raise ApiError(LIMIT, str(exc), {"limit": exc.limit}) from None
         except RulesError as exc:
             raise ApiError(INVALID_PARAMS, f"This sale cannot be computed: {exc}") from None
+        limits = self._redeem_limits(bundle, request, member_view, ctx, quote)
+        return quote, member_view, limits
+
+    def _redeem_limits(self, bundle: Any, request: dict[str, Any],
+                       member: dict[str, Any] | None, ctx: dict[str, Any],
+                       quote: dict[str, Any]) -> dict[str, Any]:
+        """How much this member could redeem on this basket (for the till's buttons).
+
+        The maximum comes from the rules engine itself (a second quote asking
+        for "max"), so the button never offers what a commit would refuse.
+        """
+        if member is None:
+            return {"points": None, "credits": [], "held_by": "no member"}
+        balances = member["balances"]
+        try:
+            best = self.quote_fn(bundle, {**request, "redeem_points": "max", "use_credit": []},
+                                 member, ctx)
+            points_max = int(best.get("redeemed_points") or 0)
+            held = best.get("limits_held") or []
+        except RulesError:
+            points_max, held = 0, []
+        points_cfg = field_of(bundle, "points") if bundle is not None else None
+        credits_cfg = field_of(bundle, "credits") if bundle is not None else None
+        net = int(quote.get("net") or 0)
+        credits = []
+        for kind in (field_of(credits_cfg, "accepted", ()) or ()):
+            available = int(balances.get(kind, 0))
+            if available > 0:
+                cap = field_of(credits_cfg, "use_cap_per_invoice")
+                credits.append({"kind": kind, "available": available,
+                                "max": min(available, net, cap if cap is not None else net)})
+        return {
+            "points": {"available": int(balances.get("points", 0)),
+                       "min": int(field_of(points_cfg, "min_redeem", 0) or 0),
+                       "max": points_max,
+                       "value": int(field_of(points_cfg, "value", 0) or 0)},
+            "credits": credits,
+            "held_by": held[0] if held else ("balance" if points_max else None),
+        }
 
     async def sale_commit(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``sale.commit``: record the quoted sale; answer once it is durable.
@@ -570,7 +645,7 @@ class Services:
         """
         quote_id = _p(params, "quote_id", str)
         session = self.sessions.check(params.get("session"), SELLERS)
-        payment = _p(params, "payment", str)
+        payment = _p(params, "payment", str, required=False, default="cash")
         if payment not in PAYMENTS:
             raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
                            {"param": "payment"})
@@ -610,9 +685,11 @@ class Services:
         except ApiError:
             self._quotes[quote_id] = stored_quote  # nothing recorded; the quote stays usable
             raise
-        balances_after = (await self.db.call(self.store.usable_balances, member["member_id"])
-                          if member else None)
+        summary = (await self._summary(member, stored_quote.token)) if member else None
         at = field_of(stored, "at") or self.clock()
+        labels = {x.get("rule"): x.get("label") or x.get("rule")
+                  for x in quote.get("explain") or [] if x.get("rule")}
+        bundle = self.view.bundle()
         receipt = {
             "sale_id": field_of(stored, "id"),
             "seq": field_of(stored, "seq"),
@@ -621,14 +698,26 @@ class Services:
             "merchant_id": self.view.merchant_id,
             "staff_id": session.staff_id,
             "staff_name": session.name,
-            "member": ({"member_id": member["member_id"], "name": member.get("name"),
-                        "masked": stored_quote.masked} if member else None),
-            "lines": stored_quote.lines,
-            "net": quote.get("net"),
-            **{k: quote.get(k) for k in SALE_KEYS},
-            "payment": payment,
-            "balances_after": balances_after,
             "offline": not self.view.online(),
+            "member": summary,
+            "lines": stored_quote.lines,
+            "gross": quote.get("gross"),
+            "discounts": [{**d, "label": labels.get(d.get("rule"), d.get("rule"))}
+                          for d in quote.get("discounts") or []],
+            "net": quote.get("net"),
+            "redeemed_points": quote.get("redeemed_points"),
+            "redeemed_value": quote.get("redeemed_value"),
+            "credits_used": quote.get("credits_used"),
+            "payable": quote.get("payable"),
+            "payment": payment,
+            "points_earned": sum(int(p.get("points", 0))
+                                 for p in quote.get("points_earned") or []),
+            "credits_earned": quote.get("credits_earned"),
+            "lottery_entries": quote.get("lottery_entries"),
+            "rules_version": quote.get("rules_version"),
+            "balances_after": summary["balances"] if summary else None,
+            "currency": field_of(bundle, "currency") if bundle is not None else None,
+            "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
         }
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
         self._committed[quote_id] = (self.monotonic(), result)
@@ -703,10 +792,16 @@ class Services:
                 raise ApiError(INVALID_PARAMS, "The card token is not valid.", {"param": "token"})
             identifiers.append(token)
         for ident in identifiers:
-            if await self.db.call(self.store.lookup, ident) is not None:
-                raise ApiError(CONFLICT, "A member with this phone number or card already exists.",
-                               {"identifier_kind": ident.split(":", 1)[0]})
+            holder = await self.db.call(self.store.lookup, ident)
+            if holder is not None:
+                what = "phone number" if ident.startswith("tel:") else "card"
+                raise ApiError(CONFLICT, f"This {what} already belongs to {holder.get('name')}.",
+                               {"member_id": holder.get("member_id"),
+                                "identifier_kind": ident.split(":", 1)[0]})
         referred_by = _text(params, "referred_by", required=False, max_len=100)
+        if referred_by and not referred_by.startswith("local:") and \
+                await self.db.call(self.store.member, referred_by) is None:
+            raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
         member_id = f"local:{uuid.uuid4()}"
         body = {"member_id": member_id, "name": name, "identifiers": identifiers,
                 "referred_by": referred_by}
@@ -715,14 +810,32 @@ class Services:
 
     # ------------------------------------------------------------------ reports
 
-    async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
-        """``day.summary``: the terminal's totals of one local day (shape in docs)."""
-        day = _parse_date(params["date"]) if params.get("date") else self._today()
+    async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
         start, end = self._day_bounds(day)
         events = [e for e in await self._sale_events()
                   if isinstance(e.get("at"), datetime) and start <= e["at"] < end]
-        return summarise_day(day, str(self._tz()), events,
-                             await self._staff_names({e.get("staff_id") for e in events}))
+        return events, end
+
+    async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``day.summary``: the terminal's totals of one local day (shape in docs).
+
+        Open without a session (as local-api.md has it); with a session that is
+        not a manager's, the per-staff figures are left out.
+        """
+        day = _parse_date(params["date"]) if params.get("date") else self._today()
+        session = None
+        if params.get("session") is not None:
+            session = self.sessions.check(params.get("session"), ANY_STAFF)
+        events, end = await self._day_events(day)
+        bundle = self.view.bundle()
+        summary = summarise_day(
+            day, events, await self._staff_names({e.get("staff_id") for e in events}),
+            now=self.clock(), day_end=end, tz_name=str(self._tz()),
+            currency=field_of(bundle, "currency") if bundle is not None else None,
+            minor_units=field_of(bundle, "minor_units") if bundle is not None else None)
+        if session is not None and session.role != "manager":
+            summary["per_staff"] = None
+        return summary
 
     async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
         names = {}
@@ -738,7 +851,11 @@ class Services:
                                   base: Mapping[str, Any] | None) -> dict[str, Any]:
         base = dict(base or {})
         out: dict[str, Any] = {}
-        customer = params.get("customer", base.get("customer"))
+        customer = params.get("customer")
+        if customer is None and isinstance(params.get("phone"), str):
+            customer = params["phone"]
+        if customer is None:
+            customer = base.get("customer")
         if not isinstance(customer, str) or not customer.strip():
             raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
                            {"param": "customer"})
@@ -747,6 +864,11 @@ class Services:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
             customer = self._identifier_of({"phone": customer})
+        if customer.startswith("tel:"):
+            # A phone that belongs to a member books the member.
+            holder = await self.db.call(self.store.lookup, customer)
+            if holder is not None:
+                customer = holder["member_id"]
         out["customer"] = customer
         service = params.get("service", base.get("service"))
         if not isinstance(service, str) or not service.strip() or len(service) > 100:
@@ -838,78 +960,121 @@ class Services:
         await self._record_appointment("cancel", appt, session.staff_id)
         return {"appointment_id": appt["appointment_id"]}
 
-    async def appointment_list(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
-        """``appointment.list``: the booked appointments starting on that local day."""
+    async def appointment_list(self, params: dict[str, Any], conn: Any) -> list[dict[str, Any]]:
+        """``appointment.list``: the booked appointments starting on that local day.
+
+        A list sorted by start, each with ``customer_name`` and ``staff_name``.
+        """
         day = _parse_date(params.get("date")) if params.get("date") else self._today()
         staff_filter = params.get("staff_id")
         start, end = self._day_bounds(day)
         rows = await self.db.call(self.store.appointments_between, start, end)
+        names = await self._staff_names({r.get("staff_id") for r in rows})
         items = []
         for row in rows:
             if row.get("status") == "cancelled":
                 continue
             if staff_filter and row.get("staff_id") != staff_filter:
                 continue
-            row_start = datetime.fromisoformat(row["start"])
-            if not start <= row_start < end:
+            if not start <= datetime.fromisoformat(row["start"]) < end:
                 continue
-            items.append({k: row.get(k) for k in ("appointment_id", "customer", "service",
-                                                  "staff_id", "start", "minutes", "note")})
-        items.sort(key=lambda a: (datetime.fromisoformat(a["start"]), a["staff_id"]))
-        return {"date": day.isoformat(), "appointments": items}
+            item = {k: row.get(k) for k in ("appointment_id", "customer", "service",
+                                           "staff_id", "start", "minutes", "note")}
+            item["staff_name"] = names.get(str(row.get("staff_id")), row.get("staff_id"))
+            item["customer_name"] = await self._customer_name(str(row.get("customer")))
+            items.append(item)
+        items.sort(key=lambda a: (datetime.fromisoformat(a["start"]), str(a["staff_name"])))
+        return items
+
+    async def _customer_name(self, customer: str) -> str:
+        if customer.startswith("tel:"):
+            holder = await self.db.call(self.store.lookup, customer)
+            return str(holder.get("name")) if holder else customer[4:]
+        member = await self.db.call(self.store.member, customer)
+        return str(member.get("name")) if member else customer
 
 
-def summarise_day(day: date, tz_name: str, events: Iterable[Mapping[str, Any]],
-                  staff_names: Mapping[str, str]) -> dict[str, Any]:
-    """Totals of one local day's events (a pure function; shape in docs/local-api.md)."""
-    sales = {"count": 0, "gross": 0, "discounts": 0, "payable": 0, "refunds": 0}
-    points = {"given": 0, "taken": 0}
-    credits: dict[str, dict[str, int]] = {"given": {}, "used": {}}
-    expenses: dict[str, Any] = {"count": 0, "total": 0, "items": []}
-    receipts: dict[str, Any] = {"count": 0, "total": 0, "items": []}
-    attendance: list[dict[str, Any]] = []
-    by_staff: dict[str, dict[str, Any]] = {}
-    for e in sorted(events, key=lambda e: e.get("seq") or 0):
-        kind = e.get("type")
-        staff_id = e.get("staff_id")
-        at = e.get("at")
-        at_s = at.isoformat() if isinstance(at, datetime) else at
-        if kind == "sale":
-            discount = sum(int(d.get("amount", 0)) for d in e.get("discounts") or [])
-            earned = sum(int(p.get("points", 0)) for p in e.get("points_earned") or [])
-            sales["count"] += 1
-            sales["gross"] += int(e.get("gross") or 0)
-            sales["discounts"] += discount
-            sales["payable"] += int(e.get("payable") or 0)
-            points["given"] += earned
-            points["taken"] += int(e.get("redeemed_points") or 0)
-            for c in e.get("credits_earned") or []:
-                credits["given"][c["kind"]] = credits["given"].get(c["kind"], 0) + int(c["amount"])
-            for c in e.get("credits_used") or []:
-                credits["used"][c["kind"]] = credits["used"].get(c["kind"], 0) + int(c["amount"])
-            if isinstance(staff_id, str):
-                row = by_staff.setdefault(staff_id, {"staff_id": staff_id,
-                                                     "name": staff_names.get(staff_id, staff_id),
-                                                     "sales": 0, "gross": 0, "payable": 0})
-                row["sales"] += 1
-                row["gross"] += int(e.get("gross") or 0)
-                row["payable"] += int(e.get("payable") or 0)
-        elif kind == "refund":
-            sales["refunds"] += 1
-        elif kind in ("expense", "cash_receipt"):
-            target = expenses if kind == "expense" else receipts
-            target["count"] += 1
-            target["total"] += int(e.get("amount") or 0)
-            target["items"].append({"event_id": e.get("id"), "at": at_s,
-                                    "amount": e.get("amount"), "category": e.get("category"),
-                                    "note": e.get("note"), "staff_id": staff_id})
-        elif kind == "attendance":
-            sid = e.get("staff_id")
-            attendance.append({"staff_id": sid, "name": staff_names.get(sid or "", sid),
-                               "action": e.get("action"), "at": at_s})
+def _attendance_rows(events: Iterable[Mapping[str, Any]], staff_names: Mapping[str, str],
+                     now: datetime, day_end: datetime) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.get("type") != "attendance":
+            continue
+        sid = str(e.get("staff_id"))
+        at = e["at"]
+        row = rows.setdefault(sid, {"staff_id": sid, "name": staff_names.get(sid, sid),
+                                    "entries": [], "present": False, "minutes": 0})
+        row["entries"].append({"action": e.get("action"), "at": at.isoformat()})
+        row["present"] = e.get("action") == "in"
+    for row in rows.values():
+        seconds = 0.0
+        opened: datetime | None = None
+        for entry in row["entries"]:
+            at = datetime.fromisoformat(entry["at"])
+            if entry["action"] == "in":
+                opened = opened or at
+            elif opened is not None:
+                seconds += (at - opened).total_seconds()
+                opened = None
+        if opened is not None:
+            seconds += max(0.0, (min(now, day_end) - opened).total_seconds())
+        row["minutes"] = int(seconds // 60)
+    return sorted(rows.values(), key=lambda r: str(r["name"]))
+
+
+def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
+                  staff_names: Mapping[str, str], *, now: datetime, day_end: datetime,
+                  currency: str | None = None, minor_units: int | None = None,
+                  tz_name: str = "UTC") -> dict[str, Any]:
+    """Totals of one local day's events (a pure function; shape in docs/local-api.md).
+
+    ``events`` are flat event dicts (wire keys and the type's own keys) whose
+    ``at`` is a datetime within the day.
+    """
+    todays = sorted(events, key=lambda e: e.get("seq") or 0)
+    sales = [e for e in todays if e.get("type") == "sale"]
+
+    def totals(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        return {
+            "count": len(rows),
+            "gross": sum(int(r.get("gross") or 0) for r in rows),
+            "discounts": sum(int(d.get("amount", 0)) for r in rows
+                             for d in r.get("discounts") or []),
+            "payable": sum(int(r.get("payable") or 0) for r in rows),
+            "points_given": sum(int(p.get("points", 0)) for r in rows
+                                for p in r.get("points_earned") or []),
+            "points_taken": sum(int(r.get("redeemed_points") or 0) for r in rows),
+            "credit_used": sum(int(c.get("amount", 0)) for r in rows
+                               for c in r.get("credits_used") or []),
+            "credit_given": sum(int(c.get("amount", 0)) for r in rows
+                                for c in r.get("credits_earned") or []),
+        }
+
+    per_staff = []
+    for staff_id in sorted({str(s.get("staff_id")) for s in sales if s.get("staff_id")}):
+        row = totals([s for s in sales if s.get("staff_id") == staff_id])
+        row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id))
+        per_staff.append(row)
+
+    def money_rows(kind: str) -> list[dict[str, Any]]:
+        return [{"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
+                 "category": e.get("category"), "note": e.get("note"),
+                 "staff_id": e.get("staff_id")} for e in todays if e.get("type") == kind]
+
+    expenses = money_rows("expense")
+    receipts = money_rows("cash_receipt")
+    income = sum(int(r["amount"] or 0) for r in receipts)
+    spent = sum(int(r["amount"] or 0) for r in expenses)
     return {
-        "date": day.isoformat(), "timezone": tz_name, "sales": sales,
-        "discounts": sales["discounts"], "points": points, "credits": credits,
-        "expenses": expenses, "cash_receipts": receipts, "attendance": attendance,
-        "by_staff": sorted(by_staff.values(), key=lambda r: r["staff_id"]),
+        "date": day.isoformat(),
+        "timezone": tz_name,
+        "currency": currency,
+        "minor_units": minor_units,
+        "sales": totals(sales),
+        "per_staff": per_staff,
+        "refunds": sum(1 for e in todays if e.get("type") == "refund"),
+        "expenses": expenses,
+        "cash_receipts": receipts,
+        "totals": {"income": income, "expenses": spent, "net": income - spent},
+        "attendance": _attendance_rows(todays, staff_names, now, day_end),
     }

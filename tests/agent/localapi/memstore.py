@@ -137,4 +137,4 @@ def simple_quote(bundle: Any, request: dict[str, Any], member: dict[str, Any] | 
     return {"gross": gross, "discounts": [], "net": gross, "redeemed_points": redeem,
             "redeemed_value": redeem, "credits_used": [], "payable": payable,
             "points_earned": earned, "credits_earned": [], "lottery_entries": 0,
-            "rules_version": 1, "explain": []}
+            "rules_version": 1, "explain": [], "limits_held": []}

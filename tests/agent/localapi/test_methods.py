@@ -28,7 +28,7 @@ def test_identify_by_token_phone_code() -> None:
         assert by_phone["member_id"] == "m-1"
         await expect(-32001, c.call("member.identify", {"code": "NOPE-1"}))
         err = await expect(-32002, c.call("member.identify", {"token": "pan:" + "b" * 32}))
-        assert err.data["member"]["status"] == "blocked"
+        assert err.data["status"] == "blocked" and err.data["member_id"] == "m-2"
         await expect(-32602, c.call("member.identify", {}))
         await expect(-32602, c.call("member.identify", {"token": "x", "phone": "0912"}))
     run(scenario)
@@ -49,7 +49,9 @@ def test_quote_commit_and_receipt() -> None:
         q = await c.call("sale.quote", {"amount": 12000, "token": "nfc:04A1B2",
                                         "redeem_points": 1000})
         assert q["payable"] == 11000 and q["quote_id"].startswith("q-")
-        assert q["member"]["member_id"] == "m-1"
+        assert q["member"]["member_id"] == "m-1" and q["expires_at"] > "2000"
+        assert q["redeem_limits"]["points"]["max"] == 1200
+        assert q["lines"] == [{"sku": None, "category": None, "qty": 1, "unit_price": 12000}]
         r = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                          "session": session})
         assert r["seq"] == 1 and r["sale_id"] == h.store.outbox[0].id
@@ -58,6 +60,7 @@ def test_quote_commit_and_receipt() -> None:
         assert ev.body["payable"] == 11000 and ev.body["identified_by"] == "nfc:04A1B2"
         assert ev.body["lines"] == [{"sku": None, "category": None, "qty": 1, "unit_price": 12000}]
         assert r["receipt"]["balances_after"]["points"] == 1200 - 1000 + 110
+        assert r["receipt"]["points_earned"] == 110
         assert r["receipt"]["staff_name"] == "Cara"
         # The store was written from the store thread, never from the event loop.
         assert h.store.append_thread.startswith("clubterm-db")
@@ -83,7 +86,7 @@ def test_anonymous_sale_and_lines() -> None:
         await expect(-32602, c.call("sale.quote", {"amount": 1, "lines": []}))
         await expect(-32602, c.call("sale.quote", {"amount": -5}))
         await expect(-32602, c.call("sale.quote", {"amount": True}))
-        await expect(-32001, c.call("sale.quote", {"amount": 100, "redeem_points": 5}))
+        await expect(-32003, c.call("sale.quote", {"amount": 100, "redeem_points": 5}))
         await expect(-32001, c.call("sale.quote", {"amount": 100, "token": "tel:+1555"}))
         await expect(-32002, c.call("sale.quote", {"amount": 100, "token": "pan:" + "b" * 32}))
     run(scenario)
@@ -192,17 +195,22 @@ def test_clock_expense_receipt_and_day_summary() -> None:
                                         "redeem_points": 1000})
         await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                      "session": session})
+        await expect(-32008, c.call("staff.clock", {"staff_id": "mg", "action": "in"}))
+        await c.call("staff.clock", {"staff_id": "mg", "action": "out"})
+        await expect(-32008, c.call("staff.clock", {"staff_id": "mg", "action": "out"}))
         s = await c.call("day.summary", {})
-        assert s["sales"] == {"count": 1, "gross": 12000, "discounts": 0, "payable": 11000,
-                              "refunds": 0}
-        assert s["points"] == {"given": 110, "taken": 1000}
-        assert s["expenses"]["total"] == 700 and s["cash_receipts"]["total"] == 5000
-        assert [(a["staff_id"], a["action"]) for a in s["attendance"]] == [("c1", "in"),
-                                                                         ("mg", "in")]
-        assert s["by_staff"] == [{"staff_id": "c1", "name": "Cara", "sales": 1, "gross": 12000,
-                                  "payable": 11000}]
+        sales = {"count": 1, "gross": 12000, "discounts": 0, "payable": 11000,
+                 "points_given": 110, "points_taken": 1000, "credit_used": 0,
+                 "credit_given": 0}
+        assert s["sales"] == sales
+        assert s["per_staff"] == [{**sales, "staff_id": "c1", "name": "Cara"}]
+        assert [e["amount"] for e in s["expenses"]] == [700]
+        assert s["totals"] == {"income": 5000, "expenses": 700, "net": 4300}
+        assert [(a["staff_id"], a["present"], [x["action"] for x in a["entries"]])
+                for a in s["attendance"]] == [("c1", True, ["in"]), ("mg", False, ["in", "out"])]
+        assert (await c.call("day.summary", {"session": session}))["per_staff"] is None
         empty = await c.call("day.summary", {"date": "2001-01-01"})
-        assert empty["sales"]["count"] == 0
+        assert empty["sales"]["count"] == 0 and empty["attendance"] == []
         await expect(-32602, c.call("day.summary", {"date": "yesterday"}))
     run(scenario)
 
@@ -232,9 +240,11 @@ def test_appointments_overlap_and_list() -> None:
         await expect(-32001, c.call("appointment.create", {**base, "customer": "m-404"}))
         await expect(-32007, c.call("appointment.create", {**base, "staff_id": "ghost"}))
         day = await c.call("appointment.list", {"date": "2026-11-24"})
-        assert [(a["appointment_id"], a["start"]) for a in day["appointments"]
-                if a["staff_id"] == "mg"] == [(a2, "2026-11-24T10:15:00+01:00")]
-        assert any(a["customer"] == "tel:+989121234567" for a in day["appointments"])
+        assert [(a["appointment_id"], a["start"], a["staff_name"]) for a in day
+                if a["staff_id"] == "mg"] == [(a2, "2026-11-24T10:15:00+01:00", "Max")]
+        # A phone that belongs to a member books the member.
+        assert {a["customer"] for a in day} == {"m-1"}
+        assert {a["customer_name"] for a in day} == {"Sara K."}
         kinds = [(e.type, e.body["action"]) for e in h.store.outbox]
         assert kinds == [("appointment", "create"), ("appointment", "create"),
                          ("appointment", "create"), ("appointment", "cancel"),
