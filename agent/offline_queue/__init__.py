@@ -1,0 +1,43 @@
+"""The terminal's durable store (SQLite through peewee).
+
+The outbox of protocol events, the member cache and usable balances, rule
+bundles, command results and the staff UI's local data. See ``docs/store.md``.
+"""
+
+from agent.offline_queue.events import (
+    EVENT_TYPES,
+    AlreadyRefunded,
+    InvalidEvent,
+    encode_batch,
+)
+from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
+from agent.offline_queue.store import (
+    CorruptStore,
+    DiskFull,
+    InvalidRecord,
+    OutboxEntry,
+    QueueStats,
+    ReadOnlyStore,
+    Store,
+    StoredEvent,
+)
+from agent.offline_queue.uuid7 import uuid7, uuid7_str
+
+__all__ = [
+    "EVENT_TYPES",
+    "AlreadyRefunded",
+    "AppointmentConflict",
+    "CorruptStore",
+    "DiskFull",
+    "InvalidEvent",
+    "InvalidRecord",
+    "OutboxEntry",
+    "QueueStats",
+    "ReadOnlyStore",
+    "RecordNotFound",
+    "Store",
+    "StoredEvent",
+    "encode_batch",
+    "uuid7",
+    "uuid7_str",
+]

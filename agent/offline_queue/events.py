@@ -1,0 +1,271 @@
+"""Events of the protocol as plain data: validation, wire form and balance effects.
+
+Pure functions, no I/O: the store calls them inside its transactions, tests call
+them with dicts. See ``docs/store.md`` for the decisions taken where
+``protocol.md`` is silent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agent.errors import ClubtermError
+
+#: Every event type of protocol.md and the keys each must carry (values may be null
+#: where the protocol allows it).
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    "sale": (
+        "member_id", "identified_by", "lines", "gross", "discounts", "redeemed_points",
+        "redeemed_value", "credits_used", "payable", "points_earned", "credits_earned",
+        "lottery_entries", "rules_version", "payment",
+    ),
+    "refund": ("sale_id", "reason"),
+    "attendance": ("staff_id", "action", "identified_by"),
+    "expense": ("amount", "category", "note"),
+    "cash_receipt": ("amount", "category", "note"),
+    "appointment": (
+        "appointment_id", "action", "customer", "service", "staff_id", "start", "minutes",
+        "note",
+    ),
+    "member_enrol": ("member_id", "name", "identifiers", "referred_by"),
+    "card_link": ("member_id", "identifier"),
+}
+
+#: Keys every event has; the store fills them in.
+COMMON_KEYS = ("id", "seq", "type", "at", "merchant_id", "terminal_id", "staff_id", "offline")
+
+# protocol.md gives attendance and appointment a key `staff_id` of their own, which
+# is also a common key. On the wire there is one `staff_id`: the type's own value
+# (the staff clocking in, the staff serving) wins; who recorded it is kept locally.
+_OWN_STAFF_ID = frozenset({"attendance", "appointment"})
+
+#: Largest MQTT payload the protocol allows (a batch), in bytes.
+MAX_PAYLOAD_BYTES = 256 * 1024
+#: Most events in one batch.
+MAX_BATCH_EVENTS = 500
+
+POINTS = "points"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InvalidEvent(ClubtermError, ValueError):
+    """An event handed to the store is malformed; nothing was recorded.
+
+    This is a bug in the caller (the daemon builds events), not a storage fault.
+    """
+
+
+class AlreadyRefunded(InvalidEvent):
+    """A refund names a sale that already has a refund that was not rejected."""
+
+
+def encode_json(value: Any) -> bytes:
+    """The compact UTF-8 JSON used for stored bodies and batch sizes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def format_at(at: datetime) -> str:
+    """RFC 3339 with the offset of ``at`` and millisecond precision."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidEvent("an event time must carry its UTC offset (aware datetime)")
+    return at.isoformat(timespec="milliseconds")
+
+
+def parse_at(text: str) -> datetime:
+    """Parse an RFC 3339 time as written by :func:`format_at` (``Z`` accepted)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def epoch_us(at: datetime) -> int:
+    """Microseconds since the epoch (for range queries on times)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidEvent("a time must carry its UTC offset (aware datetime)")
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _need_int(type_: str, key: str, value: object) -> int:
+    if not _is_int(value):
+        raise InvalidEvent(f"{type_}.{key} must be an integer (minor units or points), "
+                           f"not {value!r}")
+    assert isinstance(value, int)
+    return value
+
+
+def _need_list(type_: str, key: str, value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidEvent(f"{type_}.{key} must be a list, not {type(value).__name__}")
+    return value
+
+
+def validate_body(type_: str, body: Mapping[str, Any]) -> None:
+    """Refuse an event body that the protocol (or the balance arithmetic) cannot use."""
+    required = EVENT_TYPES.get(type_)
+    if required is None:
+        raise InvalidEvent(f"unknown event type {type_!r}; known: {', '.join(EVENT_TYPES)}")
+    if not isinstance(body, Mapping):
+        raise InvalidEvent(f"the body of a {type_} event must be a JSON object")
+    missing = [k for k in required if k not in body]
+    if missing:
+        raise InvalidEvent(f"a {type_} event needs {', '.join(missing)}")
+    own = set(required)
+    clash = [k for k in COMMON_KEYS if k in body and k not in own]
+    if clash:
+        raise InvalidEvent(f"{', '.join(clash)} of a {type_} event are set by the store")
+    if type_ == "sale":
+        member = body["member_id"]
+        if member is not None and not isinstance(member, str):
+            raise InvalidEvent("sale.member_id must be a string or null")
+        for key in ("gross", "redeemed_points", "redeemed_value", "payable", "lottery_entries"):
+            _need_int(type_, key, body[key])
+        for key in ("lines", "discounts", "credits_used", "points_earned", "credits_earned"):
+            _need_list(type_, key, body[key])
+        for row in body["credits_used"]:
+            _kind_amount(type_, "credits_used", row, "amount")
+        for row in body["credits_earned"]:
+            _kind_amount(type_, "credits_earned", row, "amount")
+        for row in body["points_earned"]:
+            if not isinstance(row, Mapping):
+                raise InvalidEvent("sale.points_earned rows must be objects")
+            _need_int(type_, "points_earned.points", row.get("points"))
+    elif type_ == "refund":
+        if not isinstance(body["sale_id"], str) or not body["sale_id"]:
+            raise InvalidEvent("refund.sale_id must be the id of a sale")
+    elif type_ in ("expense", "cash_receipt"):
+        _need_int(type_, "amount", body["amount"])
+    elif type_ == "attendance":
+        if body["action"] not in ("in", "out"):
+            raise InvalidEvent("attendance.action must be 'in' or 'out'")
+    elif type_ == "appointment":
+        if body["action"] not in ("create", "update", "cancel"):
+            raise InvalidEvent("appointment.action must be create, update or cancel")
+        _need_int(type_, "minutes", body["minutes"])
+    elif type_ == "member_enrol":
+        ids = _need_list(type_, "identifiers", body["identifiers"])
+        if not all(isinstance(t, str) for t in ids):
+            raise InvalidEvent("member_enrol.identifiers must be tokens (strings)")
+        if not isinstance(body["member_id"], str):
+            raise InvalidEvent("member_enrol.member_id must be a string")
+    elif type_ == "card_link":
+        if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
+            raise InvalidEvent("card_link.member_id and identifier must be strings")
+
+
+def _kind_amount(type_: str, key: str, row: object, amount_key: str) -> tuple[str, int]:
+    if not isinstance(row, Mapping) or not isinstance(row.get("kind"), str):
+        raise InvalidEvent(f"{type_}.{key} rows must be objects with a 'kind'")
+    return row["kind"], _need_int(type_, f"{key}.{amount_key}", row.get(amount_key))
+
+
+def wire_event(*, event_id: str, seq: int, type_: str, at: str, merchant_id: str,
+               terminal_id: str, staff_id: str | None, offline: bool,
+               body: Mapping[str, Any]) -> dict[str, Any]:
+    """The event exactly as it goes on the wire (common keys first)."""
+    event: dict[str, Any] = {
+        "id": event_id, "seq": seq, "type": type_, "at": at, "merchant_id": merchant_id,
+        "terminal_id": terminal_id, "staff_id": staff_id, "offline": offline,
+    }
+    for key, value in body.items():
+        if key == "staff_id" and type_ not in _OWN_STAFF_ID:
+            continue
+        event[key] = value
+    return event
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one event does to one member, as this terminal sees it.
+
+    ``balance`` maps a balance kind (``points``, ``credit.club`` …) to its change.
+    ``redeemed_value`` and ``credit_used`` feed the offline day counters;
+    ``purchases`` and ``spend`` feed the projected ``stats``.
+    """
+
+    member_id: str | None = None
+    balance: dict[str, int] = field(default_factory=dict)
+    redeemed_value: int = 0
+    credit_used: int = 0
+    purchases: int = 0
+    spend: int = 0
+
+    def reversed(self) -> Effect:
+        """The effect that undoes this one (a refund of the sale)."""
+        return Effect(
+            member_id=self.member_id,
+            balance={k: -v for k, v in self.balance.items()},
+            redeemed_value=-self.redeemed_value,
+            credit_used=-self.credit_used,
+            purchases=-self.purchases,
+            spend=-self.spend,
+        )
+
+
+def _add(into: dict[str, int], kind: str, amount: int) -> None:
+    into[kind] = into.get(kind, 0) + amount
+
+
+def sale_effect(body: Mapping[str, Any]) -> Effect:
+    """Balance change of a sale: −redeemed points, +earned points (multiplier rows
+    included), −credits used and +credits earned, per kind. Zero entries dropped."""
+    member_id = body.get("member_id")
+    if member_id is None:
+        return Effect()
+    balance: dict[str, int] = {}
+    _add(balance, POINTS, -int(body["redeemed_points"]))
+    for row in body["points_earned"]:
+        _add(balance, POINTS, int(row["points"]))
+    used = 0
+    for row in body["credits_used"]:
+        _add(balance, row["kind"], -int(row["amount"]))
+        used += int(row["amount"])
+    for row in body["credits_earned"]:
+        _add(balance, row["kind"], int(row["amount"]))
+    return Effect(
+        member_id=member_id,
+        balance={k: v for k, v in balance.items() if v != 0},
+        redeemed_value=int(body["redeemed_value"]),
+        credit_used=used,
+        purchases=1,
+        spend=int(body["payable"]),
+    )
+
+
+def event_member(type_: str, body: Mapping[str, Any]) -> str | None:
+    """The member an event is about, if any (refunds: see the sale)."""
+    if type_ in ("sale", "member_enrol", "card_link"):
+        value = body.get("member_id")
+        return value if isinstance(value, str) else None
+    if type_ == "appointment":
+        customer = body.get("customer")
+        if isinstance(customer, str) and not customer.startswith("tel:"):
+            return customer
+    return None
+
+
+def sum_balances(cached: Mapping[str, int], deltas: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Cached balances plus own unreflected changes (the protocol's formula)."""
+    out = dict(cached)
+    for kind, amount in deltas:
+        out[kind] = out.get(kind, 0) + amount
+    return out
+
+
+def batch_overhead(terminal_id: str) -> int:
+    """Bytes of a batch envelope around its events (with a UUID batch id)."""
+    return len(encode_batch("00000000-0000-7000-8000-000000000000", terminal_id, []))
+
+
+def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) -> bytes:
+    """The batch payload, encoded the way :meth:`Store.next_batch` measured it.
+
+    The link must publish these bytes (compact JSON, UTF-8, not ASCII-escaped) so
+    that a batch cut to 256 KiB by the store is also at most 256 KiB on the wire.
+    """
+    return encode_json({"batch": batch_id, "terminal_id": terminal_id, "events": events})

@@ -1,0 +1,920 @@
+"""The terminal's durable store: outbox, member cache, bundles, command results.
+
+One SQLite file (peewee), WAL with ``synchronous=FULL``: a method that records a
+fact returns only after the fact is on disk. Every SQLite/peewee/OS error is
+turned into a :class:`agent.errors.StorageError` (or a subclass) with a message a
+technician can act on. Pure arithmetic lives in :mod:`.events`.
+
+Thread use: each thread gets its own SQLite connection (peewee); writes take the
+write lock at ``BEGIN IMMEDIATE`` so the ``seq`` counter is read and written
+under one lock, across threads and processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from agent.errors import ClubtermError, StorageError
+from agent.offline_queue import events as ev
+from agent.offline_queue.local_data import LocalDataMixin
+from agent.offline_queue.models import BoundModels
+from agent.offline_queue.schema import SCHEMA_VERSION, migrate, schema_version
+from agent.offline_queue.uuid7 import uuid7_str
+
+STATES = ("pending", "sent", "accepted", "rejected")
+WAITING = ("pending", "sent")
+
+#: Accepted events younger than this stay even when reflected (refunds, day views).
+DEFAULT_KEEP = timedelta(days=7)
+#: Accepted events older than this go even when the cache never reflected them.
+DEFAULT_RETENTION = timedelta(days=35)
+
+
+class DiskFull(StorageError):
+    """The file system of the store has no space left."""
+
+
+class ReadOnlyStore(StorageError):
+    """The store cannot be written (read-only mount, permissions, opened read-only)."""
+
+
+class CorruptStore(StorageError):
+    """The store file is damaged or is not a clubterm database."""
+
+
+class InvalidRecord(ClubtermError, ValueError):
+    """A member record, change set or snapshot line is malformed; nothing was applied
+    (a snapshot keeps the chunks applied before the bad line; see docs/store.md)."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event made durable: ``body`` is the full wire event."""
+
+    id: str
+    seq: int
+    type: str
+    at: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What the outbox holds: events waiting for an ack, rejected ones, per type."""
+
+    pending: int
+    oldest_at: datetime | None
+    rejected: int
+    by_type: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``queue`` object of the protocol's status message."""
+        return {
+            "pending": self.pending,
+            "oldest_at": None if self.oldest_at is None else ev.format_at(self.oldest_at),
+            "rejected": self.rejected,
+        }
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One outbox row as a manager or technician sees it."""
+
+    seq: int
+    id: str
+    type: str
+    at: str
+    state: str
+    reason: str | None
+    recorded_at: str
+    sent_at: str | None
+    attempts: int
+    acked_at: str | None
+    state_at: str
+    event: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form (``clubterm queue export``)."""
+        return {
+            "seq": self.seq, "id": self.id, "type": self.type, "at": self.at,
+            "state": self.state, "reason": self.reason, "recorded_at": self.recorded_at,
+            "sent_at": self.sent_at, "attempts": self.attempts, "acked_at": self.acked_at,
+            "state_at": self.state_at, "event": self.event,
+        }
+
+
+def _utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _sqlite_cause(exc: BaseException) -> BaseException:
+    """The sqlite3 error behind a peewee error, if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, sqlite3.Error):
+            return seen
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = inner or seen.__cause__ or seen.__context__
+    return exc
+
+
+def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
+    """Turn a library error into a StorageError a technician can act on."""
+    cause = _sqlite_cause(exc)
+    name = str(getattr(cause, "sqlite_errorname", ""))
+    text = str(cause)
+    folder = path.parent
+    os_errno = getattr(cause, "errno", None)
+    fs_readonly = fs_full = False
+    try:
+        st = os.statvfs(folder)
+        fs_readonly = bool(st.f_flag & os.ST_RDONLY)
+        fs_full = st.f_bavail == 0
+    except OSError:
+        pass
+    if name == "SQLITE_FULL" or os_errno == errno.ENOSPC or (
+            name.startswith("SQLITE_IOERR") and fs_full and not fs_readonly):
+        return DiskFull(
+            f"the disk is full: free space on {folder} (the store {path} could not grow); "
+            f"{action} failed and nothing was recorded. Everything recorded before is kept."
+        )
+    if name.startswith("SQLITE_READONLY") or os_errno in (errno.EROFS, errno.EACCES) or (
+            name.startswith("SQLITE_IOERR") and fs_readonly):
+        return ReadOnlyStore(
+            f"the store {path} cannot be written (is {folder} mounted read-only, or owned by "
+            f"another user?); {action} failed and nothing was recorded. ({text})"
+        )
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or (
+            "not a database" in text):
+        return CorruptStore(
+            f"the store file {path} is damaged ({text}); {action} failed. Stop the agent, keep "
+            f"the file for support (do not delete it) and restore the newest backup as "
+            f"described in docs/store.md."
+        )
+    if name in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in text:
+        return StorageError(
+            f"the store {path} stayed locked by another process (is a second agent running?); "
+            f"{action} failed and nothing was recorded."
+        )
+    if name == "SQLITE_CANTOPEN" or isinstance(cause, FileNotFoundError):
+        return StorageError(
+            f"cannot open the store {path}: does {folder} exist and may the agent's user "
+            f"write it? ({text})"
+        )
+    if name.startswith("SQLITE_IOERR"):
+        return StorageError(
+            f"an I/O error on the store {path} ({text}); {action} failed. Check the storage "
+            f"device (dmesg, smartctl) and free space on {folder}."
+        )
+    return StorageError(f"{action} failed on the store {path}: {text}")
+
+
+class Store(LocalDataMixin):
+    """The durable store of one terminal. Open it with :meth:`Store.open`."""
+
+    def __init__(self, db: peewee.SqliteDatabase, path: Path, terminal_id: str,
+                 merchant_id: str, *, readonly: bool,
+                 clock: Callable[[], datetime] | None = None):
+        # peewee is untyped; the store's own methods are the typed surface.
+        self.db: Any = db
+        self.path = path
+        self.terminal_id = terminal_id
+        self.merchant_id = merchant_id
+        self.readonly = readonly
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.m = BoundModels(db)
+        self._overhead = ev.batch_overhead(terminal_id)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, db_path: str | os.PathLike[str], terminal_id: str | None = None,
+             merchant_id: str | None = None, *, readonly: bool = False,
+             clock: Callable[[], datetime] | None = None, timeout: float = 10.0) -> Store:
+        """Open (create, migrate) the store of ``terminal_id``.
+
+        A store belongs to one terminal: opening it for another raises StorageError.
+        ``readonly`` opens without creating or migrating (CLI inspection); the ids
+        may then be omitted and are read from the file. A damaged file is never
+        modified: CorruptStore is raised.
+        """
+        path = Path(db_path)
+        action = f"opening the store {path}"
+        if readonly:
+            if not path.exists():
+                raise StorageError(f"there is no store at {path}")
+            database = f"file:{path}?mode=ro"
+            pragmas: list[tuple[str, Any]] = [("query_only", 1)]
+            kwargs: dict[str, Any] = {"uri": True}
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, path, action) from None
+            database = str(path)
+            # WAL + FULL: a commit is on disk (fsync of the WAL) before it returns.
+            pragmas = [("journal_mode", "wal"), ("synchronous", "full"),
+                       ("foreign_keys", 0), ("temp_store", "memory")]
+            kwargs = {}
+        db: Any = peewee.SqliteDatabase(database, pragmas=pragmas, lock_type="IMMEDIATE",
+                                   timeout=timeout, **kwargs)
+        try:
+            db.connect()
+            # Reading the schema reads the file header: a garbage file fails here.
+            db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+            if not readonly:
+                mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(
+                        f"the store {path} cannot use write-ahead logging (journal mode "
+                        f"{mode}); put the state directory on a local file system"
+                    )
+                migrate(db, path, now=(clock or (lambda: datetime.now(UTC)))())
+            elif schema_version(db) != SCHEMA_VERSION:
+                raise StorageError(
+                    f"the store {path} has schema version {schema_version(db)}, this agent "
+                    f"reads {SCHEMA_VERSION}; start the agent once to upgrade it"
+                )
+            tid, mid = cls._claim(db, terminal_id, merchant_id, readonly, path)
+        except StorageError:
+            db.close()
+            raise
+        except (peewee.PeeweeException, sqlite3.Error, OSError) as exc:
+            db.close()
+            raise storage_error(exc, path, action) from None
+        return cls(db, path, tid, mid, readonly=readonly, clock=clock)
+
+    @staticmethod
+    def _claim(db: Any, terminal_id: str | None, merchant_id: str | None,
+               readonly: bool, path: Path) -> tuple[str, str]:
+        rows = dict(db.execute_sql(
+            "SELECT key, value FROM meta WHERE key IN ('terminal_id', 'merchant_id')").fetchall())
+        have_t, have_m = rows.get("terminal_id"), rows.get("merchant_id")
+        if have_t is not None and terminal_id is not None and have_t != terminal_id:
+            raise StorageError(
+                f"the store {path} belongs to terminal {have_t}, not {terminal_id}; its "
+                f"events carry that terminal's seq. Move it away only after its events "
+                f"were sent (clubterm queue status)."
+            )
+        tid = terminal_id or have_t
+        mid = merchant_id or have_m
+        if tid is None or mid is None:
+            raise StorageError(f"the store {path} has no terminal yet; open it with the "
+                               f"terminal and merchant ids")
+        if not readonly:
+            with db.atomic():
+                for key, value in (("terminal_id", tid), ("merchant_id", mid)):
+                    db.execute_sql("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                   (key, value))
+                for key in ("last_seq", "club_applied_seq", "members_version", "import_gen"):
+                    db.execute_sql("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '0')",
+                                   (key,))
+        return tid, mid
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        try:
+            self.db.close()
+        except (peewee.PeeweeException, sqlite3.Error):
+            pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (peewee.PeeweeException, sqlite3.Error, OSError) as exc:
+            raise storage_error(exc, self.path, action) from None
+
+    def _writable(self, action: str) -> None:
+        if self.readonly:
+            raise ReadOnlyStore(f"the store {self.path} was opened read-only; {action} failed "
+                                f"and nothing was recorded")
+
+    def _now_text(self) -> str:
+        return _utc_text(self.clock())
+
+    def _meta_int(self, key: str) -> int:
+        row = self.db.execute_sql("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_meta(self, key: str, value: object) -> None:
+        self.db.execute_sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                            "DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check`` lines (``["ok"]`` when healthy)."""
+        with self._guard("checking the store"):
+            return [str(r[0]) for r in self.db.execute_sql("PRAGMA integrity_check").fetchall()]
+
+    def schema_version(self) -> int:
+        """The schema version of the file."""
+        with self._guard("reading the schema version"):
+            return schema_version(self.db)
+
+    # ------------------------------------------------------------------ outbox
+
+    def append(self, type: str, body: dict[str, Any], *, at: datetime,
+               staff_id: str | None, offline: bool) -> StoredEvent:
+        """Record one event durably and return it with its ``id`` and ``seq``.
+
+        ``body`` holds the type's own keys (protocol.md); the store adds the common
+        ones. Raises InvalidEvent for a malformed body and StorageError when it
+        could not be made durable; in both cases nothing was recorded and no
+        ``seq`` was used.
+        """
+        ev.validate_body(type, body)
+        at_text = ev.format_at(at)
+        self._writable(f"recording a {type}")
+        with self._guard(f"recording a {type}"), self.db.atomic():
+            return self._append_in_tx(type, body, at, at_text, staff_id, offline)
+
+    def _append_in_tx(self, type_: str, body: dict[str, Any], at: datetime, at_text: str,
+                      staff_id: str | None, offline: bool) -> StoredEvent:
+        """The body of :meth:`append`; the caller holds the write transaction."""
+        ev.validate_body(type_, body)
+        effect = self._effect_in_tx(type_, body)
+        seq = int(self.db.execute_sql(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
+            "RETURNING value").fetchone()[0])
+        event_id = uuid7_str()
+        wire = ev.wire_event(event_id=event_id, seq=seq, type_=type_, at=at_text,
+                             merchant_id=self.merchant_id, terminal_id=self.terminal_id,
+                             staff_id=staff_id, offline=offline, body=body)
+        data = ev.encode_json(wire)
+        if len(data) + self._overhead > ev.MAX_PAYLOAD_BYTES:
+            raise ev.InvalidEvent(
+                f"a {type_} event of {len(data)} bytes cannot be sent (batches are at most "
+                f"{ev.MAX_PAYLOAD_BYTES} bytes)")
+        now = self._now_text()
+        self.db.execute_sql(
+            "INSERT INTO events (seq, id, type, at, at_us, member_id, ref_id, recorded_by, "
+            "state, recorded_at, state_at, redeemed_value, credit_used, purchases, spend, "
+            "size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, event_id, type_, at_text, ev.epoch_us(at), effect.member_id,
+             body.get("sale_id") if type_ == "refund" else None, staff_id, now, now,
+             effect.redeemed_value, effect.credit_used, effect.purchases, effect.spend,
+             len(data), data.decode("utf-8")))
+        if effect.member_id is not None and effect.balance:
+            self.db.execute_sql(
+                "INSERT INTO event_deltas (member_id, seq, kind, amount) VALUES "  # noqa: S608 (placeholders only)
+                + ", ".join("(?, ?, ?, ?)" for _ in effect.balance),
+                [v for kind, amount in effect.balance.items()
+                 for v in (effect.member_id, seq, kind, amount)])
+        if type_ == "member_enrol":
+            self._provisional_member_in_tx(body)
+        elif type_ == "card_link":
+            self._link_token_in_tx(str(body["member_id"]), str(body["identifier"]))
+        return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)
+
+    def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
+        if type_ == "sale":
+            return ev.sale_effect(body)
+        if type_ != "refund":
+            return ev.Effect()
+        sale_id = body["sale_id"]
+        row = self.db.execute_sql(
+            "SELECT type, state, body FROM events WHERE id = ?", (sale_id,)).fetchone()
+        if row is None:
+            # A sale of another terminal, or one pruned long ago: the club applies the
+            # refund; this terminal sees it when the member record comes back.
+            return ev.Effect()
+        if row[0] != "sale":
+            raise ev.InvalidEvent(f"refund.sale_id {sale_id} is a {row[0]}, not a sale")
+        if row[1] == "rejected":
+            return ev.Effect()
+        done = self.db.execute_sql(
+            "SELECT id FROM events WHERE ref_id = ? AND type = 'refund' AND state != 'rejected'",
+            (sale_id,)).fetchone()
+        if done is not None:
+            raise ev.AlreadyRefunded(f"sale {sale_id} was already refunded by {done[0]}")
+        return ev.sale_effect(json.loads(row[2])).reversed()
+
+    def next_batch(self, max_events: int = ev.MAX_BATCH_EVENTS,
+                   max_bytes: int = ev.MAX_PAYLOAD_BYTES,
+                   exclude_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """The next events to send (pending and sent, not acked), in ``seq`` order.
+
+        At most ``max_events``, and the batch encoded by :func:`events.encode_batch`
+        is at most ``max_bytes`` (at least one event is always returned if any
+        waits). ``exclude_ids`` are skipped (events in flight).
+        """
+        exclude = set(exclude_ids)
+        budget = max_bytes - self._overhead
+        out: list[dict[str, Any]] = []
+        used = 0
+        last_seq = 0
+        with self._guard("reading the outbox"):
+            while len(out) < max_events:
+                rows = self.db.execute_sql(
+                    "SELECT seq, id, size, body FROM events WHERE state IN ('pending', 'sent') "
+                    "AND seq > ? ORDER BY seq LIMIT ?",
+                    (last_seq, max_events - len(out) + len(exclude) + 1)).fetchall()
+                if not rows:
+                    break
+                for seq, event_id, size, body in rows:
+                    last_seq = seq
+                    if event_id in exclude:
+                        continue
+                    cost = size + (1 if out else 0)
+                    if out and used + cost > budget:
+                        return out
+                    out.append(json.loads(body))
+                    used += cost
+                    if len(out) >= max_events:
+                        return out
+        return out
+
+    def mark_sent(self, ids: Iterable[str]) -> None:
+        """Note that these events were published (they stay in the send list)."""
+        id_list = list(ids)
+        if not id_list:
+            return
+        self._writable("marking events sent")
+        now = self._now_text()
+        with self._guard("marking events sent"), self.db.atomic():
+            for chunk in _chunks(id_list, 500):
+                marks = ", ".join("?" for _ in chunk)
+                self.db.execute_sql(
+                    "UPDATE events SET sent_at = ?, attempts = attempts + 1, "  # noqa: S608 (placeholders only)
+                    "state_at = CASE WHEN state = 'pending' THEN ? ELSE state_at END, "
+                    f"state = 'sent' WHERE state IN ('pending', 'sent') AND id IN ({marks})",
+                    (now, now, *chunk))
+
+    def apply_ack(self, accepted: Sequence[str], rejected: Sequence[tuple[str, str]],
+                  applied_seq: int | None) -> None:
+        """Apply a club ack: accepted and rejected events leave the send list.
+
+        A rejected event keeps its reason for the manager and stops counting in the
+        balances. ``applied_seq`` only ever moves forward. Unknown ids (already
+        pruned) are ignored; an ack never turns a rejected event into an accepted one.
+        """
+        self._writable("recording an ack")
+        now = self._now_text()
+        with self._guard("recording an ack"), self.db.atomic():
+            for chunk in _chunks(list(accepted), 500):
+                marks = ", ".join("?" for _ in chunk)
+                self.db.execute_sql(
+                    "UPDATE events SET state = 'accepted', acked_at = ?, state_at = ? "  # noqa: S608 (placeholders only)
+                    f"WHERE state IN ('pending', 'sent') AND id IN ({marks})",
+                    (now, now, *chunk))
+            for event_id, reason in rejected:
+                row = self.db.execute_sql(
+                    "UPDATE events SET state = 'rejected', reason = ?, acked_at = ?, "
+                    "state_at = ? WHERE id = ? AND state IN ('pending', 'sent') "
+                    "RETURNING seq, member_id, type", (str(reason), now, now, event_id)
+                ).fetchone()
+                if row is None:
+                    continue
+                seq, member_id, type_ = row
+                if member_id is not None:
+                    self._drop_deltas_in_tx(member_id, seq)
+                if type_ == "sale":
+                    # A refund of a sale the club refused undoes nothing.
+                    for r_seq, r_member in self.db.execute_sql(
+                            "SELECT seq, member_id FROM events WHERE ref_id = ? AND "
+                            "member_id IS NOT NULL", (event_id,)).fetchall():
+                        self._drop_deltas_in_tx(r_member, r_seq)
+            if applied_seq is not None:
+                self.db.execute_sql(
+                    "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) "
+                    "WHERE key = 'club_applied_seq'", (int(applied_seq),))
+
+    def _drop_deltas_in_tx(self, member_id: str, seq: int) -> None:
+        self.db.execute_sql("DELETE FROM event_deltas WHERE member_id = ? AND seq = ?",
+                            (member_id, seq))
+
+    def club_applied_seq(self) -> int:
+        """The highest ``applied_seq`` the club has acked."""
+        with self._guard("reading the outbox"):
+            return self._meta_int("club_applied_seq")
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the newest event ever recorded (0 if none)."""
+        with self._guard("reading the outbox"):
+            return self._meta_int("last_seq")
+
+    def queue_stats(self) -> QueueStats:
+        """Waiting (pending + sent) events, the oldest one's time, rejected, per type."""
+        with self._guard("reading the outbox"):
+            by_type = {str(t): int(n) for t, n in self.db.execute_sql(
+                "SELECT type, count(*) FROM events WHERE state IN ('pending', 'sent') "
+                "GROUP BY type").fetchall()}
+            oldest = self.db.execute_sql(
+                "SELECT at FROM events WHERE state IN ('pending', 'sent') ORDER BY seq LIMIT 1"
+            ).fetchone()
+            rejected = self.db.execute_sql(
+                "SELECT count(*) FROM events WHERE state = 'rejected'").fetchone()[0]
+        return QueueStats(pending=sum(by_type.values()),
+                          oldest_at=ev.parse_at(oldest[0]) if oldest else None,
+                          rejected=int(rejected), by_type=by_type)
+
+    _ENTRY_COLS = ("seq, id, type, at, state, reason, recorded_at, sent_at, attempts, "
+                   "acked_at, state_at, body")
+
+    @staticmethod
+    def _entry(row: Sequence[Any]) -> OutboxEntry:
+        return OutboxEntry(seq=row[0], id=row[1], type=row[2], at=row[3], state=row[4],
+                           reason=row[5], recorded_at=row[6], sent_at=row[7],
+                           attempts=row[8], acked_at=row[9], state_at=row[10],
+                           event=json.loads(row[11]))
+
+    def iter_events(self, state: str | None = None, *, page: int = 1000) -> Iterator[OutboxEntry]:
+        """Every outbox entry (of one state) in ``seq`` order, read page by page."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}")
+        last = 0
+        while True:
+            where = "seq > ?" + ("" if state is None else " AND state = ?")
+            params: tuple[Any, ...] = (last,) if state is None else (last, state)
+            with self._guard("reading the outbox"):
+                rows = self.db.execute_sql(
+                    f"SELECT {self._ENTRY_COLS} FROM events WHERE {where} ORDER BY seq "  # noqa: S608 (placeholders only)
+                    f"LIMIT {int(page)}", params).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._entry(row)
+            last = rows[-1][0]
+
+    def events(self, state: str | None = None) -> list[OutboxEntry]:
+        """The outbox entries (of one state) in ``seq`` order."""
+        return list(self.iter_events(state))
+
+    def event(self, event_id: str) -> OutboxEntry | None:
+        """One outbox entry by id."""
+        with self._guard("reading the outbox"):
+            row = self.db.execute_sql(
+                f"SELECT {self._ENTRY_COLS} FROM events WHERE id = ?", (event_id,)).fetchone()  # noqa: S608 (placeholders only)
+        return None if row is None else self._entry(row)
+
+    def events_between(self, start: datetime, end: datetime,
+                       types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Wire events whose ``at`` is in [start, end) (a local day's summary),
+        each with ``_state`` added (rejected ones included so a view can mark them)."""
+        sql = "SELECT state, body FROM events WHERE at_us >= ? AND at_us < ?"
+        params: list[Any] = [ev.epoch_us(start), ev.epoch_us(end)]
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params.extend(types)
+        with self._guard("reading the outbox"):
+            rows = self.db.execute_sql(sql + " ORDER BY seq", params).fetchall()
+        return [{**json.loads(body), "_state": state} for state, body in rows]
+
+    def prune(self, *, now: datetime | None = None, keep: timedelta = DEFAULT_KEEP,
+              retention: timedelta = DEFAULT_RETENTION) -> int:
+        """Delete accepted events the club applied and the cache reflects.
+
+        An accepted event goes when it was acked more than ``keep`` ago and it is
+        reflected (its seq ≤ the club's ``applied_seq`` and, for a sale or refund of
+        a cached member, ≤ that member's ``applied[this terminal]``), or when it was
+        acked more than ``retention`` ago in any case. Pending, sent and rejected
+        events are never pruned. Returns how many went.
+        """
+        self._writable("pruning the outbox")
+        now = now or self.clock()
+        keep_before = _utc_text(now - keep)
+        retain_before = _utc_text(now - retention)
+        total = 0
+        while True:
+            with self._guard("pruning the outbox"), self.db.atomic():
+                applied = self._meta_int("club_applied_seq")
+                rows = self.db.execute_sql(
+                    "SELECT e.seq, e.member_id FROM events e "
+                    "LEFT JOIN members m ON m.member_id = e.member_id "
+                    "WHERE e.state = 'accepted' AND e.acked_at < ? AND ("
+                    " e.acked_at < ? OR (e.seq <= ? AND (e.member_id IS NULL OR "
+                    " m.member_id IS NULL OR m.applied_here >= e.seq))) "
+                    "ORDER BY e.seq LIMIT 1000",
+                    (keep_before, retain_before, applied)).fetchall()
+                if not rows:
+                    return total
+                for seq, member_id in rows:
+                    if member_id is not None:
+                        self._drop_deltas_in_tx(member_id, seq)
+                seqs = [r[0] for r in rows]
+                self.db.execute_sql(
+                    f"DELETE FROM events WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs)  # noqa: S608 (placeholders only)
+                total += len(seqs)
+
+    # ------------------------------------------------------------------ members
+
+    def members_version(self) -> int:
+        """The club-wide member version the cache is at (0 = empty)."""
+        with self._guard("reading the member cache"):
+            return self._meta_int("members_version")
+
+    def lookup(self, token: str) -> dict[str, Any] | None:
+        """The cached record of the member holding ``token``, or None."""
+        with self._guard("reading the member cache"):
+            row = self.db.execute_sql(
+                "SELECT m.record FROM member_tokens t JOIN members m ON m.member_id = t.member_id"
+                " WHERE t.token = ?", (token,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def member(self, member_id: str) -> dict[str, Any] | None:
+        """The cached record of ``member_id`` (balances as cached), or None."""
+        with self._guard("reading the member cache"):
+            row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                      (member_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def member_count(self) -> int:
+        """How many members the cache holds."""
+        with self._guard("reading the member cache"):
+            return int(self.db.execute_sql("SELECT count(*) FROM members").fetchone()[0])
+
+    def usable_balances(self, member_id: str) -> dict[str, int]:
+        """Cached balances plus this terminal's own events not yet reflected
+        (``seq > applied[this terminal]``), per protocol.md."""
+        with self._guard("reading balances"):
+            row = self.db.execute_sql(
+                "SELECT record, applied_here FROM members WHERE member_id = ?",
+                (member_id,)).fetchone()
+            applied = int(row[1]) if row else 0
+            deltas = self.db.execute_sql(
+                "SELECT kind, sum(amount) FROM event_deltas WHERE member_id = ? AND seq > ? "
+                "GROUP BY kind", (member_id, applied)).fetchall()
+        cached = json.loads(row[0]).get("balances") or {} if row else {}
+        return ev.sum_balances(cached, ((str(k), int(v)) for k, v in deltas))
+
+    def member_view(self, member_id: str) -> dict[str, Any] | None:
+        """The record with usable balances and stats projected over own unreflected
+        sales (``purchase_count`` +sales, ``spend_30d`` +payable, ``last_purchase``)."""
+        record = self.member(member_id)
+        if record is None:
+            return None
+        record["balances"] = self.usable_balances(member_id)
+        applied = int((record.get("applied") or {}).get(self.terminal_id, 0))
+        with self._guard("reading balances"):
+            count, spend, last = self.db.execute_sql(
+                "SELECT coalesce(sum(purchases), 0), coalesce(sum(spend), 0), "
+                "max(CASE WHEN type = 'sale' THEN substr(at, 1, 10) END) FROM events "
+                "WHERE member_id = ? AND seq > ? AND state != 'rejected'",
+                (member_id, applied)).fetchone()
+        stats = dict(record.get("stats") or {})
+        stats["purchase_count"] = int(stats.get("purchase_count") or 0) + int(count)
+        stats["spend_30d"] = int(stats.get("spend_30d") or 0) + int(spend)
+        if last and (not stats.get("last_purchase") or str(last) > str(stats["last_purchase"])):
+            stats["last_purchase"] = str(last)
+        record["stats"] = stats
+        return record
+
+    def offline_counters(self, member_id: str, local_day_start: datetime,
+                         local_day_end: datetime) -> tuple[int, int]:
+        """(redeemed value, credits used) by ``member_id`` at this terminal in
+        [start, end), refunds netted, rejected sales left out; never negative."""
+        with self._guard("reading the day counters"):
+            redeemed, used = self.db.execute_sql(
+                "SELECT coalesce(sum(redeemed_value), 0), coalesce(sum(credit_used), 0) "
+                "FROM events WHERE member_id = ? AND at_us >= ? AND at_us < ? "
+                "AND state != 'rejected'",
+                (member_id, ev.epoch_us(local_day_start), ev.epoch_us(local_day_end))
+            ).fetchone()
+        return max(0, int(redeemed)), max(0, int(used))
+
+    @staticmethod
+    def _parse_record(record: Any, where: str) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise InvalidRecord(f"{where}: a member record must be a JSON object")
+        if not isinstance(record.get("member_id"), str) or not record["member_id"]:
+            raise InvalidRecord(f"{where}: member_id is missing")
+        version = record.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InvalidRecord(f"{where}: version of {record['member_id']} is not an integer")
+        for key, kind in (("identifiers", list), ("balances", dict), ("applied", dict)):
+            if record.get(key) is not None and not isinstance(record[key], kind):
+                raise InvalidRecord(f"{where}: {key} of {record['member_id']} is malformed")
+        return record
+
+    def _upsert_in_tx(self, rows: list[tuple[dict[str, Any], str]], gen: int) -> None:
+        """Replace whole records (and their tokens); the caller holds the transaction."""
+        conn = self.db.connection()
+        conn.executemany(
+            "INSERT INTO members (member_id, version, applied_here, gen, provisional, record) "
+            "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (member_id) DO UPDATE SET "
+            "version = excluded.version, applied_here = excluded.applied_here, "
+            "gen = excluded.gen, provisional = 0, record = excluded.record",
+            [(r["member_id"], r["version"],
+              int((r.get("applied") or {}).get(self.terminal_id, 0)), gen, text)
+             for r, text in rows])
+        conn.executemany("DELETE FROM member_tokens WHERE member_id = ?",
+                         [(r["member_id"],) for r, _ in rows])
+        conn.executemany(
+            "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
+            [(token, r["member_id"]) for r, _ in rows for token in (r.get("identifiers") or [])
+             if isinstance(token, str)])
+
+    def _remove_in_tx(self, member_ids: Sequence[str]) -> None:
+        conn = self.db.connection()
+        conn.executemany("DELETE FROM member_tokens WHERE member_id = ?",
+                         [(m,) for m in member_ids])
+        conn.executemany("DELETE FROM members WHERE member_id = ?", [(m,) for m in member_ids])
+
+    def apply_changes(self, change: dict[str, Any]) -> bool:
+        """Apply a ``/members/changes`` message atomically.
+
+        Returns False (and changes nothing) on a version gap: the caller then
+        fetches a snapshot. A change the cache already has (``to_version`` ≤ the
+        cache's version) is ignored and returns True.
+        """
+        try:
+            from_v, to_v = int(change["from_version"]), int(change["to_version"])
+            records = [self._parse_record(r, "member change")
+                       for r in change.get("members") or []]
+            removed = [str(m) for m in change.get("removed") or []]
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidRecord):
+                raise
+            raise InvalidRecord(f"malformed member change: {exc}") from None
+        self._writable("applying member changes")
+        with self._guard("applying member changes"), self.db.atomic():
+            current = self._meta_int("members_version")
+            if to_v <= current:
+                return True
+            if from_v != current:
+                return False
+            gen = self._meta_int("import_gen")
+            self._upsert_in_tx([(r, json.dumps(r, separators=(",", ":"), ensure_ascii=False))
+                                for r in records], gen)
+            self._remove_in_tx(removed)
+            self._set_meta("members_version", to_v)
+        return True
+
+    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool, *,
+                        chunk_size: int = 5000) -> int:
+        """Stream an NDJSON snapshot into the cache; returns how many records.
+
+        Records are applied in chunks, each one transaction (sales are never kept
+        waiting behind a million-row import); a record replaces the cached one
+        whole. ``full`` (``since=0``) then removes the members the snapshot did not
+        name (local enrolments awaiting the club stay). ``members_version`` moves
+        to ``version`` only at the very end, so an interrupted import is simply
+        fetched again.
+        """
+        self._writable("importing members")
+        with self._guard("importing members"), self.db.atomic():
+            gen = self._meta_int("import_gen") + 1
+            self._set_meta("import_gen", gen)
+        count = 0
+        chunk: list[tuple[dict[str, Any], str]] = []
+        for number, raw in enumerate(lines, start=1):
+            text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                raise InvalidRecord(f"snapshot line {number} is not JSON: {exc}") from None
+            chunk.append((self._parse_record(record, f"snapshot line {number}"), text))
+            if len(chunk) >= chunk_size:
+                self._import_chunk(chunk, gen)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._import_chunk(chunk, gen)
+            count += len(chunk)
+        if full:
+            self._sweep_members(gen)
+        with self._guard("importing members"), self.db.atomic():
+            self._set_meta("members_version", int(version))
+        return count
+
+    def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]], gen: int) -> None:
+        with self._guard("importing members"), self.db.atomic():
+            self._upsert_in_tx(chunk, gen)
+
+    def _sweep_members(self, gen: int) -> None:
+        last_rowid = 0
+        while True:
+            with self._guard("importing members"), self.db.atomic():
+                rows = self.db.execute_sql(
+                    "SELECT rowid, member_id FROM members WHERE rowid > ? AND gen < ? AND "
+                    "provisional = 0 ORDER BY rowid LIMIT 5000", (last_rowid, gen)).fetchall()
+                if not rows:
+                    return
+                self._remove_in_tx([r[1] for r in rows])
+                last_rowid = rows[-1][0]
+
+    def _provisional_member_in_tx(self, body: dict[str, Any]) -> None:
+        """A member enrolled here offline is usable at once, until the club's record."""
+        record = {
+            "member_id": body["member_id"], "version": 0, "name": body.get("name"),
+            "status": "active", "tier": None, "groups": [], "birthday": None, "joined": None,
+            "identifiers": list(body.get("identifiers") or []), "balances": {}, "stats": {},
+            "applied": {},
+        }
+        self.db.execute_sql(
+            "INSERT OR IGNORE INTO members (member_id, version, applied_here, gen, provisional, "
+            "record) VALUES (?, 0, 0, 0, 1, ?)",
+            (record["member_id"], json.dumps(record, separators=(",", ":"), ensure_ascii=False)))
+        for token in record["identifiers"]:
+            self.db.execute_sql(
+                "INSERT OR IGNORE INTO member_tokens (token, member_id) VALUES (?, ?)",
+                (token, record["member_id"]))
+
+    def _link_token_in_tx(self, member_id: str, token: str) -> None:
+        """A card linked here finds its member at once (the club confirms later)."""
+        row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                  (member_id,)).fetchone()
+        if row is None:
+            return
+        record = json.loads(row[0])
+        ids = list(record.get("identifiers") or [])
+        if token not in ids:
+            ids.append(token)
+            record["identifiers"] = ids
+            self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
+                                (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                                 member_id))
+        self.db.execute_sql("INSERT OR REPLACE INTO member_tokens (token, member_id) "
+                            "VALUES (?, ?)", (token, member_id))
+
+    # ------------------------------------------------------------------ bundles
+
+    def save_bundle(self, envelope: dict[str, Any], version: int) -> None:
+        """Keep ``envelope`` as the current (accepted) bundle."""
+        self._put_bundle("current", envelope, version, None)
+
+    def save_refused_bundle(self, envelope: dict[str, Any], reason: str) -> None:
+        """Keep the last refused bundle and why, for the status and a technician."""
+        self._put_bundle("refused", envelope, None, reason)
+
+    def _put_bundle(self, slot: str, envelope: dict[str, Any], version: int | None,
+                    reason: str | None) -> None:
+        self._writable("saving a rule bundle")
+        with self._guard("saving a rule bundle"), self.db.atomic():
+            self.m.Bundle.replace(slot=slot, version=version, envelope=json.dumps(envelope),
+                                  reason=reason, saved_at=self._now_text()).execute()
+
+    def current_bundle(self) -> dict[str, Any] | None:
+        """The envelope of the current bundle, or None."""
+        row = self._bundle_row("current")
+        return None if row is None else dict(json.loads(row.envelope))
+
+    def current_bundle_version(self) -> int | None:
+        """The version saved with the current bundle, or None."""
+        row = self._bundle_row("current")
+        return None if row is None else int(row.version)
+
+    def refused_bundle(self) -> dict[str, Any] | None:
+        """``{"envelope", "reason", "at"}`` of the last refused bundle, or None."""
+        row = self._bundle_row("refused")
+        if row is None:
+            return None
+        return {"envelope": json.loads(row.envelope), "reason": row.reason, "at": row.saved_at}
+
+    def clear_refused_bundle(self) -> None:
+        """Forget the refused bundle (a good one arrived after it)."""
+        self._writable("clearing the refused bundle")
+        with self._guard("clearing the refused bundle"), self.db.atomic():
+            self.m.Bundle.delete().where(self.m.Bundle.slot == "refused").execute()
+
+    def _bundle_row(self, slot: str) -> Any:
+        with self._guard("reading the rule bundle"):
+            return self.m.Bundle.get_or_none(self.m.Bundle.slot == slot)
+
+    # ------------------------------------------------------------------ commands
+
+    def command_result(self, command_id: str) -> dict[str, Any] | None:
+        """The result already given to command ``command_id``, or None."""
+        with self._guard("reading command results"):
+            row = self.m.CommandResult.get_or_none(self.m.CommandResult.id == command_id)
+        return None if row is None else dict(json.loads(row.result))
+
+    def save_command_result(self, command_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Record the result of a command; the first result recorded wins and is
+        returned (a command is never answered two ways)."""
+        self._writable("saving a command result")
+        with self._guard("saving a command result"), self.db.atomic():
+            self.m.CommandResult.insert(id=command_id, result=json.dumps(result),
+                                        at=self._now_text()).on_conflict_ignore().execute()
+            row = self.m.CommandResult.get(self.m.CommandResult.id == command_id)
+        return dict(json.loads(row.result))
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
