@@ -119,6 +119,14 @@ def _parse_date(value: Any, name: str = "date") -> date:
                        {"param": name}) from None
 
 
+def _sentence(text: str) -> str:
+    """A message as a sentence: capital first letter, full stop at the end."""
+    text = text.strip()
+    if text and text[0].islower():
+        text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
@@ -129,18 +137,26 @@ def code_token(text: str) -> str:
 
 
 def tel_token(phone: str, country: str) -> str:
-    """``tel:`` + E.164 form; uses ``agent.carddata.tokens`` when it is there."""
-    try:
-        from agent.carddata import tokens  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # pragma: no cover - carddata lands separately
-        digits = "".join(c for c in phone if c.isdigit())
-        if phone.strip().startswith("+"):
-            return "tel:+" + digits
-        if phone.strip().startswith("00"):
-            return "tel:+" + digits[2:]
-        return "tel:+" + country + digits.lstrip("0")
-    result: str = tokens.tel_token(phone, country)  # type: ignore[attr-defined,unused-ignore]
-    return result
+    """``tel:`` + E.164 form (``agent.carddata.tokens``)."""
+    from agent.carddata import tokens
+
+    return tokens.tel_token(phone, country)
+
+
+def _store_error(exc: ClubtermError) -> ApiError:
+    """The API error for a store exception other than StorageError."""
+    other_id = getattr(exc, "other_id", None)
+    if other_id is not None:  # AppointmentConflict
+        return ApiError(CONFLICT, "This overlaps another appointment of the same staff member.",
+                        {"other_id": other_id, "appointment_id": other_id})
+    if type(exc).__name__ == "AlreadyRefunded":
+        return ApiError(CONFLICT, "This sale has already been refunded.")
+    if isinstance(exc, LookupError):  # RecordNotFound
+        return ApiError(NOT_FOUND, "That record does not exist (any more).")
+    if isinstance(exc, ValueError):  # InvalidEvent
+        return ApiError(INVALID_PARAMS, _sentence(f"This cannot be recorded: {exc}"))
+    log.error("unexpected store error: %s", exc)
+    return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
 
 
 @dataclass
@@ -237,24 +253,33 @@ class Services:
         while len(self._recent_cards) > 256:
             self._recent_cards.popitem(last=False)
 
-    async def _append(self, type_: str, body: dict[str, Any], staff_id: str | None) -> Any:
-        """Record an event durably; a storage failure becomes -32005."""
-        at = self.clock()
+    async def _record(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call that records a fact; map its errors to API errors.
+
+        Returns only after the store call returned, i.e. after the fact is durable.
+        """
         try:
-            stored = await self.db.call(self.store.append, type_, body, at=at, staff_id=staff_id,
-                                        offline=not self.view.online())
+            result = await self.db.call(fn, *args, **kwargs)
         except StorageError as exc:
-            log.error("could not record a %s event: %s", type_, exc)
+            log.error("could not record %s: %s", what, exc)
             raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
         except OSError as exc:  # a store that did not convert its own error
-            log.error("could not record a %s event: %s", type_, exc)
+            log.error("could not record %s: %s", what, exc)
             raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        except ClubtermError as exc:
+            raise _store_error(exc) from None
         try:
             self.view.on_recorded()
             self.broadcast_queue(await self.db.call(self.store.queue_stats))
         except Exception:  # waking the link is best effort; the event is safe
             log.exception("could not wake the club link")
-        return stored
+        return result
+
+    async def _append(self, type_: str, body: dict[str, Any], staff_id: str | None) -> Any:
+        """Record one outbox event durably (``Store.append``)."""
+        return await self._record(f"a {type_}", self.store.append, type_, body,
+                                  at=self.clock(), staff_id=staff_id,
+                                  offline=not self.view.online())
 
     def _money_info(self, bundle: Any) -> dict[str, Any]:
         """Currency facts for clients that format money (None without a bundle)."""
@@ -407,7 +432,7 @@ class Services:
         if token is not None:
             if not isinstance(token, str) or not token:
                 raise ApiError(INVALID_PARAMS, "The badge token is not valid.", {"param": "token"})
-            staff = await self.db.call(self.store.staff_by_token, token)
+            staff = await self.db.call(self.store.staff_by_badge, token)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
             return dict(staff)
@@ -417,14 +442,14 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
         pin = params.get("pin")
         if pin is None and not need_pin:
-            staff = await self.db.call(self.store.staff_get, staff_id)
+            staff = await self.db.call(self.store.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
             return dict(staff)
         if not isinstance(pin, str) or not pin:
             raise ApiError(INVALID_PARAMS, "Please enter your PIN.", {"param": "pin"})
-        ok = await self.db.call(self.store.staff_check_pin, staff_id, pin)
-        staff = await self.db.call(self.store.staff_get, staff_id) if ok else None
+        ok = await self.db.call(self.store.verify_staff_pin, staff_id, pin)
+        staff = await self.db.call(self.store.staff, staff_id) if ok else None
         if staff is None or not staff.get("active", True):
             # Same answer for an unknown id and a wrong PIN: no guessing of ids.
             raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
@@ -447,8 +472,9 @@ class Services:
             raise ApiError(CONFLICT, f"{name} is already clocked in.")
         if action == "out" and staff["staff_id"] not in present:
             raise ApiError(CONFLICT, f"{name} is not clocked in.")
-        body = {"staff_id": staff["staff_id"], "action": action, "identified_by": token}
-        stored = await self._append("attendance", body, staff["staff_id"])
+        stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
+                                    action, at=self.clock(), by=staff["staff_id"],
+                                    identified_by=token, offline=not self.view.online())
         at = field_of(stored, "at") or self.clock()
         at_s = _iso(at) if isinstance(at, datetime) else at
         self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
@@ -458,12 +484,12 @@ class Services:
 
     async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
         session = self.sessions.check(params.get("session"), SELLERS)
-        body = {
-            "amount": _amount(params),
-            "category": _text(params, "category", max_len=64),
-            "note": _text(params, "note", required=False, max_len=500, default="") or "",
-        }
-        stored = await self._append(type_, body, session.staff_id)
+        amount = _amount(params)
+        category = _text(params, "category", max_len=64)
+        note = _text(params, "note", required=False, max_len=500, default="") or ""
+        stored = await self._record(f"an {type_}", self.store.add_cash_entry, type_, amount,
+                                    category, note, by=session.staff_id, at=self.clock(),
+                                    offline=not self.view.online())
         return {"event_id": field_of(stored, "id")}
 
     async def expense_add(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
@@ -593,9 +619,10 @@ class Services:
         try:
             quote = self.quote_fn(bundle, request, member_view, ctx)
         except LimitExceeded as exc:
-            raise ApiError(LIMIT, str(exc), {"limit": exc.limit}) from None
+            raise ApiError(LIMIT, _sentence(str(exc)), {"limit": exc.limit}) from None
         except RulesError as exc:
-            raise ApiError(INVALID_PARAMS, f"This sale cannot be computed: {exc}") from None
+            raise ApiError(INVALID_PARAMS, _sentence(f"This sale cannot be computed: {exc}")) \
+                from None
         limits = self._redeem_limits(bundle, request, member_view, ctx, quote)
         return quote, member_view, limits
 
@@ -744,34 +771,30 @@ class Services:
 
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
         """The sale recorded for ``quote_id`` before a restart, as a commit result."""
-        events = await self.db.call(lambda: list(self.store.events()))
-        for raw in events:
-            event = event_dict(raw)
-            if event.get("type") == "sale" and event.get("quote_id") == quote_id:
-                at = event.get("at")
-                receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
-                receipt.update({"sale_id": event["id"], "seq": event["seq"],
-                                "at": _iso(at) if isinstance(at, datetime) else at,
-                                "terminal_id": self.view.terminal_id,
-                                "merchant_id": self.view.merchant_id,
-                                "staff_id": event.get("staff_id")})
-                return {"sale_id": event["id"], "seq": event["seq"], "receipt": receipt}
-        return None
-
-    async def _sale_events(self) -> list[dict[str, Any]]:
-        events = await self.db.call(lambda: list(self.store.events()))
-        return [event_dict(e) for e in events]
+        def scan() -> dict[str, Any] | None:
+            # Newest first: a retry follows its commit within seconds.
+            for entry in reversed(self.store.events()):
+                if entry.type == "sale" and entry.event.get("quote_id") == quote_id:
+                    return dict(entry.event)
+            return None
+        event = await self.db.call(scan)
+        if event is None:
+            return None
+        receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+        receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
+                        "terminal_id": self.view.terminal_id,
+                        "merchant_id": self.view.merchant_id,
+                        "staff_id": event.get("staff_id"), "restored": True})
+        return {"sale_id": event["id"], "seq": event["seq"], "receipt": receipt}
 
     async def sale_refund(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
         session = self.sessions.check(params.get("session"), MANAGERS)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
-        events = await self._sale_events()
-        if not any(e.get("type") == "sale" and e.get("id") == sale_id for e in events):
+        entry = await self.db.call(self.store.event, sale_id)
+        if entry is None or entry.type != "sale":
             raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
-        if any(e.get("type") == "refund" and e.get("sale_id") == sale_id for e in events):
-            raise ApiError(CONFLICT, "This sale has already been refunded.")
         stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
                                     session.staff_id)
         return {"refund_id": field_of(stored, "id")}
@@ -812,9 +835,8 @@ class Services:
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
         start, end = self._day_bounds(day)
-        events = [e for e in await self._sale_events()
-                  if isinstance(e.get("at"), datetime) and start <= e["at"] < end]
-        return events, end
+        rows = await self.db.call(self.store.events_between, start, end)
+        return [event_dict(e) for e in rows if e.get("_state") != "rejected"], end
 
     async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``day.summary``: the terminal's totals of one local day (shape in docs).
@@ -841,7 +863,7 @@ class Services:
         names = {}
         for staff_id in ids:
             if isinstance(staff_id, str):
-                staff = await self.db.call(self.store.staff_get, staff_id)
+                staff = await self.db.call(self.store.staff, staff_id)
                 names[staff_id] = (staff or {}).get("name") or staff_id
         return names
 
@@ -878,7 +900,7 @@ class Services:
         if not isinstance(staff_id, str) or not staff_id:
             raise ApiError(INVALID_PARAMS, "Say which staff member gives the service.",
                            {"param": "staff_id"})
-        if await self.db.call(self.store.staff_get, staff_id) is None:
+        if await self.db.call(self.store.staff, staff_id) is None:
             raise ApiError(NOT_FOUND, "There is no staff member with this id.")
         out["staff_id"] = staff_id
         start = _parse_time(params.get("start", base.get("start")), "start")
@@ -894,70 +916,68 @@ class Services:
         out["note"] = note or ""
         return out
 
-    async def _check_overlap(self, appt: Mapping[str, Any], own_id: str | None) -> None:
-        start = datetime.fromisoformat(appt["start"])
-        end = start + timedelta(minutes=appt["minutes"])
-        others = await self.db.call(self.store.appointments_between, start - timedelta(days=1),
-                                    end)
-        for other in others:
-            if other.get("appointment_id") == own_id or other.get("status") == "cancelled":
-                continue
-            if other.get("staff_id") != appt["staff_id"]:
-                continue
-            o_start = datetime.fromisoformat(other["start"])
-            o_end = o_start + timedelta(minutes=int(other["minutes"]))
-            if o_start < end and start < o_end:
-                raise ApiError(CONFLICT, "This staff member already has an appointment at that "
-                               "time.", {"appointment_id": other.get("appointment_id")})
+    async def _conflict(self, other_id: str) -> ApiError:
+        other = await self.db.call(self.store.appointment, other_id) or {}
+        names = await self._staff_names([other.get("staff_id")])
+        start = other.get("start")
+        when = ""
+        if isinstance(start, str):
+            begin = datetime.fromisoformat(start).astimezone(self._tz())
+            end = begin + timedelta(minutes=int(other.get("minutes") or 0))
+            when = f" {begin:%H:%M}–{end:%H:%M}"
+        who = names.get(str(other.get("staff_id")), "This staff member")
+        return ApiError(CONFLICT, f"{who} is already booked{when} ({other.get('service')}).",
+                        {"appointment_id": other_id})
 
-    async def _record_appointment(self, action: str, appt: dict[str, Any],
-                                  staff_id: str) -> None:
-        body = {"appointment_id": appt["appointment_id"], "action": action,
-                "customer": appt["customer"], "service": appt["service"],
-                "staff_id": appt["staff_id"], "start": appt["start"],
-                "minutes": appt["minutes"], "note": appt.get("note", "")}
-        # The appointment event is the durable record that reaches the club; the
-        # local row is what lists and overlap checks read.
-        await self._append("appointment", body, staff_id)
+    async def _appointment_call(self, what: str, fn: Callable[..., Any], *args: Any,
+                                **kwargs: Any) -> Any:
         try:
-            await self.db.call(self.store.appointment_put, appt, by=staff_id, at=self.clock())
-        except StorageError as exc:
-            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+            return await self._record(what, fn, *args, **kwargs)
+        except ApiError as exc:
+            if exc.code == CONFLICT and isinstance(exc.data, dict) and exc.data.get("other_id"):
+                raise await self._conflict(str(exc.data["other_id"])) from None
+            raise
 
     async def appointment_create(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``appointment.create``; an overlap with the same staff is -32008."""
         session = self.sessions.check(params.get("session"), SELLERS)
         appt = await self._appointment_fields(params, None)
-        await self._check_overlap(appt, None)
-        appt["appointment_id"] = "a-" + uuid.uuid4().hex
-        appt["status"] = "booked"
-        await self._record_appointment("create", appt, session.staff_id)
-        return {"appointment_id": appt["appointment_id"]}
+        found, _stored = await self._appointment_call(
+            "an appointment", self.store.create_appointment, customer=appt["customer"],
+            service=appt["service"], staff_id=appt["staff_id"],
+            start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
+            note=appt["note"], by=session.staff_id, at=self.clock(),
+            offline=not self.view.online())
+        return {"appointment_id": found["appointment_id"]}
 
     async def _existing_appointment(self, params: Mapping[str, Any]) -> dict[str, Any]:
         appointment_id = _p(params, "appointment_id", str)
-        appt = await self.db.call(self.store.appointment_get, appointment_id)
+        appt = await self.db.call(self.store.appointment, appointment_id)
         if appt is None or appt.get("status") == "cancelled":
-            raise ApiError(NOT_FOUND, "There is no such appointment.")
+            raise ApiError(NOT_FOUND, "There is no such appointment (it may have been "
+                           "cancelled).")
         return dict(appt)
 
     async def appointment_update(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
-        """``appointment.update``: move or change an appointment."""
+        """``appointment.update``: move or change an appointment (given keys change)."""
         session = self.sessions.check(params.get("session"), SELLERS)
         old = await self._existing_appointment(params)
         appt = await self._appointment_fields(params, old)
-        appt["appointment_id"] = old["appointment_id"]
-        appt["status"] = "booked"
-        await self._check_overlap(appt, old["appointment_id"])
-        await self._record_appointment("update", appt, session.staff_id)
-        return {"appointment_id": appt["appointment_id"]}
+        found, _stored = await self._appointment_call(
+            "an appointment change", self.store.update_appointment, old["appointment_id"],
+            by=session.staff_id, at=self.clock(), offline=not self.view.online(),
+            customer=appt["customer"], service=appt["service"], staff_id=appt["staff_id"],
+            start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
+            note=appt["note"])
+        return {"appointment_id": found["appointment_id"]}
 
     async def appointment_cancel(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``appointment.cancel``."""
         session = self.sessions.check(params.get("session"), SELLERS)
         appt = await self._existing_appointment(params)
-        appt["status"] = "cancelled"
-        await self._record_appointment("cancel", appt, session.staff_id)
+        await self._appointment_call("a cancellation", self.store.cancel_appointment,
+                                     appt["appointment_id"], by=session.staff_id,
+                                     at=self.clock(), offline=not self.view.online())
         return {"appointment_id": appt["appointment_id"]}
 
     async def appointment_list(self, params: dict[str, Any], conn: Any) -> list[dict[str, Any]]:
@@ -972,7 +992,7 @@ class Services:
         names = await self._staff_names({r.get("staff_id") for r in rows})
         items = []
         for row in rows:
-            if row.get("status") == "cancelled":
+            if row.get("status") not in (None, "active", "booked"):
                 continue
             if staff_filter and row.get("staff_id") != staff_filter:
                 continue

@@ -1,4 +1,4 @@
-"""Start a real local-API server (real socket, real server and services) in a test."""
+"""Start a real local-API server in a test: real socket, server, services, store and rules."""
 
 from __future__ import annotations
 
@@ -6,36 +6,65 @@ import asyncio
 import json
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from agent.errors import StorageError
 from agent.localapi.client import SocketClient
 from agent.localapi.ports import DbThread
 from agent.localapi.server import ApiServer, ServerLimits
 from agent.localapi.services import AgentView, Services
-from tests.agent.localapi.memstore import MemStore, simple_quote
+from agent.offline_queue import Store
+from agent.rules import parse_bundle
+from tests.agent.rules.conftest import SPEC_BUNDLE
 
 GOLD = {"member_id": "m-1", "version": 3, "name": "Sara K.", "status": "active", "tier": "gold",
         "groups": [], "identifiers": ["pan:" + "a" * 32, "tel:+989121234567", "nfc:04A1B2"],
         "balances": {"points": 1200, "credit.club": 5000}, "stats": {}, "applied": {}}
 BLOCKED = {"member_id": "m-2", "version": 4, "name": "Bob", "status": "blocked", "tier": "silver",
            "identifiers": ["pan:" + "b" * 32], "balances": {"points": 5}, "applied": {}}
+# A Wednesday: no Tuesday multiplier in the spec bundle.
+WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+class FlakyStore(Store):
+    """The real store, whose appends can be made to fail as a full disk would."""
+
+    fail_appends = False
+    append_threads: list[str]
+
+    def _writable(self, action: str) -> None:
+        import threading
+        self.append_threads = [*getattr(self, "append_threads", []),
+                               threading.current_thread().name]
+        if self.fail_appends:
+            raise StorageError("no space left on the device (simulated)")
+        super()._writable(action)
 
 
 class Harness:
-    def __init__(self, tmp: Path, limits: ServerLimits | None = None, quote_ttl_s: float = 120):
+    def __init__(self, tmp: Path, limits: ServerLimits | None = None, quote_ttl_s: float = 120,
+                 bundle: bool = True):
         self.tmp = tmp
         self.path = tmp / "agent.sock"
-        self.store = MemStore()
-        self.store.add_member(dict(GOLD))
-        self.store.add_member(dict(BLOCKED))
-        self.store.add_staff("c1", "Cara", "cashier", "1234", "nfc:CA5E")
-        self.store.add_staff("mg", "Max", "manager", "9999", "nfc:BEEF")
-        self.store.add_staff("tech", "Tom", "technician", "0000", "nfc:7EC4")
+        self.now = WEDNESDAY
+        store = FlakyStore.open(tmp / "clubterm.db", "T-0001", "M-7", clock=lambda: self.now)
+        assert isinstance(store, FlakyStore)
+        self.store = store
+        self.store.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED)], 10, True)
+        self.store.put_staff("c1", "Cara", "cashier", by=None, badges=["nfc:CA5E"], pin="1234")
+        self.store.put_staff("mg", "Max", "manager", by=None, badges=["nfc:BEEF"], pin="9999")
+        self.store.put_staff("tech", "Tom", "technician", by=None, badges=["nfc:7EC4"],
+                             pin="0000")
+        self.store.append_threads = []
         self.online = True
-        self.view = AgentView("T-0001", "M-7", "98", online=lambda: self.online)
+        self.bundle = parse_bundle(json.dumps(SPEC_BUNDLE).encode()) if bundle else None
+        self.view = AgentView("T-0001", "M-7", "98", online=lambda: self.online,
+                              bundle=lambda: self.bundle)
         self.db = DbThread()
-        self.services = Services(self.view, self.store, self.db, quote_fn=simple_quote,
+        self.services = Services(self.view, self.store, self.db, clock=lambda: self.now,
                                  quote_ttl_s=quote_ttl_s)
         self.server = ApiServer(self.path, self.services, limits=limits)
         self.view.broadcast = self.server.broadcast
@@ -50,6 +79,10 @@ class Harness:
             await c.close()
         await self.server.close()
         self.db.close()
+        self.store.close()
+
+    def outbox(self) -> list[dict[str, Any]]:
+        return [e.event for e in self.store.events()]
 
     def client(self) -> SocketClient:
         c = SocketClient(self.path, timeout_s=10)

@@ -48,26 +48,32 @@ def test_quote_commit_and_receipt() -> None:
         session = await h.login()
         q = await c.call("sale.quote", {"amount": 12000, "token": "nfc:04A1B2",
                                         "redeem_points": 1000})
-        assert q["payable"] == 11000 and q["quote_id"].startswith("q-")
+        # gold10: 1200 off; 1000 points redeemed; 98 points and 196 cashback earned.
+        assert q["net"] == 10800 and q["payable"] == 9800 and q["quote_id"].startswith("q-")
+        assert q["points_earned"] == [{"rule": "base-points", "points": 98}]
         assert q["member"]["member_id"] == "m-1" and q["expires_at"] > "2000"
-        assert q["redeem_limits"]["points"]["max"] == 1200
+        assert q["redeem_limits"]["points"] == {"available": 1200, "min": 100, "max": 1200,
+                                                "value": 1}
+        assert q["currency"] == "EUR" and q["rules_version"] == 42
         assert q["lines"] == [{"sku": None, "category": None, "qty": 1, "unit_price": 12000}]
         r = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                          "session": session})
-        assert r["seq"] == 1 and r["sale_id"] == h.store.outbox[0].id
-        ev = h.store.outbox[0]
-        assert ev.type == "sale" and ev.staff_id == "c1" and ev.body["member_id"] == "m-1"
-        assert ev.body["payable"] == 11000 and ev.body["identified_by"] == "nfc:04A1B2"
-        assert ev.body["lines"] == [{"sku": None, "category": None, "qty": 1, "unit_price": 12000}]
-        assert r["receipt"]["balances_after"]["points"] == 1200 - 1000 + 110
-        assert r["receipt"]["points_earned"] == 110
+        ev = h.outbox()[0]
+        assert r["seq"] == 1 and r["sale_id"] == ev["id"]
+        assert ev["type"] == "sale" and ev["staff_id"] == "c1" and ev["member_id"] == "m-1"
+        assert ev["payable"] == 9800 and ev["identified_by"] == "nfc:04A1B2"
+        assert ev["lines"] == [{"sku": None, "category": None, "qty": 1, "unit_price": 12000}]
+        assert ev["discounts"] == [{"rule": "gold10", "amount": 1200}]
+        assert r["receipt"]["balances_after"]["points"] == 1200 - 1000 + 98
+        assert r["receipt"]["balances_after"]["credit.club"] == 5000 + 196
+        assert r["receipt"]["points_earned"] == 98
         assert r["receipt"]["staff_name"] == "Cara"
         # The store was written from the store thread, never from the event loop.
-        assert h.store.append_thread.startswith("clubterm-db")
+        assert all(t.startswith("clubterm-db") for t in h.store.append_threads)
         # Committing the same quote again answers the same sale, records nothing new.
         again = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                              "session": session})
-        assert again == r and len(h.store.outbox) == 1
+        assert again == r and len(h.outbox()) == 1
     run(scenario)
 
 
@@ -81,7 +87,7 @@ def test_anonymous_sale_and_lines() -> None:
         assert q["gross"] == 5050 and q["member"] is None
         await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "card",
                                      "session": session})
-        assert h.store.outbox[0].body["member_id"] is None
+        assert h.outbox()[0]["member_id"] is None and h.outbox()[0]["payable"] == 5050
         await expect(-32602, c.call("sale.quote", {"lines": [{"qty": 0, "unit_price": 1}]}))
         await expect(-32602, c.call("sale.quote", {"amount": 1, "lines": []}))
         await expect(-32602, c.call("sale.quote", {"amount": -5}))
@@ -96,7 +102,7 @@ def test_limit_error_names_the_limit() -> None:
     async def scenario(h: Harness) -> None:
         err = await expect(-32003, h.client().call(
             "sale.quote", {"amount": 1000, "token": "nfc:04A1B2", "redeem_points": 900}))
-        assert err.data == {"limit": "max_redeem_share"}
+        assert err.data == {"limit": "max_redeem_share_bps"}
     run(scenario)
 
 
@@ -110,7 +116,7 @@ def test_quote_expires_and_unknown_quote() -> None:
                                                     "session": session}))
         await expect(-32004, c.call("sale.commit", {"quote_id": "q-nothing", "payment": "cash",
                                                     "session": session}))
-        assert h.store.outbox == []
+        assert h.outbox() == []
     run(scenario, quote_ttl_s=0.2)
 
 
@@ -120,10 +126,11 @@ def test_storage_error_records_nothing_and_quote_stays() -> None:
         session = await h.login()
         q = await c.call("sale.quote", {"amount": 500})
         h.store.fail_appends = True
+        h.store.append_threads = []
         err = await expect(-32005, c.call("sale.commit", {"quote_id": q["quote_id"],
                                                           "payment": "cash", "session": session}))
         assert "nothing was recorded" in str(err)
-        assert h.store.outbox == []
+        assert h.outbox() == []
         h.store.fail_appends = False
         r = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                          "session": session})
@@ -150,7 +157,7 @@ def test_roles() -> None:
                                                     "session": cashier}))
         refund = await c.call("sale.refund", {"sale_id": sale["sale_id"], "reason": "broken",
                                               "session": manager})
-        assert refund["refund_id"] == h.store.outbox[-1].id
+        assert refund["refund_id"] == h.outbox()[-1]["id"]
         await expect(-32008, c.call("sale.refund", {"sale_id": sale["sale_id"], "reason": "x",
                                                     "session": manager}))
         await expect(-32007, c.call("sale.refund", {"sale_id": "nope", "reason": "x",
@@ -182,7 +189,7 @@ def test_clock_expense_receipt_and_day_summary() -> None:
         c = h.client()
         session = await h.login()
         clock = await c.call("staff.clock", {"token": "nfc:CA5E", "action": "in"})
-        assert clock["event_id"] == h.store.outbox[0].id and "T" in clock["at"]
+        assert clock["event_id"] == h.outbox()[0]["id"] and "T" in clock["at"]
         await c.call("staff.clock", {"staff_id": "mg", "action": "in"})
         await expect(-32602, c.call("staff.clock", {"staff_id": "mg", "action": "sideways"}))
         await c.call("expense.add", {"amount": 700, "category": "milk", "note": "2 l",
@@ -199,9 +206,9 @@ def test_clock_expense_receipt_and_day_summary() -> None:
         await c.call("staff.clock", {"staff_id": "mg", "action": "out"})
         await expect(-32008, c.call("staff.clock", {"staff_id": "mg", "action": "out"}))
         s = await c.call("day.summary", {})
-        sales = {"count": 1, "gross": 12000, "discounts": 0, "payable": 11000,
-                 "points_given": 110, "points_taken": 1000, "credit_used": 0,
-                 "credit_given": 0}
+        sales = {"count": 1, "gross": 12000, "discounts": 1200, "payable": 9800,
+                 "points_given": 98, "points_taken": 1000, "credit_used": 0,
+                 "credit_given": 196}
         assert s["sales"] == sales
         assert s["per_staff"] == [{**sales, "staff_id": "c1", "name": "Cara"}]
         assert [e["amount"] for e in s["expenses"]] == [700]
@@ -241,11 +248,11 @@ def test_appointments_overlap_and_list() -> None:
         await expect(-32007, c.call("appointment.create", {**base, "staff_id": "ghost"}))
         day = await c.call("appointment.list", {"date": "2026-11-24"})
         assert [(a["appointment_id"], a["start"], a["staff_name"]) for a in day
-                if a["staff_id"] == "mg"] == [(a2, "2026-11-24T10:15:00+01:00", "Max")]
+                if a["staff_id"] == "mg"] == [(a2, "2026-11-24T10:15:00.000+01:00", "Max")]
         # A phone that belongs to a member books the member.
         assert {a["customer"] for a in day} == {"m-1"}
         assert {a["customer_name"] for a in day} == {"Sara K."}
-        kinds = [(e.type, e.body["action"]) for e in h.store.outbox]
+        kinds = [(e["type"], e["action"]) for e in h.outbox()]
         assert kinds == [("appointment", "create"), ("appointment", "create"),
                          ("appointment", "create"), ("appointment", "cancel"),
                          ("appointment", "update")]
@@ -260,11 +267,14 @@ def test_member_enrol() -> None:
                                           "token": "nfc:0A0B0C", "referred_by": "m-1",
                                           "session": session})
         assert r["member_id"].startswith("local:")
-        ev = h.store.outbox[0]
-        assert ev.type == "member_enrol"
-        assert ev.body == {"member_id": r["member_id"], "name": "New Person",
-                           "identifiers": ["tel:+989350001111", "nfc:0A0B0C"],
-                           "referred_by": "m-1"}
+        ev = h.outbox()[0]
+        assert ev["type"] == "member_enrol"
+        assert {k: ev[k] for k in ("member_id", "name", "identifiers", "referred_by")} == {
+            "member_id": r["member_id"], "name": "New Person",
+            "identifiers": ["tel:+989350001111", "nfc:0A0B0C"], "referred_by": "m-1"}
+        # The new member can be identified at once (a provisional cache entry).
+        found = await c.call("member.identify", {"token": "nfc:0A0B0C"})
+        assert found["member_id"] == r["member_id"]
         await expect(-32008, c.call("member.enrol", {"name": "Dup", "phone": "+989121234567",
                                                      "session": session}))
         await expect(-32006, c.call("member.enrol", {"name": "X", "phone": "0935 000 2222"}))
@@ -273,11 +283,11 @@ def test_member_enrol() -> None:
 
 def test_status() -> None:
     async def scenario(h: Harness) -> None:
-        h.store.append("expense", {"amount": 1}, at=h.services.clock(), staff_id=None,
-                       offline=False)
+        h.store.append("expense", {"amount": 1, "category": "x", "note": ""},
+                       at=h.services.clock(), staff_id=None, offline=False)
         s = await h.client().call("agent.status")
         assert s["terminal_id"] == "T-0001" and s["online"] is True
-        assert s["members_version"] == 7 and s["rules_version"] is None
+        assert s["members_version"] == 10 and s["rules_version"] == 42
         assert s["queue"]["pending"] == 1 and s["queue"]["oldest_at"].startswith("20")
         assert s["readers"] == []
     run(scenario)
