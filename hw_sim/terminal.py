@@ -80,7 +80,6 @@ def demo_bundle(version: int = 42, *, now: datetime | None = None,
 def demo_members(pan_key: bytes, count: int = 0) -> Iterator[dict[str, Any]]:
     """The demo members (holders of the hw_sim test cards), then ``count`` generated ones."""
     from agent.carddata.tokens import pan_token
-
     from hw_sim.cards import CARDS
 
     pans = sorted({c.pan for c in CARDS.values() if getattr(c, "pan", None)})
