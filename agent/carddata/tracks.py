@@ -125,9 +125,9 @@ def _segments(text: str) -> list[_Segment]:
 
     A segment runs from a start sentinel to the next ``?``; a segment cut short
     by another start sentinel, a line end or the end of input is kept as
-    *unclosed* (some readers drop the end sentinel). The character right after
-    ``?`` may be an LRC, which can be any track character, even a sentinel: an
-    empty unclosed segment that it produces is dropped as junk.
+    *unclosed* (some readers drop the end sentinel) if it has its track's field
+    separator. The character right after ``?`` may be an LRC, which can be any
+    track character, even a sentinel: the empty segment it starts is dropped.
     """
     segments: list[_Segment] = []
     i, n = 0, len(text)
@@ -142,7 +142,9 @@ def _segments(text: str) -> list[_Segment]:
             j += 1
         closed = j < n and text[j] == _END_SENTINEL
         body = text[i + 1 : j]
-        if closed or body.strip():
+        # Without its end sentinel a segment counts only if it has the track's field
+        # separator: "50% off; today" is text, not a damaged track.
+        if closed or ("^" if number == 1 else "=") in body or _is_error_marker(body):
             segments.append(_Segment(number, body, i, closed))
         # Skip the end sentinel; the LRC after it, if any, is skipped as junk
         # unless it is itself a sentinel, which the next round treats as above.

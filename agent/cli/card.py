@@ -170,14 +170,13 @@ def _tag_value(node: Tlv) -> str | None:
         return "[hidden]"
     value = node.value
     if tag in TEXT_TAGS and value.isascii() and value.decode("ascii").isprintable():
-        shown = repr(value.decode("ascii"))
-    else:
-        shown = value[:MAX_SHOWN_VALUE_BYTES].hex().upper()
-        if len(value) > MAX_SHOWN_VALUE_BYTES:
-            shown += "..."
+        # Text is checked as text: the hex of ASCII letters is all digits.
+        text = value.decode("ascii")
+        return "[hidden: may hold a card number]" if _may_hold_pan(text) else repr(text)
     if _may_hold_pan(value.hex()) or _may_hold_pan(value.decode("ascii", "replace")):
         return "[hidden: may hold a card number]"
-    return shown
+    shown = value[:MAX_SHOWN_VALUE_BYTES].hex().upper()
+    return shown + "..." if len(value) > MAX_SHOWN_VALUE_BYTES else shown
 
 
 def _tag_list(tlvs: list[Tlv]) -> list[dict[str, Any]]:
@@ -330,7 +329,8 @@ def format_card_report(report: dict[str, Any], as_json: bool) -> str:
         for item in tags:
             indent = "  " * (int(item.get("depth", 0)) + 1)
             name = item.get("name") or "(unknown tag)"
-            line = f"{indent}{item['tag']} {name} [{item['length']} bytes]"
+            size = item["length"]
+            line = f"{indent}{item['tag']} {name} [{size} byte{'' if size == 1 else 's'}]"
             if item.get("value") is not None:
                 line += f": {item['value']}"
             lines.append(line)
@@ -365,9 +365,10 @@ def _read_stdin() -> str:
     stream = sys.stdin
     try:
         if stream.isatty():
-            print("Swipe a card, or paste track text or TLV hex, then press Ctrl-D "
-                  "(input is not shown).", file=sys.stderr)
+            # Echo goes off before the prompt, so nothing typed after it is shown.
             with _no_echo(stream):
+                print("Swipe a card, or paste track text or TLV hex, then press Ctrl-D "
+                      "(input is not shown).", file=sys.stderr, flush=True)
                 text = stream.read(MAX_INPUT_CHARS + 1)
         else:
             text = stream.read(MAX_INPUT_CHARS + 1)

@@ -115,6 +115,7 @@ TRACK_ERRORS: tuple[tuple[str, str], ...] = (
     ("", "no card data"),
     ("hello world", "no card data"),
     ("9780201379624", "no card data"),
+    ("50% off; today only", "no card data"),
     (";4111111111111112=2512101?", "check digit"),
     ("%B4111111111111112^DOE/JOHN^2512101?", "check digit"),
     (T1_VISA + T2_MC, "different cards"),
