@@ -1,0 +1,706 @@
+"""The terminal's link to the club: ``protocol.md`` over MQTT (paho-mqtt 2.x) and HTTPS.
+
+Threads: paho's network thread only moves bytes and turns callbacks into jobs on
+a queue; one worker thread owns everything else (the store, the batches in
+flight, status, rules, members, commands), so no blocking work runs on the
+network thread and the link's state has one writer.
+
+Sending: the worker keeps up to ``max_inflight_batches`` batches (≤ 500 events,
+≤ 256 KiB) in flight, taken from the store in ``seq`` order. Only an ack naming
+an event removes it from the send list (``Store.apply_ack``); a batch whose ack
+does not come within ``ack_timeout_s``, or every batch when the connection
+drops, is simply offered again.
+
+Reconnecting: exponential backoff with full jitter (:mod:`agent.sync.backoff`);
+the session is persistent (MQTT 5, clean start off, session expiry 8 days) so
+change sets published while the terminal was away wait for it at the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent import __version__
+from agent.config import LOG_LEVELS, Config
+from agent.errors import ClubtermError, LinkError
+from agent.sync.backoff import full_jitter_delay
+from agent.sync.messages import (
+    MAX_PAYLOAD,
+    Command,
+    MessageError,
+    parse_ack,
+    parse_change_set,
+    parse_command,
+    parse_envelope,
+)
+from agent.sync.outflight import Outflight
+from agent.sync.snapshot import SnapshotClient
+from agent.sync.topics import Topics
+
+log = logging.getLogger("agent.sync")
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+class LinkStore(Protocol):
+    """What the link needs of :class:`agent.offline_queue.Store`."""
+
+    def next_batch(self, max_events: int = 500, max_bytes: int = 262144,
+                   exclude_ids: Iterable[str] = ()) -> list[dict[str, Any]]: ...
+    def mark_sent(self, ids: list[str]) -> None: ...
+    def apply_ack(self, accepted: list[str], rejected: list[tuple[str, str]],
+                  applied_seq: int | None) -> Any: ...
+    def queue_stats(self) -> Any: ...
+    def members_version(self) -> int: ...
+    def apply_changes(self, change: dict[str, Any]) -> bool: ...
+    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> Any: ...
+    def save_bundle(self, envelope: dict[str, Any], version: int) -> None: ...
+    def current_bundle(self) -> dict[str, Any] | None: ...
+    def save_refused_bundle(self, envelope: dict[str, Any], reason: str) -> None: ...
+    def command_result(self, command_id: str) -> dict[str, Any] | None: ...
+    def save_command_result(self, command_id: str, result: dict[str, Any]) -> None: ...
+
+
+class RulesState(Protocol):
+    """What the link needs of :class:`agent.rules.BundleState`."""
+
+    @property
+    def version(self) -> int | None: ...
+    def problem(self) -> str | None: ...
+    def offer(self, envelope: Mapping[str, Any], now: datetime) -> bool: ...
+    def restore(self, envelope: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """The link as the rest of the agent sees it."""
+
+    online: bool
+    since: datetime | None  # when it last went online or offline
+    last_ack_at: datetime | None
+    pending: int  # events not yet acked (queue depth)
+    in_flight: int = 0  # batches waiting for an ack
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"online": self.online, "since": _iso(self.since),
+                "last_ack_at": _iso(self.last_ack_at), "pending": self.pending,
+                "in_flight": self.in_flight, "last_error": self.last_error}
+
+
+@dataclass(frozen=True)
+class LinkTuning:
+    """Timings and sizes; defaults suit a shop, tests shorten them.
+
+    Each can be set in the configuration's ``[club]`` table under the same name.
+    """
+
+    keepalive_s: int = 30
+    reconnect_base_s: float = 1.0
+    reconnect_cap_s: float = 120.0
+    ack_timeout_s: float = 30.0
+    max_inflight_batches: int = 4
+    max_batch_events: int = 500
+    max_batch_bytes: int = MAX_PAYLOAD
+    status_interval_s: float = 300.0
+    status_min_gap_s: float = 1.0
+    session_expiry_s: int = 8 * 24 * 3600
+    snapshot_retry_s: float = 30.0
+    snapshot_timeout_s: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> LinkTuning:
+        """Defaults, overridden by keys of the configuration's ``[club]`` table."""
+        club = config.raw.get("club", {}) if isinstance(config.raw, Mapping) else {}
+        values: dict[str, Any] = {}
+        defaults = cls()
+        for name in cls.__dataclass_fields__:
+            if name in club:
+                value = club[name]
+                kind = type(getattr(defaults, name))
+                if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+                    raise LinkError(f"[club] {name} must be a positive {kind.__name__}")
+                values[name] = value
+        return cls(**values)
+
+
+class _JitterClient(mqtt.Client):
+    """paho's client, waiting between reconnects with full jitter instead of plain doubling.
+
+    paho's network thread calls ``_reconnect_wait`` before each reconnect; its own
+    ``reconnect_delay_set`` has no jitter, so a fleet reconnects in waves.
+    """
+
+    delay_for_next_attempt: Callable[[], float] = staticmethod(lambda: 1.0)
+
+    def _reconnect_wait(self) -> None:
+        deadline = time.monotonic() + self.delay_for_next_attempt()
+        while not self._thread_terminate:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.2))
+
+
+@dataclass
+class _Job:
+    kind: str
+    topic: str = ""
+    payload: bytes = b""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ClubLink:
+    """The terminal side of the club protocol.
+
+    ``store`` is the :class:`agent.offline_queue.Store`, ``bundle_state`` the
+    :class:`agent.rules.BundleState` the sale path quotes from, and ``on_event``
+    is called (from the link's worker thread) with ``{"type": "link", ...}``,
+    ``{"type": "rules", ...}``, ``{"type": "members", ...}`` and
+    ``{"type": "queue", ...}`` notifications for the local API.
+    """
+
+    def __init__(self, config: Config, store: LinkStore, bundle_state: RulesState,
+                 on_event: OnEvent | None = None, *, tuning: LinkTuning | None = None,
+                 agent_version: str = __version__, rng: random.Random | None = None):
+        if not config.broker_url:
+            raise LinkError("no broker_url is configured; enrol the terminal first")
+        self.config = config
+        self.store = store
+        self.bundle_state = bundle_state
+        self.on_event = on_event
+        self.tuning = tuning or LinkTuning.from_config(config)
+        self.agent_version = agent_version
+        self.topics = Topics(config.club_id, config.terminal_id, config.merchant_id)
+        self._rng = rng or random.Random(secrets.randbits(64))
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._lock = threading.Lock()
+        self._state = LinkState(False, None, None, 0)
+        self._outflight = Outflight(self.tuning.max_inflight_batches, self.tuning.ack_timeout_s)
+        self._attempt = 0
+        self._worker: threading.Thread | None = None
+        self._started = False
+        self._wake_queued = threading.Event()
+        self._online = False
+        self._readers: list[dict[str, Any]] = []
+        self._last_status_key: str | None = None
+        self._last_status_at = 0.0
+        self._status_wanted = False
+        self._snapshot_due: float | None = None
+        self._snapshot_since: int = 0
+        self._members_problem: str | None = None
+        self._recent_rejections: list[dict[str, str]] = []
+        self._last_refused: tuple[Any, ...] | None = None
+        self.counters: dict[str, int] = {"batches_sent": 0, "events_sent": 0, "acks": 0,
+                                         "ack_timeouts": 0, "dropped_messages": 0,
+                                         "connects": 0, "snapshots": 0}
+        self.snapshots = (SnapshotClient(config.central_url, config.club_id, config.ca_file,
+                                         config.cert_file, config.key_file,
+                                         self.tuning.snapshot_timeout_s)
+                          if config.central_url else None)
+        self.client = self._make_client()
+
+    # ---- public --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background and start sending; returns at once."""
+        if self._started:
+            return
+        self._started = True
+        self._restore_bundle()
+        self._refresh_pending()
+        self._worker = threading.Thread(target=self._work_loop, name="club-link", daemon=True)
+        self._worker.start()
+        u = urlsplit(self.config.broker_url or "")
+        default_port = 8883 if u.scheme == "mqtts" else 1883
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.tuning.session_expiry_s
+        self.client.connect_async(u.hostname or "localhost", u.port or default_port,
+                                  keepalive=self.tuning.keepalive_s, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+        if self.snapshots is not None and self.store.members_version() == 0:
+            self._jobs.put(_Job("snapshot", data={"since": 0}))  # a newly provisioned terminal
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Say "offline" (retained), disconnect and stop the threads."""
+        if not self._started:
+            return
+        self._started = False
+        done = threading.Event()
+        self._jobs.put(_Job("stop", data={"done": done}))
+        done.wait(timeout)
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def state(self) -> LinkState:
+        """Online or not, since when, the last ack and the queue depth."""
+        with self._lock:
+            return self._state
+
+    def wake(self) -> None:
+        """New events were appended: send them now rather than at the next tick."""
+        if not self._wake_queued.is_set():
+            self._wake_queued.set()
+            self._jobs.put(_Job("wake"))
+
+    def set_readers(self, readers: list[dict[str, Any]]) -> None:
+        """The readers' states for the status (``[{name, kind, state}]``)."""
+        self._jobs.put(_Job("readers", data={"readers": list(readers)}))
+
+    def resync_members(self) -> None:
+        """Fetch the full member snapshot in the background."""
+        self._jobs.put(_Job("snapshot", data={"since": 0}))
+
+    # ---- the MQTT client -----------------------------------------------------
+
+    def _make_client(self) -> _JitterClient:
+        cfg = self.config
+        u = urlsplit(cfg.broker_url or "")
+        client = _JitterClient(CallbackAPIVersion.VERSION2,
+                               client_id=f"clubterm-{cfg.terminal_id}", protocol=mqtt.MQTTv5)
+        client.delay_for_next_attempt = self._next_delay
+        if u.scheme == "mqtts":
+            client.tls_set_context(self._tls_context())
+        elif not cfg.allow_plain:
+            raise LinkError(f"{cfg.broker_url} is not TLS and [club] allow_plain is not set")
+        client.will_set(self.topics.status, json.dumps({"state": "offline"}), qos=1, retain=True)
+        client.max_inflight_messages_set(max(20, 2 * self.tuning.max_inflight_batches + 8))
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cfg = self.config
+        try:
+            ctx = ssl.create_default_context(
+                cafile=str(cfg.ca_file) if cfg.ca_file is not None else None)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if cfg.cert_file is not None and cfg.key_file is not None:
+                ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(f"cannot load the club CA or this terminal's certificate: {exc}"
+                            ) from None
+        return ctx
+
+    def _next_delay(self) -> float:
+        delay = full_jitter_delay(self._attempt, self.tuning.reconnect_base_s,
+                                  self.tuning.reconnect_cap_s, self._rng)
+        self._attempt += 1
+        log.info("reconnecting to the club in %.1f s (attempt %d)", delay, self._attempt)
+        return delay
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            self._set_error(f"the broker refused the connection: {reason}")
+            return
+        self._attempt = 0
+        client.subscribe([(t, 1) for t in self.topics.subscriptions()])
+        self._jobs.put(_Job("connected", data={"session_present": flags.session_present}))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self._jobs.put(_Job("disconnected", data={"reason": str(reason)}))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._jobs.put(_Job("message", topic=msg.topic, payload=bytes(msg.payload)))
+
+    # ---- the worker ----------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self._tick())
+            except queue.Empty:
+                job = None
+            try:
+                if job is not None:
+                    if job.kind == "stop":
+                        self._shutdown(job)
+                        return
+                    self._handle(job)
+                self._housekeeping()
+            except ClubtermError as exc:
+                log.error("club link: %s", exc)
+                self._set_error(str(exc))
+            except Exception:
+                # A bug must not stop the link: log it and carry on with the next job.
+                log.exception("club link: unexpected error")
+
+    def _tick(self) -> float:
+        waits = [1.0]
+        deadline = self._outflight.next_deadline()
+        if deadline is not None:
+            waits.append(deadline - time.monotonic())
+        if self._snapshot_due is not None:
+            waits.append(self._snapshot_due - time.monotonic())
+        return max(0.01, min(waits))
+
+    def _handle(self, job: _Job) -> None:
+        if job.kind == "wake":
+            self._wake_queued.clear()
+            self._refresh_pending()
+        elif job.kind == "connected":
+            self._went_online()
+        elif job.kind == "disconnected":
+            self._went_offline(job.data.get("reason", ""))
+        elif job.kind == "message":
+            self._on_club_message(job.topic, job.payload)
+        elif job.kind == "snapshot":
+            self._snapshot_since = min(self._snapshot_since, int(job.data["since"])) \
+                if self._snapshot_due is not None else int(job.data["since"])
+            self._snapshot_due = time.monotonic()
+        elif job.kind == "readers":
+            self._readers = job.data["readers"]
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._online:
+            late = self._outflight.expire(now)
+            if late:
+                self.counters["ack_timeouts"] += len(late)
+                log.warning("no ack for %d batch(es) within %.0f s; sending them again",
+                            len(late), self.tuning.ack_timeout_s)
+            self._fill_window()
+        if self._snapshot_due is not None and now >= self._snapshot_due:
+            self._run_snapshot(self._snapshot_since)
+        self._maybe_status()
+
+    def _shutdown(self, job: _Job) -> None:
+        if self._online:
+            info = self.client.publish(self.topics.status, json.dumps(
+                {"state": "offline", "at": _iso(_now())}), qos=1, retain=True)
+            try:
+                info.wait_for_publish(2.0)
+            except (RuntimeError, ValueError):
+                pass
+        done = job.data.get("done")
+        if isinstance(done, threading.Event):
+            done.set()
+
+    # ---- state ---------------------------------------------------------------
+
+    def _update_state(self, **changes: Any) -> LinkState:
+        with self._lock:
+            fields = self._state.__dict__ | changes
+            self._state = LinkState(**fields)
+            return self._state
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("club link: the on_event callback failed")
+
+    def _set_error(self, text: str) -> None:
+        self._update_state(last_error=text)
+
+    def _refresh_pending(self) -> None:
+        stats = self.store.queue_stats()
+        old = self.state().pending
+        self._update_state(pending=int(stats.pending))
+        if int(stats.pending) != old:
+            self._emit({"type": "queue", "pending": int(stats.pending),
+                        "rejected": int(stats.rejected)})
+
+    def _went_online(self) -> None:
+        self.counters["connects"] += 1
+        self._online = True
+        self._outflight.clear()  # whatever was in flight before is sent again
+        state = self._update_state(online=True, since=_now(), last_error=None, in_flight=0)
+        log.info("connected to the club broker")
+        self._emit({"type": "link", **state.to_dict()})
+        self._status_wanted = True
+        self._refresh_pending()
+
+    def _went_offline(self, reason: str) -> None:
+        if not self._online:
+            return
+        self._online = False
+        self._outflight.clear()
+        state = self._update_state(online=False, since=_now(), in_flight=0,
+                                   last_error=f"disconnected: {reason}")
+        log.warning("lost the club broker (%s)", reason)
+        self._emit({"type": "link", **state.to_dict()})
+
+    # ---- sending -------------------------------------------------------------
+
+    def _fill_window(self) -> None:
+        while self._online and self._outflight.can_send():
+            in_flight = self._outflight.event_ids()
+            events = self.store.next_batch(self.tuning.max_batch_events,
+                                           self.tuning.max_batch_bytes - _BATCH_OVERHEAD,
+                                           exclude_ids=in_flight)
+            if not events:
+                break
+            self._send_batch(events)
+        self._update_state(in_flight=len(self._outflight.batches))
+
+    def _send_batch(self, events: list[dict[str, Any]]) -> None:
+        batch_id = uuid7_str()
+        payload = encode_batch(batch_id, self.config.terminal_id, events)
+        if len(payload) > MAX_PAYLOAD:
+            if len(events) == 1:
+                # One event over the message limit can never be delivered: keep it,
+                # marked rejected with the reason, for the manager (docs/sync.md).
+                log.error("event %s is %d bytes, over the 256 KiB limit; not sent",
+                          events[0]["id"], len(payload))
+                self.store.apply_ack([], [(events[0]["id"], "too_large")], None)
+                return
+            half = len(events) // 2
+            self._send_batch(events[:half])
+            self._send_batch(events[half:])
+            return
+        ids = [e["id"] for e in events]
+        self.store.mark_sent(ids)
+        info = self.client.publish(self.topics.events, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise LinkError(f"publishing a batch failed: {mqtt.error_string(info.rc)}")
+        self._outflight.add(batch_id, ids, time.monotonic(), len(payload))
+        self.counters["batches_sent"] += 1
+        self.counters["events_sent"] += len(ids)
+
+    def _on_ack(self, payload: bytes) -> None:
+        ack = parse_ack(payload)
+        self.store.apply_ack(ack.accepted, ack.rejected, ack.applied_seq)
+        self._outflight.on_ack(ack.batch, ack.accepted + [i for i, _ in ack.rejected])
+        self.counters["acks"] += 1
+        if ack.rejected:
+            for event_id, reason in ack.rejected:
+                log.warning("the club rejected event %s: %s", event_id, reason)
+                self._recent_rejections.append({"id": event_id, "reason": reason})
+            self._recent_rejections = self._recent_rejections[-10:]
+        self._update_state(last_ack_at=_now())
+        self._refresh_pending()
+
+    # ---- receiving -----------------------------------------------------------
+
+    def _on_club_message(self, topic: str, payload: bytes) -> None:
+        t = self.topics
+        try:
+            if topic == t.acks:
+                self._on_ack(payload)
+            elif topic == t.member_changes:
+                self._on_change_set(payload)
+            elif topic == t.rules:
+                self._on_rules(payload)
+            elif topic == t.commands:
+                self._on_command(parse_command(payload))
+            else:
+                log.debug("ignoring a message on %s", topic)
+        except MessageError as exc:
+            self.counters["dropped_messages"] += 1
+            log.warning("dropped a message on %s: %s", topic, exc)
+
+    def _on_rules(self, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained message
+        envelope = parse_envelope(payload)
+        before = self.bundle_state.problem()
+        if self.bundle_state.offer(envelope, _now()):
+            version = self.bundle_state.version
+            assert version is not None
+            self.store.save_bundle(envelope, version)
+            log.info("rule bundle version %d is now in use", version)
+            self._emit({"type": "rules", "version": version, "problem": None})
+            return
+        problem = self.bundle_state.problem()
+        key = (envelope.get("payload"), envelope.get("sig"), problem)
+        if problem is not None and (problem != before or key != self._last_refused):
+            self._last_refused = key
+            reason = problem.split(":", 1)[0]
+            self.store.save_refused_bundle(envelope, reason)
+            log.warning("refused a rule bundle: %s", problem)
+            self._emit({"type": "rules", "version": self.bundle_state.version,
+                        "problem": problem})
+
+    def _on_change_set(self, payload: bytes) -> None:
+        change = parse_change_set(payload)
+        current = self.store.members_version()
+        if change.to_version <= current:
+            return  # already have it (a repeat, or older than a snapshot)
+        if change.from_version == current and self.store.apply_changes(change.raw):
+            self._members_problem = None
+            self._emit({"type": "members", "version": change.to_version})
+            return
+        log.info("member change set %d..%d does not follow version %d: fetching a snapshot",
+                 change.from_version, change.to_version, current)
+        self._request_snapshot(current)
+
+    def _request_snapshot(self, since: int) -> None:
+        if self.snapshots is None:
+            self._members_problem = "member changes have a gap and no central_url is configured"
+            return
+        if self._snapshot_due is None:
+            self._snapshot_since = since
+            self._snapshot_due = time.monotonic()
+        else:
+            self._snapshot_since = min(self._snapshot_since, since)
+
+    def _run_snapshot(self, since: int) -> int | None:
+        self._snapshot_due = None
+        if self.snapshots is None:
+            return None
+        try:
+            version = self.snapshots.fetch_into(self.store, since)
+        except ClubtermError as exc:
+            self._members_problem = str(exc)
+            self._snapshot_due = time.monotonic() + self.tuning.snapshot_retry_s
+            self._snapshot_since = since
+            log.warning("member snapshot failed, trying again in %.0f s: %s",
+                        self.tuning.snapshot_retry_s, exc)
+            return None
+        self.counters["snapshots"] += 1
+        self._members_problem = None
+        log.info("member snapshot since %d: now at version %d", since, version)
+        self._emit({"type": "members", "version": version, "snapshot": True})
+        return version
+
+    # ---- commands ------------------------------------------------------------
+
+    def _on_command(self, cmd: Command) -> None:
+        result = self.store.command_result(cmd.id)
+        if result is None:
+            result = {"id": cmd.id, **self._run_command(cmd)}
+            self.store.save_command_result(cmd.id, result)
+        else:
+            log.info("command %s was answered before; sending the same answer", cmd.id)
+        self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
+
+    def _run_command(self, cmd: Command) -> dict[str, Any]:
+        log.info("command %s from the club: %s", cmd.id, cmd.type)
+        if cmd.type == "ping":
+            return {"ok": True, "detail": "pong"}
+        if cmd.type == "send_status":
+            self._publish_status(force=True)
+            return {"ok": True, "detail": "status sent"}
+        if cmd.type == "set_log_level":
+            level = cmd.args.get("level")
+            if not isinstance(level, str) or level.lower() not in LOG_LEVELS:
+                return {"ok": False, "detail": f"level must be one of {', '.join(LOG_LEVELS)}"}
+            logging.getLogger().setLevel(level.upper())
+            return {"ok": True, "detail": f"log level is now {level.lower()}"}
+        if cmd.type == "resync_members":
+            if self.snapshots is None:
+                return {"ok": False, "detail": "no central_url is configured"}
+            version = self._run_snapshot(0)
+            if version is None:
+                return {"ok": False, "detail": f"snapshot failed: {self._members_problem}"}
+            return {"ok": True, "detail": f"members version {version}"}
+        return {"ok": False, "detail": f"unknown command type {cmd.type!r}"}
+
+    # ---- status --------------------------------------------------------------
+
+    def status_payload(self) -> dict[str, Any]:
+        """The retained status document (``protocol.md``, "Status")."""
+        stats = self.store.queue_stats()
+        oldest = getattr(stats, "oldest_at", None)
+        state = self.state()
+        return {
+            "state": "online", "at": _iso(_now()), "agent_version": self.agent_version,
+            "rules_version": self.bundle_state.version,
+            "rules_problem": self.bundle_state.problem(),
+            "members_version": self.store.members_version(),
+            "members_problem": self._members_problem,
+            "queue": {"pending": int(stats.pending),
+                      "oldest_at": oldest if isinstance(oldest, str | None) else _iso(oldest),
+                      "rejected": int(stats.rejected),
+                      "recent_rejections": list(self._recent_rejections)},
+            "readers": list(self._readers),
+            "link": {"in_flight": state.in_flight, "last_ack_at": _iso(state.last_ack_at),
+                     "ack_timeouts": self.counters["ack_timeouts"]},
+        }
+
+    def _maybe_status(self) -> None:
+        if not self._online:
+            return
+        now = time.monotonic()
+        if self._status_wanted or now - self._last_status_at >= self.tuning.status_interval_s:
+            self._publish_status(force=True)
+            return
+        if now - self._last_status_at >= self.tuning.status_min_gap_s:
+            self._publish_status(force=False)
+
+    def _publish_status(self, *, force: bool) -> None:
+        status = self.status_payload()
+        key = json.dumps({k: v for k, v in status.items() if k not in ("at", "link")},
+                         sort_keys=True, default=str)
+        if not force and key == self._last_status_key:
+            return
+        self.client.publish(self.topics.status, json.dumps(status, default=str), qos=1,
+                            retain=True)
+        self._last_status_key = key
+        self._last_status_at = time.monotonic()
+        self._status_wanted = False
+
+    def _restore_bundle(self) -> None:
+        if self.bundle_state.version is not None:
+            return
+        envelope = self.store.current_bundle()
+        if envelope is None:
+            return
+        try:
+            self.bundle_state.restore(envelope)
+        except ClubtermError as exc:
+            log.error("the stored rule bundle cannot be used: %s", exc)
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the way the store measures batch sizes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) -> bytes:
+    """The batch payload ``{"batch", "terminal_id", "events"}``."""
+    return encode_json({"batch": batch_id, "terminal_id": terminal_id, "events": events})
+
+
+# The envelope around the events, with room for a long terminal id.
+_BATCH_OVERHEAD = len(encode_batch("0" * 36, "x" * 128, []))
+
+
+def uuid7_str() -> str:
+    """A UUIDv7 (time-ordered), as the protocol's batch ids are."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 \
+        | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat(timespec="milliseconds") if at is not None else None

@@ -1,0 +1,108 @@
+"""Rule bundles the simulated club publishes: made, signed, and spoiled on request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# The rules of rules.md's worked examples.
+EXAMPLE_RULES: list[dict[str, Any]] = [
+    {"id": "gold10", "kind": "discount", "priority": 100, "when": {"tiers": ["gold"]},
+     "then": {"percent_bps": 1000}},
+    {"id": "coffee-2", "kind": "discount", "priority": 50, "when": {"categories": ["coffee"]},
+     "then": {"amount": 200}},
+    {"id": "base-points", "kind": "points", "priority": 10, "when": {},
+     "then": {"per_spend": 100, "points": 1}},
+    {"id": "tuesday-x2", "kind": "multiplier", "priority": 10, "when": {"weekdays": ["tue"]},
+     "then": {"bps": 20000}},
+    {"id": "cashback", "kind": "credit", "priority": 10, "when": {"min_gross": 5000},
+     "then": {"percent_bps": 200, "kind": "credit.club", "expires_days": 90}},
+]
+
+
+def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None = None,
+                valid_days: int = 30, timezone: str = "Europe/Berlin",
+                rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A complete bundle per ``rules.md`` (the worked example's settings)."""
+    now = now or datetime.now(UTC)
+    bundle: dict[str, Any] = {
+        "club": club, "merchant": merchant, "version": version,
+        "issued_at": now.isoformat(timespec="seconds"),
+        "expires_at": (now + timedelta(days=valid_days)).isoformat(timespec="seconds"),
+        "currency": "EUR", "minor_units": 2, "timezone": timezone,
+        "tiers": [{"id": "bronze", "rank": 1}, {"id": "silver", "rank": 2},
+                  {"id": "gold", "rank": 3}],
+        "points": {"value": 1, "min_redeem": 100, "max_redeem_share_bps": 5000},
+        "credits": {"accepted": ["credit.club", f"credit.merchant:{merchant}"],
+                    "use_cap_per_invoice": 50000, "use_cap_per_day": 100000},
+        "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
+                    "max_age_hours": 72},
+        "rules": EXAMPLE_RULES if rules is None else rules,
+    }
+    bundle.update(extra)
+    return bundle
+
+
+def sign_envelope(payload: bytes, key: Ed25519PrivateKey, key_id: str) -> dict[str, str]:
+    """The protocol envelope: ``key_id``, base64 payload, base64 Ed25519 signature."""
+    try:
+        from agent.rules import sign_payload  # the project's own signer, when present
+    except ImportError:
+        sign_payload = None
+    if sign_payload is not None:
+        try:
+            env = dict(sign_payload(payload, key, key_id=key_id))  # type: ignore[call-arg]
+        except TypeError:
+            env = dict(sign_payload(payload, key))
+            env["key_id"] = key_id
+        return env
+    return {"key_id": key_id, "payload": base64.b64encode(payload).decode(),
+            "sig": base64.b64encode(key.sign(payload)).decode()}
+
+
+def encode_bundle(bundle: dict[str, Any]) -> bytes:
+    return json.dumps(bundle, separators=(",", ":"), sort_keys=True).encode()
+
+
+class SigningKey:
+    """The club's Ed25519 rule-signing key, kept in a directory (``<key_id>.key``/``.pub``)."""
+
+    def __init__(self, key: Ed25519PrivateKey, key_id: str):
+        self.key = key
+        self.key_id = key_id
+
+    @classmethod
+    def load_or_create(cls, directory: Path, key_id: str = "club-sim-1") -> SigningKey:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{key_id}.key"
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+            assert isinstance(key, Ed25519PrivateKey)
+        else:
+            key = Ed25519PrivateKey.generate()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        out = cls(key, key_id)
+        out.write_public(directory)
+        return out
+
+    def write_public(self, directory: Path) -> Path:
+        """Write ``<key_id>.pub`` (PEM), the file a terminal's trusted-keys folder holds."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.key_id}.pub"
+        path.write_bytes(self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return path
+
+    def sign(self, bundle: dict[str, Any]) -> dict[str, str]:
+        return sign_envelope(encode_bundle(bundle), self.key, self.key_id)

@@ -1,0 +1,433 @@
+"""The simulated club's own ledger (plain sqlite3).
+
+Events are stored exactly once by ``id``. Per terminal they are *applied* to member
+records strictly in ``seq`` order: an event that arrives early (a later batch
+overtook an earlier one, or a resend after a gap) is stored and accepted, and
+applied when every lower ``seq`` of that terminal is there. That keeps
+``applied_seq`` and each record's ``applied[terminal]`` exact: a record reflects
+every event of that terminal up to that number and none after it.
+
+A rejected event still takes its ``seq`` (with no effect), so one bad event never
+stops a terminal's ``applied_seq``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hw_sim.club import effects
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    type TEXT NOT NULL, body TEXT NOT NULL, received_at TEXT NOT NULL,
+    state TEXT NOT NULL, reason TEXT, times_received INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (terminal_id, seq));
+CREATE TABLE IF NOT EXISTS terminals (terminal_id TEXT PRIMARY KEY,
+    applied_seq INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+    record TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS members_version ON members (version);
+CREATE TABLE IF NOT EXISTS aliases (local_id TEXT PRIMARY KEY, member_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sales (id TEXT PRIMARY KEY, member_id TEXT, at_utc TEXT NOT NULL,
+    net INTEGER NOT NULL, body TEXT NOT NULL, refunded INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS sales_member ON sales (member_id, at_utc);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
+KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
+               "member_enrol", "card_link"}
+
+
+@dataclass
+class BatchResult:
+    """What receiving one batch did."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    applied_seq: int = 0
+    changed_members: list[dict[str, Any]] = field(default_factory=list)
+    from_version: int = 0
+    to_version: int = 0
+    newly_applied: int = 0
+
+
+class Ledger:
+    """The club's SQLite ledger; one writer at a time (a lock), readers anywhere."""
+
+    def __init__(self, path: Path, *, timezone: str = "Europe/Berlin",
+                 default_tier: str = "bronze",
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.path = Path(path)
+        self.tz = ZoneInfo(timezone)
+        self.default_tier = default_tier
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.db = self._connect()
+        self.db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # ---- members -------------------------------------------------------------
+
+    def members_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='members_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def member(self, member_id: str) -> dict[str, Any] | None:
+        """The current record of a member (by club id or a ``local:`` alias)."""
+        with self._lock:
+            member_id = self._resolve(member_id) or member_id
+            row = self.db.execute("SELECT record FROM members WHERE member_id=? AND removed=0",
+                                  (member_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def members(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT record FROM members WHERE removed=0 ORDER BY member_id").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def upsert_members(self, records: Iterable[Mapping[str, Any]]) -> tuple[int, int,
+                                                                               list[dict[str, Any]]]:
+        """Create or replace member records (seeding, tests); each gets a new version.
+
+        Returns ``(from_version, to_version, records)`` for a change set.
+        """
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                start = self.members_version()
+                version = start
+                out = []
+                for rec in records:
+                    version += 1
+                    full = self._normalise(dict(rec))
+                    full["version"] = version
+                    self._save_member(full, version)
+                    out.append(full)
+                self._set_version(version)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return start, version, out
+
+    def remove_member(self, member_id: str) -> tuple[int, int]:
+        """Mark a member removed; returns ``(from_version, to_version)``."""
+        with self._lock:
+            start = self.members_version()
+            self.db.execute("UPDATE members SET removed=1, version=? WHERE member_id=?",
+                            (start + 1, member_id))
+            self._set_version(start + 1)
+        return start, start + 1
+
+    def snapshot(self, since: int) -> tuple[int, Iterator[str]]:
+        """``(version, lines)``: records changed after ``since`` as NDJSON lines."""
+        db = self._connect()  # its own connection: served from an HTTP thread
+        db.execute("BEGIN")  # one consistent read
+        row = db.execute("SELECT value FROM meta WHERE key='members_version'").fetchone()
+        version = int(row[0]) if row else 0
+
+        def lines() -> Iterator[str]:
+            try:
+                cur = db.execute("SELECT record FROM members WHERE version>? AND removed=0 "
+                                 "ORDER BY version", (since,))
+                for (record,) in cur:
+                    yield record
+            finally:
+                db.execute("COMMIT")
+                db.close()
+        return version, lines()
+
+    def _normalise(self, rec: dict[str, Any]) -> dict[str, Any]:
+        rec.setdefault("name", "")
+        rec.setdefault("status", "active")
+        rec.setdefault("tier", self.default_tier)
+        rec.setdefault("groups", [])
+        rec.setdefault("birthday", None)
+        rec.setdefault("joined", self.clock().astimezone(self.tz).date().isoformat())
+        rec.setdefault("identifiers", [])
+        rec.setdefault("balances", {"points": 0})
+        rec.setdefault("stats", {"purchase_count": 0, "last_purchase": None, "spend_30d": 0})
+        rec.setdefault("applied", {})
+        return rec
+
+    def _save_member(self, rec: Mapping[str, Any], version: int) -> None:
+        self.db.execute(
+            "INSERT INTO members (member_id, version, record, removed) VALUES (?,?,?,0) "
+            "ON CONFLICT(member_id) DO UPDATE SET version=excluded.version, "
+            "record=excluded.record, removed=0",
+            (rec["member_id"], version, json.dumps(rec, separators=(",", ":"))))
+
+    def _set_version(self, version: int) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('members_version', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(version),))
+
+    def _resolve(self, member_id: str | None) -> str | None:
+        if member_id is None:
+            return None
+        if member_id.startswith("local:"):
+            row = self.db.execute("SELECT member_id FROM aliases WHERE local_id=?",
+                                  (member_id,)).fetchone()
+            return row[0] if row else None
+        return member_id
+
+    # ---- events --------------------------------------------------------------
+
+    def applied_seq(self, terminal_id: str) -> int:
+        row = self.db.execute("SELECT applied_seq FROM terminals WHERE terminal_id=?",
+                              (terminal_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def event_counts(self, terminal_id: str | None = None) -> dict[str, int]:
+        """Events stored, by state (``applied``, ``stored``, ``rejected``)."""
+        q = "SELECT state, count(*) FROM events"
+        args: tuple[Any, ...] = ()
+        if terminal_id is not None:
+            q += " WHERE terminal_id=?"
+            args = (terminal_id,)
+        with self._lock:
+            return dict(self.db.execute(q + " GROUP BY state", args).fetchall())
+
+    def events(self, terminal_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT body, state, reason, times_received FROM events WHERE terminal_id=? "
+                "ORDER BY seq", (terminal_id,)).fetchall()
+        out = []
+        for body, state, reason, times in rows:
+            ev = json.loads(body)
+            ev["_state"], ev["_reason"], ev["_times_received"] = state, reason, times
+            out.append(ev)
+        return out
+
+    def receive_batch(self, terminal_id: str, events: list[Any], *,
+                      reject_if: Callable[[dict[str, Any]], str | None] | None = None
+                      ) -> BatchResult:
+        """Store a batch (dedup by id), apply what became contiguous, report the ack."""
+        result = BatchResult()
+        now = self.clock().isoformat()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for ev in events:
+                    self._receive_one(terminal_id, ev, now, result, reject_if)
+                self._apply_contiguous(terminal_id, result)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return result
+
+    def _receive_one(self, terminal_id: str, ev: Any, now: str, result: BatchResult,
+                     reject_if: Callable[[dict[str, Any]], str | None] | None) -> None:
+        if not isinstance(ev, dict) or not isinstance(ev.get("id"), str):
+            return  # nothing to name in an ack
+        ev_id = ev["id"]
+        row = self.db.execute("SELECT state, reason FROM events WHERE id=?", (ev_id,)).fetchone()
+        if row is not None:
+            self.db.execute("UPDATE events SET times_received=times_received+1 WHERE id=?",
+                            (ev_id,))
+            if row[0] == "rejected":
+                result.rejected.append({"id": ev_id, "reason": row[1]})
+            else:
+                result.accepted.append(ev_id)
+            return
+        reason = _structural_problem(ev, terminal_id)
+        if reason is None and reject_if is not None:
+            reason = reject_if(ev)
+        seq = ev.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            # Without a usable seq the event cannot take a place in the order.
+            result.rejected.append({"id": ev_id, "reason": reason or "malformed: seq"})
+            return
+        clash = self.db.execute("SELECT id FROM events WHERE terminal_id=? AND seq=?",
+                                (terminal_id, seq)).fetchone()
+        if clash is not None:
+            result.rejected.append({"id": ev_id, "reason": f"seq_conflict: {seq} is {clash[0]}"})
+            return
+        state = "rejected" if reason else "stored"
+        self.db.execute(
+            "INSERT INTO events (id, terminal_id, seq, type, body, received_at, state, reason) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (ev_id, terminal_id, seq, str(ev.get("type")), json.dumps(ev), now, state, reason))
+        if reason:
+            result.rejected.append({"id": ev_id, "reason": reason})
+        else:
+            result.accepted.append(ev_id)
+
+    def _apply_contiguous(self, terminal_id: str, result: BatchResult) -> None:
+        self.db.execute("INSERT OR IGNORE INTO terminals (terminal_id, applied_seq) VALUES (?,0)",
+                        (terminal_id,))
+        applied = self.applied_seq(terminal_id)
+        touched: dict[str, dict[str, Any]] = {}
+        rows = self.db.execute(
+            "SELECT seq, state, body FROM events WHERE terminal_id=? AND seq>? ORDER BY seq",
+            (terminal_id, applied)).fetchall()
+        for seq, state, body in rows:
+            if seq != applied + 1:
+                break
+            if state == "stored":
+                ev = json.loads(body)
+                self._apply_event(terminal_id, ev, touched)
+                self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq=?",
+                                (terminal_id, seq))
+                result.newly_applied += 1
+            applied = seq
+        self.db.execute("UPDATE terminals SET applied_seq=? WHERE terminal_id=?",
+                        (applied, terminal_id))
+        result.applied_seq = applied
+        start = self.members_version()
+        version = start
+        for rec in touched.values():
+            version += 1
+            applied_map = dict(rec.get("applied") or {})
+            for term in set(applied_map) | {terminal_id}:
+                applied_map[term] = self.applied_seq(term)
+            rec["applied"] = applied_map
+            rec["stats"]["spend_30d"] = self._spend_30d(rec["member_id"])
+            rec["version"] = version
+            self._save_member(rec, version)
+            result.changed_members.append(rec)
+        if version != start:
+            self._set_version(version)
+        result.from_version, result.to_version = start, version
+
+    # ---- effects -------------------------------------------------------------
+
+    def _load_for_update(self, member_id: str | None,
+                         touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        member_id = self._resolve(member_id)
+        if member_id is None:
+            return None
+        if member_id in touched:
+            return touched[member_id]
+        row = self.db.execute("SELECT record FROM members WHERE member_id=? AND removed=0",
+                              (member_id,)).fetchone()
+        if row is None:
+            return None
+        rec: dict[str, Any] = json.loads(row[0])
+        touched[member_id] = rec
+        return rec
+
+    def _apply_event(self, terminal_id: str, ev: dict[str, Any],
+                     touched: dict[str, dict[str, Any]]) -> None:
+        kind = ev.get("type")
+        if kind == "sale":
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            at = _parse_time(ev["at"])
+            self.db.execute("INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body) "
+                            "VALUES (?,?,?,?,?)",
+                            (ev["id"], rec["member_id"] if rec else None,
+                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev), json.dumps(ev)))
+            if rec is None:
+                return
+            rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                                   effects.sale_balance_deltas(ev))
+            stats = rec.setdefault("stats", {})
+            stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
+            local_day = at.astimezone(self.tz).date().isoformat()
+            if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
+                stats["last_purchase"] = local_day
+        elif kind == "refund":
+            row = self.db.execute("SELECT member_id, body, refunded FROM sales WHERE id=?",
+                                  (ev.get("sale_id"),)).fetchone()
+            if row is None or row[2]:
+                return  # unknown or already refunded sale: recorded, no effect
+            self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (ev.get("sale_id"),))
+            rec = self._load_for_update(row[0], touched)
+            if rec is None:
+                return
+            sale = json.loads(row[1])
+            rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                                   effects.sale_balance_deltas(sale), -1)
+            stats = rec.setdefault("stats", {})
+            stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
+        elif kind == "member_enrol":
+            local_id = str(ev.get("member_id"))
+            if self._resolve(local_id) is not None:
+                return
+            member_id = f"m-{uuid.uuid4().hex[:12]}"
+            self.db.execute("INSERT INTO aliases (local_id, member_id) VALUES (?,?)",
+                            (local_id, member_id))
+            rec = self._normalise({
+                "member_id": member_id, "name": ev.get("name") or "",
+                "identifiers": list(ev.get("identifiers") or []),
+                "referred_by": ev.get("referred_by"), "replaces": [local_id],
+                "joined": _parse_time(ev["at"]).astimezone(self.tz).date().isoformat()})
+            for token in rec["identifiers"]:
+                self._take_identifier(token, member_id, touched)
+            touched[member_id] = rec
+        elif kind == "card_link":
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            token = ev.get("identifier")
+            if rec is None or not isinstance(token, str):
+                return
+            self._take_identifier(token, rec["member_id"], touched)
+            if token not in rec["identifiers"]:
+                rec["identifiers"].append(token)
+        # attendance, expense, cash_receipt, appointment: kept in the ledger only.
+
+    def _take_identifier(self, token: str, member_id: str,
+                         touched: dict[str, dict[str, Any]]) -> None:
+        """An identifier belongs to one member: take it from whoever had it."""
+        for (other_id, record) in self.db.execute(
+                "SELECT member_id, record FROM members WHERE removed=0 AND member_id!=? "
+                "AND record LIKE ?", (member_id, f"%{token}%")).fetchall():
+            rec = touched.get(other_id) or json.loads(record)
+            if token in rec.get("identifiers", []):
+                rec["identifiers"] = [t for t in rec["identifiers"] if t != token]
+                touched[other_id] = rec
+
+    def _spend_30d(self, member_id: str) -> int:
+        since = (self.clock() - timedelta(days=30)).astimezone(UTC).isoformat()
+        row = self.db.execute("SELECT COALESCE(SUM(net),0) FROM sales WHERE member_id=? "
+                              "AND refunded=0 AND at_utc>=?", (member_id, since)).fetchone()
+        return int(row[0])
+
+
+def _parse_time(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
+    for key, kind in REQUIRED_KEYS.items():
+        value = ev.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"malformed: {key}"
+    if ev.get("terminal_id") not in (None, terminal_id):
+        return "foreign_terminal"
+    if ev["type"] not in KNOWN_TYPES:
+        return f"unknown_type: {ev['type']}"
+    try:
+        _parse_time(ev["at"])
+    except ValueError:
+        return "malformed: at"
+    if ev["type"] == "sale":
+        try:
+            effects.sale_balance_deltas(ev)
+            effects.sale_spend(ev)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "malformed: sale amounts"
+    return None

@@ -1,0 +1,404 @@
+"""The simulated club: the club side of ``protocol.md`` for tests and the demo.
+
+It subscribes to every terminal's events, applies them to its own ledger exactly
+once (see :mod:`hw_sim.club.ledger`), answers each batch with an ack, publishes
+member change sets and signed rule bundles, serves the member snapshot over
+HTTPS, sends commands and keeps what terminals report. :class:`Faults` makes it
+misbehave on purpose for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
+from hw_sim.club.https import ClubHttpServer, Request, Response
+from hw_sim.club.ledger import Ledger
+
+log = logging.getLogger("hw_sim.club")
+
+MAX_CHANGE_SET_BYTES = 200 * 1024
+
+
+@dataclass
+class Faults:
+    """Ways to misbehave, switched on by tests."""
+
+    drop_acks: int = 0  # drop the next N acks
+    drop_ack_rate: float = 0.0  # drop this share of acks (seeded)
+    delay_acks_s: float = 0.0
+    ack_twice: bool = False
+    skip_change_sets: int = 0  # do not publish the next N change sets (terminals see a gap)
+    pause_events: bool = False  # hold incoming batches unprocessed until cleared
+    reject_if: Callable[[dict[str, Any]], str | None] | None = None
+    seed: int = 1
+    _rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class ClubTls:
+    """Files the club uses: the CA, its MQTT client certificate, its HTTPS certificate."""
+
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+class SimClub:
+    """One simulated club back end (MQTT + HTTPS + ledger)."""
+
+    def __init__(self, state_dir: Path, broker_url: str, *, club_id: str = "acme",
+                 tls: ClubTls | None = None, timezone: str = "Europe/Berlin",
+                 signing_key: SigningKey | None = None, https: bool = True,
+                 https_port: int = 0, client_id: str | None = None):
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.club_id = club_id
+        self.prefix = f"clubterm/v1/{club_id}"
+        self.broker_url = broker_url
+        self.tls = tls
+        self.timezone = timezone
+        self.ledger = Ledger(self.state_dir / "club.db", timezone=timezone)
+        self.signing_key = signing_key or SigningKey.load_or_create(self.state_dir / "keys")
+        self.faults = Faults()
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.command_results: dict[str, list[dict[str, Any]]] = {}
+        self.snapshot_requests: list[tuple[str | None, int]] = []
+        self.acks_sent = 0
+        self.batches_received = 0
+        self._cond = threading.Condition()
+        self._work: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+        self._held: list[tuple[str, bytes]] = []
+        self._worker: threading.Thread | None = None
+        self._connected = threading.Event()
+        self._stopped = False
+        self.client = self._make_client(client_id or f"clubterm-club-{club_id}")
+        self.http: ClubHttpServer | None = None
+        if https:
+            http_tls = (tls.ca, tls.server_cert, tls.server_key) if tls else None
+            self.http = ClubHttpServer(port=https_port, tls=http_tls)
+            self.http.add_route("GET", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members",
+                                self._snapshot_route)
+
+    # ---- lifecycle -----------------------------------------------------------
+
+    def _make_client(self, client_id: str) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                        protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(200)
+        if self.tls is not None:
+            ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+            ctx.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+            c.tls_set_context(ctx)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.reconnect_delay_set(0.05, 1)
+        return c
+
+    @property
+    def central_url(self) -> str:
+        assert self.http is not None
+        return self.http.url
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, subscribe and start the worker and the HTTPS server."""
+        self._worker = threading.Thread(target=self._work_loop, name="club-worker", daemon=True)
+        self._worker.start()
+        if self.http is not None:
+            self.http.start()
+        u = urlsplit(self.broker_url)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 7 * 24 * 3600
+        self.client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=10,
+                            clean_start=False, properties=props)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            raise RuntimeError("the simulated club could not connect to the broker")
+
+    def stop(self) -> None:
+        """Disconnect and stop; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._work.put(None)
+        if self._worker is not None:
+            self._worker.join(10)
+        if self.http is not None:
+            self.http.stop()
+        self.ledger.close()
+
+    def __enter__(self) -> SimClub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            log.error("club connect refused: %s", reason)
+            return
+        client.subscribe([(f"{self.prefix}/terminals/+/events", 1),
+                          (f"{self.prefix}/terminals/+/status", 1),
+                          (f"{self.prefix}/terminals/+/command-results", 1)])
+        self._connected.set()
+
+    def _on_disconnect(self, *args: Any) -> None:
+        self._connected.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._work.put((msg.topic, bytes(msg.payload)))
+
+    # ---- incoming ------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            topic, payload = item
+            try:
+                self._handle(topic, payload)
+            except Exception:
+                log.exception("club failed on a message on %s", topic)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        parts = topic[len(self.prefix) + 1:].split("/")
+        if len(parts) != 3 or parts[0] != "terminals":
+            return
+        terminal_id, kind = parts[1], parts[2]
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            log.warning("malformed JSON from %s on %s", terminal_id, kind)
+            return
+        if kind == "status":
+            with self._cond:
+                if isinstance(doc, dict):
+                    self.statuses[terminal_id] = doc
+                self._cond.notify_all()
+        elif kind == "command-results":
+            if isinstance(doc, dict) and isinstance(doc.get("id"), str):
+                with self._cond:
+                    self.command_results.setdefault(doc["id"], []).append(doc)
+                    self._cond.notify_all()
+        elif kind == "events":
+            if self.faults.pause_events:
+                self._held.append((topic, payload))
+                return
+            for held in self._held:
+                self._handle_batch(*held)
+            self._held.clear()
+            self._handle_batch(topic, payload)
+
+    def release_held(self) -> None:
+        """Process batches held while ``pause_events`` was on."""
+        self.faults.pause_events = False
+        self._work.put((f"{self.prefix}/terminals/_/noop", b""))
+
+    def _handle_batch(self, topic: str, payload: bytes) -> None:
+        terminal_id = topic[len(self.prefix) + 1:].split("/")[1]
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            log.warning("malformed batch from %s", terminal_id)
+            return
+        if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+            log.warning("batch from %s has no events list", terminal_id)
+            return
+        result = self.ledger.receive_batch(terminal_id, doc["events"],
+                                           reject_if=self.faults.reject_if)
+        ack = {"batch": doc.get("batch"), "accepted": result.accepted,
+               "rejected": result.rejected, "applied_seq": result.applied_seq}
+        if result.changed_members:
+            self._publish_changes(result.from_version, result.to_version,
+                                  result.changed_members)
+        with self._cond:
+            self.batches_received += 1
+            self._cond.notify_all()
+        self._send_ack(terminal_id, ack)
+
+    def _send_ack(self, terminal_id: str, ack: dict[str, Any]) -> None:
+        f = self.faults
+        if f.drop_acks > 0:
+            f.drop_acks -= 1
+            log.info("fault: dropping an ack to %s", terminal_id)
+            return
+        if f.drop_ack_rate and f._rng.random() < f.drop_ack_rate:
+            return
+        topic = f"{self.prefix}/terminals/{terminal_id}/acks"
+        data = json.dumps(ack).encode()
+
+        def send() -> None:
+            for _ in range(2 if f.ack_twice else 1):
+                self.client.publish(topic, data, qos=1)
+                self.acks_sent += 1
+
+        if f.delay_acks_s > 0:
+            threading.Timer(f.delay_acks_s, send).start()
+        else:
+            send()
+
+    # ---- members -------------------------------------------------------------
+
+    def _publish_changes(self, from_version: int, to_version: int,
+                         records: list[dict[str, Any]], removed: list[str] | None = None) -> None:
+        """Publish change sets, split so each stays under the size limit."""
+        records = sorted(records, key=lambda r: r["version"])
+        chunks: list[list[dict[str, Any]]] = [[]]
+        size = 0
+        for rec in records:
+            n = len(json.dumps(rec))
+            if chunks[-1] and size + n > MAX_CHANGE_SET_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(rec)
+            size += n
+        start = from_version
+        for i, chunk in enumerate(chunks):
+            end = chunk[-1]["version"] if chunk else to_version
+            if i == len(chunks) - 1:
+                end = to_version
+            change = {"from_version": start, "to_version": end, "members": chunk,
+                      "removed": (removed or []) if i == len(chunks) - 1 else []}
+            start = end
+            if self.faults.skip_change_sets > 0:
+                self.faults.skip_change_sets -= 1
+                log.info("fault: not publishing change set %s..%s", change["from_version"], end)
+                continue
+            self.client.publish(f"{self.prefix}/members/changes", json.dumps(change).encode(),
+                                qos=1)
+
+    def upsert_members(self, records: list[dict[str, Any]], *, publish: bool = True) -> int:
+        """Create or replace members (seeding, tests); returns the new members version."""
+        start, end, out = self.ledger.upsert_members(records)
+        if publish and out:
+            self._publish_changes(start, end, out)
+        return end
+
+    def remove_member(self, member_id: str, *, publish: bool = True) -> int:
+        start, end = self.ledger.remove_member(member_id)
+        if publish:
+            self._publish_changes(start, end, [], [member_id])
+        return end
+
+    def publish_raw_change(self, change: dict[str, Any] | bytes) -> None:
+        """Publish anything on the changes topic (malformed-message tests)."""
+        data = change if isinstance(change, bytes) else json.dumps(change).encode()
+        self.client.publish(f"{self.prefix}/members/changes", data, qos=1)
+
+    def _snapshot_route(self, req: Request) -> Response:
+        if req.match.group("club") != self.club_id:
+            return Response(404, b"no such club\n")
+        try:
+            since = int(req.arg("since", "0") or 0)
+        except ValueError:
+            return Response(400, b"since must be a whole number\n")
+        version, lines = self.ledger.snapshot(since)
+        with self._cond:
+            self.snapshot_requests.append((req.client_cn, since))
+            self._cond.notify_all()
+        return Response(200, (line.encode() + b"\n" for line in lines),
+                        {"Content-Type": "application/x-ndjson",
+                         "X-Members-Version": str(version)})
+
+    # ---- rules ---------------------------------------------------------------
+
+    def publish_bundle(self, merchant: str, version: int, *, bundle: dict[str, Any] | None = None,
+                       bad_signature: bool = False, for_merchant: str | None = None,
+                       key: SigningKey | None = None, **bundle_args: Any) -> dict[str, Any]:
+        """Sign and publish (retained) a bundle for ``merchant``; returns the envelope.
+
+        ``for_merchant`` publishes on ``merchant``'s topic a bundle naming another
+        merchant; ``bad_signature`` flips a bit of the signature.
+        """
+        if bundle is None:
+            bundle = make_bundle(self.club_id, for_merchant or merchant, version,
+                                 timezone=self.timezone, **bundle_args)
+        key = key or self.signing_key
+        envelope: dict[str, Any] = sign_envelope(encode_bundle(bundle), key.key, key.key_id)
+        if bad_signature:
+            import base64
+            sig = bytearray(base64.b64decode(envelope["sig"]))
+            sig[0] ^= 0x01
+            envelope["sig"] = base64.b64encode(bytes(sig)).decode()
+        self.publish_raw_bundle(merchant, envelope)
+        return envelope
+
+    def publish_raw_bundle(self, merchant: str, envelope: dict[str, Any] | bytes) -> None:
+        data = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
+        info = self.client.publish(f"{self.prefix}/merchants/{merchant}/rules", data, qos=1,
+                                   retain=True)
+        info.wait_for_publish(10)
+
+    # ---- commands ------------------------------------------------------------
+
+    def send_command(self, terminal_id: str, type_: str, args: dict[str, Any] | None = None, *,
+                     command_id: str | None = None) -> str:
+        """Send a command; returns its id."""
+        command_id = command_id or str(uuid.uuid4())
+        doc = {"id": command_id, "type": type_, "args": args or {}}
+        self.client.publish(f"{self.prefix}/terminals/{terminal_id}/commands",
+                            json.dumps(doc).encode(), qos=1)
+        return command_id
+
+    def send_raw_command(self, terminal_id: str, data: bytes) -> None:
+        self.client.publish(f"{self.prefix}/terminals/{terminal_id}/commands", data, qos=1)
+
+    # ---- waiting (tests) -----------------------------------------------------
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0,
+                 what: str = "condition") -> None:
+        """Wait until ``predicate()`` holds (checked after each message and every 0.2 s)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"club: timed out waiting for {what}")
+                self._cond.wait(min(left, 0.2))
+
+    def wait_applied(self, terminal_id: str, seq: int, timeout: float = 30.0) -> None:
+        self.wait_for(lambda: self.ledger.applied_seq(terminal_id) >= seq, timeout,
+                      f"{terminal_id} applied_seq >= {seq}")
+
+    def wait_command_result(self, command_id: str, count: int = 1,
+                            timeout: float = 30.0) -> list[dict[str, Any]]:
+        self.wait_for(lambda: len(self.command_results.get(command_id, [])) >= count, timeout,
+                      f"result of command {command_id}")
+        return self.command_results[command_id]
+
+    def wait_status(self, terminal_id: str, predicate: Callable[[dict[str, Any]], bool],
+                    timeout: float = 30.0) -> dict[str, Any]:
+        self.wait_for(lambda: terminal_id in self.statuses
+                      and predicate(self.statuses[terminal_id]), timeout,
+                      f"status of {terminal_id}")
+        return self.statuses[terminal_id]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
