@@ -125,25 +125,39 @@ class TerminalFiles:
 
 def write_config(root: Path, *, broker_url: str | None = None, profile: str | None = None,
                  central_url: str | None = None, extra: str = "",
-                 socket: Path | None = None) -> TerminalFiles:
-    """Write agent.toml, the pan_key (0600) and the rule keys into ``root``."""
+                 socket: Path | None = None, club_id: str = CLUB_ID,
+                 tls: tuple[Path, Path, Path] | None = None,
+                 trusted_keys: Path | None = None, pan_key_hex: str | None = None,
+                 profile_text: str | None = None) -> TerminalFiles:
+    """Write agent.toml, the pan_key (0600) and the rule keys into ``root``.
+
+    ``tls`` is (CA, client certificate, client key); ``trusted_keys`` a folder of
+    the club's public rule keys (default: a key pair made here, whose private half
+    :func:`signed_bundle` uses); ``pan_key_hex`` the club's pan_key (default: a
+    random one); ``profile_text`` a terminal profile written next to the config.
+    """
     from agent.rules import write_keypair
 
     root.mkdir(parents=True, exist_ok=True)
     files = TerminalFiles(root=root, config=root / "agent.toml",
                           socket=socket or root / "run" / "agent.sock",
                           state_dir=root / "state", pan_key_file=root / "secrets" / "pan_key",
-                          club_keys=root / "club-keys", trusted_keys=root / "rules-keys")
+                          club_keys=root / "club-keys",
+                          trusted_keys=trusted_keys or root / "rules-keys")
     files.pan_key_file.parent.mkdir(parents=True, exist_ok=True)
     if not files.pan_key_file.exists():
         fd = os.open(files.pan_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    if not (files.club_keys / f"{KEY_ID}.pem").exists():
-        write_keypair(files.club_keys, KEY_ID)
-    files.trusted_keys.mkdir(parents=True, exist_ok=True)
-    (files.trusted_keys / f"{KEY_ID}.pub").write_bytes(
-        (files.club_keys / f"{KEY_ID}.pub").read_bytes())
+            fh.write((pan_key_hex or secrets.token_hex(32)) + "\n")
+    if trusted_keys is None:
+        if not (files.club_keys / f"{KEY_ID}.pem").exists():
+            write_keypair(files.club_keys, KEY_ID)
+        files.trusted_keys.mkdir(parents=True, exist_ok=True)
+        (files.trusted_keys / f"{KEY_ID}.pub").write_bytes(
+            (files.club_keys / f"{KEY_ID}.pub").read_bytes())
+    if profile_text is not None:
+        (root / "profile.toml").write_text(profile_text)
+        profile = str(root / "profile.toml")
     if profile is None:
         (root / "no-readers.toml").write_text(EMPTY_PROFILE)
         profile = str(root / "no-readers.toml")
@@ -156,9 +170,12 @@ def write_config(root: Path, *, broker_url: str | None = None, profile: str | No
         club += f'central_url = "{central_url}"\n'
         if central_url.startswith("http://") and "allow_plain" not in club:
             club += "allow_plain = true\n"
+    if tls is not None:
+        club += f'ca_file = "{tls[0]}"\ncert_file = "{tls[1]}"\nkey_file = "{tls[2]}"\n'
+
     files.config.write_text(
         "[terminal]\n"
-        f'id = "{TERMINAL_ID}"\nmerchant_id = "{MERCHANT_ID}"\nclub_id = "{CLUB_ID}"\n'
+        f'id = "{TERMINAL_ID}"\nmerchant_id = "{MERCHANT_ID}"\nclub_id = "{club_id}"\n'
         f'profile = "{profile}"\ndefault_country_code = "98"\n\n'
         "[paths]\n"
         f'state_dir = "{files.state_dir}"\nsocket = "{files.socket}"\n\n'
@@ -180,15 +197,19 @@ def signed_bundle(files: TerminalFiles, bundle: dict[str, Any]) -> dict[str, str
 
 
 def seed_store(files: TerminalFiles, *, members: int = 0, bundle: bool = True,
-               extra_rules: int = 0) -> None:
-    """Fill the store: staff, the demo members (+ ``members`` generated) and a bundle."""
+               extra_rules: int = 0, demo_members: bool = True) -> None:
+    """Fill the store: staff, the demo members (+ ``members`` generated) and a bundle.
+
+    Without ``demo_members`` and ``bundle`` only the staff are added (the members
+    and the rules then come from the club, as on a real box).
+    """
     from agent.offline_queue import Store
 
     store = Store.open(files.db, TERMINAL_ID, MERCHANT_ID)
     try:
         for staff_id, name, role, pin, badge in STAFF:
             store.put_staff(staff_id, name, role, by="setup", badges=[badge], pin=pin)
-        if store.members_version() == 0:
+        if demo_members and store.members_version() == 0:
             lines = (json.dumps(m) for m in demo_members(files.pan_key(), members))
             store.import_snapshot(lines, 1, True)
         if bundle:
