@@ -232,11 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", type=int, default=0, help="generated members to add")
     p.add_argument("--extra-rules", type=int, default=0)
     p.add_argument("--no-bundle", action="store_true")
+    p.add_argument("--club-id", default=CLUB_ID)
+    p.add_argument("--trusted-keys", type=Path, default=None,
+                   help="the club's public rule keys (default: a key pair made here)")
+    p.add_argument("--pan-key-file", type=Path, default=None,
+                   help="use the club's pan_key from this file (hex)")
+    p.add_argument("--profile-file", type=Path, default=None,
+                   help="copy this terminal profile next to the configuration")
+    p.add_argument("--from-club", action="store_true",
+                   help="staff only: members and rules come from the club")
     args = parser.parse_args(argv)
+    pan_hex = args.pan_key_file.read_text().strip() if args.pan_key_file else None
     files = write_config(args.dir.resolve(), broker_url=args.broker, profile=args.profile,
-                         central_url=args.central, socket=args.socket)
-    seed_store(files, members=args.members, bundle=not args.no_bundle,
-               extra_rules=args.extra_rules)
+                         central_url=args.central, socket=args.socket, club_id=args.club_id,
+                         trusted_keys=args.trusted_keys, pan_key_hex=pan_hex,
+                         profile_text=(args.profile_file.read_text() if args.profile_file
+                                       else None))
+    seed_store(files, members=args.members,
+               bundle=not (args.no_bundle or args.from_club),
+               extra_rules=args.extra_rules, demo_members=not args.from_club)
     print(files.config)
     return 0
 
