@@ -77,7 +77,7 @@ def demo_bundle(version: int = 42, *, now: datetime | None = None,
     }
 
 
-def demo_members(pan_key: bytes, count: int = 0) -> Iterator[dict[str, Any]]:
+def demo_member_records(pan_key: bytes, count: int = 0) -> Iterator[dict[str, Any]]:
     """The demo members (holders of the hw_sim test cards), then ``count`` generated ones."""
     from agent.carddata.tokens import pan_token
     from hw_sim.cards import CARDS
@@ -210,7 +210,7 @@ def seed_store(files: TerminalFiles, *, members: int = 0, bundle: bool = True,
         for staff_id, name, role, pin, badge in STAFF:
             store.put_staff(staff_id, name, role, by="setup", badges=[badge], pin=pin)
         if demo_members and store.members_version() == 0:
-            lines = (json.dumps(m) for m in demo_members(files.pan_key(), members))
+            lines = (json.dumps(m) for m in demo_member_records(files.pan_key(), members))
             store.import_snapshot(lines, 1, True)
         if bundle:
             data = demo_bundle(extra_rules=extra_rules)

@@ -316,6 +316,11 @@ class Services:
 
     async def _summary(self, member: dict[str, Any], token: str | None) -> dict[str, Any]:
         balances = await self.db.call(self.store.usable_balances, member["member_id"])
+        return self._summary_from({**member, "balances": balances}, token)
+
+    def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
+        """The member summary of a record whose balances are already the usable ones."""
+        balances = member["balances"]
         masked = self._recent_cards.get(token, (None, None))[0] if token else None
         return {
             "member_id": member["member_id"],
@@ -583,7 +588,8 @@ class Services:
             "expires_at": _iso(self.clock() + timedelta(seconds=self.quote_ttl_s)),
             "lines": lines,
             "offline": not self.view.online(),
-            "member": (await self._summary(member, token)) if member is not None else None,
+            "member": (self._summary_from(member_view, token)
+                       if member_view is not None else None),
             "redeem_limits": limits,
             "currency": field_of(bundle, "currency") if bundle is not None else None,
             "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
@@ -595,20 +601,26 @@ class Services:
                        ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
         bundle = self.view.bundle()
         now = self.clock()
-        stats = await self.db.call(self.store.queue_stats)
+        start, end = self._day_bounds(now.astimezone(self._tz()).date())
+        member_id = member["member_id"] if member is not None else None
+
+        def inputs() -> tuple[Any, dict[str, int] | None, tuple[int, int]]:
+            # One hop to the store thread for everything a quote reads.
+            stats = self.store.queue_stats()
+            if member_id is None:
+                return stats, None, (0, 0)
+            return (stats, self.store.usable_balances(member_id),
+                    self.store.offline_counters(member_id, start, end))
+
+        stats, balances, (redeemed_today, credit_today) = await self.db.call(inputs)
         oldest = field_of(stats, "oldest_at")
         if isinstance(oldest, str):
             oldest = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
         oldest_age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else None
-        redeemed_today = credit_today = 0
         member_view = None
-        if member is not None:
-            balances = await self.db.call(self.store.usable_balances, member["member_id"])
+        if member is not None and balances is not None:
             member_view = dict(member)
             member_view["balances"] = dict(balances)
-            start, end = self._day_bounds(now.astimezone(self._tz()).date())
-            redeemed_today, credit_today = await self.db.call(
-                self.store.offline_counters, member["member_id"], start, end)
         bin6 = self._recent_cards.get(token, (None, None))[1] if token else None
         request = {"lines": lines, "token_kind": token.split(":", 1)[0] if token else None,
                    "bin6": bin6, "redeem_points": redeem, "use_credit": use_credit}
