@@ -82,8 +82,8 @@ def demo_member_records(pan_key: bytes, count: int = 0) -> Iterator[dict[str, An
     from agent.carddata.tokens import pan_token
     from hw_sim.cards import CARDS
 
-    pans = sorted({c.pan for c in CARDS.values() if getattr(c, "pan", None)})
-    uids = sorted({c.uid for c in CARDS.values() if getattr(c, "uid", None)})
+    pans = sorted({c.pan for c in CARDS.values() if c.pan is not None})
+    uids = sorted({c.uid for c in CARDS.values() if c.uid is not None})
     tiers = ("gold", "silver", "bronze")
     for i, pan in enumerate(pans):
         yield {"member_id": f"m-{i + 1}", "version": 1, "name": f"Card Holder {i + 1}",
