@@ -8,6 +8,7 @@ Decisions the spec leaves open are written down in ``docs/local-api.md``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -49,6 +50,9 @@ SALE_KEYS = (
 PAYMENTS = ("cash", "card", "other")
 MAX_QUOTES = 10_000
 COMMITTED_KEEP_S = 600.0
+# Wrong PINs: after this many within the window, the staff id is refused a while.
+PIN_MAX_FAILURES = 5
+PIN_WINDOW_S = 60.0
 STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
                    "recorded. Please try again or call a technician.")
 
@@ -214,6 +218,7 @@ class Services:
         # BIN and a member summary can show the masked number. Never the PAN.
         self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self.accepting = True
+        self._pin_failures: dict[str, list[float]] = {}
         self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
             "agent.status": self.agent_status,
             "events.subscribe": self.events_subscribe,
@@ -451,14 +456,26 @@ class Services:
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
             return dict(staff)
-        if not isinstance(pin, str) or not pin:
+        if not isinstance(pin, str) or not pin or len(pin) > 64:
             raise ApiError(INVALID_PARAMS, "Please enter your PIN.", {"param": "pin"})
-        ok = await self.db.call(self.store.verify_staff_pin, staff_id, pin)
+        now = self.monotonic()
+        recent = [t for t in self._pin_failures.get(staff_id, []) if now - t < PIN_WINDOW_S]
+        if len(recent) >= PIN_MAX_FAILURES:
+            raise ApiError(NOT_ALLOWED, "Too many wrong PINs; please wait a minute or use "
+                           "your badge.", {"reason": "locked_out"})
+        # scrypt takes tens of milliseconds: not on the store thread, where it would
+        # hold up sales, and not on the loop.
+        ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
         staff = await self.db.call(self.store.staff, staff_id) if ok else None
         if staff is None or not staff.get("active", True):
+            recent.append(now)
+            self._pin_failures[staff_id] = recent
+            if len(self._pin_failures) > 1000:
+                self._pin_failures.clear()
             # Same answer for an unknown id and a wrong PIN: no guessing of ids.
             raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
                            {"reason": "bad_credentials"})
+        self._pin_failures.pop(staff_id, None)
         return dict(staff)
 
     async def staff_clock(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:

@@ -291,3 +291,17 @@ def test_status() -> None:
         assert s["queue"]["pending"] == 1 and s["queue"]["oldest_at"].startswith("20")
         assert s["readers"] == []
     run(scenario)
+
+
+def test_wrong_pins_lock_the_staff_id_out_for_a_while() -> None:
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        for _ in range(5):
+            err = await expect(-32006, c.call("staff.login", {"staff_id": "c1", "pin": "0000"}))
+            assert err.data["reason"] == "bad_credentials"
+        err = await expect(-32006, c.call("staff.login", {"staff_id": "c1", "pin": "1234"}))
+        assert err.data["reason"] == "locked_out"
+        # The badge still works, and so does another staff member's PIN.
+        assert (await c.call("staff.login", {"token": "nfc:CA5E"}))["staff_id"] == "c1"
+        assert (await c.call("staff.login", {"staff_id": "mg", "pin": "9999"}))["role"] == "manager"
+    run(scenario)
