@@ -5,11 +5,11 @@ rule and the key. A rule with an unknown condition key, effect key or kind is ke
 but never applied; its ``unknown`` field says which key.
 
 The index: the rules of each kind are sorted once in the order they are taken
-(priority highest first, then id). For every condition that can be looked up from
-the sale itself (member present, tier, group, birthday month, weekday, hour,
-month of the date range, sku, category, token kind, BIN) each kind keeps, as Python
-integers used as bit sets over that order, the rules that do not use the condition
-and, per value, the rules that accept that value. A quote ANDs one mask per
+(priority highest first, then id), kind after kind. For every condition that can
+be looked up from the sale itself (member present, tier, group, birthday, weekday,
+hour, week of the date range, sku, category, token kind, BIN) the bundle keeps, as
+Python integers used as bit sets over that order, the rules that do not use the
+condition and, per value, the rules that accept that value. A quote ANDs one mask per
 condition and evaluates only the rules left, in order. The index only ever keeps
 too many rules, never too few: every rule it leaves out has a condition that is
 false for the sale, so the result equals a full scan (tests check it).
@@ -42,8 +42,9 @@ EFFECT_KEYS: Mapping[str, frozenset[str]] = {
     "credit": frozenset({"percent_bps", "kind", "expires_days", "max_amount"}),
     "lottery": frozenset({"per_spend", "entries"}),
 }
-# A date range longer than this is indexed as "any month" (it is still checked).
-_MAX_INDEXED_MONTHS = 36
+# A date range longer than this many weeks is indexed as "any week" (it is still
+# checked); shorter ones are filed under each week (day ordinal // 7) they touch.
+_MAX_INDEXED_WEEKS = 110
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
 _BIN = re.compile(r"^[0-9]{6}$")
 
@@ -52,15 +53,22 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@dataclass(slots=True, eq=False)
 class Rule:
-    """One validated rule; absent conditions are None."""
+    """One validated rule; absent conditions are None.
+
+    A plain class with class-level defaults: a 10,000-rule bundle builds 10,000 of
+    these, and setting only the keys a rule has keeps loading fast.
+    """
 
     id: str
     kind: str
     priority: int
     exclusive: bool
     raw: Mapping[str, Any]
+    # True when the rule works on some lines only (``skus``/``categories``).
+    targets_lines: bool = False
+    # The condition checks, compiled by the engine on first use.
+    checks: tuple[Any, ...] | None = None
     # Why the rule is never applied (unknown kind or key), else None.
     unknown: str | None = None
     anonymous: bool = False
@@ -92,10 +100,16 @@ class Rule:
     expires_days: int | None = None
     entries: int = 0
 
-    @property
-    def targets_lines(self) -> bool:
-        """True when the rule works on some lines only (``skus``/``categories``)."""
-        return self.skus is not None or self.categories is not None
+    def __init__(self, rule_id: str, kind: str, priority: int, exclusive: bool,
+                 raw: Mapping[str, Any]):
+        self.id = rule_id
+        self.kind = kind
+        self.priority = priority
+        self.exclusive = exclusive
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return f"Rule({self.id!r}, {self.kind!r}, priority={self.priority})"
 
 
 @dataclass(slots=True)
@@ -108,8 +122,11 @@ class Dimension:
 
 
 @dataclass(slots=True)
-class KindIndex:
-    """The rules of one kind in the order they are taken, and their index."""
+class RuleIndex:
+    """All rules of known kinds, kind by kind in the order they are taken, and masks.
+
+    Bit ``i`` of every mask stands for ``rules[i]``.
+    """
 
     rules: list[Rule]
     dims: list[Dimension]
@@ -163,7 +180,8 @@ class Bundle:
     credits: CreditsConfig | None
     offline: OfflineConfig | None
     rules: list[Rule]
-    by_kind: dict[str, KindIndex] = field(default_factory=dict)
+    by_kind: dict[str, list[Rule]] = field(default_factory=dict)
+    index: RuleIndex = field(default_factory=lambda: RuleIndex([], [], 0, 0))
     unknown_kind: list[Rule] = field(default_factory=list)
     payload: bytes = b""
 
@@ -173,6 +191,19 @@ class Bundle:
             if r.id == rule_id:
                 return r
         return None
+
+    def local_day(self, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The club-local day containing ``at``: [start, end) as aware datetimes.
+
+        For the store's day counters (credit day cap, offline day limit). A day of a
+        daylight-saving change is 23 or 25 hours long.
+        """
+        if at.tzinfo is None:
+            raise RulesError("the time must carry a UTC offset")
+        day = at.astimezone(self.tz).date()
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=self.tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        return start, end
 
     def summary(self) -> str:
         """One line for people: club, merchant, version, rule count, expiry."""
@@ -196,9 +227,8 @@ class _Checker:
 
     def int_(self, key: str, value: object, *, minimum: int | None = 0,
              maximum: int | None = None) -> int:
-        if not _is_int(value):
+        if type(value) is not int:
             raise self.fail(key, f"must be a whole number, not {json.dumps(value)}")
-        assert isinstance(value, int)
         if minimum is not None and value < minimum:
             raise self.fail(key, f"must be at least {minimum}, not {value}")
         if maximum is not None and value > maximum:
@@ -216,7 +246,7 @@ class _Checker:
         return value
 
     def str_list(self, key: str, value: object) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if type(value) is not list or not all(type(v) is str for v in value):
             raise self.fail(key, f"must be a list of strings, not {json.dumps(value)}")
         return value
 
@@ -242,9 +272,9 @@ def _hhmm(text: str) -> int:
 
 def _parse_when(rule: Rule, when: Mapping[str, Any], check: _Checker,
                 tier_ranks: Mapping[str, int]) -> None:
-    unknown = sorted(k for k in when if k not in CONDITION_KEYS)
+    unknown = [k for k in when if k not in CONDITION_KEYS]
     if unknown:
-        rule.unknown = f"it has a condition this terminal does not know: {unknown[0]!r}"
+        rule.unknown = f"it has a condition this terminal does not know: {min(unknown)!r}"
     for key, value in when.items():
         if key == "anonymous":
             rule.anonymous = check.bool_(key, value)
@@ -296,20 +326,23 @@ def _parse_when(rule: Rule, when: Mapping[str, Any], check: _Checker,
 
 def _pairs(key: str, value: object, check: _Checker, pattern: re.Pattern[str] | None,
            shape: str, convert: Any) -> list[tuple[Any, Any]]:
-    msg = f"must be a list of [\"{shape}\", \"{shape}\"] pairs, not {json.dumps(value)}"
+    def bad() -> RulesError:
+        return check.fail(key, f"must be a list of [\"{shape}\", \"{shape}\"] pairs, "
+                               f"not {json.dumps(value)}")
+
     if not isinstance(value, list):
-        raise check.fail(key, msg)
+        raise bad()
     out = []
     for pair in value:
         if (not isinstance(pair, list) or len(pair) != 2
-                or not all(isinstance(p, str) for p in pair)):
-            raise check.fail(key, msg)
+                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
+            raise bad()
         try:
-            if pattern is not None and not all(pattern.match(p) for p in pair):
+            if pattern is not None and not (pattern.match(pair[0]) and pattern.match(pair[1])):
                 raise ValueError
             a, b = convert(pair[0]), convert(pair[1])
         except ValueError:
-            raise check.fail(key, msg) from None
+            raise bad() from None
         if shape != "HH:MM" and b < a:
             raise check.fail(key, f"range {pair} ends before it starts")
         out.append((a, b))
@@ -318,9 +351,9 @@ def _pairs(key: str, value: object, check: _Checker, pattern: re.Pattern[str] | 
 
 def _parse_then(rule: Rule, then: Mapping[str, Any], check: _Checker) -> None:
     known = EFFECT_KEYS[rule.kind]
-    unknown = sorted(k for k in then if k not in known)
+    unknown = [k for k in then if k not in known]
     if unknown and rule.unknown is None:
-        rule.unknown = f"it has an effect this terminal does not know: {unknown[0]!r}"
+        rule.unknown = f"it has an effect this terminal does not know: {min(unknown)!r}"
     kind = rule.kind
 
     def need(key: str) -> object:
@@ -358,7 +391,7 @@ def _parse_then(rule: Rule, then: Mapping[str, Any], check: _Checker) -> None:
 
 
 def _parse_rule(raw: object, index: int, tier_ranks: Mapping[str, int]) -> Rule:
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise RulesError(f"rules[{index}]: must be an object")
     rid = raw.get("id")
     if not isinstance(rid, str) or not rid:
@@ -369,12 +402,17 @@ def _parse_rule(raw: object, index: int, tier_ranks: Mapping[str, int]) -> Rule:
     priority = check.int_("priority", raw.get("priority", 0), minimum=None)
     exclusive = check.bool_("exclusive", raw.get("exclusive", False))
     rule = Rule(rid, kind, priority, exclusive, raw)
-    when = check.obj("when", raw.get("when", {}))
+    when = raw.get("when", {})
+    if type(when) is not dict:
+        when = check.obj("when", when)
     _parse_when(rule, when, check, tier_ranks)
+    rule.targets_lines = rule.skus is not None or rule.categories is not None
     if kind not in KINDS:
         rule.unknown = f"its kind {kind!r} is unknown to this terminal"
         return rule
-    then = check.obj("then", raw.get("then", {}))
+    then = raw.get("then", {})
+    if type(then) is not dict:
+        then = check.obj("then", then)
     _parse_then(rule, then, check)
     return rule
 
@@ -480,11 +518,11 @@ def _opt_int(check: _Checker, obj: Mapping[str, Any], key: str) -> int | None:
 # ---------------------------------------------------------------- the index
 
 
-def _month_keys(ranges: Iterable[tuple[dt.date, dt.date]]) -> list[int] | None:
+def _week_keys(ranges: Iterable[tuple[dt.date, dt.date]]) -> list[int] | None:
     keys: list[int] = []
     for start, end in ranges:
-        a, b = start.year * 12 + start.month - 1, end.year * 12 + end.month - 1
-        if b - a > _MAX_INDEXED_MONTHS:
+        a, b = start.toordinal() // 7, end.toordinal() // 7
+        if b - a > _MAX_INDEXED_WEEKS:
             return None
         keys.extend(range(a, b + 1))
     return keys
@@ -516,29 +554,29 @@ def index_keys(rule: Rule, tier_ranks: Mapping[str, int]) -> dict[str, list[Any]
         if rule.min_tier is not None:
             allowed = {t for t in allowed
                        if t in tier_ranks and tier_ranks[t] >= rule.min_tier_rank}
-        keys["tier"] = sorted(allowed)
+        keys["tier"] = list(allowed)
     if rule.groups is not None:
-        keys["group"] = sorted(rule.groups)
+        keys["group"] = list(rule.groups)
     if rule.birthday is not None:
-        keys["birthday"] = [True]
+        keys["birthday"] = [rule.birthday]
     if rule.weekdays is not None:
-        keys["weekday"] = sorted(rule.weekdays)
+        keys["weekday"] = list(rule.weekdays)
     if rule.hours is not None:
         keys["hour"] = _hour_keys(rule.hours)
     if rule.dates is not None:
-        keys["month"] = _month_keys(rule.dates)
+        keys["week"] = _week_keys(rule.dates)
     if rule.skus is not None:
-        keys["sku"] = sorted(rule.skus)
+        keys["sku"] = list(rule.skus)
     if rule.categories is not None:
-        keys["category"] = sorted(rule.categories)
+        keys["category"] = list(rule.categories)
     if rule.identified_by is not None:
-        keys["token"] = sorted(rule.identified_by)
+        keys["token"] = list(rule.identified_by)
     if rule.bins is not None:
-        keys["bin"] = sorted(rule.bins)
+        keys["bin"] = list(rule.bins)
     return keys
 
 
-DIMENSIONS = ("member", "tier", "group", "birthday", "weekday", "hour", "month", "sku",
+DIMENSIONS = ("member", "tier", "group", "birthday", "weekday", "hour", "week", "sku",
               "category", "token", "bin")
 
 
@@ -555,22 +593,46 @@ def _build_index(bundle: Bundle) -> None:
         else:
             bundle.unknown_kind.append(rule)
     bundle.unknown_kind.sort(key=rule_order)
+    ordered: list[Rule] = []
     for kind, rules in groups.items():
         rules.sort(key=rule_order)
-        full = (1 << len(rules)) - 1
-        always = 0
-        dims = {name: Dimension(name, 0, {}) for name in DIMENSIONS}
-        for pos, rule in enumerate(rules):
-            bit = 1 << pos
-            if rule.unknown is not None:
-                always |= bit
-            keys = index_keys(rule, bundle.tier_ranks)
-            for name, dim in dims.items():
-                values = keys.get(name, None) if name in keys else None
-                if name not in keys or values is None:
-                    dim.any_mask |= bit
-                    continue
-                for v in values:
-                    dim.buckets[v] = dim.buckets.get(v, 0) | bit
-        used = [d for d in dims.values() if d.any_mask != full]
-        bundle.by_kind[kind] = KindIndex(rules, used, always, full)
+        bundle.by_kind[kind] = rules
+        ordered.extend(rules)
+    n = len(ordered)
+    full = (1 << n) - 1
+    always: list[int] = []
+    # Positions first, masks at the end: OR-ing bits into growing big integers
+    # one rule at a time would cost O(rules²).
+    uses: dict[str, list[int]] = {name: [] for name in DIMENSIONS}
+    bucket_pos: dict[str, dict[Any, list[int]]] = {name: {} for name in DIMENSIONS}
+    tier_ranks = bundle.tier_ranks
+    for pos, rule in enumerate(ordered):
+        if rule.unknown is not None:
+            always.append(pos)
+        for name, values in index_keys(rule, tier_ranks).items():
+            if values is None:
+                continue
+            uses[name].append(pos)
+            buckets = bucket_pos[name]
+            for v in values:
+                if v in buckets:
+                    buckets[v].append(pos)
+                else:
+                    buckets[v] = [pos]
+    used = [Dimension(name, full ^ _mask(uses[name], n),
+                      {v: _mask(p, n) for v, p in bucket_pos[name].items()})
+            for name in DIMENSIONS if uses[name]]
+    bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
+
+
+def _mask(positions: list[int], n: int) -> int:
+    """The integer with exactly these bits set."""
+    if len(positions) < 16:
+        m = 0
+        for p in positions:
+            m |= 1 << p
+        return m
+    bits = bytearray((n + 8) // 8)
+    for p in positions:
+        bits[p >> 3] |= 1 << (p & 7)
+    return int.from_bytes(bits, "little")

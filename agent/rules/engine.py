@@ -7,12 +7,14 @@ integers; every division rounds toward zero (all operands are ≥ 0, so ``//``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from agent.errors import LimitExceeded, RulesError
-from agent.rules.bundle import WEEKDAYS, Bundle, KindIndex, Rule
-from agent.rules.model import Line, MemberView, Quote, QuoteContext, QuoteRequest
+from agent.rules.bundle import KINDS, WEEKDAYS, Bundle, Rule
+from agent.rules.model import MemberView, Quote, QuoteContext, QuoteRequest
 
 
 def format_money(amount: int, minor_units: int, currency: str = "") -> str:
@@ -42,8 +44,9 @@ def _or_list(items: Sequence[str]) -> str:
 class _Facts:
     """What conditions look at, computed once per quote."""
 
-    __slots__ = ("at", "bin6", "birthday_month_ok", "bundle", "date", "gross", "lines",
-                 "member", "member_note", "month_key", "seconds", "token_kind", "weekday")
+    __slots__ = ("at", "bin6", "birthday_keys", "bundle", "category_lines", "date", "gross",
+                 "lines", "member", "member_note", "seconds", "sku_lines",
+                 "token_kind", "weekday")
 
     def __init__(self, bundle: Bundle, request: QuoteRequest, member: MemberView | None,
                  local: dt.datetime, gross: int):
@@ -51,6 +54,13 @@ class _Facts:
         self.at = local
         self.lines = request.lines
         self.gross = gross
+        self.sku_lines: dict[str, list[int]] = {}
+        self.category_lines: dict[str, list[int]] = {}
+        for i, ln in enumerate(self.lines):
+            if ln.sku is not None:
+                self.sku_lines.setdefault(ln.sku, []).append(i)
+            if ln.category is not None:
+                self.category_lines.setdefault(ln.category, []).append(i)
         self.token_kind = request.token_kind
         self.bin6 = request.bin6
         self.member = member if member is not None and member.active else None
@@ -63,24 +73,26 @@ class _Facts:
         self.date = local.date()
         self.weekday = local.weekday()
         self.seconds = local.hour * 3600 + local.minute * 60 + local.second
-        self.month_key = local.year * 12 + local.month - 1
         md = self.member.birth_month_day if self.member is not None else None
-        self.birthday_month_ok = md is not None and md[0] == local.month
+        self.birthday_keys: list[str] = []
+        if md is not None and md[0] == local.month:
+            self.birthday_keys.append("month")
+            if _is_birthday(md, self.date):
+                self.birthday_keys.append("day")
 
     def index_values(self) -> dict[str, list[Any]]:
         """The sale's value for each indexed dimension (see ``bundle.index_keys``)."""
         m = self.member
-        lines = self.lines
         return {
             "member": [True] if m is not None else [],
             "tier": [m.tier] if m is not None and m.tier is not None else [],
             "group": sorted(m.groups) if m is not None else [],
-            "birthday": [True] if self.birthday_month_ok else [],
+            "birthday": self.birthday_keys,
             "weekday": [self.weekday],
             "hour": [self.seconds // 3600],
-            "month": [self.month_key],
-            "sku": list({ln.sku for ln in lines if ln.sku is not None}),
-            "category": list({ln.category for ln in lines if ln.category is not None}),
+            "week": [self.date.toordinal() // 7],
+            "sku": list(self.sku_lines),
+            "category": list(self.category_lines),
             "token": [self.token_kind] if self.token_kind is not None else [],
             "bin": [self.bin6] if self.bin6 is not None else [],
         }
@@ -99,169 +111,324 @@ def _is_birthday(md: tuple[int, int], date: dt.date) -> bool:
     return False
 
 
-def _why_not(rule: Rule, f: _Facts) -> str | None:
-    """The first reason the rule's conditions do not hold, or None when they all hold."""
-    if rule.unknown is not None:
-        return rule.unknown
-    m = f.member
-    if m is None and not rule.anonymous:
+# Each condition is one small function: (rule, facts) -> the reason it fails, or None.
+# A rule's checks are compiled once, in this fixed order, so that the "first reason"
+# does not depend on the order of keys in the bundle JSON.
+Check = Callable[[Rule, "_Facts"], "str | None"]
+
+
+def _c_unknown(rule: Rule, f: _Facts) -> str | None:
+    return rule.unknown
+
+
+def _c_member(rule: Rule, f: _Facts) -> str | None:
+    if f.member is None:
         return f"{f.member_note}; the rule is for members only"
-    who = f.member_note or "no member"
-    if rule.tiers is not None:
-        if m is None:
-            return f"{who}; rule needs tier {_or_list(list(rule.tiers))}"
-        if m.tier not in rule.tiers:
-            return (f"member is {m.tier or 'without a tier'}; "
-                    f"rule needs {_or_list(list(rule.tiers))}")
-    if rule.min_tier is not None:
-        if m is None:
-            return f"{who}; rule needs tier {rule.min_tier} or higher"
-        rank = f.bundle.tier_ranks.get(m.tier) if m.tier is not None else None
-        if rank is None or rank < rule.min_tier_rank:
-            return f"member is {m.tier or 'without a tier'}; rule needs {rule.min_tier} or higher"
-    if rule.groups is not None:
-        if m is None:
-            return f"{who}; rule needs group {_or_list(list(rule.groups))}"
-        if m.groups.isdisjoint(rule.groups):
-            return f"member is not in group {_or_list(list(rule.groups))}"
-    if rule.birthday is not None:
-        if m is None:
-            return f"{who}; rule is for the member's birthday {rule.birthday}"
-        md = m.birth_month_day
-        if md is None:
-            return "member's birthday is not known"
-        if rule.birthday == "month" and md[0] != f.date.month:
-            return "it is not the member's birthday month"
-        if rule.birthday == "day" and not _is_birthday(md, f.date):
-            return "today is not the member's birthday"
-    if rule.min_purchase_count is not None:
-        if m is None:
-            return f"{who}; rule needs {rule.min_purchase_count} earlier purchases"
-        if m.purchase_count is None or m.purchase_count < rule.min_purchase_count:
-            return (f"member has {m.purchase_count or 0} purchases; "
-                    f"rule needs {rule.min_purchase_count}")
-    if rule.min_spend_30d is not None:
-        if m is None:
-            return f"{who}; rule needs a spend over the last 30 days"
-        if m.spend_30d is None or m.spend_30d < rule.min_spend_30d:
-            b = f.bundle
-            return (f"member spent {format_money(m.spend_30d or 0, b.minor_units)} in 30 days; "
-                    f"rule needs {format_money(rule.min_spend_30d, b.minor_units)}")
-    if rule.min_days_since_last_purchase is not None:
-        if m is None:
-            return f"{who}; rule is for members who have not bought for a while"
-        if m.last_purchase is None:
-            return "member has no last purchase on record"
-        days = (f.date - m.last_purchase).days
-        if days < rule.min_days_since_last_purchase:
-            return (f"member last bought {days} days ago; rule needs "
-                    f"{rule.min_days_since_last_purchase} days or more")
-    if rule.identified_by is not None and f.token_kind not in rule.identified_by:
-        how = f"identified by {f.token_kind}" if f.token_kind else "not identified by a card"
-        return f"customer is {how}; rule needs {_or_list(list(rule.identified_by))}"
-    if rule.bins is not None and f.bin6 not in rule.bins:
-        if f.bin6 is None:
-            return "no bank card was read; rule is for certain bank cards"
-        return f"bank card {f.bin6} is not one of the rule's banks"
-    if rule.weekdays is not None and f.weekday not in rule.weekdays:
-        return (f"today is {WEEKDAYS[f.weekday]}; rule is for "
-                f"{_or_list([WEEKDAYS[d] for d in sorted(rule.weekdays)])}")
-    if rule.hours is not None:
-        s = f.seconds
-        ok = False
-        for start, end in rule.hours:
-            if (start <= s < end) if start < end else (s >= start or s < end):
-                ok = True
-                break
-        if not ok:
-            spans = ", ".join(f"{a // 3600:02d}:{a % 3600 // 60:02d}-{b // 3600:02d}:"
-                              f"{b % 3600 // 60:02d}" for a, b in rule.hours)
-            return f"local time is {f.at:%H:%M}; rule is for {spans}"
-    if rule.dates is not None and not any(a <= f.date <= b for a, b in rule.dates):
-        spans = ", ".join(f"{a} to {b}" for a, b in rule.dates)
-        return f"today is {f.date}; rule runs {spans}"
-    if rule.min_gross is not None and f.gross < rule.min_gross:
-        b = f.bundle
-        return (f"basket is {format_money(f.gross, b.minor_units)}; rule needs at least "
-                f"{format_money(rule.min_gross, b.minor_units)}")
-    if rule.targets_lines and not _targets(rule, f.lines):
-        parts = []
-        if rule.skus is not None:
-            parts.append(f"product {_or_list(list(rule.skus))}")
-        if rule.categories is not None:
-            parts.append(f"category {_or_list(list(rule.categories))}")
-        return "no basket line is " + " in ".join(parts)
     return None
 
 
-def _targets(rule: Rule, lines: Sequence[Line]) -> list[int]:
+def _who(f: _Facts) -> str:
+    return f.member_note or "no member"
+
+
+def _c_tiers(rule: Rule, f: _Facts) -> str | None:
+    m, tiers = f.member, rule.tiers
+    assert tiers is not None
+    if m is None:
+        return f"{_who(f)}; rule needs tier {_or_list(list(tiers))}"
+    if m.tier not in tiers:
+        return f"member is {m.tier or 'without a tier'}; rule needs {_or_list(list(tiers))}"
+    return None
+
+
+def _c_min_tier(rule: Rule, f: _Facts) -> str | None:
+    m = f.member
+    if m is None:
+        return f"{_who(f)}; rule needs tier {rule.min_tier} or higher"
+    rank = f.bundle.tier_ranks.get(m.tier) if m.tier is not None else None
+    if rank is None or rank < rule.min_tier_rank:
+        return f"member is {m.tier or 'without a tier'}; rule needs {rule.min_tier} or higher"
+    return None
+
+
+def _c_groups(rule: Rule, f: _Facts) -> str | None:
+    m, groups = f.member, rule.groups
+    assert groups is not None
+    if m is None:
+        return f"{_who(f)}; rule needs group {_or_list(list(groups))}"
+    if m.groups.isdisjoint(groups):
+        return f"member is not in group {_or_list(list(groups))}"
+    return None
+
+
+def _c_birthday(rule: Rule, f: _Facts) -> str | None:
+    m = f.member
+    if m is None:
+        return f"{_who(f)}; rule is for the member's birthday {rule.birthday}"
+    md = m.birth_month_day
+    if md is None:
+        return "member's birthday is not known"
+    if rule.birthday == "month" and md[0] != f.date.month:
+        return "it is not the member's birthday month"
+    if rule.birthday == "day" and not _is_birthday(md, f.date):
+        return "today is not the member's birthday"
+    return None
+
+
+def _c_purchase_count(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_purchase_count
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule needs {need} earlier purchases"
+    if m.purchase_count is None or m.purchase_count < need:
+        return f"member has {m.purchase_count or 0} purchases; rule needs {need}"
+    return None
+
+
+def _c_spend_30d(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_spend_30d
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule needs a spend over the last 30 days"
+    if m.spend_30d is None or m.spend_30d < need:
+        mu = f.bundle.minor_units
+        return (f"member spent {format_money(m.spend_30d or 0, mu)} in 30 days; "
+                f"rule needs {format_money(need, mu)}")
+    return None
+
+
+def _c_win_back(rule: Rule, f: _Facts) -> str | None:
+    m, need = f.member, rule.min_days_since_last_purchase
+    assert need is not None
+    if m is None:
+        return f"{_who(f)}; rule is for members who have not bought for a while"
+    if m.last_purchase is None:
+        return "member has no last purchase on record"
+    days = (f.date - m.last_purchase).days
+    if days < need:
+        return f"member last bought {days} days ago; rule needs {need} days or more"
+    return None
+
+
+def _c_identified_by(rule: Rule, f: _Facts) -> str | None:
+    kinds = rule.identified_by
+    assert kinds is not None
+    if f.token_kind in kinds:
+        return None
+    how = f"identified by {f.token_kind}" if f.token_kind else "not identified by a card"
+    return f"customer is {how}; rule needs {_or_list(list(kinds))}"
+
+
+def _c_bins(rule: Rule, f: _Facts) -> str | None:
+    bins = rule.bins
+    assert bins is not None
+    if f.bin6 in bins:
+        return None
+    if f.bin6 is None:
+        return "no bank card was read; rule is for certain bank cards"
+    return f"bank card {f.bin6} is not one of the rule's banks"
+
+
+def _c_weekdays(rule: Rule, f: _Facts) -> str | None:
+    days = rule.weekdays
+    assert days is not None
+    if f.weekday in days:
+        return None
+    return (f"today is {WEEKDAYS[f.weekday]}; rule is for "
+            f"{_or_list([WEEKDAYS[d] for d in sorted(days)])}")
+
+
+def _c_hours(rule: Rule, f: _Facts) -> str | None:
+    hours = rule.hours
+    assert hours is not None
+    s = f.seconds
+    for start, end in hours:
+        # start included, end excluded; an end at or before the start wraps past midnight
+        if (start <= s < end) if start < end else (s >= start or s < end):
+            return None
+    spans = ", ".join(f"{a // 3600:02d}:{a % 3600 // 60:02d}-{b // 3600:02d}:"
+                      f"{b % 3600 // 60:02d}" for a, b in hours)
+    return f"local time is {f.at:%H:%M}; rule is for {spans}"
+
+
+def _c_dates(rule: Rule, f: _Facts) -> str | None:
+    dates = rule.dates
+    assert dates is not None
+    d = f.date
+    for a, b in dates:
+        if a <= d <= b:
+            return None
+    spans = ", ".join(f"{a} to {b}" for a, b in dates)
+    return f"today is {d}; rule runs {spans}"
+
+
+def _c_min_gross(rule: Rule, f: _Facts) -> str | None:
+    need = rule.min_gross
+    assert need is not None
+    if f.gross >= need:
+        return None
+    mu = f.bundle.minor_units
+    return (f"basket is {format_money(f.gross, mu)}; rule needs at least "
+            f"{format_money(need, mu)}")
+
+
+def _c_lines(rule: Rule, f: _Facts) -> str | None:
+    if _targets(rule, f):
+        return None
+    parts = []
+    if rule.skus is not None:
+        parts.append(f"product {_or_list(list(rule.skus))}")
+    if rule.categories is not None:
+        parts.append(f"category {_or_list(list(rule.categories))}")
+    return "no basket line is " + " in ".join(parts)
+
+
+def compile_checks(rule: Rule) -> tuple[Check, ...]:
+    """The rule's condition checks, in the order reasons are reported."""
+    if rule.unknown is not None:
+        return (_c_unknown,)
+    checks: list[Check] = []
+    if not rule.anonymous:
+        checks.append(_c_member)
+    for present, check in (
+            (rule.tiers, _c_tiers), (rule.min_tier, _c_min_tier), (rule.groups, _c_groups),
+            (rule.birthday, _c_birthday), (rule.min_purchase_count, _c_purchase_count),
+            (rule.min_spend_30d, _c_spend_30d),
+            (rule.min_days_since_last_purchase, _c_win_back),
+            (rule.identified_by, _c_identified_by), (rule.bins, _c_bins),
+            (rule.weekdays, _c_weekdays), (rule.hours, _c_hours), (rule.dates, _c_dates),
+            (rule.min_gross, _c_min_gross)):
+        if present is not None:
+            checks.append(check)
+    if rule.targets_lines:
+        checks.append(_c_lines)
+    return tuple(checks)
+
+
+def _why_not(rule: Rule, f: _Facts) -> str | None:
+    """The first reason the rule's conditions do not hold, or None when they all hold."""
+    checks = rule.checks
+    if checks is None:
+        # Compiled on first use (idempotent, so a race between threads is harmless).
+        checks = rule.checks = compile_checks(rule)
+    for check in checks:
+        reason = check(rule, f)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _targets(rule: Rule, f: _Facts) -> list[int]:
     """Indexes of the rule's target lines (a line must match every line key present)."""
-    skus, cats = rule.skus, rule.categories
-    return [i for i, ln in enumerate(lines)
-            if (skus is None or ln.sku in skus) and (cats is None or ln.category in cats)]
+    found: set[int] | None = None
+    for wanted, where in ((rule.skus, f.sku_lines), (rule.categories, f.category_lines)):
+        if wanted is None:
+            continue
+        hits: set[int] = set()
+        if len(wanted) <= len(where):
+            for key in wanted:
+                lines = where.get(key)
+                if lines:
+                    hits.update(lines)
+        else:
+            for key, lines in where.items():
+                if key in wanted:
+                    hits.update(lines)
+        found = hits if found is None else found & hits
+    return sorted(found) if found else []
 
 
-def _split(amount: int, targets: Sequence[int], remaining: list[int]) -> None:
-    """Take ``amount`` off the target lines in proportion to their remaining.
+def _split(amount: int, targets: Sequence[int] | None, remaining: list[int]) -> None:
+    """Take ``amount`` off the target lines (None: all lines) in proportion to their
+    remaining.
 
     Each share rounds toward zero; the minor units left over go one at a time to the
-    target lines in basket order, skipping lines with nothing remaining.
+    target lines in basket order, skipping lines with nothing remaining. (A line with
+    something remaining still has at least 1 after its share unless ``amount`` is the
+    whole remaining, and then nothing is left over; so checking after is the same.)
     """
-    total = sum(remaining[i] for i in targets)
-    if amount <= 0 or total <= 0:
+    if amount <= 0:
         return
-    shares = [amount * remaining[i] // total for i in targets]
-    left = amount - sum(shares)
-    for j, i in enumerate(targets):
-        remaining[i] -= shares[j]
-    # left < number of target lines with something remaining, and each such line
-    # still has ≥ 1 after its share unless amount == total (then left == 0).
+    if targets is None:
+        total = sum(remaining)
+        if total <= 0:
+            return
+        after = [r - amount * r // total for r in remaining]
+        left = amount - (total - sum(after))
+        i = 0
+        while left > 0:
+            if after[i] > 0:
+                after[i] -= 1
+                left -= 1
+            i += 1
+        remaining[:] = after
+        return
+    total = sum(remaining[i] for i in targets)
+    if total <= 0:
+        return
+    left = amount
+    for i in targets:
+        share = amount * remaining[i] // total
+        remaining[i] -= share
+        left -= share
     for i in targets:
         if left <= 0:
             break
         if remaining[i] > 0:
             remaining[i] -= 1
             left -= 1
-    if left:
-        raise AssertionError("discount split left minor units over")  # pragma: no cover
 
 
-def _candidates(index: KindIndex, values: dict[str, list[Any]], use_index: bool) -> int:
+def considered(bundle: Bundle, values: dict[str, list[Any]],
+               use_index: bool = True) -> dict[str, list[Rule]]:
+    """The rules a quote looks at, per kind, in the order they are taken.
+
+    With the index: every rule that passes each indexed condition (a superset of the
+    rules that hold). Without: every rule.
+    """
     if not use_index:
-        return index.full
+        return bundle.by_kind
+    index = bundle.index
     mask = index.full
     for dim in index.dims:
-        allowed = dim.any_mask
-        buckets = dim.buckets
-        for v in values[dim.name]:
-            allowed |= buckets.get(v, 0)
+        # any_mask | the buckets of the sale's values, with the loop in C.
+        allowed = reduce(or_, filter(None, map(dim.buckets.get, values[dim.name])),
+                         dim.any_mask)
         mask &= allowed
         if not mask:
             break
-    return mask | index.always
-
-
-def _in_order(index: KindIndex, mask: int) -> list[Rule]:
+    mask |= index.always
+    out: dict[str, list[Rule]] = {k: [] for k in KINDS}
+    if not mask:
+        return out
+    # Bit i of the mask is character i of the reversed binary string; str.find jumps
+    # over the zeros at C speed.
+    bits = bin(mask)[:1:-1]
     rules = index.rules
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(rules[low.bit_length() - 1])
-        mask ^= low
+    i = bits.find("1")
+    while i >= 0:
+        rule = rules[i]
+        out[rule.kind].append(rule)
+        i = bits.find("1", i + 1)
     return out
 
 
 class _Explainer:
-    __slots__ = ("bundle", "entries", "listed")
+    __slots__ = ("bundle", "cur", "div", "entries", "listed", "mu")
 
     def __init__(self, bundle: Bundle | None):
         self.bundle = bundle
         self.entries: list[dict[str, Any]] = []
         self.listed = 0
+        self.mu = bundle.minor_units if bundle is not None else 0
+        self.div = 10**self.mu
+        self.cur = f" {bundle.currency}" if bundle is not None else ""
 
     def money(self, amount: int) -> str:
-        b = self.bundle
-        return format_money(amount, b.minor_units, b.currency) if b else str(amount)
+        # format_money inlined: a quote formats dozens of amounts.
+        if amount < 0 or not self.mu:
+            return format_money(amount, self.mu) + self.cur
+        return f"{amount // self.div}.{amount % self.div:0{self.mu}d}{self.cur}"
 
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         self.listed += 1
@@ -285,12 +452,10 @@ class _Explainer:
 class _Kind:
     """Walks the rules of one kind in order, with exclusivity and the explanation."""
 
-    def __init__(self, bundle: Bundle, kind: str, facts: _Facts, values: dict[str, list[Any]],
-                 use_index: bool, ex: _Explainer):
-        self.index = bundle.by_kind[kind]
+    def __init__(self, rules: list[Rule], facts: _Facts, ex: _Explainer):
         self.facts = facts
         self.ex = ex
-        self.rules = _in_order(self.index, _candidates(self.index, values, use_index))
+        self.rules = rules
 
     def holding(self, *, first_only: bool = False) -> list[tuple[Rule, list[int] | None]]:
         """The rules whose conditions hold, in order, stopping after an exclusive one
@@ -299,15 +464,18 @@ class _Kind:
         stopper: Rule | None = None
         for rule in self.rules:
             if stopper is not None:
-                why = ("only the first multiplier that applies counts" if first_only
-                       and not stopper.exclusive else "exclusive rule")
-                self.ex.skipped(rule, f"{why} {stopper.id} already applies")
+                if first_only and not stopper.exclusive:
+                    why = (f"multiplier {stopper.id} already applies; only the first "
+                           f"multiplier that applies counts")
+                else:
+                    why = f"exclusive rule {stopper.id} already applies"
+                self.ex.skipped(rule, why)
                 continue
             reason = _why_not(rule, self.facts)
             if reason is not None:
                 self.ex.skipped(rule, reason)
                 continue
-            targets = _targets(rule, self.facts.lines) if rule.targets_lines else None
+            targets = _targets(rule, self.facts) if rule.targets_lines else None
             out.append((rule, targets))
             if rule.exclusive or first_only:
                 stopper = rule
@@ -338,7 +506,6 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     credits_earned: list[tuple[str, str, int, str | None]] = []
     lottery = 0
     facts: _Facts | None = None
-    values: dict[str, list[Any]] = {}
 
     if bundle is None:
         ex.note("rules", "no rule bundle on this terminal; no rule applies")
@@ -348,13 +515,13 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     else:
         local = ctx.at.astimezone(bundle.tz)
         facts = _Facts(bundle, request, member, local, gross)
-        values = facts.index_values()
+        looked_at = considered(bundle, facts.index_values(), use_index)
         if facts.member_note:
             ex.note("member", f"{facts.member_note}: only rules for everyone apply")
         # 2. Discounts.
-        for rule, targets in _Kind(bundle, "discount", facts, values, use_index, ex).holding():
-            tl = targets if targets is not None else range(len(lines))
-            r_sum = sum(remaining[i] for i in tl)
+        for rule, targets in _Kind(looked_at["discount"], facts, ex).holding():
+            r_sum = (sum(remaining) if targets is None
+                     else sum(remaining[i] for i in targets))
             if rule.percent_bps is not None:
                 amount = r_sum * rule.percent_bps // 10000
             else:
@@ -362,12 +529,13 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             capped = rule.max_amount is not None and amount > rule.max_amount
             if capped and rule.max_amount is not None:
                 amount = rule.max_amount
-            _split(amount, list(tl), remaining)
+            _split(amount, targets, remaining)
             if amount:
                 discounts.append((rule.id, amount))
             text = f"{ex.money(amount)} off"
             if rule.percent_bps is not None:
-                text += f" ({format_money(rule.percent_bps, 2)} % of {ex.money(r_sum)})"
+                text += f" ({rule.percent_bps // 100}.{rule.percent_bps % 100:02d} % of " \
+                        f"{ex.money(r_sum)})"
             if capped:
                 text += ", capped by the rule's maximum"
             if r_sum == 0:
@@ -389,7 +557,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             return target_net * payable // net
 
         total_points = 0
-        for rule, targets in _Kind(bundle, "points", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["points"], facts, ex).holding():
             base = base_of(targets)
             pts = base // rule.per_spend * rule.points
             capped = rule.max_points is not None and pts > rule.max_points
@@ -401,15 +569,14 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             ex.applied(rule, f"{pts} points on {ex.money(base)}"
                        + (", capped by the rule's maximum" if capped else ""),
                        points=pts, base=base)
-        for rule, _ in _Kind(bundle, "multiplier", facts, values, use_index,
-                             ex).holding(first_only=True):
+        for rule, _ in _Kind(looked_at["multiplier"], facts, ex).holding(first_only=True):
             extra = total_points * rule.bps // 10000 - total_points
             if extra:
                 points_earned.append((rule.id, extra))
             ex.applied(rule, f"{extra} extra points (×{_factor(rule.bps)} on "
                              f"{total_points})", points=extra)
         expires_base = facts.date
-        for rule, targets in _Kind(bundle, "credit", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["credit"], facts, ex).holding():
             base = base_of(targets)
             amount = base * (rule.percent_bps or 0) // 10000
             capped = rule.max_amount is not None and amount > rule.max_amount
@@ -423,7 +590,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
                        + (f", expires {expires}" if expires else "")
                        + (", capped by the rule's maximum" if capped else ""),
                        amount=amount, credit_kind=rule.credit_kind, expires=expires, base=base)
-        for rule, targets in _Kind(bundle, "lottery", facts, values, use_index, ex).holding():
+        for rule, targets in _Kind(looked_at["lottery"], facts, ex).holding():
             base = base_of(targets)
             entries = base // rule.per_spend * rule.entries
             lottery += entries
@@ -503,12 +670,14 @@ def _redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | N
             ex.note("redeem", "points cannot be redeemed under these rules", limit="points")
         else:
             balance = max(0, active.balances.get("points", 0))
-            share_cap = net
+            share_cap, share_name = net, "payable"
             if pc.max_redeem_share_bps is not None:
-                share_cap = min(net, net * pc.max_redeem_share_bps // 10000)
+                capped_share = net * pc.max_redeem_share_bps // 10000
+                if capped_share < net:
+                    share_cap, share_name = capped_share, "max_redeem_share_bps"
             # (most points allowed, the limit that sets it)
             bounds: list[tuple[int, str]] = [(0, block)] if block is not None else []
-            bounds += [(balance, "balance"), (share_cap // pc.value, "max_redeem_share_bps")]
+            bounds += [(balance, "balance"), (share_cap // pc.value, share_name)]
             if day_left is not None:
                 bounds.append((day_left // pc.value, "max_redeem_value_per_member_day"))
             most, bound_by = min(bounds, key=lambda b: b[0])
@@ -576,6 +745,9 @@ def _points_limit_text(limit: str, pts: int, balance: int, share_cap: int, value
                        day_left: int | None, ex: _Explainer) -> str:
     if limit == "balance":
         return f"the member has {balance} points; {pts} asked"
+    if limit == "payable":
+        return (f"{pts} points are worth {ex.money(pts * value)}, more than the "
+                f"{ex.money(share_cap)} to pay")
     if limit == "max_redeem_share_bps":
         return (f"{pts} points are worth {ex.money(pts * value)}; at most "
                 f"{ex.money(share_cap)} of this sale may be paid with points")

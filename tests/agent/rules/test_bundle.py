@@ -25,7 +25,7 @@ def test_spec_bundle_parses():
         "acme", "M-7", 42, 2, "Europe/Berlin")
     assert b.points is not None and b.points.max_redeem_share_bps == 5000
     assert b.credits is not None and b.credits.accepted == ("credit.club", "credit.merchant:M-7")
-    assert [r.id for r in b.by_kind["discount"].rules] == ["gold10", "coffee-2"]
+    assert [r.id for r in b.by_kind["discount"]] == ["gold10", "coffee-2"]
 
 
 @pytest.mark.parametrize(("rule", "message"), [
@@ -134,3 +134,16 @@ def test_absent_optional_sections():
               currency=None, minor_units=None)
     assert (b.points, b.credits, b.offline, b.issued_at) == (None, None, None, None)
     assert b.minor_units == 2
+
+
+def test_local_day_follows_the_club_timezone_and_dst():
+    import datetime as dt
+
+    b = parse()
+    start, end = b.local_day(dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC))
+    assert start.isoformat() == "2026-11-25T00:00:00+01:00"
+    assert (end - start) == dt.timedelta(hours=24)
+    start, end = b.local_day(dt.datetime(2026, 10, 25, 12, 0, tzinfo=dt.UTC))
+    assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(hours=25)
+    start, end = b.local_day(dt.datetime(2026, 3, 29, 12, 0, tzinfo=dt.UTC))
+    assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(hours=23)

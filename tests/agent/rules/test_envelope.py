@@ -123,7 +123,7 @@ def test_bad_key_files(tmp_path):
     with pytest.raises(RulesError, match="no such directory"):
         load_trusted_keys(tmp_path / "nope")
     (tmp_path / "junk.pub").write_text("hello")
-    with pytest.raises(RulesError, match="junk.pub: not a PEM public key"):
+    with pytest.raises(RulesError, match=r"junk\.pub: not a PEM public key"):
         load_trusted_keys(tmp_path)
     with pytest.raises(RulesError, match="cannot read"):
         load_private_key(tmp_path / "missing.pem")

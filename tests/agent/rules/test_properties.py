@@ -187,3 +187,17 @@ def test_split_sums_to_the_discount(remaining, data):
         for i in targets:
             share = remaining[i] - after[i]
             assert amount * remaining[i] // total <= share <= amount * remaining[i] // total + 1
+    # The all-lines fast path gives the same split as naming every line.
+    if targets == list(range(len(remaining))):
+        fast = list(remaining)
+        _split(amount, None, fast)
+        assert fast == after
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=20), st.data())
+def test_split_over_all_lines_equals_split_over_every_index(remaining, data):
+    amount = data.draw(st.integers(0, sum(remaining)))
+    named, fast = list(remaining), list(remaining)
+    _split(amount, list(range(len(remaining))), named)
+    _split(amount, None, fast)
+    assert fast == named and sum(remaining) - sum(fast) == amount

@@ -63,6 +63,10 @@ def test_no_share_cap_means_up_to_net():
     b = spec(points={"value": 1})
     q = run(b, redeem_points="max", member=member(balances={"points": 99999}))
     assert (q.redeemed_value, q.payable) == (4345, 0)
+    assert q.limits_held == ["payable"]
+    with pytest.raises(LimitExceeded) as err:
+        run(b, redeem_points=4346, member=member(balances={"points": 99999}))
+    assert err.value.limit == "payable"
 
 
 def test_max_below_min_redeem_redeems_nothing():
