@@ -349,7 +349,7 @@ class Agent:
             await asyncio.sleep(STATUS_EVERY_S)
             if self.link is None and self.db is not None:
                 with contextlib.suppress(ClubtermError):
-                    stats = await self.db.call(self.store.queue_stats)
+                    stats = await self.db.read(self.store.queue_stats)
                     self._pending = int(stats.pending)
             self._update_status()
 

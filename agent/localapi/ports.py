@@ -64,19 +64,34 @@ class ServiceStore(Protocol):
 
 
 class DbThread:
-    """One worker thread for every store call (SQLite likes one writer)."""
+    """Store calls off the event loop: one writer thread, and a small pool for reads.
 
-    def __init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clubterm-db")
+    SQLite takes one writer at a time, so every write goes through one thread, in
+    order. In WAL mode readers do not wait for a writer's fsync, so reads (member
+    lookups, balances, status) have their own threads and a quote is never held up
+    behind a commit being written. The store opens one connection per thread.
+    """
+
+    def __init__(self, readers: int = 2) -> None:
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="clubterm-db")
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            readers, thread_name_prefix="clubterm-db-read")
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on the store thread and await its result."""
+        """Run ``fn(*args, **kwargs)`` on the writer thread and await its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read-only ``fn`` on a reader thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        """Let queued calls finish, then stop the thread."""
-        self._pool.shutdown(wait=True)
+        """Let queued calls finish, then stop the threads."""
+        self._readers.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:

@@ -275,7 +275,7 @@ class Services:
             raise _store_error(exc) from None
         try:
             self.view.on_recorded()
-            self.broadcast_queue(await self.db.call(self.store.queue_stats))
+            self.broadcast_queue(await self.db.read(self.store.queue_stats))
         except Exception:  # waking the link is best effort; the event is safe
             log.exception("could not wake the club link")
         return result
@@ -320,7 +320,7 @@ class Services:
         return self.clock().astimezone(self._tz()).date()
 
     async def _summary(self, member: dict[str, Any], token: str | None) -> dict[str, Any]:
-        balances = await self.db.call(self.store.usable_balances, member["member_id"])
+        balances = await self.db.read(self.store.usable_balances, member["member_id"])
         return self._summary_from({**member, "balances": balances}, token)
 
     def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
@@ -338,7 +338,7 @@ class Services:
 
     async def member_summary(self, token: str) -> dict[str, Any] | None:
         """The summary of the member holding ``token`` (any status), or None."""
-        member = await self.db.call(self.store.lookup, token)
+        member = await self.db.read(self.store.lookup, token)
         if member is None:
             return None
         return await self._summary(member, token)
@@ -369,7 +369,7 @@ class Services:
         return code_token(code)
 
     async def _member_for(self, token: str) -> dict[str, Any]:
-        member = await self.db.call(self.store.lookup, token)
+        member = await self.db.read(self.store.lookup, token)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
         if member.get("status") != "active":
@@ -386,8 +386,8 @@ class Services:
     async def agent_status(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``agent.status``."""
         bundle = self.view.bundle()
-        stats = await self.db.call(self.store.queue_stats)
-        members_version = await self.db.call(self.store.members_version)
+        stats = await self.db.read(self.store.queue_stats)
+        members_version = await self.db.read(self.store.members_version)
         oldest = field_of(stats, "oldest_at")
         return {
             "terminal_id": self.view.terminal_id,
@@ -442,7 +442,7 @@ class Services:
         if token is not None:
             if not isinstance(token, str) or not token:
                 raise ApiError(INVALID_PARAMS, "The badge token is not valid.", {"param": "token"})
-            staff = await self.db.call(self.store.staff_by_badge, token)
+            staff = await self.db.read(self.store.staff_by_badge, token)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
             return dict(staff)
@@ -452,7 +452,7 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
         pin = params.get("pin")
         if pin is None and not need_pin:
-            staff = await self.db.call(self.store.staff, staff_id)
+            staff = await self.db.read(self.store.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
             return dict(staff)
@@ -466,7 +466,7 @@ class Services:
         # scrypt takes tens of milliseconds: not on the store thread, where it would
         # hold up sales, and not on the loop.
         ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
-        staff = await self.db.call(self.store.staff, staff_id) if ok else None
+        staff = await self.db.read(self.store.staff, staff_id) if ok else None
         if staff is None or not staff.get("active", True):
             recent.append(now)
             self._pin_failures[staff_id] = recent
@@ -629,7 +629,7 @@ class Services:
             return (stats, self.store.usable_balances(member_id),
                     self.store.offline_counters(member_id, start, end))
 
-        stats, balances, (redeemed_today, credit_today) = await self.db.call(inputs)
+        stats, balances, (redeemed_today, credit_today) = await self.db.read(inputs)
         oldest = field_of(stats, "oldest_at")
         if isinstance(oldest, str):
             oldest = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
@@ -788,7 +788,7 @@ class Services:
         credits = quote.get("credits_used") or []
         if not wanted_points and not credits:
             return
-        balances = await self.db.call(self.store.usable_balances, member_id)
+        balances = await self.db.read(self.store.usable_balances, member_id)
         if wanted_points > balances.get("points", 0):
             raise ApiError(LIMIT, "The member no longer has enough points; please compute the "
                            "sale again.", {"limit": "points_balance"})
@@ -806,7 +806,7 @@ class Services:
                 if entry.type == "sale" and entry.event.get("quote_id") == quote_id:
                     return dict(entry.event)
             return None
-        event = await self.db.call(scan)
+        event = await self.db.read(scan)
         if event is None:
             return None
         receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
@@ -821,7 +821,7 @@ class Services:
         session = self.sessions.check(params.get("session"), MANAGERS)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
-        entry = await self.db.call(self.store.event, sale_id)
+        entry = await self.db.read(self.store.event, sale_id)
         if entry is None or entry.type != "sale":
             raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
         stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
@@ -844,7 +844,7 @@ class Services:
                 raise ApiError(INVALID_PARAMS, "The card token is not valid.", {"param": "token"})
             identifiers.append(token)
         for ident in identifiers:
-            holder = await self.db.call(self.store.lookup, ident)
+            holder = await self.db.read(self.store.lookup, ident)
             if holder is not None:
                 what = "phone number" if ident.startswith("tel:") else "card"
                 raise ApiError(CONFLICT, f"This {what} already belongs to {holder.get('name')}.",
@@ -852,7 +852,7 @@ class Services:
                                 "identifier_kind": ident.split(":", 1)[0]})
         referred_by = _text(params, "referred_by", required=False, max_len=100)
         if referred_by and not referred_by.startswith("local:") and \
-                await self.db.call(self.store.member, referred_by) is None:
+                await self.db.read(self.store.member, referred_by) is None:
             raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
         member_id = f"local:{uuid.uuid4()}"
         body = {"member_id": member_id, "name": name, "identifiers": identifiers,
@@ -864,7 +864,7 @@ class Services:
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
         start, end = self._day_bounds(day)
-        rows = await self.db.call(self.store.events_between, start, end)
+        rows = await self.db.read(self.store.events_between, start, end)
         return [event_dict(e) for e in rows if e.get("_state") != "rejected"], end
 
     async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
@@ -892,7 +892,7 @@ class Services:
         names = {}
         for staff_id in ids:
             if isinstance(staff_id, str):
-                staff = await self.db.call(self.store.staff, staff_id)
+                staff = await self.db.read(self.store.staff, staff_id)
                 names[staff_id] = (staff or {}).get("name") or staff_id
         return names
 
@@ -911,13 +911,13 @@ class Services:
             raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
                            {"param": "customer"})
         if not customer.startswith(("tel:", "local:")) and customer[:1] not in ("+", "0") \
-                and not (await self.db.call(self.store.member, customer)):
+                and not (await self.db.read(self.store.member, customer)):
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
             customer = self._identifier_of({"phone": customer})
         if customer.startswith("tel:"):
             # A phone that belongs to a member books the member.
-            holder = await self.db.call(self.store.lookup, customer)
+            holder = await self.db.read(self.store.lookup, customer)
             if holder is not None:
                 customer = holder["member_id"]
         out["customer"] = customer
@@ -929,7 +929,7 @@ class Services:
         if not isinstance(staff_id, str) or not staff_id:
             raise ApiError(INVALID_PARAMS, "Say which staff member gives the service.",
                            {"param": "staff_id"})
-        if await self.db.call(self.store.staff, staff_id) is None:
+        if await self.db.read(self.store.staff, staff_id) is None:
             raise ApiError(NOT_FOUND, "There is no staff member with this id.")
         out["staff_id"] = staff_id
         start = _parse_time(params.get("start", base.get("start")), "start")
@@ -946,7 +946,7 @@ class Services:
         return out
 
     async def _conflict(self, other_id: str) -> ApiError:
-        other = await self.db.call(self.store.appointment, other_id) or {}
+        other = await self.db.read(self.store.appointment, other_id) or {}
         names = await self._staff_names([other.get("staff_id")])
         start = other.get("start")
         when = ""
@@ -981,7 +981,7 @@ class Services:
 
     async def _existing_appointment(self, params: Mapping[str, Any]) -> dict[str, Any]:
         appointment_id = _p(params, "appointment_id", str)
-        appt = await self.db.call(self.store.appointment, appointment_id)
+        appt = await self.db.read(self.store.appointment, appointment_id)
         if appt is None or appt.get("status") == "cancelled":
             raise ApiError(NOT_FOUND, "There is no such appointment (it may have been "
                            "cancelled).")
@@ -1017,7 +1017,7 @@ class Services:
         day = _parse_date(params.get("date")) if params.get("date") else self._today()
         staff_filter = params.get("staff_id")
         start, end = self._day_bounds(day)
-        rows = await self.db.call(self.store.appointments_between, start, end)
+        rows = await self.db.read(self.store.appointments_between, start, end)
         names = await self._staff_names({r.get("staff_id") for r in rows})
         items = []
         for row in rows:
@@ -1037,9 +1037,9 @@ class Services:
 
     async def _customer_name(self, customer: str) -> str:
         if customer.startswith("tel:"):
-            holder = await self.db.call(self.store.lookup, customer)
+            holder = await self.db.read(self.store.lookup, customer)
             return str(holder.get("name")) if holder else customer[4:]
-        member = await self.db.call(self.store.member, customer)
+        member = await self.db.read(self.store.member, customer)
         return str(member.get("name")) if member else customer
 
 

@@ -305,3 +305,39 @@ def test_wrong_pins_lock_the_staff_id_out_for_a_while() -> None:
         assert (await c.call("staff.login", {"token": "nfc:CA5E"}))["staff_id"] == "c1"
         assert (await c.call("staff.login", {"staff_id": "mg", "pin": "9999"}))["role"] == "manager"
     run(scenario)
+
+
+def test_commit_is_answered_only_after_the_event_is_durable() -> None:
+    """The answer leaves after Store.append returned (WAL fsynced), never before."""
+    import time as _time
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        session = await h.login()
+        q = await c.call("sale.quote", {"amount": 500})
+        real_append = h.store.append
+        returned: list[float] = []
+
+        def slow_durable_append(*args: object, **kwargs: object) -> object:
+            _time.sleep(0.3)  # a slow disk
+            result = real_append(*args, **kwargs)  # type: ignore[arg-type]
+            returned.append(_time.monotonic())
+            return result
+
+        h.store.append = slow_durable_append  # type: ignore[method-assign]
+        other = h.client()
+        started = _time.monotonic()
+        commit = asyncio.create_task(c.call("sale.commit", {"quote_id": q["quote_id"],
+                                                            "session": session}))
+        # Meanwhile the loop serves other clients: the write does not block it.
+        assert (await other.call("agent.status"))["terminal_id"] == "T-0001"
+        assert _time.monotonic() - started < 0.25
+        result = await commit
+        answered = _time.monotonic()
+        assert returned and returned[0] <= answered
+        # And what was answered is in the store when read back independently.
+        from agent.offline_queue import Store
+        check = Store.open(h.tmp / "clubterm.db", "T-0001", "M-7")
+        assert check.event(result["sale_id"]) is not None
+        check.close()
+    run(scenario)
