@@ -14,7 +14,8 @@ def _opt(spec: ReaderSpec, key: str, kind: type, default: Any) -> Any:
     options: Mapping[str, Any] = spec.options
     value = options.get(key, default)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"must be a whole number, not {value!r}", key=f"readers.{spec.name}.{key}")
+        raise ConfigError(f"must be a whole number, not {value!r}",
+                          key=f"readers.{spec.name}.{key}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind):

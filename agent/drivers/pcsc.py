@@ -109,9 +109,10 @@ def read_presented_card(transport: ApduTransport, *, reader: str, pan_key: bytes
         pan = card.pan
         if not luhn.luhn_valid(pan):
             return ReadFailed("pcsc", reader, f"{READ_AGAIN}: the card number read is not valid")
+        token = tokens.pan_token(pan_key, pan)
         return CardPresented(
-            source="pcsc", reader=reader, token=tokens.pan_token(pan_key, pan),
-            token_kind="pan", masked=luhn.mask_pan(pan), bin6=pan[:6], apdus=channel.count,
+            source="pcsc", reader=reader, token=token, token_kind=tokens.token_kind(token),
+            masked=luhn.mask_pan(pan), bin6=pan[:6], apdus=channel.count,
             expiry=card.expiry if diagnostics else None,
         )
     except CardRemoved:
@@ -123,8 +124,9 @@ def read_presented_card(transport: ApduTransport, *, reader: str, pan_key: bytes
 
 
 def _tag_event(tag: nfctag.NfcTag, reader: str) -> CardPresented:
+    token = tokens.nfc_token(tag.uid)
     return CardPresented(
-        source="nfc", reader=reader, token=tokens.nfc_token(tag.uid), token_kind="nfc",
+        source="nfc", reader=reader, token=token, token_kind=tokens.token_kind(token),
         masked=tag.uid.hex().upper(), bin6=None, apdus=tag.apdus, info=tag.info,
     )
 
@@ -195,7 +197,7 @@ class PcscReader(ThreadedReader):
             if hr != self.scard.SCARD_S_SUCCESS:
                 raise ReaderError(f"pcscd: {_message(self.scard, hr)}")
             relist = False
-            for reader, event_state, atr in changes:
+            for reader, event_state, _atr in changes:
                 if reader == PNP:
                     if event_state & self.scard.SCARD_STATE_CHANGED:
                         relist = True

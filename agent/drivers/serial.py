@@ -124,9 +124,10 @@ def swipe_event(text: str, *, reader: str, source: Literal["msr"], pan_key: byte
     try:
         swipe = tracks.parse_swipe(text)
         pan = swipe.pan
+        token = tokens.pan_token(pan_key, pan)
         return CardPresented(
-            source=source, reader=reader, token=tokens.pan_token(pan_key, pan),
-            token_kind="pan", masked=luhn.mask_pan(pan), bin6=pan[:6],
+            source=source, reader=reader, token=token, token_kind=tokens.token_kind(token),
+            masked=luhn.mask_pan(pan), bin6=pan[:6],
             expiry=swipe.expiry if diagnostics else None,
         )
     except CardDataError as exc:
@@ -140,7 +141,8 @@ def code_event(text: str, *, reader: str) -> CardPresented | ReadFailed:
     except CardDataError as exc:
         return ReadFailed("hid", reader, f"{READ_AGAIN}: {exc}")
     shown = text.strip()
-    return CardPresented(source="hid", reader=reader, token=token, token_kind="code",
+    return CardPresented(source="hid", reader=reader, token=token,
+                         token_kind=tokens.token_kind(token),
                          masked=shown if len(shown) <= 64 else shown[:61] + "...", bin6=None)
 
 

@@ -37,7 +37,8 @@ class EventLog:
                         return event
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no matching event in {timeout} s; got {self.events[since:]}")
+                    raise AssertionError(
+                        f"no matching event in {timeout} s; got {self.events[since:]}")
                 self.cond.wait(left)
 
     def card(self, since: int = 0, timeout: float = 10.0) -> CardPresented | ReadFailed:

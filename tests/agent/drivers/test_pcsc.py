@@ -117,7 +117,7 @@ def test_pcscd_restart_recovers_by_itself(pcscd, reader):
 
 
 def test_reader_unplugged_and_plugged_back(pcscd, reader):
-    r, log = reader
+    _, log = reader
     since = log.mark()
     pcscd.unplug_reader()
     log.wait(lambda e: "no reader matching" in getattr(e, "detail", ""), since=since, timeout=15)
