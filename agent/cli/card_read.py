@@ -34,7 +34,7 @@ def event_report(event: Any, *, has_key: bool, why_no_key: str | None) -> dict[s
         "token_kind": event.token_kind,
         "token": event.token,
     }
-    if event.token_kind == "pan" and not has_key:
+    if event.bin6 is not None and not has_key:            # a bank card: a PAN token
         # Read with a throwaway key: the token would match nothing at the club.
         report["token"] = None
         report["token_note"] = "needs a provisioned pan_key" + (
