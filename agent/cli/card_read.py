@@ -46,23 +46,11 @@ def event_report(event: Any, *, has_key: bool, why_no_key: str | None) -> dict[s
     return report
 
 
-def _format(report: dict[str, Any], as_json: bool) -> str:
-    try:
-        from agent.cli.card import format_card_report  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - until `card decode` is merged
-        import json
-
-        if as_json:
-            return json.dumps(report, indent=2)
-        return "\n".join(f"{k:<15} {'-' if v is None else v}" for k, v in report.items())
-    text: str = format_card_report(report, as_json)
-    return text
-
-
 def card_read_command(args: argparse.Namespace) -> int:
     """Wait for one card/code and print its report; 0 read, 1 failed read or timeout."""
     import os
 
+    from agent.cli.card import format_card_report
     from agent.config import load_config
     from agent.drivers import build_readers
     from agent.drivers.events import CardPresented, ReaderEvent, ReaderState, ReadFailed
@@ -112,7 +100,7 @@ def card_read_command(args: argparse.Namespace) -> int:
                 return 1
             elif isinstance(event, CardPresented):
                 report = event_report(event, has_key=has_key, why_no_key=why_no_key)
-                print(_format(report, bool(getattr(args, "json", False))))
+                print(format_card_report(report, bool(getattr(args, "json", False))))
                 return 0
     finally:
         for reader in readers:

@@ -78,3 +78,22 @@ def test_card_read_timeout_names_reader_states(tmp_path, capsys):
     assert card_read_command(_args(_config(tmp_path), reader="msr", timeout=0.5)) == 1
     err = capsys.readouterr().err
     assert "no card or code within 0.5 s" in err and "msr: " in err
+
+
+@pytest.mark.needs_pcscd
+def test_clubterm_card_read_command_line(pcscd, tmp_path):
+    import subprocess
+    import sys
+
+    session = pcscd.insert(cards.nfc_club())
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent", "--config", str(_config(tmp_path)), "card", "read",
+             "--reader", "chip", "--timeout", "15"],
+            capture_output=True, text=True, env=pcscd.env, timeout=60)
+    finally:
+        session.remove()
+        pcscd.wait_card_state(present=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "04A2241A3C5E80" in proc.stdout and "nfc" in proc.stdout
+    assert "Club member card" in proc.stdout
