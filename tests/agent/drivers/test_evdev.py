@@ -100,6 +100,31 @@ def test_layout_mismatch_us_scanner_fr_keymap_is_reported():
     assert out[0].kind == "rejected" and out[0].report
 
 
+def test_layout_mismatch_on_mixed_code_is_reported():
+    # "ABC-123" from an AZERTY scanner decodes as "QBC6!@#" under us.
+    out = decode(keys.type_text("ABC-123", keymap="fr"), keymap="us")
+    assert out[0].kind == "rejected" and out[0].report
+
+
+def test_code_with_a_few_symbols_is_still_a_scan():
+    out = decode(keys.type_text("https://club.example/#v=1&x"))
+    assert out[0].kind == "scan"
+
+
+def test_driver_code_pattern_refuses_other_forms(tmp_path):
+    fifo = keys.make_fifo(tmp_path / "scanner.events")
+    r, log = _reader(fifo, role="barcode", code_pattern=r"CLUB-[0-9]+")
+    try:
+        since = log.mark()
+        keys.write_events(fifo, keys.type_text("QLUB6123"))
+        assert isinstance(log.card(since), ReadFailed)
+        since = log.mark()
+        keys.write_events(fifo, keys.type_text("CLUB-123"))
+        assert log.card(since).token == "code:CLUB-123"
+    finally:
+        r.stop()
+
+
 def test_unknown_key_code_is_reported_not_a_bogus_token():
     events = keys.type_text("<ab>", keymap="fr")      # KEY_102ND: not on a US keyboard
     out = decode(events, keymap="us")
