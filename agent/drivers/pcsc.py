@@ -135,6 +135,7 @@ class PcscReader(ThreadedReader):
     """Every pcscd reader whose name matches ``pattern`` (fnmatch), with hot-plug."""
 
     kind = "pcsc"
+    REPORTS_READY = True
     POLL_MS = 1000
 
     def __init__(self, name: str, pattern: str, pan_key: bytes, *,
@@ -163,6 +164,7 @@ class PcscReader(ThreadedReader):
             raise ReaderError(f"pcscd is not reachable: {_message(self.scard, hr)}")
         self.context = ctx
         self.watched = {}
+        self._refresh_readers()
 
     def close(self) -> None:
         """Release the context."""
@@ -184,7 +186,6 @@ class PcscReader(ThreadedReader):
 
     def serve(self) -> None:
         """Watch readers and cards until stopped or pcscd goes away."""
-        self._refresh_readers()
         while not self.stopping.is_set():
             states = [*self.watched.items(), (PNP, self.pnp_state)]
             hr, changes = self.scard.SCardGetStatusChange(self.context, self.POLL_MS, states)

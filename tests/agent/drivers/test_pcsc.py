@@ -142,3 +142,19 @@ def test_no_pcscd_at_start_then_it_comes(pcscd):
         assert isinstance(event, CardPresented)
     finally:
         r.stop()
+
+
+def test_t0_card_gets_t0_framing_through_pcscd(pcscd, reader):
+    _, log = reader
+    since = log.mark()
+    session = pcscd.insert(cards.visa_contact())
+    try:
+        event = log.card(since)
+    finally:
+        session.remove()
+        pcscd.wait_card_state(present=False)
+    assert isinstance(event, CardPresented)
+    # pcscd negotiated T=0 from the ATR: case-4 commands go without Le, data comes
+    # by GET RESPONSE.
+    assert session.commands[0].hex().upper() == "00A404000E315041592E5359532E4444463031"
+    assert any(c[1] == 0xC0 for c in session.commands)
