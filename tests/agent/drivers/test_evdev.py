@@ -273,3 +273,28 @@ def test_replay_file_reads_to_the_end(tmp_path):
         got += src.read(0.01)
     src.close()
     assert len(got) == len(keys.type_text("FILE01"))
+
+
+_US_CHARS = "".join(sorted({c for lv in keymaps.KEYMAPS["us"].keys.values() for c in lv[:2]
+                            if c and c != " "}))
+_FR_CHARS = "".join(sorted({c for lv in keymaps.KEYMAPS["fr"].keys.values() for c in lv
+                            if c and c != " "}))
+
+
+@pytest.mark.parametrize("keymap,alphabet", [("us", _US_CHARS), ("fr", _FR_CHARS)])
+def test_any_text_typed_at_scanner_speed_decodes_back(keymap, alphabet):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=150)
+    @given(text=st.text(alphabet=alphabet, min_size=4, max_size=60),
+           caps=st.booleans(), gap=st.floats(min_value=0.001, max_value=0.07))
+    def check(text, caps, gap):
+        km = keymaps.get_keymap(keymap)
+        if keymaps.looks_like_layout_mismatch(text, km):
+            return
+        out = decode(keys.type_text(text, keymap=keymap, caps_lock_on=caps, key_gap=gap),
+                     keymap=keymap)
+        assert [(r.kind, r.text) for r in out] == [("scan", text)]
+
+    check()
