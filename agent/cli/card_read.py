@@ -69,6 +69,7 @@ def card_read_command(args: argparse.Namespace) -> int:
     timeout = float(getattr(args, "timeout", 30.0) or 30.0)
     events: queue.Queue[ReaderEvent] = queue.Queue()
     states: dict[str, ReaderState] = {}
+    shown: dict[str, tuple[str, str]] = {}
     names = ", ".join(r.name for r in readers)
     print(f"Present a card or code to: {names} (waiting {timeout:g} s)", file=sys.stderr)
     for reader in readers:
@@ -90,9 +91,11 @@ def card_read_command(args: argparse.Namespace) -> int:
             except queue.Empty:
                 continue
             if isinstance(event, ReaderState):
-                previous = states.get(event.name)
                 states[event.name] = event
-                if event.state in ("ready", "error") and event != previous:
+                # Say each ready/error once, not at every retry.
+                if event.state in ("ready", "error") \
+                        and shown.get(event.name) != (event.state, event.detail):
+                    shown[event.name] = (event.state, event.detail)
                     print(f"  {event.name}: {event.state}"
                           f"{f' ({event.detail})' if event.detail else ''}", file=sys.stderr)
             elif isinstance(event, ReadFailed):

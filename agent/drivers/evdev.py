@@ -344,8 +344,10 @@ def open_source(path: str) -> EventSource:
     """An EvdevSource for a character device, a ReplaySource for a FIFO or file."""
     try:
         mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ReaderError(f"{path} does not exist (unplugged?)") from None
     except OSError as exc:
-        raise ReaderError(f"{path}: {exc.strerror} (unplugged?)") from None
+        raise ReaderError(f"{path}: {exc.strerror}") from None
     if stat.S_ISCHR(mode):
         return EvdevSource(path)
     return ReplaySource(path)

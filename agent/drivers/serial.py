@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -180,6 +181,8 @@ class SerialReader(ThreadedReader):
     def open(self) -> None:
         """Open the port (a glob is resolved first)."""
         path = resolve_device(self.device)
+        if not os.path.exists(path):
+            raise ReaderError(f"{path} does not exist (unplugged?)")
         try:
             if self.serial_factory is None:
                 import serial
