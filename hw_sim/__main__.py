@@ -66,6 +66,12 @@ def cmd_pcscd(args: argparse.Namespace) -> int:
     if not pcscd_available():
         print("hw_sim: pcscd, unshare or the vpcd driver is not installed", file=sys.stderr)
         return 1
+    import signal
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)      # stop pcscd too, not only this process
     service = PcscService(root=args.dir, port=args.port or free_port_pair())
     service.write_conf()
     service.start()
