@@ -9,7 +9,9 @@
    until all are drained, and the peak of broker connections per second.
 
 Everything runs on the plain listener of a private broker (TLS costs the same in
-both halves of the comparison and is not what is measured here).
+both halves of the comparison and is not what is measured here). The simulated
+club runs in its own process (``python -m hw_sim.club``), as a real club would: in
+this process it would share the interpreter lock with the terminal it measures.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +38,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.config import load_config
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.broker import MosquittoBroker
-from hw_sim.club.sim import SimClub
 
 BENCH_TUNING = LinkTuning(keepalive_s=10, reconnect_base_s=0.5, reconnect_cap_s=8.0,
                           ack_timeout_s=30.0, status_min_gap_s=1.0)
@@ -76,7 +80,7 @@ def fill(store: Any, n: int, members: int = 200) -> float:
     return time.perf_counter() - t0
 
 
-def write_config(directory: Path, terminal_id: str, club: SimClub, broker: MosquittoBroker,
+def write_config(directory: Path, terminal_id: str, club: ClubProcess, broker: MosquittoBroker,
                  merchant_id: str = "M-7") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
@@ -97,8 +101,44 @@ allow_plain = true
     return path
 
 
+class ClubProcess:
+    """The simulated club in a subprocess; its ledger is read directly for checks."""
+
+    def __init__(self, root: Path, broker: MosquittoBroker, members: int = 200):
+        self.club_id = "bench"
+        self.state = root / "club"
+        seed = root / "members.json"
+        seed.write_text(json.dumps({"members": [
+            {"member_id": f"m-{i}", "balances": {"points": 1000}} for i in range(members)]}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hw_sim.club", "--broker", broker.url, "--state",
+             str(self.state), "--club", self.club_id, "--members", str(seed),
+             "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.central_url = ""
+        for line in self.proc.stdout:
+            if "central_url" in line:
+                self.central_url = line.split("=", 1)[1].strip()
+            if line.startswith("Ctrl-C"):
+                break
+
+    def applied_seq(self, terminal_id: str) -> int:
+        db = sqlite3.connect(f"file:{self.state / 'club.db'}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT applied_seq FROM terminals WHERE terminal_id=?",
+                             (terminal_id,)).fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
 class Terminal:
-    def __init__(self, root: Path, terminal_id: str, club: SimClub, broker: MosquittoBroker):
+    def __init__(self, root: Path, terminal_id: str, club: ClubProcess,
+                 broker: MosquittoBroker):
         self.config = load_config(write_config(root / terminal_id, terminal_id, club, broker))
         self.store = open_store(self.config.db_path, terminal_id, self.config.merchant_id)
         self.connects: list[float] = []
@@ -119,7 +159,10 @@ class Terminal:
             self.link.stop()
 
     def pending(self) -> int:
-        return int(self.store.queue_stats().pending)
+        """Queue depth as the link reports it (no store query: polling must not compete)."""
+        if self.link is None:
+            return int(self.store.queue_stats().pending)
+        return self.link.state().pending
 
 
 def wait(pred: Any, timeout: float, what: str) -> None:
@@ -130,7 +173,7 @@ def wait(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def bench_drain(root: Path, broker: MosquittoBroker, club: SimClub, n: int) -> dict[str, Any]:
+def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int) -> dict[str, Any]:
     term = Terminal(root, "T-DRAIN", club, broker)
     fill_s = fill(term.store, n)
     sample = term.store.next_batch(50)
@@ -139,7 +182,7 @@ def bench_drain(root: Path, broker: MosquittoBroker, club: SimClub, n: int) -> d
     term.start()
     wait(lambda: term.pending() == 0, 1800, "drain")
     drain_s = time.perf_counter() - t0
-    applied = club.ledger.applied_seq("T-DRAIN")
+    applied = club.applied_seq("T-DRAIN")
     term.stop()
     assert applied == n, (applied, n)
     raw_s = raw_publish(broker, n, size)
@@ -175,7 +218,7 @@ def raw_publish(broker: MosquittoBroker, n: int, size: int) -> float:
     return elapsed
 
 
-def bench_catchup(root: Path, broker: MosquittoBroker, club: SimClub) -> dict[str, Any]:
+def bench_catchup(root: Path, broker: MosquittoBroker, club: ClubProcess) -> dict[str, Any]:
     term = Terminal(root, "T-CATCHUP", club, broker)
     fill(term.store, 3600)
     t0 = time.perf_counter()
@@ -185,11 +228,11 @@ def bench_catchup(root: Path, broker: MosquittoBroker, club: SimClub) -> dict[st
     connect_at = term.connects[0] - (time.monotonic() - (time.perf_counter() - t0)) \
         if term.connects else None
     term.stop()
-    assert club.ledger.applied_seq("T-CATCHUP") == 3600
+    assert club.applied_seq("T-CATCHUP") == 3600
     return {"events": 3600, "catchup_s": elapsed, "connect_s": connect_at}
 
 
-def bench_fleet(root: Path, broker: MosquittoBroker, club: SimClub, count: int,
+def bench_fleet(root: Path, broker: MosquittoBroker, club: ClubProcess, count: int,
                 per_terminal: int, down_s: float) -> dict[str, Any]:
     terms = [Terminal(root, f"T-{i:04d}", club, broker) for i in range(count)]
     for t in terms:
@@ -213,7 +256,7 @@ def bench_fleet(root: Path, broker: MosquittoBroker, club: SimClub, count: int,
     for t in terms:
         t.stop()
     total = count * per_terminal
-    applied = sum(club.ledger.applied_seq(t.config.terminal_id) for t in terms)
+    applied = sum(club.applied_seq(t.config.terminal_id) for t in terms)
     return {"terminals": count, "events": total, "down_s": down_s, "drained_s": drained_s,
             "peak_connects_per_s": peak, "connect_spread_s": (connects[-1] if connects else 0),
             "by_second": dict(sorted(per_second.items())), "applied_total": applied}
@@ -234,10 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         broker = MosquittoBroker(root / "broker")
         broker.start()
-        club = SimClub(root / "club", broker.url, club_id="bench", https=True)
-        club.start()
-        club.upsert_members([{"member_id": f"m-{i}", "balances": {"points": 1000}}
-                             for i in range(200)])
+        club = ClubProcess(root, broker)
         try:
             if "drain" not in args.skip:
                 r = bench_drain(root, broker, club, args.events)

@@ -1,6 +1,7 @@
 """``python -m hw_sim``: drive the simulated hardware by hand (the demo).
 
   python -m hw_sim list-cards
+  python -m hw_sim pcscd [--dir DIR] [--port 35963]     # an isolated pcscd + vpcd (root)
   python -m hw_sim tap --card visa-contactless [--hold 1.5] [--port 35963]
   python -m hw_sim serve [--dir /run/clubterm-sim]     # pty MSR + scanner FIFO
   python -m hw_sim swipe [--card visa] [--dir ...] [--noise] [--half]
@@ -56,6 +57,35 @@ def cmd_tap(args: argparse.Namespace) -> int:
     session.closed.wait(args.hold)
     session.remove()
     print(f"removed ({session.apdus} APDUs answered)")
+    return 0
+
+
+def cmd_pcscd(args: argparse.Namespace) -> int:
+    from hw_sim.pcscd import PcscService, free_port_pair, pcscd_available
+
+    if not pcscd_available():
+        print("hw_sim: pcscd, unshare or the vpcd driver is not installed", file=sys.stderr)
+        return 1
+    import signal
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)      # stop pcscd too, not only this process
+    service = PcscService(root=args.dir, port=args.port or free_port_pair())
+    service.write_conf()
+    service.start()
+    print(f"isolated pcscd running, vpcd on port {service.port}. In the agent's and the "
+          f"demo's shells:\n  export PCSCLITE_CSOCK_NAME={service.socket}\n"
+          f"  python -m hw_sim tap --port {service.port} --card visa-contactless")
+    sys.stdout.flush()
+    try:
+        assert service.proc is not None
+        service.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
     return 0
 
 
@@ -129,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     tap.add_argument("--port", type=int, default=DEFAULT_PORT)
     tap.add_argument("--host", default="127.0.0.1")
     tap.set_defaults(func=cmd_tap)
+    pcscd = sub.add_parser("pcscd", help="run an isolated pcscd with a vpcd reader")
+    pcscd.add_argument("--dir", type=Path, default=Path("/tmp/clubterm-sim-pcscd"))
+    pcscd.add_argument("--port", type=int, default=0, help="vpcd port (default: a free one)")
+    pcscd.set_defaults(func=cmd_pcscd)
     serve = sub.add_parser("serve", help="run the pty magstripe reader and the scanner FIFO")
     serve.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     serve.set_defaults(func=cmd_serve)

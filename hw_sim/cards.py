@@ -356,3 +356,27 @@ CARDS: dict[str, CardInfo] = {c.name: c for c in (
     CardInfo("removed-mid-read", "Visa contactless pulled away after SELECT AID",
              removed_mid_read, "", pan="4111111111111111"),
 )}
+
+
+class DirectTransport:
+    """An ``ApduTransport`` wired straight to a virtual card, without pcscd.
+
+    For fast protocol tests and benchmarks; the vpcd path is tested separately.
+    """
+
+    def __init__(self, card: EmvCardSim | NtagSim):
+        self.card = card
+        self.atr = card.atr
+        self.protocol = "T0" if card.atr == ATR_CONTACT_T0 else "T1"
+        self.log: list[tuple[bytes, bytes]] = []
+        card.reset()
+
+    def transmit(self, command: bytes) -> bytes:
+        """Answer like the card; a vanished card raises CardRemoved."""
+        from agent.drivers.apdu import CardRemoved
+
+        answer = self.card.answer(command)
+        if answer is None:
+            raise CardRemoved("the card was removed")
+        self.log.append((command, answer))
+        return answer

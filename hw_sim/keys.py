@@ -47,8 +47,9 @@ def type_text(text: str, *, keymap: str = "us", start: float = 1_700_000_000.0,
         t += key_gap
     for i, ch in enumerate(text):
         code, shift, altgr = km.keystroke(ch)
-        if caps_lock_on and ch.isalpha() and ch.lower() != ch.upper():
-            shift = not shift
+        normal, shifted, _ = km.keys[code]
+        if caps_lock_on and not altgr and normal.isalpha() and shifted.isalpha():
+            shift = not shift        # Caps Lock does the Shift's work for letter keys
         if shift:
             events += _key(t, KEY_LEFTSHIFT, 1)
         if altgr:

@@ -48,6 +48,12 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
         if not chunk:
             return None
         buf += chunk
+        # vpcd writes a frame's length and body in two send() calls; with Nagle on
+        # its side, a delayed ACK from ours would stall every APDU by ~40 ms.
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except (OSError, AttributeError):
+            pass
     return buf
 
 

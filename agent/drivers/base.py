@@ -95,6 +95,9 @@ class ThreadedReader:
     """
 
     kind = "reader"
+    # True when open() itself reports "ready" (or "connecting" while it waits for a
+    # device, as the PC/SC reader does while no matching reader is plugged in).
+    REPORTS_READY = False
     # A reader that stayed ready this long gets its backoff reset.
     STABLE_AFTER_S = 5.0
 
@@ -174,7 +177,8 @@ class ThreadedReader:
             ready_at: float | None = None
             try:
                 self.open()
-                self.set_state("ready")
+                if not self.REPORTS_READY:
+                    self.set_state("ready")
                 ready_at = time.monotonic()
                 self.serve()
             except ReaderError as exc:

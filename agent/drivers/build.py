@@ -14,7 +14,8 @@ def _opt(spec: ReaderSpec, key: str, kind: type, default: Any) -> Any:
     options: Mapping[str, Any] = spec.options
     value = options.get(key, default)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"must be a whole number, not {value!r}", key=f"readers.{spec.name}.{key}")
+        raise ConfigError(f"must be a whole number, not {value!r}",
+                          key=f"readers.{spec.name}.{key}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind):
@@ -28,7 +29,8 @@ def build_reader(spec: ReaderSpec, pan_key: bytes, *, debouncer: Debouncer | Non
 
     Extra per-reader profile keys: ``backoff_initial_s`` (0.5), ``backoff_max_s`` (30);
     pcsc: ``terminal_country`` (840), ``currency`` (840), ``read_ndef`` (true);
-    serial: ``gap_ms`` (200); evdev: ``min_length`` (4).
+    serial: ``gap_ms`` (200); evdev: ``min_length`` (4), ``code_pattern`` (a regular
+    expression a barcode must match in full, e.g. ``"[0-9]{8,14}|CLUB-[A-Z0-9]+"``).
     """
     backoff = Backoff(_opt(spec, "backoff_initial_s", float, 0.5),
                       _opt(spec, "backoff_max_s", float, 30.0))
@@ -61,7 +63,8 @@ def build_reader(spec: ReaderSpec, pan_key: bytes, *, debouncer: Debouncer | Non
         return EvdevReader(
             spec.name, spec.device, pan_key, role=spec.role, keymap=spec.keymap,
             suffix=spec.suffix, inter_key_timeout_ms=spec.inter_key_timeout_ms,
-            min_length=_opt(spec, "min_length", int, 4), debouncer=debouncer,
+            min_length=_opt(spec, "min_length", int, 4),
+            code_pattern=_opt(spec, "code_pattern", str, "") or None, debouncer=debouncer,
             backoff=backoff, diagnostics=diagnostics,
         )
     raise ConfigError(f"unknown reader kind {spec.kind!r}", key=f"readers.{spec.name}.kind")

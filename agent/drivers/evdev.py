@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import select
 import stat
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from agent.drivers import keymaps
 from agent.drivers.base import Backoff, Debouncer, ThreadedReader
 from agent.drivers.events import READ_AGAIN, CardPresented, ReadFailed
 from agent.drivers.serial import code_event, resolve_device, swipe_event
-from agent.errors import ReaderError
+from agent.errors import ConfigError, ReaderError
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +344,10 @@ def open_source(path: str) -> EventSource:
     """An EvdevSource for a character device, a ReplaySource for a FIFO or file."""
     try:
         mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ReaderError(f"{path} does not exist (unplugged?)") from None
     except OSError as exc:
-        raise ReaderError(f"{path}: {exc.strerror} (unplugged?)") from None
+        raise ReaderError(f"{path}: {exc.strerror}") from None
     if stat.S_ISCHR(mode):
         return EvdevSource(path)
     return ReplaySource(path)
@@ -357,7 +360,8 @@ class EvdevReader(ThreadedReader):
 
     def __init__(self, name: str, device: str, pan_key: bytes, *, role: str = "card",
                  keymap: str = "us", suffix: str = "enter", inter_key_timeout_ms: int = 80,
-                 min_length: int = 4, debouncer: Debouncer | None = None,
+                 min_length: int = 4, code_pattern: str | None = None,
+                 debouncer: Debouncer | None = None,
                  backoff: Backoff | None = None, diagnostics: bool = False,
                  source_factory: Callable[[str], EventSource] = open_source):
         super().__init__(name, debouncer=debouncer, backoff=backoff)
@@ -368,6 +372,11 @@ class EvdevReader(ThreadedReader):
         self.suffix = suffix
         self.inter_key_timeout_ms = inter_key_timeout_ms
         self.min_length = min_length
+        try:
+            self.code_pattern = re.compile(code_pattern) if code_pattern else None
+        except re.error as exc:
+            raise ConfigError(f"code_pattern is not a valid regular expression: {exc}",
+                              key=f"readers.{name}.code_pattern") from None
         self.diagnostics = diagnostics
         self.source_factory = source_factory
         self.source: EventSource | None = None
@@ -414,6 +423,10 @@ class EvdevReader(ThreadedReader):
                 # Track data is mostly digits: none at all points at the layout.
                 event = ReadFailed(source, self.name, f"{event.message} (no digits arrived: "
                                    f"is the reader set to keyboard layout {self.keymap.name!r}?)")
+        elif self.code_pattern is not None and not self.code_pattern.fullmatch(result.text):
+            event = ReadFailed(source, self.name, f"{READ_AGAIN}: the code does not have the "
+                               "expected form (code_pattern); is the scanner set to keyboard "
+                               f"layout {self.keymap.name!r}?")
         else:
             event = code_event(result.text, reader=self.name)
         self.emit(event)

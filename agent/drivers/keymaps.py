@@ -123,6 +123,14 @@ def get_keymap(name: str) -> Keymap:
 
 
 def looks_like_layout_mismatch(text: str, keymap: Keymap) -> bool:
-    """True when ``text`` is only what the other layout's digits decode to here."""
+    """True when ``text`` looks like digits typed on the other common layout.
+
+    Heuristic: the text is made only of the symbols the other layout's digit row
+    gives here (at least 2), or they are at least 3 and 40 % of it. A code that
+    really is mostly ``!@#$%`` is rare; a mistyped one is common.
+    """
     stripped = text.strip()
-    return len(stripped) >= 2 and all(c in keymap.mismatch_chars for c in stripped)
+    odd = sum(1 for c in stripped if c in keymap.mismatch_chars)
+    if len(stripped) >= 2 and odd == len(stripped):
+        return True
+    return odd >= 3 and odd * 10 >= len(stripped) * 4

@@ -171,8 +171,13 @@ def _decode_record(tnf: int, rtype: bytes, payload: bytes) -> NdefRecord:
     if tnf == 0x01 and rtype == b"T" and payload:
         status = payload[0]
         lang_len = status & 0x3F
-        encoding = "utf-16" if status & 0x80 else "utf-8"
-        text = payload[1 + lang_len:].decode(encoding, errors="replace")
+        body = payload[1 + lang_len:]
+        if status & 0x80:
+            # UTF-16: a byte order mark, else big endian (NFC Forum RTD Text 1.0).
+            encoding = "utf-16" if body[:2] in (b"\xfe\xff", b"\xff\xfe") else "utf-16-be"
+        else:
+            encoding = "utf-8"
+        text = body.decode(encoding, errors="replace")
         return NdefRecord("text", text)
     if tnf == 0x01 and rtype == b"U" and payload:
         prefix = _URI_PREFIXES[payload[0]] if payload[0] < len(_URI_PREFIXES) else ""

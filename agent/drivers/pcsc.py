@@ -52,11 +52,29 @@ def _message(scard: Any, hr: int) -> str:
         return f"PC/SC error {_code(hr):08X}"
 
 
-# Codes meaning "the card went away" (during connect or transmit).
-_CARD_GONE = {0x80100069, 0x8010000C, 0x80100068, 0x80100016, 0x80100066, 0x8010002F,
+# PC/SC result codes (winscard), as unsigned 32-bit values.
+E_CANCELLED = 0x80100002
+E_UNKNOWN_READER = 0x80100009
+E_TIMEOUT = 0x8010000A
+E_NO_SMARTCARD = 0x8010000C
+E_NO_READERS_AVAILABLE = 0x8010002E
+W_REMOVED_CARD = 0x80100069
+# Codes meaning "the card went away" (during connect or transmit): removed, no card,
+# reset, not transacted, unresponsive, communication data lost, communication error.
+_CARD_GONE = {W_REMOVED_CARD, E_NO_SMARTCARD, 0x80100068, 0x80100016, 0x80100066, 0x8010002F,
               0x80100013}
-# Codes meaning "pcscd or the context is gone": reconnect.
+# Codes meaning "pcscd or the context is gone": no service, service stopped, invalid
+# handle, reader unavailable, internal error. The state machine reconnects.
 _SERVICE_GONE = {0x8010001D, 0x8010001E, 0x80100003, 0x80100017, 0x80100001}
+
+
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a pyscard function; its exceptions become ReaderError here."""
+    try:
+        return function(*args)
+    except Exception as exc:  # pyscard raises its own or SWIG errors on misuse
+        raise ReaderError(f"PC/SC call {getattr(function, '__name__', '?')} failed: {exc}") \
+            from None
 
 
 class PyscardTransport:
@@ -109,9 +127,10 @@ def read_presented_card(transport: ApduTransport, *, reader: str, pan_key: bytes
         pan = card.pan
         if not luhn.luhn_valid(pan):
             return ReadFailed("pcsc", reader, f"{READ_AGAIN}: the card number read is not valid")
+        token = tokens.pan_token(pan_key, pan)
         return CardPresented(
-            source="pcsc", reader=reader, token=tokens.pan_token(pan_key, pan),
-            token_kind="pan", masked=luhn.mask_pan(pan), bin6=pan[:6], apdus=channel.count,
+            source="pcsc", reader=reader, token=token, token_kind=tokens.token_kind(token),
+            masked=luhn.mask_pan(pan), bin6=pan[:6], apdus=channel.count,
             expiry=card.expiry if diagnostics else None,
         )
     except CardRemoved:
@@ -123,8 +142,9 @@ def read_presented_card(transport: ApduTransport, *, reader: str, pan_key: bytes
 
 
 def _tag_event(tag: nfctag.NfcTag, reader: str) -> CardPresented:
+    token = tokens.nfc_token(tag.uid)
     return CardPresented(
-        source="nfc", reader=reader, token=tokens.nfc_token(tag.uid), token_kind="nfc",
+        source="nfc", reader=reader, token=token, token_kind=tokens.token_kind(token),
         masked=tag.uid.hex().upper(), bin6=None, apdus=tag.apdus, info=tag.info,
     )
 
@@ -133,6 +153,7 @@ class PcscReader(ThreadedReader):
     """Every pcscd reader whose name matches ``pattern`` (fnmatch), with hot-plug."""
 
     kind = "pcsc"
+    REPORTS_READY = True
     POLL_MS = 1000
 
     def __init__(self, name: str, pattern: str, pan_key: bytes, *,
@@ -148,7 +169,7 @@ class PcscReader(ThreadedReader):
         self.read_ndef = read_ndef
         self.diagnostics = diagnostics
         self.today = today
-        self.scard = _scard()
+        self.scard: Any = None
         self.context: Any = None
         self.watched: dict[str, int] = {}
         self.pnp_state = 0
@@ -156,11 +177,14 @@ class PcscReader(ThreadedReader):
     # -- state machine hooks ------------------------------------------------
     def open(self) -> None:
         """Establish a PC/SC context (pcscd must be running)."""
-        hr, ctx = self.scard.SCardEstablishContext(self.scard.SCARD_SCOPE_USER)
+        if self.scard is None:
+            self.scard = _scard()      # no pyscard: this reader is in error, nothing else
+        hr, ctx = _call(self.scard.SCardEstablishContext, self.scard.SCARD_SCOPE_USER)
         if hr != self.scard.SCARD_S_SUCCESS:
             raise ReaderError(f"pcscd is not reachable: {_message(self.scard, hr)}")
         self.context = ctx
         self.watched = {}
+        self._refresh_readers()
 
     def close(self) -> None:
         """Release the context."""
@@ -182,20 +206,20 @@ class PcscReader(ThreadedReader):
 
     def serve(self) -> None:
         """Watch readers and cards until stopped or pcscd goes away."""
-        self._refresh_readers()
         while not self.stopping.is_set():
             states = [*self.watched.items(), (PNP, self.pnp_state)]
-            hr, changes = self.scard.SCardGetStatusChange(self.context, self.POLL_MS, states)
+            hr, changes = _call(self.scard.SCardGetStatusChange, self.context, self.POLL_MS,
+                                states)
             code = _code(hr)
-            if code in (0x8010000A, 0x80100002):         # timeout, cancelled
+            if code in (E_TIMEOUT, E_CANCELLED):
                 continue
-            if code == 0x80100009:                       # unknown reader: it was unplugged
+            if code == E_UNKNOWN_READER:                 # it was unplugged meanwhile
                 self._refresh_readers()
                 continue
             if hr != self.scard.SCARD_S_SUCCESS:
                 raise ReaderError(f"pcscd: {_message(self.scard, hr)}")
             relist = False
-            for reader, event_state, atr in changes:
+            for reader, event_state, _atr in changes:
                 if reader == PNP:
                     if event_state & self.scard.SCARD_STATE_CHANGED:
                         relist = True
@@ -216,9 +240,9 @@ class PcscReader(ThreadedReader):
 
     # -- helpers ------------------------------------------------------------
     def _refresh_readers(self) -> None:
-        hr, names = self.scard.SCardListReaders(self.context, [])
+        hr, names = _call(self.scard.SCardListReaders, self.context, [])
         code = _code(hr)
-        if code == 0x8010002E:                            # no readers at all
+        if code == E_NO_READERS_AVAILABLE:
             names = []
         elif hr != self.scard.SCARD_S_SUCCESS:
             raise ReaderError(f"pcscd: {_message(self.scard, hr)}")
@@ -233,17 +257,18 @@ class PcscReader(ThreadedReader):
 
     def _read(self, reader: str) -> None:
         sc = self.scard
-        hr, hcard, protocol = sc.SCardConnect(
-            self.context, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
+        hr, hcard, protocol = _call(
+            sc.SCardConnect, self.context, reader, sc.SCARD_SHARE_SHARED,
+            sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1,
         )
         if hr != sc.SCARD_S_SUCCESS:
             if _code(hr) in _SERVICE_GONE:
                 raise ReaderError(f"pcscd: {_message(sc, hr)}")
-            if _code(hr) not in (0x8010000C, 0x80100069):    # gone already: nothing to say
+            if _code(hr) not in (E_NO_SMARTCARD, W_REMOVED_CARD):   # gone already: say nothing
                 self.emit(ReadFailed("pcsc", reader, f"{READ_AGAIN}: {_message(sc, hr)}"))
             return
         try:
-            hr, _, _, _, atr = sc.SCardStatus(hcard)
+            hr, _, _, _, atr = _call(sc.SCardStatus, hcard)
             atr_bytes = bytes(atr) if hr == sc.SCARD_S_SUCCESS else b""
             transport = PyscardTransport(hcard, protocol, atr_bytes)
             terminal = bankcard.TerminalData(

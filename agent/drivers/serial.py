@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -124,9 +125,10 @@ def swipe_event(text: str, *, reader: str, source: Literal["msr"], pan_key: byte
     try:
         swipe = tracks.parse_swipe(text)
         pan = swipe.pan
+        token = tokens.pan_token(pan_key, pan)
         return CardPresented(
-            source=source, reader=reader, token=tokens.pan_token(pan_key, pan),
-            token_kind="pan", masked=luhn.mask_pan(pan), bin6=pan[:6],
+            source=source, reader=reader, token=token, token_kind=tokens.token_kind(token),
+            masked=luhn.mask_pan(pan), bin6=pan[:6],
             expiry=swipe.expiry if diagnostics else None,
         )
     except CardDataError as exc:
@@ -140,7 +142,8 @@ def code_event(text: str, *, reader: str) -> CardPresented | ReadFailed:
     except CardDataError as exc:
         return ReadFailed("hid", reader, f"{READ_AGAIN}: {exc}")
     shown = text.strip()
-    return CardPresented(source="hid", reader=reader, token=token, token_kind="code",
+    return CardPresented(source="hid", reader=reader, token=token,
+                         token_kind=tokens.token_kind(token),
                          masked=shown if len(shown) <= 64 else shown[:61] + "...", bin6=None)
 
 
@@ -178,6 +181,8 @@ class SerialReader(ThreadedReader):
     def open(self) -> None:
         """Open the port (a glob is resolved first)."""
         path = resolve_device(self.device)
+        if not os.path.exists(path):
+            raise ReaderError(f"{path} does not exist (unplugged?)")
         try:
             if self.serial_factory is None:
                 import serial

@@ -63,9 +63,12 @@ class AlreadyRefunded(InvalidEvent):
     """A refund names a sale that already has a refund that was not rejected."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(value: Any) -> bytes:
     """The compact UTF-8 JSON used for stored bodies and batch sizes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def format_at(at: datetime) -> str:
@@ -87,12 +90,9 @@ def epoch_us(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _need_int(type_: str, key: str, value: object) -> int:
-    if not _is_int(value):
+    # type() is exact: a bool is an int subclass and is refused.
+    if type(value) is not int:
         raise InvalidEvent(f"{type_}.{key} must be an integer (minor units or points), "
                            f"not {value!r}")
     assert isinstance(value, int)
@@ -132,9 +132,9 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
         for row in body["credits_earned"]:
             _kind_amount(type_, "credits_earned", row, "amount")
         for row in body["points_earned"]:
-            if not isinstance(row, Mapping):
-                raise InvalidEvent("sale.points_earned rows must be objects")
-            _need_int(type_, "points_earned.points", row.get("points"))
+            if not isinstance(row, Mapping) or type(row.get("points")) is not int:
+                raise InvalidEvent("sale.points_earned rows must be objects with integer "
+                                   "'points'")
     elif type_ == "refund":
         if not isinstance(body["sale_id"], str) or not body["sale_id"]:
             raise InvalidEvent("refund.sale_id must be the id of a sale")
@@ -158,10 +158,10 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
             raise InvalidEvent("card_link.member_id and identifier must be strings")
 
 
-def _kind_amount(type_: str, key: str, row: object, amount_key: str) -> tuple[str, int]:
+def _kind_amount(type_: str, key: str, row: object, amount_key: str) -> None:
     if not isinstance(row, Mapping) or not isinstance(row.get("kind"), str):
         raise InvalidEvent(f"{type_}.{key} rows must be objects with a 'kind'")
-    return row["kind"], _need_int(type_, f"{key}.{amount_key}", row.get(amount_key))
+    _need_int(type_, f"{key}.{amount_key}", row.get(amount_key))
 
 
 def wire_event(*, event_id: str, seq: int, type_: str, at: str, merchant_id: str,

@@ -34,6 +34,9 @@ from agent.offline_queue.uuid7 import uuid7_str
 
 STATES = ("pending", "sent", "accepted", "rejected")
 WAITING = ("pending", "sent")
+#: Deltas of projected stats live beside the balance kinds under this prefix
+#: (protocol balance kinds are ``points`` and ``credit.*``).
+STATS_PREFIX = "stats."
 
 #: Accepted events younger than this stay even when reflected (refunds, day views).
 DEFAULT_KEEP = timedelta(days=7)
@@ -119,16 +122,38 @@ def _utc_text(at: datetime) -> str:
 
 
 def _sqlite_cause(exc: BaseException) -> BaseException:
-    """The sqlite3 error behind a peewee error, if any."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            break
-        if isinstance(seen, sqlite3.Error):
-            return seen
-        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        seen = inner or seen.__cause__ or seen.__context__
-    return exc
+    """The sqlite3 (or OS) error behind a peewee error.
+
+    When SQLite rolls a transaction back by itself (disk full, I/O error), peewee's
+    own ROLLBACK then fails with "no transaction is active" and hides the real
+    error in its context chain: skip such follow-up errors.
+    """
+    found: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error | OSError):
+            found.append(current)
+        if current.args and isinstance(current.args[0], BaseException):
+            todo.append(current.args[0])
+        for nxt in (current.__cause__, current.__context__):
+            if nxt is not None:
+                todo.append(nxt)
+    for candidate in found:
+        if "no transaction is active" not in str(candidate):
+            return candidate
+    return found[0] if found else exc
+
+
+def _fs_readonly(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
@@ -152,7 +177,7 @@ def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
             f"{action} failed and nothing was recorded. Everything recorded before is kept."
         )
     if name.startswith("SQLITE_READONLY") or os_errno in (errno.EROFS, errno.EACCES) or (
-            name.startswith("SQLITE_IOERR") and fs_readonly):
+            (name.startswith("SQLITE_IOERR") or name == "SQLITE_CANTOPEN") and fs_readonly):
         return ReadOnlyStore(
             f"the store {path} cannot be written (is {folder} mounted read-only, or owned by "
             f"another user?); {action} failed and nothing was recorded. ({text})"
@@ -217,6 +242,11 @@ class Store(LocalDataMixin):
             if not path.exists():
                 raise StorageError(f"there is no store at {path}")
             database = f"file:{path}?mode=ro"
+            if _fs_readonly(path.parent):
+                # No -shm can be made on a read-only file system; nobody can write
+                # the file either, so SQLite may treat it as immutable. (A WAL left
+                # by a crash is then not read: see docs/store.md.)
+                database += "&immutable=1"
             pragmas: list[tuple[str, Any]] = [("query_only", 1)]
             kwargs: dict[str, Any] = {"uri": True}
         else:
@@ -352,10 +382,12 @@ class Store(LocalDataMixin):
 
     def _append_in_tx(self, type_: str, body: dict[str, Any], at: datetime, at_text: str,
                       staff_id: str | None, offline: bool) -> StoredEvent:
-        """The body of :meth:`append`; the caller holds the write transaction."""
-        ev.validate_body(type_, body)
+        """The body of :meth:`append`; the caller validated ``body`` and holds the
+        write transaction (peewee's), whose connection is used directly here: this
+        is the hot path."""
+        conn = self.db.connection()
         effect = self._effect_in_tx(type_, body)
-        seq = int(self.db.execute_sql(
+        seq = int(conn.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
             "RETURNING value").fetchone()[0])
         event_id = uuid7_str()
@@ -368,7 +400,7 @@ class Store(LocalDataMixin):
                 f"a {type_} event of {len(data)} bytes cannot be sent (batches are at most "
                 f"{ev.MAX_PAYLOAD_BYTES} bytes)")
         now = self._now_text()
-        self.db.execute_sql(
+        conn.execute(
             "INSERT INTO events (seq, id, type, at, at_us, member_id, ref_id, recorded_by, "
             "state, recorded_at, state_at, redeemed_value, credit_used, purchases, spend, "
             "size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -376,12 +408,8 @@ class Store(LocalDataMixin):
              body.get("sale_id") if type_ == "refund" else None, staff_id, now, now,
              effect.redeemed_value, effect.credit_used, effect.purchases, effect.spend,
              len(data), data.decode("utf-8")))
-        if effect.member_id is not None and effect.balance:
-            self.db.execute_sql(
-                "INSERT INTO event_deltas (member_id, seq, kind, amount) VALUES "  # noqa: S608 (placeholders only)
-                + ", ".join("(?, ?, ?, ?)" for _ in effect.balance),
-                [v for kind, amount in effect.balance.items()
-                 for v in (effect.member_id, seq, kind, amount)])
+        if effect.member_id is not None:
+            self._add_deltas_in_tx(effect.member_id, seq, _delta_rows(effect))
         if type_ == "member_enrol":
             self._provisional_member_in_tx(body)
         elif type_ == "card_link":
@@ -428,7 +456,8 @@ class Store(LocalDataMixin):
         with self._guard("reading the outbox"):
             while len(out) < max_events:
                 rows = self.db.execute_sql(
-                    "SELECT seq, id, size, body FROM events WHERE state IN ('pending', 'sent') "
+                    "SELECT seq, id, size, body FROM events INDEXED BY events_waiting "
+                    "WHERE state IN ('pending', 'sent') "
                     "AND seq > ? ORDER BY seq LIMIT ?",
                     (last_seq, max_events - len(out) + len(exclude) + 1)).fetchall()
                 if not rows:
@@ -462,12 +491,14 @@ class Store(LocalDataMixin):
                     f"state = 'sent' WHERE state IN ('pending', 'sent') AND id IN ({marks})",
                     (now, now, *chunk))
 
-    def apply_ack(self, accepted: Sequence[str], rejected: Sequence[tuple[str, str]],
+    def apply_ack(self, accepted: Sequence[str],
+                  rejected: Sequence[tuple[str, str] | dict[str, Any]],
                   applied_seq: int | None) -> None:
         """Apply a club ack: accepted and rejected events leave the send list.
 
         A rejected event keeps its reason for the manager and stops counting in the
-        balances. ``applied_seq`` only ever moves forward. Unknown ids (already
+        balances. ``rejected`` holds ``(id, reason)`` pairs or the ack's own
+        ``{"id", "reason"}`` objects. ``applied_seq`` only ever moves forward. Unknown ids (already
         pruned) are ignored; an ack never turns a rejected event into an accepted one.
         """
         self._writable("recording an ack")
@@ -479,7 +510,11 @@ class Store(LocalDataMixin):
                     "UPDATE events SET state = 'accepted', acked_at = ?, state_at = ? "  # noqa: S608 (placeholders only)
                     f"WHERE state IN ('pending', 'sent') AND id IN ({marks})",
                     (now, now, *chunk))
-            for event_id, reason in rejected:
+            for item in rejected:
+                if isinstance(item, dict):
+                    event_id, reason = str(item.get("id")), str(item.get("reason") or "")
+                else:
+                    event_id, reason = item
                 row = self.db.execute_sql(
                     "UPDATE events SET state = 'rejected', reason = ?, acked_at = ?, "
                     "state_at = ? WHERE id = ? AND state IN ('pending', 'sent') "
@@ -489,21 +524,59 @@ class Store(LocalDataMixin):
                     continue
                 seq, member_id, type_ = row
                 if member_id is not None:
-                    self._drop_deltas_in_tx(member_id, seq)
+                    self._drop_deltas_in_tx([(member_id, seq)])
                 if type_ == "sale":
                     # A refund of a sale the club refused undoes nothing.
-                    for r_seq, r_member in self.db.execute_sql(
-                            "SELECT seq, member_id FROM events WHERE ref_id = ? AND "
-                            "member_id IS NOT NULL", (event_id,)).fetchall():
-                        self._drop_deltas_in_tx(r_member, r_seq)
+                    self._drop_deltas_in_tx((r_member, r_seq) for r_seq, r_member in
+                                            self.db.execute_sql(
+                        "SELECT seq, member_id FROM events WHERE ref_id = ? AND "
+                        "member_id IS NOT NULL", (event_id,)).fetchall())
             if applied_seq is not None:
                 self.db.execute_sql(
                     "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) "
                     "WHERE key = 'club_applied_seq'", (int(applied_seq),))
 
-    def _drop_deltas_in_tx(self, member_id: str, seq: int) -> None:
-        self.db.execute_sql("DELETE FROM event_deltas WHERE member_id = ? AND seq = ?",
-                            (member_id, seq))
+    def _add_deltas_in_tx(self, member_id: str, seq: int,
+                          rows: list[tuple[str, int]]) -> None:
+        """Add one event's deltas; ``seq`` is the newest, so each new running sum
+        is the kind's new total."""
+        if not rows:
+            return
+        conn = self.db.connection()
+        conn.executemany(
+            "INSERT INTO delta_totals (member_id, kind, total) VALUES (?, ?, ?) "
+            "ON CONFLICT (member_id, kind) DO UPDATE SET total = total + excluded.total",
+            [(member_id, kind, amount) for kind, amount in rows])
+        conn.executemany(
+            "INSERT INTO event_deltas (member_id, kind, seq, amount, running) VALUES "
+            "(?1, ?2, ?3, ?4, (SELECT total FROM delta_totals WHERE member_id = ?1 "
+            "AND kind = ?2))", [(member_id, kind, seq, amount) for kind, amount in rows])
+
+    def _drop_deltas_in_tx(self, pairs: Iterable[tuple[str, int]]) -> None:
+        """Remove the deltas of events (member_id, seq) and redo the running sums of
+        the kinds touched (rejections and pruning only: rare, off the sale path)."""
+        conn = self.db.connection()
+        touched: set[tuple[str, str]] = set()
+        for member_id, seq in pairs:
+            for (kind,) in conn.execute(
+                    "DELETE FROM event_deltas WHERE member_id = ? AND seq = ? RETURNING kind",
+                    (member_id, seq)).fetchall():
+                touched.add((member_id, kind))
+        for member_id, kind in touched:
+            conn.execute(
+                "UPDATE event_deltas SET running = w.r FROM (SELECT seq AS s, sum(amount) "
+                "OVER (ORDER BY seq) AS r FROM event_deltas WHERE member_id = ?1 AND kind = ?2)"
+                " AS w WHERE event_deltas.member_id = ?1 AND event_deltas.kind = ?2 "
+                "AND event_deltas.seq = w.s", (member_id, kind))
+            total = conn.execute(
+                "SELECT sum(amount) FROM event_deltas WHERE member_id = ? AND kind = ?",
+                (member_id, kind)).fetchone()[0]
+            if total is None:
+                conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
+                             (member_id, kind))
+            else:
+                conn.execute("UPDATE delta_totals SET total = ? WHERE member_id = ? AND "
+                             "kind = ?", (total, member_id, kind))
 
     def club_applied_seq(self) -> int:
         """The highest ``applied_seq`` the club has acked."""
@@ -519,10 +592,11 @@ class Store(LocalDataMixin):
         """Waiting (pending + sent) events, the oldest one's time, rejected, per type."""
         with self._guard("reading the outbox"):
             by_type = {str(t): int(n) for t, n in self.db.execute_sql(
-                "SELECT type, count(*) FROM events WHERE state IN ('pending', 'sent') "
-                "GROUP BY type").fetchall()}
+                "SELECT type, count(*) FROM events INDEXED BY events_waiting_type "
+                "WHERE state IN ('pending', 'sent') GROUP BY type").fetchall()}
             oldest = self.db.execute_sql(
-                "SELECT at FROM events WHERE state IN ('pending', 'sent') ORDER BY seq LIMIT 1"
+                "SELECT at FROM events INDEXED BY events_waiting "
+                "WHERE state IN ('pending', 'sent') ORDER BY seq LIMIT 1"
             ).fetchone()
             rejected = self.db.execute_sql(
                 "SELECT count(*) FROM events WHERE state = 'rejected'").fetchone()[0]
@@ -610,9 +684,8 @@ class Store(LocalDataMixin):
                     (keep_before, retain_before, applied)).fetchall()
                 if not rows:
                     return total
-                for seq, member_id in rows:
-                    if member_id is not None:
-                        self._drop_deltas_in_tx(member_id, seq)
+                self._drop_deltas_in_tx((member_id, seq) for seq, member_id in rows
+                                        if member_id is not None)
                 seqs = [r[0] for r in rows]
                 self.db.execute_sql(
                     f"DELETE FROM events WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs)  # noqa: S608 (placeholders only)
@@ -645,41 +718,56 @@ class Store(LocalDataMixin):
         with self._guard("reading the member cache"):
             return int(self.db.execute_sql("SELECT count(*) FROM members").fetchone()[0])
 
-    def usable_balances(self, member_id: str) -> dict[str, int]:
-        """Cached balances plus this terminal's own events not yet reflected
-        (``seq > applied[this terminal]``), per protocol.md."""
+    def _projection(self, member_id: str) -> tuple[dict[str, Any] | None, dict[str, int]]:
+        """The cached record and the sum of own deltas with seq > applied[T], per kind
+        (balance kinds and the ``stats.`` pseudo-kinds): total minus the running
+        sum at applied[T], two index probes per kind."""
         with self._guard("reading balances"):
             row = self.db.execute_sql(
                 "SELECT record, applied_here FROM members WHERE member_id = ?",
                 (member_id,)).fetchone()
             applied = int(row[1]) if row else 0
             deltas = self.db.execute_sql(
-                "SELECT kind, sum(amount) FROM event_deltas WHERE member_id = ? AND seq > ? "
-                "GROUP BY kind", (member_id, applied)).fetchall()
-        cached = json.loads(row[0]).get("balances") or {} if row else {}
-        return ev.sum_balances(cached, ((str(k), int(v)) for k, v in deltas))
+                "SELECT t.kind, t.total - coalesce((SELECT d.running FROM event_deltas d "
+                "WHERE d.member_id = t.member_id AND d.kind = t.kind AND d.seq <= ? "
+                "ORDER BY d.seq DESC LIMIT 1), 0) FROM delta_totals t WHERE t.member_id = ?",
+                (applied, member_id)).fetchall()
+        record = json.loads(row[0]) if row else None
+        return record, {str(k): int(v) for k, v in deltas}
+
+    def usable_balances(self, member_id: str) -> dict[str, int]:
+        """Cached balances plus this terminal's own events not yet reflected
+        (``seq > applied[this terminal]``), per protocol.md."""
+        record, deltas = self._projection(member_id)
+        cached = (record or {}).get("balances") or {}
+        return ev.sum_balances(cached, ((k, v) for k, v in deltas.items()
+                                        if not k.startswith(STATS_PREFIX)))
 
     def member_view(self, member_id: str) -> dict[str, Any] | None:
         """The record with usable balances and stats projected over own unreflected
         sales (``purchase_count`` +sales, ``spend_30d`` +payable, ``last_purchase``)."""
-        record = self.member(member_id)
+        record, deltas = self._projection(member_id)
         if record is None:
             return None
-        record["balances"] = self.usable_balances(member_id)
+        cached = record.get("balances") or {}
+        record["balances"] = ev.sum_balances(cached, ((k, v) for k, v in deltas.items()
+                                                      if not k.startswith(STATS_PREFIX)))
         applied = int((record.get("applied") or {}).get(self.terminal_id, 0))
         with self._guard("reading balances"):
-            count, spend, last = self.db.execute_sql(
-                "SELECT coalesce(sum(purchases), 0), coalesce(sum(spend), 0), "
-                "max(CASE WHEN type = 'sale' THEN substr(at, 1, 10) END) FROM events "
-                "WHERE member_id = ? AND seq > ? AND state != 'rejected'",
+            last = self.db.execute_sql(
+                "SELECT at FROM events WHERE member_id = ? AND seq > ? AND type = 'sale' "
+                "AND state != 'rejected' ORDER BY seq DESC LIMIT 1",
                 (member_id, applied)).fetchone()
         stats = dict(record.get("stats") or {})
-        stats["purchase_count"] = int(stats.get("purchase_count") or 0) + int(count)
-        stats["spend_30d"] = int(stats.get("spend_30d") or 0) + int(spend)
-        if last and (not stats.get("last_purchase") or str(last) > str(stats["last_purchase"])):
-            stats["last_purchase"] = str(last)
+        stats["purchase_count"] = (int(stats.get("purchase_count") or 0)
+                                   + deltas.get(STATS_PREFIX + "purchases", 0))
+        stats["spend_30d"] = (int(stats.get("spend_30d") or 0)
+                              + deltas.get(STATS_PREFIX + "spend", 0))
+        day = str(last[0])[:10] if last else None
+        if day and (not stats.get("last_purchase") or day > str(stats["last_purchase"])):
+            stats["last_purchase"] = day
         record["stats"] = stats
-        return record
+        return dict(record)
 
     def offline_counters(self, member_id: str, local_day_start: datetime,
                          local_day_end: datetime) -> tuple[int, int]:
@@ -709,8 +797,25 @@ class Store(LocalDataMixin):
         return record
 
     def _upsert_in_tx(self, rows: list[tuple[dict[str, Any], str]], gen: int) -> None:
-        """Replace whole records (and their tokens); the caller holds the transaction."""
+        """Replace whole records (and their tokens); the caller holds the transaction.
+
+        A record older than the cached one (lower ``version``: a snapshot fetched
+        before a change that was applied meanwhile) is skipped.
+        """
         conn = self.db.connection()
+        cached: dict[str, int] = {}
+        ids = [r["member_id"] for r, _ in rows]
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            cached.update(conn.execute(
+                "SELECT member_id, version FROM members WHERE member_id IN "  # noqa: S608 (placeholders only)
+                f"({', '.join('?' for _ in part)})", part).fetchall())
+        newer = [r["member_id"] for r, _ in rows if cached.get(r["member_id"], -1) > r["version"]]
+        if newer:
+            # Still named by the snapshot: not to be swept as gone.
+            conn.executemany("UPDATE members SET gen = ? WHERE member_id = ?",
+                             [(gen, m) for m in newer])
+            rows = [(r, t) for r, t in rows if cached.get(r["member_id"], -1) <= r["version"]]
         conn.executemany(
             "INSERT INTO members (member_id, version, applied_here, gen, provisional, record) "
             "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (member_id) DO UPDATE SET "
@@ -799,7 +904,10 @@ class Store(LocalDataMixin):
         if full:
             self._sweep_members(gen)
         with self._guard("importing members"), self.db.atomic():
-            self._set_meta("members_version", int(version))
+            # Never backwards: change sets applied during the import stay counted.
+            self.db.execute_sql(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) "
+                "WHERE key = 'members_version'", (int(version),))
         return count
 
     def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]], gen: int) -> None:
@@ -913,6 +1021,13 @@ class Store(LocalDataMixin):
                                         at=self._now_text()).on_conflict_ignore().execute()
             row = self.m.CommandResult.get(self.m.CommandResult.id == command_id)
         return dict(json.loads(row.result))
+
+
+def _delta_rows(effect: ev.Effect) -> list[tuple[str, int]]:
+    """Balance kinds plus the stats pseudo-kinds of one event, zeros left out."""
+    rows = list(effect.balance.items())
+    rows += [(STATS_PREFIX + "purchases", effect.purchases), (STATS_PREFIX + "spend", effect.spend)]
+    return [(k, v) for k, v in rows if v]
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

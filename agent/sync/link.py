@@ -206,6 +206,10 @@ class ClubLink:
         self._last_status_key: str | None = None
         self._last_status_at = 0.0
         self._status_wanted = False
+        self._status_dirty = False
+        self._stats: Any = None
+        self._pending_stale = False
+        self._pending_at = 0.0
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
         self._members_problem: str | None = None
@@ -290,6 +294,7 @@ class ClubLink:
         client.max_inflight_messages_set(max(20, 2 * self.tuning.max_inflight_batches + 8))
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -323,6 +328,10 @@ class ClubLink:
         client.subscribe([(t, 1) for t in self.topics.subscriptions()])
         self._jobs.put(_Job("connected", data={"session_present": flags.session_present}))
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # TCP or TLS failed before MQTT began (broker down, certificate refused).
+        self._set_error("cannot reach the club broker (TCP or TLS failed)")
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self._jobs.put(_Job("disconnected", data={"reason": str(reason)}))
@@ -334,23 +343,46 @@ class ClubLink:
 
     def _work_loop(self) -> None:
         while True:
+            jobs = self._next_jobs()
+            acks: list[bytes] = []
+            for job in [*jobs, None]:
+                # Acks that queued up together are recorded in one store transaction.
+                if job is not None and job.kind == "message" and job.topic == self.topics.acks:
+                    acks.append(job.payload)
+                    continue
+                if acks:
+                    self._guarded(self._on_acks, acks)
+                    acks = []
+                if job is None:
+                    break
+                if job.kind == "stop":
+                    self._shutdown(job)
+                    return
+                self._guarded(self._handle, job)
+            self._guarded(self._housekeeping)
+
+    def _next_jobs(self, most: int = 64) -> list[_Job]:
+        """The next job (waiting at most one tick) and whatever else is queued already."""
+        try:
+            jobs = [self._jobs.get(timeout=self._tick())]
+        except queue.Empty:
+            return []
+        while len(jobs) < most:
             try:
-                job = self._jobs.get(timeout=self._tick())
+                jobs.append(self._jobs.get_nowait())
             except queue.Empty:
-                job = None
-            try:
-                if job is not None:
-                    if job.kind == "stop":
-                        self._shutdown(job)
-                        return
-                    self._handle(job)
-                self._housekeeping()
-            except ClubtermError as exc:
-                log.error("club link: %s", exc)
-                self._set_error(str(exc))
-            except Exception:
-                # A bug must not stop the link: log it and carry on with the next job.
-                log.exception("club link: unexpected error")
+                break
+        return jobs
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except ClubtermError as exc:
+            log.error("club link: %s", exc)
+            self._set_error(str(exc))
+        except Exception:
+            # A bug must not stop the link: log it and carry on with the next job.
+            log.exception("club link: unexpected error")
 
     def _tick(self) -> float:
         waits = [1.0]
@@ -359,6 +391,8 @@ class ClubLink:
             waits.append(deadline - time.monotonic())
         if self._snapshot_due is not None:
             waits.append(self._snapshot_due - time.monotonic())
+        if self._pending_stale:
+            waits.append(self._pending_at + _PENDING_REFRESH_S - time.monotonic())
         return max(0.01, min(waits))
 
     def _handle(self, job: _Job) -> None:
@@ -377,6 +411,7 @@ class ClubLink:
             self._snapshot_due = time.monotonic()
         elif job.kind == "readers":
             self._readers = job.data["readers"]
+            self._status_dirty = True
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -387,6 +422,9 @@ class ClubLink:
                 log.warning("no ack for %d batch(es) within %.0f s; sending them again",
                             len(late), self.tuning.ack_timeout_s)
             self._fill_window()
+        if self._pending_stale and (not self._outflight.batches
+                                    or now - self._pending_at >= _PENDING_REFRESH_S):
+            self._refresh_pending()
         if self._snapshot_due is not None and now >= self._snapshot_due:
             self._run_snapshot(self._snapshot_since)
         self._maybe_status()
@@ -424,6 +462,10 @@ class ClubLink:
 
     def _refresh_pending(self) -> None:
         stats = self.store.queue_stats()
+        self._stats = stats
+        self._pending_stale = False
+        self._pending_at = time.monotonic()
+        self._status_dirty = True
         old = self.state().pending
         self._update_state(pending=int(stats.pending))
         if int(stats.pending) != old:
@@ -453,6 +495,7 @@ class ClubLink:
     # ---- sending -------------------------------------------------------------
 
     def _fill_window(self) -> None:
+        sent: list[str] = []
         while self._online and self._outflight.can_send():
             in_flight = self._outflight.event_ids()
             events = self.store.next_batch(self.tuning.max_batch_events,
@@ -460,10 +503,15 @@ class ClubLink:
                                            exclude_ids=in_flight)
             if not events:
                 break
-            self._send_batch(events)
+            sent += self._send_batch(events)
+        if sent:
+            # One store transaction for all batches sent now ("sent" is bookkeeping:
+            # the send list is changed by acks only).
+            self.store.mark_sent(sent)
         self._update_state(in_flight=len(self._outflight.batches))
 
-    def _send_batch(self, events: list[dict[str, Any]]) -> None:
+    def _send_batch(self, events: list[dict[str, Any]]) -> list[str]:
+        """Publish one batch (split if over the size limit); returns the ids sent."""
         batch_id = uuid7_str()
         payload = encode_batch(batch_id, self.config.terminal_id, events)
         if len(payload) > MAX_PAYLOAD:
@@ -473,40 +521,52 @@ class ClubLink:
                 log.error("event %s is %d bytes, over the 256 KiB limit; not sent",
                           events[0]["id"], len(payload))
                 self.store.apply_ack([], [(events[0]["id"], "too_large")], None)
-                return
+                return []
             half = len(events) // 2
-            self._send_batch(events[:half])
-            self._send_batch(events[half:])
-            return
+            return self._send_batch(events[:half]) + self._send_batch(events[half:])
         ids = [e["id"] for e in events]
-        self.store.mark_sent(ids)
         info = self.client.publish(self.topics.events, payload, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise LinkError(f"publishing a batch failed: {mqtt.error_string(info.rc)}")
         self._outflight.add(batch_id, ids, time.monotonic(), len(payload))
         self.counters["batches_sent"] += 1
         self.counters["events_sent"] += len(ids)
+        return ids
 
-    def _on_ack(self, payload: bytes) -> None:
-        ack = parse_ack(payload)
-        self.store.apply_ack(ack.accepted, ack.rejected, ack.applied_seq)
-        self._outflight.on_ack(ack.batch, ack.accepted + [i for i, _ in ack.rejected])
-        self.counters["acks"] += 1
-        if ack.rejected:
+    def _on_acks(self, payloads: list[bytes]) -> None:
+        acks = []
+        for payload in payloads:
+            try:
+                acks.append(parse_ack(payload))
+            except MessageError as exc:
+                self.counters["dropped_messages"] += 1
+                log.warning("dropped an ack: %s", exc)
+        if not acks:
+            return
+        applied = [a.applied_seq for a in acks if a.applied_seq is not None]
+        self.store.apply_ack([i for a in acks for i in a.accepted],
+                             [r for a in acks for r in a.rejected],
+                             max(applied) if applied else None)
+        for ack in acks:
+            self._outflight.on_ack(ack.batch, ack.accepted + [i for i, _ in ack.rejected])
             for event_id, reason in ack.rejected:
                 log.warning("the club rejected event %s: %s", event_id, reason)
                 self._recent_rejections.append({"id": event_id, "reason": reason})
-            self._recent_rejections = self._recent_rejections[-10:]
+        self._recent_rejections = self._recent_rejections[-10:]
+        self.counters["acks"] += len(acks)
+        self._status_dirty = True
         self._update_state(last_ack_at=_now())
-        self._refresh_pending()
+        # Counting the queue costs a query; during a drain once per 0.25 s is enough.
+        self._pending_stale = True
 
     # ---- receiving -----------------------------------------------------------
 
     def _on_club_message(self, topic: str, payload: bytes) -> None:
         t = self.topics
+        self._status_dirty = True
         try:
             if topic == t.acks:
-                self._on_ack(payload)
+                self._on_acks([payload])
             elif topic == t.member_changes:
                 self._on_change_set(payload)
             elif topic == t.rules:
@@ -566,6 +626,7 @@ class ClubLink:
 
     def _run_snapshot(self, since: int) -> int | None:
         self._snapshot_due = None
+        self._status_dirty = True
         if self.snapshots is None:
             return None
         try:
@@ -620,7 +681,7 @@ class ClubLink:
 
     def status_payload(self) -> dict[str, Any]:
         """The retained status document (``protocol.md``, "Status")."""
-        stats = self.store.queue_stats()
+        stats = self._stats if self._stats is not None else self.store.queue_stats()
         oldest = getattr(stats, "oldest_at", None)
         state = self.state()
         return {
@@ -645,7 +706,8 @@ class ClubLink:
         if self._status_wanted or now - self._last_status_at >= self.tuning.status_interval_s:
             self._publish_status(force=True)
             return
-        if now - self._last_status_at >= self.tuning.status_min_gap_s:
+        if self._status_dirty and now - self._last_status_at >= self.tuning.status_min_gap_s:
+            self._status_dirty = False
             self._publish_status(force=False)
 
     def _publish_status(self, *, force: bool) -> None:
@@ -683,6 +745,8 @@ def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) 
     """The batch payload ``{"batch", "terminal_id", "events"}``."""
     return encode_json({"batch": batch_id, "terminal_id": terminal_id, "events": events})
 
+
+_PENDING_REFRESH_S = 0.25
 
 # The envelope around the events, with room for a long terminal id.
 _BATCH_OVERHEAD = len(encode_batch("0" * 36, "x" * 128, []))

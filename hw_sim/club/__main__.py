@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         with os.fdopen(fd, "w") as fh:
             fh.write(seed["pan_key_hex"] + "\n")
     keys_dir = args.state / "keys"
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    signal.signal(signal.SIGINT, lambda *a: done.set())
     print(f"club {args.club} is running", flush=True)
     print(f"  broker_url      = {broker_url}")
     print(f"  central_url     = {club.central_url}")
@@ -102,9 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ca_file         = {tls.ca}")
     print("Ctrl-C stops it.", flush=True)
 
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
     done.wait()
     club.stop()
     if broker is not None:

@@ -107,8 +107,8 @@ class Ledger:
                 "SELECT record FROM members WHERE removed=0 ORDER BY member_id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def upsert_members(self, records: Iterable[Mapping[str, Any]]) -> tuple[int, int,
-                                                                               list[dict[str, Any]]]:
+    def upsert_members(self, records: Iterable[Mapping[str, Any]]
+                       ) -> tuple[int, int, list[dict[str, Any]]]:
         """Create or replace member records (seeding, tests); each gets a new version.
 
         Returns ``(from_version, to_version, records)`` for a change set.
@@ -230,80 +230,112 @@ class Ledger:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for ev in events:
-                    self._receive_one(terminal_id, ev, now, result, reject_if)
-                self._apply_contiguous(terminal_id, result)
+                fresh = self._receive(terminal_id, events, now, result, reject_if)
+                self._apply_contiguous(terminal_id, result, fresh)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
         return result
 
-    def _receive_one(self, terminal_id: str, ev: Any, now: str, result: BatchResult,
-                     reject_if: Callable[[dict[str, Any]], str | None] | None) -> None:
-        if not isinstance(ev, dict) or not isinstance(ev.get("id"), str):
-            return  # nothing to name in an ack
-        ev_id = ev["id"]
-        row = self.db.execute("SELECT state, reason FROM events WHERE id=?", (ev_id,)).fetchone()
-        if row is not None:
-            self.db.execute("UPDATE events SET times_received=times_received+1 WHERE id=?",
-                            (ev_id,))
-            if row[0] == "rejected":
-                result.rejected.append({"id": ev_id, "reason": row[1]})
+    def _receive(self, terminal_id: str, events: list[Any], now: str, result: BatchResult,
+                 reject_if: Callable[[dict[str, Any]], str | None] | None
+                 ) -> dict[str, dict[str, Any]]:
+        """Store the new events of a batch; returns them by id (parsed, for applying)."""
+        named = [ev for ev in events if isinstance(ev, dict) and isinstance(ev.get("id"), str)]
+        known: dict[str, tuple[str, str | None]] = {}
+        for chunk in _chunks([ev["id"] for ev in named]):
+            marks = ",".join("?" * len(chunk))
+            for ev_id, state, reason in self.db.execute(
+                    f"SELECT id, state, reason FROM events WHERE id IN ({marks})", chunk):
+                known[ev_id] = (state, reason)
+        seqs = [ev.get("seq") for ev in named if _is_seq(ev.get("seq"))]
+        taken: dict[int, str] = {}
+        for chunk in _chunks(seqs):
+            marks = ",".join("?" * len(chunk))
+            for seq, ev_id in self.db.execute(
+                    f"SELECT seq, id FROM events WHERE terminal_id=? AND seq IN ({marks})",
+                    (terminal_id, *chunk)):
+                taken[seq] = ev_id
+        fresh: dict[str, dict[str, Any]] = {}
+        repeats: list[tuple[str]] = []
+        rows: list[tuple[Any, ...]] = []
+        for ev in named:
+            ev_id = ev["id"]
+            if ev_id in known:
+                repeats.append((ev_id,))
+                state, reason = known[ev_id]
+                if state == "rejected":
+                    result.rejected.append({"id": ev_id, "reason": reason or "rejected"})
+                else:
+                    result.accepted.append(ev_id)
+                continue
+            reason = _structural_problem(ev, terminal_id)
+            if reason is None and reject_if is not None:
+                reason = reject_if(ev)
+            seq = ev.get("seq")
+            if not _is_seq(seq):
+                # Without a usable seq the event cannot take a place in the order.
+                result.rejected.append({"id": ev_id, "reason": reason or "malformed: seq"})
+                continue
+            if seq in taken:
+                result.rejected.append({"id": ev_id,
+                                        "reason": f"seq_conflict: {seq} is {taken[seq]}"})
+                continue
+            state = "rejected" if reason else "stored"
+            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), json.dumps(ev), now,
+                         state, reason))
+            known[ev_id] = (state, reason)
+            taken[seq] = ev_id
+            if reason:
+                result.rejected.append({"id": ev_id, "reason": reason})
             else:
+                fresh[ev_id] = ev
                 result.accepted.append(ev_id)
-            return
-        reason = _structural_problem(ev, terminal_id)
-        if reason is None and reject_if is not None:
-            reason = reject_if(ev)
-        seq = ev.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-            # Without a usable seq the event cannot take a place in the order.
-            result.rejected.append({"id": ev_id, "reason": reason or "malformed: seq"})
-            return
-        clash = self.db.execute("SELECT id FROM events WHERE terminal_id=? AND seq=?",
-                                (terminal_id, seq)).fetchone()
-        if clash is not None:
-            result.rejected.append({"id": ev_id, "reason": f"seq_conflict: {seq} is {clash[0]}"})
-            return
-        state = "rejected" if reason else "stored"
-        self.db.execute(
+        self.db.executemany(
             "INSERT INTO events (id, terminal_id, seq, type, body, received_at, state, reason) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (ev_id, terminal_id, seq, str(ev.get("type")), json.dumps(ev), now, state, reason))
-        if reason:
-            result.rejected.append({"id": ev_id, "reason": reason})
-        else:
-            result.accepted.append(ev_id)
+            "VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("UPDATE events SET times_received=times_received+1 WHERE id=?",
+                            repeats)
+        return fresh
 
-    def _apply_contiguous(self, terminal_id: str, result: BatchResult) -> None:
+    def _apply_contiguous(self, terminal_id: str, result: BatchResult,
+                          fresh: dict[str, dict[str, Any]]) -> None:
         self.db.execute("INSERT OR IGNORE INTO terminals (terminal_id, applied_seq) VALUES (?,0)",
                         (terminal_id,))
-        applied = self.applied_seq(terminal_id)
+        first = applied = self.applied_seq(terminal_id)
         touched: dict[str, dict[str, Any]] = {}
         rows = self.db.execute(
-            "SELECT seq, state, body FROM events WHERE terminal_id=? AND seq>? ORDER BY seq",
+            "SELECT seq, state, id FROM events WHERE terminal_id=? AND seq>? ORDER BY seq",
             (terminal_id, applied)).fetchall()
-        for seq, state, body in rows:
+        for seq, state, ev_id in rows:
             if seq != applied + 1:
                 break
             if state == "stored":
-                ev = json.loads(body)
+                ev = fresh.get(ev_id)
+                if ev is None:  # arrived in an earlier batch, ahead of a gap
+                    body = self.db.execute("SELECT body FROM events WHERE id=?",
+                                           (ev_id,)).fetchone()[0]
+                    ev = json.loads(body)
                 self._apply_event(terminal_id, ev, touched)
-                self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq=?",
-                                (terminal_id, seq))
                 result.newly_applied += 1
             applied = seq
-        self.db.execute("UPDATE terminals SET applied_seq=? WHERE terminal_id=?",
-                        (applied, terminal_id))
+        if applied != first:
+            self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq>? "
+                            "AND seq<=? AND state='stored'", (terminal_id, first, applied))
+            self.db.execute("UPDATE terminals SET applied_seq=? WHERE terminal_id=?",
+                            (applied, terminal_id))
         result.applied_seq = applied
         start = self.members_version()
         version = start
+        applied_of: dict[str, int] = {terminal_id: applied}
         for rec in touched.values():
             version += 1
             applied_map = dict(rec.get("applied") or {})
             for term in set(applied_map) | {terminal_id}:
-                applied_map[term] = self.applied_seq(term)
+                if term not in applied_of:
+                    applied_of[term] = self.applied_seq(term)
+                applied_map[term] = applied_of[term]
             rec["applied"] = applied_map
             rec["stats"]["spend_30d"] = self._spend_30d(rec["member_id"])
             rec["version"] = version
@@ -339,7 +371,8 @@ class Ledger:
             self.db.execute("INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body) "
                             "VALUES (?,?,?,?,?)",
                             (ev["id"], rec["member_id"] if rec else None,
-                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev), json.dumps(ev)))
+                             at.astimezone(UTC).isoformat(), effects.sale_spend(ev),
+                             json.dumps(ev)))
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
@@ -404,6 +437,15 @@ class Ledger:
         row = self.db.execute("SELECT COALESCE(SUM(net),0) FROM sales WHERE member_id=? "
                               "AND refunded=0 AND at_utc>=?", (member_id, since)).fetchone()
         return int(row[0])
+
+
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 def _parse_time(text: str) -> datetime:

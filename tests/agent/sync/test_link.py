@@ -88,10 +88,16 @@ def test_bundles_accepted_and_refused_with_reasons(
     status = sim_club.wait_status(term.id, lambda s: s["rules_version"] == 5)
     assert status["rules_problem"] is None
 
+    from datetime import UTC, datetime, timedelta
+
+    from hw_sim.club.bundles import SigningKey
+    stranger = SigningKey.load_or_create(term.config.state_dir / "stranger", "stranger-1")
     cases = [
         (dict(version=6, bad_signature=True), "bad_signature"),
         (dict(version=4), "downgrade"),
         (dict(version=7, for_merchant="M-8"), "foreign_merchant"),
+        (dict(version=7, key=stranger), "unknown_key"),
+        (dict(version=7, now=datetime.now(UTC) - timedelta(days=40)), "expired"),
     ]
     for kwargs, reason in cases:
         sim_club.publish_bundle("M-7", **kwargs)
@@ -101,7 +107,8 @@ def test_bundles_accepted_and_refused_with_reasons(
         assert term.bundle_state.version == 5
     problems = [e["problem"] for e in term.events if e["type"] == "rules" and e["problem"]]
     assert [p.split(":")[0] for p in problems] == ["bad_signature", "downgrade",
-                                                    "foreign_merchant"]
+                                                    "foreign_merchant", "unknown_key",
+                                                    "expired"]
     # The refused one is on record; a good newer one clears the problem.
     assert term.store.refused_bundle() is not None
     sim_club.publish_bundle("M-7", 8)
@@ -177,3 +184,17 @@ def test_the_will_marks_a_vanished_terminal_offline(
     term.stop()
     st = sim_club.wait_status(term.id, lambda s: s["state"] == "offline")
     assert "at" in st  # a clean stop says so itself
+
+
+def test_status_is_repeated_and_follows_readers(sim_club: SimClub, mosquitto: MosquittoBroker,
+                                                make_terminal) -> None:
+    from dataclasses import replace
+
+    from tests.agent.sync.conftest import FAST
+    term = make_terminal(sim_club, mosquitto.tls_url,
+                         tuning=replace(FAST, status_interval_s=1.0))
+    first = sim_club.wait_status(term.id, lambda s: s["state"] == "online")
+    sim_club.wait_status(term.id, lambda s: s["at"] != first["at"], timeout=10)
+    readers = [{"name": "Virtual PCD 00 00", "kind": "pcsc", "state": "ok"}]
+    term.link.set_readers(readers)
+    assert sim_club.wait_status(term.id, lambda s: s["readers"] == readers)["readers"] == readers

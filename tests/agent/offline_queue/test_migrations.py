@@ -1,0 +1,100 @@
+"""Versioned migrations: from the first schema, with a backup, losing nothing."""
+
+import sqlite3
+from pathlib import Path
+
+import peewee
+import pytest
+
+from agent.errors import StorageError
+from agent.offline_queue import Store
+from agent.offline_queue.schema import SCHEMA_VERSION, migrate
+
+from .helpers import AT, sale_body
+
+
+def _v1_store(path: Path) -> None:
+    """A file as the first released agent left it: schema 1 with events in it."""
+    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "wal")])
+    db.connect()
+    migrate(db, path, target=1)
+    db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
+                   "('merchant_id', 'M-7'), ('last_seq', '3'), ('club_applied_seq', '1'), "
+                   "('members_version', '7'), ('import_gen', '0')")
+    for seq, state in ((1, "accepted"), (2, "sent"), (3, "pending")):
+        db.execute_sql(
+            "INSERT INTO events (seq, id, type, at, at_us, state, recorded_at, state_at, body) "
+            "VALUES (?, ?, 'expense', '2026-11-24T10:00:00.000+00:00', 0, ?, 'x', 'x', ?)",
+            (seq, f"id-{seq}", state, f'{{"id":"id-{seq}","seq":{seq},"note":"é"}}'))
+    # v1 kept one delta row per (member, seq, kind); v2 adds running sums.
+    db.execute_sql("INSERT INTO event_deltas (member_id, seq, kind, amount) VALUES "
+                   "('m-1', 2, 'points', 30), ('m-1', 3, 'points', -100), "
+                   "('m-1', 3, 'credit.club', 7), ('m-2', 3, 'points', 5)")
+    db.close()
+
+
+def test_migrate_from_the_first_schema(tmp_path: Path) -> None:
+    path = tmp_path / "clubterm.db"
+    _v1_store(path)
+    store = Store.open(path, "T-0001", "M-7")
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert [(e.seq, e.state) for e in store.events()] == [
+            (1, "accepted"), (2, "sent"), (3, "pending")]
+        # v2's size column was back-filled in bytes (é is two).
+        sizes = [r[0] for r in store.db.execute_sql("SELECT size FROM events ORDER BY seq")]
+        assert sizes[0] == len('{"id":"id-1","seq":1,"note":"é"}'.encode())
+        assert [e["seq"] for e in store.next_batch()] == [2, 3]
+        assert store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+                            staff_id=None, offline=False).seq == 4
+        assert store.integrity_check() == ["ok"]
+        # No cached record: applied = 0, every delta counts; the projection is the
+        # same as v1's SUM.
+        assert store.usable_balances("m-1") == {"points": -70, "credit.club": 7}
+        assert store.usable_balances("m-2") == {"points": 5}
+    finally:
+        store.close()
+    backups = list(tmp_path.glob("clubterm.db.v1-*.bak"))
+    assert len(backups) == 1
+    with sqlite3.connect(backups[0]) as old:
+        assert old.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert old.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+
+
+def test_a_failing_migration_leaves_the_old_schema(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.offline_queue import schema
+
+    path = tmp_path / "clubterm.db"
+    _v1_store(path)
+    broken = schema.Migration(2, "broken", ("ALTER TABLE events ADD COLUMN size INTEGER",
+                                            "THIS IS NOT SQL"))
+    monkeypatch.setattr(schema, "MIGRATIONS", (schema.MIGRATIONS[0], broken))
+    with pytest.raises(StorageError):
+        Store.open(path, "T-0001", "M-7")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        cols = [r[1] for r in db.execute("PRAGMA table_info(events)")]
+        assert "size" not in cols
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clubterm.db"
+    Store.open(path, "T-0001", "M-7").close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageError, match="newer than this agent"):
+        Store.open(path, "T-0001", "M-7")
+
+
+def test_an_event_survives_the_whole_chain(tmp_path: Path) -> None:
+    path = tmp_path / "clubterm.db"
+    store = Store.open(path, "T-0001", "M-7")
+    e = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.close()
+    again = Store.open(path, "T-0001", "M-7")
+    try:
+        assert again.events()[0].event == e.body
+    finally:
+        again.close()
