@@ -128,15 +128,15 @@ def bench_taps(taps: int) -> dict[str, Any]:
         return {"skipped": "needs root for the private pcscd (unshare -m)"}
     from agent.localapi.client import SocketClient
     from hw_sim import cards
+    from hw_sim.pcscd import PcscService, free_port_pair, pcscd_available
     from hw_sim.terminal import seed_store, write_config
     from tests.agent.daemon.support import AgentProcess, NotifyListener
     from tests.e2e.terminal import PCSC_ONLY
-    from tests.fixtures.pcsc import PcscService, _free_port_pair, pcscd_available
 
     if not pcscd_available():
         return {"skipped": "pcscd or vpcd is not installed"}
     root = Path(tempfile.mkdtemp(prefix="ctbt", dir="/tmp"))
-    pcsc = PcscService(root=root / "pcscd", port=_free_port_pair())
+    pcsc = PcscService(root=root / "pcscd", port=free_port_pair())
     pcsc.write_conf()
     pcsc.start()
     files = write_config(root / "t", profile_text=PCSC_ONLY)
