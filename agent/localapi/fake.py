@@ -420,7 +420,9 @@ class FakeLocalApi:
             raise ApiError(MEMBER_NOT_ACTIVE,
                            f"{member['name']}'s card is {why}: no benefits can be given.",
                            {"member_id": member["member_id"], "status": member["status"]})
-        return self._summary(member, token)
+        # ``token`` (the identifier that matched, normalised) is beyond
+        # local-api.md: the client needs it for sale.quote after a phone lookup.
+        return {**self._summary(member, token), "token": token}
 
     def _token_from(self, params: Json) -> str:
         if isinstance(params.get("token"), str) and params["token"]:
