@@ -480,7 +480,7 @@ class FakeLocalApi:
                 reason = "no member" if member is None else f"tier is {member['tier']}"
                 explain.append({"rule": rule, "kind": "discount", "applied": False,
                                 "label": label, "reason": "tiers",
-                                "text": f"{label} — not applied: {reason}"})
+                                "text": f"{label} — {reason}"})
         net = gross - sum(d["amount"] for d in discounts)
         balances = self._usable_balances(member) if member else {}
         limits = self._redeem_limits(member, balances, net)
@@ -499,7 +499,7 @@ class FakeLocalApi:
         else:
             explain.append({"rule": "base-points", "kind": "points", "applied": False,
                             "label": "1 point per 1.00 paid", "reason": "anonymous",
-                            "text": "1 point per 1.00 paid — not applied: no member"})
+                            "text": "1 point per 1.00 paid — no member"})
         quote_id = str(uuid.uuid4())
         made_at = self.clock()
         body: Json = {

@@ -74,8 +74,14 @@ class ClubtermApp(App[None]):
     agent_status: reactive[AgentStatus] = reactive(AgentStatus, always_update=True)
     staff: reactive[StaffSession | None] = reactive(None, always_update=True)
 
-    def __init__(self, api: LocalApi, *, locale: str = "en", idle_signout_s: float = 300.0,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        api: LocalApi,
+        *,
+        locale: str = "en",
+        idle_signout_s: float = 300.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.ui_locale = load_locale(locale)
         set_locale(self.ui_locale)
         super().__init__()

@@ -31,8 +31,9 @@ def gs1_check_digit_ok(digits: str) -> bool:
 
 def is_product_code(text: str) -> bool:
     """True if ``text`` is a GS1 product number (EAN-8/UPC-A/EAN-13/GTIN-14)."""
-    return text.isascii() and text.isdigit() and len(text) in GS1_LENGTHS \
-        and gs1_check_digit_ok(text)
+    return (
+        text.isascii() and text.isdigit() and len(text) in GS1_LENGTHS and gs1_check_digit_ok(text)
+    )
 
 
 def scanned_product(token: str) -> str | None:
@@ -58,8 +59,7 @@ class Line:
 
     def to_param(self) -> dict[str, object]:
         """The line as ``sale.quote`` takes it."""
-        return {"sku": self.sku, "category": None, "qty": self.qty,
-                "unit_price": self.unit_price}
+        return {"sku": self.sku, "category": None, "qty": self.qty, "unit_price": self.unit_price}
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def add_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
         for i, existing in enumerate(lines):
             if existing.sku == line.sku and existing.unit_price == line.unit_price:
                 merged = replace(existing, qty=existing.qty + line.qty)
-                return (*lines[:i], merged, *lines[i + 1:])
+                return (*lines[:i], merged, *lines[i + 1 :])
     return (*lines, line)
 
 

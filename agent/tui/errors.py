@@ -37,5 +37,8 @@ def error_text(error: ApiError) -> str:
     if current().code == "en" or error.code not in _HEADLINES:
         # The agent's messages are English sentences written for cashiers.
         return str(error)
-    return tr("{headline} ({detail})", headline=current().gettext(_HEADLINES[error.code]),
-              detail=str(error))
+    return tr(
+        "{headline} ({detail})",
+        headline=current().gettext(_HEADLINES[error.code]),
+        detail=str(error),
+    )

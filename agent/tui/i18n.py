@@ -23,9 +23,13 @@ import gettext as _gettext
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DOMAIN = "clubterm"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -39,13 +43,31 @@ _DIGITS = {
 # Decimal and group separators per language (U+066B, U+066C for Persian).
 _SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬")}
 _CURRENCY_SYMBOLS = {
-    "EUR": "€", "USD": "$", "GBP": "£", "ILS": "₪", "VND": "₫", "IRR": "ریال", "TRY": "₺",
+    "EUR": "€",
+    "USD": "$",
+    "GBP": "£",
+    "ILS": "₪",
+    "VND": "₫",
+    "IRR": "ریال",
+    "TRY": "₺",
 }
 _TO_ASCII_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MIRROR = str.maketrans("()[]{}<>«»", ")(][}{><»«")
 
-_JALALI_MONTHS = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور",
-                  "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند")
+_JALALI_MONTHS = (
+    "فروردین",
+    "اردیبهشت",
+    "خرداد",
+    "تیر",
+    "مرداد",
+    "شهریور",
+    "مهر",
+    "آبان",
+    "آذر",
+    "دی",
+    "بهمن",
+    "اسفند",
+)
 
 
 def N_(message: str) -> str:
@@ -126,7 +148,8 @@ def load_locale(code: str | None = None) -> Locale:
     lang = (code or "en").split(".")[0].split("_")[0].split("-")[0].lower() or "en"
     try:
         translations: _gettext.NullTranslations = _gettext.translation(
-            DOMAIN, localedir=str(LOCALE_DIR), languages=[lang])
+            DOMAIN, localedir=str(LOCALE_DIR), languages=[lang]
+        )
     except OSError:
         translations = _gettext.NullTranslations()
         lang = "en" if lang not in _DIGITS and lang not in RTL_LANGUAGES else lang
@@ -156,6 +179,16 @@ def tr(message: str, /, **values: object) -> str:
 def trn(singular: str, plural: str, n: int, /, **values: object) -> str:
     """Plural-aware :func:`tr`; ``{n}`` is filled in with ``n`` in local digits."""
     text = _current.ngettext(singular, plural, n).format(n=_current.number(n), **values)
+    return _current.display(text)
+
+
+def ordered(cells: Sequence[T]) -> list[T]:
+    """Table cells in drawing order: right to left in an RTL locale."""
+    return list(reversed(cells)) if _current.rtl and _current.visual_bidi else list(cells)
+
+
+def display(text: str) -> str:
+    """Text already translated and filled in, put in display order."""
     return _current.display(text)
 
 
@@ -197,8 +230,15 @@ def gregorian_to_jalali(gy: int, gm: int, gd: int) -> tuple[int, int, int]:
     """The Jalali (Solar Hijri) date of a Gregorian one (the arithmetic calendar)."""
     g_days = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
     gy2 = gy + 1 if gm > 2 else gy
-    days = (355666 + 365 * gy + (gy2 + 3) // 4 - (gy2 + 99) // 100 + (gy2 + 399) // 400
-            + gd + g_days[gm - 1])
+    days = (
+        355666
+        + 365 * gy
+        + (gy2 + 3) // 4
+        - (gy2 + 99) // 100
+        + (gy2 + 399) // 400
+        + gd
+        + g_days[gm - 1]
+    )
     jy = -1595 + 33 * (days // 12053)
     days %= 12053
     jy += 4 * (days // 1461)
@@ -236,7 +276,7 @@ def visual_order(line: str) -> str:
         if kind != "N":
             continue
         before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
-        after = next((k for k in kinds[i + 1:] if k != "N"), "R")
+        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
         resolved[i] = "L" if before == after == "L" else "R"
     runs: list[tuple[str, str]] = []
     for char, kind in zip(line, resolved, strict=True):
@@ -256,10 +296,12 @@ __all__ = [
     "Locale",
     "ascii_digits",
     "current",
+    "display",
     "gregorian_to_jalali",
     "load_locale",
     "money",
     "number",
+    "ordered",
     "parse_amount",
     "set_locale",
     "tr",

@@ -67,9 +67,11 @@ def _when(value: object) -> datetime | None:
 def _readers(items: object) -> tuple[ReaderView, ...]:
     if not isinstance(items, list):
         return ()
-    return tuple(ReaderView(str(r.get("name", "?")), str(r.get("kind", "")),
-                            str(r.get("state", "")))
-                 for r in items if isinstance(r, dict))
+    return tuple(
+        ReaderView(str(r.get("name", "?")), str(r.get("kind", "")), str(r.get("state", "")))
+        for r in items
+        if isinstance(r, dict)
+    )
 
 
 def status_from_result(result: dict[str, Any], now: datetime) -> AgentStatus:
@@ -102,11 +104,13 @@ def apply_event(status: AgentStatus, event: dict[str, Any], now: datetime) -> Ag
             since = status.since
         return dataclasses.replace(status, online=online, since=since)
     if kind == "queue":
-        return dataclasses.replace(status, pending=int(event.get("pending") or 0),
-                                   rejected=int(event.get("rejected") or 0))
+        return dataclasses.replace(
+            status, pending=int(event.get("pending") or 0), rejected=int(event.get("rejected") or 0)
+        )
     if kind == "rules":
-        return dataclasses.replace(status, rules_version=event.get("version"),
-                                   rules_problem=event.get("problem"))
+        return dataclasses.replace(
+            status, rules_version=event.get("version"), rules_problem=event.get("problem")
+        )
     if kind == "reader":
         name = str(event.get("name", "?"))
         view = ReaderView(name, str(event.get("kind", "")), str(event.get("state", "")))

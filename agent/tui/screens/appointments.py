@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
 from agent.tui.basket import is_product_code
-from agent.tui.i18n import N_, ascii_digits, current, number, tr
+from agent.tui.i18n import N_, ascii_digits, current, number, ordered, tr
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
 
@@ -72,14 +72,16 @@ class AppointmentsScreen(ClubScreen):
             yield Label(tr("Time"), classes="field-label")
             yield Input(id="appt-time", compact=True, placeholder=tr("HH:MM"), max_length=5)
             yield Label(tr("Minutes"), classes="field-label")
-            yield Input(id="appt-minutes", compact=True, value="30", max_length=3,
-                        restrict=r"[0-9۰-۹]*")
+            yield Input(
+                id="appt-minutes", compact=True, value="30", max_length=3, restrict=r"[0-9۰-۹]*"
+            )
             yield Label(tr("Staff no."), classes="field-label")
             yield Input(id="appt-staff", compact=True, max_length=8, restrict=r"[0-9۰-۹]*")
         with Horizontal(classes="field"):
             yield Label(tr("Customer"), classes="field-label")
-            yield Input(id="appt-customer", compact=True,
-                        placeholder=tr("phone, member id, or tap a card"))
+            yield Input(
+                id="appt-customer", compact=True, placeholder=tr("phone, member id, or tap a card")
+            )
         with Horizontal(classes="field"):
             yield Label(tr("Service"), classes="field-label")
             yield Input(id="appt-service", compact=True, placeholder=tr("e.g. haircut"))
@@ -88,7 +90,9 @@ class AppointmentsScreen(ClubScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#diary", DataTable)
-        table.add_columns(tr("Time"), tr("Staff"), tr("Customer"), tr("Service"), tr("Min."))
+        table.add_columns(
+            *ordered([tr("Time"), tr("Staff"), tr("Customer"), tr("Service"), tr("Min.")])
+        )
         self.day = self.club_app.now().date()
         if self.club_app.staff is not None:
             self.query_one("#appt-staff", Input).value = self.club_app.staff.staff_id
@@ -123,26 +127,43 @@ class AppointmentsScreen(ClubScreen):
         self._redraw()
 
     def _shown(self) -> list[dict[str, Any]]:
-        rows = [a for a in self.appointments
-                if self.staff_filter is None or a["staff_name"] == self.staff_filter]
+        rows = [
+            a
+            for a in self.appointments
+            if self.staff_filter is None or a["staff_name"] == self.staff_filter
+        ]
         return sorted(rows, key=lambda a: (a["staff_name"], a["start"]))
 
     def _redraw(self) -> None:
         assert self.day is not None
         loc = current()
-        who = self.staff_filter or tr("everyone")
+        who = self.staff_filter or current().gettext("everyone")
         self.query_one("#diary-title", Static).update(
-            tr("{day} — {who} — {n} booked", day=loc.date(self.day), who=who,
-               n=number(len(self._shown()))))
+            tr(
+                "{day} — {who} — {n} booked",
+                day=loc.date(self.day),
+                who=who,
+                n=number(len(self._shown())),
+            )
+        )
         table = self.query_one("#diary", DataTable)
         table.clear()
         tz = self.club_app.now().tzinfo
         for appt in self._shown():
             start = datetime.fromisoformat(appt["start"]).astimezone(tz)
             end = start + timedelta(minutes=int(appt["minutes"]))
-            table.add_row(f"{loc.time(start)}–{loc.time(end)}", appt["staff_name"],
-                          appt.get("customer_name") or appt["customer"], appt["service"],
-                          number(int(appt["minutes"])), key=appt["appointment_id"])
+            table.add_row(
+                *ordered(
+                    [
+                        f"{loc.time(start)}–{loc.time(end)}",
+                        appt["staff_name"],
+                        appt.get("customer_name") or appt["customer"],
+                        appt["service"],
+                        number(int(appt["minutes"])),
+                    ]
+                ),
+                key=appt["appointment_id"],
+            )
 
     def _selected(self) -> dict[str, Any] | None:
         shown = self._shown()
@@ -174,9 +195,13 @@ class AppointmentsScreen(ClubScreen):
         if not service or not staff_id or int(minutes) < 5:
             self.say(tr("Fill in the service, staff number and minutes (5 or more)."), "error")
             return
-        params: dict[str, Any] = {"start": start.isoformat(), "minutes": int(minutes),
-                                  "staff_id": staff_id, "service": service,
-                                  "note": self.query_one("#appt-note", Input).value.strip()}
+        params: dict[str, Any] = {
+            "start": start.isoformat(),
+            "minutes": int(minutes),
+            "staff_id": staff_id,
+            "service": service,
+            "note": self.query_one("#appt-note", Input).value.strip(),
+        }
         if self.customer_member:
             params["customer"] = self.customer_member
         else:
@@ -201,8 +226,10 @@ class AppointmentsScreen(ClubScreen):
             self.say(tr("Type the new time, e.g. 14:30, then press F9."), "error")
             self.query_one("#appt-time", Input).focus()
             return
-        params: dict[str, Any] = {"appointment_id": appt["appointment_id"],
-                                  "start": start.isoformat()}
+        params: dict[str, Any] = {
+            "appointment_id": appt["appointment_id"],
+            "start": start.isoformat(),
+        }
         staff_id = ascii_digits(self.query_one("#appt-staff", Input).value.strip())
         if staff_id and staff_id != appt["staff_id"]:
             params["staff_id"] = staff_id
@@ -218,8 +245,9 @@ class AppointmentsScreen(ClubScreen):
         if appt is None:
             self.say(tr("Pick an appointment in the list first."), "error")
             return
-        self.call_api("cancel", "appointment.cancel",
-                      {"appointment_id": appt["appointment_id"]}, session=True)
+        self.call_api(
+            "cancel", "appointment.cancel", {"appointment_id": appt["appointment_id"]}, session=True
+        )
 
     def done_cancel(self, result: dict[str, Any]) -> None:
         self.say(tr("Cancelled."), "ok")
@@ -238,8 +266,7 @@ class AppointmentsScreen(ClubScreen):
         return False
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "appt-customer" and self.customer_member and \
-                not event.input.has_focus:
+        if event.input.id == "appt-customer" and self.customer_member and not event.input.has_focus:
             return
         if event.input.id == "appt-customer" and event.input.has_focus:
             self.customer_member = None

@@ -34,8 +34,9 @@ def translate_bindings(node: DOMNode) -> None:
     Textual copies them per instance, so the copy is translated here.
     """
     bindings = [
-        dataclasses.replace(b, description=tr(b.description) if b.description else "",
-                            tooltip=b.tooltip)
+        dataclasses.replace(
+            b, description=tr(b.description) if b.description else "", tooltip=b.tooltip
+        )
         for _key, items in node._bindings.key_to_bindings.items()
         for b in items
     ]
@@ -66,8 +67,9 @@ class ApiCaller:
         """The app, typed."""
         return self.app  # type: ignore[attr-defined,no-any-return]
 
-    def call_api(self, tag: str, method: str, params: dict[str, Any] | None = None, *,
-                 session: bool = False) -> None:
+    def call_api(
+        self, tag: str, method: str, params: dict[str, Any] | None = None, *, session: bool = False
+    ) -> None:
         """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``."""
         params = dict(params or {})
         if session and self.club_app.staff is not None:

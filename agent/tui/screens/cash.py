@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
-from agent.tui.i18n import N_, current, money, parse_amount, tr
+from agent.tui.i18n import N_, current, money, ordered, parse_amount, tr
 from agent.tui.screens.base import ClubScreen
 
 
@@ -32,8 +32,9 @@ class CashScreen(ClubScreen):
             yield Input(id="cash-amount", compact=True, placeholder=tr("e.g. 12.50"))
         with Horizontal(classes="field"):
             yield Label(tr("Category"), classes="field-label")
-            yield Input(id="cash-category", compact=True,
-                        placeholder=tr("e.g. supplies, cleaning, float"))
+            yield Input(
+                id="cash-category", compact=True, placeholder=tr("e.g. supplies, cleaning, float")
+            )
         with Horizontal(classes="field"):
             yield Label(tr("Note"), classes="field-label")
             yield Input(id="cash-note", compact=True, placeholder=tr("optional"))
@@ -42,7 +43,9 @@ class CashScreen(ClubScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#cash-table", DataTable)
-        table.add_columns(tr("Time"), tr("Kind"), tr("Category"), tr("Note"), tr("Amount"))
+        table.add_columns(
+            *ordered([tr("Time"), tr("Kind"), tr("Category"), tr("Note"), tr("Amount")])
+        )
         self.query_one("#cash-amount", Input).focus()
         self.action_reload()
 
@@ -56,8 +59,9 @@ class CashScreen(ClubScreen):
 
     def action_reload(self) -> None:
         """Fetch the day's entries."""
-        self.call_api("summary", "day.summary",
-                      {"date": self.club_app.now().date().isoformat()}, session=True)
+        self.call_api(
+            "summary", "day.summary", {"date": self.club_app.now().date().isoformat()}, session=True
+        )
 
     def done_summary(self, result: dict[str, Any]) -> None:
         self._currency = result.get("currency")
@@ -70,14 +74,26 @@ class CashScreen(ClubScreen):
         tz = self.club_app.now().tzinfo
         for row, kind, sign in rows:
             at = datetime.fromisoformat(row["at"]).astimezone(tz)
-            table.add_row(current().time(at), kind, row.get("category", ""), row.get("note", ""),
-                          self.fmt(sign * int(row["amount"])))
+            table.add_row(
+                *ordered(
+                    [
+                        current().time(at),
+                        kind,
+                        row.get("category", ""),
+                        row.get("note", ""),
+                        self.fmt(sign * int(row["amount"])),
+                    ]
+                )
+            )
         totals = result.get("totals") or {}
-        self.query_one("#cash-totals", Static).update(tr(
-            "Income {income}   Expenses {expenses}   Net {net}",
-            income=self.fmt(int(totals.get("income", 0))),
-            expenses=self.fmt(int(totals.get("expenses", 0))),
-            net=self.fmt(int(totals.get("net", 0)))))
+        self.query_one("#cash-totals", Static).update(
+            tr(
+                "Income {income}   Expenses {expenses}   Net {net}",
+                income=self.fmt(int(totals.get("income", 0))),
+                expenses=self.fmt(int(totals.get("expenses", 0))),
+                net=self.fmt(int(totals.get("net", 0))),
+            )
+        )
 
     def action_add(self, kind: str) -> None:
         """Record the form as an expense or a cash receipt."""
@@ -94,8 +110,9 @@ class CashScreen(ClubScreen):
             self.query_one("#cash-category", Input).focus()
             return
         method = "expense.add" if kind == "expense" else "cash_receipt.add"
-        self.call_api(kind, method, {"amount": amount, "category": category, "note": note},
-                      session=True)
+        self.call_api(
+            kind, method, {"amount": amount, "category": category, "note": note}, session=True
+        )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         order = ["cash-amount", "cash-category", "cash-note"]

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
 from agent.localapi import CONFLICT
-from agent.tui.i18n import N_, ascii_digits, current, number, tr
+from agent.tui.i18n import N_, ascii_digits, current, number, ordered, tr
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
 
@@ -40,8 +40,14 @@ class ClockScreen(ClubScreen):
         self._last_badge: str | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static(tr("Tap your badge to clock in or out, or type your staff number "
-                        "and press F8 (in) or F9 (out)."), classes="hint", id="clock-hint")
+        yield Static(
+            tr(
+                "Tap your badge to clock in or out, or type your staff number "
+                "and press F8 (in) or F9 (out)."
+            ),
+            classes="hint",
+            id="clock-hint",
+        )
         with Horizontal(classes="field"):
             yield Label(tr("Staff number"), classes="field-label")
             yield Input(id="clock-staff", compact=True, restrict=r"[0-9۰-۹]*", max_length=8)
@@ -55,7 +61,7 @@ class ClockScreen(ClubScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#attendance", DataTable)
-        table.add_columns(tr("Name"), tr("In / out"), tr("Hours"))
+        table.add_columns(*ordered([tr("Name"), tr("In / out"), tr("Hours")]))
         self.query_one("#clock-staff", Input).focus()
         self.action_reload()
 
@@ -68,7 +74,8 @@ class ClockScreen(ClubScreen):
         loc = current()
         present = [row["name"] for row in self.attendance if row.get("present")]
         self.query_one("#present", Static).update(
-            "\n".join(tr("● {name}", name=name) for name in present) or tr("Nobody"))
+            "\n".join(tr("● {name}", name=name) for name in present) or tr("Nobody")
+        )
         table = self.query_one("#attendance", DataTable)
         table.clear()
         for row in self.attendance:
@@ -77,8 +84,9 @@ class ClockScreen(ClubScreen):
                 at = datetime.fromisoformat(entry["at"]).astimezone(self.club_app.now().tzinfo)
                 arrow = "→" if entry["action"] == "in" else "←"
                 times.append(f"{arrow}{loc.time(at)}")
-            table.add_row(tr("{name}", name=row["name"]), " ".join(times),
-                          hours(int(row.get("minutes", 0))))
+            table.add_row(
+                tr("{name}", name=row["name"]), " ".join(times), hours(int(row.get("minutes", 0)))
+            )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_clock("in")
@@ -119,9 +127,12 @@ class ClockScreen(ClubScreen):
     def _clocked(self, result: dict[str, Any], action: str) -> None:
         self.query_one("#clock-staff", Input).value = ""
         self._last_badge = None
-        at = current().time(datetime.fromisoformat(result["at"]).astimezone(
-            self.club_app.now().tzinfo))
-        name = result.get("name") or tr("Staff {id}", id=result.get("staff_id", "?"))
+        at = current().time(
+            datetime.fromisoformat(result["at"]).astimezone(self.club_app.now().tzinfo)
+        )
+        name = result.get("name") or current().gettext("Staff {id}").format(
+            id=result.get("staff_id", "?")
+        )
         if action == "in":
             self.say(tr("{name} clocked in at {time}.", name=name, time=at), "ok")
         else:

@@ -42,18 +42,23 @@ class MembersScreen(ClubScreen):
             yield Input(id="enrol-name", compact=True, max_length=80)
         with Horizontal(classes="field"):
             yield Label(tr("Phone"), classes="field-label")
-            yield Input(id="enrol-phone", compact=True, placeholder=tr("e.g. 0912 123 4567"),
-                        max_length=20)
+            yield Input(
+                id="enrol-phone", compact=True, placeholder=tr("e.g. 0912 123 4567"), max_length=20
+            )
         with Horizontal(classes="field"):
             yield Label(tr("Card"), classes="field-label")
             yield Static(id="enrol-card", classes="value")
         with Horizontal(classes="field"):
             yield Label(tr("Referred by"), classes="field-label")
-            yield Input(id="enrol-referrer", compact=True,
-                        placeholder=tr("optional: their phone or club code, Enter"))
+            yield Input(
+                id="enrol-referrer",
+                compact=True,
+                placeholder=tr("optional: their phone or club code, Enter"),
+            )
         yield Static(id="enrol-referrer-name", classes="hint")
-        yield Static(tr("Tap the new card on the reader to link it (optional). "
-                        "F8 enrols."), classes="hint")
+        yield Static(
+            tr("Tap the new card on the reader to link it (optional). F8 enrols."), classes="hint"
+        )
         yield Static(id="enrol-done")
 
     def on_mount(self) -> None:
@@ -75,7 +80,8 @@ class MembersScreen(ClubScreen):
         self.card_token = message.token
         kind = message.token.split(":", 1)[0]
         self.card_label = message.event.get("masked") or tr(
-            "{kind} card {tail}", kind=kind.upper(), tail=message.token[-6:])
+            "{kind} card {tail}", kind=kind.upper(), tail=message.token[-6:]
+        )
         self._show_card()
         self.say(tr("Card read; it will be linked on enrolment."), "ok")
 
@@ -110,7 +116,8 @@ class MembersScreen(ClubScreen):
     def done_referrer(self, result: dict[str, Any]) -> None:
         self.referrer_id = str(result["member_id"])
         self.query_one("#enrol-referrer-name", Static).update(
-            tr("Referred by {name}", name=result.get("name", "")))
+            tr("Referred by {name}", name=result.get("name", ""))
+        )
 
     def failed_referrer(self, error: ApiError) -> bool:
         self.referrer_id = None
@@ -130,8 +137,7 @@ class MembersScreen(ClubScreen):
             self.query_one("#enrol-phone", Input).focus()
             return
         if self.query_one("#enrol-referrer", Input).value.strip() and not self.referrer_id:
-            self.say(tr("Press Enter in 'Referred by' to find the referrer, or clear it."),
-                     "error")
+            self.say(tr("Press Enter in 'Referred by' to find the referrer, or clear it."), "error")
             return
         params: dict[str, Any] = {"name": name, "phone": phone}
         if self.card_token:
@@ -144,5 +150,7 @@ class MembersScreen(ClubScreen):
     def done_enrol(self, result: dict[str, Any]) -> None:
         name = self._enrolled_name
         self.action_clear()
-        self.say(tr("{name} is enrolled (member {id}).", name=name,
-                    id=str(result["member_id"])[:14]), "ok")
+        self.say(
+            tr("{name} is enrolled (member {id}).", name=name, id=str(result["member_id"])[:14]),
+            "ok",
+        )

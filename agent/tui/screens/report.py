@@ -13,17 +13,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from agent.tui.i18n import N_, current, money, number, tr
+from agent.tui.i18n import N_, current, money, number, ordered, tr
 from agent.tui.screens.base import ClubScreen
+from agent.tui.widgets.kv import kv_table
 
 
 def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
     """The day's totals as label/value rows."""
     sales = summary.get("sales") or {}
     totals = summary.get("totals") or {}
-    table = Table.grid(expand=True, padding=(0, 1))
-    table.add_column(ratio=1)
-    table.add_column(justify="right", no_wrap=True)
+    table = kv_table()
     rows = [
         (tr("Sales"), number(int(sales.get("count", 0)))),
         (tr("Gross"), fmt(int(sales.get("gross", 0)))),
@@ -37,9 +36,9 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
         (tr("Net cash (receipts − expenses)"), fmt(int(totals.get("net", 0)))),
     ]
     for label, value in rows:
-        table.add_row(label, Text(value, style="bold"))
+        table.add_row(*ordered([label, Text(value, style="bold")]))
     present = sum(1 for row in summary.get("attendance") or [] if row.get("present"))
-    table.add_row(tr("Staff in now"), Text(number(present), style="bold"))
+    table.add_row(*ordered([tr("Staff in now"), Text(number(present), style="bold")]))
     return table
 
 
@@ -69,8 +68,11 @@ class ReportScreen(ClubScreen):
     def on_mount(self) -> None:
         self.day = self.club_app.now().date()
         table = self.query_one("#per-staff", DataTable)
-        table.add_columns(tr("Staff"), tr("Sales"), tr("To pay"), tr("Disc."), tr("Pts +"),
-                          tr("Pts −"))
+        table.add_columns(
+            *ordered(
+                [tr("Staff"), tr("Sales"), tr("To pay"), tr("Disc."), tr("Pts +"), tr("Pts −")]
+            )
+        )
         staff = self.club_app.staff
         table.display = staff is not None and staff.is_manager
         self.action_reload()
@@ -79,8 +81,11 @@ class ReportScreen(ClubScreen):
         """An amount in the club currency."""
         status = self.club_app.agent_status
         summary = self.summary or {}
-        return money(amount, status.currency or summary.get("currency"),
-                     int(summary.get("minor_units", status.minor_units)))
+        return money(
+            amount,
+            status.currency or summary.get("currency"),
+            int(summary.get("minor_units", status.minor_units)),
+        )
 
     def action_reload(self) -> None:
         """Fetch the day's summary."""
@@ -97,7 +102,8 @@ class ReportScreen(ClubScreen):
         assert self.day is not None
         self.summary = result
         self.query_one("#report-title", Static).update(
-            tr("Report for {day}", day=current().date(self.day)))
+            tr("Report for {day}", day=current().date(self.day))
+        )
         self.query_one("#figures", Static).update(figures_table(result, self.fmt))
         table = self.query_one("#per-staff", DataTable)
         table.clear()
@@ -105,6 +111,15 @@ class ReportScreen(ClubScreen):
         staff = self.club_app.staff
         table.display = bool(staff and staff.is_manager and per_staff is not None)
         for row in per_staff or []:
-            table.add_row(row["name"], number(int(row["count"])), self.fmt(int(row["payable"])),
-                          self.fmt(int(row["discounts"])), number(int(row["points_given"])),
-                          number(int(row["points_taken"])))
+            table.add_row(
+                *ordered(
+                    [
+                        row["name"],
+                        number(int(row["count"])),
+                        self.fmt(int(row["payable"])),
+                        self.fmt(int(row["discounts"])),
+                        number(int(row["points_given"])),
+                        number(int(row["points_taken"])),
+                    ]
+                )
+            )

@@ -15,10 +15,12 @@ from agent.errors import ApiError
 from agent.localapi import LIMIT, QUOTE_EXPIRED
 from agent.tui.basket import Line, NeedsPrice, add_line, last_price, parse_entry, scanned_product
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, current, money, number, tr, trn
+from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
+from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+from agent.tui.widgets.kv import kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
 
@@ -29,8 +31,8 @@ def member_lines(member: dict[str, Any] | None, fmt: Any) -> Text:
         return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
     text = Text()
     text.append(tr("{name}", name=member.get("name", "?")), style="bold")
-    text.append("  " + tr("Tier: {tier}", tier=current().gettext(
-        str(member.get("tier", "")).capitalize())))
+    tier = str(member.get("tier", ""))
+    text.append("  " + tr("Tier: {tier}", tier=tier_name(tier)))
     if member.get("masked"):
         text.append("\n" + tr("Card {masked}", masked=member["masked"]))
     balances = member.get("balances") or {}
@@ -38,8 +40,9 @@ def member_lines(member: dict[str, Any] | None, fmt: Any) -> Text:
         text.append("\n" + tr("Points: {n}", n=number(int(balances["points"]))))
     for kind, amount in balances.items():
         if kind.startswith("credit."):
-            text.append("\n" + tr("Credit {kind}: {amount}", kind=kind[7:],
-                                  amount=fmt(int(amount))))
+            text.append(
+                "\n" + tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount)))
+            )
     return text
 
 
@@ -47,45 +50,85 @@ def quote_table(quote: dict[str, Any] | None, fmt: Any) -> Table | Text:
     """The quote panel: gross, each discount and why, redemption, payable, limits."""
     if quote is None:
         return Text(tr("Type an amount, or scan items."), style="dim")
-    table = Table.grid(expand=True, padding=(0, 1))
-    table.add_column(ratio=1, overflow="fold")
-    table.add_column(justify="right", no_wrap=True)
-    table.add_row(tr("Total"), fmt(quote["gross"]))
+    table = kv_table()
+    table.add_row(*ordered([tr("Total"), fmt(quote["gross"])]))
     for item in quote.get("explain", []):
         label = str(item.get("label") or item.get("rule"))
         if item.get("kind") != "discount":
             continue
         if item.get("applied"):
-            table.add_row(Text("  " + tr("✓ {label}", label=label), style="green"),
-                          Text("−" + fmt(int(item.get("amount", 0))), style="green"))
+            table.add_row(
+                Text("  " + tr("✓ {label}", label=label), style="green"),
+                Text("−" + fmt(int(item.get("amount", 0))), style="green"),
+            )
         else:
             reason = str(item.get("text") or label)
-            table.add_row(Text("  " + tr("✗ {why}", why=reason), style="dim"), "")
-    table.add_row(Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
+            table.add_row(*ordered([Text("  " + tr("✗ {why}", why=reason), style="dim"), ""]))
+    table.add_row(*ordered([Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold")]))
     if quote.get("redeemed_points"):
-        table.add_row(tr("Points used: {n}", n=number(quote["redeemed_points"])),
-                      "−" + fmt(quote["redeemed_value"]))
+        table.add_row(
+            *ordered(
+                [
+                    tr("Points used: {n}", n=number(quote["redeemed_points"])),
+                    "−" + fmt(quote["redeemed_value"]),
+                ]
+            )
+        )
     for used in quote.get("credits_used", []):
-        table.add_row(tr("Credit {kind}", kind=str(used["kind"])[7:]), "−" + fmt(used["amount"]))
-    table.add_row(Text(tr("TO PAY"), style="bold reverse"),
-                  Text(fmt(quote["payable"]), style="bold reverse"))
+        table.add_row(
+            *ordered([display(credit_name(str(used["kind"]))), "−" + fmt(used["amount"])])
+        )
+    table.add_row(
+        *ordered(
+            [
+                Text(tr("TO PAY"), style="bold reverse"),
+                Text(fmt(quote["payable"]), style="bold reverse"),
+            ]
+        )
+    )
     earned = sum(int(p["points"]) for p in quote.get("points_earned", []))
     if earned:
-        table.add_row(Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"), "")
+        table.add_row(
+            *ordered([Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"), ""])
+        )
     limits = quote.get("redeem_limits") or {}
     points = limits.get("points")
     if points:
         if points.get("max"):
-            table.add_row(Text(tr("Can redeem {lo}–{hi} points (has {has})",
-                                  lo=number(points["min"]), hi=number(points["max"]),
-                                  has=number(points["available"])), style="yellow"), "")
+            table.add_row(
+                Text(
+                    tr(
+                        "Can redeem {lo}–{hi} points (has {has})",
+                        lo=number(points["min"]),
+                        hi=number(points["max"]),
+                        has=number(points["available"]),
+                    ),
+                    style="yellow",
+                ),
+                "",
+            )
         else:
-            table.add_row(Text(tr("No points can be redeemed now (has {has})",
-                                  has=number(points["available"])), style="dim"), "")
+            table.add_row(
+                Text(
+                    tr(
+                        "No points can be redeemed now (has {has})", has=number(points["available"])
+                    ),
+                    style="dim",
+                ),
+                "",
+            )
     for credit in limits.get("credits", []):
-        table.add_row(Text(tr("Can use credit {kind}: up to {amount}",
-                              kind=str(credit["kind"])[7:], amount=fmt(credit["max"])),
-                           style="yellow"), "")
+        table.add_row(
+            Text(
+                tr(
+                    "Can use {kind}: up to {amount}",
+                    kind=credit_name(str(credit["kind"])),
+                    amount=fmt(credit["max"]),
+                ),
+                style="yellow",
+            ),
+            "",
+        )
     return table
 
 
@@ -100,7 +143,7 @@ class SaleScreen(ClubScreen):
         Binding("ctrl+o", "credit", N_("Credit")),
         Binding("ctrl+r", "remove_line", N_("Remove")),
         Binding("ctrl+b", "no_member", N_("No member")),
-        Binding("ctrl+n", "new_sale", N_("New sale")),
+        Binding("ctrl+n", "new_sale", N_("New")),
     ]
 
     def __init__(self) -> None:
@@ -118,18 +161,22 @@ class SaleScreen(ClubScreen):
     # ----------------------------------------------------------------- layout
 
     def compose_body(self) -> ComposeResult:
-        yield Static(tr("OFFLINE: sales are still recorded and sent when the link is back."),
-                     id="offline-banner")
+        yield Static(
+            tr("OFFLINE: sales are still recorded and sent when the link is back."),
+            id="offline-banner",
+        )
         with Horizontal(id="sale-body"):
             with Vertical(id="sale-left"):
                 with Horizontal(classes="field"):
                     yield Label(tr("Amount/item"), classes="field-label")
-                    yield Input(id="entry", compact=True,
-                                placeholder=tr("12.50 · 3*2.50 · scan"))
+                    yield Input(id="entry", compact=True, placeholder=tr("12.50 · 3*2.50 · scan"))
                 with Horizontal(classes="field"):
                     yield Label(tr("Member"), classes="field-label")
-                    yield Input(id="member-input", compact=True,
-                                placeholder=tr("tap card · phone · club code"))
+                    yield Input(
+                        id="member-input",
+                        compact=True,
+                        placeholder=tr("tap card · phone · club code"),
+                    )
                 yield DataTable(id="basket", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sale-right"):
                 yield Static(id="member-panel")
@@ -137,7 +184,7 @@ class SaleScreen(ClubScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#basket", DataTable)
-        table.add_columns(tr("Item"), tr("Qty"), tr("Price"), tr("Total"))
+        table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
         self.watch(self.app, "agent_status", self._show_offline, init=True)
         self.query_one("#entry", Input).focus()
         self._redraw()
@@ -146,8 +193,11 @@ class SaleScreen(ClubScreen):
         """An amount in the club currency (from the status, else the quote)."""
         status = self.club_app.agent_status
         currency = status.currency or (self.quote or {}).get("currency")
-        minor = status.minor_units if status.currency else int(
-            (self.quote or {}).get("minor_units", status.minor_units))
+        minor = (
+            status.minor_units
+            if status.currency
+            else int((self.quote or {}).get("minor_units", status.minor_units))
+        )
         return money(amount, currency, minor)
 
     @property
@@ -167,14 +217,20 @@ class SaleScreen(ClubScreen):
         table.clear()
         for i, line in enumerate(self.lines):
             item = line.sku or tr("Amount")
-            table.add_row(item, number(line.qty), self.fmt(line.unit_price),
-                          self.fmt(line.total), key=str(i))
+            table.add_row(
+                *ordered([item, number(line.qty), self.fmt(line.unit_price), self.fmt(line.total)]),
+                key=str(i),
+            )
         self.query_one("#member-panel", Static).update(member_lines(self.member, self.fmt))
         self.query_one("#quote-panel", Static).update(
-            quote_table(self.quote if self.lines else None, self.fmt))
+            quote_table(self.quote if self.lines else None, self.fmt)
+        )
         entry = self.query_one("#entry", Input)
-        entry.placeholder = (tr("price of {sku}", sku=self.pending_sku) if self.pending_sku
-                             else tr("12.50 · 3*2.50 · scan"))
+        entry.placeholder = (
+            tr("price of {sku}", sku=self.pending_sku)
+            if self.pending_sku
+            else tr("12.50 · 3*2.50 · scan")
+        )
 
     # ----------------------------------------------------------------- basket
 
@@ -223,7 +279,7 @@ class SaleScreen(ClubScreen):
         if not self.lines:
             return
         row = min(max(table.cursor_row, 0), len(self.lines) - 1)
-        self.lines = self.lines[:row] + self.lines[row + 1:]
+        self.lines = self.lines[:row] + self.lines[row + 1 :]
         self.say(tr("Line removed."), "info")
         self._changed()
 
@@ -267,7 +323,7 @@ class SaleScreen(ClubScreen):
         self.redeem_points = None
         self.use_credit = False
         self.query_one("#member-input", Input).value = ""
-        self.say(tr("Member: {name}.", name=result.get("name", "?")), "ok")
+        self.say(tr("Member: {name}", name=result.get("name", "?")), "ok")
         self.query_one("#entry", Input).focus()
         self._changed()
 
@@ -302,8 +358,9 @@ class SaleScreen(ClubScreen):
             if kinds:
                 params["use_credit"] = kinds
         elif self.use_credit and self.member:
-            params["use_credit"] = [k for k in (self.member.get("balances") or {})
-                                    if k.startswith("credit.")]
+            params["use_credit"] = [
+                k for k in (self.member.get("balances") or {}) if k.startswith("credit.")
+            ]
         self.call_api(f"quote#{self._quote_seq}", "sale.quote", params)
 
     def on_api_done(self, message: ApiDone) -> None:
@@ -374,8 +431,12 @@ class SaleScreen(ClubScreen):
             return
         self._committing = True
         self.say(tr("Recording the sale…"))
-        self.call_api("commit", "sale.commit",
-                      {"quote_id": self.quote["quote_id"], "payment": payment}, session=True)
+        self.call_api(
+            "commit",
+            "sale.commit",
+            {"quote_id": self.quote["quote_id"], "payment": payment},
+            session=True,
+        )
 
     def done_commit(self, result: dict[str, Any]) -> None:
         self._committing = False
@@ -389,7 +450,6 @@ class SaleScreen(ClubScreen):
         if error.code == QUOTE_EXPIRED:
             self.quote = None
             self._request_quote()
-            self.say(tr("The price was checked again. Look at the total and press F8."),
-                     "error")
+            self.say(tr("The price was checked again. Look at the total and press F8."), "error")
             return True
         return False

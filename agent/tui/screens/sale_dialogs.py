@@ -13,8 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from agent.tui.i18n import N_, ascii_digits, current, number, tr
+from agent.tui.i18n import N_, ascii_digits, current, display, number, ordered, tr
+from agent.tui.labels import credit_name, payment_name
 from agent.tui.screens.base import ClubModal
+from agent.tui.widgets.kv import kv_table
 
 
 class PaymentDialog(ClubModal):
@@ -25,6 +27,10 @@ class PaymentDialog(ClubModal):
         Binding("1", "choose('cash')", N_("Cash")),
         Binding("2", "choose('card')", N_("Card")),
         Binding("3", "choose('other')", N_("Other")),
+        # Persian and Arabic keyboards type their own digits on the number row.
+        Binding("۱,١", "choose('cash')", N_("Cash"), show=False),
+        Binding("۲,٢", "choose('card')", N_("Card"), show=False),
+        Binding("۳,٣", "choose('other')", N_("Other"), show=False),
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
@@ -35,7 +41,7 @@ class PaymentDialog(ClubModal):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
-            yield Static(tr("1  Cash\n2  Card\n3  Other"))
+            yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
             yield Static(tr("Esc: back to the sale"), classes="hint")
         yield Footer()
 
@@ -60,11 +66,20 @@ class PointsDialog(ClubModal):
         lim = self.limits
         with Vertical(classes="dialog"):
             yield Static(tr("Redeem points"), classes="dialog-title")
-            yield Static(tr("Has {has} points. On this sale: at least {lo}, at most {hi}.",
-                            has=number(lim["available"]), lo=number(lim["min"]),
-                            hi=number(lim["max"])))
-            yield Input(id="points", compact=True, restrict=r"[0-9۰-۹a-zA-Z]*",
-                        placeholder=tr("points, or max; 0 for none"))
+            yield Static(
+                tr(
+                    "Has {has} points. On this sale: at least {lo}, at most {hi}.",
+                    has=number(lim["available"]),
+                    lo=number(lim["min"]),
+                    hi=number(lim["max"]),
+                )
+            )
+            yield Input(
+                id="points",
+                compact=True,
+                restrict=r"[0-9۰-۹a-zA-Z]*",
+                placeholder=tr("points, or max; 0 for none"),
+            )
             yield Static("", id="points-error", classes="error")
             yield Static(tr("Enter: use · Esc: back"), classes="hint")
         yield Footer()
@@ -83,8 +98,12 @@ class PointsDialog(ClubModal):
         points = int(text)
         if points and not self.limits["min"] <= points <= self.limits["max"]:
             self.query_one("#points-error", Static).update(
-                tr("Between {lo} and {hi}, please.", lo=number(self.limits["min"]),
-                   hi=number(self.limits["max"])))
+                tr(
+                    "Between {lo} and {hi}, please.",
+                    lo=number(self.limits["min"]),
+                    hi=number(self.limits["max"]),
+                )
+            )
             return
         self.dismiss(points)
 
@@ -92,13 +111,17 @@ class PointsDialog(ClubModal):
 def receipt_table(receipt: dict[str, Any], fmt: Callable[[int], str]) -> Table:
     """The receipt as the customer would read it."""
     loc = current()
-    table = Table.grid(expand=True, padding=(0, 1))
-    table.add_column(ratio=1)
-    table.add_column(justify="right", no_wrap=True)
+    table = kv_table()
     try:
         at = datetime.fromisoformat(str(receipt.get("at")))
-        table.add_row(Text(f"{loc.date(at.date())} {loc.time(at)}", style="dim"),
-                      Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"))
+        table.add_row(
+            *ordered(
+                [
+                    Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
+                    Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"),
+                ]
+            )
+        )
     except ValueError:
         pass
     if receipt.get("member"):
@@ -106,35 +129,55 @@ def receipt_table(receipt: dict[str, Any], fmt: Callable[[int], str]) -> Table:
         who = member.get("name", "")
         if member.get("masked"):
             who = f"{who}  {member['masked']}"
-        table.add_row(tr("Member: {who}", who=who), "")
+        table.add_row(*ordered([tr("Member: {who}", who=who), ""]))
     for line in receipt.get("lines", []):
-        item = line.get("sku") or tr("Amount")
+        item = line.get("sku") or loc.gettext("Amount")
         qty = int(line.get("qty", 1))
-        label = f"{item} × {number(qty)}" if qty != 1 else str(item)
-        table.add_row(label, fmt(qty * int(line.get("unit_price", 0))))
-    table.add_row(Text(tr("Total"), style="bold"), fmt(int(receipt.get("gross", 0))))
+        label = display(f"{item} × {number(qty)}" if qty != 1 else str(item))
+        table.add_row(*ordered([label, fmt(qty * int(line.get("unit_price", 0)))]))
+    table.add_row(*ordered([Text(tr("Total"), style="bold"), fmt(int(receipt.get("gross", 0)))]))
     for discount in receipt.get("discounts", []):
-        table.add_row("  " + str(discount.get("label") or discount.get("rule")),
-                      "−" + fmt(int(discount["amount"])))
+        table.add_row(
+            *ordered(
+                [
+                    "  " + str(discount.get("label") or discount.get("rule")),
+                    "−" + fmt(int(discount["amount"])),
+                ]
+            )
+        )
     if receipt.get("redeemed_points"):
-        table.add_row(tr("Points used: {n}", n=number(receipt["redeemed_points"])),
-                      "−" + fmt(int(receipt.get("redeemed_value", 0))))
+        table.add_row(
+            *ordered(
+                [
+                    tr("Points used: {n}", n=number(receipt["redeemed_points"])),
+                    "−" + fmt(int(receipt.get("redeemed_value", 0))),
+                ]
+            )
+        )
     for used in receipt.get("credits_used", []):
-        table.add_row(tr("Credit {kind}", kind=str(used["kind"])[7:]),
-                      "−" + fmt(int(used["amount"])))
-    table.add_row(Text(tr("PAID"), style="bold reverse"),
-                  Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"))
-    payment = {"cash": N_("Cash"), "card": N_("Card"), "other": N_("Other")}.get(
-        str(receipt.get("payment")), str(receipt.get("payment")))
-    table.add_row(tr("Paid by: {how}", how=loc.gettext(payment)), "")
+        table.add_row(
+            *ordered([display(credit_name(str(used["kind"]))), "−" + fmt(int(used["amount"]))])
+        )
+    table.add_row(
+        Text(tr("PAID"), style="bold reverse"),
+        Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"),
+    )
+    table.add_row(tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))), "")
     if receipt.get("points_earned"):
-        table.add_row(Text(tr("Points earned: {n}", n=number(int(receipt["points_earned"]))),
-                           style="cyan"), "")
+        table.add_row(
+            Text(tr("Points earned: {n}", n=number(int(receipt["points_earned"]))), style="cyan"),
+            "",
+        )
     if receipt.get("offline"):
-        table.add_row(Text(tr("Recorded offline; sent when the link is back."),
-                           style="yellow"), "")
+        table.add_row(
+            *ordered(
+                [Text(tr("Recorded offline; sent when the link is back."), style="yellow"), ""]
+            )
+        )
     if receipt.get("staff_name"):
-        table.add_row(Text(tr("Served by {name}", name=receipt["staff_name"]), style="dim"), "")
+        table.add_row(
+            *ordered([Text(tr("Served by {name}", name=receipt["staff_name"]), style="dim"), ""])
+        )
     return table
 
 

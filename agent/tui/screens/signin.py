@@ -36,8 +36,7 @@ class SignInScreen(ApiCaller, Screen[None]):
         with Center(), Vertical(id="signin-box"):
             yield Static(tr("clubterm — staff sign-in"), classes="title", id="signin-title")
             yield Static(tr("Tap your staff badge on the reader,"), classes="hint")
-            yield Static(tr("or type your staff number and PIN and press Enter."),
-                         classes="hint")
+            yield Static(tr("or type your staff number and PIN and press Enter."), classes="hint")
             yield Label(tr("Staff number"))
             yield Input(id="staff-id", restrict=r"[0-9۰-۹]*", max_length=8)
             yield Label(tr("PIN"))
@@ -74,8 +73,12 @@ class SignInScreen(ApiCaller, Screen[None]):
     def done_login(self, result: dict[str, Any]) -> None:
         self.query_one("#pin", Input).value = ""
         self.query_one("#staff-id", Input).value = ""
-        session = StaffSession(str(result["session"]), str(result["staff_id"]),
-                               str(result["name"]), str(result["role"]))
+        session = StaffSession(
+            str(result["session"]),
+            str(result["staff_id"]),
+            str(result["name"]),
+            str(result["role"]),
+        )
         self.run_worker(self.club_app.sign_in(session), group="session")
 
     def failed_login(self, error: ApiError) -> bool:

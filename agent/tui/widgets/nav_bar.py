@@ -26,8 +26,12 @@ class NavBar(Static):
         parts: list[Text] = []
         for key, mode, label in self.app.nav_items():  # type: ignore[attr-defined]
             style = "bold reverse" if mode == self.current_mode else ""
-            parts.append(Text.assemble((key.upper(), "bold cyan" if not style else style),
-                                       (" " + tr(label) + " ", style)))
+            parts.append(
+                Text.assemble(
+                    (key.upper(), "bold cyan" if not style else style),
+                    (" " + tr(label) + " ", style),
+                )
+            )
         if current().rtl and current().visual_bidi:
             parts.reverse()
         self.update(Text(" ").join(parts))

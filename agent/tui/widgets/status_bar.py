@@ -8,13 +8,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 from agent.tui.i18n import current, tr
+from agent.tui.labels import reader_state, role_name
 from agent.tui.state import AgentStatus, StaffSession
 
 READY_STATES = frozenset({"ready", "ok"})
 
 
-def status_text(status: AgentStatus, staff: StaffSession | None,
-                tz_now: datetime | None = None) -> Text:
+def status_text(
+    status: AgentStatus, staff: StaffSession | None, tz_now: datetime | None = None
+) -> Text:
     """The status line as styled text (pure, for tests and the widget)."""
     loc = current()
     parts: list[Text] = []
@@ -23,13 +25,19 @@ def status_text(status: AgentStatus, staff: StaffSession | None,
     elif not status.known:
         parts.append(Text(tr("● Connecting…"), style="yellow"))
     else:
-        since = loc.time(status.since.astimezone(tz_now.tzinfo) if tz_now and status.since
-                         else status.since) if status.since else ""
+        since = (
+            loc.time(
+                status.since.astimezone(tz_now.tzinfo) if tz_now and status.since else status.since
+            )
+            if status.since
+            else ""
+        )
         if status.online:
             parts.append(Text(tr("● Online since {time}", time=since), style="bold green"))
         else:
-            parts.append(Text(tr("● OFFLINE since {time}", time=since),
-                              style="bold white on dark_red"))
+            parts.append(
+                Text(tr("● OFFLINE since {time}", time=since), style="bold white on dark_red")
+            )
         pending_style = "yellow" if status.pending else ""
         parts.append(Text(tr("Queue {n}", n=loc.number(status.pending)), style=pending_style))
         if status.rejected:
@@ -38,19 +46,19 @@ def status_text(status: AgentStatus, staff: StaffSession | None,
             parts.append(Text(tr("No rules"), style="bold red"))
         else:
             style = "red" if status.rules_problem else ""
-            parts.append(Text(tr("Rules v{v}", v=loc.number(status.rules_version)),
-                              style=style))
+            parts.append(Text(tr("Rules v{v}", v=loc.number(status.rules_version)), style=style))
         bad = [r for r in status.readers if r.state not in READY_STATES]
         if not status.readers:
             parts.append(Text(tr("No readers"), style="yellow"))
         elif not bad:
             parts.append(Text(tr("Readers ✓"), style="green"))
         else:
-            names = ", ".join(f"{r.name}: {r.state}" for r in bad)
+            names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
             parts.append(Text(tr("Readers: {names}", names=names), style="bold red"))
     if staff is not None:
-        parts.append(Text(tr("{name} ({role})", name=staff.name,
-                             role=loc.gettext(staff.role.capitalize())), style="bold"))
+        parts.append(
+            Text(tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold")
+        )
     sep = Text(" │ ", style="dim")
     if loc.rtl and loc.visual_bidi:
         parts.reverse()
@@ -70,5 +78,10 @@ class StatusBar(Static):
 
     def _redraw(self, _value: object = None) -> None:
         app = self.app
-        self.update(status_text(app.agent_status, app.staff,  # type: ignore[attr-defined]
-                                app.now()))  # type: ignore[attr-defined]
+        self.update(
+            status_text(
+                app.agent_status,
+                app.staff,  # type: ignore[attr-defined]
+                app.now(),
+            )
+        )  # type: ignore[attr-defined]
