@@ -363,27 +363,29 @@ class SaleScreen(ClubScreen):
             ]
         self.call_api(f"quote#{self._quote_seq}", "sale.quote", params)
 
+    # Textual also runs the base class's handler after these unless
+    # prevent_default() is called; quote answers are handled here only.
     def on_api_done(self, message: ApiDone) -> None:
         if message.tag.startswith("quote#"):
+            message.prevent_default()
             if message.tag == f"quote#{self._quote_seq}":
                 self.quote = message.result
                 self._redraw()
-            return
-        super().on_api_done(message)
 
     def on_api_failed(self, message: ApiFailed) -> None:
-        if message.tag.startswith("quote#"):
-            if message.tag != f"quote#{self._quote_seq}":
-                return
-            self.quote = None
-            if message.error.code == LIMIT:
-                # Drop the redemption that went over a limit and price again.
-                self.redeem_points = None
-                self.use_credit = False
-                self.say(error_text(message.error), "error")
-                self._request_quote()
-                return
-        super().on_api_failed(message)
+        if not message.tag.startswith("quote#"):
+            return
+        if message.tag != f"quote#{self._quote_seq}":
+            message.prevent_default()  # an answer to an older basket
+            return
+        self.quote = None
+        if message.error.code == LIMIT:
+            # Drop the redemption that went over a limit and price again.
+            message.prevent_default()
+            self.redeem_points = None
+            self.use_credit = False
+            self.say(error_text(message.error), "error")
+            self._request_quote()
 
     # ------------------------------------------------------------- redemption
 

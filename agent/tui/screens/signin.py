@@ -48,6 +48,12 @@ class SignInScreen(ApiCaller, Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#staff-id", Input).focus()
 
+    def on_screen_resume(self) -> None:
+        # Back after a sign-out: empty form, ready for the next person.
+        self.query_one("#staff-id", Input).value = ""
+        self.query_one("#pin", Input).value = ""
+        self.query_one("#staff-id", Input).focus()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "staff-id":
             self.query_one("#pin", Input).focus()
