@@ -54,8 +54,8 @@ class AppointmentsScreen(ClubScreen):
         Binding("f9", "move", N_("Move"), priority=True),
         Binding("ctrl+o", "cancel", N_("Cancel booking")),
         Binding("ctrl+s", "next_staff", N_("Staff")),
-        Binding("pageup", "day(-1)", N_("Prev day")),
-        Binding("pagedown", "day(1)", N_("Next day")),
+        Binding("pageup", "day(-1)", N_("Prev day"), priority=True),
+        Binding("pagedown", "day(1)", N_("Next day"), priority=True),
     ]
 
     def __init__(self) -> None:
@@ -253,7 +253,7 @@ class AppointmentsScreen(ClubScreen):
         self.say(tr("Cancelled."), "ok")
         self.action_reload()
 
-    def on_card_read(self, message: CardRead) -> None:
+    def handle_card(self, message: CardRead) -> None:
         self.call_api("customer", "member.identify", {"token": message.token})
 
     def done_customer(self, result: dict[str, Any]) -> None:

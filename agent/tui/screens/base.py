@@ -135,7 +135,10 @@ class ClubScreen(ApiCaller, Screen[None]):
         return ()
 
     def on_card_read(self, message: CardRead) -> None:
-        """A card tap where this screen has no use for it."""
+        self.handle_card(message)
+
+    def handle_card(self, message: CardRead) -> None:
+        """A card was tapped or a code scanned; screens that use cards override this."""
         self.say(tr("Card read — it is not used on this screen."), "info")
 
 

@@ -99,7 +99,7 @@ class ClockScreen(ClubScreen):
             return
         self.call_api(f"clock_{action}", "staff.clock", {"staff_id": staff_id, "action": action})
 
-    def on_card_read(self, message: CardRead) -> None:
+    def handle_card(self, message: CardRead) -> None:
         # A tap toggles: try "in"; the agent answers conflict if the badge's
         # owner is already in, and then the tap means "out". (local-api.md
         # has no toggle action; see docs/tui.md.)

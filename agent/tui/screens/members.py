@@ -69,7 +69,7 @@ class MembersScreen(ClubScreen):
         text = self.card_label or tr("none — tap a card to link it")
         self.query_one("#enrol-card", Static).update(text)
 
-    def on_card_read(self, message: CardRead) -> None:
+    def handle_card(self, message: CardRead) -> None:
         if scanned_product(message.token) is not None:
             self.say(tr("That is a product barcode, not a card."), "error")
             return

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from agent.tui.i18n import N_, current, money, number, ordered, tr
 from agent.tui.screens.base import ClubScreen
-from agent.tui.widgets.kv import kv_table
+from agent.tui.widgets.kv import kv_row, kv_table
 
 
 def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
@@ -33,12 +33,12 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
         (tr("Credit used"), fmt(int(sales.get("credit_used", 0)))),
         (tr("Cash receipts"), fmt(int(totals.get("income", 0)))),
         (tr("Expenses"), fmt(int(totals.get("expenses", 0)))),
-        (tr("Net cash (receipts − expenses)"), fmt(int(totals.get("net", 0)))),
+        (tr("Net cash"), fmt(int(totals.get("net", 0)))),
     ]
     for label, value in rows:
-        table.add_row(*ordered([label, Text(value, style="bold")]))
+        kv_row(table, label, Text(value, style="bold"))
     present = sum(1 for row in summary.get("attendance") or [] if row.get("present"))
-    table.add_row(*ordered([tr("Staff in now"), Text(number(present), style="bold")]))
+    kv_row(table, tr("Staff in now"), Text(number(present), style="bold"))
     return table
 
 
@@ -49,8 +49,8 @@ class ReportScreen(ClubScreen):
     MODE = "report"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", N_("Refresh")),
-        Binding("pageup", "day(-1)", N_("Prev day")),
-        Binding("pagedown", "day(1)", N_("Next day")),
+        Binding("pageup", "day(-1)", N_("Prev day"), priority=True),
+        Binding("pagedown", "day(1)", N_("Next day"), priority=True),
     ]
 
     def __init__(self) -> None:

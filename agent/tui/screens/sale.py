@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -20,114 +21,96 @@ from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
-from agent.tui.widgets.kv import kv_table
+from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
 
 
-def member_lines(member: dict[str, Any] | None, fmt: Any) -> Text:
-    """The member panel: name, tier, masked card, balances."""
+def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Text:
+    """The member panel: name, tier, masked card, balances (one translated line each)."""
     if member is None:
         return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
-    text = Text()
-    text.append(tr("{name}", name=member.get("name", "?")), style="bold")
-    tier = str(member.get("tier", ""))
-    text.append("  " + tr("Tier: {tier}", tier=tier_name(tier)))
+    text = Text(
+        tr(
+            "{name} · {tier}",
+            name=member.get("name", "?"),
+            tier=tier_name(str(member.get("tier", ""))),
+        ),
+        style="bold",
+    )
+    lines = []
     if member.get("masked"):
-        text.append("\n" + tr("Card {masked}", masked=member["masked"]))
+        lines.append(tr("Card {masked}", masked=member["masked"]))
     balances = member.get("balances") or {}
     if "points" in balances:
-        text.append("\n" + tr("Points: {n}", n=number(int(balances["points"]))))
+        lines.append(tr("Points: {n}", n=number(int(balances["points"]))))
     for kind, amount in balances.items():
         if kind.startswith("credit."):
-            text.append(
-                "\n" + tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount)))
-            )
+            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
+    for line in lines:
+        text.append("\n" + line)
     return text
 
 
-def quote_table(quote: dict[str, Any] | None, fmt: Any) -> Table | Text:
+def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
     """The quote panel: gross, each discount and why, redemption, payable, limits."""
     if quote is None:
         return Text(tr("Type an amount, or scan items."), style="dim")
     table = kv_table()
-    table.add_row(*ordered([tr("Total"), fmt(quote["gross"])]))
+    kv_row(table, tr("Total"), fmt(quote["gross"]))
     for item in quote.get("explain", []):
-        label = str(item.get("label") or item.get("rule"))
         if item.get("kind") != "discount":
             continue
+        label = str(item.get("label") or item.get("rule"))
         if item.get("applied"):
-            table.add_row(
-                Text("  " + tr("✓ {label}", label=label), style="green"),
-                Text("−" + fmt(int(item.get("amount", 0))), style="green"),
+            kv_row(
+                table,
+                Text(tr("✓ {label}", label=label), style="green"),
+                Text("-" + fmt(int(item.get("amount", 0))), style="green"),
             )
         else:
             reason = str(item.get("text") or label)
-            table.add_row(*ordered([Text("  " + tr("✗ {why}", why=reason), style="dim"), ""]))
-    table.add_row(*ordered([Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold")]))
+            kv_row(table, Text(tr("✗ {why}", why=reason), style="dim"))
+    kv_row(table, Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
     if quote.get("redeemed_points"):
-        table.add_row(
-            *ordered(
-                [
-                    tr("Points used: {n}", n=number(quote["redeemed_points"])),
-                    "−" + fmt(quote["redeemed_value"]),
-                ]
-            )
+        kv_row(
+            table,
+            tr("Points used: {n}", n=number(quote["redeemed_points"])),
+            "-" + fmt(quote["redeemed_value"]),
         )
     for used in quote.get("credits_used", []):
-        table.add_row(
-            *ordered([display(credit_name(str(used["kind"]))), "−" + fmt(used["amount"])])
-        )
-    table.add_row(
-        *ordered(
-            [
-                Text(tr("TO PAY"), style="bold reverse"),
-                Text(fmt(quote["payable"]), style="bold reverse"),
-            ]
-        )
+        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(used["amount"]))
+    kv_row(
+        table,
+        Text(tr("TO PAY"), style="bold reverse"),
+        Text(fmt(quote["payable"]), style="bold reverse"),
     )
     earned = sum(int(p["points"]) for p in quote.get("points_earned", []))
     if earned:
-        table.add_row(
-            *ordered([Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"), ""])
-        )
+        kv_row(table, Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"))
     limits = quote.get("redeem_limits") or {}
     points = limits.get("points")
-    if points:
-        if points.get("max"):
-            table.add_row(
-                Text(
-                    tr(
-                        "Can redeem {lo}–{hi} points (has {has})",
-                        lo=number(points["min"]),
-                        hi=number(points["max"]),
-                        has=number(points["available"]),
-                    ),
-                    style="yellow",
-                ),
-                "",
-            )
-        else:
-            table.add_row(
-                Text(
-                    tr(
-                        "No points can be redeemed now (has {has})", has=number(points["available"])
-                    ),
-                    style="dim",
-                ),
-                "",
-            )
+    if points and points.get("max"):
+        kv_row(
+            table,
+            Text(
+                tr("Points usable: {lo}–{hi}", lo=number(points["min"]), hi=number(points["max"])),
+                style="yellow",
+            ),
+        )
+    elif points:
+        kv_row(table, Text(tr("No points usable now"), style="dim"))
     for credit in limits.get("credits", []):
-        table.add_row(
+        kv_row(
+            table,
             Text(
                 tr(
-                    "Can use {kind}: up to {amount}",
+                    "Usable {kind}: {amount}",
                     kind=credit_name(str(credit["kind"])),
                     amount=fmt(credit["max"]),
                 ),
                 style="yellow",
             ),
-            "",
         )
     return table
 
@@ -300,7 +283,7 @@ class SaleScreen(ClubScreen):
 
     # ----------------------------------------------------------------- member
 
-    def on_card_read(self, message: CardRead) -> None:
+    def handle_card(self, message: CardRead) -> None:
         sku = scanned_product(message.token)
         if sku is not None:
             self._product(sku)

@@ -13,10 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from agent.tui.i18n import N_, ascii_digits, current, display, number, ordered, tr
+from agent.tui.i18n import N_, ascii_digits, current, display, number, tr
 from agent.tui.labels import credit_name, payment_name
 from agent.tui.screens.base import ClubModal
-from agent.tui.widgets.kv import kv_table
+from agent.tui.widgets.kv import kv_row, kv_table
 
 
 class PaymentDialog(ClubModal):
@@ -114,13 +114,10 @@ def receipt_table(receipt: dict[str, Any], fmt: Callable[[int], str]) -> Table:
     table = kv_table()
     try:
         at = datetime.fromisoformat(str(receipt.get("at")))
-        table.add_row(
-            *ordered(
-                [
-                    Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
-                    Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"),
-                ]
-            )
+        kv_row(
+            table,
+            Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
+            Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"),
         )
     except ValueError:
         pass
@@ -129,55 +126,42 @@ def receipt_table(receipt: dict[str, Any], fmt: Callable[[int], str]) -> Table:
         who = member.get("name", "")
         if member.get("masked"):
             who = f"{who}  {member['masked']}"
-        table.add_row(*ordered([tr("Member: {who}", who=who), ""]))
+        kv_row(table, tr("Member: {who}", who=who))
     for line in receipt.get("lines", []):
         item = line.get("sku") or loc.gettext("Amount")
         qty = int(line.get("qty", 1))
         label = display(f"{item} × {number(qty)}" if qty != 1 else str(item))
-        table.add_row(*ordered([label, fmt(qty * int(line.get("unit_price", 0)))]))
-    table.add_row(*ordered([Text(tr("Total"), style="bold"), fmt(int(receipt.get("gross", 0)))]))
+        kv_row(table, label, fmt(qty * int(line.get("unit_price", 0))))
+    kv_row(table, Text(tr("Total"), style="bold"), fmt(int(receipt.get("gross", 0))))
     for discount in receipt.get("discounts", []):
-        table.add_row(
-            *ordered(
-                [
-                    "  " + str(discount.get("label") or discount.get("rule")),
-                    "−" + fmt(int(discount["amount"])),
-                ]
-            )
+        kv_row(
+            table,
+            display(str(discount.get("label") or discount.get("rule"))),
+            "-" + fmt(int(discount["amount"])),
         )
     if receipt.get("redeemed_points"):
-        table.add_row(
-            *ordered(
-                [
-                    tr("Points used: {n}", n=number(receipt["redeemed_points"])),
-                    "−" + fmt(int(receipt.get("redeemed_value", 0))),
-                ]
-            )
+        kv_row(
+            table,
+            tr("Points used: {n}", n=number(receipt["redeemed_points"])),
+            "-" + fmt(int(receipt.get("redeemed_value", 0))),
         )
     for used in receipt.get("credits_used", []):
-        table.add_row(
-            *ordered([display(credit_name(str(used["kind"]))), "−" + fmt(int(used["amount"]))])
-        )
-    table.add_row(
+        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(int(used["amount"])))
+    kv_row(
+        table,
         Text(tr("PAID"), style="bold reverse"),
         Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"),
     )
-    table.add_row(tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))), "")
+    kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
     if receipt.get("points_earned"):
-        table.add_row(
+        kv_row(
+            table,
             Text(tr("Points earned: {n}", n=number(int(receipt["points_earned"]))), style="cyan"),
-            "",
         )
     if receipt.get("offline"):
-        table.add_row(
-            *ordered(
-                [Text(tr("Recorded offline; sent when the link is back."), style="yellow"), ""]
-            )
-        )
+        kv_row(table, Text(tr("Recorded offline; sent when the link is back."), style="yellow"))
     if receipt.get("staff_name"):
-        table.add_row(
-            *ordered([Text(tr("Served by {name}", name=receipt["staff_name"]), style="dim"), ""])
-        )
+        kv_row(table, Text(tr("Served by {name}", name=receipt["staff_name"]), style="dim"))
     return table
 
 

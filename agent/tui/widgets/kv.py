@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.table import Table
 
-from agent.tui.i18n import current
+from agent.tui.i18n import current, ordered
 
 
 def kv_table() -> Table:
@@ -21,3 +22,8 @@ def kv_table() -> Table:
         table.add_column(ratio=1, overflow="fold")
         table.add_column(justify="right", no_wrap=True)
     return table
+
+
+def kv_row(table: Table, label: RenderableType, value: RenderableType = "") -> None:
+    """Add a label/value row in the locale's order."""
+    table.add_row(*ordered([label, value]))

@@ -15,54 +15,82 @@ READY_STATES = frozenset({"ready", "ok"})
 
 
 def status_text(
-    status: AgentStatus, staff: StaffSession | None, tz_now: datetime | None = None
+    status: AgentStatus,
+    staff: StaffSession | None,
+    tz_now: datetime | None = None,
+    width: int | None = None,
 ) -> Text:
-    """The status line as styled text (pure, for tests and the widget)."""
+    """The status line as styled text (pure, for tests and the widget).
+
+    When it does not fit ``width`` cells, the least urgent parts go first
+    (who is signed in, the rules version, the queue); the link state and
+    reader problems always stay.
+    """
     loc = current()
-    parts: list[Text] = []
+    parts: list[tuple[int, Text]] = []  # (keep priority: higher stays longer, text)
     if not status.connected:
-        parts.append(Text(tr("● No agent"), style="bold red"))
+        parts.append((9, Text(tr("● No agent"), style="bold red")))
     elif not status.known:
-        parts.append(Text(tr("● Connecting…"), style="yellow"))
+        parts.append((9, Text(tr("● Connecting…"), style="yellow")))
     else:
-        since = (
-            loc.time(
-                status.since.astimezone(tz_now.tzinfo) if tz_now and status.since else status.since
-            )
-            if status.since
-            else ""
-        )
+        since = ""
+        if status.since is not None:
+            moment = status.since.astimezone(tz_now.tzinfo) if tz_now else status.since
+            since = loc.time(moment)
         if status.online:
-            parts.append(Text(tr("● Online since {time}", time=since), style="bold green"))
+            parts.append((9, Text(tr("● Online since {time}", time=since), style="bold green")))
         else:
             parts.append(
-                Text(tr("● OFFLINE since {time}", time=since), style="bold white on dark_red")
+                (9, Text(tr("● OFFLINE since {time}", time=since), style="bold white on dark_red"))
             )
-        pending_style = "yellow" if status.pending else ""
-        parts.append(Text(tr("Queue {n}", n=loc.number(status.pending)), style=pending_style))
+        parts.append(
+            (
+                4,
+                Text(
+                    tr("Queue {n}", n=loc.number(status.pending)),
+                    style="yellow" if status.pending else "",
+                ),
+            )
+        )
         if status.rejected:
-            parts.append(Text(tr("Rejected {n}", n=loc.number(status.rejected)), style="red"))
+            parts.append((5, Text(tr("Rejected {n}", n=loc.number(status.rejected)), style="red")))
         if status.rules_version is None:
-            parts.append(Text(tr("No rules"), style="bold red"))
+            parts.append((8, Text(tr("No rules"), style="bold red")))
         else:
-            style = "red" if status.rules_problem else ""
-            parts.append(Text(tr("Rules v{v}", v=loc.number(status.rules_version)), style=style))
+            parts.append(
+                (
+                    3 if not status.rules_problem else 7,
+                    Text(
+                        tr("Rules v{v}", v=loc.number(status.rules_version)),
+                        style="red" if status.rules_problem else "",
+                    ),
+                )
+            )
         bad = [r for r in status.readers if r.state not in READY_STATES]
         if not status.readers:
-            parts.append(Text(tr("No readers"), style="yellow"))
+            parts.append((6, Text(tr("No readers"), style="yellow")))
         elif not bad:
-            parts.append(Text(tr("Readers ✓"), style="green"))
+            parts.append((2, Text(tr("Readers ✓"), style="green")))
         else:
             names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
-            parts.append(Text(tr("Readers: {names}", names=names), style="bold red"))
+            parts.append((8, Text(tr("Readers: {names}", names=names), style="bold red")))
     if staff is not None:
         parts.append(
-            Text(tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold")
+            (
+                1,
+                Text(
+                    tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold"
+                ),
+            )
         )
     sep = Text(" │ ", style="dim")
+    if width is not None:
+        while len(parts) > 1 and sum(p.cell_len for _k, p in parts) + 3 * (len(parts) - 1) > width:
+            parts.remove(min(parts, key=lambda item: item[0]))
+    texts = [text for _keep, text in parts]
     if loc.rtl and loc.visual_bidi:
-        parts.reverse()
-    return sep.join(parts)
+        texts.reverse()
+    return sep.join(texts)
 
 
 class StatusBar(Static):
@@ -76,12 +104,17 @@ class StatusBar(Static):
         self.watch(self.app, "agent_status", self._redraw, init=True)
         self.watch(self.app, "staff", self._redraw, init=False)
 
+    def on_resize(self) -> None:
+        self._redraw()
+
     def _redraw(self, _value: object = None) -> None:
         app = self.app
+        width = self.size.width or None
         self.update(
             status_text(
-                app.agent_status,
+                app.agent_status,  # type: ignore[attr-defined]
                 app.staff,  # type: ignore[attr-defined]
-                app.now(),
+                app.now(),  # type: ignore[attr-defined]
+                width=width,
             )
-        )  # type: ignore[attr-defined]
+        )
