@@ -5,6 +5,7 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,7 +63,8 @@ class ClubtermApp(App[None]):
     ``clock`` gives the current aware time (tests pin it).
     """
 
-    CSS_PATH = "app.tcss"
+    # Absolute, so that subclasses in other files (bench, tests) find it.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "clubterm"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -218,7 +218,8 @@ def parse_amount(text: str, minor_units: int) -> int | None:
     whole, frac = match.group(1), match.group(2) or ""
     if len(frac) > minor_units:
         return None
-    return int(whole) * 10**minor_units + int(frac.ljust(minor_units, "0") or "0")
+    scale: int = 10**minor_units
+    return int(whole) * scale + int(frac.ljust(minor_units, "0") or "0")
 
 
 def ascii_digits(text: str) -> str:

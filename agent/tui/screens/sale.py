@@ -30,7 +30,8 @@ def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Te
     """The member panel: name, tier, masked card, balances (one translated line each)."""
     if member is None:
         return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
-    text = Text(
+    text = Text()
+    text.append(
         tr(
             "{name} · {tier}",
             name=member.get("name", "?"),
