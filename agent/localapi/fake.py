@@ -103,31 +103,75 @@ class _State:
 def _demo_state() -> _State:
     state = _State()
     staff_rows: tuple[Json, ...] = (
-        {"staff_id": "1", "name": "Mina Rahimi", "role": "cashier", "pin": "1234",
-         "badges": ["nfc:04AA000001"]},
-        {"staff_id": "2", "name": "Reza Karimi", "role": "manager", "pin": "4321",
-         "badges": ["nfc:04AA000002"]},
-        {"staff_id": "3", "name": "Tom Berger", "role": "technician", "pin": "9999",
-         "badges": ["nfc:04AA000003"]},
-        {"staff_id": "4", "name": "Leila Ahmadi", "role": "cashier", "pin": "2468",
-         "badges": ["nfc:04AA000004"]},
+        {
+            "staff_id": "1",
+            "name": "Mina Rahimi",
+            "role": "cashier",
+            "pin": "1234",
+            "badges": ["nfc:04AA000001"],
+        },
+        {
+            "staff_id": "2",
+            "name": "Reza Karimi",
+            "role": "manager",
+            "pin": "4321",
+            "badges": ["nfc:04AA000002"],
+        },
+        {
+            "staff_id": "3",
+            "name": "Tom Berger",
+            "role": "technician",
+            "pin": "9999",
+            "badges": ["nfc:04AA000003"],
+        },
+        {
+            "staff_id": "4",
+            "name": "Leila Ahmadi",
+            "role": "cashier",
+            "pin": "2468",
+            "badges": ["nfc:04AA000004"],
+        },
     )
     for staff in staff_rows:
         state.staff[staff["staff_id"]] = staff
     member_rows: tuple[Json, ...] = (
-        {"member_id": "m-1", "name": "Sara K.", "status": "active", "tier": "gold",
-         "identifiers": ["pan:9f2c1e0b7a6d5c4b3a291807f6e5d4c3", "nfc:04A1B2C3D4E5F6",
-                         "tel:+989121234567", "code:CLUB-1001"],
-         "balances": {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000}},
-        {"member_id": "m-2", "name": "Ali R.", "status": "active", "tier": "silver",
-         "identifiers": ["nfc:04B0B0B0B0B0B0", "tel:+989351112233", "code:CLUB-1002"],
-         "balances": {"points": 300}},
-        {"member_id": "m-3", "name": "Omid N.", "status": "blocked", "tier": "bronze",
-         "identifiers": ["nfc:04C0C0C0C0C0C0", "tel:+989190000000", "code:CLUB-1003"],
-         "balances": {"points": 50}},
-        {"member_id": "m-4", "name": "Nora B.", "status": "lost_card", "tier": "silver",
-         "identifiers": ["pan:0a0b0c0d0e0f10111213141516171819", "code:CLUB-1004"],
-         "balances": {"points": 800}},
+        {
+            "member_id": "m-1",
+            "name": "Sara K.",
+            "status": "active",
+            "tier": "gold",
+            "identifiers": [
+                "pan:9f2c1e0b7a6d5c4b3a291807f6e5d4c3",
+                "nfc:04A1B2C3D4E5F6",
+                "tel:+989121234567",
+                "code:CLUB-1001",
+            ],
+            "balances": {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000},
+        },
+        {
+            "member_id": "m-2",
+            "name": "Ali R.",
+            "status": "active",
+            "tier": "silver",
+            "identifiers": ["nfc:04B0B0B0B0B0B0", "tel:+989351112233", "code:CLUB-1002"],
+            "balances": {"points": 300},
+        },
+        {
+            "member_id": "m-3",
+            "name": "Omid N.",
+            "status": "blocked",
+            "tier": "bronze",
+            "identifiers": ["nfc:04C0C0C0C0C0C0", "tel:+989190000000", "code:CLUB-1003"],
+            "balances": {"points": 50},
+        },
+        {
+            "member_id": "m-4",
+            "name": "Nora B.",
+            "status": "lost_card",
+            "tier": "silver",
+            "identifiers": ["pan:0a0b0c0d0e0f10111213141516171819", "code:CLUB-1004"],
+            "balances": {"points": 800},
+        },
     )
     for member in member_rows:
         state.members[member["member_id"]] = member
@@ -261,8 +305,7 @@ class FakeLocalApi:
         """Change the link state and notify subscribers."""
         self.online = online
         self.link_since = self.clock()
-        self.push_event({"type": "link", "online": online,
-                         "since": self.link_since.isoformat()})
+        self.push_event({"type": "link", "online": online, "since": self.link_since.isoformat()})
 
     def set_reader(self, name: str, state: str, detail: str | None = None) -> None:
         """Change a reader's state and notify subscribers."""
@@ -271,8 +314,13 @@ class FakeLocalApi:
             if reader["name"] == name:
                 reader["state"] = state
                 kind = reader["kind"]
-        self.push_event({"type": "reader", "name": name, "kind": kind, "state": state,
-                         "detail": detail})
+        self.push_event(
+            {"type": "reader", "name": name, "kind": kind, "state": state, "detail": detail}
+        )
+
+    def expire_sessions(self) -> None:
+        """End every staff session, as the agent does after its idle or maximum time."""
+        self._state.sessions.clear()
 
     def acknowledge_all(self) -> None:
         """Pretend the club acknowledged every recorded event."""
@@ -282,8 +330,11 @@ class FakeLocalApi:
 
     def recorded(self, event_type: str | None = None) -> list[Json]:
         """Events recorded so far (the outbox), optionally of one type."""
-        return [copy.deepcopy(e) for e in self._state.events
-                if event_type is None or e["type"] == event_type]
+        return [
+            copy.deepcopy(e)
+            for e in self._state.events
+            if event_type is None or e["type"] == event_type
+        ]
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,6 +347,7 @@ class FakeLocalApi:
             "sale.commit": self._commit,
             "sale.refund": self._refund,
             "staff.login": self._login,
+            "staff.logout": self._logout,
             "staff.clock": self._clock,
             "expense.add": lambda p: self._money_event("expense", p),
             "cash_receipt.add": lambda p: self._money_event("cash_receipt", p),
@@ -315,28 +367,52 @@ class FakeLocalApi:
 
     def _push_queue(self) -> None:
         pending = self._pending()
-        self.push_event({"type": "queue", "pending": len(pending),
-                         "oldest_at": pending[0]["at"] if pending else None, "rejected": 0})
+        self.push_event(
+            {
+                "type": "queue",
+                "pending": len(pending),
+                "oldest_at": pending[0]["at"] if pending else None,
+                "rejected": 0,
+            }
+        )
 
     def _session_staff(self, method: str, params: Json) -> Json:
         session = params.get("session")
         staff_id = self._state.sessions.get(session) if isinstance(session, str) else None
         if staff_id is None:
-            raise ApiError(NOT_ALLOWED, "Your sign-in has ended. Please sign in again.")
+            raise ApiError(
+                NOT_ALLOWED,
+                "Your sign-in has ended. Please sign in again.",
+                {"reason": "session_expired" if session else "no_session"},
+            )
         staff = self._state.staff[staff_id]
         allowed = ROLE_POLICY.get(method)
         if allowed is not None and staff["role"] not in allowed:
-            raise ApiError(NOT_ALLOWED, f"A {staff['role']} may not do this. Ask a manager.")
+            raise ApiError(
+                NOT_ALLOWED,
+                f"A {staff['role']} may not do this. Ask a manager.",
+                {"reason": "role", "role": staff["role"]},
+            )
         return staff
 
     def _record(self, event_type: str, body: Json, staff_id: str | None) -> Json:
         if self.fail_storage:
-            raise ApiError(STORAGE, "The terminal could not save this (storage full or "
-                                    "failing). Nothing was recorded. Call a technician.")
+            raise ApiError(
+                STORAGE,
+                "The terminal could not save this (storage full or "
+                "failing). Nothing was recorded. Call a technician.",
+            )
         self._state.seq += 1
-        event = {"id": str(uuid.uuid4()), "seq": self._state.seq, "type": event_type,
-                 "at": self._now().isoformat(), "staff_id": staff_id,
-                 "offline": not self.online, "pending": True, **body}
+        event = {
+            "id": str(uuid.uuid4()),
+            "seq": self._state.seq,
+            "type": event_type,
+            "at": self._now().isoformat(),
+            "staff_id": staff_id,
+            "offline": not self.online,
+            "pending": True,
+            **body,
+        }
         self._state.events.append(event)
         self._push_queue()
         return event
@@ -352,8 +428,11 @@ class FakeLocalApi:
         for event in self._state.events:
             if event["type"] != "sale" or event["member_id"] != member["member_id"]:
                 continue
-            balances["points"] = (balances.get("points", 0) - event["redeemed_points"]
-                                  + sum(p["points"] for p in event["points_earned"]))
+            balances["points"] = (
+                balances.get("points", 0)
+                - event["redeemed_points"]
+                + sum(p["points"] for p in event["points_earned"])
+            )
             for used in event["credits_used"]:
                 balances[used["kind"]] = balances.get(used["kind"], 0) - used["amount"]
         return balances
@@ -402,8 +481,11 @@ class FakeLocalApi:
             "rules_version": self.rules_version,
             "rules_problem": self.rules_problem,
             "members_version": self.members_version,
-            "queue": {"pending": len(pending),
-                      "oldest_at": pending[0]["at"] if pending else None, "rejected": 0},
+            "queue": {
+                "pending": len(pending),
+                "oldest_at": pending[0]["at"] if pending else None,
+                "rejected": 0,
+            },
             "readers": [dict(r) for r in self.readers],
             "currency": self.currency,
             "minor_units": self.minor_units,
@@ -417,9 +499,11 @@ class FakeLocalApi:
             raise ApiError(UNKNOWN_MEMBER, "No member found for this card, phone or code.")
         if member["status"] != "active":
             why = "blocked" if member["status"] == "blocked" else "reported lost"
-            raise ApiError(MEMBER_NOT_ACTIVE,
-                           f"{member['name']}'s card is {why}: no benefits can be given.",
-                           {"member_id": member["member_id"], "status": member["status"]})
+            raise ApiError(
+                MEMBER_NOT_ACTIVE,
+                f"{member['name']}'s card is {why}: no benefits can be given.",
+                {"member_id": member["member_id"], "status": member["status"]},
+            )
         # ``token`` (the identifier that matched, normalised) is beyond
         # local-api.md: the client needs it for sale.quote after a phone lookup.
         return {**self._summary(member, token), "token": token}
@@ -447,8 +531,14 @@ class FakeLocalApi:
                     raise ApiError(INVALID_PARAMS, "Each line must be an object.")
                 qty = self._int(item, "qty", minimum=1)
                 price = self._int(item, "unit_price")
-                lines.append({"sku": item.get("sku"), "category": item.get("category"),
-                              "qty": qty, "unit_price": price})
+                lines.append(
+                    {
+                        "sku": item.get("sku"),
+                        "category": item.get("category"),
+                        "qty": qty,
+                        "unit_price": price,
+                    }
+                )
             return lines
         amount = self._int(params, "amount", minimum=1)
         return [{"sku": None, "category": None, "qty": 1, "unit_price": amount}]
@@ -462,8 +552,9 @@ class FakeLocalApi:
             if member is None:
                 raise ApiError(UNKNOWN_MEMBER, "No member found for this card, phone or code.")
             if member["status"] != "active":
-                raise ApiError(MEMBER_NOT_ACTIVE,
-                               f"{member['name']}'s card is not active: no benefits.")
+                raise ApiError(
+                    MEMBER_NOT_ACTIVE, f"{member['name']}'s card is not active: no benefits."
+                )
         gross = sum(int(line["qty"]) * int(line["unit_price"]) for line in lines)
         explain: list[Json] = []
         discounts: list[Json] = []
@@ -473,33 +564,61 @@ class FakeLocalApi:
             if member is not None and member["tier"] == tier:
                 amount = gross * bps // 10000
                 discounts.append({"rule": rule, "amount": amount})
-                explain.append({"rule": rule, "kind": "discount", "applied": True,
-                                "amount": amount, "label": label, "reason": None,
-                                "text": label})
+                explain.append(
+                    {
+                        "rule": rule,
+                        "kind": "discount",
+                        "applied": True,
+                        "amount": amount,
+                        "label": label,
+                        "reason": None,
+                        "text": label,
+                    }
+                )
             else:
                 reason = "no member" if member is None else f"tier is {member['tier']}"
-                explain.append({"rule": rule, "kind": "discount", "applied": False,
-                                "label": label, "reason": "tiers",
-                                "text": f"{label} — {reason}"})
+                explain.append(
+                    {
+                        "rule": rule,
+                        "kind": "discount",
+                        "applied": False,
+                        "label": label,
+                        "reason": "tiers",
+                        "text": f"{label} — {reason}",
+                    }
+                )
         net = gross - sum(d["amount"] for d in discounts)
         balances = self._usable_balances(member) if member else {}
         limits = self._redeem_limits(member, balances, net)
         redeemed_points = self._redeem_points(params.get("redeem_points"), limits)
         redeemed_value = redeemed_points * POINT_VALUE
-        credits_used = self._use_credit(params.get("use_credit"), limits,
-                                        net - redeemed_value)
+        credits_used = self._use_credit(params.get("use_credit"), limits, net - redeemed_value)
         payable = net - redeemed_value - sum(c["amount"] for c in credits_used)
         points = payable // POINTS_PER_SPEND if member else 0
         points_earned = [{"rule": "base-points", "points": points}] if points else []
         if member is not None:
-            explain.append({"rule": "base-points", "kind": "points", "applied": points > 0,
-                            "points": points, "label": "1 point per 1.00 paid",
-                            "reason": None if points else "min_gross",
-                            "text": f"1 point per 1.00 paid: {points} points"})
+            explain.append(
+                {
+                    "rule": "base-points",
+                    "kind": "points",
+                    "applied": points > 0,
+                    "points": points,
+                    "label": "1 point per 1.00 paid",
+                    "reason": None if points else "min_gross",
+                    "text": f"1 point per 1.00 paid: {points} points",
+                }
+            )
         else:
-            explain.append({"rule": "base-points", "kind": "points", "applied": False,
-                            "label": "1 point per 1.00 paid", "reason": "anonymous",
-                            "text": "1 point per 1.00 paid — no member"})
+            explain.append(
+                {
+                    "rule": "base-points",
+                    "kind": "points",
+                    "applied": False,
+                    "label": "1 point per 1.00 paid",
+                    "reason": "anonymous",
+                    "text": "1 point per 1.00 paid — no member",
+                }
+            )
         quote_id = str(uuid.uuid4())
         made_at = self.clock()
         body: Json = {
@@ -525,7 +644,8 @@ class FakeLocalApi:
             "minor_units": self.minor_units,
         }
         self._state.quotes[quote_id] = _Quote(
-            quote_id, made_at, body, member["member_id"] if member else None, token, lines)
+            quote_id, made_at, body, member["member_id"] if member else None, token, lines
+        )
         return body
 
     def _redeem_limits(self, member: Json | None, balances: dict[str, int], net: int) -> Json:
@@ -535,9 +655,11 @@ class FakeLocalApi:
         points_max = min(balances.get("points", 0), share_cap)
         held_by = "balance" if balances.get("points", 0) <= share_cap else "max_redeem_share"
         if not self.online:
-            already = sum(e["redeemed_value"] for e in self._state.events
-                          if e["type"] == "sale" and e["member_id"] == member["member_id"]
-                          and e["offline"])
+            already = sum(
+                e["redeemed_value"]
+                for e in self._state.events
+                if e["type"] == "sale" and e["member_id"] == member["member_id"] and e["offline"]
+            )
             offline_left = max(0, OFFLINE_MAX_REDEEM_PER_DAY - already)
             if offline_left < points_max * POINT_VALUE:
                 points_max = offline_left // POINT_VALUE
@@ -548,11 +670,20 @@ class FakeLocalApi:
         for kind in ACCEPTED_CREDITS:
             available = balances.get(kind, 0)
             if available > 0:
-                credits.append({"kind": kind, "available": available,
-                                "max": min(available, CREDIT_CAP_PER_INVOICE, net)})
+                credits.append(
+                    {
+                        "kind": kind,
+                        "available": available,
+                        "max": min(available, CREDIT_CAP_PER_INVOICE, net),
+                    }
+                )
         return {
-            "points": {"available": balances.get("points", 0), "min": MIN_REDEEM,
-                       "max": points_max, "value": POINT_VALUE},
+            "points": {
+                "available": balances.get("points", 0),
+                "min": MIN_REDEEM,
+                "max": points_max,
+                "value": POINT_VALUE,
+            },
             "credits": credits,
             "held_by": held_by,
         }
@@ -563,18 +694,25 @@ class FakeLocalApi:
             return 0
         points = limits.get("points")
         if points is None:
-            raise ApiError(LIMIT, "Points can only be redeemed by an identified member.",
-                           {"limit": "member"})
+            raise ApiError(
+                LIMIT, "Points can only be redeemed by an identified member.", {"limit": "member"}
+            )
         if asked == "max":
             return int(points["max"])
         if not isinstance(asked, int) or isinstance(asked, bool) or asked < 0:
             raise ApiError(INVALID_PARAMS, "'redeem_points' must be a whole number or \"max\".")
         if asked < points["min"]:
-            raise ApiError(LIMIT, f"At least {points['min']} points must be redeemed at once.",
-                           {"limit": "points.min_redeem", "min": points["min"]})
+            raise ApiError(
+                LIMIT,
+                f"At least {points['min']} points must be redeemed at once.",
+                {"limit": "points.min_redeem", "min": points["min"]},
+            )
         if asked > points["max"]:
-            raise ApiError(LIMIT, f"At most {points['max']} points can be redeemed on this sale.",
-                           {"limit": "points.max", "max": points["max"]})
+            raise ApiError(
+                LIMIT,
+                f"At most {points['max']} points can be redeemed on this sale.",
+                {"limit": "points.max", "max": points["max"]},
+            )
         return asked
 
     @staticmethod
@@ -588,8 +726,11 @@ class FakeLocalApi:
         invoice_left = CREDIT_CAP_PER_INVOICE
         for kind in asked:
             if kind not in by_kind:
-                raise ApiError(LIMIT, "This member has no such credit to use here.",
-                               {"limit": "credits.accepted", "kind": kind})
+                raise ApiError(
+                    LIMIT,
+                    "This member has no such credit to use here.",
+                    {"limit": "credits.accepted", "kind": kind},
+                )
             amount = min(by_kind[kind]["available"], left, invoice_left)
             if amount > 0:
                 used.append({"kind": kind, "amount": amount})
@@ -608,29 +749,55 @@ class FakeLocalApi:
             self._state.quotes.pop(quote_id or "", None)
             raise ApiError(QUOTE_EXPIRED, "The price has expired. Check the total again.")
         body = quote.body
-        event = self._record("sale", {
-            "member_id": quote.member_id, "identified_by": quote.token,
-            "lines": quote.lines, "gross": body["gross"], "discounts": body["discounts"],
-            "redeemed_points": body["redeemed_points"],
-            "redeemed_value": body["redeemed_value"], "credits_used": body["credits_used"],
-            "payable": body["payable"], "points_earned": body["points_earned"],
-            "credits_earned": [], "lottery_entries": 0, "rules_version": self.rules_version,
-            "payment": payment}, staff["staff_id"])
+        event = self._record(
+            "sale",
+            {
+                "member_id": quote.member_id,
+                "identified_by": quote.token,
+                "lines": quote.lines,
+                "gross": body["gross"],
+                "discounts": body["discounts"],
+                "redeemed_points": body["redeemed_points"],
+                "redeemed_value": body["redeemed_value"],
+                "credits_used": body["credits_used"],
+                "payable": body["payable"],
+                "points_earned": body["points_earned"],
+                "credits_earned": [],
+                "lottery_entries": 0,
+                "rules_version": self.rules_version,
+                "payment": payment,
+            },
+            staff["staff_id"],
+        )
         del self._state.quotes[quote.quote_id]
         member = self._state.members.get(quote.member_id or "")
         receipt: Json = {
-            "sale_id": event["id"], "seq": event["seq"], "at": event["at"],
-            "staff_name": staff["name"], "offline": event["offline"],
+            "sale_id": event["id"],
+            "seq": event["seq"],
+            "at": event["at"],
+            "staff_name": staff["name"],
+            "offline": event["offline"],
             "member": self._summary(member, quote.token) if member else None,
-            "lines": quote.lines, "gross": body["gross"],
-            "discounts": [{**d, "label": next((x["label"] for x in body["explain"]
-                                               if x["rule"] == d["rule"]), d["rule"])}
-                          for d in body["discounts"]],
-            "net": body["net"], "redeemed_points": body["redeemed_points"],
-            "redeemed_value": body["redeemed_value"], "credits_used": body["credits_used"],
-            "payable": body["payable"], "payment": payment,
+            "lines": quote.lines,
+            "gross": body["gross"],
+            "discounts": [
+                {
+                    **d,
+                    "label": next(
+                        (x["label"] for x in body["explain"] if x["rule"] == d["rule"]), d["rule"]
+                    ),
+                }
+                for d in body["discounts"]
+            ],
+            "net": body["net"],
+            "redeemed_points": body["redeemed_points"],
+            "redeemed_value": body["redeemed_value"],
+            "credits_used": body["credits_used"],
+            "payable": body["payable"],
+            "payment": payment,
             "points_earned": sum(p["points"] for p in body["points_earned"]),
-            "currency": self.currency, "minor_units": self.minor_units,
+            "currency": self.currency,
+            "minor_units": self.minor_units,
         }
         self._state.sales[event["id"]] = event
         return {"sale_id": event["id"], "seq": event["seq"], "receipt": receipt}
@@ -643,8 +810,7 @@ class FakeLocalApi:
             raise ApiError(NOT_FOUND, "No such sale on this terminal.")
         if any(e["type"] == "refund" and e["sale_id"] == sale_id for e in self._state.events):
             raise ApiError(CONFLICT, "This sale was already refunded.")
-        event = self._record("refund", {"sale_id": sale_id, "reason": reason},
-                             staff["staff_id"])
+        event = self._record("refund", {"sale_id": sale_id, "reason": reason}, staff["staff_id"])
         return {"refund_id": event["id"]}
 
     def _staff_by_token(self, token: str) -> Json:
@@ -663,12 +829,26 @@ class FakeLocalApi:
             found = self._state.staff.get(staff_id or "")
             # One message for both, so the till does not tell which staff ids exist.
             if found is None or pin != found["pin"]:
-                raise ApiError(NOT_ALLOWED, "Wrong staff number or PIN.")
+                raise ApiError(
+                    NOT_ALLOWED, "Wrong staff number or PIN.", {"reason": "bad_credentials"}
+                )
             staff = found
         session = uuid.uuid4().hex
         self._state.sessions[session] = staff["staff_id"]
-        return {"session": session, "staff_id": staff["staff_id"], "name": staff["name"],
-                "role": staff["role"]}
+        return {
+            "session": session,
+            "staff_id": staff["staff_id"],
+            "name": staff["name"],
+            "role": staff["role"],
+        }
+
+    def _logout(self, params: Json) -> bool:
+        session = params.get("session")
+        return (
+            self._state.sessions.pop(session, None) is not None
+            if isinstance(session, str)
+            else False
+        )
 
     def _attendance(self, day: date) -> list[Json]:
         start, end = self._local_day(day)
@@ -680,9 +860,16 @@ class FakeLocalApi:
             if not start <= at < end:
                 continue
             staff = self._state.staff[event["staff_id"]]
-            row = rows.setdefault(staff["staff_id"], {
-                "staff_id": staff["staff_id"], "name": staff["name"], "entries": [],
-                "present": False, "minutes": 0})
+            row = rows.setdefault(
+                staff["staff_id"],
+                {
+                    "staff_id": staff["staff_id"],
+                    "name": staff["name"],
+                    "entries": [],
+                    "present": False,
+                    "minutes": 0,
+                },
+            )
             row["entries"].append({"action": event["action"], "at": event["at"]})
             row["present"] = event["action"] == "in"
         now = self._now()
@@ -718,12 +905,16 @@ class FakeLocalApi:
             raise ApiError(CONFLICT, f"{staff['name']} is already clocked in.")
         if action == "out" and staff["staff_id"] not in present:
             raise ApiError(CONFLICT, f"{staff['name']} is not clocked in.")
-        event = self._record("attendance", {"action": action,
-                                            "identified_by": token or None},
-                             staff["staff_id"])
+        event = self._record(
+            "attendance", {"action": action, "identified_by": token or None}, staff["staff_id"]
+        )
         event["staff_id"] = staff["staff_id"]
-        return {"event_id": event["id"], "at": event["at"], "staff_id": staff["staff_id"],
-                "name": staff["name"]}
+        return {
+            "event_id": event["id"],
+            "at": event["at"],
+            "staff_id": staff["staff_id"],
+            "name": staff["name"],
+        }
 
     def _money_event(self, event_type: str, params: Json) -> Json:
         method = "expense.add" if event_type == "expense" else "cash_receipt.add"
@@ -733,15 +924,15 @@ class FakeLocalApi:
         note = params.get("note") or ""
         if not isinstance(note, str):
             raise ApiError(INVALID_PARAMS, "'note' must be text.")
-        event = self._record(event_type, {"amount": amount, "category": category,
-                                          "note": note}, staff["staff_id"])
+        event = self._record(
+            event_type, {"amount": amount, "category": category, "note": note}, staff["staff_id"]
+        )
         return {"event_id": event["id"]}
 
     def _day_summary(self, params: Json) -> Json:
         day = self._date_param(params)
         start, end = self._local_day(day)
-        todays = [e for e in self._state.events
-                  if start <= datetime.fromisoformat(e["at"]) < end]
+        todays = [e for e in self._state.events if start <= datetime.fromisoformat(e["at"]) < end]
         sales = [e for e in todays if e["type"] == "sale"]
 
         def totals(rows: list[Json]) -> Json:
@@ -762,9 +953,18 @@ class FakeLocalApi:
             per_staff.append(row)
 
         def money_rows(kind: str) -> list[Json]:
-            return [{"event_id": e["id"], "at": e["at"], "amount": e["amount"],
-                     "category": e["category"], "note": e["note"],
-                     "staff_id": e["staff_id"]} for e in todays if e["type"] == kind]
+            return [
+                {
+                    "event_id": e["id"],
+                    "at": e["at"],
+                    "amount": e["amount"],
+                    "category": e["category"],
+                    "note": e["note"],
+                    "staff_id": e["staff_id"],
+                }
+                for e in todays
+                if e["type"] == kind
+            ]
 
         expenses = money_rows("expense")
         receipts = money_rows("cash_receipt")
@@ -838,17 +1038,25 @@ class FakeLocalApi:
         start = datetime.fromisoformat(candidate["start"])
         end = start + timedelta(minutes=candidate["minutes"])
         for other in self._state.appointments.values():
-            if (other["appointment_id"] == candidate["appointment_id"]
-                    or other["cancelled"] or other["staff_id"] != candidate["staff_id"]):
+            if (
+                other["appointment_id"] == candidate["appointment_id"]
+                or other["cancelled"]
+                or other["staff_id"] != candidate["staff_id"]
+            ):
                 continue
             o_start = datetime.fromisoformat(other["start"])
             o_end = o_start + timedelta(minutes=other["minutes"])
             if start < o_end and o_start < end:
                 local = o_start.astimezone(self.tz)
-                raise ApiError(CONFLICT, (
-                    f"{other['staff_name']} is already booked {local:%H:%M}–"
-                    f"{o_end.astimezone(self.tz):%H:%M} ({other['service']} with "
-                    f"{other['customer_name']})."), {"appointment_id": other["appointment_id"]})
+                raise ApiError(
+                    CONFLICT,
+                    (
+                        f"{other['staff_name']} is already booked {local:%H:%M}–"
+                        f"{o_end.astimezone(self.tz):%H:%M} ({other['service']} with "
+                        f"{other['customer_name']})."
+                    ),
+                    {"appointment_id": other["appointment_id"]},
+                )
 
     def _appointment_create(self, params: Json) -> Json:
         staff = self._session_staff("appointment.create", params)
@@ -858,16 +1066,21 @@ class FakeLocalApi:
             raise ApiError(NOT_FOUND, "No staff member has this number.")
         minutes = self._int(params, "minutes", minimum=5)
         appointment: Json = {
-            "appointment_id": str(uuid.uuid4()), "customer": customer,
+            "appointment_id": str(uuid.uuid4()),
+            "customer": customer,
             "customer_name": customer_name,
-            "service": self._str(params, "service"), "staff_id": with_id,
+            "service": self._str(params, "service"),
+            "staff_id": with_id,
             "staff_name": self._state.staff[with_id or ""]["name"],
-            "start": self._start(params).isoformat(), "minutes": minutes,
-            "note": str(params.get("note") or ""), "cancelled": False,
+            "start": self._start(params).isoformat(),
+            "minutes": minutes,
+            "note": str(params.get("note") or ""),
+            "cancelled": False,
         }
         self._check_overlap(appointment)
-        self._record("appointment", {"action": "create", **self._wire(appointment)},
-                     staff["staff_id"])
+        self._record(
+            "appointment", {"action": "create", **self._wire(appointment)}, staff["staff_id"]
+        )
         self._state.appointments[appointment["appointment_id"]] = appointment
         return {"appointment_id": appointment["appointment_id"]}
 
@@ -902,16 +1115,14 @@ class FakeLocalApi:
         if "customer" in params or "phone" in params:
             updated["customer"], updated["customer_name"] = self._customer(params)
         self._check_overlap(updated)
-        self._record("appointment", {"action": "update", **self._wire(updated)},
-                     staff["staff_id"])
+        self._record("appointment", {"action": "update", **self._wire(updated)}, staff["staff_id"])
         current.update(updated)
         return {"appointment_id": current["appointment_id"]}
 
     def _appointment_cancel(self, params: Json) -> Json:
         staff = self._session_staff("appointment.cancel", params)
         current = self._appointment(params)
-        self._record("appointment", {"action": "cancel", **self._wire(current)},
-                     staff["staff_id"])
+        self._record("appointment", {"action": "cancel", **self._wire(current)}, staff["staff_id"])
         current["cancelled"] = True
         return {"appointment_id": current["appointment_id"]}
 
@@ -937,25 +1148,43 @@ class FakeLocalApi:
         identifiers = ["tel:" + tel]
         existing = self._find_member("tel:" + tel)
         if existing is not None:
-            raise ApiError(CONFLICT, f"This phone number already belongs to {existing['name']}.",
-                           {"member_id": existing["member_id"]})
+            raise ApiError(
+                CONFLICT,
+                f"This phone number already belongs to {existing['name']}.",
+                {"member_id": existing["member_id"]},
+            )
         token = self._str(params, "token", required=False)
         if token:
             holder = self._find_member(token)
             if holder is not None:
-                raise ApiError(CONFLICT, f"This card is already linked to {holder['name']}.",
-                               {"member_id": holder["member_id"]})
+                raise ApiError(
+                    CONFLICT,
+                    f"This card is already linked to {holder['name']}.",
+                    {"member_id": holder["member_id"]},
+                )
             identifiers.append(token)
         referred_by = self._str(params, "referred_by", required=False)
         if referred_by and referred_by not in self._state.members:
             raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
         member_id = f"local:{uuid.uuid4()}"
-        self._record("member_enrol", {"member_id": member_id, "name": name,
-                                      "identifiers": identifiers,
-                                      "referred_by": referred_by}, staff["staff_id"])
+        self._record(
+            "member_enrol",
+            {
+                "member_id": member_id,
+                "name": name,
+                "identifiers": identifiers,
+                "referred_by": referred_by,
+            },
+            staff["staff_id"],
+        )
         self._state.members[member_id] = {
-            "member_id": member_id, "name": name, "status": "active", "tier": "bronze",
-            "identifiers": identifiers, "balances": {"points": 0}}
+            "member_id": member_id,
+            "name": name,
+            "status": "active",
+            "tier": "bronze",
+            "identifiers": identifiers,
+            "balances": {"points": 0},
+        }
         return {"member_id": member_id}
 
 

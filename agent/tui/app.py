@@ -189,7 +189,14 @@ class ClubtermApp(App[None]):
     async def _sign_out(self, reason: str | None) -> None:
         if self.staff is None:
             return
+        session = self.staff.session
         self.staff = None
+        try:
+            # staff.logout is the agent's extension of the spec; an agent
+            # without it (or one that already ended the session) is fine too.
+            await self.api.call("staff.logout", {"session": session})
+        except (ApiError, OSError, ConnectionError, EOFError):
+            pass
         await self.switch_mode("signin")
         for mode in self._session_modes:
             await self.remove_mode(mode)

@@ -17,11 +17,15 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from agent.errors import ApiError
+from agent.localapi import NOT_ALLOWED
 from agent.tui.errors import DISCONNECTED, error_text
 from agent.tui.i18n import current, tr
 from agent.tui.messages import ApiDone, ApiFailed, CardRead
 from agent.tui.widgets.nav_bar import NavBar
 from agent.tui.widgets.status_bar import StatusBar
+
+# data.reason of a not_allowed answer when the agent ended the session.
+SESSION_ENDED = frozenset({"session_expired", "no_session"})
 
 if TYPE_CHECKING:
     from agent.tui.app import ClubtermApp
@@ -94,6 +98,10 @@ class ApiCaller:
             handler(message.result)
 
     def on_api_failed(self, message: ApiFailed) -> None:
+        data = message.error.data if isinstance(message.error.data, dict) else {}
+        if message.error.code == NOT_ALLOWED and data.get("reason") in SESSION_ENDED:
+            self.club_app.sign_out(reason=error_text(message.error))
+            return
         handler = getattr(self, f"failed_{message.tag}", None)
         if handler is not None and handler(message.error) is not False:
             return

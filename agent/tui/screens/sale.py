@@ -24,6 +24,8 @@ from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptD
 from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
+# Explanation steps shown as notes above the totals, and how.
+NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
 
 
 def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Text:
@@ -60,9 +62,14 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
     table = kv_table()
     kv_row(table, tr("Total"), fmt(quote["gross"]))
     for item in quote.get("explain", []):
+        # Notes of the agent (no rule: stale rules, an offline limit) matter to
+        # the cashier; the other notes repeat rows shown below.
+        if "rule" not in item and item.get("step") in NOTE_STYLES:
+            kv_row(table, Text(display(str(item.get("text", ""))), style=NOTE_STYLES[item["step"]]))
+            continue
         if item.get("kind") != "discount":
             continue
-        label = str(item.get("label") or item.get("rule"))
+        label = str(item.get("label") or item.get("text") or item.get("rule"))
         if item.get("applied"):
             kv_row(
                 table,
@@ -141,6 +148,7 @@ class SaleScreen(ClubScreen):
         self.pending_sku: str | None = None
         self._quote_seq = 0
         self._committing = False
+        self._typed_token: str | None = None
 
     # ----------------------------------------------------------------- layout
 
@@ -290,8 +298,8 @@ class SaleScreen(ClubScreen):
             self._product(sku)
             return
         self.say(tr("Card read, finding the member…"))
+        self._typed_token = message.token
         self.call_api("member", "member.identify", {"token": message.token})
-        self._pending_masked = message.event.get("masked")
 
     def _find_member(self, text: str) -> None:
         text = text.strip()
@@ -299,11 +307,14 @@ class SaleScreen(ClubScreen):
             return
         key = "phone" if set(text) <= PHONE_CHARS and len(text) >= 6 else "code"
         self.say(tr("Finding the member…"))
+        # A club code's token is defined by the protocol ("code:" + the text);
+        # a phone's needs the agent's normalisation and comes back with the answer.
+        self._typed_token = "code:" + text if key == "code" else None
         self.call_api("member", "member.identify", {key: text})
 
     def done_member(self, result: dict[str, Any]) -> None:
         self.member = result
-        self.member_token = result.get("token")
+        self.member_token = result.get("token") or self._typed_token
         self.redeem_points = None
         self.use_credit = False
         self.query_one("#member-input", Input).value = ""

@@ -104,6 +104,31 @@ async def test_sign_out_key_drops_the_session_screens(make_app) -> None:
         assert app.screen.lines == ()  # the previous cashier's basket is gone
 
 
+async def test_session_ended_by_the_agent_signs_out(make_app, api) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await sign_in(pilot)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, CashScreen))
+        api.expire_sessions()
+        await pilot.press(*"5", "enter", *"tea", "f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, SignInScreen))
+        assert app.staff is None
+        assert "sign in again" in message_text(app)
+
+
+async def test_code_lookup_gives_the_quote_its_token(make_app, api) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await sign_in(pilot)
+        screen = app.screen
+        await pilot.press(*"10", "enter", "tab", *"CLUB-1002", "enter")
+        await wait_for(pilot, lambda: screen.quote and screen.quote.get("member"))
+        assert screen.member_token == "code:CLUB-1002"
+
+
 # ----------------------------------------------------------------------- sale
 
 
