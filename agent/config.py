@@ -160,7 +160,9 @@ class _Table:
     def error(self, name: str, message: str) -> ConfigError:
         return ConfigError(message, path=self.source, key=self._key(name))
 
-    def get(self, name: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
+    def get(
+        self, name: str, kind: type[T], default: T | None = None, *, required: bool = False
+    ) -> T:
         if name not in self.data:
             if required:
                 raise self.error(name, "is required but missing")
@@ -170,7 +172,8 @@ class _Table:
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise self.error(name, f"must be a whole number, not {value!r}")
         if not isinstance(value, kind):
-            raise self.error(name, f"must be a {_KIND_WORDS.get(kind, kind.__name__)}, not {value!r}")
+            words = _KIND_WORDS.get(kind, kind.__name__)
+            raise self.error(name, f"must be a {words}, not {value!r}")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str | None = None, *,
@@ -351,6 +354,12 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     ``check_secrets`` the secret files named in it must exist with mode 0600.
     """
     cfg_path = Path(path) if path is not None else default_config_path()
+    if not cfg_path.exists():
+        raise ConfigError(
+            "configuration file not found; pass --config FILE (or set CLUBTERM_CONFIG), "
+            "or enrol this terminal first: clubterm provision enrol",
+            path=str(cfg_path),
+        )
     data = _load_toml(cfg_path, what="configuration file")
     src = str(cfg_path)
     base = cfg_path.parent
@@ -379,7 +388,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         raise
     country = term.get("default_country_code", str, "1")
     if not country.isdigit() or not 1 <= len(country) <= 3:
-        raise term.error("default_country_code", f"must be 1 to 3 digits (e.g. 98), not {country!r}")
+        raise term.error("default_country_code",
+                         f"must be 1 to 3 digits (e.g. 98), not {country!r}")
 
     paths = top.table("paths")
     state_dir = paths.path("state_dir", "/var/lib/clubterm", base=base)
@@ -394,7 +404,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     if broker_url is not None:
         scheme = broker_url.split("://", 1)[0] if "://" in broker_url else ""
         if scheme not in ("mqtt", "mqtts"):
-            raise club.error("broker_url", f"must start with mqtts:// (or mqtt://), not {broker_url!r}")
+            raise club.error("broker_url",
+                             f"must start with mqtts:// (or mqtt://), not {broker_url!r}")
         if scheme == "mqtt" and not allow_plain:
             raise club.error(
                 "broker_url",

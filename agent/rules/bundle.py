@@ -1,0 +1,638 @@
+"""Parsing, validating and indexing a rule bundle (``rules.md``).
+
+A known key with a wrong type rejects the whole bundle, with a message naming the
+rule and the key. A rule with an unknown condition key, effect key or kind is kept
+but never applied; its ``unknown`` field says which key.
+
+The index: the rules of each kind are sorted once in the order they are taken
+(priority highest first, then id), kind after kind. For every condition that can
+be looked up from the sale itself (member present, tier, group, birthday, weekday,
+hour, week of the date range, sku, category, token kind, BIN) the bundle keeps, as
+Python integers used as bit sets over that order, the rules that do not use the
+condition and, per value, the rules that accept that value. A quote ANDs one mask per
+condition and evaluates only the rules left, in order. The index only ever keeps
+too many rules, never too few: every rule it leaves out has a condition that is
+false for the sale, so the result equals a full scan (tests check it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import RulesError
+
+KINDS = ("discount", "points", "multiplier", "credit", "lottery")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TOKEN_KINDS = ("pan", "nid", "nfc", "code", "tel")
+CONDITION_KEYS = frozenset({
+    "anonymous", "tiers", "min_tier", "groups", "weekdays", "hours", "dates", "birthday",
+    "min_gross", "skus", "categories", "identified_by", "bins", "min_purchase_count",
+    "min_spend_30d", "min_days_since_last_purchase",
+})
+EFFECT_KEYS: Mapping[str, frozenset[str]] = {
+    "discount": frozenset({"percent_bps", "amount", "max_amount"}),
+    "points": frozenset({"per_spend", "points", "max_points"}),
+    "multiplier": frozenset({"bps"}),
+    "credit": frozenset({"percent_bps", "kind", "expires_days", "max_amount"}),
+    "lottery": frozenset({"per_spend", "entries"}),
+}
+# A date range longer than this many weeks is indexed as "any week" (it is still
+# checked); shorter ones are filed under each week (day ordinal // 7) they touch.
+_MAX_INDEXED_WEEKS = 110
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
+_BIN = re.compile(r"^[0-9]{6}$")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Rule:
+    """One validated rule; absent conditions are None.
+
+    A plain class with class-level defaults: a 10,000-rule bundle builds 10,000 of
+    these, and setting only the keys a rule has keeps loading fast.
+    """
+
+    id: str
+    kind: str
+    priority: int
+    exclusive: bool
+    raw: Mapping[str, Any]
+    # True when the rule works on some lines only (``skus``/``categories``).
+    targets_lines: bool = False
+    # The condition checks, compiled by the engine on first use.
+    checks: tuple[Any, ...] | None = None
+    # Why the rule is never applied (unknown kind or key), else None.
+    unknown: str | None = None
+    anonymous: bool = False
+    tiers: frozenset[str] | None = None
+    min_tier: str | None = None
+    min_tier_rank: int = 0
+    groups: frozenset[str] | None = None
+    weekdays: frozenset[int] | None = None
+    hours: tuple[tuple[int, int], ...] | None = None  # seconds of the day, [start, end)
+    dates: tuple[tuple[dt.date, dt.date], ...] | None = None
+    birthday: str | None = None
+    min_gross: int | None = None
+    skus: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    identified_by: frozenset[str] | None = None
+    bins: frozenset[str] | None = None
+    min_purchase_count: int | None = None
+    min_spend_30d: int | None = None
+    min_days_since_last_purchase: int | None = None
+    # Effects.
+    percent_bps: int | None = None
+    amount: int | None = None
+    max_amount: int | None = None
+    per_spend: int = 1
+    points: int = 0
+    max_points: int | None = None
+    bps: int = 10000
+    credit_kind: str = ""
+    expires_days: int | None = None
+    entries: int = 0
+
+    def __init__(self, rule_id: str, kind: str, priority: int, exclusive: bool,
+                 raw: Mapping[str, Any]):
+        self.id = rule_id
+        self.kind = kind
+        self.priority = priority
+        self.exclusive = exclusive
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return f"Rule({self.id!r}, {self.kind!r}, priority={self.priority})"
+
+
+@dataclass(slots=True)
+class Dimension:
+    """One indexed condition of one kind: who ignores it, who accepts which value."""
+
+    name: str
+    any_mask: int
+    buckets: dict[Any, int]
+
+
+@dataclass(slots=True)
+class RuleIndex:
+    """All rules of known kinds, kind by kind in the order they are taken, and masks.
+
+    Bit ``i`` of every mask stands for ``rules[i]``.
+    """
+
+    rules: list[Rule]
+    dims: list[Dimension]
+    # Rules that are always listed (never applied, but the explanation says why).
+    always: int
+    full: int
+
+
+@dataclass(frozen=True, slots=True)
+class PointsConfig:
+    """``points`` of the bundle."""
+
+    value: int
+    min_redeem: int
+    max_redeem_share_bps: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditsConfig:
+    """``credits`` of the bundle."""
+
+    accepted: tuple[str, ...]
+    use_cap_per_invoice: int | None
+    use_cap_per_day: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineConfig:
+    """``offline`` of the bundle; None means no limit."""
+
+    max_redeem_value_per_member_day: int | None
+    max_pending: int | None
+    max_age_hours: int | None
+
+
+@dataclass(slots=True, eq=False)
+class Bundle:
+    """A parsed, validated and indexed rule bundle."""
+
+    club: str
+    merchant: str
+    version: int
+    issued_at: dt.datetime | None
+    expires_at: dt.datetime
+    currency: str
+    minor_units: int
+    timezone: str
+    tz: dt.tzinfo
+    tier_ranks: Mapping[str, int]
+    points: PointsConfig | None
+    credits: CreditsConfig | None
+    offline: OfflineConfig | None
+    rules: list[Rule]
+    by_kind: dict[str, list[Rule]] = field(default_factory=dict)
+    index: RuleIndex = field(default_factory=lambda: RuleIndex([], [], 0, 0))
+    unknown_kind: list[Rule] = field(default_factory=list)
+    payload: bytes = b""
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The rule with that id, if any."""
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        return None
+
+    def local_day(self, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The club-local day containing ``at``: [start, end) as aware datetimes.
+
+        For the store's day counters (credit day cap, offline day limit). A day of a
+        daylight-saving change is 23 or 25 hours long.
+        """
+        if at.tzinfo is None:
+            raise RulesError("the time must carry a UTC offset")
+        day = at.astimezone(self.tz).date()
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=self.tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        return start, end
+
+    def summary(self) -> str:
+        """One line for people: club, merchant, version, rule count, expiry."""
+        return (f"club {self.club}, merchant {self.merchant}, version {self.version}, "
+                f"{len(self.rules)} rules, expires {self.expires_at.isoformat()}")
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Type checks that raise a RulesError naming where the problem is."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, key: str, message: str) -> RulesError:
+        return RulesError(f"{self.where}: {key!r} {message}")
+
+    def int_(self, key: str, value: object, *, minimum: int | None = 0,
+             maximum: int | None = None) -> int:
+        if type(value) is not int:
+            raise self.fail(key, f"must be a whole number, not {json.dumps(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be at most {maximum}, not {value}")
+        return value
+
+    def str_(self, key: str, value: object) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, not {json.dumps(value)}")
+        return value
+
+    def bool_(self, key: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, not {json.dumps(value)}")
+        return value
+
+    def str_list(self, key: str, value: object) -> list[str]:
+        if type(value) is not list or not all(type(v) is str for v in value):
+            raise self.fail(key, f"must be a list of strings, not {json.dumps(value)}")
+        return value
+
+    def obj(self, key: str, value: object) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be an object, not {json.dumps(value)}")
+        return value
+
+
+def _parse_time(text: str, check: _Checker, key: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise check.fail(key, f"must be an RFC 3339 time, not {text!r}") from None
+    if value.tzinfo is None:
+        raise check.fail(key, f"must carry a UTC offset, not {text!r}")
+    return value
+
+
+def _hhmm(text: str) -> int:
+    return int(text[:2]) * 3600 + int(text[3:]) * 60
+
+
+def _parse_when(rule: Rule, when: Mapping[str, Any], check: _Checker,
+                tier_ranks: Mapping[str, int]) -> None:
+    unknown = [k for k in when if k not in CONDITION_KEYS]
+    if unknown:
+        rule.unknown = f"it has a condition this terminal does not know: {min(unknown)!r}"
+    for key, value in when.items():
+        if key == "anonymous":
+            rule.anonymous = check.bool_(key, value)
+        elif key == "tiers":
+            rule.tiers = frozenset(check.str_list(key, value))
+        elif key == "min_tier":
+            name = check.str_(key, value)
+            if name not in tier_ranks:
+                raise check.fail(key, f"names tier {name!r}, which the bundle's tiers do not list")
+            rule.min_tier, rule.min_tier_rank = name, tier_ranks[name]
+        elif key == "groups":
+            rule.groups = frozenset(check.str_list(key, value))
+        elif key == "weekdays":
+            days = check.str_list(key, value)
+            for d in days:
+                if d not in WEEKDAYS:
+                    raise check.fail(key, f"must list days among {', '.join(WEEKDAYS)}, not {d!r}")
+            rule.weekdays = frozenset(WEEKDAYS.index(d) for d in days)
+        elif key == "hours":
+            rule.hours = tuple(_pairs(key, value, check, _HHMM, "HH:MM", _hhmm))
+        elif key == "dates":
+            pairs = tuple(_pairs(key, value, check, None, "YYYY-MM-DD", dt.date.fromisoformat))
+            rule.dates = pairs
+        elif key == "birthday":
+            if value not in ("day", "month"):
+                raise check.fail(key, f"must be \"day\" or \"month\", not {json.dumps(value)}")
+            rule.birthday = value
+        elif key == "min_gross":
+            rule.min_gross = check.int_(key, value)
+        elif key == "skus":
+            rule.skus = frozenset(check.str_list(key, value))
+        elif key == "categories":
+            rule.categories = frozenset(check.str_list(key, value))
+        elif key == "identified_by":
+            rule.identified_by = frozenset(check.str_list(key, value))
+        elif key == "bins":
+            bins = check.str_list(key, value)
+            for b in bins:
+                if not _BIN.match(b):
+                    raise check.fail(key, f"must list six-digit BINs, not {b!r}")
+            rule.bins = frozenset(bins)
+        elif key == "min_purchase_count":
+            rule.min_purchase_count = check.int_(key, value)
+        elif key == "min_spend_30d":
+            rule.min_spend_30d = check.int_(key, value)
+        elif key == "min_days_since_last_purchase":
+            rule.min_days_since_last_purchase = check.int_(key, value)
+
+
+def _pairs(key: str, value: object, check: _Checker, pattern: re.Pattern[str] | None,
+           shape: str, convert: Any) -> list[tuple[Any, Any]]:
+    def bad() -> RulesError:
+        return check.fail(key, f"must be a list of [\"{shape}\", \"{shape}\"] pairs, "
+                               f"not {json.dumps(value)}")
+
+    if not isinstance(value, list):
+        raise bad()
+    out = []
+    for pair in value:
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
+            raise bad()
+        try:
+            if pattern is not None and not (pattern.match(pair[0]) and pattern.match(pair[1])):
+                raise ValueError
+            a, b = convert(pair[0]), convert(pair[1])
+        except ValueError:
+            raise bad() from None
+        if shape != "HH:MM" and b < a:
+            raise check.fail(key, f"range {pair} ends before it starts")
+        out.append((a, b))
+    return out
+
+
+def _parse_then(rule: Rule, then: Mapping[str, Any], check: _Checker) -> None:
+    known = EFFECT_KEYS[rule.kind]
+    unknown = [k for k in then if k not in known]
+    if unknown and rule.unknown is None:
+        rule.unknown = f"it has an effect this terminal does not know: {min(unknown)!r}"
+    kind = rule.kind
+
+    def need(key: str) -> object:
+        if key not in then:
+            raise check.fail(f"then.{key}", f"is required for a {kind} rule")
+        return then[key]
+
+    if kind == "discount":
+        has_pct, has_amt = "percent_bps" in then, "amount" in then
+        if has_pct == has_amt:
+            raise check.fail("then", "must have exactly one of 'percent_bps' and 'amount'")
+        if has_pct:
+            rule.percent_bps = check.int_("then.percent_bps", then["percent_bps"], maximum=10000)
+        else:
+            rule.amount = check.int_("then.amount", then["amount"])
+        if "max_amount" in then:
+            rule.max_amount = check.int_("then.max_amount", then["max_amount"])
+    elif kind == "points":
+        rule.per_spend = check.int_("then.per_spend", need("per_spend"), minimum=1)
+        rule.points = check.int_("then.points", need("points"))
+        if "max_points" in then:
+            rule.max_points = check.int_("then.max_points", then["max_points"])
+    elif kind == "multiplier":
+        rule.bps = check.int_("then.bps", need("bps"), minimum=10000)
+    elif kind == "credit":
+        rule.percent_bps = check.int_("then.percent_bps", need("percent_bps"))
+        rule.credit_kind = check.str_("then.kind", need("kind"))
+        if "expires_days" in then:
+            rule.expires_days = check.int_("then.expires_days", then["expires_days"])
+        if "max_amount" in then:
+            rule.max_amount = check.int_("then.max_amount", then["max_amount"])
+    elif kind == "lottery":
+        rule.per_spend = check.int_("then.per_spend", need("per_spend"), minimum=1)
+        rule.entries = check.int_("then.entries", need("entries"))
+
+
+def _parse_rule(raw: object, index: int, tier_ranks: Mapping[str, int]) -> Rule:
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        raise RulesError(f"rules[{index}]: must be an object")
+    rid = raw.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RulesError(f"rules[{index}]: 'id' must be a non-empty string, "
+                         f"not {json.dumps(rid)}")
+    check = _Checker(f"rule {rid!r}")
+    kind = check.str_("kind", raw.get("kind"))
+    priority = check.int_("priority", raw.get("priority", 0), minimum=None)
+    exclusive = check.bool_("exclusive", raw.get("exclusive", False))
+    rule = Rule(rid, kind, priority, exclusive, raw)
+    when = raw.get("when", {})
+    if type(when) is not dict:
+        when = check.obj("when", when)
+    _parse_when(rule, when, check, tier_ranks)
+    rule.targets_lines = rule.skus is not None or rule.categories is not None
+    if kind not in KINDS:
+        rule.unknown = f"its kind {kind!r} is unknown to this terminal"
+        return rule
+    then = raw.get("then", {})
+    if type(then) is not dict:
+        then = check.obj("then", then)
+    _parse_then(rule, then, check)
+    return rule
+
+
+def parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
+    """Parse and validate a bundle (its JSON bytes, or an already decoded object).
+
+    Raises :class:`RulesError` naming the rule and key of the first problem.
+    """
+    raw_bytes = b""
+    if isinstance(payload, bytes | str):
+        raw_bytes = payload.encode() if isinstance(payload, str) else payload
+        try:
+            data = json.loads(raw_bytes)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RulesError(f"the bundle is not valid JSON: {exc}") from None
+    else:
+        data = payload
+    if not isinstance(data, Mapping):
+        raise RulesError("the bundle must be a JSON object")
+    top = _Checker("bundle")
+
+    def need(key: str) -> object:
+        if key not in data:
+            raise top.fail(key, "is missing")
+        return data[key]
+
+    club = top.str_("club", need("club"))
+    merchant = top.str_("merchant", need("merchant"))
+    version = top.int_("version", need("version"))
+    expires_at = _parse_time(top.str_("expires_at", need("expires_at")), top, "expires_at")
+    issued_at = None
+    if "issued_at" in data:
+        issued_at = _parse_time(top.str_("issued_at", data["issued_at"]), top, "issued_at")
+    currency = top.str_("currency", data.get("currency", "XXX"))
+    minor_units = top.int_("minor_units", data.get("minor_units", 2), maximum=8)
+    tz_name = top.str_("timezone", need("timezone"))
+    try:
+        tz = zoneinfo.ZoneInfo(tz_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise top.fail("timezone", f"is not a time zone this terminal knows: {tz_name!r}") from None
+
+    tier_ranks: dict[str, int] = {}
+    tiers = data.get("tiers", [])
+    if not isinstance(tiers, list):
+        raise top.fail("tiers", "must be a list of {id, rank}")
+    for i, t in enumerate(tiers):
+        tc = _Checker(f"bundle tiers[{i}]")
+        t = tc.obj("tier", t)
+        tier_ranks[tc.str_("id", t.get("id"))] = tc.int_("rank", t.get("rank"), minimum=None)
+
+    points = None
+    if "points" in data:
+        pc = _Checker("bundle points")
+        p = top.obj("points", data["points"])
+        if "value" not in p:
+            raise pc.fail("value", "is missing")
+        points = PointsConfig(
+            value=pc.int_("value", p["value"], minimum=1),
+            min_redeem=pc.int_("min_redeem", p.get("min_redeem", 0)),
+            max_redeem_share_bps=(pc.int_("max_redeem_share_bps", p["max_redeem_share_bps"])
+                                  if "max_redeem_share_bps" in p else None),
+        )
+    credits = None
+    if "credits" in data:
+        cc = _Checker("bundle credits")
+        c = top.obj("credits", data["credits"])
+        credits = CreditsConfig(
+            accepted=tuple(cc.str_list("accepted", c.get("accepted", []))),
+            use_cap_per_invoice=_opt_int(cc, c, "use_cap_per_invoice"),
+            use_cap_per_day=_opt_int(cc, c, "use_cap_per_day"),
+        )
+    offline = None
+    if "offline" in data:
+        oc = _Checker("bundle offline")
+        o = top.obj("offline", data["offline"])
+        offline = OfflineConfig(
+            max_redeem_value_per_member_day=_opt_int(oc, o, "max_redeem_value_per_member_day"),
+            max_pending=_opt_int(oc, o, "max_pending"),
+            max_age_hours=_opt_int(oc, o, "max_age_hours"),
+        )
+
+    raw_rules = need("rules")
+    if not isinstance(raw_rules, list):
+        raise top.fail("rules", "must be a list")
+    rules = [_parse_rule(r, i, tier_ranks) for i, r in enumerate(raw_rules)]
+    seen: set[str] = set()
+    for r in rules:
+        if r.id in seen:
+            raise RulesError(f"rule {r.id!r}: 'id' is used by more than one rule")
+        seen.add(r.id)
+
+    bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
+                    tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes)
+    _build_index(bundle)
+    return bundle
+
+
+def _opt_int(check: _Checker, obj: Mapping[str, Any], key: str) -> int | None:
+    return check.int_(key, obj[key]) if key in obj else None
+
+
+# ---------------------------------------------------------------- the index
+
+
+def _week_keys(ranges: Iterable[tuple[dt.date, dt.date]]) -> list[int] | None:
+    keys: list[int] = []
+    for start, end in ranges:
+        a, b = start.toordinal() // 7, end.toordinal() // 7
+        if b - a > _MAX_INDEXED_WEEKS:
+            return None
+        keys.extend(range(a, b + 1))
+    return keys
+
+
+def _hour_keys(ranges: Iterable[tuple[int, int]]) -> list[int]:
+    hours: set[int] = set()
+    for start, end in ranges:
+        if end <= start:
+            # Wraps past midnight: [start, 24:00) and [00:00, end).
+            hours.update(range(start // 3600, 24))
+            hours.update(range(0, (end + 3599) // 3600))
+        else:
+            hours.update(range(start // 3600, (end + 3599) // 3600))
+    return sorted(h for h in hours if h < 24)
+
+
+def index_keys(rule: Rule, tier_ranks: Mapping[str, int]) -> dict[str, list[Any] | None]:
+    """The values under which the index files ``rule``, per dimension.
+
+    A dimension missing from the answer means "the rule does not use this
+    condition"; the value None also means "any" (too wide to be worth indexing).
+    """
+    keys: dict[str, list[Any] | None] = {}
+    if not rule.anonymous:
+        keys["member"] = [True]
+    if rule.tiers is not None or rule.min_tier is not None:
+        allowed = set(rule.tiers) if rule.tiers is not None else set(tier_ranks)
+        if rule.min_tier is not None:
+            allowed = {t for t in allowed
+                       if t in tier_ranks and tier_ranks[t] >= rule.min_tier_rank}
+        keys["tier"] = list(allowed)
+    if rule.groups is not None:
+        keys["group"] = list(rule.groups)
+    if rule.birthday is not None:
+        keys["birthday"] = [rule.birthday]
+    if rule.weekdays is not None:
+        keys["weekday"] = list(rule.weekdays)
+    if rule.hours is not None:
+        keys["hour"] = _hour_keys(rule.hours)
+    if rule.dates is not None:
+        keys["week"] = _week_keys(rule.dates)
+    if rule.skus is not None:
+        keys["sku"] = list(rule.skus)
+    if rule.categories is not None:
+        keys["category"] = list(rule.categories)
+    if rule.identified_by is not None:
+        keys["token"] = list(rule.identified_by)
+    if rule.bins is not None:
+        keys["bin"] = list(rule.bins)
+    return keys
+
+
+DIMENSIONS = ("member", "tier", "group", "birthday", "weekday", "hour", "week", "sku",
+              "category", "token", "bin")
+
+
+def rule_order(rule: Rule) -> tuple[int, str]:
+    """Rules of a kind are taken by priority, highest first, ties by id ascending."""
+    return (-rule.priority, rule.id)
+
+
+def _build_index(bundle: Bundle) -> None:
+    groups: dict[str, list[Rule]] = {k: [] for k in KINDS}
+    for rule in bundle.rules:
+        if rule.kind in groups:
+            groups[rule.kind].append(rule)
+        else:
+            bundle.unknown_kind.append(rule)
+    bundle.unknown_kind.sort(key=rule_order)
+    ordered: list[Rule] = []
+    for kind, rules in groups.items():
+        rules.sort(key=rule_order)
+        bundle.by_kind[kind] = rules
+        ordered.extend(rules)
+    n = len(ordered)
+    full = (1 << n) - 1
+    always: list[int] = []
+    # Positions first, masks at the end: OR-ing bits into growing big integers
+    # one rule at a time would cost O(rules²).
+    uses: dict[str, list[int]] = {name: [] for name in DIMENSIONS}
+    bucket_pos: dict[str, dict[Any, list[int]]] = {name: {} for name in DIMENSIONS}
+    tier_ranks = bundle.tier_ranks
+    for pos, rule in enumerate(ordered):
+        if rule.unknown is not None:
+            always.append(pos)
+        for name, values in index_keys(rule, tier_ranks).items():
+            if values is None:
+                continue
+            uses[name].append(pos)
+            buckets = bucket_pos[name]
+            for v in values:
+                if v in buckets:
+                    buckets[v].append(pos)
+                else:
+                    buckets[v] = [pos]
+    used = [Dimension(name, full ^ _mask(uses[name], n),
+                      {v: _mask(p, n) for v, p in bucket_pos[name].items()})
+            for name in DIMENSIONS if uses[name]]
+    bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
+
+
+def _mask(positions: list[int], n: int) -> int:
+    """The integer with exactly these bits set."""
+    if len(positions) < 16:
+        m = 0
+        for p in positions:
+            m |= 1 << p
+        return m
+    bits = bytearray((n + 8) // 8)
+    for p in positions:
+        bits[p >> 3] |= 1 << (p & 7)
+    return int.from_bytes(bits, "little")

@@ -1,0 +1,1 @@
+"""Simulated hardware and the simulated club, for tests and the demo."""

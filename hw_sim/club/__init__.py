@@ -1,0 +1,1 @@
+"""The simulated club (see sim.py): ledger, MQTT, HTTPS snapshot, rule bundles."""
