@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from agent.errors import ClubtermError
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.localapi import LocalApi
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,15 +25,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--fake", action="store_true",
                         help="run against an in-memory demo agent (training, demos)")
     parser.add_argument("--locale", metavar="LANG", default=None,
-                        help="UI language: en or fa (default: from $LANG)")
-    parser.add_argument("--idle-signout", metavar="SECONDS", type=float, default=300.0,
-                        help="sign staff out after this long without activity (0: never)")
+                        help="UI language: en or fa (default: [ui] locale of the "
+                             "configuration, else $LANG)")
+    parser.add_argument("--idle-signout", metavar="SECONDS", type=float, default=None,
+                        help="sign staff out after this long without activity (0: never; "
+                             "default: [ui] idle_signout_s of the configuration, else 300)")
     parser.set_defaults(func=run)
 
 
-def _locale(args: argparse.Namespace) -> str:
+def _config(args: argparse.Namespace) -> Config | None:
+    """The agent's configuration when the UI needs it (the real agent), else None."""
+    if args.fake and args.config is None:
+        return None
+    if args.socket is not None and args.config is None:
+        return None
+    from agent.config import load_config
+
+    return load_config(args.config, check_secrets=False)
+
+
+def _locale(args: argparse.Namespace, config: Config | None = None) -> str:
     if args.locale:
         return str(args.locale)
+    if config is not None:
+        return config.ui_locale
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(name)
         if value and value not in ("C", "POSIX", "C.UTF-8"):
@@ -36,7 +56,7 @@ def _locale(args: argparse.Namespace) -> str:
     return "en"
 
 
-def build_api(args: argparse.Namespace) -> object:
+def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalApi:
     """The local API client: the fake, or the real one over the agent's socket."""
     if args.fake:
         from agent.localapi.fake import FakeLocalApi
@@ -44,23 +64,28 @@ def build_api(args: argparse.Namespace) -> object:
         return FakeLocalApi()
     path = args.socket
     if path is None:
-        from agent.config import load_config
-
-        path = load_config(args.config, check_secrets=False).socket_path
+        if config is None:
+            config = _config(args)
+        assert config is not None
+        path = config.socket_path
     try:
         from agent.localapi.client import SocketClient  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise ClubtermError(
             "this build has no local API client yet (agent.localapi.client); "
             "run 'clubterm tui --fake' for the demo agent") from None
-    return SocketClient(str(path))
+    client: LocalApi = SocketClient(str(path))
+    return client
 
 
 def run(args: argparse.Namespace) -> int:
     """Start the UI; returns when staff quit it (Ctrl+Q)."""
-    api = build_api(args)
+    config = _config(args)
+    api = build_api(args, config)
+    idle = args.idle_signout
+    if idle is None:
+        idle = float(config.ui_idle_signout_s) if config is not None else 300.0
     from agent.tui.app import ClubtermApp
 
-    app = ClubtermApp(api, locale=_locale(args), idle_signout_s=args.idle_signout)  # type: ignore[arg-type]
-    app.run()
+    ClubtermApp(api, locale=_locale(args, config), idle_signout_s=idle).run()
     return 0

@@ -22,6 +22,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_options() -> None:
     args = parse("--fake", "--locale", "fa", "--idle-signout", "60")
+    assert parse().idle_signout is None
     assert args.fake and args.locale == "fa" and args.idle_signout == 60
     assert args.func is tui.run
 
