@@ -138,8 +138,8 @@ def compile_all(check: bool = False) -> list[Path]:
 
 def extract() -> None:
     """Refresh the template from the sources and merge it into every ``.po``."""
-    if not shutil.which("xgettext") or not shutil.which("msgmerge"):
-        raise SystemExit("xgettext/msgmerge not found: apt-get install gettext")
+    if not all(shutil.which(tool) for tool in ("xgettext", "msgmerge", "msgattrib")):
+        raise SystemExit("xgettext/msgmerge/msgattrib not found: apt-get install gettext")
     sources = sorted(
         str(p.relative_to(PACKAGE_DIR.parent.parent)) for p in PACKAGE_DIR.rglob("*.py")
     )
@@ -174,6 +174,10 @@ def extract() -> None:
                 str(POT_PATH),
             ],
             check=True,
+        )
+        # Messages gone from the sources are dropped, not kept as #~ history.
+        subprocess.run(
+            ["msgattrib", "--no-obsolete", "--sort-output", "-o", str(po), str(po)], check=True
         )
 
 

@@ -52,10 +52,10 @@ class AppointmentsScreen(ClubScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "create", N_("Book"), priority=True),
         Binding("f9", "move", N_("Move"), priority=True),
-        Binding("ctrl+o", "cancel", N_("Cancel booking")),
+        Binding("ctrl+o", "cancel", N_("Cancel")),
         Binding("ctrl+s", "next_staff", N_("Staff")),
-        Binding("pageup", "day(-1)", N_("Prev day"), priority=True),
-        Binding("pagedown", "day(1)", N_("Next day"), priority=True),
+        Binding("pageup", "day(-1)", N_("Day −"), priority=True),
+        Binding("pagedown", "day(1)", N_("Day +"), priority=True),
     ]
 
     def __init__(self) -> None:

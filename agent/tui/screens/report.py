@@ -49,8 +49,8 @@ class ReportScreen(ClubScreen):
     MODE = "report"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", N_("Refresh")),
-        Binding("pageup", "day(-1)", N_("Prev day"), priority=True),
-        Binding("pagedown", "day(1)", N_("Next day"), priority=True),
+        Binding("pageup", "day(-1)", N_("Day −"), priority=True),
+        Binding("pagedown", "day(1)", N_("Day +"), priority=True),
     ]
 
     def __init__(self) -> None:
