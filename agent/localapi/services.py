@@ -420,7 +420,9 @@ class Services:
         """``member.identify`` by token, phone or code."""
         token = self._identifier_of(params)
         member = await self._member_for(token)
-        return await self._summary(member, token)
+        # The token too: a phone or code becomes a token only here, and the client
+        # quotes with it.
+        return {**(await self._summary(member, token)), "token": token}
 
     async def staff_login(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``staff.login`` with a badge token, or staff_id and PIN."""

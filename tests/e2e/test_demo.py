@@ -26,7 +26,7 @@ def test_demo_identifies_a_tapped_card_and_cleans_up(tmp_path: Path) -> None:
     out_path = tmp_path / "demo.out"
     env = {**os.environ, "CLUBTERM_DEMO_PYTHON": sys.executable}
     with out_path.open("wb") as out:
-        demo = subprocess.Popen([str(ROOT / "scripts" / "demo")], stdout=out,
+        demo = subprocess.Popen([str(ROOT / "scripts" / "demo"), "--log"], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                                 start_new_session=True)
     try:

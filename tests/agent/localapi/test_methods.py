@@ -23,9 +23,10 @@ def test_identify_by_token_phone_code() -> None:
         c = h.client()
         m = await c.call("member.identify", {"token": "nfc:04A1B2"})
         assert m == {"member_id": "m-1", "name": "Sara K.", "tier": "gold", "status": "active",
-                     "balances": {"points": 1200, "credit.club": 5000}, "masked": None}
+                     "balances": {"points": 1200, "credit.club": 5000}, "masked": None,
+                     "token": "nfc:04A1B2"}
         by_phone = await c.call("member.identify", {"phone": "+98 912 123 4567"})
-        assert by_phone["member_id"] == "m-1"
+        assert by_phone["member_id"] == "m-1" and by_phone["token"] == "tel:+989121234567"
         await expect(-32001, c.call("member.identify", {"code": "NOPE-1"}))
         err = await expect(-32002, c.call("member.identify", {"token": "pan:" + "b" * 32}))
         assert err.data["status"] == "blocked" and err.data["member_id"] == "m-2"
