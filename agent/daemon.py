@@ -37,7 +37,6 @@ from agent.sdnotify import Notifier
 log = logging.getLogger("agent.daemon")
 
 STATUS_EVERY_S = 5.0
-CERT_WARN_DAYS = 30
 
 
 @dataclass
@@ -109,6 +108,7 @@ class Agent:
             self._tasks.append(asyncio.create_task(self._watchdog_loop(interval),
                                                    name="watchdog"))
         self._tasks.append(asyncio.create_task(self._reload_loop(), name="reload"))
+        self._tasks.append(asyncio.create_task(self._daily_loop(), name="daily"))
         await self._stop.wait()
         log.info("stopping: no new work; finishing what is in flight")
         self.notifier.stopping("stopping")
@@ -414,31 +414,21 @@ class Agent:
 
     # ------------------------------------------------------------------ checks
 
-    def _check_certificate(self) -> None:
-        """Warn when the client certificate expires within 30 days."""
-        days = certificate_days_left(self.config.cert_file)
-        if days is not None and days < CERT_WARN_DAYS:
-            if days < 0:
-                log.error("the client certificate %s has EXPIRED; the club will refuse this "
-                          "terminal. Rotate it: clubterm provision rotate", self.config.cert_file)
-            else:
-                log.warning("the client certificate %s expires in %d days; rotate it soon "
-                            "(clubterm provision rotate)", self.config.cert_file, days)
+    def _check_certificate(self) -> str | None:
+        """Log a warning when the client certificate expires within 30 days (at start, daily)."""
+        if self.config.cert_file is None:
+            return None
+        from provisioning.expiry import cert_expiry_warning
 
+        warning = cert_expiry_warning(self.config.cert_file, datetime.now(UTC))
+        if warning:
+            log.warning("%s", warning)
+        return warning
 
-def certificate_days_left(path: Path | None, now: datetime | None = None) -> int | None:
-    """Whole days until the PEM certificate at ``path`` expires (None if unreadable)."""
-    if path is None:
-        return None
-    try:
-        from cryptography import x509
-
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        log.warning("cannot read the client certificate %s: %s", path, exc)
-        return None
-    now = now or datetime.now(UTC)
-    return (cert.not_valid_after_utc - now).days
+    async def _daily_loop(self) -> None:
+        while True:
+            await asyncio.sleep(24 * 3600)
+            self._check_certificate()
 
 
 def run_agent(config: Config, notifier: Notifier | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.daemon import Agent, certificate_days_left
+from agent.daemon import Agent
 from agent.localapi.client import SocketClient, SyncClient
 from agent.offline_queue import Store
 from agent.sdnotify import Notifier
@@ -156,7 +156,9 @@ def test_watchdog_is_not_pinged_while_the_loop_is_blocked() -> None:
             listener.close()
 
 
-def test_certificate_expiry_days(tmp_path: Path) -> None:
+def test_agent_warns_when_its_certificate_expires_within_30_days(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
     from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
@@ -164,17 +166,26 @@ def test_certificate_expiry_days(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "T-0001")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=10))
-            .sign(key, hashes.SHA256()))
-    path = tmp_path / "client.crt"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    assert certificate_days_left(path) in (9, 10)
-    assert certificate_days_left(tmp_path / "missing.crt") is None
+    def cert(days: int) -> Path:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "T-0001")])
+        now = datetime.now(UTC)
+        built = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                 .public_key(key.public_key()).serial_number(1)
+                 .not_valid_before(now - timedelta(days=1))
+                 .not_valid_after(now + timedelta(days=days)).sign(key, hashes.SHA256()))
+        path = tmp_path / f"client-{days}.crt"
+        path.write_bytes(built.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    with terminal_dir() as files:
+        config = load_config(files.config)
+        soon = Agent(dataclasses.replace(config, cert_file=cert(10)), notifier=Notifier({}))
+        with caplog.at_level("WARNING", logger="agent.daemon"):
+            assert "provision rotate" in (soon._check_certificate() or "")
+        assert any("provision rotate" in r.getMessage() for r in caplog.records)
+        later = Agent(dataclasses.replace(config, cert_file=cert(90)), notifier=Notifier({}))
+        assert later._check_certificate() is None
 
 
 @pytest.mark.slow
