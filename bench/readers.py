@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def bench_pcscd(taps: int, kinds: list[str], seed: int) -> None:
     finally:
         reader.stop()
         service.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def bench_protocol(reads: int) -> None:

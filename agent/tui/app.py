@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from agent.errors import ApiError
+from agent.errors import ClubtermError
 from agent.localapi import LocalApi
 from agent.tui.i18n import N_, load_locale, set_locale, tr
 from agent.tui.messages import CardRead
@@ -132,7 +132,7 @@ class ClubtermApp(App[None]):
         """Ask the agent for its status (at start, every 30 s, and on link events)."""
         try:
             result = await self.api.call("agent.status")
-        except (ApiError, OSError, ConnectionError, EOFError):
+        except (ClubtermError, OSError, ConnectionError, EOFError):
             self.agent_status = AgentStatus(connected=False)
             return
         status = status_from_result(result, self._clock())
@@ -149,7 +149,7 @@ class ClubtermApp(App[None]):
         try:
             async for event in self.api.events():
                 self.handle_agent_event(event)
-        except (ApiError, OSError, ConnectionError, EOFError):
+        except (ClubtermError, OSError, ConnectionError, EOFError):
             self.agent_status = AgentStatus(connected=False)
 
     def handle_agent_event(self, event: dict[str, Any]) -> None:
@@ -195,7 +195,7 @@ class ClubtermApp(App[None]):
             # staff.logout is the agent's extension of the spec; an agent
             # without it (or one that already ended the session) is fine too.
             await self.api.call("staff.logout", {"session": session})
-        except (ApiError, OSError, ConnectionError, EOFError):
+        except (ClubtermError, OSError, ConnectionError, EOFError):
             pass
         await self.switch_mode("signin")
         for mode in self._session_modes:

@@ -76,7 +76,7 @@ class AppointmentsScreen(ClubScreen):
                 id="appt-minutes", compact=True, value="30", max_length=3, restrict=r"[0-9۰-۹]*"
             )
             yield Label(tr("Staff no."), classes="field-label")
-            yield Input(id="appt-staff", compact=True, max_length=8, restrict=r"[0-9۰-۹]*")
+            yield Input(id="appt-staff", compact=True, max_length=32)
         with Horizontal(classes="field"):
             yield Label(tr("Customer"), classes="field-label")
             yield Input(

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from agent.errors import ApiError
+from agent.errors import ApiError, ClubtermError
 from agent.localapi import NOT_ALLOWED
 from agent.tui.errors import DISCONNECTED, error_text
 from agent.tui.i18n import current, tr
@@ -87,7 +87,8 @@ class ApiCaller:
             result = await self.club_app.api.call(method, params)
         except ApiError as error:
             target.post_message(ApiFailed(tag, method, error))
-        except (OSError, ConnectionError, EOFError) as error:
+        except (ClubtermError, OSError, ConnectionError, EOFError) as error:
+            # The client could not reach the agent (e.g. ApiUnavailable).
             target.post_message(ApiFailed(tag, method, ApiError(DISCONNECTED, str(error))))
         else:
             target.post_message(ApiDone(tag, method, result))

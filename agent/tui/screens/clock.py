@@ -50,7 +50,7 @@ class ClockScreen(ClubScreen):
         )
         with Horizontal(classes="field"):
             yield Label(tr("Staff number"), classes="field-label")
-            yield Input(id="clock-staff", compact=True, restrict=r"[0-9۰-۹]*", max_length=8)
+            yield Input(id="clock-staff", compact=True, max_length=32)
         with Horizontal(id="clock-body"):
             with Vertical(id="in-now"):
                 yield Static(tr("In now"), classes="title")

@@ -38,7 +38,9 @@ class SignInScreen(ApiCaller, Screen[None]):
             yield Static(tr("Tap your staff badge on the reader,"), classes="hint")
             yield Static(tr("or type your staff number and PIN and press Enter."), classes="hint")
             yield Label(tr("Staff number"))
-            yield Input(id="staff-id", restrict=r"[0-9۰-۹]*", max_length=8)
+            # Staff ids are any text the club gives (protocol.md); digits are
+            # only what the demo uses.
+            yield Input(id="staff-id", max_length=32)
             yield Label(tr("PIN"))
             yield Input(id="pin", password=True, restrict=r"[0-9۰-۹]*", max_length=12)
             yield MessageLine(id="message")

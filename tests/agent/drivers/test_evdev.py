@@ -1,6 +1,7 @@
 """Keyboard wedge: recorded key events through the driver's own decoding path."""
 
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -298,3 +299,65 @@ def test_any_text_typed_at_scanner_speed_decodes_back(keymap, alphabet):
         assert [(r.kind, r.text) for r in out] == [("scan", text)]
 
     check()
+
+
+class _FakeInputDevice:
+    """Stands in for evdev.InputDevice: there is no /dev/input on the test machine."""
+
+    instances: ClassVar[list["_FakeInputDevice"]] = []
+
+    def __init__(self, path):
+        import os as _os
+
+        self.path = path
+        self.r, self.w = _os.pipe()
+        self.fd = self.r
+        self.grabbed = False
+        self.gone = False
+        _FakeInputDevice.instances.append(self)
+
+    def grab(self):
+        self.grabbed = True
+
+    def ungrab(self):
+        self.grabbed = False
+
+    def leds(self):
+        return [1]                                       # LED_CAPSL on
+
+    def read(self):
+        import os as _os
+
+        _os.read(self.r, 1)
+        if self.gone:
+            raise OSError(19, "No such device")
+        return []
+
+    def close(self):
+        import os as _os
+
+        for fd in (self.r, self.w):
+            try:
+                _os.close(fd)
+            except OSError:
+                pass
+
+
+def test_evdev_source_grabs_reads_caps_led_and_reports_unplug(monkeypatch):
+    import types
+
+    from agent.drivers.evdev import EvdevSource
+
+    fake = types.SimpleNamespace(InputDevice=_FakeInputDevice,
+                                 ecodes=types.SimpleNamespace(LED_CAPSL=1))
+    monkeypatch.setitem(__import__("sys").modules, "evdev", fake)
+    source = EvdevSource("/dev/input/by-id/usb-x-event-kbd")
+    device = _FakeInputDevice.instances[-1]
+    assert device.grabbed and source.caps_lock
+    assert source.read(0.01) == []
+    device.gone = True
+    __import__("os").write(device.w, b"x")
+    with pytest.raises(ReaderError, match="gone"):
+        source.read(1.0)
+    source.close()
+    assert not device.grabbed
