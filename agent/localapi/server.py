@@ -72,7 +72,10 @@ class Connection:
         """Queue one message; drop the client if its queue is full. False if dropped."""
         if self.closed:
             return False
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        # default=str: a value the encoder does not know (a datetime that slipped
+        # through) must not cost the client its connection.
+        data = json.dumps(message, ensure_ascii=False, separators=(",", ":"),
+                          default=str).encode() + b"\n"
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
