@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -108,12 +108,16 @@ class PointsDialog(ClubModal):
         self.dismiss(points)
 
 
-def receipt_table(receipt: dict[str, Any], fmt: Callable[[int], str]) -> Table:
-    """The receipt as the customer would read it."""
+def receipt_table(
+    receipt: dict[str, Any], fmt: Callable[[int], str], tz: tzinfo | None = None
+) -> Table:
+    """The receipt as the customer would read it, its time in ``tz`` (the club's)."""
     loc = current()
     table = kv_table()
     try:
         at = datetime.fromisoformat(str(receipt.get("at")))
+        if tz is not None and at.tzinfo is not None:
+            at = at.astimezone(tz)
         kv_row(
             table,
             Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
@@ -182,5 +186,7 @@ class ReceiptDialog(ClubModal):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog receipt"):
             yield Static(tr("Receipt"), classes="dialog-title")
-            yield Static(receipt_table(self.receipt, self.fmt), id="receipt")
+            yield Static(
+                receipt_table(self.receipt, self.fmt, self.club_app.now().tzinfo), id="receipt"
+            )
         yield Footer()
