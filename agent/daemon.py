@@ -1,0 +1,436 @@
+"""The agent as one service: readers, store, rules, club link and the local API.
+
+One process, one asyncio loop. Blocking parts run in threads and hand their
+results to the loop: readers (their own threads, ``loop.call_soon_threadsafe``),
+the store (one worker thread, :class:`agent.localapi.ports.DbThread`), the club
+link (paho's thread and the link's worker). Nothing blocks the loop.
+
+Under systemd (``Type=notify``) the agent says READY=1 once the socket is
+listening, keeps STATUS= current (online, queue depth), and pings WATCHDOG=1
+from a loop task that first checks that the store answers, so a hung loop or a
+hung store gets the service restarted. SIGTERM stops new work, lets in-flight
+requests finish and exits 0; SIGHUP reloads the configuration.
+
+This module must never import ``textual`` (a test checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config, load_config
+from agent.errors import ClubtermError, ConfigError
+from agent.localapi.ports import DbThread, field_of
+from agent.localapi.server import ApiServer
+from agent.localapi.services import AgentView, Services
+from agent.sdnotify import Notifier
+
+log = logging.getLogger("agent.daemon")
+
+STATUS_EVERY_S = 5.0
+
+
+@dataclass
+class ReaderSlot:
+    """A running reader and its last reported state."""
+
+    reader: Any
+    name: str
+    kind: str
+    state: str = "connecting"
+    detail: str = ""
+
+
+@dataclass
+class Hooks:
+    """Where the agent gets its parts (tests replace them)."""
+
+    build_readers: Callable[[Config, bytes], list[Any]] | None = None
+    make_link: Callable[..., Any] | None = None
+    load_config: Callable[[Path], Config] = field(default=lambda p: load_config(p))
+
+
+class Agent:
+    """The running agent. ``await Agent(config).run()`` until SIGTERM."""
+
+    def __init__(self, config: Config, *, notifier: Notifier | None = None,
+                 hooks: Hooks | None = None):
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.hooks = hooks or Hooks()
+        self.store: Any = None
+        self.db: DbThread | None = None
+        self.bundle_state: Any = None
+        self.services: Services | None = None
+        self.server: ApiServer | None = None
+        self.link: Any = None
+        self.readers: list[ReaderSlot] = []
+        self.started_at = time.monotonic()
+        self.ready_after_s: float | None = None
+        self._stop = asyncio.Event()
+        self._reload_wanted = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_status = ""
+        self._pending = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self) -> int:
+        """Start everything, serve until asked to stop, then stop cleanly. Returns 0."""
+        self._loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.request_stop),
+                             (signal.SIGINT, self.request_stop),
+                             (signal.SIGHUP, self.request_reload)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(sig, handler)
+        try:
+            await self._start()
+        except BaseException:
+            await self._shutdown()
+            raise
+        self.ready_after_s = time.monotonic() - self.started_at
+        log.info("agent ready in %.0f ms (terminal %s, socket %s)", self.ready_after_s * 1000,
+                 self.config.terminal_id, self.config.socket_path)
+        self.notifier.ready(self._status_line())
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            self._tasks.append(asyncio.create_task(self._watchdog_loop(interval),
+                                                   name="watchdog"))
+        self._tasks.append(asyncio.create_task(self._reload_loop(), name="reload"))
+        self._tasks.append(asyncio.create_task(self._daily_loop(), name="daily"))
+        await self._stop.wait()
+        log.info("stopping: no new work; finishing what is in flight")
+        self.notifier.stopping("stopping")
+        await self._shutdown()
+        log.info("agent stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        """SIGTERM/SIGINT: stop taking new work and shut down."""
+        if self.services is not None:
+            self.services.accepting = False
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the configuration (from the loop, not the signal handler)."""
+        self._reload_wanted.set()
+
+    async def _start(self) -> None:
+        from agent.offline_queue import Store
+
+        cfg = self.config
+        self.db = DbThread()
+        self.store = await self.db.call(Store.open, cfg.db_path, cfg.terminal_id,
+                                        cfg.merchant_id)
+        self.bundle_state = await self.db.call(self._make_bundle_state)
+        view = AgentView(
+            terminal_id=cfg.terminal_id, merchant_id=cfg.merchant_id,
+            default_country_code=cfg.default_country_code,
+            bundle=lambda: self.bundle_state.current if self.bundle_state else None,
+            rules_problem=lambda: self.bundle_state.problem() if self.bundle_state else None,
+            online=self._online, link_since=self._link_since, readers=self._reader_rows,
+            on_recorded=self._wake_link, started=self.started_at)
+        self.services = Services(view, self.store, self.db)
+        self.server = ApiServer(cfg.socket_path, self.services)
+        view.broadcast = self.server.broadcast
+        await self.server.start()
+        self._check_certificate()
+        await self._start_link()
+        self._start_readers()
+
+    def _make_bundle_state(self) -> Any:
+        """The rules state, restored from the last bundle the store kept (store thread)."""
+        from agent.rules import BundleState, load_trusted_keys
+
+        cfg = self.config
+        trusted: dict[str, Any] = {}
+        if cfg.rules_keys_dir is not None:
+            try:
+                trusted = dict(load_trusted_keys(cfg.rules_keys_dir))
+            except ClubtermError as exc:
+                log.error("cannot load the rule signing keys: %s", exc)
+        state = BundleState(trusted, club=cfg.club_id, merchant=cfg.merchant_id)
+        envelope = self.store.current_bundle()
+        if envelope is not None:
+            try:
+                bundle = state.restore(envelope)
+                log.info("rule bundle %s", bundle.summary())
+            except ClubtermError as exc:
+                log.error("the saved rule bundle cannot be used: %s", exc)
+        else:
+            log.warning("no rule bundle yet: sales get no benefits until the club sends one")
+        return state
+
+    async def _start_link(self) -> None:
+        cfg = self.config
+        if not cfg.broker_url:
+            log.warning("no broker_url configured: working offline until the terminal is "
+                        "enrolled (clubterm provision enrol)")
+            return
+        make_link = self.hooks.make_link
+        if make_link is None:
+            try:
+                from agent.sync import ClubLink
+            except ImportError as exc:
+                log.error("the club link is not available in this build: %s", exc)
+                return
+            make_link = ClubLink
+        try:
+            self.link = make_link(cfg, self.store, self.bundle_state, self._from_link_thread)
+            # start() reads the store and restores the bundle: not on the loop.
+            await asyncio.to_thread(self.link.start)
+        except ClubtermError as exc:
+            log.error("the club link cannot start: %s; working offline", exc)
+            self.link = None
+        if self.link is not None:
+            self.link.set_readers(self._reader_rows())
+
+    def _start_readers(self) -> None:
+        cfg = self.config
+        if not cfg.profile.readers:
+            log.info("the profile %s has no readers", cfg.profile.name)
+            return
+        build = self.hooks.build_readers
+        if build is None:
+            try:
+                from agent.drivers import build_readers
+            except ImportError as exc:
+                log.error("reader drivers are not available in this build: %s", exc)
+                return
+            build = build_readers
+        try:
+            readers = build(cfg, cfg.read_pan_key())
+        except ClubtermError as exc:
+            log.error("cannot set up the readers: %s", exc)
+            return
+        for reader in readers:
+            state = reader.state
+            slot = ReaderSlot(reader, reader.name, getattr(reader, "kind", "reader"),
+                              field_of(state, "state", "connecting"))
+            self.readers.append(slot)
+            try:
+                reader.start(self._from_reader_thread)
+            except ClubtermError as exc:
+                slot.state, slot.detail = "error", str(exc)
+                log.error("reader %s cannot start: %s", slot.name, exc)
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.server is not None:
+            await self.server.close(grace_s=10.0)
+        await asyncio.to_thread(self._stop_readers)
+        if self.link is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.link.stop)
+        if self.db is not None:
+            if self.store is not None:
+                with contextlib.suppress(Exception):
+                    await self.db.call(self.store.close)
+            self.db.close()
+
+    def _stop_readers(self) -> None:
+        for slot in self.readers:
+            try:
+                slot.reader.stop()
+            except Exception:
+                log.exception("reader %s did not stop cleanly", slot.name)
+        self.readers = []
+
+    # ------------------------------------------------------------------ events in
+
+    def _from_reader_thread(self, event: Any) -> None:
+        """A reader's ``emit`` (reader thread): hand the event to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_reader_event, event)
+
+    def _from_link_thread(self, event: dict[str, Any]) -> None:
+        """The club link's ``on_event`` (link thread): hand it to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_link_event, dict(event))
+
+    def _on_reader_event(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "CardPresented":
+            if not self._stop.is_set():
+                task = asyncio.create_task(self._card(event))
+                self._tasks.append(task)
+                task.add_done_callback(lambda t: self._tasks.remove(t)
+                                       if t in self._tasks else None)
+        elif kind == "ReadFailed":
+            self._broadcast({"type": "read_failed", "source": event.source,
+                             "reader": event.reader, "message": event.message})
+        elif kind == "ReaderState":
+            for slot in self.readers:
+                if slot.name == event.name:
+                    slot.state, slot.detail = event.state, event.detail
+            if event.state == "error":
+                log.warning("reader %s: %s", event.name, event.detail)
+            self._broadcast({"type": "reader", "name": event.name, "kind": event.kind,
+                             "state": event.state, "detail": event.detail or None})
+            if self.link is not None:
+                self.link.set_readers(self._reader_rows())
+            self._update_status()
+
+    async def _card(self, event: Any) -> None:
+        """A card or code was presented: look the member up and tell the clients."""
+        assert self.services is not None
+        self.services.note_card(event.token, event.masked, event.bin6)
+        try:
+            member = await self.services.member_summary(event.token)
+        except ClubtermError as exc:
+            log.error("member lookup failed: %s", exc)
+            member = None
+        log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
+                 event.reader, member["member_id"] if member else "no member")
+        self._broadcast({"type": "card", "source": event.source, "reader": event.reader,
+                         "token": event.token, "token_kind": event.token_kind,
+                         "masked": event.masked, "info": getattr(event, "info", None),
+                         "member": member})
+
+    def _on_link_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "queue" and isinstance(event.get("pending"), int):
+            self._pending = event["pending"]
+        self._broadcast(event)
+        self._update_status()
+
+    def _broadcast(self, event: dict[str, Any]) -> None:
+        if self.server is not None:
+            self.server.broadcast(event)
+
+    # ------------------------------------------------------------------ state
+
+    def _online(self) -> bool:
+        return bool(self.link is not None and self.link.state().online)
+
+    def _link_since(self) -> datetime | None:
+        if self.link is None:
+            return None
+        since = self.link.state().since
+        return since if isinstance(since, datetime) else None
+
+    def _reader_rows(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "kind": s.kind, "state": s.state, "detail": s.detail or None}
+                for s in self.readers]
+
+    def _wake_link(self) -> None:
+        if self.link is not None:
+            self.link.wake()
+
+    def _status_line(self) -> str:
+        online = "online" if self._online() else "offline"
+        pending = self.link.state().pending if self.link is not None else self._pending
+        version = self.bundle_state.version if self.bundle_state is not None else None
+        readers = ", ".join(f"{s.name} {s.state}" for s in self.readers) or "no readers"
+        rules = f"rules v{version}" if version is not None else "no rules"
+        return f"{online}, queue {pending}, {rules}, {readers}"
+
+    def _update_status(self) -> None:
+        line = self._status_line()
+        if line != self._last_status:
+            self._last_status = line
+            self.notifier.status(line)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY_S)
+            if self.link is None and self.db is not None:
+                with contextlib.suppress(ClubtermError):
+                    stats = await self.db.read(self.store.queue_stats)
+                    self._pending = int(stats.pending)
+            self._update_status()
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        """Ping the watchdog only while the loop runs and the store answers."""
+        assert self.db is not None
+        while True:
+            try:
+                await asyncio.wait_for(self.db.call(self.store.members_version), interval)
+            except (TimeoutError, ClubtermError) as exc:
+                log.error("the store does not answer (%s); not petting the watchdog",
+                          exc or "timeout")
+            else:
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ reload
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Re-read the configuration; apply what can change without a restart."""
+        self.notifier.reloading()
+        try:
+            new = await asyncio.to_thread(self.hooks.load_config, self.config.path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            self.notifier.ready(self._status_line())
+            return False
+        old = self.config
+        for name in ("terminal_id", "merchant_id", "club_id", "state_dir", "socket_path"):
+            if getattr(new, name) != getattr(old, name):
+                log.warning("%s changed in the configuration; it takes effect at the next "
+                            "restart", name)
+        self.config = new
+        level = new.log_level
+        logging.getLogger().setLevel(level.upper())
+        if (new.profile != old.profile or new.debounce_ms != old.debounce_ms
+                or new.pan_key_file != old.pan_key_file):
+            log.info("readers changed: restarting them")
+            await asyncio.to_thread(self._stop_readers)
+            self._start_readers()
+        link_keys = ("broker_url", "central_url", "allow_plain", "ca_file", "cert_file",
+                     "key_file", "rules_keys_dir")
+        if any(getattr(new, k) != getattr(old, k) for k in link_keys) or \
+                old.raw.get("club") != new.raw.get("club"):
+            log.info("club settings changed: reconnecting")
+            if self.link is not None:
+                await asyncio.to_thread(self.link.stop)
+                self.link = None
+            if self.db is not None:
+                self.bundle_state = await self.db.call(self._make_bundle_state)
+            await self._start_link()
+            self._check_certificate()
+        log.info("configuration reloaded from %s", new.path)
+        self.notifier.ready(self._status_line())
+        return True
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_certificate(self) -> str | None:
+        """Log a warning when the client certificate expires within 30 days (at start, daily)."""
+        if self.config.cert_file is None:
+            return None
+        from provisioning.expiry import cert_expiry_warning
+
+        warning = cert_expiry_warning(self.config.cert_file, datetime.now(UTC))
+        if warning:
+            log.warning("%s", warning)
+        return warning
+
+    async def _daily_loop(self) -> None:
+        while True:
+            await asyncio.sleep(24 * 3600)
+            self._check_certificate()
+
+
+def run_agent(config: Config, notifier: Notifier | None = None) -> int:
+    """Run the agent in a new event loop until it is stopped (``clubterm run``)."""
+    return asyncio.run(Agent(config, notifier=notifier).run())

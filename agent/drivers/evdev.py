@@ -1,0 +1,432 @@
+"""Keyboard-wedge readers (magstripe in HID keyboard mode, barcode/QR scanners).
+
+Layers, from the device inwards:
+
+* an :class:`EventSource` gives raw key events. :class:`EvdevSource` wraps
+  ``evdev.InputDevice`` (grabbed, so the digits of a card never reach a console
+  or another program); :class:`ReplaySource` reads recorded events from a file or
+  FIFO (the simulated scanner, since this machine has no ``/dev/uinput``). Both
+  go through the same decoder and reader code.
+* :class:`ScanDecoder` (pure) turns key events into characters with the
+  project's keymaps (:mod:`agent.drivers.keymaps`) and decides what is a scan.
+* :class:`EvdevReader` is the state machine: open (by a ``/dev/input/by-id``
+  path or glob), read, decode, report; reopen after unplug.
+
+**Scan or typing?** A scan is a burst: every key press follows the previous one
+within ``inter_key_timeout_ms`` (80 ms by default; scanners type a key every
+2-20 ms, people every 100-300 ms), it has at least ``min_length`` characters
+(4; a card swipe is far longer), has no auto-repeat (a held key), and ends with
+the configured suffix (Enter by default) — or, with ``suffix = "none"``, with the
+silence after the last key. A burst that breaks any rule is dropped without an
+event (logged at debug): someone typing on the device is not a scan.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import select
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from agent.drivers import keymaps
+from agent.drivers.base import Backoff, Debouncer, ThreadedReader
+from agent.drivers.events import READ_AGAIN, CardPresented, ReadFailed
+from agent.drivers.serial import code_event, resolve_device, swipe_event
+from agent.errors import ConfigError, ReaderError
+
+log = logging.getLogger(__name__)
+
+EV_KEY = 1
+KEY_RELEASE, KEY_PRESS, KEY_REPEAT = 0, 1, 2
+SUFFIXES = ("enter", "tab", "none")
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """One input event as the kernel reports it (``time`` in seconds)."""
+
+    time: float
+    type: int
+    code: int
+    value: int
+
+
+@dataclass(frozen=True)
+class DecodedScan:
+    """What the decoder makes of a burst: a scan, or a rejection with a reason.
+
+    ``text`` of a scan may be track data: never log or keep it.
+    """
+
+    kind: Literal["scan", "rejected"]
+    text: str = ""
+    reason: str = ""
+    # True when the rejection should be shown (a layout problem), not just logged.
+    report: bool = False
+
+    def __repr__(self) -> str:
+        return f"DecodedScan({self.kind}, <{len(self.text)} chars>, {self.reason!r})"
+
+
+class ScanDecoder:
+    """Pure: key events in, scans out. Call :meth:`idle` when no event came for
+    ``inter_key_timeout_ms`` (the caller's read timeout)."""
+
+    def __init__(self, keymap: keymaps.Keymap, *, suffix: str = "enter",
+                 inter_key_timeout_ms: int = 80, min_length: int = 4, caps_lock: bool = False):
+        if suffix not in SUFFIXES:
+            raise ReaderError(f"unknown suffix {suffix!r}; use one of {', '.join(SUFFIXES)}")
+        self.keymap = keymap
+        self.suffix = suffix
+        self.timeout = inter_key_timeout_ms / 1000.0
+        self.min_length = min_length
+        self.caps = caps_lock
+        self.shift: set[int] = set()
+        self.altgr = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.chars: list[str] = []
+        self.last_press: float | None = None
+        self.human = False
+        self.unknown: set[int] = set()
+
+    def _end(self, out: list[DecodedScan]) -> None:
+        """The burst ended normally (suffix, or silence with suffix "none")."""
+        text = "".join(self.chars)
+        if self.unknown:
+            codes = ", ".join(str(c) for c in sorted(self.unknown))
+            out.append(DecodedScan("rejected", reason=(
+                f"key codes {codes} are not in keymap {self.keymap.name!r}: is the reader "
+                "set to another keyboard layout?"), report=True))
+        elif self.human:
+            out.append(DecodedScan("rejected", reason="keys were held down: typed by hand"))
+        elif len(text) < self.min_length:
+            out.append(DecodedScan("rejected", reason="too short for a scan"))
+        elif keymaps.looks_like_layout_mismatch(text, self.keymap):
+            out.append(DecodedScan("rejected", reason=(
+                f"the reader seems to use another keyboard layout than {self.keymap.name!r} "
+                "(its digits arrive as symbols); set the reader or the profile's keymap"),
+                report=True))
+        else:
+            out.append(DecodedScan("scan", text=text))
+        self._reset()
+
+    def feed(self, event: KeyEvent) -> list[DecodedScan]:
+        """Take one event; return what it completes."""
+        out: list[DecodedScan] = []
+        if event.type != EV_KEY:
+            return out
+        code, value = event.code, event.value
+        if code in keymaps.SHIFT_KEYS:
+            if value == KEY_RELEASE:
+                self.shift.discard(code)
+            else:
+                self.shift.add(code)
+            return out
+        if code == keymaps.KEY_RIGHTALT:
+            self.altgr = value != KEY_RELEASE
+            return out
+        if code == keymaps.KEY_CAPSLOCK:
+            if value == KEY_PRESS:
+                self.caps = not self.caps
+            return out
+        if code in keymaps.IGNORED_MODIFIERS or value == KEY_RELEASE:
+            return out
+        if value == KEY_REPEAT:
+            if self.chars:
+                self.human = True
+            return out
+        # A key press: is it still the same burst?
+        if self.last_press is not None and event.time - self.last_press > self.timeout:
+            if self.suffix == "none":
+                self._end(out)
+            else:
+                log.debug("wedge: a pause inside a burst: typed by hand, dropped")
+                self._reset()
+        self.last_press = event.time
+        if self._is_suffix(code):
+            if self.chars or self.unknown:
+                self._end(out)
+            else:
+                self._reset()
+            return out
+        ch = self.keymap.char(code, shift=bool(self.shift), altgr=self.altgr, caps=self.caps)
+        if ch is None:
+            if code in (keymaps.KEY_ESC, keymaps.KEY_BACKSPACE):
+                return out
+            self.unknown.add(code)
+        elif ch:
+            self.chars.append(ch)
+        return out
+
+    def _is_suffix(self, code: int) -> bool:
+        if self.suffix == "enter":
+            return code in keymaps.ENTER_KEYS
+        if self.suffix == "tab":
+            return code == keymaps.KEY_TAB
+        return False
+
+    def idle(self) -> list[DecodedScan]:
+        """No key for the inter-key timeout: end (suffix "none") or drop the burst."""
+        out: list[DecodedScan] = []
+        if not self.chars and not self.unknown:
+            return out
+        if self.suffix == "none":
+            self._end(out)
+        else:
+            if self.unknown:
+                self._end(out)
+            else:
+                log.debug("wedge: a burst without its suffix: typed by hand, dropped")
+                self._reset()
+        return out
+
+
+class EventSource(Protocol):
+    """Where key events come from."""
+
+    def read(self, timeout: float) -> list[KeyEvent]:
+        """Events available within ``timeout`` seconds ([] if none); ReaderError on unplug."""
+        ...
+
+    def close(self) -> None:
+        """Release the device (ungrab)."""
+        ...
+
+    @property
+    def caps_lock(self) -> bool:
+        """Caps Lock state when opened."""
+        ...
+
+
+class EvdevSource:
+    """A real input device, grabbed (python-evdev)."""
+
+    def __init__(self, path: str):
+        try:
+            import evdev as _evdev
+        except ImportError as exc:  # pragma: no cover
+            raise ReaderError("python-evdev is not installed (pip install 'clubterm[evdev]')") \
+                from exc
+        self._ecodes = _evdev.ecodes
+        try:
+            self.device: Any = _evdev.InputDevice(path)
+        except OSError as exc:
+            raise ReaderError(f"cannot open {path}: {exc.strerror or exc}") from None
+        try:
+            # Exclusive: the card's digits must not also reach a console or the UI.
+            self.device.grab()
+        except OSError as exc:
+            self.device.close()
+            raise ReaderError(f"cannot grab {path} (used by another program?): "
+                              f"{exc.strerror or exc}") from None
+        try:
+            self._caps = self._ecodes.LED_CAPSL in self.device.leds()
+        except OSError:
+            self._caps = False
+
+    @property
+    def caps_lock(self) -> bool:
+        """Caps Lock LED state when opened."""
+        return self._caps
+
+    def read(self, timeout: float) -> list[KeyEvent]:
+        """Events within ``timeout``."""
+        try:
+            ready, _, _ = select.select([self.device.fd], [], [], timeout)
+            if not ready:
+                return []
+            return [KeyEvent(e.sec + e.usec / 1e6, e.type, e.code, e.value)
+                    for e in self.device.read()]
+        except BlockingIOError:
+            return []
+        except OSError as exc:
+            raise ReaderError(f"the device is gone: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        """Ungrab and close."""
+        try:
+            self.device.ungrab()
+        except OSError:
+            pass
+        try:
+            self.device.close()
+        except OSError:
+            pass
+
+
+def parse_event_line(line: str) -> KeyEvent | None:
+    """``"<time> <type> <code> <value>"`` → KeyEvent; blank lines and ``#`` comments → None."""
+    text = line.split("#", 1)[0].strip()
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) != 4:
+        raise ReaderError(f"bad recorded event line: {line.strip()!r}")
+    try:
+        return KeyEvent(float(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        raise ReaderError(f"bad recorded event line: {line.strip()!r}") from None
+
+
+def format_event_line(event: KeyEvent) -> str:
+    """The recording format of one event (one line)."""
+    return f"{event.time:.6f} {event.type} {event.code} {event.value}\n"
+
+
+class ReplaySource:
+    """Recorded events from a FIFO or a file (one event per line, see
+    :func:`parse_event_line`). A FIFO is opened read-write so writers may come
+    and go without an end-of-file; a file is read once to its end."""
+
+    def __init__(self, path: str):
+        try:
+            self.is_fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+            flags = (os.O_RDWR if self.is_fifo else os.O_RDONLY) | os.O_NONBLOCK
+            self.fd = os.open(path, flags)
+        except OSError as exc:
+            raise ReaderError(f"cannot open {path}: {exc.strerror}") from None
+        self.path = path
+        self.partial = b""
+        self.eof = False
+
+    @property
+    def caps_lock(self) -> bool:
+        """Recordings start with Caps Lock off (a recorded press toggles it)."""
+        return False
+
+    def read(self, timeout: float) -> list[KeyEvent]:
+        """Events within ``timeout``."""
+        if self.eof:
+            select.select([], [], [], timeout)
+            return []
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return []
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return []
+        except OSError as exc:
+            raise ReaderError(f"{self.path}: {exc.strerror}") from None
+        if not data:
+            self.eof = True
+            data = b"\n"
+        self.partial += data
+        *lines, self.partial = self.partial.split(b"\n")
+        events = []
+        for raw in lines:
+            try:
+                event = parse_event_line(raw.decode("utf-8", errors="replace"))
+            except ReaderError as exc:
+                log.warning("%s", exc)
+                continue
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> None:
+        """Close the file."""
+        try:
+            os.close(self.fd)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+
+
+def open_source(path: str) -> EventSource:
+    """An EvdevSource for a character device, a ReplaySource for a FIFO or file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ReaderError(f"{path} does not exist (unplugged?)") from None
+    except OSError as exc:
+        raise ReaderError(f"{path}: {exc.strerror}") from None
+    if stat.S_ISCHR(mode):
+        return EvdevSource(path)
+    return ReplaySource(path)
+
+
+class EvdevReader(ThreadedReader):
+    """A keyboard-wedge reader: role "card" (track data → pan token) or "barcode"."""
+
+    kind = "evdev"
+
+    def __init__(self, name: str, device: str, pan_key: bytes, *, role: str = "card",
+                 keymap: str = "us", suffix: str = "enter", inter_key_timeout_ms: int = 80,
+                 min_length: int = 4, code_pattern: str | None = None,
+                 debouncer: Debouncer | None = None,
+                 backoff: Backoff | None = None, diagnostics: bool = False,
+                 source_factory: Callable[[str], EventSource] = open_source):
+        super().__init__(name, debouncer=debouncer, backoff=backoff)
+        self.device = device
+        self.pan_key = pan_key
+        self.role = role
+        self.keymap = keymaps.get_keymap(keymap)
+        self.suffix = suffix
+        self.inter_key_timeout_ms = inter_key_timeout_ms
+        self.min_length = min_length
+        try:
+            self.code_pattern = re.compile(code_pattern) if code_pattern else None
+        except re.error as exc:
+            raise ConfigError(f"code_pattern is not a valid regular expression: {exc}",
+                              key=f"readers.{name}.code_pattern") from None
+        self.diagnostics = diagnostics
+        self.source_factory = source_factory
+        self.source: EventSource | None = None
+
+    def open(self) -> None:
+        """Resolve the by-id path (or glob) and open the device."""
+        self.source = self.source_factory(resolve_device(self.device))
+
+    def close(self) -> None:
+        """Ungrab and close."""
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+    def serve(self) -> None:
+        """Read, decode and report until stopped or unplugged."""
+        assert self.source is not None
+        decoder = ScanDecoder(self.keymap, suffix=self.suffix,
+                              inter_key_timeout_ms=self.inter_key_timeout_ms,
+                              min_length=self.min_length, caps_lock=self.source.caps_lock)
+        wait = self.inter_key_timeout_ms / 1000.0
+        while not self.stopping.is_set():
+            events = self.source.read(wait)
+            if not events:
+                results = decoder.idle()
+            else:
+                results = [r for e in events for r in decoder.feed(e)]
+            for result in results:
+                self.report(result)
+
+    def report(self, result: DecodedScan) -> None:
+        """Turn a decoded burst into an event."""
+        source: Literal["msr", "hid"] = "msr" if self.role == "card" else "hid"
+        if result.kind == "rejected":
+            log.debug("reader %s: %s", self.name, result.reason)
+            if result.report:
+                self.emit(ReadFailed(source, self.name, f"{READ_AGAIN}: {result.reason}"))
+            return
+        event: CardPresented | ReadFailed
+        if self.role == "card":
+            event = swipe_event(result.text, reader=self.name, source="msr",
+                                pan_key=self.pan_key, diagnostics=self.diagnostics)
+            if isinstance(event, ReadFailed) and not any(c.isdigit() for c in result.text):
+                # Track data is mostly digits: none at all points at the layout.
+                event = ReadFailed(source, self.name, f"{event.message} (no digits arrived: "
+                                   f"is the reader set to keyboard layout {self.keymap.name!r}?)")
+        elif self.code_pattern is not None and not self.code_pattern.fullmatch(result.text):
+            event = ReadFailed(source, self.name, f"{READ_AGAIN}: the code does not have the "
+                               "expected form (code_pattern); is the scanner set to keyboard "
+                               f"layout {self.keymap.name!r}?")
+        else:
+            event = code_event(result.text, reader=self.name)
+        self.emit(event)

@@ -1,0 +1,1131 @@
+"""The local API's methods (``local-api.md``): the business behind each JSON-RPC call.
+
+:class:`Services` validates parameters, enforces staff roles, asks the rules engine
+for quotes, records facts through the store (answering only once they are durable)
+and turns every failure into an :class:`ApiError` whose message a cashier can read.
+Decisions the spec leaves open are written down in ``docs/local-api.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent import __version__
+from agent.errors import ApiError, ClubtermError, LimitExceeded, RulesError, StorageError
+from agent.localapi import (
+    CONFLICT,
+    INVALID_PARAMS,
+    LIMIT,
+    MEMBER_NOT_ACTIVE,
+    METHOD_NOT_FOUND,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    QUOTE_EXPIRED,
+    QUOTE_TTL_SECONDS,
+    STORAGE,
+    UNKNOWN_MEMBER,
+)
+from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
+from agent.localapi.sessions import SessionTable
+
+log = logging.getLogger(__name__)
+
+SELLERS = ("cashier", "manager")
+MANAGERS = ("manager",)
+ANY_STAFF = ("cashier", "manager", "technician")
+
+SALE_KEYS = (
+    "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
+    "points_earned", "credits_earned", "lottery_entries", "rules_version",
+)
+PAYMENTS = ("cash", "card", "other")
+MAX_QUOTES = 10_000
+COMMITTED_KEEP_S = 600.0
+# Wrong PINs: after this many within the window, the staff id is refused a while.
+PIN_MAX_FAILURES = 5
+PIN_WINDOW_S = 60.0
+STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
+                   "recorded. Please try again or call a technician.")
+
+
+def _p(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *,
+       required: bool = True, default: Any = None) -> Any:
+    """One parameter of the right type, or an invalid-params error naming it."""
+    if name not in params or params[name] is None:
+        if required:
+            raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is missing.", {"param": name})
+        return default
+    value = params[name]
+    ints = kind is int or (isinstance(kind, tuple) and int in kind)
+    if isinstance(value, bool) and ints and not (isinstance(kind, tuple) and bool in kind):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a whole number.",
+                       {"param": name})
+    if not isinstance(value, kind):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} has the wrong type.",
+                       {"param": name})
+    return value
+
+
+def _text(params: Mapping[str, Any], name: str, *, required: bool = True, max_len: int = 200,
+          default: str | None = None) -> str | None:
+    value: str | None = _p(params, name, str, required=required, default=default)
+    if value is None:
+        return None
+    value = value.strip()
+    if required and not value:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is empty.", {"param": name})
+    if len(value) > max_len:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is too long (at most {max_len}).",
+                       {"param": name})
+    return value
+
+
+def _amount(params: Mapping[str, Any], name: str = "amount", *, allow_zero: bool = False) -> int:
+    value = _p(params, name, int)
+    if value < 0 or (value == 0 and not allow_zero) or value > 10**12:
+        raise ApiError(INVALID_PARAMS, f"The {name} must be a positive whole number of minor "
+                       "units.", {"param": name})
+    return int(value)
+
+
+def _parse_time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a time (RFC 3339).",
+                       {"param": name})
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid time.",
+                       {"param": name}) from None
+    if at.tzinfo is None:
+        raise ApiError(INVALID_PARAMS, f"The time {name!r} needs an offset (e.g. +01:00).",
+                       {"param": name})
+    return at
+
+
+def _parse_date(value: Any, name: str = "date") -> date:
+    if not isinstance(value, str):
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a date (YYYY-MM-DD).",
+                       {"param": name})
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid date.",
+                       {"param": name}) from None
+
+
+def _sentence(text: str) -> str:
+    """A message as a sentence: capital first letter, full stop at the end."""
+    text = text.strip()
+    if text and text[0].islower():
+        text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def code_token(text: str) -> str:
+    """``code:`` + the scanned text, trimmed (protocol.md)."""
+    return "code:" + text.strip()
+
+
+def tel_token(phone: str, country: str) -> str:
+    """``tel:`` + E.164 form (``agent.carddata.tokens``)."""
+    from agent.carddata import tokens
+
+    return tokens.tel_token(phone, country)
+
+
+def _store_error(exc: ClubtermError) -> ApiError:
+    """The API error for a store exception other than StorageError."""
+    other_id = getattr(exc, "other_id", None)
+    if other_id is not None:  # AppointmentConflict
+        return ApiError(CONFLICT, "This overlaps another appointment of the same staff member.",
+                        {"other_id": other_id, "appointment_id": other_id})
+    if type(exc).__name__ == "AlreadyRefunded":
+        return ApiError(CONFLICT, "This sale has already been refunded.")
+    if isinstance(exc, LookupError):  # RecordNotFound
+        return ApiError(NOT_FOUND, "That record does not exist (any more).")
+    if isinstance(exc, ValueError):  # InvalidEvent
+        return ApiError(INVALID_PARAMS, _sentence(f"This cannot be recorded: {exc}"))
+    log.error("unexpected store error: %s", exc)
+    return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
+
+
+@dataclass
+class StoredQuote:
+    """A quote waiting to be committed."""
+
+    quote_id: str
+    created: float
+    quote: dict[str, Any]
+    lines: list[dict[str, Any]]
+    member: dict[str, Any] | None
+    token: str | None
+    masked: str | None
+
+
+@dataclass
+class AgentView:
+    """What the services read about the running agent (filled in by the daemon)."""
+
+    terminal_id: str
+    merchant_id: str
+    default_country_code: str = "1"
+    bundle: Callable[[], Any] = lambda: None
+    rules_problem: Callable[[], str | None] = lambda: None
+    online: Callable[[], bool] = lambda: False
+    link_since: Callable[[], datetime | None] = lambda: None
+    readers: Callable[[], list[dict[str, Any]]] = lambda: []
+    # Called after an event is durable, so the club link sends it soon.
+    on_recorded: Callable[[], None] = lambda: None
+    # Sends an ``event`` notification to every subscribed client.
+    broadcast: Callable[[dict[str, Any]], None] = lambda _e: None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Services:
+    """Every local-API method; one instance per agent."""
+
+    def __init__(self, view: AgentView, store: Any, db: DbThread, *,
+                 quote_fn: QuoteFn = rules_quote,
+                 sessions: SessionTable | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic,
+                 quote_ttl_s: float = QUOTE_TTL_SECONDS):
+        self.view = view
+        self.store = store
+        self.db = db
+        self.quote_fn = quote_fn
+        self.sessions = sessions or SessionTable(clock=monotonic)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.quote_ttl_s = quote_ttl_s
+        self._quotes: OrderedDict[str, StoredQuote] = OrderedDict()
+        self._committed: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        # token → (masked, bin6) of recent card reads, so a quote by token knows the
+        # BIN and a member summary can show the masked number. Never the PAN.
+        self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self.accepting = True
+        self._pin_failures: dict[str, list[float]] = {}
+        self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+            "agent.status": self.agent_status,
+            "events.subscribe": self.events_subscribe,
+            "member.identify": self.member_identify,
+            "member.enrol": self.member_enrol,
+            "sale.quote": self.sale_quote,
+            "sale.commit": self.sale_commit,
+            "sale.refund": self.sale_refund,
+            "staff.login": self.staff_login,
+            "staff.logout": self.staff_logout,
+            "staff.clock": self.staff_clock,
+            "expense.add": self.expense_add,
+            "cash_receipt.add": self.cash_receipt_add,
+            "day.summary": self.day_summary,
+            "appointment.create": self.appointment_create,
+            "appointment.update": self.appointment_update,
+            "appointment.cancel": self.appointment_cancel,
+            "appointment.list": self.appointment_list,
+        }
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def dispatch(self, method: str, params: dict[str, Any], conn: Any) -> Any:
+        """Run one method (the server's :class:`Dispatcher`)."""
+        handler = self._methods.get(method)
+        if handler is None:
+            raise ApiError(METHOD_NOT_FOUND, f"The agent does not know the method {method!r}.")
+        if not self.accepting and method not in ("agent.status", "events.subscribe"):
+            raise ApiError(NOT_ALLOWED, "The agent is shutting down; please try again in a moment.",
+                           {"reason": "shutting_down"})
+        return await handler(params, conn)
+
+    def note_card(self, token: str, masked: str | None, bin6: str | None) -> None:
+        """Remember the masked form and BIN of a token just read (for quotes/summaries)."""
+        self._recent_cards[token] = (masked, bin6)
+        self._recent_cards.move_to_end(token)
+        while len(self._recent_cards) > 256:
+            self._recent_cards.popitem(last=False)
+
+    async def _record(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call that records a fact; map its errors to API errors.
+
+        Returns only after the store call returned, i.e. after the fact is durable.
+        """
+        try:
+            result = await self.db.call(fn, *args, **kwargs)
+        except StorageError as exc:
+            log.error("could not record %s: %s", what, exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        except OSError as exc:  # a store that did not convert its own error
+            log.error("could not record %s: %s", what, exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        except ClubtermError as exc:
+            raise _store_error(exc) from None
+        try:
+            self.view.on_recorded()
+            self.broadcast_queue(await self.db.read(self.store.queue_stats))
+        except Exception:  # waking the link is best effort; the event is safe
+            log.exception("could not wake the club link")
+        return result
+
+    async def _append(self, type_: str, body: dict[str, Any], staff_id: str | None) -> Any:
+        """Record one outbox event durably (``Store.append``)."""
+        return await self._record(f"a {type_}", self.store.append, type_, body,
+                                  at=self.clock(), staff_id=staff_id,
+                                  offline=not self.view.online())
+
+    def _money_info(self, bundle: Any) -> dict[str, Any]:
+        """Currency facts for clients that format money (None without a bundle)."""
+        return {"currency": field_of(bundle, "currency") if bundle is not None else None,
+                "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
+                "timezone": str(self._tz())}
+
+    def broadcast_queue(self, stats: Any) -> None:
+        """Tell subscribers the outbox changed (``queue`` event)."""
+        oldest = field_of(stats, "oldest_at")
+        self.view.broadcast({"type": "queue", "pending": int(field_of(stats, "pending", 0)),
+                             "oldest_at": _iso(oldest) if isinstance(oldest, datetime) else oldest,
+                             "rejected": int(field_of(stats, "rejected", 0))})
+
+    def _tz(self) -> tzinfo:
+        bundle = self.view.bundle()
+        name = field_of(bundle, "timezone") if bundle is not None else None
+        if isinstance(name, str):
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown time zone %r in the rule bundle", name)
+        local = datetime.now().astimezone().tzinfo
+        return local if local is not None else UTC
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        tz = self._tz()
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        return start, end
+
+    def _today(self) -> date:
+        return self.clock().astimezone(self._tz()).date()
+
+    async def _summary(self, member: dict[str, Any], token: str | None) -> dict[str, Any]:
+        balances = await self.db.read(self.store.usable_balances, member["member_id"])
+        return self._summary_from({**member, "balances": balances}, token)
+
+    def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
+        """The member summary of a record whose balances are already the usable ones."""
+        balances = member["balances"]
+        masked = self._recent_cards.get(token, (None, None))[0] if token else None
+        return {
+            "member_id": member["member_id"],
+            "name": member.get("name"),
+            "tier": member.get("tier"),
+            "status": member.get("status"),
+            "balances": dict(balances),
+            "masked": masked,
+        }
+
+    async def member_summary(self, token: str) -> dict[str, Any] | None:
+        """The summary of the member holding ``token`` (any status), or None."""
+        member = await self.db.read(self.store.lookup, token)
+        if member is None:
+            return None
+        return await self._summary(member, token)
+
+    def _identifier_of(self, params: Mapping[str, Any]) -> str:
+        token = params.get("token")
+        phone = params.get("phone")
+        code = params.get("code")
+        given = [k for k, v in (("token", token), ("phone", phone), ("code", code)) if v]
+        if len(given) != 1:
+            raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone or code.")
+        if token is not None:
+            if not isinstance(token, str) or ":" not in token or len(token) > 200:
+                raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                               {"param": "token"})
+            return token
+        if phone is not None:
+            if not isinstance(phone, str) or sum(c.isdigit() for c in phone) < 5:
+                raise ApiError(INVALID_PARAMS, "That does not look like a phone number.",
+                               {"param": "phone"})
+            try:
+                return tel_token(phone, self.view.default_country_code)
+            except ClubtermError as exc:
+                raise ApiError(INVALID_PARAMS, f"That phone number cannot be used: {exc}",
+                               {"param": "phone"}) from None
+        if not isinstance(code, str) or not code.strip() or len(code) > 500:
+            raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
+        return code_token(code)
+
+    async def _member_for(self, token: str) -> dict[str, Any]:
+        member = await self.db.read(self.store.lookup, token)
+        if member is None:
+            raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("status") != "active":
+            summary = await self._summary(member, token)
+            what = "lost" if member.get("status") == "lost_card" else "blocked"
+            raise ApiError(MEMBER_NOT_ACTIVE,
+                           f"This member's card is {what}; no club benefits can be given.",
+                           {"member_id": member["member_id"], "status": member.get("status"),
+                            "member": summary})
+        return dict(member)
+
+    # ------------------------------------------------------------------ methods
+
+    async def agent_status(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``agent.status``."""
+        bundle = self.view.bundle()
+        stats = await self.db.read(self.store.queue_stats)
+        members_version = await self.db.read(self.store.members_version)
+        oldest = field_of(stats, "oldest_at")
+        return {
+            "terminal_id": self.view.terminal_id,
+            "merchant_id": self.view.merchant_id,
+            "online": bool(self.view.online()),
+            "rules_version": field_of(bundle, "version") if bundle is not None else None,
+            "rules_problem": self.view.rules_problem(),
+            "members_version": members_version,
+            "queue": {
+                "pending": int(field_of(stats, "pending", 0)),
+                "oldest_at": _iso(oldest) if isinstance(oldest, datetime) else oldest,
+                "rejected": int(field_of(stats, "rejected", 0)),
+            },
+            "readers": [
+                {"name": r.get("name"), "kind": r.get("kind"), "state": r.get("state")}
+                for r in self.view.readers()
+            ],
+            "agent_version": __version__,
+            "link_since": _iso(self.view.link_since()),
+            **self._money_info(bundle),
+            "uptime_s": round(time.monotonic() - self.view.started, 1),
+        }
+
+    async def events_subscribe(self, params: dict[str, Any], conn: Any) -> bool:
+        """``events.subscribe``: this connection gets ``event`` notifications from now on."""
+        conn.subscribed = True
+        return True
+
+    async def member_identify(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.identify`` by token, phone or code."""
+        token = self._identifier_of(params)
+        member = await self._member_for(token)
+        # The token too: a phone or code becomes a token only here, and the client
+        # quotes with it.
+        return {**(await self._summary(member, token)), "token": token}
+
+    async def staff_login(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``staff.login`` with a badge token, or staff_id and PIN."""
+        staff = await self._staff_from(params, need_pin=True)
+        session = self.sessions.open(staff["staff_id"], staff.get("name") or "", staff["role"])
+        log.info("staff %s signed in as %s", session.staff_id, session.role)
+        return {"session": session.token, "staff_id": session.staff_id, "name": session.name,
+                "role": session.role, "idle_s": self.sessions.idle_s,
+                "max_s": self.sessions.max_s}
+
+    async def staff_logout(self, params: dict[str, Any], conn: Any) -> bool:
+        """``staff.logout`` (extension): end a session."""
+        token = _p(params, "session", str)
+        return self.sessions.close(token)
+
+    async def _staff_from(self, params: Mapping[str, Any], *, need_pin: bool) -> dict[str, Any]:
+        token = params.get("token")
+        staff_id = params.get("staff_id")
+        if token is not None:
+            if not isinstance(token, str) or not token:
+                raise ApiError(INVALID_PARAMS, "The badge token is not valid.", {"param": "token"})
+            staff = await self.db.read(self.store.staff_by_badge, token)
+            if staff is None or not staff.get("active", True):
+                raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
+            return dict(staff)
+        if staff_id is None:
+            raise ApiError(INVALID_PARAMS, "Give a badge token, or a staff id and PIN.")
+        if not isinstance(staff_id, str) or not staff_id:
+            raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
+        pin = params.get("pin")
+        if pin is None and not need_pin:
+            staff = await self.db.read(self.store.staff, staff_id)
+            if staff is None or not staff.get("active", True):
+                raise ApiError(NOT_FOUND, "There is no staff member with this id.")
+            return dict(staff)
+        if not isinstance(pin, str) or not pin or len(pin) > 64:
+            raise ApiError(INVALID_PARAMS, "Please enter your PIN.", {"param": "pin"})
+        now = self.monotonic()
+        recent = [t for t in self._pin_failures.get(staff_id, []) if now - t < PIN_WINDOW_S]
+        if len(recent) >= PIN_MAX_FAILURES:
+            raise ApiError(NOT_ALLOWED, "Too many wrong PINs; please wait a minute or use "
+                           "your badge.", {"reason": "locked_out"})
+        # scrypt takes tens of milliseconds: not on the store thread, where it would
+        # hold up sales, and not on the loop.
+        ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
+        staff = await self.db.read(self.store.staff, staff_id) if ok else None
+        if staff is None or not staff.get("active", True):
+            recent.append(now)
+            self._pin_failures[staff_id] = recent
+            if len(self._pin_failures) > 1000:
+                self._pin_failures.clear()
+            # Same answer for an unknown id and a wrong PIN: no guessing of ids.
+            raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
+                           {"reason": "bad_credentials"})
+        self._pin_failures.pop(staff_id, None)
+        return dict(staff)
+
+    async def staff_clock(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``staff.clock``: record an attendance event."""
+        action = _p(params, "action", str)
+        if action not in ("in", "out"):
+            raise ApiError(INVALID_PARAMS, 'The action must be "in" or "out".',
+                           {"param": "action"})
+        staff = await self._staff_from(params, need_pin=False)
+        token = params.get("token") if isinstance(params.get("token"), str) else None
+        events, end = await self._day_events(self._today())
+        rows = _attendance_rows(events, {}, self.clock(), end)
+        present = {r["staff_id"] for r in rows if r["present"]}
+        name = staff.get("name") or staff["staff_id"]
+        if action == "in" and staff["staff_id"] in present:
+            raise ApiError(CONFLICT, f"{name} is already clocked in.")
+        if action == "out" and staff["staff_id"] not in present:
+            raise ApiError(CONFLICT, f"{name} is not clocked in.")
+        stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
+                                    action, at=self.clock(), by=staff["staff_id"],
+                                    identified_by=token, offline=not self.view.online())
+        at = field_of(stored, "at") or self.clock()
+        at_s = _iso(at) if isinstance(at, datetime) else at
+        self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
+                             "name": name, "action": action, "at": at_s})
+        return {"event_id": field_of(stored, "id"), "at": at_s, "staff_id": staff["staff_id"],
+                "name": name}
+
+    async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
+        session = self.sessions.check(params.get("session"), SELLERS)
+        amount = _amount(params)
+        category = _text(params, "category", max_len=64)
+        note = _text(params, "note", required=False, max_len=500, default="") or ""
+        stored = await self._record(f"an {type_}", self.store.add_cash_entry, type_, amount,
+                                    category, note, by=session.staff_id, at=self.clock(),
+                                    offline=not self.view.online())
+        return {"event_id": field_of(stored, "id")}
+
+    async def expense_add(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``expense.add`` (cashier or manager)."""
+        return await self._money_event("expense", params)
+
+    async def cash_receipt_add(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``cash_receipt.add`` (cashier or manager)."""
+        return await self._money_event("cash_receipt", params)
+
+    # ------------------------------------------------------------------ sales
+
+    def _lines(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if params.get("lines") is not None and params.get("amount") is not None:
+            raise ApiError(INVALID_PARAMS, "Give either lines or amount, not both.")
+        if params.get("amount") is not None:
+            return [{"sku": None, "category": None, "qty": 1, "unit_price": _amount(params)}]
+        raw = params.get("lines")
+        if not isinstance(raw, list) or not raw:
+            raise ApiError(INVALID_PARAMS, "Give the basket lines or an amount.",
+                           {"param": "lines"})
+        if len(raw) > 500:
+            raise ApiError(INVALID_PARAMS, "A sale may have at most 500 lines.", {"param": "lines"})
+        lines = []
+        for i, line in enumerate(raw):
+            if not isinstance(line, dict):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1} is not an object.",
+                               {"param": "lines"})
+            qty = line.get("qty", 1)
+            price = line.get("unit_price")
+            if (isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= 100000
+                    or isinstance(price, bool) or not isinstance(price, int)
+                    or not 0 <= price <= 10**12):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1} needs a whole quantity and "
+                               "a unit price in minor units.", {"param": "lines", "line": i})
+            sku, category = line.get("sku"), line.get("category")
+            if not (sku is None or isinstance(sku, str)) or not (
+                    category is None or isinstance(category, str)):
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: sku and category must be "
+                               "text.", {"param": "lines", "line": i})
+            lines.append({"sku": sku, "category": category, "qty": qty, "unit_price": price})
+        return lines
+
+    def _purge_quotes(self) -> None:
+        now = self.monotonic()
+        while self._quotes:
+            first = next(iter(self._quotes.values()))
+            if now - first.created <= self.quote_ttl_s and len(self._quotes) <= MAX_QUOTES:
+                break
+            self._quotes.popitem(last=False)
+        while self._committed:
+            at, _ = next(iter(self._committed.values()))
+            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_QUOTES:
+                break
+            self._committed.popitem(last=False)
+
+    async def sale_quote(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.quote``: compute the benefit; keep it 120 s under a ``quote_id``."""
+        lines = self._lines(params)
+        token = params.get("token")
+        if token is not None and (not isinstance(token, str) or ":" not in token):
+            raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                           {"param": "token"})
+        redeem = params.get("redeem_points")
+        if redeem == 0:
+            redeem = None
+        if redeem is not None and redeem != "max" and (
+                isinstance(redeem, bool) or not isinstance(redeem, int) or redeem < 0):
+            raise ApiError(INVALID_PARAMS, 'redeem_points must be a whole number or "max".',
+                           {"param": "redeem_points"})
+        use_credit = params.get("use_credit") or []
+        if not isinstance(use_credit, list) or not all(isinstance(k, str) for k in use_credit):
+            raise ApiError(INVALID_PARAMS, "use_credit must be a list of balance kinds.",
+                           {"param": "use_credit"})
+        member = await self._member_for(token) if token else None
+        if member is None and (redeem or use_credit):
+            raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
+                           {"limit": "member"})
+        quote, member_view, limits = await self._compute(lines, token, member, redeem,
+                                                         use_credit)
+        self._purge_quotes()
+        quote_id = "q-" + uuid.uuid4().hex
+        masked = self._recent_cards.get(token, (None, None))[0] if token else None
+        self._quotes[quote_id] = StoredQuote(quote_id, self.monotonic(), quote, lines,
+                                             member_view, token, masked)
+        result = dict(quote)
+        result.pop("limits_held", None)
+        bundle = self.view.bundle()
+        result.update({
+            "quote_id": quote_id,
+            "expires_at": _iso(self.clock() + timedelta(seconds=self.quote_ttl_s)),
+            "lines": lines,
+            "offline": not self.view.online(),
+            "member": (self._summary_from(member_view, token)
+                       if member_view is not None else None),
+            "redeem_limits": limits,
+            "currency": field_of(bundle, "currency") if bundle is not None else None,
+            "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
+        })
+        return result
+
+    async def _compute(self, lines: list[dict[str, Any]], token: str | None,
+                       member: dict[str, Any] | None, redeem: Any, use_credit: list[str],
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+        bundle = self.view.bundle()
+        now = self.clock()
+        start, end = self._day_bounds(now.astimezone(self._tz()).date())
+        member_id = member["member_id"] if member is not None else None
+
+        def inputs() -> tuple[Any, dict[str, int] | None, tuple[int, int]]:
+            # One hop to the store thread for everything a quote reads.
+            stats = self.store.queue_stats()
+            if member_id is None:
+                return stats, None, (0, 0)
+            return (stats, self.store.usable_balances(member_id),
+                    self.store.offline_counters(member_id, start, end))
+
+        stats, balances, (redeemed_today, credit_today) = await self.db.read(inputs)
+        oldest = field_of(stats, "oldest_at")
+        if isinstance(oldest, str):
+            oldest = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+        oldest_age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else None
+        member_view = None
+        if member is not None and balances is not None:
+            member_view = dict(member)
+            member_view["balances"] = dict(balances)
+        bin6 = self._recent_cards.get(token, (None, None))[1] if token else None
+        request = {"lines": lines, "token_kind": token.split(":", 1)[0] if token else None,
+                   "bin6": bin6, "redeem_points": redeem, "use_credit": use_credit}
+        ctx = {"at": now, "offline": not self.view.online(), "redeemed_today": redeemed_today,
+               "credit_used_today": credit_today,
+               "pending_count": int(field_of(stats, "pending", 0)),
+               "oldest_pending_age_s": oldest_age}
+        try:
+            quote = self.quote_fn(bundle, request, member_view, ctx)
+        except LimitExceeded as exc:
+            raise ApiError(LIMIT, _sentence(str(exc)), {"limit": exc.limit}) from None
+        except RulesError as exc:
+            raise ApiError(INVALID_PARAMS, _sentence(f"This sale cannot be computed: {exc}")) \
+                from None
+        limits = self._redeem_limits(bundle, request, member_view, ctx, quote)
+        return quote, member_view, limits
+
+    def _redeem_limits(self, bundle: Any, request: dict[str, Any],
+                       member: dict[str, Any] | None, ctx: dict[str, Any],
+                       quote: dict[str, Any]) -> dict[str, Any]:
+        """How much this member could redeem on this basket (for the till's buttons).
+
+        The maximum comes from the rules engine itself (a second quote asking
+        for "max"), so the button never offers what a commit would refuse.
+        """
+        if member is None:
+            return {"points": None, "credits": [], "held_by": "no member"}
+        balances = member["balances"]
+        try:
+            best = self.quote_fn(bundle, {**request, "redeem_points": "max", "use_credit": []},
+                                 member, ctx)
+            points_max = int(best.get("redeemed_points") or 0)
+            held = best.get("limits_held") or []
+        except RulesError:
+            points_max, held = 0, []
+        points_cfg = field_of(bundle, "points") if bundle is not None else None
+        credits_cfg = field_of(bundle, "credits") if bundle is not None else None
+        net = int(quote.get("net") or 0)
+        credits = []
+        for kind in (field_of(credits_cfg, "accepted", ()) or ()):
+            available = int(balances.get(kind, 0))
+            if available > 0:
+                cap = field_of(credits_cfg, "use_cap_per_invoice")
+                credits.append({"kind": kind, "available": available,
+                                "max": min(available, net, cap if cap is not None else net)})
+        return {
+            "points": {"available": int(balances.get("points", 0)),
+                       "min": int(field_of(points_cfg, "min_redeem", 0) or 0),
+                       "max": points_max,
+                       "value": int(field_of(points_cfg, "value", 0) or 0)},
+            "credits": credits,
+            "held_by": held[0] if held else ("balance" if points_max else None),
+        }
+
+    async def sale_commit(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.commit``: record the quoted sale; answer once it is durable.
+
+        Committing the same ``quote_id`` again answers the first result (also after
+        an agent restart, found by the ``quote_id`` kept in the sale event), so a
+        client that lost the answer can safely retry.
+        """
+        quote_id = _p(params, "quote_id", str)
+        session = self.sessions.check(params.get("session"), SELLERS)
+        payment = _p(params, "payment", str, required=False, default="cash")
+        if payment not in PAYMENTS:
+            raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
+                           {"param": "payment"})
+        self._purge_quotes()
+        done = self._committed.get(quote_id)
+        if done is not None:
+            return done[1]
+        stored_quote = self._quotes.get(quote_id)
+        if stored_quote is None:
+            earlier = await self._find_committed(quote_id)
+            if earlier is not None:
+                return earlier
+            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
+                           "Please compute the sale again.")
+        if self.monotonic() - stored_quote.created > self.quote_ttl_s:
+            self._quotes.pop(quote_id, None)
+            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
+                           "Please compute the sale again.")
+        quote = stored_quote.quote
+        member = stored_quote.member
+        if member is not None:
+            await self._recheck_balances(member["member_id"], quote)
+        body: dict[str, Any] = {
+            "member_id": member["member_id"] if member else None,
+            "identified_by": stored_quote.token,
+            "lines": stored_quote.lines,
+        }
+        body.update({k: quote.get(k) for k in SALE_KEYS})
+        body["payment"] = payment
+        # Not a protocol key (the club ignores unknown keys): it makes a retried
+        # commit idempotent across an agent restart.
+        body["quote_id"] = quote_id
+        # Only one commit per quote, even if two clients race on it.
+        self._quotes.pop(quote_id, None)
+        try:
+            stored = await self._append("sale", body, session.staff_id)
+        except ApiError:
+            self._quotes[quote_id] = stored_quote  # nothing recorded; the quote stays usable
+            raise
+        summary = (await self._summary(member, stored_quote.token)) if member else None
+        at = field_of(stored, "at") or self.clock()
+        labels = {x.get("rule"): x.get("label") or x.get("rule")
+                  for x in quote.get("explain") or [] if x.get("rule")}
+        bundle = self.view.bundle()
+        receipt = {
+            "sale_id": field_of(stored, "id"),
+            "seq": field_of(stored, "seq"),
+            "at": _iso(at) if isinstance(at, datetime) else at,
+            "terminal_id": self.view.terminal_id,
+            "merchant_id": self.view.merchant_id,
+            "staff_id": session.staff_id,
+            "staff_name": session.name,
+            "offline": not self.view.online(),
+            "member": summary,
+            "lines": stored_quote.lines,
+            "gross": quote.get("gross"),
+            "discounts": [{**d, "label": labels.get(d.get("rule"), d.get("rule"))}
+                          for d in quote.get("discounts") or []],
+            "net": quote.get("net"),
+            "redeemed_points": quote.get("redeemed_points"),
+            "redeemed_value": quote.get("redeemed_value"),
+            "credits_used": quote.get("credits_used"),
+            "payable": quote.get("payable"),
+            "payment": payment,
+            "points_earned": sum(int(p.get("points", 0))
+                                 for p in quote.get("points_earned") or []),
+            "credits_earned": quote.get("credits_earned"),
+            "lottery_entries": quote.get("lottery_entries"),
+            "rules_version": quote.get("rules_version"),
+            "balances_after": summary["balances"] if summary else None,
+            "currency": field_of(bundle, "currency") if bundle is not None else None,
+            "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
+        }
+        result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
+        self._committed[quote_id] = (self.monotonic(), result)
+        self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
+                             "member_id": body["member_id"], "payable": body["payable"],
+                             "staff_id": session.staff_id})
+        return result
+
+    async def _recheck_balances(self, member_id: str, quote: Mapping[str, Any]) -> None:
+        """Refuse a commit whose redemption no longer fits (spent elsewhere meanwhile)."""
+        wanted_points = int(quote.get("redeemed_points") or 0)
+        credits = quote.get("credits_used") or []
+        if not wanted_points and not credits:
+            return
+        balances = await self.db.read(self.store.usable_balances, member_id)
+        if wanted_points > balances.get("points", 0):
+            raise ApiError(LIMIT, "The member no longer has enough points; please compute the "
+                           "sale again.", {"limit": "points_balance"})
+        for used in credits:
+            kind, amount = used.get("kind"), int(used.get("amount") or 0)
+            if amount > balances.get(kind, 0):
+                raise ApiError(LIMIT, "The member no longer has enough credit; please compute "
+                               "the sale again.", {"limit": "credit_balance"})
+
+    async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
+        """The sale recorded for ``quote_id`` before a restart, as a commit result."""
+        def scan() -> dict[str, Any] | None:
+            # Newest first: a retry follows its commit within seconds.
+            for entry in reversed(self.store.events()):
+                if entry.type == "sale" and entry.event.get("quote_id") == quote_id:
+                    return dict(entry.event)
+            return None
+        event = await self.db.read(scan)
+        if event is None:
+            return None
+        receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+        receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
+                        "terminal_id": self.view.terminal_id,
+                        "merchant_id": self.view.merchant_id,
+                        "staff_id": event.get("staff_id"), "restored": True})
+        return {"sale_id": event["id"], "seq": event["seq"], "receipt": receipt}
+
+    async def sale_refund(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
+        session = self.sessions.check(params.get("session"), MANAGERS)
+        sale_id = _text(params, "sale_id", max_len=64)
+        reason = _text(params, "reason", max_len=500)
+        entry = await self.db.read(self.store.event, sale_id)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
+        stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
+                                    session.staff_id)
+        return {"refund_id": field_of(stored, "id")}
+
+    # ------------------------------------------------------------------ members
+
+    async def member_enrol(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.enrol``: a new member ``local:<uuid>`` until the club answers."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        name = _text(params, "name", max_len=100)
+        phone = _text(params, "phone", max_len=40)
+        assert phone is not None
+        tel = self._identifier_of({"phone": phone})
+        identifiers = [tel]
+        token = params.get("token")
+        if token is not None:
+            if not isinstance(token, str) or ":" not in token or len(token) > 200:
+                raise ApiError(INVALID_PARAMS, "The card token is not valid.", {"param": "token"})
+            identifiers.append(token)
+        for ident in identifiers:
+            holder = await self.db.read(self.store.lookup, ident)
+            if holder is not None:
+                what = "phone number" if ident.startswith("tel:") else "card"
+                raise ApiError(CONFLICT, f"This {what} already belongs to {holder.get('name')}.",
+                               {"member_id": holder.get("member_id"),
+                                "identifier_kind": ident.split(":", 1)[0]})
+        referred_by = _text(params, "referred_by", required=False, max_len=100)
+        if referred_by and not referred_by.startswith("local:") and \
+                await self.db.read(self.store.member, referred_by) is None:
+            raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
+        member_id = f"local:{uuid.uuid4()}"
+        body = {"member_id": member_id, "name": name, "identifiers": identifiers,
+                "referred_by": referred_by}
+        await self._append("member_enrol", body, session.staff_id)
+        return {"member_id": member_id}
+
+    # ------------------------------------------------------------------ reports
+
+    async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
+        start, end = self._day_bounds(day)
+        rows = await self.db.read(self.store.events_between, start, end)
+        return [event_dict(e) for e in rows if e.get("_state") != "rejected"], end
+
+    async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``day.summary``: the terminal's totals of one local day (shape in docs).
+
+        Open without a session (as local-api.md has it); with a session that is
+        not a manager's, the per-staff figures are left out.
+        """
+        day = _parse_date(params["date"]) if params.get("date") else self._today()
+        session = None
+        if params.get("session") is not None:
+            session = self.sessions.check(params.get("session"), ANY_STAFF)
+        events, end = await self._day_events(day)
+        bundle = self.view.bundle()
+        summary = summarise_day(
+            day, events, await self._staff_names({e.get("staff_id") for e in events}),
+            now=self.clock(), day_end=end, tz_name=str(self._tz()),
+            currency=field_of(bundle, "currency") if bundle is not None else None,
+            minor_units=field_of(bundle, "minor_units") if bundle is not None else None)
+        if session is not None and session.role != "manager":
+            summary["per_staff"] = None
+        return summary
+
+    async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
+        names = {}
+        for staff_id in ids:
+            if isinstance(staff_id, str):
+                staff = await self.db.read(self.store.staff, staff_id)
+                names[staff_id] = (staff or {}).get("name") or staff_id
+        return names
+
+    # ------------------------------------------------------------------ appointments
+
+    async def _appointment_fields(self, params: Mapping[str, Any],
+                                  base: Mapping[str, Any] | None) -> dict[str, Any]:
+        base = dict(base or {})
+        out: dict[str, Any] = {}
+        customer = params.get("customer")
+        if customer is None and isinstance(params.get("phone"), str):
+            customer = params["phone"]
+        if customer is None:
+            customer = base.get("customer")
+        if not isinstance(customer, str) or not customer.strip():
+            raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
+                           {"param": "customer"})
+        if not customer.startswith(("tel:", "local:")) and customer[:1] not in ("+", "0") \
+                and not (await self.db.read(self.store.member, customer)):
+            raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
+        if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
+            customer = self._identifier_of({"phone": customer})
+        if customer.startswith("tel:"):
+            # A phone that belongs to a member books the member.
+            holder = await self.db.read(self.store.lookup, customer)
+            if holder is not None:
+                customer = holder["member_id"]
+        out["customer"] = customer
+        service = params.get("service", base.get("service"))
+        if not isinstance(service, str) or not service.strip() or len(service) > 100:
+            raise ApiError(INVALID_PARAMS, "Say which service is booked.", {"param": "service"})
+        out["service"] = service.strip()
+        staff_id = params.get("staff_id", base.get("staff_id"))
+        if not isinstance(staff_id, str) or not staff_id:
+            raise ApiError(INVALID_PARAMS, "Say which staff member gives the service.",
+                           {"param": "staff_id"})
+        if await self.db.read(self.store.staff, staff_id) is None:
+            raise ApiError(NOT_FOUND, "There is no staff member with this id.")
+        out["staff_id"] = staff_id
+        start = _parse_time(params.get("start", base.get("start")), "start")
+        out["start"] = start.isoformat()
+        minutes = params.get("minutes", base.get("minutes"))
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
+            raise ApiError(INVALID_PARAMS, "The length must be 1 to 1440 minutes.",
+                           {"param": "minutes"})
+        out["minutes"] = minutes
+        note = params.get("note", base.get("note", ""))
+        if note is not None and (not isinstance(note, str) or len(note) > 500):
+            raise ApiError(INVALID_PARAMS, "The note is too long.", {"param": "note"})
+        out["note"] = note or ""
+        return out
+
+    async def _conflict(self, other_id: str) -> ApiError:
+        other = await self.db.read(self.store.appointment, other_id) or {}
+        names = await self._staff_names([other.get("staff_id")])
+        start = other.get("start")
+        when = ""
+        if isinstance(start, str):
+            begin = datetime.fromisoformat(start).astimezone(self._tz())
+            end = begin + timedelta(minutes=int(other.get("minutes") or 0))
+            when = f" {begin:%H:%M}–{end:%H:%M}"
+        who = names.get(str(other.get("staff_id")), "This staff member")
+        return ApiError(CONFLICT, f"{who} is already booked{when} ({other.get('service')}).",
+                        {"appointment_id": other_id})
+
+    async def _appointment_call(self, what: str, fn: Callable[..., Any], *args: Any,
+                                **kwargs: Any) -> Any:
+        try:
+            return await self._record(what, fn, *args, **kwargs)
+        except ApiError as exc:
+            if exc.code == CONFLICT and isinstance(exc.data, dict) and exc.data.get("other_id"):
+                raise await self._conflict(str(exc.data["other_id"])) from None
+            raise
+
+    async def appointment_create(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.create``; an overlap with the same staff is -32008."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        appt = await self._appointment_fields(params, None)
+        found, _stored = await self._appointment_call(
+            "an appointment", self.store.create_appointment, customer=appt["customer"],
+            service=appt["service"], staff_id=appt["staff_id"],
+            start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
+            note=appt["note"], by=session.staff_id, at=self.clock(),
+            offline=not self.view.online())
+        return {"appointment_id": found["appointment_id"]}
+
+    async def _existing_appointment(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        appointment_id = _p(params, "appointment_id", str)
+        appt = await self.db.read(self.store.appointment, appointment_id)
+        if appt is None or appt.get("status") == "cancelled":
+            raise ApiError(NOT_FOUND, "There is no such appointment (it may have been "
+                           "cancelled).")
+        return dict(appt)
+
+    async def appointment_update(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.update``: move or change an appointment (given keys change)."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        old = await self._existing_appointment(params)
+        appt = await self._appointment_fields(params, old)
+        found, _stored = await self._appointment_call(
+            "an appointment change", self.store.update_appointment, old["appointment_id"],
+            by=session.staff_id, at=self.clock(), offline=not self.view.online(),
+            customer=appt["customer"], service=appt["service"], staff_id=appt["staff_id"],
+            start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
+            note=appt["note"])
+        return {"appointment_id": found["appointment_id"]}
+
+    async def appointment_cancel(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``appointment.cancel``."""
+        session = self.sessions.check(params.get("session"), SELLERS)
+        appt = await self._existing_appointment(params)
+        await self._appointment_call("a cancellation", self.store.cancel_appointment,
+                                     appt["appointment_id"], by=session.staff_id,
+                                     at=self.clock(), offline=not self.view.online())
+        return {"appointment_id": appt["appointment_id"]}
+
+    async def appointment_list(self, params: dict[str, Any], conn: Any) -> list[dict[str, Any]]:
+        """``appointment.list``: the booked appointments starting on that local day.
+
+        A list sorted by start, each with ``customer_name`` and ``staff_name``.
+        """
+        day = _parse_date(params.get("date")) if params.get("date") else self._today()
+        staff_filter = params.get("staff_id")
+        start, end = self._day_bounds(day)
+        rows = await self.db.read(self.store.appointments_between, start, end)
+        names = await self._staff_names({r.get("staff_id") for r in rows})
+        items = []
+        for row in rows:
+            if row.get("status") not in (None, "active", "booked"):
+                continue
+            if staff_filter and row.get("staff_id") != staff_filter:
+                continue
+            if not start <= datetime.fromisoformat(row["start"]) < end:
+                continue
+            item = {k: row.get(k) for k in ("appointment_id", "customer", "service",
+                                           "staff_id", "start", "minutes", "note")}
+            item["staff_name"] = names.get(str(row.get("staff_id")), row.get("staff_id"))
+            item["customer_name"] = await self._customer_name(str(row.get("customer")))
+            items.append(item)
+        items.sort(key=lambda a: (datetime.fromisoformat(a["start"]), str(a["staff_name"])))
+        return items
+
+    async def _customer_name(self, customer: str) -> str:
+        if customer.startswith("tel:"):
+            holder = await self.db.read(self.store.lookup, customer)
+            return str(holder.get("name")) if holder else customer[4:]
+        member = await self.db.read(self.store.member, customer)
+        return str(member.get("name")) if member else customer
+
+
+def _attendance_rows(events: Iterable[Mapping[str, Any]], staff_names: Mapping[str, str],
+                     now: datetime, day_end: datetime) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.get("type") != "attendance":
+            continue
+        sid = str(e.get("staff_id"))
+        at = e["at"]
+        row = rows.setdefault(sid, {"staff_id": sid, "name": staff_names.get(sid, sid),
+                                    "entries": [], "present": False, "minutes": 0})
+        row["entries"].append({"action": e.get("action"), "at": at.isoformat()})
+        row["present"] = e.get("action") == "in"
+    for row in rows.values():
+        seconds = 0.0
+        opened: datetime | None = None
+        for entry in row["entries"]:
+            at = datetime.fromisoformat(entry["at"])
+            if entry["action"] == "in":
+                opened = opened or at
+            elif opened is not None:
+                seconds += (at - opened).total_seconds()
+                opened = None
+        if opened is not None:
+            seconds += max(0.0, (min(now, day_end) - opened).total_seconds())
+        row["minutes"] = int(seconds // 60)
+    return sorted(rows.values(), key=lambda r: str(r["name"]))
+
+
+def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
+                  staff_names: Mapping[str, str], *, now: datetime, day_end: datetime,
+                  currency: str | None = None, minor_units: int | None = None,
+                  tz_name: str = "UTC") -> dict[str, Any]:
+    """Totals of one local day's events (a pure function; shape in docs/local-api.md).
+
+    ``events`` are flat event dicts (wire keys and the type's own keys) whose
+    ``at`` is a datetime within the day.
+    """
+    todays = sorted(events, key=lambda e: e.get("seq") or 0)
+    sales = [e for e in todays if e.get("type") == "sale"]
+
+    def totals(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        return {
+            "count": len(rows),
+            "gross": sum(int(r.get("gross") or 0) for r in rows),
+            "discounts": sum(int(d.get("amount", 0)) for r in rows
+                             for d in r.get("discounts") or []),
+            "payable": sum(int(r.get("payable") or 0) for r in rows),
+            "points_given": sum(int(p.get("points", 0)) for r in rows
+                                for p in r.get("points_earned") or []),
+            "points_taken": sum(int(r.get("redeemed_points") or 0) for r in rows),
+            "credit_used": sum(int(c.get("amount", 0)) for r in rows
+                               for c in r.get("credits_used") or []),
+            "credit_given": sum(int(c.get("amount", 0)) for r in rows
+                                for c in r.get("credits_earned") or []),
+        }
+
+    per_staff = []
+    for staff_id in sorted({str(s.get("staff_id")) for s in sales if s.get("staff_id")}):
+        row = totals([s for s in sales if s.get("staff_id") == staff_id])
+        row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id))
+        per_staff.append(row)
+
+    def money_rows(kind: str) -> list[dict[str, Any]]:
+        return [{"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
+                 "category": e.get("category"), "note": e.get("note"),
+                 "staff_id": e.get("staff_id")} for e in todays if e.get("type") == kind]
+
+    expenses = money_rows("expense")
+    receipts = money_rows("cash_receipt")
+    income = sum(int(r["amount"] or 0) for r in receipts)
+    spent = sum(int(r["amount"] or 0) for r in expenses)
+    return {
+        "date": day.isoformat(),
+        "timezone": tz_name,
+        "currency": currency,
+        "minor_units": minor_units,
+        "sales": totals(sales),
+        "per_staff": per_staff,
+        "refunds": sum(1 for e in todays if e.get("type") == "refund"),
+        "expenses": expenses,
+        "cash_receipts": receipts,
+        "totals": {"income": income, "expenses": spent, "net": income - spent},
+        "attendance": _attendance_rows(todays, staff_names, now, day_end),
+    }

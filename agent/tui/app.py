@@ -1,0 +1,232 @@
+"""The Textual application: sign-in, role-dependent screens, status, idle sign-out."""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from agent.errors import ClubtermError
+from agent.localapi import LocalApi
+from agent.tui.i18n import N_, load_locale, set_locale, tr
+from agent.tui.messages import CardRead
+from agent.tui.screens.appointments import AppointmentsScreen
+from agent.tui.screens.base import translate_bindings
+from agent.tui.screens.cash import CashScreen
+from agent.tui.screens.clock import ClockScreen
+from agent.tui.screens.members import MembersScreen
+from agent.tui.screens.report import ReportScreen
+from agent.tui.screens.sale import SaleScreen
+from agent.tui.screens.signin import SignInScreen
+from agent.tui.state import AgentStatus, StaffSession, apply_event, status_from_result
+
+# (key, mode, label): the screens in nav-bar order.
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("f2", "sale", N_("Sale")),
+    ("f3", "clock", N_("Clock")),
+    ("f4", "cash", N_("Cash")),
+    ("f5", "appointments", N_("Diary")),
+    ("f6", "members", N_("Members")),
+    ("f7", "report", N_("Report")),
+)
+SCREENS: dict[str, Callable[[], Screen[Any]]] = {
+    "sale": SaleScreen,
+    "clock": ClockScreen,
+    "cash": CashScreen,
+    "appointments": AppointmentsScreen,
+    "members": MembersScreen,
+    "report": ReportScreen,
+}
+# What each role sees. A technician services the box; the status bar is theirs.
+ROLE_MODES: dict[str, tuple[str, ...]] = {
+    "cashier": ("sale", "clock", "cash", "appointments", "members", "report"),
+    "manager": ("sale", "clock", "cash", "appointments", "members", "report"),
+    "technician": ("clock",),
+}
+STATUS_REFRESH_S = 30.0
+
+
+class ClubtermApp(App[None]):
+    """The staff terminal UI over a :class:`~agent.localapi.LocalApi`.
+
+    ``locale`` is a language code (``en``, ``fa``); ``idle_signout_s`` signs the
+    staff member out after that long without a key or card (0 = never);
+    ``clock`` gives the current aware time (tests pin it).
+    """
+
+    # Absolute, so that subclasses in other files (bench, tests) find it.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "clubterm"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(key, f"goto('{mode}')", label, show=False) for key, mode, label in NAV),
+        Binding("f10", "sign_out", N_("Sign out"), show=True, priority=True),
+        Binding("ctrl+q", "quit", N_("Quit"), show=False, priority=True),
+    ]
+
+    agent_status: reactive[AgentStatus] = reactive(AgentStatus, always_update=True)
+    staff: reactive[StaffSession | None] = reactive(None, always_update=True)
+
+    def __init__(
+        self,
+        api: LocalApi,
+        *,
+        locale: str = "en",
+        idle_signout_s: float = 300.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.ui_locale = load_locale(locale)
+        set_locale(self.ui_locale)
+        super().__init__()
+        translate_bindings(self)
+        self.api = api
+        self.idle_signout_s = idle_signout_s
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._last_activity = _time.monotonic()
+        self._tz: ZoneInfo | None = None
+        self._session_modes: list[str] = []
+        self.started_at = _time.perf_counter()
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> datetime:
+        """The current time in the club's time zone (else the box's)."""
+        moment = self._clock()
+        return moment.astimezone(self._tz) if self._tz else moment.astimezone()
+
+    # ------------------------------------------------------------- lifecycle
+
+    def on_mount(self) -> None:
+        self.add_mode("signin", SignInScreen)
+        self.switch_mode("signin")
+        self.watch_agent_events()
+        self.refresh_status()
+        self.set_interval(STATUS_REFRESH_S, self.refresh_status)
+        if self.idle_signout_s > 0:
+            self.set_interval(min(5.0, self.idle_signout_s / 4), self._check_idle)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._last_activity = _time.monotonic()
+        await super().on_event(event)
+
+    def _check_idle(self) -> None:
+        if self.staff is None:
+            return
+        if _time.monotonic() - self._last_activity >= self.idle_signout_s:
+            self.sign_out(reason=tr("Signed out after no activity."))
+
+    # ---------------------------------------------------------------- agent
+
+    @work(group="status", exclusive=True)
+    async def refresh_status(self) -> None:
+        """Ask the agent for its status (at start, every 30 s, and on link events)."""
+        try:
+            result = await self.api.call("agent.status")
+        except (ClubtermError, OSError, ConnectionError, EOFError):
+            self.agent_status = AgentStatus(connected=False)
+            return
+        status = status_from_result(result, self._clock())
+        if status.timezone:
+            try:
+                self._tz = ZoneInfo(status.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self._tz = None
+        self.agent_status = status
+
+    @work(group="events", exclusive=True)
+    async def watch_agent_events(self) -> None:
+        """Follow the agent's notifications for as long as the app runs."""
+        try:
+            async for event in self.api.events():
+                self.handle_agent_event(event)
+        except (ClubtermError, OSError, ConnectionError, EOFError):
+            self.agent_status = AgentStatus(connected=False)
+
+    def handle_agent_event(self, event: dict[str, Any]) -> None:
+        """Route one notification: cards to the screen, the rest to the status."""
+        if event.get("type") == "card":
+            self._last_activity = _time.monotonic()
+            self.screen.post_message(CardRead(event))
+            return
+        self.agent_status = apply_event(self.agent_status, event, self._clock())
+        if event.get("type") == "link":
+            self.refresh_status()
+
+    # ------------------------------------------------------------- sessions
+
+    def nav_items(self) -> list[tuple[str, str, str]]:
+        """The nav entries the signed-in role may use."""
+        if self.staff is None:
+            return []
+        allowed = ROLE_MODES.get(self.staff.role, ())
+        return [item for item in NAV if item[1] in allowed]
+
+    async def sign_in(self, staff: StaffSession) -> None:
+        """Open the screens ``staff``'s role may use and show the first."""
+        self.staff = staff
+        self._last_activity = _time.monotonic()
+        modes = ROLE_MODES.get(staff.role, ())
+        self._session_modes = list(modes)
+        for mode in modes:
+            self.add_mode(mode, SCREENS[mode])
+        if modes:
+            await self.switch_mode(modes[0])
+
+    def sign_out(self, reason: str | None = None) -> None:
+        """Back to sign-in; every screen of the session is dropped."""
+        self.run_worker(self._sign_out(reason), group="session", exclusive=True)
+
+    async def _sign_out(self, reason: str | None) -> None:
+        if self.staff is None:
+            return
+        session = self.staff.session
+        self.staff = None
+        try:
+            # staff.logout is the agent's extension of the spec; an agent
+            # without it (or one that already ended the session) is fine too.
+            await self.api.call("staff.logout", {"session": session})
+        except (ClubtermError, OSError, ConnectionError, EOFError):
+            pass
+        await self.switch_mode("signin")
+        for mode in self._session_modes:
+            await self.remove_mode(mode)
+        self._session_modes = []
+        screen = self.screen
+        if isinstance(screen, SignInScreen) and reason:
+            screen.say(reason, "info")
+
+    # -------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide session keys (sign out, screens) while nobody is signed in."""
+        if action in ("sign_out", "goto") and self.staff is None:
+            return False
+        return True
+
+    async def action_goto(self, mode: str) -> None:
+        """Show screen ``mode`` if the signed-in role may use it."""
+        if self.staff is None or mode not in ROLE_MODES.get(self.staff.role, ()):
+            self.bell()
+            return
+        # Close dialogs first so a function key always lands on a screen.
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        await self.switch_mode(mode)
+
+    def action_sign_out(self) -> None:
+        """Sign the staff member out now."""
+        self.sign_out(reason=tr("Signed out."))
+
+    async def action_quit(self) -> None:
+        await self.api.close()
+        self.exit()

@@ -1,0 +1,311 @@
+"""Translations, digits, dates, money and right-to-left display for the staff UI.
+
+Every user-facing string goes through :func:`tr` (translate, fill in, then put
+into display order) so adding a language is adding a catalogue under
+``agent/tui/locale/<lang>/LC_MESSAGES/clubterm.po`` (compiled to ``.mo`` by
+``python -m agent.tui.catalogues``).
+
+Right-to-left: terminals do not run the Unicode bidi algorithm (VTE can, most
+others — the Linux console, xterm, tmux — cannot), so in an RTL locale
+:func:`tr` returns the text in *visual* order by a small subset of the bidi
+algorithm: the line is right-to-left, runs of RTL letters are reversed, runs
+of Latin letters and numbers keep their order. Arabic-script letters are shown
+in their plain (unshaped) forms. For a terminal that does its own bidi, set
+``CLUBTERM_BIDI=terminal`` to get logical order. Typed text in inputs is
+always in logical order.
+
+This module is pure: no Textual import, so it is tested on its own.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import os
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DOMAIN = "clubterm"
+LOCALE_DIR = Path(__file__).parent / "locale"
+RTL_LANGUAGES = frozenset({"fa", "ar", "he", "ur"})
+SUPPORTED = ("en", "fa")
+
+_DIGITS = {
+    "fa": "۰۱۲۳۴۵۶۷۸۹",
+    "ar": "٠١٢٣٤٥٦٧٨٩",
+}
+# Decimal and group separators per language (U+066B, U+066C for Persian).
+_SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬")}
+_CURRENCY_SYMBOLS = {
+    "EUR": "€",
+    "USD": "$",
+    "GBP": "£",
+    "ILS": "₪",
+    "VND": "₫",
+    "IRR": "ریال",
+    "TRY": "₺",
+}
+_TO_ASCII_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+_MIRROR = str.maketrans("()[]{}<>«»", ")(][}{><»«")
+
+_JALALI_MONTHS = (
+    "فروردین",
+    "اردیبهشت",
+    "خرداد",
+    "تیر",
+    "مرداد",
+    "شهریور",
+    "مهر",
+    "آبان",
+    "آذر",
+    "دی",
+    "بهمن",
+    "اسفند",
+)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it here."""
+    return message
+
+
+@dataclass
+class Locale:
+    """One language's catalogue and formats."""
+
+    code: str = "en"
+    translations: _gettext.NullTranslations = field(default_factory=_gettext.NullTranslations)
+    visual_bidi: bool = True
+
+    @property
+    def rtl(self) -> bool:
+        """True for a right-to-left language."""
+        return self.code in RTL_LANGUAGES
+
+    def gettext(self, message: str) -> str:
+        """The translation of ``message`` (logical order)."""
+        return self.translations.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """The translation of ``singular``/``plural`` for ``n``."""
+        return self.translations.ngettext(singular, plural, n)
+
+    def digits(self, text: str) -> str:
+        """``text`` with ASCII digits replaced by the language's digits."""
+        native = _DIGITS.get(self.code)
+        return text.translate(str.maketrans("0123456789", native)) if native else text
+
+    def number(self, value: int) -> str:
+        """An integer with group separators, in the language's digits."""
+        group = _SEPARATORS.get(self.code, (".", ","))[1]
+        return self.digits(f"{value:,}".replace(",", group))
+
+    def money(self, amount: int, currency: str | None, minor_units: int) -> str:
+        """Minor units as the club currency is written: ``€12.34``, ``۱۲٫۳۴ €``."""
+        decimal, group = _SEPARATORS.get(self.code, (".", ","))
+        sign = "-" if amount < 0 else ""
+        major, minor = divmod(abs(amount), 10**minor_units) if minor_units else (abs(amount), 0)
+        text = f"{major:,}".replace(",", group)
+        if minor_units:
+            text += decimal + f"{minor:0{minor_units}d}"
+        text = self.digits(text)
+        symbol = _CURRENCY_SYMBOLS.get(currency or "", currency or "")
+        if not symbol:
+            return sign + text
+        if self.rtl or len(symbol) > 1:
+            return f"{sign}{text} {symbol}"
+        return f"{sign}{symbol}{text}"
+
+    def date(self, day: date) -> str:
+        """A date: ``Sun 22 Nov 2026``; Persian: Jalali ``۱ آذر ۱۴۰۵``."""
+        if self.code == "fa":
+            y, m, d = gregorian_to_jalali(day.year, day.month, day.day)
+            return self.digits(f"{d} {_JALALI_MONTHS[m - 1]} {y}")
+        return day.strftime("%a %d %b %Y")
+
+    def time(self, moment: datetime) -> str:
+        """A time of day, 24 h, in the language's digits."""
+        return self.digits(moment.strftime("%H:%M"))
+
+    def display(self, text: str) -> str:
+        """``text`` in the order a terminal without bidi should draw it."""
+        if self.rtl and self.visual_bidi:
+            return "\n".join(visual_order(line) for line in text.split("\n"))
+        return text
+
+
+_current = Locale()
+
+
+def load_locale(code: str | None = None) -> Locale:
+    """The :class:`Locale` for ``code`` (``en`` if missing; ``fa_IR.UTF-8`` → ``fa``)."""
+    lang = (code or "en").split(".")[0].split("_")[0].split("-")[0].lower() or "en"
+    try:
+        translations: _gettext.NullTranslations = _gettext.translation(
+            DOMAIN, localedir=str(LOCALE_DIR), languages=[lang]
+        )
+    except OSError:
+        translations = _gettext.NullTranslations()
+        lang = "en" if lang not in _DIGITS and lang not in RTL_LANGUAGES else lang
+    visual = os.environ.get("CLUBTERM_BIDI", "visual") != "terminal"
+    return Locale(lang, translations, visual)
+
+
+def set_locale(locale: Locale) -> None:
+    """Make ``locale`` the one :func:`tr` and friends use (one UI per process)."""
+    global _current
+    _current = locale
+
+
+def current() -> Locale:
+    """The locale in use."""
+    return _current
+
+
+def tr(message: str, /, **values: object) -> str:
+    """Translate ``message``, fill in ``values`` and put it in display order."""
+    text = _current.gettext(message)
+    if values:
+        text = text.format(**values)
+    return _current.display(text)
+
+
+def trn(singular: str, plural: str, n: int, /, **values: object) -> str:
+    """Plural-aware :func:`tr`; ``{n}`` is filled in with ``n`` in local digits."""
+    text = _current.ngettext(singular, plural, n).format(n=_current.number(n), **values)
+    return _current.display(text)
+
+
+def ordered(cells: Sequence[T]) -> list[T]:
+    """Table cells in drawing order: right to left in an RTL locale."""
+    return list(reversed(cells)) if _current.rtl and _current.visual_bidi else list(cells)
+
+
+def display(text: str) -> str:
+    """Text already translated and filled in, put in display order."""
+    return _current.display(text)
+
+
+def money(amount: int, currency: str | None, minor_units: int) -> str:
+    """:meth:`Locale.money` of the current locale."""
+    return _current.money(amount, currency, minor_units)
+
+
+def number(value: int) -> str:
+    """:meth:`Locale.number` of the current locale."""
+    return _current.number(value)
+
+
+def parse_amount(text: str, minor_units: int) -> int | None:
+    """Minor units from what a cashier typed (``12.5``, ``12,50``, ``۱۲٫۵``, ``1200``).
+
+    Returns None if it is not an amount or has more decimals than the currency.
+    """
+    cleaned = text.strip().translate(_TO_ASCII_DIGITS).replace("٫", ".").replace("٬", "")
+    cleaned = cleaned.replace(" ", "").replace("\u00a0", "")
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d*)?", cleaned):
+        cleaned = cleaned.replace(",", "")
+    cleaned = cleaned.replace(",", ".")
+    match = re.fullmatch(r"(\d+)(?:\.(\d*))?", cleaned)
+    if not match:
+        return None
+    whole, frac = match.group(1), match.group(2) or ""
+    if len(frac) > minor_units:
+        return None
+    scale: int = 10**minor_units
+    return int(whole) * scale + int(frac.ljust(minor_units, "0") or "0")
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with Persian and Arabic-Indic digits replaced by ASCII ones."""
+    return text.translate(_TO_ASCII_DIGITS)
+
+
+def gregorian_to_jalali(gy: int, gm: int, gd: int) -> tuple[int, int, int]:
+    """The Jalali (Solar Hijri) date of a Gregorian one (the arithmetic calendar)."""
+    g_days = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+    gy2 = gy + 1 if gm > 2 else gy
+    days = (
+        355666
+        + 365 * gy
+        + (gy2 + 3) // 4
+        - (gy2 + 99) // 100
+        + (gy2 + 399) // 400
+        + gd
+        + g_days[gm - 1]
+    )
+    jy = -1595 + 33 * (days // 12053)
+    days %= 12053
+    jy += 4 * (days // 1461)
+    days %= 1461
+    if days > 365:
+        jy += (days - 1) // 365
+        days = (days - 1) % 365
+    if days < 186:
+        return jy, 1 + days // 31, 1 + days % 31
+    return jy, 7 + (days - 186) // 30, 1 + (days - 186) % 30
+
+
+def _strength(char: str) -> str:
+    """'R' for right-to-left letters, 'L' for others letters and digits, 'N' otherwise."""
+    bidi = unicodedata.bidirectional(char)
+    if bidi in ("R", "AL"):
+        return "R"
+    if bidi in ("L", "EN", "AN") or char.isdigit():
+        return "L"
+    return "N"
+
+
+def visual_order(line: str) -> str:
+    """One line of a right-to-left paragraph in visual (left-to-right drawn) order.
+
+    A subset of the Unicode bidi algorithm good enough for UI labels: neutrals
+    between two left-to-right runs join them (so ``12:30`` and ``Sara K.`` stay
+    whole), every other neutral takes the paragraph's right-to-left direction.
+    """
+    if not any(_strength(c) == "R" for c in line):
+        return line
+    kinds = [_strength(c) for c in line]
+    resolved = list(kinds)
+    for i, kind in enumerate(kinds):
+        if kind != "N":
+            continue
+        before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
+        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
+        resolved[i] = "L" if before == after == "L" else "R"
+    runs: list[tuple[str, str]] = []
+    for char, kind in zip(line, resolved, strict=True):
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1] + char)
+        else:
+            runs.append((kind, char))
+    out = []
+    for kind, text in reversed(runs):
+        out.append(text[::-1].translate(_MIRROR) if kind == "R" else text)
+    return "".join(out)
+
+
+__all__ = [
+    "N_",
+    "SUPPORTED",
+    "Locale",
+    "ascii_digits",
+    "current",
+    "display",
+    "gregorian_to_jalali",
+    "load_locale",
+    "money",
+    "number",
+    "ordered",
+    "parse_amount",
+    "set_locale",
+    "tr",
+    "trn",
+    "visual_order",
+]

@@ -1,0 +1,452 @@
+"""Sale: basket, member, every discount and why, redemption, payable, commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, Static
+
+from agent.errors import ApiError
+from agent.localapi import LIMIT, QUOTE_EXPIRED
+from agent.tui.basket import Line, NeedsPrice, add_line, last_price, parse_entry, scanned_product
+from agent.tui.errors import error_text
+from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
+from agent.tui.labels import credit_name, tier_name
+from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+from agent.tui.widgets.kv import kv_row, kv_table
+
+PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
+# Explanation steps shown as notes above the totals, and how.
+NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
+
+
+def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Text:
+    """The member panel: name, tier, masked card, balances (one translated line each)."""
+    if member is None:
+        return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
+    text = Text()
+    text.append(
+        tr(
+            "{name} · {tier}",
+            name=member.get("name", "?"),
+            tier=tier_name(str(member.get("tier", ""))),
+        ),
+        style="bold",
+    )
+    lines = []
+    if member.get("masked"):
+        lines.append(tr("Card {masked}", masked=member["masked"]))
+    balances = member.get("balances") or {}
+    if "points" in balances:
+        lines.append(tr("Points: {n}", n=number(int(balances["points"]))))
+    for kind, amount in balances.items():
+        if kind.startswith("credit."):
+            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
+    for line in lines:
+        text.append("\n" + line)
+    return text
+
+
+def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
+    """The quote panel: gross, each discount and why, redemption, payable, limits."""
+    if quote is None:
+        return Text(tr("Type an amount, or scan items."), style="dim")
+    table = kv_table()
+    kv_row(table, tr("Total"), fmt(quote["gross"]))
+    for item in quote.get("explain", []):
+        # Notes of the agent (no rule: stale rules, an offline limit) matter to
+        # the cashier; the other notes repeat rows shown below.
+        if "rule" not in item and item.get("step") in NOTE_STYLES:
+            kv_row(table, Text(display(str(item.get("text", ""))), style=NOTE_STYLES[item["step"]]))
+            continue
+        if item.get("kind") != "discount":
+            continue
+        label = str(item.get("label") or item.get("text") or item.get("rule"))
+        if item.get("applied"):
+            kv_row(
+                table,
+                Text(tr("✓ {label}", label=label), style="green"),
+                Text("-" + fmt(int(item.get("amount", 0))), style="green"),
+            )
+        else:
+            reason = str(item.get("text") or label)
+            kv_row(table, Text(tr("✗ {why}", why=reason), style="dim"))
+    kv_row(table, Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
+    if quote.get("redeemed_points"):
+        kv_row(
+            table,
+            tr("Points used: {n}", n=number(quote["redeemed_points"])),
+            "-" + fmt(quote["redeemed_value"]),
+        )
+    for used in quote.get("credits_used", []):
+        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(used["amount"]))
+    kv_row(
+        table,
+        Text(tr("TO PAY"), style="bold reverse"),
+        Text(fmt(quote["payable"]), style="bold reverse"),
+    )
+    earned = sum(int(p["points"]) for p in quote.get("points_earned", []))
+    if earned:
+        kv_row(table, Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"))
+    limits = quote.get("redeem_limits") or {}
+    points = limits.get("points")
+    if points and points.get("max"):
+        kv_row(
+            table,
+            Text(
+                tr("Points usable: {lo}–{hi}", lo=number(points["min"]), hi=number(points["max"])),
+                style="yellow",
+            ),
+        )
+    elif points:
+        kv_row(table, Text(tr("No points usable now"), style="dim"))
+    for credit in limits.get("credits", []):
+        kv_row(
+            table,
+            Text(
+                tr(
+                    "Usable {kind}: {amount}",
+                    kind=credit_name(str(credit["kind"])),
+                    amount=fmt(credit["max"]),
+                ),
+                style="yellow",
+            ),
+        )
+    return table
+
+
+class SaleScreen(ClubScreen):
+    """The cashier's main screen."""
+
+    CSS_PATH = "sale.tcss"
+    MODE = "sale"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f8", "pay", N_("Pay"), priority=True),
+        Binding("ctrl+p", "points", N_("Points")),
+        Binding("ctrl+o", "credit", N_("Credit")),
+        Binding("ctrl+r", "remove_line", N_("Remove")),
+        Binding("ctrl+b", "no_member", N_("No member")),
+        Binding("ctrl+n", "new_sale", N_("New")),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: tuple[Line, ...] = ()
+        self.member: dict[str, Any] | None = None
+        self.member_token: str | None = None
+        self.redeem_points: int | str | None = None
+        self.use_credit = False
+        self.quote: dict[str, Any] | None = None
+        self.pending_sku: str | None = None
+        self._quote_seq = 0
+        self._committing = False
+        self._typed_token: str | None = None
+
+    # ----------------------------------------------------------------- layout
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            tr("OFFLINE: sales are still recorded and sent when the link is back."),
+            id="offline-banner",
+        )
+        with Horizontal(id="sale-body"):
+            with Vertical(id="sale-left"):
+                with Horizontal(classes="field"):
+                    yield Label(tr("Amount/item"), classes="field-label")
+                    yield Input(id="entry", compact=True, placeholder=tr("12.50 · 3*2.50 · scan"))
+                with Horizontal(classes="field"):
+                    yield Label(tr("Member"), classes="field-label")
+                    yield Input(
+                        id="member-input",
+                        compact=True,
+                        placeholder=tr("tap card · phone · club code"),
+                    )
+                yield DataTable(id="basket", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="sale-right"):
+                yield Static(id="member-panel")
+                yield Static(id="quote-panel")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#basket", DataTable)
+        table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
+        self.watch(self.app, "agent_status", self._show_offline, init=True)
+        self.query_one("#entry", Input).focus()
+        self._redraw()
+
+    def fmt(self, amount: int) -> str:
+        """An amount in the club currency (from the status, else the quote)."""
+        status = self.club_app.agent_status
+        currency = status.currency or (self.quote or {}).get("currency")
+        minor = (
+            status.minor_units
+            if status.currency
+            else int((self.quote or {}).get("minor_units", status.minor_units))
+        )
+        return money(amount, currency, minor)
+
+    @property
+    def minor_units(self) -> int:
+        """Decimals of the club currency."""
+        status = self.club_app.agent_status
+        if status.currency:
+            return status.minor_units
+        return int((self.quote or {}).get("minor_units", status.minor_units))
+
+    def _show_offline(self, _value: object = None) -> None:
+        status = self.club_app.agent_status
+        self.query_one("#offline-banner").display = status.known and not status.online
+
+    def _redraw(self) -> None:
+        table = self.query_one("#basket", DataTable)
+        table.clear()
+        for i, line in enumerate(self.lines):
+            item = line.sku or tr("Amount")
+            table.add_row(
+                *ordered([item, number(line.qty), self.fmt(line.unit_price), self.fmt(line.total)]),
+                key=str(i),
+            )
+        self.query_one("#member-panel", Static).update(member_lines(self.member, self.fmt))
+        self.query_one("#quote-panel", Static).update(
+            quote_table(self.quote if self.lines else None, self.fmt)
+        )
+        entry = self.query_one("#entry", Input)
+        entry.placeholder = (
+            tr("price of {sku}", sku=self.pending_sku)
+            if self.pending_sku
+            else tr("12.50 · 3*2.50 · scan")
+        )
+
+    # ----------------------------------------------------------------- basket
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "entry":
+            self._enter(event.value)
+        elif event.input.id == "member-input":
+            self._find_member(event.value)
+
+    def _enter(self, text: str) -> None:
+        entry = self.query_one("#entry", Input)
+        if self.pending_sku and text.strip():
+            text = f"{self.pending_sku} {text}"
+        parsed = parse_entry(text, self.minor_units)
+        if parsed is None:
+            if not text.strip() and self.lines:
+                self.action_pay()
+                return
+            self.say(tr("Not an amount. Type e.g. 12.50 or 3*2.50, or scan an item."), "error")
+            return
+        entry.value = ""
+        if isinstance(parsed, NeedsPrice):
+            self._product(parsed.sku)
+            return
+        self.pending_sku = None
+        self.lines = add_line(self.lines, parsed)
+        self.say(tr("Added {amount}.", amount=self.fmt(parsed.total)), "ok")
+        self._changed()
+
+    def _product(self, sku: str) -> None:
+        price = last_price(self.lines, sku)
+        if price is not None:
+            self.lines = add_line(self.lines, Line(sku, 1, price))
+            self.pending_sku = None
+            self.say(tr("Added another {sku}.", sku=sku), "ok")
+            self._changed()
+            return
+        self.pending_sku = sku
+        self.say(tr("Scanned {sku}: type its price and press Enter.", sku=sku), "info")
+        self._redraw()
+        self.query_one("#entry", Input).focus()
+
+    def action_remove_line(self) -> None:
+        """Remove the highlighted basket line."""
+        table = self.query_one("#basket", DataTable)
+        if not self.lines:
+            return
+        row = min(max(table.cursor_row, 0), len(self.lines) - 1)
+        self.lines = self.lines[:row] + self.lines[row + 1 :]
+        self.say(tr("Line removed."), "info")
+        self._changed()
+
+    def action_new_sale(self) -> None:
+        """Start over: empty basket, no member, nothing redeemed."""
+        self.lines = ()
+        self.member = None
+        self.member_token = None
+        self.redeem_points = None
+        self.use_credit = False
+        self.quote = None
+        self.pending_sku = None
+        self._quote_seq += 1
+        self.query_one("#entry", Input).value = ""
+        self.query_one("#member-input", Input).value = ""
+        self.query_one("#entry", Input).focus()
+        self._redraw()
+
+    # ----------------------------------------------------------------- member
+
+    def handle_card(self, message: CardRead) -> None:
+        sku = scanned_product(message.token)
+        if sku is not None:
+            self._product(sku)
+            return
+        self.say(tr("Card read, finding the member…"))
+        self._typed_token = message.token
+        self.call_api("member", "member.identify", {"token": message.token})
+
+    def _find_member(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        key = "phone" if set(text) <= PHONE_CHARS and len(text) >= 6 else "code"
+        self.say(tr("Finding the member…"))
+        # A club code's token is defined by the protocol ("code:" + the text);
+        # a phone's needs the agent's normalisation and comes back with the answer.
+        self._typed_token = "code:" + text if key == "code" else None
+        self.call_api("member", "member.identify", {key: text})
+
+    def done_member(self, result: dict[str, Any]) -> None:
+        self.member = result
+        self.member_token = result.get("token") or self._typed_token
+        self.redeem_points = None
+        self.use_credit = False
+        self.query_one("#member-input", Input).value = ""
+        self.say(tr("Member: {name}", name=result.get("name", "?")), "ok")
+        self.query_one("#entry", Input).focus()
+        self._changed()
+
+    def failed_member(self, error: ApiError) -> bool:
+        return False
+
+    def action_no_member(self) -> None:
+        """Sell without a member."""
+        self.member = None
+        self.member_token = None
+        self.redeem_points = None
+        self.use_credit = False
+        self._changed()
+
+    # ------------------------------------------------------------------ quote
+
+    def _changed(self) -> None:
+        self.quote = None if not self.lines else self.quote
+        self._redraw()
+        if self.lines:
+            self._request_quote()
+
+    def _request_quote(self) -> None:
+        self._quote_seq += 1
+        params: dict[str, Any] = {"lines": [line.to_param() for line in self.lines]}
+        if self.member_token:
+            params["token"] = self.member_token
+        if self.redeem_points:
+            params["redeem_points"] = self.redeem_points
+        if self.use_credit and self.quote:
+            kinds = [c["kind"] for c in (self.quote.get("redeem_limits") or {}).get("credits", [])]
+            if kinds:
+                params["use_credit"] = kinds
+        elif self.use_credit and self.member:
+            params["use_credit"] = [
+                k for k in (self.member.get("balances") or {}) if k.startswith("credit.")
+            ]
+        self.call_api(f"quote#{self._quote_seq}", "sale.quote", params)
+
+    # Textual also runs the base class's handler after these unless
+    # prevent_default() is called; quote answers are handled here only.
+    def on_api_done(self, message: ApiDone) -> None:
+        if message.tag.startswith("quote#"):
+            message.prevent_default()
+            if message.tag == f"quote#{self._quote_seq}":
+                self.quote = message.result
+                self._redraw()
+
+    def on_api_failed(self, message: ApiFailed) -> None:
+        if not message.tag.startswith("quote#"):
+            return
+        if message.tag != f"quote#{self._quote_seq}":
+            message.prevent_default()  # an answer to an older basket
+            return
+        self.quote = None
+        if message.error.code == LIMIT:
+            # Drop the redemption that went over a limit and price again.
+            message.prevent_default()
+            self.redeem_points = None
+            self.use_credit = False
+            self.say(error_text(message.error), "error")
+            self._request_quote()
+
+    # ------------------------------------------------------------- redemption
+
+    def action_points(self) -> None:
+        """Ask how many points to redeem, showing the limits first."""
+        limits = ((self.quote or {}).get("redeem_limits") or {}).get("points")
+        if self.member is None or not limits:
+            self.say(tr("Identify a member first."), "error")
+            return
+        if not limits.get("max"):
+            self.say(tr("No points can be redeemed on this sale."), "error")
+            return
+        self.app.push_screen(PointsDialog(limits), self._points_chosen)
+
+    def _points_chosen(self, value: int | str | None) -> None:
+        if value is None:
+            return
+        self.redeem_points = value or None
+        self._changed()
+
+    def action_credit(self) -> None:
+        """Use (or stop using) the member's credit."""
+        credits = ((self.quote or {}).get("redeem_limits") or {}).get("credits")
+        if not self.use_credit and not credits:
+            self.say(tr("This member has no credit to use here."), "error")
+            return
+        self.use_credit = not self.use_credit
+        self.say(tr("Credit will be used.") if self.use_credit else tr("Credit not used."))
+        self._changed()
+
+    # ---------------------------------------------------------------- payment
+
+    def action_pay(self) -> None:
+        """Take the payment: choose how, then record the sale."""
+        if not self.lines:
+            self.say(tr("Add an amount or an item first."), "error")
+            return
+        if self.quote is None:
+            self.say(tr("Still pricing… press F8 again in a moment."), "info")
+            return
+        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"])), self._paid)
+
+    def _paid(self, payment: str | None) -> None:
+        if payment is None or self.quote is None or self._committing:
+            return
+        self._committing = True
+        self.say(tr("Recording the sale…"))
+        self.call_api(
+            "commit",
+            "sale.commit",
+            {"quote_id": self.quote["quote_id"], "payment": payment},
+            session=True,
+        )
+
+    def done_commit(self, result: dict[str, Any]) -> None:
+        self._committing = False
+        receipt = result.get("receipt") or {}
+        self.action_new_sale()
+        self.say(tr("Sale recorded."), "ok")
+        self.app.push_screen(ReceiptDialog(receipt, self.fmt))
+
+    def failed_commit(self, error: ApiError) -> bool:
+        self._committing = False
+        if error.code == QUOTE_EXPIRED:
+            self.quote = None
+            self._request_quote()
+            self.say(tr("The price was checked again. Look at the total and press F8."), "error")
+            return True
+        return False

@@ -1,0 +1,192 @@
+"""Dialogs of the sale screen: payment method, points to redeem, the receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import Footer, Input, Static
+
+from agent.tui.i18n import N_, ascii_digits, current, display, number, tr
+from agent.tui.labels import credit_name, payment_name
+from agent.tui.screens.base import ClubModal
+from agent.tui.widgets.kv import kv_row, kv_table
+
+
+class PaymentDialog(ClubModal):
+    """How the customer pays: 1 cash, 2 card, 3 other."""
+
+    CSS_PATH = "sale_dialogs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "choose('cash')", N_("Cash")),
+        Binding("2", "choose('card')", N_("Card")),
+        Binding("3", "choose('other')", N_("Other")),
+        # Persian and Arabic keyboards type their own digits on the number row.
+        Binding("۱,١", "choose('cash')", N_("Cash"), show=False),
+        Binding("۲,٢", "choose('card')", N_("Card"), show=False),
+        Binding("۳,٣", "choose('other')", N_("Other"), show=False),
+        Binding("escape", "dismiss(None)", N_("Back")),
+    ]
+
+    def __init__(self, payable: str) -> None:
+        super().__init__()
+        self.payable = payable
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
+            yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
+            yield Static(tr("Esc: back to the sale"), classes="hint")
+        yield Footer()
+
+    def action_choose(self, payment: str) -> None:
+        """Record the sale paid this way."""
+        self.dismiss(payment)
+
+
+class PointsDialog(ClubModal):
+    """How many points to redeem; the limits are shown before asking."""
+
+    CSS_PATH = "sale_dialogs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss(None)", N_("Back")),
+    ]
+
+    def __init__(self, limits: dict[str, Any]) -> None:
+        super().__init__()
+        self.limits = limits
+
+    def compose(self) -> ComposeResult:
+        lim = self.limits
+        with Vertical(classes="dialog"):
+            yield Static(tr("Redeem points"), classes="dialog-title")
+            yield Static(
+                tr(
+                    "Has {has} points. On this sale: at least {lo}, at most {hi}.",
+                    has=number(lim["available"]),
+                    lo=number(lim["min"]),
+                    hi=number(lim["max"]),
+                )
+            )
+            yield Input(
+                id="points",
+                compact=True,
+                restrict=r"[0-9۰-۹a-zA-Z]*",
+                placeholder=tr("points, or max; 0 for none"),
+            )
+            yield Static("", id="points-error", classes="error")
+            yield Static(tr("Enter: use · Esc: back"), classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#points", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = ascii_digits(event.value.strip().lower())
+        if text in ("max", "m"):
+            self.dismiss("max")
+            return
+        if not text.isdigit():
+            self.query_one("#points-error", Static).update(tr("Type a number, or max."))
+            return
+        points = int(text)
+        if points and not self.limits["min"] <= points <= self.limits["max"]:
+            self.query_one("#points-error", Static).update(
+                tr(
+                    "Between {lo} and {hi}, please.",
+                    lo=number(self.limits["min"]),
+                    hi=number(self.limits["max"]),
+                )
+            )
+            return
+        self.dismiss(points)
+
+
+def receipt_table(
+    receipt: dict[str, Any], fmt: Callable[[int], str], tz: tzinfo | None = None
+) -> Table:
+    """The receipt as the customer would read it, its time in ``tz`` (the club's)."""
+    loc = current()
+    table = kv_table()
+    try:
+        at = datetime.fromisoformat(str(receipt.get("at")))
+        if tz is not None and at.tzinfo is not None:
+            at = at.astimezone(tz)
+        kv_row(
+            table,
+            Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
+            Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"),
+        )
+    except ValueError:
+        pass
+    if receipt.get("member"):
+        member = receipt["member"]
+        who = member.get("name", "")
+        if member.get("masked"):
+            who = f"{who}  {member['masked']}"
+        kv_row(table, tr("Member: {who}", who=who))
+    for line in receipt.get("lines", []):
+        item = line.get("sku") or loc.gettext("Amount")
+        qty = int(line.get("qty", 1))
+        label = display(f"{item} × {number(qty)}" if qty != 1 else str(item))
+        kv_row(table, label, fmt(qty * int(line.get("unit_price", 0))))
+    kv_row(table, Text(tr("Total"), style="bold"), fmt(int(receipt.get("gross", 0))))
+    for discount in receipt.get("discounts", []):
+        kv_row(
+            table,
+            display(str(discount.get("label") or discount.get("rule"))),
+            "-" + fmt(int(discount["amount"])),
+        )
+    if receipt.get("redeemed_points"):
+        kv_row(
+            table,
+            tr("Points used: {n}", n=number(receipt["redeemed_points"])),
+            "-" + fmt(int(receipt.get("redeemed_value", 0))),
+        )
+    for used in receipt.get("credits_used", []):
+        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(int(used["amount"])))
+    kv_row(
+        table,
+        Text(tr("PAID"), style="bold reverse"),
+        Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"),
+    )
+    kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
+    if receipt.get("points_earned"):
+        kv_row(
+            table,
+            Text(tr("Points earned: {n}", n=number(int(receipt["points_earned"]))), style="cyan"),
+        )
+    if receipt.get("offline"):
+        kv_row(table, Text(tr("Recorded offline; sent when the link is back."), style="yellow"))
+    if receipt.get("staff_name"):
+        kv_row(table, Text(tr("Served by {name}", name=receipt["staff_name"]), style="dim"))
+    return table
+
+
+class ReceiptDialog(ClubModal):
+    """The receipt of the sale just recorded."""
+
+    CSS_PATH = "sale_dialogs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "dismiss(None)", N_("Next sale")),
+        Binding("escape", "dismiss(None)", N_("Close"), show=False),
+    ]
+
+    def __init__(self, receipt: dict[str, Any], fmt: Callable[[int], str]) -> None:
+        super().__init__()
+        self.receipt = receipt
+        self.fmt = fmt
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog receipt"):
+            yield Static(tr("Receipt"), classes="dialog-title")
+            yield Static(
+                receipt_table(self.receipt, self.fmt, self.club_app.now().tzinfo), id="receipt"
+            )
+        yield Footer()

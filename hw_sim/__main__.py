@@ -1,0 +1,186 @@
+"""``python -m hw_sim``: drive the simulated hardware by hand (the demo).
+
+  python -m hw_sim list-cards
+  python -m hw_sim pcscd [--dir DIR] [--port 35963]     # an isolated pcscd + vpcd (root)
+  python -m hw_sim tap --card visa-contactless [--hold 1.5] [--port 35963]
+  python -m hw_sim serve [--dir /run/clubterm-sim]     # pty MSR + scanner FIFO
+  python -m hw_sim swipe [--card visa] [--dir ...] [--noise] [--half]
+  python -m hw_sim scan CODE [--keymap us] [--dir ...] [--slow]
+
+``tap`` inserts a virtual card into pcscd's vpcd reader (the system pcscd with
+``/etc/reader.conf.d/vpcd`` listens on 35963), holds it, and removes it.
+``serve`` keeps the simulated serial reader (``<dir>/msr``, a pty) and the
+scanner FIFO (``<dir>/scanner.events``) alive, as ``terminal_profiles/sim.toml``
+expects; ``swipe`` and ``scan`` then feed them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from hw_sim import cards, keys
+from hw_sim.serial_msr import TEST_PANS, VirtualSerialMsr, track_data
+from hw_sim.vpcd import DEFAULT_PORT, VpcdSession
+
+DEFAULT_DIR = Path(os.environ.get("CLUBTERM_SIM_DIR", "/run/clubterm-sim"))
+
+
+def cmd_list_cards(args: argparse.Namespace) -> int:
+    print("Virtual chip/contactless cards (tap --card NAME):")
+    for info in cards.CARDS.values():
+        ident = f"PAN {info.pan}" if info.pan else f"UID {info.uid}"
+        outcome = f"token {info.token_kind}" if info.token_kind else "read fails (read again)"
+        print(f"  {info.name:18} {ident:22} {outcome:24} {info.description}")
+    print("Magstripe test cards (swipe --card NAME):")
+    for name, pan in TEST_PANS.items():
+        print(f"  {name:18} PAN {pan}")
+    return 0
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    info = cards.CARDS.get(args.card)
+    if info is None:
+        print(f"hw_sim: unknown card {args.card!r}; see 'python -m hw_sim list-cards'",
+              file=sys.stderr)
+        return 2
+    try:
+        session = VpcdSession(info.make(), port=args.port, host=args.host).insert()  # type: ignore[arg-type]
+    except OSError as exc:
+        print(f"hw_sim: cannot reach vpcd on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "is pcscd running with the vpcd reader?", file=sys.stderr)
+        return 1
+    print(f"inserted {info.name}; holding {args.hold:.1f} s")
+    session.closed.wait(args.hold)
+    session.remove()
+    print(f"removed ({session.apdus} APDUs answered)")
+    return 0
+
+
+def cmd_pcscd(args: argparse.Namespace) -> int:
+    from hw_sim.pcscd import PcscService, free_port_pair, pcscd_available
+
+    if not pcscd_available():
+        print("hw_sim: pcscd, unshare or the vpcd driver is not installed", file=sys.stderr)
+        return 1
+    import signal
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)      # stop pcscd too, not only this process
+    service = PcscService(root=args.dir, port=args.port or free_port_pair())
+    service.write_conf()
+    service.start()
+    print(f"isolated pcscd running, vpcd on port {service.port}. In the agent's and the "
+          f"demo's shells:\n  export PCSCLITE_CSOCK_NAME={service.socket}\n"
+          f"  python -m hw_sim tap --port {service.port} --card visa-contactless")
+    sys.stdout.flush()
+    try:
+        assert service.proc is not None
+        service.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    directory.mkdir(parents=True, exist_ok=True)
+    msr = VirtualSerialMsr(directory / "msr")
+    keys.make_fifo(directory / "scanner.events")
+    control = keys.make_fifo(directory / "msr.in")
+    print(f"serial MSR on {directory / 'msr'} -> {os.readlink(directory / 'msr')}")
+    print(f"scanner FIFO {directory / 'scanner.events'}; swipes via {control}")
+    fd = os.open(control, os.O_RDWR)
+    buf = b""
+    try:
+        while True:
+            buf += os.read(fd, 4096)
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                text = line.decode("ascii", errors="replace")
+                if text.startswith("HALF "):
+                    msr.half_swipe(text[5:])
+                elif text.startswith("NOISE "):
+                    msr.swipe(text[6:], noise=True)
+                elif text:
+                    msr.swipe(text)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        os.close(fd)
+        msr.unplug()
+
+
+def cmd_swipe(args: argparse.Namespace) -> int:
+    pan = TEST_PANS.get(args.card, args.card)
+    text = track_data(pan)
+    prefix = "HALF " if args.half else "NOISE " if args.noise else ""
+    control = args.dir / "msr.in"
+    try:
+        fd = os.open(control, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        print(f"hw_sim: {control} is not served; run 'python -m hw_sim serve' first",
+              file=sys.stderr)
+        return 1
+    os.write(fd, (prefix + text + "\n").encode("ascii"))
+    os.close(fd)
+    print(f"swiped {pan[:6]}...{pan[-4:]}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    events = keys.type_text(args.code, keymap=args.keymap, start=time.time(),
+                            key_gap=0.25 if args.slow else 0.006)
+    try:
+        keys.write_events(args.dir / "scanner.events", events, realtime=args.slow)
+    except OSError as exc:
+        print(f"hw_sim: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"scanned {args.code!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hw_sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list-cards", help="the virtual cards and their PANs/UIDs") \
+        .set_defaults(func=cmd_list_cards)
+    tap = sub.add_parser("tap", help="insert a virtual card into vpcd, hold, remove")
+    tap.add_argument("--card", default="visa-contactless")
+    tap.add_argument("--hold", type=float, default=1.5, help="seconds (default 1.5)")
+    tap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    tap.add_argument("--host", default="127.0.0.1")
+    tap.set_defaults(func=cmd_tap)
+    pcscd = sub.add_parser("pcscd", help="run an isolated pcscd with a vpcd reader")
+    pcscd.add_argument("--dir", type=Path, default=Path("/tmp/clubterm-sim-pcscd"))
+    pcscd.add_argument("--port", type=int, default=0, help="vpcd port (default: a free one)")
+    pcscd.set_defaults(func=cmd_pcscd)
+    serve = sub.add_parser("serve", help="run the pty magstripe reader and the scanner FIFO")
+    serve.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    serve.set_defaults(func=cmd_serve)
+    swipe = sub.add_parser("swipe", help="swipe a magstripe test card on the pty reader")
+    swipe.add_argument("--card", default="visa", help=f"{', '.join(TEST_PANS)} or a PAN")
+    swipe.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    swipe.add_argument("--noise", action="store_true", help="line noise before the swipe")
+    swipe.add_argument("--half", action="store_true", help="a swipe cut short")
+    swipe.set_defaults(func=cmd_swipe)
+    scan = sub.add_parser("scan", help="type a code on the simulated barcode scanner")
+    scan.add_argument("code")
+    scan.add_argument("--keymap", default="us")
+    scan.add_argument("--slow", action="store_true", help="type like a person (not a scan)")
+    scan.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    scan.set_defaults(func=cmd_scan)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

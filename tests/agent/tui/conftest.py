@@ -1,0 +1,95 @@
+"""Fixtures for the UI tests: a fake agent on a pinned clock, and Pilot helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from textual.pilot import Pilot
+
+from agent.localapi.fake import FakeLocalApi
+from agent.tui.app import ClubtermApp
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (no pytest-asyncio here)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(pyfuncitem.obj(**kwargs))
+    return True
+
+
+# Sunday 22 Nov 2026 10:00 in Berlin (09:00 UTC).
+START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api(clock: Clock) -> FakeLocalApi:
+    return FakeLocalApi(clock=clock)
+
+
+@pytest.fixture
+def make_app(api: FakeLocalApi, clock: Clock) -> Callable[..., ClubtermApp]:
+    def make(locale: str = "en", idle_signout_s: float = 0) -> ClubtermApp:
+        return ClubtermApp(api, locale=locale, idle_signout_s=idle_signout_s, clock=clock)
+
+    return make
+
+
+async def wait_for(pilot: Pilot[None], predicate: Callable[[], object],
+                   timeout: float = 5.0) -> None:
+    """Let the app run until ``predicate()`` is true (workers answer asynchronously)."""
+    loop_time = 0.0
+    while not predicate():
+        await pilot.pause(0.02)
+        loop_time += 0.02
+        if loop_time > timeout:
+            raise AssertionError("timed out waiting for the UI")
+
+
+async def sign_in(pilot: Pilot[None], staff_id: str = "1", pin: str = "1234") -> None:
+    """Sign in by staff number and PIN and wait for the first screen."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.screen.__class__.__name__ == "SignInScreen")
+    await pilot.press(*staff_id, "enter", *pin, "enter")
+    await wait_for(pilot, lambda: app.staff is not None  # type: ignore[attr-defined]
+                   and app.screen.__class__.__name__ != "SignInScreen")
+    await pilot.pause()
+
+
+async def ready(pilot: Pilot[None]) -> None:
+    """Wait until the app subscribed to events and knows the agent's status."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.api.subscribers > 0  # type: ignore[attr-defined]
+                   and app.agent_status.known)  # type: ignore[attr-defined]
+
+
+def message_text(app: ClubtermApp) -> str:
+    """What the screen's message line says."""
+    from agent.tui.screens.base import MessageLine
+
+    return str(app.screen.query_one("#message", MessageLine).content)

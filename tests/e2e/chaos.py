@@ -1,0 +1,241 @@
+"""The chaos run: sales through the API while the agent is SIGKILLed and the broker restarted.
+
+Shared by tests/e2e/test_chaos.py (a few hundred sales) and ``python -m bench.agent
+--chaos N`` (10,000). A sale counts as *confirmed* only when ``sale.commit``
+answered; a commit whose answer was lost (the agent died) is retried with the same
+``quote_id`` after the restart, which answers the recorded sale or
+``quote_expired`` when nothing was recorded. At the end every confirmed sale must
+be at the club exactly once, no other sale may be, and balances must agree.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ApiError
+from agent.localapi import NOT_ALLOWED, QUOTE_EXPIRED
+from agent.localapi.client import ApiUnavailable, SyncClient
+from hw_sim.broker import MosquittoBroker, TlsFiles
+from hw_sim.club.pki import ClubCA
+from hw_sim.club.sim import ClubTls, SimClub
+from tests.agent.daemon.support import AgentProcess
+from tests.e2e.terminal import ClubTerminal, club_terminal
+from tests.fixtures.club import ClubPki
+
+MEMBERS = {"m-1001": "tel:+989121234567", "m-1002": "code:CLUB-1002",
+           "m-1003": "tel:+989351112233"}
+FAST_LINK = "reconnect_base_s = 0.2\nreconnect_cap_s = 1.0\nack_timeout_s = 3.0\n"
+
+
+@dataclass
+class ChaosReport:
+    confirmed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attempts: int = 0
+    kills: int = 0
+    broker_restarts: int = 0
+    lost_answers: int = 0
+    lost_then_found: int = 0
+    lost_not_recorded: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"confirmed_sales": len(self.confirmed), "attempts": self.attempts,
+                "agent_kills": self.kills, "broker_restarts": self.broker_restarts,
+                "lost_answers": self.lost_answers, "lost_then_found": self.lost_then_found,
+                "lost_not_recorded": self.lost_not_recorded,
+                "seconds": round(self.seconds, 1)}
+
+
+@contextmanager
+def chaos_world() -> Iterator[tuple[MosquittoBroker, SimClub, ClubPki]]:
+    """A private club CA, TLS broker and simulated club (no pytest needed)."""
+    root = Path(tempfile.mkdtemp(prefix="ctchaos", dir="/tmp"))
+    ca = ClubCA.create(root / "pki")
+    server = ca.issue(root / "pki", "localhost", server=True)
+    club_client = ca.issue(root / "pki", "club")
+    pki = ClubPki(root / "pki", ca, server, club_client)
+    broker = MosquittoBroker(root / "broker", tls=TlsFiles(ca.cert_file, server.cert, server.key))
+    broker.start()
+    club = SimClub(root / "club", broker.tls_url, club_id="chaos",
+                   tls=ClubTls(ca=ca.cert_file, client_cert=club_client.cert,
+                               client_key=club_client.key, server_cert=server.cert,
+                               server_key=server.key))
+    club.start()
+    try:
+        yield broker, club, pki
+    finally:
+        club.stop()
+        broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class Cashier:
+    """A script at the till: reconnects, signs in again, retries a lost commit."""
+
+    def __init__(self, term: ClubTerminal, report: ChaosReport, rng: random.Random):
+        self.term = term
+        self.report = report
+        self.rng = rng
+        self.client: SyncClient | None = None
+        self.session: str | None = None
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        if self.client is None:
+            self.client = SyncClient(self.term.files.socket, timeout_s=10)
+        try:
+            return self.client.call(method, params)
+        except ApiUnavailable:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+        self.client = None
+        self.session = None
+
+    def _until_up(self, method: str, params: dict[str, Any], deadline: float) -> Any:
+        """Call, waiting through agent restarts (and signing in again when needed)."""
+        while True:
+            try:
+                if method != "staff.login" and self.session is None:
+                    self.session = self._call("staff.login",
+                                              {"staff_id": "1", "pin": "1234"})["session"]
+                if "session" in params:
+                    params = {**params, "session": self.session}
+                return self._call(method, params)
+            except ApiUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            except ApiError as exc:
+                if exc.code == NOT_ALLOWED and (exc.data or {}).get("reason") in (
+                        "session_expired", "shutting_down", "no_session"):
+                    self.session = None
+                    time.sleep(0.05)
+                    continue
+                raise
+
+    def sell(self) -> None:
+        deadline = time.monotonic() + 60
+        member_id = self.rng.choice([*MEMBERS, None])
+        params: dict[str, Any] = {"amount": self.rng.randrange(100, 20000)}
+        if member_id:
+            params["token"] = MEMBERS[member_id]
+        self.report.attempts += 1
+        quote = self._until_up("sale.quote", params, deadline)
+        commit = {"quote_id": quote["quote_id"], "payment": "cash", "session": None}
+        try:
+            if self.session is None:
+                self.session = self._call("staff.login",
+                                          {"staff_id": "1", "pin": "1234"})["session"]
+                commit["session"] = self.session
+            result = self._call("sale.commit", {**commit, "session": self.session})
+        except ApiUnavailable:
+            # The answer is lost: was the sale recorded? Ask again with the same quote.
+            self.report.lost_answers += 1
+            try:
+                result = self._until_up("sale.commit", commit, deadline)
+                self.report.lost_then_found += 1
+            except ApiError as exc:
+                if exc.code != QUOTE_EXPIRED:
+                    raise
+                self.report.lost_not_recorded += 1
+                return
+        except ApiError as exc:
+            if exc.code == NOT_ALLOWED:
+                self.session = None
+                return
+            raise
+        self.report.confirmed[result["sale_id"]] = {
+            "member_id": member_id, "seq": result["seq"],
+            "points": sum(p["points"] for p in quote["points_earned"]),
+            "payable": quote["payable"]}
+
+
+def run_chaos(sales: int, *, seed: int = 7, kill_every: tuple[float, float] = (0.2, 0.8),
+              pace_s: float = 0.01, progress: bool = False) -> ChaosReport:
+    """Run ``sales`` sales under chaos and check the outcome; returns the counts."""
+    rng = random.Random(seed)
+    report = ChaosReport()
+    started = time.monotonic()
+    with chaos_world() as (broker, club, pki), \
+            club_terminal(broker, club, pki, link_tuning=FAST_LINK) as term:
+        initial = {m: club.ledger.member(m)["balances"].get("points", 0) for m in MEMBERS}
+        term.start()
+        term.wait_synced()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def chaos() -> None:
+            crng = random.Random(seed + 1)
+            while not stop.wait(crng.uniform(*kill_every)):
+                with lock:
+                    if crng.random() < 0.6:
+                        assert term.agent is not None
+                        term.agent.kill()
+                        report.kills += 1
+                        time.sleep(crng.uniform(0, 0.3))
+                        term.agent = AgentProcess(term.files, term.notify, env=term.env)
+                    else:
+                        broker.stop(kill=crng.random() < 0.3)
+                        report.broker_restarts += 1
+                        time.sleep(crng.uniform(0, 0.5))
+                        broker.start()
+
+        thread = threading.Thread(target=chaos, daemon=True)
+        thread.start()
+        cashier = Cashier(term, report, rng)
+        try:
+            for i in range(sales):
+                cashier.sell()
+                time.sleep(pace_s)  # a till, not a load generator
+                if progress and i % 500 == 0:
+                    print(f"  {i} sales, {report.summary()}", flush=True)
+        finally:
+            stop.set()
+            thread.join(10)
+            cashier._drop()
+        if not broker.running:
+            broker.start()
+        term.wait_synced(60)
+        last_seq = max((c["seq"] for c in report.confirmed.values()), default=0)
+        club.wait_applied("T-0001", last_seq, timeout=120)
+        deadline = time.monotonic() + 60
+        while term.status()["queue"]["pending"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        check(report, club, term, initial)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def check(report: ChaosReport, club: SimClub, term: ClubTerminal,
+          initial: dict[str, int]) -> None:
+    """Every confirmed sale at the club exactly once, no other; balances agree."""
+    events = [e for e in club.ledger.events("T-0001") if e["type"] == "sale"]
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)), "a sale is at the club twice"
+    assert set(ids) == set(report.confirmed), (
+        f"club has {len(set(ids) - set(report.confirmed))} unconfirmed sales and misses "
+        f"{len(set(report.confirmed) - set(ids))} confirmed ones")
+    assert all(e["_state"] == "applied" for e in events)
+    with SyncClient(term.files.socket) as client:
+        for member_id, token in MEMBERS.items():
+            earned = sum(c["points"] for c in report.confirmed.values()
+                         if c["member_id"] == member_id)
+            at_club = club.ledger.member(member_id)["balances"].get("points", 0)
+            here = client.call("member.identify", {"token": token})["balances"].get("points", 0)
+            assert at_club == initial[member_id] + earned, member_id
+            assert here == at_club, (member_id, here, at_club)
