@@ -237,7 +237,8 @@ def bench_catchup(root: Path, broker: MosquittoBroker, club: ClubProcess) -> dic
 
 
 def bench_fleet(root: Path, broker: MosquittoBroker, club: ClubProcess, count: int,
-                per_terminal: int, down_s: float, processes: int) -> dict[str, Any]:
+                per_terminal: int, down_s: float, processes: int,
+                jitter: bool = True) -> dict[str, Any]:
     """``count`` terminals in ``processes`` worker processes (paho uses select(), which
     cannot watch file descriptors above 1024, and one process would have ~1,400)."""
     per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
@@ -246,7 +247,8 @@ def bench_fleet(root: Path, broker: MosquittoBroker, club: ClubProcess, count: i
     for n in per:
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "bench.sync", "--fleet-worker", str(root), broker.url,
-             club.club_id, club.central_url, str(first), str(n), str(per_terminal)],
+             club.club_id, club.central_url, str(first), str(n), str(per_terminal),
+             "jitter" if jitter else "no-jitter"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         first += n
 
@@ -291,6 +293,11 @@ def fleet_worker(argv: list[str]) -> int:
     from types import SimpleNamespace
     root, broker_url, club_id, central_url = Path(argv[0]), argv[1], argv[2], argv[3]
     first, n, per_terminal = int(argv[4]), int(argv[5]), int(argv[6])
+    if argv[7] == "no-jitter":  # the comparison: plain doubling, as paho's own delay
+        import agent.sync.link
+        from agent.sync.backoff import backoff_ceiling
+        agent.sync.link.full_jitter_delay = (  # type: ignore[assignment]
+            lambda attempt, base, cap, rng: backoff_ceiling(attempt, base, cap))
     club: Any = SimpleNamespace(club_id=club_id, central_url=central_url)
     broker: Any = SimpleNamespace(url=broker_url)
     terms = [Terminal(root, f"T-{i:04d}", club, broker) for i in range(first, first + n)]
@@ -332,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-terminal", type=int, default=100,
                     help="events each fleet terminal records while the broker is down")
     ap.add_argument("--down", type=float, default=5.0, help="seconds the broker stays down")
+    ap.add_argument("--no-jitter", action="store_true",
+                    help="fleet: reconnect with plain doubling, for comparison")
     ap.add_argument("--processes", type=int, default=4,
                     help="worker processes the fleet terminals run in")
     ap.add_argument("--skip", action="append", default=[], choices=["drain", "catchup", "fleet"])
@@ -359,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['catchup_s']:.2f} s after the link started (goal < 5 s)")
             if "fleet" not in args.skip:
                 r = bench_fleet(root, broker, club, args.terminals, args.per_terminal,
-                                args.down, args.processes)
-                print(f"fleet: {r['terminals']} terminals, broker down {r['down_s']:.0f} s, "
+                                args.down, args.processes, not args.no_jitter)
+                print(f"fleet{' (no jitter)' if args.no_jitter else ''}: "
+                      f"{r['terminals']} terminals, broker down {r['down_s']:.0f} s, "
                       f"{r['events']} events queued: all drained {r['drained_s']:.1f} s after "
                       f"the broker came back; peak {r['peak_connects_per_s']} connections/s, "
                       f"reconnects spread over {r['connect_spread_s']:.1f} s "
