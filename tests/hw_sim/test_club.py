@@ -170,7 +170,7 @@ def test_coalesced_change_sets_carry_the_latest_records(
         for i in range(1, 4):
             t.publish(f"{p}/terminals/T-C/events", {"batch": f"b{i}", "terminal_id": "T-C",
                                                    "events": [sale(i, "m-1", terminal="T-C")]})
-        topic, change = t.get(timeout=5)
+        _, change = t.get(timeout=5)
         assert (change["from_version"], change["to_version"]) == (1, 4)
         assert [m["balances"]["points"] for m in change["members"]] == [30]
         assert change["members"][0]["applied"] == {"T-C": 3}
