@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.rules import sign_payload
 
 # The rules of rules.md's worked examples.
 EXAMPLE_RULES: list[dict[str, Any]] = [
@@ -51,20 +52,11 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
 
 
 def sign_envelope(payload: bytes, key: Ed25519PrivateKey, key_id: str) -> dict[str, str]:
-    """The protocol envelope: ``key_id``, base64 payload, base64 Ed25519 signature."""
-    try:
-        from agent.rules import sign_payload  # the project's own signer, when present
-    except ImportError:
-        sign_payload = None
-    if sign_payload is not None:
-        try:
-            env = dict(sign_payload(payload, key, key_id=key_id))  # type: ignore[call-arg]
-        except TypeError:
-            env = dict(sign_payload(payload, key))
-            env["key_id"] = key_id
-        return env
-    return {"key_id": key_id, "payload": base64.b64encode(payload).decode(),
-            "sig": base64.b64encode(key.sign(payload)).decode()}
+    """The protocol envelope: ``key_id``, base64 payload, base64 Ed25519 signature.
+
+    Signed with the project's own signer, so the club and the terminal cannot drift.
+    """
+    return dict(sign_payload(payload, key, key_id=key_id))
 
 
 def encode_bundle(bundle: dict[str, Any]) -> bytes:

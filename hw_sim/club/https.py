@@ -123,7 +123,7 @@ class ClubHttpServer:
         parts = urlsplit(h.path)
         cn = None
         if self.tls:
-            peer = h.connection.getpeercert()  # type: ignore[attr-defined]
+            peer = h.connection.getpeercert()
             if peer:
                 for rdn in peer.get("subject", ()):
                     for key, value in rdn:

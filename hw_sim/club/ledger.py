@@ -275,7 +275,7 @@ class Ledger:
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
             seq = ev.get("seq")
-            if not _is_seq(seq):
+            if not isinstance(seq, int) or not _is_seq(seq):
                 # Without a usable seq the event cannot take a place in the order.
                 result.rejected.append({"id": ev_id, "reason": reason or "malformed: seq"})
                 continue

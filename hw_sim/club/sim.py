@@ -119,7 +119,7 @@ class SimClub:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
-        c.reconnect_delay_set(0.05, 1)
+        c.reconnect_delay_set(0.05, 1)  # type: ignore[arg-type]  # paho takes float seconds
         return c
 
     @property
@@ -134,7 +134,7 @@ class SimClub:
         if self.http is not None:
             self.http.start()
         u = urlsplit(self.broker_url)
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 7 * 24 * 3600
         self.client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=10,
                             clean_start=False, properties=props)
