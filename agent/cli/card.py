@@ -82,13 +82,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def read_command(args: argparse.Namespace) -> int:
-    """``card read``: implemented by the readers part, in :mod:`agent.cli.card_read`."""
-    try:
-        from agent.cli.card_read import card_read_command
-    except ModuleNotFoundError as exc:
-        if exc.name != "agent.cli.card_read":
-            raise
-        raise ClubtermError("card read is not available in this build") from None
+    """``card read``: the readers part, in :mod:`agent.cli.card_read` (imports pyscard)."""
+    from agent.cli.card_read import card_read_command
+
     return int(card_read_command(args))
 
 

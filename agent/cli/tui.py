@@ -6,8 +6,6 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from agent.errors import ClubtermError
-
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.localapi import LocalApi
@@ -68,12 +66,8 @@ def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalAp
             config = _config(args)
         assert config is not None
         path = config.socket_path
-    try:
-        from agent.localapi.client import SocketClient  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ClubtermError(
-            "this build has no local API client yet (agent.localapi.client); "
-            "run 'clubterm tui --fake' for the demo agent") from None
+    from agent.localapi.client import SocketClient
+
     client: LocalApi = SocketClient(str(path))
     return client
 

@@ -156,16 +156,6 @@ def test_token_when_the_terminal_is_provisioned(capsys: pytest.CaptureFixture[st
     assert "needs a provisioned pan_key" in out and "chmod 600" in out
 
 
-def test_card_read_is_registered(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import agent.cli.card_read  # noqa: F401
-    except ModuleNotFoundError:
-        code, _, err = run(capsys, "card", "read", "--timeout", "1")
-        assert code == 2 and "card read is not available in this build" in err
-    else:
-        pytest.skip("card read is built; its own tests cover it")
-
-
 def test_format_card_report_shows_extra_keys() -> None:
     text = format_card_report({"source": "pcsc", "reader": "ACS ACR122U 00 00",
                                "masked": "411111******1111", "token_kind": "pan",

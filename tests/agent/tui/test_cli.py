@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-
-import pytest
 
 from agent.cli import tui
-from agent.errors import ClubtermError
 from agent.localapi.fake import FakeLocalApi
 
 
@@ -29,13 +25,6 @@ def test_options() -> None:
 
 def test_fake_api() -> None:
     assert isinstance(tui.build_api(parse("--fake")), FakeLocalApi)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("agent.localapi.client") is not None,
-                    reason="the real client exists")
-def test_without_the_real_client_says_what_to_do(tmp_path) -> None:
-    with pytest.raises(ClubtermError, match="--fake"):
-        tui.build_api(parse("--socket", str(tmp_path / "agent.sock")))
 
 
 def test_locale_from_environment(monkeypatch) -> None:
