@@ -14,6 +14,7 @@ Demo staff: cashier ``1`` PIN ``1234`` (badge ``nfc:04AA000001``), manager
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import secrets
@@ -44,37 +45,18 @@ def demo_bundle(version: int = 42, *, now: datetime | None = None,
 
     ``extra_rules`` adds that many narrow discount rules (benchmarks: 1,000 rules).
     """
+    from hw_sim.club.bundles import EXAMPLE_RULES, make_bundle
+
     now = now or datetime.now(UTC)
-    rules: list[dict[str, Any]] = [
-        {"id": "gold10", "kind": "discount", "priority": 100, "when": {"tiers": ["gold"]},
-         "then": {"percent_bps": 1000}},
-        {"id": "coffee-2", "kind": "discount", "priority": 50,
-         "when": {"categories": ["coffee"]}, "then": {"amount": 200}},
-        {"id": "base-points", "kind": "points", "priority": 10, "when": {},
-         "then": {"per_spend": 100, "points": 1}},
-        {"id": "tuesday-x2", "kind": "multiplier", "priority": 10,
-         "when": {"weekdays": ["tue"]}, "then": {"bps": 20000}},
-        {"id": "cashback", "kind": "credit", "priority": 10, "when": {"min_gross": 5000},
-         "then": {"percent_bps": 200, "kind": "credit.club", "expires_days": 90}},
-    ]
+    rules = copy.deepcopy(EXAMPLE_RULES)
     for i in range(extra_rules):
         rules.append({"id": f"sku-{i:04d}", "kind": "discount", "priority": 20 + i % 50,
                       "when": {"skus": [f"sku-{i:04d}"], "tiers": ["gold", "silver"][i % 2:]},
                       "then": {"percent_bps": 500 + i % 500, "max_amount": 1000}})
-    return {
-        "club": CLUB_ID, "merchant": MERCHANT_ID, "version": version,
-        "issued_at": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "expires_at": (now + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "currency": "EUR", "minor_units": 2, "timezone": "Europe/Berlin",
-        "tiers": [{"id": "bronze", "rank": 1}, {"id": "silver", "rank": 2},
-                  {"id": "gold", "rank": 3}],
-        "points": {"value": 1, "min_redeem": 100, "max_redeem_share_bps": 5000},
-        "credits": {"accepted": ["credit.club", "credit.merchant:M-7"],
-                    "use_cap_per_invoice": 50000, "use_cap_per_day": 100000},
-        "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
-                    "max_age_hours": 72},
-        "rules": rules,
-    }
+    bundle = make_bundle(CLUB_ID, MERCHANT_ID, version, now=now, rules=rules)
+    # Issued an hour back, so a terminal whose clock runs a little behind accepts it.
+    bundle["issued_at"] = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return bundle
 
 
 def demo_member_records(pan_key: bytes, count: int = 0) -> Iterator[dict[str, Any]]:
