@@ -535,7 +535,9 @@ class Store(LocalDataMixin):
                 self.db.execute_sql(
                     "UPDATE events SET sent_at = ?, attempts = attempts + 1, "  # noqa: S608 (placeholders only)
                     "state_at = CASE WHEN state = 'pending' THEN ? ELSE state_at END, "
-                    f"state = 'sent' WHERE state IN ('pending', 'sent') AND id IN ({marks})",
+                    # `+state`: find the rows by id; on `state` SQLite would walk
+                    # every waiting event for each statement (O(queue) per call).
+                    f"state = 'sent' WHERE +state IN ('pending', 'sent') AND id IN ({marks})",
                     (now, now, *chunk))
 
     def apply_ack(self, accepted: Sequence[str],
@@ -558,7 +560,7 @@ class Store(LocalDataMixin):
                     # "sent" mark (acked before the mark was due, docs/sync.md).
                     "UPDATE events SET state = 'accepted', acked_at = ?1, state_at = ?1, "  # noqa: S608 (placeholders only)
                     "sent_at = coalesce(sent_at, ?1), attempts = max(attempts, 1) "
-                    f"WHERE state IN ('pending', 'sent') AND id IN ({marks})",
+                    f"WHERE +state IN ('pending', 'sent') AND id IN ({marks})",  # by id
                     (now, *chunk))
             for item in rejected:
                 if isinstance(item, dict):
@@ -567,7 +569,7 @@ class Store(LocalDataMixin):
                     event_id, reason = item
                 row = self.db.execute_sql(
                     "UPDATE events SET state = 'rejected', reason = ?, acked_at = ?, "
-                    "state_at = ? WHERE id = ? AND state IN ('pending', 'sent') "
+                    "state_at = ? WHERE id = ? AND +state IN ('pending', 'sent') "
                     "RETURNING seq, member_id, type", (str(reason), now, now, event_id)
                 ).fetchone()
                 if row is None:
