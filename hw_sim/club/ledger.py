@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS sales (id TEXT PRIMARY KEY, member_id TEXT, at_utc TE
 CREATE INDEX IF NOT EXISTS sales_spend ON sales (member_id, at_utc, refunded, net);
 DROP INDEX IF EXISTS sales_member;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Net of the not refunded sales per member and UTC day (derived from sales): spend_30d
+-- reads at most 31 of these plus the sales of the window's first, partial day.
+CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NULL,
+    net INTEGER NOT NULL, PRIMARY KEY (member_id, day)) WITHOUT ROWID;
 """
 
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
@@ -78,6 +82,11 @@ class Ledger:
         self._new_sales: dict[str, list[Any]] = {}
         self.db = self._connect()
         self.db.executescript(SCHEMA)
+        with self._lock:  # a ledger from before sales_days: derive it once
+            self.db.execute(
+                "INSERT INTO sales_days (member_id, day, net) SELECT member_id, "
+                "substr(at_utc, 1, 10), SUM(net) FROM sales WHERE refunded=0 AND member_id "
+                "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sales_days) GROUP BY 1, 2")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -323,6 +332,12 @@ class Ledger:
         self.db.executemany(
             "INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body, refunded) "
             "VALUES (?,?,?,?,?,?)", [row[:6] for row in self._new_sales.values()])
+        days: dict[tuple[str, str], int] = {}
+        for row in self._new_sales.values():  # each sale is applied exactly once
+            if row[1] is not None and not row[5]:
+                key = (row[1], row[2][:10])
+                days[key] = days.get(key, 0) + row[3]
+        self.db.executemany(_ADD_DAY, [(m, d, net) for (m, d), net in days.items()])
         self._new_sales.clear()
         if applied != first:
             self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq>? "
@@ -397,11 +412,13 @@ class Ledger:
                 new[5] = 1
                 member_id, sale = new[1], new[6]
             else:
-                row = self.db.execute("SELECT member_id, refunded FROM sales WHERE id=?",
-                                      (sale_id,)).fetchone()
+                row = self.db.execute("SELECT member_id, refunded, at_utc, net FROM sales "
+                                      "WHERE id=?", (sale_id,)).fetchone()
                 if row is None or row[1]:
                     return  # unknown or already refunded sale: recorded, no effect
                 self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (sale_id,))
+                if row[0] is not None:
+                    self.db.execute(_ADD_DAY, (row[0], row[2][:10], -row[3]))
                 member_id = row[0]
                 sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
                                                   (sale_id,)).fetchone()[0])
@@ -465,13 +482,18 @@ class Ledger:
     def _spend_30d_of(self, member_ids: list[str]) -> dict[str, int]:
         """``spend_30d`` of these members (absent: 0), summed from the covering index."""
         since = (self.clock() - timedelta(days=30)).astimezone(UTC).isoformat()
+        first_day = since[:10]  # whole days after it from sales_days, itself from sales
         out: dict[str, int] = {}
         for chunk in _chunks(member_ids):
             marks = ",".join("?" * len(chunk))
             out.update(self.db.execute(
-                f"SELECT member_id, SUM(net) FROM sales INDEXED BY sales_spend "
-                f"WHERE member_id IN ({marks}) AND at_utc>=? AND refunded=0 "
-                f"GROUP BY member_id", (*chunk, since)).fetchall())
+                f"SELECT member_id, SUM(net) FROM ("
+                f"SELECT member_id, net FROM sales_days WHERE member_id IN ({marks}) "
+                f"AND day > ? UNION ALL "
+                f"SELECT member_id, net FROM sales INDEXED BY sales_spend "
+                f"WHERE member_id IN ({marks}) AND at_utc >= ? AND at_utc < ? AND refunded=0"
+                f") GROUP BY member_id",
+                (*chunk, first_day, *chunk, since, _next_day(first_day))).fetchall())
         return {k: int(v) for k, v in out.items()}
 
 
@@ -479,6 +501,13 @@ _SAVE_MEMBER = ("INSERT INTO members (member_id, version, record, removed) VALUE
                 "ON CONFLICT(member_id) DO UPDATE SET version=excluded.version, "
                 "record=excluded.record, removed=0")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ADD_DAY = ("INSERT INTO sales_days (member_id, day, net) VALUES (?,?,?) "
+            "ON CONFLICT (member_id, day) DO UPDATE SET net = net + excluded.net")
+
+
+def _next_day(day: str) -> str:
+    """The UTC day after ``day`` (``YYYY-MM-DD``); sorts after every time of ``day``."""
+    return (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
 
 
 def _is_seq(value: object) -> bool:

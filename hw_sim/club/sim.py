@@ -211,6 +211,12 @@ class SimClub:
         if len(parts) != 3 or parts[0] != "terminals":
             return
         terminal_id, kind = parts[1], parts[2]
+        if kind == "events":  # parsed once, in _handle_batch
+            if self.faults.pause_events:
+                self._held.append((topic, payload))
+                return
+            self._handle_batch(topic, payload)
+            return
         try:
             doc = json.loads(payload) if payload else None
         except ValueError:
@@ -226,11 +232,6 @@ class SimClub:
                 with self._cond:
                     self.command_results.setdefault(doc["id"], []).append(doc)
                     self._cond.notify_all()
-        elif kind == "events":
-            if self.faults.pause_events:
-                self._held.append((topic, payload))
-                return
-            self._handle_batch(topic, payload)
 
     def release_held(self) -> None:
         """Process batches held while ``pause_events`` was on."""
