@@ -230,15 +230,19 @@ class Ledger:
         return out
 
     def receive_batch(self, terminal_id: str, events: list[Any], *,
-                      reject_if: Callable[[dict[str, Any]], str | None] | None = None
-                      ) -> BatchResult:
-        """Store a batch (dedup by id), apply what became contiguous, report the ack."""
+                      reject_if: Callable[[dict[str, Any]], str | None] | None = None,
+                      raw: list[str] | None = None) -> BatchResult:
+        """Store a batch (dedup by id), apply what became contiguous, report the ack.
+
+        ``raw`` (from :func:`parse_batch`) is each event's JSON text as received: it
+        is stored as the body instead of encoding the parsed event again.
+        """
         result = BatchResult()
         now = self.clock().isoformat()
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                fresh = self._receive(terminal_id, events, now, result, reject_if)
+                fresh = self._receive(terminal_id, events, now, result, reject_if, raw)
                 self._apply_contiguous(terminal_id, result, fresh)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -247,9 +251,12 @@ class Ledger:
         return result
 
     def _receive(self, terminal_id: str, events: list[Any], now: str, result: BatchResult,
-                 reject_if: Callable[[dict[str, Any]], str | None] | None
-                 ) -> dict[str, dict[str, Any]]:
+                 reject_if: Callable[[dict[str, Any]], str | None] | None,
+                 raw: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Store the new events of a batch; returns them by id (parsed, for applying)."""
+        texts: dict[int, str] = {}
+        if raw is not None and len(raw) == len(events):
+            texts = {id(ev): text for ev, text in zip(events, raw, strict=True)}
         named = [ev for ev in events if isinstance(ev, dict) and isinstance(ev.get("id"), str)]
         known: dict[str, tuple[str, str | None]] = {}
         for chunk in _chunks([ev["id"] for ev in named]):
@@ -291,8 +298,8 @@ class Ledger:
                                         "reason": f"seq_conflict: {seq} is {taken[seq]}"})
                 continue
             state = "rejected" if reason else "stored"
-            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), json.dumps(ev), now,
-                         state, reason))
+            body = texts.get(id(ev)) or json.dumps(ev)
+            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), body, now, state, reason))
             known[ev_id] = (state, reason)
             taken[seq] = ev_id
             if reason:
@@ -508,6 +515,44 @@ _ADD_DAY = ("INSERT INTO sales_days (member_id, day, net) VALUES (?,?,?) "
 def _next_day(day: str) -> str:
     """The UTC day after ``day`` (``YYYY-MM-DD``); sorts after every time of ``day``."""
     return (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+
+
+_DECODER = json.JSONDecoder()
+_EVENTS_KEY = '"events":['
+
+
+def parse_batch(payload: bytes) -> tuple[Any, list[str] | None]:
+    """A batch payload parsed, and each event's own JSON text when it has the compact
+    form the terminal sends (``None`` otherwise: then the bodies are encoded again).
+
+    Raises ``ValueError`` (as ``json.loads``) for a payload that is not JSON.
+    """
+    text = payload.decode("utf-8")
+    at = text.find(_EVENTS_KEY)
+    if at > 0:
+        try:
+            head = json.loads(text[:at] + _EVENTS_KEY + "]}")
+            pos = at + len(_EVENTS_KEY)
+            events: list[Any] = []
+            raws: list[str] = []
+            if text[pos] == "]":
+                pos += 1
+            else:
+                while True:
+                    value, end = _DECODER.raw_decode(text, pos)
+                    events.append(value)
+                    raws.append(text[pos:end])
+                    pos = end + 1
+                    if text[end] == "]":
+                        break
+                    if text[end] != ",":
+                        raise ValueError("not a compact events list")
+            if isinstance(head, dict) and text[pos:].strip() == "}":
+                head["events"] = events
+                return head, raws
+        except (ValueError, IndexError):
+            pass
+    return json.loads(text), None
 
 
 def _is_seq(value: object) -> bool:

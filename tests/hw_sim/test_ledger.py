@@ -136,3 +136,38 @@ def test_spend_30d_is_the_net_of_the_last_30_days(sales, later_min) -> None:
         events.append({**events[0], "seq": len(events) + 1, "payable": 0, "id": "x"})
         assert ledger.member("m-1")["stats"]["spend_30d"] == expected()
         ledger.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(st.dictionaries(st.text(max_size=8), st.one_of(
+    st.integers(), st.text(), st.lists(st.integers(), max_size=3)), max_size=4), max_size=5),
+       batch=st.text(max_size=20), compact=st.booleans())
+def test_parse_batch_equals_json_loads_and_keeps_each_event_text(events, batch,
+                                                                  compact) -> None:
+    import json
+
+    from hw_sim.club.ledger import parse_batch
+
+    doc = {"batch": batch, "terminal_id": "T-1", "events": events}
+    payload = (json.dumps(doc, separators=(",", ":"), ensure_ascii=False) if compact
+               else json.dumps(doc)).encode()
+    parsed, raw = parse_batch(payload)
+    assert parsed == json.loads(payload)
+    if raw is not None:
+        assert [json.loads(t) for t in raw] == events
+    if compact:
+        assert raw is not None
+
+
+def test_parse_batch_refuses_what_json_refuses() -> None:
+    import pytest
+
+    from hw_sim.club.ledger import parse_batch
+
+    for bad in (b'{"batch":"x","events":[{"id":1}', b'{"events":[1,2]', b"nope",
+                b'{"events":[1]}}'):
+        with pytest.raises(ValueError):
+            parse_batch(bad)
+    assert parse_batch(b'{"events":[1] , "x":2}') == ({"events": [1], "x": 2}, None)
+    assert parse_batch(b'{"a":"\\"events\\":[","events":[]}')[0] == {"a": '"events":[',
+                                                                     "events": []}
