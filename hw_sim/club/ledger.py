@@ -80,6 +80,9 @@ class Ledger:
         self.clock = clock
         self._lock = threading.RLock()
         self._new_sales: dict[str, list[Any]] = {}
+        # What checking a sale of this batch computed (time, deltas, spend), so that
+        # applying it does not compute it again; emptied after every batch.
+        self._facts: dict[str, tuple[datetime, dict[str, int], int]] = {}
         self.db = self._connect()
         self.db.executescript(SCHEMA)
         with self._lock:  # a ledger from before sales_days: derive it once
@@ -247,7 +250,10 @@ class Ledger:
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._new_sales.clear()
                 raise
+            finally:
+                self._facts.clear()
         return result
 
     def _receive(self, terminal_id: str, events: list[Any], now: str, result: BatchResult,
@@ -285,7 +291,7 @@ class Ledger:
                 else:
                     result.accepted.append(ev_id)
                 continue
-            reason = _structural_problem(ev, terminal_id)
+            reason = _structural_problem(ev, terminal_id, self._facts)
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
             seq = ev.get("seq")
@@ -396,15 +402,17 @@ class Ledger:
         kind = ev.get("type")
         if kind == "sale":
             rec = self._load_for_update(ev.get("member_id"), touched)
-            at = _parse_time(ev["at"])
+            facts = self._facts.get(ev["id"])
+            at, deltas, spend = facts if facts else (
+                _parse_time(ev["at"]), effects.sale_balance_deltas(ev), effects.sale_spend(ev))
             # Written in one go at the end of the batch (the sale's body is in events).
             self._new_sales[ev["id"]] = [ev["id"], rec["member_id"] if rec else None,
                                          at.astimezone(UTC).isoformat(),
-                                         effects.sale_spend(ev), "", 0, ev]
+                                         spend, "", 0, ev]
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                                   effects.sale_balance_deltas(ev))
+                                                   deltas)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
             local_day = at.astimezone(self.tz).date().isoformat()
@@ -569,7 +577,11 @@ def _parse_time(text: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
+def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
+                        facts: dict[str, tuple[datetime, dict[str, int], int]] | None = None
+                        ) -> str | None:
+    """Why an event cannot be taken (None: it can); a sound sale's time, deltas and
+    spend go into ``facts`` by id."""
     for key, kind in REQUIRED_KEYS.items():
         value = ev.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -579,13 +591,15 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
     if ev["type"] not in KNOWN_TYPES:
         return f"unknown_type: {ev['type']}"
     try:
-        _parse_time(ev["at"])
+        at = _parse_time(ev["at"])
     except ValueError:
         return "malformed: at"
     if ev["type"] == "sale":
         try:
-            effects.sale_balance_deltas(ev)
-            effects.sale_spend(ev)
+            deltas = effects.sale_balance_deltas(ev)
+            spend = effects.sale_spend(ev)
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed: sale amounts"
+        if facts is not None:
+            facts[ev["id"]] = (at, deltas, spend)
     return None
