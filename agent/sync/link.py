@@ -69,7 +69,8 @@ class LinkStore(Protocol):
                    exclude_ids: Iterable[str] = ()) -> list[dict[str, Any]]: ...
     def next_batch_encoded(self, batch_id: str, terminal_id: str, max_events: int = 500,
                            max_bytes: int = 262144,
-                           exclude_ids: Iterable[str] = ()) -> EncodedBatch | None: ...
+                           exclude_ids: Iterable[str] = (), *,
+                           after_seq: int = 0) -> EncodedBatch | None: ...
     def mark_sent(self, ids: list[str]) -> None: ...
     def apply_ack(self, accepted: list[str], rejected: list[tuple[str, str]],
                   applied_seq: int | None) -> Any: ...
@@ -219,6 +220,10 @@ class ClubLink:
         self._acked_unflushed: list[str] = []
         self._applied_unflushed: int | None = None
         self._flush_due: float | None = None
+        # Every waiting event with a seq up to this is in flight or acked (batches go
+        # out in seq order); back to 0 when a batch is dropped. Saves the store
+        # stepping over thousands of in-flight ids for every batch.
+        self._send_cursor = 0
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
         self._members_problem: str | None = None
@@ -431,6 +436,7 @@ class ClubLink:
         if self._online:
             late = self._outflight.expire(now)
             if late:
+                self._send_cursor = 0  # their events are sent again, from the start
                 self._schedule_flush()  # their "sent" marks
                 self.counters["ack_timeouts"] += len(late)
                 log.warning("no ack for %d batch(es) within %.0f s; sending them again",
@@ -491,6 +497,7 @@ class ClubLink:
         self.counters["connects"] += 1
         self._online = True
         self._outflight.clear()  # whatever was in flight before is sent again
+        self._send_cursor = 0
         self._schedule_flush()  # their "sent" marks
         state = self._update_state(online=True, since=_now(), last_error=None, in_flight=0)
         log.info("connected to the club broker")
@@ -503,6 +510,7 @@ class ClubLink:
             return
         self._online = False
         self._outflight.clear()
+        self._send_cursor = 0
         self._schedule_flush()  # their "sent" marks
         state = self._update_state(online=False, since=_now(), in_flight=0,
                                    last_error=f"disconnected: {reason}")
@@ -520,8 +528,12 @@ class ClubLink:
             # no decoding and re-encoding of every event on the send path.
             batch = self.store.next_batch_encoded(
                 batch_id, self.config.terminal_id, self.tuning.max_batch_events,
-                self.tuning.max_batch_bytes - _BATCH_OVERHEAD, exclude_ids=skip)
+                self.tuning.max_batch_bytes - _BATCH_OVERHEAD, exclude_ids=skip,
+                after_seq=self._send_cursor)
             if batch is None:
+                if self._send_cursor:  # never let the cursor hide an event
+                    self._send_cursor = 0
+                    continue
                 break
             if len(batch.payload) > MAX_PAYLOAD:
                 # Only a single event over the limit gets here (the store cuts
@@ -529,6 +541,7 @@ class ClubLink:
                 self._send_batch(json.loads(batch.payload)["events"])
             else:
                 self._publish(batch_id, batch.ids, batch.payload)
+            self._send_cursor = batch.last_seq  # published (or rejected as too large)
             self._schedule_flush()
         self._update_state(in_flight=len(self._outflight.batches))
 

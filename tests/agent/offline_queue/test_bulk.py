@@ -105,3 +105,17 @@ def test_encoded_batches_hold_at_most_500_events_and_256_kib(store: Store) -> No
         seqs += [e["seq"] for e in json.loads(batch.payload)["events"]]
         store.apply_ack(batch.ids, [], None)
     assert seqs == list(range(502, 542))
+
+
+def test_encoded_batch_after_a_seq_skips_what_the_caller_has_in_flight(store: Store) -> None:
+    ids = [store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).id
+           for _ in range(10)]
+    first = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4)
+    assert first is not None and first.ids == ids[:4] and first.last_seq == 4
+    second = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4,
+                                      after_seq=first.last_seq)
+    assert second is not None and second.ids == ids[4:8]
+    # Without the cursor the same batch needs the in-flight ids excluded.
+    again = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4, exclude_ids=ids[:4])
+    assert again is not None and again.payload == second.payload
+    assert store.next_batch_encoded(BATCH_ID, "T-0001", after_seq=10) is None
