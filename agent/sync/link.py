@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -41,6 +42,7 @@ from paho.mqtt.properties import Properties
 from agent import __version__
 from agent.config import LOG_LEVELS, Config
 from agent.errors import ClubtermError, LinkError
+from agent.offline_queue.store import EncodedBatch
 from agent.sync.backoff import full_jitter_delay
 from agent.sync.messages import (
     MAX_PAYLOAD,
@@ -65,6 +67,10 @@ class LinkStore(Protocol):
 
     def next_batch(self, max_events: int = 500, max_bytes: int = 262144,
                    exclude_ids: Iterable[str] = ()) -> list[dict[str, Any]]: ...
+    def next_batch_encoded(self, batch_id: str, terminal_id: str, max_events: int = 500,
+                           max_bytes: int = 262144,
+                           exclude_ids: Iterable[str] = (), *,
+                           after_seq: int = 0) -> EncodedBatch | None: ...
     def mark_sent(self, ids: list[str]) -> None: ...
     def apply_ack(self, accepted: list[str], rejected: list[tuple[str, str]],
                   applied_seq: int | None) -> Any: ...
@@ -213,8 +219,11 @@ class ClubLink:
         # Acks and "sent" marks not yet written to the store (see _flush_store_writes).
         self._acked_unflushed: list[str] = []
         self._applied_unflushed: int | None = None
-        self._sent_unflushed: list[str] = []
         self._flush_due: float | None = None
+        # Every waiting event with a seq up to this is in flight or acked (batches go
+        # out in seq order); back to 0 when a batch is dropped. Saves the store
+        # stepping over thousands of in-flight ids for every batch.
+        self._send_cursor = 0
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
         self._members_problem: str | None = None
@@ -427,6 +436,8 @@ class ClubLink:
         if self._online:
             late = self._outflight.expire(now)
             if late:
+                self._send_cursor = 0  # their events are sent again, from the start
+                self._schedule_flush()  # their "sent" marks
                 self.counters["ack_timeouts"] += len(late)
                 log.warning("no ack for %d batch(es) within %.0f s; sending them again",
                             len(late), self.tuning.ack_timeout_s)
@@ -439,7 +450,7 @@ class ClubLink:
         self._maybe_status()
 
     def _shutdown(self, job: _Job) -> None:
-        self._guarded(self._flush_store_writes)
+        self._guarded(lambda: self._flush_store_writes(final=True))
         if self._online:
             info = self.client.publish(self.topics.status, json.dumps(
                 {"state": "offline", "at": _iso(_now())}), qos=1, retain=True)
@@ -486,6 +497,8 @@ class ClubLink:
         self.counters["connects"] += 1
         self._online = True
         self._outflight.clear()  # whatever was in flight before is sent again
+        self._send_cursor = 0
+        self._schedule_flush()  # their "sent" marks
         state = self._update_state(online=True, since=_now(), last_error=None, in_flight=0)
         log.info("connected to the club broker")
         self._emit({"type": "link", **state.to_dict()})
@@ -497,6 +510,8 @@ class ClubLink:
             return
         self._online = False
         self._outflight.clear()
+        self._send_cursor = 0
+        self._schedule_flush()  # their "sent" marks
         state = self._update_state(online=False, since=_now(), in_flight=0,
                                    last_error=f"disconnected: {reason}")
         log.warning("lost the club broker (%s)", reason)
@@ -508,12 +523,25 @@ class ClubLink:
         while self._online and self._outflight.can_send():
             skip = self._outflight.event_ids()
             skip.update(self._acked_unflushed)
-            events = self.store.next_batch(self.tuning.max_batch_events,
-                                           self.tuning.max_batch_bytes - _BATCH_OVERHEAD,
-                                           exclude_ids=skip)
-            if not events:
+            batch_id = uuid7_str()
+            # The store hands over the stored JSON text as the finished payload:
+            # no decoding and re-encoding of every event on the send path.
+            batch = self.store.next_batch_encoded(
+                batch_id, self.config.terminal_id, self.tuning.max_batch_events,
+                self.tuning.max_batch_bytes - _BATCH_OVERHEAD, exclude_ids=skip,
+                after_seq=self._send_cursor)
+            if batch is None:
+                if self._send_cursor:  # never let the cursor hide an event
+                    self._send_cursor = 0
+                    continue
                 break
-            self._sent_unflushed += self._send_batch(events)
+            if len(batch.payload) > MAX_PAYLOAD:
+                # Only a single event over the limit gets here (the store cuts
+                # batches to size); the slow path rejects it or splits.
+                self._send_batch(json.loads(batch.payload)["events"])
+            else:
+                self._publish(batch_id, batch.ids, batch.payload)
+            self._send_cursor = batch.last_seq  # published (or rejected as too large)
             self._schedule_flush()
         self._update_state(in_flight=len(self._outflight.batches))
 
@@ -521,23 +549,28 @@ class ClubLink:
         if self._flush_due is None:
             self._flush_due = time.monotonic() + _STORE_FLUSH_S
 
-    def _flush_store_writes(self) -> None:
+    def _flush_store_writes(self, *, final: bool = False) -> None:
         """Write the acks and "sent" marks gathered in the last ``_STORE_FLUSH_S``.
 
         Each store write is a durable transaction (an fsync); one per batch would cap
         the drain rate. Deferring is safe: an event whose ack is lost in a crash is
         simply sent again and the club answers it as a duplicate; "sent" is
-        bookkeeping only. Rejections are written at once (they change balances).
+        bookkeeping only, written for batches unacked after ``_SENT_MARK_AFTER_S``
+        or dropped (an accepted event is recorded as sent by ``apply_ack``).
+        Rejections are written at once (they change balances).
         """
         self._flush_due = None
         acked, self._acked_unflushed = self._acked_unflushed, []
         applied, self._applied_unflushed = self._applied_unflushed, None
-        sent, self._sent_unflushed = self._sent_unflushed, []
+        due = math.inf if final else time.monotonic() - _SENT_MARK_AFTER_S
+        sent = self._outflight.take_sent_marks(due)
         if acked or applied is not None:
             self.store.apply_ack(acked, [], applied)
             self._pending_stale = True
         if sent:
             self.store.mark_sent(sent)
+        if self._outflight.has_unmarked():
+            self._schedule_flush()
 
     def _send_batch(self, events: list[dict[str, Any]]) -> list[str]:
         """Publish one batch (split if over the size limit); returns the ids sent."""
@@ -554,13 +587,16 @@ class ClubLink:
             half = len(events) // 2
             return self._send_batch(events[:half]) + self._send_batch(events[half:])
         ids = [e["id"] for e in events]
+        self._publish(batch_id, ids, payload)
+        return ids
+
+    def _publish(self, batch_id: str, ids: list[str], payload: bytes) -> None:
         info = self.client.publish(self.topics.events, payload, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise LinkError(f"publishing a batch failed: {mqtt.error_string(info.rc)}")
         self._outflight.add(batch_id, ids, time.monotonic(), len(payload))
         self.counters["batches_sent"] += 1
         self.counters["events_sent"] += len(ids)
-        return ids
 
     def _on_acks(self, payloads: list[bytes]) -> None:
         acks = []
@@ -786,6 +822,8 @@ def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) 
 _PENDING_REFRESH_S = 0.25
 _STORE_FLUSH_S = 0.2
 _FLUSH_MAX_IDS = 5000
+# A batch unacked this long gets its "sent" mark in the store (most are acked sooner).
+_SENT_MARK_AFTER_S = 1.0
 
 # The envelope around the events, with room for a long terminal id.
 _BATCH_OVERHEAD = len(encode_batch("0" * 36, "x" * 128, []))

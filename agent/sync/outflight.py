@@ -19,6 +19,7 @@ class InFlight:
     waiting: set[str]
     sent_at: float
     size: int
+    marked: bool = False  # its "sent" mark was handed to the store
 
 
 class Outflight:
@@ -31,6 +32,8 @@ class Outflight:
         self.ack_timeout_s = ack_timeout_s
         self.batches: dict[str, InFlight] = {}
         self.timeouts = 0
+        # Ids of batches dropped (timeout, disconnect) before their "sent" mark.
+        self._dropped_unmarked: list[str] = []
 
     def can_send(self) -> bool:
         return len(self.batches) < self.max_batches
@@ -60,13 +63,34 @@ class Outflight:
         """Drop batches past the ack timeout; their events may be sent again."""
         late = [k for k, b in self.batches.items() if now - b.sent_at >= self.ack_timeout_s]
         for key in late:
-            del self.batches[key]
+            self._drop(key)
         self.timeouts += len(late)
         return late
 
     def clear(self) -> None:
         """The connection dropped: nothing is in flight any more."""
-        self.batches.clear()
+        for key in list(self.batches):
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        batch = self.batches.pop(key)
+        if not batch.marked:
+            self._dropped_unmarked.extend(batch.waiting)
+
+    def take_sent_marks(self, sent_before: float) -> list[str]:
+        """Ids whose "sent" mark is due: events of batches dropped without an ack,
+        and of batches still waiting that were published before ``sent_before``.
+        A batch acked quickly never needs one (the ack records that it was sent)."""
+        out, self._dropped_unmarked = self._dropped_unmarked, []
+        for batch in self.batches.values():
+            if not batch.marked and batch.sent_at < sent_before:
+                batch.marked = True
+                out.extend(batch.waiting)
+        return out
+
+    def has_unmarked(self) -> bool:
+        """Whether a "sent" mark may still fall due."""
+        return bool(self._dropped_unmarked) or any(not b.marked for b in self.batches.values())
 
     def next_deadline(self) -> float | None:
         if not self.batches:

@@ -40,8 +40,14 @@ CREATE INDEX IF NOT EXISTS members_version ON members (version);
 CREATE TABLE IF NOT EXISTS aliases (local_id TEXT PRIMARY KEY, member_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sales (id TEXT PRIMARY KEY, member_id TEXT, at_utc TEXT NOT NULL,
     net INTEGER NOT NULL, body TEXT NOT NULL, refunded INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS sales_member ON sales (member_id, at_utc);
+-- Covering: spend_30d of a batch's members is summed from the index alone.
+CREATE INDEX IF NOT EXISTS sales_spend ON sales (member_id, at_utc, refunded, net);
+DROP INDEX IF EXISTS sales_member;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Net of the not refunded sales per member and UTC day (derived from sales): spend_30d
+-- reads at most 31 of these plus the sales of the window's first, partial day.
+CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NULL,
+    net INTEGER NOT NULL, PRIMARY KEY (member_id, day)) WITHOUT ROWID;
 """
 
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
@@ -74,8 +80,16 @@ class Ledger:
         self.clock = clock
         self._lock = threading.RLock()
         self._new_sales: dict[str, list[Any]] = {}
+        # What checking a sale of this batch computed (time, deltas, spend), so that
+        # applying it does not compute it again; emptied after every batch.
+        self._facts: dict[str, tuple[datetime, dict[str, int], int]] = {}
         self.db = self._connect()
         self.db.executescript(SCHEMA)
+        with self._lock:  # a ledger from before sales_days: derive it once
+            self.db.execute(
+                "INSERT INTO sales_days (member_id, day, net) SELECT member_id, "
+                "substr(at_utc, 1, 10), SUM(net) FROM sales WHERE refunded=0 AND member_id "
+                "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sales_days) GROUP BY 1, 2")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -174,11 +188,7 @@ class Ledger:
         return rec
 
     def _save_member(self, rec: Mapping[str, Any], version: int) -> None:
-        self.db.execute(
-            "INSERT INTO members (member_id, version, record, removed) VALUES (?,?,?,0) "
-            "ON CONFLICT(member_id) DO UPDATE SET version=excluded.version, "
-            "record=excluded.record, removed=0",
-            (rec["member_id"], version, json.dumps(rec, separators=(",", ":"))))
+        self.db.execute(_SAVE_MEMBER, (rec["member_id"], version, _ENCODE(rec)))
 
     def _set_version(self, version: int) -> None:
         self.db.execute("INSERT INTO meta (key, value) VALUES ('members_version', ?) "
@@ -223,26 +233,36 @@ class Ledger:
         return out
 
     def receive_batch(self, terminal_id: str, events: list[Any], *,
-                      reject_if: Callable[[dict[str, Any]], str | None] | None = None
-                      ) -> BatchResult:
-        """Store a batch (dedup by id), apply what became contiguous, report the ack."""
+                      reject_if: Callable[[dict[str, Any]], str | None] | None = None,
+                      raw: list[str] | None = None) -> BatchResult:
+        """Store a batch (dedup by id), apply what became contiguous, report the ack.
+
+        ``raw`` (from :func:`parse_batch`) is each event's JSON text as received: it
+        is stored as the body instead of encoding the parsed event again.
+        """
         result = BatchResult()
         now = self.clock().isoformat()
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                fresh = self._receive(terminal_id, events, now, result, reject_if)
+                fresh = self._receive(terminal_id, events, now, result, reject_if, raw)
                 self._apply_contiguous(terminal_id, result, fresh)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._new_sales.clear()
                 raise
+            finally:
+                self._facts.clear()
         return result
 
     def _receive(self, terminal_id: str, events: list[Any], now: str, result: BatchResult,
-                 reject_if: Callable[[dict[str, Any]], str | None] | None
-                 ) -> dict[str, dict[str, Any]]:
+                 reject_if: Callable[[dict[str, Any]], str | None] | None,
+                 raw: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Store the new events of a batch; returns them by id (parsed, for applying)."""
+        texts: dict[int, str] = {}
+        if raw is not None and len(raw) == len(events):
+            texts = {id(ev): text for ev, text in zip(events, raw, strict=True)}
         named = [ev for ev in events if isinstance(ev, dict) and isinstance(ev.get("id"), str)]
         known: dict[str, tuple[str, str | None]] = {}
         for chunk in _chunks([ev["id"] for ev in named]):
@@ -271,7 +291,7 @@ class Ledger:
                 else:
                     result.accepted.append(ev_id)
                 continue
-            reason = _structural_problem(ev, terminal_id)
+            reason = _structural_problem(ev, terminal_id, self._facts)
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
             seq = ev.get("seq")
@@ -284,8 +304,8 @@ class Ledger:
                                         "reason": f"seq_conflict: {seq} is {taken[seq]}"})
                 continue
             state = "rejected" if reason else "stored"
-            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), json.dumps(ev), now,
-                         state, reason))
+            body = texts.get(id(ev)) or json.dumps(ev)
+            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), body, now, state, reason))
             known[ev_id] = (state, reason)
             taken[seq] = ev_id
             if reason:
@@ -306,6 +326,7 @@ class Ledger:
                         (terminal_id,))
         first = applied = self.applied_seq(terminal_id)
         touched: dict[str, dict[str, Any]] = {}
+        self._prefetch_members(fresh.values(), touched)
         rows = self.db.execute(
             "SELECT seq, state, id FROM events WHERE terminal_id=? AND seq>? ORDER BY seq",
             (terminal_id, applied)).fetchall()
@@ -324,6 +345,12 @@ class Ledger:
         self.db.executemany(
             "INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body, refunded) "
             "VALUES (?,?,?,?,?,?)", [row[:6] for row in self._new_sales.values()])
+        days: dict[tuple[str, str], int] = {}
+        for row in self._new_sales.values():  # each sale is applied exactly once
+            if row[1] is not None and not row[5]:
+                key = (row[1], row[2][:10])
+                days[key] = days.get(key, 0) + row[3]
+        self.db.executemany(_ADD_DAY, [(m, d, net) for (m, d), net in days.items()])
         self._new_sales.clear()
         if applied != first:
             self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq>? "
@@ -334,6 +361,8 @@ class Ledger:
         start = self.members_version()
         version = start
         applied_of: dict[str, int] = {terminal_id: applied}
+        spend = self._spend_30d_of(list(touched))
+        saves: list[tuple[str, int, str]] = []
         for rec in touched.values():
             version += 1
             applied_map = dict(rec.get("applied") or {})
@@ -342,10 +371,11 @@ class Ledger:
                     applied_of[term] = self.applied_seq(term)
                 applied_map[term] = applied_of[term]
             rec["applied"] = applied_map
-            rec["stats"]["spend_30d"] = self._spend_30d(rec["member_id"])
+            rec["stats"]["spend_30d"] = spend.get(rec["member_id"], 0)
             rec["version"] = version
-            self._save_member(rec, version)
+            saves.append((rec["member_id"], version, _ENCODE(rec)))
             result.changed_members.append(rec)
+        self.db.executemany(_SAVE_MEMBER, saves)
         if version != start:
             self._set_version(version)
         result.from_version, result.to_version = start, version
@@ -372,15 +402,17 @@ class Ledger:
         kind = ev.get("type")
         if kind == "sale":
             rec = self._load_for_update(ev.get("member_id"), touched)
-            at = _parse_time(ev["at"])
+            facts = self._facts.get(ev["id"])
+            at, deltas, spend = facts if facts else (
+                _parse_time(ev["at"]), effects.sale_balance_deltas(ev), effects.sale_spend(ev))
             # Written in one go at the end of the batch (the sale's body is in events).
             self._new_sales[ev["id"]] = [ev["id"], rec["member_id"] if rec else None,
                                          at.astimezone(UTC).isoformat(),
-                                         effects.sale_spend(ev), "", 0, ev]
+                                         spend, "", 0, ev]
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                                   effects.sale_balance_deltas(ev))
+                                                   deltas)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
             local_day = at.astimezone(self.tz).date().isoformat()
@@ -395,11 +427,13 @@ class Ledger:
                 new[5] = 1
                 member_id, sale = new[1], new[6]
             else:
-                row = self.db.execute("SELECT member_id, refunded FROM sales WHERE id=?",
-                                      (sale_id,)).fetchone()
+                row = self.db.execute("SELECT member_id, refunded, at_utc, net FROM sales "
+                                      "WHERE id=?", (sale_id,)).fetchone()
                 if row is None or row[1]:
                     return  # unknown or already refunded sale: recorded, no effect
                 self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (sale_id,))
+                if row[0] is not None:
+                    self.db.execute(_ADD_DAY, (row[0], row[2][:10], -row[3]))
                 member_id = row[0]
                 sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
                                                   (sale_id,)).fetchone()[0])
@@ -446,11 +480,87 @@ class Ledger:
                 rec["identifiers"] = [t for t in rec["identifiers"] if t != token]
                 touched[other_id] = rec
 
-    def _spend_30d(self, member_id: str) -> int:
+    def _prefetch_members(self, events: Iterable[dict[str, Any]],
+                          touched: dict[str, dict[str, Any]]) -> None:
+        """Load the records of the members a batch's sales name with one query per
+        500 (instead of one per member); ``_load_for_update`` then finds them."""
+        wanted = sorted({m for ev in events if ev.get("type") == "sale"
+                         and isinstance(m := ev.get("member_id"), str)
+                         and not m.startswith("local:") and m not in touched})
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            for member_id, record in self.db.execute(
+                    f"SELECT member_id, record FROM members WHERE removed=0 "
+                    f"AND member_id IN ({marks})", chunk):
+                touched[member_id] = json.loads(record)
+
+    def _spend_30d_of(self, member_ids: list[str]) -> dict[str, int]:
+        """``spend_30d`` of these members (absent: 0), summed from the covering index."""
         since = (self.clock() - timedelta(days=30)).astimezone(UTC).isoformat()
-        row = self.db.execute("SELECT COALESCE(SUM(net),0) FROM sales WHERE member_id=? "
-                              "AND refunded=0 AND at_utc>=?", (member_id, since)).fetchone()
-        return int(row[0])
+        first_day = since[:10]  # whole days after it from sales_days, itself from sales
+        out: dict[str, int] = {}
+        for chunk in _chunks(member_ids):
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT member_id, SUM(net) FROM ("
+                f"SELECT member_id, net FROM sales_days WHERE member_id IN ({marks}) "
+                f"AND day > ? UNION ALL "
+                f"SELECT member_id, net FROM sales INDEXED BY sales_spend "
+                f"WHERE member_id IN ({marks}) AND at_utc >= ? AND at_utc < ? AND refunded=0"
+                f") GROUP BY member_id",
+                (*chunk, first_day, *chunk, since, _next_day(first_day))).fetchall())
+        return {k: int(v) for k, v in out.items()}
+
+
+_SAVE_MEMBER = ("INSERT INTO members (member_id, version, record, removed) VALUES (?,?,?,0) "
+                "ON CONFLICT(member_id) DO UPDATE SET version=excluded.version, "
+                "record=excluded.record, removed=0")
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ADD_DAY = ("INSERT INTO sales_days (member_id, day, net) VALUES (?,?,?) "
+            "ON CONFLICT (member_id, day) DO UPDATE SET net = net + excluded.net")
+
+
+def _next_day(day: str) -> str:
+    """The UTC day after ``day`` (``YYYY-MM-DD``); sorts after every time of ``day``."""
+    return (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+
+
+_DECODER = json.JSONDecoder()
+_EVENTS_KEY = '"events":['
+
+
+def parse_batch(payload: bytes) -> tuple[Any, list[str] | None]:
+    """A batch payload parsed, and each event's own JSON text when it has the compact
+    form the terminal sends (``None`` otherwise: then the bodies are encoded again).
+
+    Raises ``ValueError`` (as ``json.loads``) for a payload that is not JSON.
+    """
+    text = payload.decode("utf-8")
+    at = text.find(_EVENTS_KEY)
+    if at > 0:
+        try:
+            head = json.loads(text[:at] + _EVENTS_KEY + "]}")
+            pos = at + len(_EVENTS_KEY)
+            events: list[Any] = []
+            raws: list[str] = []
+            if text[pos] == "]":
+                pos += 1
+            else:
+                while True:
+                    value, end = _DECODER.raw_decode(text, pos)
+                    events.append(value)
+                    raws.append(text[pos:end])
+                    pos = end + 1
+                    if text[end] == "]":
+                        break
+                    if text[end] != ",":
+                        raise ValueError("not a compact events list")
+            if isinstance(head, dict) and text[pos:].strip() == "}":
+                head["events"] = events
+                return head, raws
+        except (ValueError, IndexError):
+            pass
+    return json.loads(text), None
 
 
 def _is_seq(value: object) -> bool:
@@ -467,7 +577,11 @@ def _parse_time(text: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
+def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
+                        facts: dict[str, tuple[datetime, dict[str, int], int]] | None = None
+                        ) -> str | None:
+    """Why an event cannot be taken (None: it can); a sound sale's time, deltas and
+    spend go into ``facts`` by id."""
     for key, kind in REQUIRED_KEYS.items():
         value = ev.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -477,13 +591,15 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str) -> str | None:
     if ev["type"] not in KNOWN_TYPES:
         return f"unknown_type: {ev['type']}"
     try:
-        _parse_time(ev["at"])
+        at = _parse_time(ev["at"])
     except ValueError:
         return "malformed: at"
     if ev["type"] == "sale":
         try:
-            effects.sale_balance_deltas(ev)
-            effects.sale_spend(ev)
+            deltas = effects.sale_balance_deltas(ev)
+            spend = effects.sale_spend(ev)
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed: sale amounts"
+        if facts is not None:
+            facts[ev["id"]] = (at, deltas, spend)
     return None

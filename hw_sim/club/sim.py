@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
 from hw_sim.club.https import ClubHttpServer, Request, Response
-from hw_sim.club.ledger import Ledger
+from hw_sim.club.ledger import Ledger, parse_batch
 
 log = logging.getLogger("hw_sim.club")
 
@@ -211,6 +211,12 @@ class SimClub:
         if len(parts) != 3 or parts[0] != "terminals":
             return
         terminal_id, kind = parts[1], parts[2]
+        if kind == "events":  # parsed once, in _handle_batch
+            if self.faults.pause_events:
+                self._held.append((topic, payload))
+                return
+            self._handle_batch(topic, payload)
+            return
         try:
             doc = json.loads(payload) if payload else None
         except ValueError:
@@ -226,11 +232,6 @@ class SimClub:
                 with self._cond:
                     self.command_results.setdefault(doc["id"], []).append(doc)
                     self._cond.notify_all()
-        elif kind == "events":
-            if self.faults.pause_events:
-                self._held.append((topic, payload))
-                return
-            self._handle_batch(topic, payload)
 
     def release_held(self) -> None:
         """Process batches held while ``pause_events`` was on."""
@@ -240,7 +241,7 @@ class SimClub:
     def _handle_batch(self, topic: str, payload: bytes) -> None:
         terminal_id = topic[len(self.prefix) + 1:].split("/")[1]
         try:
-            doc = json.loads(payload)
+            doc, raw = parse_batch(payload)  # each event's text kept: stored as is
         except ValueError:
             log.warning("malformed batch from %s", terminal_id)
             return
@@ -248,7 +249,7 @@ class SimClub:
             log.warning("batch from %s has no events list", terminal_id)
             return
         result = self.ledger.receive_batch(terminal_id, doc["events"],
-                                           reject_if=self.faults.reject_if)
+                                           reject_if=self.faults.reject_if, raw=raw)
         ack = {"batch": doc.get("batch"), "accepted": result.accepted,
                "rejected": result.rejected, "applied_seq": result.applied_seq}
         if result.changed_members:

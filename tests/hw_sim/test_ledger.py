@@ -87,3 +87,87 @@ def test_a_gap_holds_application_back_until_it_is_filled(tmp_path: Path) -> None
     clash = {**events[1], "id": str(uuid.uuid4())}
     r = ledger.receive_batch("T-1", [clash])
     assert r.rejected[0]["reason"].startswith("seq_conflict")
+
+
+@settings(max_examples=30, deadline=None)
+@given(sales=st.lists(st.tuples(st.integers(28 * 24 * 60, 33 * 24 * 60), st.integers(1, 5000),
+                                st.booleans(), st.integers(1, 3)), min_size=1, max_size=30),
+       later_min=st.integers(0, 40 * 24 * 60))
+def test_spend_30d_is_the_net_of_the_last_30_days(sales, later_min) -> None:
+    """spend_30d (summed per day plus the window's first, partial day) equals the plain
+    sum of the not refunded sales of the last 30 days, also as the clock moves on."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
+    now = [start + timedelta(days=60)]
+    events: list[dict[str, Any]] = []
+    for minute, payable, refund, _ in sales:
+        at = start + timedelta(minutes=minute)
+        events.append({"id": str(uuid.uuid4()), "seq": len(events) + 1, "type": "sale",
+                       "at": at.isoformat(), "terminal_id": "T-1", "member_id": "m-1",
+                       "gross": payable, "discounts": [], "redeemed_points": 0,
+                       "redeemed_value": 0, "credits_used": [], "payable": payable,
+                       "points_earned": [], "credits_earned": [], "lottery_entries": 0})
+        if refund:
+            events.append({"id": str(uuid.uuid4()), "seq": len(events) + 1, "type": "refund",
+                           "at": at.isoformat(), "terminal_id": "T-1",
+                           "sale_id": events[-1]["id"], "reason": "r"})
+    refunded = {e["sale_id"] for e in events if e["type"] == "refund"}
+
+    def expected() -> int:
+        since = now[0] - timedelta(days=30)
+        return sum(e["payable"] for e in events if e["type"] == "sale"
+                   and e["id"] not in refunded and datetime.fromisoformat(e["at"]) >= since)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "club.db", clock=lambda: now[0])
+        ledger.upsert_members([{"member_id": "m-1", "balances": {"points": 0}}])
+        sizes = [n for _, _, _, n in sales]
+        i = 0
+        for n in sizes:  # batches of 1-3 events: refunds in the same or a later batch
+            ledger.receive_batch("T-1", events[i:i + n])
+            i += n
+        ledger.receive_batch("T-1", events[i:])
+        assert ledger.applied_seq("T-1") == len(events)
+        assert ledger.member("m-1")["stats"]["spend_30d"] == expected()
+        now[0] += timedelta(minutes=later_min)  # the window moves on
+        ledger.receive_batch("T-1", [{**events[0], "id": str(uuid.uuid4()),
+                                      "seq": len(events) + 1, "payable": 0, "gross": 0}])
+        events.append({**events[0], "seq": len(events) + 1, "payable": 0, "id": "x"})
+        assert ledger.member("m-1")["stats"]["spend_30d"] == expected()
+        ledger.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(st.dictionaries(st.text(max_size=8), st.one_of(
+    st.integers(), st.text(), st.lists(st.integers(), max_size=3)), max_size=4), max_size=5),
+       batch=st.text(max_size=20), compact=st.booleans())
+def test_parse_batch_equals_json_loads_and_keeps_each_event_text(events, batch,
+                                                                  compact) -> None:
+    import json
+
+    from hw_sim.club.ledger import parse_batch
+
+    doc = {"batch": batch, "terminal_id": "T-1", "events": events}
+    payload = (json.dumps(doc, separators=(",", ":"), ensure_ascii=False) if compact
+               else json.dumps(doc)).encode()
+    parsed, raw = parse_batch(payload)
+    assert parsed == json.loads(payload)
+    if raw is not None:
+        assert [json.loads(t) for t in raw] == events
+    if compact:
+        assert raw is not None
+
+
+def test_parse_batch_refuses_what_json_refuses() -> None:
+    import pytest
+
+    from hw_sim.club.ledger import parse_batch
+
+    for bad in (b'{"batch":"x","events":[{"id":1}', b'{"events":[1,2]', b"nope",
+                b'{"events":[1]}}'):
+        with pytest.raises(ValueError):
+            parse_batch(bad)
+    assert parse_batch(b'{"events":[1] , "x":2}') == ({"events": [1], "x": 2}, None)
+    assert parse_batch(b'{"a":"\\"events\\":[","events":[]}')[0] == {"a": '"events":[',
+                                                                     "events": []}
