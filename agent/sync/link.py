@@ -613,18 +613,20 @@ class ClubLink:
             self._applied_unflushed = max([*applied, self._applied_unflushed or 0])
         self._acked_unflushed += [i for a in acks for i in a.accepted]
         rejected = [r for a in acks for r in a.rejected]
-        if rejected:
-            self._flush_store_writes()
-            self.store.apply_ack([], rejected, None)
-        elif len(self._acked_unflushed) >= _FLUSH_MAX_IDS:
-            self._flush_store_writes()
-        else:
-            self._schedule_flush()
         for ack in acks:
             self._outflight.on_ack(ack.batch, ack.accepted + [i for i, _ in ack.rejected])
             for event_id, reason in ack.rejected:
                 log.warning("the club rejected event %s: %s", event_id, reason)
                 self._recent_rejections.append({"id": event_id, "reason": reason})
+        if rejected:
+            self._flush_store_writes()
+            self.store.apply_ack([], rejected, None)
+        elif len(self._acked_unflushed) >= _FLUSH_MAX_IDS or not self._outflight.batches:
+            # With nothing left in flight no further ack is coming to share the
+            # write with: record these now, so the queue depth is true at once.
+            self._flush_store_writes()
+        else:
+            self._schedule_flush()
         self._recent_rejections = self._recent_rejections[-10:]
         self.counters["acks"] += len(acks)
         self._status_dirty = True
