@@ -119,18 +119,18 @@ def _check_file(area: str, name: str, path: Path | None, *, secret: bool, fix: s
 
 def check_certificate_expiry(cert_file: Path, now: datetime) -> Check:
     """The terminal's client certificate: warn 30 days before it expires."""
-    from cryptography import x509
+    from provisioning.expiry import WARN_BEFORE, cert_not_after
 
     try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        not_after = cert_not_after(cert_file)
     except (OSError, ValueError) as exc:
         return Check("club", "certificate validity", False, f"cannot read {cert_file}: {exc}",
                      "re-enrol: clubterm provision enrol")
-    left = cert.not_valid_after_utc - now
+    left = not_after - now
     if left.total_seconds() <= 0:
         return Check("club", "certificate validity", False, "the certificate has expired",
                      "clubterm provision rotate (or enrol again)")
-    if left.days < 30:
+    if left <= WARN_BEFORE:
         return Check("club", "certificate validity", True,
                      f"expires in {left.days} days", "clubterm provision rotate", warning=True)
     return Check("club", "certificate validity", True, f"valid for {left.days} more days")

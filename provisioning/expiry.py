@@ -10,6 +10,14 @@ from cryptography import x509
 WARN_BEFORE = timedelta(days=30)
 
 
+def cert_not_after(cert_path: Path) -> datetime:
+    """When the PEM certificate at ``cert_path`` expires (UTC).
+
+    Raises OSError or ValueError when it cannot be read or parsed.
+    """
+    return x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).not_valid_after_utc
+
+
 def cert_expiry_warning(cert_path: Path, now: datetime) -> str | None:
     """A sentence for the log and status if the certificate expires within 30 days.
 
@@ -18,10 +26,9 @@ def cert_expiry_warning(cert_path: Path, now: datetime) -> str | None:
     ``now`` must be timezone-aware.
     """
     try:
-        cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+        not_after = cert_not_after(cert_path)
     except (OSError, ValueError) as exc:
         return f"the terminal certificate {cert_path} cannot be read ({exc.__class__.__name__})"
-    not_after = cert.not_valid_after_utc
     left = not_after - now
     if left <= timedelta(0):
         return (f"the terminal certificate expired on {not_after:%Y-%m-%d}; the club will refuse "
