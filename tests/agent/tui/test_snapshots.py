@@ -28,6 +28,11 @@ def make(locale: str = "en") -> tuple[ClubtermApp, FakeLocalApi, Clock]:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
+    # A blinking cursor is drawn in whatever phase the clock left it (an Input under
+    # a dialog keeps its focus and last phase): a steady cursor makes snapshots exact.
+    for screen in pilot.app.screen_stack:
+        for field in screen.query(Input):
+            field.cursor_blink = False
     await pilot.pause(0.1)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
