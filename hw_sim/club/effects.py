@@ -41,6 +41,12 @@ def sale_balance_deltas(sale: Mapping[str, Any]) -> dict[str, int]:
     return {k: v for k, v in deltas.items() if v != 0 or k == "points"}
 
 
+def add_deltas(balances: dict[str, int], deltas: Mapping[str, int], sign: int = 1) -> None:
+    """Add (``sign`` = 1) or subtract (−1) ``deltas`` to ``balances``, in place."""
+    for kind, amount in deltas.items():
+        balances[kind] = int(balances.get(kind, 0)) + sign * int(amount)
+
+
 def apply_deltas(balances: Mapping[str, int], deltas: Mapping[str, int],
                  sign: int = 1) -> dict[str, int]:
     """``balances`` plus (``sign`` = 1) or minus (−1) ``deltas``."""

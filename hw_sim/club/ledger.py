@@ -55,6 +55,28 @@ KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appoi
                "member_enrol", "card_link"}
 
 
+Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
+
+
+@dataclass
+class PreparedBatch:
+    """A batch parsed and checked, ready for :meth:`Ledger.receive_batch`.
+
+    Made by :func:`prepare_batch` without the ledger (no database, no lock), so
+    the club can parse and check the next batch while the ledger writes this one.
+    """
+
+    doc: dict[str, Any]  # the batch object; ``doc["events"]`` is a list
+    raw: list[str] | None  # each event's JSON text, as received
+    problems: dict[str, str | None]  # by event id: why it cannot be taken (None: it can)
+    facts: dict[str, Facts]  # by event id, for sound sales
+
+    @property
+    def events(self) -> list[Any]:
+        events: list[Any] = self.doc["events"]
+        return events
+
+
 @dataclass
 class BatchResult:
     """What receiving one batch did."""
@@ -82,7 +104,11 @@ class Ledger:
         self._new_sales: dict[str, list[Any]] = {}
         # What checking a sale of this batch computed (time, deltas, spend), so that
         # applying it does not compute it again; emptied after every batch.
-        self._facts: dict[str, tuple[datetime, dict[str, int], int]] = {}
+        self._facts: dict[str, Facts] = {}
+        # Committed member records by id, parsed (a batch changes copies of them and
+        # puts those here only once its transaction committed).
+        self._records: dict[str, dict[str, Any]] = {}
+        self._days: dict[int, str] = {}  # see _local_day
         self.db = self._connect()
         self.db.executescript(SCHEMA)
         with self._lock:  # a ledger from before sales_days: derive it once
@@ -95,6 +121,8 @@ class Ledger:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint (and sync) the WAL every 64 MiB instead of every 4 MiB.
+        db.execute("PRAGMA wal_autocheckpoint=16384")
         db.execute("PRAGMA busy_timeout=10000")
         return db
 
@@ -145,6 +173,7 @@ class Ledger:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self._remember(out)
         return start, version, out
 
     def remove_member(self, member_id: str) -> tuple[int, int]:
@@ -154,6 +183,7 @@ class Ledger:
             self.db.execute("UPDATE members SET removed=1, version=? WHERE member_id=?",
                             (start + 1, member_id))
             self._set_version(start + 1)
+            self._records.pop(member_id, None)
         return start, start + 1
 
     def snapshot(self, since: int) -> tuple[int, Iterator[str]]:
@@ -186,6 +216,13 @@ class Ledger:
         rec.setdefault("stats", {"purchase_count": 0, "last_purchase": None, "spend_30d": 0})
         rec.setdefault("applied", {})
         return rec
+
+    def _remember(self, records: Iterable[dict[str, Any]]) -> None:
+        """Keep committed records parsed (bounded: a big club is read from disk)."""
+        if len(self._records) > _MAX_CACHED_RECORDS:
+            self._records.clear()
+        for rec in records:
+            self._records[rec["member_id"]] = rec
 
     def _save_member(self, rec: Mapping[str, Any], version: int) -> None:
         self.db.execute(_SAVE_MEMBER, (rec["member_id"], version, _ENCODE(rec)))
@@ -232,34 +269,67 @@ class Ledger:
             out.append(ev)
         return out
 
-    def receive_batch(self, terminal_id: str, events: list[Any], *,
+    def receive_batch(self, terminal_id: str, events: list[Any] | PreparedBatch, *,
                       reject_if: Callable[[dict[str, Any]], str | None] | None = None,
                       raw: list[str] | None = None) -> BatchResult:
         """Store a batch (dedup by id), apply what became contiguous, report the ack.
 
-        ``raw`` (from :func:`parse_batch`) is each event's JSON text as received: it
-        is stored as the body instead of encoding the parsed event again.
+        ``events`` is the batch's events list, or a :class:`PreparedBatch` (then
+        ``raw`` and the checks come from it). ``raw`` (from :func:`parse_batch`) is
+        each event's JSON text as received: it is stored as the body instead of
+        encoding the parsed event again.
         """
-        result = BatchResult()
+        if not isinstance(events, PreparedBatch):
+            events = PreparedBatch({"events": events}, raw, {}, {})
+        return self.receive_batches(terminal_id, [events], reject_if=reject_if)[0]
+
+    def receive_batches(self, terminal_id: str, batches: list[PreparedBatch], *,
+                        reject_if: Callable[[dict[str, Any]], str | None] | None = None
+                        ) -> list[BatchResult]:
+        """Take several batches of one terminal in one transaction (as if one after
+        the other): one commit, and each changed member record written once.
+
+        Each result has its batch's ``accepted`` and ``rejected``; every
+        ``applied_seq`` is the terminal's after the last batch (it is committed
+        when the acks go out), and the last result carries the member changes.
+        """
+        results = [BatchResult() for _ in batches]
         now = self.clock().isoformat()
+        touched: dict[str, dict[str, Any]] = {}
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                fresh = self._receive(terminal_id, events, now, result, reject_if, raw)
-                self._apply_contiguous(terminal_id, result, fresh)
+                applied = 0
+                for batch, result in zip(batches, results, strict=True):
+                    self._facts = batch.facts
+                    applied = self._receive(terminal_id, batch.events, now, result, reject_if,
+                                            batch.raw, batch.problems or None, touched)
+                for result in results:
+                    result.applied_seq = applied
+                self._finish_batch(terminal_id, results[-1], touched)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
-                self._new_sales.clear()
                 raise
             finally:
-                self._facts.clear()
-        return result
+                self._new_sales.clear()
+                self._facts = {}
+            # Committed: the cache now holds what the database holds.
+            self._remember(touched.values())
+        return results
 
     def _receive(self, terminal_id: str, events: list[Any], now: str, result: BatchResult,
                  reject_if: Callable[[dict[str, Any]], str | None] | None,
-                 raw: list[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Store the new events of a batch; returns them by id (parsed, for applying)."""
+                 raw: list[str] | None, problems: dict[str, str | None] | None,
+                 touched: dict[str, dict[str, Any]]) -> int:
+        """Store the new events of a batch and apply every event that became
+        contiguous, in ``seq`` order, to the records in ``touched`` (loaded there
+        as needed); returns the terminal's ``applied_seq`` after it.
+
+        The order is worked out before anything is written, so that an event is
+        inserted with its final state (``applied`` in the usual, in-order case)
+        instead of being inserted and then updated.
+        """
         texts: dict[int, str] = {}
         if raw is not None and len(raw) == len(events):
             texts = {id(ev): text for ev, text in zip(events, raw, strict=True)}
@@ -278,9 +348,17 @@ class Ledger:
                     f"SELECT seq, id FROM events WHERE terminal_id=? AND seq IN ({marks})",
                     (terminal_id, *chunk)):
                 taken[seq] = ev_id
-        fresh: dict[str, dict[str, Any]] = {}
+        self.db.execute("INSERT OR IGNORE INTO terminals (terminal_id, applied_seq) VALUES (?,0)",
+                        (terminal_id,))
+        applied = self.applied_seq(terminal_id)
+        # Events past applied_seq: those stored earlier, ahead of a gap, and this
+        # batch's new ones. seq -> (id, state, parsed event or None: read when needed).
+        waiting: dict[int, tuple[str, str, dict[str, Any] | None]] = {
+            seq: (ev_id, state, None) for seq, ev_id, state in self.db.execute(
+                "SELECT seq, id, state FROM events WHERE terminal_id=? AND seq>?",
+                (terminal_id, applied))}
         repeats: list[tuple[str]] = []
-        rows: list[tuple[Any, ...]] = []
+        rows: dict[int, list[Any]] = {}
         for ev in named:
             ev_id = ev["id"]
             if ev_id in known:
@@ -291,7 +369,10 @@ class Ledger:
                 else:
                     result.accepted.append(ev_id)
                 continue
-            reason = _structural_problem(ev, terminal_id, self._facts)
+            if problems is not None and ev_id in problems:
+                reason = problems[ev_id]
+            else:
+                reason = _structural_problem(ev, terminal_id, self._facts)
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
             seq = ev.get("seq")
@@ -305,43 +386,48 @@ class Ledger:
                 continue
             state = "rejected" if reason else "stored"
             body = texts.get(id(ev)) or json.dumps(ev)
-            rows.append((ev_id, terminal_id, seq, str(ev.get("type")), body, now, state, reason))
+            rows[seq] = [ev_id, terminal_id, seq, str(ev.get("type")), body, now, state, reason]
             known[ev_id] = (state, reason)
             taken[seq] = ev_id
+            if seq > applied:
+                waiting[seq] = (ev_id, state, ev)
             if reason:
                 result.rejected.append({"id": ev_id, "reason": reason})
             else:
-                fresh[ev_id] = ev
                 result.accepted.append(ev_id)
-        self.db.executemany(
-            "INSERT INTO events (id, terminal_id, seq, type, body, received_at, state, reason) "
-            "VALUES (?,?,?,?,?,?,?,?)", rows)
         self.db.executemany("UPDATE events SET times_received=times_received+1 WHERE id=?",
                             repeats)
-        return fresh
+        # Apply what is now contiguous after applied_seq, in seq order.
+        self._prefetch_members((w[2] for w in waiting.values() if w[2] is not None), touched)
+        first = applied
+        earlier: list[tuple[str]] = []  # events of earlier batches applied now
+        while (nxt := waiting.get(applied + 1)) is not None:
+            ev_id, state, parsed = nxt
+            applied += 1
+            if state != "stored":
+                continue
+            if parsed is None:  # arrived in an earlier batch, ahead of a gap
+                body = self.db.execute("SELECT body FROM events WHERE id=?",
+                                       (ev_id,)).fetchone()[0]
+                parsed = json.loads(body)
+                earlier.append((ev_id,))
+            else:
+                rows[applied][6] = "applied"
+            self._apply_event(terminal_id, parsed, touched)
+            result.newly_applied += 1
+        self.db.executemany(
+            "INSERT INTO events (id, terminal_id, seq, type, body, received_at, state, reason) "
+            "VALUES (?,?,?,?,?,?,?,?)", rows.values())
+        self.db.executemany("UPDATE events SET state='applied' WHERE id=?", earlier)
+        if applied != first:
+            self.db.execute("UPDATE terminals SET applied_seq=? WHERE terminal_id=?",
+                            (applied, terminal_id))
+        result.applied_seq = applied
+        return applied
 
-    def _apply_contiguous(self, terminal_id: str, result: BatchResult,
-                          fresh: dict[str, dict[str, Any]]) -> None:
-        self.db.execute("INSERT OR IGNORE INTO terminals (terminal_id, applied_seq) VALUES (?,0)",
-                        (terminal_id,))
-        first = applied = self.applied_seq(terminal_id)
-        touched: dict[str, dict[str, Any]] = {}
-        self._prefetch_members(fresh.values(), touched)
-        rows = self.db.execute(
-            "SELECT seq, state, id FROM events WHERE terminal_id=? AND seq>? ORDER BY seq",
-            (terminal_id, applied)).fetchall()
-        for seq, state, ev_id in rows:
-            if seq != applied + 1:
-                break
-            if state == "stored":
-                ev = fresh.get(ev_id)
-                if ev is None:  # arrived in an earlier batch, ahead of a gap
-                    body = self.db.execute("SELECT body FROM events WHERE id=?",
-                                           (ev_id,)).fetchone()[0]
-                    ev = json.loads(body)
-                self._apply_event(terminal_id, ev, touched)
-                result.newly_applied += 1
-            applied = seq
+    def _finish_batch(self, terminal_id: str, result: BatchResult,
+                      touched: dict[str, dict[str, Any]]) -> None:
+        """Write the batch's sales and the changed member records (new versions)."""
         self.db.executemany(
             "INSERT OR IGNORE INTO sales (id, member_id, at_utc, net, body, refunded) "
             "VALUES (?,?,?,?,?,?)", [row[:6] for row in self._new_sales.values()])
@@ -351,26 +437,18 @@ class Ledger:
                 key = (row[1], row[2][:10])
                 days[key] = days.get(key, 0) + row[3]
         self.db.executemany(_ADD_DAY, [(m, d, net) for (m, d), net in days.items()])
-        self._new_sales.clear()
-        if applied != first:
-            self.db.execute("UPDATE events SET state='applied' WHERE terminal_id=? AND seq>? "
-                            "AND seq<=? AND state='stored'", (terminal_id, first, applied))
-            self.db.execute("UPDATE terminals SET applied_seq=? WHERE terminal_id=?",
-                            (applied, terminal_id))
-        result.applied_seq = applied
         start = self.members_version()
         version = start
-        applied_of: dict[str, int] = {terminal_id: applied}
+        applied_of: dict[str, int] = {terminal_id: result.applied_seq}
         spend = self._spend_30d_of(list(touched))
         saves: list[tuple[str, int, str]] = []
         for rec in touched.values():
             version += 1
-            applied_map = dict(rec.get("applied") or {})
+            applied_map = rec["applied"] = dict(rec.get("applied") or {})
             for term in set(applied_map) | {terminal_id}:
                 if term not in applied_of:
                     applied_of[term] = self.applied_seq(term)
                 applied_map[term] = applied_of[term]
-            rec["applied"] = applied_map
             rec["stats"]["spend_30d"] = spend.get(rec["member_id"], 0)
             rec["version"] = version
             saves.append((rec["member_id"], version, _ENCODE(rec)))
@@ -389,11 +467,15 @@ class Ledger:
             return None
         if member_id in touched:
             return touched[member_id]
-        row = self.db.execute("SELECT record FROM members WHERE member_id=? AND removed=0",
-                              (member_id,)).fetchone()
-        if row is None:
-            return None
-        rec: dict[str, Any] = json.loads(row[0])
+        cached = self._records.get(member_id)
+        if cached is not None:
+            rec = _copy_record(cached)
+        else:
+            row = self.db.execute("SELECT record FROM members WHERE member_id=? AND removed=0",
+                                  (member_id,)).fetchone()
+            if row is None:
+                return None
+            rec = json.loads(row[0])
         touched[member_id] = rec
         return rec
 
@@ -411,11 +493,14 @@ class Ledger:
                                          spend, "", 0, ev]
             if rec is None:
                 return
-            rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                                   deltas)
+            # rec is this batch's own copy (see _copy_record): changed in place.
+            balances = rec.get("balances")
+            if not isinstance(balances, dict):
+                balances = rec["balances"] = {}
+            effects.add_deltas(balances, deltas)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
-            local_day = at.astimezone(self.tz).date().isoformat()
+            local_day = self._local_day(at)
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
         elif kind == "refund":
@@ -469,6 +554,17 @@ class Ledger:
                 rec["identifiers"].append(token)
         # attendance, expense, cash_receipt, appointment: kept in the ledger only.
 
+    def _local_day(self, at: datetime) -> str:
+        """The club's local date of ``at``, remembered by the second (a batch's sales
+        mostly share their seconds; no time zone offset has a fraction of one)."""
+        key = int(at.timestamp() // 1)
+        day = self._days.get(key)
+        if day is None:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            day = self._days[key] = at.astimezone(self.tz).date().isoformat()
+        return day
+
     def _take_identifier(self, token: str, member_id: str,
                          touched: dict[str, dict[str, Any]]) -> None:
         """An identifier belongs to one member: take it from whoever had it."""
@@ -484,9 +580,15 @@ class Ledger:
                           touched: dict[str, dict[str, Any]]) -> None:
         """Load the records of the members a batch's sales name with one query per
         500 (instead of one per member); ``_load_for_update`` then finds them."""
-        wanted = sorted({m for ev in events if ev.get("type") == "sale"
-                         and isinstance(m := ev.get("member_id"), str)
-                         and not m.startswith("local:") and m not in touched})
+        wanted = []
+        for member_id in sorted({m for ev in events if ev.get("type") == "sale"
+                                 and isinstance(m := ev.get("member_id"), str)
+                                 and not m.startswith("local:") and m not in touched}):
+            cached = self._records.get(member_id)
+            if cached is None:
+                wanted.append(member_id)
+            else:
+                touched[member_id] = _copy_record(cached)
         for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
             for member_id, record in self.db.execute(
@@ -510,6 +612,20 @@ class Ledger:
                 f") GROUP BY member_id",
                 (*chunk, first_day, *chunk, since, _next_day(first_day))).fetchall())
         return {k: int(v) for k, v in out.items()}
+
+
+_MAX_CACHED_RECORDS = 100_000
+
+
+def _copy_record(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a member record a batch may change (the parts it changes are copied)."""
+    out = dict(rec)
+    for key in ("balances", "stats", "applied"):
+        if isinstance(out.get(key), dict):
+            out[key] = dict(out[key])
+    if isinstance(out.get("identifiers"), list):
+        out["identifiers"] = list(out["identifiers"])
+    return out
 
 
 _SAVE_MEMBER = ("INSERT INTO members (member_id, version, record, removed) VALUES (?,?,?,0) "
@@ -563,6 +679,23 @@ def parse_batch(payload: bytes) -> tuple[Any, list[str] | None]:
     return json.loads(text), None
 
 
+def prepare_batch(terminal_id: str, payload: bytes) -> PreparedBatch:
+    """Parse a batch payload and check each event (pure: no ledger needed).
+
+    Raises ``ValueError`` for a payload that is not JSON or has no events list.
+    """
+    doc, raw = parse_batch(payload)
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise ValueError("the batch has no events list")
+    problems: dict[str, str | None] = {}
+    facts: dict[str, Facts] = {}
+    for ev in doc["events"]:
+        if isinstance(ev, dict) and isinstance(ev_id := ev.get("id"), str) \
+                and ev_id not in problems:
+            problems[ev_id] = _structural_problem(ev, terminal_id, facts)
+    return PreparedBatch(doc, raw, problems, facts)
+
+
 def _is_seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -578,8 +711,7 @@ def _parse_time(text: str) -> datetime:
 
 
 def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
-                        facts: dict[str, tuple[datetime, dict[str, int], int]] | None = None
-                        ) -> str | None:
+                        facts: dict[str, Facts] | None = None) -> str | None:
     """Why an event cannot be taken (None: it can); a sound sale's time, deltas and
     spend go into ``facts`` by id."""
     for key, kind in REQUIRED_KEYS.items():

@@ -31,11 +31,12 @@ from paho.mqtt.properties import Properties
 
 from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
 from hw_sim.club.https import ClubHttpServer, Request, Response
-from hw_sim.club.ledger import Ledger, parse_batch
+from hw_sim.club.ledger import Ledger, PreparedBatch, prepare_batch
 
 log = logging.getLogger("hw_sim.club")
 
 MAX_CHANGE_SET_BYTES = 200 * 1024
+MAX_GROUP = 8  # batches of one terminal the ledger may take in one transaction
 
 
 @dataclass
@@ -89,7 +90,8 @@ class SimClub:
         self.batches_received = 0
         self._cond = threading.Condition()
         self._work: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
-        self._held: list[tuple[str, bytes]] = []
+        self._held: list[tuple[str, PreparedBatch]] = []
+        self._lookahead: tuple[str, bytes] | None = None
         self._worker: threading.Thread | None = None
         self._connected = threading.Event()
         self._stopped = False
@@ -181,15 +183,49 @@ class SimClub:
 
     # ---- incoming ------------------------------------------------------------
 
+    def _next_item(self) -> tuple[str, bytes] | None:
+        """The next message for the worker (``("", b"")`` when a change set is due)."""
+        if self._lookahead is not None:
+            item, self._lookahead = self._lookahead, None
+            return item
+        timeout = None
+        if self._coalesced_due is not None:
+            timeout = max(0.0, self._coalesced_due - time.monotonic())
+        try:
+            return self._work.get(timeout=timeout)
+        except queue.Empty:
+            return ("", b"")
+
+    def _prepare(self, terminal_id: str, payload: bytes) -> PreparedBatch | None:
+        try:
+            return prepare_batch(terminal_id, payload)  # each event's text kept as is
+        except ValueError as exc:
+            log.warning("malformed batch from %s: %s", terminal_id, exc)
+            return None
+
+    def _more_batches(self, topic: str, terminal_id: str) -> list[PreparedBatch]:
+        """Batches of the same terminal already waiting right behind one (at most
+        ``MAX_GROUP - 1``): the ledger takes them in one transaction."""
+        more: list[PreparedBatch] = []
+        while len(more) < MAX_GROUP - 1:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stopping: seen again by the loop after this group
+                self._work.put(None)
+                break
+            if item[0] != topic:
+                self._lookahead = item
+                break
+            batch = self._prepare(terminal_id, item[1])
+            if batch is not None:
+                more.append(batch)
+        return more
+
     def _work_loop(self) -> None:
         while True:
-            timeout = None
-            if self._coalesced_due is not None:
-                timeout = max(0.0, self._coalesced_due - time.monotonic())
-            try:
-                item = self._work.get(timeout=timeout)
-            except queue.Empty:
-                item = ("", b"")
+            item = self._next_item()
             if item is None:
                 self._flush_coalesced()
                 return
@@ -205,17 +241,20 @@ class SimClub:
     def _handle(self, topic: str, payload: bytes) -> None:
         if self._held and not self.faults.pause_events:
             held, self._held = self._held, []
-            for item in held:
-                self._handle_batch(*item)
+            for held_topic, held_batch in held:
+                self._handle_batches(held_topic, [held_batch])
         parts = topic[len(self.prefix) + 1:].split("/")
         if len(parts) != 3 or parts[0] != "terminals":
             return
         terminal_id, kind = parts[1], parts[2]
-        if kind == "events":  # parsed once, in _handle_batch
-            if self.faults.pause_events:
-                self._held.append((topic, payload))
+        if kind == "events":
+            batch = self._prepare(terminal_id, payload)
+            if batch is None:
                 return
-            self._handle_batch(topic, payload)
+            if self.faults.pause_events:
+                self._held.append((topic, batch))
+                return
+            self._handle_batches(topic, [batch, *self._more_batches(topic, terminal_id)])
             return
         try:
             doc = json.loads(payload) if payload else None
@@ -238,30 +277,24 @@ class SimClub:
         self.faults.pause_events = False
         self._work.put((f"{self.prefix}/terminals/_/noop", b""))
 
-    def _handle_batch(self, topic: str, payload: bytes) -> None:
+    def _handle_batches(self, topic: str, batches: list[PreparedBatch]) -> None:
+        """Take batches of one terminal (in one ledger transaction), then ack each."""
         terminal_id = topic[len(self.prefix) + 1:].split("/")[1]
-        try:
-            doc, raw = parse_batch(payload)  # each event's text kept: stored as is
-        except ValueError:
-            log.warning("malformed batch from %s", terminal_id)
-            return
-        if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
-            log.warning("batch from %s has no events list", terminal_id)
-            return
-        result = self.ledger.receive_batch(terminal_id, doc["events"],
-                                           reject_if=self.faults.reject_if, raw=raw)
-        ack = {"batch": doc.get("batch"), "accepted": result.accepted,
-               "rejected": result.rejected, "applied_seq": result.applied_seq}
-        if result.changed_members:
+        results = self.ledger.receive_batches(terminal_id, batches,
+                                              reject_if=self.faults.reject_if)
+        last = results[-1]
+        if last.changed_members:
             if self.change_coalesce_s > 0:
-                self._coalesce(result.from_version, result.to_version, result.changed_members)
+                self._coalesce(last.from_version, last.to_version, last.changed_members)
             else:
-                self._publish_changes(result.from_version, result.to_version,
-                                      result.changed_members)
+                self._publish_changes(last.from_version, last.to_version, last.changed_members)
         with self._cond:
-            self.batches_received += 1
+            self.batches_received += len(batches)
             self._cond.notify_all()
-        self._send_ack(terminal_id, ack)
+        for batch, result in zip(batches, results, strict=True):
+            self._send_ack(terminal_id, {
+                "batch": batch.doc.get("batch"), "accepted": result.accepted,
+                "rejected": result.rejected, "applied_seq": result.applied_seq})
 
     def _send_ack(self, terminal_id: str, ack: dict[str, Any]) -> None:
         f = self.faults

@@ -76,6 +76,51 @@ def test_any_delivery_order_applies_each_event_once(spec, data) -> None:
         ledger.close()
 
 
+@settings(max_examples=30, deadline=None)
+@given(spec=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.integers(0, 3)),
+                     min_size=1, max_size=30),
+       data=st.data())
+def test_batches_taken_together_end_as_taken_one_by_one(spec, data) -> None:
+    """receive_batches (one transaction, as the club's worker groups what is queued)
+    leaves the ledger exactly as the same batches received one after the other."""
+    from hw_sim.club.ledger import PreparedBatch
+
+    events = make_events(spec)
+    deliveries = data.draw(st.lists(st.tuples(st.integers(0, len(events) - 1),
+                                              st.integers(1, 8)), max_size=10))
+    batches = [events[i:i + n] for i, n in deliveries] + [events]
+    order = data.draw(st.permutations(range(len(batches))))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(batches)), max_size=5))))
+    outcomes = []
+    applied_of: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for grouped in (False, True):
+            ledger = Ledger(Path(tmp) / f"club-{grouped}.db")
+            ledger.upsert_members([{"member_id": "m-1", "balances": {"points": 1000}}])
+            ordered = [batches[i] for i in order]
+            acks = []
+            if grouped:
+                for a, b in zip([0, *cuts], [*cuts, len(ordered)], strict=True):
+                    group = [PreparedBatch({"events": bt}, None, {}, {}) for bt in ordered[a:b]]
+                    if group:
+                        results = ledger.receive_batches("T-1", group)
+                        assert {r.applied_seq for r in results} == {ledger.applied_seq("T-1")}
+                        acks += [sorted(r.accepted) for r in results]
+            else:
+                acks = [sorted(ledger.receive_batch("T-1", bt).accepted) for bt in ordered]
+            rec = ledger.member("m-1")
+            assert rec is not None
+            rec.pop("version")
+            applied = rec.pop("applied").get("T-1", 0)
+            outcomes.append((acks, rec, ledger.event_counts("T-1"), ledger.applied_seq("T-1")))
+            applied_of.append(applied)
+            ledger.close()
+    assert outcomes[0] == outcomes[1]
+    # applied[T] of a record may stop at the last event that changed it; taken
+    # together, the group's last applied_seq is written (as true, and newer).
+    assert applied_of[0] <= applied_of[1] <= outcomes[1][3]
+
+
 def test_a_gap_holds_application_back_until_it_is_filled(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "club.db")
     ledger.upsert_members([{"member_id": "m-1", "balances": {"points": 0}}])
