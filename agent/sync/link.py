@@ -123,7 +123,7 @@ class LinkTuning:
     reconnect_base_s: float = 1.0
     reconnect_cap_s: float = 120.0
     ack_timeout_s: float = 30.0
-    max_inflight_batches: int = 4
+    max_inflight_batches: int = 8
     max_batch_events: int = 500
     max_batch_bytes: int = MAX_PAYLOAD
     status_interval_s: float = 300.0
@@ -621,12 +621,16 @@ class ClubLink:
         if rejected:
             self._flush_store_writes()
             self.store.apply_ack([], rejected, None)
-        elif len(self._acked_unflushed) >= _FLUSH_MAX_IDS or not self._outflight.batches:
-            # With nothing left in flight no further ack is coming to share the
-            # write with: record these now, so the queue depth is true at once.
-            self._flush_store_writes()
         else:
-            self._schedule_flush()
+            # Refill the window before writing anything: the club must not wait for
+            # our fsync (acked events are left out of new batches until written).
+            self._fill_window()
+            if len(self._acked_unflushed) >= _FLUSH_MAX_IDS or not self._outflight.batches:
+                # Nothing left to send, so no further ack is coming to share the
+                # write with: record these now, so the queue depth is true at once.
+                self._flush_store_writes()
+            else:
+                self._schedule_flush()
         self._recent_rejections = self._recent_rejections[-10:]
         self.counters["acks"] += len(acks)
         self._status_dirty = True
