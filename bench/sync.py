@@ -12,6 +12,14 @@ Everything runs on the plain listener of a private broker (TLS costs the same in
 both halves of the comparison and is not what is measured here). The simulated
 club runs in its own process (``python -m hw_sim.club``), as a real club would: in
 this process it would share the interpreter lock with the terminal it measures.
+
+Placement (1.): the club and the broker stand for other machines, so for the drain
+and the raw run they get the last CPU and the terminal side (this process) the
+others, the same in both halves: the simulated club, which costs more than the
+terminal per event, does not take the measured terminal's CPU, and the raw
+publisher keeps one CPU to itself (it is faster so than spread over two, where
+its two threads hand the interpreter lock back and forth). ``--no-pin`` lets
+everything share every CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sqlite3
 import statistics
@@ -159,6 +168,43 @@ class Terminal:
         return self.link.state().pending
 
 
+class Placement:
+    """Which CPUs the terminal side and the club side (club and broker) run on."""
+
+    def __init__(self, enabled: bool):
+        self.all = set(os.sched_getaffinity(0))
+        cpus = sorted(self.all)
+        self.active = enabled and len(cpus) >= 2
+        self.terminal = set(cpus[:-1]) if self.active else self.all
+        self.club = {cpus[-1]} if self.active else self.all
+
+    def describe(self) -> str:
+        if not self.active:
+            return f"terminal, club and broker share CPUs {sorted(self.all)}"
+        return (f"terminal side on CPUs {sorted(self.terminal)}, club and broker on CPU "
+                f"{sorted(self.club)[0]}")
+
+    def apply(self, club_pids: list[int]) -> None:
+        if self.active:
+            _pin(os.getpid(), self.terminal)
+            for pid in club_pids:
+                _pin(pid, self.club)
+
+    def release(self, club_pids: list[int]) -> None:
+        if self.active:
+            for pid in [os.getpid(), *club_pids]:
+                _pin(pid, self.all)
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (threads started later inherit their creator's CPUs)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except ProcessLookupError:  # a thread that just ended
+            pass
+
+
 def wait(pred: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -167,19 +213,26 @@ def wait(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int) -> dict[str, Any]:
+def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int,
+                placement: Placement) -> dict[str, Any]:
     term = Terminal(root, "T-DRAIN", club, broker)
     fill_s = fill(term.store, n)
     sample = term.store.next_batch(50)
     size = int(statistics.mean(len(json.dumps(e, separators=(",", ":"))) for e in sample))
-    t0 = time.perf_counter()
-    term.start()
-    wait(lambda: term.pending() == 0, 1800, "drain")
-    drain_s = time.perf_counter() - t0
-    applied = club.applied_seq("T-DRAIN")
-    term.stop()
-    assert applied == n, (applied, n)
-    raw_s = raw_publish(broker, n, size)
+    assert broker.proc is not None
+    club_pids = [club.proc.pid, broker.proc.pid]
+    placement.apply(club_pids)
+    try:
+        t0 = time.perf_counter()
+        term.start()
+        wait(lambda: term.pending() == 0, 1800, "drain")
+        drain_s = time.perf_counter() - t0
+        applied = club.applied_seq("T-DRAIN")
+        term.stop()
+        assert applied == n, (applied, n)
+        raw_s = raw_publish(broker, n, size)
+    finally:
+        placement.release(club_pids)
     return {"events": n, "event_bytes": size, "fill_s": fill_s, "drain_s": drain_s,
             "drain_eps": n / drain_s, "raw_s": raw_s, "raw_mps": n / raw_s,
             "batches": term.link.counters["batches_sent"] if term.link else None}
@@ -344,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=4,
                     help="worker processes the fleet terminals run in")
     ap.add_argument("--skip", action="append", default=[], choices=["drain", "catchup", "fleet"])
+    ap.add_argument("--no-pin", action="store_true",
+                    help="drain: let the terminal, the club and the broker share every CPU")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.ERROR)  # the fleet's reconnect chatter is expected
@@ -354,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         club = ClubProcess(root, broker)
         try:
             if "drain" not in args.skip:
-                r = bench_drain(root, broker, club, args.events)
+                placement = Placement(not args.no_pin)
+                print(f"drain and raw: {placement.describe()}")
+                r = bench_drain(root, broker, club, args.events, placement)
                 print(f"drain: {r['events']} events of ~{r['event_bytes']} B "
                       f"(queued in {r['fill_s']:.1f} s) acked in {r['drain_s']:.2f} s = "
                       f"{r['drain_eps']:,.0f} events/s in {r['batches']} batches")
