@@ -6,34 +6,10 @@ import json
 from agent.offline_queue import Store
 from agent.rules import MemberView, QuoteContext, QuoteRequest, lines_from_json, parse_bundle
 from agent.rules import quote as compute
+from tests.agent.rules.conftest import SPEC_BASKET as BASKET
+from tests.agent.rules.conftest import SPEC_BUNDLE as BUNDLE
 
 from .helpers import member_record
-
-BUNDLE = {
-    "club": "acme", "merchant": "M-7", "version": 42,
-    "issued_at": "2026-11-20T08:00:00Z", "expires_at": "2026-12-20T08:00:00Z",
-    "currency": "EUR", "minor_units": 2, "timezone": "Europe/Berlin",
-    "tiers": [{"id": "bronze", "rank": 1}, {"id": "silver", "rank": 2}, {"id": "gold", "rank": 3}],
-    "points": {"value": 1, "min_redeem": 100, "max_redeem_share_bps": 5000},
-    "credits": {"accepted": ["credit.club", "credit.merchant:M-7"],
-                "use_cap_per_invoice": 50000, "use_cap_per_day": 100000},
-    "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
-                "max_age_hours": 72},
-    "rules": [
-        {"id": "gold10", "kind": "discount", "priority": 100, "when": {"tiers": ["gold"]},
-         "then": {"percent_bps": 1000}},
-        {"id": "coffee-2", "kind": "discount", "priority": 50,
-         "when": {"categories": ["coffee"]}, "then": {"amount": 200}},
-        {"id": "base-points", "kind": "points", "priority": 10, "when": {},
-         "then": {"per_spend": 100, "points": 1}},
-        {"id": "tuesday-x2", "kind": "multiplier", "priority": 10,
-         "when": {"weekdays": ["tue"]}, "then": {"bps": 20000}},
-        {"id": "cashback", "kind": "credit", "priority": 10, "when": {"min_gross": 5000},
-         "then": {"percent_bps": 200, "kind": "credit.club", "expires_days": 90}},
-    ],
-}
-BASKET = [{"sku": "espresso", "category": "coffee", "qty": 2, "unit_price": 250},
-          {"sku": "cake", "category": "bakery", "qty": 1, "unit_price": 4550}]
 
 
 def test_example_b_leaves_266_points_and_counts_toward_the_day(store: Store) -> None:
