@@ -60,10 +60,10 @@ Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance del
 
 @dataclass
 class PreparedBatch:
-    """A batch parsed and checked, ready for :meth:`Ledger.receive_batch`.
+    """A batch parsed and checked, ready for :meth:`Ledger.receive_batches`.
 
-    Made by :func:`prepare_batch` without the ledger (no database, no lock), so
-    the club can parse and check the next batch while the ledger writes this one.
+    Made by :func:`prepare_batch` without the ledger (no database, no lock): the
+    club parses a group's batches before it takes them in one transaction.
     """
 
     doc: dict[str, Any]  # the batch object; ``doc["events"]`` is a list
