@@ -171,7 +171,10 @@ def test_coalesced_change_sets_carry_the_latest_records(
             t.publish(f"{p}/terminals/T-C/events", {"batch": f"b{i}", "terminal_id": "T-C",
                                                    "events": [sale(i, "m-1", terminal="T-C")]})
         _, change = t.get(timeout=5)
-        assert (change["from_version"], change["to_version"]) == (1, 4)
+        # One set from the seed's version to the newest (the club may have taken the
+        # three batches in one to three transactions: one version bump each).
+        assert change["from_version"] == 1
+        assert change["to_version"] == club.ledger.members_version() > 1
         assert [m["balances"]["points"] for m in change["members"]] == [30]
         assert change["members"][0]["applied"] == {"T-C": 3}
     finally:
