@@ -567,10 +567,13 @@ class Ledger:
 
     def _take_identifier(self, token: str, member_id: str,
                          touched: dict[str, dict[str, Any]]) -> None:
-        """An identifier belongs to one member: take it from whoever had it."""
-        for (other_id, record) in self.db.execute(
-                "SELECT member_id, record FROM members WHERE removed=0 AND member_id!=? "
-                "AND record LIKE ?", (member_id, f"%{token}%")).fetchall():
+        """An identifier belongs to one member: take it from whoever had it, as
+        saved or as changed earlier in this transaction (not saved yet)."""
+        holders = {other_id: record for other_id, record in self.db.execute(
+            "SELECT member_id, record FROM members WHERE removed=0 AND member_id!=? "
+            "AND record LIKE ?", (member_id, f"%{token}%"))}
+        holders.update((other_id, "") for other_id in touched if other_id != member_id)
+        for other_id, record in holders.items():
             rec = touched.get(other_id) or json.loads(record)
             if token in rec.get("identifiers", []):
                 rec["identifiers"] = [t for t in rec["identifiers"] if t != token]

@@ -216,3 +216,21 @@ def test_parse_batch_refuses_what_json_refuses() -> None:
     assert parse_batch(b'{"events":[1] , "x":2}') == ({"events": [1], "x": 2}, None)
     assert parse_batch(b'{"a":"\\"events\\":[","events":[]}')[0] == {"a": '"events":[',
                                                                      "events": []}
+
+
+def test_an_identifier_moved_twice_in_one_transaction_has_one_holder(tmp_path: Path) -> None:
+    """card_link to m-1 and then to m-2 in batches taken together: the token ends at
+    m-2 alone, though m-1's change was not saved yet when m-2 took it."""
+    from hw_sim.club.ledger import PreparedBatch
+
+    ledger = Ledger(tmp_path / "club.db")
+    ledger.upsert_members([{"member_id": "m-1"}, {"member_id": "m-2"}])
+    base = {"at": "2026-11-24T10:00:00+01:00", "terminal_id": "T-1", "type": "card_link",
+            "identifier": "nfc:04AA"}
+    links = [{**base, "id": str(uuid.uuid4()), "seq": seq, "member_id": member}
+             for seq, member in ((1, "m-1"), (2, "m-2"))]
+    ledger.receive_batches("T-1", [PreparedBatch({"events": [ev]}, None, {}, {})
+                                   for ev in links])
+    assert "nfc:04AA" not in ledger.member("m-1")["identifiers"]
+    assert ledger.member("m-2")["identifiers"] == ["nfc:04AA"]
+    ledger.close()
