@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as _time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -18,9 +19,10 @@ from agent.tui.basket import Line, NeedsPrice, add_line, last_price, parse_entry
 from agent.tui.errors import error_text
 from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
 from agent.tui.labels import credit_name, tier_name
-from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+from agent.tui.state import HeldBasket
 from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
@@ -149,6 +151,7 @@ class SaleScreen(ClubScreen):
         self._quote_seq = 0
         self._committing = False
         self._typed_token: str | None = None
+        self._staff_id: str | None = None
 
     # ----------------------------------------------------------------- layout
 
@@ -179,7 +182,32 @@ class SaleScreen(ClubScreen):
         table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
         self.watch(self.app, "agent_status", self._show_offline, init=True)
         self.query_one("#entry", Input).focus()
+        staff = self.club_app.staff
+        self._staff_id = staff.staff_id if staff is not None else None
+        held = self.club_app.take_held_basket(self._staff_id) if self._staff_id else None
+        if held is not None:
+            self.lines = held.lines
+            self.member, self.member_token = held.member, held.member_token
+            self.say(trn("Your basket was kept: {n} line.", "Your basket was kept: {n} lines.",
+                         len(self.lines), n=number(len(self.lines))), "ok")
+            self._request_quote()
         self._redraw()
+
+    def on_unmount(self) -> None:
+        # Signed out (idle, the agent restarted, F10) with a half-made sale: keep it
+        # for the same staff member, so the customer's basket is not rung up again.
+        if self.lines and self._staff_id is not None:
+            self.club_app.hold_basket(HeldBasket(
+                self._staff_id, self.lines, self.member, self.member_token,
+                _time.monotonic()))
+
+    def on_agent_reconnected(self, _message: AgentReconnected) -> None:
+        """The agent is back after a restart: price the basket again."""
+        if self.lines and not self._committing:
+            self.quote = None
+            self.say(tr("The agent is back; pricing the sale again…"))
+            self._request_quote()
+            self._redraw()
 
     def fmt(self, amount: int) -> str:
         """An amount in the club currency (from the status, else the quote)."""
@@ -419,6 +447,8 @@ class SaleScreen(ClubScreen):
             self.say(tr("Add an amount or an item first."), "error")
             return
         if self.quote is None:
+            # The last price may have failed (the agent was away): ask again.
+            self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
         self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"])), self._paid)
