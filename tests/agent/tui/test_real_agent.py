@@ -52,3 +52,28 @@ async def test_sale_with_a_card_against_the_real_agent() -> None:
             sales = [e for e in h.outbox() if e["type"] == "sale"]
             assert len(sales) == 1 and sales[0]["member_id"] == "m-1"
             assert sales[0]["offline"] is True and sales[0]["staff_id"] == "c1"
+
+
+async def test_remove_takes_the_last_line_and_star_sets_its_quantity() -> None:
+    # Seen: Ctrl+R removed the first line, not the last; a quantity could not change.
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                for amount in ("30", "5", "7"):
+                    await pilot.press(*amount, "enter")
+                    await pilot.pause(0.05)
+                await wait_for(pilot, lambda: len(screen.lines) == 3)
+                await pilot.press("ctrl+r")
+                await wait_for(pilot, lambda: len(screen.lines) == 2)
+                assert [line.unit_price for line in screen.lines] == [3000, 500]
+                await pilot.press(*"*3", "enter")
+                await wait_for(pilot, lambda: screen.lines[-1].qty == 3)
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and screen.quote["gross"] == 3000 + 3 * 500)
+                assert [line.qty for line in screen.lines] == [1, 3]
+                assert "Quantity set to 3" in message_text(app)
