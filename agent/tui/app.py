@@ -96,6 +96,7 @@ class ClubtermApp(App[None]):
         locale: str = "en",
         idle_signout_s: float = 300.0,
         clock: Callable[[], datetime] | None = None,
+        confirm_above: int = 0,
     ) -> None:
         self.ui_locale = load_locale(locale)
         set_locale(self.ui_locale)
@@ -103,6 +104,8 @@ class ClubtermApp(App[None]):
         translate_bindings(self)
         self.api = api
         self.idle_signout_s = idle_signout_s
+        # A sale paying this many minor units or more asks for Enter twice (0: never).
+        self.confirm_above = confirm_above
         self._clock = clock or (lambda: datetime.now(UTC))
         self._last_activity = _time.monotonic()
         self._tz: ZoneInfo | None = None

@@ -487,7 +487,10 @@ class SaleScreen(ClubScreen):
             self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
-        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"])), self._paid)
+        limit = self.club_app.confirm_above
+        large = limit > 0 and int(self.quote["payable"]) >= limit
+        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"]), large=large),
+                             self._paid)
 
     def _paid(self, payment: str | None) -> None:
         if payment is None or self.quote is None or self._committing:
