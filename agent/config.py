@@ -86,6 +86,7 @@ class Config:
     log_format: str
     ui_locale: str
     ui_idle_signout_s: int
+    ui_confirm_above: int = 0
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -204,6 +205,13 @@ class _Table:
         if value <= 0:
             raise self.error(name, f"must be greater than zero, not {value}")
         return value
+
+
+def _not_negative(table: _Table, name: str) -> int:
+    value = table.get(name, int, 0)
+    if value < 0:
+        raise table.error(name, f"must be 0 (never) or more, not {value}")
+    return int(value)
 
 
 _KIND_WORDS = {str: "string", bool: "true or false", dict: "table", list: "list", float: "number"}
@@ -440,6 +448,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         log_format=log.choice("format", LOG_FORMATS, "auto"),
         ui_locale=ui.get("locale", str, "en"),
         ui_idle_signout_s=ui.positive("idle_signout_s", 300),
+        ui_confirm_above=_not_negative(ui, "confirm_above"),
         raw=data,
     )
     if check_secrets:

@@ -81,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
         idle = float(config.ui_idle_signout_s) if config is not None else 300.0
     from agent.tui.app import ClubtermApp
 
-    ClubtermApp(api, locale=_locale(args, config), idle_signout_s=idle).run()
+    confirm_above = config.ui_confirm_above if config is not None else 0
+    ClubtermApp(api, locale=_locale(args, config), idle_signout_s=idle,
+                confirm_above=confirm_above).run()
     return 0

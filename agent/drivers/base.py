@@ -149,9 +149,14 @@ class ThreadedReader:
         """Wake a blocking wait in :meth:`serve` so :meth:`stop` is prompt."""
 
     def emit(self, event: ReaderEvent) -> None:
-        """Send an event (debounced for cards); a failing consumer is logged, not fatal."""
-        if isinstance(event, CardPresented) and self.debouncer is not None \
-                and not self.debouncer.accept(event.token):
+        """Send an event (debounced for cards); a failing consumer is logged, not fatal.
+
+        Only cards are debounced (a card resting on a contactless reader, or seen
+        by two readers at once, counts once). A scanned code never is: scanning
+        the same product twice means two of it.
+        """
+        if isinstance(event, CardPresented) and not event.token.startswith("code:") \
+                and self.debouncer is not None and not self.debouncer.accept(event.token):
             log.debug("reader %s: same card again within the debounce window", self.name)
             return
         if self._emit is None:

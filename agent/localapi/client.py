@@ -82,8 +82,15 @@ class SocketClient:
             self._pending.pop(req_id, None)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Subscribe and yield each ``event`` notification's params until the link closes."""
+        """Subscribe and yield each ``event`` notification's params until the link closes.
+
+        The stream ends when the connection does (the agent stopped or restarted);
+        calling ``events()`` again reconnects and subscribes anew.
+        """
         if not self._subscribed:
+            # A fresh queue: the end marker of an earlier connection must not end
+            # this stream.
+            self._events = asyncio.Queue()
             await self.call("events.subscribe")
             self._subscribed = True
         while True:
@@ -143,6 +150,8 @@ class SocketClient:
             error = ApiUnavailable(f"lost the connection to the agent: {exc}")
         finally:
             self._writer = None
+            # A new connection is a new subscriber: the agent forgot this one.
+            self._subscribed = False
             self._fail_pending(error)
 
     def _route(self, item: Any) -> None:

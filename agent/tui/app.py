@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time as _time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from textual.screen import Screen
 from agent.errors import ClubtermError
 from agent.localapi import LocalApi
 from agent.tui.i18n import N_, load_locale, set_locale, tr
-from agent.tui.messages import CardRead
+from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.appointments import AppointmentsScreen
 from agent.tui.screens.base import translate_bindings
 from agent.tui.screens.cash import CashScreen
@@ -27,7 +29,14 @@ from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.report import ReportScreen
 from agent.tui.screens.sale import SaleScreen
 from agent.tui.screens.signin import SignInScreen
-from agent.tui.state import AgentStatus, StaffSession, apply_event, status_from_result
+from agent.tui.state import (
+    HELD_BASKET_S,
+    AgentStatus,
+    HeldBasket,
+    StaffSession,
+    apply_event,
+    status_from_result,
+)
 
 # (key, mode, label): the screens in nav-bar order.
 NAV: tuple[tuple[str, str, str], ...] = (
@@ -53,6 +62,10 @@ ROLE_MODES: dict[str, tuple[str, ...]] = {
     "technician": ("clock",),
 }
 STATUS_REFRESH_S = 30.0
+# After the agent's connection ends (a restart, an upgrade), the UI tries again
+# after a jittered delay that doubles from the first to the last figure.
+RECONNECT_FIRST_S = 0.25
+RECONNECT_MAX_S = 5.0
 
 
 class ClubtermApp(App[None]):
@@ -83,6 +96,7 @@ class ClubtermApp(App[None]):
         locale: str = "en",
         idle_signout_s: float = 300.0,
         clock: Callable[[], datetime] | None = None,
+        confirm_above: int = 0,
     ) -> None:
         self.ui_locale = load_locale(locale)
         set_locale(self.ui_locale)
@@ -90,11 +104,14 @@ class ClubtermApp(App[None]):
         translate_bindings(self)
         self.api = api
         self.idle_signout_s = idle_signout_s
+        # A sale paying this many minor units or more asks for Enter twice (0: never).
+        self.confirm_above = confirm_above
         self._clock = clock or (lambda: datetime.now(UTC))
         self._last_activity = _time.monotonic()
         self._tz: ZoneInfo | None = None
         self._session_modes: list[str] = []
         self.started_at = _time.perf_counter()
+        self._held_basket: HeldBasket | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -135,6 +152,9 @@ class ClubtermApp(App[None]):
         except (ClubtermError, OSError, ConnectionError, EOFError):
             self.agent_status = AgentStatus(connected=False)
             return
+        self._apply_status(result)
+
+    def _apply_status(self, result: Any) -> None:
         status = status_from_result(result, self._clock())
         if status.timezone:
             try:
@@ -145,12 +165,31 @@ class ClubtermApp(App[None]):
 
     @work(group="events", exclusive=True)
     async def watch_agent_events(self) -> None:
-        """Follow the agent's notifications for as long as the app runs."""
-        try:
-            async for event in self.api.events():
-                self.handle_agent_event(event)
-        except (ClubtermError, OSError, ConnectionError, EOFError):
+        """Follow the agent's notifications for as long as the app runs.
+
+        When the connection ends (the agent restarts), the status bar says so at
+        once and the UI reconnects with jittered backoff; once the agent answers
+        again the status is refreshed, the screen is told (a sale re-prices its
+        basket) and card events flow again.
+        """
+        delay = RECONNECT_FIRST_S
+        first = True
+        while True:
+            try:
+                result = await self.api.call("agent.status")
+                self._apply_status(result)
+                if not first:
+                    self.screen.post_message(AgentReconnected())
+                first = False
+                delay = RECONNECT_FIRST_S
+                async for event in self.api.events():
+                    self.handle_agent_event(event)
+            except (ClubtermError, OSError, ConnectionError, EOFError):
+                pass
+            first = False
             self.agent_status = AgentStatus(connected=False)
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, RECONNECT_MAX_S)
 
     def handle_agent_event(self, event: dict[str, Any]) -> None:
         """Route one notification: cards to the screen, the rest to the status."""
@@ -204,6 +243,20 @@ class ClubtermApp(App[None]):
         screen = self.screen
         if isinstance(screen, SignInScreen) and reason:
             screen.say(reason, "info")
+
+    def hold_basket(self, basket: HeldBasket) -> None:
+        """Keep a half-made sale for when its staff member signs in again."""
+        self._held_basket = basket
+
+    def take_held_basket(self, staff_id: str) -> HeldBasket | None:
+        """The basket ``staff_id`` left, if recent (once: it is handed over)."""
+        held = self._held_basket
+        if held is None or held.staff_id != staff_id:
+            return None
+        self._held_basket = None
+        if _time.monotonic() - held.held_at > HELD_BASKET_S:
+            return None
+        return held
 
     # -------------------------------------------------------------- actions
 

@@ -69,11 +69,22 @@ class NeedsPrice:
     sku: str
 
 
-def parse_entry(text: str, minor_units: int) -> Line | NeedsPrice | None:
+@dataclass(frozen=True)
+class SetQuantity:
+    """``*3`` (or ``x3``, ``×3``): the highlighted line's quantity becomes 3."""
+
+    qty: int
+
+
+def parse_entry(text: str, minor_units: int) -> Line | NeedsPrice | SetQuantity | None:
     """What a typed entry means, or None if it means nothing."""
     cleaned = ascii_digits(text.strip())
     if not cleaned:
         return None
+    quantity = re.fullmatch(r"[*xX×]\s*(\d{1,4})", cleaned)
+    if quantity:
+        qty = int(quantity.group(1))
+        return SetQuantity(qty) if qty > 0 else None
     parts = cleaned.split()
     if len(parts) == 1 and is_product_code(parts[0]):
         return NeedsPrice(parts[0])
@@ -96,6 +107,15 @@ def add_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
                 merged = replace(existing, qty=existing.qty + line.qty)
                 return (*lines[:i], merged, *lines[i + 1 :])
     return (*lines, line)
+
+
+def line_index_after_add(lines: tuple[Line, ...], line: Line) -> int:
+    """Where :func:`add_line` puts ``line`` (the merged line's index, or the end)."""
+    if line.sku is not None:
+        for i, existing in enumerate(lines):
+            if existing.sku == line.sku and existing.unit_price == line.unit_price:
+                return i
+    return len(lines)
 
 
 def last_price(lines: tuple[Line, ...], sku: str) -> int | None:

@@ -44,3 +44,7 @@ class CardRead(Message):
 
 class StatusChanged(Message):
     """The agent's status (link, queue, rules, readers) changed."""
+
+
+class AgentReconnected(Message):
+    """The agent answers again after its connection ended (it restarted)."""

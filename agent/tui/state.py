@@ -119,3 +119,22 @@ def apply_event(status: AgentStatus, event: dict[str, Any], now: datetime) -> Ag
             readers.append(view)
         return dataclasses.replace(status, readers=tuple(readers))
     return status
+
+
+@dataclass(frozen=True)
+class HeldBasket:
+    """A sale left half-made when its staff member was signed out.
+
+    Kept for the same staff member only, for :data:`HELD_BASKET_S`: the agent may
+    have restarted (sessions end with it) or the till signed out for idleness,
+    and the cashier signs in again to finish the same customer's sale.
+    """
+
+    staff_id: str
+    lines: tuple[Any, ...]
+    member: dict[str, Any] | None
+    member_token: str | None
+    held_at: float
+
+
+HELD_BASKET_S = 15 * 60.0

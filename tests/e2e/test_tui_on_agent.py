@@ -51,7 +51,7 @@ def test_ui_sells_through_the_real_agent() -> None:
             quote = dict(screen.quote)
             await pilot.press("f8")
             await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-            await pilot.press("2")
+            await pilot.press("2", "enter")
             await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog))
             receipt = dict(app.screen.receipt)
             await pilot.press("enter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as _time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -14,13 +15,23 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
 from agent.localapi import LIMIT, QUOTE_EXPIRED
-from agent.tui.basket import Line, NeedsPrice, add_line, last_price, parse_entry, scanned_product
+from agent.tui.basket import (
+    Line,
+    NeedsPrice,
+    SetQuantity,
+    add_line,
+    last_price,
+    line_index_after_add,
+    parse_entry,
+    scanned_product,
+)
 from agent.tui.errors import error_text
 from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
 from agent.tui.labels import credit_name, tier_name
-from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+from agent.tui.state import HeldBasket
 from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
@@ -149,6 +160,10 @@ class SaleScreen(ClubScreen):
         self._quote_seq = 0
         self._committing = False
         self._typed_token: str | None = None
+        self._staff_id: str | None = None
+        # The highlighted basket line: the last one added or changed, unless the
+        # cashier moved the highlight. Ctrl+R removes it, "*3" sets its quantity.
+        self._selected = 0
 
     # ----------------------------------------------------------------- layout
 
@@ -179,7 +194,32 @@ class SaleScreen(ClubScreen):
         table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
         self.watch(self.app, "agent_status", self._show_offline, init=True)
         self.query_one("#entry", Input).focus()
+        staff = self.club_app.staff
+        self._staff_id = staff.staff_id if staff is not None else None
+        held = self.club_app.take_held_basket(self._staff_id) if self._staff_id else None
+        if held is not None:
+            self.lines = held.lines
+            self.member, self.member_token = held.member, held.member_token
+            self.say(trn("Your basket was kept: {n} line.", "Your basket was kept: {n} lines.",
+                         len(self.lines), n=number(len(self.lines))), "ok")
+            self._request_quote()
         self._redraw()
+
+    def on_unmount(self) -> None:
+        # Signed out (idle, the agent restarted, F10) with a half-made sale: keep it
+        # for the same staff member, so the customer's basket is not rung up again.
+        if self.lines and self._staff_id is not None:
+            self.club_app.hold_basket(HeldBasket(
+                self._staff_id, self.lines, self.member, self.member_token,
+                _time.monotonic()))
+
+    def on_agent_reconnected(self, _message: AgentReconnected) -> None:
+        """The agent is back after a restart: price the basket again."""
+        if self.lines and not self._committing:
+            self.quote = None
+            self.say(tr("The agent is back; pricing the sale again…"))
+            self._request_quote()
+            self._redraw()
 
     def fmt(self, amount: int) -> str:
         """An amount in the club currency (from the status, else the quote)."""
@@ -213,6 +253,9 @@ class SaleScreen(ClubScreen):
                 *ordered([item, number(line.qty), self.fmt(line.unit_price), self.fmt(line.total)]),
                 key=str(i),
             )
+        if self.lines:
+            self._selected = min(self._selected, len(self.lines) - 1)
+            table.move_cursor(row=self._selected, animate=False)
         self.query_one("#member-panel", Static).update(member_lines(self.member, self.fmt))
         self.query_one("#quote-panel", Static).update(
             quote_table(self.quote if self.lines else None, self.fmt)
@@ -247,7 +290,11 @@ class SaleScreen(ClubScreen):
         if isinstance(parsed, NeedsPrice):
             self._product(parsed.sku)
             return
+        if isinstance(parsed, SetQuantity):
+            self._set_quantity(parsed.qty)
+            return
         self.pending_sku = None
+        self._selected = line_index_after_add(self.lines, parsed)
         self.lines = add_line(self.lines, parsed)
         self.say(tr("Added {amount}.", amount=self.fmt(parsed.total)), "ok")
         self._changed()
@@ -255,6 +302,7 @@ class SaleScreen(ClubScreen):
     def _product(self, sku: str) -> None:
         price = last_price(self.lines, sku)
         if price is not None:
+            self._selected = line_index_after_add(self.lines, Line(sku, 1, price))
             self.lines = add_line(self.lines, Line(sku, 1, price))
             self.pending_sku = None
             self.say(tr("Added another {sku}.", sku=sku), "ok")
@@ -265,19 +313,35 @@ class SaleScreen(ClubScreen):
         self._redraw()
         self.query_one("#entry", Input).focus()
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "basket" and self.lines:
+            self._selected = min(max(event.cursor_row, 0), len(self.lines) - 1)
+
     def action_remove_line(self) -> None:
-        """Remove the highlighted basket line."""
-        table = self.query_one("#basket", DataTable)
+        """Remove the highlighted basket line (the last one added, unless moved)."""
         if not self.lines:
             return
-        row = min(max(table.cursor_row, 0), len(self.lines) - 1)
+        row = min(max(self._selected, 0), len(self.lines) - 1)
         self.lines = self.lines[:row] + self.lines[row + 1 :]
+        self._selected = max(0, min(row, len(self.lines) - 1))
         self.say(tr("Line removed."), "info")
+        self._changed()
+
+    def _set_quantity(self, qty: int) -> None:
+        if not self.lines:
+            self.say(tr("Add an amount or an item first."), "error")
+            return
+        row = min(max(self._selected, 0), len(self.lines) - 1)
+        line = self.lines[row]
+        self.lines = (*self.lines[:row], Line(line.sku, qty, line.unit_price),
+                      *self.lines[row + 1 :])
+        self.say(tr("Quantity set to {n}.", n=number(qty)), "ok")
         self._changed()
 
     def action_new_sale(self) -> None:
         """Start over: empty basket, no member, nothing redeemed."""
         self.lines = ()
+        self._selected = 0
         self.member = None
         self.member_token = None
         self.redeem_points = None
@@ -419,9 +483,14 @@ class SaleScreen(ClubScreen):
             self.say(tr("Add an amount or an item first."), "error")
             return
         if self.quote is None:
+            # The last price may have failed (the agent was away): ask again.
+            self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
-        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"])), self._paid)
+        limit = self.club_app.confirm_above
+        large = limit > 0 and int(self.quote["payable"]) >= limit
+        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"]), large=large),
+                             self._paid)
 
     def _paid(self, payment: str | None) -> None:
         if payment is None or self.quote is None or self._committing:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -20,34 +21,82 @@ from agent.tui.widgets.kv import kv_row, kv_table
 
 
 class PaymentDialog(ClubModal):
-    """How the customer pays: 1 cash, 2 card, 3 other."""
+    """How the customer pays: choose 1 cash, 2 card or 3 other, then Enter records.
+
+    Recording takes two deliberate keys, so that digits meant for the amount
+    field (typed while the dialog was opening) never record a sale: any other
+    key clears the choice. An amount of ``confirm_above`` minor units or more
+    asks for Enter a second time, naming the amount.
+    """
 
     CSS_PATH = "sale_dialogs.tcss"
+    TENDERS: ClassVar[dict[str, str]] = {
+        # Persian and Arabic keyboards type their own digits on the number row.
+        "1": "cash", "۱": "cash", "١": "cash",
+        "2": "card", "۲": "card", "٢": "card",
+        "3": "other", "۳": "other", "٣": "other",
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "choose('cash')", N_("Cash")),
         Binding("2", "choose('card')", N_("Card")),
         Binding("3", "choose('other')", N_("Other")),
-        # Persian and Arabic keyboards type their own digits on the number row.
         Binding("۱,١", "choose('cash')", N_("Cash"), show=False),
         Binding("۲,٢", "choose('card')", N_("Card"), show=False),
         Binding("۳,٣", "choose('other')", N_("Other"), show=False),
+        Binding("enter", "record", N_("Record")),
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
-    def __init__(self, payable: str) -> None:
+    def __init__(self, payable: str, *, large: bool = False) -> None:
         super().__init__()
         self.payable = payable
+        self.large = large
+        self.choice: str | None = None
+        self._large_confirmed = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
             yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
-            yield Static(tr("Esc: back to the sale"), classes="hint")
+            yield Static(tr("Choose 1, 2 or 3, then Enter. Esc: back to the sale"),
+                         id="pay-hint", classes="hint")
         yield Footer()
 
+    def _hint(self, text: str, error: bool = False) -> None:
+        hint = self.query_one("#pay-hint", Static)
+        hint.update(text)
+        hint.set_class(error, "error")
+
     def action_choose(self, payment: str) -> None:
-        """Record the sale paid this way."""
-        self.dismiss(payment)
+        """Choose how the customer pays (Enter then records it)."""
+        self.choice = payment
+        self._large_confirmed = False
+        self._hint(tr("{method}: press Enter to record the sale of {amount}.",
+                      method=payment_name(payment), amount=self.payable))
+
+    def action_record(self) -> None:
+        """Record the sale with the chosen payment (a large amount asks twice)."""
+        if self.choice is None:
+            self._hint(tr("Choose 1, 2 or 3 first, then Enter."), error=True)
+            return
+        if self.large and not self._large_confirmed:
+            self._large_confirmed = True
+            self._hint(tr("Large amount: {amount}. Press Enter again to record it.",
+                          amount=self.payable), error=True)
+            return
+        self.dismiss(self.choice)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ("enter", "escape") or event.character in self.TENDERS:
+            return
+        if event.character and event.character.isprintable():
+            # Something else was typed (an amount meant for the sale screen):
+            # forget the choice rather than record by accident.
+            event.stop()
+            event.prevent_default()
+            self.choice = None
+            self._large_confirmed = False
+            self._hint(tr("Nothing recorded. Choose 1, 2 or 3, then Enter."), error=True)
 
 
 class PointsDialog(ClubModal):

@@ -17,7 +17,7 @@ from tests.agent.drivers.collector import EventLog
 
 
 def card(token="code:X"):
-    return CardPresented("hid", "r", token, "code", "X", None)
+    return CardPresented("hid", "r", token, token.split(":", 1)[0], "X", None)
 
 
 def test_backoff_doubles_and_caps():
@@ -101,10 +101,21 @@ def test_debounced_emit():
     log = EventLog()
     r = ThreadedReader("r", debouncer=Debouncer(10_000))
     r._emit = log
-    r.emit(card("code:A"))
-    r.emit(card("code:A"))
-    r.emit(card("code:B"))
-    assert [e.token for e in log.cards()] == ["code:A", "code:B"]
+    r.emit(card("nfc:A"))
+    r.emit(card("nfc:A"))
+    r.emit(card("nfc:B"))
+    assert [e.token for e in log.cards()] == ["nfc:A", "nfc:B"]
+
+
+def test_scanned_codes_are_never_debounced():
+    # Two scans of one product are two of it (issue: a barcode scanned 0.7 s
+    # apart counted once).
+    log = EventLog()
+    r = ThreadedReader("r", debouncer=Debouncer(10_000))
+    r._emit = log
+    r.emit(card("code:4006381333931"))
+    r.emit(card("code:4006381333931"))
+    assert [e.token for e in log.cards()] == ["code:4006381333931"] * 2
 
 
 def test_build_readers_from_sim_profile():

@@ -7,7 +7,7 @@ import pytest
 
 from agent.carddata import tokens
 from agent.drivers import keymaps
-from agent.drivers.base import Backoff
+from agent.drivers.base import Backoff, Debouncer
 from agent.drivers.evdev import (
     EvdevReader,
     KeyEvent,
@@ -172,6 +172,32 @@ def test_driver_reads_replayed_barcode_from_fifo(tmp_path):
         assert log.card(since).token == tokens.code_token("ABC-124")
     finally:
         r.stop()
+
+
+def test_same_product_scanned_twice_quickly_counts_twice_a_swipe_once(tmp_path):
+    # Seen: a barcode scanned again 0.7 s later counted once (the card debounce,
+    # 1.5 s, applied to product scans).
+    debouncer = Debouncer(1500)
+    scanner_fifo = keys.make_fifo(tmp_path / "scanner.events")
+    msr_fifo = keys.make_fifo(tmp_path / "msr.events")
+    scanner, scans = _reader(scanner_fifo, role="barcode", debouncer=debouncer)
+    msr, swipes = _reader(msr_fifo, role="card", debouncer=debouncer)
+    try:
+        for _ in range(2):
+            since = scans.mark()
+            keys.write_events(scanner_fifo, keys.type_text("4006381333931"))
+            assert scans.card(since).token == tokens.code_token("4006381333931")
+        since = swipes.mark()
+        keys.write_events(msr_fifo, keys.type_text(TRACKS))
+        swipe = swipes.card(since)
+        assert isinstance(swipe, CardPresented) and swipe.token_kind == "pan"
+        since = swipes.mark()
+        keys.write_events(msr_fifo, keys.type_text(TRACKS))
+        with pytest.raises(AssertionError):
+            swipes.card(since, timeout=1.0)   # the same card within 1.5 s: once
+    finally:
+        scanner.stop()
+        msr.stop()
 
 
 def test_driver_card_role_swipe_to_pan_token(tmp_path):

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from agent.tui.basket import (
     Line,
     NeedsPrice,
+    SetQuantity,
     add_line,
     gs1_check_digit_ok,
     is_product_code,
@@ -63,3 +64,13 @@ def test_same_product_same_price_adds_quantity() -> None:
     assert basket == (Line("4006381333931", 2, 199), Line(None, 1, 500), Line(None, 1, 500))
     assert last_price(basket, "4006381333931") == 199
     assert sum(line.total for line in basket) == 1398
+
+
+@pytest.mark.parametrize("text,qty", [("*3", 3), ("x 12", 12), ("×2", 2), ("*۴", 4)])
+def test_star_and_a_number_sets_the_quantity(text, qty) -> None:
+    assert parse_entry(text, 2) == SetQuantity(qty)
+
+
+@pytest.mark.parametrize("text", ["*0", "*", "*12345"])
+def test_star_without_a_sane_quantity_means_nothing(text) -> None:
+    assert parse_entry(text, 2) is None

@@ -43,7 +43,7 @@ async def test_sale_with_a_card_against_the_real_agent() -> None:
                 assert screen.query_one("#offline-banner").display
                 await pilot.press("f8")
                 await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-                await pilot.press("1")
+                await pilot.press("1", "enter")
                 await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
                 receipt = app.screen.receipt
                 assert receipt["payable"] == screen.quote["payable"] if screen.quote else True
@@ -52,3 +52,69 @@ async def test_sale_with_a_card_against_the_real_agent() -> None:
             sales = [e for e in h.outbox() if e["type"] == "sale"]
             assert len(sales) == 1 and sales[0]["member_id"] == "m-1"
             assert sales[0]["offline"] is True and sales[0]["staff_id"] == "c1"
+
+
+async def test_remove_takes_the_last_line_and_star_sets_its_quantity() -> None:
+    # Seen: Ctrl+R removed the first line, not the last; a quantity could not change.
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                for amount in ("30", "5", "7"):
+                    await pilot.press(*amount, "enter")
+                    await pilot.pause(0.05)
+                await wait_for(pilot, lambda: len(screen.lines) == 3)
+                await pilot.press("ctrl+r")
+                await wait_for(pilot, lambda: len(screen.lines) == 2)
+                assert [line.unit_price for line in screen.lines] == [3000, 500]
+                await pilot.press(*"*3", "enter")
+                await wait_for(pilot, lambda: screen.lines[-1].qty == 3)
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and screen.quote["gross"] == 3000 + 3 * 500)
+                assert [line.qty for line in screen.lines] == [1, 3]
+                assert "Quantity set to 3" in message_text(app)
+
+
+async def test_pay_needs_a_choice_and_enter_and_stray_typing_records_nothing() -> None:
+    # Seen: Enter on an empty amount opened Pay and one digit recorded the sale;
+    # typing "1,000.50" with the Pay dialog open recorded a sale.
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now,
+                              confirm_above=100_000)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                await pilot.press(*"20", "enter")
+                await wait_for(pilot, lambda: screen.quote is not None)
+                await pilot.press("enter")      # Enter on the empty field opens Pay
+                await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+                await pilot.press(*"1,000.50", "enter")
+                await pilot.pause(0.3)
+                assert isinstance(app.screen, PaymentDialog)
+                await pilot.press("1")
+                await pilot.pause(0.3)
+                assert isinstance(app.screen, PaymentDialog)   # a choice alone records nothing
+                assert [e for e in h.outbox() if e["type"] == "sale"] == []
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                # A large sale asks for Enter twice.
+                await pilot.press(*"2000", "enter")
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and screen.quote["payable"] >= 100_000)
+                await pilot.press("f8")
+                await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+                await pilot.press("2", "enter")
+                await pilot.pause(0.3)
+                assert isinstance(app.screen, PaymentDialog)
+                assert [e for e in h.outbox() if e["type"] == "sale"] == []
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+            sales = [e for e in h.outbox() if e["type"] == "sale"]
+            assert len(sales) == 1 and sales[0]["payment"] == "card"

@@ -156,7 +156,7 @@ async def test_sale_with_member_points_and_receipt(make_app, api) -> None:
         assert screen.quote["payable"] == 5300 - 530 - 500
         await pilot.press("f8")
         await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-        await pilot.press("2")
+        await pilot.press("2", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog))
         receipt = app.screen.receipt
         assert receipt["payable"] == 4270 and receipt["payment"] == "card"
@@ -218,7 +218,7 @@ async def test_sale_offline_is_visible_but_does_not_block(make_app, api) -> None
         await wait_for(pilot, lambda: screen.quote is not None)
         await pilot.press("f8")
         await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-        await pilot.press("1")
+        await pilot.press("1", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog))
         assert app.screen.receipt["offline"] is True
     assert api.recorded("sale")[0]["offline"] is True
@@ -234,7 +234,7 @@ async def test_sale_expired_quote_is_priced_again(make_app, api, clock) -> None:
         await wait_for(pilot, lambda: screen.quote is not None)
         first = screen.quote["quote_id"]
         clock.advance(121)
-        await pilot.press("f8", "1")
+        await pilot.press("f8", "1", "enter")
         await wait_for(pilot, lambda: "checked again" in message_text(app))
         await wait_for(pilot, lambda: screen.quote is not None
                        and screen.quote["quote_id"] != first)
@@ -251,7 +251,7 @@ async def test_sale_storage_failure_keeps_the_basket(make_app, api) -> None:
         await pilot.press(*"20", "enter")
         await wait_for(pilot, lambda: screen.quote is not None)
         api.fail_storage = True
-        await pilot.press("f8", "1")
+        await pilot.press("f8", "1", "enter")
         await wait_for(pilot, lambda: "Nothing was recorded" in message_text(app))
         assert screen.lines and not isinstance(app.screen, ReceiptDialog)
 

@@ -105,7 +105,7 @@ def test_receipt(snap_compare, size) -> None:
         await _sale_in_progress(pilot, api)
         await pilot.press("f8")
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "PaymentDialog")
-        await pilot.press("1")
+        await pilot.press("1", "enter")
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "ReceiptDialog")
         await settle(pilot)
 
