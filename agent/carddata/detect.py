@@ -72,7 +72,7 @@ MAX_PAN_DIGITS = 19
 _SEPARATORS = frozenset(" -.\u00a0\u2007\u202f\u2009\u2010\u2011\u2012\u2013\u2212")
 MAX_SEPARATOR_RUN = 3
 
-_TRACK1 = re.compile(r"[Bb][0-9 ]{8,23}\^")
+_TRACK1 = re.compile(r"[Bb][0-9][0-9 ]{7,22}\^")
 _TRACK2 = re.compile(r";[0-9]{8,19}=")
 _TRACK2_BARE = re.compile(r"(?<![0-9])[0-9]{12,19}=[0-9]{4}")
 
