@@ -61,3 +61,19 @@ def escape_for_terminal(text: object) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def json_for_terminal(value: object, *, indent: int | None = None) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` with every unsafe character escaped.
+
+    ``json`` escapes C0 controls itself but prints C1 controls and direction
+    overrides as they are; they can only stand inside strings, where ``\\uNNNN``
+    is the same JSON value.
+    """
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    if not any(is_unsafe(ch) or ch in "\u2028\u2029" for ch in text if ch not in "\n"):
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if (is_unsafe(ch) or ch in "\u2028\u2029")
+                   and ch != "\n" else ch for ch in text)

@@ -180,6 +180,8 @@ def tel_token(phone: str, country: str) -> str:
 CARD_AS_CODE = ("This looks like a bank card number; it cannot be used as a code. Tap or "
                 "swipe the card instead.")
 CARD_AS_PHONE = "This looks like a bank card number, not a phone number."
+CARD_AS_IDENTIFIER = ("This looks like a bank card number; it cannot be used as an identifier. "
+                 "Tap or swipe the card instead.")
 
 
 def _checked_token(token: Any, param: str = "token") -> str:
@@ -209,8 +211,7 @@ def _checked_token(token: Any, param: str = "token") -> str:
     if kind == "tel" and find_card_data(rest, min_digits=tokens.PHONE_CARD_MIN_DIGITS):
         raise ApiError(INVALID_PARAMS, CARD_AS_PHONE, {"param": param})
     if kind == "nfc" and find_card_data(rest):
-        raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
-                       {"param": param})
+        raise ApiError(INVALID_PARAMS, CARD_AS_IDENTIFIER, {"param": param})
     return token
 
 
