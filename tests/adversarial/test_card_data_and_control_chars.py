@@ -207,3 +207,35 @@ def test_swipes_and_card_numbers_on_a_scanner_never_become_codes(tmp_path: Path)
     assert not any(f in repr(events) for f in FORBIDDEN)
     print(f"figure: {len(inputs) - 2} swipes/card numbers on a scanner -> {len(cards)} card "
           f"reads, 0 code tokens; {len(codes)} real codes kept")
+
+
+def test_tui_shows_member_names_as_plain_text() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from agent.tui.i18n import tr
+
+    names = ["Eve[/]", "[bold red]Eve[/]", "[link=http://x]Eve[/link]", "Eve\x1b]0;pwned\x07",
+             "Eve\\", "Eve\u202egnp"]
+
+    class Probe(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static(id="panel")
+
+    async def scenario() -> list[str]:
+        shown = []
+        app = Probe()
+        async with app.run_test() as pilot:
+            panel = app.query_one("#panel", Static)
+            for name in names:
+                panel.update(tr("{name} · {tier}", name=name, tier="gold"))
+                await pilot.pause()
+                shown.append(str(panel.render()))
+        return shown
+
+    shown = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert shown[0] == "Eve[/] · gold" and shown[1] == "[bold red]Eve[/] · gold"
+    assert shown[2] == "[link=http://x]Eve[/link] · gold"
+    assert "\x1b" not in shown[3] and "\\x1b]0;pwned\\x07" in shown[3]
+    assert shown[4].startswith("Eve\\") and "\u202e" not in shown[5]
+    print(f"figure: {len(names)} hostile names shown as plain text in a Textual Static")
