@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from agent.carddata.detect import find_card_data
 from agent.errors import CardDataError
 
 TOKEN_KINDS = ("pan", "nid", "nfc", "code", "tel")
@@ -36,6 +37,13 @@ DIGIT_TRANSLATION = str.maketrans(
         **{chr(0x0660 + i): str(i) for i in range(10)},
     }
 )
+
+# Embeddings and overrides that reorder what a terminal shows (spoofing), U+202A-202E
+# and U+2066-2069; the plain marks U+200E/200F are harmless.
+BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+CARD_IN_CODE_MESSAGE = ("this looks like a bank card number; it cannot be used as a code - "
+                        "tap or swipe the card instead")
+CARD_IN_PHONE_MESSAGE = "this looks like a bank card number, not a phone number"
 
 # Separators people write in phone numbers; any Unicode space counts too.
 _PHONE_SEPARATORS = frozenset("-.()/")
@@ -92,17 +100,22 @@ def nfc_token(uid: bytes) -> str:
 def code_token(text: str) -> str:
     """``code:`` + the scanned text with surrounding whitespace removed.
 
-    Refuses empty text, text longer than 512 characters and text holding control
-    characters other than the GS1 group separator (``\\x1d``), which GS1 barcodes
-    legitimately carry.
+    Refuses empty text, text longer than 512 characters, text holding control
+    characters (C0 other than the GS1 group separator ``\\x1d``, which GS1
+    barcodes legitimately carry; DEL; C1) or direction overrides, and text holding
+    a bank card number or track data (:func:`agent.carddata.detect.find_card_data`):
+    a card is read as a card (``pan:`` token), never kept as a code.
     """
     trimmed = text.strip()
     if not trimmed:
         raise CardDataError("the scanned code is empty")
     if len(trimmed) > MAX_CODE_CHARS:
         raise CardDataError(f"the scanned code is longer than {MAX_CODE_CHARS} characters")
-    if any((ord(ch) < 0x20 and ch != "\x1d") or ord(ch) == 0x7F for ch in trimmed):
+    if any((ord(ch) < 0x20 and ch != "\x1d") or 0x7F <= ord(ch) <= 0x9F
+           or ch in BIDI_OVERRIDES for ch in trimmed):
         raise CardDataError("the scanned code holds control characters")
+    if find_card_data(trimmed) is not None:
+        raise CardDataError(CARD_IN_CODE_MESSAGE)
     return "code:" + trimmed
 
 
@@ -175,9 +188,24 @@ def normalise_phone(text: str, default_country_code: str) -> str:
     return "+" + full
 
 
+# A phone number is checked for card numbers of this many digits and more: E.164
+# numbers have at most 15 digits, and 12-13 digit ones collide with the old 13-digit
+# Visa and short Maestro ranges.
+PHONE_CARD_MIN_DIGITS = 14
+
+
 def tel_token(phone: str, default_country_code: str) -> str:
-    """``tel:`` + :func:`normalise_phone` of ``phone``."""
-    return "tel:" + normalise_phone(phone, default_country_code)
+    """``tel:`` + :func:`normalise_phone` of ``phone``.
+
+    A bank card number of 14 digits or more typed as a phone number (an Amex
+    number with a ``+`` fits E.164) is refused, before and after normalising.
+    """
+    if isinstance(phone, str) and find_card_data(phone, min_digits=PHONE_CARD_MIN_DIGITS):
+        raise CardDataError(CARD_IN_PHONE_MESSAGE)
+    number = normalise_phone(phone, default_country_code)
+    if find_card_data(number[1:], min_digits=PHONE_CARD_MIN_DIGITS):
+        raise CardDataError(CARD_IN_PHONE_MESSAGE)
+    return "tel:" + number
 
 
 def _is_hex(text: str, alphabet: str) -> bool:

@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except ClubtermError as exc:
-        print(f"clubterm: error: {exc}", file=sys.stderr)
+        from agent.safe_text import escape_for_terminal
+
+        print(f"clubterm: error: {escape_for_terminal(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("clubterm: interrupted", file=sys.stderr)

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from agent.carddata import emv
+from agent.carddata.detect import find_card_data
 from agent.carddata.luhn import luhn_valid, mask_pan
 from agent.carddata.tlv import Tlv, iter_tlv, parse_tlv, tag_hex
-from agent.carddata.tokens import TOKEN_KINDS, pan_token
+from agent.carddata.tokens import TOKEN_KINDS, pan_token, to_ascii_digits
 from agent.carddata.tracks import parse_swipe
 from agent.errors import CardDataError, ClubtermError
 
@@ -34,6 +35,8 @@ PAN_KIND = TOKEN_KINDS[0]  # "pan"
 
 _HEX_INPUT = re.compile(r"^(?:0[xX])?[0-9A-Fa-f]+$")
 _DIGIT_RUN = re.compile(r"[0-9]{12,}")
+# Spaces, dashes or dots between two digits, as people group card numbers.
+_DIGIT_GROUP_SEP = re.compile(r"(?<=[0-9])[ \-.\u00a0]{1,3}(?=[0-9])")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,8 +117,13 @@ def _looks_like_bare_pan(text: str) -> bool:
 
 
 def _may_hold_pan(text: str) -> bool:
-    """True if ``text`` has a run of 12+ digits with a Luhn-valid 12–19 digit window."""
-    for match in _DIGIT_RUN.finditer(text):
+    """True if ``text`` may hold a card number: any Luhn-valid 12-19 digit window of a
+    run of digits, also of one written in groups (``4111 1111 1111 1111``,
+    ``4111-1111-...``), or what :func:`agent.carddata.detect.find_card_data` finds."""
+    if find_card_data(text) is not None:
+        return True
+    joined = _DIGIT_GROUP_SEP.sub("", to_ascii_digits(text))
+    for match in _DIGIT_RUN.finditer(joined):
         run = match.group(0)
         for length in range(12, min(19, len(run)) + 1):
             for start in range(len(run) - length + 1):

@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any
 
+from agent.safe_text import escape_for_terminal
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `sale` command."""
@@ -121,12 +123,13 @@ def _sale(args: argparse.Namespace) -> int:
             print(json.dumps({"error": {"code": exc.code, "message": str(exc),
                                         "data": exc.data}, **out}, ensure_ascii=False))
         else:
-            print(f"clubterm: {exc}")
+            print(f"clubterm: {escape_for_terminal(exc)}")
         return 1
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    print(format_quote(out["quote"]))
+    # The member's name comes from the club: shown, never obeyed by the terminal.
+    print("\n".join(escape_for_terminal(line) for line in format_quote(out["quote"]).split("\n")))
     if "commit" in out:
         c = out["commit"]
         print(f"recorded   sale {c['sale_id']} (seq {c['seq']})")

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from agent.safe_text import escape_for_terminal, json_for_terminal
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `status` command."""
@@ -64,7 +66,8 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"{label:<12} {r.get('name')} ({r.get('kind')}): {r.get('state')}")
     if s.get("agent_version"):
         lines.append(f"agent        {s['agent_version']}, up {s.get('uptime_s', 0):.0f} s")
-    return "\n".join(lines)
+    # Every value came from the agent (reader names, problems): shown, never obeyed.
+    return "\n".join(escape_for_terminal(line) for line in lines)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -81,14 +84,22 @@ def _status(args: argparse.Namespace) -> int:
         print(f"clubterm: {exc}")
         return 3
     except ApiError as exc:
-        print(f"clubterm: the agent answered: {exc}")
+        print(f"clubterm: the agent answered: {escape_for_terminal(exc)}")
         return 1
-    print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else format_status(status))
+    print(json_for_terminal(status, indent=2) if args.json else format_status(status))
     return 0
 
 
 def format_event(e: dict[str, Any]) -> str:
-    """One event notification as a line."""
+    """One event notification as one line, escaped for the terminal.
+
+    Member names come from the club and may hold anything (ESC sequences that
+    retitle the window or clear the screen): they are shown, never obeyed.
+    """
+    return escape_for_terminal(_event_line(e))
+
+
+def _event_line(e: dict[str, Any]) -> str:
     kind = e.get("type")
     if kind == "card":
         member = e.get("member")
@@ -124,11 +135,11 @@ def _follow(path: str, as_json: bool, quote_amount: int | None = None) -> int:
     async def follow() -> int:
         client = SocketClient(path, timeout_s=10)
         status = await client.call("agent.status")
-        print(json.dumps(status, ensure_ascii=False) if as_json else format_status(status))
+        print(json_for_terminal(status) if as_json else format_status(status))
         print("-- events (Ctrl-C to stop) --", flush=True)
         async for event in client.events():
             stamp = time.strftime("%H:%M:%S")
-            line = json.dumps(event, ensure_ascii=False) if as_json else format_event(event)
+            line = json_for_terminal(event) if as_json else format_event(event)
             print(f"{stamp} {line}", flush=True)
             member = event.get("member") if event.get("type") == "card" else None
             if quote_amount and member and member.get("status") == "active":
@@ -144,10 +155,10 @@ def _follow(path: str, as_json: bool, quote_amount: int | None = None) -> int:
             q = await client.call("sale.quote", {"amount": amount, "token": token,
                                                  "redeem_points": "max"})
         except ApiError as exc:
-            print(f"         quote: {exc}", flush=True)
+            print(f"         quote: {escape_for_terminal(exc)}", flush=True)
             return
         if raw:
-            print(json.dumps({"quote": q}, ensure_ascii=False), flush=True)
+            print(json_for_terminal({"quote": q}), flush=True)
             return
         mu, cur = q.get("minor_units"), q.get("currency") or ""
         off = sum(d["amount"] for d in q.get("discounts") or [])

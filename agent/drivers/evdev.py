@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from agent.carddata import detect
 from agent.drivers import keymaps
 from agent.drivers.base import Backoff, Debouncer, ThreadedReader
 from agent.drivers.events import READ_AGAIN, CardPresented, ReadFailed
@@ -423,6 +424,10 @@ class EvdevReader(ThreadedReader):
                 # Track data is mostly digits: none at all points at the layout.
                 event = ReadFailed(source, self.name, f"{event.message} (no digits arrived: "
                                    f"is the reader set to keyboard layout {self.keymap.name!r}?)")
+        elif detect.find_card_data(result.text) is not None:
+            # A swipe or a card number on the scanner: a card read, never a code.
+            event = code_event(result.text, reader=self.name, pan_key=self.pan_key,
+                               diagnostics=self.diagnostics)
         elif self.code_pattern is not None and not self.code_pattern.fullmatch(result.text):
             event = ReadFailed(source, self.name, f"{READ_AGAIN}: the code does not have the "
                                "expected form (code_pattern); is the scanner set to keyboard "

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.carddata import luhn, tokens, tracks
+from agent.carddata import detect, luhn, tokens, tracks
 from agent.drivers.base import Backoff, Debouncer, ThreadedReader
 from agent.drivers.events import READ_AGAIN, CardPresented, ReadFailed
 from agent.errors import CardDataError, ReaderError
@@ -31,6 +31,9 @@ from agent.errors import CardDataError, ReaderError
 log = logging.getLogger(__name__)
 
 MAX_SWIPE_CHARS = 512
+MAX_MATCHES_SHOWN = 5
+CARD_ON_SCANNER = ("a bank card was swiped or scanned on the code scanner; it is not kept "
+                   "as a code - use the card reader")
 _START = "%;"
 
 
@@ -135,8 +138,30 @@ def swipe_event(text: str, *, reader: str, source: Literal["msr"], pan_key: byte
         return ReadFailed(source, reader, f"{READ_AGAIN}: {exc}")
 
 
-def code_event(text: str, *, reader: str) -> CardPresented | ReadFailed:
-    """Turn a scanned code into an event."""
+def code_event(text: str, *, reader: str, pan_key: bytes | None = None,
+               diagnostics: bool = False) -> CardPresented | ReadFailed:
+    """Turn a scanned code into an event; card data never becomes a ``code:`` token.
+
+    A scanner-role reader may be sent a swipe (a wedge card reader taken for the
+    scanner) or a card number (scanned or typed): track data is read as a swipe
+    (``pan:`` token, masked), a bare card number becomes a ``pan:`` token too
+    (source ``hid``); without a ``pan_key`` either is dropped as a failed read.
+    """
+    found = detect.find_card_data(text)
+    if found is not None:
+        if pan_key is None:
+            return ReadFailed("hid", reader, f"{READ_AGAIN}: {CARD_ON_SCANNER}")
+        if found.kind == "track":
+            return swipe_event(text, reader=reader, source="msr", pan_key=pan_key,
+                               diagnostics=diagnostics)
+        pan = found.pan or ""
+        try:
+            token = tokens.pan_token(pan_key, pan)
+        except CardDataError as exc:
+            return ReadFailed("hid", reader, f"{READ_AGAIN}: {exc}")
+        return CardPresented(source="hid", reader=reader, token=token,
+                             token_kind=tokens.token_kind(token), masked=luhn.mask_pan(pan),
+                             bin6=pan[:6])
     try:
         token = tokens.code_token(text)
     except CardDataError as exc:
@@ -148,11 +173,25 @@ def code_event(text: str, *, reader: str) -> CardPresented | ReadFailed:
 
 
 def resolve_device(pattern: str) -> str:
-    """The one device a path or glob names (the first, sorted, if several)."""
+    """The one device a path or glob names.
+
+    A glob must match exactly one device: with several, which one would be "the
+    scanner" depends on plug order (a wedge card reader could be taken for it),
+    so the reader refuses to start and names the matches. Name the device by its
+    ``/dev/input/by-id/`` path (docs/readers.md).
+    """
     if any(c in pattern for c in "*?["):
         found = sorted(glob.glob(pattern))
         if not found:
             raise ReaderError(f"no device matches {pattern}")
+        if len(found) > 1:
+            shown = ", ".join(found[:MAX_MATCHES_SHOWN])
+            more = f" and {len(found) - MAX_MATCHES_SHOWN} more" \
+                if len(found) > MAX_MATCHES_SHOWN else ""
+            raise ReaderError(
+                f"{len(found)} devices match {pattern} ({shown}{more}); set the reader's "
+                "device to the one stable path (/dev/input/by-id/... or a udev symlink) "
+                "so no other device can take its role")
         return found[0]
     return pattern
 
@@ -231,7 +270,8 @@ class SerialReader(ThreadedReader):
                                  f"{READ_AGAIN}: {frame.reason}"))
             return
         if self.role == "barcode":
-            self.emit(code_event(frame.text, reader=self.name))
+            self.emit(code_event(frame.text, reader=self.name, pan_key=self.pan_key,
+                                 diagnostics=self.diagnostics))
         else:
             self.emit(swipe_event(frame.text, reader=self.name, source="msr",
                                   pan_key=self.pan_key, diagnostics=self.diagnostics))

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent import __version__
+from agent.carddata.detect import find_card_data
 from agent.errors import ApiError, ClubtermError, LimitExceeded, RulesError, StorageError
 from agent.localapi import (
     CONFLICT,
@@ -36,6 +37,7 @@ from agent.localapi import (
 )
 from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
 from agent.localapi.sessions import SessionTable
+from agent.safe_text import describe, unsafe_char
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,21 @@ def _p(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *,
     return value
 
 
+# Free text that may span lines (line feeds and tabs allowed).
+_MULTILINE_PARAMS = ("note", "reason")
+# Ids the agent issued or looks up before use, and the phone number (checked with
+# its own, longer, card-number rule in tel_token): not scanned for card numbers,
+# since a random id may hold digit groups.
+_NO_CARD_SCAN = ("phone", "referred_by")
+CARD_IN_TEXT = ("The {what} looks like it holds a bank card number; card numbers must not be "
+                "written down here. Please remove it.")
+
+
 def _text(params: Mapping[str, Any], name: str, *, required: bool = True, max_len: int = 200,
           default: str | None = None) -> str | None:
+    """A text parameter, trimmed; refused when empty (if required), too long, holding
+    control characters or direction overrides (a terminal would obey them; ``note``
+    and ``reason`` may hold line feeds and tabs) or a bank card number."""
     value: str | None = _p(params, name, str, required=required, default=default)
     if value is None:
         return None
@@ -86,6 +101,15 @@ def _text(params: Mapping[str, Any], name: str, *, required: bool = True, max_le
     if len(value) > max_len:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is too long (at most {max_len}).",
                        {"param": name})
+    bad = unsafe_char(value, multiline=name in _MULTILINE_PARAMS)
+    if bad is not None:
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} holds a control character "
+                       f"({describe(bad)}); please type plain text.",
+                       {"param": name, "reason": "control_character"})
+    if name not in _NO_CARD_SCAN and not name.endswith("_id") \
+            and find_card_data(value) is not None:
+        raise ApiError(INVALID_PARAMS, CARD_IN_TEXT.format(what=name.replace("_", " ")),
+                       {"param": name, "reason": "card_number"})
     return value
 
 
@@ -136,15 +160,59 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def code_token(text: str) -> str:
-    """``code:`` + the scanned text, trimmed (protocol.md)."""
-    return "code:" + text.strip()
+    """``code:`` + the scanned text, trimmed (protocol.md): ``agent.carddata.tokens``.
+
+    Raises CardDataError for text a code may not hold (control characters, a bank
+    card number or track data).
+    """
+    from agent.carddata import tokens
+
+    return tokens.code_token(text)
 
 
 def tel_token(phone: str, country: str) -> str:
-    """``tel:`` + E.164 form (``agent.carddata.tokens``)."""
+    """``tel:`` + E.164 form (``agent.carddata.tokens``; a card number is refused)."""
     from agent.carddata import tokens
 
     return tokens.tel_token(phone, country)
+
+
+CARD_AS_CODE = ("This looks like a bank card number; it cannot be used as a code. Tap or "
+                "swipe the card instead.")
+CARD_AS_PHONE = "This looks like a bank card number, not a phone number."
+CARD_AS_IDENTIFIER = ("This looks like a bank card number; it cannot be used as an identifier. "
+                 "Tap or swipe the card instead.")
+
+
+def _checked_token(token: Any, param: str = "token") -> str:
+    """An identifier token a client sends, refused when malformed or holding card data.
+
+    ``pan:``/``nid:`` are keyed hashes; ``code:``, ``nfc:`` and ``tel:`` carry what
+    was typed or read, so they are scanned for card numbers and track data.
+    """
+    from agent.carddata import tokens
+
+    if not isinstance(token, str) or ":" not in token or len(token) > 600:
+        raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                       {"param": param})
+    kind, _, rest = token.partition(":")
+    if kind == "code":
+        try:
+            return code_token(rest)
+        except ClubtermError as exc:  # CardDataError
+            message = CARD_AS_CODE if str(exc) == tokens.CARD_IN_CODE_MESSAGE else \
+                _sentence(f"The code cannot be used: {exc}")
+            raise ApiError(INVALID_PARAMS, message, {"param": param}) from None
+    try:
+        tokens.token_kind(token)
+    except ClubtermError:  # CardDataError
+        raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
+                       {"param": param}) from None
+    if kind == "tel" and find_card_data(rest, min_digits=tokens.PHONE_CARD_MIN_DIGITS):
+        raise ApiError(INVALID_PARAMS, CARD_AS_PHONE, {"param": param})
+    if kind == "nfc" and find_card_data(rest):
+        raise ApiError(INVALID_PARAMS, CARD_AS_IDENTIFIER, {"param": param})
+    return token
 
 
 def _store_error(exc: ClubtermError) -> ApiError:
@@ -351,22 +419,23 @@ class Services:
         if len(given) != 1:
             raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone or code.")
         if token is not None:
-            if not isinstance(token, str) or ":" not in token or len(token) > 200:
-                raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
-                               {"param": "token"})
-            return token
+            return _checked_token(token)
         if phone is not None:
             if not isinstance(phone, str) or sum(c.isdigit() for c in phone) < 5:
                 raise ApiError(INVALID_PARAMS, "That does not look like a phone number.",
                                {"param": "phone"})
             try:
                 return tel_token(phone, self.view.default_country_code)
-            except ClubtermError as exc:
+            except ClubtermError as exc:  # CardDataError
+                from agent.carddata import tokens
+
+                if str(exc) == tokens.CARD_IN_PHONE_MESSAGE:
+                    raise ApiError(INVALID_PARAMS, CARD_AS_PHONE, {"param": "phone"}) from None
                 raise ApiError(INVALID_PARAMS, f"That phone number cannot be used: {exc}",
                                {"param": "phone"}) from None
         if not isinstance(code, str) or not code.strip() or len(code) > 500:
             raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
-        return code_token(code)
+        return _checked_token("code:" + code.strip(), "code")
 
     async def _member_for(self, token: str) -> dict[str, Any]:
         member = await self.db.read(self.store.lookup, token)
@@ -842,9 +911,7 @@ class Services:
         identifiers = [tel]
         token = params.get("token")
         if token is not None:
-            if not isinstance(token, str) or ":" not in token or len(token) > 200:
-                raise ApiError(INVALID_PARAMS, "The card token is not valid.", {"param": "token"})
-            identifiers.append(token)
+            identifiers.append(_checked_token(token))
         for ident in identifiers:
             holder = await self.db.read(self.store.lookup, ident)
             if holder is not None:
@@ -853,8 +920,13 @@ class Services:
                                {"member_id": holder.get("member_id"),
                                 "identifier_kind": ident.split(":", 1)[0]})
         referred_by = _text(params, "referred_by", required=False, max_len=100)
-        if referred_by and not referred_by.startswith("local:") and \
-                await self.db.read(self.store.member, referred_by) is None:
+        if referred_by and referred_by.startswith("local:"):
+            # A member enrolled here: "local:" and a UUID, nothing else is kept.
+            try:
+                uuid.UUID(referred_by.removeprefix("local:"))
+            except ValueError:
+                raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.") from None
+        elif referred_by and await self.db.read(self.store.member, referred_by) is None:
             raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
         member_id = f"local:{uuid.uuid4()}"
         body = {"member_id": member_id, "name": name, "identifiers": identifiers,

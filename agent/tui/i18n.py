@@ -168,17 +168,38 @@ def current() -> Locale:
     return _current
 
 
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@$.!=-][^[]*?])")
+
+
+def plain(value: object) -> object:
+    """A value from outside (a member name from the club, a note) as plain text.
+
+    Textual renders markup: ``"Eve[/]"`` would raise MarkupError and ``"[b]x"`` restyle
+    the screen; control characters (ESC) are shown escaped, never sent to the terminal.
+    Non-text values are returned as they are.
+    """
+    if not isinstance(value, str):
+        return value
+    from agent.safe_text import escape_for_terminal
+
+    text = _MARKUP_TAG.sub(lambda m: m.group(1) * 2 + "\\" + m.group(2),
+                           escape_for_terminal(value))
+    # As textual.markup.escape: a lone trailing backslash would escape what follows.
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
+
+
 def tr(message: str, /, **values: object) -> str:
-    """Translate ``message``, fill in ``values`` and put it in display order."""
+    """Translate ``message``, fill in ``values`` (as plain text) and put it in display order."""
     text = _current.gettext(message)
     if values:
-        text = text.format(**values)
+        text = text.format(**{k: plain(v) for k, v in values.items()})
     return _current.display(text)
 
 
 def trn(singular: str, plural: str, n: int, /, **values: object) -> str:
     """Plural-aware :func:`tr`; ``{n}`` is filled in with ``n`` in local digits."""
-    text = _current.ngettext(singular, plural, n).format(n=_current.number(n), **values)
+    text = _current.ngettext(singular, plural, n).format(
+        n=_current.number(n), **{k: plain(v) for k, v in values.items()})
     return _current.display(text)
 
 

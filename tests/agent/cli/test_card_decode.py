@@ -34,9 +34,11 @@ pan_key_file = "pan_key"
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
-    # Whatever happened, no full card number reached the screen.
+    # Whatever happened, no full card number reached the screen, grouped or not.
     for pan in samples.PANS:
-        assert pan not in out and pan not in err
+        for sep in ("", " ", "-"):
+            shown = sep.join(pan[i : i + 4] for i in range(0, len(pan), 4))
+            assert shown not in out and shown not in err
     return code, out, err
 
 
@@ -204,3 +206,25 @@ def test_swipe_into_a_terminal_is_not_echoed(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     assert "411111******1111" in text
     assert samples.VISA not in text
+
+
+@pytest.mark.parametrize("sep", [" ", "-", " - ", "."])
+def test_grouped_card_number_in_the_name_is_hidden(capsys: pytest.CaptureFixture[str],
+                                                  sep: str) -> None:
+    grouped = sep.join(["5555", "5555", "5555", "4444"])
+    track = f"%B4111111111111111^{grouped}^25121010000000000000?"
+    code, out, _ = run(capsys, "card", "decode", "--track", track)
+    assert code == 0 and "[hidden: may hold a card number]" in out
+    assert "5555" not in out and "4444" not in out
+    code, out, _ = run(capsys, "card", "decode", "--json", "--track", track)
+    assert json.loads(out)["name"] == "[hidden: may hold a card number]"
+
+
+def test_grouped_card_number_in_a_tlv_text_tag_is_hidden(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    record = samples.tlv("70", samples.tlv("5A", "4761739001010119")
+                         + samples.tlv("5F24", "271231")
+                         + samples.tlv("5F20", b"5555 5555 5555 4444"))
+    code, out, _ = run(capsys, "card", "decode", "--tlv", record.hex())
+    assert code == 0 and "476173******0119" in out
+    assert "5555 5555" not in out and "4444" not in out.replace("476173******0119", "")

@@ -387,3 +387,74 @@ def test_evdev_source_grabs_reads_caps_led_and_reports_unplug(monkeypatch):
         source.read(1.0)
     source.close()
     assert not device.grabbed
+
+
+# --- card data on the scanner (issue #13, item 4) -------------------------------------
+
+SWIPE = "%B4111111111111111^DOE/J^25121010000000000000?"
+
+
+@pytest.mark.parametrize("typed, source", [
+    (SWIPE, "msr"),                                  # a wedge card reader taken for the scanner
+    (TRACKS, "msr"),                                 # both tracks in one burst
+    ("4111 1111 1111 1111", "hid"),                  # a card number scanned or typed
+    ("4111-1111-1111-1111", "hid"),
+])
+def test_scanner_role_turns_card_data_into_a_card_read(tmp_path, typed, source):
+    fifo = keys.make_fifo(tmp_path / "scanner.events")
+    r, log = _reader(fifo, role="barcode", code_pattern="CLUB-[0-9]+")
+    try:
+        since = log.mark()
+        keys.write_events(fifo, keys.type_text(typed))
+        event = log.card(since)
+        assert isinstance(event, CardPresented), event
+        assert event.token == tokens.pan_token(PAN_KEY, "4111111111111111")
+        assert event.token_kind == "pan" and event.source == source
+        assert event.masked == "411111******1111"
+        assert all(not getattr(e, "token", "").startswith("code:") for e in log.events)
+        assert "4111111111111111" not in repr(log.events)
+    finally:
+        r.stop()
+
+
+def test_scanner_role_without_pan_key_drops_card_data():
+    from agent.drivers.serial import code_event
+
+    for text in (SWIPE, "4111 1111 1111 1111", ";4111111111111111=2512101?"):
+        event = code_event(text, reader="scanner")
+        assert isinstance(event, ReadFailed) and "card" in event.message
+        assert "4111" not in event.message
+
+
+def test_scanner_role_broken_swipe_is_read_again_not_a_code():
+    from agent.drivers.serial import code_event
+
+    # Track 1 start, a PAN that fails its check digit: track data all the same.
+    event = code_event("%B4111111111111112^DOE/J^2512101?", reader="scanner", pan_key=PAN_KEY)
+    assert isinstance(event, ReadFailed) and "4111" not in event.message
+
+
+def test_ean13_and_club_codes_stay_codes():
+    from agent.drivers.serial import code_event
+
+    # EAN-13 barcodes, the second and third also Luhn-valid in card ranges.
+    for text in ("4006381333931", "4006380000094", "6260100000094", "CLUB-000123"):
+        event = code_event(text, reader="scanner", pan_key=PAN_KEY)
+        assert isinstance(event, CardPresented) and event.token == "code:" + text
+
+
+def test_glob_matching_two_devices_is_refused_naming_them(tmp_path):
+    keys.make_fifo(tmp_path / "usb-Mag-Tek_Swipe-event-kbd")
+    keys.make_fifo(tmp_path / "usb-Scanner_1234-event-kbd")
+    log = EventLog()
+    r = EvdevReader("scanner", str(tmp_path / "usb-*-event-kbd"), PAN_KEY, role="barcode",
+                    backoff=Backoff(0.05, 0.2))
+    r.start(log)
+    try:
+        state = log.state("error")
+        assert "2 devices match" in state.detail
+        assert "usb-Mag-Tek_Swipe-event-kbd" in state.detail
+        assert "usb-Scanner_1234-event-kbd" in state.detail and "by-id" in state.detail
+        assert not log.cards()
+    finally:
+        r.stop()

@@ -162,3 +162,19 @@ def test_missing_device_is_error_not_crash(tmp_path):
     finally:
         reader.stop()
     assert reader._thread is None and not os.path.exists(tmp_path / "nothing")
+
+
+def test_driver_barcode_role_swipe_is_a_card_read_not_a_code(tmp_path):
+    # A magstripe reader on the port the profile calls the barcode scanner.
+    msr = VirtualSerialMsr(tmp_path / "msr", seed=3)
+    reader, log = _start(msr.link, role="barcode")
+    try:
+        since = log.mark()
+        msr.swipe(VISA)
+        event = log.card(since)
+        assert isinstance(event, CardPresented) and event.token_kind == "pan"
+        assert event.token == tokens.pan_token(PAN_KEY, "4111111111111111")
+        assert not any(getattr(e, "token", "").startswith("code:") for e in log.events)
+    finally:
+        reader.stop()
+        msr.close()
