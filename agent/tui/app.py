@@ -66,6 +66,35 @@ STATUS_REFRESH_S = 30.0
 # after a jittered delay that doubles from the first to the last figure.
 RECONNECT_FIRST_S = 0.25
 RECONNECT_MAX_S = 5.0
+# How long one key may take to be handled before the next is sent anyway (a
+# handler that waits on the app itself must not hold the keyboard up for good).
+KEY_SETTLE_S = 0.25
+
+
+async def _settled(node: Any, timeout: float) -> None:
+    """Wait until ``node`` and its ancestors up to the screen handled their messages.
+
+    A callback queued behind a node's messages runs once they are handled; if
+    handling them queued more (an Input posts Submitted to itself, which then
+    bubbles to its parent), the node is asked again. Messages bubble upwards,
+    so the nodes are drained from the widget to its screen.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while node is not None:
+        for _ in range(8):
+            done = asyncio.Event()
+            if not node.call_later(done.set):
+                break  # the node is closing
+            try:
+                await asyncio.wait_for(done.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return
+            if node._message_queue.empty():
+                break
+        if isinstance(node, Screen):
+            return
+        node = node.parent
 
 
 class ClubtermApp(App[None]):
@@ -112,6 +141,7 @@ class ClubtermApp(App[None]):
         self._session_modes: list[str] = []
         self.started_at = _time.perf_counter()
         self._held_basket: HeldBasket | None = None
+        self._keys: asyncio.Queue[events.Key] | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -123,6 +153,8 @@ class ClubtermApp(App[None]):
     # ------------------------------------------------------------- lifecycle
 
     def on_mount(self) -> None:
+        self._keys = asyncio.Queue()
+        self.run_worker(self._send_keys(), group="keys", exclusive=True)
         self.add_mode("signin", SignInScreen)
         self.switch_mode("signin")
         self.watch_agent_events()
@@ -134,7 +166,28 @@ class ClubtermApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
             self._last_activity = _time.monotonic()
+        if isinstance(event, events.Key) and not event.is_forwarded \
+                and self._keys is not None:
+            # Textual hands each key to the widget focused when the key arrives
+            # and lets it work later, and moves the focus later still: keys that
+            # arrive in one burst (a POS keyboard macro, a laggy SSH session)
+            # all went to the first field and raced the Enter handlers
+            # ("20⏎5⏎7⏎" gave three lines of 2,057; "20⏎Tab CLUB-1002⏎" left
+            # "20CLUB-1002" in Amount). Keys queue here and go out one at a time,
+            # each once the last one, and what it set off, was handled.
+            self._keys.put_nowait(event)
+            return
         await super().on_event(event)
+
+    async def _send_keys(self) -> None:
+        assert self._keys is not None
+        while True:
+            key = await self._keys.get()
+            target = self.focused or self.screen
+            await super().on_event(key)
+            await _settled(target, KEY_SETTLE_S)
+            # Focus changes and screen switches are callbacks on the app itself.
+            await _settled(self, KEY_SETTLE_S)
 
     def _check_idle(self) -> None:
         if self.staff is None:

@@ -118,3 +118,47 @@ async def test_pay_needs_a_choice_and_enter_and_stray_typing_records_nothing() -
                 await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
             sales = [e for e in h.outbox() if e["type"] == "sale"]
             assert len(sales) == 1 and sales[0]["payment"] == "card"
+
+
+def _burst(app: ClubtermApp, text: str) -> None:
+    """Post keys all at once, as a POS keyboard macro or a laggy SSH session does.
+
+    ``⏎`` is Enter and ``⇥`` Tab; every other character is typed as itself.
+    """
+    from textual import events
+
+    names = {"⏎": ("enter", "\r"), "⇥": ("tab", "\t"), "*": ("asterisk", "*"),
+             ".": ("full_stop", "."), "-": ("minus", "-"), " ": ("space", " ")}
+    for char in text:
+        key, character = names.get(char, (char, char))
+        app.post_message(events.Key(key, character))
+
+
+async def test_keys_arriving_in_one_burst_are_handled_in_order() -> None:
+    # Seen: "20⏎5⏎7⏎" sent at once gave three lines of 2,057; "20⏎Tab CLUB-1002⏎"
+    # left "20CLUB-1002" in Amount.
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                _burst(app, "c1⏎1234⏎")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                _burst(app, "20⏎5⏎7⏎")
+                await wait_for(pilot, lambda: len(screen.lines) >= 3)
+                await pilot.pause(0.2)
+                assert [line.unit_price for line in screen.lines] == [2000, 500, 700]
+                _burst(app, "3*2.50⏎⇥0912 123 4567⏎")
+                try:
+                    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                except AssertionError:
+                    from textual.widgets import Input
+                    raise AssertionError(
+                        f"lines {screen.lines}; entry {screen.query_one('#entry', Input).value!r}"
+                        f"; member field {screen.query_one('#member-input', Input).value!r}; "
+                        f"message {message_text(app)!r}") from None
+                assert screen.member["member_id"] == "m-1"
+                assert [(line.qty, line.unit_price) for line in screen.lines][-1] == (3, 250)
+                from textual.widgets import Input
+                assert screen.query_one("#entry", Input).value == ""
