@@ -79,13 +79,13 @@ def test_a_subscriber_never_sees_a_badge_token_and_cannot_sign_in_with_one(
             assert seen["kind"] == "staff_badge" and seen["token"].startswith("tap:")
             assert seen["staff"]["name"] == "Reza Karimi"
 
-            # A badge token alone (copied from the tag, an old log, an old event) is refused.
+            # A badge token alone (copied from the tag, an old log, an old event) is
+            # refused, even seconds after a real tap of that badge.
             err = await _refused(spy.call("staff.login", {"token": MANAGER_BADGE}))
             assert err.code == -32007 and err.data["reason"] == "badge_not_tapped"
             err = await _refused(spy.call("staff.clock", {"token": MANAGER_BADGE,
                                                           "action": "in"}))
             assert err.data["reason"] == "badge_not_tapped"
-            # ... even within seconds of a real tap of that badge.
             # The tap itself signs in once; the same reference again is refused.
             session = await till.call("staff.login", {"token": tap})
             assert session["role"] == "manager"
