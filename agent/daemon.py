@@ -286,8 +286,27 @@ class Agent:
             self._update_status()
 
     async def _card(self, event: Any) -> None:
-        """A card or code was presented: look the member up and tell the clients."""
+        """A card or code was presented: look the member up and tell the clients.
+
+        A staff badge is not broadcast with its token (every subscriber would see a
+        credential): its event carries a single-use tap reference instead, and
+        neither the token nor the tag's UID is logged.
+        """
         assert self.services is not None
+        try:
+            badge = await self.services.badge_tapped(event.token, event.reader)
+        except ClubtermError as exc:
+            log.error("could not check whether a card is a staff badge: %s", exc)
+            self._broadcast({"type": "read_failed", "source": event.source,
+                             "reader": event.reader,
+                             "message": "read again: the terminal could not check this card"})
+            return
+        if badge is not None:
+            badge["source"] = event.source
+            log.info("staff badge tapped on %s: staff %s", event.reader,
+                     badge["staff"]["staff_id"])
+            self._broadcast(badge)
+            return
         self.services.note_card(event.token, event.masked, event.bin6)
         try:
             member = await self.services.member_summary(event.token)
@@ -296,10 +315,10 @@ class Agent:
             member = None
         log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
                  event.reader, member["member_id"] if member else "no member")
-        self._broadcast({"type": "card", "source": event.source, "reader": event.reader,
-                         "token": event.token, "token_kind": event.token_kind,
-                         "masked": event.masked, "info": getattr(event, "info", None),
-                         "member": member})
+        self._broadcast({"type": "card", "kind": "card", "source": event.source,
+                         "reader": event.reader, "token": event.token,
+                         "token_kind": event.token_kind, "masked": event.masked,
+                         "info": getattr(event, "info", None), "member": member})
 
     def _on_link_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "queue" and isinstance(event.get("pending"), int):

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "card",
     "rules",
     "queue",
+    "staff",
     "provision",
     "doctor",
 )

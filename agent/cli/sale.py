@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--payment", default="cash", choices=("cash", "card", "other"))
     p.add_argument("--staff-id", help="staff id to sign in with (with --pin)")
     p.add_argument("--pin", help="the staff PIN (or set $CLUBTERM_PIN)")
-    p.add_argument("--badge", help="a staff badge token to sign in with instead of a PIN")
+    p.add_argument("--badge", help="a staff badge's tap reference (tap:..., from its card "
+                   "event, within 15 s) to sign in with instead of a PIN")
     p.add_argument("--quote-only", action="store_true", help="show the quote, record nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--socket", metavar="PATH", default=None,

@@ -45,6 +45,7 @@ from agent.localapi import (
     STORAGE,
     UNKNOWN_MEMBER,
 )
+from agent.localapi.sessions import BadgeTap, BadgeTaps
 
 Json = dict[str, Any]
 
@@ -239,6 +240,8 @@ class FakeLocalApi:
         ]
         self.calls: list[tuple[str, Json]] = []
         self._state = _demo_state()
+        # The agent's own table of staff badge taps (single use, 15 s).
+        self._taps = BadgeTaps()
         self._subscribers: list[asyncio.Queue[Json | None]] = []
         self._closed = False
 
@@ -289,10 +292,25 @@ class FakeLocalApi:
         return len(self._subscribers)
 
     def tap(self, token: str, *, source: str = "nfc", masked: str | None = None) -> Json:
-        """Present a card or scan a code: push the ``card`` event the agent would."""
+        """Present a card or scan a code: push the ``card`` event the agent would.
+
+        A staff badge's event carries a single-use tap reference, not its token.
+        """
+        for staff in self._state.staff.values():
+            if token in staff["badges"]:
+                tap = self._taps.issue(staff["staff_id"], token, "fake", self._mono())
+                badge: Json = {
+                    "type": "card", "kind": "staff_badge", "source": source,
+                    "token": tap.ref, "token_kind": "tap", "expires_s": self._taps.ttl_s,
+                    "masked": None, "info": None, "member": None,
+                    "staff": {"staff_id": staff["staff_id"], "name": staff["name"]},
+                }
+                self.push_event(badge)
+                return badge
         member = self._find_member(token)
         event: Json = {
             "type": "card",
+            "kind": "card",
             "source": source,
             "token": token,
             "masked": masked or self._state.masked.get(token),
@@ -813,16 +831,20 @@ class FakeLocalApi:
         event = self._record("refund", {"sale_id": sale_id, "reason": reason}, staff["staff_id"])
         return {"refund_id": event["id"]}
 
-    def _staff_by_token(self, token: str) -> Json:
-        for staff in self._state.staff.values():
-            if token in staff["badges"]:
-                return staff
-        raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
+    def _mono(self) -> float:
+        return self.clock().timestamp()
+
+    def _staff_by_tap(self, token: str) -> tuple[Json, BadgeTap]:
+        tap = self._taps.take(token, self._mono())
+        staff = self._state.staff.get(tap.staff_id)
+        if staff is None or tap.badge not in staff["badges"]:
+            raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
+        return staff, tap
 
     def _login(self, params: Json) -> Json:
         token = params.get("token")
         if isinstance(token, str) and token:
-            staff = self._staff_by_token(token)
+            staff, _tap = self._staff_by_tap(token)
         else:
             staff_id = self._str(params, "staff_id")
             pin = params.get("pin")
@@ -893,20 +915,27 @@ class FakeLocalApi:
         if action not in ("in", "out"):
             raise ApiError(INVALID_PARAMS, "'action' must be in or out.")
         token = params.get("token")
+        tap: BadgeTap | None = None
         if isinstance(token, str) and token:
-            staff = self._staff_by_token(token)
+            staff, tap = self._staff_by_tap(token)
         else:
             staff_id = self._str(params, "staff_id")
             if staff_id not in self._state.staff:
                 raise ApiError(NOT_FOUND, "No staff member has this number.")
             staff = self._state.staff[staff_id or ""]
         present = {r["staff_id"] for r in self._attendance(self._now().date()) if r["present"]}
+        conflict = None
         if action == "in" and staff["staff_id"] in present:
-            raise ApiError(CONFLICT, f"{staff['name']} is already clocked in.")
+            conflict = f"{staff['name']} is already clocked in."
         if action == "out" and staff["staff_id"] not in present:
-            raise ApiError(CONFLICT, f"{staff['name']} is not clocked in.")
+            conflict = f"{staff['name']} is not clocked in."
+        if conflict is not None:
+            if tap is not None:  # nothing recorded: the tap may be used once more
+                self._taps.give_back(tap, self._mono())
+            raise ApiError(CONFLICT, conflict)
         event = self._record(
-            "attendance", {"action": action, "identified_by": token or None}, staff["staff_id"]
+            "attendance", {"action": action, "identified_by": tap.badge if tap else None},
+            staff["staff_id"],
         )
         event["staff_id"] = staff["staff_id"]
         return {

@@ -9,11 +9,12 @@ Decisions the spec leaves open are written down in ``docs/local-api.md``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -36,7 +37,7 @@ from agent.localapi import (
     UNKNOWN_MEMBER,
 )
 from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
-from agent.localapi.sessions import SessionTable
+from agent.localapi.sessions import BadgeTap, BadgeTaps, PinAttempts, SessionTable
 from agent.safe_text import describe, unsafe_char
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,7 @@ SALE_KEYS = (
 PAYMENTS = ("cash", "card", "other")
 MAX_QUOTES = 10_000
 COMMITTED_KEEP_S = 600.0
-# Wrong PINs: after this many within the window, the staff id is refused a while.
-PIN_MAX_FAILURES = 5
-PIN_WINDOW_S = 60.0
+# PIN attempts per staff id and badge taps: limits in agent.localapi.sessions.
 STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
                    "recorded. Please try again or call a technician.")
 
@@ -286,7 +285,10 @@ class Services:
         # BIN and a member summary can show the masked number. Never the PAN.
         self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self.accepting = True
-        self._pin_failures: dict[str, list[float]] = {}
+        self.pin_attempts = PinAttempts()
+        self.taps = BadgeTaps()
+        # staff id → (lock, holders): one PIN check at a time per staff id.
+        self._pin_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
             "agent.status": self.agent_status,
             "events.subscribe": self.events_subscribe,
@@ -494,8 +496,8 @@ class Services:
         return {**(await self._summary(member, token)), "token": token}
 
     async def staff_login(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
-        """``staff.login`` with a badge token, or staff_id and PIN."""
-        staff = await self._staff_from(params, need_pin=True)
+        """``staff.login`` with a badge tap reference, or staff_id and PIN."""
+        staff, _tap = await self._staff_from(params, need_pin=True)
         session = self.sessions.open(staff["staff_id"], staff.get("name") or "", staff["role"])
         log.info("staff %s signed in as %s", session.staff_id, session.role)
         return {"session": session.token, "staff_id": session.staff_id, "name": session.name,
@@ -507,47 +509,77 @@ class Services:
         token = _p(params, "session", str)
         return self.sessions.close(token)
 
-    async def _staff_from(self, params: Mapping[str, Any], *, need_pin: bool) -> dict[str, Any]:
+    async def badge_tapped(self, token: str, reader: str) -> dict[str, Any] | None:
+        """The ``card`` event for a staff badge read on this terminal, or None if
+        ``token`` is no active staff member's badge.
+
+        The event carries a fresh single-use tap reference in ``token``, never the
+        badge token itself: every subscriber sees it. Raises ClubtermError if the
+        store cannot say (the caller must then not broadcast the token either).
+        """
+        staff = await self.db.read(self.store.staff_by_badge, token)
+        if staff is None:
+            return None
+        tap = self.taps.issue(staff["staff_id"], token, reader, self.monotonic())
+        return {"type": "card", "kind": "staff_badge", "reader": reader, "token": tap.ref,
+                "token_kind": "tap", "expires_s": self.taps.ttl_s, "masked": None,
+                "info": None, "member": None,
+                "staff": {"staff_id": staff["staff_id"], "name": staff.get("name")}}
+
+    @contextlib.asynccontextmanager
+    async def _pin_lock(self, staff_id: str) -> AsyncIterator[None]:
+        """Serialise PIN checks of one staff id; the entry goes when nobody holds it."""
+        lock, holders = self._pin_locks.setdefault(staff_id, (asyncio.Lock(), [0]))
+        holders[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            holders[0] -= 1
+            if holders[0] == 0:
+                self._pin_locks.pop(staff_id, None)
+
+    async def _staff_from(self, params: Mapping[str, Any], *, need_pin: bool
+                          ) -> tuple[dict[str, Any], BadgeTap | None]:
         token = params.get("token")
         staff_id = params.get("staff_id")
         if token is not None:
-            if not isinstance(token, str) or not token:
+            if not isinstance(token, str) or not token or len(token) > 200:
                 raise ApiError(INVALID_PARAMS, "The badge token is not valid.", {"param": "token"})
-            staff = await self.db.read(self.store.staff_by_badge, token)
-            if staff is None or not staff.get("active", True):
+            # Only a reference the agent handed out for a tap on its own reader, once,
+            # within seconds: a badge token alone (seen, logged, copied) is no credential.
+            tap = self.taps.take(token, self.monotonic())
+            staff = await self.db.read(self.store.staff, tap.staff_id)
+            if staff is None or not staff.get("active", True) or \
+                    tap.badge not in (staff.get("badges") or []):
                 raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
-            return dict(staff)
+            return dict(staff), tap
         if staff_id is None:
             raise ApiError(INVALID_PARAMS, "Give a badge token, or a staff id and PIN.")
-        if not isinstance(staff_id, str) or not staff_id:
+        if not isinstance(staff_id, str) or not staff_id or len(staff_id) > 200:
             raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
         pin = params.get("pin")
         if pin is None and not need_pin:
             staff = await self.db.read(self.store.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
-            return dict(staff)
+            return dict(staff), None
         if not isinstance(pin, str) or not pin or len(pin) > 64:
             raise ApiError(INVALID_PARAMS, "Please enter your PIN.", {"param": "pin"})
-        now = self.monotonic()
-        recent = [t for t in self._pin_failures.get(staff_id, []) if now - t < PIN_WINDOW_S]
-        if len(recent) >= PIN_MAX_FAILURES:
-            raise ApiError(NOT_ALLOWED, "Too many wrong PINs; please wait a minute or use "
-                           "your badge.", {"reason": "locked_out"})
-        # scrypt takes tens of milliseconds: not on the store thread, where it would
-        # hold up sales, and not on the loop.
-        ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
-        staff = await self.db.read(self.store.staff, staff_id) if ok else None
+        # Counted before the check: concurrent guesses cannot all pass the limit.
+        self.pin_attempts.reserve(staff_id, self.monotonic())
+        async with self._pin_lock(staff_id):
+            # scrypt takes tens of milliseconds: not on the store thread, where it would
+            # hold up sales, and not on the loop. An unknown id is hashed as long
+            # (against a dummy), so the answer's time does not tell which ids exist.
+            ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
+            staff = await self.db.read(self.store.staff, staff_id) if ok else None
         if staff is None or not staff.get("active", True):
-            recent.append(now)
-            self._pin_failures[staff_id] = recent
-            if len(self._pin_failures) > 1000:
-                self._pin_failures.clear()
             # Same answer for an unknown id and a wrong PIN: no guessing of ids.
             raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
                            {"reason": "bad_credentials"})
-        self._pin_failures.pop(staff_id, None)
-        return dict(staff)
+        self.pin_attempts.succeeded(staff_id)
+        return dict(staff), None
 
     async def staff_clock(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``staff.clock``: record an attendance event."""
@@ -555,8 +587,18 @@ class Services:
         if action not in ("in", "out"):
             raise ApiError(INVALID_PARAMS, 'The action must be "in" or "out".',
                            {"param": "action"})
-        staff = await self._staff_from(params, need_pin=False)
-        token = params.get("token") if isinstance(params.get("token"), str) else None
+        staff, tap = await self._staff_from(params, need_pin=False)
+        try:
+            return await self._clock(staff, action, tap)
+        except ApiError:
+            # Nothing was recorded (already in, storage): the tap may still be used
+            # once, e.g. for "out" after "in" was refused, until it expires.
+            if tap is not None:
+                self.taps.give_back(tap, self.monotonic())
+            raise
+
+    async def _clock(self, staff: Mapping[str, Any], action: str,
+                     tap: BadgeTap | None) -> dict[str, Any]:
         events, end = await self._day_events(self._today())
         rows = _attendance_rows(events, {}, self.clock(), end)
         present = {r["staff_id"] for r in rows if r["present"]}
@@ -565,9 +607,12 @@ class Services:
             raise ApiError(CONFLICT, f"{name} is already clocked in.")
         if action == "out" and staff["staff_id"] not in present:
             raise ApiError(CONFLICT, f"{name} is not clocked in.")
+        # identified_by is the badge token itself: it goes to the club in the event,
+        # never to the local API's subscribers.
         stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
                                     action, at=self.clock(), by=staff["staff_id"],
-                                    identified_by=token, offline=not self.view.online())
+                                    identified_by=tap.badge if tap is not None else None,
+                                    offline=not self.view.online())
         at = field_of(stored, "at") or self.clock()
         at_s = _iso(at) if isinstance(at, datetime) else at
         self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],

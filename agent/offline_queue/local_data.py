@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import ClubtermError
 from agent.offline_queue import events as ev
-from agent.offline_queue.pinhash import hash_pin, verify_pin
+from agent.offline_queue.pinhash import hash_pin, verify_absent, verify_pin
 from agent.offline_queue.uuid7 import uuid7_str
 
 if TYPE_CHECKING:
@@ -132,12 +132,16 @@ class LocalDataMixin:
             raise RecordNotFound(f"no staff member {staff_id}")
 
     def verify_staff_pin(self, staff_id: str, pin: str) -> bool:
-        """True if ``staff_id`` is active, has a PIN and ``pin`` is it."""
+        """True if ``staff_id`` is active, has a PIN and ``pin`` is it.
+
+        An unknown, inactive or PIN-less id costs one scrypt check too (against a
+        dummy hash), so the time taken does not tell which ids exist.
+        """
         with self._guard("reading staff"):
             row = self.m.Staff.get_or_none((self.m.Staff.staff_id == staff_id)
                                            & (self.m.Staff.active == 1))
         if row is None or row.pin_hash is None:
-            return False
+            return verify_absent(pin)
         return verify_pin(pin, row.pin_hash)
 
     # ------------------------------------------------------------------ attendance

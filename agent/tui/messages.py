@@ -38,8 +38,14 @@ class CardRead(Message):
 
     @property
     def token(self) -> str:
-        """The identifier token (``nfc:…``, ``pan:…``, ``code:…``)."""
+        """The identifier token (``nfc:…``, ``pan:…``, ``code:…``), or for a staff
+        badge the single-use tap reference (``tap:…``) to sign in or clock with."""
         return str(self.event.get("token") or "")
+
+    @property
+    def staff_badge(self) -> bool:
+        """True for a staff badge tapped on the terminal (``kind: "staff_badge"``)."""
+        return self.event.get("kind") == "staff_badge"
 
 
 class StatusChanged(Message):

@@ -125,6 +125,9 @@ class ClubScreen(ApiCaller, Screen[None]):
     """A signed-in screen: nav bar, body, message line, status bar, footer."""
 
     MODE: ClassVar[str] = ""
+    # A staff badge's card event carries a tap reference, no member identifier:
+    # only screens that sign in or clock staff take it.
+    TAKES_STAFF_BADGES: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,6 +147,9 @@ class ClubScreen(ApiCaller, Screen[None]):
         return ()
 
     def on_card_read(self, message: CardRead) -> None:
+        if message.staff_badge and not self.TAKES_STAFF_BADGES:
+            self.say(tr("Card read — it is not used on this screen."), "info")
+            return
         self.handle_card(message)
 
     def handle_card(self, message: CardRead) -> None:

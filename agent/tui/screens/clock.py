@@ -28,6 +28,7 @@ class ClockScreen(ClubScreen):
 
     CSS_PATH = "clock.tcss"
     MODE = "clock"
+    TAKES_STAFF_BADGES = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "clock('in')", N_("Clock in"), priority=True),
         Binding("f9", "clock('out')", N_("Clock out"), priority=True),
@@ -102,7 +103,9 @@ class ClockScreen(ClubScreen):
     def handle_card(self, message: CardRead) -> None:
         # A tap toggles: try "in"; the agent answers conflict if the badge's
         # owner is already in, and then the tap means "out". (local-api.md
-        # has no toggle action; see docs/tui.md.)
+        # has no toggle action; see docs/tui.md.) The token of a staff badge is
+        # a single-use tap reference; a refused "in" records nothing and leaves
+        # it usable once more, for the "out".
         self.call_api("tap_in", "staff.clock", {"token": message.token, "action": "in"})
         self._last_badge = message.token
 

@@ -75,6 +75,8 @@ class SignInScreen(ApiCaller, Screen[None]):
         self.call_api("login", "staff.login", {"staff_id": staff_id, "pin": pin})
 
     def on_card_read(self, message: CardRead) -> None:
+        # A staff badge's event carries a tap reference (single use, 15 s), not
+        # the badge token; any other card gets the agent's "not a staff badge".
         self.say(tr("Badge read, signing in…"))
         self.call_api("login", "staff.login", {"token": message.token})
 

@@ -93,6 +93,13 @@ class Harness:
         r = await self.client().call("staff.login", {"staff_id": staff_id, "pin": pin})
         return str(r["session"])
 
+    async def tap(self, badge: str, reader: str = "sim-nfc") -> str:
+        """A staff badge tapped on the terminal's reader: the single-use tap reference
+        its card event carries (what a client signs in or clocks with)."""
+        event = await self.services.badge_tapped(badge, reader)
+        assert event is not None, f"{badge} is no staff badge"
+        return str(event["token"])
+
     async def raw(self, limit: int = 4 * 1024 * 1024
                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_unix_connection(str(self.path), limit=limit)

@@ -167,7 +167,8 @@ def test_storage_failure_records_nothing(api) -> None:
 
 def test_clock_and_day_summary(api, clock) -> None:
     session = login(api, "2", "4321")
-    run(api.call("staff.clock", {"token": "nfc:04AA000001", "action": "in"}))
+    # A badge clocks through its tap's reference, as on the agent (#13 item 3).
+    run(api.call("staff.clock", {"token": api.tap("nfc:04AA000001")["token"], "action": "in"}))
     assert error_of(api, "staff.clock", {"staff_id": "1", "action": "in"}).code == CONFLICT
     clock.now += timedelta(hours=2)
     run(api.call("staff.clock", {"staff_id": "1", "action": "out"}))
@@ -178,6 +179,18 @@ def test_clock_and_day_summary(api, clock) -> None:
     [mina] = summary["attendance"]
     assert mina["minutes"] == 120 and mina["present"] is False
     assert run(api.call("day.summary", {"date": "2026-11-23"}))["attendance"] == []
+
+
+def test_staff_badge_taps_are_single_use_references_as_on_the_agent(api, clock) -> None:
+    event = api.tap("nfc:04AA000002")
+    assert event["kind"] == "staff_badge" and event["token"].startswith("tap:")
+    assert "04AA000002" not in str(event) and event["staff"]["name"]
+    assert error_of(api, "staff.login", {"token": "nfc:04AA000002"}).code == NOT_FOUND
+    assert run(api.call("staff.login", {"token": event["token"]}))["role"] == "manager"
+    assert error_of(api, "staff.login", {"token": event["token"]}).code == NOT_ALLOWED
+    late = api.tap("nfc:04AA000002")["token"]
+    clock.now += timedelta(seconds=30)
+    assert error_of(api, "staff.login", {"token": late}).code == NOT_ALLOWED
 
 
 def test_appointments_overlap_and_customers(api) -> None:

@@ -144,7 +144,8 @@ def test_roles() -> None:
         c = h.client()
         cashier = await h.login()
         tech = await h.login("tech", "0000")
-        manager = (await c.call("staff.login", {"token": "nfc:BEEF"}))["session"]
+        # A badge signs in through the reference of a tap on the reader (#22 item 6).
+        manager = (await c.call("staff.login", {"token": await h.tap("nfc:BEEF")}))["session"]
         q = await c.call("sale.quote", {"amount": 500})
         err = await expect(-32006, c.call("sale.commit", {"quote_id": q["quote_id"],
                                                           "payment": "cash", "session": tech}))
@@ -189,7 +190,7 @@ def test_clock_expense_receipt_and_day_summary() -> None:
     async def scenario(h: Harness) -> None:
         c = h.client()
         session = await h.login()
-        clock = await c.call("staff.clock", {"token": "nfc:CA5E", "action": "in"})
+        clock = await c.call("staff.clock", {"token": await h.tap("nfc:CA5E"), "action": "in"})
         assert clock["event_id"] == h.outbox()[0]["id"] and "T" in clock["at"]
         await c.call("staff.clock", {"staff_id": "mg", "action": "in"})
         await expect(-32602, c.call("staff.clock", {"staff_id": "mg", "action": "sideways"}))
@@ -303,7 +304,7 @@ def test_wrong_pins_lock_the_staff_id_out_for_a_while() -> None:
         err = await expect(-32006, c.call("staff.login", {"staff_id": "c1", "pin": "1234"}))
         assert err.data["reason"] == "locked_out"
         # The badge still works, and so does another staff member's PIN.
-        assert (await c.call("staff.login", {"token": "nfc:CA5E"}))["staff_id"] == "c1"
+        assert (await c.call("staff.login", {"token": await h.tap("nfc:CA5E")}))["staff_id"] == "c1"
         assert (await c.call("staff.login", {"staff_id": "mg", "pin": "9999"}))["role"] == "manager"
     run(scenario)
 

@@ -162,3 +162,34 @@ async def test_keys_arriving_in_one_burst_are_handled_in_order() -> None:
                 assert [(line.qty, line.unit_price) for line in screen.lines][-1] == (3, 250)
                 from textual.widgets import Input
                 assert screen.query_one("#entry", Input).value == ""
+
+
+async def test_badge_sign_in_and_clock_toggle_against_the_real_agent() -> None:
+    """A staff badge's card event carries a tap reference, not the badge token
+    (#13 item 3): the UI signs in with it, and one tap clocks in, the next out."""
+    from agent.tui.screens.clock import ClockScreen
+
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+
+            async def tap(badge: str) -> None:
+                event = await h.services.badge_tapped(badge, "sim")
+                assert event is not None and badge not in str(event)
+                h.server.broadcast(event)
+
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known and any(
+                    c.subscribed for c in h.server.connections.values()))
+                await tap("nfc:CA5E")
+                await wait_for(pilot, lambda: app.staff is not None, timeout=10)
+                assert app.staff is not None and app.staff.staff_id == "c1"
+                await pilot.press("f3")
+                await wait_for(pilot, lambda: isinstance(app.screen, ClockScreen))
+                await tap("nfc:BEEF")
+                await wait_for(pilot, lambda: "clocked in" in message_text(app), timeout=10)
+                await tap("nfc:BEEF")
+                await wait_for(pilot, lambda: "clocked out" in message_text(app), timeout=10)
+            attendance = [e for e in h.outbox() if e["type"] == "attendance"]
+            assert [(e["staff_id"], e["action"], e["identified_by"]) for e in attendance] == [
+                ("mg", "in", "nfc:BEEF"), ("mg", "out", "nfc:BEEF")]
