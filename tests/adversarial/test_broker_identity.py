@@ -35,7 +35,8 @@ pytestmark = pytest.mark.needs_mosquitto
 
 
 class Client:
-    """A bare paho MQTT 5 client: a terminal's certificate or the plain listener."""
+    """A bare paho MQTT 5 client: a terminal's certificate (``cn``) on the TLS
+    listener, or none on the plain one."""
 
     def __init__(self, broker: MosquittoBroker, pki: ClubPki | None, cn: str | None, *,
                  client_id: str, clean_start: bool = False):
@@ -45,8 +46,7 @@ class Client:
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5)
         if pki is not None and cn is not None:
-            files = pki.terminal_cert(cn) if is_terminal_id(cn) else pki.club_cert(
-                cn.removeprefix("club:"))
+            files = pki.terminal_cert(cn)
             ctx = ssl.create_default_context(cafile=str(pki.ca.cert_file))
             ctx.load_cert_chain(str(files.cert), str(files.key))
             self.c.tls_set_context(ctx)
