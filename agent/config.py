@@ -229,10 +229,17 @@ def _load_toml(path: Path, *, what: str) -> dict[str, Any]:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
 
 
-def _profile_text_source(name: str) -> tuple[str, dict[str, Any]]:
-    """Find a profile by name (shipped in ``terminal_profiles``) or by path."""
-    if "/" in name or name.endswith(".toml"):
+def _is_profile_path(name: str) -> bool:
+    return "/" in name or name.endswith(".toml")
+
+
+def _profile_text_source(name: str, base: Path | None) -> tuple[str, dict[str, Any]]:
+    """Find a profile by name (shipped in ``terminal_profiles``) or by path (a
+    relative one taken from ``base``, or from the current folder without it)."""
+    if _is_profile_path(name):
         path = Path(name)
+        if base is not None and not path.is_absolute():
+            path = base / path
         return str(path), _load_toml(path, what="terminal profile")
     if not all(c.isalnum() or c in "-_" for c in name):
         raise ConfigError(f"terminal profile name {name!r} is not valid", key="terminal.profile")
@@ -266,17 +273,24 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_profile(name: str, _seen: tuple[str, ...] = ()) -> Profile:
-    """Load a terminal profile, following ``extends`` (readers merge by name)."""
-    if name in _seen:
-        raise ConfigError(f"profiles extend each other in a loop: {' -> '.join((*_seen, name))}")
-    source, data = _profile_text_source(name)
+def load_profile(name: str, _seen: tuple[str, ...] = (), *, base: Path | None = None
+                 ) -> Profile:
+    """Load a terminal profile, following ``extends`` (readers merge by name).
+
+    A relative path is taken from ``base`` (the configuration file's folder), or
+    from the current folder when it is None (a name typed on the command line); a
+    relative ``extends`` path from the folder of the profile file that names it.
+    """
+    source, data = _profile_text_source(name, base)
+    if source in _seen:
+        raise ConfigError(f"profiles extend each other in a loop: {' -> '.join((*_seen, source))}")
     parent = data.get("extends")
     if parent is not None:
         if not isinstance(parent, str):
             raise ConfigError("must be a profile name", path=source, key="extends")
-        base = load_profile(parent, (*_seen, name))
-        merged = _merge(_profile_raw(base), {k: v for k, v in data.items() if k != "extends"})
+        folder = Path(source).parent if _is_profile_path(name) else None
+        inherited = load_profile(parent, (*_seen, source), base=folder)
+        merged = _merge(_profile_raw(inherited), {k: v for k, v in data.items() if k != "extends"})
     else:
         merged = data
     return _parse_profile(name, source, merged)
@@ -370,7 +384,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         )
     data = _load_toml(cfg_path, what="configuration file")
     src = str(cfg_path)
-    base = cfg_path.parent
+    # absolute() now: the agent may change folder later (systemd, the daemon).
+    base = cfg_path.absolute().parent
     top = _Table(data, src, "")
     known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui"}
     for key in data:
@@ -389,7 +404,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
             raise term.error(key, f"{value!r} cannot be used in MQTT topics")
     profile_name = term.get("profile", str, required=True)
     try:
-        profile = load_profile(profile_name)
+        profile = load_profile(profile_name, base=base)
     except ConfigError as exc:
         if exc.path is None:
             raise ConfigError(exc.detail, path=src, key="terminal.profile") from None

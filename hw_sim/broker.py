@@ -1,16 +1,21 @@
 """Run a private ``mosquitto`` for tests, benchmarks and the demo.
 
 Each broker has its own temporary directory and free ports, a plain listener and
-(optionally) a TLS listener that requires a client certificate, takes the
-certificate's CN as the user name and applies an ACL that lets a terminal use only
-its own topics. The broker can be stopped and started again on the same ports with
+(optionally) a TLS listener for one club that requires a client certificate, takes
+the certificate's CN as the user name *and* as the client id (whatever id the
+client asks for), and applies an ACL that lets a terminal use only its own topics
+of its own club. The broker can be stopped and started again on the same ports with
 its persistent state (sessions, queued messages), for fault tests.
+
+The TLS listener's settings are the configuration ``docs/sync.md`` ships for a club
+("Broker identity"); the plain listener is for tests, benchmarks and the demo only.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,17 +32,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def acl_text(club_id: str = "+", club_user: str = "club") -> str:
-    """The ACL: a terminal (user = certificate CN) may use only its own topics.
+# A terminal id (= its certificate's CN = its MQTT user name and client id). It
+# has no ':', so no terminal id can ever be a club account (club_account below),
+# and no '/', '+' or '#', so '%u' in an ACL pattern stays one topic level.
+TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+CLUB_ID = re.compile(r"[a-z0-9-]{1,64}")
 
-    Rule bundles of every merchant are readable by every terminal: they are signed
-    and not secret, and the broker cannot know a terminal's merchant. ``club_id``
-    "+" serves any club (tests give every test its own club id).
+
+def is_terminal_id(text: str) -> bool:
+    """Whether ``text`` may be a terminal id (and so a terminal certificate's CN)."""
+    return TERMINAL_ID.fullmatch(text) is not None
+
+
+def club_account(club_id: str) -> str:
+    """The CN (user name, client id) of the club back end's own broker account:
+    ``club:{club_id}``, which no terminal id can match (terminal ids have no ':')."""
+    return f"club:{club_id}"
+
+
+def acl_text(club_id: str, club_user: str | None = None) -> str:
+    """The ACL of one club: a terminal (user = certificate CN) may use only its own
+    topics, and only under ``clubterm/v1/{club_id}``.
+
+    Rule bundles of every merchant of the club are readable by every terminal of
+    the club: they are signed and not secret, and the broker cannot know a
+    terminal's merchant. ``club_user`` (default :func:`club_account`) may use every
+    topic of the club, no other club's.
     """
+    if CLUB_ID.fullmatch(club_id) is None:
+        raise ValueError(f"club id {club_id!r} is not a slug [a-z0-9-]{{1,64}}")
+    user = club_user or club_account(club_id)
+    if is_terminal_id(user):
+        raise ValueError(f"club account {user!r} could be a terminal id; use club_account()")
     p = f"clubterm/v1/{club_id}"
     return "\n".join([
-        f"user {club_user}",
-        "topic readwrite clubterm/v1/#",
+        f"user {user}",
+        f"topic readwrite {p}/#",
         "",
         f"pattern write {p}/terminals/%u/events",
         f"pattern readwrite {p}/terminals/%u/status",
@@ -46,6 +76,25 @@ def acl_text(club_id: str = "+", club_user: str = "club") -> str:
         f"pattern read {p}/terminals/%u/commands",
         f"pattern read {p}/members/changes",
         f"pattern read {p}/merchants/+/rules",
+        "",
+    ])
+
+
+def tls_listener_text(port: int, tls: TlsFiles, acl_file: Path) -> str:
+    """The club's TLS listener: certificate required, CN = user name = client id."""
+    return "\n".join([
+        f"listener {port} 127.0.0.1",
+        f"cafile {tls.ca}",
+        f"certfile {tls.cert}",
+        f"keyfile {tls.key}",
+        "tls_version tlsv1.2",
+        "require_certificate true",
+        "use_identity_as_username true",
+        # The client id the client asks for is ignored: a certificate can only ever
+        # hold the session of its own CN, never take over another terminal's.
+        "use_username_as_clientid true",
+        "allow_anonymous false",
+        f"acl_file {acl_file}",
         "",
     ])
 
@@ -63,7 +112,7 @@ class MosquittoBroker:
     """One mosquitto process in its own directory; ``start``/``stop``/``restart``."""
 
     def __init__(self, directory: Path, *, tls: TlsFiles | None = None,
-                 club_id: str = "+", club_user: str = "club",
+                 club_id: str | None = None, club_user: str | None = None,
                  executable: str | None = None, extra_conf: str = ""):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -93,21 +142,14 @@ class MosquittoBroker:
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
         ]
+        tls_text = ""
         if tls is not None:
+            if club_id is None:
+                raise ValueError("a TLS broker serves one club: give club_id")
             acl = self.directory / "acl"
             acl.write_text(acl_text(club_id, club_user))
-            lines += [
-                f"listener {self.tls_port} 127.0.0.1",
-                f"cafile {tls.ca}",
-                f"certfile {tls.cert}",
-                f"keyfile {tls.key}",
-                "tls_version tlsv1.2",
-                "require_certificate true",
-                "use_identity_as_username true",
-                "allow_anonymous false",
-                f"acl_file {acl}",
-            ]
-        self.conf_file.write_text("\n".join(lines) + "\n" + extra_conf)
+            tls_text = tls_listener_text(self.tls_port or 0, tls, acl)
+        self.conf_file.write_text("\n".join(lines) + "\n" + tls_text + extra_conf)
 
     @property
     def url(self) -> str:

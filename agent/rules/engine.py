@@ -180,8 +180,9 @@ def _c_purchase_count(rule: Rule, f: _Facts) -> str | None:
     assert need is not None
     if m is None:
         return f"{_who(f)}; rule needs {need} earlier purchases"
-    if m.purchase_count is None or m.purchase_count < need:
-        return f"member has {m.purchase_count or 0} purchases; rule needs {need}"
+    have = m.purchase_count or 0  # a statistic the record lacks counts as 0
+    if have < need:
+        return f"member has {have} purchases; rule needs {need}"
     return None
 
 
@@ -190,9 +191,10 @@ def _c_spend_30d(rule: Rule, f: _Facts) -> str | None:
     assert need is not None
     if m is None:
         return f"{_who(f)}; rule needs a spend over the last 30 days"
-    if m.spend_30d is None or m.spend_30d < need:
+    have = m.spend_30d or 0  # a statistic the record lacks counts as 0
+    if have < need:
         mu = f.bundle.minor_units
-        return (f"member spent {format_money(m.spend_30d or 0, mu)} in 30 days; "
+        return (f"member spent {format_money(have, mu)} in 30 days; "
                 f"rule needs {format_money(need, mu)}")
     return None
 
@@ -202,6 +204,8 @@ def _c_win_back(rule: Rule, f: _Facts) -> str | None:
     assert need is not None
     if m is None:
         return f"{_who(f)}; rule is for members who have not bought for a while"
+    if need == 0:
+        return None  # no wait asked for: holds with or without a purchase on record
     if m.last_purchase is None:
         return "member has no last purchase on record"
     days = (f.date - m.last_purchase).days

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hw_sim.broker import MosquittoBroker
+from hw_sim.broker import MosquittoBroker, club_account
 from hw_sim.club.pki import ClubCA
 from hw_sim.club.sim import ClubTls, SimClub
 
@@ -76,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         ca = ClubCA.load_or_create(pki_dir)
         if not (pki_dir / "localhost.pem").exists():
             ca.issue(pki_dir, "localhost", server=True)
-        if not (pki_dir / "club.pem").exists():
-            ca.issue(pki_dir, "club")
-        tls = ClubTls(ca=ca.cert_file, client_cert=pki_dir / "club.pem",
-                      client_key=pki_dir / "club.key", server_cert=pki_dir / "localhost.pem",
+        # The club's own broker account (docs/sync.md "Broker identity").
+        account = club_account(args.club)
+        stem = f"club-account-{args.club}"
+        if not (pki_dir / f"{stem}.pem").exists():
+            ca.issue(pki_dir, account, stem=stem)
+        tls = ClubTls(ca=ca.cert_file, client_cert=pki_dir / f"{stem}.pem",
+                      client_key=pki_dir / f"{stem}.key", server_cert=pki_dir / "localhost.pem",
                       server_key=pki_dir / "localhost.key")
 
     seed = load_members_file(args.members)

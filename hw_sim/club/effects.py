@@ -16,7 +16,89 @@ that the end-to-end tests compare two implementations of the same rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+# The largest whole number a JSON reader with doubles (JavaScript, many databases'
+# JSON types) still holds exactly. A club must not apply an amount it may round.
+MAX_SAFE = 2**53 - 1
+
+LineKind = Literal["amount", "product", "category"]
+
+
+def line_kind(line: Mapping[str, Any]) -> LineKind:
+    """What a sale line is: ``amount`` (rung up as a bare amount: ``sku`` and
+    ``category`` both null), ``product`` (a ``sku``) or ``category`` (a category only)."""
+    if line.get("sku") is not None:
+        return "product"
+    return "category" if line.get("category") is not None else "amount"
+
+
+# A sale's amounts: top-level keys, and per list of rows its name key and amount key.
+_SALE_AMOUNTS = ("gross", "payable", "redeemed_points", "redeemed_value", "lottery_entries")
+_SALE_ROWS = (("discounts", "rule", "amount"), ("credits_used", "kind", "amount"),
+              ("points_earned", "rule", "points"), ("credits_earned", "kind", "amount"))
+
+
+def amount_problem(where: str, value: object, minimum: int = 0) -> str | None:
+    """Why ``value`` is not a whole number from ``minimum`` to 2^53−1, or None."""
+    if type(value) is not int:
+        return f"malformed: {where} is not a whole number"
+    if value > MAX_SAFE:
+        return f"out_of_range: {where} {value} is over 2^53-1"
+    if value < minimum:
+        return f"out_of_range: {where} {value} is below {minimum}"
+    return None
+
+
+def _line_problem(i: int, line: object) -> str:
+    if not isinstance(line, dict):
+        return f"malformed: lines[{i}] is not an object"
+    for key in ("sku", "category"):
+        if not isinstance(line.get(key), (str, type(None))):
+            return f"malformed: lines[{i}].{key} is not a string or null"
+    return (amount_problem(f"lines[{i}].qty", line.get("qty"), 1)
+            or amount_problem(f"lines[{i}].unit_price", line.get("unit_price"))
+            or f"out_of_range: lines[{i}] qty × unit_price is over 2^53-1")
+
+
+def sale_problem(sale: Mapping[str, Any]) -> str | None:
+    """Why the club cannot apply this sale (its first problem), or None.
+
+    Every amount, count and point figure must be a whole number from 0 to 2^53−1
+    (``qty`` from 1); ``lines`` (when present) a list of ``{sku, category, qty,
+    unit_price}`` with ``sku`` and ``category`` each a string or null (both null: a
+    bare amount) and ``qty × unit_price`` at most 2^53−1. This runs for every event
+    the club takes: the sound case is one plain test per value; messages are made
+    only for a problem.
+    """
+    get = sale.get
+    for key in _SALE_AMOUNTS:
+        v = get(key, 0)
+        if type(v) is not int or not 0 <= v <= MAX_SAFE:
+            return amount_problem(key, v)
+    lines = get("lines", [])
+    if type(lines) is not list:
+        return "malformed: lines is not a list"
+    for i, line in enumerate(lines):
+        if type(line) is not dict:
+            return _line_problem(i, line)
+        sku, category = line.get("sku"), line.get("category")
+        qty, price = line.get("qty"), line.get("unit_price")
+        if not ((sku is None or type(sku) is str) and (category is None or type(category) is str)
+                and type(qty) is int and type(price) is int and qty >= 1 and price >= 0
+                and qty * price <= MAX_SAFE):
+            return _line_problem(i, line)
+    for key, name, amount in _SALE_ROWS:
+        rows = get(key) or []
+        if type(rows) is not list:
+            return f"malformed: {key} is not a list"
+        for i, row in enumerate(rows):
+            if type(row) is not dict or type(row.get(name)) is not str:
+                return f"malformed: {key}[{i}]"
+            v = row.get(amount, 0)
+            if type(v) is not int or not 0 <= v <= MAX_SAFE:
+                return amount_problem(f"{key}[{i}].{amount}", v)
+    return None
 
 
 def sale_spend(sale: Mapping[str, Any]) -> int:

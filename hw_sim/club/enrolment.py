@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hw_sim.broker import TERMINAL_ID, is_terminal_id
 from provisioning.crypto import cert_fingerprint, seal_for_device
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
@@ -146,7 +147,14 @@ class ClubCA:
 
     def sign_csr(self, csr: x509.CertificateSigningRequest, terminal_id: str, *, days: float,
                  not_before: datetime | None = None) -> x509.Certificate:
-        """A client certificate for a terminal (CN = ``terminal_id``)."""
+        """A client certificate for a terminal (CN = ``terminal_id``).
+
+        Refuses an id that is not a terminal id (``hw_sim.broker.TERMINAL_ID``): the
+        broker trusts the CN as user name and client id, so a certificate with the
+        club account's name would carry the club's rights.
+        """
+        if not is_terminal_id(terminal_id):
+            raise ValueError(f"{terminal_id!r} is not a terminal id ({TERMINAL_ID.pattern})")
         return self._issue(terminal_id, csr.public_key(), days=days, server_hosts=None,
                            client=True, not_before=not_before)
 
@@ -380,6 +388,9 @@ class EnrolmentService:
     def create_code(self, terminal_id: str, merchant_id: str, *, ttl_s: float = 86400,
                     profile: str | None = None) -> str:
         """A new one-time code for ``terminal_id``, valid for ``ttl_s`` seconds."""
+        if not is_terminal_id(terminal_id):
+            raise ValueError(f"{terminal_id!r} cannot be a terminal id: letters, digits, "
+                             f"'.', '_' and '-' only, 1-128, first a letter or digit")
         raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
         code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
         with self._lock:

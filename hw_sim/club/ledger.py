@@ -269,6 +269,25 @@ class Ledger:
             out.append(ev)
         return out
 
+    def line_totals(self, terminal_id: str | None = None) -> dict[effects.LineKind, int]:
+        """What the applied, unrefunded sales rang up (``qty × unit_price``) by kind
+        of line: ``amount`` (a bare amount: ``sku`` and ``category`` null),
+        ``product`` (a ``sku``), ``category`` (a category only). A club's report of
+        how much was sold unitemised."""
+        q = ("SELECT e.body FROM events e JOIN sales s ON s.id = e.id "
+             "WHERE e.state = 'applied' AND s.refunded = 0")
+        args: tuple[Any, ...] = ()
+        if terminal_id is not None:
+            q += " AND e.terminal_id = ?"
+            args = (terminal_id,)
+        totals: dict[effects.LineKind, int] = {"amount": 0, "product": 0, "category": 0}
+        with self._lock:
+            bodies = [row[0] for row in self.db.execute(q, args)]
+        for body in bodies:
+            for line in json.loads(body).get("lines") or []:
+                totals[effects.line_kind(line)] += line["qty"] * line["unit_price"]
+        return totals
+
     def receive_batch(self, terminal_id: str, events: list[Any] | PreparedBatch, *,
                       reject_if: Callable[[dict[str, Any]], str | None] | None = None,
                       raw: list[str] | None = None) -> BatchResult:
@@ -730,6 +749,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
     except ValueError:
         return "malformed: at"
     if ev["type"] == "sale":
+        if (problem := effects.sale_problem(ev)) is not None:
+            return problem
         try:
             deltas = effects.sale_balance_deltas(ev)
             spend = effects.sale_spend(ev)
@@ -737,4 +758,6 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
             return "malformed: sale amounts"
         if facts is not None:
             facts[ev["id"]] = (at, deltas, spend)
+    elif ev["type"] in ("expense", "cash_receipt"):
+        return effects.amount_problem("amount", ev.get("amount"))
     return None

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hw_sim.broker import is_terminal_id
+
 
 @dataclass(frozen=True)
 class CertFiles:
@@ -126,6 +128,10 @@ class ClubCA:
         csr = x509.load_pem_x509_csr(csr_pem)
         if not csr.is_signature_valid:
             raise ValueError("CSR signature does not verify")
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(cns) != 1 or not is_terminal_id(str(cns[0].value)):
+            # The broker takes the CN as user name and client id: never the club's.
+            raise ValueError("the CSR's CN is not a terminal id")
         now = _now()
         cert = (
             x509.CertificateBuilder()

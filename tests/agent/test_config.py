@@ -156,3 +156,44 @@ def test_profile_errors_name_the_reader_key(tmp_path: Path) -> None:
     loop.write_text(f'extends = "{loop}"\n')
     with pytest.raises(ConfigError, match="loop"):
         load_profile(str(loop))
+
+
+def test_every_relative_path_is_taken_from_the_files_folder_whatever_the_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#22.2: `profile = "./profile.toml"` run from / said "profile.toml: terminal
+    profile not found"; every path key is read from the file's folder instead."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "profiles").mkdir()
+    (folder / "profiles" / "base.toml").write_text(
+        'description = "base"\n[readers.msr]\nkind = "serial"\ndevice = "/dev/x"\n')
+    # A relative `extends` is taken from the folder of the profile that names it.
+    (folder / "profile.toml").write_text('extends = "profiles/base.toml"\n'
+                                         'description = "local"\n')
+    cfg_file = write(folder, GOOD.replace('profile = "sim"', 'profile = "./profile.toml"'))
+    for cwd in (Path("/"), tmp_path):
+        monkeypatch.chdir(cwd)
+        for given in (cfg_file, Path("etc/agent.toml")):
+            if not given.is_absolute() and cwd != tmp_path:
+                continue
+            cfg = load_config(given)
+            assert cfg.profile.description == "local"
+            assert [r.name for r in cfg.profile.readers] == ["msr"]
+            assert cfg.profile.source == str(folder / "profile.toml")
+            # Absolute even when the file was named relatively: the daemon may chdir.
+            assert cfg.state_dir == folder / "state"
+            assert cfg.socket_path == folder / "run" / "agent.sock"
+            assert cfg.pan_key_file == folder / "pan_key"
+            assert cfg.ca_file == folder / "ca.pem"
+            assert cfg.cert_file == folder / "cert.pem"
+            assert cfg.key_file == folder / "key.pem"
+            assert cfg.rules_keys_dir == folder / "rules-keys"
+            assert len(cfg.read_pan_key()) == 32
+
+
+def test_a_relative_profile_path_that_is_missing_names_the_full_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_file = write(tmp_path, GOOD.replace('profile = "sim"', 'profile = "./nope.toml"'))
+    monkeypatch.chdir("/")
+    with pytest.raises(ConfigError, match=f"{tmp_path}/nope.toml: terminal profile not found"):
+        load_config(cfg_file)

@@ -26,7 +26,7 @@ from agent.localapi import NOT_ALLOWED, QUOTE_EXPIRED
 from agent.localapi.client import ApiUnavailable, SyncClient
 from hw_sim.broker import MosquittoBroker, TlsFiles
 from hw_sim.club.pki import ClubCA
-from hw_sim.club.sim import ClubTls, SimClub
+from hw_sim.club.sim import SimClub
 from tests.agent.daemon.support import AgentProcess
 from tests.e2e.terminal import ClubTerminal, club_terminal
 from tests.fixtures.club import ClubPki
@@ -61,14 +61,11 @@ def chaos_world() -> Iterator[tuple[MosquittoBroker, SimClub, ClubPki]]:
     root = Path(tempfile.mkdtemp(prefix="ctchaos", dir="/tmp"))
     ca = ClubCA.create(root / "pki")
     server = ca.issue(root / "pki", "localhost", server=True)
-    club_client = ca.issue(root / "pki", "club")
-    pki = ClubPki(root / "pki", ca, server, club_client)
-    broker = MosquittoBroker(root / "broker", tls=TlsFiles(ca.cert_file, server.cert, server.key))
+    pki = ClubPki(root / "pki", ca, server)
+    broker = MosquittoBroker(root / "broker", tls=TlsFiles(ca.cert_file, server.cert, server.key),
+                             club_id="chaos")
     broker.start()
-    club = SimClub(root / "club", broker.tls_url, club_id="chaos",
-                   tls=ClubTls(ca=ca.cert_file, client_cert=club_client.cert,
-                               client_key=club_client.key, server_cert=server.cert,
-                               server_key=server.key))
+    club = SimClub(root / "club", broker.tls_url, club_id="chaos", tls=pki.club_tls("chaos"))
     club.start()
     try:
         yield broker, club, pki

@@ -234,3 +234,42 @@ def test_an_identifier_moved_twice_in_one_transaction_has_one_holder(tmp_path: P
     assert "nfc:04AA" not in ledger.member("m-1")["identifiers"]
     assert ledger.member("m-2")["identifiers"] == ["nfc:04AA"]
     ledger.close()
+
+
+def test_a_bare_amount_line_is_told_from_product_and_category_lines() -> None:
+    """#22.5: a sale rung up as a bare amount carries one line with sku and category
+    null; the club takes it and tells it from a product (sku) or category line."""
+    def line(sku: str | None, category: str | None, qty: int, price: int) -> dict[str, Any]:
+        return {"sku": sku, "category": category, "qty": qty, "unit_price": price}
+
+    baskets = [
+        [line(None, None, 1, 5050)],                                  # bare amount
+        [line("espresso", "coffee", 2, 250), line("cake", None, 1, 4550)],  # products
+        [line(None, "bakery", 3, 100), line(None, None, 1, 7)],       # category + amount
+        [line(None, None, 1, 999)],                                   # refunded below
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        led = Ledger(Path(d) / "club.db")
+        led.upsert_members([{"member_id": "m-1", "balances": {"points": 0}}])
+        events = make_events([(1, 0, 0)] * len(baskets))
+        for ev, lines in zip(events, baskets, strict=True):
+            ev["lines"] = lines
+            ev["gross"] = ev["payable"] = sum(x["qty"] * x["unit_price"] for x in lines)
+        refund = {**{k: events[3][k] for k in ("at", "terminal_id", "merchant_id")},
+                  "id": str(uuid.uuid4()), "seq": 5, "type": "refund",
+                  "sale_id": events[3]["id"], "reason": "r", "staff_id": None,
+                  "offline": False}
+        result = led.receive_batch("T-1", [*events, refund])
+        assert result.rejected == [] and result.applied_seq == 5
+        assert led.line_totals() == {"amount": 5050 + 7, "product": 500 + 4550,
+                                     "category": 300}
+        assert led.line_totals("T-2") == {"amount": 0, "product": 0, "category": 0}
+        # A line that is neither (sku not a string or null) is refused, with its reason.
+        bad = make_events([(1, 0, 0)])[0]
+        bad["seq"], bad["lines"] = 6, [{"sku": 12, "category": None, "qty": 1,
+                                        "unit_price": 1}]
+        again = led.receive_batch("T-1", [bad])
+        assert again.rejected == [{"id": bad["id"],
+                                   "reason": "malformed: lines[0].sku is not a string or null"}]
+        assert again.applied_seq == 6
+        led.close()
