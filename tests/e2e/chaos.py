@@ -10,8 +10,10 @@ be at the club exactly once, no other sale may be, and balances must agree.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -45,6 +47,9 @@ class ChaosReport:
     lost_answers: int = 0
     lost_then_found: int = 0
     lost_not_recorded: int = 0
+    hangups: int = 0
+    doubled: int = 0
+    phantom: int = 0
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -52,6 +57,8 @@ class ChaosReport:
                 "agent_kills": self.kills, "broker_restarts": self.broker_restarts,
                 "lost_answers": self.lost_answers, "lost_then_found": self.lost_then_found,
                 "lost_not_recorded": self.lost_not_recorded,
+                "hangups_retried_at_once": self.hangups,
+                "doubled_sales": self.doubled, "phantom_sales": self.phantom,
                 "seconds": round(self.seconds, 1)}
 
 
@@ -76,12 +83,19 @@ def chaos_world() -> Iterator[tuple[MosquittoBroker, SimClub, ClubPki]]:
 
 
 class Cashier:
-    """A script at the till: reconnects, signs in again, retries a lost commit."""
+    """A script at the till: reconnects, signs in again, retries a lost commit.
 
-    def __init__(self, term: ClubTerminal, report: ChaosReport, rng: random.Random):
+    Now and then it behaves like the cash register that found a double sale: it
+    sends ``sale.commit``, hangs up at once without reading the answer, and retries
+    on a new connection straight away (``hangup_share`` of the commits).
+    """
+
+    def __init__(self, term: ClubTerminal, report: ChaosReport, rng: random.Random,
+                 hangup_share: float = 0.2):
         self.term = term
         self.report = report
         self.rng = rng
+        self.hangup_share = hangup_share
         self.client: SyncClient | None = None
         self.session: str | None = None
 
@@ -125,6 +139,18 @@ class Cashier:
                     continue
                 raise
 
+    def _hang_up_after_sending(self, params: dict[str, Any]) -> None:
+        """Send a commit on a connection of its own and close it without reading."""
+        line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "sale.commit",
+                           "params": params}).encode() + b"\n"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+                raw.settimeout(2)
+                raw.connect(str(self.term.files.socket))
+                raw.sendall(line)
+        except OSError:
+            pass  # the agent is restarting: the retry below finds out what happened
+
     def sell(self) -> None:
         deadline = time.monotonic() + 60
         member_id = self.rng.choice([*MEMBERS, None])
@@ -139,6 +165,9 @@ class Cashier:
                 self.session = self._call("staff.login",
                                           {"staff_id": "1", "pin": "1234"})["session"]
                 commit["session"] = self.session
+            if self.rng.random() < self.hangup_share:
+                self.report.hangups += 1
+                self._hang_up_after_sending({**commit, "session": self.session})
             result = self._call("sale.commit", {**commit, "session": self.session})
         except ApiUnavailable:
             # The answer is lost: was the sale recorded? Ask again with the same quote.
@@ -223,9 +252,13 @@ def check(report: ChaosReport, club: SimClub, term: ClubTerminal,
     """Every confirmed sale at the club exactly once, no other; balances agree."""
     events = [e for e in club.ledger.events("T-0001") if e["type"] == "sale"]
     ids = [e["id"] for e in events]
+    quotes = [e.get("quote_id") for e in events if e.get("quote_id")]
+    report.doubled = len(quotes) - len(set(quotes))
+    report.phantom = len(set(ids) - set(report.confirmed))
     assert len(ids) == len(set(ids)), "a sale is at the club twice"
+    assert report.doubled == 0, f"{report.doubled} quotes were recorded as two sales"
     assert set(ids) == set(report.confirmed), (
-        f"club has {len(set(ids) - set(report.confirmed))} unconfirmed sales and misses "
+        f"club has {report.phantom} unconfirmed sales and misses "
         f"{len(set(report.confirmed) - set(ids))} confirmed ones")
     assert all(e["_state"] == "applied" for e in events)
     with SyncClient(term.files.socket) as client:

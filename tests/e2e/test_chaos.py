@@ -18,4 +18,6 @@ def test_every_confirmed_sale_reaches_the_club_exactly_once() -> None:
     report = run_chaos(sales, seed=int(os.environ.get("CLUBTERM_CHAOS_SEED", "7")))
     print(report.summary())
     assert report.kills >= 2 and report.broker_restarts >= 1
+    assert report.hangups >= sales * 0.05   # the hang-up-and-retry register was exercised
+    assert report.doubled == 0 and report.phantom == 0
     assert len(report.confirmed) >= sales * 0.8
