@@ -145,7 +145,8 @@ class LinkTuning:
     snapshot_max_bytes: int = 1024 * 1024 * 1024
     snapshot_max_records: int = 2_000_000
     snapshot_max_line: int = 1024 * 1024
-    # The worker's heartbeat older than this stops the systemd watchdog pings.
+    # The worker's heartbeat older than this stops the systemd watchdog pings (≥ 3 s:
+    # an idle worker beats once a second).
     stall_limit_s: float = 30.0
 
     @classmethod
@@ -163,6 +164,9 @@ class LinkTuning:
                 if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
                     raise LinkError(f"[club] {name} must be a positive {kind.__name__}")
                 values[name] = value
+        if values.get("stall_limit_s", defaults.stall_limit_s) < _MIN_STALL_LIMIT_S:
+            # An idle worker beats once a tick (up to 1 s): less would restart a healthy agent.
+            raise LinkError(f"[club] stall_limit_s must be at least {_MIN_STALL_LIMIT_S:g} s")
         return cls(**values)
 
 
@@ -949,6 +953,7 @@ def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) 
 
 
 _PENDING_REFRESH_S = 0.25
+_MIN_STALL_LIMIT_S = 3.0
 _STORE_FLUSH_S = 0.2
 _FLUSH_MAX_IDS = 5000
 # A batch unacked this long gets its "sent" mark in the store (most are acked sooner).
