@@ -61,7 +61,7 @@ from agent.sync.messages import (
     parse_envelope,
 )
 from agent.sync.outflight import Outflight
-from agent.sync.snapshot import SnapshotAbandoned, SnapshotClient, SnapshotLimits
+from agent.sync.snapshot import SnapshotClient, SnapshotFailed, SnapshotLimits
 from agent.sync.topics import Topics
 
 log = logging.getLogger("agent.sync")
@@ -790,7 +790,7 @@ class ClubLink:
         try:
             data["version"] = self.snapshots.fetch_into(self.store, since,
                                                         cancel=self._snapshot_cancel)
-        except SnapshotAbandoned as exc:
+        except SnapshotFailed as exc:
             data["error"], data["reason"] = str(exc), exc.reason
         except ClubtermError as exc:
             data["error"] = str(exc)

@@ -74,8 +74,9 @@ class SnapshotClient:
         """Fetch the records changed after ``since`` into ``sink``; returns the new version.
 
         ``since`` 0 is the full set (the store replaces its cache). Raises
-        :class:`LinkError` for network, TLS and HTTP failures, a bad answer and a
-        broken limit (the message says which); ``cancel`` abandons the fetch.
+        :class:`SnapshotFailed` (a :class:`LinkError`) for network, TLS and HTTP
+        failures, a bad answer and a broken limit, the message saying which; the
+        store's own errors pass through. ``cancel`` abandons the fetch.
         """
         limits = self.limits
         http = HttpLimits(deadline_s=limits.deadline_s, max_bytes=limits.max_bytes,
@@ -87,15 +88,17 @@ class SnapshotClient:
             with open_bounded("member snapshot", url, http, ssl_context=context, cancel=cancel,
                               headers={"Accept": "application/x-ndjson"}) as resp:
                 if resp.status != 200:
-                    raise LinkError(f"member snapshot: HTTP {resp.status} from {self.url()}")
+                    raise SnapshotFailed("http", f"member snapshot: HTTP {resp.status} from "
+                                                 f"{self.url()}", status=resp.status)
                 header = resp.headers.get("X-Members-Version", "")
                 if not header.isdigit():
-                    raise LinkError("member snapshot: no usable X-Members-Version header")
+                    raise SnapshotFailed("protocol",
+                                         "member snapshot: no usable X-Members-Version header")
                 version = int(header)
                 sink.import_snapshot(self._records(resp), version, since == 0)
                 return version
         except DownloadError as exc:
-            raise SnapshotAbandoned(exc.reason, f"{exc} (from {self.url()})") from exc
+            raise SnapshotFailed(exc.reason, f"{exc} (from {self.url()})") from exc
         except ClubtermError:
             raise
         except (OSError, ValueError) as exc:
@@ -110,10 +113,12 @@ class SnapshotClient:
             yield line
 
 
-class SnapshotAbandoned(LinkError):
-    """A fetch broke a limit or the connection; ``reason`` as :class:`DownloadError`'s
-    (or ``too_many_records``)."""
+class SnapshotFailed(LinkError):
+    """A fetch failed; ``reason`` is :class:`DownloadError`'s (``deadline``, ``too_large``,
+    ``line_too_long``, ``cancelled``, ``tls``, ``unreachable``, ``network``), or
+    ``too_many_records``, ``http`` (``status`` says which) or ``protocol``."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, *, status: int | None = None):
         self.reason = reason
+        self.status = status
         super().__init__(message)
