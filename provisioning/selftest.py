@@ -486,19 +486,18 @@ def check_members(cfg: Config, *, timeout: float = 30) -> Check:
     Streamed and bounded as the agent's own fetch is (``[club] snapshot_*``);
     ``timeout`` is the longest wait for one read.
     """
-    from agent.sync.snapshot import SnapshotClient, SnapshotFailed, SnapshotLimits
+    from agent.sync.link import LinkTuning
+    from agent.sync.snapshot import SnapshotClient, SnapshotFailed
 
     name = "member snapshot"
     if not (cfg.central_url and cfg.ca_file and cfg.cert_file and cfg.key_file):
         return Check(name, False, "central_url or the certificates are not configured",
                      "enrol again")
-    club = cfg.raw.get("club", {}) if isinstance(cfg.raw, dict) else {}
-    defaults = SnapshotLimits()
-    limits = SnapshotLimits(
-        deadline_s=float(club.get("snapshot_deadline_s", defaults.deadline_s)),
-        max_bytes=int(club.get("snapshot_max_bytes", defaults.max_bytes)),
-        max_records=int(club.get("snapshot_max_records", defaults.max_records)),
-        max_line=int(club.get("snapshot_max_line", defaults.max_line)), io_timeout_s=timeout)
+    try:
+        tuning = LinkTuning.from_config(cfg)
+    except ClubtermError as exc:
+        return Check(name, False, str(exc), "correct the [club] table of the configuration")
+    limits = tuning.snapshot_limits(io_timeout_s=timeout)
     client = SnapshotClient(cfg.central_url, cfg.club_id, cfg.ca_file, cfg.cert_file,
                             cfg.key_file, timeout, limits)
     sink = _SelftestSink(cfg)

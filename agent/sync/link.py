@@ -149,6 +149,14 @@ class LinkTuning:
     # an idle worker beats once a second).
     stall_limit_s: float = 30.0
 
+    def snapshot_limits(self, io_timeout_s: float | None = None) -> SnapshotLimits:
+        """The member snapshot's limits (one read at most ``io_timeout_s`` if given)."""
+        return SnapshotLimits(deadline_s=self.snapshot_deadline_s,
+                              max_bytes=self.snapshot_max_bytes,
+                              max_records=self.snapshot_max_records,
+                              max_line=self.snapshot_max_line,
+                              io_timeout_s=io_timeout_s or self.snapshot_timeout_s)
+
     @classmethod
     def from_config(cls, config: Config) -> LinkTuning:
         """Defaults, overridden by keys of the configuration's ``[club]`` table."""
@@ -259,14 +267,10 @@ class ClubLink:
         self.counters: dict[str, int] = {"batches_sent": 0, "events_sent": 0, "acks": 0,
                                          "ack_timeouts": 0, "dropped_messages": 0,
                                          "connects": 0, "snapshots": 0}
-        t = self.tuning
-        limits = SnapshotLimits(deadline_s=t.snapshot_deadline_s,
-                                max_bytes=t.snapshot_max_bytes,
-                                max_records=t.snapshot_max_records,
-                                max_line=t.snapshot_max_line, io_timeout_s=t.snapshot_timeout_s)
         self.snapshots = (SnapshotClient(config.central_url, config.club_id, config.ca_file,
                                          config.cert_file, config.key_file,
-                                         t.snapshot_timeout_s, limits)
+                                         self.tuning.snapshot_timeout_s,
+                                         self.tuning.snapshot_limits())
                           if config.central_url else None)
         self.client = self._make_client()
 
