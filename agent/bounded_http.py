@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from agent.errors import ClubtermError
 
 _PIECE = 64 * 1024
+_EPSILON_S = 0.05  # a socket timeout ending this close to the deadline is the deadline
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def open_bounded(what: str, url: str, limits: HttpLimits, *, method: str = "GET"
         try:
             raw = socket.create_connection((host, port), timeout=_io(limits, watch))
         except OSError as exc:
-            if watch.fired is not None:
+            if watch.fired is not None or watch.left() <= _EPSILON_S:
                 raise _failure(what, watch, exc) from None
             raise DownloadError("unreachable", f"{what}: cannot connect to {host}:{port} "
                                                f"({exc.__class__.__name__}: {exc})") from None
@@ -242,7 +243,8 @@ def open_bounded(what: str, url: str, limits: HttpLimits, *, method: str = "GET"
                                            f"trusted ({exc.verify_message})") from None
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
-                if watch.fired is None and isinstance(exc, ssl.SSLError):
+                in_time = watch.fired is None and watch.left() > _EPSILON_S
+                if in_time and isinstance(exc, ssl.SSLError):
                     raise DownloadError("tls", f"{what}: TLS with {host}:{port} failed "
                                                f"({exc.reason or exc})") from None
                 raise _failure(what, watch, exc) from None
@@ -271,7 +273,9 @@ def _io(limits: HttpLimits, watch: _Watch) -> float:
 
 
 def _failure(what: str, watch: _Watch, exc: BaseException | None) -> DownloadError:
-    if watch.fired == "deadline":
+    # A read's socket timeout is cut to the time left, so it may end at the deadline
+    # a moment before the watcher does.
+    if watch.fired == "deadline" or (watch.fired is None and watch.left() <= _EPSILON_S):
         return DownloadError("deadline", f"{what}: not finished within the deadline of "
                                          f"{watch.deadline_s:g} s")
     if watch.fired == "cancelled":
