@@ -7,8 +7,9 @@ link (paho's thread and the link's worker). Nothing blocks the loop.
 
 Under systemd (``Type=notify``) the agent says READY=1 once the socket is
 listening, keeps STATUS= current (online, queue depth), and pings WATCHDOG=1
-from a loop task that first checks that the store answers, so a hung loop or a
-hung store gets the service restarted. SIGTERM stops new work, lets in-flight
+from a loop task that first checks that the store answers and that the club
+link's worker beat recently, so a hung loop, store or link gets the service
+restarted. SIGTERM stops new work, lets in-flight
 requests finish and exits 0; SIGHUP reloads the configuration.
 
 This module must never import ``textual`` (a test checks ``sys.modules``).
@@ -373,7 +374,8 @@ class Agent:
             self._update_status()
 
     async def _watchdog_loop(self, interval: float) -> None:
-        """Ping the watchdog only while the loop runs and the store answers."""
+        """Ping the watchdog only while the loop runs, the store answers and the club
+        link's worker is alive (its heartbeat within ``[club] stall_limit_s``)."""
         assert self.db is not None
         while True:
             try:
@@ -382,7 +384,12 @@ class Agent:
                 log.error("the store does not answer (%s); not petting the watchdog",
                           exc or "timeout")
             else:
-                self.notifier.watchdog()
+                stalled = self.link.stalled() if self.link is not None else None
+                if stalled:
+                    # Restarted by systemd rather than left stuck with sales unsent.
+                    log.error("%s; not petting the watchdog", stalled)
+                else:
+                    self.notifier.watchdog()
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ reload

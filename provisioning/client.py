@@ -6,24 +6,34 @@ fingerprint equals the pin (and it is a self-signed CA). From then on every requ
 verifies the server against exactly that CA (``verify=ca_file``), so the enrolment
 code and the CSR are only ever sent to a server that proves it holds a certificate
 of the pinned CA. Library errors become :class:`ProvisioningError` here.
+
+Every exchange has an overall deadline (``timeout``, the technician's
+``--timeout``: connect, TLS, request and the whole answer, not one read) and a cap
+on the answer's size (:data:`MAX_CA_BYTES`, :data:`MAX_ANSWER_BYTES`), so a server
+that trickles or never stops sending fails the step with a clear message instead
+of hanging it or filling memory (:mod:`agent.bounded_http`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import warnings
+import ssl
 from pathlib import Path
 from typing import Any
 
-import requests
 from cryptography import x509
 
+from agent.bounded_http import BoundedResponse, DownloadError, HttpLimits, open_bounded
 from agent.errors import ProvisioningError
 from provisioning.crypto import cert_fingerprint, check_ca_cert, load_cert, normalise_fingerprint
 
 log = logging.getLogger(__name__)
 
 NOTHING_CHANGED = "Nothing was changed on this terminal."
+
+MAX_CA_BYTES = 64 * 1024  # a PEM CA certificate is 1-3 KiB
+MAX_ANSWER_BYTES = 1024 * 1024  # the enrolment answer (certificates, keys, settings) is ~10 KiB
 
 
 class EnrolmentCodeError(ProvisioningError):
@@ -39,7 +49,8 @@ class CaPinMismatch(ProvisioningError):
 
 
 class ClubUnreachable(ProvisioningError):
-    """No HTTPS connection to the club could be made."""
+    """No HTTPS connection to the club could be made, or its answer did not arrive whole
+    within the deadline and size limit (it may have been lost in flight)."""
 
 
 _CODE_ADVICE = {
@@ -57,32 +68,48 @@ def _check_url(central_url: str) -> str:
     return central_url.rstrip("/")
 
 
-def _unreachable(url: str, exc: Exception) -> ClubUnreachable:
-    reason = exc.__class__.__name__
-    return ClubUnreachable(
-        f"cannot reach the club at {url} ({reason}). Check the network, the URL and that the "
-        f"club server is up, then try again. {NOTHING_CHANGED}")
+def _unreachable(url: str, exc: DownloadError, timeout: float) -> ClubUnreachable:
+    if exc.reason == "deadline":
+        why = (f"the club at {url} did not answer in full within {timeout:g} s: the network is "
+               f"too slow or the server is not behaving. Check the network and the URL; on a "
+               f"slow line try again with a longer --timeout (e.g. --timeout 60)")
+    elif exc.reason == "too_large":
+        why = (f"the club at {url} sent an answer larger than this step ever needs ({exc}); "
+               f"check the URL: it must be the club's enrolment server")
+    else:
+        why = (f"cannot reach the club at {url} ({exc}). Check the network, the URL and that "
+               f"the club server is up, then try again")
+    return ClubUnreachable(f"{why}. {NOTHING_CHANGED}")
+
+
+def _limits(timeout: float, max_bytes: int) -> HttpLimits:
+    return HttpLimits(deadline_s=timeout, max_bytes=max_bytes, io_timeout_s=timeout)
 
 
 def fetch_pinned_ca(central_url: str, pin: str, *, timeout: float = 15) -> x509.Certificate:
-    """Download the club CA from ``/v1/ca`` and accept it only if it matches ``pin``."""
+    """Download the club CA from ``/v1/ca`` and accept it only if it matches ``pin``.
+
+    The download must finish within ``timeout`` seconds and be at most
+    :data:`MAX_CA_BYTES`.
+    """
     base = _check_url(central_url)
     expected = normalise_fingerprint(pin)
-    url = f"{base}/v1/ca"
+    # Deliberately unverified: what we fetch is checked against the pin below, and
+    # nothing secret is sent on this connection.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
     try:
-        with warnings.catch_warnings():
-            # Deliberately unverified: what we fetch is checked against the pin below,
-            # and nothing secret is sent on this connection.
-            warnings.simplefilter("ignore")
-            resp = requests.get(url, verify=False, timeout=timeout,  # noqa: S501
-                                allow_redirects=False)
-    except requests.RequestException as exc:
-        raise _unreachable(base, exc) from None
-    if resp.status_code != 200:
-        raise ProvisioningError(
-            f"the club at {base} did not hand out its CA certificate (HTTP {resp.status_code}); "
-            f"is this the right URL? {NOTHING_CHANGED}")
-    ca = load_cert(resp.content, "CA certificate")
+        with open_bounded("the club's CA certificate", f"{base}/v1/ca",
+                          _limits(timeout, MAX_CA_BYTES), ssl_context=ctx) as resp:
+            if resp.status != 200:
+                raise ProvisioningError(
+                    f"the club at {base} did not hand out its CA certificate (HTTP "
+                    f"{resp.status}); is this the right URL? {NOTHING_CHANGED}")
+            body = resp.read_all()
+    except DownloadError as exc:
+        raise _unreachable(base, exc, timeout) from None
+    ca = load_cert(body, "CA certificate")
     actual = cert_fingerprint(ca)
     if actual != expected:
         raise CaPinMismatch(
@@ -104,31 +131,49 @@ class ClubClient:
         self.timeout = timeout
         self.client_cert = client_cert
 
+    def _context(self) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(cafile=str(self.ca_file))
+            if self.client_cert is not None:
+                ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        except (OSError, ssl.SSLError) as exc:
+            raise ProvisioningError(f"cannot load the club CA or this terminal's certificate: "
+                                    f"{exc}. {NOTHING_CHANGED}") from None
+        return ctx
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON; the whole exchange within ``timeout``, the answer ≤ MAX_ANSWER_BYTES."""
         url = f"{self.base}{path}"
-        cert = (str(self.client_cert[0]), str(self.client_cert[1])) if self.client_cert else None
         try:
-            resp = requests.post(url, json=body, verify=str(self.ca_file), cert=cert,
-                                 timeout=self.timeout, allow_redirects=False)
-        except requests.exceptions.SSLError:
-            raise ProvisioningError(
-                f"the server at {self.base} is not trusted: its certificate is not from the "
-                f"pinned club CA (or it refused this terminal's certificate). "
-                f"{NOTHING_CHANGED}") from None
-        except requests.RequestException as exc:
-            raise _unreachable(self.base, exc) from None
+            with open_bounded(f"the club's answer to {path}", url,
+                              _limits(self.timeout, MAX_ANSWER_BYTES), method="POST",
+                              body=json.dumps(body).encode(), ssl_context=self._context(),
+                              headers={"Content-Type": "application/json",
+                                       "Accept": "application/json"}) as resp:
+                raw = resp.read_all()
+                return self._answer(path, resp, raw)
+        except DownloadError as exc:
+            if exc.reason == "tls":
+                raise ProvisioningError(
+                    f"the server at {self.base} is not trusted: its certificate is not from the "
+                    f"pinned club CA (or it refused this terminal's certificate). "
+                    f"{NOTHING_CHANGED}") from None
+            raise _unreachable(self.base, exc, self.timeout) from None
+
+    @staticmethod
+    def _answer(path: str, resp: BoundedResponse, raw: bytes) -> dict[str, Any]:
         try:
-            data = resp.json()
+            data = json.loads(raw)
         except ValueError:
             data = None
-        if resp.status_code == 200 and isinstance(data, dict):
+        if resp.status == 200 and isinstance(data, dict):
             return data
         reason = data.get("error") if isinstance(data, dict) else None
         message = data.get("message") if isinstance(data, dict) else None
         if reason in _CODE_ADVICE:
             raise EnrolmentCodeError(reason, f"{_CODE_ADVICE[reason]} {NOTHING_CHANGED}")
         raise ProvisioningError(
-            f"the club refused {path} (HTTP {resp.status_code}"
+            f"the club refused {path} (HTTP {resp.status}"
             f"{', ' + str(reason) if reason else ''}): {message or resp.reason}. {NOTHING_CHANGED}")
 
     def lookup(self, code: str, public_key_pem: bytes | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import ssl
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -440,64 +440,92 @@ def check_rules(cfg: Config, session: BrokerSession | None, *, now: datetime,
 # ----------------------------------------------------------------------------- members
 
 
-def _store_import(cfg: Config, lines: list[bytes], version: int) -> str | None:
-    """Load the snapshot into the store when agent.offline_queue is installed."""
-    try:
-        from agent.offline_queue import Store
-    except ImportError:
-        return None
-    store = Store.open(cfg.db_path, cfg.terminal_id, cfg.merchant_id)
-    try:
-        store.import_snapshot(lines, version, True)
-        return f"loaded into {cfg.db_path}"
-    finally:
-        store.close()
+class _BadLine(ClubtermError):
+    """A snapshot line is not a member record (the selftest's own check)."""
+
+
+class _SelftestSink:
+    """Checks each snapshot line as it streams by and loads it into the store when
+    agent.offline_queue is installed (never the whole snapshot in memory)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.count = 0
+        self.where: str | None = None
+
+    def _checked(self, lines: Iterable[bytes | str]) -> Iterator[bytes | str]:
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "member_id" not in record:
+                raise _BadLine(f"line {number} is not a member record")
+            self.count += 1
+            yield line
+
+    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> None:
+        checked = self._checked(lines)
+        try:
+            from agent.offline_queue import Store
+        except ImportError:
+            for _ in checked:
+                pass
+            return
+        store = Store.open(self.cfg.db_path, self.cfg.terminal_id, self.cfg.merchant_id)
+        try:
+            store.import_snapshot(checked, version, full)
+            self.where = f"loaded into {self.cfg.db_path}"
+        finally:
+            store.close()
 
 
 def check_members(cfg: Config, *, timeout: float = 30) -> Check:
-    """The first member snapshot loads (``GET …/members?since=0``, mutual TLS)."""
-    import requests
+    """The first member snapshot loads (``GET …/members?since=0``, mutual TLS).
+
+    Streamed and bounded as the agent's own fetch is (``[club] snapshot_*``);
+    ``timeout`` is the longest wait for one read.
+    """
+    from agent.sync.link import LinkTuning
+    from agent.sync.snapshot import SnapshotClient, SnapshotFailed
 
     name = "member snapshot"
     if not (cfg.central_url and cfg.ca_file and cfg.cert_file and cfg.key_file):
         return Check(name, False, "central_url or the certificates are not configured",
                      "enrol again")
-    url = f"{cfg.central_url.rstrip('/')}/v1/clubs/{cfg.club_id}/members"
     try:
-        resp = requests.get(url, params={"since": 0}, verify=str(cfg.ca_file),
-                            cert=(str(cfg.cert_file), str(cfg.key_file)), timeout=timeout,
-                            stream=True)
-        body = resp.content
-    except requests.exceptions.SSLError:
-        return Check(name, False, "TLS failed with the club's HTTPS server",
-                     "check the clock; the server must use the club CA's certificate")
-    except requests.RequestException as exc:
-        return Check(name, False, f"cannot reach {cfg.central_url} ({exc.__class__.__name__})",
-                     "check the network")
-    if resp.status_code != 200:
-        return Check(name, False, f"the club answered HTTP {resp.status_code}",
-                     "ask the club to check this terminal's access")
+        tuning = LinkTuning.from_config(cfg)
+    except ClubtermError as exc:
+        return Check(name, False, str(exc), "correct the [club] table of the configuration")
+    limits = tuning.snapshot_limits(io_timeout_s=timeout)
+    client = SnapshotClient(cfg.central_url, cfg.club_id, cfg.ca_file, cfg.cert_file,
+                            cfg.key_file, timeout, limits)
+    sink = _SelftestSink(cfg)
     try:
-        version = int(resp.headers.get("X-Members-Version", ""))
-    except ValueError:
-        return Check(name, False, "the answer has no X-Members-Version header",
-                     "the club server does not follow protocol v1")
-    lines = [line for line in body.splitlines() if line.strip()]
-    for number, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or "member_id" not in record:
-            return Check(name, False, f"line {number} is not a member record",
-                         "report this to the club")
-    try:
-        where = _store_import(cfg, lines, version)
+        version = client.fetch_into(sink, 0)
+    except _BadLine as exc:
+        return Check(name, False, str(exc), "report this to the club")
+    except SnapshotFailed as exc:
+        if exc.reason == "http":
+            return Check(name, False, f"the club answered HTTP {exc.status}",
+                         "ask the club to check this terminal's access")
+        if exc.reason == "protocol":
+            return Check(name, False, "the answer has no X-Members-Version header",
+                         "the club server does not follow protocol v1")
+        if exc.reason == "tls":
+            return Check(name, False, "TLS failed with the club's HTTPS server",
+                         "check the clock; the server must use the club CA's certificate")
+        if exc.reason in ("unreachable", "network"):
+            return Check(name, False, f"cannot reach {cfg.central_url} ({exc})",
+                         "check the network")
+        return Check(name, False, str(exc),
+                     "a slow line: raise [club] snapshot_deadline_s; a very large club: raise "
+                     "the [club] snapshot_max_* limits (docs/sync.md)")
     except ClubtermError as exc:
         return Check(name, False, f"the store refused the snapshot: {exc}",
                      "check the disk (clubterm doctor)")
-    return Check(name, True, f"{len(lines)} members, version {version}"
-                 + (f", {where}" if where else ""))
+    return Check(name, True, f"{sink.count} members, version {version}"
+                 + (f", {sink.where}" if sink.where else ""))
 
 
 # ----------------------------------------------------------------------------- status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ class FakeClubLink:
         self.wakes = 0
         self.readers: list[dict[str, Any]] = []
         self.resyncs = 0
+        self.stall: str | None = None  # what stalled() answers; tests set it
 
     def start(self) -> None:
         self.started = True
@@ -29,6 +31,12 @@ class FakeClubLink:
 
     def state(self) -> LinkState:
         return self._state
+
+    def heartbeat(self) -> float:
+        return time.monotonic()
+
+    def stalled(self, now: float | None = None) -> str | None:
+        return self.stall
 
     def wake(self) -> None:
         self.wakes += 1

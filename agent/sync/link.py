@@ -14,6 +14,13 @@ drops, is simply offered again.
 Reconnecting: exponential backoff with full jitter (:mod:`agent.sync.backoff`);
 the session is persistent (MQTT 5, clean start off, session expiry 8 days) so
 change sets published while the terminal was away wait for it at the broker.
+
+Member snapshots are fetched on a thread of their own (one at a time, with a
+deadline and caps, :mod:`agent.sync.snapshot`), which hands its outcome back to
+the worker as a job: acks and sales keep flowing while a snapshot downloads. The
+worker's loop beats a heartbeat (:meth:`ClubLink.heartbeat`); the daemon stops
+feeding the systemd watchdog when it is older than ``stall_limit_s``, so a stuck
+link gets the agent restarted rather than hidden.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from agent import __version__
 from agent.config import LOG_LEVELS, Config
 from agent.errors import ClubtermError, LinkError
 from agent.offline_queue.store import EncodedBatch
-from agent.sync.backoff import full_jitter_delay
+from agent.sync.backoff import backoff_ceiling, full_jitter_delay
 from agent.sync.messages import (
     MAX_PAYLOAD,
     Command,
@@ -54,7 +61,7 @@ from agent.sync.messages import (
     parse_envelope,
 )
 from agent.sync.outflight import Outflight
-from agent.sync.snapshot import SnapshotClient
+from agent.sync.snapshot import SnapshotClient, SnapshotFailed, SnapshotLimits
 from agent.sync.topics import Topics
 
 log = logging.getLogger("agent.sync")
@@ -105,11 +112,13 @@ class LinkState:
     pending: int  # events not yet acked (queue depth)
     in_flight: int = 0  # batches waiting for an ack
     last_error: str | None = None
+    members_problem: str | None = None  # why the last member snapshot failed, until one works
 
     def to_dict(self) -> dict[str, Any]:
         return {"online": self.online, "since": _iso(self.since),
                 "last_ack_at": _iso(self.last_ack_at), "pending": self.pending,
-                "in_flight": self.in_flight, "last_error": self.last_error}
+                "in_flight": self.in_flight, "last_error": self.last_error,
+                "members_problem": self.members_problem}
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,24 @@ class LinkTuning:
     status_interval_s: float = 300.0
     status_min_gap_s: float = 1.0
     session_expiry_s: int = 8 * 24 * 3600
-    snapshot_retry_s: float = 30.0
-    snapshot_timeout_s: float = 60.0
+    snapshot_retry_s: float = 30.0  # the first retry of a failed snapshot; doubles each time
+    snapshot_retry_cap_s: float = 900.0  # ... up to this
+    snapshot_timeout_s: float = 60.0  # one read of the snapshot
+    snapshot_deadline_s: float = 600.0  # the whole snapshot, import into the store included
+    snapshot_max_bytes: int = 1024 * 1024 * 1024
+    snapshot_max_records: int = 2_000_000
+    snapshot_max_line: int = 1024 * 1024
+    # The worker's heartbeat older than this stops the systemd watchdog pings (≥ 3 s:
+    # an idle worker beats once a second).
+    stall_limit_s: float = 30.0
+
+    def snapshot_limits(self, io_timeout_s: float | None = None) -> SnapshotLimits:
+        """The member snapshot's limits (one read at most ``io_timeout_s`` if given)."""
+        return SnapshotLimits(deadline_s=self.snapshot_deadline_s,
+                              max_bytes=self.snapshot_max_bytes,
+                              max_records=self.snapshot_max_records,
+                              max_line=self.snapshot_max_line,
+                              io_timeout_s=io_timeout_s or self.snapshot_timeout_s)
 
     @classmethod
     def from_config(cls, config: Config) -> LinkTuning:
@@ -147,6 +172,9 @@ class LinkTuning:
                 if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
                     raise LinkError(f"[club] {name} must be a positive {kind.__name__}")
                 values[name] = value
+        if values.get("stall_limit_s", defaults.stall_limit_s) < _MIN_STALL_LIMIT_S:
+            # An idle worker beats once a tick (up to 1 s): less would restart a healthy agent.
+            raise LinkError(f"[club] stall_limit_s must be at least {_MIN_STALL_LIMIT_S:g} s")
         return cls(**values)
 
 
@@ -226,6 +254,13 @@ class ClubLink:
         self._send_cursor = 0
         self._snapshot_due: float | None = None
         self._snapshot_since: int = 0
+        self._snapshot_failures = 0
+        self._snapshot_thread: threading.Thread | None = None
+        self._snapshot_cancel = threading.Event()
+        # resync_members commands waiting for the next full snapshot / the running one.
+        self._resync_waiting: list[str] = []
+        self._resync_running: list[str] = []
+        self._heartbeat = time.monotonic()
         self._members_problem: str | None = None
         self._recent_rejections: list[dict[str, str]] = []
         self._last_refused: tuple[Any, ...] | None = None
@@ -234,7 +269,8 @@ class ClubLink:
                                          "connects": 0, "snapshots": 0}
         self.snapshots = (SnapshotClient(config.central_url, config.club_id, config.ca_file,
                                          config.cert_file, config.key_file,
-                                         self.tuning.snapshot_timeout_s)
+                                         self.tuning.snapshot_timeout_s,
+                                         self.tuning.snapshot_limits())
                           if config.central_url else None)
         self.client = self._make_client()
 
@@ -245,8 +281,10 @@ class ClubLink:
         if self._started:
             return
         self._started = True
+        self._snapshot_cancel.clear()
         self._restore_bundle()
         self._refresh_pending()
+        self._heartbeat = time.monotonic()
         self._worker = threading.Thread(target=self._work_loop, name="club-link", daemon=True)
         self._worker.start()
         u = urlsplit(self.config.broker_url or "")
@@ -265,11 +303,15 @@ class ClubLink:
         if not self._started:
             return
         self._started = False
+        self._snapshot_cancel.set()  # a snapshot being fetched is abandoned
         done = threading.Event()
         self._jobs.put(_Job("stop", data={"done": done}))
         done.wait(timeout)
         if self._worker is not None:
             self._worker.join(timeout)
+        fetch = self._snapshot_thread
+        if fetch is not None:
+            fetch.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -277,6 +319,25 @@ class ClubLink:
         """Online or not, since when, the last ack and the queue depth."""
         with self._lock:
             return self._state
+
+    def heartbeat(self) -> float:
+        """``time.monotonic()`` of the worker's last loop (at least once a second when healthy)."""
+        return self._heartbeat
+
+    def stalled(self, now: float | None = None) -> str | None:
+        """Why the worker looks stuck (heartbeat older than ``stall_limit_s``), else None."""
+        if not self._started:
+            return None
+        age = (time.monotonic() if now is None else now) - self._heartbeat
+        if age <= self.tuning.stall_limit_s:
+            return None
+        return (f"the club link's worker has not run for {age:.0f} s "
+                f"(limit {self.tuning.stall_limit_s:g} s)")
+
+    def snapshot_running(self) -> bool:
+        """Whether a member snapshot is being fetched right now."""
+        fetch = self._snapshot_thread
+        return fetch is not None and fetch.is_alive()
 
     def wake(self) -> None:
         """New events were appended: send them now rather than at the next tick."""
@@ -358,6 +419,7 @@ class ClubLink:
     def _work_loop(self) -> None:
         while True:
             jobs = self._next_jobs()
+            self._heartbeat = time.monotonic()
             acks: list[bytes] = []
             for job in [*jobs, None]:
                 # Acks that queued up together are recorded in one store transaction.
@@ -373,7 +435,9 @@ class ClubLink:
                     self._shutdown(job)
                     return
                 self._guarded(self._handle, job)
+                self._heartbeat = time.monotonic()
             self._guarded(self._housekeeping)
+            self._heartbeat = time.monotonic()
 
     def _next_jobs(self, most: int = 64) -> list[_Job]:
         """The next job (waiting at most one tick) and whatever else is queued already."""
@@ -403,7 +467,7 @@ class ClubLink:
         deadline = self._outflight.next_deadline()
         if deadline is not None:
             waits.append(deadline - time.monotonic())
-        if self._snapshot_due is not None:
+        if self._snapshot_due is not None and self._snapshot_thread is None:
             waits.append(self._snapshot_due - time.monotonic())
         if self._pending_stale:
             waits.append(self._pending_at + _PENDING_REFRESH_S - time.monotonic())
@@ -422,9 +486,9 @@ class ClubLink:
         elif job.kind == "message":
             self._on_club_message(job.topic, job.payload)
         elif job.kind == "snapshot":
-            self._snapshot_since = min(self._snapshot_since, int(job.data["since"])) \
-                if self._snapshot_due is not None else int(job.data["since"])
-            self._snapshot_due = time.monotonic()
+            self._request_snapshot(int(job.data["since"]), now=True)
+        elif job.kind == "snapshot_done":
+            self._snapshot_done(job.data)
         elif job.kind == "readers":
             self._readers = job.data["readers"]
             self._status_dirty = True
@@ -445,8 +509,9 @@ class ClubLink:
         if self._pending_stale and (not self._outflight.batches
                                     or now - self._pending_at >= _PENDING_REFRESH_S):
             self._refresh_pending()
-        if self._snapshot_due is not None and now >= self._snapshot_due:
-            self._run_snapshot(self._snapshot_since)
+        if self._snapshot_due is not None and now >= self._snapshot_due \
+                and self._snapshot_thread is None and self._started:
+            self._start_snapshot()
         self._maybe_status()
 
     def _shutdown(self, job: _Job) -> None:
@@ -686,47 +751,118 @@ class ClubLink:
         if change.to_version <= current:
             return  # already have it (a repeat, or older than a snapshot)
         if change.from_version == current and self.store.apply_changes(change.raw):
-            self._members_problem = None
+            self._set_members_problem(None)
             self._emit({"type": "members", "version": change.to_version})
             return
         log.info("member change set %d..%d does not follow version %d: fetching a snapshot",
                  change.from_version, change.to_version, current)
         self._request_snapshot(current)
 
-    def _request_snapshot(self, since: int) -> None:
+    def _request_snapshot(self, since: int, *, now: bool = False) -> None:
+        """Fetch a snapshot ``since`` when the fetcher is free (at once if ``now``,
+        else not before a failed one's backoff is over)."""
         if self.snapshots is None:
-            self._members_problem = "member changes have a gap and no central_url is configured"
+            self._set_members_problem(
+                "member changes have a gap and no central_url is configured")
             return
+        at = time.monotonic()
         if self._snapshot_due is None:
             self._snapshot_since = since
-            self._snapshot_due = time.monotonic()
+            self._snapshot_due = at
         else:
             self._snapshot_since = min(self._snapshot_since, since)
+            if now:
+                self._snapshot_due = min(self._snapshot_due, at)
 
-    def _run_snapshot(self, since: int) -> int | None:
+    def _start_snapshot(self) -> None:
+        """Start the fetch on its own thread; :meth:`_snapshot_done` gets the outcome."""
+        since = self._snapshot_since
         self._snapshot_due = None
+        if since == 0:
+            self._resync_running, self._resync_waiting = self._resync_waiting, []
         self._status_dirty = True
-        if self.snapshots is None:
-            return None
+        log.info("fetching the member snapshot since %d", since)
+        self._snapshot_thread = threading.Thread(target=self._fetch_snapshot, args=(since,),
+                                                 name="club-snapshot", daemon=True)
+        self._snapshot_thread.start()
+
+    def _fetch_snapshot(self, since: int) -> None:
+        """The snapshot thread: fetch into the store, then hand the outcome to the worker."""
+        assert self.snapshots is not None
+        started = time.monotonic()
+        data: dict[str, Any] = {"since": since, "version": None, "error": None, "reason": None}
         try:
-            version = self.snapshots.fetch_into(self.store, since)
+            data["version"] = self.snapshots.fetch_into(self.store, since,
+                                                        cancel=self._snapshot_cancel)
+        except SnapshotFailed as exc:
+            data["error"], data["reason"] = str(exc), exc.reason
         except ClubtermError as exc:
-            self._members_problem = str(exc)
-            self._snapshot_due = time.monotonic() + self.tuning.snapshot_retry_s
-            self._snapshot_since = since
-            log.warning("member snapshot failed, trying again in %.0f s: %s",
-                        self.tuning.snapshot_retry_s, exc)
-            return None
+            data["error"] = str(exc)
+        except Exception as exc:
+            # A bug must not leave the link waiting for this fetch for ever.
+            log.exception("member snapshot: unexpected error")
+            data["error"] = f"unexpected error: {exc.__class__.__name__}"
+        data["seconds"] = time.monotonic() - started
+        self._jobs.put(_Job("snapshot_done", data=data))
+
+    def _snapshot_done(self, data: dict[str, Any]) -> None:
+        fetch, self._snapshot_thread = self._snapshot_thread, None
+        if fetch is not None:
+            fetch.join(1.0)  # it has put its last job: it is ending
+        waiters, self._resync_running = self._resync_running, []
+        since, seconds = int(data["since"]), float(data["seconds"])
+        self._status_dirty = True
+        error = data["error"]
+        if error is not None:
+            if data["reason"] == "cancelled":
+                return
+            self._snapshot_failures += 1
+            ceiling = backoff_ceiling(self._snapshot_failures - 1, self.tuning.snapshot_retry_s,
+                                      self.tuning.snapshot_retry_cap_s)
+            delay = self._rng.uniform(ceiling / 2, ceiling)
+            self._snapshot_since = (since if self._snapshot_due is None
+                                    else min(since, self._snapshot_since))
+            self._snapshot_due = time.monotonic() + delay
+            log.warning("member snapshot since %d failed after %.1f s (attempt %d), trying again "
+                        "in %.0f s: %s", since, seconds, self._snapshot_failures, delay, error)
+            self._set_members_problem(str(error))
+            self._answer_resyncs(waiters, {"ok": False, "detail": f"snapshot failed: {error}"})
+            return
+        version = int(data["version"])
+        self._snapshot_failures = 0
         self.counters["snapshots"] += 1
-        self._members_problem = None
-        log.info("member snapshot since %d: now at version %d", since, version)
+        if self._snapshot_due is not None and self._snapshot_since >= since:
+            # Asked for again meanwhile (a gap seen during the fetch): what this one
+            # brought need not come again.
+            self._snapshot_since = max(self._snapshot_since, version)
+        log.info("member snapshot since %d: now at version %d (%.1f s)", since, version, seconds)
+        self._set_members_problem(None)
         self._emit({"type": "members", "version": version, "snapshot": True})
-        return version
+        self._answer_resyncs(waiters, {"ok": True, "detail": f"members version {version}"})
+
+    def _set_members_problem(self, problem: str | None) -> None:
+        self._members_problem = problem
+        if self.state().members_problem != problem:
+            state = self._update_state(members_problem=problem)
+            self._emit({"type": "link", **state.to_dict()})
+
+    def _answer_resyncs(self, command_ids: list[str], answer: dict[str, Any]) -> None:
+        for command_id in command_ids:
+            result = {"id": command_id, **answer}
+            self.store.save_command_result(command_id, result)
+            self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
 
     # ---- commands ------------------------------------------------------------
 
     def _on_command(self, cmd: Command) -> None:
         result = self.store.command_result(cmd.id)
+        if result is None and cmd.type == "resync_members" and self.snapshots is not None:
+            # Answered when the snapshot is in: the fetch runs off this thread.
+            log.info("command %s from the club: %s", cmd.id, cmd.type)
+            if cmd.id not in self._resync_waiting + self._resync_running:
+                self._resync_waiting.append(cmd.id)
+                self._request_snapshot(0, now=True)
+            return
         if result is None:
             result = {"id": cmd.id, **self._run_command(cmd)}
             self.store.save_command_result(cmd.id, result)
@@ -747,13 +883,8 @@ class ClubLink:
                 return {"ok": False, "detail": f"level must be one of {', '.join(LOG_LEVELS)}"}
             logging.getLogger().setLevel(level.upper())
             return {"ok": True, "detail": f"log level is now {level.lower()}"}
-        if cmd.type == "resync_members":
-            if self.snapshots is None:
-                return {"ok": False, "detail": "no central_url is configured"}
-            version = self._run_snapshot(0)
-            if version is None:
-                return {"ok": False, "detail": f"snapshot failed: {self._members_problem}"}
-            return {"ok": True, "detail": f"members version {version}"}
+        if cmd.type == "resync_members":  # with a central_url: see _on_command
+            return {"ok": False, "detail": "no central_url is configured"}
         return {"ok": False, "detail": f"unknown command type {cmd.type!r}"}
 
     # ---- status --------------------------------------------------------------
@@ -826,6 +957,7 @@ def encode_batch(batch_id: str, terminal_id: str, events: list[dict[str, Any]]) 
 
 
 _PENDING_REFRESH_S = 0.25
+_MIN_STALL_LIMIT_S = 3.0
 _STORE_FLUSH_S = 0.2
 _FLUSH_MAX_IDS = 5000
 # A batch unacked this long gets its "sent" mark in the store (most are acked sooner).

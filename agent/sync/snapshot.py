@@ -3,25 +3,43 @@
 ``GET {central_url}/v1/clubs/{club_id}/members?since={version}`` answers NDJSON, one
 record a line, and ``X-Members-Version``. The body is handed to the store line by
 line as it arrives, so a large club never sits in memory whole.
+
+A fetch has hard limits (:class:`SnapshotLimits`): an overall deadline, and caps
+on bytes, records and one line's length. A server that trickles, never ends or
+sends one endless line is abandoned at the first limit it breaks; the store's
+``members_version`` only moves when a snapshot arrived whole, so an abandoned one
+is simply fetched again later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import ssl
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import requests
-
+from agent.bounded_http import BoundedResponse, DownloadError, HttpLimits, open_bounded
 from agent.errors import ClubtermError, LinkError
 
 
 class SnapshotSink(Protocol):
     """The part of the store a snapshot is written to."""
 
-    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> None: ...
+    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> object: ...
+
+
+@dataclass(frozen=True)
+class SnapshotLimits:
+    """What one snapshot fetch may take (``[club] snapshot_*`` in the configuration)."""
+
+    deadline_s: float = 600.0  # the whole fetch, import into the store included
+    max_bytes: int = 1024 * 1024 * 1024
+    max_records: int = 2_000_000
+    max_line: int = 1024 * 1024  # one member record
+    io_timeout_s: float = 60.0  # one read
 
 
 @dataclass(frozen=True)
@@ -33,37 +51,74 @@ class SnapshotClient:
     ca_file: Path | None
     cert_file: Path | None
     key_file: Path | None
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # one read; the whole fetch is bounded by limits.deadline_s
+    limits: SnapshotLimits = field(default_factory=SnapshotLimits)
 
     def url(self) -> str:
         return f"{self.central_url.rstrip('/')}/v1/clubs/{quote(self.club_id)}/members"
 
-    def fetch_into(self, sink: SnapshotSink, since: int) -> int:
+    def _context(self) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert_file is not None and self.key_file is not None:
+                ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(f"member snapshot: cannot load the club CA or this terminal's "
+                            f"certificate: {exc}") from None
+        return ctx
+
+    def fetch_into(self, sink: SnapshotSink, since: int, *,
+                   cancel: threading.Event | None = None) -> int:
         """Fetch the records changed after ``since`` into ``sink``; returns the new version.
 
         ``since`` 0 is the full set (the store replaces its cache). Raises
-        :class:`LinkError` for network, TLS and HTTP failures and a bad answer.
+        :class:`SnapshotFailed` (a :class:`LinkError`) for network, TLS and HTTP
+        failures, a bad answer and a broken limit, the message saying which; the
+        store's own errors pass through. ``cancel`` abandons the fetch.
         """
-        cert = None
-        if self.cert_file is not None and self.key_file is not None:
-            cert = (str(self.cert_file), str(self.key_file))
-        verify: str | bool = str(self.ca_file) if self.ca_file is not None else True
+        limits = self.limits
+        http = HttpLimits(deadline_s=limits.deadline_s, max_bytes=limits.max_bytes,
+                          max_line=limits.max_line,
+                          io_timeout_s=min(self.timeout_s, limits.io_timeout_s))
+        url = f"{self.url()}?{urlencode({'since': since})}"
+        context = self._context() if url.startswith("https:") else None
         try:
-            with requests.get(self.url(), params={"since": since}, cert=cert, verify=verify,
-                              stream=True, timeout=self.timeout_s,
+            with open_bounded("member snapshot", url, http, ssl_context=context, cancel=cancel,
                               headers={"Accept": "application/x-ndjson"}) as resp:
-                if resp.status_code != 200:
-                    raise LinkError(f"member snapshot: HTTP {resp.status_code} from {self.url()}")
+                if resp.status != 200:
+                    raise SnapshotFailed("http", f"member snapshot: HTTP {resp.status} from "
+                                                 f"{self.url()}", status=resp.status)
                 header = resp.headers.get("X-Members-Version", "")
                 if not header.isdigit():
-                    raise LinkError("member snapshot: no usable X-Members-Version header")
+                    raise SnapshotFailed("protocol",
+                                         "member snapshot: no usable X-Members-Version header")
                 version = int(header)
-                lines = (line for line in resp.iter_lines() if line)
-                sink.import_snapshot(lines, version, since == 0)
+                sink.import_snapshot(self._records(resp), version, since == 0)
                 return version
-        except requests.RequestException as exc:
-            raise LinkError(f"member snapshot from {self.url()} failed: {exc}") from None
+        except DownloadError as exc:
+            raise SnapshotFailed(exc.reason, f"{exc} (from {self.url()})") from exc
         except ClubtermError:
             raise
         except (OSError, ValueError) as exc:
             raise LinkError(f"member snapshot from {self.url()} failed: {exc}") from None
+
+    def _records(self, resp: BoundedResponse) -> Iterator[bytes]:
+        cap = self.limits.max_records
+        for count, line in enumerate(resp.iter_lines(), start=1):
+            if count > cap:
+                raise DownloadError("too_many_records",
+                                    f"member snapshot: more than {cap:,} records")
+            yield line
+
+
+class SnapshotFailed(LinkError):
+    """A fetch failed; ``reason`` is :class:`DownloadError`'s (``deadline``, ``too_large``,
+    ``line_too_long``, ``cancelled``, ``tls``, ``unreachable``, ``network``), or
+    ``too_many_records``, ``http`` (``status`` says which) or ``protocol``."""
+
+    def __init__(self, reason: str, message: str, *, status: int | None = None):
+        self.reason = reason
+        self.status = status
+        super().__init__(message)

@@ -84,7 +84,8 @@ def test_bundles_accepted_and_refused_with_reasons(
     term = make_terminal(sim_club, mosquitto.tls_url)
     sim_club.publish_bundle("M-7", 5)
     term.wait(lambda: term.bundle_state.version == 5, what="bundle 5 in use")
-    assert term.store.current_bundle() is not None
+    # Saved just after it is put in use (the store may be busy with the first snapshot).
+    term.wait(lambda: term.store.current_bundle() is not None, 10, "bundle 5 saved")
     status = sim_club.wait_status(term.id, lambda s: s["rules_version"] == 5)
     assert status["rules_problem"] is None
 
