@@ -8,6 +8,7 @@ and what is wrong, in words a technician can act on. Every key is documented in
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -214,6 +215,11 @@ def _not_negative(table: _Table, name: str) -> int:
     return int(value)
 
 
+# A terminal id is its certificate's CN, its MQTT user name and client id: no ':'
+# (so it can never be the club's own broker account, ``club:{club_id}``) and no
+# '/', '+' or '#' (so '%u' in a broker ACL pattern stays one topic level).
+TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
 _KIND_WORDS = {str: "string", bool: "true or false", dict: "table", list: "list", float: "number"}
 
 
@@ -399,9 +405,12 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     if not club_id or len(club_id) > 64 or not all(c.islower() or c.isdigit() or c == "-"
                                                      for c in club_id):
         raise term.error("club_id", f"must be a slug of a-z, 0-9 and '-' (1-64), not {club_id!r}")
-    for key, value in (("id", terminal_id), ("merchant_id", merchant_id)):
-        if not value or any(c in value for c in "/+#") or len(value) > 128:
-            raise term.error(key, f"{value!r} cannot be used in MQTT topics")
+    if not TERMINAL_ID.fullmatch(terminal_id):
+        raise term.error("id", f"{terminal_id!r} is not a terminal id (letters, digits, '.', "
+                         "'_' and '-', 1-128, starting with a letter or digit; it is also the "
+                         "certificate's CN and the MQTT client id)")
+    if not merchant_id or any(c in merchant_id for c in "/+#") or len(merchant_id) > 128:
+        raise term.error("merchant_id", f"{merchant_id!r} cannot be used in MQTT topics")
     profile_name = term.get("profile", str, required=True)
     try:
         profile = load_profile(profile_name, base=base)

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.config import TERMINAL_ID
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -35,7 +37,7 @@ def free_port() -> int:
 # A terminal id (= its certificate's CN = its MQTT user name and client id). It
 # has no ':', so no terminal id can ever be a club account (club_account below),
 # and no '/', '+' or '#', so '%u' in an ACL pattern stays one topic level.
-TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# TERMINAL_ID (the pattern) is the agent configuration's own definition.
 CLUB_ID = re.compile(r"[a-z0-9-]{1,64}")
 
 

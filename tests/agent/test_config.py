@@ -67,6 +67,10 @@ def test_pan_key_as_hex(tmp_path: Path) -> None:
         (('id = "T-0001"', ""), "terminal.id", "required"),
         (('club_id = "acme"', 'club_id = "Acme Club"'), "terminal.club_id", "slug"),
         (('merchant_id = "M-7"', 'merchant_id = "M/7"'), "terminal.merchant_id", "MQTT"),
+        # A terminal id is the certificate CN and client id: never the club's
+        # account (club:acme) and never an ACL wildcard.
+        (('id = "T-0001"', 'id = "club:acme"'), "terminal.id", "not a terminal id"),
+        (('id = "T-0001"', 'id = "T+1"'), "terminal.id", "not a terminal id"),
         (('profile = "sim"', 'profile = "nope"'), "terminal.profile", "no terminal profile"),
         (('default_country_code = "98"', 'default_country_code = "+98"'),
          "terminal.default_country_code", "1 to 3 digits"),

@@ -80,3 +80,17 @@ def test_text_format_is_redacted_too() -> None:
         logging.getLogger().removeHandler(handler)
     assert "411111******1111" in out.getvalue()
     assert "4111111111111111" not in out.getvalue()
+
+
+def test_store_queries_and_their_parameters_are_not_logged_at_debug(
+        captured: io.StringIO, tmp_path) -> None:
+    # peewee logs every query with its parameters at DEBUG; a staff badge token
+    # looked up in the store must not reach the log even at --log-level debug.
+    from agent.offline_queue import Store
+
+    store = Store.open(tmp_path / "s.db", "T-0001", "M-7")
+    try:
+        store.staff_by_badge("nfc:04BADGE99")
+    finally:
+        store.close()
+    assert "04BADGE99" not in captured.getvalue()
