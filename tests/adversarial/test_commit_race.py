@@ -18,7 +18,13 @@ from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from agent.errors import ApiError
 from agent.localapi.client import SocketClient
@@ -164,6 +170,23 @@ def test_refused_commit_leaves_the_quote_usable() -> None:
     run(scenario)
 
 
+def test_the_store_refuses_a_second_sale_of_a_quote_even_if_memory_forgot() -> None:
+    """Defence in depth: with the agent's memory of the commit gone but the quote
+    still there, the store's unique quote_id answers the first sale."""
+    async def scenario(h: Harness) -> None:
+        session = await h.login()
+        c = h.client()
+        q = await c.call("sale.quote", {"amount": 900})
+        stored = h.services._quotes[q["quote_id"]]
+        first = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": session})
+        h.services._committed.clear()
+        h.services._quotes[q["quote_id"]] = stored
+        again = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": session})
+        assert again["sale_id"] == first["sale_id"] and again["receipt"]["restored"] is True
+        assert len(sales(h)) == 1 and q["quote_id"] not in h.services._quotes
+    run(scenario)
+
+
 def test_unknown_quote_on_a_long_outbox_is_one_index_probe() -> None:
     """An unknown quote_id at commit is answered from the index, not by a scan."""
     events = 5000
@@ -279,6 +302,11 @@ class CommitMachine(RuleBasedStateMachine):
             credit_earned=sum(c["amount"] for c in q["credits_earned"]),
             credit_spent=sum(c["amount"] for c in q["credits_used"]))
 
+    @initialize(amounts=st.lists(st.integers(100, 3000), min_size=3, max_size=6))
+    def some_quotes(self, amounts: list[int]) -> None:
+        for i, amount in enumerate(amounts):
+            self.quote(amount, (None, 100, 150)[i % 3], i % 4 == 3, i % 3)
+
     @rule(points=st.integers(0, 400))
     def club_sets_points(self, points: int) -> None:
         # The club's record changes (applied[T] unchanged: every own event still counts).
@@ -371,6 +399,6 @@ class CommitMachine(RuleBasedStateMachine):
         assert usable.get("credit.club", 0) == credit
 
 
-CommitMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12,
+CommitMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15,
                                            deadline=None)
 TestCommitModel = CommitMachine.TestCase
