@@ -58,7 +58,8 @@ MAX_QUOTES = 1_000
 MAX_QUOTE_LINES = 20_000
 # A basket line's sku and category, in characters.
 MAX_LINE_TEXT = 64
-# Results of commits kept to answer a retry exactly (older ones come from the store).
+# Results of commits kept to answer a retry exactly (older ones come from the store),
+# also at most MAX_QUOTE_LINES basket lines together.
 COMMITTED_KEEP_S = 600.0
 MAX_COMMITTED = 1_000
 # Wrong PINs: after this many within the window, the staff id is refused a while.
@@ -632,10 +633,13 @@ class Services:
             if now - first.created <= self.quote_ttl_s:
                 break
             self._quotes.popitem(last=False)
+        lines = sum(len(r["receipt"]["lines"] or ()) for _, r in self._committed.values())
         while self._committed:
-            at, _ = next(iter(self._committed.values()))
-            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_COMMITTED:
+            at, oldest = next(iter(self._committed.values()))
+            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_COMMITTED \
+                    and lines <= MAX_QUOTE_LINES:
                 break
+            lines -= len(oldest["receipt"]["lines"] or ())
             self._committed.popitem(last=False)
 
     def _keep_quote(self, stored: StoredQuote) -> None:
@@ -896,6 +900,7 @@ class Services:
         }
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
         self._committed[quote_id] = (self.monotonic(), result)
+        self._purge_quotes()
         self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
                              "member_id": body["member_id"], "payable": body["payable"],
                              "staff_id": session.staff_id})

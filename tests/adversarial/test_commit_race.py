@@ -386,12 +386,14 @@ class CommitMachine(RuleBasedStateMachine):
                 cached = changes.pop(0)[1]
             points, credit = cached + own_points, self.base["credit.club"] + own_credit
             if sign > 0:
-                assert eff.points_spent <= points and eff.credit_spent <= credit
+                assert eff.points_spent == 0 or eff.points_spent <= points
+                assert eff.credit_spent == 0 or eff.credit_spent <= credit
             own_points += sign * (eff.points_earned - eff.points_spent)
             own_credit += sign * (eff.credit_earned - eff.credit_spent)
-            # Only a refund (taking back earned points) may leave a balance below zero.
-            assert sign < 0 or (cached + own_points >= 0
-                                and self.base["credit.club"] + own_credit >= 0)
+            # A sale never takes a balance below zero (one may be there already: the
+            # club lowered it, or a refund took back earned points).
+            assert sign < 0 or (cached + own_points >= min(points, 0)
+                                and self.base["credit.club"] + own_credit >= min(credit, 0))
         points = self.base["points"] + own_points
         credit = self.base["credit.club"] + own_credit
         usable = self.store.usable_balances("m-9")

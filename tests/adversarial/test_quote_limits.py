@@ -153,3 +153,25 @@ def test_all_connections_together_are_capped_new_quotes_refused() -> None:
               "the next quote -32003 open_quotes")
         assert grown < 100
     run(scenario)
+
+
+def test_kept_commit_results_are_capped_by_lines_older_ones_come_from_the_store() -> None:
+    async def scenario(h: Harness) -> None:
+        session = await h.login()
+        c = h.client()
+        per_quote = 500
+        committed = []
+        for i in range(svc.MAX_QUOTE_LINES // per_quote + 5):
+            lines = [{"sku": f"{i}-{n}", "qty": 1, "unit_price": 1} for n in range(per_quote)]
+            q = await c.call("sale.quote", {"lines": lines})
+            await c.call("sale.commit", {"quote_id": q["quote_id"], "session": session})
+            committed.append(q["quote_id"])
+        kept = sum(len(r["receipt"]["lines"]) for _, r in h.services._committed.values())
+        assert kept <= svc.MAX_QUOTE_LINES and committed[0] not in h.services._committed
+        # The oldest is still answered, from the store, and nothing new is recorded.
+        again = await c.call("sale.commit", {"quote_id": committed[0], "session": session})
+        assert again["receipt"]["restored"] is True and again["seq"] == 1
+        assert len(h.outbox()) == len(committed)
+        print(f"figure: {len(committed)} committed 500-line sales: {len(h.services._committed)} "
+              f"results kept ({kept} lines)")
+    run(scenario)
