@@ -29,8 +29,16 @@ class ServiceStore(Protocol):
     """The store calls the local API makes (names as planned in HELPERS.md)."""
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
-               staff_id: str | None, offline: bool) -> Any:
-        """Record one event durably; raise StorageError if it could not be."""
+               staff_id: str | None, offline: bool, check_funds: bool = False) -> Any:
+        """Record one event durably; raise StorageError if it could not be.
+
+        ``check_funds``: refuse (LimitExceeded) a sale spending more than the
+        member's usable balances, checked in the same transaction.
+        """
+        ...
+
+    def sale_for_quote(self, quote_id: str) -> Any:
+        """The sale recorded from ``quote_id`` (an index probe), or None."""
         ...
 
     def lookup(self, token: str) -> dict[str, Any] | None:

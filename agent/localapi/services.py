@@ -38,6 +38,7 @@ from agent.localapi import (
 )
 from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
 from agent.localapi.sessions import BadgeTap, BadgeTaps, PinAttempts, SessionTable
+from agent.offline_queue.events import MAX_AMOUNT, QuoteAlreadyRecorded
 from agent.safe_text import describe, unsafe_char
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,19 @@ SALE_KEYS = (
     "points_earned", "credits_earned", "lottery_entries", "rules_version",
 )
 PAYMENTS = ("cash", "card", "other")
-MAX_QUOTES = 10_000
+# Quotes are kept in memory only (documented in docs/local-api.md, "Limits").
+# Open quotes of one connection: its oldest one goes to make room for a new one.
+MAX_QUOTES_PER_CONNECTION = 100
+# Open quotes of all connections, and basket lines held by them: a new quote is
+# refused (-32003, limit "open_quotes") rather than taking another client's away.
+MAX_QUOTES = 1_000
+MAX_QUOTE_LINES = 20_000
+# A basket line's sku and category, in characters.
+MAX_LINE_TEXT = 64
+# Results of commits kept to answer a retry exactly (older ones come from the store),
+# also at most MAX_QUOTE_LINES basket lines together.
 COMMITTED_KEEP_S = 600.0
+MAX_COMMITTED = 1_000
 # PIN attempts per staff id and badge taps: limits in agent.localapi.sessions.
 STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
                    "recorded. Please try again or call a technician.")
@@ -212,10 +224,23 @@ def _checked_token(token: Any, param: str = "token") -> str:
     if kind == "nfc" and find_card_data(rest):
         raise ApiError(INVALID_PARAMS, CARD_AS_IDENTIFIER, {"param": param})
     return token
+# What a cashier reads when the store refuses a commit's redemption (LimitExceeded).
+_FUNDS_MESSAGES = {
+    "points_balance": "The member no longer has enough points; please compute the sale again.",
+    "credit_balance": "The member no longer has enough credit; please compute the sale again.",
+    "balance_bound": "The member's balance would become too large to record; please call a "
+                     "technician.",
+}
 
 
 def _store_error(exc: ClubtermError) -> ApiError:
     """The API error for a store exception other than StorageError."""
+    if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
+        return ApiError(LIMIT, _FUNDS_MESSAGES.get(exc.limit, _sentence(str(exc))),
+                        {"limit": exc.limit})
+    if isinstance(exc, QuoteAlreadyRecorded):
+        return ApiError(CONFLICT, "This sale was already recorded.",
+                        {"reason": "already_recorded", "sale_id": exc.sale_id})
     other_id = getattr(exc, "other_id", None)
     if other_id is not None:  # AppointmentConflict
         return ApiError(CONFLICT, "This overlaps another appointment of the same staff member.",
@@ -230,6 +255,31 @@ def _store_error(exc: ClubtermError) -> ApiError:
     return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
 
 
+_TOO_LARGE = ("This sale is too large for the terminal (a total over 9,007,199,254,740,991 "
+              "minor units); split it into several sales.")
+
+
+def _within_bounds(value: Any) -> bool:
+    """Every integer in a (quote) value within ±MAX_AMOUNT (JSON readers agree)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not -MAX_AMOUNT <= item <= MAX_AMOUNT:
+                return False
+        elif isinstance(item, Mapping):
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return True
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a commit's failure as seen: every waiter may have hung up."""
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass
 class StoredQuote:
     """A quote waiting to be committed."""
@@ -241,6 +291,8 @@ class StoredQuote:
     member: dict[str, Any] | None
     token: str | None
     masked: str | None
+    # The connection that asked for it (the per-connection cap); any may commit it.
+    conn_id: int | None = None
 
 
 @dataclass
@@ -281,6 +333,9 @@ class Services:
         self.quote_ttl_s = quote_ttl_s
         self._quotes: OrderedDict[str, StoredQuote] = OrderedDict()
         self._committed: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        # The commit being written for a quote: a second commit of it waits for
+        # this one and answers its result (one sale per quote, whatever the timing).
+        self._commits: dict[str, asyncio.Task[dict[str, Any]]] = {}
         # token → (masked, bin6) of recent card reads, so a quote by token knows the
         # BIN and a member summary can show the masked number. Never the PAN.
         self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
@@ -652,6 +707,7 @@ class Services:
         if len(raw) > 500:
             raise ApiError(INVALID_PARAMS, "A sale may have at most 500 lines.", {"param": "lines"})
         lines = []
+        total = 0
         for i, line in enumerate(raw):
             if not isinstance(line, dict):
                 raise ApiError(INVALID_PARAMS, f"Basket line {i + 1} is not an object.",
@@ -668,21 +724,50 @@ class Services:
                     category is None or isinstance(category, str)):
                 raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: sku and category must be "
                                "text.", {"param": "lines", "line": i})
+            if len(sku or "") > MAX_LINE_TEXT or len(category or "") > MAX_LINE_TEXT:
+                raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: sku and category may have "
+                               f"at most {MAX_LINE_TEXT} characters.",
+                               {"param": "lines", "line": i, "max_chars": MAX_LINE_TEXT})
             lines.append({"sku": sku, "category": category, "qty": qty, "unit_price": price})
+            total += qty * price
+        if total > MAX_AMOUNT:
+            raise ApiError(INVALID_PARAMS, _TOO_LARGE, {"param": "lines",
+                                                        "reason": "amount_too_large",
+                                                        "max": MAX_AMOUNT})
         return lines
 
     def _purge_quotes(self) -> None:
+        """Forget expired quotes and old commit results (a quote being committed
+        is held by its commit, not by this table)."""
         now = self.monotonic()
         while self._quotes:
             first = next(iter(self._quotes.values()))
-            if now - first.created <= self.quote_ttl_s and len(self._quotes) <= MAX_QUOTES:
+            if now - first.created <= self.quote_ttl_s:
                 break
             self._quotes.popitem(last=False)
+        lines = sum(len(r["receipt"]["lines"] or ()) for _, r in self._committed.values())
         while self._committed:
-            at, _ = next(iter(self._committed.values()))
-            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_QUOTES:
+            at, oldest = next(iter(self._committed.values()))
+            if now - at <= COMMITTED_KEEP_S and len(self._committed) <= MAX_COMMITTED \
+                    and lines <= MAX_QUOTE_LINES:
                 break
+            lines -= len(oldest["receipt"]["lines"] or ())
             self._committed.popitem(last=False)
+
+    def _keep_quote(self, stored: StoredQuote) -> None:
+        """Hold a new quote within the caps (see the constants at the top)."""
+        self._purge_quotes()
+        if stored.conn_id is not None:
+            mine = [q.quote_id for q in self._quotes.values() if q.conn_id == stored.conn_id]
+            # A till re-quotes as the basket changes: its oldest quotes are stale.
+            for quote_id in mine[:max(0, len(mine) - MAX_QUOTES_PER_CONNECTION + 1)]:
+                del self._quotes[quote_id]
+        held = sum(len(q.lines) for q in self._quotes.values())
+        if len(self._quotes) >= MAX_QUOTES or held + len(stored.lines) > MAX_QUOTE_LINES:
+            raise ApiError(LIMIT, "The terminal holds too many open prices; please try again "
+                           "in a minute.", {"limit": "open_quotes", "max_quotes": MAX_QUOTES,
+                                            "max_lines": MAX_QUOTE_LINES})
+        self._quotes[stored.quote_id] = stored
 
     async def sale_quote(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``sale.quote``: compute the benefit; keep it 120 s under a ``quote_id``."""
@@ -708,11 +793,14 @@ class Services:
                            {"limit": "member"})
         quote, member_view, limits = await self._compute(lines, token, member, redeem,
                                                          use_credit)
-        self._purge_quotes()
+        if not _within_bounds(quote):
+            raise ApiError(INVALID_PARAMS, _TOO_LARGE, {"param": "lines",
+                                                        "reason": "amount_too_large",
+                                                        "max": MAX_AMOUNT})
         quote_id = "q-" + uuid.uuid4().hex
         masked = self._recent_cards.get(token, (None, None))[0] if token else None
-        self._quotes[quote_id] = StoredQuote(quote_id, self.monotonic(), quote, lines,
-                                             member_view, token, masked)
+        self._keep_quote(StoredQuote(quote_id, self.monotonic(), quote, lines, member_view,
+                                     token, masked, getattr(conn, "id", None)))
         result = dict(quote)
         result.pop("limits_held", None)
         bundle = self.view.bundle()
@@ -811,9 +899,12 @@ class Services:
     async def sale_commit(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``sale.commit``: record the quoted sale; answer once it is durable.
 
-        Committing the same ``quote_id`` again answers the first result (also after
-        an agent restart, found by the ``quote_id`` kept in the sale event), so a
-        client that lost the answer can safely retry.
+        A quote is committed at most once. Committing the same ``quote_id`` again
+        answers the first result: while the first commit is being written the
+        retry waits for it (on any connection); afterwards it is answered from
+        memory, and after an agent restart from the sale event (which keeps the
+        ``quote_id``, found through an index). A failed commit (storage, balance)
+        leaves the quote usable; a retry waiting for it gets the same error.
         """
         quote_id = _p(params, "quote_id", str)
         session = self.sessions.check(params.get("session"), SELLERS)
@@ -821,25 +912,43 @@ class Services:
         if payment not in PAYMENTS:
             raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
                            {"param": "payment"})
+        # From here to the task being registered nothing awaits: two commits of one
+        # quote cannot both find it free.
         self._purge_quotes()
         done = self._committed.get(quote_id)
         if done is not None:
             return done[1]
-        stored_quote = self._quotes.get(quote_id)
-        if stored_quote is None:
-            earlier = await self._find_committed(quote_id)
-            if earlier is not None:
-                return earlier
-            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
-                           "Please compute the sale again.")
-        if self.monotonic() - stored_quote.created > self.quote_ttl_s:
-            self._quotes.pop(quote_id, None)
-            raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 minutes). "
-                           "Please compute the sale again.")
+        running = self._commits.get(quote_id)
+        if running is None:
+            stored_quote = self._quotes.get(quote_id)
+            if stored_quote is None or self.monotonic() - stored_quote.created > self.quote_ttl_s:
+                self._quotes.pop(quote_id, None)
+                earlier = await self._find_committed(quote_id) if len(quote_id) <= 64 else None
+                if earlier is not None:
+                    return earlier
+                raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 "
+                               "minutes). Please compute the sale again.")
+            running = asyncio.ensure_future(self._commit_once(stored_quote, payment, session))
+            self._commits[quote_id] = running
+            running.add_done_callback(_retrieve)
+        # Shielded: a client hanging up does not stop the commit; its retry gets it.
+        return await asyncio.shield(running)
+
+    async def _commit_once(self, stored_quote: StoredQuote, payment: str,
+                           session: Any) -> dict[str, Any]:
+        """Record the sale of one quote (the only commit of it running)."""
+        quote_id = stored_quote.quote_id
+        try:
+            return await self._write_sale(stored_quote, payment, session)
+        finally:
+            if self._commits.get(quote_id) is asyncio.current_task():
+                del self._commits[quote_id]
+
+    async def _write_sale(self, stored_quote: StoredQuote, payment: str,
+                          session: Any) -> dict[str, Any]:
+        quote_id = stored_quote.quote_id
         quote = stored_quote.quote
         member = stored_quote.member
-        if member is not None:
-            await self._recheck_balances(member["member_id"], quote)
         body: dict[str, Any] = {
             "member_id": member["member_id"] if member else None,
             "identified_by": stored_quote.token,
@@ -848,15 +957,25 @@ class Services:
         body.update({k: quote.get(k) for k in SALE_KEYS})
         body["payment"] = payment
         # Not a protocol key (the club ignores unknown keys): it makes a retried
-        # commit idempotent across an agent restart.
+        # commit idempotent across an agent restart (an indexed column in the store).
         body["quote_id"] = quote_id
-        # Only one commit per quote, even if two clients race on it.
-        self._quotes.pop(quote_id, None)
         try:
-            stored = await self._append("sale", body, session.staff_id)
-        except ApiError:
-            self._quotes[quote_id] = stored_quote  # nothing recorded; the quote stays usable
-            raise
+            # check_funds: the store re-reads the usable balances inside the write
+            # transaction and refuses a redemption that no longer fits (another
+            # till spent the points meanwhile): check and append are one step.
+            stored = await self._record("a sale", self.store.append, "sale", body,
+                                        at=self.clock(), staff_id=session.staff_id,
+                                        offline=not self.view.online(),
+                                        check_funds=member is not None)
+        except ApiError as exc:
+            if isinstance(exc.data, dict) and exc.data.get("reason") == "already_recorded":
+                # Recorded by an earlier agent run: answer that sale.
+                earlier = await self._find_committed(quote_id)
+                if earlier is not None:
+                    self._quotes.pop(quote_id, None)
+                    return earlier
+            raise  # nothing recorded; the quote stays usable
+        self._quotes.pop(quote_id, None)
         summary = (await self._summary(member, stored_quote.token)) if member else None
         at = field_of(stored, "at") or self.clock()
         labels = {x.get("rule"): x.get("label") or x.get("rule")
@@ -893,38 +1012,19 @@ class Services:
         }
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
         self._committed[quote_id] = (self.monotonic(), result)
+        self._purge_quotes()
         self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
                              "member_id": body["member_id"], "payable": body["payable"],
                              "staff_id": session.staff_id})
         return result
 
-    async def _recheck_balances(self, member_id: str, quote: Mapping[str, Any]) -> None:
-        """Refuse a commit whose redemption no longer fits (spent elsewhere meanwhile)."""
-        wanted_points = int(quote.get("redeemed_points") or 0)
-        credits = quote.get("credits_used") or []
-        if not wanted_points and not credits:
-            return
-        balances = await self.db.read(self.store.usable_balances, member_id)
-        if wanted_points > balances.get("points", 0):
-            raise ApiError(LIMIT, "The member no longer has enough points; please compute the "
-                           "sale again.", {"limit": "points_balance"})
-        for used in credits:
-            kind, amount = used.get("kind"), int(used.get("amount") or 0)
-            if amount > balances.get(kind, 0):
-                raise ApiError(LIMIT, "The member no longer has enough credit; please compute "
-                               "the sale again.", {"limit": "credit_balance"})
-
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
-        """The sale recorded for ``quote_id`` before a restart, as a commit result."""
-        def scan() -> dict[str, Any] | None:
-            # Newest first: a retry follows its commit within seconds.
-            for entry in reversed(self.store.events()):
-                if entry.type == "sale" and entry.event.get("quote_id") == quote_id:
-                    return dict(entry.event)
+        """The sale recorded for ``quote_id`` before a restart, as a commit result
+        (``Store.sale_for_quote``: one index probe, however long the outbox)."""
+        entry = await self.db.read(self.store.sale_for_quote, quote_id)
+        if entry is None:
             return None
-        event = await self.db.read(scan)
-        if event is None:
-            return None
+        event = dict(field_of(entry, "event"))
         receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
         receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
                         "terminal_id": self.view.terminal_id,

@@ -6,8 +6,10 @@ bundles, command results and the staff UI's local data. See ``docs/store.md``.
 
 from agent.offline_queue.events import (
     EVENT_TYPES,
+    MAX_AMOUNT,
     AlreadyRefunded,
     InvalidEvent,
+    QuoteAlreadyRecorded,
     encode_batch,
 )
 from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
@@ -25,6 +27,7 @@ from agent.offline_queue.uuid7 import uuid7, uuid7_str
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_AMOUNT",
     "AlreadyRefunded",
     "AppointmentConflict",
     "CorruptStore",
@@ -33,6 +36,7 @@ __all__ = [
     "InvalidRecord",
     "OutboxEntry",
     "QueueStats",
+    "QuoteAlreadyRecorded",
     "ReadOnlyStore",
     "RecordNotFound",
     "Store",

@@ -49,6 +49,10 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_EVENTS = 500
 
 POINTS = "points"
+#: The largest amount, total or balance (minor units or points) an event may carry:
+#: 2**53 - 1, the largest integer every JSON reader (JavaScript's numbers, doubles)
+#: reads exactly. Bigger ones could not be applied by the club.
+MAX_AMOUNT = 2**53 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -61,6 +65,18 @@ class InvalidEvent(ClubtermError, ValueError):
 
 class AlreadyRefunded(InvalidEvent):
     """A refund names a sale that already has a refund that was not rejected."""
+
+
+class QuoteAlreadyRecorded(InvalidEvent):
+    """A sale names a ``quote_id`` that another sale of this store already has.
+
+    ``sale_id`` is that sale's id: a quote is committed at most once.
+    """
+
+    def __init__(self, quote_id: str, sale_id: str):
+        self.quote_id = quote_id
+        self.sale_id = sale_id
+        super().__init__(f"the quote {quote_id} was already recorded as sale {sale_id}")
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -115,6 +131,7 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
     missing = [k for k in required if k not in body]
     if missing:
         raise InvalidEvent(f"a {type_} event needs {', '.join(missing)}")
+    _check_bounds(type_, body)
     own = set(required)
     clash = [k for k in COMMON_KEYS if k in body and k not in own]
     if clash:
@@ -156,6 +173,31 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
     elif type_ == "card_link":
         if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
             raise InvalidEvent("card_link.member_id and identifier must be strings")
+
+
+def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
+    """Every integer of the body, and a sale's basket total, within ±MAX_AMOUNT."""
+    todo: list[Any] = list(body.values())
+    while todo:
+        value = todo.pop()
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -MAX_AMOUNT <= value <= MAX_AMOUNT:
+                raise InvalidEvent(f"a {type_} event holds the number {value}, larger than "
+                                   f"{MAX_AMOUNT} (2**53 - 1) that the club can read")
+        elif isinstance(value, Mapping):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+    if type_ == "sale" and isinstance(body.get("lines"), list):
+        total = 0
+        for line in body["lines"]:
+            if isinstance(line, Mapping):
+                qty, price = line.get("qty", 1), line.get("unit_price", 0)
+                if type(qty) is int and type(price) is int:
+                    total += qty * price
+        if total > MAX_AMOUNT:
+            raise InvalidEvent(f"the basket of a sale totals {total}, larger than "
+                               f"{MAX_AMOUNT} (2**53 - 1) that the club can read")
 
 
 def _kind_amount(type_: str, key: str, row: object, amount_key: str) -> None:

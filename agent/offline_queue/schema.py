@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -199,9 +199,30 @@ _V2 = (
         SELECT member_id, kind, sum(amount) FROM event_deltas GROUP BY member_id, kind""",
 )
 
+_V3 = (
+    # The quote a sale was committed from (services.py's commit idempotency), so a
+    # retried commit finds its sale by one index probe instead of a walk through
+    # the outbox. UNIQUE: at most one sale per quote, whatever calls the store.
+    "ALTER TABLE events ADD COLUMN quote_id TEXT",
+    # Back-fill from the bodies. A store written by an agent with the double-commit
+    # race may hold two sales of one quote: the first (lowest seq) keeps the key,
+    # the later ones stay as they are (no event is changed or dropped) but
+    # without it, so the unique index can be built.
+    """UPDATE events SET quote_id = q.qid FROM (
+        SELECT seq, qid, row_number() OVER (PARTITION BY qid ORDER BY seq) AS n
+        FROM (SELECT seq, CASE WHEN json_valid(body) AND
+                          json_type(body, '$.quote_id') = 'text'
+                          THEN json_extract(body, '$.quote_id') END AS qid
+              FROM events WHERE type = 'sale')
+        WHERE qid IS NOT NULL) AS q
+       WHERE events.seq = q.seq AND q.n = 1""",
+    "CREATE UNIQUE INDEX events_quote ON events (quote_id) WHERE quote_id IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first schema", _V1),
     Migration(2, "event sizes, running balance sums, indexes for waiting events and days", _V2),
+    Migration(3, "the quote of each sale, indexed (commit idempotency without a scan)", _V3),
 )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import peewee
 
-from agent.errors import ClubtermError, StorageError
+from agent.errors import ClubtermError, LimitExceeded, StorageError
 from agent.offline_queue import events as ev
 from agent.offline_queue.local_data import LocalDataMixin
 from agent.offline_queue.models import BoundModels
@@ -376,27 +376,47 @@ class Store(LocalDataMixin):
     # ------------------------------------------------------------------ outbox
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
-               staff_id: str | None, offline: bool) -> StoredEvent:
+               staff_id: str | None, offline: bool, check_funds: bool = False) -> StoredEvent:
         """Record one event durably and return it with its ``id`` and ``seq``.
 
         ``body`` holds the type's own keys (protocol.md); the store adds the common
         ones. Raises InvalidEvent for a malformed body and StorageError when it
         could not be made durable; in both cases nothing was recorded and no
         ``seq`` was used.
+
+        A sale whose body has a ``quote_id`` (the local API's commit) is recorded
+        at most once per quote: a second one raises QuoteAlreadyRecorded.
+        ``check_funds`` (a sale of a member): inside the same write transaction,
+        refuse with LimitExceeded (``points_balance`` / ``credit_balance`` /
+        ``balance_bound``) when the points or credit it spends exceed the member's
+        usable balances at this moment, or a balance would pass MAX_AMOUNT. The
+        check and the append are one atomic step: no interleaving of sales on
+        any thread or process takes a balance below zero.
         """
         ev.validate_body(type, body)
         at_text = ev.format_at(at)
         self._writable(f"recording a {type}")
         with self._guard(f"recording a {type}"), self.db.atomic():
-            return self._append_in_tx(type, body, at, at_text, staff_id, offline)
+            return self._append_in_tx(type, body, at, at_text, staff_id, offline, check_funds)
 
     def _append_in_tx(self, type_: str, body: dict[str, Any], at: datetime, at_text: str,
-                      staff_id: str | None, offline: bool) -> StoredEvent:
+                      staff_id: str | None, offline: bool,
+                      check_funds: bool = False) -> StoredEvent:
         """The body of :meth:`append`; the caller validated ``body`` and holds the
         write transaction (peewee's), whose connection is used directly here: this
         is the hot path."""
         conn = self.db.connection()
         effect = self._effect_in_tx(type_, body)
+        quote_id = body.get("quote_id") if type_ == "sale" else None
+        if not isinstance(quote_id, str):
+            quote_id = None
+        if quote_id is not None:
+            earlier = conn.execute("SELECT id FROM events WHERE quote_id = ?",
+                                   (quote_id,)).fetchone()
+            if earlier is not None:
+                raise ev.QuoteAlreadyRecorded(quote_id, str(earlier[0]))
+        if check_funds and type_ == "sale" and effect.member_id is not None:
+            self._check_funds_in_tx(effect.member_id, body, effect)
         seq = int(conn.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
             "RETURNING value").fetchone()[0])
@@ -413,11 +433,12 @@ class Store(LocalDataMixin):
         conn.execute(
             "INSERT INTO events (seq, id, type, at, at_us, member_id, ref_id, recorded_by, "
             "state, recorded_at, state_at, redeemed_value, credit_used, purchases, spend, "
-            "size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+            "size, body, quote_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, event_id, type_, at_text, ev.epoch_us(at), effect.member_id,
              body.get("sale_id") if type_ == "refund" else None, staff_id, now, now,
              effect.redeemed_value, effect.credit_used, effect.purchases, effect.spend,
-             len(data), data.decode("utf-8")))
+             len(data), data.decode("utf-8"), quote_id))
         if effect.member_id is not None:
             self._add_deltas_in_tx(effect.member_id, seq, _delta_rows(effect))
         if type_ == "member_enrol":
@@ -425,6 +446,36 @@ class Store(LocalDataMixin):
         elif type_ == "card_link":
             self._link_token_in_tx(str(body["member_id"]), str(body["identifier"]))
         return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)
+
+    def _check_funds_in_tx(self, member_id: str, body: dict[str, Any],
+                           effect: ev.Effect) -> None:
+        """Refuse a sale spending more than the usable balances (read in the same
+        write transaction as the append, so nothing can spend them meanwhile)."""
+        spent: dict[str, int] = {}
+        if int(body.get("redeemed_points") or 0) > 0:
+            spent[ev.POINTS] = int(body["redeemed_points"])
+        for row in body.get("credits_used") or []:
+            spent[str(row["kind"])] = spent.get(str(row["kind"]), 0) + int(row["amount"])
+        balances = self.usable_balances(member_id)
+        for kind, amount in spent.items():
+            have = balances.get(kind, 0)
+            if amount > 0 and amount > have:
+                limit = "points_balance" if kind == ev.POINTS else "credit_balance"
+                raise LimitExceeded(limit, f"the member has {have} {kind}, the sale spends "
+                                           f"{amount}; nothing was recorded")
+        for kind, change in effect.balance.items():
+            if balances.get(kind, 0) + change > ev.MAX_AMOUNT:
+                raise LimitExceeded("balance_bound", f"the member's {kind} balance would pass "
+                                    f"{ev.MAX_AMOUNT}; nothing was recorded")
+
+    def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:
+        """The sale recorded from ``quote_id`` (one probe of the ``events_quote``
+        index), or None."""
+        with self._guard("reading the outbox"):
+            row = self.db.execute_sql(
+                f"SELECT {self._ENTRY_COLS} FROM events INDEXED BY events_quote "  # noqa: S608 (placeholders only)
+                "WHERE quote_id = ?", (quote_id,)).fetchone()
+        return None if row is None else self._entry(row)
 
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":

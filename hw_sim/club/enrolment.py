@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hw_sim.broker import TERMINAL_ID, is_terminal_id
+from agent.config import TERMINAL_ID
+from hw_sim.broker import is_terminal_id
 from provisioning.crypto import cert_fingerprint, seal_for_device
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone

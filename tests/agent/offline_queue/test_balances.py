@@ -251,3 +251,45 @@ def test_member_view_projects_stats(store: Store) -> None:
     assert view["stats"] == {"purchase_count": 2, "last_purchase": "2026-11-24",
                              "spend_30d": 1000}
     assert view["balances"] == {"points": 1010}
+
+
+def test_check_funds_is_atomic_with_the_append_across_threads(tmp_path: Path) -> None:
+    """Eight threads each append a sale redeeming 100 of 250 points with check_funds:
+    exactly two are recorded, the balance never goes below zero."""
+    import json
+    import threading
+
+    import pytest
+
+    from agent.errors import LimitExceeded
+
+    store = Store.open(tmp_path / "s.db", "T-0001", "M-7")
+    store.import_snapshot([json.dumps(member_record(points=250))], 1, True)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def spend() -> None:
+        barrier.wait()
+        try:
+            store.append("sale", sale_body(redeemed_points=100, earned=()), at=AT,
+                         staff_id=None, offline=False, check_funds=True)
+            outcomes.append("ok")
+        except LimitExceeded as exc:
+            assert exc.limit == "points_balance"
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["ok"] * 2 + ["refused"] * 6
+    assert store.usable_balances("m-1")["points"] == 50
+    # Credit is checked the same way; an unchecked append records what it is given.
+    with pytest.raises(LimitExceeded):
+        store.append("sale", sale_body(credits_used=(("credit.club", 1),), earned=()), at=AT,
+                     staff_id=None, offline=False, check_funds=True)
+    store.append("sale", sale_body(redeemed_points=100, earned=()), at=AT, staff_id=None,
+                 offline=False)
+    assert store.usable_balances("m-1")["points"] == -50
+    store.close()

@@ -98,3 +98,51 @@ def test_an_event_survives_the_whole_chain(tmp_path: Path) -> None:
         assert again.events()[0].event == e.body
     finally:
         again.close()
+
+
+def test_v3_indexes_the_quote_of_each_sale_keeping_an_old_double(tmp_path: Path) -> None:
+    """Schema 3 back-fills events.quote_id; two sales of one quote (the old commit race)
+    both stay, the first keeps the key."""
+    import json
+
+    path = tmp_path / "clubterm.db"
+    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "wal")])
+    db.connect()
+    migrate(db, path, target=2)
+    db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
+                   "('merchant_id', 'M-7'), ('last_seq', '5'), ('club_applied_seq', '0'), "
+                   "('members_version', '0'), ('import_gen', '0')")
+    bodies = [(1, "sale", {"quote_id": "q-a"}), (2, "sale", {"quote_id": "q-b"}),
+              (3, "sale", {"quote_id": "q-a"}), (4, "expense", {"quote_id": "q-c"}),
+              (5, "sale", {"quote_id": 7})]
+    for seq, type_, extra in bodies:
+        body = json.dumps({"id": f"id-{seq}", "seq": seq, "type": type_, **extra})
+        db.execute_sql(
+            "INSERT INTO events (seq, id, type, at, at_us, state, recorded_at, state_at, body, "
+            "size) VALUES (?, ?, ?, '2026-11-24T10:00:00.000+00:00', 0, 'pending', 'x', 'x', "
+            "?, ?)", (seq, f"id-{seq}", type_, body, len(body)))
+    db.close()
+    store = Store.open(path, "T-0001", "M-7")
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        keys = store.db.execute_sql("SELECT seq, quote_id FROM events ORDER BY seq").fetchall()
+        assert keys == [(1, "q-a"), (2, "q-b"), (3, None), (4, None), (5, None)]
+        assert len(store.events()) == 5  # nothing dropped
+        found = store.sale_for_quote("q-a")
+        assert found is not None and found.id == "id-1"
+        assert store.sale_for_quote("q-c") is None
+        plan = store.db.execute_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM events WHERE quote_id = ?", ("q",)).fetchall()
+        assert "events_quote" in " ".join(str(r[-1]) for r in plan)
+        # A new sale of an indexed quote is refused; of a new quote, indexed.
+        from agent.offline_queue import QuoteAlreadyRecorded
+        with pytest.raises(QuoteAlreadyRecorded) as info:
+            store.append("sale", {**sale_body(), "quote_id": "q-b"}, at=AT, staff_id=None,
+                         offline=False)
+        assert info.value.sale_id == "id-2" and store.last_seq() == 5
+        e = store.append("sale", {**sale_body(), "quote_id": "q-new"}, at=AT, staff_id=None,
+                         offline=False)
+        assert store.sale_for_quote("q-new").id == e.id  # type: ignore[union-attr]
+        assert store.integrity_check() == ["ok"]
+    finally:
+        store.close()
