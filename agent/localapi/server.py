@@ -107,6 +107,8 @@ class ServerLimits:
     large_line_bytes: int = 64 * 1024
     large_lines_at_once: int = 4
     large_line_timeout_s: float = 10.0
+    # Bytes taken from the socket at a time.
+    read_chunk_bytes: int = 16 * 1024
     # Log lines of one kind a minute (a refused connection, a dropped client, …).
     log_lines_per_minute: int = 10
 
@@ -225,6 +227,9 @@ class _LineTooLong(Exception):
     """A line over ``max_line_bytes``."""
 
 
+_UNPARSED = object()
+
+
 class ApiServer:
     """Serve a :class:`Dispatcher` on a Unix socket (see module docstring)."""
 
@@ -336,6 +341,10 @@ class ApiServer:
                          {"limit": "connections_per_user",
                           "max": limits.max_connections_per_user})
             return
+        # CPython's socket transport reads up to 256 KiB a time into the reader,
+        # whatever its limit; a smaller read keeps an idle sender's share small.
+        if isinstance(getattr(writer.transport, "max_size", None), int):
+            setattr(writer.transport, "max_size", limits.read_chunk_bytes)  # noqa: B010
         conn = Connection(self._next_id, writer, limits, self.log_limiter)
         conn.peer_uid = uid
         self._next_id += 1
@@ -414,9 +423,15 @@ class ApiServer:
                 return
             first = False
             try:
-                text = line.strip()
-                if text:
-                    await self._process_line(conn, text)
+                if line.isspace():
+                    continue
+                message = self._parse_line(conn, line)
+                del line  # only the parsed request stays alive while it runs
+                if message is not _UNPARSED:
+                    await self._run_message(conn, message)
+                # Not kept while waiting for the next line (an idle client's last
+                # request would otherwise stay in memory, up to 1 MiB of it).
+                del message
             finally:
                 if large:
                     self._large_lines.release()
@@ -438,6 +453,16 @@ class ApiServer:
                     try:
                         part = await reader.readuntil(b"\n")
                     except asyncio.LimitOverrunError as exc:
+                        if not large:
+                            # Wait for a slot before taking the data out of the
+                            # reader: a waiting client holds at most its buffer.
+                            late = asyncio.get_running_loop().time() + \
+                                self.limits.large_line_timeout_s
+                            when = deadline.when()
+                            if when is None or when > late:
+                                deadline.reschedule(late)
+                            await self._large_lines.acquire()
+                            large = True
                         part = await reader.readexactly(exc.consumed)
                         final = False
                     else:
@@ -448,45 +473,41 @@ class ApiServer:
                         raise _LineTooLong
                     if final:
                         break
-                    if not large:
-                        late = asyncio.get_running_loop().time() + \
-                            self.limits.large_line_timeout_s
-                        when = deadline.when()
-                        if when is None or when > late:
-                            deadline.reschedule(late)
-                        await self._large_lines.acquire()
-                        large = True
         except BaseException:
             if large:
                 self._large_lines.release()
             raise
         return (parts[0] if len(parts) == 1 else b"".join(parts)), large
 
-    async def _process_line(self, conn: Connection, text: bytes) -> None:
+    def _parse_line(self, conn: Connection, line: bytes) -> Any:
+        """The decoded JSON of one line, or ``_UNPARSED`` once the error is sent."""
         # A line with more commas than values allowed is refused before the parse:
-        # json.loads and the walk below are linear, but not free.
-        if text.count(b",") > self.limits.max_values:
+        # json.loads and the walk of params are linear, but not free.
+        if line.count(b",") > self.limits.max_values:
             conn.send(_error_reply(None, INVALID_REQUEST,
                                    f"The request holds too many values (at most "
                                    f"{self.limits.max_values:,}).",
                                    {"max_values": self.limits.max_values}))
-            return
+            return _UNPARSED
         try:
-            decoded = text.decode("utf-8")  # strict: json would let encoded surrogates pass
+            # Strict: json.loads(bytes) would let UTF-8-encoded surrogates through.
+            # The newline stays: JSON allows the white space, and no copy is made.
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
             conn.send(_error_reply(None, PARSE_ERROR, "The request is not valid UTF-8 text."))
-            return
+            return _UNPARSED
         try:
-            message = json.loads(decoded, parse_int=parse_int, parse_constant=reject_constant)
+            return json.loads(text, parse_int=parse_int, parse_constant=reject_constant)
         except RecursionError:
             conn.send(_error_reply(None, INVALID_REQUEST,
                                    f"The request is nested too deeply (more than "
                                    f"{self.limits.max_depth} levels).",
                                    {"max_depth": self.limits.max_depth}))
-            return
         except ValueError:
             conn.send(_error_reply(None, PARSE_ERROR, "The request is not valid JSON."))
-            return
+        return _UNPARSED
+
+    async def _run_message(self, conn: Connection, message: Any) -> None:
         if isinstance(message, list):
             if not message:
                 conn.send(_error_reply(None, INVALID_REQUEST, "An empty batch is not a request."))
