@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +226,30 @@ def test_large_lines_are_read_a_few_at_a_time_and_small_ones_pass_by() -> None:
         print(f"figure: 12 clients x {len(big) >> 10} KiB lines, small call worst "
               f"{worst * 1000:.0f} ms")
     run(scenario, limits=ServerLimits(large_lines_at_once=2))
+
+
+# ---------------------------------------------------------------- [local_api] configuration
+
+
+def test_local_api_section_sets_the_caps_and_refuses_bad_values(tmp_path: Path) -> None:
+    from agent.config import load_config
+    from agent.daemon import Agent
+    from agent.errors import ConfigError
+    from tests.agent.test_config import GOOD, write
+
+    cfg = load_config(write(tmp_path, GOOD))
+    assert (cfg.api_max_connections, cfg.api_max_connections_per_user,
+            cfg.api_idle_timeout_s) == (64, 16, 600)
+    cfg = load_config(write(tmp_path, GOOD + "\n[local_api]\nmax_connections = 8\n"
+                            "max_connections_per_user = 4\nidle_timeout_s = 60\n"))
+    limits = Agent._api_limits(cfg)
+    assert (limits.max_connections, limits.max_connections_per_user,
+            limits.idle_timeout_s) == (8, 4, 60.0)
+    for extra, key in [("max_connections = 5000", "local_api.max_connections"),
+                       ("max_connections = 0", "local_api.max_connections"),
+                       ("max_connections = 8\nmax_connections_per_user = 9",
+                        "local_api.max_connections_per_user"),
+                       ('idle_timeout_s = "soon"', "local_api.idle_timeout_s")]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, GOOD + "\n[local_api]\n" + extra + "\n"))
+        assert info.value.key == key, extra
