@@ -253,3 +253,25 @@ def test_local_api_section_sets_the_caps_and_refuses_bad_values(tmp_path: Path) 
         with pytest.raises(ConfigError) as info:
             load_config(write(tmp_path, GOOD + "\n[local_api]\n" + extra + "\n"))
         assert info.value.key == key, extra
+
+
+def test_a_stalled_large_line_loses_its_slot_and_the_next_gets_through() -> None:
+    """Slow loris: 100 KiB and then nothing. The slot is taken back after the timeout."""
+    async def scenario(h: Harness) -> None:
+        r1, w1 = await h.raw()
+        w1.write(b'{"jsonrpc":"2.0","id":1,"method":"agent.status","params":{"x":"'
+                 + b"y" * 100_000)
+        await w1.drain()
+        await asyncio.sleep(0.1)  # it holds the only slot now
+        r2, w2 = await h.raw()
+        texts = ",".join(['"' + "z" * 4000 + '"'] * 50)
+        w2.write(('{"jsonrpc":"2.0","id":2,"method":"agent.status","params":{"x":[' + texts
+                  + "]}}\n").encode())
+        t0 = asyncio.get_running_loop().time()
+        reply = await read_json(r2, timeout=10)
+        waited = asyncio.get_running_loop().time() - t0
+        assert reply["id"] == 2 and "result" in reply
+        assert await asyncio.wait_for(r1.read(), 5) == b""  # the stalled one was dropped
+        assert 0.3 < waited < 5
+        print(f"figure: a 200 KiB line waited {waited:.2f} s behind a stalled one")
+    run(scenario, limits=ServerLimits(large_lines_at_once=1, large_line_timeout_s=0.5))
