@@ -25,6 +25,8 @@ READER_ROLES = ("card", "barcode")
 PARITIES = ("N", "E", "O", "M", "S")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
+# [local_api] max_connections: each is a file descriptor; the unit has LimitNOFILE=1024.
+API_MAX_CONNECTIONS_CEILING = 512
 
 T = TypeVar("T")
 
@@ -89,6 +91,10 @@ class Config:
     ui_idle_signout_s: int
     ui_confirm_above: int = 0
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # [local_api]: the socket's connection caps and idle timeout (docs/local-api.md).
+    api_max_connections: int = 64
+    api_max_connections_per_user: int = 16
+    api_idle_timeout_s: int = 600
 
     @property
     def db_path(self) -> Path:
@@ -393,7 +399,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     # absolute() now: the agent may change folder later (systemd, the daemon).
     base = cfg_path.absolute().parent
     top = _Table(data, src, "")
-    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui"}
+    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui", "local_api"}
     for key in data:
         if key not in known:
             raise top.error(key, f"is not a known section (known: {', '.join(sorted(known))})")
@@ -462,6 +468,18 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     log = top.table("log")
     ui = top.table("ui")
 
+    api = top.table("local_api")
+    api_max = api.positive("max_connections", 64)
+    if api_max > API_MAX_CONNECTIONS_CEILING:
+        raise api.error("max_connections",
+                        f"must be at most {API_MAX_CONNECTIONS_CEILING} (each connection is an "
+                        f"open file and the service allows 1024), not {api_max}")
+    api_per_user = api.positive("max_connections_per_user", 16)
+    if api_per_user > api_max:
+        raise api.error("max_connections_per_user",
+                        f"must not be more than max_connections ({api_max}), not {api_per_user}")
+    api_idle = api.positive("idle_timeout_s", 600)
+
     cfg = Config(
         path=cfg_path, terminal_id=terminal_id, merchant_id=merchant_id, club_id=club_id,
         profile=profile, state_dir=cast(Path, state_dir), socket_path=cast(Path, socket_path),
@@ -474,6 +492,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         ui_idle_signout_s=ui.positive("idle_signout_s", 300),
         ui_confirm_above=_not_negative(ui, "confirm_above"),
         raw=data,
+        api_max_connections=api_max, api_max_connections_per_user=api_per_user,
+        api_idle_timeout_s=api_idle,
     )
     if check_secrets:
         for key, secret in (("secrets.pan_key_file", pan_key_file), ("club.key_file", key_file)):

@@ -31,7 +31,7 @@ from typing import Any
 from agent.config import Config, load_config
 from agent.errors import ClubtermError, ConfigError
 from agent.localapi.ports import DbThread, field_of
-from agent.localapi.server import ApiServer
+from agent.localapi.server import ApiServer, ServerLimits
 from agent.localapi.services import AgentView, Services
 from agent.sdnotify import Notifier
 
@@ -143,12 +143,19 @@ class Agent:
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
             on_recorded=self._wake_link, started=self.started_at)
         self.services = Services(view, self.store, self.db)
-        self.server = ApiServer(cfg.socket_path, self.services)
+        self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast
         await self.server.start()
         self._check_certificate()
         await self._start_link()
         self._start_readers()
+
+    @staticmethod
+    def _api_limits(cfg: Config) -> ServerLimits:
+        """The local API's limits: [local_api] of the configuration, the rest built in."""
+        return ServerLimits(max_connections=cfg.api_max_connections,
+                            max_connections_per_user=cfg.api_max_connections_per_user,
+                            idle_timeout_s=float(cfg.api_idle_timeout_s))
 
     def _make_bundle_state(self) -> Any:
         """The rules state, restored from the last bundle the store kept (store thread)."""
@@ -415,6 +422,8 @@ class Agent:
                 log.warning("%s changed in the configuration; it takes effect at the next "
                             "restart", name)
         self.config = new
+        if self.server is not None:  # new connections see new caps; none is dropped
+            self.server.limits = self._api_limits(new)
         level = new.log_level
         logging.getLogger().setLevel(level.upper())
         if (new.profile != old.profile or new.debounce_ms != old.debounce_ms

@@ -26,6 +26,8 @@ STORAGE = -32005
 NOT_ALLOWED = -32006
 NOT_FOUND = -32007
 CONFLICT = -32008
+# Sent on a connection the agent refuses (too many connections), then it is closed.
+BUSY = -32000
 
 ERROR_NAMES = {
     UNKNOWN_MEMBER: "unknown_member",
@@ -36,9 +38,18 @@ ERROR_NAMES = {
     NOT_ALLOWED: "not_allowed",
     NOT_FOUND: "not_found",
     CONFLICT: "conflict",
+    BUSY: "busy",
 }
 
+# The local API's resource limits (docs/local-api.md, "Limits"). The connection
+# caps stay far below the unit's LimitNOFILE=1024; [local_api] in the
+# configuration may change them.
 MAX_LINE_BYTES = 1024 * 1024
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_USER = 16
+MAX_DEPTH = 32
+MAX_TEXT_CHARS = 4096
+MAX_VALUES = 20_000
 QUOTE_TTL_SECONDS = 120
 
 

@@ -37,6 +37,7 @@ class SocketClient:
         self._subscribed = False
         self._lock = asyncio.Lock()
         self._closed_error: ClubtermError | None = None
+        self._refusal: str | None = None
 
     async def connect(self) -> None:
         """Open the connection (``call`` does this on first use)."""
@@ -149,6 +150,9 @@ class SocketClient:
         except (ConnectionError, OSError) as exc:
             error = ApiUnavailable(f"lost the connection to the agent: {exc}")
         finally:
+            if self._refusal is not None:  # e.g. too many connections: say why
+                error = ApiUnavailable(f"the agent closed the connection: {self._refusal}")
+                self._refusal = None
             self._writer = None
             # A new connection is a new subscriber: the agent forgot this one.
             self._subscribed = False
@@ -161,6 +165,10 @@ class SocketClient:
             params = item.get("params")
             if isinstance(params, dict):
                 self._events.put_nowait(params)
+            return
+        if item.get("id") is None and isinstance(item.get("error"), dict):
+            # An error for no request: the agent refuses the connection and closes it.
+            self._refusal = str(item["error"].get("message", "error"))
             return
         future = self._pending.get(item.get("id"))  # type: ignore[arg-type]
         if future is None or future.done():

@@ -98,9 +98,15 @@ def test_line_over_1_mib_drops_only_that_client() -> None:
 def test_exactly_1_mib_line_is_accepted() -> None:
     async def scenario(h: Harness) -> None:
         r, w = await h.raw()
-        head = b'{"jsonrpc":"2.0","id":1,"method":"agent.status","params":{"x":"'
-        tail = b'"}}'
-        w.write(head + b"y" * (1024 * 1024 - len(head) - len(tail)) + tail + b"\n")
+        # Texts of at most 4,096 characters each (the per-text limit), filling the line.
+        head = b'{"jsonrpc":"2.0","id":1,"method":"agent.status","params":{"x":["'
+        tail = b'"]}}'
+        room = 1024 * 1024 - len(head) - len(tail)
+        texts = [b"y" * 4000] * (room // 4003)
+        texts.append(b"y" * (room - 4003 * len(texts)))
+        line = head + b'","'.join(texts) + tail
+        assert len(line) == 1024 * 1024
+        w.write(line + b"\n")
         reply = await read_json(r)
         assert reply["result"]["terminal_id"] == "T-0001"
     run(scenario)
