@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -741,8 +742,8 @@ def _unit_discount(rule: Rule, targets: list[int] | None, lines: Sequence[Any],
     left). Units: the cheapest units of the target lines (by unit price, then basket
     order) are ``percent_bps`` off; buy X get Y makes ``floor(U / (X + Y)) × Y`` of the
     ``U`` units cheap, ``cheapest: N`` (and a reward's ``units``) makes ``min(N, U)``.
-    A line's amount is ``floor(units × unit_price × percent_bps / 10000)``, at most
-    what the line has left.
+    A unit is worth ``remaining / qty`` of its line; a line's amount is
+    ``floor(remaining × units × percent_bps / (qty × 10000))``.
     """
     idx = range(len(lines)) if targets is None else targets
     if rule.per_unit:
@@ -755,35 +756,41 @@ def _unit_discount(rule: Rule, targets: list[int] | None, lines: Sequence[Any],
         free = min(rule.cheapest or 0, units)
     bps = rule.percent_bps if rule.percent_bps is not None else 10000
     out = []
-    for i in sorted(idx, key=lambda j: (lines[j].unit_price, j)):
+    # A unit is worth an equal share of what its line has left (earlier discounts
+    # included); the cheapest by that worth first, ties in basket order.
+    for i in sorted((j for j in idx if lines[j].qty),
+                    key=lambda j: (Fraction(remaining[j], lines[j].qty), j)):
         if free <= 0:
             break
         take = min(free, lines[i].qty)
         free -= take
-        out.append((i, min(remaining[i], take * lines[i].unit_price * bps // 10000)))
+        out.append((i, remaining[i] * take * bps // (lines[i].qty * 10000)))
     return out
 
 
 def _take(rule: Rule, targets: list[int] | None, lines: Sequence[Any],
-          remaining: list[int]) -> tuple[int, int, bool]:
-    """Apply one discount-like rule to ``remaining``: (amount, R, capped)."""
+          remaining: list[int], budget_left: int | None = None) -> tuple[int, int, str]:
+    """Apply one discount-like rule to ``remaining``: (amount, R, what capped it or "")."""
     r_sum = sum(remaining) if targets is None else sum(remaining[i] for i in targets)
+    cap, cap_by = rule.max_amount, "the rule's maximum"
+    if budget_left is not None and (cap is None or budget_left < cap):
+        cap, cap_by = budget_left, "the rule's budget"
     if rule.per_unit or rule.buy is not None or rule.cheapest is not None:
         shares = _unit_discount(rule, targets, lines, remaining)
         amount = sum(a for _, a in shares)
-        if rule.max_amount is not None and amount > rule.max_amount:
-            _split(rule.max_amount, [i for i, a in shares if a] or None, remaining)
-            return rule.max_amount, r_sum, True
+        if cap is not None and amount > cap:
+            _split(cap, [i for i, a in shares if a] or None, remaining)
+            return cap, r_sum, cap_by
         for i, a in shares:
             remaining[i] -= a
-        return amount, r_sum, False
+        return amount, r_sum, ""
     if rule.percent_bps is not None:
         amount = r_sum * rule.percent_bps // 10000
     else:
         amount = min(rule.amount or 0, r_sum)
-    capped = rule.max_amount is not None and amount > rule.max_amount
-    if capped and rule.max_amount is not None:
-        amount = rule.max_amount
+    capped = ""
+    if cap is not None and amount > cap:
+        amount, capped = cap, cap_by
     _split(amount, targets, remaining)
     return amount, r_sum, capped
 
@@ -867,7 +874,9 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             ex.note("member", f"{facts.member_note}: only rules for everyone apply")
         # 2. Discounts.
         for rule, targets in _Kind(looked_at["discount"], facts, ex).holding():
-            amount, r_sum, capped = _take(rule, targets, lines, remaining)
+            budget_left = (None if rule.budget is None
+                           else max(0, rule.budget - ctx.budget_used.get(rule.id, 0)))
+            amount, r_sum, capped = _take(rule, targets, lines, remaining, budget_left)
             if amount:
                 discounts.append((rule.id, amount))
             used(rule, amount)
@@ -883,7 +892,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
                 text += f" ({rule.percent_bps // 100}.{rule.percent_bps % 100:02d} % of " \
                         f"{ex.money(r_sum)})"
             if capped:
-                text += ", capped by the rule's maximum"
+                text += f", capped by {capped}"
             if r_sum == 0:
                 text += " (nothing left to discount on its lines)"
             ex.applied(rule, text, amount=amount)
