@@ -933,8 +933,8 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
                 base = base_of(targets)
                 pts, how = base // rule.per_spend * rule.points, f"on {ex.money(base)}"
                 numbers_base = base
-            capped = rule.max_points is not None and pts > rule.max_points
-            if capped and rule.max_points is not None:
+            at_max = rule.max_points is not None and pts > rule.max_points
+            if at_max and rule.max_points is not None:
                 pts = rule.max_points
             pts, over = _budget(rule, ctx, pts)
             total_points += pts
@@ -946,7 +946,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
             if numbers_base is not None:
                 numbers["base"] = numbers_base
             ex.applied(rule, f"{pts} points {how}"
-                       + (", capped by the rule's maximum" if capped else "")
+                       + (", capped by the rule's maximum" if at_max else "")
                        + (", capped by the rule's budget" if over else ""), **numbers)
         for rule, _ in _Kind(looked_at["multiplier"], facts, ex).holding(first_only=True):
             extra_pts = total_points * rule.bps // 10000 - total_points
