@@ -156,7 +156,7 @@ class MemberView:
     own unapplied events), which is what may be spent.
     """
 
-    __slots__ = ("balance_lots", "balances", "birth_month_day", "birthday", "coupons",
+    __slots__ = ("_expiring", "balance_lots", "balances", "birth_month_day", "birthday", "coupons",
                  "groups", "last_purchase", "member_id", "purchase_count", "record",
                  "referred_by", "rule_uses", "spend_30d", "stats", "status", "tier",
                  "used_codes")
@@ -208,6 +208,7 @@ class MemberView:
         self.coupons: list[Mapping[str, Any]] = (
             [c for c in coupons if isinstance(c, Mapping)] if isinstance(coupons, list) else [])
         self.balance_lots: Mapping[str, Any] = _mapping(record.get("balance_lots"))
+        self._expiring: dict[str, list[tuple[str, int]]] = {}
         pc = stats.get("purchase_count")
         self.purchase_count: int | None = int(pc) if _is_int(pc) else None
         sp = stats.get("spend_30d")
@@ -227,6 +228,9 @@ class MemberView:
 
     def expiring(self, kind: str) -> list[tuple[str, int]]:
         """``balance_lots[kind]`` as (last valid local date, amount), soonest first."""
+        known = self._expiring.get(kind)
+        if known is not None:
+            return known
         lots = self.balance_lots.get(kind)
         out: list[tuple[str, int]] = []
         if isinstance(lots, list):
@@ -234,7 +238,9 @@ class MemberView:
                 if (isinstance(lot, Mapping) and isinstance(lot.get("expires"), str)
                         and _is_int(lot.get("amount")) and lot["amount"] > 0):
                     out.append((lot["expires"][:10], int(lot["amount"])))
-        return sorted(out)
+        out.sort()
+        self._expiring[kind] = out
+        return out
 
     @property
     def active(self) -> bool:
