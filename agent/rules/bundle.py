@@ -222,6 +222,9 @@ class Bundle:
     index: RuleIndex = field(default_factory=lambda: RuleIndex([], [], 0, 0))
     unknown_kind: list[Rule] = field(default_factory=list)
     payload: bytes = b""
+    # Some rule reads the store's promotion counts (limits, codes, coupons,
+    # first/every-Nth purchase): the agent only counts when one does.
+    needs_counts: bool = False
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -789,6 +792,10 @@ def _build_index(bundle: Bundle) -> None:
                       {v: _mask(p, n) for v, p in bucket_pos[name].items()})
             for name in DIMENSIONS if uses[name]]
     bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
+    bundle.needs_counts = any(
+        r.limited or r.codes is not None or r.coupon or r.kind == "coupon"
+        or r.first_purchase is not None or r.purchase_count_every is not None
+        or r.bought_within_days is not None for r in ordered)
 
 
 def _mask(positions: list[int], n: int) -> int:
