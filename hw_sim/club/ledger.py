@@ -102,6 +102,7 @@ class Ledger:
         self.clock = clock
         self._lock = threading.RLock()
         self._new_sales: dict[str, list[Any]] = {}
+        self._batch_codes: set[str] = set()  # single-use codes of the batch taken so far
         # What checking a sale of this batch computed (time, deltas, spend), so that
         # applying it does not compute it again; emptied after every batch.
         self._facts: dict[str, Facts] = {}
@@ -313,6 +314,7 @@ class Ledger:
                 raise
             finally:
                 self._new_sales.clear()
+                self._batch_codes.clear()
                 self._facts = {}
             # Committed: the cache now holds what the database holds.
             self._remember(touched.values())
@@ -375,6 +377,8 @@ class Ledger:
                 reason = _structural_problem(ev, terminal_id, self._facts)
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
+            if reason is None and ev.get("type") == "sale" and ev.get("codes_used"):
+                reason = self._code_problem(ev)
             seq = ev.get("seq")
             if not isinstance(seq, int) or not _is_seq(seq):
                 # Without a usable seq the event cannot take a place in the order.
@@ -460,6 +464,57 @@ class Ledger:
 
     # ---- effects -------------------------------------------------------------
 
+    def _code_problem(self, ev: dict[str, Any]) -> str | None:
+        """A single-use code already used by another sale (any terminal) rejects the
+        sale: ``code_used: CODE`` (docs/rules.md, the offline risk rule)."""
+        for code in effects.single_use_codes(ev):
+            if code in self._batch_codes:
+                return f"code_used: {code}"
+            for (body,) in self.db.execute(
+                    "SELECT body FROM events WHERE type='sale' AND state!='rejected' "
+                    "AND body LIKE ?", (f"%{code}%",)):
+                if code in effects.single_use_codes(json.loads(body)):
+                    return f"code_used: {code}"
+        self._batch_codes.update(effects.single_use_codes(ev))
+        return None
+
+    def _apply_promotions(self, sale: dict[str, Any], rec: dict[str, Any] | None,
+                          touched: dict[str, dict[str, Any]], local_day: str | None,
+                          sign: int) -> None:
+        """Issue 21's effects of a sale (``sign`` 1) or of its refund (−1): the
+        referrer's share, the member's rule uses, coupons and used codes."""
+        for referrer_id, deltas in effects.sale_referral_deltas(sale).items():
+            referrer = self._load_for_update(referrer_id, touched)
+            if referrer is not None:
+                referrer["balances"] = effects.apply_deltas(referrer.get("balances") or {},
+                                                            deltas, sign)
+        if rec is None:
+            return
+        found = rec.get("rule_uses")
+        uses: dict[str, Any] = found if isinstance(found, dict) else {}
+        for row in sale.get("uses") or []:
+            dates = list(uses.get(str(row["rule"])) or [])
+            if sign > 0 and local_day is not None:
+                dates.append(local_day)
+            elif dates:
+                day = self._local_day(_parse_time(sale["at"]))
+                if day in dates:
+                    dates.remove(day)
+            uses[str(row["rule"])] = dates
+        if uses:
+            rec["rule_uses"] = uses
+        if sign < 0:
+            return  # a refund gives uses back; issued coupons and used codes stay
+        used = effects.single_use_codes(sale)
+        if used:
+            rec["used_codes"] = sorted(set(rec.get("used_codes") or []) | set(used))
+        coupons = [c for c in rec.get("coupons") or [] if c.get("code") not in used]
+        for row in sale.get("coupons_issued") or []:
+            coupons.append({"code": row["code"], "rule": row["for_rule"],
+                            "expires": row.get("expires")})
+        if coupons or rec.get("coupons"):
+            rec["coupons"] = coupons
+
     def _load_for_update(self, member_id: str | None,
                          touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         member_id = self._resolve(member_id)
@@ -503,6 +558,7 @@ class Ledger:
             local_day = self._local_day(at)
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
+            self._apply_promotions(ev, rec, touched, local_day, 1)
         elif kind == "refund":
             sale_id = ev.get("sale_id")
             new = self._new_sales.get(str(sale_id))
@@ -523,6 +579,7 @@ class Ledger:
                 sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
                                                   (sale_id,)).fetchone()[0])
             rec = self._load_for_update(member_id, touched)
+            self._apply_promotions(sale, rec, touched, None, -1)
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
