@@ -75,3 +75,25 @@ def apply_deltas(balances: Mapping[str, int], deltas: Mapping[str, int],
     for kind, amount in deltas.items():
         out[kind] = int(out.get(kind, 0)) + sign * int(amount)
     return out
+
+
+def add_lot(lots: dict[str, list[dict[str, Any]]], kind: str, amount: int,
+            expires: str) -> None:
+    """Record that ``amount`` of ``kind`` expires after the local date ``expires``."""
+    if amount > 0:
+        lots.setdefault(kind, []).append({"amount": amount, "expires": expires})
+        lots[kind].sort(key=lambda lot: str(lot["expires"]))
+
+
+def spend_lots(lots: dict[str, list[dict[str, Any]]], kind: str, amount: int) -> None:
+    """Spending takes the soonest-expiring lots first (the rest of a balance never
+    expires, so it is spent last)."""
+    left = amount
+    kept = []
+    for lot in lots.get(kind) or []:
+        take = min(left, int(lot["amount"]))
+        left -= take
+        if int(lot["amount"]) > take:
+            kept.append({**lot, "amount": int(lot["amount"]) - take})
+    if kind in lots:
+        lots[kind] = kept

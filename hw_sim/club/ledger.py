@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,8 +95,12 @@ class Ledger:
 
     def __init__(self, path: Path, *, timezone: str = "Europe/Berlin",
                  default_tier: str = "bronze",
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 points_expire_days: int | None = None):
         self.path = Path(path)
+        # Club policy: points earned expire after this many days (None: never). The
+        # member record's balance_lots carry the dates; terminals enforce them.
+        self.points_expire_days = points_expire_days
         self.tz = ZoneInfo(timezone)
         self.default_tier = default_tier
         self.clock = clock
@@ -478,6 +482,30 @@ class Ledger:
         self._batch_codes.update(effects.single_use_codes(ev))
         return None
 
+    def _dated_lots(self, sale: dict[str, Any], rec: dict[str, Any],
+                    local_day: str | None) -> None:
+        """``balance_lots``: spending takes the soonest-expiring first; credits earned
+        with ``expires``, and points when the club's policy dates them, add lots."""
+        found = rec.get("balance_lots")
+        lots: dict[str, list[dict[str, Any]]] = found if isinstance(found, dict) else {}
+        spent = int(sale.get("redeemed_points") or 0) + sum(
+            int(r.get("points", 0)) for r in sale.get("rewards") or [])
+        effects.spend_lots(lots, "points", spent)
+        for row in sale.get("credits_used") or []:
+            effects.spend_lots(lots, str(row["kind"]), int(row.get("amount", 0)))
+        for row in sale.get("credits_earned") or []:
+            if isinstance(row.get("expires"), str):
+                effects.add_lot(lots, str(row["kind"]), int(row.get("amount", 0)),
+                                row["expires"])
+        if self.points_expire_days is not None and local_day is not None:
+            until = (date.fromisoformat(local_day)
+                     + timedelta(days=self.points_expire_days)).isoformat()
+            effects.add_lot(lots, "points", sum(int(r.get("points", 0))
+                                                for r in sale.get("points_earned") or []),
+                            until)
+        if lots:
+            rec["balance_lots"] = lots
+
     def _apply_promotions(self, sale: dict[str, Any], rec: dict[str, Any] | None,
                           touched: dict[str, dict[str, Any]], local_day: str | None,
                           sign: int) -> None:
@@ -503,6 +531,8 @@ class Ledger:
             uses[str(row["rule"])] = dates
         if uses:
             rec["rule_uses"] = uses
+        if sign > 0:
+            self._dated_lots(sale, rec, local_day)
         if sign < 0:
             return  # a refund gives uses back; issued coupons and used codes stay
         used = effects.single_use_codes(sale)

@@ -88,3 +88,33 @@ def test_club_applies_referral_rewards_uses_coupons_and_refuses_a_reused_code(
     assert sara["rule_uses"] == {"welcome": []}
     assert ref["balances"]["credit.club"] == 100
     assert sara["balances"]["points"] == 1200
+
+
+def test_expiring_credit_and_points_become_lots_the_terminal_enforces(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "club.db", points_expire_days=365)
+    ledger.upsert_members([{"member_id": "m-1", "balances": {"points": 1200}}])
+    bundle = parse_bundle(json.dumps(spec_bundle()))  # cashback: credit.club, 90 days
+    rec = ledger.member("m-1")
+    assert rec is not None
+    q = rules_quote(bundle, QuoteRequest(lines_from_json(SPEC_BASKET), redeem_points=1000),
+                    MemberView(rec), QuoteContext(dt.datetime.fromisoformat(AT)))
+    body = q.to_dict()
+    body.pop("explain")
+    ev = {"id": str(uuid.uuid4()), "seq": 1, "at": AT, "terminal_id": "T-1",
+          "merchant_id": "M-7", "staff_id": None, "offline": False, "type": "sale",
+          "member_id": "m-1", **body}
+    ledger.receive_batch("T-1", [ev])
+    rec = ledger.member("m-1")
+    assert rec is not None
+    # A bronze member: net 48.50, 1000 points redeemed, payable 38.50: cashback 77 of
+    # credit.club until 2027-02-22; 38 + 38 (Tuesday) points until a year later.
+    assert rec["balance_lots"] == {
+        "credit.club": [{"amount": 77, "expires": "2027-02-22"}],
+        "points": [{"amount": 76, "expires": "2027-11-24"}]}
+    # The terminal refuses the expired credit once its last day has passed.
+    view = MemberView(rec)
+    later = dt.datetime(2027, 2, 23, 10, tzinfo=dt.UTC)
+    late = rules_quote(parse_bundle(json.dumps(spec_bundle(expires_at="2027-06-01T00:00:00Z"))),
+                       QuoteRequest(lines_from_json(SPEC_BASKET), use_credit=["credit.club"]),
+                       view, QuoteContext(later))
+    assert late.credits_used == []
