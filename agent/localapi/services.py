@@ -862,6 +862,8 @@ class Services:
             "credits_earned": quote.get("credits_earned"),
             "lottery_entries": quote.get("lottery_entries"),
             "rules_version": quote.get("rules_version"),
+            # Issue 21: vouchers to print (coupons_issued), rewards, fees … when present.
+            **{k: quote[k] for k in PROMOTION_KEYS if quote.get(k)},
             "balances_after": summary["balances"] if summary else None,
             "currency": field_of(bundle, "currency") if bundle is not None else None,
             "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,

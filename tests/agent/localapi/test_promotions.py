@@ -35,8 +35,10 @@ def test_once_per_member_and_single_use_code_hold_at_this_terminal() -> None:
                                   {"rule": "welcome-5", "amount": 500}]
         assert q["uses"] == [{"rule": "welcome-5", "amount": 500}]
         assert q["coupons_issued"][0]["code"].startswith("NX-")
-        await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
-                                     "session": session})
+        r = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
+                                         "session": session})
+        # The voucher for the next order is on the receipt, to print.
+        assert r["receipt"]["coupons_issued"] == q["coupons_issued"]
         ev = h.outbox()[0]
         assert ev["uses"] == q["uses"] and ev["fees"] == [{"rule": "fee", "amount": 10}]
         assert ev["codes_used"] == [{"rule": "vip-once", "code": "VIP-1", "single_use": True}]
