@@ -25,8 +25,9 @@ files:
   --bundle   a signed envelope {"key_id", "payload", "sig"} as published on the
              rules topic (its signature is not checked here: use 'rules verify'),
              or with --unsigned a bare bundle JSON (rules.md).
-  --basket   a JSON list of lines [{"sku", "category", "qty", "unit_price"}, ...],
-             {"lines": [...]}, or a bare amount such as 5050 (minor units).
+  --basket   a JSON file: a list of lines [{"sku", "category", "qty", "unit_price"}],
+             {"lines": [...]} or a bare amount; or the amount itself, such as
+             --basket 5050 (minor units, one line with no sku or category).
   --member   a member record as in protocol.md (its balances are used as they are).
 
 example:
@@ -76,6 +77,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="value of points this member redeemed today here (minor units)")
     q.add_argument("--credit-used-today", type=int, default=0, metavar="AMOUNT",
                    help="credit this member used today here (minor units)")
+    q.add_argument("--code", metavar="CODE", nargs="+", action="extend", default=[],
+                   help="promo, coupon or voucher codes given for the sale")
+    q.add_argument("--used-code", metavar="CODE", nargs="+", action="extend", default=[],
+                   help="single-use codes to treat as already used")
+    q.add_argument("--reward", metavar="RULE", nargs="+", action="extend", default=[],
+                   help="reward rules the customer takes for points")
+    q.add_argument("--coupon-seed", metavar="TEXT",
+                   help="makes issued coupon codes (the agent uses the quote id); without "
+                        "it no coupon is issued")
     q.add_argument("--brief", action="store_true",
                    help="list only the rules the index looks at, as the agent does")
     q.set_defaults(func=_quote)
@@ -172,8 +182,13 @@ def _quote(args: argparse.Namespace) -> int:
     from agent.rules import MemberView, QuoteContext, QuoteRequest, lines_from_json, quote
 
     bundle = _bundle_from_file(args.bundle, args.unsigned)
+    basket: Any
+    if args.basket.isdigit() and not Path(args.basket).exists():
+        basket = int(args.basket)  # a bare amount, as the help says
+    else:
+        basket = _read_json(args.basket, "basket")
     try:
-        lines = lines_from_json(_read_json(args.basket, "basket"))
+        lines = lines_from_json(basket)
     except RulesError as exc:
         raise RulesError(f"{args.basket}: {exc}") from None
     member = None
@@ -201,10 +216,13 @@ def _quote(args: argparse.Namespace) -> int:
     ctx = QuoteContext(_time(args.at, "--at"), offline=args.offline,
                        redeemed_today=args.redeemed_today,
                        credit_used_today=args.credit_used_today,
-                       pending_count=args.pending, oldest_pending_age_s=oldest)
+                       pending_count=args.pending, oldest_pending_age_s=oldest,
+                       used_codes=frozenset(c.strip().upper() for c in args.used_code),
+                       coupon_seed=args.coupon_seed)
     request = QuoteRequest(lines, token_kind=args.token_kind, bin6=bin6,
                            redeem_points=redeem,
-                           use_credit=list(args.use_credit))
+                           use_credit=list(args.use_credit), codes=list(args.code),
+                           rewards=list(args.reward))
     try:
         result = quote(bundle, request, member, ctx, use_index=args.brief)
     except LimitExceeded as exc:

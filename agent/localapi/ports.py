@@ -146,6 +146,8 @@ def rules_quote(bundle: Any, request: dict[str, Any], member: dict[str, Any] | N
         bin6=request.get("bin6"),
         redeem_points=request.get("redeem_points"),
         use_credit=tuple(request.get("use_credit") or ()),
+        codes=tuple(request.get("codes") or ()),
+        rewards=tuple(request.get("rewards") or ()),
     )
     view = rules.MemberView(member, member.get("balances")) if member is not None else None
     quote = rules.quote(bundle, req, view, rules.QuoteContext(**ctx))

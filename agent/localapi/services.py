@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -51,6 +51,9 @@ SALE_KEYS = (
     "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
     "points_earned", "credits_earned", "lottery_entries", "rules_version",
 )
+# Issue 21's sale keys: recorded only when the quote has them (docs/rules.md).
+PROMOTION_KEYS = ("rewards", "codes_used", "fees", "referral_rewards", "coupons_issued",
+                  "uses")
 PAYMENTS = ("cash", "card", "other")
 # Quotes are kept in memory only (documented in docs/local-api.md, "Limits").
 # Open quotes of one connection: its oldest one goes to make room for a new one.
@@ -773,9 +776,15 @@ class Services:
         """``sale.quote``: compute the benefit; keep it 120 s under a ``quote_id``."""
         lines = self._lines(params)
         token = params.get("token")
-        if token is not None and (not isinstance(token, str) or ":" not in token):
+        if token is not None and (not isinstance(token, str) or ":" not in token
+                                  or len(token) > 600):
             raise ApiError(INVALID_PARAMS, "The token is not a valid identifier token.",
                            {"param": "token"})
+        if token is not None and token.partition(":")[0] in ("code", "nfc", "tel") \
+                and find_card_data(token.partition(":")[2]):
+            # A card number typed or scanned as a code never reaches a quote (or
+            # the sale event the quote becomes).
+            raise ApiError(INVALID_PARAMS, CARD_AS_IDENTIFIER, {"param": "token"})
         redeem = params.get("redeem_points")
         if redeem == 0:
             redeem = None
@@ -792,7 +801,7 @@ class Services:
             raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
                            {"limit": "member"})
         quote, member_view, limits = await self._compute(lines, token, member, redeem,
-                                                         use_credit)
+                                                         use_credit, **_promotion_params(params))
         if not _within_bounds(quote):
             raise ApiError(INVALID_PARAMS, _TOO_LARGE, {"param": "lines",
                                                         "reason": "amount_too_large",
@@ -819,8 +828,10 @@ class Services:
 
     async def _compute(self, lines: list[dict[str, Any]], token: str | None,
                        member: dict[str, Any] | None, redeem: Any, use_credit: list[str],
+                       codes: Sequence[str] = (), rewards: Sequence[str] = (),
                        ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
         bundle = self.view.bundle()
+        promo = await self._promotion_counts(bundle, member)
         now = self.clock()
         start, end = self._day_bounds(now.astimezone(self._tz()).date())
         member_id = member["member_id"] if member is not None else None
@@ -848,7 +859,9 @@ class Services:
         ctx = {"at": now, "offline": not self.view.online(), "redeemed_today": redeemed_today,
                "credit_used_today": credit_today,
                "pending_count": int(field_of(stats, "pending", 0)),
-               "oldest_pending_age_s": oldest_age}
+               "oldest_pending_age_s": oldest_age, **promo}
+        if codes or rewards:
+            request.update({"codes": list(codes), "rewards": list(rewards)})
         try:
             quote = self.quote_fn(bundle, request, member_view, ctx)
         except LimitExceeded as exc:
@@ -858,6 +871,18 @@ class Services:
                 from None
         limits = self._redeem_limits(bundle, request, member_view, ctx, quote)
         return quote, member_view, limits
+
+    async def _promotion_counts(self, bundle: Any, member: dict[str, Any] | None,
+                                ) -> dict[str, Any]:
+        """Issue 21: the store's counts for limits, budgets, codes and coupons, only
+        when a rule reads them; and a seed for coupon codes (unique per quote)."""
+        if bundle is None or not getattr(bundle, "needs_counts", False):
+            return {}
+        member_id = member["member_id"] if member is not None else None
+        counts: dict[str, Any] = await self.db.read(self.store.promotion_counts, member_id,
+                                                    self._tz())
+        counts["coupon_seed"] = uuid.uuid4().hex
+        return counts
 
     def _redeem_limits(self, bundle: Any, request: dict[str, Any],
                        member: dict[str, Any] | None, ctx: dict[str, Any],
@@ -955,6 +980,7 @@ class Services:
             "lines": stored_quote.lines,
         }
         body.update({k: quote.get(k) for k in SALE_KEYS})
+        body.update({k: quote[k] for k in PROMOTION_KEYS if quote.get(k)})
         body["payment"] = payment
         # Not a protocol key (the club ignores unknown keys): it makes a retried
         # commit idempotent across an agent restart (an indexed column in the store).
@@ -1006,6 +1032,8 @@ class Services:
             "credits_earned": quote.get("credits_earned"),
             "lottery_entries": quote.get("lottery_entries"),
             "rules_version": quote.get("rules_version"),
+            # Issue 21: vouchers to print (coupons_issued), rewards, fees … when present.
+            **{k: quote[k] for k in PROMOTION_KEYS if quote.get(k)},
             "balances_after": summary["balances"] if summary else None,
             "currency": field_of(bundle, "currency") if bundle is not None else None,
             "minor_units": field_of(bundle, "minor_units") if bundle is not None else None,
@@ -1260,6 +1288,21 @@ class Services:
             return str(holder.get("name")) if holder else customer[4:]
         member = await self.db.read(self.store.member, customer)
         return str(member.get("name")) if member else customer
+
+
+def _promotion_params(params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``codes`` and ``rewards`` of a quote request (issue 21), checked."""
+    out: dict[str, list[str]] = {}
+    for name in ("codes", "rewards"):
+        value = params.get(name)
+        if value is None:
+            continue
+        if (not isinstance(value, list) or len(value) > 10
+                or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value)):
+            raise ApiError(INVALID_PARAMS, f"{name} must be a list of at most 10 texts of up "
+                           "to 64 characters.", {"param": name})
+        out[name] = list(value)
+    return out
 
 
 def _attendance_rows(events: Iterable[Mapping[str, Any]], staff_names: Mapping[str, str],

@@ -27,20 +27,31 @@ from typing import Any
 
 from agent.errors import RulesError
 
-KINDS = ("discount", "points", "multiplier", "credit", "lottery")
+KINDS = ("discount", "points", "multiplier", "credit", "lottery", "fee", "referral", "coupon",
+         "reward")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TOKEN_KINDS = ("pan", "nid", "nfc", "code", "tel")
 CONDITION_KEYS = frozenset({
     "anonymous", "tiers", "min_tier", "groups", "weekdays", "hours", "dates", "birthday",
     "min_gross", "skus", "categories", "identified_by", "bins", "min_purchase_count",
     "min_spend_30d", "min_days_since_last_purchase",
+    # Promotions a club can run (issue 21).
+    "min_points", "min_spend_days", "bought_within_days", "first_purchase",
+    "purchase_count_every", "referred", "codes", "single_use", "coupon", "once_per_member",
+    "max_per_member", "max_per_store", "budget",
 })
+PERIODS = ("day", "week", "month", "year", "ever")
 EFFECT_KEYS: Mapping[str, frozenset[str]] = {
-    "discount": frozenset({"percent_bps", "amount", "max_amount"}),
-    "points": frozenset({"per_spend", "points", "max_points"}),
+    "discount": frozenset({"percent_bps", "amount", "max_amount", "per_unit", "buy", "get",
+                           "cheapest"}),
+    "points": frozenset({"per_spend", "points", "max_points", "per_unit", "per_visit"}),
     "multiplier": frozenset({"bps"}),
-    "credit": frozenset({"percent_bps", "kind", "expires_days", "max_amount"}),
+    "credit": frozenset({"percent_bps", "amount", "kind", "expires_days", "max_amount"}),
     "lottery": frozenset({"per_spend", "entries"}),
+    "fee": frozenset({"percent_bps", "amount", "max_amount"}),
+    "referral": frozenset({"percent_bps", "amount", "kind", "expires_days", "max_amount"}),
+    "coupon": frozenset({"for_rule", "prefix", "expires_days"}),
+    "reward": frozenset({"cost_points", "name", "units", "percent_bps"}),
 }
 # A date range longer than this many weeks is indexed as "any week" (it is still
 # checked); shorter ones are filed under each week (day ordinal // 7) they touch.
@@ -88,6 +99,20 @@ class Rule:
     min_purchase_count: int | None = None
     min_spend_30d: int | None = None
     min_days_since_last_purchase: int | None = None
+    min_points: int | None = None
+    min_spend_days: tuple[int, int] | None = None  # (days, amount)
+    bought_within_days: int | None = None
+    first_purchase: bool | None = None
+    purchase_count_every: int | None = None
+    referred: bool | None = None
+    codes: frozenset[str] | None = None  # upper case
+    single_use: bool = False
+    coupon: bool = False
+    max_per_member: tuple[int, str] | None = None  # (count, period)
+    max_per_store: tuple[int, str] | None = None
+    budget: int | None = None
+    # True when the rule has a use limit or budget: its uses are emitted with the sale.
+    limited: bool = False
     # Effects.
     percent_bps: int | None = None
     amount: int | None = None
@@ -99,6 +124,15 @@ class Rule:
     credit_kind: str = ""
     expires_days: int | None = None
     entries: int = 0
+    per_unit: int | bool | None = None  # points per unit (points); amount per unit (discount)
+    per_visit: int | None = None
+    buy: int | None = None
+    get: int | None = None
+    cheapest: int | None = None
+    for_rule: str | None = None
+    prefix: str = ""
+    cost_points: int = 0
+    name: str = ""
 
     def __init__(self, rule_id: str, kind: str, priority: int, exclusive: bool,
                  raw: Mapping[str, Any]):
@@ -142,6 +176,8 @@ class PointsConfig:
     value: int
     min_redeem: int
     max_redeem_share_bps: int | None
+    # What one point is worth for members of a tier (absent: ``value``).
+    value_by_tier: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +196,8 @@ class OfflineConfig:
     max_redeem_value_per_member_day: int | None
     max_pending: int | None
     max_age_hours: int | None
+    # May a single-use code be taken while offline (the risk rule in docs/rules.md)?
+    accept_single_use_codes: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -184,6 +222,9 @@ class Bundle:
     index: RuleIndex = field(default_factory=lambda: RuleIndex([], [], 0, 0))
     unknown_kind: list[Rule] = field(default_factory=list)
     payload: bytes = b""
+    # Some rule reads the store's promotion counts (limits, codes, coupons,
+    # first/every-Nth purchase): the agent only counts when one does.
+    needs_counts: bool = False
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -322,6 +363,57 @@ def _parse_when(rule: Rule, when: Mapping[str, Any], check: _Checker,
             rule.min_spend_30d = check.int_(key, value)
         elif key == "min_days_since_last_purchase":
             rule.min_days_since_last_purchase = check.int_(key, value)
+        elif key == "min_points":
+            rule.min_points = check.int_(key, value)
+        elif key == "min_spend_days":
+            obj = check.obj(key, value)
+            if set(obj) != {"days", "amount"}:
+                raise check.fail(key, "must be {\"days\": N, \"amount\": A}, not "
+                                      f"{json.dumps(value)}")
+            rule.min_spend_days = (check.int_(f"{key}.days", obj["days"], minimum=1),
+                                   check.int_(f"{key}.amount", obj["amount"]))
+        elif key == "bought_within_days":
+            rule.bought_within_days = check.int_(key, value)
+        elif key == "first_purchase":
+            rule.first_purchase = check.bool_(key, value)
+        elif key == "purchase_count_every":
+            rule.purchase_count_every = check.int_(key, value, minimum=1)
+        elif key == "referred":
+            rule.referred = check.bool_(key, value)
+        elif key == "codes":
+            codes = check.str_list(key, value)
+            if not codes or not all(c.strip() for c in codes):
+                raise check.fail(key, f"must list non-empty codes, not {json.dumps(value)}")
+            rule.codes = frozenset(normalise_code(c) for c in codes)
+        elif key == "single_use":
+            rule.single_use = check.bool_(key, value)
+        elif key == "coupon":
+            rule.coupon = check.bool_(key, value)
+        elif key == "once_per_member":
+            if check.bool_(key, value):
+                rule.max_per_member = (1, "ever")
+        elif key in ("max_per_member", "max_per_store"):
+            obj = check.obj(key, value)
+            period = obj.get("period", "ever")
+            if set(obj) - {"count", "period"} or period not in PERIODS:
+                raise check.fail(key, f"must be {{\"count\": N, \"period\": one of "
+                                      f"{', '.join(PERIODS)}}}, not {json.dumps(value)}")
+            limit = (check.int_(f"{key}.count", obj.get("count")), period)
+            if key == "max_per_member":
+                rule.max_per_member = limit
+            else:
+                rule.max_per_store = limit
+        elif key == "budget":
+            rule.budget = check.int_(key, value)
+    if rule.single_use and rule.codes is None and not rule.coupon:
+        raise check.fail("single_use", "needs 'codes' (or 'coupon') in the same rule")
+    rule.limited = (rule.max_per_member is not None or rule.max_per_store is not None
+                    or rule.budget is not None)
+
+
+def normalise_code(code: str) -> str:
+    """A code as compared: surrounding spaces dropped, upper case (typed codes)."""
+    return code.strip().upper()
 
 
 def _pairs(key: str, value: object, check: _Checker, pattern: re.Pattern[str] | None,
@@ -361,33 +453,89 @@ def _parse_then(rule: Rule, then: Mapping[str, Any], check: _Checker) -> None:
             raise check.fail(f"then.{key}", f"is required for a {kind} rule")
         return then[key]
 
+    def one_of(*keys: str) -> str:
+        present = [k for k in keys if k in then]
+        if len(present) != 1:
+            raise check.fail("then", f"must have exactly one of "
+                                     f"{' and '.join(repr(k) for k in keys)}")
+        return present[0]
+
+    def opt(key: str, minimum: int = 0) -> int | None:
+        return check.int_(f"then.{key}", then[key], minimum=minimum) if key in then else None
+
     if kind == "discount":
-        has_pct, has_amt = "percent_bps" in then, "amount" in then
-        if has_pct == has_amt:
-            raise check.fail("then", "must have exactly one of 'percent_bps' and 'amount'")
-        if has_pct:
-            rule.percent_bps = check.int_("then.percent_bps", then["percent_bps"], maximum=10000)
+        units = [k for k in ("buy", "cheapest") if k in then]
+        if units:
+            # Unit discounts: the cheapest units of the target lines, percent_bps off
+            # (default: free).
+            if len(units) > 1 or "amount" in then or "per_unit" in then:
+                raise check.fail("then", "'buy'/'get' and 'cheapest' take only "
+                                         "'percent_bps' and 'max_amount'")
+            if "buy" in then:
+                rule.buy = check.int_("then.buy", then["buy"], minimum=1)
+                rule.get = check.int_("then.get", need("get"), minimum=1)
+            else:
+                rule.cheapest = check.int_("then.cheapest", then["cheapest"], minimum=1)
+            rule.percent_bps = check.int_("then.percent_bps", then.get("percent_bps", 10000),
+                                          maximum=10000)
         else:
-            rule.amount = check.int_("then.amount", then["amount"])
-        if "max_amount" in then:
-            rule.max_amount = check.int_("then.max_amount", then["max_amount"])
+            if "get" in then:
+                raise check.fail("then.get", "needs 'buy'")
+            if one_of("percent_bps", "amount") == "percent_bps":
+                rule.percent_bps = check.int_("then.percent_bps", then["percent_bps"],
+                                              maximum=10000)
+            else:
+                rule.amount = check.int_("then.amount", then["amount"])
+            if "per_unit" in then:
+                rule.per_unit = check.bool_("then.per_unit", then["per_unit"])
+                if rule.per_unit and rule.amount is None:
+                    raise check.fail("then.per_unit", "needs 'amount' (an amount off each "
+                                                      "unit)")
+        rule.max_amount = opt("max_amount")
     elif kind == "points":
-        rule.per_spend = check.int_("then.per_spend", need("per_spend"), minimum=1)
-        rule.points = check.int_("then.points", need("points"))
-        if "max_points" in then:
-            rule.max_points = check.int_("then.max_points", then["max_points"])
+        how = one_of("per_spend", "per_unit", "per_visit")
+        if how == "per_spend":
+            rule.per_spend = check.int_("then.per_spend", then["per_spend"], minimum=1)
+            rule.points = check.int_("then.points", need("points"))
+        else:
+            if "points" in then:
+                raise check.fail("then.points", f"goes with 'per_spend', not {how!r}")
+            value = check.int_(f"then.{how}", then[how])
+            if how == "per_unit":
+                rule.per_unit = value
+            else:
+                rule.per_visit = value
+        rule.max_points = opt("max_points")
     elif kind == "multiplier":
         rule.bps = check.int_("then.bps", need("bps"), minimum=10000)
-    elif kind == "credit":
-        rule.percent_bps = check.int_("then.percent_bps", need("percent_bps"))
+    elif kind in ("credit", "referral"):
+        if one_of("percent_bps", "amount") == "percent_bps":
+            rule.percent_bps = check.int_("then.percent_bps", then["percent_bps"])
+        else:
+            rule.amount = check.int_("then.amount", then["amount"])
         rule.credit_kind = check.str_("then.kind", need("kind"))
-        if "expires_days" in then:
-            rule.expires_days = check.int_("then.expires_days", then["expires_days"])
-        if "max_amount" in then:
-            rule.max_amount = check.int_("then.max_amount", then["max_amount"])
+        rule.expires_days = opt("expires_days")
+        rule.max_amount = opt("max_amount")
     elif kind == "lottery":
         rule.per_spend = check.int_("then.per_spend", need("per_spend"), minimum=1)
         rule.entries = check.int_("then.entries", need("entries"))
+    elif kind == "fee":
+        if "percent_bps" not in then and "amount" not in then:
+            raise check.fail("then", "must have 'percent_bps', 'amount' or both")
+        rule.percent_bps = opt("percent_bps")
+        rule.amount = opt("amount")
+        rule.max_amount = opt("max_amount")
+    elif kind == "coupon":
+        rule.for_rule = check.str_("then.for_rule", need("for_rule"))
+        if "prefix" in then:
+            rule.prefix = normalise_code(check.str_("then.prefix", then["prefix"]))
+        rule.expires_days = opt("expires_days")
+    elif kind == "reward":
+        rule.cost_points = check.int_("then.cost_points", need("cost_points"), minimum=1)
+        rule.name = check.str_("then.name", then.get("name", rule.id))
+        rule.cheapest = check.int_("then.units", then.get("units", 1), minimum=1)
+        rule.percent_bps = check.int_("then.percent_bps", then.get("percent_bps", 10000),
+                                      maximum=10000)
 
 
 def _parse_rule(raw: object, index: int, tier_ranks: Mapping[str, int]) -> Rule:
@@ -475,6 +623,7 @@ def parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
             min_redeem=pc.int_("min_redeem", p.get("min_redeem", 0)),
             max_redeem_share_bps=(pc.int_("max_redeem_share_bps", p["max_redeem_share_bps"])
                                   if "max_redeem_share_bps" in p else None),
+            value_by_tier=_value_by_tier(pc, p.get("value_by_tier", {}), tier_ranks),
         )
     credits = None
     if "credits" in data:
@@ -493,6 +642,8 @@ def parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
             max_redeem_value_per_member_day=_opt_int(oc, o, "max_redeem_value_per_member_day"),
             max_pending=_opt_int(oc, o, "max_pending"),
             max_age_hours=_opt_int(oc, o, "max_age_hours"),
+            accept_single_use_codes=oc.bool_("accept_single_use_codes",
+                                             o.get("accept_single_use_codes", False)),
         )
 
     raw_rules = need("rules")
@@ -504,11 +655,27 @@ def parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
         if r.id in seen:
             raise RulesError(f"rule {r.id!r}: 'id' is used by more than one rule")
         seen.add(r.id)
+    for r in rules:
+        if r.kind == "coupon" and r.for_rule not in seen:
+            raise RulesError(f"rule {r.id!r}: 'then.for_rule' names rule {r.for_rule!r}, "
+                             f"which the bundle does not have")
 
     bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
                     tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes)
     _build_index(bundle)
     return bundle
+
+
+def _value_by_tier(check: _Checker, value: object,
+                   tier_ranks: Mapping[str, int]) -> dict[str, int]:
+    obj = check.obj("value_by_tier", value)
+    out = {}
+    for tier, v in obj.items():
+        if tier not in tier_ranks:
+            raise check.fail("value_by_tier", f"names tier {tier!r}, which the bundle's tiers "
+                                              f"do not list")
+        out[tier] = check.int_(f"value_by_tier.{tier}", v, minimum=1)
+    return out
 
 
 def _opt_int(check: _Checker, obj: Mapping[str, Any], key: str) -> int | None:
@@ -573,11 +740,13 @@ def index_keys(rule: Rule, tier_ranks: Mapping[str, int]) -> dict[str, list[Any]
         keys["token"] = list(rule.identified_by)
     if rule.bins is not None:
         keys["bin"] = list(rule.bins)
+    if rule.codes is not None:
+        keys["code"] = list(rule.codes)
     return keys
 
 
 DIMENSIONS = ("member", "tier", "group", "birthday", "weekday", "hour", "week", "sku",
-              "category", "token", "bin")
+              "category", "token", "bin", "code")
 
 
 def rule_order(rule: Rule) -> tuple[int, str]:
@@ -623,6 +792,10 @@ def _build_index(bundle: Bundle) -> None:
                       {v: _mask(p, n) for v, p in bucket_pos[name].items()})
             for name in DIMENSIONS if uses[name]]
     bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
+    bundle.needs_counts = any(
+        r.limited or r.codes is not None or r.coupon or r.kind == "coupon"
+        or r.first_purchase is not None or r.purchase_count_every is not None
+        or r.bought_within_days is not None for r in ordered)
 
 
 def _mask(positions: list[int], n: int) -> int:

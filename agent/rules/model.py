@@ -94,8 +94,16 @@ class QuoteRequest:
     bin6: str | None = None
     redeem_points: RedeemRequest = None
     use_credit: Sequence[str] = ()
+    # Promo, coupon and voucher codes scanned or typed for this sale.
+    codes: Sequence[str] = ()
+    # Reward rules (kind ``reward``) the customer takes, paid in points, in this order.
+    rewards: Sequence[str] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.codes, str) or not all(isinstance(c, str) for c in self.codes):
+            raise RulesError("codes must be a list of strings")
+        if isinstance(self.rewards, str) or not all(isinstance(r, str) for r in self.rewards):
+            raise RulesError("rewards must be a list of rule ids")
         rp = self.redeem_points
         if rp is not None and rp != "max" and (not _is_int(rp) or int(rp) < 0):
             raise RulesError(f"redeem_points must be a whole number ≥ 0 or 'max', not {rp!r}")
@@ -117,6 +125,23 @@ class QuoteContext:
     credit_used_today: int = 0
     pending_count: int = 0
     oldest_pending_age_s: float | None = None
+    # What the store counts for limits, budgets and codes (docs/rules.md, "Limits").
+    # This member's sales at this terminal that the member record does not count yet.
+    pending_purchases: int = 0
+    # rule id -> local dates ("YYYY-MM-DD") of this member's uses of the rule at this
+    # terminal that the member record's ``rule_uses`` does not hold yet.
+    member_uses: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # rule id -> local dates of every use of the rule at this terminal (any customer).
+    store_uses: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # rule id -> what the rule gave at this terminal so far (minor units or points).
+    budget_used: Mapping[str, int] = field(default_factory=dict)
+    # Single-use codes already used, as this terminal knows (its events).
+    used_codes: frozenset[str] = frozenset()
+    # Coupons this terminal issued and the member record does not hold yet:
+    # ``{"code", "rule", "expires", "member_id"}``.
+    coupons: Sequence[Mapping[str, Any]] = ()
+    # Makes issued coupon codes unique (e.g. the quote id); None: no coupon is issued.
+    coupon_seed: str | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -131,8 +156,10 @@ class MemberView:
     own unapplied events), which is what may be spent.
     """
 
-    __slots__ = ("balances", "birth_month_day", "birthday", "groups", "last_purchase",
-                 "member_id", "purchase_count", "record", "spend_30d", "status", "tier")
+    __slots__ = ("_expiring", "balance_lots", "balances", "birth_month_day", "birthday", "coupons",
+                 "groups", "last_purchase", "member_id", "purchase_count", "record",
+                 "referred_by", "rule_uses", "spend_30d", "stats", "status", "tier",
+                 "used_codes")
 
     def __init__(self, record: Mapping[str, Any],
                  balances: Mapping[str, int] | None = None) -> None:
@@ -169,6 +196,19 @@ class MemberView:
                 self.birth_month_day = None
         stats = record.get("stats")
         stats = stats if isinstance(stats, Mapping) else {}
+        self.stats: Mapping[str, Any] = stats
+        ref = record.get("referred_by")
+        self.referred_by: str | None = ref if isinstance(ref, str) and ref else None
+        self.rule_uses: Mapping[str, Any] = _mapping(record.get("rule_uses"))
+        used = record.get("used_codes")
+        self.used_codes: frozenset[str] = (
+            frozenset(c.strip().upper() for c in used if isinstance(c, str))
+            if isinstance(used, list) else frozenset())
+        coupons = record.get("coupons")
+        self.coupons: list[Mapping[str, Any]] = (
+            [c for c in coupons if isinstance(c, Mapping)] if isinstance(coupons, list) else [])
+        self.balance_lots: Mapping[str, Any] = _mapping(record.get("balance_lots"))
+        self._expiring: dict[str, list[tuple[str, int]]] = {}
         pc = stats.get("purchase_count")
         self.purchase_count: int | None = int(pc) if _is_int(pc) else None
         sp = stats.get("spend_30d")
@@ -181,6 +221,27 @@ class MemberView:
             except ValueError:
                 self.last_purchase = None
 
+    def spend_days(self, days: int) -> int | None:
+        """``stats.spend_<days>d`` (``spend_30d`` for 30), None when the record lacks it."""
+        value = self.stats.get(f"spend_{days}d")
+        return int(value) if _is_int(value) else None
+
+    def expiring(self, kind: str) -> list[tuple[str, int]]:
+        """``balance_lots[kind]`` as (last valid local date, amount), soonest first."""
+        known = self._expiring.get(kind)
+        if known is not None:
+            return known
+        lots = self.balance_lots.get(kind)
+        out: list[tuple[str, int]] = []
+        if isinstance(lots, list):
+            for lot in lots:
+                if (isinstance(lot, Mapping) and isinstance(lot.get("expires"), str)
+                        and _is_int(lot.get("amount")) and lot["amount"] > 0):
+                    out.append((lot["expires"][:10], int(lot["amount"])))
+        out.sort()
+        self._expiring[kind] = out
+        return out
+
     @property
     def active(self) -> bool:
         """Only active members get benefits."""
@@ -188,6 +249,10 @@ class MemberView:
 
     def __repr__(self) -> str:
         return f"MemberView({self.member_id!r}, status={self.status!r}, tier={self.tier!r})"
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass(slots=True)
@@ -208,6 +273,14 @@ class Quote:
     explain: list[dict[str, Any]] = field(default_factory=list)
     line_nets: list[int] = field(default_factory=list)
     limits_held: list[str] = field(default_factory=list)
+    # Issue 21's effects; each is left out of to_dict() when empty, so sales without
+    # them keep the exact shape of version 1.
+    fees: list[tuple[str, int]] = field(default_factory=list)
+    referral_rewards: list[tuple[str, str, str, int, str | None]] = field(default_factory=list)
+    coupons_issued: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    codes_used: list[tuple[str, str, bool]] = field(default_factory=list)
+    rewards: list[tuple[str, int]] = field(default_factory=list)
+    uses: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def total_points(self) -> int:
@@ -229,5 +302,27 @@ class Quote:
                                for r, k, a, e in self.credits_earned],
             "lottery_entries": self.lottery_entries,
             "rules_version": self.rules_version,
+            **self.extra_keys(),
             "explain": self.explain,
         }
+
+    def extra_keys(self) -> dict[str, Any]:
+        """The sale keys added by issue 21, only those with rows."""
+        out: dict[str, Any] = {}
+        if self.rewards:
+            out["rewards"] = [{"rule": r, "points": p} for r, p in self.rewards]
+        if self.codes_used:
+            out["codes_used"] = [{"rule": r, "code": c, "single_use": s}
+                                 for r, c, s in self.codes_used]
+        if self.fees:
+            out["fees"] = [{"rule": r, "amount": a} for r, a in self.fees]
+        if self.referral_rewards:
+            out["referral_rewards"] = [
+                {"rule": r, "member_id": m, "kind": k, "amount": a, "expires": e}
+                for r, m, k, a, e in self.referral_rewards]
+        if self.coupons_issued:
+            out["coupons_issued"] = [{"rule": r, "code": c, "for_rule": f, "expires": e}
+                                     for r, c, f, e in self.coupons_issued]
+        if self.uses:
+            out["uses"] = [{"rule": r, "amount": a} for r, a in self.uses]
+        return out

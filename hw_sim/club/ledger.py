@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,13 +95,18 @@ class Ledger:
 
     def __init__(self, path: Path, *, timezone: str = "Europe/Berlin",
                  default_tier: str = "bronze",
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 points_expire_days: int | None = None):
         self.path = Path(path)
+        # Club policy: points earned expire after this many days (None: never). The
+        # member record's balance_lots carry the dates; terminals enforce them.
+        self.points_expire_days = points_expire_days
         self.tz = ZoneInfo(timezone)
         self.default_tier = default_tier
         self.clock = clock
         self._lock = threading.RLock()
         self._new_sales: dict[str, list[Any]] = {}
+        self._batch_codes: set[str] = set()  # single-use codes of the batch taken so far
         # What checking a sale of this batch computed (time, deltas, spend), so that
         # applying it does not compute it again; emptied after every batch.
         self._facts: dict[str, Facts] = {}
@@ -332,6 +337,7 @@ class Ledger:
                 raise
             finally:
                 self._new_sales.clear()
+                self._batch_codes.clear()
                 self._facts = {}
             # Committed: the cache now holds what the database holds.
             self._remember(touched.values())
@@ -394,6 +400,8 @@ class Ledger:
                 reason = _structural_problem(ev, terminal_id, self._facts)
             if reason is None and reject_if is not None:
                 reason = reject_if(ev)
+            if reason is None and ev.get("type") == "sale" and ev.get("codes_used"):
+                reason = self._code_problem(ev)
             seq = ev.get("seq")
             if not isinstance(seq, int) or not _is_seq(seq):
                 # Without a usable seq the event cannot take a place in the order.
@@ -479,6 +487,83 @@ class Ledger:
 
     # ---- effects -------------------------------------------------------------
 
+    def _code_problem(self, ev: dict[str, Any]) -> str | None:
+        """A single-use code already used by another sale (any terminal) rejects the
+        sale: ``code_used: CODE`` (docs/rules.md, the offline risk rule)."""
+        for code in effects.single_use_codes(ev):
+            if code in self._batch_codes:
+                return f"code_used: {code}"
+            for (body,) in self.db.execute(
+                    "SELECT body FROM events WHERE type='sale' AND state!='rejected' "
+                    "AND body LIKE ?", (f"%{code}%",)):
+                if code in effects.single_use_codes(json.loads(body)):
+                    return f"code_used: {code}"
+        self._batch_codes.update(effects.single_use_codes(ev))
+        return None
+
+    def _dated_lots(self, sale: dict[str, Any], rec: dict[str, Any],
+                    local_day: str | None) -> None:
+        """``balance_lots``: spending takes the soonest-expiring first; credits earned
+        with ``expires``, and points when the club's policy dates them, add lots."""
+        found = rec.get("balance_lots")
+        lots: dict[str, list[dict[str, Any]]] = found if isinstance(found, dict) else {}
+        spent = int(sale.get("redeemed_points") or 0) + sum(
+            int(r.get("points", 0)) for r in sale.get("rewards") or [])
+        effects.spend_lots(lots, "points", spent)
+        for row in sale.get("credits_used") or []:
+            effects.spend_lots(lots, str(row["kind"]), int(row.get("amount", 0)))
+        for row in sale.get("credits_earned") or []:
+            if isinstance(row.get("expires"), str):
+                effects.add_lot(lots, str(row["kind"]), int(row.get("amount", 0)),
+                                row["expires"])
+        if self.points_expire_days is not None and local_day is not None:
+            until = (date.fromisoformat(local_day)
+                     + timedelta(days=self.points_expire_days)).isoformat()
+            effects.add_lot(lots, "points", sum(int(r.get("points", 0))
+                                                for r in sale.get("points_earned") or []),
+                            until)
+        if lots:
+            rec["balance_lots"] = lots
+
+    def _apply_promotions(self, sale: dict[str, Any], rec: dict[str, Any] | None,
+                          touched: dict[str, dict[str, Any]], local_day: str | None,
+                          sign: int) -> None:
+        """Issue 21's effects of a sale (``sign`` 1) or of its refund (−1): the
+        referrer's share, the member's rule uses, coupons and used codes."""
+        for referrer_id, deltas in effects.sale_referral_deltas(sale).items():
+            referrer = self._load_for_update(referrer_id, touched)
+            if referrer is not None:
+                referrer["balances"] = effects.apply_deltas(referrer.get("balances") or {},
+                                                            deltas, sign)
+        if rec is None:
+            return
+        found = rec.get("rule_uses")
+        uses: dict[str, Any] = found if isinstance(found, dict) else {}
+        for row in sale.get("uses") or []:
+            dates = list(uses.get(str(row["rule"])) or [])
+            if sign > 0 and local_day is not None:
+                dates.append(local_day)
+            elif dates:
+                day = self._local_day(_parse_time(sale["at"]))
+                if day in dates:
+                    dates.remove(day)
+            uses[str(row["rule"])] = dates
+        if uses:
+            rec["rule_uses"] = uses
+        if sign > 0:
+            self._dated_lots(sale, rec, local_day)
+        if sign < 0:
+            return  # a refund gives uses back; issued coupons and used codes stay
+        used = effects.single_use_codes(sale)
+        if used:
+            rec["used_codes"] = sorted(set(rec.get("used_codes") or []) | set(used))
+        coupons = [c for c in rec.get("coupons") or [] if c.get("code") not in used]
+        for row in sale.get("coupons_issued") or []:
+            coupons.append({"code": row["code"], "rule": row["for_rule"],
+                            "expires": row.get("expires")})
+        if coupons or rec.get("coupons"):
+            rec["coupons"] = coupons
+
     def _load_for_update(self, member_id: str | None,
                          touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         member_id = self._resolve(member_id)
@@ -522,6 +607,7 @@ class Ledger:
             local_day = self._local_day(at)
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
+            self._apply_promotions(ev, rec, touched, local_day, 1)
         elif kind == "refund":
             sale_id = ev.get("sale_id")
             new = self._new_sales.get(str(sale_id))
@@ -542,6 +628,7 @@ class Ledger:
                 sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
                                                   (sale_id,)).fetchone()[0])
             rec = self._load_for_update(member_id, touched)
+            self._apply_promotions(sale, rec, touched, None, -1)
             if rec is None:
                 return
             rec["balances"] = effects.apply_deltas(rec.get("balances") or {},

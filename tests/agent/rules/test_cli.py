@@ -188,3 +188,70 @@ def test_the_documented_example_prints_example_b(capsys):
     out = json.loads(capsys.readouterr().out)
     assert (out["payable"], out["points_earned"][1]["points"]) == (3345, 33)
     assert out["credits_earned"][0]["amount"] == 66
+
+
+def test_the_documented_offline_example_with_a_bare_amount(capsys):
+    # docs/rules.md's second example: "--basket 5050" is the amount, not a file name.
+    ex = str(Path(__file__).resolve().parents[3] / "docs" / "examples" / "rules") + "/"
+    assert main(["rules", "quote", "--unsigned", "--bundle", ex + "bundle.json",
+                 "--basket", "5050", "--member", ex + "member.json",
+                 "--at", "2026-11-24T10:00:00+01:00", "--offline", "--pending", "4000",
+                 "--redeemed-today", "1500", "--redeem-points", "max"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # gold10: 505 off 5050 → 4545; offline allowance 2000 − 1500 = 500 points.
+    assert (out["gross"], out["net"], out["redeemed_points"]) == (5050, 4545, 500)
+    assert main(["rules", "quote", "--unsigned", "--bundle", ex + "bundle.json",
+                 "--basket", "no-such.json", "--at", "2026-11-24T10:00:00+01:00"]) == 2
+    assert "cannot read the basket" in capsys.readouterr().err
+
+
+def test_quote_with_codes_rewards_and_a_coupon_seed(files, capsys):
+    rules = [{"id": "summer10", "kind": "discount", "when": {"codes": ["SUMMER10"]},
+              "then": {"percent_bps": 1000}},
+             {"id": "next", "kind": "coupon", "when": {}, "then": {"for_rule": "summer10",
+                                                                  "prefix": "NX-"}},
+             {"id": "coffee", "kind": "reward", "when": {"categories": ["coffee"]},
+              "then": {"cost_points": 300}}]
+    bundle = files("b.json", spec_bundle(rules=rules))
+    args = ["rules", "quote", "--unsigned", "--bundle", bundle, "--basket",
+            files("basket.json", SPEC_BASKET), "--member", files("m.json", MEMBER),
+            "--at", "2026-11-24T10:00:00+01:00", "--code", "summer10", "--reward", "coffee",
+            "--coupon-seed", "cli-1"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["discounts"] == [{"rule": "summer10", "amount": 505},
+                                {"rule": "coffee", "amount": 225}]
+    assert out["rewards"] == [{"rule": "coffee", "points": 300}]
+    assert out["coupons_issued"][0]["code"].startswith("NX-")
+
+
+def test_verify_knows_the_issue_21_keys(tmp_path, files, capsys):
+    # min_points, min_spend_days, purchase_count_every, referral and fee were warned
+    # about as "will never apply"; they are conditions and kinds now.
+    keys = tmp_path / "k"
+    main(["rules", "keygen", "--out", str(keys), "--key-id", "k1"])
+    rules = [
+        {"id": "a", "kind": "discount", "when": {"min_points": 100}, "then": {"amount": 1}},
+        {"id": "b", "kind": "points", "when": {"min_spend_days": {"days": 90, "amount": 1}},
+         "then": {"per_visit": 1}},
+        {"id": "c", "kind": "credit", "when": {"purchase_count_every": 10},
+         "then": {"amount": 500, "kind": "credit.club"}},
+        {"id": "d", "kind": "referral", "when": {}, "then": {"percent_bps": 500,
+                                                             "kind": "credit.club"}},
+        {"id": "e", "kind": "fee", "when": {"anonymous": True}, "then": {"percent_bps": 100}},
+    ]
+    bundle = files("b.json", spec_bundle(rules=rules))
+    env = str(tmp_path / "e.json")
+    assert main(["rules", "sign", "--key", str(keys / "k1.pem"), "--key-id", "k1", bundle,
+                 "--out", env]) == 0
+    capsys.readouterr()
+    assert main(["rules", "verify", "--bundle", env, "--keys", str(keys), "--club", "acme",
+                 "--merchant", "M-7", "--at", "2026-11-22T00:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("accepted") and "warning" not in out
+    # A wrong shape is an error that says the bundle is invalid, not a warning.
+    bad = files("bad.json", spec_bundle(rules=[{"id": "x", "kind": "discount",
+                                                "when": {"min_spend_days": 90},
+                                                "then": {"amount": 1}}]))
+    assert main(["rules", "sign", "--key", str(keys / "k1.pem"), "--key-id", "k1", bad]) == 2
+    assert "'min_spend_days' must be an object" in capsys.readouterr().err
