@@ -75,7 +75,7 @@ def _wait_problem(term: Terminal, reason: str) -> dict[str, Any]:
 
 
 def test_fresh_terminal_signs_staff_in_from_the_clubs_list(
-        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]
+        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url)
     assert term.store.list_staff(include_inactive=True) == []  # nobody could sign in
@@ -107,7 +107,7 @@ def test_fresh_terminal_signs_staff_in_from_the_clubs_list(
 
 
 def test_bad_lists_are_refused_with_reasons_and_the_old_list_stays(
-        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]
+        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url)
     sim_club.publish_staff("M-7", 5)
@@ -140,7 +140,7 @@ def test_bad_lists_are_refused_with_reasons_and_the_old_list_stays(
           f"{time.monotonic() - started:.2f} s")
     # Too big: a payload over 4 MiB (long padding in a name-sized field is refused
     # later; the size check comes first).
-    huge = demo_staff() + [{"staff_id": "pad", "name": "P", "groups": ["cashier"],
+    huge = [*demo_staff(), {"staff_id": "pad", "name": "P", "groups": ["cashier"],
                             "pin": None, "badges": [], "active": False,
                             "note": "x" * (MAX_LIST_BYTES + 10)}]
     sim_club.publish_staff("M-7", 10, staff=huge)
@@ -161,12 +161,12 @@ def test_bad_lists_are_refused_with_reasons_and_the_old_list_stays(
 
 
 def test_two_groups_union_and_removal_ends_sessions(
-        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]
+        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url)
     groups = dict(DEMO_GROUPS)
     groups["refunder"] = {"permissions": {"refund": ["view", "add"], "future_thing": ["add"]}}
-    people = demo_staff() + [staff_entry("7", "Two Hats", ["cashier", "refunder"], pin="7777",
+    people = [*demo_staff(), staff_entry("7", "Two Hats", ["cashier", "refunder"], pin="7777",
                                          badges=["nfc:04AA000007"])]
     sim_club.publish_staff("M-7", 1, staff=people, groups=groups)
     _wait_version(term, 1)
@@ -199,7 +199,7 @@ def test_two_groups_union_and_removal_ends_sessions(
 
 
 def test_offline_only_box_keeps_local_staff_and_the_club_learns_of_new_ones(
-        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]
+        sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url, start=False)
     term.store.put_staff("L1", "Local Lena", "manager", by="setup", pin="2468")
@@ -238,7 +238,7 @@ def test_offline_only_box_keeps_local_staff_and_the_club_learns_of_new_ones(
     term.link.wake()
     sim_club.wait_for(lambda: any(e.get("target_staff_id") == "L3"
                                   for e in sim_club.staff_changes), 20, "staff_change")
-    change = [e for e in sim_club.staff_changes if e.get("target_staff_id") == "L3"][0]
+    change = next(e for e in sim_club.staff_changes if e.get("target_staff_id") == "L3")
     assert change["staff_id"] == "L1" and change["pin"]["scheme"] == "scrypt"
     assert "8642" not in json.dumps(change)
     _wait_version(term, 2)
