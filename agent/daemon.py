@@ -142,7 +142,10 @@ class Agent:
             rules_problem=lambda: self.bundle_state.problem() if self.bundle_state else None,
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
             on_recorded=self._wake_link, started=self.started_at)
-        self.services = Services(view, self.store, self.db)
+        from agent.staff import offline_only
+
+        self.services = Services(view, self.store, self.db,
+                                 offline_only=offline_only(cfg.raw))
         self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast
         await self.server.start()
@@ -331,6 +334,10 @@ class Agent:
     def _on_link_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "queue" and isinstance(event.get("pending"), int):
             self._pending = event["pending"]
+        if event.get("type") == "staff" and event.get("deactivated") and \
+                self.services is not None:
+            # Removed from the club's staff list: their sessions end now, not at next use.
+            self.services.staff_removed(event["deactivated"])
         self._broadcast(event)
         self._update_status()
 

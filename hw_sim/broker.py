@@ -78,6 +78,9 @@ def acl_text(club_id: str, club_user: str | None = None) -> str:
         f"pattern read {p}/terminals/%u/commands",
         f"pattern read {p}/members/changes",
         f"pattern read {p}/merchants/+/rules",
+        # Staff lists (docs/protocol/staff.md): signed like rule bundles; they hold PIN
+        # hashes, so a broker that knows each terminal's merchant should narrow this.
+        f"pattern read {p}/merchants/+/staff",
         "",
     ])
 

@@ -269,6 +269,7 @@ def run_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with _open(args) as store:
         rows = store.list_staff(include_inactive=args.all)
     items = [{"staff_id": r["staff_id"], "name": r["name"], "role": r["role"],
+              "source": r.get("source", "local"), "groups": r.get("groups", [r["role"]]),
               "active": r["active"], "has_pin": r["has_pin"], "badges": len(r["badges"]),
               "updated_at": r["updated_at"], "updated_by": r["updated_by"]} for r in rows]
     if args.json:

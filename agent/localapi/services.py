@@ -37,12 +37,17 @@ from agent.localapi import (
     UNKNOWN_MEMBER,
 )
 from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
-from agent.localapi.sessions import BadgeTap, BadgeTaps, PinAttempts, SessionTable
+from agent.localapi.sessions import BadgeTap, BadgeTaps, PinAttempts, Session, SessionTable
 from agent.offline_queue.events import MAX_AMOUNT, QuoteAlreadyRecorded
+from agent.offline_queue.local_data import StaffManagedByClub
 from agent.safe_text import describe, unsafe_char
+from agent.staff import permissions as perm
+from agent.staff.staff_list import check_badge
 
 log = logging.getLogger(__name__)
 
+# The roles of old, for readers of the code: each call now needs a permission
+# (agent.staff.permissions), and these roles' default groups hold them.
 SELLERS = ("cashier", "manager")
 MANAGERS = ("manager",)
 ANY_STAFF = ("cashier", "manager", "technician")
@@ -325,8 +330,10 @@ class Services:
                  sessions: SessionTable | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic,
-                 quote_ttl_s: float = QUOTE_TTL_SECONDS):
+                 quote_ttl_s: float = QUOTE_TTL_SECONDS, offline_only: bool = False):
         self.view = view
+        # [terminal] offline_only: staff may be created here while a club list is in force.
+        self.offline_only = offline_only
         self.store = store
         self.db = db
         self.quote_fn = quote_fn
@@ -358,6 +365,7 @@ class Services:
             "staff.login": self.staff_login,
             "staff.logout": self.staff_logout,
             "staff.clock": self.staff_clock,
+            "staff.create": self.staff_create,
             "expense.add": self.expense_add,
             "cash_receipt.add": self.cash_receipt_add,
             "day.summary": self.day_summary,
@@ -556,11 +564,99 @@ class Services:
     async def staff_login(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``staff.login`` with a badge tap reference, or staff_id and PIN."""
         staff, _tap = await self._staff_from(params, need_pin=True)
-        session = self.sessions.open(staff["staff_id"], staff.get("name") or "", staff["role"])
+        granted = _granted(staff)
+        session = self.sessions.open(staff["staff_id"], staff.get("name") or "", staff["role"],
+                                     granted)
         log.info("staff %s signed in as %s", session.staff_id, session.role)
         return {"session": session.token, "staff_id": session.staff_id, "name": session.name,
-                "role": session.role, "idle_s": self.sessions.idle_s,
+                "role": session.role, "groups": list(staff.get("groups") or [staff["role"]]),
+                "permissions": perm.as_table(granted), "idle_s": self.sessions.idle_s,
                 "max_s": self.sessions.max_s}
+
+    async def _session(self, params: Mapping[str, Any], need: str) -> Session:
+        """The caller's live session if its staff member may ``need`` (a permission).
+
+        The staff member is read again on every use: whoever the club's staff list
+        (or a technician) removed or deactivated is signed out at once, and changed
+        groups count from the next call.
+        """
+        session = self.sessions.check(params.get("session"))
+        staff = await self.db.read(self.store.staff, session.staff_id)
+        if staff is None or not staff.get("active", True):
+            self.sessions.close(session.token)
+            raise ApiError(NOT_ALLOWED, "You are no longer on this terminal's staff list, so "
+                           "your sign-in has ended. Please ask a manager.",
+                           {"reason": "staff_removed"})
+        session.role, session.permissions = staff["role"], _granted(staff)
+        if need not in session.permissions:
+            needs = [r for r, g in perm.DEFAULT_GROUPS.items() if need in g]
+            raise ApiError(
+                NOT_ALLOWED,
+                f"A {session.role} may not do this ({perm.describe(need)}); ask a "
+                f"{' or '.join(needs) or 'manager'}.",
+                {"reason": "role", "role": session.role, "needs": needs, "permission": need})
+        return session
+
+    def staff_removed(self, staff_ids: Iterable[str]) -> int:
+        """The club's staff list deactivated these staff: end their sessions now."""
+        ended = self.sessions.end_staff(staff_ids)
+        if ended:
+            log.info("ended %d session(s) of staff no longer on the staff list", ended)
+        return ended
+
+    async def staff_create(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``staff.create`` (extension): a manager adds a local staff member.
+
+        Recorded with a ``staff_change`` event so the club learns of it. Refused
+        while the club's staff list is in force, unless ``[terminal] offline_only``.
+        """
+        session = await self._session(params, perm.STAFF_ADD)
+        staff_id = _text(params, "staff_id", max_len=32) or ""
+        if any(ch.isspace() for ch in staff_id):
+            raise ApiError(INVALID_PARAMS, "The staff id must not contain spaces.",
+                           {"param": "staff_id"})
+        name = _text(params, "name", max_len=100) or ""
+        role = _p(params, "role", str, required=False, default="cashier")
+        if role not in perm.ROLES:
+            raise ApiError(INVALID_PARAMS, f"The role must be one of {', '.join(perm.ROLES)}.",
+                           {"param": "role"})
+        pin = params.get("pin")
+        if pin is not None and (not isinstance(pin, str) or not pin.isascii()
+                                or not pin.isdigit() or not 4 <= len(pin) <= 12):
+            raise ApiError(INVALID_PARAMS, "The PIN must be 4 to 12 digits.", {"param": "pin"})
+        raw_badges = params.get("badges", [])
+        if not isinstance(raw_badges, list) or len(raw_badges) > 16:
+            raise ApiError(INVALID_PARAMS, "Badges must be a list of at most 16 badge tokens.",
+                           {"param": "badges"})
+        badges: list[str] = []
+        for item in raw_badges:
+            try:
+                badges.append(check_badge(item, "badge"))
+            except ClubtermError:
+                raise ApiError(INVALID_PARAMS, "A badge is not a badge token (tap the badge "
+                               "on the reader and use the token shown).",
+                               {"param": "badges"}) from None
+        if pin is None and not badges:
+            raise ApiError(INVALID_PARAMS, "Give a PIN or a badge, or the person could not "
+                           "sign in.", {"param": "pin"})
+        try:
+            staff, stored = await self.db.call(
+                self.store.create_local_staff, staff_id, name, role, pin=pin,
+                badges=list(dict.fromkeys(badges)), by=session.staff_id, at=self.clock(),
+                offline=not self.view.online(), offline_only=self.offline_only)
+        except StaffManagedByClub as exc:
+            raise ApiError(NOT_ALLOWED, _sentence(str(exc)),
+                           {"reason": "club_manages_staff"}) from None
+        except ValueError as exc:
+            raise ApiError(CONFLICT, _sentence(str(exc))) from None
+        except StorageError as exc:
+            log.error("could not record a staff member: %s", exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from None
+        log.info("staff %s created staff member %s (%s)", session.staff_id, staff_id, role)
+        self.view.on_recorded()
+        return {"staff_id": staff["staff_id"], "name": staff["name"], "role": staff["role"],
+                "permissions": perm.as_table(_granted(staff)),
+                "event_id": field_of(stored, "id")}
 
     async def staff_logout(self, params: dict[str, Any], conn: Any) -> bool:
         """``staff.logout`` (extension): end a session."""
@@ -647,6 +743,10 @@ class Services:
                            {"param": "action"})
         staff, tap = await self._staff_from(params, need_pin=False)
         try:
+            if perm.CLOCK not in _granted(staff):
+                raise ApiError(NOT_ALLOWED, f"{staff.get('name') or staff['staff_id']} may not "
+                               "clock in or out at this terminal.",
+                               {"reason": "role", "permission": perm.CLOCK})
             return await self._clock(staff, action, tap)
         except ApiError:
             # Nothing was recorded (already in, storage): the tap may still be used
@@ -679,7 +779,8 @@ class Services:
                 "name": name}
 
     async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.EXPENSE if type_ == "expense"
+                                      else perm.CASH_RECEIPT)
         amount = _amount(params)
         category = _text(params, "category", max_len=64)
         note = _text(params, "note", required=False, max_len=500, default="") or ""
@@ -932,7 +1033,7 @@ class Services:
         leaves the quote usable; a retry waiting for it gets the same error.
         """
         quote_id = _p(params, "quote_id", str)
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.SELL)
         payment = _p(params, "payment", str, required=False, default="cash")
         if payment not in PAYMENTS:
             raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
@@ -1062,7 +1163,7 @@ class Services:
 
     async def sale_refund(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
-        session = self.sessions.check(params.get("session"), MANAGERS)
+        session = await self._session(params, perm.REFUND)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
         entry = await self.db.read(self.store.event, sale_id)
@@ -1076,7 +1177,7 @@ class Services:
 
     async def member_enrol(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``member.enrol``: a new member ``local:<uuid>`` until the club answers."""
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.ENROL)
         name = _text(params, "name", max_len=100)
         phone = _text(params, "phone", max_len=40)
         assert phone is not None
@@ -1123,7 +1224,7 @@ class Services:
         day = _parse_date(params["date"]) if params.get("date") else self._today()
         session = None
         if params.get("session") is not None:
-            session = self.sessions.check(params.get("session"), ANY_STAFF)
+            session = await self._session(params, perm.REPORT)
         events, end = await self._day_events(day)
         bundle = self.view.bundle()
         summary = summarise_day(
@@ -1131,7 +1232,7 @@ class Services:
             now=self.clock(), day_end=end, tz_name=str(self._tz()),
             currency=field_of(bundle, "currency") if bundle is not None else None,
             minor_units=field_of(bundle, "minor_units") if bundle is not None else None)
-        if session is not None and session.role != "manager":
+        if session is not None and perm.STAFF_FIGURES not in session.permissions:
             summary["per_staff"] = None
         return summary
 
@@ -1216,7 +1317,7 @@ class Services:
 
     async def appointment_create(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``appointment.create``; an overlap with the same staff is -32008."""
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.APPOINTMENT_ADD)
         appt = await self._appointment_fields(params, None)
         found, _stored = await self._appointment_call(
             "an appointment", self.store.create_appointment, customer=appt["customer"],
@@ -1236,7 +1337,7 @@ class Services:
 
     async def appointment_update(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``appointment.update``: move or change an appointment (given keys change)."""
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.APPOINTMENT_EDIT)
         old = await self._existing_appointment(params)
         appt = await self._appointment_fields(params, old)
         found, _stored = await self._appointment_call(
@@ -1249,7 +1350,7 @@ class Services:
 
     async def appointment_cancel(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``appointment.cancel``."""
-        session = self.sessions.check(params.get("session"), SELLERS)
+        session = await self._session(params, perm.APPOINTMENT_DELETE)
         appt = await self._existing_appointment(params)
         await self._appointment_call("a cancellation", self.store.cancel_appointment,
                                      appt["appointment_id"], by=session.staff_id,
@@ -1303,6 +1404,14 @@ def _promotion_params(params: Mapping[str, Any]) -> dict[str, list[str]]:
                            "to 64 characters.", {"param": name})
         out[name] = list(value)
     return out
+
+
+def _granted(staff: Mapping[str, Any]) -> frozenset[str]:
+    """A staff record's permissions (a store without them: its role's default group)."""
+    granted = staff.get("permissions")
+    if isinstance(granted, list | tuple | set | frozenset):
+        return frozenset(str(p) for p in granted)
+    return perm.union([str(staff.get("role"))], perm.DEFAULT_GROUPS)
 
 
 def _attendance_rows(events: Iterable[Mapping[str, Any]], staff_names: Mapping[str, str],

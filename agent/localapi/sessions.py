@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.errors import ApiError
 from agent.localapi import NOT_ALLOWED, NOT_FOUND
@@ -38,6 +38,8 @@ class Session:
     role: str
     started: float
     last_used: float
+    # "feature.action" strings (agent.staff.permissions); refreshed from the store on use.
+    permissions: frozenset[str] = field(default_factory=frozenset)
 
 
 class SessionTable:
@@ -50,18 +52,33 @@ class SessionTable:
         self.clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def open(self, staff_id: str, name: str, role: str) -> Session:
+    def open(self, staff_id: str, name: str, role: str,
+             permissions: Iterable[str] = ()) -> Session:
         """Start a session for a staff member whose identity was checked."""
         self._purge()
         now = self.clock()
         token = "s-" + secrets.token_urlsafe(24)
-        session = Session(token, staff_id, name, role, now, now)
+        session = Session(token, staff_id, name, role, now, now, frozenset(permissions))
         self._sessions[token] = session
         return session
 
-    def check(self, token: object, roles: Iterable[str]) -> Session:
-        """The live session ``token`` if its role is one of ``roles``; else ApiError."""
-        allowed = tuple(roles)
+    def end_staff(self, staff_ids: Iterable[str]) -> int:
+        """End every session of these staff members (removed from the staff list)."""
+        gone = set(staff_ids)
+        tokens = [t for t, s in self._sessions.items() if s.staff_id in gone]
+        for token in tokens:
+            del self._sessions[token]
+        return len(tokens)
+
+    def staff_ids(self) -> set[str]:
+        """Who has a live session."""
+        self._purge()
+        return {s.staff_id for s in self._sessions.values()}
+
+    def check(self, token: object, roles: Iterable[str] | None = None) -> Session:
+        """The live session ``token`` if its role is one of ``roles`` (None: any);
+        else ApiError. Permissions are checked by the caller (Services)."""
+        allowed = tuple(roles) if roles is not None else None
         if not isinstance(token, str) or not token:
             raise ApiError(NOT_ALLOWED, "Please sign in first.", {"reason": "no_session"})
         session = self._sessions.get(token)
@@ -70,7 +87,7 @@ class SessionTable:
             self._sessions.pop(token, None)
             raise ApiError(NOT_ALLOWED, "Your sign-in has expired. Please sign in again.",
                            {"reason": "session_expired"})
-        if session.role not in allowed:
+        if allowed is not None and session.role not in allowed:
             raise ApiError(
                 NOT_ALLOWED,
                 f"A {session.role} may not do this; ask a {' or '.join(allowed)}.",

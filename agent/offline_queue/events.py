@@ -33,6 +33,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     ),
     "member_enrol": ("member_id", "name", "identifiers", "referred_by"),
     "card_link": ("member_id", "identifier"),
+    # A staff member created or changed at the terminal (docs/protocol/staff.md); the
+    # common staff_id is the manager who did it. `pin` is the scrypt hash object, never a PIN.
+    "staff_change": ("action", "target_staff_id", "name", "groups", "pin", "badges", "active"),
 }
 
 #: Keys every event has; the store fills them in.
@@ -170,6 +173,18 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
             raise InvalidEvent("member_enrol.identifiers must be tokens (strings)")
         if not isinstance(body["member_id"], str):
             raise InvalidEvent("member_enrol.member_id must be a string")
+    elif type_ == "staff_change":
+        if body["action"] not in ("create", "update"):
+            raise InvalidEvent("staff_change.action must be create or update")
+        if not isinstance(body["target_staff_id"], str) or not body["target_staff_id"]:
+            raise InvalidEvent("staff_change.target_staff_id must be a staff id")
+        groups = _need_list(type_, "groups", body["groups"])
+        badges = _need_list(type_, "badges", body["badges"])
+        if not all(isinstance(g, str) for g in groups + badges):
+            raise InvalidEvent("staff_change.groups and badges must be strings")
+        pin = body["pin"]
+        if pin is not None and (not isinstance(pin, Mapping) or "hash" not in pin):
+            raise InvalidEvent("staff_change.pin must be a PIN hash object or null")
     elif type_ == "card_link":
         if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
             raise InvalidEvent("card_link.member_id and identifier must be strings")

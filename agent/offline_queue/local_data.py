@@ -9,7 +9,8 @@ and who changed it last and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,28 @@ from agent.errors import ClubtermError
 from agent.offline_queue import events as ev
 from agent.offline_queue.pinhash import hash_pin, verify_absent, verify_pin
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.staff.permissions import DEFAULT_GROUPS, role_of, union
+from agent.staff.staff_list import (
+    StaffEntry,
+    StaffList,
+    parse_staff_list,
+    payload_of,
+    stored_to_pin,
+)
 
 if TYPE_CHECKING:
     from agent.offline_queue.models import BoundModels
     from agent.offline_queue.store import StoredEvent
 
 ROLES = ("cashier", "manager", "technician")
+# The bundles table's slot that holds the club's staff list in force (its envelope).
+STAFF_LIST_SLOT = "staff"
+# Who changed a row the club's staff list changed (the audit columns).
+BY_CLUB = "club:staff-list"
+
+
+class StaffManagedByClub(ClubtermError):
+    """Local staff may not be created: the club's staff list is in force here."""
 
 
 class RecordNotFound(ClubtermError, LookupError):
@@ -90,10 +107,142 @@ class LocalDataMixin:
         badge = self.m.StaffBadge
         tokens = [b.token for b in badge.select().where(badge.staff_id == row.staff_id)
                   .order_by(badge.token)]
+        club = self._club_staff_index()
+        entry = club[1].get(row.staff_id) if club is not None else None
+        if club is not None and entry is not None:
+            groups, granted = list(entry.groups), club[0].permissions_of(entry)
+            source = "club"
+        else:
+            groups, granted = [row.role], union([row.role], DEFAULT_GROUPS)
+            source = "local"
         return {"staff_id": row.staff_id, "name": row.name, "role": row.role,
                 "active": bool(row.active), "has_pin": row.pin_hash is not None,
-                "badges": tokens, "created_by": row.created_by, "created_at": row.created_at,
+                "badges": tokens, "groups": groups, "permissions": sorted(granted),
+                "source": source, "created_by": row.created_by, "created_at": row.created_at,
                 "updated_by": row.updated_by, "updated_at": row.updated_at}
+
+    # ------------------------------------------------------------------ the club's staff list
+
+    _staff_list_cache: tuple[Any, tuple[StaffList, dict[str, StaffEntry]] | None] | None = None
+
+    def _club_staff_index(self) -> tuple[StaffList, dict[str, StaffEntry]] | None:
+        """The staff list in force (parsed once per saved version), with its index."""
+        bundle = self.m.Bundle
+        with self._guard("reading staff"):
+            row = (bundle.select(bundle.version, bundle.saved_at)
+                   .where(bundle.slot == STAFF_LIST_SLOT).first())
+            key = None if row is None else (row.version, row.saved_at)
+            cached = self._staff_list_cache
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            value: tuple[StaffList, dict[str, StaffEntry]] | None = None
+            if row is not None:
+                full = bundle.get(bundle.slot == STAFF_LIST_SLOT)
+                # Verified before it was saved: parsed again, not checked again.
+                staff_list = parse_staff_list(payload_of(json.loads(full.envelope)))
+                value = (staff_list, {e.staff_id: e for e in staff_list.staff})
+        self._staff_list_cache = (key, value)
+        return value
+
+    def club_staff_list(self) -> StaffList | None:
+        """The club's staff list in force here, or None (local staff only)."""
+        index = self._club_staff_index()
+        return None if index is None else index[0]
+
+    def staff_list_version(self) -> int | None:
+        """The version of the club's staff list in force, or None."""
+        bundle = self.m.Bundle
+        with self._guard("reading staff"):
+            row = (bundle.select(bundle.version).where(bundle.slot == STAFF_LIST_SLOT)
+                   .first())
+        return None if row is None else int(row.version)
+
+    def replace_club_staff(self, staff_list: StaffList, envelope: Mapping[str, Any], *,
+                           keep_local: bool) -> dict[str, Any]:
+        """Put ``staff_list`` (already accepted) in force, in one transaction.
+
+        Everyone in the list is written as the list says (a local member with the
+        same id becomes the club's); club staff no longer listed are deactivated.
+        Other local staff stay as they are if ``keep_local`` (an offline-only box)
+        and are deactivated otherwise: the club manages staff. Nobody is deleted,
+        so history keeps its names. Returns ``{"version", "staff", "deactivated"}``.
+        """
+        self._writable("saving the club's staff list")
+        now = self._now_text()
+        staff, badge, bundle = self.m.Staff, self.m.StaffBadge, self.m.Bundle
+        listed = {e.staff_id for e in staff_list.staff}
+        with self._guard("saving the club's staff list"), self.db.atomic():
+            old = self._club_staff_index()
+            old_club = set(old[1]) if old is not None else set()
+            active_before = {r.staff_id for r in staff.select(staff.staff_id)
+                             .where(staff.active == 1)}
+            for entry in staff_list.staff:
+                role = role_of(entry.groups, staff_list.permissions_of(entry))
+                values = {"name": entry.name, "role": role, "pin_hash": entry.pin_hash,
+                          "active": int(entry.active), "updated_by": BY_CLUB,
+                          "updated_at": now}
+                if staff.update(values).where(staff.staff_id == entry.staff_id).execute() == 0:
+                    staff.insert(staff_id=entry.staff_id, created_by=BY_CLUB, created_at=now,
+                                 **values).execute()
+                badge.delete().where(badge.staff_id == entry.staff_id).execute()
+                for token in entry.badges:
+                    # The club's word wins over a local badge of the same token.
+                    badge.replace(token=token, staff_id=entry.staff_id).execute()
+            gone = (active_before - listed) if not keep_local else \
+                (old_club & active_before) - listed
+            if gone:
+                staff.update({staff.active: 0, staff.updated_by: BY_CLUB,
+                              staff.updated_at: now}).where(
+                    staff.staff_id.in_(sorted(gone))).execute()
+            bundle.replace(slot=STAFF_LIST_SLOT, version=staff_list.version,
+                           envelope=json.dumps(dict(envelope), separators=(",", ":")),
+                           reason=None, saved_at=now).execute()
+            self._staff_list_cache = None
+        deactivated = sorted(gone | {e.staff_id for e in staff_list.staff
+                                     if not e.active and e.staff_id in active_before})
+        return {"version": staff_list.version, "staff": len(staff_list.staff),
+                "deactivated": deactivated}
+
+    def create_local_staff(self, staff_id: str, name: str, role: str, *, pin: str | None,
+                           badges: Sequence[str], by: str | None, at: datetime,
+                           offline: bool, offline_only: bool) -> tuple[dict[str, Any],
+                                                                      StoredEvent]:
+        """A manager creates a staff member at the terminal: the row and a
+        ``staff_change`` event (so the club learns of it) in one transaction.
+
+        Refused (:class:`StaffManagedByClub`) while a club staff list is in force,
+        unless the box is ``offline_only``; a taken id or badge is a ValueError.
+        """
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        pin_hash = hash_pin(pin) if pin is not None else None
+        self._writable("saving staff")
+        staff, badge = self.m.Staff, self.m.StaffBadge
+        with self._guard("saving staff"), self.db.atomic():
+            if self.staff_list_version() is not None and not offline_only:
+                raise StaffManagedByClub(
+                    "the club manages this terminal's staff: add the person at the club; "
+                    "they can sign in here once the club's staff list arrives")
+            if staff.get_or_none(staff.staff_id == staff_id) is not None:
+                raise ValueError(f"staff member {staff_id!r} already exists")
+            taken = badge.get_or_none(badge.token.in_(list(badges))) if badges else None
+            if taken is not None:
+                raise ValueError(f"the badge belongs to staff member {taken.staff_id}")
+            body = {"action": "create", "target_staff_id": staff_id, "name": name,
+                    "groups": [role], "pin": stored_to_pin(pin_hash), "badges": list(badges),
+                    "active": True}
+            ev.validate_body("staff_change", body)
+            stored = self._append_in_tx("staff_change", body, at, ev.format_at(at), by,
+                                        offline)
+            now = self._now_text()
+            staff.insert(staff_id=staff_id, name=name, role=role, pin_hash=pin_hash, active=1,
+                         created_by=by, created_at=now, updated_by=by,
+                         updated_at=now).execute()
+            for token in badges:
+                badge.insert(token=token, staff_id=staff_id).execute()
+        found = self.staff(staff_id)
+        assert found is not None
+        return found, stored
 
     def staff(self, staff_id: str) -> dict[str, Any] | None:
         """A staff member (without the PIN hash), or None."""

@@ -57,6 +57,21 @@ def verify_envelope(envelope: Mapping[str, Any],
 
     Raises :class:`BundleRejected` (``malformed``, ``unknown_key``, ``bad_signature``).
     """
+    payload = verify_signed_payload(envelope, trusted)
+    try:
+        return parse_bundle(payload)
+    except RulesError as exc:
+        raise BundleRejected("malformed", str(exc)) from None
+
+
+def verify_signed_payload(envelope: Mapping[str, Any],
+                          trusted: Mapping[str, Ed25519PublicKey]) -> bytes:
+    """The payload bytes of ``envelope`` once its signature verifies with a trusted key.
+
+    The one signature check of every signed club document (rule bundles, staff
+    lists). Raises :class:`BundleRejected` (``malformed``, ``unknown_key``,
+    ``bad_signature``).
+    """
     if not isinstance(envelope, Mapping):
         raise BundleRejected("malformed", "the bundle envelope must be a JSON object")
     key_id = envelope.get("key_id")
@@ -74,10 +89,7 @@ def verify_envelope(envelope: Mapping[str, Any],
     except InvalidSignature:
         raise BundleRejected("bad_signature",
                              f"the signature does not verify with key {key_id!r}") from None
-    try:
-        return parse_bundle(payload)
-    except RulesError as exc:
-        raise BundleRejected("malformed", str(exc)) from None
+    return payload
 
 
 def check_bundle(bundle: Bundle, *, club: str, merchant: str, current_version: int | None,

@@ -50,6 +50,8 @@ from agent import __version__
 from agent.config import LOG_LEVELS, Config
 from agent.errors import ClubtermError, LinkError
 from agent.offline_queue.store import EncodedBatch
+from agent.staff import offline_only
+from agent.staff.staff_list import StaffList, StaffListRefused, accept_staff_list, load_envelope
 from agent.sync.backoff import backoff_ceiling, full_jitter_delay
 from agent.sync.messages import (
     MAX_PAYLOAD,
@@ -90,6 +92,9 @@ class LinkStore(Protocol):
     def save_refused_bundle(self, envelope: dict[str, Any], reason: str) -> None: ...
     def command_result(self, command_id: str) -> dict[str, Any] | None: ...
     def save_command_result(self, command_id: str, result: dict[str, Any]) -> object: ...
+    def staff_list_version(self) -> int | None: ...
+    def replace_club_staff(self, staff_list: StaffList, envelope: Mapping[str, Any], *,
+                           keep_local: bool) -> dict[str, Any]: ...
 
 
 class RulesState(Protocol):
@@ -97,6 +102,8 @@ class RulesState(Protocol):
 
     @property
     def version(self) -> int | None: ...
+    @property
+    def trusted(self) -> Mapping[str, Any]: ...  # the club's signing keys (staff lists too)
     def problem(self) -> str | None: ...
     def offer(self, envelope: Mapping[str, Any], now: datetime) -> bool: ...
     def restore(self, envelope: Mapping[str, Any]) -> Any: ...
@@ -226,6 +233,9 @@ class ClubLink:
         self.tuning = tuning or LinkTuning.from_config(config)
         self.agent_version = agent_version
         self.topics = Topics(config.club_id, config.terminal_id, config.merchant_id)
+        self.offline_only = offline_only(config.raw)
+        self._staff_problem: str | None = None
+        self._staff_seen: tuple[Any, ...] | None = None
         self._rng = rng or random.Random(secrets.randbits(64))
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._lock = threading.Lock()
@@ -715,6 +725,8 @@ class ClubLink:
                 self._on_change_set(payload)
             elif topic == t.rules:
                 self._on_rules(payload)
+            elif topic == t.staff:
+                self._on_staff(payload)
             elif topic == t.commands:
                 self._on_command(parse_command(payload))
             else:
@@ -744,6 +756,51 @@ class ClubLink:
             log.warning("refused a rule bundle: %s", problem)
             self._emit({"type": "rules", "version": self.bundle_state.version,
                         "problem": problem})
+
+    def _on_staff(self, payload: bytes) -> None:
+        """The merchant's staff list: verified, then put in force or refused (the
+        list in force stays). ``docs/protocol/staff.md``."""
+        if not payload:
+            return  # a cleared retained message: the list in force stays
+        current: int | None = None
+        try:
+            envelope = load_envelope(payload)
+            key = (envelope.get("payload"), envelope.get("sig"))
+            if key == self._staff_seen:
+                return  # the same retained message again (reconnect)
+            self._staff_seen = key
+            current = self.store.staff_list_version()
+            staff_list = accept_staff_list(envelope, self.bundle_state.trusted,
+                                           club=self.config.club_id,
+                                           merchant=self.config.merchant_id,
+                                           current_version=current)
+            done = self.store.replace_club_staff(staff_list, envelope,
+                                                 keep_local=self.offline_only)
+        except StaffListRefused as exc:
+            if exc.reason == "stale" and exc.version == current:
+                log.debug("staff list version %s is already in force", current)
+                return
+            self._set_staff_problem(f"{exc.reason}: {exc}", current)
+            log.warning("refused a staff list (%s): %s; the list in force (version %s) stays",
+                        exc.reason, exc, current)
+            return
+        except ClubtermError as exc:
+            self._staff_seen = None  # try again when it comes again
+            self._set_staff_problem(f"storage: {exc}", current)
+            log.error("could not save the club's staff list: %s", exc)
+            return
+        if staff_list.ignored:
+            log.info("staff list version %d: permissions this agent does not know were "
+                     "ignored: %s", staff_list.version, ", ".join(staff_list.ignored[:20]))
+        log.info("staff list version %d is in force: %d staff, %d deactivated",
+                 staff_list.version, done["staff"], len(done["deactivated"]))
+        self._staff_problem = None
+        self._emit({"type": "staff", "version": staff_list.version, "problem": None,
+                    "deactivated": list(done["deactivated"])})
+
+    def _set_staff_problem(self, problem: str, version: int | None) -> None:
+        self._staff_problem = problem
+        self._emit({"type": "staff", "version": version, "problem": problem})
 
     def _on_change_set(self, payload: bytes) -> None:
         change = parse_change_set(payload)
@@ -900,6 +957,8 @@ class ClubLink:
             "rules_problem": self.bundle_state.problem(),
             "members_version": self.store.members_version(),
             "members_problem": self._members_problem,
+            "staff_version": self.store.staff_list_version(),
+            "staff_problem": self._staff_problem,
             "queue": {"pending": int(stats.pending),
                       "oldest_at": oldest if isinstance(oldest, str | None) else _iso(oldest),
                       "rejected": int(stats.rejected),

@@ -45,9 +45,14 @@ class Topics:
         return f"{self.prefix}/merchants/{self.merchant_id}/rules"
 
     @property
+    def staff(self) -> str:
+        """The merchant's signed staff list (retained; ``docs/protocol/staff.md``)."""
+        return f"{self.prefix}/merchants/{self.merchant_id}/staff"
+
+    @property
     def member_changes(self) -> str:
         return f"{self.prefix}/members/changes"
 
     def subscriptions(self) -> list[str]:
         """What a terminal subscribes to (QoS 1 each)."""
-        return [self.acks, self.commands, self.rules, self.member_changes]
+        return [self.acks, self.commands, self.rules, self.staff, self.member_changes]

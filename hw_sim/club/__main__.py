@@ -8,7 +8,8 @@
 club's certificates; the snapshot server then speaks HTTPS with client
 certificates. Members are seeded from a JSON file (``demo_members.json`` by
 default) the first time; a rule bundle is signed and published (retained) for
-every ``--merchant``. It prints what a terminal's configuration needs.
+every ``--merchant``, and a signed staff list with the demo staff (unless
+``--no-staff``). It prints what a terminal's configuration needs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="publish a rule bundle for this merchant (repeatable; default M-7)")
     ap.add_argument("--members", type=Path, default=None, help="seed file (JSON)")
     ap.add_argument("--bundle-version", type=int, default=1)
+    ap.add_argument("--staff-version", type=int, default=1,
+                    help="version of the demo staff list published per merchant")
+    ap.add_argument("--no-staff", action="store_true",
+                    help="publish no staff list (a v1 club: terminals keep local staff)")
     ap.add_argument("--timezone", default="Europe/Berlin")
     ap.add_argument("--https-port", type=int, default=0)
     ap.add_argument("--coalesce", type=float, default=0.25,
@@ -94,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("seeded %d members (members version %d)", len(seed["members"]), version)
     for merchant in args.merchant or ["M-7"]:
         club.publish_bundle(merchant, args.bundle_version)
+        if not args.no_staff:
+            # The demo staff (1/1234 cashier, 2/4321 manager, 3/9999 technician).
+            club.publish_staff(merchant, args.staff_version)
     if args.write_pan_key is not None and seed.get("pan_key_hex"):
         fd = os.open(args.write_pan_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
-               "member_enrol", "card_link"}
+               "member_enrol", "card_link", "staff_change"}
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend

@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
 from hw_sim.club.https import ClubHttpServer, Request, Response
 from hw_sim.club.ledger import Ledger, PreparedBatch, prepare_batch
+from hw_sim.club.staff import apply_staff_change, make_staff_list
 
 log = logging.getLogger("hw_sim.club")
 
@@ -86,6 +87,9 @@ class SimClub:
         self.statuses: dict[str, dict[str, Any]] = {}
         self.command_results: dict[str, list[dict[str, Any]]] = {}
         self.snapshot_requests: list[tuple[str | None, int]] = []
+        # The staff list body last published per merchant, and staff_change events seen.
+        self.staff_lists: dict[str, dict[str, Any]] = {}
+        self.staff_changes: list[dict[str, Any]] = []
         self.acks_sent = 0
         self.batches_received = 0
         self._cond = threading.Condition()
@@ -288,6 +292,7 @@ class SimClub:
                 self._coalesce(last.from_version, last.to_version, last.changed_members)
             else:
                 self._publish_changes(last.from_version, last.to_version, last.changed_members)
+        self._take_staff_changes(batches, results)
         with self._cond:
             self.batches_received += len(batches)
             self._cond.notify_all()
@@ -429,6 +434,66 @@ class SimClub:
         info = self.client.publish(f"{self.prefix}/merchants/{merchant}/rules", data, qos=1,
                                    retain=True)
         info.wait_for_publish(10)
+
+    # ---- staff ---------------------------------------------------------------
+
+    def publish_staff(self, merchant: str, version: int | None = None, *,
+                      staff: list[dict[str, Any]] | None = None,
+                      groups: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+                      bad_signature: bool = False, for_merchant: str | None = None,
+                      key: SigningKey | None = None) -> dict[str, Any]:
+        """Sign and publish (retained) ``merchant``'s staff list; returns the envelope.
+
+        The demo staff unless ``staff`` is given; ``version`` defaults to one more
+        than the last published. ``for_merchant`` names another merchant in the
+        body; ``bad_signature`` flips a bit of the signature.
+        """
+        if body is None:
+            last = self.staff_lists.get(merchant)
+            if version is None:
+                version = (last["version"] + 1) if last else 1
+            body = make_staff_list(self.club_id, for_merchant or merchant, version, staff,
+                                   groups)
+        key = key or self.signing_key
+        envelope: dict[str, Any] = sign_envelope(encode_bundle(body), key.key, key.key_id)
+        if bad_signature:
+            import base64
+            sig = bytearray(base64.b64decode(envelope["sig"]))
+            sig[0] ^= 0x01
+            envelope["sig"] = base64.b64encode(bytes(sig)).decode()
+        elif for_merchant is None:
+            self.staff_lists[merchant] = body
+        self.publish_raw_staff(merchant, envelope)
+        return envelope
+
+    def publish_raw_staff(self, merchant: str, envelope: dict[str, Any] | bytes) -> None:
+        data = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
+        info = self.client.publish(f"{self.prefix}/merchants/{merchant}/staff", data, qos=1,
+                                   retain=True)
+        info.wait_for_publish(30)
+
+    def _take_staff_changes(self, batches: list[PreparedBatch], results: list[Any]) -> None:
+        """Staff created at a terminal join the merchant's list (a new version is
+        published) when the club publishes one for that merchant."""
+        changed: set[str] = set()
+        for batch, result in zip(batches, results, strict=True):
+            accepted = set(result.accepted)
+            for ev in batch.events:
+                if not isinstance(ev, dict) or ev.get("type") != "staff_change" \
+                        or ev.get("id") not in accepted:
+                    continue
+                with self._cond:
+                    self.staff_changes.append(ev)
+                    self._cond.notify_all()
+                merchant = str(ev.get("merchant_id"))
+                body = self.staff_lists.get(merchant)
+                if body is not None and apply_staff_change(body, ev):
+                    changed.add(merchant)
+        for merchant in changed:
+            body = dict(self.staff_lists[merchant])
+            body["version"] += 1
+            self.publish_staff(merchant, body=body)
+            self.staff_lists[merchant] = body
 
     # ---- commands ------------------------------------------------------------
 
