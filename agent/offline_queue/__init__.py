@@ -14,6 +14,7 @@ from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
 from agent.offline_queue.store import (
     CorruptStore,
     DiskFull,
+    ForeignStore,
     InvalidRecord,
     OutboxEntry,
     QueueStats,
@@ -29,6 +30,7 @@ __all__ = [
     "AppointmentConflict",
     "CorruptStore",
     "DiskFull",
+    "ForeignStore",
     "InvalidEvent",
     "InvalidRecord",
     "OutboxEntry",
