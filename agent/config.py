@@ -87,6 +87,10 @@ class Config:
     ui_locale: str
     ui_idle_signout_s: int
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: ``[store] keep_days``: accepted events stay this long (docs/store.md).
+    store_keep_days: int = 35
+    #: ``[store] prune_every_minutes``: the daemon's pruning period.
+    store_prune_every_min: int = 60
 
     @property
     def db_path(self) -> Path:
@@ -364,7 +368,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     src = str(cfg_path)
     base = cfg_path.parent
     top = _Table(data, src, "")
-    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui"}
+    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui", "store"}
     for key in data:
         if key not in known:
             raise top.error(key, f"is not a known section (known: {', '.join(sorted(known))})")
@@ -430,6 +434,13 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     log = top.table("log")
     ui = top.table("ui")
 
+    store = top.table("store")
+    keep_days = store.get("keep_days", int, 35)
+    if keep_days < 2:
+        raise store.error("keep_days", f"must be at least 2 (today's report and refunds read "
+                                       f"the recent events), not {keep_days}")
+    prune_every = store.positive("prune_every_minutes", 60)
+
     cfg = Config(
         path=cfg_path, terminal_id=terminal_id, merchant_id=merchant_id, club_id=club_id,
         profile=profile, state_dir=cast(Path, state_dir), socket_path=cast(Path, socket_path),
@@ -440,7 +451,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         log_format=log.choice("format", LOG_FORMATS, "auto"),
         ui_locale=ui.get("locale", str, "en"),
         ui_idle_signout_s=ui.positive("idle_signout_s", 300),
-        raw=data,
+        raw=data, store_keep_days=keep_days, store_prune_every_min=prune_every,
     )
     if check_secrets:
         for key, secret in (("secrets.pan_key_file", pan_key_file), ("club.key_file", key_file)):

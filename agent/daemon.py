@@ -26,7 +26,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ log = logging.getLogger("agent.daemon")
 STATUS_EVERY_S = 5.0
 #: In the state directory; held (flock) for the agent's lifetime, holds its PID.
 LOCK_NAME = "agent.lock"
+#: Events pruned per store call: a sale queued behind pruning waits for one batch
+#: at most (the store thread runs calls in order).
+PRUNE_BATCH = 200
+#: Pause between two batches, so pruning a long backlog leaves the disk to sales.
+PRUNE_PAUSE_S = 0.02
 
 
 class AgentAlreadyRunning(ClubtermError):
@@ -173,6 +178,7 @@ class Agent:
                                                    name="watchdog"))
         self._tasks.append(asyncio.create_task(self._reload_loop(), name="reload"))
         self._tasks.append(asyncio.create_task(self._daily_loop(), name="daily"))
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
         await self._stop.wait()
         log.info("stopping: no new work; finishing what is in flight")
         self.notifier.stopping("stopping")
@@ -492,6 +498,42 @@ class Agent:
         if warning:
             log.warning("%s", warning)
         return warning
+
+    # ------------------------------------------------------------------ pruning
+
+    async def _prune_loop(self) -> None:
+        """Prune at start, then every ``[store] prune_every_minutes`` (read each time)."""
+        while True:
+            await self.prune_outbox()
+            await asyncio.sleep(self.config.store_prune_every_min * 60)
+
+    async def prune_outbox(self) -> int:
+        """Remove the accepted events the club applied and the cache reflects, older
+        than ``[store] keep_days`` (docs/store.md), in batches of PRUNE_BATCH, each
+        its own call on the store thread so sales are served in between."""
+        if self.db is None or self.store is None:
+            return 0
+        keep = timedelta(days=self.config.store_keep_days)
+        total, batches, longest = 0, 0, 0.0
+        started = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                n = await self.db.call(self.store.prune, keep=keep, batch=PRUNE_BATCH,
+                                       limit=PRUNE_BATCH)
+                longest = max(longest, time.monotonic() - t0)
+                total, batches = total + n, batches + 1
+                if n < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(PRUNE_PAUSE_S)
+        except ClubtermError as exc:
+            log.error("pruning the outbox failed (tried again in %d min): %s",
+                      self.config.store_prune_every_min, exc)
+        if total:
+            log.info("pruned %d acknowledged events older than %d days in %.1f s (%d batches, "
+                     "longest %.0f ms)", total, self.config.store_keep_days,
+                     time.monotonic() - started, batches, longest * 1000)
+        return total
 
     async def _daily_loop(self) -> None:
         while True:

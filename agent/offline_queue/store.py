@@ -40,10 +40,13 @@ WAITING = ("pending", "sent")
 #: (protocol balance kinds are ``points`` and ``credit.*``).
 STATS_PREFIX = "stats."
 
-#: Accepted events younger than this stay even when reflected (refunds, day views).
-DEFAULT_KEEP = timedelta(days=7)
-#: Accepted events older than this go even when the cache never reflected them.
-DEFAULT_RETENTION = timedelta(days=35)
+#: Accepted events younger than this (by ``at`` and by ack) stay even when
+#: reflected: day reports, refunds and their already-refunded check need them.
+DEFAULT_KEEP = timedelta(days=35)
+#: The shortest ``keep``: today's (local) day must stay whole for its report.
+MIN_KEEP = timedelta(days=2)
+#: Events pruned per transaction by default.
+PRUNE_BATCH = 500
 
 
 class DiskFull(StorageError):
@@ -902,31 +905,43 @@ class Store(LocalDataMixin):
         return [{**json.loads(body), "_state": state} for state, body in rows]
 
     def prune(self, *, now: datetime | None = None, keep: timedelta = DEFAULT_KEEP,
-              retention: timedelta = DEFAULT_RETENTION) -> int:
-        """Delete accepted events the club applied and the cache reflects.
+              batch: int = PRUNE_BATCH, limit: int | None = None) -> int:
+        """Delete accepted events the club applied and the member cache reflects.
 
-        An accepted event goes when it was acked more than ``keep`` ago and it is
-        reflected (its seq ≤ the club's ``applied_seq`` and, for a sale or refund of
-        a cached member, ≤ that member's ``applied[this terminal]``), or when it was
-        acked more than ``retention`` ago in any case. Pending, sent and rejected
-        events are never pruned. Returns how many went.
+        An event goes only when all of these hold: it is **accepted**; it was acked
+        and happened (``at``) more than ``keep`` ago; its seq ≤ the club's
+        ``applied_seq``; and, for an event of a member in the cache, seq ≤ that
+        member's ``applied[this terminal]`` (protocol.md: events are kept until
+        the cache reflects them; however old, an unreflected event stays).
+        Pending, sent and rejected events are never pruned, and ``seq`` numbers
+        are never reused (the counter is in ``meta``).
+
+        Works in transactions of at most ``batch`` events and stops after
+        ``limit`` (None: until nothing is left), so a caller that shares the
+        store with sales can keep each step short. Returns how many went.
         """
+        if keep < MIN_KEEP:
+            raise ValueError(f"keep must be at least {MIN_KEEP.days} days (today's report "
+                             f"reads today's events), not {keep}")
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
         self._writable("pruning the outbox")
-        now = now or self.clock()
-        keep_before = _utc_text(now - keep)
-        retain_before = _utc_text(now - retention)
+        cutoff = (now or self.clock()) - keep
+        keep_before, keep_before_us = _utc_text(cutoff), ev.epoch_us(cutoff)
         total = 0
-        while True:
+        while limit is None or total < limit:
+            size = batch if limit is None else min(batch, limit - total)
             with self._guard("pruning the outbox"), self.db.atomic():
                 applied = self._meta_int("club_applied_seq")
                 rows = self.db.execute_sql(
-                    "SELECT e.seq, e.member_id FROM events e "
+                    # Oldest first through the at_us index: the scan stops after
+                    # `size` candidates instead of walking every accepted event.
+                    "SELECT e.seq, e.member_id FROM events e INDEXED BY events_at "
                     "LEFT JOIN members m ON m.member_id = e.member_id "
-                    "WHERE e.state = 'accepted' AND e.acked_at < ? AND ("
-                    " e.acked_at < ? OR (e.seq <= ? AND (e.member_id IS NULL OR "
-                    " m.member_id IS NULL OR m.applied_here >= e.seq))) "
-                    "ORDER BY e.seq LIMIT 1000",
-                    (keep_before, retain_before, applied)).fetchall()
+                    "WHERE e.at_us < ? AND e.state = 'accepted' AND e.acked_at < ? "
+                    "AND e.seq <= ? AND (e.member_id IS NULL OR m.member_id IS NULL "
+                    "OR m.applied_here >= e.seq) ORDER BY e.at_us LIMIT ?",
+                    (keep_before_us, keep_before, applied, size)).fetchall()
                 if not rows:
                     return total
                 self._drop_deltas_in_tx((member_id, seq) for seq, member_id in rows
@@ -935,6 +950,9 @@ class Store(LocalDataMixin):
                 self.db.execute_sql(
                     f"DELETE FROM events WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs)  # noqa: S608 (placeholders only)
                 total += len(seqs)
+            if len(rows) < size:
+                return total
+        return total
 
     # ------------------------------------------------------------------ members
 
