@@ -227,10 +227,11 @@ def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
 
 
 #: What a writing connection sets. WAL + FULL: a commit is on disk (fsync of the
-#: WAL) before it returns.
+#: WAL) before it returns. A WAL that grew (a reader held a checkpoint back, a
+#: big import) is cut back to 32 MiB when it is reset, not kept at its peak.
 _WRITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
     ("journal_mode", "wal"), ("synchronous", "full"), ("foreign_keys", 0),
-    ("temp_store", "memory"))
+    ("temp_store", "memory"), ("journal_size_limit", 32 * 2**20))
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: The tables without which a file is not a clubterm store, whatever its version.

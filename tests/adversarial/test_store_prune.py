@@ -253,3 +253,23 @@ def test_the_agent_prunes_at_start_and_sales_are_answered_meanwhile() -> None:
         assert max(waits) < 2.0, waits
         print(f"figure: {backlog} old events pruned at start in batches of {PRUNE_BATCH}; "
               f"{len(waits)} sales meanwhile, longest commit {max(waits) * 1000:.0f} ms")
+
+
+def test_bench_fast_mode_storage_levels_off_and_writes_like_plain_sqlite(
+        tmp_path: Path) -> None:
+    """``python -m bench.store --fast``'s parts, asserted: the figures are bounded."""
+    from bench.store import bench_appends, bench_sales
+
+    appends = bench_appends(tmp_path, 100)
+    assert 0.8 < appends["bytes_ratio"] < 1.25, appends
+    rows: list[dict[str, Any]] = []
+    life = bench_sales(tmp_path, 5000, per_day=1000, keep_days=2, members=200,
+                       progress=rows.append)
+    # Two days of sales plus the ack lag and up to an hour between prunes.
+    assert life["events"] <= 2 * 1000 + 100 + 1000 // 24
+    assert life["last_seq"] == 5000 and life["pruned"] == 5000 - life["events"]
+    half = rows[len(rows) // 2 - 1]
+    assert life["db_mb"] <= half["db_mb"] * 1.05, rows  # flat after the first days
+    print(f"figure: bytes ratio store/sqlite3 {appends['bytes_ratio']:.2f}; 5,000 sales "
+          f"kept 2 days: {life['events']:,} events, {life['db_mb']:.1f} MB (at half way "
+          f"{half['db_mb']:.1f} MB), longest prune {life['longest_prune_ms']:.0f} ms")
