@@ -397,13 +397,13 @@ class Store(LocalDataMixin):
                 exists = path.exists()
             except OSError as exc:
                 raise storage_error(exc, path, action) from None
-            if exists:
-                # Before any write (WAL mode, a migration): a file that is not
-                # ours must come out of this unchanged.
-                _check_file_head(path)
-                _check_ours(path, timeout)
-            else:
+            if not exists:
                 cls._create(path, terminal_id, merchant_id, now(), timeout)
+            # Before any write (WAL mode, a migration): a file that is not ours
+            # must come out of this unchanged. (Also after _create: another
+            # process may have put its file there first.)
+            _check_file_head(path)
+            _check_ours(path, timeout)
             database = str(path)
             pragmas = list(_WRITE_PRAGMAS)
             kwargs = {}
