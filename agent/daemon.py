@@ -44,7 +44,7 @@ STATUS_EVERY_S = 5.0
 LOCK_NAME = "agent.lock"
 #: Events pruned per store call: a sale queued behind pruning waits for one batch
 #: at most (the store thread runs calls in order).
-PRUNE_BATCH = 200
+PRUNE_BATCH = 100
 #: Pause between two batches, so pruning a long backlog leaves the disk to sales.
 PRUNE_PAUSE_S = 0.02
 

@@ -306,7 +306,7 @@ class _SimClock:
 
 
 def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 35,
-                members: int = 1000, ack_every: int = 50, prune_batch: int = 200,
+                members: int = 1000, ack_every: int = 50, prune_batch: int = 100,
                 progress: Any = None) -> dict[str, Any]:
     """``sales`` durable sales through the whole cycle, pruning as the daemon does.
 
@@ -377,7 +377,8 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
             row = {"sales": i, "days": i / per_day, "events": _count(store),
                    "db_mb": _db_bytes(db) / 2**20,
                    "wchar_per_sale": (io_now[0] - io_mark[0]) / max(1, i - sales_mark),
-                   "per_s": i / (time.perf_counter() - started)}
+                   "per_s": i / (time.perf_counter() - started),
+                   "longest_prune_ms": longest_prune * 1000}
             io_mark, sales_mark = io_now, i
             rows.append(row)
             progress(row)
@@ -452,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {row['sales']:>10,} sales (day {row['days']:,.0f}): "
                       f"{row['events']:>8,} events held, database {row['db_mb']:7.1f} MB, "
                       f"{row['wchar_per_sale']:>8,.0f} B written a sale, "
-                      f"{row['per_s']:,.0f} sales/s", flush=True)
+                      f"{row['per_s']:,.0f} sales/s, longest prune so far "
+                      f"{row['longest_prune_ms']:.0f} ms", flush=True)
 
             life = bench_sales(folder, args.sales, args.per_day, args.keep_days,
                                progress=show)

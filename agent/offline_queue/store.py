@@ -945,8 +945,8 @@ class Store(LocalDataMixin):
                     (keep_before_us, keep_before, applied, size)).fetchall()
                 if not rows:
                     return total
-                self._drop_deltas_in_tx((member_id, seq) for seq, member_id in rows
-                                        if member_id is not None)
+                self._prune_deltas_in_tx([(member_id, seq) for seq, member_id in rows
+                                          if member_id is not None])
                 seqs = [r[0] for r in rows]
                 self.db.execute_sql(
                     f"DELETE FROM events WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs)  # noqa: S608 (placeholders only)
@@ -954,6 +954,40 @@ class Store(LocalDataMixin):
             if len(rows) < size:
                 return total
         return total
+
+    def _prune_deltas_in_tx(self, pairs: list[tuple[str, int]]) -> None:
+        """Remove the deltas of pruned events and shift the running sums after them.
+
+        Like :meth:`_drop_deltas_in_tx`, but without recomputing each kind's window:
+        a row's running sum drops by the amounts removed before it, one range
+        ``UPDATE`` per removed row (pruned rows are usually a member's oldest, so
+        that is one short update per member and kind).
+        """
+        conn = self.db.connection()
+        removed: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for member_id, seq in pairs:
+            for kind, amount in conn.execute(
+                    "DELETE FROM event_deltas WHERE member_id = ? AND seq = ? "
+                    "RETURNING kind, amount", (member_id, seq)).fetchall():
+                removed.setdefault((member_id, str(kind)), []).append((seq, int(amount)))
+        for (member_id, kind), rows in removed.items():
+            rows.sort()
+            shift = 0
+            for i, (seq, amount) in enumerate(rows):
+                shift += amount
+                upto = rows[i + 1][0] if i + 1 < len(rows) else None
+                if shift:
+                    conn.execute(
+                        "UPDATE event_deltas SET running = running - ? WHERE member_id = ? "
+                        "AND kind = ? AND seq > ? AND seq < coalesce(?, seq + 1)",
+                        (shift, member_id, kind, seq, upto))
+            if conn.execute("SELECT 1 FROM event_deltas WHERE member_id = ? AND kind = ? "
+                            "LIMIT 1", (member_id, kind)).fetchone() is None:
+                conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
+                             (member_id, kind))
+            elif shift:
+                conn.execute("UPDATE delta_totals SET total = total - ? WHERE member_id = ? "
+                             "AND kind = ?", (shift, member_id, kind))
 
     # ------------------------------------------------------------------ members
 

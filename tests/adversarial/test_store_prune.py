@@ -150,9 +150,58 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
     assert stale <= set(left)  # accepted but never reflected: kept
     assert set(left) == rejected | stale  # everything else went
     assert store.integrity_check() == ["ok"]
+    _assert_running_sums(store)
     store.close()
     print(f"figure: {sales} sales, {during} pruned during the run in "
           f"{time.monotonic() - started:.1f} s, {len(left)} kept (rejected + unreflected)")
+
+
+def _assert_running_sums(store: Store) -> None:
+    """The balance projection's derived rows equal a recomputation from scratch."""
+    bad = store.db.execute_sql(
+        "SELECT member_id, kind, seq FROM (SELECT member_id, kind, seq, running, sum(amount) "
+        "OVER (PARTITION BY member_id, kind ORDER BY seq) AS r FROM event_deltas) "
+        "WHERE running != r").fetchall()
+    assert bad == []
+    totals = dict(((m, k), t) for m, k, t in store.db.execute_sql(
+        "SELECT member_id, kind, total FROM delta_totals").fetchall())
+    sums = dict(((m, k), t) for m, k, t in store.db.execute_sql(
+        "SELECT member_id, kind, sum(amount) FROM event_deltas GROUP BY member_id, kind"
+    ).fetchall())
+    assert totals == sums
+
+
+def test_pruning_out_of_order_keeps_the_running_sums(store: Store, clock: Clock) -> None:
+    """Pruned rows between kept ones (an event whose `at` is recent, recorded
+    before older-dated ones, stays by `keep`): every later running sum shifts by
+    exactly what went before it."""
+    store.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
+                         "members": [member_record("m-1", applied={T: 0}),
+                                     member_record("m-2", tokens=("nfc:2",), applied={T: 0})]})
+    events = [store.append("sale", sale_body("m-1" if i % 3 else "m-2", earned=(i + 1,),
+                                             credits_earned=(("credit.club", i),)),
+                           at=AT + timedelta(days=90 if i in (1, 4, 8) else 0, minutes=i),
+                           staff_id=None, offline=True)
+              for i in range(12)]
+    store.apply_ack([e.id for e in events], [], applied_seq=events[-1].seq)
+    before = {m: store.usable_balances(m) for m in ("m-1", "m-2")}
+    # m-1 reflects up to the 7th event, m-2 nothing: m-1's first rows go, its
+    # later ones and all of m-2's stay; then the cache reflects m-1's rows in steps.
+    for version, upto in ((2, events[6].seq), (3, events[9].seq), (4, events[11].seq)):
+        clock.now = AT + timedelta(days=100)
+        store.apply_changes({"from_version": version - 1, "to_version": version,
+                             "removed": [], "members": [member_record(
+                                 "m-1", version=version, applied={T: upto},
+                                 points=1000 + sum(i + 1 for i in range(12)
+                                                   if i % 3 and events[i].seq <= upto),
+                                 credit=sum(i for i in range(12)
+                                            if i % 3 and events[i].seq <= upto))]})
+        assert store.prune(batch=2) > 0
+        _assert_running_sums(store)
+        kept = {e.seq for e in store.events()}
+        assert {events[i].seq for i in (1, 4, 8)} <= kept
+        assert store.usable_balances("m-2") == before["m-2"]
+        assert store.usable_balances("m-1") == before["m-1"]
 
 
 def test_an_unreflected_event_stays_however_old(store: Store, clock: Clock) -> None:
