@@ -95,6 +95,10 @@ class Config:
     api_max_connections: int = 64
     api_max_connections_per_user: int = 16
     api_idle_timeout_s: int = 600
+    #: ``[store] keep_days``: accepted events stay this long (docs/store.md).
+    store_keep_days: int = 35
+    #: ``[store] prune_every_minutes``: the daemon's pruning period.
+    store_prune_every_min: int = 60
 
     @property
     def db_path(self) -> Path:
@@ -399,7 +403,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     # absolute() now: the agent may change folder later (systemd, the daemon).
     base = cfg_path.absolute().parent
     top = _Table(data, src, "")
-    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui", "local_api"}
+    known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui", "local_api",
+             "store"}
     for key in data:
         if key not in known:
             raise top.error(key, f"is not a known section (known: {', '.join(sorted(known))})")
@@ -479,6 +484,12 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         raise api.error("max_connections_per_user",
                         f"must not be more than max_connections ({api_max}), not {api_per_user}")
     api_idle = api.positive("idle_timeout_s", 600)
+    store = top.table("store")
+    keep_days = store.get("keep_days", int, 35)
+    if keep_days < 2:
+        raise store.error("keep_days", f"must be at least 2 (today's report and refunds read "
+                                       f"the recent events), not {keep_days}")
+    prune_every = store.positive("prune_every_minutes", 60)
 
     cfg = Config(
         path=cfg_path, terminal_id=terminal_id, merchant_id=merchant_id, club_id=club_id,
@@ -491,7 +502,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         ui_locale=ui.get("locale", str, "en"),
         ui_idle_signout_s=ui.positive("idle_signout_s", 300),
         ui_confirm_above=_not_negative(ui, "confirm_above"),
-        raw=data,
+        raw=data, store_keep_days=keep_days, store_prune_every_min=prune_every,
         api_max_connections=api_max, api_max_connections_per_user=api_per_user,
         api_idle_timeout_s=api_idle,
     )

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,71 @@ from agent.sdnotify import Notifier
 log = logging.getLogger("agent.daemon")
 
 STATUS_EVERY_S = 5.0
+#: In the state directory; held (flock) for the agent's lifetime, holds its PID.
+LOCK_NAME = "agent.lock"
+#: Events pruned per store call: a sale queued behind pruning waits for one batch
+#: at most (the store thread runs calls in order).
+PRUNE_BATCH = 100
+#: Pause between two batches, so pruning a long backlog leaves the disk to sales.
+PRUNE_PAUSE_S = 0.02
+
+
+class AgentAlreadyRunning(ClubtermError):
+    """Another agent holds the state directory; this one must not touch it."""
+
+
+class StateDirLock:
+    """One agent per state directory: an exclusive ``flock`` on ``agent.lock``.
+
+    The kernel drops the lock when the process ends however it ends (kill -9
+    included), so a stale lock file never keeps an agent from starting; the file
+    itself stays, holding the PID of the last agent that took it.
+    """
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise AgentAlreadyRunning (naming the holder's PID)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ClubtermError(f"cannot open the lock file {self.path}: {exc.strerror}; "
+                                f"may the agent's user write {self.path.parent}?") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = self._holder(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ClubtermError(f"cannot lock {self.path}: {exc.strerror}") from None
+            who = f"PID {holder}" if holder else "its PID is not known yet"
+            raise AgentAlreadyRunning(
+                f"another agent is already running on the state directory "
+                f"{self.path.parent} ({who}; lock file {self.path}). This one stops "
+                f"without touching the socket or the store. Stop the other one first "
+                f"(systemctl stop clubterm, or kill {holder or '<PID>'}), or give this "
+                f"configuration its own [paths] state_dir and socket."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> int | None:
+        try:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def release(self) -> None:
+        """Let the next agent in (the file stays: unlinking it would race a newcomer)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -83,6 +151,7 @@ class Agent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_status = ""
         self._pending = 0
+        self.lock = StateDirLock(config.state_dir)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -110,6 +179,7 @@ class Agent:
                                                    name="watchdog"))
         self._tasks.append(asyncio.create_task(self._reload_loop(), name="reload"))
         self._tasks.append(asyncio.create_task(self._daily_loop(), name="daily"))
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
         await self._stop.wait()
         log.info("stopping: no new work; finishing what is in flight")
         self.notifier.stopping("stopping")
@@ -131,6 +201,9 @@ class Agent:
         from agent.offline_queue import Store
 
         cfg = self.config
+        # First of all: a second agent must leave the first one's socket and
+        # store alone (it would replace the socket and fight over the client id).
+        self.lock.acquire()
         self.db = DbThread()
         self.store = await self.db.call(Store.open, cfg.db_path, cfg.terminal_id,
                                         cfg.merchant_id)
@@ -250,6 +323,7 @@ class Agent:
                 with contextlib.suppress(Exception):
                     await self.db.call(self.store.close)
             self.db.close()
+        self.lock.release()
 
     def _stop_readers(self) -> None:
         for slot in self.readers:
@@ -466,6 +540,42 @@ class Agent:
         if warning:
             log.warning("%s", warning)
         return warning
+
+    # ------------------------------------------------------------------ pruning
+
+    async def _prune_loop(self) -> None:
+        """Prune at start, then every ``[store] prune_every_minutes`` (read each time)."""
+        while True:
+            await self.prune_outbox()
+            await asyncio.sleep(self.config.store_prune_every_min * 60)
+
+    async def prune_outbox(self) -> int:
+        """Remove the accepted events the club applied and the cache reflects, older
+        than ``[store] keep_days`` (docs/store.md), in batches of PRUNE_BATCH, each
+        its own call on the store thread so sales are served in between."""
+        if self.db is None or self.store is None:
+            return 0
+        keep = timedelta(days=self.config.store_keep_days)
+        total, batches, longest = 0, 0, 0.0
+        started = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                n = await self.db.call(self.store.prune, keep=keep, batch=PRUNE_BATCH,
+                                       limit=PRUNE_BATCH)
+                longest = max(longest, time.monotonic() - t0)
+                total, batches = total + n, batches + 1
+                if n < PRUNE_BATCH:
+                    break
+                await asyncio.sleep(PRUNE_PAUSE_S)
+        except ClubtermError as exc:
+            log.error("pruning the outbox failed (tried again in %d min): %s",
+                      self.config.store_prune_every_min, exc)
+        if total:
+            log.info("pruned %d acknowledged events older than %d days in %.1f s (%d batches, "
+                     "longest %.0f ms)", total, self.config.store_keep_days,
+                     time.monotonic() - started, batches, longest * 1000)
+        return total
 
     async def _daily_loop(self) -> None:
         while True:

@@ -9,10 +9,24 @@ Figures printed:
   file, run in a subprocess: time and peak memory (ru_maxrss; goal < 200 MB);
 - member lookup by token in that cache: p50/p99 (goal p99 < 1 ms);
 - balance projection with 5,000 pending events of one member: p50/p99 (goal < 2 ms);
+- bytes written per sale (``/proc/self/io``: ``wchar``, what SQLite hands the
+  kernel; ``write_bytes``, the page-cache bytes dirtied, 0 on tmpfs) by
+  ``Store.append`` and by the plain ``sqlite3`` baseline above, in the same run:
+  the ratio is the figure (issue 13);
+- a terminal's life (issue 13): ``--sales N`` sales (default 1,000,000) at
+  ``--per-day`` a day on a simulated clock, the club acking every 50 and sending
+  the member records that reflect them, the daemon's pruning every simulated
+  hour (``[store] keep_days`` = ``--keep-days``): database size, events held
+  and bytes written per sale (everything: sale, ack, member update, pruning)
+  every tenth of the way, and the longest prune batch. Both must level off;
 - with ``--crash N``: the kill -9 loop of the tests, N times.
 
-Options: ``--members N``, ``--appends N``, ``--crash N``, ``--dir PATH`` (where
-the files go; default a temp dir on /tmp, i.e. the same disk as the tests).
+Options: ``--members N``, ``--appends N``, ``--sales N``, ``--per-day N``,
+``--keep-days N``, ``--crash N``, ``--only PART`` (``appends``, ``members``,
+``sales``; repeatable), ``--fast`` (small counts, for tests), ``--dir PATH``
+(where the files go; default a temp dir on /tmp, i.e. the same disk as the
+tests; fsync dominates the time of a long ``--sales`` run: on tmpfs,
+``--dir /dev/shm``, it is CPU-bound and sizes and ``wchar`` are the same).
 """
 
 from __future__ import annotations
@@ -70,6 +84,21 @@ def _pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
+def _io() -> tuple[int, int]:
+    """(wchar, write_bytes) of this process so far; zeros where /proc is missing."""
+    try:
+        fields = dict(line.split(": ") for line in
+                      Path("/proc/self/io").read_text().splitlines())
+    except OSError:
+        return 0, 0
+    return int(fields["wchar"]), int(fields["write_bytes"])
+
+
+def _db_bytes(path: Path) -> int:
+    """The database and its WAL, as they take space on disk."""
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
 # ---------------------------------------------------------------------- appends
 
 def bench_appends(folder: Path, count: int, block: int = 20) -> dict[str, float]:
@@ -90,6 +119,8 @@ def bench_appends(folder: Path, count: int, block: int = 20) -> dict[str, float]
     conn = sqlite3.connect(rpath, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute(f"PRAGMA journal_size_limit={32 * 2**20}")
     bodies = [_sale("m-1", i) for i in range(count)]
     rows = []
     for i, body in enumerate(bodies):
@@ -126,23 +157,38 @@ def bench_appends(folder: Path, count: int, block: int = 20) -> dict[str, float]
 
     ours = theirs = 0.0
     pair_ratios: list[float] = []
+    # Bytes each side hands the kernel (wchar) and dirties (write_bytes); the
+    # blocks alternate in this one thread, so each delta is one side's own.
+    io_ours = [0, 0]
+    io_theirs = [0, 0]
     for start in range(0, count, block):
+        b0 = _io()
         t0 = time.perf_counter()
         for body in bodies[start:start + block]:
             store.append("sale", body, at=AT, staff_id="s-1", offline=True)
         t1 = time.perf_counter()
+        b1 = _io()
         for row in rows[start:start + block]:
             raw_append(*row)
         t2 = time.perf_counter()
+        b2 = _io()
         ours += t1 - t0
         theirs += t2 - t1
         pair_ratios.append((t2 - t1) / (t1 - t0))
+        for i in (0, 1):
+            io_ours[i] += b1[i] - b0[i]
+            io_theirs[i] += b2[i] - b1[i]
     store.close()
     conn.close()
     o, w = count / ours, count / theirs
     pair_ratios.sort()
     return {"store_per_s": o, "sqlite3_per_s": w, "ratio": o / w,
-            "block_ratio_median": pair_ratios[len(pair_ratios) // 2]}
+            "block_ratio_median": pair_ratios[len(pair_ratios) // 2],
+            "store_wchar_per_sale": io_ours[0] / count,
+            "sqlite3_wchar_per_sale": io_theirs[0] / count,
+            "store_dirtied_per_sale": io_ours[1] / count,
+            "sqlite3_dirtied_per_sale": io_theirs[1] / count,
+            "bytes_ratio": io_ours[0] / io_theirs[0] if io_theirs[0] else float("nan")}
 
 
 # ---------------------------------------------------------------------- snapshot
@@ -249,6 +295,112 @@ def bench_projection(db: Path, pending: int = 5000, samples: int = 2000) -> dict
             "queue_stats_p99_ms": _pct(stats, 0.99)}
 
 
+# ---------------------------------------------------------------------- a terminal's life
+
+class _SimClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 35,
+                members: int = 1000, ack_every: int = 50, prune_batch: int = 100,
+                progress: Any = None) -> dict[str, Any]:
+    """``sales`` durable sales through the whole cycle, pruning as the daemon does.
+
+    The clock moves ``86400 / per_day`` s a sale. Every ``ack_every`` sales the
+    club acks the waiting ones (all accepted) and sends the records of the members
+    they touched with ``applied[T]`` at the acked seq; every simulated hour the
+    store is pruned in calls of ``prune_batch`` with ``keep_days``. ``progress``
+    is called with a row every tenth of the way.
+    """
+    from agent.offline_queue import Store
+
+    db = folder / "life.db"
+    clock = _SimClock(AT)
+    store = Store.open(db, T, "M-7", clock=clock)
+    store.import_snapshot((json.dumps(_record(i)) for i in range(members)), 1, True)
+    version = store.members_version()
+    step = timedelta(seconds=86400 / per_day)
+    keep = timedelta(days=keep_days)
+    per_hour = max(1, per_day // 24)
+    touched: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    longest_prune = 0.0
+    pruned = prune_calls = 0
+    io0 = _io()
+    io_mark, sales_mark = io0, 0
+    started = time.perf_counter()
+
+    def prune_now() -> None:
+        nonlocal longest_prune, pruned, prune_calls
+        while True:
+            t0 = time.perf_counter()
+            n = store.prune(keep=keep, batch=prune_batch, limit=prune_batch)
+            longest_prune = max(longest_prune, time.perf_counter() - t0)
+            pruned += n
+            prune_calls += 1
+            if n < prune_batch:
+                return
+
+    for i in range(1, sales + 1):
+        clock.now += step
+        member = None if i % 10 == 0 else f"m-{i % members}"
+        e = store.append("sale", _sale(member, i) if member else {**_sale("x", i),
+                                                                  "member_id": None,
+                                                                  "identified_by": None},
+                         at=clock.now, staff_id="s-1", offline=False)
+        if member:
+            touched[member] = e.seq
+        if i % ack_every == 0:
+            batch = store.next_batch_encoded(f"b-{i}", T, max_events=ack_every * 2)
+            if batch is not None:
+                store.apply_ack(batch.ids, [], applied_seq=batch.last_seq)
+                records = []
+                for m in sorted(touched):
+                    n_ = int(m[2:])
+                    rec = _record(n_)
+                    version += 1
+                    rec["version"] = version
+                    rec["applied"] = {T: batch.last_seq}
+                    records.append(rec)
+                store.apply_changes({"from_version": version - len(records) if records
+                                     else version, "to_version": version,
+                                     "members": records, "removed": []})
+                touched.clear()
+        if i % per_hour == 0:
+            prune_now()
+        if progress is not None and (i % max(1, sales // 10) == 0 or i == sales):
+            io_now = _io()
+            row = {"sales": i, "days": i / per_day, "events": _count(store),
+                   "db_mb": _db_bytes(db) / 2**20,
+                   "wchar_per_sale": (io_now[0] - io_mark[0]) / max(1, i - sales_mark),
+                   "per_s": i / (time.perf_counter() - started),
+                   "longest_prune_ms": longest_prune * 1000}
+            io_mark, sales_mark = io_now, i
+            rows.append(row)
+            progress(row)
+    seconds = time.perf_counter() - started
+    io1 = _io()
+    freelist, pages = (store.db.execute_sql(f"PRAGMA {x}").fetchone()[0]
+                       for x in ("freelist_count", "page_count"))
+    result = {"sales": sales, "seconds": seconds, "events": _count(store),
+              "db_mb": _db_bytes(db) / 2**20, "free_pages": freelist, "pages": pages,
+              "wchar_per_sale": (io1[0] - io0[0]) / sales,
+              "dirtied_per_sale": (io1[1] - io0[1]) / sales,
+              "pruned": pruned, "prune_calls": prune_calls,
+              "longest_prune_ms": longest_prune * 1000, "last_seq": store.last_seq(),
+              "rows": rows}
+    store.close()
+    return result
+
+
+def _count(store: Any) -> int:
+    return int(store.db.execute_sql("SELECT count(*) FROM events").fetchone()[0])
+
+
 # ---------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--appends", type=int, default=1000)
+    parser.add_argument("--sales", type=int, default=1_000_000,
+                        help="sales of the terminal's-life run (default 1,000,000)")
+    parser.add_argument("--per-day", type=int, default=1000, help="sales a simulated day")
+    parser.add_argument("--keep-days", type=int, default=35, help="[store] keep_days")
+    parser.add_argument("--only", action="append", choices=("appends", "members", "sales"),
+                        help="run only this part (repeatable)")
+    parser.add_argument("--fast", action="store_true",
+                        help="small counts, for tests: 200 appends, 5,000 members, "
+                             "6,000 sales at 1,000 a day kept 2 days")
     parser.add_argument("--crash", type=int, default=0, metavar="N",
                         help="also run the kill -9 loop N times")
     parser.add_argument("--dir", type=Path, default=None)
@@ -266,14 +427,46 @@ def main(argv: list[str] | None = None) -> int:
         import_child(db, snapshot, int(version))
         return 0
 
+    if args.fast:
+        args.appends, args.members, args.sales = 200, 5000, 6000
+        args.per_day, args.keep_days = 1000, 2
+    parts = set(args.only or ("appends", "members", "sales"))
     with tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"bench.store in {folder} (sqlite {sqlite3.sqlite_version}, "
               f"{os.cpu_count()} CPUs)", flush=True)
-        a = bench_appends(folder, args.appends)
-        print(f"durable appends:   store {a['store_per_s']:.0f}/s, plain sqlite3 "
-              f"{a['sqlite3_per_s']:.0f}/s, ratio {a['ratio']:.2f} (median of the per-block "
-              f"ratios {a['block_ratio_median']:.2f}; goal >= 0.70)", flush=True)
+        if "appends" in parts:
+            a = bench_appends(folder, args.appends)
+            print(f"durable appends:   store {a['store_per_s']:.0f}/s, plain sqlite3 "
+                  f"{a['sqlite3_per_s']:.0f}/s, ratio {a['ratio']:.2f} (median of the "
+                  f"per-block ratios {a['block_ratio_median']:.2f}; goal >= 0.70)", flush=True)
+            print(f"bytes per sale:    store {a['store_wchar_per_sale']:,.0f} B written "
+                  f"({a['store_dirtied_per_sale']:,.0f} B of page cache dirtied), plain "
+                  f"sqlite3 {a['sqlite3_wchar_per_sale']:,.0f} B "
+                  f"({a['sqlite3_dirtied_per_sale']:,.0f} B), ratio {a['bytes_ratio']:.2f} "
+                  f"(same rows, same pragmas, same run)", flush=True)
+        if "sales" in parts:
+            print(f"terminal's life:   {args.sales:,} sales, {args.per_day:,} a day, "
+                  f"kept {args.keep_days} days, pruned hourly (simulated clock)", flush=True)
+
+            def show(row: dict[str, Any]) -> None:
+                print(f"  {row['sales']:>10,} sales (day {row['days']:,.0f}): "
+                      f"{row['events']:>8,} events held, database {row['db_mb']:7.1f} MB, "
+                      f"{row['wchar_per_sale']:>8,.0f} B written a sale, "
+                      f"{row['per_s']:,.0f} sales/s, longest prune so far "
+                      f"{row['longest_prune_ms']:.0f} ms", flush=True)
+
+            life = bench_sales(folder, args.sales, args.per_day, args.keep_days,
+                               progress=show)
+            print(f"  after {life['sales']:,} sales: database {life['db_mb']:.1f} MB "
+                  f"({life['free_pages']:,} of {life['pages']:,} pages free for reuse), "
+                  f"{life['events']:,} events held, {life['pruned']:,} pruned in "
+                  f"{life['prune_calls']:,} calls (longest {life['longest_prune_ms']:.0f} "
+                  f"ms), {life['wchar_per_sale']:,.0f} B written a sale in all "
+                  f"({life['dirtied_per_sale']:,.0f} B dirtied), last seq "
+                  f"{life['last_seq']:,}, {life['seconds']:.0f} s", flush=True)
+        if "members" not in parts:
+            return 0
         db, imp = bench_import(folder, args.members)
         print(f"snapshot import:   {imp['count']:,} members ({imp['snapshot_mb']:.0f} MB NDJSON)"
               f" in {imp['seconds']:.1f} s ({imp['count'] / imp['seconds']:.0f}/s), peak RSS "

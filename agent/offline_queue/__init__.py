@@ -16,6 +16,7 @@ from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
 from agent.offline_queue.store import (
     CorruptStore,
     DiskFull,
+    ForeignStore,
     InvalidRecord,
     OutboxEntry,
     QueueStats,
@@ -32,6 +33,7 @@ __all__ = [
     "AppointmentConflict",
     "CorruptStore",
     "DiskFull",
+    "ForeignStore",
     "InvalidEvent",
     "InvalidRecord",
     "OutboxEntry",

@@ -16,8 +16,10 @@ import errno
 import json
 import os
 import sqlite3
+import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,10 +40,13 @@ WAITING = ("pending", "sent")
 #: (protocol balance kinds are ``points`` and ``credit.*``).
 STATS_PREFIX = "stats."
 
-#: Accepted events younger than this stay even when reflected (refunds, day views).
-DEFAULT_KEEP = timedelta(days=7)
-#: Accepted events older than this go even when the cache never reflected them.
-DEFAULT_RETENTION = timedelta(days=35)
+#: Accepted events younger than this (by ``at`` and by ack) stay even when
+#: reflected: day reports, refunds and their already-refunded check need them.
+DEFAULT_KEEP = timedelta(days=35)
+#: The shortest ``keep``: today's (local) day must stay whole for its report.
+MIN_KEEP = timedelta(days=2)
+#: Events pruned per transaction by default.
+PRUNE_BATCH = 500
 
 
 class DiskFull(StorageError):
@@ -54,6 +59,10 @@ class ReadOnlyStore(StorageError):
 
 class CorruptStore(StorageError):
     """The store file is damaged or is not a clubterm database."""
+
+
+class ForeignStore(StorageError):
+    """The store file is empty or is not a clubterm store; it was left as it is."""
 
 
 class InvalidRecord(ClubtermError, ValueError):
@@ -217,6 +226,122 @@ def storage_error(exc: BaseException, path: Path, action: str) -> StorageError:
     return StorageError(f"{action} failed on the store {path}: {text}")
 
 
+#: What a writing connection sets. WAL + FULL: a commit is on disk (fsync of the
+#: WAL) before it returns. A WAL that grew (a reader held a checkpoint back, a
+#: big import) is cut back to 32 MiB when it is reset, not kept at its peak.
+_WRITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
+    ("journal_mode", "wal"), ("synchronous", "full"), ("foreign_keys", 0),
+    ("temp_store", "memory"), ("journal_size_limit", 32 * 2**20))
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The tables without which a file is not a clubterm store, whatever its version.
+_OWN_TABLES = ("meta", "events")
+
+
+def _uri_path(path: Path) -> str:
+    return urllib.parse.quote(str(path))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a new directory entry durable (best effort where the OS refuses)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_file_head(path: Path) -> None:
+    """Refuse an empty file or one that is not SQLite, reading only its first bytes.
+
+    Done before SQLite sees the file: SQLite takes a 0-byte file for a new
+    database (and would drop a ``-wal`` lying beside it).
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise storage_error(exc, path, f"opening the store {path}") from None
+    if not head:
+        _refuse_foreign(path, ("empty", "0 bytes"))
+    if not head.startswith(_SQLITE_MAGIC):
+        raise CorruptStore(
+            f"the store file {path} is damaged or is not a clubterm store (it is not an "
+            f"SQLite database); it was left as it is. Stop the agent, keep the file for "
+            f"support (do not delete it) and restore the newest backup as described in "
+            f"docs/store.md; if [paths] state_dir names the wrong folder, fix it instead."
+        )
+
+
+def _foreign_reason(conn: sqlite3.Connection) -> tuple[str, str] | None:
+    """``("empty" | "foreign", why)`` when an SQLite database is not a clubterm store."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    tables = sorted(str(r[0]) for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+    if not tables:
+        return ("empty", "an SQLite file without tables") if version == 0 else (
+            "foreign", f"schema version {version} but no tables")
+    shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+    if version == 0:
+        return "foreign", f"its tables ({shown}) carry no clubterm schema version"
+    missing = [t for t in _OWN_TABLES if t not in tables]
+    if missing:
+        return "foreign", (f"schema version {version} but no {' or '.join(missing)} table "
+                           f"(it has: {shown})")
+    if conn.execute("SELECT 1 FROM meta WHERE key = 'terminal_id'").fetchone() is None and (
+            conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None):
+        return "foreign", "it holds events but names no terminal"
+    return None
+
+
+def _refuse_foreign(path: Path, reason: tuple[str, str] | None) -> None:
+    if reason is None:
+        return
+    kind, why = reason
+    if kind == "empty":
+        raise ForeignStore(
+            f"the store {path} is empty ({why}): a store the agent made is never empty, so "
+            f"it was truncated or replaced (power loss, a full disk, a copy gone wrong). It "
+            f"was left as it is: a new store would restart seq at 1 and the club would "
+            f"reject every new event. Restore the newest backup (docs/store.md, \"An empty "
+            f"or foreign store file\"); only if this terminal never recorded anything, "
+            f"delete the file and start the agent again."
+        )
+    raise ForeignStore(
+        f"the file {path} is not a clubterm store ({why}); it was left as it is and no "
+        f"store is set up over it. Check [paths] state_dir in the configuration; move the "
+        f"file elsewhere if it belongs to another program, or restore this terminal's "
+        f"store from the newest backup (docs/store.md, \"An empty or foreign store file\")."
+    )
+
+
+def _check_ours(path: Path, timeout: float) -> None:
+    """Look at an existing file read-only and refuse it unless it is a clubterm store."""
+    side = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    had = [p.exists() for p in side]
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=timeout)
+        try:
+            reason = _foreign_reason(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path, f"opening the store {path}") from None
+    if reason is not None:
+        # The look may have made an empty -wal and a -shm beside a WAL-mode
+        # file: take them away again, the folder stays as it was.
+        for p, existed in zip(side, had, strict=True):
+            with suppress(OSError):
+                if not existed and (p.name.endswith("-shm") or p.stat().st_size == 0):
+                    p.unlink()
+    _refuse_foreign(path, reason)
+
+
 class Store(LocalDataMixin):
     """The durable store of one terminal. Open it with :meth:`Store.open`."""
 
@@ -244,15 +369,22 @@ class Store(LocalDataMixin):
         A store belongs to one terminal: opening it for another raises StorageError.
         ``readonly`` opens without creating or migrating (CLI inspection); the ids
         may then be omitted and are read from the file. A damaged file is never
-        modified: CorruptStore is raised.
+        modified: CorruptStore is raised. A file that is empty (0 bytes, or SQLite
+        without tables) or is not a clubterm store is never set up over:
+        ForeignStore is raised and the file is left byte for byte as it was. Only
+        a missing file is created, built aside and moved into place complete.
         """
         path = Path(db_path)
         action = f"opening the store {path}"
+        now = (clock or (lambda: datetime.now(UTC)))
         if readonly:
             if not path.exists():
                 raise StorageError(f"there is no store at {path}")
-            database = f"file:{path}?mode=ro"
-            if _fs_readonly(path.parent):
+            _check_file_head(path)
+            database = f"file:{_uri_path(path)}?mode=ro"
+            if not _fs_readonly(path.parent):
+                _check_ours(path, timeout)
+            else:
                 # No -shm can be made on a read-only file system; nobody can write
                 # the file either, so SQLite may treat it as immutable. (A WAL left
                 # by a crash is then not read: see docs/store.md.)
@@ -262,12 +394,18 @@ class Store(LocalDataMixin):
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                exists = path.exists()
             except OSError as exc:
                 raise storage_error(exc, path, action) from None
+            if not exists:
+                cls._create(path, terminal_id, merchant_id, now(), timeout)
+            # Before any write (WAL mode, a migration): a file that is not ours
+            # must come out of this unchanged. (Also after _create: another
+            # process may have put its file there first.)
+            _check_file_head(path)
+            _check_ours(path, timeout)
             database = str(path)
-            # WAL + FULL: a commit is on disk (fsync of the WAL) before it returns.
-            pragmas = [("journal_mode", "wal"), ("synchronous", "full"),
-                       ("foreign_keys", 0), ("temp_store", "memory")]
+            pragmas = list(_WRITE_PRAGMAS)
             kwargs = {}
         db: Any = peewee.SqliteDatabase(database, pragmas=pragmas, lock_type="IMMEDIATE",
                                    timeout=timeout, **kwargs)
@@ -282,12 +420,14 @@ class Store(LocalDataMixin):
                         f"the store {path} cannot use write-ahead logging (journal mode "
                         f"{mode}); put the state directory on a local file system"
                     )
-                migrate(db, path, now=(clock or (lambda: datetime.now(UTC)))())
-            elif schema_version(db) != SCHEMA_VERSION:
-                raise StorageError(
-                    f"the store {path} has schema version {schema_version(db)}, this agent "
-                    f"reads {SCHEMA_VERSION}; start the agent once to upgrade it"
-                )
+                migrate(db, path, now=now())
+            else:
+                _refuse_foreign(path, _foreign_reason(db.connection()))
+                if schema_version(db) != SCHEMA_VERSION:
+                    raise StorageError(
+                        f"the store {path} has schema version {schema_version(db)}, this "
+                        f"agent reads {SCHEMA_VERSION}; start the agent once to upgrade it"
+                    )
             tid, mid = cls._claim(db, terminal_id, merchant_id, readonly, path)
         except StorageError:
             db.close()
@@ -296,6 +436,57 @@ class Store(LocalDataMixin):
             db.close()
             raise storage_error(exc, path, action) from None
         return cls(db, path, tid, mid, readonly=readonly, clock=clock)
+
+    @classmethod
+    def _create(cls, path: Path, terminal_id: str | None, merchant_id: str | None,
+                now: datetime, timeout: float) -> None:
+        """Make a new store at ``path`` that is complete from its first byte.
+
+        The store is built in a temporary file beside ``path`` (schema and
+        terminal), checkpointed and then linked into place; a crash meanwhile
+        leaves at most a ``.clubterm.db.*.new`` file, never an empty or half-made
+        store at ``path`` (which the next start would have to refuse).
+        """
+        action = f"creating the store {path}"
+        if terminal_id is None or merchant_id is None:
+            raise StorageError(f"there is no store at {path} yet; open it with the terminal "
+                               f"and merchant ids to create it")
+        tmp: Path | None = None
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new",
+                                            dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            db: Any = peewee.SqliteDatabase(str(tmp), pragmas=list(_WRITE_PRAGMAS),
+                                            lock_type="IMMEDIATE", timeout=timeout)
+            db.connect()
+            try:
+                migrate(db, None, now=now)
+                cls._claim(db, terminal_id, merchant_id, False, path)
+                busy, _, _ = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    raise StorageError(f"{action} failed: the new file {tmp} stayed busy")
+            finally:
+                db.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # made meanwhile by another process: that one is opened and checked
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                if not path.exists():  # no hard links on this file system
+                    os.rename(tmp, path)
+            _fsync_dir(path.parent)
+        except StorageError:
+            raise
+        except (peewee.PeeweeException, sqlite3.Error, OSError) as exc:
+            raise storage_error(exc, path, action) from None
+        finally:
+            if tmp is not None:
+                for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                    with suppress(OSError):
+                        leftover.unlink(missing_ok=True)
 
     @staticmethod
     def _claim(db: Any, terminal_id: str | None, merchant_id: str | None,
@@ -766,39 +957,88 @@ class Store(LocalDataMixin):
         return [{**json.loads(body), "_state": state} for state, body in rows]
 
     def prune(self, *, now: datetime | None = None, keep: timedelta = DEFAULT_KEEP,
-              retention: timedelta = DEFAULT_RETENTION) -> int:
-        """Delete accepted events the club applied and the cache reflects.
+              batch: int = PRUNE_BATCH, limit: int | None = None) -> int:
+        """Delete accepted events the club applied and the member cache reflects.
 
-        An accepted event goes when it was acked more than ``keep`` ago and it is
-        reflected (its seq ≤ the club's ``applied_seq`` and, for a sale or refund of
-        a cached member, ≤ that member's ``applied[this terminal]``), or when it was
-        acked more than ``retention`` ago in any case. Pending, sent and rejected
-        events are never pruned. Returns how many went.
+        An event goes only when all of these hold: it is **accepted**; it was acked
+        and happened (``at``) more than ``keep`` ago; its seq ≤ the club's
+        ``applied_seq``; and, for an event of a member in the cache, seq ≤ that
+        member's ``applied[this terminal]`` (protocol.md: events are kept until
+        the cache reflects them; however old, an unreflected event stays).
+        Pending, sent and rejected events are never pruned, and ``seq`` numbers
+        are never reused (the counter is in ``meta``).
+
+        Works in transactions of at most ``batch`` events and stops after
+        ``limit`` (None: until nothing is left), so a caller that shares the
+        store with sales can keep each step short. Returns how many went.
         """
+        if keep < MIN_KEEP:
+            raise ValueError(f"keep must be at least {MIN_KEEP.days} days (today's report "
+                             f"reads today's events), not {keep}")
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
         self._writable("pruning the outbox")
-        now = now or self.clock()
-        keep_before = _utc_text(now - keep)
-        retain_before = _utc_text(now - retention)
+        cutoff = (now or self.clock()) - keep
+        keep_before, keep_before_us = _utc_text(cutoff), ev.epoch_us(cutoff)
         total = 0
-        while True:
+        while limit is None or total < limit:
+            size = batch if limit is None else min(batch, limit - total)
             with self._guard("pruning the outbox"), self.db.atomic():
                 applied = self._meta_int("club_applied_seq")
                 rows = self.db.execute_sql(
-                    "SELECT e.seq, e.member_id FROM events e "
+                    # Oldest first through the at_us index: the scan stops after
+                    # `size` candidates instead of walking every accepted event.
+                    "SELECT e.seq, e.member_id FROM events e INDEXED BY events_at "
                     "LEFT JOIN members m ON m.member_id = e.member_id "
-                    "WHERE e.state = 'accepted' AND e.acked_at < ? AND ("
-                    " e.acked_at < ? OR (e.seq <= ? AND (e.member_id IS NULL OR "
-                    " m.member_id IS NULL OR m.applied_here >= e.seq))) "
-                    "ORDER BY e.seq LIMIT 1000",
-                    (keep_before, retain_before, applied)).fetchall()
+                    "WHERE e.at_us < ? AND e.state = 'accepted' AND e.acked_at < ? "
+                    "AND e.seq <= ? AND (e.member_id IS NULL OR m.member_id IS NULL "
+                    "OR m.applied_here >= e.seq) ORDER BY e.at_us LIMIT ?",
+                    (keep_before_us, keep_before, applied, size)).fetchall()
                 if not rows:
                     return total
-                self._drop_deltas_in_tx((member_id, seq) for seq, member_id in rows
-                                        if member_id is not None)
+                self._prune_deltas_in_tx([(member_id, seq) for seq, member_id in rows
+                                          if member_id is not None])
                 seqs = [r[0] for r in rows]
                 self.db.execute_sql(
                     f"DELETE FROM events WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs)  # noqa: S608 (placeholders only)
                 total += len(seqs)
+            if len(rows) < size:
+                return total
+        return total
+
+    def _prune_deltas_in_tx(self, pairs: list[tuple[str, int]]) -> None:
+        """Remove the deltas of pruned events and shift the running sums after them.
+
+        Like :meth:`_drop_deltas_in_tx`, but without recomputing each kind's window:
+        a row's running sum drops by the amounts removed before it, one range
+        ``UPDATE`` per removed row (pruned rows are usually a member's oldest, so
+        that is one short update per member and kind).
+        """
+        conn = self.db.connection()
+        removed: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for member_id, seq in pairs:
+            for kind, amount in conn.execute(
+                    "DELETE FROM event_deltas WHERE member_id = ? AND seq = ? "
+                    "RETURNING kind, amount", (member_id, seq)).fetchall():
+                removed.setdefault((member_id, str(kind)), []).append((seq, int(amount)))
+        for (member_id, kind), rows in removed.items():
+            rows.sort()
+            shift = 0
+            for i, (seq, amount) in enumerate(rows):
+                shift += amount
+                upto = rows[i + 1][0] if i + 1 < len(rows) else None
+                if shift:
+                    conn.execute(
+                        "UPDATE event_deltas SET running = running - ? WHERE member_id = ? "
+                        "AND kind = ? AND seq > ? AND seq < coalesce(?, seq + 1)",
+                        (shift, member_id, kind, seq, upto))
+            if conn.execute("SELECT 1 FROM event_deltas WHERE member_id = ? AND kind = ? "
+                            "LIMIT 1", (member_id, kind)).fetchone() is None:
+                conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
+                             (member_id, kind))
+            elif shift:
+                conn.execute("UPDATE delta_totals SET total = total - ? WHERE member_id = ? "
+                             "AND kind = ?", (shift, member_id, kind))
 
     # ------------------------------------------------------------------ members
 

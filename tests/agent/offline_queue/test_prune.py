@@ -1,4 +1,4 @@
-"""Pruning: only what the club applied and the cache reflects, or after retention."""
+"""Pruning: only what the club applied and the cache reflects, after the keep period."""
 
 
 from agent.offline_queue import Store
@@ -20,7 +20,7 @@ def test_prune_only_accepted_and_reflected(store: Store, clock: Clock) -> None:
                        staff_id=None, offline=True)
     waiting = store.append("sale", sale_body(earned=(40,)), at=AT, staff_id=None, offline=True)
     store.apply_ack([s1.id, s2.id, exp.id], [(rej.id, "bad")], applied_seq=4)
-    clock.advance(days=8)
+    clock.advance(days=36)
     # The club applied 1-4, but the member record only reflects seq 1 so far.
     store.apply_changes({"from_version": 1, "to_version": 2,
                          "members": [member_record(version=2, points=1010,
@@ -29,12 +29,20 @@ def test_prune_only_accepted_and_reflected(store: Store, clock: Clock) -> None:
     assert store.prune() == 2  # s1 (reflected) and the expense (no member)
     assert [e.seq for e in store.events()] == [s2.seq, rej.seq, waiting.seq]
     assert store.usable_balances("m-1") == before == {"points": 1070}
-    # Rejected and waiting events are never pruned, even past retention.
-    clock.advance(days=40)
-    assert store.prune() == 1  # s2, past retention
+    # However old: an event the cache does not reflect stays (protocol.md, issue
+    # #13: this used to go after 35 days), as do rejected and waiting ones.
+    clock.advance(days=400)
+    assert store.prune() == 0
+    store.apply_changes({"from_version": 2, "to_version": 3,
+                         "members": [member_record(version=3, points=1030,
+                                                   applied={T: s2.seq})], "removed": []})
+    assert store.prune() == 1  # s2, now reflected
     assert [e.seq for e in store.events()] == [rej.seq, waiting.seq]
     # The seq counter never goes back, even with the newest events pruned.
     store.apply_ack([waiting.id], [], applied_seq=waiting.seq)
+    store.apply_changes({"from_version": 3, "to_version": 4,
+                         "members": [member_record(version=4, points=1070,
+                                                   applied={T: waiting.seq})], "removed": []})
     clock.advance(days=40)
     store.prune()
     nxt = store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
@@ -45,7 +53,7 @@ def test_prune_only_accepted_and_reflected(store: Store, clock: Clock) -> None:
 def test_recent_events_stay_for_refunds_and_day_views(store: Store, clock: Clock) -> None:
     s1 = store.append("sale", sale_body(None), at=AT, staff_id=None, offline=True)
     store.apply_ack([s1.id], [], applied_seq=s1.seq)
-    clock.advance(days=1)
-    assert store.prune() == 0
-    clock.advance(days=7)
+    clock.advance(days=34)
+    assert store.prune() == 0  # 35 days by default (issue #13; was 7)
+    clock.advance(days=2)  # past 35 days since the sale's `at` too
     assert store.prune() == 1
