@@ -806,14 +806,23 @@ class Services:
             points_max, held = 0, []
         points_cfg = field_of(bundle, "points") if bundle is not None else None
         credits_cfg = field_of(bundle, "credits") if bundle is not None else None
-        net = int(quote.get("net") or 0)
         credits = []
         for kind in (field_of(credits_cfg, "accepted", ()) or ()):
             available = int(balances.get(kind, 0))
             if available > 0:
-                cap = field_of(credits_cfg, "use_cap_per_invoice")
-                credits.append({"kind": kind, "available": available,
-                                "max": min(available, net, cap if cap is not None else net)})
+                # Also by the engine, after the points asked for (#15 item 5: the
+                # offline day limit, the caps and redeemed points shrink it), and
+                # with the limit that held it back.
+                try:
+                    trial = self.quote_fn(bundle, {**request, "use_credit": [kind]}, member, ctx)
+                except RulesError:
+                    trial = {}
+                usable = sum(int(c.get("amount") or 0) for c in trial.get("credits_used") or []
+                             if c.get("kind") == kind)
+                why = next((x.get("limit") for x in trial.get("explain") or []
+                            if x.get("step") == "credit" and x.get("credit_kind") == kind), None)
+                credits.append({"kind": kind, "available": available, "max": usable,
+                                "held_by": None if why in (None, "balance") else why})
         return {
             "points": {"available": int(balances.get("points", 0)),
                        "min": int(field_of(points_cfg, "min_redeem", 0) or 0),
