@@ -141,7 +141,7 @@ class RecentSalesDialog(ClubModal):
         table = self.query_one("#sales", DataTable)
         table.add_columns(*ordered([tr("No."), tr("Time"), tr("Member"), tr("Paid"),
                                     tr("State")]))
-        self.query_one("#sales-query", Input).focus()
+        self.query_one("#sales", DataTable).focus()
         self.load()
 
     def load(self, before: int | None = None) -> None:
@@ -187,7 +187,9 @@ class RecentSalesDialog(ClubModal):
         # Typing in the list goes on with the search.
         field = self.query_one("#sales-query", Input)
         if event.character and event.character.isprintable() and not field.has_focus:
+            event.stop()
             field.focus()
+            field.insert_text_at_cursor(event.character)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_reprint()

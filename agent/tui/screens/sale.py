@@ -191,7 +191,8 @@ class SaleScreen(ClubScreen):
         Binding("ctrl+b", "no_member", N_("No member")),
         Binding("ctrl+n", "new_sale", N_("New")),
         Binding("f9", "recent_sales", N_("Sales"), priority=True),
-        Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False),
+        # Priority: an Input takes Ctrl+E (end of line) first.
+        Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
