@@ -53,6 +53,14 @@ MAX_VALUES = 20_000
 QUOTE_TTL_SECONDS = 120
 
 
+def receipt_number(sale_id: str) -> str:
+    """The receipt number a customer reads and a cashier types back: the last eight
+    hex digits of the sale's UUIDv7 id as ``XXXX-XXXX`` (its random part: stable,
+    needs no counter, and the club finds the sale by it). docs/local-api.md."""
+    tail = "".join(c for c in sale_id if c.isalnum())[-8:].upper()
+    return f"{tail[:4]}-{tail[4:]}" if len(tail) == 8 else tail
+
+
 class LocalApi(Protocol):
     """What a client of the agent can do."""
 
@@ -69,4 +77,4 @@ class LocalApi(Protocol):
         ...
 
 
-__all__ = ["ApiError", "LocalApi"]
+__all__ = ["ApiError", "LocalApi", "receipt_number"]

@@ -35,6 +35,7 @@ from agent.localapi import (
     QUOTE_TTL_SECONDS,
     STORAGE,
     UNKNOWN_MEMBER,
+    receipt_number,
 )
 from agent.localapi.ports import DbThread, QuoteFn, event_dict, field_of, rules_quote
 from agent.localapi.sessions import BadgeTap, BadgeTaps, PinAttempts, Session, SessionTable
@@ -71,6 +72,15 @@ MAX_QUOTE_LINES = 20_000
 MAX_LINE_TEXT = 64
 # Results of commits kept to answer a retry exactly (older ones come from the store),
 # also at most MAX_QUOTE_LINES basket lines together.
+# sale.list: most sales per answer, and most sales looked at per call while
+# searching (the rest is reached with ``before``). A void is a refund with this
+# reason, of this terminal's newest sale, within VOID_WINDOW_S of recording it.
+SALE_LIST_MAX = 50
+SALE_LIST_SCAN = 2000
+VOID_REASON = "void"
+VOID_WINDOW_S = 300.0
+MEMBER_SEARCH_MAX = 20
+PROFILE_SALES = 5
 COMMITTED_KEEP_S = 600.0
 MAX_COMMITTED = 1_000
 # PIN attempts per staff id and badge taps: limits in agent.localapi.sessions.
@@ -373,6 +383,11 @@ class Services:
             "appointment.update": self.appointment_update,
             "appointment.cancel": self.appointment_cancel,
             "appointment.list": self.appointment_list,
+            "sale.list": self.sale_list,
+            "sale.void": self.sale_void,
+            "member.search": self.member_search,
+            "member.profile": self.member_profile,
+            "member.card_link": self.member_card_link,
         }
 
     # ------------------------------------------------------------------ plumbing
@@ -1005,14 +1020,23 @@ class Services:
             points_max, held = 0, []
         points_cfg = field_of(bundle, "points") if bundle is not None else None
         credits_cfg = field_of(bundle, "credits") if bundle is not None else None
-        net = int(quote.get("net") or 0)
         credits = []
         for kind in (field_of(credits_cfg, "accepted", ()) or ()):
             available = int(balances.get(kind, 0))
             if available > 0:
-                cap = field_of(credits_cfg, "use_cap_per_invoice")
-                credits.append({"kind": kind, "available": available,
-                                "max": min(available, net, cap if cap is not None else net)})
+                # Also by the engine, after the points asked for (#15 item 5: the
+                # offline day limit, the caps and redeemed points shrink it), and
+                # with the limit that held it back.
+                try:
+                    trial = self.quote_fn(bundle, {**request, "use_credit": [kind]}, member, ctx)
+                except RulesError:
+                    trial = {}
+                usable = sum(int(c.get("amount") or 0) for c in trial.get("credits_used") or []
+                             if c.get("kind") == kind)
+                why = next((x.get("limit") for x in trial.get("explain") or []
+                            if x.get("step") == "credit" and x.get("credit_kind") == kind), None)
+                credits.append({"kind": kind, "available": available, "max": usable,
+                                "held_by": None if why in (None, "balance") else why})
         return {
             "points": {"available": int(balances.get("points", 0)),
                        "min": int(field_of(points_cfg, "min_redeem", 0) or 0),
@@ -1208,6 +1232,236 @@ class Services:
         await self._append("member_enrol", body, session.staff_id)
         return {"member_id": member_id}
 
+    # ------------------------------------------------------------------ recent sales
+
+    def _void_refusal(self, entry: Any, newest_id: str | None, refunded: bool,
+                      session: Any) -> tuple[str, str] | None:
+        """Why ``session`` may not void the sale ``entry`` (reason code, sentence), or None."""
+        if refunded:
+            return "refunded", "This sale has already been refunded or voided."
+        if entry.id != newest_id:
+            return ("void_not_last", "Only the last sale of this terminal can be voided; "
+                    "a manager can refund this one.")
+        if perm.VOID not in session.permissions \
+                and entry.event.get("staff_id") != session.staff_id:
+            return ("void_other_staff", "Only the cashier who recorded the sale, or a "
+                    "manager, can void it.")
+        at = datetime.fromisoformat(str(entry.at).replace("Z", "+00:00"))
+        if (self.clock() - at).total_seconds() > VOID_WINDOW_S:
+            return ("void_too_late", f"A sale can be voided only within "
+                    f"{int(VOID_WINDOW_S // 60)} minutes; a manager can refund it.")
+        return None
+
+    def _amount_query(self, text: str) -> int | None:
+        """``12.50`` / ``12,50`` / ``1250`` as minor units, or None if not an amount."""
+        bundle = self.view.bundle()
+        given = field_of(bundle, "minor_units") if bundle is not None else None
+        minor: int = given if isinstance(given, int) else 2
+        whole, sep, frac = text.replace(",", ".").partition(".")
+        if not whole.isdigit() or len(whole) > 12 or (sep and (not frac.isdigit()
+                                                                or len(frac) > minor)):
+            return None
+        return int(whole) * int(10**minor) + int((frac or "0").ljust(minor, "0")[:minor])
+
+    def _sale_item(self, entry: Any, member_name: str | None, staff_name: str | None,
+                   refund: Any, voidable: tuple[str, str] | None) -> dict[str, Any]:
+        e = entry.event
+        return {
+            "sale_id": entry.id, "seq": entry.seq, "receipt_no": receipt_number(entry.id),
+            "at": entry.at, "state": entry.state, "offline": e.get("offline"),
+            "staff_id": e.get("staff_id"), "staff_name": staff_name,
+            "member_id": e.get("member_id"), "member_name": member_name,
+            "lines": e.get("lines"), "gross": e.get("gross"),
+            "discounts": e.get("discounts"), "redeemed_points": e.get("redeemed_points"),
+            "redeemed_value": e.get("redeemed_value"), "credits_used": e.get("credits_used"),
+            "payable": e.get("payable"), "payment": e.get("payment"),
+            "points_earned": sum(int(p.get("points", 0)) for p in e.get("points_earned") or []),
+            "credits_earned": e.get("credits_earned"),
+            "lottery_entries": e.get("lottery_entries"),
+            "refund": None if refund is None else {
+                "refund_id": refund.id, "at": refund.at, "reason": refund.event.get("reason"),
+                "staff_id": refund.event.get("staff_id"),
+                "void": refund.event.get("reason") == VOID_REASON},
+            "voidable": voidable is None,
+            "void_refusal": None if voidable is None else voidable[0],
+        }
+
+    async def _recent_sales(self, session: Any, before: int | None, limit: int,
+                            query: str, member_id: str | None
+                            ) -> tuple[list[dict[str, Any]], int | None]:
+        """Sales of this terminal newest first matching ``query``/``member_id``, at
+        most ``limit``, looking at most SALE_LIST_SCAN; and where to go on from."""
+        needle = query.casefold()
+        amount = self._amount_query(query) if query else None
+        bare = needle.replace("-", "")
+
+        def scan() -> tuple[list[Any], dict[str, str | None], int | None, Any, dict[str, Any]]:
+            found: list[Any] = []
+            names: dict[str, str | None] = {}
+            cursor, scanned, more = before, 0, True
+            while len(found) < limit and scanned < SALE_LIST_SCAN and more:
+                page = self.store.sales_before(cursor, min(200, SALE_LIST_SCAN - scanned))
+                more = bool(page)
+                for entry in page:
+                    scanned += 1
+                    cursor = entry.seq
+                    mid = entry.event.get("member_id")
+                    if isinstance(mid, str) and mid not in names:
+                        record = self.store.member(mid)
+                        names[mid] = (record or {}).get("name")
+                    if member_id is not None and mid != member_id:
+                        continue
+                    if needle and not (
+                            bare in entry.id.replace("-", "").casefold()
+                            or bare in receipt_number(entry.id).replace("-", "").casefold()
+                            or (isinstance(mid, str)
+                                and needle in str(names.get(mid) or "").casefold())
+                            or (amount is not None and amount in (entry.event.get("payable"),
+                                                                  entry.event.get("gross")))):
+                        continue
+                    found.append(entry)
+                    if len(found) >= limit:
+                        break
+            newest = self.store.sales_before(None, 1)
+            refunds = self.store.refunds_of([e.id for e in found])
+            go_on = cursor if (more and (len(found) >= limit or scanned >= SALE_LIST_SCAN)) \
+                else None
+            return found, names, go_on, newest[0].id if newest else None, refunds
+
+        found, names, go_on, newest_id, refunds = await self.db.read(scan)
+        staff = await self._staff_names({e.event.get("staff_id") for e in found})
+        items = []
+        for entry in found:
+            mid = entry.event.get("member_id")
+            refund = refunds.get(entry.id)
+            items.append(self._sale_item(
+                entry, names.get(mid) if isinstance(mid, str) else None,
+                staff.get(str(entry.event.get("staff_id"))), refund,
+                self._void_refusal(entry, newest_id, refund is not None, session)))
+        return items, go_on
+
+    async def sale_list(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.list`` (cashier, manager): this terminal's sales, newest first.
+
+        ``limit`` (1–50, default 20), ``before`` (a ``seq``: older ones), ``query``
+        (receipt number, sale id, member name or amount), ``member_id``. Answers
+        ``{sales, next_before}``; ``next_before`` is null when nothing older is left.
+        """
+        session = await self._session(params, perm.SALE_VIEW)
+        limit = _p(params, "limit", int, required=False, default=20)
+        if not 1 <= limit <= SALE_LIST_MAX:
+            raise ApiError(INVALID_PARAMS, f"The limit must be 1 to {SALE_LIST_MAX}.",
+                           {"param": "limit"})
+        before = _p(params, "before", int, required=False)
+        if before is not None and before < 1:
+            raise ApiError(INVALID_PARAMS, "before must be a positive seq.", {"param": "before"})
+        query = _text(params, "query", required=False, max_len=64) or ""
+        member_id = _text(params, "member_id", required=False, max_len=100)
+        items, go_on = await self._recent_sales(session, before, limit, query, member_id)
+        return {"sales": items, "next_before": go_on}
+
+    async def sale_void(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``sale.void``: undo this terminal's newest sale within VOID_WINDOW_S, by the
+        cashier who recorded it or a manager. On the wire: a ``refund`` with reason
+        ``"void"``."""
+        session = await self._session(params, perm.SELL)
+        sale_id = _text(params, "sale_id", max_len=64)
+        assert sale_id is not None
+
+        def read() -> tuple[Any, str | None, bool]:
+            newest = self.store.sales_before(None, 1)
+            return (self.store.event(sale_id), newest[0].id if newest else None,
+                    bool(self.store.refunds_of([sale_id])))
+
+        entry, newest_id, refunded = await self.db.read(read)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
+        refusal = self._void_refusal(entry, newest_id, refunded, session)
+        if refusal is not None:
+            code = CONFLICT if refusal[0] == "refunded" else NOT_ALLOWED
+            raise ApiError(code, refusal[1], {"reason": refusal[0]})
+        stored = await self._append("refund", {"sale_id": sale_id, "reason": VOID_REASON},
+                                    session.staff_id)
+        return {"refund_id": field_of(stored, "id"), "sale_id": sale_id,
+                "receipt_no": receipt_number(sale_id)}
+
+    # ------------------------------------------------------------------ member search
+
+    async def member_search(self, params: dict[str, Any], conn: Any) -> list[dict[str, Any]]:
+        """``member.search`` (cashier, manager): members by phone, club code or a part
+        of the name, at most ``limit`` (1–20, default 10)."""
+        await self._session(params, perm.SALE_VIEW)
+        query = _text(params, "query", max_len=80)
+        assert query is not None
+        limit = _p(params, "limit", int, required=False, default=10)
+        if not 1 <= limit <= MEMBER_SEARCH_MAX:
+            raise ApiError(INVALID_PARAMS, f"The limit must be 1 to {MEMBER_SEARCH_MAX}.",
+                           {"param": "limit"})
+        found: dict[str, dict[str, Any]] = {}
+        keys = ["code"] + (["phone"] if sum(c.isdigit() for c in query) >= 5 else [])
+        for key in keys:
+            try:
+                token = self._identifier_of({key: query})
+            except ApiError:
+                continue
+            holder = await self.db.read(self.store.lookup, token)
+            if holder is not None:
+                found.setdefault(str(holder["member_id"]), holder)
+        if len(query) >= 2:
+            for record in await self.db.read(self.store.find_members, query, limit):
+                found.setdefault(str(record["member_id"]), record)
+        return [{"member_id": r["member_id"], "name": r.get("name"), "tier": r.get("tier"),
+                 "status": r.get("status")} for r in list(found.values())[:limit]]
+
+    async def member_profile(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.profile`` (cashier, manager): the member summary with usable
+        balances, stats, linked cards and the last sales at this terminal."""
+        session = await self._session(params, perm.SALE_VIEW)
+        member_id = _text(params, "member_id", max_len=100)
+        assert member_id is not None
+        record = await self.db.read(self.store.member_view, member_id)
+        if record is None:
+            raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
+        cards = []
+        for token in record.get("identifiers") or []:
+            kind = str(token).split(":", 1)[0]
+            if kind in ("tel", "nid"):
+                continue
+            masked = self._recent_cards.get(token, (None, None))[0]
+            cards.append({"token": token, "kind": kind,
+                          "label": masked or f"{kind.upper()} …{str(token)[-6:]}"})
+        sales, _ = await self._recent_sales(session, None, PROFILE_SALES, "", member_id)
+        return {**self._summary_from(record, None), "stats": record.get("stats") or {},
+                "cards": cards, "recent_sales": sales}
+
+    async def member_card_link(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``member.card_link`` (manager): link a card to a member (protocol
+        ``card_link``); with ``replaces`` (a lost card's token) the old card stops
+        finding the member at this terminal at once."""
+        session = await self._session(params, perm.CARD_LINK)
+        member_id = _text(params, "member_id", max_len=100)
+        assert member_id is not None
+        token = _checked_token(params.get("token"))
+        replaces = params.get("replaces")
+        member = await self.db.read(self.store.member, member_id)
+        if member is None:
+            raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
+        holder = await self.db.read(self.store.lookup, token)
+        if holder is not None:
+            raise ApiError(CONFLICT, f"This card already belongs to {holder.get('name')}.",
+                           {"member_id": holder.get("member_id")})
+        body: dict[str, Any] = {"member_id": member_id, "identifier": token}
+        if replaces is not None:
+            replaces = _checked_token(replaces, "replaces")
+            old = await self.db.read(self.store.lookup, replaces)
+            if old is None or old.get("member_id") != member_id:
+                raise ApiError(INVALID_PARAMS, "The card to replace is not this member's.",
+                               {"param": "replaces"})
+            # Not a protocol key (the club ignores unknown keys): docs/local-api.md.
+            body["replaces"] = replaces
+        stored = await self._append("card_link", body, session.staff_id)
+        return {"event_id": field_of(stored, "id"), "member_id": member_id}
+
     # ------------------------------------------------------------------ reports
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
@@ -1226,15 +1480,35 @@ class Services:
         if params.get("session") is not None:
             session = await self._session(params, perm.REPORT)
         events, end = await self._day_events(day)
+        refunded = await self._refunded_sales(events)
         bundle = self.view.bundle()
         summary = summarise_day(
-            day, events, await self._staff_names({e.get("staff_id") for e in events}),
+            day, events, await self._staff_names(
+                {e.get("staff_id") for e in [*events, *refunded.values()]}),
             now=self.clock(), day_end=end, tz_name=str(self._tz()),
             currency=field_of(bundle, "currency") if bundle is not None else None,
-            minor_units=field_of(bundle, "minor_units") if bundle is not None else None)
+            minor_units=field_of(bundle, "minor_units") if bundle is not None else None,
+            refunded_sales=refunded)
         if session is not None and perm.STAFF_FIGURES not in session.permissions:
             summary["per_staff"] = None
         return summary
+
+    async def _refunded_sales(self, events: Iterable[Mapping[str, Any]]
+                              ) -> dict[str, dict[str, Any]]:
+        """The sales the day's refunds name, by id (from any day, while this terminal
+        still holds them; rejected sales left out)."""
+        ids = [str(e["sale_id"]) for e in events
+               if e.get("type") == "refund" and isinstance(e.get("sale_id"), str)]
+
+        def read() -> dict[str, dict[str, Any]]:
+            out = {}
+            for sale_id in ids:
+                entry = self.store.event(sale_id)
+                if entry is not None and entry.type == "sale" and entry.state != "rejected":
+                    out[sale_id] = dict(entry.event)
+            return out
+
+        return await self.db.read(read) if ids else {}
 
     async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
         names = {}
@@ -1445,14 +1719,23 @@ def _attendance_rows(events: Iterable[Mapping[str, Any]], staff_names: Mapping[s
 def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
                   staff_names: Mapping[str, str], *, now: datetime, day_end: datetime,
                   currency: str | None = None, minor_units: int | None = None,
-                  tz_name: str = "UTC") -> dict[str, Any]:
+                  tz_name: str = "UTC",
+                  refunded_sales: Mapping[str, Mapping[str, Any]] | None = None
+                  ) -> dict[str, Any]:
     """Totals of one local day's events (a pure function; shape in docs/local-api.md).
 
     ``events`` are flat event dicts (wire keys and the type's own keys) whose
-    ``at`` is a datetime within the day.
+    ``at`` is a datetime within the day. ``refunded_sales`` are the sales the
+    day's refunds name, by id: a refund counts on its own day, with the amounts
+    of its sale (which may be of an earlier day).
     """
     todays = sorted(events, key=lambda e: e.get("seq") or 0)
     sales = [e for e in todays if e.get("type") == "sale"]
+    refunds = [e for e in todays if e.get("type") == "refund"]
+    known = refunded_sales or {}
+    # (the refund, its sale) for each refund whose sale this terminal holds.
+    undone = [(r, known[str(r.get("sale_id"))]) for r in refunds
+              if str(r.get("sale_id")) in known]
 
     def totals(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         return {
@@ -1470,10 +1753,29 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
                                 for c in r.get("credits_earned") or []),
         }
 
+    def minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+        return {k: int(a[k]) - int(b.get(k, 0)) for k in a}
+
+    sold = totals(sales)
+    refunded: dict[str, Any] = totals([sale for _r, sale in undone])
+    refunded["unknown"] = len(refunds) - len(undone)
+    refunded["voids"] = sum(1 for r in refunds if r.get("reason") == "void")
+    by_payment: dict[str, int] = {}
+    for _r, sale in undone:
+        how = str(sale.get("payment") or "other")
+        by_payment[how] = by_payment.get(how, 0) + int(sale.get("payable") or 0)
+    refunded["by_payment"] = by_payment
+
     per_staff = []
-    for staff_id in sorted({str(s.get("staff_id")) for s in sales if s.get("staff_id")}):
-        row = totals([s for s in sales if s.get("staff_id") == staff_id])
-        row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id))
+    # A refund is taken off the figures of who made the sale.
+    sellers = {str(s.get("staff_id")) for s in sales if s.get("staff_id")} | {
+        str(sale.get("staff_id")) for _r, sale in undone if sale.get("staff_id")}
+    for staff_id in sorted(sellers):
+        row: dict[str, Any] = totals([s for s in sales if s.get("staff_id") == staff_id])
+        back = totals([sale for _r, sale in undone if sale.get("staff_id") == staff_id])
+        row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id),
+                   refunds=back["count"], refunded=back["payable"],
+                   net_payable=row["payable"] - back["payable"])
         per_staff.append(row)
 
     def money_rows(kind: str) -> list[dict[str, Any]]:
@@ -1490,9 +1792,11 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         "timezone": tz_name,
         "currency": currency,
         "minor_units": minor_units,
-        "sales": totals(sales),
+        "sales": sold,
         "per_staff": per_staff,
-        "refunds": sum(1 for e in todays if e.get("type") == "refund"),
+        "refunds": len(refunds),
+        "refunded": refunded,
+        "net_sales": minus(sold, refunded),
         "expenses": expenses,
         "cash_receipts": receipts,
         "totals": {"income": income, "expenses": spent, "net": income - spent},

@@ -635,7 +635,8 @@ class Store(LocalDataMixin):
         if type_ == "member_enrol":
             self._provisional_member_in_tx(body)
         elif type_ == "card_link":
-            self._link_token_in_tx(str(body["member_id"]), str(body["identifier"]))
+            self._link_token_in_tx(str(body["member_id"]), str(body["identifier"]),
+                                   replaces=body.get("replaces"))
         return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)
 
     def _check_funds_in_tx(self, member_id: str, body: dict[str, Any],
@@ -956,6 +957,32 @@ class Store(LocalDataMixin):
             rows = self.db.execute_sql(sql + " ORDER BY seq", params).fetchall()
         return [{**json.loads(body), "_state": state} for state, body in rows]
 
+    def sales_before(self, before_seq: int | None, limit: int) -> list[OutboxEntry]:
+        """At most ``limit`` sale entries with ``seq < before_seq`` (None: from the
+        newest), newest first (the till's list of recent sales)."""
+        sql = f"SELECT {self._ENTRY_COLS} FROM events WHERE type = 'sale'"  # noqa: S608 (placeholders only)
+        params: list[Any] = []
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            params.append(int(before_seq))
+        with self._guard("reading the outbox"):
+            rows = self.db.execute_sql(sql + f" ORDER BY seq DESC LIMIT {int(limit)}",
+                                       params).fetchall()
+        return [self._entry(row) for row in rows]
+
+    def refunds_of(self, sale_ids: Sequence[str]) -> dict[str, OutboxEntry]:
+        """The refund (not rejected) of each of ``sale_ids`` that has one."""
+        out: dict[str, OutboxEntry] = {}
+        for chunk in _chunks(list(sale_ids), 500):
+            marks = ", ".join("?" for _ in chunk)
+            with self._guard("reading the outbox"):
+                rows = self.db.execute_sql(
+                    f"SELECT {self._ENTRY_COLS}, ref_id FROM events WHERE type = 'refund' "  # noqa: S608 (placeholders only)
+                    f"AND state != 'rejected' AND ref_id IN ({marks})", chunk).fetchall()
+            for row in rows:
+                out[str(row[-1])] = self._entry(row[:-1])
+        return out
+
     def prune(self, *, now: datetime | None = None, keep: timedelta = DEFAULT_KEEP,
               batch: int = PRUNE_BATCH, limit: int | None = None) -> int:
         """Delete accepted events the club applied and the member cache reflects.
@@ -1066,6 +1093,18 @@ class Store(LocalDataMixin):
         """How many members the cache holds."""
         with self._guard("reading the member cache"):
             return int(self.db.execute_sql("SELECT count(*) FROM members").fetchone()[0])
+
+    def find_members(self, name_part: str, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` cached records whose name holds ``name_part`` (any case),
+        by name (a till's member search; phone and card go through :meth:`lookup`)."""
+        pattern = "%" + name_part.replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        with self._guard("reading the member cache"):
+            rows = self.db.execute_sql(
+                "SELECT record FROM members WHERE json_extract(record, '$.name') LIKE ? "
+                "ESCAPE '\\' ORDER BY json_extract(record, '$.name') LIMIT ?",
+                (pattern, int(limit))).fetchall()
+        return [dict(json.loads(row[0])) for row in rows]
 
     def _projection(self, member_id: str) -> tuple[dict[str, Any] | None, dict[str, int]]:
         """The cached record and the sum of own deltas with seq > applied[T], per kind
@@ -1346,16 +1385,26 @@ class Store(LocalDataMixin):
                 "INSERT OR IGNORE INTO member_tokens (token, member_id) VALUES (?, ?)",
                 (token, record["member_id"]))
 
-    def _link_token_in_tx(self, member_id: str, token: str) -> None:
-        """A card linked here finds its member at once (the club confirms later)."""
+    def _link_token_in_tx(self, member_id: str, token: str, *,
+                          replaces: object = None) -> None:
+        """A card linked here finds its member at once (the club confirms later).
+
+        ``replaces`` (a lost card's token, an extra key of the card_link event) stops
+        finding the member at this terminal at once.
+        """
         row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
                                   (member_id,)).fetchone()
         if row is None:
             return
         record = json.loads(row[0])
         ids = list(record.get("identifiers") or [])
-        if token not in ids:
-            ids.append(token)
+        if isinstance(replaces, str) and replaces != token:
+            ids = [t for t in ids if t != replaces]
+            self.db.execute_sql("DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
+                                (replaces, member_id))
+        if token not in ids or ids != record.get("identifiers"):
+            if token not in ids:
+                ids.append(token)
             record["identifiers"] = ids
             self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
                                 (json.dumps(record, separators=(",", ":"), ensure_ascii=False),

@@ -54,6 +54,10 @@ APPOINTMENT_DELETE = permission("appointment", "delete")
 REPORT = permission("report", "view")
 STAFF_FIGURES = permission("staff_manage", "view")
 STAFF_ADD = permission("staff_manage", "add")
+SALE_VIEW = permission("sale", "view")
+# Voiding another staff member's sale; one's own last sale needs only SELL.
+VOID = permission("void", "add")
+CARD_LINK = permission("member_enrol", "edit")
 
 
 def union(groups: Iterable[str], definitions: Mapping[str, Permissions]) -> Permissions:

@@ -1,19 +1,60 @@
-"""Members: enrol a new member at the terminal (name, phone, card, referrer)."""
+"""Members: find a member and see their profile (balances, visits, cards), replace a
+lost card (a manager), enrol a new member (name, phone, card, referrer)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Static
 
 from agent.errors import ApiError
 from agent.tui.basket import scanned_product
-from agent.tui.i18n import N_, ascii_digits, tr
+from agent.tui.i18n import N_, ascii_digits, display, money, number, tr
+from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
+
+STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
+
+
+def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Text:
+    """A member's profile: status, balances, visits, cards, last sales here."""
+    if profile is None:
+        return Text(tr("Find a member: phone, club code or name, Enter; or tap their card."),
+                    style="dim")
+    text = Text()
+    tier = profile.get("tier")
+    name = display(str(profile.get("name") or "?"))
+    text.append(tr("{name} · {tier}", name=name, tier=tier_name(str(tier))) if tier else name,
+                style="bold")
+    status = str(profile.get("status") or "")
+    lines = [tr("Status: {status}", status=tr(STATUS_NAMES[status])
+                if status in STATUS_NAMES else status)]
+    for kind, amount in (profile.get("balances") or {}).items():
+        if kind == "points":
+            lines.append(tr("Points: {n}", n=number(int(amount))))
+        elif kind.startswith("credit."):
+            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
+    stats = profile.get("stats") or {}
+    if stats.get("purchase_count") is not None:
+        lines.append(tr("Visits: {n}, last {day}", n=number(int(stats["purchase_count"])),
+                        day=display(str(stats.get("last_purchase") or "—"))))
+    for card in profile.get("cards") or []:
+        lines.append(tr("Card {masked}", masked=display(str(card.get("label")))))
+    sales = profile.get("recent_sales") or []
+    if sales:
+        lines.append(tr("Last sales here:"))
+        for sale in sales:
+            lines.append(f"  {sale.get('receipt_no')}  {str(sale.get('at'))[:10]}  "
+                         f"{fmt(int(sale.get('payable') or 0))}"
+                         + ("  ↩" if sale.get("refund") else ""))
+    for line in lines:
+        text.append("\n" + line)
+    return text
 
 PHONE_CHARS = set("+0123456789 -")
 
@@ -27,6 +68,7 @@ class MembersScreen(ClubScreen):
         Binding("f8", "enrol", N_("Enrol"), priority=True),
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
+        Binding("ctrl+l", "replace_card", N_("Replace card")),
     ]
 
     def __init__(self) -> None:
@@ -34,12 +76,30 @@ class MembersScreen(ClubScreen):
         self.card_token: str | None = None
         self.card_label: str | None = None
         self.referrer_id: str | None = None
+        self.profile: dict[str, Any] | None = None
+        # The card the member was found by (a lost card to replace), and whether
+        # the next unknown card tapped is the replacement.
+        self.found_by: str | None = None
+        self.replacing = False
+        self._results: list[dict[str, Any]] = []
 
     def compose_body(self) -> ComposeResult:
+        with Horizontal(id="members-body"):
+            with Vertical(id="members-left"):
+                yield from self._enrol_form()
+            with Vertical(id="members-right"):
+                with Horizontal(classes="field"):
+                    yield Label(tr("Find"), classes="field-label")
+                    yield Input(id="member-find", compact=True, max_length=80,
+                                placeholder=tr("phone, code or name"))
+                yield Static(id="member-profile")
+
+    def _enrol_form(self) -> ComposeResult:
         yield Static(tr("Enrol a new member"), classes="title")
         with Horizontal(classes="field"):
             yield Label(tr("Name"), classes="field-label")
-            yield Input(id="enrol-name", compact=True, max_length=80)
+            yield Input(id="enrol-name", compact=True, max_length=80,
+                        placeholder=tr("first and last name"))
         with Horizontal(classes="field"):
             yield Label(tr("Phone"), classes="field-label")
             yield Input(
@@ -63,7 +123,22 @@ class MembersScreen(ClubScreen):
 
     def on_mount(self) -> None:
         self._show_card()
+        self._show_profile()
         self.query_one("#enrol-name", Input).focus()
+
+    def _show_profile(self) -> None:
+        status = self.club_app.agent_status
+        self.query_one("#member-profile", Static).update(profile_text(
+            self.profile, lambda n: money(n, status.currency, status.minor_units)))
+
+    def take_card(self, token: str, masked: str | None) -> None:
+        """Enrol with the unknown card the sale screen read (Ctrl+E there)."""
+        self.action_clear()
+        self.card_token = token
+        self.card_label = masked or tr("{kind} card {tail}", kind=token.split(":", 1)[0].upper(),
+                                       tail=token[-6:])
+        self._show_card()
+        self.say(tr("New card: type the name and phone, then F8."), "ok")
 
     def _show_card(self) -> None:
         text = self.card_label or tr("none — tap a card to link it")
@@ -73,9 +148,16 @@ class MembersScreen(ClubScreen):
         if scanned_product(message.token) is not None:
             self.say(tr("That is a product barcode, not a card."), "error")
             return
+        if self.replacing and self.profile is not None and not message.event.get("member"):
+            self._link_new_card(message.token)
+            return
         if message.event.get("member"):
-            name = message.event["member"].get("name", "")
-            self.say(tr("This card already belongs to {name}.", name=name), "error")
+            # A member's card: show who it is (a card tapped to enrol is refused).
+            member = message.event["member"]
+            self.found_by = message.token
+            self.call_api("profile", "member.profile", {"member_id": member["member_id"]},
+                          session=True)
+            self.say(tr("This card belongs to {name}.", name=member.get("name", "")), "info")
             return
         self.card_token = message.token
         kind = message.token.split(":", 1)[0]
@@ -100,8 +182,70 @@ class MembersScreen(ClubScreen):
         self.action_unlink()
         self.query_one("#enrol-name", Input).focus()
 
+    # ------------------------------------------------------------ find, profile
+
+    def _find(self, text: str) -> None:
+        text = ascii_digits(text.strip())
+        if text:
+            self.call_api("search", "member.search", {"query": text}, session=True)
+
+    def done_search(self, result: list[dict[str, Any]]) -> None:
+        self._results = list(result)
+        if not result:
+            self.say(tr("No member found."), "error")
+            return
+        self.found_by = None
+        self.call_api("profile", "member.profile", {"member_id": result[0]["member_id"]},
+                      session=True)
+        if len(result) > 1:
+            others = ", ".join(display(str(r.get("name"))) for r in result[1:5])
+            self.say(tr("{n} found; showing the first. Others: {names}",
+                        n=number(len(result)), names=others), "info")
+
+    def done_profile(self, result: dict[str, Any]) -> None:
+        self.profile = result
+        self.replacing = False
+        self._show_profile()
+
+    def action_replace_card(self) -> None:
+        """Replace the shown member's lost card: the next card tapped is linked."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can replace a card."), "error")
+            return
+        if self.profile is None:
+            self.say(tr("Find the member first."), "error")
+            return
+        self.replacing = True
+        self.say(tr("Tap the new card for {name}. Ctrl+L again: cancel.",
+                    name=self.profile.get("name") or ""), "info")
+
+    def _old_card(self) -> str | None:
+        """The card the new one replaces: the one tapped, else the only one."""
+        cards = [str(c["token"]) for c in (self.profile or {}).get("cards") or []]
+        if self.found_by in cards:
+            return self.found_by
+        return cards[0] if len(cards) == 1 else None
+
+    def _link_new_card(self, token: str) -> None:
+        assert self.profile is not None
+        params: dict[str, Any] = {"member_id": self.profile["member_id"], "token": token}
+        old = self._old_card()
+        if old is not None:
+            params["replaces"] = old
+        self.replacing = False
+        self.call_api("card_link", "member.card_link", params, session=True)
+
+    def done_card_link(self, result: dict[str, Any]) -> None:
+        self.say(tr("New card linked; the old card no longer finds this member here."), "ok")
+        self.found_by = None
+        self.call_api("profile", "member.profile", {"member_id": result["member_id"]},
+                      session=True)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "enrol-referrer":
+        if event.input.id == "member-find":
+            self._find(event.value)
+        elif event.input.id == "enrol-referrer":
             text = ascii_digits(event.value.strip())
             if not text:
                 self.referrer_id = None

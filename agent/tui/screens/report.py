@@ -18,6 +18,22 @@ from agent.tui.screens.base import ClubScreen
 from agent.tui.widgets.kv import kv_row, kv_table
 
 
+def refund_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
+    """Refunds recorded on the day (of sales of any day) and what is left taken,
+    when the agent reports them (``refunded``, ``net_sales``: docs/local-api.md)."""
+    refunded = summary.get("refunded")
+    if not isinstance(refunded, dict):
+        return []
+    rows = [(tr("Refunds (voids)"), tr("{n} ({voids})", n=number(int(summary.get("refunds") or 0)),
+                                       voids=number(int(refunded.get("voids") or 0)))),
+            (tr("Refunded"), "-" + fmt(int(refunded.get("payable") or 0))),
+            (tr("Net taken"), fmt(int((summary.get("net_sales") or {}).get("payable") or 0)))]
+    if refunded.get("unknown"):
+        rows.append((tr("Refunds of sales not on this terminal"),
+                     number(int(refunded["unknown"]))))
+    return rows
+
+
 def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
     """The day's totals as label/value rows."""
     sales = summary.get("sales") or {}
@@ -28,6 +44,7 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
         (tr("Gross"), fmt(int(sales.get("gross", 0)))),
         (tr("Discounts"), fmt(int(sales.get("discounts", 0)))),
         (tr("Taken (to pay)"), fmt(int(sales.get("payable", 0)))),
+        *refund_rows(summary, fmt),
         (tr("Points given"), number(int(sales.get("points_given", 0)))),
         (tr("Points taken"), number(int(sales.get("points_taken", 0)))),
         (tr("Credit used"), fmt(int(sales.get("credit_used", 0)))),

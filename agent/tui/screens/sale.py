@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
-from agent.localapi import LIMIT, QUOTE_EXPIRED
+from agent.localapi import LIMIT, QUOTE_EXPIRED, UNKNOWN_MEMBER
 from agent.tui.basket import (
     Line,
     NeedsPrice,
@@ -30,26 +30,55 @@ from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
-from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+from agent.tui.screens.members import MembersScreen
+from agent.tui.screens.recent_sales import RecentSalesDialog
+from agent.tui.screens.sale_dialogs import (
+    PaymentDialog,
+    PointsDialog,
+    ReceiptDialog,
+    earned_rows,
+)
 from agent.tui.state import HeldBasket
 from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
 # Explanation steps shown as notes above the totals, and how.
 NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
+# Why the agent lets less be redeemed than the member has (redeem_limits'
+# held_by, the engine's limit names: docs/rules.md).
+LIMIT_REASONS = {
+    "max_redeem_value_per_member_day": N_("offline limit per member and day"),
+    "max_pending": N_("offline with too many unsent sales"),
+    "max_age_hours": N_("offline for too long"),
+    "max_redeem_share_bps": N_("only part of a sale may be paid with points"),
+    "min_redeem": N_("fewer than the minimum to redeem"),
+    "use_cap_per_invoice": N_("credit limit per sale"),
+    "use_cap_per_day": N_("credit limit per day"),
+    "payable": N_("nothing left to pay"),
+    "member": N_("no member"),
+    "bundle": N_("no valid rules"),
+    "points": N_("points are not redeemed here"),
+}
 
 
-def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Text:
-    """The member panel: name, tier, masked card, balances (one translated line each)."""
+def limit_reason(code: object) -> str:
+    """A limit the agent names, as a cashier reads it (the code if unknown)."""
+    text = LIMIT_REASONS.get(str(code))
+    return tr(text) if text else str(code)
+
+
+def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
+                 point_value: int | None = None) -> Text:
+    """The member panel: name, tier, masked card, balances (one translated line each);
+    points with their money value when ``point_value`` (minor units) is known."""
     if member is None:
         return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
     text = Text()
+    tier = member.get("tier")
+    # A member enrolled offline has no tier until the club answers.
     text.append(
-        tr(
-            "{name} · {tier}",
-            name=member.get("name", "?"),
-            tier=tier_name(str(member.get("tier", ""))),
-        ),
+        tr("{name} · {tier}", name=member.get("name") or "?", tier=tier_name(str(tier)))
+        if tier else display(str(member.get("name") or "?")),
         style="bold",
     )
     lines = []
@@ -57,7 +86,10 @@ def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str]) -> Te
         lines.append(tr("Card {masked}", masked=member["masked"]))
     balances = member.get("balances") or {}
     if "points" in balances:
-        lines.append(tr("Points: {n}", n=number(int(balances["points"]))))
+        points = int(balances["points"])
+        lines.append(tr("Points: {n} (worth {amount})", n=number(points),
+                        amount=fmt(points * point_value)) if point_value
+                     else tr("Points: {n}", n=number(points)))
     for kind, amount in balances.items():
         if kind.startswith("credit."):
             lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
@@ -78,18 +110,20 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
         if "rule" not in item and item.get("step") in NOTE_STYLES:
             kv_row(table, Text(display(str(item.get("text", ""))), style=NOTE_STYLES[item["step"]]))
             continue
-        if item.get("kind") != "discount":
+        if "rule" not in item:
             continue
         label = str(item.get("label") or item.get("text") or item.get("rule"))
-        if item.get("applied"):
+        if not item.get("applied"):
+            # Every rule not applied and why (tier, day, basket, group …), of
+            # every kind: the customer asks why there was no cashback too.
+            reason = str(item.get("text") or label)
+            kv_row(table, Text(tr("✗ {why}", why=display(reason)), style="dim"))
+        elif item.get("kind") == "discount":
             kv_row(
                 table,
-                Text(tr("✓ {label}", label=label), style="green"),
+                Text(tr("✓ {label}", label=display(label)), style="green"),
                 Text("-" + fmt(int(item.get("amount", 0))), style="green"),
             )
-        else:
-            reason = str(item.get("text") or label)
-            kv_row(table, Text(tr("✗ {why}", why=reason), style="dim"))
     kv_row(table, Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
     if quote.get("redeemed_points"):
         kv_row(
@@ -104,33 +138,43 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
         Text(tr("TO PAY"), style="bold reverse"),
         Text(fmt(quote["payable"]), style="bold reverse"),
     )
-    earned = sum(int(p["points"]) for p in quote.get("points_earned", []))
-    if earned:
-        kv_row(table, Text(trn("Earns {n} point", "Earns {n} points", earned), style="cyan"))
     limits = quote.get("redeem_limits") or {}
     points = limits.get("points")
+    value = int((points or {}).get("value") or 0)
+    for row in earned_rows(quote, fmt, value):
+        kv_row(table, Text(row, style="cyan"))
     if points and points.get("max"):
-        kv_row(
-            table,
-            Text(
-                tr("Points usable: {lo}–{hi}", lo=number(points["min"]), hi=number(points["max"])),
-                style="yellow",
-            ),
-        )
-    elif points:
-        kv_row(table, Text(tr("No points usable now"), style="dim"))
+        kv_row(table, Text(tr("Points usable: {lo}–{hi} (up to {amount})",
+                              lo=number(points["min"]), hi=number(points["max"]),
+                              amount=fmt(int(points["max"]) * value)), style="yellow"))
+        if limits.get("held_by") not in (None, "balance") \
+                and int(points["max"]) < int(points.get("available") or 0):
+            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(limits["held_by"])),
+                               style="dim"))
+    elif points and quote.get("redeemed_points"):
+        pass  # all that may be redeemed is redeemed (shown above)
+    elif points and int(points.get("available") or 0) > 0:
+        why = limits.get("held_by")
+        kv_row(table, Text(tr("No points usable now: {why}", why=limit_reason(why))
+                           if why not in (None, "balance") else tr("No points usable now"),
+                           style="dim"))
+    used = {str(c["kind"]): int(c["amount"]) for c in quote.get("credits_used") or []}
     for credit in limits.get("credits", []):
-        kv_row(
-            table,
-            Text(
-                tr(
-                    "Usable {kind}: {amount}",
-                    kind=credit_name(str(credit["kind"])),
-                    amount=fmt(credit["max"]),
-                ),
-                style="yellow",
-            ),
-        )
+        kind = str(credit["kind"])
+        usable, has = int(credit["max"]), int(credit.get("available") or 0)
+        if kind in used:
+            continue  # used: the row above says how much
+        if usable:
+            row = tr("Usable {kind}: {amount} of {has}", kind=credit_name(kind),
+                     amount=fmt(usable), has=fmt(has)) if usable < has else \
+                tr("Usable {kind}: {amount}", kind=credit_name(kind), amount=fmt(usable))
+            kv_row(table, Text(row, style="yellow"))
+        else:
+            kv_row(table, Text(tr("No {kind} usable now ({has})", kind=credit_name(kind),
+                                  has=fmt(has)), style="dim"))
+        if credit.get("held_by") and usable < has:
+            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(credit["held_by"])),
+                               style="dim"))
     return table
 
 
@@ -146,6 +190,9 @@ class SaleScreen(ClubScreen):
         Binding("ctrl+r", "remove_line", N_("Remove")),
         Binding("ctrl+b", "no_member", N_("No member")),
         Binding("ctrl+n", "new_sale", N_("New")),
+        Binding("f9", "recent_sales", N_("Sales"), priority=True),
+        # Priority: an Input takes Ctrl+E (end of line) first.
+        Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -164,6 +211,10 @@ class SaleScreen(ClubScreen):
         # The highlighted basket line: the last one added or changed, unless the
         # cashier moved the highlight. Ctrl+R removes it, "*3" sets its quantity.
         self._selected = 0
+        # A card no member holds, offered for enrolment (Ctrl+E).
+        self._unknown_card: tuple[str, str | None] | None = None
+        # Ctrl+O was pressed: say what the next price used, and why not more.
+        self._credit_asked = False
 
     # ----------------------------------------------------------------- layout
 
@@ -256,7 +307,11 @@ class SaleScreen(ClubScreen):
         if self.lines:
             self._selected = min(self._selected, len(self.lines) - 1)
             table.move_cursor(row=self._selected, animate=False)
-        self.query_one("#member-panel", Static).update(member_lines(self.member, self.fmt))
+        quote = self.quote if self.lines else None
+        points = ((quote or {}).get("redeem_limits") or {}).get("points") or {}
+        self.query_one("#member-panel", Static).update(member_lines(
+            (quote or {}).get("member") or self.member, self.fmt,
+            int(points.get("value") or 0) or None))
         self.query_one("#quote-panel", Static).update(
             quote_table(self.quote if self.lines else None, self.fmt)
         )
@@ -348,10 +403,14 @@ class SaleScreen(ClubScreen):
         self.use_credit = False
         self.quote = None
         self.pending_sku = None
+        self._unknown_card = None
+        self._credit_asked = False
         self._quote_seq += 1
         self.query_one("#entry", Input).value = ""
         self.query_one("#member-input", Input).value = ""
         self.query_one("#entry", Input).focus()
+        # What the last sale's keys said ("Credit not used.") is not this sale's.
+        self.say("")
         self._redraw()
 
     # ----------------------------------------------------------------- member
@@ -363,6 +422,7 @@ class SaleScreen(ClubScreen):
             return
         self.say(tr("Card read, finding the member…"))
         self._typed_token = message.token
+        self._unknown_card = (message.token, message.event.get("masked"))
         self.call_api("member", "member.identify", {"token": message.token})
 
     def _find_member(self, text: str) -> None:
@@ -374,6 +434,7 @@ class SaleScreen(ClubScreen):
         # A club code's token is defined by the protocol ("code:" + the text);
         # a phone's needs the agent's normalisation and comes back with the answer.
         self._typed_token = "code:" + text if key == "code" else None
+        self._unknown_card = None
         self.call_api("member", "member.identify", {key: text})
 
     def done_member(self, result: dict[str, Any]) -> None:
@@ -381,13 +442,32 @@ class SaleScreen(ClubScreen):
         self.member_token = result.get("token") or self._typed_token
         self.redeem_points = None
         self.use_credit = False
+        self._unknown_card = None
         self.query_one("#member-input", Input).value = ""
         self.say(tr("Member: {name}", name=result.get("name", "?")), "ok")
         self.query_one("#entry", Input).focus()
         self._changed()
 
     def failed_member(self, error: ApiError) -> bool:
+        if error.code == UNKNOWN_MEMBER and self._unknown_card is not None:
+            # A new customer's card: offer to enrol it (#15 item 14).
+            self.say(tr("No member found for this card. Ctrl+E: enrol a new member with it."),
+                     "error")
+            return True
+        self._unknown_card = None
         return False
+
+    async def action_enrol_card(self) -> None:
+        """Enrol a new member with the unknown card just read (on the Members screen)."""
+        if self._unknown_card is None:
+            self.say(tr("Tap the new customer's card first."), "error")
+            return
+        token, masked = self._unknown_card
+        self._unknown_card = None
+        await self.app.switch_mode("members")
+        screen = self.app.screen
+        if isinstance(screen, MembersScreen):
+            screen.take_card(token, masked)
 
     def action_no_member(self) -> None:
         """Sell without a member."""
@@ -430,6 +510,9 @@ class SaleScreen(ClubScreen):
             if message.tag == f"quote#{self._quote_seq}":
                 self.quote = message.result
                 self._redraw()
+                if self._credit_asked:
+                    self._credit_asked = False
+                    self._say_credit_used(message.result)
 
     def on_api_failed(self, message: ApiFailed) -> None:
         if not message.tag.startswith("quote#"):
@@ -443,6 +526,7 @@ class SaleScreen(ClubScreen):
             message.prevent_default()
             self.redeem_points = None
             self.use_credit = False
+            self._credit_asked = False
             self.say(error_text(message.error), "error")
             self._request_quote()
 
@@ -472,8 +556,31 @@ class SaleScreen(ClubScreen):
             self.say(tr("This member has no credit to use here."), "error")
             return
         self.use_credit = not self.use_credit
-        self.say(tr("Credit will be used.") if self.use_credit else tr("Credit not used."))
+        if not self.use_credit:
+            self.say(tr("Credit not used."))
+        elif not any(int(c.get("max") or 0) for c in credits or []):
+            self.use_credit = False
+            why = next((c.get("held_by") for c in credits or [] if c.get("held_by")), None)
+            self.say(tr("No credit can be used on this sale: {why}.", why=limit_reason(why))
+                     if why else tr("No credit can be used on this sale."), "error")
+            return
+        else:
+            self._credit_asked = True
+            self.say(tr("Using credit…"))
         self._changed()
+
+    def _say_credit_used(self, quote: dict[str, Any]) -> None:
+        """After Ctrl+O: how much credit the price used, and what held more back."""
+        used = sum(int(c["amount"]) for c in quote.get("credits_used") or [])
+        held = [c for c in (quote.get("redeem_limits") or {}).get("credits", [])
+                if c.get("held_by")]
+        if not used:
+            self.say(tr("No credit could be used."), "error")
+        elif held:
+            self.say(tr("Credit used: {amount} (not more: {why}).", amount=self.fmt(used),
+                        why=limit_reason(held[0]["held_by"])), "ok")
+        else:
+            self.say(tr("Credit used: {amount}.", amount=self.fmt(used)), "ok")
 
     # ---------------------------------------------------------------- payment
 
@@ -506,10 +613,25 @@ class SaleScreen(ClubScreen):
 
     def done_commit(self, result: dict[str, Any]) -> None:
         self._committing = False
-        receipt = result.get("receipt") or {}
+        receipt = dict(result.get("receipt") or {})
+        points = ((self.quote or {}).get("redeem_limits") or {}).get("points") or {}
+        receipt["point_value"] = int(points.get("value") or 0)
         self.action_new_sale()
         self.say(tr("Sale recorded."), "ok")
-        self.app.push_screen(ReceiptDialog(receipt, self.fmt))
+        self.app.push_screen(ReceiptDialog(receipt, self.fmt), self._receipt_closed)
+
+    def _receipt_closed(self, typed: str | None) -> None:
+        """The receipt closed; a key typed over it starts the next sale's entry."""
+        if typed:
+            entry = self.query_one("#entry", Input)
+            entry.focus()
+            entry.insert_text_at_cursor(typed)
+
+    # ------------------------------------------------------------ recent sales
+
+    def action_recent_sales(self) -> None:
+        """This terminal's recent sales: search, reprint, void the last, refund."""
+        self.app.push_screen(RecentSalesDialog(self.fmt))
 
     def failed_commit(self, error: ApiError) -> bool:
         self._committing = False

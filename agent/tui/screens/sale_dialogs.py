@@ -14,7 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from agent.tui.i18n import N_, ascii_digits, current, display, number, tr
+from agent.localapi import receipt_number
+from agent.tui.i18n import N_, ascii_digits, current, display, number, tr, trn
 from agent.tui.labels import credit_name, payment_name
 from agent.tui.screens.base import ClubModal
 from agent.tui.widgets.kv import kv_row, kv_table
@@ -157,26 +158,59 @@ class PointsDialog(ClubModal):
         self.dismiss(points)
 
 
+def earned_rows(sale: dict[str, Any], fmt: Callable[[int], str], point_value: int) -> list[str]:
+    """What a sale (quote or receipt) earns: points with their value, cashback
+    credit, lottery entries; one translated line each."""
+    rows = []
+    earned = sale.get("points_earned")
+    if isinstance(earned, list):
+        earned = sum(int(p.get("points", 0)) for p in earned)
+    if earned:
+        points = int(earned)
+        rows.append(trn("Earns {n} point (worth {amount})", "Earns {n} points (worth {amount})",
+                        points, amount=fmt(points * point_value)) if point_value
+                    else trn("Earns {n} point", "Earns {n} points", points))
+    for credit in sale.get("credits_earned") or []:
+        rows.append(tr("Earns {amount} {kind}", amount=fmt(int(credit.get("amount", 0))),
+                       kind=credit_name(str(credit.get("kind")))))
+    lottery = int(sale.get("lottery_entries") or 0)
+    if lottery:
+        rows.append(trn("Earns {n} lottery entry", "Earns {n} lottery entries", lottery))
+    return rows
+
+
 def receipt_table(
     receipt: dict[str, Any], fmt: Callable[[int], str], tz: tzinfo | None = None
 ) -> Table:
-    """The receipt as the customer would read it, its time in ``tz`` (the club's)."""
+    """The receipt as the customer would read it, its time in ``tz`` (the club's).
+
+    Its number is :func:`agent.localapi.receipt_number` of the sale id (what a
+    cashier types to find it again), not the outbox ``seq``.
+    """
     loc = current()
     table = kv_table()
+    sale_id = str(receipt.get("sale_id") or "")
     try:
-        at = datetime.fromisoformat(str(receipt.get("at")))
+        at = datetime.fromisoformat(str(receipt.get("at")).replace("Z", "+00:00"))
         if tz is not None and at.tzinfo is not None:
             at = at.astimezone(tz)
         kv_row(
             table,
             Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
-            Text(tr("No. {n}", n=number(int(receipt.get("seq", 0)))), style="dim"),
+            Text(tr("No. {n}", n=receipt_number(sale_id)) if sale_id else "", style="dim"),
         )
     except ValueError:
         pass
+    if receipt.get("reprint"):
+        kv_row(table, Text(tr("COPY (reprint)"), style="bold"))
+    refund = receipt.get("refund")
+    if refund:
+        kv_row(table, Text(tr("VOIDED") if refund.get("void") else
+                           tr("REFUNDED: {why}", why=display(str(refund.get("reason") or ""))),
+                           style="bold red"))
     if receipt.get("member"):
         member = receipt["member"]
-        who = member.get("name", "")
+        who = member.get("name") or ""
         if member.get("masked"):
             who = f"{who}  {member['masked']}"
         kv_row(table, tr("Member: {who}", who=who))
@@ -205,12 +239,12 @@ def receipt_table(
         Text(tr("PAID"), style="bold reverse"),
         Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"),
     )
-    kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
-    if receipt.get("points_earned"):
-        kv_row(
-            table,
-            Text(tr("Points earned: {n}", n=number(int(receipt["points_earned"]))), style="cyan"),
-        )
+    if int(receipt.get("payable") or 0):
+        kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
+    else:
+        kv_row(table, tr("Nothing to pay."))
+    for row in earned_rows(receipt, fmt, int(receipt.get("point_value") or 0)):
+        kv_row(table, Text(row, style="cyan"))
     if receipt.get("offline"):
         kv_row(table, Text(tr("Recorded offline; sent when the link is back."), style="yellow"))
     if receipt.get("staff_name"):
@@ -219,7 +253,11 @@ def receipt_table(
 
 
 class ReceiptDialog(ClubModal):
-    """The receipt of the sale just recorded."""
+    """The receipt of the sale just recorded (or a reprint).
+
+    A printable key typed while it is open closes it and is handed back
+    (``dismiss(character)``): the cashier is already typing the next sale.
+    """
 
     CSS_PATH = "sale_dialogs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -239,3 +277,9 @@ class ReceiptDialog(ClubModal):
                 receipt_table(self.receipt, self.fmt, self.club_app.now().tzinfo), id="receipt"
             )
         yield Footer()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.character and event.character.isprintable() and event.key != "space":
+            event.stop()
+            event.prevent_default()
+            self.dismiss(event.character)

@@ -212,7 +212,9 @@ def test_clock_expense_receipt_and_day_summary() -> None:
                  "points_given": 98, "points_taken": 1000, "credit_used": 0,
                  "credit_given": 196}
         assert s["sales"] == sales
-        assert s["per_staff"] == [{**sales, "staff_id": "c1", "name": "Cara"}]
+        # #15 item 3: each row also says what was refunded of that staff's sales.
+        assert s["per_staff"] == [{**sales, "staff_id": "c1", "name": "Cara", "refunds": 0,
+                                   "refunded": 0, "net_payable": 9800}]
         assert [e["amount"] for e in s["expenses"]] == [700]
         assert s["totals"] == {"income": 5000, "expenses": 700, "net": 4300}
         assert [(a["staff_id"], a["present"], [x["action"] for x in a["entries"]])

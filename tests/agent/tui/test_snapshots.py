@@ -98,7 +98,15 @@ def test_points_dialog(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_receipt(snap_compare, size) -> None:
+def test_receipt(snap_compare, size, monkeypatch) -> None:
+    # The receipt shows the sale id's short form: the fake's ids are pinned here.
+    import itertools
+    import uuid
+
+    counter = itertools.count(1)
+    monkeypatch.setattr("agent.localapi.fake.uuid.uuid4",
+                        lambda: uuid.UUID(int=0x0193A5E2_0000_7000_8000_00000A533000
+                                          + next(counter)))
     app, api, _clock = make()
 
     async def before(pilot: Pilot[Any]) -> None:
