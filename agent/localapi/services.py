@@ -560,6 +560,7 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
         pin = params.get("pin")
         if pin is None and not need_pin:
+            # Only a manager's correction (checked by the caller) gets here.
             staff = await self.db.read(self.store.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
@@ -587,9 +588,22 @@ class Services:
         if action not in ("in", "out"):
             raise ApiError(INVALID_PARAMS, 'The action must be "in" or "out".',
                            {"param": "action"})
-        staff, tap = await self._staff_from(params, need_pin=False)
+        # Clocking needs the person: their badge tap or their PIN. Without either,
+        # only a manager's correction with a reason (recorded as such) is taken.
+        correction: tuple[str, str] | None = None
+        if params.get("token") is None and params.get("pin") is None:
+            if params.get("session") is None:
+                raise ApiError(INVALID_PARAMS, "Tap your badge or enter your PIN to clock "
+                               "in or out.", {"param": "pin", "reason": "pin_or_badge"})
+            session = self.sessions.check(params.get("session"), MANAGERS)
+            reason = _text(params, "reason", required=False, max_len=200)
+            if not reason or not reason.strip():
+                raise ApiError(INVALID_PARAMS, "A manager's correction needs a reason.",
+                               {"param": "reason"})
+            correction = (session.staff_id, reason.strip())
+        staff, tap = await self._staff_from(params, need_pin=correction is None)
         try:
-            return await self._clock(staff, action, tap)
+            return await self._clock(staff, action, tap, correction)
         except ApiError:
             # Nothing was recorded (already in, storage): the tap may still be used
             # once, e.g. for "out" after "in" was refused, until it expires.
@@ -597,8 +611,8 @@ class Services:
                 self.taps.give_back(tap, self.monotonic())
             raise
 
-    async def _clock(self, staff: Mapping[str, Any], action: str,
-                     tap: BadgeTap | None) -> dict[str, Any]:
+    async def _clock(self, staff: Mapping[str, Any], action: str, tap: BadgeTap | None,
+                     correction: tuple[str, str] | None = None) -> dict[str, Any]:
         events, end = await self._day_events(self._today())
         rows = _attendance_rows(events, {}, self.clock(), end)
         present = {r["staff_id"] for r in rows if r["present"]}
@@ -609,16 +623,19 @@ class Services:
             raise ApiError(CONFLICT, f"{name} is not clocked in.")
         # identified_by is the badge token itself: it goes to the club in the event,
         # never to the local API's subscribers.
+        extra = ({"corrected_by": correction[0], "reason": correction[1]}
+                 if correction is not None else {})
         stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
-                                    action, at=self.clock(), by=staff["staff_id"],
+                                    action, at=self.clock(),
+                                    by=correction[0] if correction else staff["staff_id"],
                                     identified_by=tap.badge if tap is not None else None,
-                                    offline=not self.view.online())
+                                    offline=not self.view.online(), **extra)
         at = field_of(stored, "at") or self.clock()
         at_s = _iso(at) if isinstance(at, datetime) else at
         self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
-                             "name": name, "action": action, "at": at_s})
+                             "name": name, "action": action, "at": at_s, **extra})
         return {"event_id": field_of(stored, "id"), "at": at_s, "staff_id": staff["staff_id"],
-                "name": name}
+                "name": name, **extra}
 
     async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
         session = self.sessions.check(params.get("session"), SELLERS)
