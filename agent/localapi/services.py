@@ -289,6 +289,7 @@ class Services:
         self.taps = BadgeTaps()
         # staff id → (lock, holders): one PIN check at a time per staff id.
         self._pin_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._close_lock = asyncio.Lock()
         self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
             "agent.status": self.agent_status,
             "events.subscribe": self.events_subscribe,
@@ -307,6 +308,8 @@ class Services:
             "appointment.update": self.appointment_update,
             "appointment.cancel": self.appointment_cancel,
             "appointment.list": self.appointment_list,
+            "event.correct": self.event_correct,
+            "day.close": self.day_close,
         }
 
     # ------------------------------------------------------------------ plumbing
@@ -996,6 +999,50 @@ class Services:
         await self._append("member_enrol", body, session.staff_id)
         return {"member_id": member_id}
 
+    # ------------------------------------------------------------------ corrections
+
+    async def event_correct(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``event.correct`` (manager): a ``correction`` event referring to an expense,
+        cash receipt or enrolment; the corrected event itself is never changed."""
+        from agent.offline_queue.events import CORRECTABLE
+
+        session = self.sessions.check(params.get("session"), MANAGERS)
+        event_id = _text(params, "event_id", max_len=100)
+        reason = _text(params, "reason", max_len=200)
+        if not reason or not reason.strip():
+            raise ApiError(INVALID_PARAMS, "A correction needs a reason.", {"param": "reason"})
+        entry = await self.db.read(self.store.event, event_id)
+        if entry is None or entry.type not in CORRECTABLE or entry.state == "rejected":
+            raise ApiError(NOT_FOUND, "There is no expense, cash receipt or enrolment with "
+                           "this id on this terminal.", {"param": "event_id"})
+        void = params.get("void", False)
+        if not isinstance(void, bool):
+            raise ApiError(INVALID_PARAMS, "void must be true or false.", {"param": "void"})
+        foreign = sorted(({k for keys in CORRECTABLE.values() for k in keys}
+                          - set(CORRECTABLE[entry.type])) & params.keys())
+        if foreign:
+            raise ApiError(INVALID_PARAMS, f"A {entry.type.replace('_', ' ')} has no "
+                           f"{foreign[0]} to correct.", {"param": foreign[0]})
+        changes: dict[str, Any] = {}
+        for key in CORRECTABLE[entry.type]:
+            if params.get(key) is None:
+                continue
+            if key == "amount":
+                changes[key] = _amount(params)
+            else:
+                changes[key] = _text(params, key, max_len={"name": 100, "category": 64}
+                                     .get(key, 500))
+        if void == bool(changes):
+            raise ApiError(INVALID_PARAMS, "Give either void, or what to change ("
+                           f"{', '.join(CORRECTABLE[entry.type])}).")
+        body: dict[str, Any] = {"ref_id": entry.id, "ref_type": entry.type,
+                                "action": "void" if void else "amend",
+                                "reason": reason.strip(), "changes": changes}
+        if entry.type == "member_enrol":
+            body["member_id"] = entry.event.get("member_id")
+        stored = await self._append("correction", body, session.staff_id)
+        return {"event_id": field_of(stored, "id"), "ref_id": entry.id}
+
     # ------------------------------------------------------------------ reports
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
@@ -1014,6 +1061,10 @@ class Services:
         if params.get("session") is not None:
             session = self.sessions.check(params.get("session"), ANY_STAFF)
         events, end = await self._day_events(day)
+        # A correction made on a later day still corrects this day's entry.
+        later = await self.db.read(self.store.events_between, end,
+                                   max(end, self.clock()) + timedelta(days=1), ("correction",))
+        events += [event_dict(e) for e in later if e.get("_state") != "rejected"]
         bundle = self.view.bundle()
         summary = summarise_day(
             day, events, await self._staff_names({e.get("staff_id") for e in events}),
@@ -1023,6 +1074,33 @@ class Services:
         if session is not None and session.role != "manager":
             summary["per_staff"] = None
         return summary
+
+    async def day_close(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``day.close`` (manager): the Z report. Records a ``day_close`` event with the
+        day's totals and answers them; each close of a date gets the next number."""
+        session = self.sessions.check(params.get("session"), MANAGERS)
+        # One close at a time: two tills closing at once must not both be number 1.
+        async with self._close_lock:
+            return await self._day_close(params, conn, session.staff_id)
+
+    async def _day_close(self, params: dict[str, Any], conn: Any,
+                         manager: str) -> dict[str, Any]:
+        summary = await self.day_summary({k: v for k, v in params.items() if k != "session"},
+                                         conn)
+        events, _end = await self._day_events(_parse_date(summary["date"]))
+        close_no = 1 + sum(1 for e in events if e.get("type") == "day_close"
+                           and e.get("date") == summary["date"])
+        totals = {"sales": summary["sales"], "by_tender": summary["by_tender"],
+                  "cash": summary["cash"], "refunds": summary["refunds"],
+                  "expenses": len(summary["expenses"]),
+                  "cash_receipts": len(summary["cash_receipts"])}
+        body = {"date": summary["date"], "close_no": close_no, "totals": totals,
+                "currency": summary["currency"], "minor_units": summary["minor_units"]}
+        stored = await self._append("day_close", body, manager)
+        at = field_of(stored, "at") or self.clock()
+        return {"event_id": field_of(stored, "id"),
+                "at": _iso(at) if isinstance(at, datetime) else at,
+                "closed_by": manager, **body}
 
     async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
         names = {}
@@ -1241,15 +1319,36 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id))
         per_staff.append(row)
 
+    # Corrections (#15 item 10): the latest one of each event wins; the row shows the
+    # corrected values and says so, a voided row counts nothing.
+    latest = {str(e.get("ref_id")): e for e in todays if e.get("type") == "correction"}
+
     def money_rows(kind: str) -> list[dict[str, Any]]:
-        return [{"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
-                 "category": e.get("category"), "note": e.get("note"),
-                 "staff_id": e.get("staff_id")} for e in todays if e.get("type") == kind]
+        rows = []
+        for e in todays:
+            if e.get("type") != kind:
+                continue
+            row = {"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
+                   "category": e.get("category"), "note": e.get("note"),
+                   "staff_id": e.get("staff_id")}
+            fix = latest.get(str(e.get("id")))
+            if fix is not None:
+                row.update(fix.get("changes") or {})
+                row["correction"] = {"event_id": fix.get("id"), "by": fix.get("staff_id"),
+                                     "reason": fix.get("reason"),
+                                     "void": fix.get("action") == "void"}
+            rows.append(row)
+        return rows
+
+    def counted(rows: list[dict[str, Any]]) -> int:
+        return sum(int(r["amount"] or 0) for r in rows
+                   if not (r.get("correction") or {}).get("void"))
 
     expenses = money_rows("expense")
     receipts = money_rows("cash_receipt")
-    income = sum(int(r["amount"] or 0) for r in receipts)
-    spent = sum(int(r["amount"] or 0) for r in expenses)
+    income = counted(receipts)
+    spent = counted(expenses)
+    by_tender, cash = _cash_up(sales, income, spent)
     return {
         "date": day.isoformat(),
         "timezone": tz_name,
@@ -1261,5 +1360,24 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         "expenses": expenses,
         "cash_receipts": receipts,
         "totals": {"income": income, "expenses": spent, "net": income - spent},
+        "by_tender": by_tender,
+        "cash": cash,
         "attendance": _attendance_rows(todays, staff_names, now, day_end),
     }
+
+
+# ---- cash-up (#15 item 7): takings split by tender, and the cash the drawer should hold.
+def _cash_up(sales: list[Mapping[str, Any]], income: int, spent: int
+             ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """``by_tender`` (count and payable per payment kind, every kind present) and
+    ``cash``: cash sales + cash receipts − expenses = what the drawer should hold
+    beyond its float. A sale without ``payment`` was cash (the default)."""
+    by_tender = {kind: {"count": 0, "payable": 0} for kind in PAYMENTS}
+    for sale in sales:
+        kind = sale.get("payment") if sale.get("payment") in PAYMENTS else "cash"
+        by_tender[kind]["count"] += 1
+        by_tender[kind]["payable"] += int(sale.get("payable") or 0)
+    cash_sales = by_tender["cash"]["payable"]
+    cash = {"sales": cash_sales, "receipts": income, "expenses": spent,
+            "net": cash_sales + income - spent}
+    return by_tender, cash
