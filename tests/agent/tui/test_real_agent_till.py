@@ -77,3 +77,70 @@ async def test_a_manager_corrects_with_a_reason() -> None:
         assert _attendance(h) == [("c1", "in", "mg")]
         assert [e["reason"] for e in h.outbox() if e["type"] == "attendance"] == [
             "badge left at home"]
+
+
+async def test_cash_tendered_shows_the_change_and_the_report_counts_cash_sales() -> None:
+    # Seen: no change due; "Net cash" left the cash sales out; no split by tender.
+    from textual.widgets import Static
+
+    from agent.tui.screens.report import ReportScreen
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
+
+    async with till("mg", "9999") as (h, app, pilot):
+        screen = app.screen
+        assert isinstance(screen, SaleScreen)
+        await pilot.press(*"20", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        dialog = app.screen
+        await pilot.press("1", "tab", *"10")
+        await wait_for(pilot, lambda: "short" in str(dialog.query_one("#change", Static).content))
+        await pilot.press("enter")                      # less than to pay: not recorded
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PaymentDialog) and not h.outbox()
+        await pilot.press("backspace", "backspace", *"50")
+        await wait_for(pilot, lambda: "Change due: €30.00" in str(
+            dialog.query_one("#change", Static).content))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        await pilot.press("enter")
+        # The common path stays two keys: 2, Enter.
+        await pilot.press(*"40", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None and screen.quote["gross"] == 4000)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        await pilot.press("enter")
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen)
+                       and app.screen.summary is not None)
+        from agent.tui.screens.report import figures_table
+
+        text = _plain(figures_table(app.screen.summary, app.screen.fmt))
+        assert "Net cash" in text and "Card sales (1)" in text, text
+        net_line = next(line for line in text.splitlines() if "Net cash" in line)
+        assert "€20.00" in net_line, text
+        import os
+
+        os.environ["CLUBTERM_EXPORT_DIR"] = str(h.tmp / "reports")
+        await pilot.press("f9")                          # close the day: the Z report
+        await wait_for(pilot, lambda: "Z report 1" in message_text(app), timeout=10)
+        closes = [e for e in h.outbox() if e["type"] == "day_close"]
+        assert closes[0]["totals"]["cash"]["net"] == 2000
+        assert closes[0]["totals"]["by_tender"]["card"]["payable"] == 4000
+        export = app.screen.last_export
+        assert export is not None and "Z report 1" in export.read_text()
+        assert export.parent == h.tmp / "reports"
+        del os.environ["CLUBTERM_EXPORT_DIR"]
+
+
+def _plain(renderable: Any) -> str:
+    """A rich renderable as plain text (80 columns)."""
+    from rich.console import Console
+
+    console = Console(width=80, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
