@@ -158,6 +158,9 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def code_token(text: str) -> str:
     """``code:`` + the scanned text, trimmed (protocol.md): ``agent.carddata.tokens``.
 
@@ -442,6 +445,15 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
         return _checked_token("code:" + code.strip(), "code")
 
+    async def _code_as_stored(self, token: str) -> str:
+        """A ``code:`` token as the club stores it (#15 item 13): codes are matched
+        case-insensitively, the club keeps them upper-cased. The exact token wins
+        (QR and GS1 payloads are case-sensitive), else its ASCII upper-case form."""
+        upper = "code:" + token[5:].translate(_ASCII_UPPER)
+        if upper == token or await self.db.read(self.store.lookup, token) is not None:
+            return token
+        return upper
+
     async def _member_for(self, token: str) -> dict[str, Any]:
         member = await self.db.read(self.store.lookup, token)
         if member is None:
@@ -493,6 +505,8 @@ class Services:
     async def member_identify(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``member.identify`` by token, phone or code."""
         token = self._identifier_of(params)
+        if token.startswith("code:"):
+            token = await self._code_as_stored(token)
         member = await self._member_for(token)
         # The token too: a phone or code becomes a token only here, and the client
         # quotes with it.
@@ -1374,7 +1388,7 @@ def _cash_up(sales: list[Mapping[str, Any]], income: int, spent: int
     beyond its float. A sale without ``payment`` was cash (the default)."""
     by_tender = {kind: {"count": 0, "payable": 0} for kind in PAYMENTS}
     for sale in sales:
-        kind = sale.get("payment") if sale.get("payment") in PAYMENTS else "cash"
+        kind = str(sale.get("payment")) if sale.get("payment") in PAYMENTS else "cash"
         by_tender[kind]["count"] += 1
         by_tender[kind]["payable"] += int(sale.get("payable") or 0)
     cash_sales = by_tender["cash"]["payable"]

@@ -577,7 +577,9 @@ class Ledger:
             rec = self._load_for_update(str(ev.get("member_id")), touched)
             if rec is None:
                 return
-            changes = ev.get("changes") if isinstance(ev.get("changes"), dict) else {}
+            changes = ev.get("changes")
+            if not isinstance(changes, dict):
+                changes = {}
             if ev.get("action") == "void":
                 rec["status"] = "closed"
             elif isinstance(changes.get("name"), str):

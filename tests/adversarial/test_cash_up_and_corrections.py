@@ -124,3 +124,30 @@ def test_corrections_are_new_events_for_managers_only() -> None:
         assert corrections[2]["member_id"] == enrol["member_id"]
         assert corrections[2]["changes"] == {"name": "Sara Jafari"}
     run(scenario)
+
+
+def test_club_codes_are_found_whatever_their_case() -> None:
+    # Seen: "club-1002" found nobody. #15 item 13.
+    import json
+
+    from tests.agent.localapi.harness import GOLD
+
+    async def scenario(h: Harness) -> None:
+        coded = {**GOLD, "member_id": "m-7", "version": 9,
+                 "identifiers": ["code:CLUB-1002"], "name": "Reza M."}
+        qr = {**GOLD, "member_id": "m-8", "version": 9, "identifiers": ["code:Qr-xY"],
+              "name": "Case Sensitive"}
+        h.store.import_snapshot([json.dumps(coded), json.dumps(qr)], 11, False)
+        c = h.client()
+        for typed in ("club-1002", "Club-1002", " CLUB-1002 "):
+            found = await c.call("member.identify", {"code": typed})
+            assert found["member_id"] == "m-7" and found["token"] == "code:CLUB-1002"
+        found = await c.call("member.identify", {"token": "code:club-1002"})
+        assert found["member_id"] == "m-7"
+        # An exact (mixed-case) payload is kept as read; no folding the other way.
+        assert (await c.call("member.identify", {"code": "Qr-xY"}))["member_id"] == "m-8"
+        err = await _refused(c.call("member.identify", {"code": "qr-xy"}))
+        assert err.code == -32001
+        q = await c.call("sale.quote", {"amount": 1000, "token": found["token"]})
+        assert q["member"]["member_id"] == "m-7"
+    run(scenario)

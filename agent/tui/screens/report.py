@@ -24,7 +24,6 @@ from agent.tui.widgets.kv import kv_row, kv_table
 def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
     """The day's totals as label/value rows."""
     sales = summary.get("sales") or {}
-    totals = summary.get("totals") or {}
     table = kv_table()
     rows = [
         (tr("Sales"), number(int(sales.get("count", 0)))),
@@ -65,9 +64,9 @@ def z_report_text(close: dict[str, Any], fmt: Any, day: str) -> str:
     """The Z report as plain text, for a printer or a file (logical order)."""
     loc = current()
     totals = close.get("totals") or {}
-    summary = {"sales": totals.get("sales") or {}, "by_tender": totals.get("by_tender") or {},
+    sales: dict[str, Any] = totals.get("sales") or {}
+    summary = {"sales": sales, "by_tender": totals.get("by_tender") or {},
                "cash": totals.get("cash"), "totals": {}}
-    sales = summary["sales"]
     rows = [(loc.gettext("Sales"), str(int(sales.get("count", 0)))),
             (loc.gettext("Gross"), fmt(int(sales.get("gross", 0)))),
             (loc.gettext("Discounts"), fmt(int(sales.get("discounts", 0)))),
