@@ -27,17 +27,75 @@ from hw_sim.serial_msr import TEST_PANS, VirtualSerialMsr, track_data
 from hw_sim.vpcd import DEFAULT_PORT, VpcdSession
 
 DEFAULT_DIR = Path(os.environ.get("CLUBTERM_SIM_DIR", "/run/clubterm-sim"))
+# scripts/demo writes where its simulated readers are (sim dir, vpcd port) here, so
+# `tap`, `swipe` and `scan` find the running demo without --dir/--port.
+DEMO_POINTER = Path(os.environ.get("CLUBTERM_DEMO_POINTER", "/tmp/clubterm-demo.current"))
+
+
+def running_demo() -> dict[str, str]:
+    """``{"sim_dir", "vpcd_port", ...}`` of the running demo, or {} (none, or gone)."""
+    try:
+        lines = DEMO_POINTER.read_text().splitlines()
+    except OSError:
+        return {}
+    found = dict(line.split("=", 1) for line in lines if "=" in line)
+    return found if Path(found.get("sim_dir", "/nonexistent")).is_dir() else {}
+
+
+def default_dir() -> Path:
+    """``$CLUBTERM_SIM_DIR``, else the running demo's, else /run/clubterm-sim."""
+    if "CLUBTERM_SIM_DIR" in os.environ:
+        return DEFAULT_DIR
+    return Path(running_demo().get("sim_dir") or DEFAULT_DIR)
+
+
+def default_port() -> int:
+    """The running demo's vpcd port, else the system pcscd's (35963)."""
+    port = running_demo().get("vpcd_port", "")
+    return int(port) if port.isdigit() and int(port) > 0 else DEFAULT_PORT
+
+
+def _members_by_token() -> dict[str, str]:
+    """The demo club's members by identifier token (pan: tokens with its pan key)."""
+    import json
+    from importlib import resources
+
+    from agent.carddata.tokens import pan_token
+
+    doc = json.loads(resources.files("hw_sim.club").joinpath("demo_members.json").read_text())
+    key = bytes.fromhex(doc["pan_key_hex"])
+    names = {t: f"{m.get('name')} ({m.get('member_id')})" for m in doc["members"]
+             for t in m.get("identifiers", [])}
+    for info in cards.CARDS.values():
+        if info.pan:
+            token = pan_token(key, info.pan)
+            if token in names:
+                names[info.pan] = names[token]
+    return names
 
 
 def cmd_list_cards(args: argparse.Namespace) -> int:
-    print("Virtual chip/contactless cards (tap --card NAME):")
+    from hw_sim.terminal import STAFF
+
+    members = _members_by_token()
+    staff = {badge: f"staff {sid} {name} ({role}, PIN {pin})"
+             for sid, name, role, pin, badge in STAFF}
+
+    def owner(pan: str | None, uid: str | None) -> str:
+        key = pan if pan else f"nfc:{uid}"
+        return staff.get(key) or members.get(key) or "no member in the demo club"
+
+    print("Virtual chip/contactless cards (tap --card NAME), and whose they are in the demo:")
     for info in cards.CARDS.values():
         ident = f"PAN {info.pan}" if info.pan else f"UID {info.uid}"
         outcome = f"token {info.token_kind}" if info.token_kind else "read fails (read again)"
-        print(f"  {info.name:18} {ident:22} {outcome:24} {info.description}")
+        print(f"  {info.name:18} {ident:22} {outcome:24} {owner(info.pan, info.uid)}")
+        print(f"  {'':18} {info.description}")
     print("Magstripe test cards (swipe --card NAME):")
     for name, pan in TEST_PANS.items():
-        print(f"  {name:18} PAN {pan}")
+        print(f"  {name:18} PAN {pan:18} {owner(pan, None)}")
+    print("Codes (scan CODE): " + ", ".join(
+        f"{t[5:]} {n}" for t, n in members.items() if t.startswith("code:")))
     return 0
 
 
@@ -47,6 +105,8 @@ def cmd_tap(args: argparse.Namespace) -> int:
         print(f"hw_sim: unknown card {args.card!r}; see 'python -m hw_sim list-cards'",
               file=sys.stderr)
         return 2
+    if args.port is None:
+        args.port = default_port()
     try:
         session = VpcdSession(info.make(), port=args.port, host=args.host).insert()  # type: ignore[arg-type]
     except OSError as exc:
@@ -141,7 +201,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     try:
         keys.write_events(args.dir / "scanner.events", events, realtime=args.slow)
     except OSError as exc:
-        print(f"hw_sim: {exc.strerror}", file=sys.stderr)
+        print(f"hw_sim: {args.dir / 'scanner.events'}: {exc.strerror}; is the demo (or "
+              "'python -m hw_sim serve') running? Give its folder with --dir",
+              file=sys.stderr)
         return 1
     print(f"scanned {args.code!r}")
     return 0
@@ -156,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     tap = sub.add_parser("tap", help="insert a virtual card into vpcd, hold, remove")
     tap.add_argument("--card", default="visa-contactless")
     tap.add_argument("--hold", type=float, default=1.5, help="seconds (default 1.5)")
-    tap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    tap.add_argument("--port", type=int, default=None,
+                     help="vpcd port (default: the running demo's, else 35963)")
     tap.add_argument("--host", default="127.0.0.1")
     tap.set_defaults(func=cmd_tap)
     pcscd = sub.add_parser("pcscd", help="run an isolated pcscd with a vpcd reader")
@@ -168,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     swipe = sub.add_parser("swipe", help="swipe a magstripe test card on the pty reader")
     swipe.add_argument("--card", default="visa", help=f"{', '.join(TEST_PANS)} or a PAN")
-    swipe.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    swipe.add_argument("--dir", type=Path, default=None,
+                       help="the simulated readers' folder (default: the running demo's)")
     swipe.add_argument("--noise", action="store_true", help="line noise before the swipe")
     swipe.add_argument("--half", action="store_true", help="a swipe cut short")
     swipe.set_defaults(func=cmd_swipe)
@@ -176,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     scan.add_argument("code")
     scan.add_argument("--keymap", default="us")
     scan.add_argument("--slow", action="store_true", help="type like a person (not a scan)")
-    scan.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    scan.add_argument("--dir", type=Path, default=None,
+                      help="the simulated readers' folder (default: the running demo's)")
     scan.set_defaults(func=cmd_scan)
     args = parser.parse_args(argv)
+    if getattr(args, "dir", "unset") is None:
+        args.dir = default_dir()
     return int(args.func(args))
 
 

@@ -293,7 +293,7 @@ class NtagSim:
         payload = b"\x02en" + self.text.encode("utf-8")
         record = bytes([0xD1, 0x01, len(payload)]) + b"T" + payload
         ndef = bytes([0x03, len(record)]) + record + b"\xFE"
-        u = self.uid
+        u = self.uid.ljust(7, b"\x00")  # a staff badge's short UID: pages padded
         page0 = u[:3] + bytes([0x88 ^ u[0] ^ u[1] ^ u[2]])
         page1 = u[3:7]
         page2 = bytes([u[3] ^ u[4] ^ u[5] ^ u[6], 0x48, 0x00, 0x00])   # BCC1, internal, lock
@@ -353,6 +353,13 @@ CARDS: dict[str, CardInfo] = {c.name: c for c in (
              sw_chaining, "pan", pan="4761739001010119"),
     CardInfo("nfc-club", "NTAG213 club tag: UID 04A2241A3C5E80, NDEF text",
              nfc_club, "nfc", uid="04A2241A3C5E80", source="nfc"),
+    # The demo's staff badges (hw_sim.terminal.STAFF): a tap signs in or clocks.
+    CardInfo("staff-1", "Staff badge of no. 1 (cashier): UID 04AA000001",
+             lambda: NtagSim(uid=bytes.fromhex("04AA000001"), text="Staff badge"), "nfc",
+             uid="04AA000001", source="nfc"),
+    CardInfo("staff-2", "Staff badge of no. 2 (manager): UID 04AA000002",
+             lambda: NtagSim(uid=bytes.fromhex("04AA000002"), text="Staff badge"), "nfc",
+             uid="04AA000002", source="nfc"),
     CardInfo("removed-mid-read", "Visa contactless pulled away after SELECT AID",
              removed_mid_read, "", pan="4111111111111111"),
 )}

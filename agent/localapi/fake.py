@@ -60,6 +60,7 @@ ROLE_POLICY: dict[str, frozenset[str]] = {
     "appointment.update": frozenset({"cashier", "manager"}),
     "appointment.cancel": frozenset({"cashier", "manager"}),
     "member.enrol": frozenset({"cashier", "manager"}),
+    "staff.clock": frozenset({"manager"}),
 }
 
 # A tiny stand-in for a rule bundle (see the module docstring).
@@ -916,13 +917,28 @@ class FakeLocalApi:
             raise ApiError(INVALID_PARAMS, "'action' must be in or out.")
         token = params.get("token")
         tap: BadgeTap | None = None
+        correction: dict[str, Any] = {}
         if isinstance(token, str) and token:
             staff, tap = self._staff_by_tap(token)
         else:
             staff_id = self._str(params, "staff_id")
+            if params.get("pin") is None:
+                # As the agent: a PIN or a tap, else a manager's correction with a reason.
+                if params.get("session") is None:
+                    raise ApiError(INVALID_PARAMS, "Tap your badge or enter your PIN to clock "
+                                   "in or out.", {"param": "pin", "reason": "pin_or_badge"})
+                manager = self._session_staff("staff.clock", params)
+                reason = str(params.get("reason") or "").strip()
+                if not reason:
+                    raise ApiError(INVALID_PARAMS, "A manager's correction needs a reason.",
+                                   {"param": "reason"})
+                correction = {"corrected_by": manager["staff_id"], "reason": reason}
             if staff_id not in self._state.staff:
                 raise ApiError(NOT_FOUND, "No staff member has this number.")
             staff = self._state.staff[staff_id or ""]
+            if params.get("pin") is not None and params.get("pin") != staff["pin"]:
+                raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
+                               {"reason": "bad_credentials"})
         present = {r["staff_id"] for r in self._attendance(self._now().date()) if r["present"]}
         conflict = None
         if action == "in" and staff["staff_id"] in present:
@@ -933,8 +949,10 @@ class FakeLocalApi:
             if tap is not None:  # nothing recorded: the tap may be used once more
                 self._taps.give_back(tap, self._mono())
             raise ApiError(CONFLICT, conflict)
+        extra = correction if tap is None else {}
         event = self._record(
-            "attendance", {"action": action, "identified_by": tap.badge if tap else None},
+            "attendance",
+            {"action": action, "identified_by": tap.badge if tap else None, **extra},
             staff["staff_id"],
         )
         event["staff_id"] = staff["staff_id"]
@@ -943,6 +961,7 @@ class FakeLocalApi:
             "at": event["at"],
             "staff_id": staff["staff_id"],
             "name": staff["name"],
+            **extra,
         }
 
     def _money_event(self, event_type: str, params: Json) -> Json:

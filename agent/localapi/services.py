@@ -188,6 +188,9 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def code_token(text: str) -> str:
     """``code:`` + the scanned text, trimmed (protocol.md): ``agent.carddata.tokens``.
 
@@ -364,6 +367,7 @@ class Services:
         self.taps = BadgeTaps()
         # staff id → (lock, holders): one PIN check at a time per staff id.
         self._pin_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._close_lock = asyncio.Lock()
         self._methods: dict[str, Callable[[dict[str, Any], Any], Any]] = {
             "agent.status": self.agent_status,
             "events.subscribe": self.events_subscribe,
@@ -388,6 +392,8 @@ class Services:
             "member.search": self.member_search,
             "member.profile": self.member_profile,
             "member.card_link": self.member_card_link,
+            "event.correct": self.event_correct,
+            "day.close": self.day_close,
         }
 
     # ------------------------------------------------------------------ plumbing
@@ -520,6 +526,15 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
         return _checked_token("code:" + code.strip(), "code")
 
+    async def _code_as_stored(self, token: str) -> str:
+        """A ``code:`` token as the club stores it (#15 item 13): codes are matched
+        case-insensitively, the club keeps them upper-cased. The exact token wins
+        (QR and GS1 payloads are case-sensitive), else its ASCII upper-case form."""
+        upper = "code:" + token[5:].translate(_ASCII_UPPER)
+        if upper == token or await self.db.read(self.store.lookup, token) is not None:
+            return token
+        return upper
+
     async def _member_for(self, token: str) -> dict[str, Any]:
         member = await self.db.read(self.store.lookup, token)
         if member is None:
@@ -571,6 +586,8 @@ class Services:
     async def member_identify(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``member.identify`` by token, phone or code."""
         token = self._identifier_of(params)
+        if token.startswith("code:"):
+            token = await self._code_as_stored(token)
         member = await self._member_for(token)
         # The token too: a phone or code becomes a token only here, and the client
         # quotes with it.
@@ -729,6 +746,7 @@ class Services:
             raise ApiError(INVALID_PARAMS, "The staff id is not valid.", {"param": "staff_id"})
         pin = params.get("pin")
         if pin is None and not need_pin:
+            # Only a manager's correction (checked by the caller) gets here.
             staff = await self.db.read(self.store.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
@@ -756,13 +774,26 @@ class Services:
         if action not in ("in", "out"):
             raise ApiError(INVALID_PARAMS, 'The action must be "in" or "out".',
                            {"param": "action"})
-        staff, tap = await self._staff_from(params, need_pin=False)
+        # Clocking needs the person: their badge tap or their PIN. Without either,
+        # only a manager's correction with a reason (recorded as such) is taken.
+        correction: tuple[str, str] | None = None
+        if params.get("token") is None and params.get("pin") is None:
+            if params.get("session") is None:
+                raise ApiError(INVALID_PARAMS, "Tap your badge or enter your PIN to clock "
+                               "in or out.", {"param": "pin", "reason": "pin_or_badge"})
+            session = await self._session(params, perm.CLOCK_OTHERS)
+            reason = _text(params, "reason", required=False, max_len=200)
+            if not reason or not reason.strip():
+                raise ApiError(INVALID_PARAMS, "A manager's correction needs a reason.",
+                               {"param": "reason"})
+            correction = (session.staff_id, reason.strip())
+        staff, tap = await self._staff_from(params, need_pin=correction is None)
         try:
             if perm.CLOCK not in _granted(staff):
                 raise ApiError(NOT_ALLOWED, f"{staff.get('name') or staff['staff_id']} may not "
                                "clock in or out at this terminal.",
                                {"reason": "role", "permission": perm.CLOCK})
-            return await self._clock(staff, action, tap)
+            return await self._clock(staff, action, tap, correction)
         except ApiError:
             # Nothing was recorded (already in, storage): the tap may still be used
             # once, e.g. for "out" after "in" was refused, until it expires.
@@ -770,8 +801,8 @@ class Services:
                 self.taps.give_back(tap, self.monotonic())
             raise
 
-    async def _clock(self, staff: Mapping[str, Any], action: str,
-                     tap: BadgeTap | None) -> dict[str, Any]:
+    async def _clock(self, staff: Mapping[str, Any], action: str, tap: BadgeTap | None,
+                     correction: tuple[str, str] | None = None) -> dict[str, Any]:
         events, end = await self._day_events(self._today())
         rows = _attendance_rows(events, {}, self.clock(), end)
         present = {r["staff_id"] for r in rows if r["present"]}
@@ -782,16 +813,19 @@ class Services:
             raise ApiError(CONFLICT, f"{name} is not clocked in.")
         # identified_by is the badge token itself: it goes to the club in the event,
         # never to the local API's subscribers.
+        extra = ({"corrected_by": correction[0], "reason": correction[1]}
+                 if correction is not None else {})
         stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
-                                    action, at=self.clock(), by=staff["staff_id"],
+                                    action, at=self.clock(),
+                                    by=correction[0] if correction else staff["staff_id"],
                                     identified_by=tap.badge if tap is not None else None,
-                                    offline=not self.view.online())
+                                    offline=not self.view.online(), **extra)
         at = field_of(stored, "at") or self.clock()
         at_s = _iso(at) if isinstance(at, datetime) else at
         self.view.broadcast({"type": "attendance", "staff_id": staff["staff_id"],
-                             "name": name, "action": action, "at": at_s})
+                             "name": name, "action": action, "at": at_s, **extra})
         return {"event_id": field_of(stored, "id"), "at": at_s, "staff_id": staff["staff_id"],
-                "name": name}
+                "name": name, **extra}
 
     async def _money_event(self, type_: str, params: dict[str, Any]) -> dict[str, Any]:
         session = await self._session(params, perm.EXPENSE if type_ == "expense"
@@ -1462,6 +1496,55 @@ class Services:
         stored = await self._append("card_link", body, session.staff_id)
         return {"event_id": field_of(stored, "id"), "member_id": member_id}
 
+    # ------------------------------------------------------------------ corrections
+
+    async def event_correct(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``event.correct`` (manager): a ``correction`` event referring to an expense,
+        cash receipt or enrolment; the corrected event itself is never changed."""
+        from agent.offline_queue.events import CORRECTABLE
+
+        session = await self._session(params, perm.REPORT)
+        event_id = _text(params, "event_id", max_len=100)
+        reason = _text(params, "reason", max_len=200)
+        if not reason or not reason.strip():
+            raise ApiError(INVALID_PARAMS, "A correction needs a reason.", {"param": "reason"})
+        entry = await self.db.read(self.store.event, event_id)
+        if entry is None or entry.type not in CORRECTABLE or entry.state == "rejected":
+            raise ApiError(NOT_FOUND, "There is no expense, cash receipt or enrolment with "
+                           "this id on this terminal.", {"param": "event_id"})
+        need = perm.permission(entry.type, "edit")  # expense, cash_receipt, member_enrol
+        if need not in session.permissions:
+            raise ApiError(NOT_ALLOWED, f"A {session.role} may not correct this "
+                           f"({perm.describe(need)}); ask a manager.",
+                           {"reason": "role", "permission": need})
+        void = params.get("void", False)
+        if not isinstance(void, bool):
+            raise ApiError(INVALID_PARAMS, "void must be true or false.", {"param": "void"})
+        foreign = sorted(({k for keys in CORRECTABLE.values() for k in keys}
+                          - set(CORRECTABLE[entry.type])) & params.keys())
+        if foreign:
+            raise ApiError(INVALID_PARAMS, f"A {entry.type.replace('_', ' ')} has no "
+                           f"{foreign[0]} to correct.", {"param": foreign[0]})
+        changes: dict[str, Any] = {}
+        for key in CORRECTABLE[entry.type]:
+            if params.get(key) is None:
+                continue
+            if key == "amount":
+                changes[key] = _amount(params)
+            else:
+                changes[key] = _text(params, key, max_len={"name": 100, "category": 64}
+                                     .get(key, 500))
+        if void == bool(changes):
+            raise ApiError(INVALID_PARAMS, "Give either void, or what to change ("
+                           f"{', '.join(CORRECTABLE[entry.type])}).")
+        body: dict[str, Any] = {"ref_id": entry.id, "ref_type": entry.type,
+                                "action": "void" if void else "amend",
+                                "reason": reason.strip(), "changes": changes}
+        if entry.type == "member_enrol":
+            body["member_id"] = entry.event.get("member_id")
+        stored = await self._append("correction", body, session.staff_id)
+        return {"event_id": field_of(stored, "id"), "ref_id": entry.id}
+
     # ------------------------------------------------------------------ reports
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
@@ -1480,6 +1563,10 @@ class Services:
         if params.get("session") is not None:
             session = await self._session(params, perm.REPORT)
         events, end = await self._day_events(day)
+        # A correction made on a later day still corrects this day's entry.
+        later = await self.db.read(self.store.events_between, end,
+                                   max(end, self.clock()) + timedelta(days=1), ("correction",))
+        events += [event_dict(e) for e in later if e.get("_state") != "rejected"]
         refunded = await self._refunded_sales(events)
         bundle = self.view.bundle()
         summary = summarise_day(
@@ -1509,6 +1596,33 @@ class Services:
             return out
 
         return await self.db.read(read) if ids else {}
+
+    async def day_close(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """``day.close`` (manager): the Z report. Records a ``day_close`` event with the
+        day's totals and answers them; each close of a date gets the next number."""
+        session = await self._session(params, perm.DAY_CLOSE)
+        # One close at a time: two tills closing at once must not both be number 1.
+        async with self._close_lock:
+            return await self._day_close(params, conn, session.staff_id)
+
+    async def _day_close(self, params: dict[str, Any], conn: Any,
+                         manager: str) -> dict[str, Any]:
+        summary = await self.day_summary({k: v for k, v in params.items() if k != "session"},
+                                         conn)
+        events, _end = await self._day_events(_parse_date(summary["date"]))
+        close_no = 1 + sum(1 for e in events if e.get("type") == "day_close"
+                           and e.get("date") == summary["date"])
+        totals = {"sales": summary["sales"], "by_tender": summary["by_tender"],
+                  "cash": summary["cash"], "refunds": summary["refunds"],
+                  "expenses": len(summary["expenses"]),
+                  "cash_receipts": len(summary["cash_receipts"])}
+        body = {"date": summary["date"], "close_no": close_no, "totals": totals,
+                "currency": summary["currency"], "minor_units": summary["minor_units"]}
+        stored = await self._append("day_close", body, manager)
+        at = field_of(stored, "at") or self.clock()
+        return {"event_id": field_of(stored, "id"),
+                "at": _iso(at) if isinstance(at, datetime) else at,
+                "closed_by": manager, **body}
 
     async def _staff_names(self, ids: Iterable[Any]) -> dict[str, str]:
         names = {}
@@ -1778,15 +1892,36 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
                    net_payable=row["payable"] - back["payable"])
         per_staff.append(row)
 
+    # Corrections (#15 item 10): the latest one of each event wins; the row shows the
+    # corrected values and says so, a voided row counts nothing.
+    latest = {str(e.get("ref_id")): e for e in todays if e.get("type") == "correction"}
+
     def money_rows(kind: str) -> list[dict[str, Any]]:
-        return [{"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
-                 "category": e.get("category"), "note": e.get("note"),
-                 "staff_id": e.get("staff_id")} for e in todays if e.get("type") == kind]
+        rows = []
+        for e in todays:
+            if e.get("type") != kind:
+                continue
+            row = {"event_id": e.get("id"), "at": e["at"].isoformat(), "amount": e.get("amount"),
+                   "category": e.get("category"), "note": e.get("note"),
+                   "staff_id": e.get("staff_id")}
+            fix = latest.get(str(e.get("id")))
+            if fix is not None:
+                row.update(fix.get("changes") or {})
+                row["correction"] = {"event_id": fix.get("id"), "by": fix.get("staff_id"),
+                                     "reason": fix.get("reason"),
+                                     "void": fix.get("action") == "void"}
+            rows.append(row)
+        return rows
+
+    def counted(rows: list[dict[str, Any]]) -> int:
+        return sum(int(r["amount"] or 0) for r in rows
+                   if not (r.get("correction") or {}).get("void"))
 
     expenses = money_rows("expense")
     receipts = money_rows("cash_receipt")
-    income = sum(int(r["amount"] or 0) for r in receipts)
-    spent = sum(int(r["amount"] or 0) for r in expenses)
+    income = counted(receipts)
+    spent = counted(expenses)
+    by_tender, cash = _cash_up(sales, income, spent)
     return {
         "date": day.isoformat(),
         "timezone": tz_name,
@@ -1800,5 +1935,24 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         "expenses": expenses,
         "cash_receipts": receipts,
         "totals": {"income": income, "expenses": spent, "net": income - spent},
+        "by_tender": by_tender,
+        "cash": cash,
         "attendance": _attendance_rows(todays, staff_names, now, day_end),
     }
+
+
+# ---- cash-up (#15 item 7): takings split by tender, and the cash the drawer should hold.
+def _cash_up(sales: list[Mapping[str, Any]], income: int, spent: int
+             ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """``by_tender`` (count and payable per payment kind, every kind present) and
+    ``cash``: cash sales + cash receipts − expenses = what the drawer should hold
+    beyond its float. A sale without ``payment`` was cash (the default)."""
+    by_tender = {kind: {"count": 0, "payable": 0} for kind in PAYMENTS}
+    for sale in sales:
+        kind = str(sale.get("payment")) if sale.get("payment") in PAYMENTS else "cash"
+        by_tender[kind]["count"] += 1
+        by_tender[kind]["payable"] += int(sale.get("payable") or 0)
+    cash_sales = by_tender["cash"]["payable"]
+    cash = {"sales": cash_sales, "receipts": income, "expenses": spent,
+            "net": cash_sales + income - spent}
+    return by_tender, cash

@@ -36,6 +36,18 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # A staff member created or changed at the terminal (docs/protocol/staff.md); the
     # common staff_id is the manager who did it. `pin` is the scrypt hash object, never a PIN.
     "staff_change": ("action", "target_staff_id", "name", "groups", "pin", "badges", "active"),
+    # Additions to protocol.md (docs/sync.md, "Corrections and day closes"):
+    # a manager's correction of an earlier event (the old one stays as it was) …
+    "correction": ("ref_id", "ref_type", "action", "reason", "changes"),
+    # … and the end-of-day close (Z report) with the day's totals.
+    "day_close": ("date", "close_no", "totals"),
+}
+
+#: Event types a ``correction`` may refer to, and what each may change.
+CORRECTABLE: dict[str, tuple[str, ...]] = {
+    "expense": ("amount", "category", "note"),
+    "cash_receipt": ("amount", "category", "note"),
+    "member_enrol": ("name",),
 }
 
 #: Keys every event has; the store fills them in.
@@ -185,6 +197,28 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
         pin = body["pin"]
         if pin is not None and (not isinstance(pin, Mapping) or "hash" not in pin):
             raise InvalidEvent("staff_change.pin must be a PIN hash object or null")
+    elif type_ == "correction":
+        if not isinstance(body["ref_id"], str) or not body["ref_id"]:
+            raise InvalidEvent("correction.ref_id must be the id of an event")
+        allowed = CORRECTABLE.get(body["ref_type"])
+        if allowed is None:
+            raise InvalidEvent(f"correction.ref_type must be one of {', '.join(CORRECTABLE)}")
+        if body["action"] not in ("void", "amend"):
+            raise InvalidEvent("correction.action must be void or amend")
+        changes = body["changes"]
+        if not isinstance(changes, Mapping) or any(k not in allowed for k in changes):
+            raise InvalidEvent(f"correction.changes of a {body['ref_type']} may hold only "
+                               f"{', '.join(allowed)}")
+        if body["action"] == "amend" and not changes:
+            raise InvalidEvent("an amending correction must change something")
+        if "amount" in changes:
+            _need_int(type_, "changes.amount", changes["amount"])
+            if changes["amount"] <= 0:
+                raise InvalidEvent("correction.changes.amount must be positive (void instead)")
+    elif type_ == "day_close":
+        _need_int(type_, "close_no", body["close_no"])
+        if not isinstance(body["totals"], Mapping):
+            raise InvalidEvent("day_close.totals must be an object")
     elif type_ == "card_link":
         if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
             raise InvalidEvent("card_link.member_id and identifier must be strings")

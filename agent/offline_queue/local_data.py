@@ -296,9 +296,17 @@ class LocalDataMixin:
     # ------------------------------------------------------------------ attendance
 
     def clock_staff(self, staff_id: str, action: str, *, at: datetime, by: str | None,
-                    identified_by: str | None, offline: bool) -> StoredEvent:
-        """Clock a staff member in or out: the attendance event and the local row."""
-        body = {"staff_id": staff_id, "action": action, "identified_by": identified_by}
+                    identified_by: str | None, offline: bool,
+                    corrected_by: str | None = None, reason: str | None = None
+                    ) -> StoredEvent:
+        """Clock a staff member in or out: the attendance event and the local row.
+
+        A manager's correction (no badge, no PIN) carries ``corrected_by`` and
+        ``reason`` in the event (extra keys; the club keeps them)."""
+        body: dict[str, Any] = {"staff_id": staff_id, "action": action,
+                                "identified_by": identified_by}
+        if corrected_by is not None:
+            body.update(corrected_by=corrected_by, reason=reason)
         ev.validate_body("attendance", body)
         at_text = ev.format_at(at)
         self._writable("recording attendance")

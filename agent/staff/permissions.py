@@ -58,6 +58,10 @@ SALE_VIEW = permission("sale", "view")
 # Voiding another staff member's sale; one's own last sale needs only SELL.
 VOID = permission("void", "add")
 CARD_LINK = permission("member_enrol", "edit")
+# A manager's correction of someone else's clock-in or -out.
+CLOCK_OTHERS = permission("clock_others", "edit")
+# The end-of-day close (Z report).
+DAY_CLOSE = permission("report", "print")
 
 
 def union(groups: Iterable[str], definitions: Mapping[str, Permissions]) -> Permissions:

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
-               "member_enrol", "card_link", "staff_change"}
+               "member_enrol", "card_link", "staff_change", "correction", "day_close"}
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
@@ -658,7 +658,21 @@ class Ledger:
             self._take_identifier(token, rec["member_id"], touched)
             if token not in rec["identifiers"]:
                 rec["identifiers"].append(token)
-        # attendance, expense, cash_receipt, appointment: kept in the ledger only.
+        elif kind == "correction" and ev.get("ref_type") == "member_enrol":
+            # A mis-typed enrolment: the member's name is amended, or the member is
+            # closed (void). The original member_enrol event stays in the ledger.
+            rec = self._load_for_update(str(ev.get("member_id")), touched)
+            if rec is None:
+                return
+            changes = ev.get("changes")
+            if not isinstance(changes, dict):
+                changes = {}
+            if ev.get("action") == "void":
+                rec["status"] = "closed"
+            elif isinstance(changes.get("name"), str):
+                rec["name"] = changes["name"]
+        # attendance, expense, cash_receipt, appointment, day_close and corrections
+        # of expenses and cash receipts: kept in the ledger only.
 
     def _local_day(self, at: datetime) -> str:
         """The club's local date of ``at``, remembered by the second (a batch's sales
@@ -847,4 +861,9 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
             facts[ev["id"]] = (at, deltas, spend)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
+    elif ev["type"] == "correction":
+        if not isinstance(ev.get("ref_id"), str) or ev.get("action") not in ("void", "amend"):
+            return "malformed: correction"
+        if ev.get("ref_type") == "member_enrol" and not isinstance(ev.get("member_id"), str):
+            return "malformed: correction.member_id"
     return None

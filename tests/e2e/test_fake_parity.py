@@ -31,8 +31,8 @@ async def conversation(api: Any, phone: str) -> dict[str, Any]:
     await call("commit", "sale.commit", {"quote_id": quote["quote_id"], "payment": "card",
                                          "session": session})
     await call("commit_again_expired", "sale.commit", {"quote_id": "q-none", "session": session})
-    await call("clock", "staff.clock", {"staff_id": "1", "action": "in"})
-    await call("clock_twice", "staff.clock", {"staff_id": "1", "action": "in"})
+    await call("clock", "staff.clock", {"staff_id": "1", "pin": "1234", "action": "in"})
+    await call("clock_twice", "staff.clock", {"staff_id": "1", "pin": "1234", "action": "in"})
     await call("expense", "expense.add", {"amount": 500, "category": "milk", "note": "",
                                           "session": session})
     await call("summary", "day.summary", {"session": session})

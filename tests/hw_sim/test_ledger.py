@@ -273,3 +273,31 @@ def test_a_bare_amount_line_is_told_from_product_and_category_lines() -> None:
                                    "reason": "malformed: lines[0].sku is not a string or null"}]
         assert again.applied_seq == 6
         led.close()
+
+
+def test_a_correction_of_an_enrolment_renames_or_closes_the_member() -> None:
+    """#15 item 10: the club applies a manager's correction of a mis-typed enrolment;
+    the enrolment event itself stays as it was; a correction it cannot use is rejected."""
+    base = {"at": "2026-11-24T10:00:00+01:00", "terminal_id": "T-1", "merchant_id": "M-7",
+            "staff_id": "2", "offline": False}
+    enrol = {**base, "id": str(uuid.uuid4()), "seq": 1, "type": "member_enrol",
+             "member_id": "local:aa", "name": "CLUB-9999", "identifiers": ["tel:+9893511122"],
+             "referred_by": None}
+    rename = {**base, "id": str(uuid.uuid4()), "seq": 2, "type": "correction",
+              "ref_id": enrol["id"], "ref_type": "member_enrol", "action": "amend",
+              "reason": "typo", "changes": {"name": "Sara J."}, "member_id": "local:aa"}
+    broken = {**rename, "id": str(uuid.uuid4()), "seq": 3, "member_id": None}
+    day_close = {**base, "id": str(uuid.uuid4()), "seq": 4, "type": "day_close",
+                 "date": "2026-11-24", "close_no": 1, "totals": {}}
+    void = {**rename, "id": str(uuid.uuid4()), "seq": 5, "action": "void", "changes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "club.db")
+        result = ledger.receive_batch("T-1", [enrol, rename, broken, day_close])
+        assert broken["id"] in str(result.rejected) and enrol["id"] not in str(result.rejected)
+        assert day_close["id"] in result.accepted
+        [member] = [m for m in ledger.members() if "local:aa" in (m.get("replaces") or [])]
+        assert member["name"] == "Sara J." and member.get("status", "active") == "active"
+        ledger.receive_batch("T-1", [void])
+        assert ledger.member(member["member_id"])["status"] == "closed"
+        assert ledger.events("T-1")[0]["name"] == "CLUB-9999"
+        ledger.close()

@@ -39,12 +39,14 @@ class ClockScreen(ClubScreen):
         super().__init__()
         self.attendance: list[dict[str, Any]] = []
         self._last_badge: str | None = None
+        # The params of a typed clock-in sent by Enter (toggle: out on conflict).
+        self._typed: dict[str, Any] | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(
             tr(
-                "Tap your badge to clock in or out, or type your staff number "
-                "and press F8 (in) or F9 (out)."
+                "Tap your badge to clock in or out, or type your staff number and "
+                "PIN, then Enter (in or out), F8 (in) or F9 (out)."
             ),
             classes="hint",
             id="clock-hint",
@@ -52,6 +54,13 @@ class ClockScreen(ClubScreen):
         with Horizontal(classes="field"):
             yield Label(tr("Staff number"), classes="field-label")
             yield Input(id="clock-staff", compact=True, max_length=32)
+        with Horizontal(classes="field"):
+            yield Label(tr("PIN"), classes="field-label")
+            yield Input(id="clock-pin", compact=True, max_length=64, password=True)
+        # A manager may clock someone without their PIN: a correction, with a reason.
+        with Horizontal(classes="field", id="clock-reason-row"):
+            yield Label(tr("Correction reason"), classes="field-label")
+            yield Input(id="clock-reason", compact=True, max_length=200)
         with Horizontal(id="clock-body"):
             with Vertical(id="in-now"):
                 yield Static(tr("In now"), classes="title")
@@ -63,6 +72,9 @@ class ClockScreen(ClubScreen):
     def on_mount(self) -> None:
         table = self.query_one("#attendance", DataTable)
         table.add_columns(*ordered([tr("Name"), tr("In / out"), tr("Hours")]))
+        staff = self.club_app.staff
+        self.query_one("#clock-reason-row").display = (
+            staff is not None and staff.role == "manager")
         self.query_one("#clock-staff", Input).focus()
         self.action_reload()
 
@@ -90,15 +102,49 @@ class ClockScreen(ClubScreen):
             )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_clock("in")
+        if event.input.id == "clock-staff" and event.value.strip():
+            self.query_one("#clock-pin", Input).focus()
+            return
+        # Enter with a PIN (or a manager's reason) toggles, as a badge tap does.
+        self._send("in", toggle=True)
 
     def action_clock(self, action: str) -> None:
-        """Clock the typed staff number in or out."""
+        """Clock the typed staff number in or out (with their PIN, or a manager's reason)."""
+        self._send(action, toggle=False)
+
+    def _send(self, action: str, *, toggle: bool) -> None:
         staff_id = ascii_digits(self.query_one("#clock-staff", Input).value.strip())
+        pin = ascii_digits(self.query_one("#clock-pin", Input).value)
+        reason = self.query_one("#clock-reason", Input).value.strip()
         if not staff_id:
             self.say(tr("Type a staff number, or tap a badge."), "error")
+            self.query_one("#clock-staff", Input).focus()
             return
-        self.call_api(f"clock_{action}", "staff.clock", {"staff_id": staff_id, "action": action})
+        params: dict[str, Any] = {"staff_id": staff_id, "action": action}
+        staff = self.club_app.staff
+        if pin:
+            params["pin"] = pin
+        elif reason and staff is not None and staff.role == "manager":
+            params.update(reason=reason, session=staff.session)
+        else:
+            self.say(tr("Enter the PIN of the person clocking, or tap their badge."), "error")
+            self.query_one("#clock-pin", Input).focus()
+            return
+        self._typed = params if toggle else None
+        self.call_api(f"clock_{action}", "staff.clock", params)
+
+    def failed_clock_in(self, error: ApiError) -> bool:
+        # Enter toggles: someone already in is clocked out with the same PIN.
+        if error.code == CONFLICT and self._typed is not None:
+            params, self._typed = {**self._typed, "action": "out"}, None
+            self.call_api("clock_out", "staff.clock", params)
+            return True
+        self.query_one("#clock-pin", Input).value = ""
+        return False
+
+    def failed_clock_out(self, error: ApiError) -> bool:
+        self.query_one("#clock-pin", Input).value = ""
+        return False
 
     def handle_card(self, message: CardRead) -> None:
         # A tap toggles: try "in"; the agent answers conflict if the badge's
@@ -128,8 +174,11 @@ class ClockScreen(ClubScreen):
         self._clocked(result, "out")
 
     def _clocked(self, result: dict[str, Any], action: str) -> None:
-        self.query_one("#clock-staff", Input).value = ""
+        for field in ("#clock-staff", "#clock-pin", "#clock-reason"):
+            self.query_one(field, Input).value = ""
+        self.query_one("#clock-staff", Input).focus()
         self._last_badge = None
+        self._typed = None
         at = current().time(
             datetime.fromisoformat(result["at"]).astimezone(self.club_app.now().tzinfo)
         )

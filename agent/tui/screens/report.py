@@ -3,7 +3,9 @@ expenses and cash receipts, attendance."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -14,6 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from agent.tui.i18n import N_, current, money, number, ordered, tr
+from agent.tui.labels import payment_name
 from agent.tui.screens.base import ClubScreen
 from agent.tui.widgets.kv import kv_row, kv_table
 
@@ -37,7 +40,6 @@ def refund_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
 def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
     """The day's totals as label/value rows."""
     sales = summary.get("sales") or {}
-    totals = summary.get("totals") or {}
     table = kv_table()
     rows = [
         (tr("Sales"), number(int(sales.get("count", 0)))),
@@ -48,15 +50,55 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
         (tr("Points given"), number(int(sales.get("points_given", 0)))),
         (tr("Points taken"), number(int(sales.get("points_taken", 0)))),
         (tr("Credit used"), fmt(int(sales.get("credit_used", 0)))),
-        (tr("Cash receipts"), fmt(int(totals.get("income", 0)))),
-        (tr("Expenses"), fmt(int(totals.get("expenses", 0)))),
-        (tr("Net cash"), fmt(int(totals.get("net", 0)))),
+        *tender_rows(summary, fmt),
     ]
     for label, value in rows:
         kv_row(table, label, Text(value, style="bold"))
     present = sum(1 for row in summary.get("attendance") or [] if row.get("present"))
     kv_row(table, tr("Staff in now"), Text(number(present), style="bold"))
     return table
+
+
+def tender_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
+    """Takings by tender and the cash the drawer should hold (#15 item 7): cash sales +
+    cash receipts − expenses (an older agent without ``cash``: receipts − expenses)."""
+    totals = summary.get("totals") or {}
+    tenders = summary.get("by_tender") or {}
+    cash = summary.get("cash") or {"sales": 0, "receipts": totals.get("income", 0),
+                                   "expenses": totals.get("expenses", 0),
+                                   "net": totals.get("net", 0)}
+    rows = [(tr("{method} sales ({n})", method=payment_name(kind),
+                n=number(int(tenders[kind].get("count", 0)))),
+             fmt(int(tenders[kind].get("payable", 0))))
+            for kind in ("cash", "card", "other") if kind in tenders]
+    return [*rows,
+            (tr("Cash receipts"), fmt(int(cash.get("receipts", 0)))),
+            (tr("Expenses"), fmt(int(cash.get("expenses", 0)))),
+            (tr("Net cash"), fmt(int(cash.get("net", 0))))]
+
+
+def z_report_text(close: dict[str, Any], fmt: Any, day: str) -> str:
+    """The Z report as plain text, for a printer or a file (logical order)."""
+    loc = current()
+    totals = close.get("totals") or {}
+    sales: dict[str, Any] = totals.get("sales") or {}
+    summary = {"sales": sales, "by_tender": totals.get("by_tender") or {},
+               "cash": totals.get("cash"), "totals": {}}
+    rows = [(loc.gettext("Sales"), str(int(sales.get("count", 0)))),
+            (loc.gettext("Gross"), fmt(int(sales.get("gross", 0)))),
+            (loc.gettext("Discounts"), fmt(int(sales.get("discounts", 0)))),
+            (loc.gettext("Taken (to pay)"), fmt(int(sales.get("payable", 0))))]
+    rows += tender_rows(summary, fmt)
+    head = [loc.gettext("Z report {n}").format(n=close.get("close_no")), day,
+            loc.gettext("Closed at {at} by {who}").format(at=close.get("at"),
+                                                         who=close.get("closed_by")), ""]
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join(head + [f"{label:<{width}}{value:>14}" for label, value in rows]) + "\n"
+
+
+def export_dir() -> Path:
+    """Where Z reports are saved: ``$CLUBTERM_EXPORT_DIR``, else ~/clubterm-reports."""
+    return Path(os.environ.get("CLUBTERM_EXPORT_DIR") or Path.home() / "clubterm-reports")
 
 
 class ReportScreen(ClubScreen):
@@ -68,12 +110,43 @@ class ReportScreen(ClubScreen):
         Binding("ctrl+r", "reload", N_("Refresh")),
         Binding("pageup", "day(-1)", N_("Day −"), priority=True),
         Binding("pagedown", "day(1)", N_("Day +"), priority=True),
+        Binding("f9", "close_day", N_("Close day"), priority=True),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.day: date | None = None
         self.summary: dict[str, Any] | None = None
+        self.last_export: Path | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        staff = self.club_app.staff
+        if action == "close_day":
+            return bool(staff and staff.is_manager)
+        return True
+
+    def action_close_day(self) -> None:
+        """Close the shown day: the agent records the Z report; it is saved as text."""
+        assert self.day is not None
+        self.say(tr("Closing the day…"))
+        self.call_api("close", "day.close", {"date": self.day.isoformat()}, session=True)
+
+    def done_close(self, result: dict[str, Any]) -> None:
+        assert self.day is not None
+        text = z_report_text(result, self.fmt, current().date(self.day))
+        n = number(int(result.get("close_no", 0)))
+        try:
+            folder = export_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"z-report-{result.get('date')}-{result.get('close_no')}.txt"
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.say(tr("Z report {n} recorded; it could not be saved ({error}).", n=n,
+                        error=exc.strerror or str(exc)), "error")
+        else:
+            self.last_export = path
+            self.say(tr("Z report {n} recorded; saved as {path}.", n=n, path=str(path)), "ok")
+        self.action_reload()
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="report-title", classes="title")

@@ -596,8 +596,10 @@ class SaleScreen(ClubScreen):
             return
         limit = self.club_app.confirm_above
         large = limit > 0 and int(self.quote["payable"]) >= limit
-        self.app.push_screen(PaymentDialog(self.fmt(self.quote["payable"]), large=large),
-                             self._paid)
+        payable = int(self.quote["payable"])
+        self.app.push_screen(
+            PaymentDialog(self.fmt(payable), large=large, payable_minor=payable, fmt=self.fmt,
+                          minor_units=int(self.quote.get("minor_units") or 2)), self._paid)
 
     def _paid(self, payment: str | None) -> None:
         if payment is None or self.quote is None or self._committing:

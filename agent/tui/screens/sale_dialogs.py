@@ -11,8 +11,8 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, Label, Static
 
 from agent.localapi import receipt_number
 from agent.tui.i18n import N_, ascii_digits, current, display, number, tr, trn
@@ -45,23 +45,69 @@ class PaymentDialog(ClubModal):
         Binding("۲,٢", "choose('card')", N_("Card"), show=False),
         Binding("۳,٣", "choose('other')", N_("Other"), show=False),
         Binding("enter", "record", N_("Record")),
+        Binding("tab", "tendered", N_("Tendered"), show=False),
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
-    def __init__(self, payable: str, *, large: bool = False) -> None:
+    def __init__(self, payable: str, *, large: bool = False, payable_minor: int | None = None,
+                 fmt: Callable[[int], str] | None = None, minor_units: int = 2) -> None:
         super().__init__()
         self.payable = payable
         self.large = large
         self.choice: str | None = None
         self._large_confirmed = False
+        # Cash tendered (optional, #15 item 7): Tab after 1 opens the field; the change
+        # due is shown as it is typed. Needs the amount in minor units to compute.
+        self.payable_minor = payable_minor
+        self.fmt = fmt
+        self.minor_units = minor_units
+        self.tendered: int | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
             yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
+            with Horizontal(id="tendered-row"):
+                yield Label(tr("Tendered"), classes="field-label")
+                field = Input(id="tendered", compact=True, max_length=16,
+                              restrict=r"[0-9۰-۹٠-٩.,٫]*")
+                field.can_focus = False  # only after 1 (cash) and Tab
+                yield field
+            yield Static("", id="change")
             yield Static(tr("Choose 1, 2 or 3, then Enter. Esc: back to the sale"),
                          id="pay-hint", classes="hint")
         yield Footer()
+
+    def action_tendered(self) -> None:
+        """Cash chosen: type the amount the customer gave to see the change due."""
+        if self.choice != "cash" or self.payable_minor is None:
+            return
+        self.query_one("#tendered-row").display = True
+        field = self.query_one("#tendered", Input)
+        field.can_focus = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        from agent.tui.i18n import parse_amount
+
+        if event.input.id != "tendered" or self.payable_minor is None or self.fmt is None:
+            return
+        amount = parse_amount(event.value, self.minor_units) if event.value.strip() else None
+        self.tendered = amount
+        change = self.query_one("#change", Static)
+        if amount is None:
+            change.update("")
+        elif amount < self.payable_minor:
+            change.update(tr("Tendered is less than to pay ({short} short).",
+                             short=self.fmt(self.payable_minor - amount)))
+            change.set_class(True, "error")
+        else:
+            change.update(tr("Change due: {amount}", amount=self.fmt(amount - self.payable_minor)))
+            change.set_class(False, "error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_record()
 
     def _hint(self, text: str, error: bool = False) -> None:
         hint = self.query_one("#pay-hint", Static)
@@ -72,6 +118,10 @@ class PaymentDialog(ClubModal):
         """Choose how the customer pays (Enter then records it)."""
         self.choice = payment
         self._large_confirmed = False
+        if payment == "cash" and self.payable_minor is not None:
+            self._hint(tr("Cash: Enter records {amount}; Tab: amount tendered.",
+                          amount=self.payable))
+            return
         self._hint(tr("{method}: press Enter to record the sale of {amount}.",
                       method=payment_name(payment), amount=self.payable))
 
@@ -79,6 +129,10 @@ class PaymentDialog(ClubModal):
         """Record the sale with the chosen payment (a large amount asks twice)."""
         if self.choice is None:
             self._hint(tr("Choose 1, 2 or 3 first, then Enter."), error=True)
+            return
+        if self.choice == "cash" and self.tendered is not None and \
+                self.payable_minor is not None and self.tendered < self.payable_minor:
+            self._hint(tr("Tendered is less than to pay; correct it or clear it."), error=True)
             return
         if self.large and not self._large_confirmed:
             self._large_confirmed = True
@@ -88,8 +142,10 @@ class PaymentDialog(ClubModal):
         self.dismiss(self.choice)
 
     def on_key(self, event: events.Key) -> None:
-        if event.key in ("enter", "escape") or event.character in self.TENDERS:
+        if event.key in ("enter", "escape", "tab") or event.character in self.TENDERS:
             return
+        if self.query_one("#tendered", Input).has_focus:
+            return  # typed into the tendered amount, on purpose (after 1 and Tab)
         if event.character and event.character.isprintable():
             # Something else was typed (an amount meant for the sale screen):
             # forget the choice rather than record by accident.

@@ -169,9 +169,10 @@ def test_clock_and_day_summary(api, clock) -> None:
     session = login(api, "2", "4321")
     # A badge clocks through its tap's reference, as on the agent (#13 item 3).
     run(api.call("staff.clock", {"token": api.tap("nfc:04AA000001")["token"], "action": "in"}))
-    assert error_of(api, "staff.clock", {"staff_id": "1", "action": "in"}).code == CONFLICT
+    mina = {"staff_id": "1", "pin": "1234"}
+    assert error_of(api, "staff.clock", {**mina, "action": "in"}).code == CONFLICT
     clock.now += timedelta(hours=2)
-    run(api.call("staff.clock", {"staff_id": "1", "action": "out"}))
+    run(api.call("staff.clock", {"staff_id": "1", "pin": "1234", "action": "out"}))
     run(api.call("expense.add", {"amount": 250, "category": "milk", "session": session}))
     run(api.call("cash_receipt.add", {"amount": 1000, "category": "float", "session": session}))
     summary = run(api.call("day.summary", {"session": session}))

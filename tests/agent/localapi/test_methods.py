@@ -192,8 +192,9 @@ def test_clock_expense_receipt_and_day_summary() -> None:
         session = await h.login()
         clock = await c.call("staff.clock", {"token": await h.tap("nfc:CA5E"), "action": "in"})
         assert clock["event_id"] == h.outbox()[0]["id"] and "T" in clock["at"]
-        await c.call("staff.clock", {"staff_id": "mg", "action": "in"})
-        await expect(-32602, c.call("staff.clock", {"staff_id": "mg", "action": "sideways"}))
+        await c.call("staff.clock", {"staff_id": "mg", "pin": "9999", "action": "in"})
+        await expect(-32602, c.call("staff.clock", {"staff_id": "mg", "pin": "9999",
+                                                    "action": "sideways"}))
         await c.call("expense.add", {"amount": 700, "category": "milk", "note": "2 l",
                                      "session": session})
         await c.call("cash_receipt.add", {"amount": 5000, "category": "float", "note": "",
@@ -204,9 +205,10 @@ def test_clock_expense_receipt_and_day_summary() -> None:
                                         "redeem_points": 1000})
         await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                      "session": session})
-        await expect(-32008, c.call("staff.clock", {"staff_id": "mg", "action": "in"}))
-        await c.call("staff.clock", {"staff_id": "mg", "action": "out"})
-        await expect(-32008, c.call("staff.clock", {"staff_id": "mg", "action": "out"}))
+        mg = {"staff_id": "mg", "pin": "9999"}
+        await expect(-32008, c.call("staff.clock", {**mg, "action": "in"}))
+        await c.call("staff.clock", {"staff_id": "mg", "pin": "9999", "action": "out"})
+        await expect(-32008, c.call("staff.clock", {**mg, "action": "out"}))
         s = await c.call("day.summary", {})
         sales = {"count": 1, "gross": 12000, "discounts": 1200, "payable": 9800,
                  "points_given": 98, "points_taken": 1000, "credit_used": 0,

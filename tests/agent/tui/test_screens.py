@@ -323,7 +323,9 @@ async def test_clock_in_and_out_by_badge_and_number(make_app, api) -> None:
         await wait_for(pilot, lambda: "Leila" in static_text(app, "#present"))
         api.tap("nfc:04AA000004")  # the same badge again: out
         await wait_for(pilot, lambda: "clocked out" in message_text(app))
-        await pilot.press("1", "f8")
+        await pilot.press("1", "f8")  # a staff number alone clocks nobody (#15 item 9)
+        await wait_for(pilot, lambda: "Enter the PIN" in message_text(app))
+        await pilot.press(*"1234", "f8")
         await wait_for(pilot, lambda: "Mina Rahimi clocked in" in message_text(app))
         await wait_for(pilot, lambda: screen.query_one("#attendance", DataTable).row_count == 2)
     assert [e["action"] for e in api.recorded("attendance")] == ["in", "out", "in"]
@@ -338,9 +340,9 @@ async def test_clock_errors(make_app, api) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ClockScreen))
         await pilot.press("f9")
         assert "Type a staff number" in message_text(app)
-        await pilot.press("1", "f9")
+        await pilot.press("1", "enter", *"1234", "f9")
         await wait_for(pilot, lambda: "is not clocked in" in message_text(app))
-        await pilot.press("9", "9", "f8")
+        await pilot.press("shift+tab", "ctrl+a", "9", "9", "enter", *"1234", "f8")
         await wait_for(pilot, lambda: "No staff member" in message_text(app))
 
 

@@ -125,9 +125,9 @@ def test_clock(snap_compare, size) -> None:
     app, api, clock = make()
 
     async def before(pilot: Pilot[Any]) -> None:
-        await api.call("staff.clock", {"staff_id": "4", "action": "in"})
+        await api.call("staff.clock", {"staff_id": "4", "pin": "2468", "action": "in"})
         clock.advance(3600)
-        await api.call("staff.clock", {"staff_id": "2", "action": "in"})
+        await api.call("staff.clock", {"staff_id": "2", "pin": "4321", "action": "in"})
         await ready(pilot)
         await sign_in(pilot)
         await pilot.press("f3")
@@ -231,7 +231,7 @@ def test_report_manager(snap_compare, size) -> None:
                                            "session": session})
         await api.call("expense.add", {"amount": 1250, "category": "cleaning",
                                        "session": manager})
-        await api.call("staff.clock", {"staff_id": "1", "action": "in"})
+        await api.call("staff.clock", {"staff_id": "1", "pin": "1234", "action": "in"})
         await ready(pilot)
         await sign_in(pilot, "2", "4321")
         await pilot.press("f7")

@@ -1,0 +1,146 @@
+"""Clock, cash-up, corrections and the diary against the real agent (#15 items 7, 9, 10, 13).
+
+The UI talks to a real Store/Services/ApiServer in-process
+(``tests.agent.localapi.harness``), as ``test_real_agent.py`` does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.tui.app import ClubtermApp
+from tests.agent.localapi.harness import Harness
+
+from .conftest import message_text, wait_for
+
+
+@asynccontextmanager
+async def till(staff: str = "c1", pin: str = "1234", size: tuple[int, int] = (80, 24),
+               locale: str = "en") -> AsyncIterator[tuple[Harness, ClubtermApp, Any]]:
+    """The real agent, the UI on it, signed in as ``staff``."""
+    with tempfile.TemporaryDirectory(prefix="cttill") as tmp:
+        async with Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now,
+                              locale=locale)
+            async with app.run_test(size=size) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*staff, "enter", *pin, "enter")
+                await wait_for(pilot, lambda: app.staff is not None
+                               and app.screen.__class__.__name__ != "SignInScreen")
+                yield h, app, pilot
+
+
+def _attendance(h: Harness) -> list[tuple[str, str, Any]]:
+    return [(e["staff_id"], e["action"], e.get("corrected_by"))
+            for e in h.outbox() if e["type"] == "attendance"]
+
+
+async def test_clocking_a_colleague_needs_their_pin() -> None:
+    # Seen: a cashier typed "mg" F8 and clocked the manager in (buddy punching).
+    from agent.tui.screens.clock import ClockScreen
+
+    async with till() as (h, app, pilot):
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ClockScreen))
+        assert not app.screen.query_one("#clock-reason-row").display  # not a manager
+        await pilot.press(*"mg", "f8")
+        await wait_for(pilot, lambda: "Enter the PIN" in message_text(app))
+        assert _attendance(h) == []
+        await pilot.press(*"1111", "enter")
+        await wait_for(pilot, lambda: "not right" in message_text(app))
+        assert _attendance(h) == []
+        await pilot.press(*"9999", "enter")              # Enter: in …
+        await wait_for(pilot, lambda: "Max clocked in" in message_text(app))
+        await pilot.press(*"mg", "enter", *"9999", "enter")   # … and Enter again: out
+        await wait_for(pilot, lambda: "Max clocked out" in message_text(app))
+        assert _attendance(h) == [("mg", "in", None), ("mg", "out", None)]
+
+
+async def test_a_manager_corrects_with_a_reason() -> None:
+    from textual.widgets import Input
+
+    from agent.tui.screens.clock import ClockScreen
+
+    async with till("mg", "9999") as (h, app, pilot):
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ClockScreen))
+        assert app.screen.query_one("#clock-reason-row").display
+        await pilot.press(*"c1", "f8")
+        await wait_for(pilot, lambda: "Enter the PIN" in message_text(app))
+        app.screen.query_one("#clock-reason", Input).value = "badge left at home"
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: "Cara clocked in" in message_text(app))
+        assert _attendance(h) == [("c1", "in", "mg")]
+        assert [e["reason"] for e in h.outbox() if e["type"] == "attendance"] == [
+            "badge left at home"]
+
+
+async def test_cash_tendered_shows_the_change_and_the_report_counts_cash_sales() -> None:
+    # Seen: no change due; "Net cash" left the cash sales out; no split by tender.
+    from textual.widgets import Static
+
+    from agent.tui.screens.report import ReportScreen
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
+
+    async with till("mg", "9999") as (h, app, pilot):
+        screen = app.screen
+        assert isinstance(screen, SaleScreen)
+        await pilot.press(*"20", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        dialog = app.screen
+        await pilot.press("1", "tab", *"10")
+        await wait_for(pilot, lambda: "short" in str(dialog.query_one("#change", Static).content))
+        await pilot.press("enter")                      # less than to pay: not recorded
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PaymentDialog) and not h.outbox()
+        await pilot.press("backspace", "backspace", *"50")
+        await wait_for(pilot, lambda: "Change due: €30.00" in str(
+            dialog.query_one("#change", Static).content))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        await pilot.press("enter")
+        # The common path stays two keys: 2, Enter.
+        await pilot.press(*"40", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None and screen.quote["gross"] == 4000)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        await pilot.press("enter")
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen)
+                       and app.screen.summary is not None)
+        from agent.tui.screens.report import figures_table
+
+        text = _plain(figures_table(app.screen.summary, app.screen.fmt))
+        assert "Net cash" in text and "Card sales (1)" in text, text
+        net_line = next(line for line in text.splitlines() if "Net cash" in line)
+        assert "€20.00" in net_line, text
+        import os
+
+        os.environ["CLUBTERM_EXPORT_DIR"] = str(h.tmp / "reports")
+        await pilot.press("f9")                          # close the day: the Z report
+        await wait_for(pilot, lambda: "Z report 1" in message_text(app), timeout=10)
+        closes = [e for e in h.outbox() if e["type"] == "day_close"]
+        assert closes[0]["totals"]["cash"]["net"] == 2000
+        assert closes[0]["totals"]["by_tender"]["card"]["payable"] == 4000
+        export = app.screen.last_export
+        assert export is not None and "Z report 1" in export.read_text()
+        assert export.parent == h.tmp / "reports"
+        del os.environ["CLUBTERM_EXPORT_DIR"]
+
+
+def _plain(renderable: Any) -> str:
+    """A rich renderable as plain text (80 columns)."""
+    from rich.console import Console
+
+    console = Console(width=80, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
