@@ -167,7 +167,9 @@ class Container:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def put(self, data: bytes | Path, path: str) -> None:
-        """Copy a file into the container's root."""
+        """Copy a file into the container's root (not /run, /tmp: tmpfs mounts in there)."""
+        if path.startswith(("/run/", "/tmp/", "/dev/", "/proc/", "/sys/")):
+            raise ValueError(f"{path}: a mount inside the container hides it")
         target = self.root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, Path):
