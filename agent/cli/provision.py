@@ -142,6 +142,18 @@ def _decommission(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from provisioning.demo import write_demo
+
+    config = write_demo(config=_config_path(args), state_dir=Path(args.state_dir),
+                        secrets_dir=Path(args.secrets_dir), socket=Path(args.socket),
+                        owner=_owner(args.user), profile=args.profile,
+                        broker_url=args.broker, progress=_say)
+    _say(f"Demo ready ({config}). Start it: systemctl start clubterm; then try "
+         "'clubterm status' and 'clubterm sale --quote-only --amount 12000 --phone 09120000000'.")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `provision` command and its sub-commands."""
     p = sub.add_parser("provision", help="enrol, test, rotate or decommission this terminal",
@@ -188,6 +200,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     st = steps.add_parser("status", help="identity and certificate expiry (exit 1 on a warning)")
     st.set_defaults(func=_status)
+
+    m = steps.add_parser("demo", help="the simulated setup, to try the service before enrolment")
+    m.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), metavar="DIR",
+                   help=f"where the demo store lives (default: {DEFAULT_STATE_DIR})")
+    m.add_argument("--secrets-dir", default="/etc/clubterm/secrets", metavar="DIR",
+                   help="where the demo pan_key goes (default: /etc/clubterm/secrets)")
+    m.add_argument("--socket", default="/run/clubterm/agent.sock", metavar="PATH",
+                   help="the API socket (default: /run/clubterm/agent.sock)")
+    m.add_argument("--user", metavar="NAME", help="give the files to this user (the agent's)")
+    m.add_argument("--profile", metavar="NAME", help="terminal profile (default: no readers)")
+    m.add_argument("--broker", metavar="URL", help="a broker for the club link (default: none)")
+    m.set_defaults(func=_demo)
 
     x = steps.add_parser("decommission", help="wipe keys, pan_key and member cache")
     x.add_argument("--force", action="store_true",

@@ -102,3 +102,25 @@ def test_udev_rules_are_well_formed_and_cover_the_readers() -> None:
     for name in list_profiles():
         for rule_file in load_profile(name).udev_rules:
             assert (SYSTEMD / "udev" / rule_file).exists()
+
+
+def test_the_agent_unit_waits_for_its_configuration_and_never_gives_up() -> None:
+    """Skipped (not failed) before enrolment; a crash loop never ends in 'failed'."""
+    text = (SYSTEMD / "clubterm.service").read_text()
+    assert re.search(r"^ConditionPathExists=/etc/clubterm/agent\.toml$", text, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", text, re.M)
+    assert re.search(r"^Restart=on-failure$", text, re.M)
+    assert re.search(r"^ReadOnlyPaths=/etc/clubterm$", text, re.M)
+
+
+def test_the_tui_draws_on_its_tty() -> None:
+    """Textual writes the screen to stderr: it must go to the tty, not the journal."""
+    text = (SYSTEMD / "clubterm-tui@.service").read_text()
+    assert re.search(r"^StandardError=tty$", text, re.M)
+
+
+def test_tmpfiles_makes_the_config_folder_before_the_secrets_folder() -> None:
+    lines = [ln.split() for ln in (SYSTEMD / "tmpfiles.d" / "clubterm.conf").read_text()
+             .splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[0][:5] == ["d", "/etc/clubterm", "0750", "root", "clubterm"]
+    assert lines[1][:5] == ["d", "/etc/clubterm/secrets", "0700", "clubterm", "clubterm"]
