@@ -574,6 +574,35 @@ def run_selftest(config_path: Path, *, tap_timeout: float = 0, timeout: float = 
     add(first)
     if cfg is None:
         return checks
+    # The self-test connects to the broker as this terminal (the broker binds the
+    # client id to the certificate's CN) and opens its readers: with the agent
+    # running it would take over the agent's MQTT session and fight it for the
+    # readers. It holds the agent's lock while it runs, so neither can start.
+    from agent.daemon import AgentAlreadyRunning, StateDirLock
+
+    lock = StateDirLock(cfg.state_dir)
+    try:
+        lock.acquire()
+    except AgentAlreadyRunning:
+        add(Check("agent stopped", False, "the agent is running on this configuration",
+                  "stop it first (systemctl stop clubterm), run the self-test, then start "
+                  "it again (systemctl start clubterm)"))
+        return checks
+    except ClubtermError as exc:
+        add(Check("agent stopped", False, str(exc), "run the self-test as root or as the "
+                  "agent's user"))
+        return checks
+    try:
+        _run_checks(cfg, checks, add, tap_timeout=tap_timeout, timeout=timeout, hardware=hardware,
+                    progress=progress, now=now)
+    finally:
+        lock.release()
+    return checks
+
+
+def _run_checks(cfg: Config, checks: list[Check], add: Callable[[Check], Check], *,
+                tap_timeout: float, timeout: float, hardware: Hardware | None,
+                progress: Callable[[str], None], now: Callable[[], datetime]) -> None:
     add(check_secrets(cfg))
     hw = hardware if hardware is not None else detect_hardware()
     for check in reader_checks(cfg, hw, tap_timeout=tap_timeout, progress=progress):
@@ -587,4 +616,3 @@ def run_selftest(config_path: Path, *, tap_timeout: float = 0, timeout: float = 
     finally:
         if session is not None:
             session.close()
-    return checks

@@ -203,3 +203,24 @@ def test_reader_tap_prompt(club: Club, box: Box) -> None:
     assert asked == [("chip", "Virtual PCD 00 00", 7)]
     assert "Tap a test card" in prompts[0]
     assert [c.ok for c in checks] == [False, True, True]
+
+
+def test_selftest_refuses_to_run_beside_a_running_agent(tmp_path) -> None:
+    # The broker binds the client id to the certificate's CN: a self-test beside a
+    # running agent would take over the agent's MQTT session. It holds the agent's
+    # lock instead, and says what to do.
+    from agent.daemon import StateDirLock
+    from hw_sim.terminal import write_config
+    from provisioning.selftest import run_selftest
+
+    files = write_config(tmp_path)
+    agent_lock = StateDirLock(files.state_dir)
+    agent_lock.acquire()
+    try:
+        lines: list[str] = []
+        checks = run_selftest(files.config, progress=lines.append, timeout=1)
+    finally:
+        agent_lock.release()
+    assert checks[-1].name == "agent stopped" and not checks[-1].ok
+    assert "systemctl stop clubterm" in lines[-1]
+    assert not any(c.name == "broker accepts the certificate" for c in checks)
