@@ -63,7 +63,7 @@ from agent.sync.messages import (
     parse_envelope,
 )
 from agent.sync.outflight import Outflight
-from agent.sync.snapshot import SnapshotClient, SnapshotFailed, SnapshotLimits
+from agent.sync.snapshot import SnapshotClient, SnapshotFailed, SnapshotLimits, club_tls_context
 from agent.sync.topics import Topics
 
 log = logging.getLogger("agent.sync")
@@ -386,16 +386,7 @@ class ClubLink:
 
     def _tls_context(self) -> ssl.SSLContext:
         cfg = self.config
-        try:
-            ctx = ssl.create_default_context(
-                cafile=str(cfg.ca_file) if cfg.ca_file is not None else None)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            if cfg.cert_file is not None and cfg.key_file is not None:
-                ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot load the club CA or this terminal's certificate: {exc}"
-                            ) from None
-        return ctx
+        return club_tls_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
 
     def _next_delay(self) -> float:
         delay = full_jitter_delay(self._attempt, self.tuning.reconnect_base_s,

@@ -31,6 +31,21 @@ class SnapshotSink(Protocol):
     def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> object: ...
 
 
+def club_tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | None,
+                     *, what: str = "") -> ssl.SSLContext:
+    """TLS 1.2+ verified against the club CA, with this terminal's certificate when given
+    (the MQTT link and the HTTPS snapshot use the same one)."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert_file is not None and key_file is not None:
+            ctx.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"{what}cannot load the club CA or this terminal's certificate: "
+                        f"{exc}") from None
+    return ctx
+
+
 @dataclass(frozen=True)
 class SnapshotLimits:
     """What one snapshot fetch may take (``[club] snapshot_*`` in the configuration)."""
@@ -58,16 +73,8 @@ class SnapshotClient:
         return f"{self.central_url.rstrip('/')}/v1/clubs/{quote(self.club_id)}/members"
 
     def _context(self) -> ssl.SSLContext:
-        try:
-            ctx = ssl.create_default_context(
-                cafile=str(self.ca_file) if self.ca_file is not None else None)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            if self.cert_file is not None and self.key_file is not None:
-                ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"member snapshot: cannot load the club CA or this terminal's "
-                            f"certificate: {exc}") from None
-        return ctx
+        return club_tls_context(self.ca_file, self.cert_file, self.key_file,
+                                what="member snapshot: ")
 
     def fetch_into(self, sink: SnapshotSink, since: int, *,
                    cancel: threading.Event | None = None) -> int:
