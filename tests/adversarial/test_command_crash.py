@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,49 @@ def test_killed_mid_command_then_interrupted_never_run_twice(
         proc.wait(10)
     print(f"figure: killed mid-command, {len(answers)} answers after restart, all "
           f"'interrupted'; runs of the command: 1")
+
+
+def test_the_daemon_prunes_command_results_older_than_seven_days() -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from agent.config import load_config
+    from agent.daemon import Agent
+    from agent.offline_queue import Store
+    from agent.sdnotify import Notifier
+    from tests.agent.daemon.support import terminal_dir
+
+    n_old = 300
+    with terminal_dir() as files:
+        now = datetime.now(UTC)
+        old = Store.open(files.db, "T-0001", "M-7", clock=lambda: now - timedelta(days=7, hours=1))
+        for i in range(n_old):
+            old.save_command_result(f"old-{i}", {"id": f"old-{i}", "state": "done", "ok": True,
+                                                 "detail": "pong"})
+        old.close()
+        recent = Store.open(files.db, "T-0001", "M-7",
+                            clock=lambda: now - timedelta(days=6, hours=23))
+        recent.save_command_result("recent", {"id": "recent", "state": "done", "ok": True,
+                                              "detail": "pong"})
+        recent.close()
+
+        async def scenario() -> tuple[Any, Any]:
+            agent = Agent(load_config(files.config), notifier=Notifier({}))
+            run = asyncio.create_task(agent.run())
+            try:
+                for _ in range(500):  # at most 5 s
+                    if agent.store is not None and agent.db is not None and \
+                            await agent.db.read(agent.store.command_result, "old-0") is None:
+                        break
+                    await asyncio.sleep(0.01)
+                assert agent.db is not None and agent.store is not None
+                return (await agent.db.read(agent.store.command_result, f"old-{n_old - 1}"),
+                        await agent.db.read(agent.store.command_result, "recent"))
+            finally:
+                agent.request_stop()
+                assert await asyncio.wait_for(run, 15) == 0
+
+        gone, kept = asyncio.run(scenario())
+    assert gone is None and kept is not None and kept["state"] == "done"
+    print(f"figure: daemon start pruned {n_old} command results older than 7 days, "
+          "kept one of 6 days 23 h")
