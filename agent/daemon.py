@@ -571,6 +571,14 @@ class Agent:
         except ClubtermError as exc:
             log.error("pruning the outbox failed (tried again in %d min): %s",
                       self.config.store_prune_every_min, exc)
+        try:
+            # Same hourly loop: command results older than 7 days (docs/sync.md).
+            gone = await self.db.call(self.store.prune_command_results)
+            if gone:
+                log.info("pruned %d command results older than 7 days", gone)
+        except ClubtermError as exc:
+            log.error("pruning command results failed (tried again in %d min): %s",
+                      self.config.store_prune_every_min, exc)
         if total:
             log.info("pruned %d acknowledged events older than %d days in %.1f s (%d batches, "
                      "longest %.0f ms)", total, self.config.store_keep_days,

@@ -68,11 +68,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     read = card_sub.add_parser(
         "read",
         help="wait for a card on a configured reader and show what it gave",
-        description="Wait for a card on a reader of the terminal profile and print the same "
-        "report as 'card decode' (masked card number, token kind, token).",
+        description="Wait for a card on a reader of the terminal profile (or, with --pcsc, "
+        "on a PC/SC reader named directly, before enrolment) and print the same report as "
+        "'card decode' (masked card number, token kind, token).",
     )
-    read.add_argument("--reader", metavar="NAME", help="reader name from the terminal profile "
-                      "(default: every card reader)")
+    which = read.add_mutually_exclusive_group()
+    which.add_argument("--reader", metavar="NAME", help="reader name from the terminal profile "
+                       "(default: every card reader)")
+    which.add_argument("--pcsc", metavar="NAME",
+                       help="read from this PC/SC reader (name or pattern, e.g. 'ACS ACR122U*') "
+                       "without a terminal profile or enrolment; without a pan_key only the "
+                       "masked number and card kind are shown, no token")
     read.add_argument("--timeout", metavar="SECONDS", type=float, default=30.0,
                       help="give up after this many seconds (default: 30)")
     read.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -6,6 +6,11 @@ one card, tag or code, and prints what ``clubterm card decode`` prints — sourc
 masked card number / UID / code, expiry, token kind — plus the reader and, for
 chip cards, the APDU count. A failed read or a timeout is a clear error (exit 1).
 It works with any PC/SC reader, not only the simulated ones.
+
+``--pcsc NAME`` reads from the PC/SC reader NAME (an fnmatch pattern, e.g.
+``"ACS ACR122U*"``) without a terminal profile or an enrolled configuration: a
+technician checks a reader before enrolment. Without a provisioned ``pan_key``
+only the masked number and the card kind are shown; no token is computed.
 """
 
 from __future__ import annotations
@@ -37,13 +42,33 @@ def event_report(event: Any, *, has_key: bool, why_no_key: str | None) -> dict[s
     if event.bin6 is not None and not has_key:            # a bank card: a PAN token
         # Read with a throwaway key: the token would match nothing at the club.
         report["token"] = None
-        report["token_note"] = "needs a provisioned pan_key" + (
+        report["token_note"] = "no token computed: needs a provisioned pan_key" + (
             f": {why_no_key}" if why_no_key else "")
     if event.source in ("pcsc", "nfc"):
         report["apdus"] = event.apdus
     if event.info:
         report["tag_text"] = event.info
     return report
+
+
+def _named_pcsc_reader(args: argparse.Namespace,
+                       pattern: str) -> tuple[list[Any], bytes, bool, str | None]:
+    """The PC/SC reader ``pattern`` with no profile, and the pan_key if this machine
+    is enrolled (else a throwaway key: the report then leaves the token out)."""
+    import os
+
+    from agent.cli.card import _pan_key
+    from agent.drivers.pcsc import PcscReader
+
+    if not pattern.strip() or len(pattern) > 200 or not pattern.isprintable():
+        raise ConfigError("--pcsc needs a PC/SC reader name (as 'pcsc_scan' or "
+                          "'clubterm doctor' lists it), e.g. 'ACS ACR122U*'")
+    key, why = _pan_key(args)
+    if key is None:
+        why = f"this machine is not enrolled ({why})" if why else "this machine is not enrolled"
+        return ([PcscReader("pcsc", pattern, os.urandom(32), diagnostics=True)],
+                b"", False, why)
+    return [PcscReader("pcsc", pattern, key, diagnostics=True)], key, True, None
 
 
 def card_read_command(args: argparse.Namespace) -> int:
@@ -55,17 +80,22 @@ def card_read_command(args: argparse.Namespace) -> int:
     from agent.drivers import build_readers
     from agent.drivers.events import CardPresented, ReaderEvent, ReaderState, ReadFailed
 
-    cfg = load_config(getattr(args, "config", None), check_secrets=False)
-    why_no_key: str | None = None
-    try:
-        pan_key = cfg.read_pan_key()
-        has_key = True
-    except ClubtermError as exc:
-        # Still useful before enrolment: the reader is checked, the token left out.
-        pan_key, has_key, why_no_key = os.urandom(32), False, str(exc)
-    readers = build_readers(cfg, pan_key, only=getattr(args, "reader", None), diagnostics=True)
-    if not readers:
-        raise ConfigError("the terminal profile has no readers", path=str(cfg.path))
+    pcsc = getattr(args, "pcsc", None)
+    if pcsc is not None:
+        readers, pan_key, has_key, why_no_key = _named_pcsc_reader(args, str(pcsc))
+    else:
+        cfg = load_config(getattr(args, "config", None), check_secrets=False)
+        why_no_key = None
+        try:
+            pan_key = cfg.read_pan_key()
+            has_key = True
+        except ClubtermError as exc:
+            # Still useful before enrolment: the reader is checked, the token left out.
+            pan_key, has_key, why_no_key = os.urandom(32), False, str(exc)
+        readers = build_readers(cfg, pan_key, only=getattr(args, "reader", None),
+                                diagnostics=True)
+        if not readers:
+            raise ConfigError("the terminal profile has no readers", path=str(cfg.path))
     timeout = float(getattr(args, "timeout", 30.0) or 30.0)
     events: queue.Queue[ReaderEvent] = queue.Queue()
     states: dict[str, ReaderState] = {}

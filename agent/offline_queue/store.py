@@ -45,6 +45,8 @@ STATS_PREFIX = "stats."
 DEFAULT_KEEP = timedelta(days=35)
 #: The shortest ``keep``: today's (local) day must stay whole for its report.
 MIN_KEEP = timedelta(days=2)
+#: How long command results are kept (a resent command id gets the same answer).
+COMMAND_RESULTS_KEEP = timedelta(days=7)
 #: Events pruned per transaction by default.
 PRUNE_BATCH = 500
 
@@ -1459,20 +1461,78 @@ class Store(LocalDataMixin):
     # ------------------------------------------------------------------ commands
 
     def command_result(self, command_id: str) -> dict[str, Any] | None:
-        """The result already given to command ``command_id``, or None."""
+        """The result already given to command ``command_id`` (``state`` ``running``
+        while it runs), or None."""
         with self._guard("reading command results"):
             row = self.m.CommandResult.get_or_none(self.m.CommandResult.id == command_id)
         return None if row is None else dict(json.loads(row.result))
 
+    def begin_command(self, command_id: str, command_type: str) -> dict[str, Any] | None:
+        """Record command ``command_id`` as ``running`` before it runs (durably: the
+        commit is on disk when this returns). Returns None when the caller is to run
+        it; otherwise the record already there (a final result, or ``running``: it
+        is running now or was when the agent stopped) and the caller must not run it.
+        """
+        self._writable("recording a command as running")
+        running = {"id": command_id, "state": "running", "type": command_type}
+        with self._guard("recording a command as running"), self.db.atomic():
+            row = self.m.CommandResult.get_or_none(self.m.CommandResult.id == command_id)
+            if row is not None:
+                return dict(json.loads(row.result))
+            self.m.CommandResult.insert(id=command_id, result=json.dumps(running),
+                                        at=self._now_text()).execute()
+        return None
+
     def save_command_result(self, command_id: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Record the result of a command; the first result recorded wins and is
-        returned (a command is never answered two ways)."""
+        """Record the final result of a command (replacing its ``running`` record);
+        the first final result recorded wins and is returned (a command is never
+        answered two ways)."""
         self._writable("saving a command result")
         with self._guard("saving a command result"), self.db.atomic():
-            self.m.CommandResult.insert(id=command_id, result=json.dumps(result),
-                                        at=self._now_text()).on_conflict_ignore().execute()
-            row = self.m.CommandResult.get(self.m.CommandResult.id == command_id)
-        return dict(json.loads(row.result))
+            row = self.m.CommandResult.get_or_none(self.m.CommandResult.id == command_id)
+            if row is None:
+                self.m.CommandResult.insert(id=command_id, result=json.dumps(result),
+                                            at=self._now_text()).execute()
+                return dict(result)
+            stored = dict(json.loads(row.result))
+            if stored.get("state") != "running":
+                return stored
+            self.m.CommandResult.update(result=json.dumps(result), at=self._now_text()).where(
+                self.m.CommandResult.id == command_id).execute()
+        return dict(result)
+
+    def interrupt_running_commands(self) -> list[dict[str, Any]]:
+        """At start: every command still ``running`` (the agent stopped while it ran)
+        gets the final result ``interrupted``, so it is never run again. Returns
+        those results, to be sent to the club."""
+        self._writable("closing interrupted commands")
+        out: list[dict[str, Any]] = []
+        with self._guard("closing interrupted commands"), self.db.atomic():
+            now = self._now_text()
+            for row in self.m.CommandResult.select():
+                stored = json.loads(row.result)
+                if not isinstance(stored, dict) or stored.get("state") != "running":
+                    continue
+                result = {"id": row.id, "ok": False, "state": "interrupted",
+                          "detail": f"the agent stopped while the command "
+                                    f"{stored.get('type', '')} was running; it is not run "
+                                    f"again (send a new command id to run it)"}
+                self.m.CommandResult.update(result=json.dumps(result), at=now).where(
+                    self.m.CommandResult.id == row.id).execute()
+                out.append(result)
+        return out
+
+    def prune_command_results(self, *, now: datetime | None = None,
+                              keep: timedelta = COMMAND_RESULTS_KEEP) -> int:
+        """Delete final command results recorded more than ``keep`` ago (a ``running``
+        record is never pruned). Returns how many went."""
+        self._writable("pruning command results")
+        cutoff = _utc_text((now or self.clock()) - keep)
+        with self._guard("pruning command results"), self.db.atomic():
+            cur = self.db.execute_sql(
+                "DELETE FROM command_results WHERE at < ? "
+                "AND coalesce(json_extract(result, '$.state'), '') != 'running'", (cutoff,))
+            return int(cur.rowcount)
 
 
 def _delta_rows(effect: ev.Effect) -> list[tuple[str, int]]:

@@ -91,7 +91,10 @@ class LinkStore(Protocol):
     def current_bundle(self) -> dict[str, Any] | None: ...
     def save_refused_bundle(self, envelope: dict[str, Any], reason: str) -> None: ...
     def command_result(self, command_id: str) -> dict[str, Any] | None: ...
-    def save_command_result(self, command_id: str, result: dict[str, Any]) -> object: ...
+    def begin_command(self, command_id: str, command_type: str) -> dict[str, Any] | None: ...
+    def interrupt_running_commands(self) -> list[dict[str, Any]]: ...
+    def save_command_result(self, command_id: str,
+                            result: dict[str, Any]) -> dict[str, Any]: ...
     def staff_list_version(self) -> int | None: ...
     def replace_club_staff(self, staff_list: StaffList, envelope: Mapping[str, Any], *,
                            keep_local: bool) -> dict[str, Any]: ...
@@ -270,6 +273,7 @@ class ClubLink:
         # resync_members commands waiting for the next full snapshot / the running one.
         self._resync_waiting: list[str] = []
         self._resync_running: list[str] = []
+        self._interrupted: list[dict[str, Any]] = []
         self._heartbeat = time.monotonic()
         self._members_problem: str | None = None
         self._recent_rejections: list[dict[str, str]] = []
@@ -293,6 +297,12 @@ class ClubLink:
         self._started = True
         self._snapshot_cancel.clear()
         self._restore_bundle()
+        # Commands left running by an agent that died: answered "interrupted" once
+        # online, never run again (docs/sync.md, "Commands").
+        self._interrupted = self.store.interrupt_running_commands()
+        for result in self._interrupted:
+            log.warning("command %s was running when the agent stopped: answered "
+                        "interrupted", result["id"])
         self._refresh_pending()
         self._heartbeat = time.monotonic()
         self._worker = threading.Thread(target=self._work_loop, name="club-link", daemon=True)
@@ -569,6 +579,9 @@ class ClubLink:
         log.info("connected to the club broker")
         self._emit({"type": "link", **state.to_dict()})
         self._status_wanted = True
+        for result in self._interrupted:
+            self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
+        self._interrupted = []
         self._refresh_pending()
 
     def _went_offline(self, reason: str) -> None:
@@ -896,27 +909,40 @@ class ClubLink:
 
     def _answer_resyncs(self, command_ids: list[str], answer: dict[str, Any]) -> None:
         for command_id in command_ids:
-            result = {"id": command_id, **answer}
-            self.store.save_command_result(command_id, result)
-            self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
+            self._answer_command(command_id, answer)
 
     # ---- commands ------------------------------------------------------------
 
+    def _answer_command(self, command_id: str, answer: dict[str, Any]) -> None:
+        """Record the final result (``state`` done or failed), then send it."""
+        result = {"id": command_id, "state": "done" if answer.get("ok") else "failed", **answer}
+        result = self.store.save_command_result(command_id, result)
+        self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
+
     def _on_command(self, cmd: Command) -> None:
-        result = self.store.command_result(cmd.id)
-        if result is None and cmd.type == "resync_members" and self.snapshots is not None:
+        # Recorded as running (durably) before it runs: if the agent dies meanwhile,
+        # the next start answers it "interrupted" instead of running it again.
+        prior = self.store.begin_command(cmd.id, cmd.type)
+        if prior is not None:
+            if prior.get("state") == "running":
+                log.info("command %s is running; answered when it is done", cmd.id)
+                return
+            log.info("command %s was answered before; sending the same answer", cmd.id)
+            self.client.publish(self.topics.command_results, json.dumps(prior), qos=1)
+            return
+        if cmd.type == "resync_members" and self.snapshots is not None:
             # Answered when the snapshot is in: the fetch runs off this thread.
             log.info("command %s from the club: %s", cmd.id, cmd.type)
             if cmd.id not in self._resync_waiting + self._resync_running:
                 self._resync_waiting.append(cmd.id)
                 self._request_snapshot(0, now=True)
             return
-        if result is None:
-            result = {"id": cmd.id, **self._run_command(cmd)}
-            self.store.save_command_result(cmd.id, result)
-        else:
-            log.info("command %s was answered before; sending the same answer", cmd.id)
-        self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
+        try:
+            answer = self._run_command(cmd)
+        except Exception as exc:  # a failed command is answered, not left running
+            log.exception("command %s (%s) failed", cmd.id, cmd.type)
+            answer = {"ok": False, "detail": f"the command failed: {exc}"}
+        self._answer_command(cmd.id, answer)
 
     def _run_command(self, cmd: Command) -> dict[str, Any]:
         log.info("command %s from the club: %s", cmd.id, cmd.type)

@@ -56,10 +56,11 @@ def test_commands_are_answered_once_and_repeats_get_the_stored_answer(
     term = make_terminal(sim_club, mosquitto.tls_url)
     term.wait(lambda: term.link.state().online, what="online")
     ping = sim_club.send_command(term.id, "ping")
-    assert sim_club.wait_command_result(ping) == [{"id": ping, "ok": True, "detail": "pong"}]
+    assert sim_club.wait_command_result(ping) == [{"id": ping, "state": "done", "ok": True,
+                                                   "detail": "pong"}]
     unknown = sim_club.send_command(term.id, "reboot")
     res = sim_club.wait_command_result(unknown)[0]
-    assert res["ok"] is False and "unknown command" in res["detail"]
+    assert res["ok"] is False and res["state"] == "failed" and "unknown command" in res["detail"]
     level = sim_club.send_command(term.id, "set_log_level", {"level": "debug"})
     assert sim_club.wait_command_result(level)[0]["ok"] is True
     bad_level = sim_club.send_command(term.id, "set_log_level", {"level": "loud"})
