@@ -363,7 +363,15 @@ class CommitMachine(RuleBasedStateMachine):
             if kind == "refund" and status != "ok":
                 assert value == -32008 and key in self.refunded, value  # a second refund
         for quote_id, seen in by_quote.items():
-            assert len(seen) == 1, f"{quote_id} answered two ways: {seen}"
+            # One sale per quote, and never "expired" for a recorded one. A commit
+            # refused for funds leaves the quote usable (documented): a later one of
+            # the same batch may succeed once a refund in it gave the funds back.
+            sold_as = {v for v in seen if not v.startswith("error")}
+            assert len(sold_as) <= 1, f"{quote_id} recorded as two sales: {seen}"
+            assert not (sold_as and "error -32004" in seen), \
+                f"{quote_id} answered 'expired' although it was recorded: {seen}"
+            assert len(seen) == 1 or (sold_as and seen - sold_as == {"error -32003"}), \
+                f"{quote_id} answered two ways: {seen}"
 
     @invariant()
     def balances_match_the_model(self) -> None:
