@@ -10,7 +10,9 @@ connection closed at the end), or raise :class:`HttpError` for a JSON error
 ``{"error": code, "message": …}``.
 
 The TLS handshake runs in the connection's own thread, not in the accepting one:
-a client that connects and never speaks holds only its own thread.
+a client that connects and never speaks holds only its own thread, until
+:data:`IDLE_TIMEOUT_S`. A request body over :data:`MAX_BODY_BYTES` (or with a
+Content-Length that is no number) is refused with 413 before it is read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger("hw_sim.club.https")
 
 IDLE_TIMEOUT_S = 30.0  # a connection that neither sends nor reads for this long is dropped
+MAX_BODY_BYTES = 1024 * 1024  # a request body (a CSR, a code) is a few KiB
 
 
 class HttpError(Exception):
@@ -193,7 +196,16 @@ class ClubHttpServer:
                 for pair in rdn:
                     if pair[0] == "commonName":
                         cn = str(pair[1])
-        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            length = int(h.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            # Refused before reading: the body is never held in memory.
+            h.close_connection = True
+            self._send(h, Response.error(413, "body_too_large",
+                                         f"a request body is at most {MAX_BODY_BYTES} bytes"))
+            return
         body = h.rfile.read(length) if length else b""
         self._send(h, self.handle(h.command, h.path, body=body, headers=dict(h.headers.items()),
                                   client_cn=cn))

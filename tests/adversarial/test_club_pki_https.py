@@ -3,6 +3,8 @@
 - Clients that connect and never start TLS (a port scanner, a stalled box) must not
   stop the club's HTTPS server from answering everyone else: the handshake runs in
   the connection's thread, not in the one accepting connections.
+- A request announcing a huge body is refused before any of it is read, with a
+  JSON 413, memory flat.
 - A server certificate is a server certificate only: presented as a client
   certificate it opens neither the club's HTTPS routes nor the broker (where its CN,
   ``localhost``, would otherwise log in as a terminal of that name).
@@ -23,8 +25,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hw_sim.broker import MosquittoBroker
-from hw_sim.club.https import ClubHttpServer, Request, Response
+from hw_sim.club.https import MAX_BODY_BYTES, ClubHttpServer, Request, Response
 from tests.fixtures.club import ClubPki
+from tests.fixtures.hostile import PeakRss
 
 SILENT = 20
 
@@ -57,6 +60,30 @@ def test_silent_connections_do_not_stall_the_server(
           f"{took * 1000:.0f} ms")
     assert body == b'{"cn": "T-0001"}'
     assert took < 2.0
+
+
+@pytest.mark.parametrize("length", [str(MAX_BODY_BYTES + 1), str(10**12), "-5", "many"])
+def test_a_huge_announced_body_is_refused_unread(
+        club_pki: ClubPki, club_https: Callable[..., ClubHttpServer], length: str) -> None:
+    server = club_https()
+    server.add_route("POST", "/v1/enrolment", whoami, client_cert=False)
+    ctx = ssl.create_default_context(cafile=str(club_pki.ca.cert_file))
+    rss = PeakRss()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(f"POST /v1/enrolment HTTP/1.1\r\nHost: localhost\r\n"
+                    f"Content-Length: {length}\r\n\r\n".encode() + b"x" * 1024)
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    took = time.monotonic() - started
+    grew = rss.stop()
+    print(f"figure: Content-Length {length}: answered {reply.split(b' ')[1].decode()} in "
+          f"{took * 1000:.0f} ms; RSS +{grew / 2**20:.1f} MiB")
+    assert reply.startswith(b"HTTP/1.0 413 ")
+    assert b'"error": "body_too_large"' in reply
+    assert took < 2.0 and grew < 16 * 2**20
 
 
 def test_a_server_certificate_is_no_client_certificate_at_the_https_server(
