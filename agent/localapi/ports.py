@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent
-    from agent.rules import Bundle, Quote
+    from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -217,13 +217,14 @@ def event_dict(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-QuoteFn = Callable[["Bundle | None", dict[str, Any], "dict[str, Any] | None",
-                    dict[str, Any]], "Quote"]
+# The rules engine's quote (``agent.rules.quote``): what the services compute with.
+QuoteFn = Callable[["Bundle | None", "QuoteRequest", "MemberView | None", "QuoteContext"],
+                   "Quote"]
 
 
 def rules_quote(bundle: Bundle | None, request: dict[str, Any], member: dict[str, Any] | None,
                 ctx: dict[str, Any]) -> Quote:
-    """Compute a quote with ``agent.rules.quote`` from the request's plain data.
+    """Compute a quote with ``agent.rules.quote`` from plain data (benchmarks, tools).
 
     ``request`` holds ``lines`` (wire line dicts), ``token_kind``, ``bin6``,
     ``redeem_points``, ``use_credit`` and issue 21's ``codes``/``rewards``; ``ctx``

@@ -17,8 +17,8 @@ cashier can read. Decisions the spec leaves open are written down in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from agent.errors import ApiError
 from agent.localapi import METHOD_NOT_FOUND, NOT_ALLOWED
@@ -71,9 +71,10 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
     and the options of :class:`~agent.localapi.services.core.ServiceCore`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._methods: dict[str, Method] = {
+    @functools.cached_property
+    def _methods(self) -> dict[str, Method]:
+        """The JSON-RPC method table (names as in docs/local-api.md)."""
+        return {
             "agent.status": self.agent_status,
             "events.subscribe": self.events_subscribe,
             "member.identify": self.member_identify,

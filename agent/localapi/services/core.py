@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent import rules
 from agent.errors import ApiError, ClubtermError, LimitExceeded, StorageError
 from agent.localapi import (
     CONFLICT,
@@ -38,7 +39,6 @@ from agent.localapi.ports import (
     QuoteFn,
     Records,
     event_dict,
-    rules_quote,
 )
 from agent.localapi.services.params import (
     CARD_AS_PHONE,
@@ -129,7 +129,7 @@ class ServiceCore:
     """The state and plumbing every family of methods uses; one instance per agent."""
 
     def __init__(self, view: AgentView, db: DbThread, *, outbox: Outbox, members: Members,
-                 records: Records, quote_fn: QuoteFn = rules_quote,
+                 records: Records, quote_fn: QuoteFn = rules.quote,
                  sessions: SessionTable | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ from agent.localapi.services.sales import (
 from agent.localapi.sessions import Session
 from agent.offline_queue import QuoteAlreadyRecorded
 from agent.offline_queue.events import MAX_AMOUNT
+from agent.rules import Line, MemberView, QuoteContext, QuoteRequest
+from agent.rules.model import RedeemRequest
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -64,6 +66,11 @@ def _retrieve(task: asyncio.Task[dict[str, Any]]) -> None:
     """Mark a commit's failure as seen: every waiter may have hung up."""
     if not task.cancelled():
         task.exception()
+
+
+def _view(member: dict[str, Any] | None) -> MemberView | None:
+    """The rules' view of a member record whose balances are the usable ones."""
+    return MemberView(member, member.get("balances")) if member is not None else None
 
 
 @dataclass
@@ -130,11 +137,13 @@ class QuoteMethods(ServiceCore):
             # A card number typed or scanned as a code never reaches a quote (or
             # the sale event the quote becomes).
             raise ApiError(INVALID_PARAMS, CARD_AS_IDENTIFIER, {"param": "token"})
-        redeem = params.get("redeem_points")
-        if redeem == 0:
-            redeem = None
-        if redeem is not None and redeem != "max" and (
-                isinstance(redeem, bool) or not isinstance(redeem, int) or redeem < 0):
+        asked = params.get("redeem_points")
+        redeem: RedeemRequest = None
+        if asked == "max":
+            redeem = "max"
+        elif isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+            redeem = asked
+        elif asked is not None and asked != 0:
             raise ApiError(INVALID_PARAMS, 'redeem_points must be a whole number or "max".',
                            {"param": "redeem_points"})
         use_credit = params.get("use_credit") or []
@@ -171,7 +180,8 @@ class QuoteMethods(ServiceCore):
         return result
 
     async def _compute(self, lines: list[dict[str, Any]], token: str | None,
-                       member: dict[str, Any] | None, redeem: object, use_credit: list[str],
+                       member: dict[str, Any] | None, redeem: RedeemRequest,
+                       use_credit: list[str],
                        codes: Sequence[str] = (), rewards: Sequence[str] = (),
                        ) -> tuple[Quote, dict[str, Any] | None, dict[str, Any]]:
         bundle = self.view.bundle()
@@ -196,17 +206,17 @@ class QuoteMethods(ServiceCore):
             member_view = dict(member)
             member_view["balances"] = dict(balances)
         bin6 = self._recent_cards.get(token, (None, None))[1] if token else None
-        request: dict[str, Any] = {
-            "lines": lines, "token_kind": token.split(":", 1)[0] if token else None,
-            "bin6": bin6, "redeem_points": redeem, "use_credit": use_credit}
-        ctx = {"at": now, "offline": not self.view.online(), "redeemed_today": redeemed_today,
-               "credit_used_today": credit_today,
-               "pending_count": stats.pending,
-               "oldest_pending_age_s": oldest_age, **promo}
-        if codes or rewards:
-            request.update({"codes": list(codes), "rewards": list(rewards)})
         try:
-            quote = self.quote_fn(bundle, request, member_view, ctx)
+            request = QuoteRequest(
+                lines=[Line.from_dict(line) for line in lines],
+                token_kind=token.split(":", 1)[0] if token else None, bin6=bin6,
+                redeem_points=redeem, use_credit=tuple(use_credit), codes=tuple(codes),
+                rewards=tuple(rewards))
+            ctx = QuoteContext(at=now, offline=not self.view.online(),
+                               redeemed_today=redeemed_today, credit_used_today=credit_today,
+                               pending_count=stats.pending, oldest_pending_age_s=oldest_age,
+                               **promo)
+            quote = self.quote_fn(bundle, request, _view(member_view), ctx)
         except LimitExceeded as exc:
             raise ApiError(LIMIT, _sentence(str(exc)), {"limit": exc.limit}) from exc
         except RulesError as exc:
@@ -226,8 +236,8 @@ class QuoteMethods(ServiceCore):
         counts["coupon_seed"] = uuid.uuid4().hex
         return counts
 
-    def _redeem_limits(self, bundle: Bundle | None, request: dict[str, Any],
-                       member: dict[str, Any] | None, ctx: dict[str, Any]) -> dict[str, Any]:
+    def _redeem_limits(self, bundle: Bundle | None, request: QuoteRequest,
+                       member: dict[str, Any] | None, ctx: QuoteContext) -> dict[str, Any]:
         """How much this member could redeem on this basket (for the till's buttons).
 
         The maximum comes from the rules engine itself (a second quote asking
@@ -237,8 +247,8 @@ class QuoteMethods(ServiceCore):
             return {"points": None, "credits": [], "held_by": "no member"}
         balances = member["balances"]
         try:
-            best = self.quote_fn(bundle, {**request, "redeem_points": "max", "use_credit": []},
-                                 member, ctx)
+            best = self.quote_fn(bundle, replace(request, redeem_points="max", use_credit=()),
+                                 _view(member), ctx)
             points_max = best.redeemed_points
             held = best.limits_held
         except RulesError:
@@ -254,7 +264,7 @@ class QuoteMethods(ServiceCore):
                 # with the limit that held it back.
                 try:
                     trial: Quote | None = self.quote_fn(
-                        bundle, {**request, "use_credit": [kind]}, member, ctx)
+                        bundle, replace(request, use_credit=(kind,)), _view(member), ctx)
                 except RulesError:
                     trial = None
                 usable = sum(amount for k, amount in (trial.credits_used if trial else ())
