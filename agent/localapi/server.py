@@ -121,7 +121,7 @@ class ApiServer:
                 self._accept, path=str(self.path), limit=self.limits.large_line_bytes
             )
         except OSError as exc:
-            raise ClubtermError(f"cannot listen on {self.path}: {exc.strerror}") from None
+            raise ClubtermError(f"cannot listen on {self.path}: {exc.strerror}") from exc
         finally:
             os.umask(old_umask)
         os.chmod(self.path, self.mode)
