@@ -180,7 +180,7 @@ def error_object(code: int, message: str, data: object | None = None) -> dict[st
     return err
 
 
-def error_reply(req_id: Any, code: int, message: str,
+def error_reply(req_id: object, code: int, message: str,
                  data: object | None = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "error": error_object(code, message, data)}
 
