@@ -16,8 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from typing import TYPE_CHECKING, Any
 
+from agent.rules.conditions import compile_checks
 from agent.rules.rule import KINDS, Rule
 
 if TYPE_CHECKING:
@@ -143,6 +146,7 @@ def build_index(bundle: Bundle) -> None:
     bucket_pos: dict[str, dict[Any, list[int]]] = {name: {} for name in DIMENSIONS}
     tier_ranks = bundle.tier_ranks
     for pos, rule in enumerate(ordered):
+        rule.checks = compile_checks(rule)
         if rule.unknown is not None:
             always.append(pos)
         for name, values in index_keys(rule, tier_ranks).items():
@@ -176,3 +180,37 @@ def _mask(positions: list[int], n: int) -> int:
     for p in positions:
         bits[p >> 3] |= 1 << (p & 7)
     return int.from_bytes(bits, "little")
+
+
+def considered(bundle: Bundle, values: dict[str, list[Any]],
+               use_index: bool = True) -> dict[str, list[Rule]]:
+    """The rules a quote looks at, per kind, in the order they are taken.
+
+    With the index: every rule that passes each indexed condition (a superset of the
+    rules that hold). Without: every rule.
+    """
+    if not use_index:
+        return bundle.by_kind
+    index = bundle.index
+    mask = index.full
+    for dim in index.dims:
+        # any_mask | the buckets of the sale's values, with the loop in C.
+        allowed = reduce(or_, filter(None, map(dim.buckets.get, values[dim.name])),
+                         dim.any_mask)
+        mask &= allowed
+        if not mask:
+            break
+    mask |= index.always
+    out: dict[str, list[Rule]] = {k: [] for k in KINDS}
+    if not mask:
+        return out
+    # Bit i of the mask is character i of the reversed binary string; str.find jumps
+    # over the zeros at C speed.
+    bits = bin(mask)[:1:-1]
+    rules = index.rules
+    i = bits.find("1")
+    while i >= 0:
+        rule = rules[i]
+        out[rule.kind].append(rule)
+        i = bits.find("1", i + 1)
+    return out

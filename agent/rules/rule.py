@@ -55,7 +55,8 @@ class Rule:
     raw: Mapping[str, Any]
     # True when the rule works on some lines only (``skus``/``categories``).
     targets_lines: bool = False
-    # The condition checks, compiled by the engine on first use.
+    # The condition checks with their names, compiled when the bundle is loaded
+    # (``conditions.compile_checks``).
     checks: tuple[Any, ...] | None = None
     # Why the rule is never applied (unknown kind or key), else None.
     unknown: str | None = None

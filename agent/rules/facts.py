@@ -1,0 +1,149 @@
+"""What a rule's conditions look at, computed once per quote from the sale.
+
+Pure: the local time, the member and the terminal's counters are passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from agent.rules.model import MemberView, QuoteContext, QuoteRequest
+from agent.rules.rule import normalise_code
+
+if TYPE_CHECKING:
+    from agent.rules.bundle import Bundle
+
+
+class Facts:
+    """The sale as conditions see it: member, time, lines by sku and category, codes."""
+
+    __slots__ = ("at", "bin6", "birthday_keys", "bundle", "category_lines", "codes", "ctx",
+                 "date", "gross", "last_targets", "lines", "member", "member_note",
+                 "points_balance", "purchases", "seconds", "sku_lines", "token_kind",
+                 "used_codes", "weekday")
+
+    def __init__(self, bundle: Bundle, request: QuoteRequest, member: MemberView | None,
+                 local: dt.datetime, gross: int, ctx: QuoteContext | None = None):
+        self.bundle = bundle
+        self.ctx = ctx if ctx is not None else QuoteContext(local)
+        self.codes = [normalise_code(c) for c in request.codes] if request.codes else []
+        self.at = local
+        self.lines = request.lines
+        self.gross = gross
+        # The target lines of the rule whose conditions were checked last (set by the
+        # lines check, so that they are not computed twice).
+        self.last_targets: list[int] = []
+        sku_lines: dict[str, list[int]] = {}
+        category_lines: dict[str, list[int]] = {}
+        for i, ln in enumerate(self.lines):
+            sku, cat = ln.sku, ln.category
+            if sku is not None:
+                if sku in sku_lines:
+                    sku_lines[sku].append(i)
+                else:
+                    sku_lines[sku] = [i]
+            if cat is not None:
+                if cat in category_lines:
+                    category_lines[cat].append(i)
+                else:
+                    category_lines[cat] = [i]
+        self.sku_lines = sku_lines
+        self.category_lines = category_lines
+        self.token_kind = request.token_kind
+        self.bin6 = request.bin6
+        m = self.member = member if member is not None and member.active else None
+        if member is None:
+            self.member_note = "no member identified"
+        elif m is None:
+            self.member_note = f"member is {member.status.replace('_', ' ')}, not active"
+        else:
+            self.member_note = ""
+        self.date = local.date()
+        self.weekday = local.weekday()
+        self.seconds = local.hour * 3600 + local.minute * 60 + local.second
+        md = m.birth_month_day if m is not None else None
+        self.birthday_keys: list[str] = []
+        if md is not None and md[0] == local.month:
+            self.birthday_keys.append("month")
+            if is_birthday(md, self.date):
+                self.birthday_keys.append("day")
+        # Purchases before this sale: the record's count plus this terminal's own
+        # sales the record does not count yet (a missing count is 0).
+        self.purchases = ((m.purchase_count or 0) if m is not None else 0) \
+            + self.ctx.pending_purchases
+        self.points_balance = (spendable(m, "points", self.date) if m is not None else 0)
+        used = self.ctx.used_codes
+        self.used_codes = used | m.used_codes if m is not None and m.used_codes else used
+
+    def index_values(self) -> dict[str, list[Any]]:
+        """The sale's value for each indexed dimension (see ``index.index_keys``)."""
+        m = self.member
+        return {
+            "member": [True] if m is not None else [],
+            "tier": [m.tier] if m is not None and m.tier is not None else [],
+            "group": list(m.groups) if m is not None else [],
+            "birthday": self.birthday_keys,
+            "weekday": [self.weekday],
+            "hour": [self.seconds // 3600],
+            "week": [self.date.toordinal() // 7],
+            "sku": list(self.sku_lines),
+            "category": list(self.category_lines),
+            "token": [self.token_kind] if self.token_kind is not None else [],
+            "bin": [self.bin6] if self.bin6 is not None else [],
+            "code": self.codes,
+        }
+
+
+def is_birthday(md: tuple[int, int], date: dt.date) -> bool:
+    """Is ``date`` the (month, day) birthday? 29 February counts on 28 February in a
+    year without one."""
+    month, day = md
+    if (month, day) == (date.month, date.day):
+        return True
+    if (month, day) == (2, 29) and (date.month, date.day) == (2, 28):
+        try:
+            dt.date(date.year, 2, 29)
+        except ValueError:
+            return True
+    return False
+
+
+def spendable(member: MemberView, kind: str, today: dt.date) -> int:
+    """The member's balance of ``kind`` less the lots that expired before ``today``.
+
+    ``balance_lots`` says which parts of the balance expire when (the last valid
+    local date). A lot expired before today is not spendable; the balance given
+    (cached plus this terminal's events) is otherwise what may be spent.
+    """
+    balance = max(0, member.balances.get(kind, 0))
+    if not member.balance_lots:
+        return balance
+    day = today.isoformat()
+    expired = sum(a for expires, a in member.expiring(kind) if expires < day)
+    return max(0, balance - expired)
+
+
+def period_key(day: str, period: str) -> str:
+    """The period a local date falls in: the same key means the same period."""
+    if period == "day":
+        return day[:10]
+    if period == "month":
+        return day[:7]
+    if period == "year":
+        return day[:4]
+    if period == "week":
+        try:
+            y, w, _ = dt.date.fromisoformat(day[:10]).isocalendar()
+        except ValueError:
+            return ""
+        return f"{y}-W{w:02d}"
+    return ""  # ever
+
+
+def uses_in_period(dates: object, today: dt.date, period: str) -> int:
+    """How many of ``dates`` (local "YYYY-MM-DD") fall in today's ``period``."""
+    if not isinstance(dates, list | tuple):
+        return 0
+    key = period_key(today.isoformat(), period)
+    return sum(1 for d in dates if isinstance(d, str) and period_key(d, period) == key)
