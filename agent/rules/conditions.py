@@ -383,11 +383,16 @@ def holding(rules: list[Rule], f: Facts, ex: Explainer, *,
                 why = f"exclusive rule {stopper.id} already applies"
             ex.skipped(rule, why, "exclusive")
             continue
-        reason, code = why_not_coded(rule, f)
-        if reason is not None:
-            ex.skipped(rule, reason, code)
-            continue
-        out.append((rule, f.last_targets if rule.targets_lines else None))
-        if rule.exclusive or first_only:
-            stopper = rule
+        checks = rule.checks
+        if checks is None:
+            checks = rule.checks = compile_checks(rule)
+        for check, why in checks:  # why_not_coded, inlined: it runs for every rule
+            reason = check(rule, f)
+            if reason is not None:
+                ex.skipped(rule, reason, why)
+                break
+        else:
+            out.append((rule, f.last_targets if rule.targets_lines else None))
+            if rule.exclusive or first_only:
+                stopper = rule
     return out

@@ -17,7 +17,7 @@ from agent.rules.conditions import holding
 from agent.rules.explain import Explainer, factor
 from agent.rules.facts import Facts
 from agent.rules.limits import coupon_for
-from agent.rules.model import Line, Quote, QuoteContext
+from agent.rules.model import Line, QuoteContext
 from agent.rules.rule import Rule
 
 
@@ -136,13 +136,28 @@ def coupon_code(seed: str, rule: Rule) -> str:
     return f"{rule.prefix}{digest}"
 
 
+class Rows:
+    """The rows of issue 21's effects a quote collects (see :class:`Quote`)."""
+
+    __slots__ = ("codes_used", "coupons_issued", "fees", "referral_rewards", "rewards", "uses")
+
+    def __init__(self) -> None:
+        self.fees: list[tuple[str, int]] = []
+        self.referral_rewards: list[tuple[str, str, str, int, str | None]] = []
+        self.coupons_issued: list[tuple[str, str, str, str | None]] = []
+        self.codes_used: list[tuple[str, str, bool]] = []
+        self.rewards: list[tuple[str, int]] = []
+        self.uses: list[tuple[str, int]] = []
+
+
 class Effects:
     """One quote's lines, what they have left, and the rows its rules emit."""
 
-    __slots__ = ("ctx", "ex", "extra", "facts", "lines", "net", "payable", "remaining")
+    __slots__ = ("ctx", "ex", "expires", "extra", "facts", "lines", "net", "payable",
+                 "remaining")
 
     def __init__(self, facts: Facts, ctx: QuoteContext, lines: Sequence[Line],
-                 remaining: list[int], extra: Quote, ex: Explainer):
+                 remaining: list[int], extra: Rows, ex: Explainer):
         self.facts = facts
         self.ctx = ctx
         self.lines = lines
@@ -151,11 +166,15 @@ class Effects:
         self.extra = extra
         self.ex = ex
         self.net = self.payable = 0
+        self.expires: dict[int, str] = {}  # expires_days -> the date, once per quote
 
     def used(self, rule: Rule, amount: int) -> None:
-        """Record a use of a limited rule (emitted with the sale)."""
+        """Record a use of a limited rule (emitted with the sale) and the code or
+        coupon the rule took, if any."""
         if rule.limited and amount > 0:
             self.extra.uses.append((rule.id, amount))
+        if rule.takes_code:
+            self.code_used(rule)
 
     def code_used(self, rule: Rule) -> None:
         """Record the code or coupon the rule took, if any."""
@@ -180,7 +199,6 @@ class Effects:
             if amount:
                 out.append((rule.id, amount))
             self.used(rule, amount)
-            self.code_used(rule)
             text = f"{ex.money(amount)} off"
             if rule.per_unit:
                 text += f" ({ex.money(rule.amount or 0)} off each unit)"
@@ -209,8 +227,13 @@ class Effects:
 
     def expiry(self, rule: Rule) -> str | None:
         """The last valid local date of what the rule gives, or None."""
-        return (None if rule.expires_days is None else
-                (self.facts.date + dt.timedelta(days=rule.expires_days)).isoformat())
+        days = rule.expires_days
+        if days is None:
+            return None
+        date = self.expires.get(days)
+        if date is None:
+            date = self.expires[days] = (self.facts.date + dt.timedelta(days=days)).isoformat()
+        return date
 
     def credit_amount(self, rule: Rule, base: int) -> tuple[int, str]:
         """(credit a credit or referral rule gives on ``base``, how, for the text)."""
@@ -250,7 +273,6 @@ class Effects:
             if pts:
                 out.append((rule.id, pts))
             self.used(rule, pts)
-            self.code_used(rule)
             if numbers_base is not None:
                 ex.applied(rule, f"{pts} points {how}"
                            + (", capped by the rule's maximum" if at_max else "")
@@ -277,7 +299,6 @@ class Effects:
             if amount:
                 out.append((rule.id, rule.credit_kind, amount, expires))
             self.used(rule, amount)
-            self.code_used(rule)
             ex.applied(rule, f"{ex.money(amount)} of {rule.credit_kind}"
                        + how.split(",")[0] + (f", expires {expires}" if expires else "")
                        + ("," + how.split(",", 1)[1] if "," in how else ""),
@@ -307,7 +328,6 @@ class Effects:
             if amount:
                 extra.fees.append((rule.id, amount))
             self.used(rule, amount)
-            self.code_used(rule)
             ex.applied(rule, f"fee {ex.money(amount)} on {ex.money(on)}"
                        + (", capped by the rule's maximum" if capped else "")
                        + (", capped by the rule's budget" if over else ""),
@@ -326,7 +346,6 @@ class Effects:
                 self.extra.referral_rewards.append((rule.id, referrer, rule.credit_kind,
                                                     amount, expires))
             self.used(rule, amount)
-            self.code_used(rule)
             what = "points" if rule.credit_kind == "points" else ex.money(amount)
             ex.applied(rule, f"{amount if what == 'points' else what}"
                        f"{' points' if what == 'points' else ' of ' + rule.credit_kind} "
@@ -350,7 +369,6 @@ class Effects:
             code = coupon_code(ctx.coupon_seed, rule)
             self.extra.coupons_issued.append((rule.id, code, rule.for_rule or "", expires))
             self.used(rule, 1)
-            self.code_used(rule)
             ex.applied(rule, f"coupon {code} for {rule.for_rule}"
                        + (f", valid until {expires}" if expires else ""), amount=1, code=code,
                        for_rule=rule.for_rule, expires=expires)

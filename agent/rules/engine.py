@@ -12,7 +12,7 @@ each kind (``effects``), redemption and rewards (``redeem``) and the explanation
 from __future__ import annotations
 
 from agent.rules.bundle import Bundle
-from agent.rules.effects import Effects, split
+from agent.rules.effects import Effects, Rows, split
 from agent.rules.explain import Explainer, format_money
 from agent.rules.facts import Facts, spendable
 from agent.rules.index import considered
@@ -44,7 +44,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     credits_earned: list[tuple[str, str, int, str | None]] = []
     lottery = 0
     effects: Effects | None = None
-    extra = Quote(0, [], 0, 0, 0, [], 0, [], [], 0, None)  # issue 21's rows
+    extra = Rows()  # issue 21's rows
     reward_points = reward_value = 0
 
     if bundle is None:
@@ -71,7 +71,8 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     redeemed_points, redeemed_value, credits_used, limits_held = redeem(
         bundle if valid else None, request, member, active, ctx, net, ex,
         reward_points=reward_points, reward_value=reward_value,
-        today=effects.facts.date if effects is not None else None)
+        today=effects.facts.date if effects is not None else None,
+        balances=effects.facts.balances if effects is not None else None)
     payable = net - redeemed_value - sum(a for _, a in credits_used)
 
     # 5. Earning.

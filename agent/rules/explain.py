@@ -52,14 +52,14 @@ class Explainer:
         self.div = 10**self.mu
         self.cur = f" {bundle.currency}" if bundle is not None else ""
         # format_money for amounts ≥ 0 as one prepared format: a quote formats dozens.
-        cur = self.cur.replace("{", "{{").replace("}", "}}")
-        self.fmt = "{}.{:0" + str(self.mu) + "d}" + cur
+        self.fmt = "%d.%0" + str(self.mu) + "d" + self.cur.replace("%", "%%")
 
     def money(self, amount: int) -> str:
         """``amount`` with the bundle's minor units and currency."""
         if amount < 0 or not self.mu:
             return format_money(amount, self.mu) + self.cur
-        return self.fmt.format(*divmod(amount, self.div))
+        text: str = self.fmt % divmod(amount, self.div)
+        return text
 
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         """The rule applied: ``numbers`` are its machine-readable figures."""

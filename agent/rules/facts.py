@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 class Facts:
     """The sale as conditions see it: member, time, lines by sku and category, codes."""
 
-    __slots__ = ("at", "bin6", "birthday_keys", "bundle", "category_lines", "codes", "ctx",
-                 "date", "gross", "last_targets", "lines", "member", "member_note",
+    __slots__ = ("at", "balances", "bin6", "birthday_keys", "bundle", "category_lines",
+                 "codes", "ctx", "date", "gross", "last_targets", "lines", "member", "member_note",
                  "points_balance", "purchases", "seconds", "sku_lines", "token_kind",
                  "used_codes", "weekday")
 
@@ -72,7 +72,9 @@ class Facts:
         # sales the record does not count yet (a missing count is 0).
         self.purchases = ((m.purchase_count or 0) if m is not None else 0) \
             + self.ctx.pending_purchases
-        self.points_balance = (spendable(m, "points", self.date) if m is not None else 0)
+        # What the member may spend of each balance today (expired lots left out).
+        self.balances = spendable_balances(m, self.date) if m is not None else {}
+        self.points_balance = self.balances.get("points", 0)
         used = self.ctx.used_codes
         self.used_codes = used | m.used_codes if m is not None and m.used_codes else used
 
@@ -122,6 +124,18 @@ def spendable(member: MemberView, kind: str, today: dt.date) -> int:
     day = today.isoformat()
     expired = sum(a for expires, a in member.expiring(kind) if expires < day)
     return max(0, balance - expired)
+
+
+def spendable_balances(member: MemberView, today: dt.date) -> dict[str, int]:
+    """:func:`spendable` of every balance the member has, computed at once."""
+    out = {k: v if v > 0 else 0 for k, v in member.balances.items()}
+    if member.balance_lots:
+        day = today.isoformat()
+        for kind, balance in out.items():
+            expired = sum(a for expires, a in member.expiring(kind) if expires < day)
+            if expired:
+                out[kind] = max(0, balance - expired)
+    return out
 
 
 def period_key(day: str, period: str) -> str:

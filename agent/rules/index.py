@@ -194,10 +194,13 @@ def considered(bundle: Bundle, values: dict[str, list[Any]],
     index = bundle.index
     mask = index.full
     for dim in index.dims:
-        # any_mask | the buckets of the sale's values, with the loop in C.
-        allowed = reduce(or_, filter(None, map(dim.buckets.get, values[dim.name])),
-                         dim.any_mask)
-        mask &= allowed
+        sale = values[dim.name]
+        if len(sale) == 1:  # most dimensions: one value, no iterators to build
+            bucket = dim.buckets.get(sale[0])
+            mask &= dim.any_mask | bucket if bucket else dim.any_mask
+        else:
+            # any_mask | the buckets of the sale's values, with the loop in C.
+            mask &= reduce(or_, filter(None, map(dim.buckets.get, sale)), dim.any_mask)
         if not mask:
             break
     mask |= index.always

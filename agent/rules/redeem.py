@@ -10,16 +10,16 @@ held it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.errors import LimitExceeded, RulesError
 from agent.rules.bundle import Bundle
 from agent.rules.conditions import targets, why_not, why_not_coded
-from agent.rules.effects import take
+from agent.rules.effects import Rows, take
 from agent.rules.explain import Explainer
 from agent.rules.facts import Facts, spendable
-from agent.rules.model import MemberView, Quote, QuoteContext, QuoteRequest
+from agent.rules.model import MemberView, QuoteContext, QuoteRequest
 from agent.rules.rule import Rule
 
 
@@ -46,7 +46,7 @@ def offline_block(bundle: Bundle, ctx: QuoteContext) -> tuple[str | None, str]:
 
 def rewards(bundle: Bundle, request: QuoteRequest, active: MemberView | None,
             ctx: QuoteContext, facts: Facts, listed: list[Rule], lines: Sequence[Any],
-            remaining: list[int], discounts: list[tuple[str, int]], extra: Quote,
+            remaining: list[int], discounts: list[tuple[str, int]], extra: Rows,
             ex: Explainer) -> tuple[int, int]:
     """Rewards asked for (points → a named reward); the others listed as available.
 
@@ -102,12 +102,14 @@ def rewards(bundle: Bundle, request: QuoteRequest, active: MemberView | None,
 def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | None,
            active: MemberView | None, ctx: QuoteContext, net: int,
            ex: Explainer, *, reward_points: int = 0, reward_value: int = 0,
-           today: dt.date | None = None) -> tuple[int, int, list[tuple[str, int]], list[str]]:
+           today: dt.date | None = None, balances: Mapping[str, int] | None = None,
+           ) -> tuple[int, int, list[tuple[str, int]], list[str]]:
     """Points then credits, within every limit (step 4 and the offline rules of step 6).
 
     ``reward_points`` were already taken by rewards (and ``reward_value`` counts in the
     offline day allowance); lots of ``balance_lots`` that expired before ``today`` are
-    not spendable.
+    not spendable. ``balances``: the spendable balances today when already known
+    (``Facts.balances``).
     """
     if active is not None and today is not None and active.balance_lots:
         _note_expiring(active, today, ex)
@@ -155,8 +157,11 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
                 raise refuse("points", "this club's rules do not allow redeeming points")
             ex.note("redeem", "points cannot be redeemed under these rules", limit="points")
         else:
-            balance = (max(0, active.balances.get("points", 0)) if today is None
-                       else spendable(active, "points", today))
+            if balances is not None:
+                balance = balances.get("points", 0)
+            else:
+                balance = (max(0, active.balances.get("points", 0)) if today is None
+                           else spendable(active, "points", today))
             balance = max(0, balance - reward_points)
             value = pc.value_by_tier.get(active.tier or "", pc.value)
             share_cap, share_name = net, "payable"
@@ -202,8 +207,8 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
         cc = bundle.credits
         still = net - redeemed_value
         spent = 0
-        left_bal = dict(active.balances)
-        if today is not None and active.balance_lots:
+        left_bal = dict(active.balances if balances is None else balances)
+        if balances is None and today is not None and active.balance_lots:
             left_bal = {k: spendable(active, k, today) for k in left_bal}
         for kind in request.use_credit:
             if cc is None or kind not in cc.accepted:

@@ -91,6 +91,8 @@ class Rule:
     budget: int | None = None
     # True when the rule has a use limit or budget: its uses are emitted with the sale.
     limited: bool = False
+    # True when the rule takes a code or coupon: the code used is emitted with the sale.
+    takes_code: bool = False
     # Effects.
     percent_bps: int | None = None
     amount: int | None = None

@@ -182,6 +182,7 @@ def _parse_when(rule: Rule, when: Mapping[str, Any], check: Checker,
         raise check.fail("single_use", "needs 'codes' (or 'coupon') in the same rule")
     rule.limited = (rule.max_per_member is not None or rule.max_per_store is not None
                     or rule.budget is not None)
+    rule.takes_code = rule.coupon or rule.codes is not None
 
 
 
