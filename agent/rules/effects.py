@@ -190,6 +190,8 @@ class Effects:
 
     def discounts(self, rules: list[Rule], out: list[tuple[str, int]]) -> None:
         """Step 2: the discounts that hold, in order, off ``remaining``."""
+        if not rules:
+            return
         ex, ctx = self.ex, self.ctx
         for rule, targets in holding(rules, self.facts, ex):
             budget_left = (None if rule.budget is None
@@ -251,6 +253,8 @@ class Effects:
     def points(self, rules: list[Rule], multipliers: list[Rule],
                out: list[tuple[str, int]]) -> None:
         """Points per spend, unit or visit, then the first multiplier that holds."""
+        if not rules and not multipliers:
+            return
         ex, f, lines = self.ex, self.facts, self.lines
         total_points = 0
         for rule, targets in holding(rules, f, ex):
@@ -291,6 +295,8 @@ class Effects:
 
     def credits(self, rules: list[Rule], out: list[tuple[str, str, int, str | None]]) -> None:
         """Credit on what is paid (or a fixed amount), with its expiry."""
+        if not rules:
+            return
         ex = self.ex
         for rule, targets in holding(rules, self.facts, ex):
             base = self.base_of(targets)
@@ -306,6 +312,8 @@ class Effects:
 
     def lottery(self, rules: list[Rule]) -> int:
         """Draw entries per spend; returns their number."""
+        if not rules:
+            return 0
         ex, entries_total = self.ex, 0
         for rule, targets in holding(rules, self.facts, ex):
             base = self.base_of(targets)
@@ -317,6 +325,8 @@ class Effects:
 
     def fees(self, rules: list[Rule]) -> None:
         """The club's fee per transaction (on the net of the target lines)."""
+        if not rules:
+            return
         ex, extra = self.ex, self.extra
         for rule, targets in holding(rules, self.facts, ex):
             on = self.net if targets is None else sum(self.remaining[i] for i in targets)
@@ -335,6 +345,8 @@ class Effects:
 
     def referrals(self, rules: list[Rule]) -> None:
         """The referrer's share of what this member pays."""
+        if not rules:
+            return
         ex, f = self.ex, self.facts
         for rule, targets in holding(rules, f, ex):
             assert f.member is not None and f.member.referred_by is not None
@@ -355,6 +367,8 @@ class Effects:
 
     def coupons(self, rules: list[Rule]) -> None:
         """Next-order coupons issued by this sale (codes made from the quote's seed)."""
+        if not rules:
+            return
         ex, ctx = self.ex, self.ctx
         for rule, _ in holding(rules, self.facts, ex):
             expires = self.expiry(rule)

@@ -6,6 +6,7 @@ Pure: the local time, the member and the terminal's counters are passed in.
 from __future__ import annotations
 
 import datetime as dt
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from agent.rules.model import MemberView, QuoteContext, QuoteRequest
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
 class Facts:
     """The sale as conditions see it: member, time, lines by sku and category, codes."""
 
-    __slots__ = ("at", "balances", "bin6", "birthday_keys", "bundle", "category_lines",
+    __slots__ = ("_category_lines", "_sku_lines", "at", "balances", "bin6", "birthday_keys",
+                 "bundle", "categories",
                  "codes", "ctx", "date", "gross", "last_targets", "lines", "member", "member_note",
-                 "points_balance", "purchases", "seconds", "sku_lines", "token_kind",
+                 "points_balance", "purchases", "seconds", "skus", "token_kind",
                  "used_codes", "weekday")
 
     def __init__(self, bundle: Bundle, request: QuoteRequest, member: MemberView | None,
@@ -34,22 +36,12 @@ class Facts:
         # The target lines of the rule whose conditions were checked last (set by the
         # lines check, so that they are not computed twice).
         self.last_targets: list[int] = []
-        sku_lines: dict[str, list[int]] = {}
-        category_lines: dict[str, list[int]] = {}
-        for i, ln in enumerate(self.lines):
-            sku, cat = ln.sku, ln.category
-            if sku is not None:
-                if sku in sku_lines:
-                    sku_lines[sku].append(i)
-                else:
-                    sku_lines[sku] = [i]
-            if cat is not None:
-                if cat in category_lines:
-                    category_lines[cat].append(i)
-                else:
-                    category_lines[cat] = [i]
-        self.sku_lines = sku_lines
-        self.category_lines = category_lines
+        # Each line's sku and category, read in C; the maps from them to their lines
+        # are built when a rule first asks which lines it targets.
+        self.skus: list[str | None] = list(map(_SKU, self.lines))
+        self.categories: list[str | None] = list(map(_CATEGORY, self.lines))
+        self._sku_lines: dict[str, list[int]] | None = None
+        self._category_lines: dict[str, list[int]] | None = None
         self.token_kind = request.token_kind
         self.bin6 = request.bin6
         m = self.member = member if member is not None and member.active else None
@@ -73,10 +65,24 @@ class Facts:
         self.purchases = ((m.purchase_count or 0) if m is not None else 0) \
             + self.ctx.pending_purchases
         # What the member may spend of each balance today (expired lots left out).
-        self.balances = spendable_balances(m, self.date) if m is not None else {}
-        self.points_balance = self.balances.get("points", 0)
+        self.balances: dict[str, int] = spendable_balances(m, self.date) if m is not None else {}
+        self.points_balance: int = self.balances.get("points", 0)
         used = self.ctx.used_codes
         self.used_codes = used | m.used_codes if m is not None and m.used_codes else used
+
+    @property
+    def sku_lines(self) -> dict[str, list[int]]:
+        """sku -> the indexes of its lines, in basket order."""
+        if self._sku_lines is None:
+            self._sku_lines = _lines_by(self.skus)
+        return self._sku_lines
+
+    @property
+    def category_lines(self) -> dict[str, list[int]]:
+        """category -> the indexes of its lines, in basket order."""
+        if self._category_lines is None:
+            self._category_lines = _lines_by(self.categories)
+        return self._category_lines
 
     def index_values(self) -> dict[str, list[Any]]:
         """The sale's value for each indexed dimension (see ``index.index_keys``)."""
@@ -89,12 +95,27 @@ class Facts:
             "weekday": [self.weekday],
             "hour": [self.seconds // 3600],
             "week": [self.date.toordinal() // 7],
-            "sku": list(self.sku_lines),
-            "category": list(self.category_lines),
+            "sku": self.skus,  # None and repeats are harmless: no bucket, or the same
+            "category": self.categories,
             "token": [self.token_kind] if self.token_kind is not None else [],
             "bin": [self.bin6] if self.bin6 is not None else [],
             "code": self.codes,
         }
+
+
+_SKU = attrgetter("sku")
+_CATEGORY = attrgetter("category")
+
+
+def _lines_by(keys: list[str | None]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            if key in out:
+                out[key].append(i)
+            else:
+                out[key] = [i]
+    return out
 
 
 def is_birthday(md: tuple[int, int], date: dt.date) -> bool:

@@ -33,11 +33,13 @@ _MAX_INDEXED_WEEKS = 110
 
 @dataclass(slots=True)
 class Dimension:
-    """One indexed condition of one kind: who ignores it, who accepts which value."""
+    """One indexed condition: the rules that ignore it (``any_mask``) and, per value,
+    the rules a sale with that value may match (``allowed``: ``any_mask`` included,
+    so that a sale's one value costs one lookup)."""
 
     name: str
     any_mask: int
-    buckets: dict[Any, int]
+    allowed: dict[Any, int]
 
 
 @dataclass(slots=True)
@@ -159,9 +161,12 @@ def build_index(bundle: Bundle) -> None:
                     buckets[v].append(pos)
                 else:
                     buckets[v] = [pos]
-    used = [Dimension(name, full ^ _mask(uses[name], n),
-                      {v: _mask(p, n) for v, p in bucket_pos[name].items()})
-            for name in DIMENSIONS if uses[name]]
+    used = []
+    for name in DIMENSIONS:
+        if uses[name]:
+            any_mask = full ^ _mask(uses[name], n)
+            used.append(Dimension(name, any_mask, {v: any_mask | _mask(p, n)
+                                                   for v, p in bucket_pos[name].items()}))
     bundle.index = RuleIndex(ordered, used, _mask(always, n), full)
     bundle.needs_counts = any(
         r.limited or r.codes is not None or r.coupon or r.kind == "coupon"
@@ -195,12 +200,11 @@ def considered(bundle: Bundle, values: dict[str, list[Any]],
     mask = index.full
     for dim in index.dims:
         sale = values[dim.name]
-        if len(sale) == 1:  # most dimensions: one value, no iterators to build
-            bucket = dim.buckets.get(sale[0])
-            mask &= dim.any_mask | bucket if bucket else dim.any_mask
+        if len(sale) == 1:  # most dimensions: one value, one lookup
+            mask &= dim.allowed.get(sale[0], dim.any_mask)
         else:
-            # any_mask | the buckets of the sale's values, with the loop in C.
-            mask &= reduce(or_, filter(None, map(dim.buckets.get, sale)), dim.any_mask)
+            # The union over the sale's values (lines, groups, codes), the loop in C.
+            mask &= reduce(or_, filter(None, map(dim.allowed.get, sale)), dim.any_mask)
         if not mask:
             break
     mask |= index.always

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from agent.errors import LimitExceeded, RulesError
@@ -21,6 +22,8 @@ from agent.rules.explain import Explainer
 from agent.rules.facts import Facts, spendable
 from agent.rules.model import MemberView, QuoteContext, QuoteRequest
 from agent.rules.rule import Rule
+
+_FIRST = itemgetter(0)  # the lowest bound; on a tie, the first listed
 
 
 def _limit(name: str, message: str) -> LimitExceeded:
@@ -174,7 +177,7 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
             bounds += [(balance, "balance"), (share_cap // value, share_name)]
             if day_left is not None:
                 bounds.append((day_left // value, "max_redeem_value_per_member_day"))
-            most, bound_by = min(bounds, key=lambda b: b[0])
+            most, bound_by = min(bounds, key=_FIRST)
             if is_max:
                 pts = most
                 if 0 < pts < pc.min_redeem:
@@ -222,7 +225,7 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
                                "use_cap_per_day"))
             if day_left is not None:
                 bounds.append((day_left, "max_redeem_value_per_member_day"))
-            amount, bound_by = min(bounds, key=lambda b: b[0])
+            amount, bound_by = min(bounds, key=_FIRST)
             if bound_by not in ("balance", "payable") and bound_by not in held:
                 held.append(bound_by)
             if amount:
