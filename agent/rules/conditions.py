@@ -350,21 +350,26 @@ def why_not_coded(rule: Rule, f: Facts) -> tuple[str | None, str]:
 def targets(rule: Rule, f: Facts) -> list[int]:
     """Indexes of the rule's target lines (a line must match every line key present)."""
     found: set[int] | None = None
-    for wanted, where in ((rule.skus, f.sku_lines), (rule.categories, f.category_lines)):
-        if wanted is None:
-            continue
-        hits: set[int] = set()
-        if len(wanted) <= len(where):
-            for key in wanted:
-                lines = where.get(key)
-                if lines:
-                    hits.update(lines)
-        else:
-            for key, lines in where.items():
-                if key in wanted:
-                    hits.update(lines)
+    if rule.skus is not None:
+        found = _hits(rule.skus, f.sku_lines)
+    if rule.categories is not None:
+        hits = _hits(rule.categories, f.category_lines)
         found = hits if found is None else found & hits
     return sorted(found) if found else []
+
+
+def _hits(wanted: frozenset[str], where: dict[str, list[int]]) -> set[int]:
+    hits: set[int] = set()
+    if len(wanted) <= len(where):
+        for key in wanted:
+            lines = where.get(key)
+            if lines:
+                hits.update(lines)
+    else:
+        for key, lines in where.items():
+            if key in wanted:
+                hits.update(lines)
+    return hits
 
 
 def holding(rules: list[Rule], f: Facts, ex: Explainer, *,
