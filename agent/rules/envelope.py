@@ -93,18 +93,37 @@ def verify_signed_payload(envelope: Mapping[str, Any],
     return payload
 
 
+def acceptance_refusal(document: str, *, club_of: str, merchant_of: str, version: int,
+                       club: str, merchant: str, current_version: int | None,
+                       not_newer: str) -> tuple[str, str] | None:
+    """The acceptance policy of every signed club document (rule bundles, staff lists).
+
+    A document is for this club, then this merchant, and newer than the version in
+    use (``current_version`` None: none in use). Returns ``(reason, message)`` of the
+    first rule broken — ``foreign_club``, ``foreign_merchant`` or ``not_newer`` (the
+    document's own name for it: ``downgrade`` for bundles, ``stale`` for staff
+    lists) — or None when the document may be used.
+    """
+    if club_of != club:
+        return "foreign_club", (f"the {document} is for club {club_of!r}, "
+                                f"this terminal is {club!r}")
+    if merchant_of != merchant:
+        return "foreign_merchant", (f"the {document} is for merchant {merchant_of!r}, "
+                                    f"not {merchant!r}")
+    if current_version is not None and version <= current_version:
+        return not_newer, (f"version {version} is not newer than the version "
+                           f"{current_version} in use")
+    return None
+
+
 def check_bundle(bundle: Bundle, *, club: str, merchant: str, current_version: int | None,
                  now: dt.datetime | None) -> None:
     """The acceptance policy: this club and merchant, newer, not expired (``now`` None: skip)."""
-    if bundle.club != club:
-        raise BundleRejected("foreign_club",
-                             f"the bundle is for club {bundle.club!r}, this terminal is {club!r}")
-    if bundle.merchant != merchant:
-        raise BundleRejected("foreign_merchant", f"the bundle is for merchant "
-                                                 f"{bundle.merchant!r}, not {merchant!r}")
-    if current_version is not None and bundle.version <= current_version:
-        raise BundleRejected("downgrade", f"version {bundle.version} is not newer than the "
-                                          f"version {current_version} in use")
+    refusal = acceptance_refusal("bundle", club_of=bundle.club, merchant_of=bundle.merchant,
+                                 version=bundle.version, club=club, merchant=merchant,
+                                 current_version=current_version, not_newer="downgrade")
+    if refusal is not None:
+        raise BundleRejected(*refusal)
     if now is not None and bundle.expires_at <= now:
         raise BundleRejected("expired",
                              f"the bundle expired at {bundle.expires_at.isoformat()}")
