@@ -64,10 +64,8 @@ class Explainer:
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         """The rule applied: ``numbers`` are its machine-readable figures."""
         self.listed += 1
-        entry: dict[str, Any] = {"rule": rule.id, "kind": rule.kind, "applied": True}
-        entry.update(numbers)
-        entry["text"] = f"{rule.id}: {text}"
-        self.entries.append(entry)
+        self.entries.append({"rule": rule.id, "kind": rule.kind, "applied": True, **numbers,
+                             "text": f"{rule.id}: {text}"})
 
     def skipped(self, rule: Rule, reason: str, why: str = "", **extra: Any) -> None:
         """The rule was looked at and not applied; ``why`` names the failing condition."""

@@ -213,11 +213,11 @@ def considered(bundle: Bundle, values: dict[str, list[Any]],
         return out
     # Bit i of the mask is character i of the reversed binary string; str.find jumps
     # over the zeros at C speed.
-    bits = bin(mask)[:1:-1]
+    find = bin(mask)[:1:-1].find
     rules = index.rules
-    i = bits.find("1")
+    i = find("1")
     while i >= 0:
         rule = rules[i]
         out[rule.kind].append(rule)
-        i = bits.find("1", i + 1)
+        i = find("1", i + 1)
     return out
