@@ -189,11 +189,16 @@ def _parse_when(rule: Rule, when: Mapping[str, Any], check: Checker,
 def _pairs(key: str, value: object, check: Checker, pattern: re.Pattern[str] | None,
            shape: str, convert: Any) -> list[tuple[Any, Any]]:
     def bad() -> RulesError:
-        return check.fail(key, f"must be a list of [\"{shape}\", \"{shape}\"] pairs, "
+        return check.fail(key, f"must be a [\"{shape}\", \"{shape}\"] pair or a list of them, "
                                f"not {json.dumps(value)}")
 
     if not isinstance(value, list):
         raise bad()
+    if len(value) == 2 and all(isinstance(v, str) for v in value):
+        # A single pair, as version 1 of the protocol writes it ("dates":
+        # ["2027-03-20", "2027-04-02"]): the same as a list holding that pair. It
+        # cannot be mistaken for a list of pairs, whose items are lists.
+        value = [value]
     out = []
     for pair in value:
         if (not isinstance(pair, list) or len(pair) != 2
