@@ -165,7 +165,7 @@ def bench_appends(folder: Path, count: int, block: int = 20) -> dict[str, float]
         b0 = _io()
         t0 = time.perf_counter()
         for body in bodies[start:start + block]:
-            store.append("sale", body, at=AT, staff_id="s-1", offline=True)
+            store.outbox.append("sale", body, at=AT, staff_id="s-1", offline=True)
         t1 = time.perf_counter()
         b1 = _io()
         for row in rows[start:start + block]:
@@ -206,7 +206,7 @@ def import_child(db: str, snapshot: str, version: int) -> None:
     store = Store.open(db, T, "M-7")
     start = time.perf_counter()
     with open(snapshot, "rb") as fh:
-        count = store.import_snapshot(fh, version, True)
+        count = store.members.import_snapshot(fh, version, True)
     seconds = time.perf_counter() - start
     store.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -241,17 +241,17 @@ def bench_lookup(db: Path, members: int, samples: int = 20000) -> dict[str, floa
              lambda i: f"tel:+98912{i:07d}")
     tokens = [rng.choice(kinds)(rng.randint(1, members)) for _ in range(samples)]
     for t in tokens[:500]:  # warm the page cache a little, as a running agent would be
-        store.lookup(t)
+        store.members.lookup(t)
     times = []
     for t in tokens:
         start = time.perf_counter_ns()
-        found = store.lookup(t)
+        found = store.members.lookup(t)
         times.append((time.perf_counter_ns() - start) / 1e6)
         assert found is not None
     miss = []
     for i in range(2000):
         start = time.perf_counter_ns()
-        assert store.lookup(f"nfc:FFFF{i:010X}") is None
+        assert store.members.lookup(f"nfc:FFFF{i:010X}") is None
         miss.append((time.perf_counter_ns() - start) / 1e6)
     store.close()
     return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99),
@@ -269,22 +269,22 @@ def bench_projection(db: Path, pending: int = 5000, samples: int = 2000) -> dict
     with store.db.atomic():
         for i in range(pending):
             body = _sale(member, i)
-            store._append_in_tx("sale", body, AT, ev.format_at(AT), "s-1", True)
+            store.outbox.append_in_tx("sale", body, AT, ev.format_at(AT), "s-1", True)
     times, counters, views, stats = [], [], [], []
     day = AT.replace(hour=0)
     for _ in range(samples):
         start = time.perf_counter_ns()
-        balances = store.usable_balances(member)
+        balances = store.members.usable_balances(member)
         times.append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        store.offline_counters(member, day, day + timedelta(days=1))
+        store.members.offline_counters(member, day, day + timedelta(days=1))
         counters.append((time.perf_counter_ns() - start) / 1e6)
     for _ in range(200):
         start = time.perf_counter_ns()
-        store.member_view(member)
+        store.members.member_view(member)
         views.append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        store.queue_stats()
+        store.outbox.queue_stats()
         stats.append((time.perf_counter_ns() - start) / 1e6)
     expect_points = 42 % 5000 + sum(66 - (1000 if i % 3 == 0 else 0) for i in range(pending))
     assert balances["points"] == expect_points, (balances, expect_points)
@@ -321,8 +321,8 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
     db = folder / "life.db"
     clock = _SimClock(AT)
     store = Store.open(db, T, "M-7", clock=clock)
-    store.import_snapshot((json.dumps(_record(i)) for i in range(members)), 1, True)
-    version = store.members_version()
+    store.members.import_snapshot((json.dumps(_record(i)) for i in range(members)), 1, True)
+    version = store.members.members_version()
     step = timedelta(seconds=86400 / per_day)
     keep = timedelta(days=keep_days)
     per_hour = max(1, per_day // 24)
@@ -338,7 +338,7 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
         nonlocal longest_prune, pruned, prune_calls
         while True:
             t0 = time.perf_counter()
-            n = store.prune(keep=keep, batch=prune_batch, limit=prune_batch)
+            n = store.outbox.prune(keep=keep, batch=prune_batch, limit=prune_batch)
             longest_prune = max(longest_prune, time.perf_counter() - t0)
             pruned += n
             prune_calls += 1
@@ -348,16 +348,16 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
     for i in range(1, sales + 1):
         clock.now += step
         member = None if i % 10 == 0 else f"m-{i % members}"
-        e = store.append("sale", _sale(member, i) if member else {**_sale("x", i),
+        e = store.outbox.append("sale", _sale(member, i) if member else {**_sale("x", i),
                                                                   "member_id": None,
                                                                   "identified_by": None},
                          at=clock.now, staff_id="s-1", offline=False)
         if member:
             touched[member] = e.seq
         if i % ack_every == 0:
-            batch = store.next_batch_encoded(f"b-{i}", T, max_events=ack_every * 2)
+            batch = store.outbox.next_batch_encoded(f"b-{i}", T, max_events=ack_every * 2)
             if batch is not None:
-                store.apply_ack(batch.ids, [], applied_seq=batch.last_seq)
+                store.outbox.apply_ack(batch.ids, [], applied_seq=batch.last_seq)
                 records = []
                 for m in sorted(touched):
                     n_ = int(m[2:])
@@ -366,7 +366,7 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
                     rec["version"] = version
                     rec["applied"] = {T: batch.last_seq}
                     records.append(rec)
-                store.apply_changes({"from_version": version - len(records) if records
+                store.members.apply_changes({"from_version": version - len(records) if records
                                      else version, "to_version": version,
                                      "members": records, "removed": []})
                 touched.clear()
@@ -391,7 +391,7 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
               "wchar_per_sale": (io1[0] - io0[0]) / sales,
               "dirtied_per_sale": (io1[1] - io0[1]) / sales,
               "pruned": pruned, "prune_calls": prune_calls,
-              "longest_prune_ms": longest_prune * 1000, "last_seq": store.last_seq(),
+              "longest_prune_ms": longest_prune * 1000, "last_seq": store.outbox.last_seq(),
               "rows": rows}
     store.close()
     return result

@@ -432,14 +432,14 @@ class Services:
             raise _store_error(exc) from None
         try:
             self.view.on_recorded()
-            self.broadcast_queue(await self.db.read(self.store.queue_stats))
+            self.broadcast_queue(await self.db.read(self.store.outbox.queue_stats))
         except Exception:  # waking the link is best effort; the event is safe
             log.exception("could not wake the club link")
         return result
 
     async def _append(self, type_: str, body: dict[str, Any], staff_id: str | None) -> Any:
         """Record one outbox event durably (``Store.append``)."""
-        return await self._record(f"a {type_}", self.store.append, type_, body,
+        return await self._record(f"a {type_}", self.store.outbox.append, type_, body,
                                   at=self.clock(), staff_id=staff_id,
                                   offline=not self.view.online())
 
@@ -477,7 +477,7 @@ class Services:
         return self.clock().astimezone(self._tz()).date()
 
     async def _summary(self, member: dict[str, Any], token: str | None) -> dict[str, Any]:
-        balances = await self.db.read(self.store.usable_balances, member["member_id"])
+        balances = await self.db.read(self.store.members.usable_balances, member["member_id"])
         return self._summary_from({**member, "balances": balances}, token)
 
     def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
@@ -495,7 +495,7 @@ class Services:
 
     async def member_summary(self, token: str) -> dict[str, Any] | None:
         """The summary of the member holding ``token`` (any status), or None."""
-        member = await self.db.read(self.store.lookup, token)
+        member = await self.db.read(self.store.members.lookup, token)
         if member is None:
             return None
         return await self._summary(member, token)
@@ -531,12 +531,12 @@ class Services:
         case-insensitively, the club keeps them upper-cased. The exact token wins
         (QR and GS1 payloads are case-sensitive), else its ASCII upper-case form."""
         upper = "code:" + token[5:].translate(_ASCII_UPPER)
-        if upper == token or await self.db.read(self.store.lookup, token) is not None:
+        if upper == token or await self.db.read(self.store.members.lookup, token) is not None:
             return token
         return upper
 
     async def _member_for(self, token: str) -> dict[str, Any]:
-        member = await self.db.read(self.store.lookup, token)
+        member = await self.db.read(self.store.members.lookup, token)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
         if member.get("status") != "active":
@@ -553,8 +553,8 @@ class Services:
     async def agent_status(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
         """``agent.status``."""
         bundle = self.view.bundle()
-        stats = await self.db.read(self.store.queue_stats)
-        members_version = await self.db.read(self.store.members_version)
+        stats = await self.db.read(self.store.outbox.queue_stats)
+        members_version = await self.db.read(self.store.members.members_version)
         oldest = field_of(stats, "oldest_at")
         return {
             "terminal_id": self.view.terminal_id,
@@ -613,7 +613,7 @@ class Services:
         groups count from the next call.
         """
         session = self.sessions.check(params.get("session"))
-        staff = await self.db.read(self.store.staff, session.staff_id)
+        staff = await self.db.read(self.store.records.staff, session.staff_id)
         if staff is None or not staff.get("active", True):
             self.sessions.close(session.token)
             raise ApiError(NOT_ALLOWED, "You are no longer on this terminal's staff list, so "
@@ -673,7 +673,7 @@ class Services:
                            "sign in.", {"param": "pin"})
         try:
             staff, stored = await self.db.call(
-                self.store.create_local_staff, staff_id, name, role, pin=pin,
+                self.store.records.create_local_staff, staff_id, name, role, pin=pin,
                 badges=list(dict.fromkeys(badges)), by=session.staff_id, at=self.clock(),
                 offline=not self.view.online(), offline_only=self.offline_only)
         except StaffManagedByClub as exc:
@@ -703,7 +703,7 @@ class Services:
         badge token itself: every subscriber sees it. Raises ClubtermError if the
         store cannot say (the caller must then not broadcast the token either).
         """
-        staff = await self.db.read(self.store.staff_by_badge, token)
+        staff = await self.db.read(self.store.records.staff_by_badge, token)
         if staff is None:
             return None
         tap = self.taps.issue(staff["staff_id"], token, reader, self.monotonic())
@@ -735,7 +735,7 @@ class Services:
             # Only a reference the agent handed out for a tap on its own reader, once,
             # within seconds: a badge token alone (seen, logged, copied) is no credential.
             tap = self.taps.take(token, self.monotonic())
-            staff = await self.db.read(self.store.staff, tap.staff_id)
+            staff = await self.db.read(self.store.records.staff, tap.staff_id)
             if staff is None or not staff.get("active", True) or \
                     tap.badge not in (staff.get("badges") or []):
                 raise ApiError(NOT_FOUND, "This badge does not belong to any staff member.")
@@ -747,7 +747,7 @@ class Services:
         pin = params.get("pin")
         if pin is None and not need_pin:
             # Only a manager's correction (checked by the caller) gets here.
-            staff = await self.db.read(self.store.staff, staff_id)
+            staff = await self.db.read(self.store.records.staff, staff_id)
             if staff is None or not staff.get("active", True):
                 raise ApiError(NOT_FOUND, "There is no staff member with this id.")
             return dict(staff), None
@@ -759,8 +759,8 @@ class Services:
             # scrypt takes tens of milliseconds: not on the store thread, where it would
             # hold up sales, and not on the loop. An unknown id is hashed as long
             # (against a dummy), so the answer's time does not tell which ids exist.
-            ok = await asyncio.to_thread(self.store.verify_staff_pin, staff_id, pin)
-            staff = await self.db.read(self.store.staff, staff_id) if ok else None
+            ok = await asyncio.to_thread(self.store.records.verify_staff_pin, staff_id, pin)
+            staff = await self.db.read(self.store.records.staff, staff_id) if ok else None
         if staff is None or not staff.get("active", True):
             # Same answer for an unknown id and a wrong PIN: no guessing of ids.
             raise ApiError(NOT_ALLOWED, "The staff id or PIN is not right.",
@@ -815,7 +815,8 @@ class Services:
         # never to the local API's subscribers.
         extra = ({"corrected_by": correction[0], "reason": correction[1]}
                  if correction is not None else {})
-        stored = await self._record("an attendance", self.store.clock_staff, staff["staff_id"],
+        stored = await self._record("an attendance", self.store.records.clock_staff,
+                                    staff["staff_id"],
                                     action, at=self.clock(),
                                     by=correction[0] if correction else staff["staff_id"],
                                     identified_by=tap.badge if tap is not None else None,
@@ -833,7 +834,7 @@ class Services:
         amount = _amount(params)
         category = _text(params, "category", max_len=64)
         note = _text(params, "note", required=False, max_len=500, default="") or ""
-        stored = await self._record(f"an {type_}", self.store.add_cash_entry, type_, amount,
+        stored = await self._record(f"an {type_}", self.store.records.add_cash_entry, type_, amount,
                                     category, note, by=session.staff_id, at=self.clock(),
                                     offline=not self.view.online())
         return {"event_id": field_of(stored, "id")}
@@ -988,11 +989,11 @@ class Services:
 
         def inputs() -> tuple[Any, dict[str, int] | None, tuple[int, int]]:
             # One hop to the store thread for everything a quote reads.
-            stats = self.store.queue_stats()
+            stats = self.store.outbox.queue_stats()
             if member_id is None:
                 return stats, None, (0, 0)
-            return (stats, self.store.usable_balances(member_id),
-                    self.store.offline_counters(member_id, start, end))
+            return (stats, self.store.members.usable_balances(member_id),
+                    self.store.members.offline_counters(member_id, start, end))
 
         stats, balances, (redeemed_today, credit_today) = await self.db.read(inputs)
         oldest = field_of(stats, "oldest_at")
@@ -1029,7 +1030,7 @@ class Services:
         if bundle is None or not getattr(bundle, "needs_counts", False):
             return {}
         member_id = member["member_id"] if member is not None else None
-        counts: dict[str, Any] = await self.db.read(self.store.promotion_counts, member_id,
+        counts: dict[str, Any] = await self.db.read(self.store.outbox.promotion_counts, member_id,
                                                     self._tz())
         counts["coupon_seed"] = uuid.uuid4().hex
         return counts
@@ -1148,7 +1149,7 @@ class Services:
             # check_funds: the store re-reads the usable balances inside the write
             # transaction and refuses a redemption that no longer fits (another
             # till spent the points meanwhile): check and append are one step.
-            stored = await self._record("a sale", self.store.append, "sale", body,
+            stored = await self._record("a sale", self.store.outbox.append, "sale", body,
                                         at=self.clock(), staff_id=session.staff_id,
                                         offline=not self.view.online(),
                                         check_funds=member is not None)
@@ -1208,7 +1209,7 @@ class Services:
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
         """The sale recorded for ``quote_id`` before a restart, as a commit result
         (``Store.sale_for_quote``: one index probe, however long the outbox)."""
-        entry = await self.db.read(self.store.sale_for_quote, quote_id)
+        entry = await self.db.read(self.store.outbox.sale_for_quote, quote_id)
         if entry is None:
             return None
         event = dict(field_of(entry, "event"))
@@ -1224,7 +1225,7 @@ class Services:
         session = await self._session(params, perm.REFUND)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
-        entry = await self.db.read(self.store.event, sale_id)
+        entry = await self.db.read(self.store.outbox.event, sale_id)
         if entry is None or entry.type != "sale":
             raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
         stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
@@ -1245,7 +1246,7 @@ class Services:
         if token is not None:
             identifiers.append(_checked_token(token))
         for ident in identifiers:
-            holder = await self.db.read(self.store.lookup, ident)
+            holder = await self.db.read(self.store.members.lookup, ident)
             if holder is not None:
                 what = "phone number" if ident.startswith("tel:") else "card"
                 raise ApiError(CONFLICT, f"This {what} already belongs to {holder.get('name')}.",
@@ -1258,7 +1259,7 @@ class Services:
                 uuid.UUID(referred_by.removeprefix("local:"))
             except ValueError:
                 raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.") from None
-        elif referred_by and await self.db.read(self.store.member, referred_by) is None:
+        elif referred_by and await self.db.read(self.store.members.member, referred_by) is None:
             raise ApiError(UNKNOWN_MEMBER, "The referring member was not found.")
         member_id = f"local:{uuid.uuid4()}"
         body = {"member_id": member_id, "name": name, "identifiers": identifiers,
@@ -1334,14 +1335,14 @@ class Services:
             names: dict[str, str | None] = {}
             cursor, scanned, more = before, 0, True
             while len(found) < limit and scanned < SALE_LIST_SCAN and more:
-                page = self.store.sales_before(cursor, min(200, SALE_LIST_SCAN - scanned))
+                page = self.store.outbox.sales_before(cursor, min(200, SALE_LIST_SCAN - scanned))
                 more = bool(page)
                 for entry in page:
                     scanned += 1
                     cursor = entry.seq
                     mid = entry.event.get("member_id")
                     if isinstance(mid, str) and mid not in names:
-                        record = self.store.member(mid)
+                        record = self.store.members.member(mid)
                         names[mid] = (record or {}).get("name")
                     if member_id is not None and mid != member_id:
                         continue
@@ -1356,8 +1357,8 @@ class Services:
                     found.append(entry)
                     if len(found) >= limit:
                         break
-            newest = self.store.sales_before(None, 1)
-            refunds = self.store.refunds_of([e.id for e in found])
+            newest = self.store.outbox.sales_before(None, 1)
+            refunds = self.store.outbox.refunds_of([e.id for e in found])
             go_on = cursor if (more and (len(found) >= limit or scanned >= SALE_LIST_SCAN)) \
                 else None
             return found, names, go_on, newest[0].id if newest else None, refunds
@@ -1403,9 +1404,9 @@ class Services:
         assert sale_id is not None
 
         def read() -> tuple[Any, str | None, bool]:
-            newest = self.store.sales_before(None, 1)
-            return (self.store.event(sale_id), newest[0].id if newest else None,
-                    bool(self.store.refunds_of([sale_id])))
+            newest = self.store.outbox.sales_before(None, 1)
+            return (self.store.outbox.event(sale_id), newest[0].id if newest else None,
+                    bool(self.store.outbox.refunds_of([sale_id])))
 
         entry, newest_id, refunded = await self.db.read(read)
         if entry is None or entry.type != "sale":
@@ -1438,11 +1439,11 @@ class Services:
                 token = self._identifier_of({key: query})
             except ApiError:
                 continue
-            holder = await self.db.read(self.store.lookup, token)
+            holder = await self.db.read(self.store.members.lookup, token)
             if holder is not None:
                 found.setdefault(str(holder["member_id"]), holder)
         if len(query) >= 2:
-            for record in await self.db.read(self.store.find_members, query, limit):
+            for record in await self.db.read(self.store.members.find_members, query, limit):
                 found.setdefault(str(record["member_id"]), record)
         return [{"member_id": r["member_id"], "name": r.get("name"), "tier": r.get("tier"),
                  "status": r.get("status")} for r in list(found.values())[:limit]]
@@ -1453,7 +1454,7 @@ class Services:
         session = await self._session(params, perm.SALE_VIEW)
         member_id = _text(params, "member_id", max_len=100)
         assert member_id is not None
-        record = await self.db.read(self.store.member_view, member_id)
+        record = await self.db.read(self.store.members.member_view, member_id)
         if record is None:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         cards = []
@@ -1477,17 +1478,17 @@ class Services:
         assert member_id is not None
         token = _checked_token(params.get("token"))
         replaces = params.get("replaces")
-        member = await self.db.read(self.store.member, member_id)
+        member = await self.db.read(self.store.members.member, member_id)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
-        holder = await self.db.read(self.store.lookup, token)
+        holder = await self.db.read(self.store.members.lookup, token)
         if holder is not None:
             raise ApiError(CONFLICT, f"This card already belongs to {holder.get('name')}.",
                            {"member_id": holder.get("member_id")})
         body: dict[str, Any] = {"member_id": member_id, "identifier": token}
         if replaces is not None:
             replaces = _checked_token(replaces, "replaces")
-            old = await self.db.read(self.store.lookup, replaces)
+            old = await self.db.read(self.store.members.lookup, replaces)
             if old is None or old.get("member_id") != member_id:
                 raise ApiError(INVALID_PARAMS, "The card to replace is not this member's.",
                                {"param": "replaces"})
@@ -1508,7 +1509,7 @@ class Services:
         reason = _text(params, "reason", max_len=200)
         if not reason or not reason.strip():
             raise ApiError(INVALID_PARAMS, "A correction needs a reason.", {"param": "reason"})
-        entry = await self.db.read(self.store.event, event_id)
+        entry = await self.db.read(self.store.outbox.event, event_id)
         if entry is None or entry.type not in CORRECTABLE or entry.state == "rejected":
             raise ApiError(NOT_FOUND, "There is no expense, cash receipt or enrolment with "
                            "this id on this terminal.", {"param": "event_id"})
@@ -1549,7 +1550,7 @@ class Services:
 
     async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
         start, end = self._day_bounds(day)
-        rows = await self.db.read(self.store.events_between, start, end)
+        rows = await self.db.read(self.store.outbox.events_between, start, end)
         return [event_dict(e) for e in rows if e.get("_state") != "rejected"], end
 
     async def day_summary(self, params: dict[str, Any], conn: Any) -> dict[str, Any]:
@@ -1564,7 +1565,7 @@ class Services:
             session = await self._session(params, perm.REPORT)
         events, end = await self._day_events(day)
         # A correction made on a later day still corrects this day's entry.
-        later = await self.db.read(self.store.events_between, end,
+        later = await self.db.read(self.store.outbox.events_between, end,
                                    max(end, self.clock()) + timedelta(days=1), ("correction",))
         events += [event_dict(e) for e in later if e.get("_state") != "rejected"]
         refunded = await self._refunded_sales(events)
@@ -1590,7 +1591,7 @@ class Services:
         def read() -> dict[str, dict[str, Any]]:
             out = {}
             for sale_id in ids:
-                entry = self.store.event(sale_id)
+                entry = self.store.outbox.event(sale_id)
                 if entry is not None and entry.type == "sale" and entry.state != "rejected":
                     out[sale_id] = dict(entry.event)
             return out
@@ -1628,7 +1629,7 @@ class Services:
         names = {}
         for staff_id in ids:
             if isinstance(staff_id, str):
-                staff = await self.db.read(self.store.staff, staff_id)
+                staff = await self.db.read(self.store.records.staff, staff_id)
                 names[staff_id] = (staff or {}).get("name") or staff_id
         return names
 
@@ -1647,13 +1648,13 @@ class Services:
             raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
                            {"param": "customer"})
         if not customer.startswith(("tel:", "local:")) and customer[:1] not in ("+", "0") \
-                and not (await self.db.read(self.store.member, customer)):
+                and not (await self.db.read(self.store.members.member, customer)):
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
             customer = self._identifier_of({"phone": customer})
         if customer.startswith("tel:"):
             # A phone that belongs to a member books the member.
-            holder = await self.db.read(self.store.lookup, customer)
+            holder = await self.db.read(self.store.members.lookup, customer)
             if holder is not None:
                 customer = holder["member_id"]
         out["customer"] = customer
@@ -1665,7 +1666,7 @@ class Services:
         if not isinstance(staff_id, str) or not staff_id:
             raise ApiError(INVALID_PARAMS, "Say which staff member gives the service.",
                            {"param": "staff_id"})
-        if await self.db.read(self.store.staff, staff_id) is None:
+        if await self.db.read(self.store.records.staff, staff_id) is None:
             raise ApiError(NOT_FOUND, "There is no staff member with this id.")
         out["staff_id"] = staff_id
         start = _parse_time(params.get("start", base.get("start")), "start")
@@ -1682,7 +1683,7 @@ class Services:
         return out
 
     async def _conflict(self, other_id: str) -> ApiError:
-        other = await self.db.read(self.store.appointment, other_id) or {}
+        other = await self.db.read(self.store.records.appointment, other_id) or {}
         names = await self._staff_names([other.get("staff_id")])
         start = other.get("start")
         when = ""
@@ -1708,7 +1709,7 @@ class Services:
         session = await self._session(params, perm.APPOINTMENT_ADD)
         appt = await self._appointment_fields(params, None)
         found, _stored = await self._appointment_call(
-            "an appointment", self.store.create_appointment, customer=appt["customer"],
+            "an appointment", self.store.records.create_appointment, customer=appt["customer"],
             service=appt["service"], staff_id=appt["staff_id"],
             start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
             note=appt["note"], by=session.staff_id, at=self.clock(),
@@ -1717,7 +1718,7 @@ class Services:
 
     async def _existing_appointment(self, params: Mapping[str, Any]) -> dict[str, Any]:
         appointment_id = _p(params, "appointment_id", str)
-        appt = await self.db.read(self.store.appointment, appointment_id)
+        appt = await self.db.read(self.store.records.appointment, appointment_id)
         if appt is None or appt.get("status") == "cancelled":
             raise ApiError(NOT_FOUND, "There is no such appointment (it may have been "
                            "cancelled).")
@@ -1729,7 +1730,7 @@ class Services:
         old = await self._existing_appointment(params)
         appt = await self._appointment_fields(params, old)
         found, _stored = await self._appointment_call(
-            "an appointment change", self.store.update_appointment, old["appointment_id"],
+            "an appointment change", self.store.records.update_appointment, old["appointment_id"],
             by=session.staff_id, at=self.clock(), offline=not self.view.online(),
             customer=appt["customer"], service=appt["service"], staff_id=appt["staff_id"],
             start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
@@ -1740,7 +1741,7 @@ class Services:
         """``appointment.cancel``."""
         session = await self._session(params, perm.APPOINTMENT_DELETE)
         appt = await self._existing_appointment(params)
-        await self._appointment_call("a cancellation", self.store.cancel_appointment,
+        await self._appointment_call("a cancellation", self.store.records.cancel_appointment,
                                      appt["appointment_id"], by=session.staff_id,
                                      at=self.clock(), offline=not self.view.online())
         return {"appointment_id": appt["appointment_id"]}
@@ -1753,7 +1754,7 @@ class Services:
         day = _parse_date(params.get("date")) if params.get("date") else self._today()
         staff_filter = params.get("staff_id")
         start, end = self._day_bounds(day)
-        rows = await self.db.read(self.store.appointments_between, start, end)
+        rows = await self.db.read(self.store.records.appointments_between, start, end)
         names = await self._staff_names({r.get("staff_id") for r in rows})
         items = []
         for row in rows:
@@ -1773,9 +1774,9 @@ class Services:
 
     async def _customer_name(self, customer: str) -> str:
         if customer.startswith("tel:"):
-            holder = await self.db.read(self.store.lookup, customer)
+            holder = await self.db.read(self.store.members.lookup, customer)
             return str(holder.get("name")) if holder else customer[4:]
-        member = await self.db.read(self.store.member, customer)
+        member = await self.db.read(self.store.members.member, customer)
         return str(member.get("name")) if member else customer
 
 

@@ -31,13 +31,13 @@ async def _reason(call: Any) -> str:
 def _count_checks(h: Harness) -> list[str]:
     """Record every PIN the store checks (the scrypt runs), by staff id."""
     checked: list[str] = []
-    real = h.store.verify_staff_pin
+    real = h.store.records.verify_staff_pin
 
     def counting(staff_id: str, pin: str) -> bool:
         checked.append(staff_id)
         return real(staff_id, pin)
 
-    h.store.verify_staff_pin = counting  # type: ignore[method-assign]
+    h.store.records.verify_staff_pin = counting  # type: ignore[method-assign]
     return checked
 
 
