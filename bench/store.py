@@ -19,12 +19,20 @@ Figures printed:
   hour (``[store] keep_days`` = ``--keep-days``): database size, events held
   and bytes written per sale (everything: sale, ack, member update, pruning)
   every tenth of the way, and the longest prune batch. Both must level off;
+- promotion counts (issue 21): ``--promo-sales N`` sales (default 100,000) of 1,000
+  members, ``--promo-share`` of them (default 0.1) using a rule, a tenth of those
+  a single-use code and a coupon, and a refund every 50th sale: p50/p99 of
+  ``Outbox.promotion_counts`` (schema 4's ``sale_promotions`` index) and, on the
+  same file in the same run, of the schema-3 definition that read every sale
+  body through ``LIKE`` (``promotions.full_scan_counts``); the counts are
+  checked equal;
 - with ``--crash N``: the kill -9 loop of the tests, N times.
 
 Options: ``--members N``, ``--appends N``, ``--sales N``, ``--per-day N``,
-``--keep-days N``, ``--crash N``, ``--only PART`` (``appends``, ``members``,
-``sales``; repeatable), ``--fast`` (small counts, for tests), ``--dir PATH``
-(where the files go; default a temp dir on /tmp, i.e. the same disk as the
+``--keep-days N``, ``--promo-sales N``, ``--promo-share F``, ``--crash N``,
+``--only PART`` (``appends``, ``members``, ``sales``, ``promotions``;
+repeatable), ``--fast`` (small counts, for tests), ``--dir PATH`` (where the
+files go; default a temp dir on /tmp, i.e. the same disk as the
 tests; fsync dominates the time of a long ``--sales`` run: on tmpfs,
 ``--dir /dev/shm``, it is CPU-bound and sizes and ``wchar`` are the same).
 """
@@ -397,6 +405,61 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
     return result
 
 
+def bench_promotions(folder: Path, sales: int, share: float = 0.1,
+                     samples: int = 30) -> dict[str, float]:
+    """``promotion_counts`` by the index (schema 4) and by the old full scan, on
+    one file: p50/p99 in ms of each, and the ratio of the p50s."""
+    from zoneinfo import ZoneInfo
+
+    from agent.offline_queue import Store
+    from agent.offline_queue import events as ev
+    from agent.offline_queue.promotions import full_scan_counts
+
+    store = Store.open(folder / "promo.db", T, "M-7")
+    rng = random.Random(21)
+    step = max(1, round(1 / share)) if share > 0 else 0
+    ids: list[str] = []
+    for start in range(0, sales, 5000):  # set-up only: a transaction per 5,000
+        with store.db.atomic():
+            for i in range(start, min(sales, start + 5000)):
+                body = _sale(f"m-{i % 1000}", i)
+                if step and i % step == 0:
+                    body["uses"] = [{"rule": rng.choice(("bday", "welcome", "budget")),
+                                     "amount": 250}]
+                    if i % (10 * step) == 0:
+                        body["codes_used"] = [{"rule": "vip", "code": f"VIP-{i}",
+                                               "single_use": True}]
+                        body["coupons_issued"] = [{"rule": "next", "code": f"NX-{i}",
+                                                   "for_rule": "next10",
+                                                   "expires": "2027-01-31"}]
+                at = AT + timedelta(minutes=i)
+                ids.append(store.outbox.append_in_tx("sale", body, at, ev.format_at(at),
+                                                     "s-1", True).id)
+                if i % 50 == 49:
+                    store.outbox.append_in_tx("refund", {"sale_id": ids[-25], "reason": "r"},
+                                              at, ev.format_at(at), "s-1", True)
+    tz = ZoneInfo("Asia/Tehran")
+    conn = store.db.connection()
+    members = [f"m-{rng.randrange(1000)}" for _ in range(samples)]
+    times: dict[str, list[float]] = {"index": [], "scan": []}
+    for member in members:
+        started = time.perf_counter_ns()
+        indexed = store.outbox.promotion_counts(member, tz)
+        times["index"].append((time.perf_counter_ns() - started) / 1e6)
+        started = time.perf_counter_ns()
+        scanned = full_scan_counts(conn, member, tz)
+        times["scan"].append((time.perf_counter_ns() - started) / 1e6)
+        if indexed != scanned:
+            raise AssertionError(f"promotion_counts differ for {member}")
+    promos = int(conn.execute("SELECT count(*) FROM sale_promotions").fetchone()[0])
+    store.close()
+    out = {f"{k}_{p}_ms": _pct(v, q) for k, v in times.items()
+           for p, q in (("p50", 0.5), ("p99", 0.99))}
+    out["speedup_p50"] = out["scan_p50_ms"] / out["index_p50_ms"]
+    out["indexed_sales"] = promos
+    return out
+
+
 def _count(store: Any) -> int:
     return int(store.db.execute_sql("SELECT count(*) FROM events").fetchone()[0])
 
@@ -412,11 +475,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="sales of the terminal's-life run (default 1,000,000)")
     parser.add_argument("--per-day", type=int, default=1000, help="sales a simulated day")
     parser.add_argument("--keep-days", type=int, default=35, help="[store] keep_days")
-    parser.add_argument("--only", action="append", choices=("appends", "members", "sales"),
+    parser.add_argument("--promo-sales", type=int, default=100_000,
+                        help="sales of the promotion-counts run (default 100,000)")
+    parser.add_argument("--promo-share", type=float, default=0.1,
+                        help="share of those sales that use a rule (default 0.1)")
+    parser.add_argument("--only", action="append",
+                        choices=("appends", "members", "sales", "promotions"),
                         help="run only this part (repeatable)")
     parser.add_argument("--fast", action="store_true",
                         help="small counts, for tests: 200 appends, 5,000 members, "
-                             "6,000 sales at 1,000 a day kept 2 days")
+                             "6,000 sales at 1,000 a day kept 2 days, 5,000 promotion sales")
     parser.add_argument("--crash", type=int, default=0, metavar="N",
                         help="also run the kill -9 loop N times")
     parser.add_argument("--dir", type=Path, default=None)
@@ -429,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.fast:
         args.appends, args.members, args.sales = 200, 5000, 6000
-        args.per_day, args.keep_days = 1000, 2
-    parts = set(args.only or ("appends", "members", "sales"))
+        args.per_day, args.keep_days, args.promo_sales = 1000, 2, 5000
+    parts = set(args.only or ("appends", "members", "sales", "promotions"))
     with tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"bench.store in {folder} (sqlite {sqlite3.sqlite_version}, "
@@ -465,6 +533,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"ms), {life['wchar_per_sale']:,.0f} B written a sale in all "
                   f"({life['dirtied_per_sale']:,.0f} B dirtied), last seq "
                   f"{life['last_seq']:,}, {life['seconds']:.0f} s", flush=True)
+        if "promotions" in parts:
+            pc = bench_promotions(folder, args.promo_sales, args.promo_share)
+            print(f"promotion counts:  {args.promo_sales:,} sales ({pc['indexed_sales']:,.0f} "
+                  f"with promotions, a refund every 50th): index p50 {pc['index_p50_ms']:.2f} "
+                  f"ms p99 {pc['index_p99_ms']:.2f} ms; full scan (schema 3) p50 "
+                  f"{pc['scan_p50_ms']:.1f} ms p99 {pc['scan_p99_ms']:.1f} ms; "
+                  f"{pc['speedup_p50']:.0f}x at p50, same counts", flush=True)
         if "members" not in parts:
             return 0
         db, imp = bench_import(folder, args.members)

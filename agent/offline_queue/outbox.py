@@ -1,9 +1,9 @@
 """The outbox: protocol events recorded durably, sent in batches, acked, pruned.
 
 An event is recorded with the next ``seq`` of this terminal in one write
-transaction together with its balance deltas; it leaves the send list when
-the club acks it and the file when it was accepted, applied and reflected
-(:meth:`Outbox.prune`). The read side is
+transaction together with its balance deltas (and, for a sale, its promotions
+index); it leaves the send list when the club acks it and the file when it was
+accepted, applied and reflected (:meth:`Outbox.prune`). The read side is
 :class:`agent.offline_queue.outbox_reads.OutboxReader`.
 """
 
@@ -21,7 +21,7 @@ from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prun
 from agent.offline_queue.entries import StoredEvent
 from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
-from agent.offline_queue.promotions import promotion_counts
+from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
 
 __all__ = ["DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Outbox"]
@@ -115,6 +115,8 @@ class Outbox(OutboxReader):
         elif type_ == "card_link":
             self.members.link_token_in_tx(str(body["member_id"]), str(body["identifier"]),
                                           replaces=body.get("replaces"))
+        elif type_ == "sale":
+            record_promotions(conn, seq, wire)
         return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)
 
     def _check_funds_in_tx(self, member_id: str, body: dict[str, Any],
@@ -267,6 +269,7 @@ class Outbox(OutboxReader):
                                     if member_id is not None])
                 seqs = [r[0] for r in rows]
                 marks = ", ".join("?" for _ in seqs)
+                conn.execute(f"DELETE FROM sale_promotions WHERE seq IN ({marks})", seqs)  # noqa: S608 (placeholders only)
                 conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", seqs)  # noqa: S608 (placeholders only)
                 total += len(seqs)
             if len(rows) < size:
