@@ -79,7 +79,7 @@ def sale_body(i: int, members: int) -> dict[str, Any]:
 def fill(store: Any, n: int, members: int = 200) -> float:
     t0 = time.perf_counter()
     for i in range(n):
-        store.append("sale", sale_body(i, members), at=datetime.now(UTC), staff_id="s-1",
+        store.outbox.append("sale", sale_body(i, members), at=datetime.now(UTC), staff_id="s-1",
                      offline=True)
     return time.perf_counter() - t0
 
@@ -158,7 +158,7 @@ class Terminal:
     def pending(self) -> int:
         """Queue depth as the link reports it (no store query: polling must not compete)."""
         if self.link is None:
-            return int(self.store.queue_stats().pending)
+            return int(self.store.outbox.queue_stats().pending)
         return self.link.state().pending
 
 
@@ -211,7 +211,7 @@ def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int,
                 placement: Placement) -> dict[str, Any]:
     term = Terminal(root, "T-DRAIN", club, broker)
     fill_s = fill(term.store, n)
-    sample = term.store.next_batch(50)
+    sample = term.store.outbox.next_batch(50)
     size = int(statistics.mean(len(json.dumps(e, separators=(",", ":"))) for e in sample))
     assert broker.proc is not None
     club_pids = [club.proc.pid, broker.proc.pid]

@@ -63,15 +63,16 @@ def run_case(club: SimClub, make: Callable[..., Terminal],
     problem = link.state().members_problem
     # Tried again with backoff, still abandoned, still no version from it.
     term.wait(lambda: hostile.requests >= 2, 20, "a second attempt")
-    assert term.store.members_version() == 0
+    assert term.store.members.members_version() == 0
     grew = rss.stop()
     # The club behaves again: the next attempt brings the snapshot in.
     club.upsert_members([{"member_id": "m-1", "balances": {"points": 7}}], publish=False)
     hostile_http.behave()
-    term.wait(lambda: term.store.members_version() >= 1, 30, "the snapshot once the club behaves")
+    term.wait(lambda: term.store.members.members_version() >= 1, 30,
+              "the snapshot once the club behaves")
     term.wait(lambda: link.state().members_problem is None, 10, "the problem cleared")
-    assert term.store.member("m-1") is not None
-    assert term.store.member("m-19999") is None  # what an abandoned fetch wrote is swept
+    assert term.store.members.member("m-1") is not None
+    assert term.store.members.member("m-19999") is None  # what an abandoned fetch wrote is swept
     return {"problem": problem or "", "abandoned_after_s": abandoned_after_s, "rss_growth": grew,
             "acked_during_fetch": acked_during_fetch, "acked_after_s": acked_after_s,
             "hostile": hostile}

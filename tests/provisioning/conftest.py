@@ -97,13 +97,13 @@ def add_events(cfg: Any, states: list[str]) -> None:
     try:
         ids: dict[str, list[str]] = {"pending": [], "sent": [], "acked": []}
         for n, state in enumerate(states, 1):
-            event = store.append("expense", {"amount": 1000 * n, "category": "supplies",
+            event = store.outbox.append("expense", {"amount": 1000 * n, "category": "supplies",
                                              "note": ""},
                                  at=datetime(2026, 11, 22, 10, tzinfo=UTC), staff_id=None,
                                  offline=False)
             ids[state].append(event.id)
-        store.mark_sent(ids["sent"] + ids["acked"])
+        store.outbox.mark_sent(ids["sent"] + ids["acked"])
         if ids["acked"]:
-            store.apply_ack(ids["acked"], [], None)
+            store.outbox.apply_ack(ids["acked"], [], None)
     finally:
         store.close()

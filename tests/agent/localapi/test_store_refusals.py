@@ -66,7 +66,7 @@ def test_a_disk_failing_under_a_sale_says_nothing_was_recorded_and_keeps_the_cau
         c = h.client()
         cashier = await h.login()
         q = await c.call("sale.quote", {"amount": 1000})
-        h.store.fail_appends = True
+        h.flaky.fail_appends = True
         try:
             await h.services.sale_commit({"quote_id": q["quote_id"], "session": cashier}, None)
         except ApiError as exc:
@@ -75,7 +75,7 @@ def test_a_disk_failing_under_a_sale_says_nothing_was_recorded_and_keeps_the_cau
             raise AssertionError("the commit did not fail")
         assert err.code == STORAGE and "nothing was recorded" in str(err)
         assert isinstance(err.__cause__, StorageError)
-        h.store.fail_appends = False
+        h.flaky.fail_appends = False
         sale = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": cashier})
         assert [e["id"] for e in h.outbox() if e["type"] == "sale"] == [sale["sale_id"]]
         print("figure: a failed write answered -32005 with its cause; the retry recorded 1 sale")

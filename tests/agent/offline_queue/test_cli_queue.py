@@ -16,11 +16,11 @@ from .helpers import AT, sale_body
 def filled(tmp_path: Path) -> Path:
     path = tmp_path / "state" / "clubterm.db"
     store = Store.open(path, "T-0001", "M-7")
-    a = store.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
-    b = store.append("expense", {"amount": 1200, "category": "milk", "note": ""}, at=AT,
+    a = store.outbox.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
+    b = store.outbox.append("expense", {"amount": 1200, "category": "milk", "note": ""}, at=AT,
                      staff_id="s-1", offline=True)
-    store.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
-    store.apply_ack([a.id], [(b.id, "unknown category")], applied_seq=2)
+    store.outbox.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
+    store.outbox.apply_ack([a.id], [(b.id, "unknown category")], applied_seq=2)
     store.close()
     return path
 

@@ -99,7 +99,7 @@ class Terminal:
                 "credits_earned": [{"rule": "cashback", "kind": "credit.club", "amount": 3,
                                     "expires": "2027-03-01"}],
                 "lottery_entries": 0, "rules_version": 1, "payment": "cash"}
-        ev = self.store.append("sale", body, at=datetime.now(UTC), staff_id=None,
+        ev = self.store.outbox.append("sale", body, at=datetime.now(UTC), staff_id=None,
                                offline=offline)
         if self.link is not None:
             self.link.wake()
@@ -114,7 +114,7 @@ class Terminal:
             time.sleep(0.05)
 
     def wait_drained(self, timeout: float = 60.0) -> None:
-        self.wait(lambda: self.store.queue_stats().pending == 0, timeout, "queue drained")
+        self.wait(lambda: self.store.outbox.queue_stats().pending == 0, timeout, "queue drained")
 
 
 @pytest.fixture
@@ -147,6 +147,6 @@ def club_and_terminal_agree(club: SimClub, term: Terminal, member_id: str) -> No
     """The member's balances at the club equal what the terminal shows."""
     at_club = club.ledger.member(member_id)
     assert at_club is not None
-    term.wait(lambda: term.store.members_version() >= club.ledger.members_version(), 20,
+    term.wait(lambda: term.store.members.members_version() >= club.ledger.members_version(), 20,
               "member cache up to date")
-    assert term.store.usable_balances(member_id) == at_club["balances"]
+    assert term.store.members.usable_balances(member_id) == at_club["balances"]
