@@ -191,11 +191,10 @@ class DemoAgent:
                               link_since=lambda: self.link_since,
                               readers=lambda: [dict(r) for r in self.readers])
         self.db = DbThread()
-        # The demo keeps its session table so it can end every session (expire_sessions).
-        self.sessions = SessionTable(clock=self.monotonic)
         self.services = Services(self.view, self.store, self.db, clock=lambda: self.clock(),
-                                 monotonic=self.monotonic, sessions=self.sessions,
-                                 quote_ttl_s=quote_ttl_s)
+                                 monotonic=self.monotonic, quote_ttl_s=quote_ttl_s)
+        # The services' own session table (on ``monotonic``): expire_sessions ends them.
+        self.sessions: SessionTable = self.services.sessions
         self.server = ApiServer(self.path, self.services, limits=limits)
         self.view.broadcast = self.server.broadcast
         self._started = False
