@@ -2,10 +2,12 @@
 
 Goal: under 1.5 s on the terminal hardware. Each run is a fresh Python
 process (so imports count, as they do when a till boots) that builds the UI
-over the in-memory fake agent, runs it headless and exits as soon as the
-first screen has been drawn (Textual's Ready event). Reported: the wall time
-from spawning the process to that moment, and the part spent inside Python
-after the interpreter started (imports + first paint).
+over the demo agent (the real agent's store, services and socket in a
+temporary folder, seeded with the demo staff and members: ``clubterm tui
+--demo``), runs it headless and exits as soon as the first screen has been
+drawn (Textual's Ready event). Reported: the wall time from spawning the
+process to that moment, and the part spent inside Python after the
+interpreter started (imports, seeding the demo agent, first paint).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ RUNS = 5
 CHILD = r"""
 import time
 t0 = time.perf_counter()
-from agent.localapi.fake import FakeLocalApi
+from agent.localapi.demo import DemoAgent, warm_up
+warm_up()  # as clubterm tui --demo: the demo's PIN hashes are made while the UI loads
 from agent.tui.app import ClubtermApp
 
 
@@ -31,7 +34,11 @@ class FirstScreen(ClubtermApp):
         self.exit()
 
 
-FirstScreen(FakeLocalApi(), locale=LOCALE, idle_signout_s=0).run(headless=True, size=(80, 24))
+agent = DemoAgent()
+try:
+    FirstScreen(agent, locale=LOCALE, idle_signout_s=0).run(headless=True, size=(80, 24))
+finally:
+    agent.shutdown()
 """
 
 

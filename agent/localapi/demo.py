@@ -33,6 +33,7 @@ import atexit
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,6 +121,7 @@ def example_bundle(now: datetime) -> Any:
 # Seeded stores, made once per process and copied for each agent: hashing the
 # staff PINs (scrypt) is what costs, and a test suite starts many agents.
 _SEEDED: dict[str, Path] = {}
+_SEEDING = threading.Lock()
 
 
 def _seeded(staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, Any], ...],
@@ -127,21 +129,37 @@ def _seeded(staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, Any], ...]
     """A closed store file holding these staff and members (made on first use)."""
     key = json.dumps([[list(vars(s).values()) for s in staff], list(members), members_version],
                      sort_keys=True)
-    path = _SEEDED.get(key)
-    if path is None or not path.exists():
-        directory = Path(tempfile.mkdtemp(prefix="clubterm-demo-seed-"))
-        atexit.register(shutil.rmtree, directory, True)
-        path = directory / "clubterm.db"
-        store = Store.open(path, TERMINAL_ID, MERCHANT_ID)
-        try:
-            store.import_snapshot([json.dumps(m) for m in members], members_version, True)
-            for person in staff:
-                store.put_staff(person.staff_id, person.name, person.role, by=None,
-                                badges=[person.badge], pin=person.pin)
-        finally:
-            store.close()
-        _SEEDED[key] = path
+    with _SEEDING:
+        path = _SEEDED.get(key)
+        if path is not None and path.exists():
+            return path
+        return _seed(key, staff, members, members_version)
+
+
+def _seed(key: str, staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, Any], ...],
+          members_version: int) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="clubterm-demo-seed-"))
+    atexit.register(shutil.rmtree, directory, True)
+    path = directory / "clubterm.db"
+    store = Store.open(path, TERMINAL_ID, MERCHANT_ID)
+    try:
+        store.import_snapshot([json.dumps(m) for m in members], members_version, True)
+        for person in staff:
+            store.put_staff(person.staff_id, person.name, person.role, by=None,
+                            badges=[person.badge], pin=person.pin)
+    finally:
+        store.close()
+    _SEEDED[key] = path
     return path
+
+
+def warm_up() -> threading.Thread:
+    """Seed the demo's store in a thread (its PIN hashes take a moment) while the
+    caller loads the UI; the first :class:`DemoAgent` then only copies it."""
+    thread = threading.Thread(target=_seeded, args=(DEMO_STAFF, DEMO_MEMBERS, MEMBERS_VERSION),
+                              name="clubterm-demo-seed", daemon=True)
+    thread.start()
+    return thread
 
 
 class DemoAgent:
@@ -229,7 +247,8 @@ class DemoAgent:
     # ------------------------------------------------------------------ LocalApi
 
     def client(self, timeout_s: float = 10.0) -> SocketClient:
-        """A new client of the agent's socket (what the UI and the CLI use)."""
+        """A new client of the agent's socket (what the UI and the CLI use); it
+        connects on first use, so after :meth:`start`."""
         return SocketClient(self.path, timeout_s=timeout_s)
 
     def _api(self) -> SocketClient:
@@ -323,4 +342,5 @@ class DemoAgent:
                 if event_type is None or entry.event.get("type") == event_type]
 
 
-__all__ = ["DEMO_MEMBERS", "DEMO_STAFF", "DemoAgent", "DemoStaff", "example_bundle"]
+__all__ = ["DEMO_MEMBERS", "DEMO_STAFF", "DemoAgent", "DemoStaff", "example_bundle",
+           "warm_up"]

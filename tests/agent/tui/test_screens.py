@@ -1,4 +1,4 @@
-"""Pilot tests: each screen's main path and its error paths, against the demo agent (the real one)."""
+"""Pilot tests: each screen's main path and its error paths, on the demo agent (the real one)."""
 
 from __future__ import annotations
 
