@@ -26,7 +26,7 @@ class StoredEventLike(Protocol):
 
 
 class ServiceStore(Protocol):
-    """The store calls the local API makes (names as planned in HELPERS.md)."""
+    """The store calls the local API makes (names as ``agent.offline_queue.Store`` has them)."""
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
                staff_id: str | None, offline: bool, check_funds: bool = False) -> Any:
