@@ -218,6 +218,7 @@ class DemoAgent:
         self._started = False
         self._closed = False
         self._client: SocketClient | None = None
+        self._taps: set[asyncio.Task[dict[str, Any]]] = set()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -294,7 +295,10 @@ class DemoAgent:
         bin6 = masked[:6] if masked and source in ("pcsc", "msr") else None
         event = CardPresented(source, reader or _READER_OF_SOURCE.get(source, source),  # type: ignore[arg-type]
                               token, token.split(":", 1)[0], masked, bin6)
-        return asyncio.get_running_loop().create_task(self._present(event))
+        task = asyncio.get_running_loop().create_task(self._present(event))
+        self._taps.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._taps.discard)
+        return task
 
     async def _present(self, event: Any) -> dict[str, Any]:
         from agent.daemon import card_notification
