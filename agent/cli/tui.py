@@ -68,9 +68,9 @@ def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalAp
         if args.fake:
             print("clubterm tui: --fake is now --demo: the real agent in a temporary folder",
                   file=sys.stderr)
-        from agent.localapi.demo import DemoAgent
+        from agent.localapi.demo import DemoStarting
 
-        return DemoAgent()
+        return DemoStarting()
     path = args.socket
     if path is None:
         if config is None:
@@ -86,13 +86,9 @@ def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalAp
 def run(args: argparse.Namespace) -> int:
     """Start the UI; returns when staff quit it (Ctrl+Q)."""
     config = _config(args)
-    if _demo(args):
-        from agent.localapi import demo
-
-        demo.warm_up()  # the demo's PIN hashes are made while the UI loads
+    api = build_api(args, config)  # the demo agent is built in a thread meanwhile
     from agent.tui.app import ClubtermApp
 
-    api = build_api(args, config)
     idle = args.idle_signout
     if idle is None:
         idle = float(config.ui_idle_signout_s) if config is not None else 300.0

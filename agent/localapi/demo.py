@@ -38,15 +38,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.localapi import QUOTE_TTL_SECONDS
-from agent.localapi.client import SocketClient
-from agent.localapi.ports import DbThread
-from agent.localapi.server import ApiServer, ServerLimits
-from agent.localapi.services import AgentView, Services
-from agent.localapi.sessions import SessionTable
-from agent.offline_queue import Store
+
+if TYPE_CHECKING:  # imported where used: `clubterm tui --demo` loads them in a thread
+    from agent.localapi.client import SocketClient
+    from agent.localapi.server import ServerLimits
+    from agent.localapi.sessions import SessionTable
+    from agent.offline_queue import Store
 
 TERMINAL_ID = "T-0001"
 MERCHANT_ID = "M-7"
@@ -141,6 +141,8 @@ def _seed(key: str, staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, An
     directory = Path(tempfile.mkdtemp(prefix="clubterm-demo-seed-"))
     atexit.register(shutil.rmtree, directory, True)
     path = directory / "clubterm.db"
+    from agent.offline_queue import Store
+
     store = Store.open(path, TERMINAL_ID, MERCHANT_ID)
     try:
         store.import_snapshot([json.dumps(m) for m in members], members_version, True)
@@ -151,15 +153,6 @@ def _seed(key: str, staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, An
         store.close()
     _SEEDED[key] = path
     return path
-
-
-def warm_up() -> threading.Thread:
-    """Seed the demo's store in a thread (its PIN hashes take a moment) while the
-    caller loads the UI; the first :class:`DemoAgent` then only copies it."""
-    thread = threading.Thread(target=_seeded, args=(DEMO_STAFF, DEMO_MEMBERS, MEMBERS_VERSION),
-                              name="clubterm-demo-seed", daemon=True)
-    thread.start()
-    return thread
 
 
 class DemoAgent:
@@ -184,10 +177,15 @@ class DemoAgent:
                  members: Sequence[Mapping[str, Any]] = DEMO_MEMBERS,
                  members_version: int = MEMBERS_VERSION,
                  bundle: bool = True, online: bool = True,
-                 store_class: type[Store] = Store,
+                 store_class: type[Store] | None = None,
                  limits: ServerLimits | None = None,
                  quote_ttl_s: float = QUOTE_TTL_SECONDS,
                  readers: Iterable[tuple[str, str]] = DEMO_READERS):
+        from agent.localapi.ports import DbThread
+        from agent.localapi.server import ApiServer
+        from agent.localapi.services import AgentView, Services
+        from agent.offline_queue import Store
+
         self._own_directory = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="clubterm-demo-")
                               if directory is None else directory)
@@ -196,7 +194,7 @@ class DemoAgent:
         self.monotonic = monotonic or (lambda: self.clock().timestamp())
         db_path = self.directory / "clubterm.db"
         shutil.copyfile(_seeded(tuple(staff), tuple(members), members_version), db_path)
-        self.store = store_class.open(db_path, TERMINAL_ID, MERCHANT_ID,
+        self.store = (store_class or Store).open(db_path, TERMINAL_ID, MERCHANT_ID,
                                       clock=lambda: self.clock())
         self.bundle: Any = example_bundle(self.clock()) if bundle else None
         self.online = online
@@ -250,6 +248,8 @@ class DemoAgent:
     def client(self, timeout_s: float = 10.0) -> SocketClient:
         """A new client of the agent's socket (what the UI and the CLI use); it
         connects on first use, so after :meth:`start`."""
+        from agent.localapi.client import SocketClient
+
         return SocketClient(self.path, timeout_s=timeout_s)
 
     def _api(self) -> SocketClient:
@@ -346,5 +346,58 @@ class DemoAgent:
                 if event_type is None or entry.event.get("type") == event_type]
 
 
-__all__ = ["DEMO_MEMBERS", "DEMO_STAFF", "DemoAgent", "DemoStaff", "example_bundle",
-           "warm_up"]
+class DemoStarting:
+    """A :class:`DemoAgent` being built in a thread, and a LocalApi that waits for it.
+
+    ``clubterm tui --demo`` starts one before it loads the UI: importing the agent's
+    parts, opening the store and hashing the demo PINs then overlap the UI's own
+    start, and the first call waits for whatever is left.
+    """
+
+    def __init__(self, **kwargs: Any):
+        self._ready = threading.Event()
+        self._agent: DemoAgent | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._build, args=(kwargs,), name="clubterm-demo",
+                         daemon=True).start()
+
+    def _build(self, kwargs: dict[str, Any]) -> None:
+        try:
+            self._agent = DemoAgent(**kwargs)
+        except BaseException as exc:  # handed to the first caller
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def agent(self) -> DemoAgent:
+        """The demo agent, once built (raises what building it raised)."""
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
+        if self._agent is None:
+            assert self._error is not None
+            raise self._error
+        return self._agent
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call ``method`` on the demo agent."""
+        return await (await self.agent()).call(method, params)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The demo agent's notifications."""
+        async for event in (await self.agent()).events():
+            yield event
+
+    async def close(self) -> None:
+        """Disconnect from the demo agent (it keeps running)."""
+        if self._agent is not None:
+            await self._agent.close()
+
+    def shutdown(self) -> None:
+        """Wait for the build, then close the store and remove the folder."""
+        self._ready.wait()
+        if self._agent is not None:
+            self._agent.shutdown()
+
+
+__all__ = ["DEMO_MEMBERS", "DEMO_STAFF", "DemoAgent", "DemoStaff", "DemoStarting",
+           "example_bundle"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from agent.cli import tui
-from agent.localapi.demo import DemoAgent
+from agent.localapi.demo import DemoAgent, DemoStarting
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -25,9 +26,13 @@ def test_options() -> None:
 
 def test_demo_api_is_the_real_agent_in_a_folder_it_removes() -> None:
     api = tui.build_api(parse("--demo"))
-    assert isinstance(api, DemoAgent)
-    folder = api.directory
+    assert isinstance(api, DemoStarting)  # built in a thread while the UI loads
+    agent = asyncio.run(api.agent())
+    assert isinstance(agent, DemoAgent)
+    folder = agent.directory
     assert (folder / "clubterm.db").exists()
+    status = asyncio.run(api.call("agent.status"))
+    assert status["terminal_id"] == "T-0001" and status["rules_version"] == 42
     api.shutdown()
     assert not folder.exists()
 
@@ -35,7 +40,7 @@ def test_demo_api_is_the_real_agent_in_a_folder_it_removes() -> None:
 def test_fake_is_a_hidden_alias_of_demo_that_says_so(capsys) -> None:
     api = tui.build_api(parse("--fake"))
     try:
-        assert isinstance(api, DemoAgent)
+        assert isinstance(api, DemoStarting)
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--demo" in err and "real agent" in err
     finally:
