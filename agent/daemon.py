@@ -119,6 +119,44 @@ class ReaderSlot:
     detail: str = ""
 
 
+async def card_notification(services: Services, event: Any) -> dict[str, Any]:
+    """The notification for a card or code presented on a reader (a ``CardPresented``):
+    the member it belongs to, looked up in the store, or a staff badge's tap.
+
+    A staff badge is not broadcast with its token (every subscriber would see a
+    credential): its event carries a single-use tap reference instead, and
+    neither the token nor the tag's UID is logged. The daemon and the demo agent
+    (``agent.localapi.demo``) both publish what this returns.
+    """
+    try:
+        badge = await services.badge_tapped(event.token, event.reader)
+    except ClubtermError as exc:
+        log.error("could not check whether a card is a staff badge: %s", exc)
+        return {"type": "read_failed", "source": event.source, "reader": event.reader,
+                "message": "read again: the terminal could not check this card"}
+    if badge is not None:
+        badge["source"] = event.source
+        log.info("staff badge tapped on %s: staff %s", event.reader, badge["staff"]["staff_id"])
+        return badge
+    services.note_card(event.token, event.masked, event.bin6)
+    try:
+        member = await services.member_summary(event.token)
+    except ClubtermError as exc:
+        log.error("member lookup failed: %s", exc)
+        member = None
+    log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
+             event.reader, member["member_id"] if member else "no member")
+    return {"type": "card", "kind": "card", "source": event.source, "reader": event.reader,
+            "token": event.token, "token_kind": event.token_kind, "masked": event.masked,
+            "info": getattr(event, "info", None), "member": member}
+
+
+def reader_notification(event: Any) -> dict[str, Any]:
+    """The notification for a reader's change of state (a ``ReaderState``)."""
+    return {"type": "reader", "name": event.name, "kind": event.kind, "state": event.state,
+            "detail": event.detail or None}
+
+
 @dataclass
 class Hooks:
     """Where the agent gets its parts (tests replace them)."""
@@ -366,46 +404,15 @@ class Agent:
                     slot.state, slot.detail = event.state, event.detail
             if event.state == "error":
                 log.warning("reader %s: %s", event.name, event.detail)
-            self._broadcast({"type": "reader", "name": event.name, "kind": event.kind,
-                             "state": event.state, "detail": event.detail or None})
+            self._broadcast(reader_notification(event))
             if self.link is not None:
                 self.link.set_readers(self._reader_rows())
             self._update_status()
 
     async def _card(self, event: Any) -> None:
-        """A card or code was presented: look the member up and tell the clients.
-
-        A staff badge is not broadcast with its token (every subscriber would see a
-        credential): its event carries a single-use tap reference instead, and
-        neither the token nor the tag's UID is logged.
-        """
+        """A card or code was presented: tell the clients (see card_notification)."""
         assert self.services is not None
-        try:
-            badge = await self.services.badge_tapped(event.token, event.reader)
-        except ClubtermError as exc:
-            log.error("could not check whether a card is a staff badge: %s", exc)
-            self._broadcast({"type": "read_failed", "source": event.source,
-                             "reader": event.reader,
-                             "message": "read again: the terminal could not check this card"})
-            return
-        if badge is not None:
-            badge["source"] = event.source
-            log.info("staff badge tapped on %s: staff %s", event.reader,
-                     badge["staff"]["staff_id"])
-            self._broadcast(badge)
-            return
-        self.services.note_card(event.token, event.masked, event.bin6)
-        try:
-            member = await self.services.member_summary(event.token)
-        except ClubtermError as exc:
-            log.error("member lookup failed: %s", exc)
-            member = None
-        log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
-                 event.reader, member["member_id"] if member else "no member")
-        self._broadcast({"type": "card", "kind": "card", "source": event.source,
-                         "reader": event.reader, "token": event.token,
-                         "token_kind": event.token_kind, "masked": event.masked,
-                         "info": getattr(event, "info", None), "member": member})
+        self._broadcast(await card_notification(self.services, event))
 
     def _on_link_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "queue" and isinstance(event.get("pending"), int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +21,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--socket", metavar="PATH", default=None,
                         help="the agent's socket (default: from the configuration)")
-    parser.add_argument("--fake", action="store_true",
-                        help="run against an in-memory demo agent (training, demos)")
+    parser.add_argument("--demo", action="store_true",
+                        help="run against a demo agent: the real agent with demo staff and "
+                             "members in a temporary folder, removed on exit (training, demos)")
+    # The old name of --demo (it was an in-memory stand-in); says so when used.
+    parser.add_argument("--fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--locale", metavar="LANG", default=None,
                         help="UI language: en or fa (default: [ui] locale of the "
                              "configuration, else $LANG)")
@@ -33,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _config(args: argparse.Namespace) -> Config | None:
     """The agent's configuration when the UI needs it (the real agent), else None."""
-    if args.fake and args.config is None:
+    if _demo(args) and args.config is None:
         return None
     if args.socket is not None and args.config is None:
         return None
@@ -54,12 +58,19 @@ def _locale(args: argparse.Namespace, config: Config | None = None) -> str:
     return "en"
 
 
-def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalApi:
-    """The local API client: the fake, or the real one over the agent's socket."""
-    if args.fake:
-        from agent.localapi.fake import FakeLocalApi
+def _demo(args: argparse.Namespace) -> bool:
+    return bool(args.demo or args.fake)
 
-        return FakeLocalApi()
+
+def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalApi:
+    """The local API client: the demo agent's, or the real one over the agent's socket."""
+    if _demo(args):
+        if args.fake:
+            print("clubterm tui: --fake is now --demo: the real agent in a temporary folder",
+                  file=sys.stderr)
+        from agent.localapi.demo import DemoStarting
+
+        return DemoStarting()
     path = args.socket
     if path is None:
         if config is None:
@@ -75,13 +86,19 @@ def build_api(args: argparse.Namespace, config: Config | None = None) -> LocalAp
 def run(args: argparse.Namespace) -> int:
     """Start the UI; returns when staff quit it (Ctrl+Q)."""
     config = _config(args)
-    api = build_api(args, config)
+    api = build_api(args, config)  # the demo agent is built in a thread meanwhile
+    from agent.tui.app import ClubtermApp
+
     idle = args.idle_signout
     if idle is None:
         idle = float(config.ui_idle_signout_s) if config is not None else 300.0
-    from agent.tui.app import ClubtermApp
 
     confirm_above = config.ui_confirm_above if config is not None else 0
-    ClubtermApp(api, locale=_locale(args, config), idle_signout_s=idle,
-                confirm_above=confirm_above).run()
+    try:
+        ClubtermApp(api, locale=_locale(args, config), idle_signout_s=idle,
+                    confirm_above=confirm_above).run()
+    finally:
+        shutdown = getattr(api, "shutdown", None)  # the demo agent: remove its folder
+        if shutdown is not None:
+            shutdown()
     return 0

@@ -1,9 +1,9 @@
 """The agent's local API (``local-api.md``): JSON-RPC 2.0 over a Unix socket.
 
 :class:`LocalApi` is the one interface its clients (the terminal UI, ``clubterm
-status``, ``clubterm sale``) program against. ``client.py`` is the real
-implementation over the socket; ``fake.py`` is an in-memory one that ships in the
-package for tests and UI work, as httpx ships ``MockTransport``.
+status``, ``clubterm sale``) program against. ``client.py`` is its one
+implementation, over the socket; ``demo.py`` runs the agent's own store, services
+and server in a temporary folder behind it (``clubterm tui --demo``, the UI's tests).
 """
 
 from __future__ import annotations

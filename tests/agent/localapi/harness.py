@@ -1,10 +1,12 @@
-"""Start a real local-API server in a test: real socket, server, services, store and rules."""
+"""The tests' agent: the demo agent (real socket, server, services, store and rules)
+with the tests' staff, members and clock, and a store whose writes can fail."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,18 +15,17 @@ from zoneinfo import ZoneInfo
 
 from agent.errors import StorageError
 from agent.localapi.client import SocketClient
-from agent.localapi.ports import DbThread
-from agent.localapi.server import ApiServer, ServerLimits
-from agent.localapi.services import AgentView, Services
-from agent.offline_queue import Store
-from agent.rules import parse_bundle
-from tests.agent.rules.conftest import SPEC_BUNDLE
+from agent.localapi.demo import DemoAgent, DemoStaff
+from agent.localapi.server import ServerLimits
 
 GOLD = {"member_id": "m-1", "version": 3, "name": "Sara K.", "status": "active", "tier": "gold",
         "groups": [], "identifiers": ["pan:" + "a" * 32, "tel:+989121234567", "nfc:04A1B2"],
         "balances": {"points": 1200, "credit.club": 5000}, "stats": {}, "applied": {}}
 BLOCKED = {"member_id": "m-2", "version": 4, "name": "Bob", "status": "blocked", "tier": "silver",
            "identifiers": ["pan:" + "b" * 32], "balances": {"points": 5}, "applied": {}}
+STAFF = (DemoStaff("c1", "Cara", "cashier", "1234", "nfc:CA5E"),
+         DemoStaff("mg", "Max", "manager", "9999", "nfc:BEEF"),
+         DemoStaff("tech", "Tom", "technician", "0000", "nfc:7EC4"))
 # A Wednesday: no Tuesday multiplier in the spec bundle.
 WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
@@ -45,51 +46,58 @@ class FlakyWrites:
 
 
 class Harness:
+    """The demo agent (:class:`agent.localapi.demo.DemoAgent`) with the tests' own seed:
+    staff c1/mg/tech, members GOLD and BLOCKED, a clock at ``h.now`` (the store and
+    the services' wall time; their timers stay on ``time.monotonic``)."""
+
     def __init__(self, tmp: Path, limits: ServerLimits | None = None, quote_ttl_s: float = 120,
                  bundle: bool = True):
         self.tmp = tmp
-        self.path = tmp / "agent.sock"
         self.now = WEDNESDAY
-        self.store = Store.open(tmp / "clubterm.db", "T-0001", "M-7", clock=lambda: self.now)
+        self.agent = DemoAgent(tmp, clock=lambda: self.now, monotonic=time.monotonic,
+                               staff=STAFF, members=(GOLD, BLOCKED), members_version=10,
+                               bundle=bundle, limits=limits,
+                               quote_ttl_s=quote_ttl_s, readers=())
+        self.store = self.agent.store
         self.flaky = FlakyWrites()
         self.store.db.before_write = self.flaky
-        self.store.members.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED)], 10, True)
-        self.store.records.put_staff("c1", "Cara", "cashier", by=None, badges=["nfc:CA5E"],
-                                     pin="1234")
-        self.store.records.put_staff("mg", "Max", "manager", by=None, badges=["nfc:BEEF"],
-                                     pin="9999")
-        self.store.records.put_staff("tech", "Tom", "technician", by=None, badges=["nfc:7EC4"],
-                             pin="0000")
-        self.flaky.append_threads = []
-        self.online = True
-        self.bundle = parse_bundle(json.dumps(SPEC_BUNDLE).encode()) if bundle else None
-        self.view = AgentView("T-0001", "M-7", "98", online=lambda: self.online,
-                              bundle=lambda: self.bundle)
-        self.db = DbThread()
-        self.services = Services(self.view, self.db, outbox=self.store.outbox,
-                                 members=self.store.members,
-                                 records=self.store.records, clock=lambda: self.now,
-                                 quote_ttl_s=quote_ttl_s)
-        self.server = ApiServer(self.path, self.services, limits=limits)
-        self.view.broadcast = self.server.broadcast
+        self.path = self.agent.path
+        self.view = self.agent.view
+        self.db = self.agent.db
+        self.services = self.agent.services
+        self.server = self.agent.server
         self.clients: list[SocketClient] = []
 
+    @property
+    def online(self) -> bool:
+        return self.agent.online
+
+    @online.setter
+    def online(self, value: bool) -> None:
+        self.agent.online = value
+
+    @property
+    def bundle(self) -> Any:
+        return self.agent.bundle
+
+    @bundle.setter
+    def bundle(self, value: Any) -> None:
+        self.agent.bundle = value
+
     async def __aenter__(self) -> Harness:
-        await self.server.start()
+        await self.agent.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for c in self.clients:
             await c.close()
-        await self.server.close()
-        self.db.close()
-        self.store.close()
+        await self.agent.aclose()
 
     def outbox(self) -> list[dict[str, Any]]:
-        return [e.event for e in self.store.outbox.events()]
+        return self.agent.recorded()
 
     def client(self) -> SocketClient:
-        c = SocketClient(self.path, timeout_s=10)
+        c = self.agent.client()
         self.clients.append(c)
         return c
 
@@ -100,8 +108,8 @@ class Harness:
     async def tap(self, badge: str, reader: str = "sim-nfc") -> str:
         """A staff badge tapped on the terminal's reader: the single-use tap reference
         its card event carries (what a client signs in or clocks with)."""
-        event = await self.services.badge_tapped(badge, reader)
-        assert event is not None, f"{badge} is no staff badge"
+        event = await self.agent.tap(badge, reader=reader)
+        assert event.get("kind") == "staff_badge", f"{badge} is no staff badge"
         return str(event["token"])
 
     async def raw(self, limit: int = 4 * 1024 * 1024

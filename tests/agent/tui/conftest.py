@@ -1,17 +1,19 @@
-"""Fixtures for the UI tests: a fake agent on a pinned clock, and Pilot helpers."""
+"""Fixtures for the UI tests: the demo agent (the real one, in a temporary directory)
+on a pinned clock, and Pilot helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from textual.pilot import Pilot
 
-from agent.localapi.fake import FakeLocalApi
+from agent.localapi.demo import DemoAgent
 from agent.tui.app import ClubtermApp
+from tests.agent.localapi.harness import FlakyWrites
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -21,7 +23,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(pyfuncitem.obj(**kwargs))
+
+    async def main() -> None:
+        try:
+            await pyfuncitem.obj(**kwargs)
+        finally:  # the demo agent's server lives in this loop: stop it here
+            for value in pyfuncitem.funcargs.values():
+                if isinstance(value, DemoAgent):
+                    await value.aclose()
+
+    asyncio.run(main())
     return True
 
 
@@ -47,13 +58,23 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def api(clock: Clock) -> FakeLocalApi:
-    return FakeLocalApi(clock=clock)
+def demo_agent(clock: Clock) -> DemoAgent:
+    """The demo agent on ``clock``, whose store writes can be made to fail through its
+    fault hook (``api.store.db.before_write.fail_appends = True``)."""
+    agent = DemoAgent(clock=clock)
+    agent.store.db.before_write = FlakyWrites()
+    return agent
 
 
 @pytest.fixture
-def make_app(api: FakeLocalApi, clock: Clock) -> Callable[..., ClubtermApp]:
+def api(clock: Clock) -> Iterator[DemoAgent]:
+    agent = demo_agent(clock)
+    yield agent
+    agent.shutdown()
+
+
+@pytest.fixture
+def make_app(api: DemoAgent, clock: Clock) -> Callable[..., ClubtermApp]:
     def make(locale: str = "en", idle_signout_s: float = 0) -> ClubtermApp:
         return ClubtermApp(api, locale=locale, idle_signout_s=idle_signout_s, clock=clock)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from agent.cli import tui
-from agent.localapi.fake import FakeLocalApi
+from agent.localapi.demo import DemoAgent, DemoStarting
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -17,14 +18,33 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_options() -> None:
-    args = parse("--fake", "--locale", "fa", "--idle-signout", "60")
+    args = parse("--demo", "--locale", "fa", "--idle-signout", "60")
     assert parse().idle_signout is None
-    assert args.fake and args.locale == "fa" and args.idle_signout == 60
+    assert args.demo and args.locale == "fa" and args.idle_signout == 60
     assert args.func is tui.run
 
 
-def test_fake_api() -> None:
-    assert isinstance(tui.build_api(parse("--fake")), FakeLocalApi)
+def test_demo_api_is_the_real_agent_in_a_folder_it_removes() -> None:
+    api = tui.build_api(parse("--demo"))
+    assert isinstance(api, DemoStarting)  # built in a thread while the UI loads
+    agent = asyncio.run(api.agent())
+    assert isinstance(agent, DemoAgent)
+    folder = agent.directory
+    assert (folder / "clubterm.db").exists()
+    status = asyncio.run(api.call("agent.status"))
+    assert status["terminal_id"] == "T-0001" and status["rules_version"] == 42
+    api.shutdown()
+    assert not folder.exists()
+
+
+def test_fake_is_a_hidden_alias_of_demo_that_says_so(capsys) -> None:
+    api = tui.build_api(parse("--fake"))
+    try:
+        assert isinstance(api, DemoStarting)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--demo" in err and "real agent" in err
+    finally:
+        api.shutdown()
 
 
 def test_locale_from_environment(monkeypatch) -> None:

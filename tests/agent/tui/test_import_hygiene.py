@@ -9,7 +9,7 @@ import sys
 def test_core_modules_do_not_import_textual() -> None:
     code = (
         "import sys\n"
-        "import agent.config, agent.log, agent.errors, agent.localapi, agent.localapi.fake\n"
+        "import agent.config, agent.log, agent.errors, agent.localapi, agent.localapi.demo\n"
         "import agent.cli, agent.cli.tui\n"
         "leaked = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(leaked)\n"

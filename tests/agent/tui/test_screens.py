@@ -1,4 +1,4 @@
-"""Pilot tests: each screen's main path and its error paths, against FakeLocalApi."""
+"""Pilot tests: each screen's main path and its error paths, on the demo agent (the real one)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.widgets import DataTable, Input, Static
 
-from agent.localapi.fake import FakeLocalApi
+from agent.localapi.demo import DemoAgent
 from agent.tui.screens.appointments import AppointmentsScreen
 from agent.tui.screens.cash import CashScreen
 from agent.tui.screens.clock import ClockScreen
@@ -42,7 +42,7 @@ async def test_wrong_pin_is_refused_and_pin_cleared(make_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press("1", "enter", "0", "0", "0", "0", "enter")
-        await wait_for(pilot, lambda: "Wrong staff number or PIN" in message_text(app))
+        await wait_for(pilot, lambda: "The staff id or PIN is not right" in message_text(app))
         assert isinstance(app.screen, SignInScreen)
         assert app.screen.query_one("#pin", Input).value == ""
         assert app.staff is None
@@ -143,7 +143,7 @@ async def test_sale_with_member_points_and_receipt(make_app, api) -> None:
         await wait_for(pilot, lambda: screen.member is not None and screen.quote is not None
                        and screen.quote.get("member"))
         assert screen.quote["gross"] == 5300
-        assert screen.quote["discounts"] == [{"rule": "gold-10", "amount": 530}]
+        assert screen.quote["discounts"] == [{"rule": "gold10", "amount": 530}]
         quote_text = str(screen.query_one("#quote-panel", Static).content.__class__)
         assert quote_text  # the panel is drawn from the quote
         # The limits are shown before asking.
@@ -250,9 +250,9 @@ async def test_sale_storage_failure_keeps_the_basket(make_app, api) -> None:
         screen = app.screen
         await pilot.press(*"20", "enter")
         await wait_for(pilot, lambda: screen.quote is not None)
-        api.fail_storage = True
+        api.store.db.before_write.fail_appends = True  # type: ignore[union-attr]
         await pilot.press("f8", "1", "enter")
-        await wait_for(pilot, lambda: "Nothing was recorded" in message_text(app))
+        await wait_for(pilot, lambda: "nothing was recorded" in message_text(app))
         assert screen.lines and not isinstance(app.screen, ReceiptDialog)
 
 
@@ -343,7 +343,8 @@ async def test_clock_errors(make_app, api) -> None:
         await pilot.press("1", "enter", *"1234", "f9")
         await wait_for(pilot, lambda: "is not clocked in" in message_text(app))
         await pilot.press("shift+tab", "ctrl+a", "9", "9", "enter", *"1234", "f8")
-        await wait_for(pilot, lambda: "No staff member" in message_text(app))
+        # The agent does not say which staff numbers exist.
+        await wait_for(pilot, lambda: "The staff id or PIN is not right" in message_text(app))
 
 
 # ----------------------------------------------------------------------- cash
@@ -376,9 +377,9 @@ async def test_cash_errors(make_app, api) -> None:
         assert "Type the amount" in message_text(app)
         await pilot.press(*"5", "f8")
         assert "Type a category" in message_text(app)
-        api.fail_storage = True
+        api.store.db.before_write.fail_appends = True  # type: ignore[union-attr]
         await pilot.press(*"tea", "f8")
-        await wait_for(pilot, lambda: "Nothing was recorded" in message_text(app))
+        await wait_for(pilot, lambda: "nothing was recorded" in message_text(app))
     assert api.recorded("expense") == []
 
 
@@ -491,14 +492,15 @@ async def test_enrol_errors(make_app, api) -> None:
         api.tap("nfc:04A1B2C3D4E5F6")  # Sara's card
         await wait_for(pilot, lambda: "already belongs" in message_text(app))
         await pilot.press("tab", *"CLUB-9999", "enter")
-        await wait_for(pilot, lambda: "No member found" in message_text(app))
+        await wait_for(pilot, lambda: "No member is registered with this card or number"
+                       in message_text(app))
     assert api.recorded("member_enrol") == []
 
 
 # --------------------------------------------------------------------- report
 
 
-async def _sell(api: FakeLocalApi, session: str, amount: int, token: str | None = None) -> None:
+async def _sell(api: DemoAgent, session: str, amount: int, token: str | None = None) -> None:
     params: dict[str, Any] = {"amount": amount}
     if token:
         params["token"] = token
@@ -540,6 +542,11 @@ async def test_report_cashier_does_not_see_per_staff(make_app, api) -> None:
 
 
 async def test_status_bar_follows_agent_events(make_app, api) -> None:
+    # The agent's events are the truth it reports in agent.status too (a link event
+    # makes the UI ask for the whole status again), so each event here is one the
+    # real agent would send for a real change.
+    import dataclasses
+
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
@@ -548,12 +555,23 @@ async def test_status_bar_follows_agent_events(make_app, api) -> None:
         assert "Online since 10:00" in str(bar.content)
         api.set_reader("MSR", "error")
         await wait_for(pilot, lambda: "MSR: error" in str(bar.content))
+        api.bundle = dataclasses.replace(api.bundle, version=43)   # the club sent v43
         api.push_event({"type": "rules", "version": 43, "problem": None})
         await wait_for(pilot, lambda: "Rules v43" in str(bar.content))
         api.set_online(False)
         await wait_for(pilot, lambda: "OFFLINE since 10:00" in str(bar.content))
+        # The link event made the UI ask for the whole status; let that answer land
+        # first (an answer read before the sales below would say 0 waiting).
+        await wait_for(pilot, lambda: not any(w.group == "status" and w.is_running
+                                              for w in app.workers))
+        for n in range(7):                                          # recorded offline
+            api.store.outbox.append("expense", {"amount": 100 + n, "category": "misc",
+                                                "note": None},
+                                    at=api.clock(), staff_id="1", offline=True)
         api.push_event({"type": "queue", "pending": 7, "oldest_at": None, "rejected": 0})
         await wait_for(pilot, lambda: "Queue 7" in str(bar.content))
+        await pilot.pause(0.3)     # a status refresh still on its way agrees with it
+        assert "Queue 7" in str(bar.content) and "Rules v43" in str(bar.content)
 
 
 async def test_persian_ui_uses_persian_digits_and_jalali_dates(make_app, api) -> None:

@@ -7,23 +7,36 @@ SVGs (``__snapshots__/``) before committing them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from agent.localapi.fake import FakeLocalApi
+from agent.localapi.demo import DemoAgent
 from agent.tui.app import ClubtermApp
 
-from .conftest import Clock, ready, sign_in, wait_for
+from .conftest import Clock, demo_agent, ready, sign_in, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
 
 
-def make(locale: str = "en") -> tuple[ClubtermApp, FakeLocalApi, Clock]:
+_AGENTS: list[DemoAgent] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_agents() -> Iterator[None]:
+    yield
+    while _AGENTS:
+        _AGENTS.pop().shutdown()
+
+
+def make(locale: str = "en") -> tuple[ClubtermApp, DemoAgent, Clock]:
+    """The UI on the demo agent (the real one, in a temporary directory) at a pinned time."""
     clock = Clock()
-    api = FakeLocalApi(clock=clock)
+    api = demo_agent(clock)
+    _AGENTS.append(api)
     return ClubtermApp(api, locale=locale, idle_signout_s=0, clock=clock), api, clock
 
 
@@ -50,7 +63,7 @@ def test_signin(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-async def _sale_in_progress(pilot: Pilot[Any], api: FakeLocalApi) -> None:
+async def _sale_in_progress(pilot: Pilot[Any], api: DemoAgent) -> None:
     await ready(pilot)
     await sign_in(pilot)
     screen = pilot.app.screen
@@ -79,7 +92,11 @@ def test_sale_offline_persian(snap_compare, size) -> None:
     app, api, _clock = make("fa")
 
     async def before(pilot: Pilot[Any]) -> None:
+        # The link goes down once the UI follows the agent's events (a change before
+        # it subscribed would show at its next status refresh, up to 30 s later).
+        await ready(pilot)
         api.set_online(False)
+        await wait_for(pilot, lambda: not pilot.app.agent_status.online)
         await _sale_in_progress(pilot, api)
 
     assert snap_compare(app, terminal_size=size, run_before=before)
@@ -99,14 +116,15 @@ def test_points_dialog(snap_compare, size) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_receipt(snap_compare, size, monkeypatch) -> None:
-    # The receipt shows the sale id's short form: the fake's ids are pinned here.
+    # The receipt shows the sale id's short form: the store's event ids are pinned here.
+    import importlib
     import itertools
     import uuid
 
     counter = itertools.count(1)
-    monkeypatch.setattr("agent.localapi.fake.uuid.uuid4",
-                        lambda: uuid.UUID(int=0x0193A5E2_0000_7000_8000_00000A533000
-                                          + next(counter)))
+    monkeypatch.setattr(importlib.import_module("agent.offline_queue.uuid7"), "uuid7",
+                        lambda unix_ms=None: uuid.UUID(int=0x0193A5E2_0000_7000_8000_00000A533000
+                                                       + next(counter)))
     app, api, _clock = make()
 
     async def before(pilot: Pilot[Any]) -> None:
