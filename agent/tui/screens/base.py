@@ -14,13 +14,14 @@ from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from agent.errors import ApiError, ClubtermError
 from agent.localapi import NOT_ALLOWED
 from agent.tui.errors import DISCONNECTED, error_text
 from agent.tui.i18n import current, tr
 from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.widgets.footer import StaffFooter
 from agent.tui.widgets.nav_bar import NavBar
 from agent.tui.widgets.status_bar import StatusBar
 
@@ -140,7 +141,7 @@ class ClubScreen(ApiCaller, Screen[None]):
         yield from self.compose_body()
         yield MessageLine(id="message")
         yield StatusBar()
-        yield Footer()
+        yield StaffFooter()
 
     def compose_body(self) -> Iterable[Widget]:
         """The screen's own widgets."""

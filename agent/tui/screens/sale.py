@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
@@ -178,6 +178,16 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
     return table
 
 
+def to_pay_line(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
+    """One line, ``TO PAY  €48.01``, shown under the quote on narrow screens."""
+    if quote is None:
+        return Text("")
+    table = kv_table()
+    kv_row(table, Text(tr("TO PAY"), style="bold reverse"),
+           Text(fmt(quote["payable"]), style="bold reverse"))
+    return table
+
+
 class SaleScreen(ClubScreen):
     """The cashier's main screen."""
 
@@ -238,7 +248,11 @@ class SaleScreen(ClubScreen):
                 yield DataTable(id="basket", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sale-right"):
                 yield Static(id="member-panel")
-                yield Static(id="quote-panel")
+                with VerticalScroll(id="quote-scroll"):
+                    yield Static(id="quote-panel")
+                # Narrow screens: the amount to take stays in sight below the
+                # scrolling quote (#15 item 12).
+                yield Static(id="to-pay")
 
     def on_mount(self) -> None:
         table = self.query_one("#basket", DataTable)
@@ -315,6 +329,7 @@ class SaleScreen(ClubScreen):
         self.query_one("#quote-panel", Static).update(
             quote_table(self.quote if self.lines else None, self.fmt)
         )
+        self.query_one("#to-pay", Static).update(to_pay_line(quote, self.fmt))
         entry = self.query_one("#entry", Input)
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)
