@@ -75,9 +75,10 @@ def status_text(
             names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
             parts.append((8, Text(tr("Readers: {names}", names=names), style="bold red")))
     if staff is not None:
+        # Who is signed in outlasts the queue, rules and readers-ok parts (#15 item 11).
         parts.append(
             (
-                1,
+                5,
                 Text(
                     tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold"
                 ),
