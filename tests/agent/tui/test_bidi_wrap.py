@@ -78,3 +78,19 @@ def test_bidi_text_renders_each_line_right_aligned() -> None:
     out = console.export_text().splitlines()
     assert [line.strip() for line in out] == wrap_visual(SENTENCE, 14)
     assert all(len(line.rstrip()) == 14 or line.startswith(" ") for line in out)
+
+
+def test_who_is_signed_in_shows_at_80_columns() -> None:
+    from agent.tui.state import StaffSession, status_from_result
+    from agent.tui.widgets.status_bar import status_text
+
+    now = datetime(2026, 11, 22, 9, 0).astimezone()
+    result = {"online": False, "link_since": now.isoformat(), "rules_version": 42,
+              "rules_problem": None, "queue": {"pending": 0, "rejected": 0},
+              "readers": [{"name": "MSR", "kind": "msr", "state": "ready"}],
+              "currency": "EUR", "minor_units": 2}
+    staff = StaffSession("s", "1", "Mina Rahimi", "cashier")
+    line = status_text(status_from_result(result, now), staff, now, width=78).plain
+    print(f"figure: status line {len(line)} cells at 78")
+    assert "Mina Rahimi" in line
+    assert "۰" in line  # the queue (outlasts the name) is still there
