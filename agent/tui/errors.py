@@ -13,7 +13,7 @@ from agent.localapi import (
     STORAGE,
     UNKNOWN_MEMBER,
 )
-from agent.tui.i18n import N_, current, tr
+from agent.tui.i18n import N_, current, display, fill
 
 # A translated headline per error code; the agent's own sentence follows it
 # where it carries specifics (who is booked, which limit).
@@ -31,13 +31,18 @@ DISCONNECTED = -1
 
 
 def error_text(error: ApiError) -> str:
-    """What to show the cashier for ``error``, in the UI's language."""
+    """What to show the cashier for ``error``, in the UI's language (display order)."""
+    return display(error_logical(error))
+
+
+def error_logical(error: ApiError) -> str:
+    """:func:`error_text` in logical order, for a line that may wrap (RTL)."""
     if error.code == DISCONNECTED:
-        return tr("The agent is not answering. Check that it is running.")
+        return fill("The agent is not answering. Check that it is running.")
     if current().code == "en" or error.code not in _HEADLINES:
         # The agent's messages are English sentences written for cashiers.
         return str(error)
-    return tr(
+    return fill(
         "{headline} ({detail})",
         headline=current().gettext(_HEADLINES[error.code]),
         detail=str(error),

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
@@ -26,7 +26,7 @@ from agent.tui.basket import (
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
+from agent.tui.i18n import N_, current, display, money, number, ordered, tr, trn
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
@@ -39,6 +39,7 @@ from agent.tui.screens.sale_dialogs import (
     earned_rows,
 )
 from agent.tui.state import HeldBasket
+from agent.tui.widgets.bidi import tr_block
 from agent.tui.widgets.kv import kv_row, kv_table
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
@@ -62,9 +63,12 @@ LIMIT_REASONS = {
 
 
 def limit_reason(code: object) -> str:
-    """A limit the agent names, as a cashier reads it (the code if unknown)."""
+    """A limit the agent names, as a cashier reads it (the code if unknown).
+
+    Logical order: it is a value filled into a translated sentence.
+    """
     text = LIMIT_REASONS.get(str(code))
-    return tr(text) if text else str(code)
+    return current().gettext(text) if text else str(code)
 
 
 def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
@@ -117,7 +121,7 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
             # Every rule not applied and why (tier, day, basket, group …), of
             # every kind: the customer asks why there was no cashback too.
             reason = str(item.get("text") or label)
-            kv_row(table, Text(tr("✗ {why}", why=display(reason)), style="dim"))
+            kv_row(table, tr_block("✗ {why}", why=reason, style="dim"))
         elif item.get("kind") == "discount":
             kv_row(
                 table,
@@ -144,13 +148,13 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
     for row in earned_rows(quote, fmt, value):
         kv_row(table, Text(row, style="cyan"))
     if points and points.get("max"):
-        kv_row(table, Text(tr("Points usable: {lo}–{hi} (up to {amount})",
+        kv_row(table, tr_block("Points usable: {lo}–{hi} (up to {amount})",
                               lo=number(points["min"]), hi=number(points["max"]),
-                              amount=fmt(int(points["max"]) * value)), style="yellow"))
+                              amount=fmt(int(points["max"]) * value), style="yellow"))
         if limits.get("held_by") not in (None, "balance") \
                 and int(points["max"]) < int(points.get("available") or 0):
-            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(limits["held_by"])),
-                               style="dim"))
+            kv_row(table, tr_block("  not more: {why}", why=limit_reason(limits["held_by"]),
+                                   style="dim"))
     elif points and quote.get("redeemed_points"):
         pass  # all that may be redeemed is redeemed (shown above)
     elif points and int(points.get("available") or 0) > 0:
@@ -165,16 +169,27 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
         if kind in used:
             continue  # used: the row above says how much
         if usable:
-            row = tr("Usable {kind}: {amount} of {has}", kind=credit_name(kind),
-                     amount=fmt(usable), has=fmt(has)) if usable < has else \
-                tr("Usable {kind}: {amount}", kind=credit_name(kind), amount=fmt(usable))
-            kv_row(table, Text(row, style="yellow"))
+            usable_row = tr_block("Usable {kind}: {amount} of {has}", kind=credit_name(kind),
+                           amount=fmt(usable), has=fmt(has), style="yellow") if usable < has \
+                else tr_block("Usable {kind}: {amount}", kind=credit_name(kind),
+                              amount=fmt(usable), style="yellow")
+            kv_row(table, usable_row)
         else:
-            kv_row(table, Text(tr("No {kind} usable now ({has})", kind=credit_name(kind),
-                                  has=fmt(has)), style="dim"))
+            kv_row(table, tr_block("No {kind} usable now ({has})", kind=credit_name(kind),
+                                   has=fmt(has), style="dim"))
         if credit.get("held_by") and usable < has:
-            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(credit["held_by"])),
-                               style="dim"))
+            kv_row(table, tr_block("  not more: {why}", why=limit_reason(credit["held_by"]),
+                                   style="dim"))
+    return table
+
+
+def to_pay_line(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
+    """One line, ``TO PAY  €48.01``, shown under the quote on narrow screens."""
+    if quote is None:
+        return Text("")
+    table = kv_table()
+    kv_row(table, Text(tr("TO PAY"), style="bold reverse"),
+           Text(fmt(quote["payable"]), style="bold reverse"))
     return table
 
 
@@ -238,7 +253,11 @@ class SaleScreen(ClubScreen):
                 yield DataTable(id="basket", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sale-right"):
                 yield Static(id="member-panel")
-                yield Static(id="quote-panel")
+                with VerticalScroll(id="quote-scroll"):
+                    yield Static(id="quote-panel")
+                # Narrow screens: the amount to take stays in sight below the
+                # scrolling quote (#15 item 12).
+                yield Static(id="to-pay")
 
     def on_mount(self) -> None:
         table = self.query_one("#basket", DataTable)
@@ -315,6 +334,7 @@ class SaleScreen(ClubScreen):
         self.query_one("#quote-panel", Static).update(
             quote_table(self.quote if self.lines else None, self.fmt)
         )
+        self.query_one("#to-pay", Static).update(to_pay_line(quote, self.fmt))
         entry = self.query_one("#entry", Input)
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)

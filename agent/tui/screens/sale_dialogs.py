@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Static
 
 from agent.localapi import receipt_number
-from agent.tui.i18n import N_, ascii_digits, current, display, number, tr, trn
+from agent.tui.i18n import N_, ascii_digits, current, display, isolate, number, tr, trn
 from agent.tui.labels import credit_name, payment_name
 from agent.tui.screens.base import ClubModal
 from agent.tui.widgets.kv import kv_row, kv_table
@@ -252,7 +252,10 @@ def receipt_table(
             at = at.astimezone(tz)
         kv_row(
             table,
-            Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
+            # Date and time as separate runs: in RTL the year must not
+            # join the time into one number run (#15 item 11).
+            Text(display(f"{isolate(loc.date(at.date()))} {isolate(loc.time(at))}"),
+                 style="dim"),
             Text(tr("No. {n}", n=receipt_number(sale_id)) if sale_id else "", style="dim"),
         )
     except ValueError:

@@ -19,6 +19,8 @@ from agent.tui.app import ClubtermApp
 from .conftest import Clock, ready, sign_in, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
+# The smallest screen every staff screen must work on (#15 item 12).
+NARROW = [pytest.param((60, 20), id="60x20")]
 
 
 def make(locale: str = "en") -> tuple[ClubtermApp, FakeLocalApi, Clock]:
@@ -38,7 +40,7 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_signin(snap_compare, size) -> None:
     app, _api, _clock = make()
 
@@ -64,7 +66,7 @@ async def _sale_in_progress(pilot: Pilot[Any], api: FakeLocalApi) -> None:
     await settle(pilot)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_sale(snap_compare, size) -> None:
     app, api, _clock = make()
 
@@ -74,7 +76,7 @@ def test_sale(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_sale_offline_persian(snap_compare, size) -> None:
     app, api, _clock = make("fa")
 
@@ -120,7 +122,7 @@ def test_receipt(snap_compare, size, monkeypatch) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_clock(snap_compare, size) -> None:
     app, api, clock = make()
 
@@ -211,7 +213,7 @@ def test_members(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_report_manager(snap_compare, size) -> None:
     app, api, _clock = make()
 
