@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,171 +23,17 @@ from agent.tui.basket import (
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, current, display, money, number, ordered, tr, trn
-from agent.tui.labels import credit_name, tier_name
+from agent.tui.explain import limit_reason
+from agent.tui.i18n import N_, money, number, ordered, tr, trn
 from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.recent_sales import RecentSalesDialog
-from agent.tui.screens.sale_dialogs import (
-    PaymentDialog,
-    PointsDialog,
-    ReceiptDialog,
-    earned_rows,
-)
+from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
 from agent.tui.state import HeldBasket
-from agent.tui.widgets.bidi import tr_block
-from agent.tui.widgets.kv import kv_row, kv_table
+from agent.tui.widgets.sale_panels import member_lines, quote_table, to_pay_line
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
-# Explanation steps shown as notes above the totals, and how.
-NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
-# Why the agent lets less be redeemed than the member has (redeem_limits'
-# held_by, the engine's limit names: docs/rules.md).
-LIMIT_REASONS = {
-    "max_redeem_value_per_member_day": N_("offline limit per member and day"),
-    "max_pending": N_("offline with too many unsent sales"),
-    "max_age_hours": N_("offline for too long"),
-    "max_redeem_share_bps": N_("only part of a sale may be paid with points"),
-    "min_redeem": N_("fewer than the minimum to redeem"),
-    "use_cap_per_invoice": N_("credit limit per sale"),
-    "use_cap_per_day": N_("credit limit per day"),
-    "payable": N_("nothing left to pay"),
-    "member": N_("no member"),
-    "bundle": N_("no valid rules"),
-    "points": N_("points are not redeemed here"),
-}
-
-
-def limit_reason(code: object) -> str:
-    """A limit the agent names, as a cashier reads it (the code if unknown).
-
-    Logical order: it is a value filled into a translated sentence.
-    """
-    text = LIMIT_REASONS.get(str(code))
-    return current().gettext(text) if text else str(code)
-
-
-def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
-                 point_value: int | None = None) -> Text:
-    """The member panel: name, tier, masked card, balances (one translated line each);
-    points with their money value when ``point_value`` (minor units) is known."""
-    if member is None:
-        return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
-    text = Text()
-    tier = member.get("tier")
-    # A member enrolled offline has no tier until the club answers.
-    text.append(
-        tr("{name} · {tier}", name=member.get("name") or "?", tier=tier_name(str(tier)))
-        if tier else display(str(member.get("name") or "?")),
-        style="bold",
-    )
-    lines = []
-    if member.get("masked"):
-        lines.append(tr("Card {masked}", masked=member["masked"]))
-    balances = member.get("balances") or {}
-    if "points" in balances:
-        points = int(balances["points"])
-        lines.append(tr("Points: {n} (worth {amount})", n=number(points),
-                        amount=fmt(points * point_value)) if point_value
-                     else tr("Points: {n}", n=number(points)))
-    for kind, amount in balances.items():
-        if kind.startswith("credit."):
-            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
-    for line in lines:
-        text.append("\n" + line)
-    return text
-
-
-def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
-    """The quote panel: gross, each discount and why, redemption, payable, limits."""
-    if quote is None:
-        return Text(tr("Type an amount, or scan items."), style="dim")
-    table = kv_table()
-    kv_row(table, tr("Total"), fmt(quote["gross"]))
-    for item in quote.get("explain", []):
-        # Notes of the agent (no rule: stale rules, an offline limit) matter to
-        # the cashier; the other notes repeat rows shown below.
-        if "rule" not in item and item.get("step") in NOTE_STYLES:
-            kv_row(table, Text(display(str(item.get("text", ""))), style=NOTE_STYLES[item["step"]]))
-            continue
-        if "rule" not in item:
-            continue
-        label = str(item.get("label") or item.get("text") or item.get("rule"))
-        if not item.get("applied"):
-            # Every rule not applied and why (tier, day, basket, group …), of
-            # every kind: the customer asks why there was no cashback too.
-            reason = str(item.get("text") or label)
-            kv_row(table, tr_block("✗ {why}", why=reason, style="dim"))
-        elif item.get("kind") == "discount":
-            kv_row(
-                table,
-                Text(tr("✓ {label}", label=display(label)), style="green"),
-                Text("-" + fmt(int(item.get("amount", 0))), style="green"),
-            )
-    kv_row(table, Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
-    if quote.get("redeemed_points"):
-        kv_row(
-            table,
-            tr("Points used: {n}", n=number(quote["redeemed_points"])),
-            "-" + fmt(quote["redeemed_value"]),
-        )
-    for used in quote.get("credits_used", []):
-        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(used["amount"]))
-    kv_row(
-        table,
-        Text(tr("TO PAY"), style="bold reverse"),
-        Text(fmt(quote["payable"]), style="bold reverse"),
-    )
-    limits = quote.get("redeem_limits") or {}
-    points = limits.get("points")
-    value = int((points or {}).get("value") or 0)
-    for row in earned_rows(quote, fmt, value):
-        kv_row(table, Text(row, style="cyan"))
-    if points and points.get("max"):
-        kv_row(table, tr_block("Points usable: {lo}–{hi} (up to {amount})",
-                              lo=number(points["min"]), hi=number(points["max"]),
-                              amount=fmt(int(points["max"]) * value), style="yellow"))
-        if limits.get("held_by") not in (None, "balance") \
-                and int(points["max"]) < int(points.get("available") or 0):
-            kv_row(table, tr_block("  not more: {why}", why=limit_reason(limits["held_by"]),
-                                   style="dim"))
-    elif points and quote.get("redeemed_points"):
-        pass  # all that may be redeemed is redeemed (shown above)
-    elif points and int(points.get("available") or 0) > 0:
-        why = limits.get("held_by")
-        kv_row(table, Text(tr("No points usable now: {why}", why=limit_reason(why))
-                           if why not in (None, "balance") else tr("No points usable now"),
-                           style="dim"))
-    used = {str(c["kind"]): int(c["amount"]) for c in quote.get("credits_used") or []}
-    for credit in limits.get("credits", []):
-        kind = str(credit["kind"])
-        usable, has = int(credit["max"]), int(credit.get("available") or 0)
-        if kind in used:
-            continue  # used: the row above says how much
-        if usable:
-            usable_row = tr_block("Usable {kind}: {amount} of {has}", kind=credit_name(kind),
-                           amount=fmt(usable), has=fmt(has), style="yellow") if usable < has \
-                else tr_block("Usable {kind}: {amount}", kind=credit_name(kind),
-                              amount=fmt(usable), style="yellow")
-            kv_row(table, usable_row)
-        else:
-            kv_row(table, tr_block("No {kind} usable now ({has})", kind=credit_name(kind),
-                                   has=fmt(has), style="dim"))
-        if credit.get("held_by") and usable < has:
-            kv_row(table, tr_block("  not more: {why}", why=limit_reason(credit["held_by"]),
-                                   style="dim"))
-    return table
-
-
-def to_pay_line(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
-    """One line, ``TO PAY  €48.01``, shown under the quote on narrow screens."""
-    if quote is None:
-        return Text("")
-    table = kv_table()
-    kv_row(table, Text(tr("TO PAY"), style="bold reverse"),
-           Text(fmt(quote["payable"]), style="bold reverse"))
-    return table
 
 
 class SaleScreen(ClubScreen):
