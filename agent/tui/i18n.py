@@ -230,11 +230,15 @@ def tr(message: str, /, **values: object) -> str:
     return _current.display(fill(message, **values))
 
 
+def filln(singular: str, plural: str, n: int, /, **values: object) -> str:
+    """Plural-aware :func:`fill` (logical order, for text that may wrap)."""
+    return _current.ngettext(singular, plural, n).format(
+        n=_current.number(n), **_fill_values(values))
+
+
 def trn(singular: str, plural: str, n: int, /, **values: object) -> str:
     """Plural-aware :func:`tr`; ``{n}`` is filled in with ``n`` in local digits."""
-    text = _current.ngettext(singular, plural, n).format(
-        n=_current.number(n), **_fill_values(values))
-    return _current.display(text)
+    return _current.display(filln(singular, plural, n, **values))
 
 
 def wrap_visual(text: str, width: int) -> list[str]:
@@ -456,6 +460,7 @@ __all__ = [
     "current",
     "display",
     "fill",
+    "filln",
     "gregorian_to_jalali",
     "isolate",
     "load_locale",

@@ -157,6 +157,9 @@ class SaleScreen(ClubScreen):
         status = self.club_app.agent_status
         self.query_one("#offline-banner").display = status.known and not status.online
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._redraw)
+
     def _redraw(self) -> None:
         table = self.query_one("#basket", DataTable)
         table.clear()
@@ -174,8 +177,10 @@ class SaleScreen(ClubScreen):
         self.query_one("#member-panel", Static).update(member_lines(
             (quote or {}).get("member") or self.member, self.fmt,
             int(points.get("value") or 0) or None))
+        # Narrow screens pin TO PAY below the quote: once is enough.
         self.query_one("#quote-panel", Static).update(
-            quote_table(self.quote if self.lines else None, self.fmt)
+            quote_table(self.quote if self.lines else None, self.fmt,
+                        to_pay=not self.has_class("narrow"))
         )
         self.query_one("#to-pay", Static).update(to_pay_line(quote, self.fmt))
         entry = self.query_one("#entry", Input)

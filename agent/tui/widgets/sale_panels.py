@@ -56,8 +56,11 @@ def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
     return text
 
 
-def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
-    """The quote panel: gross, each discount and why, redemption, payable, limits."""
+def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str],
+                to_pay: bool = True) -> Table | Text:
+    """The quote panel: gross, each discount and why, redemption, payable, limits.
+
+    ``to_pay=False`` leaves the TO PAY row out (narrow screens pin it below)."""
     if quote is None:
         return Text(tr("Type an amount, or scan items."), style="dim")
     table = kv_table()
@@ -90,16 +93,17 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Tabl
         )
     for used in quote.get("credits_used", []):
         kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(used["amount"]))
-    kv_row(
-        table,
-        Text(tr("TO PAY"), style="bold reverse"),
-        Text(fmt(quote["payable"]), style="bold reverse"),
-    )
+    if to_pay:
+        kv_row(
+            table,
+            Text(tr("TO PAY"), style="bold reverse"),
+            Text(fmt(quote["payable"]), style="bold reverse"),
+        )
     limits = quote.get("redeem_limits") or {}
     points = limits.get("points")
     value = int((points or {}).get("value") or 0)
     for row in earned_rows(quote, fmt, value):
-        kv_row(table, Text(row, style="cyan"))
+        kv_row(table, BidiText(row, "cyan"))
     if points and points.get("max"):
         kv_row(table, tr_block("Points usable: {lo}–{hi} (up to {amount})",
                               lo=number(points["min"]), hi=number(points["max"]),
