@@ -203,8 +203,11 @@ class MembersScreen(ClubScreen):
                         n=number(len(result)), names=others), "info")
 
     def done_profile(self, result: dict[str, Any]) -> None:
+        # The same member's profile arriving late (the old card was tapped,
+        # Ctrl+L pressed before the agent answered) keeps the replacement on.
+        if (self.profile or {}).get("member_id") != result.get("member_id"):
+            self.replacing = False
         self.profile = result
-        self.replacing = False
         self._show_profile()
 
     def action_replace_card(self) -> None:

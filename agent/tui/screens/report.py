@@ -31,7 +31,8 @@ def refund_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
         return []
     rows = [(tr("Refunds (voids)"), tr("{n} ({voids})", n=number(int(summary.get("refunds") or 0)),
                                        voids=number(int(refunded.get("voids") or 0)))),
-            (tr("Refunded"), "-" + fmt(int(refunded.get("payable") or 0))),
+            (tr("Refunded"), ("-" if refunded.get("payable") else "")
+             + fmt(int(refunded.get("payable") or 0))),
             (tr("Net taken"), fmt(int((summary.get("net_sales") or {}).get("payable") or 0)))]
     if refunded.get("unknown"):
         rows.append((tr("Refunds of sales not on this terminal"),
