@@ -34,14 +34,17 @@ T = TypeVar("T")
 DOMAIN = "clubterm"
 LOCALE_DIR = Path(__file__).parent / "locale"
 RTL_LANGUAGES = frozenset({"fa", "ar", "he", "ur"})
-SUPPORTED = ("en", "fa")
+# Languages with a catalogue (agent/tui/locale): Arabic and Hebrew are drawn
+# right to left like Persian; Arabic with Arabic-Indic digits, Hebrew and
+# Vietnamese with Latin ones.
+SUPPORTED = ("en", "fa", "ar", "he", "vi")
 
 _DIGITS = {
     "fa": "۰۱۲۳۴۵۶۷۸۹",
     "ar": "٠١٢٣٤٥٦٧٨٩",
 }
 # Decimal and group separators per language (U+066B, U+066C for Persian).
-_SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬")}
+_SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬"), "vi": (",", ".")}
 _CURRENCY_SYMBOLS = {
     "EUR": "€",
     "USD": "$",
@@ -68,6 +71,15 @@ _JALALI_MONTHS = (
     "بهمن",
     "اسفند",
 )
+
+
+# Gregorian month names for languages whose dates are not English (#15 item 11).
+_MONTHS = {
+    "ar": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس",
+           "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"),
+    "he": ("ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני", "יולי", "אוגוסט",
+           "ספטמבר", "אוקטובר", "נובמבר", "דצמבר"),
+}
 
 
 def N_(message: str) -> str:
@@ -118,15 +130,20 @@ class Locale:
         symbol = _CURRENCY_SYMBOLS.get(currency or "", currency or "")
         if not symbol:
             return sign + text
-        if self.rtl or len(symbol) > 1:
+        if self.rtl or len(symbol) > 1 or self.code == "vi":
             return f"{sign}{text} {symbol}"
         return f"{sign}{symbol}{text}"
 
     def date(self, day: date) -> str:
-        """A date: ``Sun 22 Nov 2026``; Persian: Jalali ``۱ آذر ۱۴۰۵``."""
+        """A date: ``Sun 22 Nov 2026``; Persian: Jalali ``۱ آذر ۱۴۰۵``; Arabic
+        ``٢٢ نوفمبر ٢٠٢٦``; Hebrew ``22 נובמבר 2026``; Vietnamese ``22/11/2026``."""
         if self.code == "fa":
             y, m, d = gregorian_to_jalali(day.year, day.month, day.day)
             return self.digits(f"{d} {_JALALI_MONTHS[m - 1]} {y}")
+        if self.code in _MONTHS:
+            return self.digits(f"{day.day} {_MONTHS[self.code][day.month - 1]} {day.year}")
+        if self.code == "vi":
+            return day.strftime("%d/%m/%Y")
         return day.strftime("%a %d %b %Y")
 
     def time(self, moment: datetime) -> str:
@@ -299,6 +316,10 @@ def parse_amount(text: str, minor_units: int) -> int | None:
     cleaned = cleaned.replace(" ", "").replace("\u00a0", "")
     if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d*)?", cleaned):
         cleaned = cleaned.replace(",", "")
+    elif _SEPARATORS.get(_current.code, (".", ","))[1] == "." \
+            and re.fullmatch(r"\d{1,3}(\.\d{3})+(,\d*)?", cleaned):
+        # Where the dot groups thousands (Vietnamese): 1.234,56
+        cleaned = cleaned.replace(".", "")
     cleaned = cleaned.replace(",", ".")
     match = re.fullmatch(r"(\d+)(?:\.(\d*))?", cleaned)
     if not match:

@@ -98,5 +98,6 @@ def test_errors_with_a_reason_or_code_never_show_the_agents_english_alone(lang) 
                                        "or a manager, can void it.",
                                        {"reason": "void_other_staff"}))
     assert "cashier who recorded" not in by_reason
+    assert by_reason != "Only its cashier or a manager can void this sale."   # translated
     by_code = error_logical(ApiError(UNKNOWN_MEMBER, "No member is registered with this card."))
     assert not by_code.startswith("No member"), by_code

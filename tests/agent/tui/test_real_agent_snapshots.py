@@ -141,7 +141,7 @@ async def test_diary(snapshot) -> None:
 
 
 async def test_members(snapshot) -> None:
-    async with till(size=NARROW) as (h, app, pilot):
+    async with till(size=NARROW) as (_h, app, pilot):
         await pilot.press("f6")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "MembersScreen")
         await pilot.press(*"Dana P.", "enter", *"0912 777 0000", "enter")
