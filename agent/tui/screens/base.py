@@ -79,7 +79,17 @@ class ApiCaller:
     def call_api(
         self, tag: str, method: str, params: dict[str, Any] | None = None, *, session: bool = False
     ) -> None:
-        """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``."""
+        """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``.
+
+        The answer goes to ``done_<tag>`` / ``failed_<tag>``; a tag with neither
+        is a programming error raised here, not an answer dropped later (#14
+        item 6). Tags with ``#`` (``quote#3``) are for a screen's own
+        ``on_api_done``/``on_api_failed``.
+        """
+        if "#" not in tag and not any(callable(getattr(self, f"{kind}_{tag}", None))
+                                      for kind in ("done", "failed")):
+            raise LookupError(f"{type(self).__name__} has no done_{tag} or failed_{tag} "
+                              f"for the answer to {method}")
         params = dict(params or {})
         if session and self.club_app.staff is not None:
             params["session"] = self.club_app.staff.session
