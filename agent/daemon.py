@@ -217,8 +217,10 @@ class Agent:
             on_recorded=self._wake_link, started=self.started_at)
         from agent.staff import offline_only
 
-        self.services = Services(view, self.store, self.db,
-                                 offline_only=offline_only(cfg.raw))
+        # One Store holds every part today; after the store split: store.outbox, …
+        self.services = Services(view, self.db, outbox=self.store.outbox,
+                                 members=self.store.members,
+                                 records=self.store.records, offline_only=offline_only(cfg.raw))
         self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast
         await self.server.start()
@@ -245,7 +247,7 @@ class Agent:
             except ClubtermError as exc:
                 log.error("cannot load the rule signing keys: %s", exc)
         state = BundleState(trusted, club=cfg.club_id, merchant=cfg.merchant_id)
-        envelope = self.store.current_bundle()
+        envelope = self.store.bundles.current_bundle()
         if envelope is not None:
             try:
                 bundle = state.restore(envelope)
@@ -457,7 +459,7 @@ class Agent:
             await asyncio.sleep(STATUS_EVERY_S)
             if self.link is None and self.db is not None:
                 with contextlib.suppress(ClubtermError):
-                    stats = await self.db.read(self.store.queue_stats)
+                    stats = await self.db.read(self.store.outbox.queue_stats)
                     self._pending = int(stats.pending)
             self._update_status()
 
@@ -467,7 +469,7 @@ class Agent:
         assert self.db is not None
         while True:
             try:
-                await asyncio.wait_for(self.db.call(self.store.members_version), interval)
+                await asyncio.wait_for(self.db.call(self.store.members.members_version), interval)
             except (TimeoutError, ClubtermError) as exc:
                 log.error("the store does not answer (%s); not petting the watchdog",
                           exc or "timeout")
@@ -561,7 +563,7 @@ class Agent:
         try:
             while not self._stop.is_set():
                 t0 = time.monotonic()
-                n = await self.db.call(self.store.prune, keep=keep, batch=PRUNE_BATCH,
+                n = await self.db.call(self.store.outbox.prune, keep=keep, batch=PRUNE_BATCH,
                                        limit=PRUNE_BATCH)
                 longest = max(longest, time.monotonic() - t0)
                 total, batches = total + n, batches + 1
@@ -573,7 +575,7 @@ class Agent:
                       self.config.store_prune_every_min, exc)
         try:
             # Same hourly loop: command results older than 7 days (docs/sync.md).
-            gone = await self.db.call(self.store.prune_command_results)
+            gone = await self.db.call(self.store.commands.prune_command_results)
             if gone:
                 log.info("pruned %d command results older than 7 days", gone)
         except ClubtermError as exc:

@@ -102,7 +102,4 @@ def configure_logging(
     handler._clubterm = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    # peewee logs each query with its parameters at DEBUG: staff badge tokens and
-    # member identifiers would reach the log at --log-level debug.
-    logging.getLogger("peewee").setLevel(logging.INFO)
     return handler

@@ -77,14 +77,14 @@ def bench_quotes(files: Any, quotes: int, members: int) -> dict[str, Any]:
     # Baseline: the rules engine alone, on the same member records and bundle.
     store = Store.open(files.db, readonly=True)
     state = BundleState(load_trusted_keys(files.trusted_keys), club="acme", merchant="M-7")
-    bundle = state.restore(store.current_bundle())
+    bundle = state.restore(store.bundles.current_bundle())
     ctx = {"at": datetime.now(UTC), "offline": True, "redeemed_today": 0,
            "credit_used_today": 0, "pending_count": 0, "oldest_pending_age_s": None}
     core = []
     for req in requests:
-        member = store.lookup(req["token"])
+        member = store.members.lookup(req["token"])
         assert member is not None
-        member["balances"] = store.usable_balances(member["member_id"])
+        member["balances"] = store.members.usable_balances(member["member_id"])
         request = {"lines": req["lines"], "token_kind": "code", "bin6": None,
                    "redeem_points": req["redeem_points"], "use_credit": []}
         t0 = time.perf_counter()

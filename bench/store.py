@@ -19,12 +19,20 @@ Figures printed:
   hour (``[store] keep_days`` = ``--keep-days``): database size, events held
   and bytes written per sale (everything: sale, ack, member update, pruning)
   every tenth of the way, and the longest prune batch. Both must level off;
+- promotion counts (issue 21): ``--promo-sales N`` sales (default 100,000) of 1,000
+  members, ``--promo-share`` of them (default 0.1) using a rule, a tenth of those
+  a single-use code and a coupon, and a refund every 50th sale: p50/p99 of
+  ``Outbox.promotion_counts`` (schema 4's ``sale_promotions`` index) and, on the
+  same file in the same run, of the schema-3 definition that read every sale
+  body through ``LIKE`` (``promotions.full_scan_counts``); the counts are
+  checked equal;
 - with ``--crash N``: the kill -9 loop of the tests, N times.
 
 Options: ``--members N``, ``--appends N``, ``--sales N``, ``--per-day N``,
-``--keep-days N``, ``--crash N``, ``--only PART`` (``appends``, ``members``,
-``sales``; repeatable), ``--fast`` (small counts, for tests), ``--dir PATH``
-(where the files go; default a temp dir on /tmp, i.e. the same disk as the
+``--keep-days N``, ``--promo-sales N``, ``--promo-share F``, ``--crash N``,
+``--only PART`` (``appends``, ``members``, ``sales``, ``promotions``;
+repeatable), ``--fast`` (small counts, for tests), ``--dir PATH`` (where the
+files go; default a temp dir on /tmp, i.e. the same disk as the
 tests; fsync dominates the time of a long ``--sales`` run: on tmpfs,
 ``--dir /dev/shm``, it is CPU-bound and sizes and ``wchar`` are the same).
 """
@@ -165,7 +173,7 @@ def bench_appends(folder: Path, count: int, block: int = 20) -> dict[str, float]
         b0 = _io()
         t0 = time.perf_counter()
         for body in bodies[start:start + block]:
-            store.append("sale", body, at=AT, staff_id="s-1", offline=True)
+            store.outbox.append("sale", body, at=AT, staff_id="s-1", offline=True)
         t1 = time.perf_counter()
         b1 = _io()
         for row in rows[start:start + block]:
@@ -206,7 +214,7 @@ def import_child(db: str, snapshot: str, version: int) -> None:
     store = Store.open(db, T, "M-7")
     start = time.perf_counter()
     with open(snapshot, "rb") as fh:
-        count = store.import_snapshot(fh, version, True)
+        count = store.members.import_snapshot(fh, version, True)
     seconds = time.perf_counter() - start
     store.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -241,17 +249,17 @@ def bench_lookup(db: Path, members: int, samples: int = 20000) -> dict[str, floa
              lambda i: f"tel:+98912{i:07d}")
     tokens = [rng.choice(kinds)(rng.randint(1, members)) for _ in range(samples)]
     for t in tokens[:500]:  # warm the page cache a little, as a running agent would be
-        store.lookup(t)
+        store.members.lookup(t)
     times = []
     for t in tokens:
         start = time.perf_counter_ns()
-        found = store.lookup(t)
+        found = store.members.lookup(t)
         times.append((time.perf_counter_ns() - start) / 1e6)
         assert found is not None
     miss = []
     for i in range(2000):
         start = time.perf_counter_ns()
-        assert store.lookup(f"nfc:FFFF{i:010X}") is None
+        assert store.members.lookup(f"nfc:FFFF{i:010X}") is None
         miss.append((time.perf_counter_ns() - start) / 1e6)
     store.close()
     return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99),
@@ -269,22 +277,22 @@ def bench_projection(db: Path, pending: int = 5000, samples: int = 2000) -> dict
     with store.db.atomic():
         for i in range(pending):
             body = _sale(member, i)
-            store._append_in_tx("sale", body, AT, ev.format_at(AT), "s-1", True)
+            store.outbox.append_in_tx("sale", body, AT, ev.format_at(AT), "s-1", True)
     times, counters, views, stats = [], [], [], []
     day = AT.replace(hour=0)
     for _ in range(samples):
         start = time.perf_counter_ns()
-        balances = store.usable_balances(member)
+        balances = store.members.usable_balances(member)
         times.append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        store.offline_counters(member, day, day + timedelta(days=1))
+        store.members.offline_counters(member, day, day + timedelta(days=1))
         counters.append((time.perf_counter_ns() - start) / 1e6)
     for _ in range(200):
         start = time.perf_counter_ns()
-        store.member_view(member)
+        store.members.member_view(member)
         views.append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        store.queue_stats()
+        store.outbox.queue_stats()
         stats.append((time.perf_counter_ns() - start) / 1e6)
     expect_points = 42 % 5000 + sum(66 - (1000 if i % 3 == 0 else 0) for i in range(pending))
     assert balances["points"] == expect_points, (balances, expect_points)
@@ -321,8 +329,8 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
     db = folder / "life.db"
     clock = _SimClock(AT)
     store = Store.open(db, T, "M-7", clock=clock)
-    store.import_snapshot((json.dumps(_record(i)) for i in range(members)), 1, True)
-    version = store.members_version()
+    store.members.import_snapshot((json.dumps(_record(i)) for i in range(members)), 1, True)
+    version = store.members.members_version()
     step = timedelta(seconds=86400 / per_day)
     keep = timedelta(days=keep_days)
     per_hour = max(1, per_day // 24)
@@ -338,7 +346,7 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
         nonlocal longest_prune, pruned, prune_calls
         while True:
             t0 = time.perf_counter()
-            n = store.prune(keep=keep, batch=prune_batch, limit=prune_batch)
+            n = store.outbox.prune(keep=keep, batch=prune_batch, limit=prune_batch)
             longest_prune = max(longest_prune, time.perf_counter() - t0)
             pruned += n
             prune_calls += 1
@@ -348,16 +356,16 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
     for i in range(1, sales + 1):
         clock.now += step
         member = None if i % 10 == 0 else f"m-{i % members}"
-        e = store.append("sale", _sale(member, i) if member else {**_sale("x", i),
+        e = store.outbox.append("sale", _sale(member, i) if member else {**_sale("x", i),
                                                                   "member_id": None,
                                                                   "identified_by": None},
                          at=clock.now, staff_id="s-1", offline=False)
         if member:
             touched[member] = e.seq
         if i % ack_every == 0:
-            batch = store.next_batch_encoded(f"b-{i}", T, max_events=ack_every * 2)
+            batch = store.outbox.next_batch_encoded(f"b-{i}", T, max_events=ack_every * 2)
             if batch is not None:
-                store.apply_ack(batch.ids, [], applied_seq=batch.last_seq)
+                store.outbox.apply_ack(batch.ids, [], applied_seq=batch.last_seq)
                 records = []
                 for m in sorted(touched):
                     n_ = int(m[2:])
@@ -366,7 +374,7 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
                     rec["version"] = version
                     rec["applied"] = {T: batch.last_seq}
                     records.append(rec)
-                store.apply_changes({"from_version": version - len(records) if records
+                store.members.apply_changes({"from_version": version - len(records) if records
                                      else version, "to_version": version,
                                      "members": records, "removed": []})
                 touched.clear()
@@ -391,10 +399,65 @@ def bench_sales(folder: Path, sales: int, per_day: int = 1000, keep_days: int = 
               "wchar_per_sale": (io1[0] - io0[0]) / sales,
               "dirtied_per_sale": (io1[1] - io0[1]) / sales,
               "pruned": pruned, "prune_calls": prune_calls,
-              "longest_prune_ms": longest_prune * 1000, "last_seq": store.last_seq(),
+              "longest_prune_ms": longest_prune * 1000, "last_seq": store.outbox.last_seq(),
               "rows": rows}
     store.close()
     return result
+
+
+def bench_promotions(folder: Path, sales: int, share: float = 0.1,
+                     samples: int = 30) -> dict[str, float]:
+    """``promotion_counts`` by the index (schema 4) and by the old full scan, on
+    one file: p50/p99 in ms of each, and the ratio of the p50s."""
+    from zoneinfo import ZoneInfo
+
+    from agent.offline_queue import Store
+    from agent.offline_queue import events as ev
+    from agent.offline_queue.promotions import full_scan_counts
+
+    store = Store.open(folder / "promo.db", T, "M-7")
+    rng = random.Random(21)
+    step = max(1, round(1 / share)) if share > 0 else 0
+    ids: list[str] = []
+    for start in range(0, sales, 5000):  # set-up only: a transaction per 5,000
+        with store.db.atomic():
+            for i in range(start, min(sales, start + 5000)):
+                body = _sale(f"m-{i % 1000}", i)
+                if step and i % step == 0:
+                    body["uses"] = [{"rule": rng.choice(("bday", "welcome", "budget")),
+                                     "amount": 250}]
+                    if i % (10 * step) == 0:
+                        body["codes_used"] = [{"rule": "vip", "code": f"VIP-{i}",
+                                               "single_use": True}]
+                        body["coupons_issued"] = [{"rule": "next", "code": f"NX-{i}",
+                                                   "for_rule": "next10",
+                                                   "expires": "2027-01-31"}]
+                at = AT + timedelta(minutes=i)
+                ids.append(store.outbox.append_in_tx("sale", body, at, ev.format_at(at),
+                                                     "s-1", True).id)
+                if i % 50 == 49:
+                    store.outbox.append_in_tx("refund", {"sale_id": ids[-25], "reason": "r"},
+                                              at, ev.format_at(at), "s-1", True)
+    tz = ZoneInfo("Asia/Tehran")
+    conn = store.db.connection()
+    members = [f"m-{rng.randrange(1000)}" for _ in range(samples)]
+    times: dict[str, list[float]] = {"index": [], "scan": []}
+    for member in members:
+        started = time.perf_counter_ns()
+        indexed = store.outbox.promotion_counts(member, tz)
+        times["index"].append((time.perf_counter_ns() - started) / 1e6)
+        started = time.perf_counter_ns()
+        scanned = full_scan_counts(conn, member, tz)
+        times["scan"].append((time.perf_counter_ns() - started) / 1e6)
+        if indexed != scanned:
+            raise AssertionError(f"promotion_counts differ for {member}")
+    promos = int(conn.execute("SELECT count(*) FROM sale_promotions").fetchone()[0])
+    store.close()
+    out = {f"{k}_{p}_ms": _pct(v, q) for k, v in times.items()
+           for p, q in (("p50", 0.5), ("p99", 0.99))}
+    out["speedup_p50"] = out["scan_p50_ms"] / out["index_p50_ms"]
+    out["indexed_sales"] = promos
+    return out
 
 
 def _count(store: Any) -> int:
@@ -412,11 +475,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="sales of the terminal's-life run (default 1,000,000)")
     parser.add_argument("--per-day", type=int, default=1000, help="sales a simulated day")
     parser.add_argument("--keep-days", type=int, default=35, help="[store] keep_days")
-    parser.add_argument("--only", action="append", choices=("appends", "members", "sales"),
+    parser.add_argument("--promo-sales", type=int, default=100_000,
+                        help="sales of the promotion-counts run (default 100,000)")
+    parser.add_argument("--promo-share", type=float, default=0.1,
+                        help="share of those sales that use a rule (default 0.1)")
+    parser.add_argument("--only", action="append",
+                        choices=("appends", "members", "sales", "promotions"),
                         help="run only this part (repeatable)")
     parser.add_argument("--fast", action="store_true",
                         help="small counts, for tests: 200 appends, 5,000 members, "
-                             "6,000 sales at 1,000 a day kept 2 days")
+                             "6,000 sales at 1,000 a day kept 2 days, 5,000 promotion sales")
     parser.add_argument("--crash", type=int, default=0, metavar="N",
                         help="also run the kill -9 loop N times")
     parser.add_argument("--dir", type=Path, default=None)
@@ -429,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.fast:
         args.appends, args.members, args.sales = 200, 5000, 6000
-        args.per_day, args.keep_days = 1000, 2
-    parts = set(args.only or ("appends", "members", "sales"))
+        args.per_day, args.keep_days, args.promo_sales = 1000, 2, 5000
+    parts = set(args.only or ("appends", "members", "sales", "promotions"))
     with tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"bench.store in {folder} (sqlite {sqlite3.sqlite_version}, "
@@ -465,6 +533,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"ms), {life['wchar_per_sale']:,.0f} B written a sale in all "
                   f"({life['dirtied_per_sale']:,.0f} B dirtied), last seq "
                   f"{life['last_seq']:,}, {life['seconds']:.0f} s", flush=True)
+        if "promotions" in parts:
+            pc = bench_promotions(folder, args.promo_sales, args.promo_share)
+            print(f"promotion counts:  {args.promo_sales:,} sales ({pc['indexed_sales']:,.0f} "
+                  f"with promotions, a refund every 50th): index p50 {pc['index_p50_ms']:.2f} "
+                  f"ms p99 {pc['index_p99_ms']:.2f} ms; full scan (schema 3) p50 "
+                  f"{pc['scan_p50_ms']:.1f} ms p99 {pc['scan_p99_ms']:.1f} ms; "
+                  f"{pc['speedup_p50']:.0f}x at p50, same counts", flush=True)
         if "members" not in parts:
             return 0
         db, imp = bench_import(folder, args.members)

@@ -49,6 +49,7 @@ from agent.offline_queue import Store
 from agent.rules import BundleState
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.broker import MosquittoBroker
+from provisioning.tomlwrite import dump_toml
 
 BENCH_TUNING = LinkTuning(keepalive_s=10, reconnect_base_s=0.5, reconnect_cap_s=8.0,
                           ack_timeout_s=30.0, status_min_gap_s=1.0)
@@ -78,7 +79,7 @@ def sale_body(i: int, members: int) -> dict[str, Any]:
 def fill(store: Any, n: int, members: int = 200) -> float:
     t0 = time.perf_counter()
     for i in range(n):
-        store.append("sale", sale_body(i, members), at=datetime.now(UTC), staff_id="s-1",
+        store.outbox.append("sale", sale_body(i, members), at=datetime.now(UTC), staff_id="s-1",
                      offline=True)
     return time.perf_counter() - t0
 
@@ -87,20 +88,13 @@ def write_config(directory: Path, terminal_id: str, club: ClubProcess, broker: M
                  merchant_id: str = "M-7") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
-    path.write_text(f"""
-[terminal]
-id = "{terminal_id}"
-merchant_id = "{merchant_id}"
-club_id = "{club.club_id}"
-profile = "sim"
-[paths]
-state_dir = "{directory}"
-socket = "{directory}/agent.sock"
-[club]
-broker_url = "{broker.url}"
-central_url = "{club.central_url}"
-allow_plain = true
-""")
+    path.write_text(dump_toml({
+        "terminal": {"id": terminal_id, "merchant_id": merchant_id, "club_id": club.club_id,
+                     "profile": "sim"},
+        "paths": {"state_dir": str(directory), "socket": str(directory / "agent.sock")},
+        "club": {"broker_url": broker.url, "central_url": club.central_url,
+                 "allow_plain": True},
+    }))
     return path
 
 
@@ -164,7 +158,7 @@ class Terminal:
     def pending(self) -> int:
         """Queue depth as the link reports it (no store query: polling must not compete)."""
         if self.link is None:
-            return int(self.store.queue_stats().pending)
+            return int(self.store.outbox.queue_stats().pending)
         return self.link.state().pending
 
 
@@ -217,7 +211,7 @@ def bench_drain(root: Path, broker: MosquittoBroker, club: ClubProcess, n: int,
                 placement: Placement) -> dict[str, Any]:
     term = Terminal(root, "T-DRAIN", club, broker)
     fill_s = fill(term.store, n)
-    sample = term.store.next_batch(50)
+    sample = term.store.outbox.next_batch(50)
     size = int(statistics.mean(len(json.dumps(e, separators=(",", ":"))) for e in sample))
     assert broker.proc is not None
     club_pids = [club.proc.pid, broker.proc.pid]

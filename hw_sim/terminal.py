@@ -190,13 +190,13 @@ def seed_store(files: TerminalFiles, *, members: int = 0, bundle: bool = True,
     store = Store.open(files.db, TERMINAL_ID, MERCHANT_ID)
     try:
         for staff_id, name, role, pin, badge in STAFF:
-            store.put_staff(staff_id, name, role, by="setup", badges=[badge], pin=pin)
-        if demo_members and store.members_version() == 0:
+            store.records.put_staff(staff_id, name, role, by="setup", badges=[badge], pin=pin)
+        if demo_members and store.members.members_version() == 0:
             lines = (json.dumps(m) for m in demo_member_records(files.pan_key(), members))
-            store.import_snapshot(lines, 1, True)
+            store.members.import_snapshot(lines, 1, True)
         if bundle:
             data = demo_bundle(extra_rules=extra_rules)
-            store.save_bundle(signed_bundle(files, data), data["version"])
+            store.bundles.save_bundle(signed_bundle(files, data), data["version"])
     finally:
         store.close()
 

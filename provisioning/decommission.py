@@ -50,11 +50,11 @@ def _with_store(cfg: Config) -> tuple[int, list[dict[str, Any]]] | None:
             f"cannot tell whether {cfg.db_path} holds unsent sales ({exc}). Copy the file to "
             f"the club before wiping it by hand.") from None
     try:
-        pending = int(store.queue_stats().pending)
+        pending = int(store.outbox.queue_stats().pending)
         events: list[dict[str, Any]] = []
         seen: list[str] = []
         while True:
-            batch = store.next_batch(exclude_ids=tuple(seen))
+            batch = store.outbox.next_batch(exclude_ids=tuple(seen))
             if not batch:
                 break
             events.extend(batch)

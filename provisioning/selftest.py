@@ -474,7 +474,7 @@ class _SelftestSink:
             return
         store = Store.open(self.cfg.db_path, self.cfg.terminal_id, self.cfg.merchant_id)
         try:
-            store.import_snapshot(checked, version, full)
+            store.members.import_snapshot(checked, version, full)
             self.where = f"loaded into {self.cfg.db_path}"
         finally:
             store.close()

@@ -85,11 +85,12 @@ def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the queue's counts; exit 0."""
     out = out or sys.stdout
     with _open(args) as store:
-        stats = store.queue_stats()
+        stats = store.outbox.queue_stats()
         info: dict[str, Any] = {
             **stats.to_dict(), "by_type": stats.by_type, "terminal_id": store.terminal_id,
-            "last_seq": store.last_seq(), "club_applied_seq": store.club_applied_seq(),
-            "members_version": store.members_version(), "store": str(store.path),
+            "last_seq": store.outbox.last_seq(),
+            "club_applied_seq": store.outbox.club_applied_seq(),
+            "members_version": store.members.members_version(), "store": str(store.path),
         }
     if args.json:
         print(json.dumps(info, indent=2), file=out)
@@ -115,7 +116,7 @@ def run_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     rows = []
     with _open(args) as store:
-        for entry in store.iter_events(args.state):
+        for entry in store.outbox.iter_events(args.state):
             rows.append(entry)
             if args.limit is not None and len(rows) >= args.limit:
                 break
@@ -148,7 +149,7 @@ def run_export(args: argparse.Namespace) -> int:
         else:
             fh = sys.stdout
         try:
-            for entry in store.iter_events(args.state):
+            for entry in store.outbox.iter_events(args.state):
                 fh.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
                 count += 1
         finally:

@@ -242,7 +242,7 @@ def _by() -> str:
 
 
 def _existing(store: Store, staff_id: str) -> dict[str, Any]:
-    found = store.staff(staff_id)
+    found = store.records.staff(staff_id)
     if found is None:
         raise ClubtermError(f"there is no staff member {staff_id!r} (see: clubterm staff "
                             "list --all)")
@@ -251,7 +251,7 @@ def _existing(store: Store, staff_id: str) -> dict[str, Any]:
 
 def _free_badges(store: Store, staff_id: str, tokens: list[str]) -> list[str]:
     badges = [badge_token(t) for t in tokens]
-    for other in store.list_staff(include_inactive=True):
+    for other in store.records.list_staff(include_inactive=True):
         taken = set(other["badges"]) & set(badges)
         if other["staff_id"] != staff_id and taken:
             raise ClubtermError(f"the badge {sorted(taken)[0]} belongs to staff member "
@@ -267,7 +267,7 @@ def run_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the staff as a table (or JSON); exit 0. Badge tokens are counted, not shown."""
     out = out or sys.stdout
     with _open(args) as store:
-        rows = store.list_staff(include_inactive=args.all)
+        rows = store.records.list_staff(include_inactive=args.all)
     items = [{"staff_id": r["staff_id"], "name": r["name"], "role": r["role"],
               "source": r.get("source", "local"), "groups": r.get("groups", [r["role"]]),
               "active": r["active"], "has_pin": r["has_pin"], "badges": len(r["badges"]),
@@ -295,14 +295,14 @@ def run_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
     staff_id = check_staff_id(args.staff_id)
     name = check_name(args.name)
     with _open(args) as store:
-        if store.staff(staff_id) is not None:
+        if store.records.staff(staff_id) is not None:
             raise ClubtermError(f"staff member {staff_id!r} already exists; change them with "
                                 "set-pin, set-badges, enable or disable")
         badges = _free_badges(store, staff_id, args.badge)
         if args.no_pin and not badges:
             raise ClubtermError("without a PIN the staff member needs a badge (--badge)")
         pin = None if args.no_pin else read_pin(args, staff_id)
-        store.put_staff(staff_id, name, args.role, by=_by(), badges=badges, pin=pin)
+        store.records.put_staff(staff_id, name, args.role, by=_by(), badges=badges, pin=pin)
     how = ("PIN" if pin else "") + (" and " if pin and badges else "") + \
         (f"{len(badges)} badge(s)" if badges else "")
     print(f"added staff member {staff_id} ({name}, {args.role}); signs in with {how}", file=out)
@@ -316,9 +316,9 @@ def run_set_pin(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with _open(args) as store:
         found = _existing(store, args.staff_id)
         pin = read_pin(args, found["staff_id"])
-        store.put_staff(found["staff_id"], found["name"], found["role"], by=_by(), pin=pin)
+        store.records.put_staff(found["staff_id"], found["name"], found["role"], by=_by(), pin=pin)
         if not found["active"]:  # put_staff enables; keep a disabled member disabled
-            store.set_staff_active(found["staff_id"], False, by=_by())
+            store.records.set_staff_active(found["staff_id"], False, by=_by())
     print(f"new PIN set for staff member {found['staff_id']} ({found['name']})", file=out)
     return 0
 
@@ -332,10 +332,10 @@ def run_set_badges(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if not badges and not found["has_pin"]:
             raise ClubtermError("this staff member has no PIN: without a badge they could not "
                                 "sign in (set a PIN first: clubterm staff set-pin)")
-        store.put_staff(found["staff_id"], found["name"], found["role"], by=_by(),
+        store.records.put_staff(found["staff_id"], found["name"], found["role"], by=_by(),
                         badges=badges)
         if not found["active"]:
-            store.set_staff_active(found["staff_id"], False, by=_by())
+            store.records.set_staff_active(found["staff_id"], False, by=_by())
     print(f"staff member {found['staff_id']} ({found['name']}) now has {len(badges)} "
           "badge(s)", file=out)
     return 0
@@ -346,7 +346,7 @@ def run_set_active(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     with _open(args) as store:
         found = _existing(store, args.staff_id)
-        store.set_staff_active(found["staff_id"], args.active, by=_by())
+        store.records.set_staff_active(found["staff_id"], args.active, by=_by())
     state = "enabled" if args.active else "disabled: can no longer sign in or clock"
     print(f"staff member {found['staff_id']} ({found['name']}) {state}", file=out)
     return 0

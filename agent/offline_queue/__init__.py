@@ -1,4 +1,4 @@
-"""The terminal's durable store (SQLite through peewee).
+"""The terminal's durable store (SQLite).
 
 The outbox of protocol events, the member cache and usable balances, rule
 bundles, command results and the staff UI's local data. See ``docs/store.md``.
@@ -14,10 +14,16 @@ from agent.offline_queue.events import (
 )
 from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
 from agent.offline_queue.store import (
+    Bundles,
+    CommandResults,
     CorruptStore,
+    Database,
     DiskFull,
     ForeignStore,
     InvalidRecord,
+    LocalRecords,
+    MemberCache,
+    Outbox,
     OutboxEntry,
     QueueStats,
     ReadOnlyStore,
@@ -31,11 +37,17 @@ __all__ = [
     "MAX_AMOUNT",
     "AlreadyRefunded",
     "AppointmentConflict",
+    "Bundles",
+    "CommandResults",
     "CorruptStore",
+    "Database",
     "DiskFull",
     "ForeignStore",
     "InvalidEvent",
     "InvalidRecord",
+    "LocalRecords",
+    "MemberCache",
+    "Outbox",
     "OutboxEntry",
     "QueueStats",
     "QuoteAlreadyRecorded",

@@ -71,8 +71,8 @@ log = logging.getLogger("agent.sync")
 OnEvent = Callable[[dict[str, Any]], None]
 
 
-class LinkStore(Protocol):
-    """What the link needs of :class:`agent.offline_queue.Store`."""
+class LinkOutbox(Protocol):
+    """What the link needs of :class:`agent.offline_queue.Outbox`."""
 
     def next_batch(self, max_events: int = 500, max_bytes: int = 262144,
                    exclude_ids: Iterable[str] = ()) -> list[dict[str, Any]]: ...
@@ -84,20 +84,55 @@ class LinkStore(Protocol):
     def apply_ack(self, accepted: list[str], rejected: list[tuple[str, str]],
                   applied_seq: int | None) -> Any: ...
     def queue_stats(self) -> Any: ...
+
+
+class LinkMembers(Protocol):
+    """What the link needs of :class:`agent.offline_queue.MemberCache`."""
+
     def members_version(self) -> int: ...
     def apply_changes(self, change: dict[str, Any]) -> bool: ...
     def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool) -> Any: ...
+
+
+class LinkBundles(Protocol):
+    """What the link needs of :class:`agent.offline_queue.Bundles`."""
+
     def save_bundle(self, envelope: dict[str, Any], version: int) -> None: ...
     def current_bundle(self) -> dict[str, Any] | None: ...
     def save_refused_bundle(self, envelope: dict[str, Any], reason: str) -> None: ...
+
+
+class LinkCommands(Protocol):
+    """What the link needs of :class:`agent.offline_queue.CommandResults`."""
+
     def command_result(self, command_id: str) -> dict[str, Any] | None: ...
     def begin_command(self, command_id: str, command_type: str) -> dict[str, Any] | None: ...
     def interrupt_running_commands(self) -> list[dict[str, Any]]: ...
     def save_command_result(self, command_id: str,
                             result: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class LinkRecords(Protocol):
+    """What the link needs of :class:`agent.offline_queue.LocalRecords`."""
+
     def staff_list_version(self) -> int | None: ...
     def replace_club_staff(self, staff_list: StaffList, envelope: Mapping[str, Any], *,
                            keep_local: bool) -> dict[str, Any]: ...
+
+
+class LinkStore(Protocol):
+    """The parts of :class:`agent.offline_queue.Store` the link uses."""
+
+    @property
+    def outbox(self) -> LinkOutbox: ...
+    @property
+    def members(self) -> LinkMembers: ...
+    @property
+    def bundles(self) -> LinkBundles: ...
+    @property
+    def commands(self) -> LinkCommands: ...
+    @property
+    def records(self) -> LinkRecords: ...
 
 
 class RulesState(Protocol):
@@ -299,7 +334,7 @@ class ClubLink:
         self._restore_bundle()
         # Commands left running by an agent that died: answered "interrupted" once
         # online, never run again (docs/sync.md, "Commands").
-        self._interrupted = self.store.interrupt_running_commands()
+        self._interrupted = self.store.commands.interrupt_running_commands()
         for result in self._interrupted:
             log.warning("command %s was running when the agent stopped: answered "
                         "interrupted", result["id"])
@@ -315,7 +350,7 @@ class ClubLink:
                                   keepalive=self.tuning.keepalive_s, clean_start=False,
                                   properties=props)
         self.client.loop_start()
-        if self.snapshots is not None and self.store.members_version() == 0:
+        if self.snapshots is not None and self.store.members.members_version() == 0:
             self._jobs.put(_Job("snapshot", data={"since": 0}))  # a newly provisioned terminal
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -558,7 +593,7 @@ class ClubLink:
         self._update_state(last_error=text)
 
     def _refresh_pending(self) -> None:
-        stats = self.store.queue_stats()
+        stats = self.store.outbox.queue_stats()
         self._stats = stats
         self._pending_stale = False
         self._pending_at = time.monotonic()
@@ -605,7 +640,7 @@ class ClubLink:
             batch_id = uuid7_str()
             # The store hands over the stored JSON text as the finished payload:
             # no decoding and re-encoding of every event on the send path.
-            batch = self.store.next_batch_encoded(
+            batch = self.store.outbox.next_batch_encoded(
                 batch_id, self.config.terminal_id, self.tuning.max_batch_events,
                 self.tuning.max_batch_bytes - _BATCH_OVERHEAD, exclude_ids=skip,
                 after_seq=self._send_cursor)
@@ -644,10 +679,10 @@ class ClubLink:
         due = math.inf if final else time.monotonic() - _SENT_MARK_AFTER_S
         sent = self._outflight.take_sent_marks(due)
         if acked or applied is not None:
-            self.store.apply_ack(acked, [], applied)
+            self.store.outbox.apply_ack(acked, [], applied)
             self._pending_stale = True
         if sent:
-            self.store.mark_sent(sent)
+            self.store.outbox.mark_sent(sent)
         if self._outflight.has_unmarked():
             self._schedule_flush()
 
@@ -661,7 +696,7 @@ class ClubLink:
                 # marked rejected with the reason, for the manager (docs/sync.md).
                 log.error("event %s is %d bytes, over the 256 KiB limit; not sent",
                           events[0]["id"], len(payload))
-                self.store.apply_ack([], [(events[0]["id"], "too_large")], None)
+                self.store.outbox.apply_ack([], [(events[0]["id"], "too_large")], None)
                 return []
             half = len(events) // 2
             return self._send_batch(events[:half]) + self._send_batch(events[half:])
@@ -699,7 +734,7 @@ class ClubLink:
                 self._recent_rejections.append({"id": event_id, "reason": reason})
         if rejected:
             self._flush_store_writes()
-            self.store.apply_ack([], rejected, None)
+            self.store.outbox.apply_ack([], rejected, None)
         else:
             # Refill the window before writing anything: the club must not wait for
             # our fsync (acked events are left out of new batches until written).
@@ -747,7 +782,7 @@ class ClubLink:
         if self.bundle_state.offer(envelope, _now()):
             version = self.bundle_state.version
             assert version is not None
-            self.store.save_bundle(envelope, version)
+            self.store.bundles.save_bundle(envelope, version)
             log.info("rule bundle version %d is now in use", version)
             self._emit({"type": "rules", "version": version, "problem": None})
             return
@@ -756,7 +791,7 @@ class ClubLink:
         if problem is not None and (problem != before or key != self._last_refused):
             self._last_refused = key
             reason = problem.split(":", 1)[0]
-            self.store.save_refused_bundle(envelope, reason)
+            self.store.bundles.save_refused_bundle(envelope, reason)
             log.warning("refused a rule bundle: %s", problem)
             self._emit({"type": "rules", "version": self.bundle_state.version,
                         "problem": problem})
@@ -773,12 +808,12 @@ class ClubLink:
             if key == self._staff_seen:
                 return  # the same retained message again (reconnect)
             self._staff_seen = key
-            current = self.store.staff_list_version()
+            current = self.store.records.staff_list_version()
             staff_list = accept_staff_list(envelope, self.bundle_state.trusted,
                                            club=self.config.club_id,
                                            merchant=self.config.merchant_id,
                                            current_version=current)
-            done = self.store.replace_club_staff(staff_list, envelope,
+            done = self.store.records.replace_club_staff(staff_list, envelope,
                                                  keep_local=self.offline_only)
         except StaffListRefused as exc:
             if exc.reason == "stale" and exc.version == current:
@@ -808,10 +843,10 @@ class ClubLink:
 
     def _on_change_set(self, payload: bytes) -> None:
         change = parse_change_set(payload)
-        current = self.store.members_version()
+        current = self.store.members.members_version()
         if change.to_version <= current:
             return  # already have it (a repeat, or older than a snapshot)
-        if change.from_version == current and self.store.apply_changes(change.raw):
+        if change.from_version == current and self.store.members.apply_changes(change.raw):
             self._set_members_problem(None)
             self._emit({"type": "members", "version": change.to_version})
             return
@@ -853,7 +888,7 @@ class ClubLink:
         started = time.monotonic()
         data: dict[str, Any] = {"since": since, "version": None, "error": None, "reason": None}
         try:
-            data["version"] = self.snapshots.fetch_into(self.store, since,
+            data["version"] = self.snapshots.fetch_into(self.store.members, since,
                                                         cancel=self._snapshot_cancel)
         except SnapshotFailed as exc:
             data["error"], data["reason"] = str(exc), exc.reason
@@ -916,13 +951,13 @@ class ClubLink:
     def _answer_command(self, command_id: str, answer: dict[str, Any]) -> None:
         """Record the final result (``state`` done or failed), then send it."""
         result = {"id": command_id, "state": "done" if answer.get("ok") else "failed", **answer}
-        result = self.store.save_command_result(command_id, result)
+        result = self.store.commands.save_command_result(command_id, result)
         self.client.publish(self.topics.command_results, json.dumps(result), qos=1)
 
     def _on_command(self, cmd: Command) -> None:
         # Recorded as running (durably) before it runs: if the agent dies meanwhile,
         # the next start answers it "interrupted" instead of running it again.
-        prior = self.store.begin_command(cmd.id, cmd.type)
+        prior = self.store.commands.begin_command(cmd.id, cmd.type)
         if prior is not None:
             if prior.get("state") == "running":
                 log.info("command %s is running; answered when it is done", cmd.id)
@@ -965,16 +1000,16 @@ class ClubLink:
 
     def status_payload(self) -> dict[str, Any]:
         """The retained status document (``protocol.md``, "Status")."""
-        stats = self._stats if self._stats is not None else self.store.queue_stats()
+        stats = self._stats if self._stats is not None else self.store.outbox.queue_stats()
         oldest = getattr(stats, "oldest_at", None)
         state = self.state()
         return {
             "state": "online", "at": _iso(_now()), "agent_version": self.agent_version,
             "rules_version": self.bundle_state.version,
             "rules_problem": self.bundle_state.problem(),
-            "members_version": self.store.members_version(),
+            "members_version": self.store.members.members_version(),
             "members_problem": self._members_problem,
-            "staff_version": self.store.staff_list_version(),
+            "staff_version": self.store.records.staff_list_version(),
             "staff_problem": self._staff_problem,
             "queue": {"pending": int(stats.pending),
                       "oldest_at": oldest if isinstance(oldest, str | None) else _iso(oldest),
@@ -1011,7 +1046,7 @@ class ClubLink:
     def _restore_bundle(self) -> None:
         if self.bundle_state.version is not None:
             return
-        envelope = self.store.current_bundle()
+        envelope = self.store.bundles.current_bundle()
         if envelope is None:
             return
         try:

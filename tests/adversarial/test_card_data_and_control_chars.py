@@ -148,7 +148,8 @@ def test_status_follow_escapes_a_member_name_from_the_club(tmp_path: Path) -> No
             "identifiers": ["nfc:0EE0"], "tier": "gold\x1b[31m"}
 
     async def scenario(h: Harness) -> None:
-        h.store.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED), json.dumps(evil)], 11,
+        h.store.members.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED), json.dumps(evil)],
+                                        11,
                                 True)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
                "CLUBTERM_CONFIG": str(tmp_path / "absent.toml")}

@@ -137,7 +137,7 @@ def test_club_codes_are_found_whatever_their_case() -> None:
                  "identifiers": ["code:CLUB-1002"], "name": "Reza M."}
         qr = {**GOLD, "member_id": "m-8", "version": 9, "identifiers": ["code:Qr-xY"],
               "name": "Case Sensitive"}
-        h.store.import_snapshot([json.dumps(coded), json.dumps(qr)], 11, False)
+        h.store.members.import_snapshot([json.dumps(coded), json.dumps(qr)], 11, False)
         c = h.client()
         for typed in ("club-1002", "Club-1002", " CLUB-1002 "):
             found = await c.call("member.identify", {"code": typed})

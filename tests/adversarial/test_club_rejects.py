@@ -59,7 +59,7 @@ def _record_unchecked(term: Terminal, body: dict[str, Any]) -> Any:
     terminal might have in its outbox)."""
     store, at = term.store, datetime.now(UTC)
     with store.db.atomic():
-        return store._append_in_tx("sale", body, at, ev.format_at(at), None, False)
+        return store.outbox.append_in_tx("sale", body, at, ev.format_at(at), None, False)
 
 
 def test_each_bad_body_has_its_reason() -> None:
@@ -81,16 +81,17 @@ def _drain_past(club: SimClub, term: Terminal, bad_bodies: list[tuple[dict[str, 
         good.append(term.sale("m-1").id)
     for _ in range(5):
         good.append(term.sale("m-1").id)
-    last_seq = term.store.last_seq()
+    last_seq = term.store.outbox.last_seq()
     term.start()
     term.wait_drained(timeout)
-    term.wait(lambda: term.store.club_applied_seq() == last_seq, 20, "applied_seq at the end")
+    term.wait(lambda: term.store.outbox.club_applied_seq() == last_seq, 20,
+              "applied_seq at the end")
 
     at_club = {e["id"]: e for e in club.ledger.events(term.id)}
     for ev_id, reason in bad:
         assert at_club[ev_id]["_state"] == "rejected"
         assert at_club[ev_id]["_reason"].startswith(reason)
-        entry = term.store.event(ev_id)
+        entry = term.store.outbox.event(ev_id)
         assert entry is not None and entry.state == "rejected"
         assert entry.reason is not None and entry.reason.startswith(reason)
     assert all(at_club[i]["_state"] == "applied" for i in good)
@@ -100,7 +101,7 @@ def _drain_past(club: SimClub, term: Terminal, bad_bodies: list[tuple[dict[str, 
     # Only the good sales count: 10 points and one purchase each.
     assert record["balances"]["points"] == 100 + 10 * len(good)
     assert record["stats"]["purchase_count"] == len(good)
-    stats = term.store.queue_stats()
+    stats = term.store.outbox.queue_stats()
     print(f"figure: {len(bad)} unappliable events among {len(good)} good ones: "
           f"{stats.rejected} rejected with reasons, {stats.pending} left, club applied_seq "
           f"{club.ledger.applied_seq(term.id)}/{last_seq}")

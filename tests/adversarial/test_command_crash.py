@@ -84,12 +84,13 @@ def test_the_daemon_prunes_command_results_older_than_seven_days() -> None:
         now = datetime.now(UTC)
         old = Store.open(files.db, "T-0001", "M-7", clock=lambda: now - timedelta(days=7, hours=1))
         for i in range(n_old):
-            old.save_command_result(f"old-{i}", {"id": f"old-{i}", "state": "done", "ok": True,
+            old.commands.save_command_result(f"old-{i}", {"id": f"old-{i}", "state": "done",
+                                                          "ok": True,
                                                  "detail": "pong"})
         old.close()
         recent = Store.open(files.db, "T-0001", "M-7",
                             clock=lambda: now - timedelta(days=6, hours=23))
-        recent.save_command_result("recent", {"id": "recent", "state": "done", "ok": True,
+        recent.commands.save_command_result("recent", {"id": "recent", "state": "done", "ok": True,
                                               "detail": "pong"})
         recent.close()
 
@@ -99,12 +100,14 @@ def test_the_daemon_prunes_command_results_older_than_seven_days() -> None:
             try:
                 for _ in range(500):  # at most 5 s
                     if agent.store is not None and agent.db is not None and \
-                            await agent.db.read(agent.store.command_result, "old-0") is None:
+                            await agent.db.read(agent.store.commands.command_result,
+                                                "old-0") is None:
                         break
                     await asyncio.sleep(0.01)
                 assert agent.db is not None and agent.store is not None
-                return (await agent.db.read(agent.store.command_result, f"old-{n_old - 1}"),
-                        await agent.db.read(agent.store.command_result, "recent"))
+                return (await agent.db.read(agent.store.commands.command_result,
+                                            f"old-{n_old - 1}"),
+                        await agent.db.read(agent.store.commands.command_result, "recent"))
             finally:
                 agent.request_stop()
                 assert await asyncio.wait_for(run, 15) == 0

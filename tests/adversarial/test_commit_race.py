@@ -128,7 +128,8 @@ def test_four_concurrent_redemptions_of_one_member_never_go_negative() -> None:
     """Four quotes of a member with 125 points, each redeeming 100, committed at once."""
 
     async def scenario(h: Harness) -> None:
-        assert h.store.apply_changes({"from_version": 10, "to_version": 11, "members": [LOW]})
+        assert h.store.members.apply_changes({"from_version": 10, "to_version": 11,
+                                              "members": [LOW]})
         session = await h.login()
         clients = await connected(h, 4)
         quotes = [await clients[0].call("sale.quote", {"amount": 500, "token": "nfc:L0W",
@@ -139,7 +140,7 @@ def test_four_concurrent_redemptions_of_one_member_never_go_negative() -> None:
             for c, q in zip(clients, quotes, strict=True)))
         ok = [r for kind, r in answers if kind == "ok"]
         refused = [code for kind, code in answers if kind == "error"]
-        points = h.store.usable_balances("m-9")["points"]
+        points = h.store.members.usable_balances("m-9")["points"]
         print(f"figure: 4 concurrent redemptions of 100 from 125 points: {len(ok)} recorded, "
               f"{len(refused)} refused, balance {points}")
         assert len(ok) == 1 and refused == [-32003] * 3
@@ -150,7 +151,8 @@ def test_four_concurrent_redemptions_of_one_member_never_go_negative() -> None:
 
 def test_refused_commit_leaves_the_quote_usable() -> None:
     async def scenario(h: Harness) -> None:
-        assert h.store.apply_changes({"from_version": 10, "to_version": 11, "members": [LOW]})
+        assert h.store.members.apply_changes({"from_version": 10, "to_version": 11,
+                                              "members": [LOW]})
         session = await h.login()
         c = h.client()
         a = await c.call("sale.quote", {"amount": 500, "token": "nfc:L0W", "redeem_points": 100})
@@ -163,7 +165,7 @@ def test_refused_commit_leaves_the_quote_usable() -> None:
             assert exc.code == -32003 and exc.data == {"limit": "points_balance"}
             assert "no longer has enough points" in str(exc)
         # The club credits the member meanwhile: the same quote now commits.
-        assert h.store.apply_changes({"from_version": 11, "to_version": 12, "members": [
+        assert h.store.members.apply_changes({"from_version": 11, "to_version": 12, "members": [
             {**LOW, "version": 2, "balances": {"points": 500}}]})
         r = await c.call("sale.commit", {"quote_id": b["quote_id"], "session": session})
         assert r["sale_id"] == sales(h)[-1]["id"] and len(sales(h)) == 2
@@ -201,7 +203,7 @@ def test_unknown_quote_on_a_long_outbox_is_one_index_probe() -> None:
         conn = h.store.db.connection()
         with h.store.db.atomic():
             for i in range(events):
-                h.store._append_in_tx("sale", {**body, "quote_id": f"q-old-{i}"}, h.now,
+                h.store.outbox.append_in_tx("sale", {**body, "quote_id": f"q-old-{i}"}, h.now,
                                       h.now.isoformat(timespec="milliseconds"), "c1", False)
         plan = " ".join(str(r[-1]) for r in conn.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM events WHERE quote_id = ?", ("q-x",)))
@@ -253,7 +255,7 @@ class CommitMachine(RuleBasedStateMachine):
         self.store = Store.open(Path(self.tmp.name) / "s.db", "T-0001", "M-7",
                                 clock=lambda: WEDNESDAY)
         self.version = 1
-        self.store.import_snapshot([json.dumps({**LOW, "balances": {"points": 300,
+        self.store.members.import_snapshot([json.dumps({**LOW, "balances": {"points": 300,
                                                                     "credit.club": 300}})],
                                    1, True)
         self.base = {"points": 300, "credit.club": 300}
@@ -261,9 +263,11 @@ class CommitMachine(RuleBasedStateMachine):
         self.db = DbThread()
         bundle = parse_bundle(json.dumps(SPEC_BUNDLE).encode())
         view = AgentView("T-0001", "M-7", "98", bundle=lambda: bundle)
-        self.services = Services(view, self.store, self.db, clock=lambda: WEDNESDAY)
+        self.services = Services(view, self.db, outbox=self.store.outbox,
+                                 members=self.store.members,
+                                 records=self.store.records, clock=lambda: WEDNESDAY)
         # Sessions are checked against the staff on record at every call.
-        self.store.put_staff("mg", "Max", "manager", by=None)
+        self.store.records.put_staff("mg", "Max", "manager", by=None)
         self.session = self.services.sessions.open("mg", "Max", "manager").token
         self.quotes: list[str] = []
         self.effects: dict[str, _Effect] = {}
@@ -313,13 +317,13 @@ class CommitMachine(RuleBasedStateMachine):
     def club_sets_points(self, points: int) -> None:
         # The club's record changes (applied[T] unchanged: every own event still counts).
         self.version += 1
-        assert self.store.apply_changes({"from_version": self.version - 1,
+        assert self.store.members.apply_changes({"from_version": self.version - 1,
                                          "to_version": self.version, "members": [
             {**LOW, "version": self.version,
              "balances": {"points": points, "credit.club": self.base["credit.club"]}}]})
         self.base["points"] = points
         # Events up to last_seq were recorded before this change.
-        self.base_changes.append((self.store.last_seq() + 0.5, points))
+        self.base_changes.append((self.store.outbox.last_seq() + 0.5, points))
 
     @precondition(lambda self: bool(self.quotes))
     @rule(picks=st.lists(st.tuples(st.integers(0, 99), st.integers(1, 3)), min_size=1,
@@ -375,7 +379,7 @@ class CommitMachine(RuleBasedStateMachine):
 
     @invariant()
     def balances_match_the_model(self) -> None:
-        entries = {e.id: e for e in self.store.events()}
+        entries = {e.id: e for e in self.store.outbox.events()}
         # One sale per quote, whatever happened.
         per_quote: dict[str, int] = {}
         for e in entries.values():
@@ -406,7 +410,7 @@ class CommitMachine(RuleBasedStateMachine):
                                 and self.base["credit.club"] + own_credit >= min(credit, 0))
         points = self.base["points"] + own_points
         credit = self.base["credit.club"] + own_credit
-        usable = self.store.usable_balances("m-9")
+        usable = self.store.members.usable_balances("m-9")
         assert usable.get("points", 0) == points
         assert usable.get("credit.club", 0) == credit
 

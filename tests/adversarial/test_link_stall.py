@@ -29,11 +29,11 @@ STALL_LIMIT_S = 2.0  # the idle worker beats at least once a second
 WATCHDOG_USEC = 200_000  # pings every 0.1 s
 
 
-class GatedStore:
-    """The agent's real store, except that ``queue_stats`` hangs while the gate is shut."""
+class GatedOutbox:
+    """The agent's real outbox, except that ``queue_stats`` hangs while the gate is shut."""
 
-    def __init__(self, store: Any):
-        self._store = store
+    def __init__(self, outbox: Any):
+        self._outbox = outbox
         self.gate = threading.Event()
         self.gate.set()
         self.blocked_at: float | None = None
@@ -42,7 +42,18 @@ class GatedStore:
         if not self.gate.is_set():
             self.blocked_at = time.monotonic()
             self.gate.wait(30)  # bounded: the test opens it long before
-        return self._store.queue_stats()
+        return self._outbox.queue_stats()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+
+class GatedStore:
+    """The agent's real store, whose outbox is a :class:`GatedOutbox`."""
+
+    def __init__(self, store: Any):
+        self._store = store
+        self.outbox = GatedOutbox(store.outbox)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -79,25 +90,26 @@ def test_watchdog_stops_while_the_link_worker_is_stuck_and_resumes_after(
             assert link.stalled() is None
 
             # A job on the link's worker hangs.
-            store.gate.clear()
+            store.outbox.gate.clear()
             link.wake()
             for _ in range(100):
-                if store.blocked_at is not None:
+                if store.outbox.blocked_at is not None:
                     break
                 await asyncio.sleep(0.02)
-            assert store.blocked_at is not None, "the worker never ran the blocking call"
+            assert store.outbox.blocked_at is not None, "the worker never ran the blocking call"
             await asyncio.sleep(STALL_LIMIT_S + 1.5)
-            stuck_from = store.blocked_at + STALL_LIMIT_S + 0.25  # limit plus one ping period
+            # The limit plus one ping period.
+            stuck_from = store.outbox.blocked_at + STALL_LIMIT_S + 0.25
             during = pings(listener, stuck_from, time.monotonic())
             last = max(pings(listener, 0, time.monotonic()))
             assert link.stalled() is not None
             assert during == [], during
             print(f"figure: worker blocked at 0 s, last WATCHDOG=1 at "
-                  f"{last - store.blocked_at:+.2f} s (limit {STALL_LIMIT_S} s), none in the "
+                  f"{last - store.outbox.blocked_at:+.2f} s (limit {STALL_LIMIT_S} s), none in the "
                   f"next {time.monotonic() - stuck_from:.1f} s; healthy: {len(healthy)} pings/s")
 
             # It runs again: petted again.
-            store.gate.set()
+            store.outbox.gate.set()
             resumed_from = time.monotonic()
             await asyncio.sleep(0.8)
             assert pings(listener, resumed_from, time.monotonic())
@@ -105,7 +117,7 @@ def test_watchdog_stops_while_the_link_worker_is_stuck_and_resumes_after(
         finally:
             store_gate = made.get("store")
             if store_gate is not None:
-                store_gate.gate.set()
+                store_gate.outbox.gate.set()
             agent.request_stop()
             await asyncio.wait_for(run, 20)
 

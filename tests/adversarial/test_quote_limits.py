@@ -65,7 +65,7 @@ def test_a_basket_over_2_53_is_refused_at_quote_and_nothing_recorded(over: str) 
 def test_the_store_refuses_any_event_beyond_the_bound() -> None:
     """No path records a number beyond 2**53 - 1 (the store's own validation)."""
     async def scenario(h: Harness) -> None:
-        before = h.store.last_seq()
+        before = h.store.outbox.last_seq()
         too_big = [
             ("sale", {**sale_body(), "gross": MAX_AMOUNT + 1}),
             ("sale", {**sale_body(), "payable": 2**63}),
@@ -77,11 +77,11 @@ def test_the_store_refuses_any_event_beyond_the_bound() -> None:
         ]
         for type_, body in too_big:
             with pytest.raises(InvalidEvent, match="2\\*\\*53 - 1"):
-                h.store.append(type_, body, at=AT, staff_id=None, offline=False)
-        assert h.store.last_seq() == before and h.outbox() == []
-        h.store.append("expense", {"amount": MAX_AMOUNT, "category": "c", "note": ""},
+                h.store.outbox.append(type_, body, at=AT, staff_id=None, offline=False)
+        assert h.store.outbox.last_seq() == before and h.outbox() == []
+        h.store.outbox.append("expense", {"amount": MAX_AMOUNT, "category": "c", "note": ""},
                        at=AT, staff_id=None, offline=False)
-        assert h.store.last_seq() == before + 1
+        assert h.store.outbox.last_seq() == before + 1
     run(scenario)
 
 

@@ -48,7 +48,9 @@ def _services(term: Terminal, *, offline_only: bool = False) -> Services:
                      online=lambda: True)
     db = DbThread()
     _DB_THREADS.append(db)
-    return Services(view, term.store, db, offline_only=offline_only)
+    return Services(view, db, outbox=term.store.outbox, members=term.store.members,
+                    records=term.store.records,
+                    offline_only=offline_only)
 
 
 def _login(services: Services, staff_id: str, pin: str) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def _staff_events(term: Terminal) -> list[dict[str, Any]]:
 
 
 def _wait_version(term: Terminal, version: int) -> None:
-    term.wait(lambda: term.store.staff_list_version() == version, 20,
+    term.wait(lambda: term.store.records.staff_list_version() == version, 20,
               f"staff list version {version}")
 
 
@@ -78,7 +80,7 @@ def test_fresh_terminal_signs_staff_in_from_the_clubs_list(
         sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url)
-    assert term.store.list_staff(include_inactive=True) == []  # nobody could sign in
+    assert term.store.records.list_staff(include_inactive=True) == []  # nobody could sign in
     services = _services(term)
     with pytest.raises(ApiError):
         _login(services, "1", "1234")
@@ -96,7 +98,7 @@ def test_fresh_terminal_signs_staff_in_from_the_clubs_list(
         _login(services, "1", "4321")
     assert err.value.data["reason"] == "bad_credentials"
     # The badge in the list is the badge the store knows.
-    assert term.store.staff_by_badge("nfc:04AA000001")["staff_id"] == "1"
+    assert term.store.records.staff_by_badge("nfc:04AA000001")["staff_id"] == "1"
     # A local staff.create is refused while the club manages staff.
     with pytest.raises(ApiError) as err:
         _call(services.staff_create({"session": manager["session"], "staff_id": "9",
@@ -113,7 +115,7 @@ def test_bad_lists_are_refused_with_reasons_and_the_old_list_stays(
     sim_club.publish_staff("M-7", 5)
     _wait_version(term, 5)
     services = _services(term)
-    keeps = [s["staff_id"] for s in term.store.list_staff()]
+    keeps = [s["staff_id"] for s in term.store.records.list_staff()]
 
     # Tampered: a valid envelope whose payload now makes 1 a manager.
     good = sim_club.publish_staff("M-7", 6, bad_signature=True)
@@ -149,8 +151,8 @@ def test_bad_lists_are_refused_with_reasons_and_the_old_list_stays(
     # Junk on the topic is refused too, and nothing changed.
     sim_club.publish_raw_staff("M-7", b"\x00not json")
     _wait_problem(term, "malformed")
-    assert term.store.staff_list_version() == 5
-    assert [s["staff_id"] for s in term.store.list_staff()] == keeps
+    assert term.store.records.staff_list_version() == 5
+    assert [s["staff_id"] for s in term.store.records.list_staff()] == keeps
     assert _login(services, "1", "1234")["role"] == "cashier"  # not the forged manager
     # And a good newer list still goes in.
     sim_club.publish_staff("M-7", 11)
@@ -193,19 +195,19 @@ def test_two_groups_union_and_removal_ends_sessions(
     with pytest.raises(ApiError) as err:
         _login(services, "7", "7777")
     assert err.value.data["reason"] == "bad_credentials"
-    assert term.store.staff_by_badge("nfc:04AA000007") is None
+    assert term.store.records.staff_by_badge("nfc:04AA000007") is None
     # History keeps the name: the row is deactivated, not deleted.
-    assert term.store.staff("7")["active"] is False
+    assert term.store.records.staff("7")["active"] is False
 
 
 def test_offline_only_box_keeps_local_staff_and_the_club_learns_of_new_ones(
         sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal: Callable[..., Terminal]  # noqa: F811
 ) -> None:
     term = make_terminal(sim_club, mosquitto.tls_url, start=False)
-    term.store.put_staff("L1", "Local Lena", "manager", by="setup", pin="2468")
+    term.store.records.put_staff("L1", "Local Lena", "manager", by="setup", pin="2468")
     # Without offline_only a club list deactivates local staff ...
     plain = make_terminal(sim_club, mosquitto.tls_url, terminal_id="T-2")
-    plain.store.put_staff("L2", "Local Leo", "cashier", by="setup", pin="1357")
+    plain.store.records.put_staff("L2", "Local Leo", "cashier", by="setup", pin="1357")
     # ... with it they stay, and a manager may add more at the terminal.
     raw = dict(term.config.raw)
     raw["terminal"] = {**raw["terminal"], "offline_only": True}  # [terminal] offline_only
@@ -215,8 +217,8 @@ def test_offline_only_box_keeps_local_staff_and_the_club_learns_of_new_ones(
     sim_club.publish_staff("M-7", 1)
     _wait_version(term, 1)
     _wait_version(plain, 1)
-    assert term.store.staff("L1")["active"] is True
-    assert plain.store.staff("L2")["active"] is False
+    assert term.store.records.staff("L1")["active"] is True
+    assert plain.store.records.staff("L2")["active"] is False
     services = _services(term, offline_only=True)
     lena = _login(services, "L1", "2468")
     made = _call(services.staff_create({"session": lena["session"], "staff_id": "L3",
@@ -242,5 +244,5 @@ def test_offline_only_box_keeps_local_staff_and_the_club_learns_of_new_ones(
     assert change["staff_id"] == "L1" and change["pin"]["scheme"] == "scrypt"
     assert "8642" not in json.dumps(change)
     _wait_version(term, 2)
-    assert term.store.staff("L3")["source"] == "club"
+    assert term.store.records.staff("L3")["source"] == "club"
     assert _login(services, "L3", "8642")["role"] == "cashier"

@@ -31,13 +31,13 @@ async def _reason(call: Any) -> str:
 def _count_checks(h: Harness) -> list[str]:
     """Record every PIN the store checks (the scrypt runs), by staff id."""
     checked: list[str] = []
-    real = h.store.verify_staff_pin
+    real = h.store.records.verify_staff_pin
 
     def counting(staff_id: str, pin: str) -> bool:
         checked.append(staff_id)
         return real(staff_id, pin)
 
-    h.store.verify_staff_pin = counting  # type: ignore[method-assign]
+    h.store.records.verify_staff_pin = counting  # type: ignore[method-assign]
     return checked
 
 
@@ -98,8 +98,7 @@ def test_a_flood_of_unknown_ids_never_unlocks_a_locked_id(monkeypatch: pytest.Mo
                                                           ) -> None:
     # The dummy scrypt is made cheap so that 1,001+ failures run in seconds; the
     # bookkeeping under attack is the real one.
-    monkeypatch.setattr("agent.offline_queue.local_data.verify_absent", lambda pin: False,
-                        raising=False)
+    monkeypatch.setattr("agent.offline_queue.staff_records.verify_absent", lambda pin: False)
 
     async def scenario(h: Harness) -> None:
         now = [1000.0]

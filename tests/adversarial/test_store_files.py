@@ -90,8 +90,8 @@ def test_a_zero_byte_store_keeps_the_wal_beside_it(tmp_path: Path) -> None:
     """SQLite opening a 0-byte database deletes a -wal beside it: the check comes first."""
     path = tmp_path / "clubterm.db"
     store = Store.open(path, "T-0001", "M-7")
-    store.append("expense", {"amount": 1, "category": "c", "note": ""},
-                 at=store.clock(), staff_id=None, offline=True)
+    store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""},
+                 at=store.db.clock(), staff_id=None, offline=True)
     # What a crash can leave: the events in the WAL, the main file truncated.
     wal = (tmp_path / "clubterm.db-wal").read_bytes()
     store.close()
@@ -119,11 +119,11 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(
 def test_a_missing_file_is_created_and_reopened(tmp_path: Path) -> None:
     path = tmp_path / "state" / "clubterm.db"
     store = Store.open(path, "T-0001", "M-7")
-    assert store.append("expense", {"amount": 1, "category": "c", "note": ""},
-                        at=store.clock(), staff_id=None, offline=True).seq == 1
+    assert store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""},
+                        at=store.db.clock(), staff_id=None, offline=True).seq == 1
     store.close()
     again = Store.open(path, "T-0001", "M-7")
-    assert again.last_seq() == 1
+    assert again.outbox.last_seq() == 1
     again.close()
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".new")]
 
@@ -164,8 +164,8 @@ def test_eight_processes_creating_the_same_store_at_once(tmp_path: Path) -> None
         try:
             barrier.wait(5)
             store = Store.open(path, "T-0001", "M-7")
-            seqs.append(store.append("expense", {"amount": 1, "category": "c", "note": ""},
-                                     at=store.clock(), staff_id=None, offline=True).seq)
+            seqs.append(store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""},
+                                     at=store.db.clock(), staff_id=None, offline=True).seq)
             store.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -201,7 +201,7 @@ def test_killed_while_creating_its_first_store(tmp_path: Path) -> None:
         proc.wait()
         if path.exists():
             store = Store.open(path, "T-0001", "M-7")  # never ForeignStore
-            assert store.last_seq() == 0 and store.integrity_check() == ["ok"]
+            assert store.outbox.last_seq() == 0 and store.integrity_check() == ["ok"]
             store.close()
             outcomes["whole"] += 1
             for p in tmp_path.iterdir():

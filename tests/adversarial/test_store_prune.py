@@ -53,7 +53,7 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
     sales = 400
     members = ["m-0", "m-1", "m-2", "m-3", "m-stale"]  # m-stale: the club never refreshes it
     store = Store.open(tmp_path / "clubterm.db", T, "M-7")
-    store.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
+    store.members.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
                          "members": [_club_record(m, 1, 1000, 0) for m in members]})
     appended: dict[int, tuple[str, str, int]] = {}  # seq -> (id, member, points)
     appended_lock = threading.Lock()
@@ -66,7 +66,7 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
         try:
             for i in range(sales):
                 member, points = members[i % len(members)], i % 7 + 1
-                e = store.append("sale", sale_body(member, earned=(points,)), at=AT,
+                e = store.outbox.append("sale", sale_body(member, earned=(points,)), at=AT,
                                  staff_id=None, offline=True)
                 with appended_lock:
                     appended[e.seq] = (e.id, member, points)
@@ -81,7 +81,7 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
         version, applied, rounds = 1, 0, 0
         try:
             while True:
-                batch = store.next_batch(max_events=20)
+                batch = store.outbox.next_batch(max_events=20)
                 if not batch:
                     if done.is_set():
                         return
@@ -89,7 +89,7 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
                     continue
                 bad = [(b["id"], "test") for b in batch if b["seq"] % 11 == 0]
                 rejected.update(i for i, _ in bad)
-                store.apply_ack([b["id"] for b in batch if b["seq"] % 11], bad,
+                store.outbox.apply_ack([b["id"] for b in batch if b["seq"] % 11], bad,
                                 applied_seq=batch[-1]["seq"])
                 applied = batch[-1]["seq"]
                 rounds += 1
@@ -101,7 +101,7 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
                         points = 1000 + sum(p for s, (i, mm, p) in known.items()
                                             if mm == m and s <= applied and i not in rejected)
                         records.append(_club_record(m, version + 1, points, applied))
-                    assert store.apply_changes({"from_version": version,
+                    assert store.members.apply_changes({"from_version": version,
                                                 "to_version": version + 1,
                                                 "members": records, "removed": []})
                     version += 1
@@ -110,8 +110,8 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
 
     def pruner() -> None:
         try:
-            while not done.is_set() or store.queue_stats().pending:
-                pruned[0] += store.prune(now=LATER, batch=7, limit=7)
+            while not done.is_set() or store.outbox.queue_stats().pending:
+                pruned[0] += store.outbox.prune(now=LATER, batch=7, limit=7)
                 time.sleep(0.001)
         except BaseException as exc:
             errors.append(exc)
@@ -128,22 +128,22 @@ def test_prune_during_concurrent_appends_acks_and_member_updates(tmp_path: Path)
     during = pruned[0]
 
     # The club's last word: every member but m-stale reflects everything.
-    applied = store.club_applied_seq()
-    version = store.members_version()
+    applied = store.outbox.club_applied_seq()
+    version = store.members.members_version()
     records = [_club_record(m, version + 1, 1000 + sum(
         p for i, mm, p in appended.values() if mm == m and i not in rejected), applied)
         for m in members[:-1]]
-    store.apply_changes({"from_version": version, "to_version": version + 1,
+    store.members.apply_changes({"from_version": version, "to_version": version + 1,
                          "members": records, "removed": []})
-    pruned[0] += store.prune(now=LATER)
+    pruned[0] += store.outbox.prune(now=LATER)
 
-    assert sorted(appended) == list(range(1, sales + 1)) and store.last_seq() == sales
+    assert sorted(appended) == list(range(1, sales + 1)) and store.outbox.last_seq() == sales
     # Every sale counts exactly once, pruned or not.
     for m in members:
         expected = 1000 + sum(p for i, mm, p in appended.values()
                               if mm == m and i not in rejected)
-        assert store.usable_balances(m)["points"] == expected, m
-    left = {e.id: e for e in store.events()}
+        assert store.members.usable_balances(m)["points"] == expected, m
+    left = {e.id: e for e in store.outbox.events()}
     assert {i for i in rejected} <= set(left)  # rejected events all stay
     assert all(left[i].state == "rejected" for i in rejected)
     stale = {i for i, mm, _ in appended.values() if mm == "m-stale" and i not in rejected}
@@ -175,50 +175,50 @@ def test_pruning_out_of_order_keeps_the_running_sums(store: Store, clock: Clock)
     """Pruned rows between kept ones (an event whose `at` is recent, recorded
     before older-dated ones, stays by `keep`): every later running sum shifts by
     exactly what went before it."""
-    store.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
+    store.members.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
                          "members": [member_record("m-1", applied={T: 0}),
                                      member_record("m-2", tokens=("nfc:2",), applied={T: 0})]})
-    events = [store.append("sale", sale_body("m-1" if i % 3 else "m-2", earned=(i + 1,),
+    events = [store.outbox.append("sale", sale_body("m-1" if i % 3 else "m-2", earned=(i + 1,),
                                              credits_earned=(("credit.club", i),)),
                            at=AT + timedelta(days=90 if i in (1, 4, 8) else 0, minutes=i),
                            staff_id=None, offline=True)
               for i in range(12)]
-    store.apply_ack([e.id for e in events], [], applied_seq=events[-1].seq)
-    before = {m: store.usable_balances(m) for m in ("m-1", "m-2")}
+    store.outbox.apply_ack([e.id for e in events], [], applied_seq=events[-1].seq)
+    before = {m: store.members.usable_balances(m) for m in ("m-1", "m-2")}
     # m-1 reflects up to the 7th event, m-2 nothing: m-1's first rows go, its
     # later ones and all of m-2's stay; then the cache reflects m-1's rows in steps.
     for version, upto in ((2, events[6].seq), (3, events[9].seq), (4, events[11].seq)):
         clock.now = AT + timedelta(days=100)
-        store.apply_changes({"from_version": version - 1, "to_version": version,
+        store.members.apply_changes({"from_version": version - 1, "to_version": version,
                              "removed": [], "members": [member_record(
                                  "m-1", version=version, applied={T: upto},
                                  points=1000 + sum(i + 1 for i in range(12)
                                                    if i % 3 and events[i].seq <= upto),
                                  credit=sum(i for i in range(12)
                                             if i % 3 and events[i].seq <= upto))]})
-        assert store.prune(batch=2) > 0
+        assert store.outbox.prune(batch=2) > 0
         _assert_running_sums(store)
-        kept = {e.seq for e in store.events()}
+        kept = {e.seq for e in store.outbox.events()}
         assert {events[i].seq for i in (1, 4, 8)} <= kept
-        assert store.usable_balances("m-2") == before["m-2"]
-        assert store.usable_balances("m-1") == before["m-1"]
+        assert store.members.usable_balances("m-2") == before["m-2"]
+        assert store.members.usable_balances("m-1") == before["m-1"]
 
 
 def test_an_unreflected_event_stays_however_old(store: Store, clock: Clock) -> None:
-    store.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
+    store.members.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
                          "members": [member_record(applied={T: 0})]})
-    sale = store.append("sale", sale_body(earned=(25,)), at=AT, staff_id=None, offline=True)
-    store.apply_ack([sale.id], [], applied_seq=sale.seq)
+    sale = store.outbox.append("sale", sale_body(earned=(25,)), at=AT, staff_id=None, offline=True)
+    store.outbox.apply_ack([sale.id], [], applied_seq=sale.seq)
     for days in (36, 400, 3650):
         clock.now = AT + timedelta(days=days)
-        assert store.prune() == 0
-    assert store.usable_balances("m-1") == {"points": 1025}
-    assert [e.id for e in store.events()] == [sale.id]
+        assert store.outbox.prune() == 0
+    assert store.members.usable_balances("m-1") == {"points": 1025}
+    assert [e.id for e in store.outbox.events()] == [sale.id]
 
 
 def test_todays_report_and_counters_are_the_same_after_a_prune(store: Store,
                                                                clock: Clock) -> None:
-    store.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
+    store.members.apply_changes({"from_version": 0, "to_version": 1, "removed": [],
                          "members": [member_record(applied={T: 0})]})
     now = AT + timedelta(days=100)
     day = now.replace(hour=0, minute=0)
@@ -227,20 +227,21 @@ def test_todays_report_and_counters_are_the_same_after_a_prune(store: Store,
     clock.now = ats[0]
     events = []
     for at in ats:
-        events.append(store.append("sale", sale_body(redeemed_points=5, redeemed_value=5),
+        events.append(store.outbox.append("sale", sale_body(redeemed_points=5, redeemed_value=5),
                                    at=at, staff_id=None, offline=False))
-    store.apply_ack([e.id for e in events], [], applied_seq=events[-1].seq)
-    store.apply_changes({"from_version": 1, "to_version": 2, "removed": [],
+    store.outbox.apply_ack([e.id for e in events], [], applied_seq=events[-1].seq)
+    store.members.apply_changes({"from_version": 1, "to_version": 2, "removed": [],
                          "members": [member_record(version=2, applied={T: events[-1].seq})]})
     clock.now = now
-    report = store.events_between(day, day + timedelta(days=1))
-    counters = store.offline_counters("m-1", day, day + timedelta(days=1))
-    assert store.prune(keep=MIN_KEEP) == 1  # only the one 60 days old
-    assert store.events_between(day, day + timedelta(days=1)) == report
-    assert store.offline_counters("m-1", day, day + timedelta(days=1)) == counters == (10, 0)
+    report = store.outbox.events_between(day, day + timedelta(days=1))
+    counters = store.members.offline_counters("m-1", day, day + timedelta(days=1))
+    assert store.outbox.prune(keep=MIN_KEEP) == 1  # only the one 60 days old
+    assert store.outbox.events_between(day, day + timedelta(days=1)) == report
+    assert store.members.offline_counters("m-1", day, day + timedelta(days=1)) == counters == (10,
+                                                                                               0)
     assert len(report) == 2
     with pytest.raises(ValueError, match="at least 2 days"):
-        store.prune(keep=timedelta(hours=20))
+        store.outbox.prune(keep=timedelta(hours=20))
 
 
 def test_keep_days_below_two_is_refused_in_the_configuration(tmp_path: Path) -> None:
@@ -266,9 +267,9 @@ def test_the_agent_prunes_at_start_and_sales_are_answered_meanwhile() -> None:
         with seed.db.atomic():  # set-up only: one transaction
             from agent.offline_queue import events as ev
             for _ in range(backlog):
-                seed._append_in_tx("expense", {"amount": 1, "category": "c", "note": ""},
+                seed.outbox.append_in_tx("expense", {"amount": 1, "category": "c", "note": ""},
                                    long_ago, ev.format_at(long_ago), "1", True)
-        seed.apply_ack([e.id for e in seed.events()], [], applied_seq=backlog)
+        seed.outbox.apply_ack([e.id for e in seed.outbox.events()], [], applied_seq=backlog)
         seed.close()
 
         async def scenario() -> tuple[list[float], int]:
@@ -289,7 +290,7 @@ def test_the_agent_prunes_at_start_and_sales_are_answered_meanwhile() -> None:
                                                   "session": login["session"]})
                 waits.append(time.monotonic() - t0)
                 assert agent.db is not None
-                left = len(await agent.db.read(agent.store.events, "accepted"))
+                left = len(await agent.db.read(agent.store.outbox.events, "accepted"))
                 if left == 0 and len(waits) >= 5:
                     break
             await client.close()

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import pytest
-
-pytest.importorskip("textual")
-
 from textual.pilot import Pilot
 
 from agent.localapi.client import SocketClient
@@ -69,7 +65,7 @@ def test_ui_sells_through_the_real_agent() -> None:
         assert quote["gross"] == 12000 and quote["member"]["member_id"] == "m-1"  # type: ignore[index]
         assert receipt["payment"] == "card" and receipt["payable"] == quote["payable"]  # type: ignore[index]
         store = Store.open(files.db, "T-0001", "M-7")
-        sales = [e.event for e in store.events() if e.type == "sale"]
+        sales = [e.event for e in store.outbox.events() if e.type == "sale"]
         store.close()
         assert [s["id"] for s in sales] == [receipt["sale_id"]]  # type: ignore[index]
         assert sales[0]["member_id"] == "m-1" and sales[0]["staff_id"] == "1"

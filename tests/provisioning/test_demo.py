@@ -28,7 +28,7 @@ def test_the_demo_loads_with_its_secrets_checked_and_a_seeded_store(tmp_path: Pa
     assert stat.S_IMODE(cfg.pan_key_file.stat().st_mode) == 0o600
     store = Store.open(cfg.db_path, cfg.terminal_id, cfg.merchant_id, readonly=True)
     try:
-        assert store.members_version() >= 1
+        assert store.members.members_version() >= 1
     finally:
         store.close()
     # The club's private signing key was only used to sign the bundle: it is gone.

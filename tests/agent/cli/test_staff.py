@@ -40,7 +40,7 @@ def staff(files: TerminalFiles, capsys: pytest.CaptureFixture[str], monkeypatch:
 
 def stored(files: TerminalFiles, staff_id: str, pin: str) -> tuple[dict[str, object] | None, bool]:
     with Store.open(files.db, "T-0001", "M-7") as store:
-        return store.staff(staff_id), store.verify_staff_pin(staff_id, pin)
+        return store.records.staff(staff_id), store.records.verify_staff_pin(staff_id, pin)
 
 
 def test_add_list_set_pin_disable_enable(files, capsys, monkeypatch) -> None:
@@ -113,12 +113,12 @@ def test_add_list_set_pin_disable_enable(files, capsys, monkeypatch) -> None:
 def test_bad_input_is_a_clear_error_and_changes_nothing(files, capsys, monkeypatch, argv, stdin,
                                                         message) -> None:
     with Store.open(files.db, "T-0001", "M-7") as store:
-        before = store.list_staff(include_inactive=True)
+        before = store.records.list_staff(include_inactive=True)
     code, _out, err = staff(files, capsys, monkeypatch, *argv, stdin=stdin)
     assert code == 2 and message in err, err
     assert "1234" not in err  # a PIN is never echoed
     with Store.open(files.db, "T-0001", "M-7") as store:
-        assert store.list_staff(include_inactive=True) == before
+        assert store.records.list_staff(include_inactive=True) == before
 
 
 def test_help_explains_roles_pin_and_badges(capsys) -> None:

@@ -17,7 +17,7 @@ import pytest
 from agent.config import load_config
 from agent.daemon import Agent
 from agent.localapi.client import SocketClient, SyncClient
-from agent.offline_queue import Store
+from agent.offline_queue import Outbox, Store
 from agent.sdnotify import Notifier
 from tests.agent.daemon.support import ROOT, AgentProcess, NotifyListener, terminal_dir
 
@@ -93,16 +93,16 @@ def test_sighup_reloads_configuration_and_keeps_serving() -> None:
 
 def test_sigterm_finishes_an_in_flight_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A sale being written when SIGTERM comes is finished and answered; then the agent exits."""
-    real_append = Store.append
+    real_append = Outbox.append
     entered = threading.Event()
 
-    def slow_append(self: Store, *args: object, **kwargs: object) -> object:
+    def slow_append(self: Outbox, *args: object, **kwargs: object) -> object:
         if args and args[0] == "sale":
             entered.set()
             time.sleep(0.5)
         return real_append(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "append", slow_append)
+    monkeypatch.setattr(Outbox, "append", slow_append)
 
     async def scenario(files_config: Path, socket: Path, db: Path) -> None:
         agent = Agent(load_config(files_config), notifier=Notifier({}))
@@ -125,7 +125,7 @@ def test_sigterm_finishes_an_in_flight_commit(monkeypatch: pytest.MonkeyPatch) -
         await client.close()
         assert not socket.exists()
         store = Store.open(db, "T-0001", "M-7")
-        assert [e.id for e in store.events()] == [result["sale_id"]]
+        assert [e.id for e in store.outbox.events()] == [result["sale_id"]]
         store.close()
 
     with terminal_dir() as files:

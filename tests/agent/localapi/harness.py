@@ -29,19 +29,19 @@ BLOCKED = {"member_id": "m-2", "version": 4, "name": "Bob", "status": "blocked",
 WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
-class FlakyStore(Store):
-    """The real store, whose appends can be made to fail as a full disk would."""
+class FlakyWrites:
+    """The real store's fault hook (``store.db.before_write``): its writes can be made
+    to fail as a full disk would, and it notes the threads that wrote."""
 
-    fail_appends = False
-    append_threads: list[str]
+    def __init__(self) -> None:
+        self.fail_appends = False
+        self.append_threads: list[str] = []
 
-    def _writable(self, action: str) -> None:
+    def __call__(self, action: str) -> None:
         import threading
-        self.append_threads = [*getattr(self, "append_threads", []),
-                               threading.current_thread().name]
+        self.append_threads.append(threading.current_thread().name)
         if self.fail_appends:
             raise StorageError("no space left on the device (simulated)")
-        super()._writable(action)
 
 
 class Harness:
@@ -50,21 +50,25 @@ class Harness:
         self.tmp = tmp
         self.path = tmp / "agent.sock"
         self.now = WEDNESDAY
-        store = FlakyStore.open(tmp / "clubterm.db", "T-0001", "M-7", clock=lambda: self.now)
-        assert isinstance(store, FlakyStore)
-        self.store = store
-        self.store.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED)], 10, True)
-        self.store.put_staff("c1", "Cara", "cashier", by=None, badges=["nfc:CA5E"], pin="1234")
-        self.store.put_staff("mg", "Max", "manager", by=None, badges=["nfc:BEEF"], pin="9999")
-        self.store.put_staff("tech", "Tom", "technician", by=None, badges=["nfc:7EC4"],
+        self.store = Store.open(tmp / "clubterm.db", "T-0001", "M-7", clock=lambda: self.now)
+        self.flaky = FlakyWrites()
+        self.store.db.before_write = self.flaky
+        self.store.members.import_snapshot([json.dumps(GOLD), json.dumps(BLOCKED)], 10, True)
+        self.store.records.put_staff("c1", "Cara", "cashier", by=None, badges=["nfc:CA5E"],
+                                     pin="1234")
+        self.store.records.put_staff("mg", "Max", "manager", by=None, badges=["nfc:BEEF"],
+                                     pin="9999")
+        self.store.records.put_staff("tech", "Tom", "technician", by=None, badges=["nfc:7EC4"],
                              pin="0000")
-        self.store.append_threads = []
+        self.flaky.append_threads = []
         self.online = True
         self.bundle = parse_bundle(json.dumps(SPEC_BUNDLE).encode()) if bundle else None
         self.view = AgentView("T-0001", "M-7", "98", online=lambda: self.online,
                               bundle=lambda: self.bundle)
         self.db = DbThread()
-        self.services = Services(self.view, self.store, self.db, clock=lambda: self.now,
+        self.services = Services(self.view, self.db, outbox=self.store.outbox,
+                                 members=self.store.members,
+                                 records=self.store.records, clock=lambda: self.now,
                                  quote_ttl_s=quote_ttl_s)
         self.server = ApiServer(self.path, self.services, limits=limits)
         self.view.broadcast = self.server.broadcast
@@ -82,7 +86,7 @@ class Harness:
         self.store.close()
 
     def outbox(self) -> list[dict[str, Any]]:
-        return [e.event for e in self.store.events()]
+        return [e.event for e in self.store.outbox.events()]
 
     def client(self) -> SocketClient:
         c = SocketClient(self.path, timeout_s=10)

@@ -70,7 +70,7 @@ def test_quote_commit_and_receipt() -> None:
         assert r["receipt"]["points_earned"] == 98
         assert r["receipt"]["staff_name"] == "Cara"
         # The store was written from the store thread, never from the event loop.
-        assert all(t.startswith("clubterm-db") for t in h.store.append_threads)
+        assert all(t.startswith("clubterm-db") for t in h.flaky.append_threads)
         # Committing the same quote again answers the same sale, records nothing new.
         again = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                              "session": session})
@@ -126,13 +126,13 @@ def test_storage_error_records_nothing_and_quote_stays() -> None:
         c = h.client()
         session = await h.login()
         q = await c.call("sale.quote", {"amount": 500})
-        h.store.fail_appends = True
-        h.store.append_threads = []
+        h.flaky.fail_appends = True
+        h.flaky.append_threads = []
         err = await expect(-32005, c.call("sale.commit", {"quote_id": q["quote_id"],
                                                           "payment": "cash", "session": session}))
         assert "nothing was recorded" in str(err)
         assert h.outbox() == []
-        h.store.fail_appends = False
+        h.flaky.fail_appends = False
         r = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
                                          "session": session})
         assert r["seq"] == 1
@@ -289,7 +289,7 @@ def test_member_enrol() -> None:
 
 def test_status() -> None:
     async def scenario(h: Harness) -> None:
-        h.store.append("expense", {"amount": 1, "category": "x", "note": ""},
+        h.store.outbox.append("expense", {"amount": 1, "category": "x", "note": ""},
                        at=h.services.clock(), staff_id=None, offline=False)
         s = await h.client().call("agent.status")
         assert s["terminal_id"] == "T-0001" and s["online"] is True
@@ -321,7 +321,7 @@ def test_commit_is_answered_only_after_the_event_is_durable() -> None:
         c = h.client()
         session = await h.login()
         q = await c.call("sale.quote", {"amount": 500})
-        real_append = h.store.append
+        real_append = h.store.outbox.append
         returned: list[float] = []
 
         def slow_durable_append(*args: object, **kwargs: object) -> object:
@@ -330,7 +330,7 @@ def test_commit_is_answered_only_after_the_event_is_durable() -> None:
             returned.append(_time.monotonic())
             return result
 
-        h.store.append = slow_durable_append  # type: ignore[method-assign]
+        h.store.outbox.append = slow_durable_append  # type: ignore[method-assign]
         other = h.client()
         started = _time.monotonic()
         commit = asyncio.create_task(c.call("sale.commit", {"quote_id": q["quote_id"],
@@ -344,6 +344,6 @@ def test_commit_is_answered_only_after_the_event_is_durable() -> None:
         # And what was answered is in the store when read back independently.
         from agent.offline_queue import Store
         check = Store.open(h.tmp / "clubterm.db", "T-0001", "M-7")
-        assert check.event(result["sale_id"]) is not None
+        assert check.outbox.event(result["sale_id"]) is not None
         check.close()
     run(scenario)

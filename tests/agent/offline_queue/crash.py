@@ -38,22 +38,22 @@ def child(db: str) -> None:
     from tests.agent.offline_queue.helpers import sale_body
 
     store = Store.open(db, "T-CRASH", "M-7")
-    if store.member("m-1") is None and store.members_version() == 0:
+    if store.members.member("m-1") is None and store.members.members_version() == 0:
         from tests.agent.offline_queue.helpers import member_record
 
-        store.apply_changes({"from_version": 0, "to_version": 1,
+        store.members.apply_changes({"from_version": 0, "to_version": 1,
                              "members": [member_record()], "removed": []})
     n = 0
     while True:
-        e = store.append("sale", sale_body(redeemed_points=1, redeemed_value=1, earned=(3,)),
+        e = store.outbox.append("sale", sale_body(redeemed_points=1, redeemed_value=1, earned=(3,)),
                          at=datetime.now(UTC), staff_id="s-1", offline=True)
         sys.stdout.write(f"{e.seq} {e.id}\n")
         sys.stdout.flush()
         n += 1
         if n % 7 == 0:
-            batch = store.next_batch(max_events=5)
-            store.mark_sent([b["id"] for b in batch])
-            store.apply_ack([b["id"] for b in batch[:3]], [], None)
+            batch = store.outbox.next_batch(max_events=5)
+            store.outbox.mark_sent([b["id"] for b in batch])
+            store.outbox.apply_ack([b["id"] for b in batch[:3]], [], None)
 
 
 def crash_loop(db: Path, kills: int, *, max_delay: float = 0.6,
@@ -94,15 +94,15 @@ def crash_loop(db: Path, kills: int, *, max_delay: float = 0.6,
     store = Store.open(db, "T-CRASH", "M-7")
     try:
         integrity = store.integrity_check()
-        stored = {e.seq: e.id for e in store.iter_events()}
-        last = store.last_seq()
+        stored = {e.seq: e.id for e in store.outbox.iter_events()}
+        last = store.outbox.last_seq()
         missing = {s: i for s, i in confirmed.items() if stored.get(s) != i}
         assert not missing, f"appends that returned are gone: {sorted(missing)[:10]}"
         assert sorted(stored) == list(range(1, last + 1)), "seq gap"
         # The balance projection matches the events that are there.
         points = sum(e.event["points_earned"][0]["points"] - e.event["redeemed_points"]
-                     for e in store.iter_events() if e.state != "rejected")
-        assert store.usable_balances("m-1")["points"] == 1000 + points
+                     for e in store.outbox.iter_events() if e.state != "rejected")
+        assert store.members.usable_balances("m-1")["points"] == 1000 + points
     finally:
         store.close()
     return CrashReport(kills=kills, confirmed=confirmed, last_seq=last, integrity=integrity,

@@ -99,7 +99,7 @@ def _run(steps: list[tuple[Any, ...]], allow_reject: bool) -> None:
 def _simulate(store: Store, steps: list[tuple[Any, ...]], allow_reject: bool) -> None:
     start = {"points": 1000, "credit.club": 500}
     club = Club(dict(start))
-    assert store.apply_changes({"from_version": 0, "to_version": 1,
+    assert store.members.apply_changes({"from_version": 0, "to_version": 1,
                                 "members": [club.record()], "removed": []})
     cached = club.record()
     own: list[dict[str, Any]] = []  # wire events recorded by the terminal
@@ -113,13 +113,13 @@ def _simulate(store: Store, steps: list[tuple[Any, ...]], allow_reject: bool) ->
             body = sale_body(redeemed_points=redeem, redeemed_value=redeem, earned=(earn,),
                              credits_used=(("credit.club", used),),
                              credits_earned=(("credit.club", got),))
-            own.append(store.append("sale", body, at=AT, staff_id=None, offline=True).body)
+            own.append(store.outbox.append("sale", body, at=AT, staff_id=None, offline=True).body)
         elif kind == "refund":
             sales = [e for e in own if e["type"] == "sale" and e["id"] not in refunded]
             if sales:
                 sale = sales[step[1] % len(sales)]
                 refunded.add(sale["id"])
-                own.append(store.append("refund", {"sale_id": sale["id"], "reason": "r"},
+                own.append(store.outbox.append("refund", {"sale_id": sale["id"], "reason": "r"},
                                         at=AT, staff_id=None, offline=True).body)
         elif kind == "club_takes":
             batch = own[sent:sent + step[1]]
@@ -130,12 +130,13 @@ def _simulate(store: Store, steps: list[tuple[Any, ...]], allow_reject: bool) ->
                 sent += len(batch)
         elif kind == "ack" and club.acks:
             ack = club.acks.pop(0)
-            store.apply_ack(ack["accepted"], [(r["id"], r["reason"]) for r in ack["rejected"]],
+            store.outbox.apply_ack(ack["accepted"], [(r["id"],
+                                                      r["reason"]) for r in ack["rejected"]],
                             ack["applied_seq"])
             known_rejected |= {r["id"] for r in ack["rejected"]}
         elif kind == "record":
             record = club.record()
-            assert store.apply_changes({"from_version": store.members_version(),
+            assert store.members.apply_changes({"from_version": store.members.members_version(),
                                         "to_version": club.version, "members": [record],
                                         "removed": []})
             cached = record
@@ -153,7 +154,7 @@ def _simulate(store: Store, steps: list[tuple[Any, ...]], allow_reject: bool) ->
                 expect = _add(expect, sale_effects[e["id"]])
             elif e["sale_id"] not in known_rejected:
                 expect = _add(expect, sale_effects[e["sale_id"]], -1)
-        got = {k: v for k, v in store.usable_balances("m-1").items() if v}
+        got = {k: v for k, v in store.members.usable_balances("m-1").items() if v}
         assert got == {k: v for k, v in expect.items() if v}
 
         if not allow_reject:
@@ -173,14 +174,14 @@ def _simulate(store: Store, steps: list[tuple[Any, ...]], allow_reject: bool) ->
     if own[sent:]:
         club.take(own[sent:], set())
     for ack in club.acks:
-        store.apply_ack(ack["accepted"], [(r["id"], r["reason"]) for r in ack["rejected"]],
+        store.outbox.apply_ack(ack["accepted"], [(r["id"], r["reason"]) for r in ack["rejected"]],
                         ack["applied_seq"])
-    assert store.apply_changes({"from_version": store.members_version(),
+    assert store.members.apply_changes({"from_version": store.members.members_version(),
                                 "to_version": club.version, "members": [club.record()],
                                 "removed": []})
-    final = {k: v for k, v in store.usable_balances("m-1").items() if v}
+    final = {k: v for k, v in store.members.usable_balances("m-1").items() if v}
     assert final == {k: v for k, v in club.balances.items() if v}
-    assert store.queue_stats().pending == 0
+    assert store.outbox.queue_stats().pending == 0
 
 
 @settings(max_examples=60)
@@ -197,56 +198,56 @@ def test_rejected_events_stop_counting_and_balances_converge(
 
 
 def test_update_before_ack_and_after_ack(store: Store) -> None:
-    store.apply_changes({"from_version": 0, "to_version": 1,
+    store.members.apply_changes({"from_version": 0, "to_version": 1,
                          "members": [member_record(points=1000, applied={T: 0})],
                          "removed": []})
-    sale = store.append("sale", sale_body(redeemed_points=300, redeemed_value=300,
+    sale = store.outbox.append("sale", sale_body(redeemed_points=300, redeemed_value=300,
                                           earned=(20,)), at=AT, staff_id=None, offline=True)
-    assert store.usable_balances("m-1") == {"points": 720}
+    assert store.members.usable_balances("m-1") == {"points": 720}
     # The member update (club applied the sale) arrives before the ack ...
-    store.apply_changes({"from_version": 1, "to_version": 2,
+    store.members.apply_changes({"from_version": 1, "to_version": 2,
                          "members": [member_record(version=2, points=720,
                                                    applied={T: sale.seq})], "removed": []})
-    assert store.usable_balances("m-1") == {"points": 720}
-    store.apply_ack([sale.id], [], sale.seq)
-    assert store.usable_balances("m-1") == {"points": 720}
+    assert store.members.usable_balances("m-1") == {"points": 720}
+    store.outbox.apply_ack([sale.id], [], sale.seq)
+    assert store.members.usable_balances("m-1") == {"points": 720}
     # ... or the ack comes first and the update later.
-    s2 = store.append("sale", sale_body(earned=(5,)), at=AT, staff_id=None, offline=True)
-    store.apply_ack([s2.id], [], s2.seq)
-    assert store.usable_balances("m-1") == {"points": 725}
-    store.apply_changes({"from_version": 2, "to_version": 3,
+    s2 = store.outbox.append("sale", sale_body(earned=(5,)), at=AT, staff_id=None, offline=True)
+    store.outbox.apply_ack([s2.id], [], s2.seq)
+    assert store.members.usable_balances("m-1") == {"points": 725}
+    store.members.apply_changes({"from_version": 2, "to_version": 3,
                          "members": [member_record(version=3, points=725,
                                                    applied={T: s2.seq})], "removed": []})
-    assert store.usable_balances("m-1") == {"points": 725}
+    assert store.members.usable_balances("m-1") == {"points": 725}
 
 
 def test_unknown_member_balances_come_from_own_events(store: Store) -> None:
-    store.append("sale", sale_body("local:abc", earned=(7,)), at=AT, staff_id=None,
+    store.outbox.append("sale", sale_body("local:abc", earned=(7,)), at=AT, staff_id=None,
                  offline=True)
-    assert store.usable_balances("local:abc") == {"points": 7}
-    assert store.usable_balances("m-unknown") == {}
+    assert store.members.usable_balances("local:abc") == {"points": 7}
+    assert store.members.usable_balances("m-unknown") == {}
 
 
 def test_offline_counters_of_a_local_day(store: Store) -> None:
     day = AT.replace(hour=0)
-    store.append("sale", sale_body(redeemed_points=500, redeemed_value=500,
+    store.outbox.append("sale", sale_body(redeemed_points=500, redeemed_value=500,
                                    credits_used=(("credit.club", 200),)),
                  at=AT, staff_id=None, offline=True)
-    store.append("sale", sale_body(redeemed_points=100, redeemed_value=100),
+    store.outbox.append("sale", sale_body(redeemed_points=100, redeemed_value=100),
                  at=AT - timedelta(days=1), staff_id=None, offline=True)
-    rej = store.append("sale", sale_body(redeemed_points=50, redeemed_value=50),
+    rej = store.outbox.append("sale", sale_body(redeemed_points=50, redeemed_value=50),
                        at=AT, staff_id=None, offline=True)
-    store.append("sale", sale_body("m-2", redeemed_points=70, redeemed_value=70),
+    store.outbox.append("sale", sale_body("m-2", redeemed_points=70, redeemed_value=70),
                  at=AT, staff_id=None, offline=True)
-    store.apply_ack([], [(rej.id, "no")], None)
-    assert store.offline_counters("m-1", day, day + timedelta(days=1)) == (500, 200)
+    store.outbox.apply_ack([], [(rej.id, "no")], None)
+    assert store.members.offline_counters("m-1", day, day + timedelta(days=1)) == (500, 200)
 
 
 def test_member_view_projects_stats(store: Store) -> None:
-    store.apply_changes({"from_version": 0, "to_version": 1,
+    store.members.apply_changes({"from_version": 0, "to_version": 1,
                          "members": [member_record(applied={T: 0})], "removed": []})
-    store.append("sale", sale_body(payable=900), at=AT, staff_id=None, offline=True)
-    view = store.member_view("m-1")
+    store.outbox.append("sale", sale_body(payable=900), at=AT, staff_id=None, offline=True)
+    view = store.members.member_view("m-1")
     assert view is not None
     assert view["stats"] == {"purchase_count": 2, "last_purchase": "2026-11-24",
                              "spend_30d": 1000}
@@ -264,14 +265,14 @@ def test_check_funds_is_atomic_with_the_append_across_threads(tmp_path: Path) ->
     from agent.errors import LimitExceeded
 
     store = Store.open(tmp_path / "s.db", "T-0001", "M-7")
-    store.import_snapshot([json.dumps(member_record(points=250))], 1, True)
+    store.members.import_snapshot([json.dumps(member_record(points=250))], 1, True)
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
 
     def spend() -> None:
         barrier.wait()
         try:
-            store.append("sale", sale_body(redeemed_points=100, earned=()), at=AT,
+            store.outbox.append("sale", sale_body(redeemed_points=100, earned=()), at=AT,
                          staff_id=None, offline=False, check_funds=True)
             outcomes.append("ok")
         except LimitExceeded as exc:
@@ -284,12 +285,12 @@ def test_check_funds_is_atomic_with_the_append_across_threads(tmp_path: Path) ->
     for t in threads:
         t.join(30)
     assert sorted(outcomes) == ["ok"] * 2 + ["refused"] * 6
-    assert store.usable_balances("m-1")["points"] == 50
+    assert store.members.usable_balances("m-1")["points"] == 50
     # Credit is checked the same way; an unchecked append records what it is given.
     with pytest.raises(LimitExceeded):
-        store.append("sale", sale_body(credits_used=(("credit.club", 1),), earned=()), at=AT,
+        store.outbox.append("sale", sale_body(credits_used=(("credit.club", 1),), earned=()), at=AT,
                      staff_id=None, offline=False, check_funds=True)
-    store.append("sale", sale_body(redeemed_points=100, earned=()), at=AT, staff_id=None,
+    store.outbox.append("sale", sale_body(redeemed_points=100, earned=()), at=AT, staff_id=None,
                  offline=False)
-    assert store.usable_balances("m-1")["points"] == -50
+    assert store.members.usable_balances("m-1")["points"] == -50
     store.close()

@@ -18,18 +18,18 @@ BATCH_ID = "0193a5e2-0000-7000-8000-000000000000"
 
 
 def test_bulk_ack_with_accepted_rejected_and_unknown_ids(store: Store, clock: Clock) -> None:
-    ids = [store.append("sale", sale_body(earned=(10,)), at=AT, staff_id=None,
+    ids = [store.outbox.append("sale", sale_body(earned=(10,)), at=AT, staff_id=None,
                         offline=True).id for _ in range(1200)]
-    before = store.usable_balances("m-1")["points"]
+    before = store.members.usable_balances("m-1")["points"]
     assert before == 12_000
-    store.mark_sent(ids[:100])
+    store.outbox.mark_sent(ids[:100])
     clock.advance(seconds=3)
     unknown = [str(uuid.uuid4()) for _ in range(50)]
     accepted = ids[:1000] + unknown          # more than one chunk of ids
     rejected = [(ids[1000], "unknown member"), (ids[1001], "duplicate"),
                 (unknown[0], "nobody knows"), (ids[0], "too late")]  # ids[0] is accepted
-    store.apply_ack(accepted, rejected, applied_seq=1000)
-    by_id = {e.id: e for e in store.events()}
+    store.outbox.apply_ack(accepted, rejected, applied_seq=1000)
+    by_id = {e.id: e for e in store.outbox.events()}
     assert len(by_id) == 1200                 # nothing lost, nothing added
     assert all(by_id[i].state == "accepted" for i in ids[:1000])
     assert by_id[ids[1000]].state == "rejected" and by_id[ids[1000]].reason == "unknown member"
@@ -40,16 +40,16 @@ def test_bulk_ack_with_accepted_rejected_and_unknown_ids(store: Store, clock: Cl
     assert by_id[ids[500]].sent_at == "2026-11-24T09:00:03.000+00:00"
     assert all(by_id[i].attempts == 1 for i in ids[:1000])
     # Rejected sales stop counting; the accepted ones are now the club's (applied 1000).
-    assert store.usable_balances("m-1")["points"] == before - 20
-    assert store.club_applied_seq() == 1000
-    assert [e["id"] for e in store.next_batch()] == ids[1002:1200]
-    stats = store.queue_stats()
+    assert store.members.usable_balances("m-1")["points"] == before - 20
+    assert store.outbox.club_applied_seq() == 1000
+    assert [e["id"] for e in store.outbox.next_batch()] == ids[1002:1200]
+    stats = store.outbox.queue_stats()
     assert stats.pending == 198 and stats.rejected == 2
 
 
 def _events(store: Store, notes: list[int]) -> None:
     for n in notes:
-        store.append("sale", sale_body(note="é" * (n // 2) + "x" * (n % 7)), at=AT,
+        store.outbox.append("sale", sale_body(note="é" * (n // 2) + "x" * (n % 7)), at=AT,
                      staff_id=None, offline=True)
 
 
@@ -64,12 +64,12 @@ def test_encoded_batch_equals_the_old_encoding_within_both_limits(
         s = Store.open(Path(tmp) / "db", "T-0001", "M-7")
         try:
             _events(s, notes)
-            all_ids = [e.id for e in s.events()]
+            all_ids = [e.id for e in s.outbox.events()]
             exclude = {all_ids[i] for i in skip if i < len(all_ids)}
             sent: list[str] = []
             while True:
-                old = s.next_batch(max_events, max_bytes, exclude_ids=exclude)
-                new = s.next_batch_encoded(BATCH_ID, "T-0001", max_events, max_bytes,
+                old = s.outbox.next_batch(max_events, max_bytes, exclude_ids=exclude)
+                new = s.outbox.next_batch_encoded(BATCH_ID, "T-0001", max_events, max_bytes,
                                            exclude_ids=exclude)
                 if not old:
                     assert new is None
@@ -82,7 +82,7 @@ def test_encoded_batch_equals_the_old_encoding_within_both_limits(
                 assert len(new.payload) <= max_bytes or len(new.ids) == 1
                 assert json.loads(new.payload)["events"] == old
                 sent += new.ids
-                s.apply_ack(new.ids, [], None)
+                s.outbox.apply_ack(new.ids, [], None)
             assert sent == [i for i in all_ids if i not in exclude]   # seq order
         finally:
             s.close()
@@ -90,32 +90,32 @@ def test_encoded_batch_equals_the_old_encoding_within_both_limits(
 
 def test_encoded_batches_hold_at_most_500_events_and_256_kib(store: Store) -> None:
     for _ in range(501):
-        store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+        store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                      staff_id=None, offline=False)
-    batch = store.next_batch_encoded(BATCH_ID, "T-0001")
+    batch = store.outbox.next_batch_encoded(BATCH_ID, "T-0001")
     assert batch is not None and len(batch.ids) == 500
-    store.apply_ack(batch.ids, [], None)
-    store.apply_ack([e["id"] for e in store.next_batch()], [], None)
+    store.outbox.apply_ack(batch.ids, [], None)
+    store.outbox.apply_ack([e["id"] for e in store.outbox.next_batch()], [], None)
     for i in range(40):
-        store.append("sale", sale_body(note="n" * 10_000 + str(i)), at=AT, staff_id=None,
+        store.outbox.append("sale", sale_body(note="n" * 10_000 + str(i)), at=AT, staff_id=None,
                      offline=True)
     seqs: list[int] = []
-    while batch := store.next_batch_encoded(BATCH_ID, "T-0001"):
+    while batch := store.outbox.next_batch_encoded(BATCH_ID, "T-0001"):
         assert len(batch.payload) <= ev.MAX_PAYLOAD_BYTES
         seqs += [e["seq"] for e in json.loads(batch.payload)["events"]]
-        store.apply_ack(batch.ids, [], None)
+        store.outbox.apply_ack(batch.ids, [], None)
     assert seqs == list(range(502, 542))
 
 
 def test_encoded_batch_after_a_seq_skips_what_the_caller_has_in_flight(store: Store) -> None:
-    ids = [store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).id
+    ids = [store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).id
            for _ in range(10)]
-    first = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4)
+    first = store.outbox.next_batch_encoded(BATCH_ID, "T-0001", max_events=4)
     assert first is not None and first.ids == ids[:4] and first.last_seq == 4
-    second = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4,
+    second = store.outbox.next_batch_encoded(BATCH_ID, "T-0001", max_events=4,
                                       after_seq=first.last_seq)
     assert second is not None and second.ids == ids[4:8]
     # Without the cursor the same batch needs the in-flight ids excluded.
-    again = store.next_batch_encoded(BATCH_ID, "T-0001", max_events=4, exclude_ids=ids[:4])
+    again = store.outbox.next_batch_encoded(BATCH_ID, "T-0001", max_events=4, exclude_ids=ids[:4])
     assert again is not None and again.payload == second.payload
-    assert store.next_batch_encoded(BATCH_ID, "T-0001", after_seq=10) is None
+    assert store.outbox.next_batch_encoded(BATCH_ID, "T-0001", after_seq=10) is None

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import StorageError
-from agent.offline_queue import CorruptStore, DiskFull, ReadOnlyStore, Store
+from agent.offline_queue import CorruptStore, Database, DiskFull, ReadOnlyStore, Store
 
 from .helpers import AT, member_record, sale_body
 
@@ -46,20 +46,21 @@ def _fill(store: Store) -> int:
     n = 0
     with pytest.raises(DiskFull) as info:
         for _ in range(100_000):
-            store.append("sale", sale_body(note="x" * 3000), at=AT, staff_id=None, offline=True)
+            store.outbox.append("sale", sale_body(note="x" * 3000), at=AT, staff_id=None,
+                                offline=True)
             n += 1
     assert "the disk is full" in str(info.value) and "nothing was recorded" in str(info.value)
     return n
 
 
 def _intact(store: Store, n: int) -> None:
-    assert [e.seq for e in store.events()] == list(range(1, n + 1))
-    assert store.last_seq() == n
+    assert [e.seq for e in store.outbox.events()] == list(range(1, n + 1))
+    assert store.outbox.last_seq() == n
     assert store.integrity_check() == ["ok"]
 
 
 def _seed(store: Store) -> None:
-    store.apply_changes({"from_version": 0, "to_version": 1, "members": [member_record()],
+    store.members.apply_changes({"from_version": 0, "to_version": 1, "members": [member_record()],
                          "removed": []})
 
 
@@ -70,33 +71,34 @@ def test_disk_full_on_a_real_tmpfs(tmpfs: Path) -> None:
         n = _fill(store)
         assert n > 0
         with pytest.raises(DiskFull, match=str(tmpfs)):
-            store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+            store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
         _intact(store, n)
-        assert store.lookup("nfc:04A1B2") is not None  # still serving
-        assert store.queue_stats().pending == n
+        assert store.members.lookup("nfc:04A1B2") is not None  # still serving
+        assert store.outbox.queue_stats().pending == n
         assert _mount(["-o", "remount,size=4m", str(tmpfs)])
-        assert store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == n + 1
+        assert store.outbox.append("sale", sale_body(), at=AT, staff_id=None,
+                                   offline=True).seq == n + 1
     finally:
         store.close()
 
 
 def test_disk_full_simulated_with_the_page_limit(store: Store) -> None:
     _seed(store)
-    store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     pages = store.db.execute_sql("PRAGMA page_count").fetchone()[0]
     store.db.execute_sql(f"PRAGMA max_page_count = {pages + 3}")
     n = 1 + _fill(store)
     _intact(store, n)
-    assert store.usable_balances("m-1")["points"] == 1000 + 10 * n
+    assert store.members.usable_balances("m-1")["points"] == 1000 + 10 * n
     store.db.execute_sql("PRAGMA max_page_count = 1000000")
-    assert store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == n + 1
+    assert store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == n + 1
 
 
 def test_read_only_file_system(tmpfs: Path) -> None:
     path = tmpfs / "clubterm.db"
     store = Store.open(path, "T-0001", "M-7")
     _seed(store)
-    store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     store.close()
     assert _mount(["-o", "remount,ro", str(tmpfs)])
     try:
@@ -104,17 +106,17 @@ def test_read_only_file_system(tmpfs: Path) -> None:
             Store.open(path, "T-0001", "M-7")
         reader = Store.open(path, readonly=True)
         try:
-            assert reader.lookup("nfc:04A1B2") is not None
-            assert reader.queue_stats().pending == 1
+            assert reader.members.lookup("nfc:04A1B2") is not None
+            assert reader.outbox.queue_stats().pending == 1
             with pytest.raises(ReadOnlyStore, match="nothing was recorded"):
-                reader.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+                reader.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
         finally:
             reader.close()
     finally:
         assert _mount(["-o", "remount,rw", str(tmpfs)])
     store = Store.open(path, "T-0001", "M-7")
     try:
-        assert store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 2
+        assert store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 2
     finally:
         store.close()
 
@@ -123,18 +125,18 @@ def test_file_made_unwritable_under_a_running_store(store: Store, db_path: Path)
     if os.geteuid() != 0 or shutil.which("chattr") is None:
         pytest.skip("needs root and chattr")
     _seed(store)
-    store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     files = [str(p) for p in (db_path, db_path.with_name(db_path.name + "-wal"))]
     if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
         pytest.skip("this file system has no immutable flag")
     try:
         with pytest.raises(StorageError, match=r"nothing was recorded|failed"):
-            store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-        assert store.lookup("nfc:04A1B2") is not None
-        assert store.last_seq() == 1
+            store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+        assert store.members.lookup("nfc:04A1B2") is not None
+        assert store.outbox.last_seq() == 1
     finally:
         subprocess.run(["chattr", "-i", *files], check=True)
-    assert store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 2
+    assert store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 2
     _intact(store, 2)
 
 
@@ -153,7 +155,7 @@ def test_a_damaged_outbox_page_fails_appends_but_the_cache_still_serves(
         store: Store, db_path: Path) -> None:
     _seed(store)
     for _ in range(3):
-        store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+        store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     root = store.db.execute_sql(
         "SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
     page_size = store.db.execute_sql("PRAGMA page_size").fetchone()[0]
@@ -164,11 +166,11 @@ def test_a_damaged_outbox_page_fails_appends_but_the_cache_still_serves(
     damaged = Store.open(db_path, "T-0001", "M-7")
     try:
         with pytest.raises(CorruptStore, match="damaged"):
-            damaged.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-        assert damaged.lookup("nfc:04A1B2") is not None
-        assert damaged.member("m-1") is not None
-        assert damaged.current_bundle() is None
-        assert damaged.last_seq() == 3  # no seq was used by the failed append
+            damaged.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+        assert damaged.members.lookup("nfc:04A1B2") is not None
+        assert damaged.members.member("m-1") is not None
+        assert damaged.bundles.current_bundle() is None
+        assert damaged.outbox.last_seq() == 3  # no seq was used by the failed append
     finally:
         damaged.close()
 
@@ -179,11 +181,8 @@ def test_an_upgrade_without_room_for_the_backup_changes_nothing(tmpfs: Path) -> 
     from agent.offline_queue.schema import migrate
 
     path = tmpfs / "clubterm.db"
-    import peewee
-
-    # A rollback journal while filling: a WAL would hold a second copy of the ballast.
-    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "delete")])
-    db.connect()
+        # A rollback journal while filling: a WAL would hold a second copy of the ballast.
+    db = Database(str(path), pragmas=[("journal_mode", "delete")])
     migrate(db, path, target=1)
     db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
                    "('merchant_id', 'M-7'), ('last_seq', '0')")

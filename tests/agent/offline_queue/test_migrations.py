@@ -3,11 +3,10 @@
 import sqlite3
 from pathlib import Path
 
-import peewee
 import pytest
 
 from agent.errors import StorageError
-from agent.offline_queue import Store
+from agent.offline_queue import Database, Store
 from agent.offline_queue.schema import SCHEMA_VERSION, migrate
 
 from .helpers import AT, sale_body
@@ -15,8 +14,7 @@ from .helpers import AT, sale_body
 
 def _v1_store(path: Path) -> None:
     """A file as the first released agent left it: schema 1 with events in it."""
-    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "wal")])
-    db.connect()
+    db = Database(str(path), pragmas=[("journal_mode", "wal")])
     migrate(db, path, target=1)
     db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
                    "('merchant_id', 'M-7'), ('last_seq', '3'), ('club_applied_seq', '1'), "
@@ -39,19 +37,19 @@ def test_migrate_from_the_first_schema(tmp_path: Path) -> None:
     store = Store.open(path, "T-0001", "M-7")
     try:
         assert store.schema_version() == SCHEMA_VERSION
-        assert [(e.seq, e.state) for e in store.events()] == [
+        assert [(e.seq, e.state) for e in store.outbox.events()] == [
             (1, "accepted"), (2, "sent"), (3, "pending")]
         # v2's size column was back-filled in bytes (é is two).
         sizes = [r[0] for r in store.db.execute_sql("SELECT size FROM events ORDER BY seq")]
         assert sizes[0] == len('{"id":"id-1","seq":1,"note":"é"}'.encode())
-        assert [e["seq"] for e in store.next_batch()] == [2, 3]
-        assert store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+        assert [e["seq"] for e in store.outbox.next_batch()] == [2, 3]
+        assert store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                             staff_id=None, offline=False).seq == 4
         assert store.integrity_check() == ["ok"]
         # No cached record: applied = 0, every delta counts; the projection is the
         # same as v1's SUM.
-        assert store.usable_balances("m-1") == {"points": -70, "credit.club": 7}
-        assert store.usable_balances("m-2") == {"points": 5}
+        assert store.members.usable_balances("m-1") == {"points": -70, "credit.club": 7}
+        assert store.members.usable_balances("m-2") == {"points": 5}
     finally:
         store.close()
     backups = list(tmp_path.glob("clubterm.db.v1-*.bak"))
@@ -91,11 +89,11 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_an_event_survives_the_whole_chain(tmp_path: Path) -> None:
     path = tmp_path / "clubterm.db"
     store = Store.open(path, "T-0001", "M-7")
-    e = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    e = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     store.close()
     again = Store.open(path, "T-0001", "M-7")
     try:
-        assert again.events()[0].event == e.body
+        assert again.outbox.events()[0].event == e.body
     finally:
         again.close()
 
@@ -106,8 +104,7 @@ def test_v3_indexes_the_quote_of_each_sale_keeping_an_old_double(tmp_path: Path)
     import json
 
     path = tmp_path / "clubterm.db"
-    db = peewee.SqliteDatabase(str(path), pragmas=[("journal_mode", "wal")])
-    db.connect()
+    db = Database(str(path), pragmas=[("journal_mode", "wal")])
     migrate(db, path, target=2)
     db.execute_sql("INSERT INTO meta (key, value) VALUES ('terminal_id', 'T-0001'), "
                    "('merchant_id', 'M-7'), ('last_seq', '5'), ('club_applied_seq', '0'), "
@@ -124,25 +121,25 @@ def test_v3_indexes_the_quote_of_each_sale_keeping_an_old_double(tmp_path: Path)
     db.close()
     store = Store.open(path, "T-0001", "M-7")
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION  # 3, then 4 (#21)
         keys = store.db.execute_sql("SELECT seq, quote_id FROM events ORDER BY seq").fetchall()
         assert keys == [(1, "q-a"), (2, "q-b"), (3, None), (4, None), (5, None)]
-        assert len(store.events()) == 5  # nothing dropped
-        found = store.sale_for_quote("q-a")
+        assert len(store.outbox.events()) == 5  # nothing dropped
+        found = store.outbox.sale_for_quote("q-a")
         assert found is not None and found.id == "id-1"
-        assert store.sale_for_quote("q-c") is None
+        assert store.outbox.sale_for_quote("q-c") is None
         plan = store.db.execute_sql(
             "EXPLAIN QUERY PLAN SELECT id FROM events WHERE quote_id = ?", ("q",)).fetchall()
         assert "events_quote" in " ".join(str(r[-1]) for r in plan)
         # A new sale of an indexed quote is refused; of a new quote, indexed.
         from agent.offline_queue import QuoteAlreadyRecorded
         with pytest.raises(QuoteAlreadyRecorded) as info:
-            store.append("sale", {**sale_body(), "quote_id": "q-b"}, at=AT, staff_id=None,
+            store.outbox.append("sale", {**sale_body(), "quote_id": "q-b"}, at=AT, staff_id=None,
                          offline=False)
-        assert info.value.sale_id == "id-2" and store.last_seq() == 5
-        e = store.append("sale", {**sale_body(), "quote_id": "q-new"}, at=AT, staff_id=None,
+        assert info.value.sale_id == "id-2" and store.outbox.last_seq() == 5
+        e = store.outbox.append("sale", {**sale_body(), "quote_id": "q-new"}, at=AT, staff_id=None,
                          offline=False)
-        assert store.sale_for_quote("q-new").id == e.id  # type: ignore[union-attr]
+        assert store.outbox.sale_for_quote("q-new").id == e.id  # type: ignore[union-attr]
         assert store.integrity_check() == ["ok"]
     finally:
         store.close()

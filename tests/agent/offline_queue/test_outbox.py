@@ -18,7 +18,7 @@ from .helpers import AT, sale_body
 
 
 def test_append_returns_the_full_wire_event_durably(store: Store, db_path: Path) -> None:
-    e = store.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
+    e = store.outbox.append("sale", sale_body(), at=AT, staff_id="s-1", offline=True)
     assert e.seq == 1 and e.type == "sale"
     assert e.body["id"] == e.id and e.body["seq"] == 1
     assert e.body["at"] == "2026-11-24T10:00:00.000+00:00"
@@ -27,27 +27,27 @@ def test_append_returns_the_full_wire_event_durably(store: Store, db_path: Path)
     # Seen by a second, independent connection: it is committed.
     other = Store.open(db_path, readonly=True)
     try:
-        assert other.events()[0].event == e.body
+        assert other.outbox.events()[0].event == e.body
     finally:
         other.close()
 
 
 def test_seq_is_gap_free_and_bad_input_uses_no_seq(store: Store) -> None:
-    store.append("expense", {"amount": 5, "category": "milk", "note": ""}, at=AT,
+    store.outbox.append("expense", {"amount": 5, "category": "milk", "note": ""}, at=AT,
                  staff_id=None, offline=False)
     with pytest.raises(InvalidEvent):
-        store.append("expense", {"amount": "5", "category": "x", "note": ""}, at=AT,
+        store.outbox.append("expense", {"amount": "5", "category": "x", "note": ""}, at=AT,
                      staff_id=None, offline=False)
     with pytest.raises(InvalidEvent):
-        store.append("expense", {"amount": 5, "category": "x", "note": "x" * 300_000}, at=AT,
+        store.outbox.append("expense", {"amount": 5, "category": "x", "note": "x" * 300_000}, at=AT,
                      staff_id=None, offline=False)
     with pytest.raises(InvalidEvent, match="offset"):
-        store.append("expense", {"amount": 5, "category": "x", "note": ""},
+        store.outbox.append("expense", {"amount": 5, "category": "x", "note": ""},
                      at=AT.replace(tzinfo=None), staff_id=None, offline=False)
-    e = store.append("cash_receipt", {"amount": 5, "category": "float", "note": ""}, at=AT,
+    e = store.outbox.append("cash_receipt", {"amount": 5, "category": "float", "note": ""}, at=AT,
                      staff_id=None, offline=False)
     assert e.seq == 2
-    assert [x.seq for x in store.events()] == [1, 2]
+    assert [x.seq for x in store.outbox.events()] == [1, 2]
 
 
 def test_threads_appending_at_once_get_unique_gap_free_seqs(store: Store) -> None:
@@ -56,7 +56,7 @@ def test_threads_appending_at_once_get_unique_gap_free_seqs(store: Store) -> Non
 
     def work() -> None:
         for _ in range(25):
-            e = store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+            e = store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                              staff_id=None, offline=False)
             with lock:
                 seqs.append(e.seq)
@@ -67,111 +67,112 @@ def test_threads_appending_at_once_get_unique_gap_free_seqs(store: Store) -> Non
     for t in threads:
         t.join()
     assert sorted(seqs) == list(range(1, 101))
-    ids = [x.id for x in store.events()]
+    ids = [x.id for x in store.outbox.events()]
     assert ids == sorted(ids)  # UUIDv7 order follows seq order
 
 
 def test_states_and_their_times(store: Store, clock: Clock) -> None:
-    a = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-    b = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    a = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    b = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     clock.advance(seconds=5)
-    store.mark_sent([a.id, b.id])
+    store.outbox.mark_sent([a.id, b.id])
     clock.advance(seconds=5)
-    store.apply_ack([a.id], [{"id": b.id, "reason": "unknown member"}], applied_seq=2)
-    ea, eb = store.events()
+    store.outbox.apply_ack([a.id], [{"id": b.id, "reason": "unknown member"}], applied_seq=2)
+    ea, eb = store.outbox.events()
     assert ea.state == "accepted" and ea.sent_at == "2026-11-24T09:00:05.000+00:00"
     assert ea.acked_at == "2026-11-24T09:00:10.000+00:00" and ea.attempts == 1
     assert eb.state == "rejected" and eb.reason == "unknown member"
     # A repeated ack changes nothing; an ack never revives a rejected event.
-    store.apply_ack([a.id, b.id], [], applied_seq=1)
-    assert [e.state for e in store.events()] == ["accepted", "rejected"]
-    assert store.club_applied_seq() == 2
-    assert store.next_batch() == []
-    assert [e.id for e in store.events("rejected")] == [b.id]
+    store.outbox.apply_ack([a.id, b.id], [], applied_seq=1)
+    assert [e.state for e in store.outbox.events()] == ["accepted", "rejected"]
+    assert store.outbox.club_applied_seq() == 2
+    assert store.outbox.next_batch() == []
+    assert [e.id for e in store.outbox.events("rejected")] == [b.id]
 
 
 def test_unacked_events_are_sent_again_in_seq_order(store: Store) -> None:
-    ids = [store.append("sale", sale_body(), at=AT, staff_id=None, offline=True).id
+    ids = [store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).id
            for _ in range(5)]
-    store.mark_sent(ids[:3])
-    assert [e["id"] for e in store.next_batch()] == ids
-    assert [e["id"] for e in store.next_batch(exclude_ids=ids[:2])] == ids[2:]
-    store.apply_ack(ids[1:2], [], None)
-    assert [e["seq"] for e in store.next_batch(max_events=3)] == [1, 3, 4]
+    store.outbox.mark_sent(ids[:3])
+    assert [e["id"] for e in store.outbox.next_batch()] == ids
+    assert [e["id"] for e in store.outbox.next_batch(exclude_ids=ids[:2])] == ids[2:]
+    store.outbox.apply_ack(ids[1:2], [], None)
+    assert [e["seq"] for e in store.outbox.next_batch(max_events=3)] == [1, 3, 4]
 
 
 def test_batches_respect_the_byte_limit(store: Store) -> None:
     for i in range(40):
-        store.append("sale", sale_body(note="n" * 10_000 + str(i)), at=AT, staff_id=None,
+        store.outbox.append("sale", sale_body(note="n" * 10_000 + str(i)), at=AT, staff_id=None,
                      offline=True)
     seen = 0
     while True:
-        batch = store.next_batch()
+        batch = store.outbox.next_batch()
         if not batch:
             break
         payload = ev.encode_batch("0193a5e2-0000-7000-8000-000000000000", "T-0001", batch)
         assert len(payload) <= ev.MAX_PAYLOAD_BYTES
         assert [e["seq"] for e in batch] == list(range(seen + 1, seen + 1 + len(batch)))
         seen += len(batch)
-        store.apply_ack([e["id"] for e in batch], [], None)
+        store.outbox.apply_ack([e["id"] for e in batch], [], None)
     assert seen == 40
 
 
 def test_batches_hold_at_most_500_events(store: Store) -> None:
     for _ in range(501):
-        store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+        store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                      staff_id=None, offline=False)
-    assert len(store.next_batch()) == 500
+    assert len(store.outbox.next_batch()) == 500
 
 
 def test_queue_stats(store: Store) -> None:
-    a = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-    store.append("expense", {"amount": 1, "category": "c", "note": ""},
+    a = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""},
                  at=AT + timedelta(minutes=1), staff_id=None, offline=True)
-    c = store.append("expense", {"amount": 1, "category": "c", "note": ""},
+    c = store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""},
                      at=AT + timedelta(minutes=2), staff_id=None, offline=True)
-    store.apply_ack([], [(c.id, "bad")], None)
-    stats = store.queue_stats()
+    store.outbox.apply_ack([], [(c.id, "bad")], None)
+    stats = store.outbox.queue_stats()
     assert stats.pending == 2 and stats.rejected == 1
     assert stats.by_type == {"sale": 1, "expense": 1}
     assert stats.oldest_at == AT
     assert stats.to_dict() == {"pending": 2, "oldest_at": "2026-11-24T10:00:00.000+00:00",
                                "rejected": 1}
-    store.apply_ack([a.id], [], None)
-    assert store.queue_stats().oldest_at == AT + timedelta(minutes=1)
+    store.outbox.apply_ack([a.id], [], None)
+    assert store.outbox.queue_stats().oldest_at == AT + timedelta(minutes=1)
 
 
 def test_a_sale_is_refunded_once(store: Store) -> None:
-    sale = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-    store.append("refund", {"sale_id": sale.id, "reason": "broken"}, at=AT, staff_id="mgr",
+    sale = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("refund", {"sale_id": sale.id, "reason": "broken"}, at=AT, staff_id="mgr",
                  offline=True)
     with pytest.raises(AlreadyRefunded):
-        store.append("refund", {"sale_id": sale.id, "reason": "again"}, at=AT, staff_id="mgr",
+        store.outbox.append("refund", {"sale_id": sale.id, "reason": "again"}, at=AT,
+                            staff_id="mgr",
                      offline=True)
-    exp = store.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
+    exp = store.outbox.append("expense", {"amount": 1, "category": "c", "note": ""}, at=AT,
                        staff_id=None, offline=True)
     with pytest.raises(InvalidEvent, match="not a sale"):
-        store.append("refund", {"sale_id": exp.id, "reason": "x"}, at=AT, staff_id=None,
+        store.outbox.append("refund", {"sale_id": exp.id, "reason": "x"}, at=AT, staff_id=None,
                      offline=True)
-    assert store.last_seq() == 3
+    assert store.outbox.last_seq() == 3
 
 
 def test_store_belongs_to_one_terminal(store: Store, db_path: Path) -> None:
-    store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     with pytest.raises(StorageError, match="belongs to terminal T-0001"):
         Store.open(db_path, "T-0002", "M-7")
 
 
 def test_bodies_are_stored_as_compact_json(store: Store) -> None:
-    e = store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    e = store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     raw = store.db.execute_sql("SELECT body, size FROM events").fetchone()
     assert json.loads(raw[0]) == e.body and raw[1] == len(ev.encode_json(e.body))
 
 
 def test_events_between_for_a_day_summary(store: Store) -> None:
-    store.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
-    store.append("sale", sale_body(), at=AT + timedelta(days=1), staff_id=None, offline=True)
-    day = store.events_between(AT - timedelta(hours=10), AT + timedelta(hours=10), ["sale"])
+    store.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+    store.outbox.append("sale", sale_body(), at=AT + timedelta(days=1), staff_id=None, offline=True)
+    day = store.outbox.events_between(AT - timedelta(hours=10), AT + timedelta(hours=10), ["sale"])
     assert [e["seq"] for e in day] == [1] and day[0]["_state"] == "pending"
 
 
@@ -186,7 +187,7 @@ def test_processes_appending_at_once_share_one_gap_free_counter(db_path: Path,
         "from tests.agent.offline_queue.helpers import AT, sale_body\n"
         "s = Store.open(sys.argv[1], 'T-0001', 'M-7')\n"
         "for _ in range(30):\n"
-        "    print(s.append('sale', sale_body(), at=AT, staff_id=None, offline=True).seq)\n"
+        "    print(s.outbox.append('sale', sale_body(), at=AT, staff_id=None, offline=True).seq)\n"
     )
     root = Path(__file__).resolve().parents[3]
     procs = [subprocess.Popen([sys.executable, "-c", script, str(db_path)], cwd=root,
@@ -197,7 +198,7 @@ def test_processes_appending_at_once_share_one_gap_free_counter(db_path: Path,
         assert p.returncode == 0
         seqs += [int(x) for x in out.split()]
     assert sorted(seqs) == list(range(1, 91))
-    assert [e.seq for e in store.events()] == list(range(1, 91))
+    assert [e.seq for e in store.outbox.events()] == list(range(1, 91))
 
 
 def test_a_lock_held_too_long_is_a_clear_storage_error(db_path: Path, store: Store) -> None:
@@ -208,11 +209,11 @@ def test_a_lock_held_too_long_is_a_clear_storage_error(db_path: Path, store: Sto
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(StorageError, match="locked by another process"):
-            other.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
+            other.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert other.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 1
+    assert other.outbox.append("sale", sale_body(), at=AT, staff_id=None, offline=True).seq == 1
     other.close()
 
 
@@ -228,16 +229,16 @@ def test_batches_always_fit_and_cover_everything_in_order(
         s = Store.open(Path(tmp) / "db", "T-0001", "M-7")
         try:
             for n in notes:
-                s.append("sale", sale_body(note="é" * (n // 2)), at=AT, staff_id=None,
+                s.outbox.append("sale", sale_body(note="é" * (n // 2)), at=AT, staff_id=None,
                          offline=True)
             sent: list[int] = []
-            while batch := s.next_batch(max_events=max_events, max_bytes=max_bytes):
+            while batch := s.outbox.next_batch(max_events=max_events, max_bytes=max_bytes):
                 size = len(ev.encode_batch("0193a5e2-0000-7000-8000-000000000000", "T-0001",
                                            batch))
                 assert len(batch) <= max_events
                 assert size <= max_bytes or len(batch) == 1  # one event always goes
                 sent += [e["seq"] for e in batch]
-                s.apply_ack([e["id"] for e in batch], [], None)
+                s.outbox.apply_ack([e["id"] for e in batch], [], None)
             assert sent == list(range(1, len(notes) + 1))
         finally:
             s.close()

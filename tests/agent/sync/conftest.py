@@ -17,6 +17,7 @@ from agent.offline_queue import Store
 from agent.rules import BundleState, load_trusted_keys
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.club.sim import SimClub
+from provisioning.tomlwrite import dump_toml
 from tests.fixtures.club import ClubPki
 
 FAST = LinkTuning(keepalive_s=3, reconnect_base_s=0.2, reconnect_cap_s=2.0, ack_timeout_s=3.0,
@@ -39,27 +40,17 @@ def write_config(directory: Path, *, terminal_id: str, merchant_id: str, club: S
     certs = pki.terminal_cert(terminal_id)
     keys = directory / "rule-keys"
     club.signing_key.write_public(keys)
-    text = f"""
-[terminal]
-id = "{terminal_id}"
-merchant_id = "{merchant_id}"
-club_id = "{club.club_id}"
-profile = "sim"
-[paths]
-state_dir = "{directory}"
-socket = "{directory}/agent.sock"
-[club]
-broker_url = "{broker_url}"
-central_url = "{club.central_url}"
-allow_plain = {"true" if broker_url.startswith("mqtt:") else "false"}
-ca_file = "{pki.ca.cert_file}"
-cert_file = "{certs.cert}"
-key_file = "{certs.key}"
-rules_keys_dir = "{keys}"
-{extra}
-"""
+    text = dump_toml({
+        "terminal": {"id": terminal_id, "merchant_id": merchant_id, "club_id": club.club_id,
+                     "profile": "sim"},
+        "paths": {"state_dir": str(directory), "socket": str(directory / "agent.sock")},
+        "club": {"broker_url": broker_url, "central_url": club.central_url,
+                 "allow_plain": broker_url.startswith("mqtt:"),
+                 "ca_file": str(pki.ca.cert_file), "cert_file": str(certs.cert),
+                 "key_file": str(certs.key), "rules_keys_dir": str(keys)},
+    })
     path = directory / "agent.toml"
-    path.write_text(text)
+    path.write_text(text + extra)  # extra: more TOML tables, as given
     return load_config(path)
 
 
@@ -108,7 +99,7 @@ class Terminal:
                 "credits_earned": [{"rule": "cashback", "kind": "credit.club", "amount": 3,
                                     "expires": "2027-03-01"}],
                 "lottery_entries": 0, "rules_version": 1, "payment": "cash"}
-        ev = self.store.append("sale", body, at=datetime.now(UTC), staff_id=None,
+        ev = self.store.outbox.append("sale", body, at=datetime.now(UTC), staff_id=None,
                                offline=offline)
         if self.link is not None:
             self.link.wake()
@@ -123,7 +114,7 @@ class Terminal:
             time.sleep(0.05)
 
     def wait_drained(self, timeout: float = 60.0) -> None:
-        self.wait(lambda: self.store.queue_stats().pending == 0, timeout, "queue drained")
+        self.wait(lambda: self.store.outbox.queue_stats().pending == 0, timeout, "queue drained")
 
 
 @pytest.fixture
@@ -156,6 +147,6 @@ def club_and_terminal_agree(club: SimClub, term: Terminal, member_id: str) -> No
     """The member's balances at the club equal what the terminal shows."""
     at_club = club.ledger.member(member_id)
     assert at_club is not None
-    term.wait(lambda: term.store.members_version() >= club.ledger.members_version(), 20,
+    term.wait(lambda: term.store.members.members_version() >= club.ledger.members_version(), 20,
               "member cache up to date")
-    assert term.store.usable_balances(member_id) == at_club["balances"]
+    assert term.store.members.usable_balances(member_id) == at_club["balances"]

@@ -120,7 +120,7 @@ def test_agent_killed_mid_drain_and_restarted(make_club, mosquitto_factory,
         proc.wait(10)
     from tests.agent.sync.conftest import open_store
     term.store = open_store(term.config.db_path, term.id, term.config.merchant_id)
-    assert term.store.queue_stats().pending == 0
+    assert term.store.outbox.queue_stats().pending == 0
     assert club.ledger.event_counts(term.id) == {"applied": total}
     club_and_terminal_agree(club, term, "m-1")
 

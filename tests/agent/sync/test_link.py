@@ -39,8 +39,8 @@ def test_rejections_are_kept_and_shown_in_status(
     bad = term.sale(None, gross=999)
     term.sale(None)
     sim_club.wait_applied(term.id, 3)
-    term.wait(lambda: term.store.queue_stats().rejected == 1, what="rejection recorded")
-    assert term.store.queue_stats().pending == 0
+    term.wait(lambda: term.store.outbox.queue_stats().rejected == 1, what="rejection recorded")
+    assert term.store.outbox.queue_stats().pending == 0
     status = sim_club.wait_status(term.id, lambda s: s["queue"]["rejected"] == 1)
     bad_id = bad.id if hasattr(bad, "id") else bad["id"]
     assert status["queue"]["recent_rejections"] == [{"id": bad_id, "reason": "too_big"}]
@@ -68,7 +68,7 @@ def test_commands_are_answered_once_and_repeats_get_the_stored_answer(
     sim_club.upsert_members([{"member_id": "m-9"}], publish=False)
     resync = sim_club.send_command(term.id, "resync_members")
     first = sim_club.wait_command_result(resync)[0]
-    assert first["ok"] is True and term.store.member("m-9") is not None
+    assert first["ok"] is True and term.store.members.member("m-9") is not None
     snapshots = len(sim_club.snapshot_requests)
     # The same id again: the stored answer, and the snapshot is not fetched again.
     sim_club.send_command(term.id, "resync_members", command_id=resync)
@@ -86,7 +86,7 @@ def test_bundles_accepted_and_refused_with_reasons(
     sim_club.publish_bundle("M-7", 5)
     term.wait(lambda: term.bundle_state.version == 5, what="bundle 5 in use")
     # Saved just after it is put in use (the store may be busy with the first snapshot).
-    term.wait(lambda: term.store.current_bundle() is not None, 10, "bundle 5 saved")
+    term.wait(lambda: term.store.bundles.current_bundle() is not None, 10, "bundle 5 saved")
     status = sim_club.wait_status(term.id, lambda s: s["rules_version"] == 5)
     assert status["rules_problem"] is None
 
@@ -112,7 +112,7 @@ def test_bundles_accepted_and_refused_with_reasons(
                                                     "foreign_merchant", "unknown_key",
                                                     "expired"]
     # The refused one is on record; a good newer one clears the problem.
-    assert term.store.refused_bundle() is not None
+    assert term.store.bundles.refused_bundle() is not None
     sim_club.publish_bundle("M-7", 8)
     sim_club.wait_status(term.id, lambda s: s["rules_version"] == 8 and not s["rules_problem"])
 
@@ -121,16 +121,16 @@ def test_change_set_gap_triggers_a_snapshot(
         sim_club: SimClub, mosquitto: MosquittoBroker, make_terminal) -> None:
     sim_club.upsert_members([{"member_id": "m-1", "name": "A"}])
     term = make_terminal(sim_club, mosquitto.tls_url)
-    term.wait(lambda: term.store.members_version() == 1, what="initial snapshot")
+    term.wait(lambda: term.store.members.members_version() == 1, what="initial snapshot")
     sim_club.upsert_members([{"member_id": "m-2", "name": "B"}])  # version 2, published
-    term.wait(lambda: term.store.members_version() == 2, what="change set 1..2")
+    term.wait(lambda: term.store.members.members_version() == 2, what="change set 1..2")
     before = len(sim_club.snapshot_requests)
     sim_club.faults.skip_change_sets = 1
     sim_club.upsert_members([{"member_id": "m-3", "name": "C"}])  # 2..3 lost
     sim_club.upsert_members([{"member_id": "m-4", "name": "D"}])  # 3..4: a gap
-    term.wait(lambda: term.store.members_version() == 4, what="snapshot after the gap")
-    assert term.store.member("m-3")["name"] == "C"
-    assert term.store.member("m-4")["name"] == "D"
+    term.wait(lambda: term.store.members.members_version() == 4, what="snapshot after the gap")
+    assert term.store.members.member("m-3")["name"] == "C"
+    assert term.store.members.member("m-4")["name"] == "D"
     assert sim_club.snapshot_requests[before:] == [(term.id, 2)]
 
 

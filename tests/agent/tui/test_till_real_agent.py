@@ -240,5 +240,5 @@ async def test_manager_finds_a_member_and_replaces_the_lost_card() -> None:
             link = next(e for e in h.outbox() if e["type"] == "card_link")
             assert (link["member_id"], link["identifier"], link["replaces"]) == (
                 "m-1", "nfc:0E0E0E0E", "nfc:04A1B2")
-            assert h.store.lookup("nfc:04A1B2") is None
-            assert (h.store.lookup("nfc:0E0E0E0E") or {}).get("member_id") == "m-1"
+            assert h.store.members.lookup("nfc:04A1B2") is None
+            assert (h.store.members.lookup("nfc:0E0E0E0E") or {}).get("member_id") == "m-1"

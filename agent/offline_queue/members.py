@@ -1,0 +1,321 @@
+"""The member cache: the club's records, their tokens, and usable balances.
+
+A record is kept as the club sent it, plus ``applied[this terminal]``; usable
+balances are the cached ones plus this terminal's own events the record does not
+reflect yet (the running sums the outbox keeps in ``event_deltas``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from agent.errors import ClubtermError
+from agent.offline_queue import events as ev
+from agent.offline_queue.database import Database
+
+#: Deltas of projected stats live beside the balance kinds under this prefix
+#: (protocol balance kinds are ``points`` and ``credit.*``).
+STATS_PREFIX = "stats."
+
+
+class InvalidRecord(ClubtermError, ValueError):
+    """A member record, change set or snapshot line is malformed; nothing was applied
+    (a snapshot keeps the chunks applied before the bad line; see docs/store.md)."""
+
+
+class MemberCache:
+    """The club's member records as this terminal caches them."""
+
+    def __init__(self, db: Database, terminal_id: str):
+        self.db = db
+        self.terminal_id = terminal_id
+
+    def members_version(self) -> int:
+        """The club-wide member version the cache is at (0 = empty)."""
+        with self.db.guard("reading the member cache"):
+            return self.db.meta_int("members_version")
+
+    def lookup(self, token: str) -> dict[str, Any] | None:
+        """The cached record of the member holding ``token``, or None."""
+        with self.db.guard("reading the member cache"):
+            row = self.db.execute_sql(
+                "SELECT m.record FROM member_tokens t JOIN members m ON m.member_id = t.member_id"
+                " WHERE t.token = ?", (token,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def member(self, member_id: str) -> dict[str, Any] | None:
+        """The cached record of ``member_id`` (balances as cached), or None."""
+        with self.db.guard("reading the member cache"):
+            row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                      (member_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def member_count(self) -> int:
+        """How many members the cache holds."""
+        with self.db.guard("reading the member cache"):
+            return int(self.db.execute_sql("SELECT count(*) FROM members").fetchone()[0])
+
+    def find_members(self, name_part: str, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` cached records whose name holds ``name_part`` (any case),
+        by name (a till's member search; phone and card go through :meth:`lookup`)."""
+        pattern = "%" + name_part.replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        with self.db.guard("reading the member cache"):
+            rows = self.db.execute_sql(
+                "SELECT record FROM members WHERE json_extract(record, '$.name') LIKE ? "
+                "ESCAPE '\\' ORDER BY json_extract(record, '$.name') LIMIT ?",
+                (pattern, int(limit))).fetchall()
+        return [dict(json.loads(row[0])) for row in rows]
+
+    def _projection(self, member_id: str) -> tuple[dict[str, Any] | None, dict[str, int]]:
+        """The cached record and the sum of own deltas with seq > applied[T], per kind
+        (balance kinds and the ``stats.`` pseudo-kinds): total minus the running
+        sum at applied[T], two index probes per kind."""
+        with self.db.guard("reading balances"):
+            row = self.db.execute_sql(
+                "SELECT record, applied_here FROM members WHERE member_id = ?",
+                (member_id,)).fetchone()
+            applied = int(row[1]) if row else 0
+            deltas = self.db.execute_sql(
+                "SELECT t.kind, t.total - coalesce((SELECT d.running FROM event_deltas d "
+                "WHERE d.member_id = t.member_id AND d.kind = t.kind AND d.seq <= ? "
+                "ORDER BY d.seq DESC LIMIT 1), 0) FROM delta_totals t WHERE t.member_id = ?",
+                (applied, member_id)).fetchall()
+        record = json.loads(row[0]) if row else None
+        return record, {str(k): int(v) for k, v in deltas}
+
+    def usable_balances(self, member_id: str) -> dict[str, int]:
+        """Cached balances plus this terminal's own events not yet reflected
+        (``seq > applied[this terminal]``), per protocol.md."""
+        record, deltas = self._projection(member_id)
+        cached = (record or {}).get("balances") or {}
+        return ev.sum_balances(cached, ((k, v) for k, v in deltas.items()
+                                        if not k.startswith(STATS_PREFIX)))
+
+    def member_view(self, member_id: str) -> dict[str, Any] | None:
+        """The record with usable balances and stats projected over own unreflected
+        sales (``purchase_count`` +sales, ``spend_30d`` +payable, ``last_purchase``)."""
+        record, deltas = self._projection(member_id)
+        if record is None:
+            return None
+        cached = record.get("balances") or {}
+        record["balances"] = ev.sum_balances(cached, ((k, v) for k, v in deltas.items()
+                                                      if not k.startswith(STATS_PREFIX)))
+        applied = int((record.get("applied") or {}).get(self.terminal_id, 0))
+        with self.db.guard("reading balances"):
+            last = self.db.execute_sql(
+                "SELECT at FROM events WHERE member_id = ? AND seq > ? AND type = 'sale' "
+                "AND state != 'rejected' ORDER BY seq DESC LIMIT 1",
+                (member_id, applied)).fetchone()
+        stats = dict(record.get("stats") or {})
+        stats["purchase_count"] = (int(stats.get("purchase_count") or 0)
+                                   + deltas.get(STATS_PREFIX + "purchases", 0))
+        stats["spend_30d"] = (int(stats.get("spend_30d") or 0)
+                              + deltas.get(STATS_PREFIX + "spend", 0))
+        day = str(last[0])[:10] if last else None
+        if day and (not stats.get("last_purchase") or day > str(stats["last_purchase"])):
+            stats["last_purchase"] = day
+        record["stats"] = stats
+        return dict(record)
+
+    def offline_counters(self, member_id: str, local_day_start: datetime,
+                         local_day_end: datetime) -> tuple[int, int]:
+        """(redeemed value, credits used) by ``member_id`` at this terminal in
+        [start, end), refunds netted, rejected sales left out; never negative."""
+        with self.db.guard("reading the day counters"):
+            redeemed, used = self.db.execute_sql(
+                "SELECT coalesce(sum(redeemed_value), 0), coalesce(sum(credit_used), 0) "
+                "FROM events WHERE member_id = ? AND at_us >= ? AND at_us < ? "
+                "AND state != 'rejected'",
+                (member_id, ev.epoch_us(local_day_start), ev.epoch_us(local_day_end))
+            ).fetchone()
+        return max(0, int(redeemed)), max(0, int(used))
+
+    @staticmethod
+    def _parse_record(record: Any, where: str) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise InvalidRecord(f"{where}: a member record must be a JSON object")
+        if not isinstance(record.get("member_id"), str) or not record["member_id"]:
+            raise InvalidRecord(f"{where}: member_id is missing")
+        version = record.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InvalidRecord(f"{where}: version of {record['member_id']} is not an integer")
+        for key, kind in (("identifiers", list), ("balances", dict), ("applied", dict)):
+            if record.get(key) is not None and not isinstance(record[key], kind):
+                raise InvalidRecord(f"{where}: {key} of {record['member_id']} is malformed")
+        return record
+
+    def _upsert_in_tx(self, rows: list[tuple[dict[str, Any], str]], gen: int) -> None:
+        """Replace whole records (and their tokens); the caller holds the transaction.
+
+        A record older than the cached one (lower ``version``: a snapshot fetched
+        before a change that was applied meanwhile) is skipped.
+        """
+        conn = self.db.connection()
+        cached: dict[str, int] = {}
+        ids = [r["member_id"] for r, _ in rows]
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            cached.update(conn.execute(
+                "SELECT member_id, version FROM members WHERE member_id IN "  # noqa: S608 (placeholders only)
+                f"({', '.join('?' for _ in part)})", part).fetchall())
+        newer = [r["member_id"] for r, _ in rows if cached.get(r["member_id"], -1) > r["version"]]
+        if newer:
+            # Still named by the snapshot: not to be swept as gone.
+            conn.executemany("UPDATE members SET gen = ? WHERE member_id = ?",
+                             [(gen, m) for m in newer])
+            rows = [(r, t) for r, t in rows if cached.get(r["member_id"], -1) <= r["version"]]
+        conn.executemany(
+            "INSERT INTO members (member_id, version, applied_here, gen, provisional, record) "
+            "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (member_id) DO UPDATE SET "
+            "version = excluded.version, applied_here = excluded.applied_here, "
+            "gen = excluded.gen, provisional = 0, record = excluded.record",
+            [(r["member_id"], r["version"],
+              int((r.get("applied") or {}).get(self.terminal_id, 0)), gen, text)
+             for r, text in rows])
+        conn.executemany("DELETE FROM member_tokens WHERE member_id = ?",
+                         [(r["member_id"],) for r, _ in rows])
+        conn.executemany(
+            "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
+            [(token, r["member_id"]) for r, _ in rows for token in (r.get("identifiers") or [])
+             if isinstance(token, str)])
+
+    def _remove_in_tx(self, member_ids: Sequence[str]) -> None:
+        conn = self.db.connection()
+        conn.executemany("DELETE FROM member_tokens WHERE member_id = ?",
+                         [(m,) for m in member_ids])
+        conn.executemany("DELETE FROM members WHERE member_id = ?", [(m,) for m in member_ids])
+
+    def apply_changes(self, change: dict[str, Any]) -> bool:
+        """Apply a ``/members/changes`` message atomically.
+
+        Returns False (and changes nothing) on a version gap: the caller then
+        fetches a snapshot. A change the cache already has (``to_version`` ≤ the
+        cache's version) is ignored and returns True.
+        """
+        try:
+            from_v, to_v = int(change["from_version"]), int(change["to_version"])
+            records = [self._parse_record(r, "member change")
+                       for r in change.get("members") or []]
+            removed = [str(m) for m in change.get("removed") or []]
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidRecord):
+                raise
+            raise InvalidRecord(f"malformed member change: {exc}") from None
+        with self.db.write("applying member changes"):
+            current = self.db.meta_int("members_version")
+            if to_v <= current:
+                return True
+            if from_v != current:
+                return False
+            gen = self.db.meta_int("import_gen")
+            self._upsert_in_tx([(r, json.dumps(r, separators=(",", ":"), ensure_ascii=False))
+                                for r in records], gen)
+            self._remove_in_tx(removed)
+            self.db.set_meta("members_version", to_v)
+        return True
+
+    def import_snapshot(self, lines: Iterable[bytes | str], version: int, full: bool, *,
+                        chunk_size: int = 5000) -> int:
+        """Stream an NDJSON snapshot into the cache; returns how many records.
+
+        Records are applied in chunks, each one transaction (sales are never kept
+        waiting behind a million-row import); a record replaces the cached one
+        whole. ``full`` (``since=0``) then removes the members the snapshot did not
+        name (local enrolments awaiting the club stay). ``members_version`` moves
+        to ``version`` only at the very end, so an interrupted import is simply
+        fetched again.
+        """
+        with self.db.write("importing members"):
+            gen = self.db.meta_int("import_gen") + 1
+            self.db.set_meta("import_gen", gen)
+        count = 0
+        chunk: list[tuple[dict[str, Any], str]] = []
+        for number, raw in enumerate(lines, start=1):
+            text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                raise InvalidRecord(f"snapshot line {number} is not JSON: {exc}") from None
+            chunk.append((self._parse_record(record, f"snapshot line {number}"), text))
+            if len(chunk) >= chunk_size:
+                self._import_chunk(chunk, gen)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._import_chunk(chunk, gen)
+            count += len(chunk)
+        if full:
+            self._sweep_members(gen)
+        with self.db.write("importing members"):
+            # Never backwards: change sets applied during the import stay counted.
+            self.db.execute_sql(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) "
+                "WHERE key = 'members_version'", (int(version),))
+        return count
+
+    def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]], gen: int) -> None:
+        with self.db.write("importing members"):
+            self._upsert_in_tx(chunk, gen)
+
+    def _sweep_members(self, gen: int) -> None:
+        last_rowid = 0
+        while True:
+            with self.db.write("importing members"):
+                rows = self.db.execute_sql(
+                    "SELECT rowid, member_id FROM members WHERE rowid > ? AND gen < ? AND "
+                    "provisional = 0 ORDER BY rowid LIMIT 5000", (last_rowid, gen)).fetchall()
+                if not rows:
+                    return
+                self._remove_in_tx([r[1] for r in rows])
+                last_rowid = rows[-1][0]
+
+    def provisional_member_in_tx(self, body: dict[str, Any]) -> None:
+        """A member enrolled here offline is usable at once, until the club's record."""
+        record = {
+            "member_id": body["member_id"], "version": 0, "name": body.get("name"),
+            "status": "active", "tier": None, "groups": [], "birthday": None, "joined": None,
+            "identifiers": list(body.get("identifiers") or []), "balances": {}, "stats": {},
+            "applied": {},
+        }
+        self.db.execute_sql(
+            "INSERT OR IGNORE INTO members (member_id, version, applied_here, gen, provisional, "
+            "record) VALUES (?, 0, 0, 0, 1, ?)",
+            (record["member_id"], json.dumps(record, separators=(",", ":"), ensure_ascii=False)))
+        for token in record["identifiers"]:
+            self.db.execute_sql(
+                "INSERT OR IGNORE INTO member_tokens (token, member_id) VALUES (?, ?)",
+                (token, record["member_id"]))
+
+    def link_token_in_tx(self, member_id: str, token: str, *,
+                          replaces: object = None) -> None:
+        """A card linked here finds its member at once (the club confirms later).
+
+        ``replaces`` (a lost card's token, an extra key of the card_link event) stops
+        finding the member at this terminal at once.
+        """
+        row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                  (member_id,)).fetchone()
+        if row is None:
+            return
+        record = json.loads(row[0])
+        ids = list(record.get("identifiers") or [])
+        if isinstance(replaces, str) and replaces != token:
+            ids = [t for t in ids if t != replaces]
+            self.db.execute_sql("DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
+                                (replaces, member_id))
+        if token not in ids or ids != record.get("identifiers"):
+            if token not in ids:
+                ids.append(token)
+            record["identifiers"] = ids
+            self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
+                                (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                                 member_id))
+        self.db.execute_sql("INSERT OR REPLACE INTO member_tokens (token, member_id) "
+                            "VALUES (?, ?)", (token, member_id))
