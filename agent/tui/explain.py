@@ -2,7 +2,7 @@
 
 The rules engine explains every rule in English for logs and the club
 (``text``), and adds machine-readable codes: a rule not applied carries
-``why`` (the failing check, ``agent/rules/engine.py`` ``WHY``), a limit note
+``why`` (the failing check, ``agent/rules/conditions.py``), a limit note
 ``limit`` (``docs/rules.md``). The UI translates by code, filling in what it
 knows from the quote (the member's tier, the basket's total) in the locale's
 digits; an unknown code falls back to the agent's sentence, never to nothing.

@@ -26,7 +26,7 @@ DANA = {"member_id": "m-3", "version": 5, "name": "Dana P.", "status": "active",
 async def open_diary(h: Harness, app: ClubtermApp, pilot: Any) -> Any:
     from agent.tui.screens.appointments import AppointmentsScreen
 
-    h.store.import_snapshot([json.dumps(DANA)], 11, False)
+    h.store.members.import_snapshot([json.dumps(DANA)], 11, False)
     await pilot.press("f5")
     await wait_for(pilot, lambda: isinstance(app.screen, AppointmentsScreen))
     await pilot.pause()

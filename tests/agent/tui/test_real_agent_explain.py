@@ -70,9 +70,15 @@ async def test_english_keeps_the_agents_sentences() -> None:
 
 
 def test_every_engine_check_has_a_translation() -> None:
-    from agent.rules.engine import WHY
+    # The engine's check names (agent/rules/conditions.py builds its check table
+    # from these pairs), plus the two codes given outside the checks.
+    from agent.rules import conditions as c
 
-    codes = set(WHY.values()) | {"exclusive", "not_requested"}
+    codes = ({name for _check, name in c._UNKNOWN}
+             | {pair[1] for pair in (c._MEMBER, c._REFERRED, c._CODES, c._COUPON, c._LINES)}
+             | {name for name, _pair in c._SEGMENTS} | {name for name, _pair in c._LIMITS}
+             | {"exclusive", "not_requested"})
+    assert len(codes) >= 28
     assert codes <= set(WHY_NOT), sorted(codes - set(WHY_NOT))
     fa = load_locale("fa")
     missing = [c for c, m in WHY_NOT.items() if fa.gettext(m) == m]
