@@ -109,6 +109,9 @@ class ClubtermApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "clubterm"
     ENABLE_COMMAND_PALETTE = False
+    # Screens narrower than the smallest till's 80 columns get the ``narrow``
+    # class; their .tcss stacks panels instead of putting them side by side.
+    HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (80, "wide")]  # noqa: RUF012 - App declares it
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(key, f"goto('{mode}')", label, show=False) for key, mode, label in NAV),
         Binding("f10", "sign_out", N_("Sign out"), show=True, priority=True),

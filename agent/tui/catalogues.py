@@ -27,7 +27,8 @@ from agent.tui.i18n import DOMAIN, LOCALE_DIR
 
 PACKAGE_DIR = Path(__file__).parent
 POT_PATH = LOCALE_DIR / f"{DOMAIN}.pot"
-KEYWORDS = ("--keyword=tr", "--keyword=trn:1,2", "--keyword=N_")
+KEYWORDS = ("--keyword=tr", "--keyword=trn:1,2", "--keyword=N_", "--keyword=tr_block",
+            "--keyword=fill", "--keyword=filln:1,2")
 
 
 def parse_po(text: str) -> dict[str, str]:

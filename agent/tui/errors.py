@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.errors import ApiError
 from agent.localapi import (
     CONFLICT,
+    INVALID_PARAMS,
     LIMIT,
     MEMBER_NOT_ACTIVE,
     NOT_ALLOWED,
@@ -13,7 +14,7 @@ from agent.localapi import (
     STORAGE,
     UNKNOWN_MEMBER,
 )
-from agent.tui.i18n import N_, current, tr
+from agent.tui.i18n import N_, current, display, fill
 
 # A translated headline per error code; the agent's own sentence follows it
 # where it carries specifics (who is booked, which limit).
@@ -26,18 +27,50 @@ _HEADLINES = {
     NOT_ALLOWED: N_("Not allowed for your role, or your sign-in has ended."),
     NOT_FOUND: N_("Not found."),
     CONFLICT: N_("Refused: it clashes with what is already recorded."),
+    INVALID_PARAMS: N_("Please check what was typed."),
+}
+# A whole translated sentence per machine-readable ``data.reason`` the agent
+# gives (docs/local-api.md); it replaces the agent's English one.
+_REASONS = {
+    "bad_credentials": N_("Staff number or PIN not right."),
+    "pin_or_badge": N_("Clocking needs that person's PIN or badge."),
+    "role": N_("Not allowed for your role."),
+    "no_session": N_("Please sign in first."),
+    "session_expired": N_("Your sign-in has ended: please sign in again."),
+    "staff_removed": N_("This staff member was removed."),
+    "club_manages_staff": N_("The club manages the staff list: change it there."),
+    "already_recorded": N_("This sale is already recorded."),
+    "refunded": N_("This sale is already refunded."),
+    "void_not_last": N_("Only the last sale can be voided; a manager can refund this one."),
+    "void_other_staff": N_("Only its cashier or a manager can void this sale."),
+    "void_too_late": N_("Too late to void (5 minutes); a manager can refund it."),
+    "amount_too_large": N_("The amount is too large."),
+    "control_character": N_("The text holds a character that cannot be stored."),
+    "card_number": N_("That looks like a bank card number: never type one here."),
+    "shutting_down": N_("The agent is restarting: try again in a moment."),
 }
 DISCONNECTED = -1
 
 
 def error_text(error: ApiError) -> str:
-    """What to show the cashier for ``error``, in the UI's language."""
+    """What to show the cashier for ``error``, in the UI's language (display order)."""
+    return display(error_logical(error))
+
+
+def error_logical(error: ApiError) -> str:
+    """:func:`error_text` in logical order, for a line that may wrap (RTL)."""
     if error.code == DISCONNECTED:
-        return tr("The agent is not answering. Check that it is running.")
-    if current().code == "en" or error.code not in _HEADLINES:
+        return fill("The agent is not answering. Check that it is running.")
+    if current().code == "en":
         # The agent's messages are English sentences written for cashiers.
         return str(error)
-    return tr(
+    data = error.data if isinstance(error.data, dict) else {}
+    reason = data.get("reason")
+    if isinstance(reason, str) and reason in _REASONS:
+        return current().gettext(_REASONS[reason])
+    if error.code not in _HEADLINES:
+        return str(error)
+    return fill(
         "{headline} ({detail})",
         headline=current().gettext(_HEADLINES[error.code]),
         detail=str(error),

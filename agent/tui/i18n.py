@@ -34,14 +34,17 @@ T = TypeVar("T")
 DOMAIN = "clubterm"
 LOCALE_DIR = Path(__file__).parent / "locale"
 RTL_LANGUAGES = frozenset({"fa", "ar", "he", "ur"})
-SUPPORTED = ("en", "fa")
+# Languages with a catalogue (agent/tui/locale): Arabic and Hebrew are drawn
+# right to left like Persian; Arabic with Arabic-Indic digits, Hebrew and
+# Vietnamese with Latin ones.
+SUPPORTED = ("en", "fa", "ar", "he", "vi")
 
 _DIGITS = {
     "fa": "۰۱۲۳۴۵۶۷۸۹",
     "ar": "٠١٢٣٤٥٦٧٨٩",
 }
 # Decimal and group separators per language (U+066B, U+066C for Persian).
-_SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬")}
+_SEPARATORS = {"fa": ("٫", "٬"), "ar": ("٫", "٬"), "vi": (",", ".")}
 _CURRENCY_SYMBOLS = {
     "EUR": "€",
     "USD": "$",
@@ -68,6 +71,15 @@ _JALALI_MONTHS = (
     "بهمن",
     "اسفند",
 )
+
+
+# Gregorian month names for languages whose dates are not English (#15 item 11).
+_MONTHS = {
+    "ar": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس",
+           "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"),
+    "he": ("ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני", "יולי", "אוגוסט",
+           "ספטמבר", "אוקטובר", "נובמבר", "דצמבר"),
+}
 
 
 def N_(message: str) -> str:
@@ -118,15 +130,20 @@ class Locale:
         symbol = _CURRENCY_SYMBOLS.get(currency or "", currency or "")
         if not symbol:
             return sign + text
-        if self.rtl or len(symbol) > 1:
+        if self.rtl or len(symbol) > 1 or self.code == "vi":
             return f"{sign}{text} {symbol}"
         return f"{sign}{symbol}{text}"
 
     def date(self, day: date) -> str:
-        """A date: ``Sun 22 Nov 2026``; Persian: Jalali ``۱ آذر ۱۴۰۵``."""
+        """A date: ``Sun 22 Nov 2026``; Persian: Jalali ``۱ آذر ۱۴۰۵``; Arabic
+        ``٢٢ نوفمبر ٢٠٢٦``; Hebrew ``22 נובמבר 2026``; Vietnamese ``22/11/2026``."""
         if self.code == "fa":
             y, m, d = gregorian_to_jalali(day.year, day.month, day.day)
             return self.digits(f"{d} {_JALALI_MONTHS[m - 1]} {y}")
+        if self.code in _MONTHS:
+            return self.digits(f"{day.day} {_MONTHS[self.code][day.month - 1]} {day.year}")
+        if self.code == "vi":
+            return day.strftime("%d/%m/%Y")
         return day.strftime("%a %d %b %Y")
 
     def time(self, moment: datetime) -> str:
@@ -188,19 +205,86 @@ def plain(value: object) -> object:
     return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
 
 
+FSI = "\u2068"  # first strong isolate
+PDI = "\u2069"  # pop directional isolate
+
+
+def _fill_values(values: dict[str, object]) -> dict[str, object]:
+    """``values`` as plain text; in a visual RTL locale each one bidi-isolated.
+
+    An isolated value (``Sara K.``, ``12:30``, a Persian name in an English
+    sentence) is ordered on its own and placed as one unit, so its neutrals
+    (the dot of ``K.``) stay where they are typed (UAX #9 isolates).
+    """
+    isolate = _current.rtl and _current.visual_bidi
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        text = plain(value)
+        out[key] = f"{FSI}{text}{PDI}" if isolate and isinstance(text, str) and text else text
+    return out
+
+
+def isolate(text: str) -> str:
+    """``text`` as one bidi-isolated run when the UI orders RTL text itself.
+
+    Join runs with it that must not merge: a date and a time side by side
+    (``۷ آذر ۱۴۰۵`` and ``۰۸:۴۷``) would otherwise become one number run.
+    """
+    return f"{FSI}{text}{PDI}" if _current.rtl and _current.visual_bidi and text else text
+
+
+def fill(message: str, /, **values: object) -> str:
+    """Translate ``message`` and fill in ``values``, in *logical* order.
+
+    For text that may wrap: :func:`wrap_visual` orders each wrapped line.
+    """
+    text = _current.gettext(message)
+    return text.format(**_fill_values(values)) if values else text
+
+
 def tr(message: str, /, **values: object) -> str:
     """Translate ``message``, fill in ``values`` (as plain text) and put it in display order."""
-    text = _current.gettext(message)
-    if values:
-        text = text.format(**{k: plain(v) for k, v in values.items()})
-    return _current.display(text)
+    return _current.display(fill(message, **values))
+
+
+def filln(singular: str, plural: str, n: int, /, **values: object) -> str:
+    """Plural-aware :func:`fill` (logical order, for text that may wrap)."""
+    return _current.ngettext(singular, plural, n).format(
+        n=_current.number(n), **_fill_values(values))
 
 
 def trn(singular: str, plural: str, n: int, /, **values: object) -> str:
     """Plural-aware :func:`tr`; ``{n}`` is filled in with ``n`` in local digits."""
-    text = _current.ngettext(singular, plural, n).format(
-        n=_current.number(n), **{k: plain(v) for k, v in values.items()})
-    return _current.display(text)
+    return _current.display(filln(singular, plural, n, **values))
+
+
+def wrap_visual(text: str, width: int) -> list[str]:
+    """``text`` (logical order) wrapped to ``width`` cells, each line in display order.
+
+    A terminal that wraps an already reordered RTL string shows the end of
+    the sentence first; here the words are wrapped in reading order and each
+    line is then reordered on its own (#15 item 11). Words longer than
+    ``width`` are cut. LTR locales get plain word wrapping.
+    """
+    from rich.cells import cell_len
+
+    width = max(1, width)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if cell_len(candidate) <= width or (not line and cell_len(word) <= width):
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while cell_len(word) > width:
+                lines.append(word[:width])
+                word = word[width:]
+            line = word
+        lines.append(line)
+    return [_current.display(line) for line in lines]
 
 
 def ordered(cells: Sequence[T]) -> list[T]:
@@ -232,6 +316,10 @@ def parse_amount(text: str, minor_units: int) -> int | None:
     cleaned = cleaned.replace(" ", "").replace("\u00a0", "")
     if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d*)?", cleaned):
         cleaned = cleaned.replace(",", "")
+    elif _SEPARATORS.get(_current.code, (".", ","))[1] == "." \
+            and re.fullmatch(r"\d{1,3}(\.\d{3})+(,\d*)?", cleaned):
+        # Where the dot groups thousands (Vietnamese): 1.234,56
+        cleaned = cleaned.replace(".", "")
     cleaned = cleaned.replace(",", ".")
     match = re.fullmatch(r"(\d+)(?:\.(\d*))?", cleaned)
     if not match:
@@ -290,6 +378,8 @@ def visual_order(line: str) -> str:
     between two left-to-right runs join them (so ``12:30`` and ``Sara K.`` stay
     whole), every other neutral takes the paragraph's right-to-left direction.
     """
+    if FSI in line or PDI in line:
+        return _visual_with_isolates(line)
     if not any(_strength(c) == "R" for c in line):
         return line
     kinds = [_strength(c) for c in line]
@@ -312,6 +402,77 @@ def visual_order(line: str) -> str:
     return "".join(out)
 
 
+def _visual_with_isolates(line: str) -> str:
+    """:func:`visual_order` of a line with isolated values (FSI … PDI).
+
+    Each isolate is ordered on its own (left to right unless its first strong
+    letter is right-to-left) and then takes part in the line as one strong
+    unit of that direction; the marks themselves are dropped.
+    """
+    units: list[tuple[str, str]] = []  # (kind: "T" text or "L"/"R" isolate, text)
+    i = 0
+    while i < len(line):
+        if line[i] == FSI:
+            end = line.find(PDI, i + 1)
+            end = len(line) if end < 0 else end
+            inner = line[i + 1 : end].replace(FSI, "").replace(PDI, "")
+            # Its direction is its first strong *letter* (digits are weak).
+            first = next(("R" if unicodedata.bidirectional(c) in ("R", "AL") else "L"
+                          for c in inner if unicodedata.bidirectional(c) in ("R", "AL", "L")),
+                         "L")
+            units.append((first, inner))
+            i = end + 1
+        elif line[i] == PDI:
+            i += 1
+        else:
+            j = i
+            while j < len(line) and line[j] not in (FSI, PDI):
+                j += 1
+            units.append(("T", line[i:j]))
+            i = j
+    # Each isolate stands in as one private-use letter of its direction
+    # (U+E000 counts as L, U+05D0 HEBREW ALEF as R) while the line is ordered.
+    stand_ins = {"L": "\ue000", "R": "\u05d0"}
+    skeleton = "".join(stand_ins[k] if k != "T" else t for k, t in units)
+    isolates = [(k, t) for k, t in units if k != "T"]
+    ordered_line = visual_order(skeleton)
+    # Stand-ins come out in reverse order only where their run was reversed;
+    # find each one's position and map it back by the logical index.
+    positions = [p for p, c in enumerate(skeleton) if c in stand_ins.values()]
+    logical_at = {p: n for n, p in enumerate(positions)}
+    mapping = _visual_positions(skeleton)
+    out = list(ordered_line)
+    for logical_pos, visual_pos in mapping.items():
+        if logical_pos in logical_at:
+            kind, text = isolates[logical_at[logical_pos]]
+            out[visual_pos] = visual_order(text) if kind == "R" else text
+    return "".join(out)
+
+
+def _visual_positions(line: str) -> dict[int, int]:
+    """Where each character of ``line`` lands in :func:`visual_order` (index → index)."""
+    if not any(_strength(c) == "R" for c in line):
+        return {i: i for i in range(len(line))}
+    kinds = [_strength(c) for c in line]
+    resolved = list(kinds)
+    for i, kind in enumerate(kinds):
+        if kind != "N":
+            continue
+        before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
+        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
+        resolved[i] = "L" if before == after == "L" else "R"
+    runs: list[tuple[str, list[int]]] = []
+    for index, kind in enumerate(resolved):
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(index)
+        else:
+            runs.append((kind, [index]))
+    order: list[int] = []
+    for kind, indices in reversed(runs):
+        order.extend(reversed(indices) if kind == "R" else indices)
+    return {logical: visual for visual, logical in enumerate(order)}
+
+
 __all__ = [
     "N_",
     "SUPPORTED",
@@ -319,7 +480,10 @@ __all__ = [
     "ascii_digits",
     "current",
     "display",
+    "fill",
+    "filln",
     "gregorian_to_jalali",
+    "isolate",
     "load_locale",
     "money",
     "number",
@@ -329,4 +493,5 @@ __all__ = [
     "tr",
     "trn",
     "visual_order",
+    "wrap_visual",
 ]

@@ -11,12 +11,17 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
+from agent.localapi import UNKNOWN_MEMBER
 from agent.tui.basket import is_product_code
 from agent.tui.i18n import N_, ascii_digits, current, number, ordered, tr
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.recent_sales import ConfirmDialog
 
 PHONE_CHARS = set("+0123456789 -")
+# A non-member's name rides in the note's first line (the agent keeps only the
+# phone as the customer): "Ali R.\nbring photos" (#15 item 13).
+NAME_MARK = "\u2063"  # INVISIBLE SEPARATOR: ends the name, never typed by hand
 
 
 def parse_hhmm(text: str) -> tuple[int, int] | None:
@@ -36,12 +41,53 @@ def parse_hhmm(text: str) -> tuple[int, int] | None:
     return (hour, minute) if 0 <= hour < 24 and 0 <= minute < 60 else None
 
 
+def is_phone(text: str) -> bool:
+    """``0912 111 2222`` or ``+49 …`` (not a product or club code)."""
+    cleaned = ascii_digits(text.strip())
+    return set(cleaned) <= PHONE_CHARS and len(cleaned) >= 6 and not is_product_code(cleaned)
+
+
+def split_name_phone(text: str) -> tuple[str, str] | None:
+    """``Ali R. 0912 111 2222`` → (``Ali R.``, ``0912 111 2222``); a bare phone
+    has an empty name; None when the text does not end with a phone."""
+    words = text.strip().split()
+    for i in range(len(words)):
+        tail = " ".join(words[i:])
+        if is_phone(tail):
+            return " ".join(words[:i]), ascii_digits(tail)
+    return None
+
+
 def customer_params(text: str) -> dict[str, str]:
     """How a typed customer goes to the API: a phone, or a member id."""
     cleaned = ascii_digits(text.strip())
-    if set(cleaned) <= PHONE_CHARS and len(cleaned) >= 6 and not is_product_code(cleaned):
+    if is_phone(cleaned):
         return {"phone": cleaned}
     return {"customer": cleaned}
+
+
+def note_with_name(name: str, note: str) -> str:
+    """The note an appointment of a non-member is booked with: name first."""
+    return f"{name}{NAME_MARK}{note}" if name else note
+
+
+def customer_cell(appt: dict[str, Any]) -> str:
+    """Who the appointment is for: a member's name, or a non-member's name and phone."""
+    customer = str(appt.get("customer") or "")
+    name = str(appt.get("customer_name") or customer)
+    if not customer.startswith("tel:"):
+        return name
+    phone = customer[4:]
+    given, mark, _rest = str(appt.get("note") or "").partition(NAME_MARK)
+    if mark and given:
+        return f"{given} · {phone}"
+    return tr("{phone} (not a member)", phone=phone)
+
+
+def shown_note(appt: dict[str, Any]) -> str:
+    """The note without a non-member's name."""
+    note = str(appt.get("note") or "")
+    return note.partition(NAME_MARK)[2] if NAME_MARK in note else note
 
 
 class AppointmentsScreen(ClubScreen):
@@ -64,6 +110,9 @@ class AppointmentsScreen(ClubScreen):
         self.appointments: list[dict[str, Any]] = []
         self.staff_filter: str | None = None
         self.customer_member: str | None = None
+        self._customer_label = ""
+        # A past start the cashier confirmed (the form's start, as sent).
+        self._past_ok: str | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="diary-title", classes="title")
@@ -80,7 +129,8 @@ class AppointmentsScreen(ClubScreen):
         with Horizontal(classes="field"):
             yield Label(tr("Customer"), classes="field-label")
             yield Input(
-                id="appt-customer", compact=True, placeholder=tr("phone, member id, or tap a card")
+                id="appt-customer", compact=True,
+                placeholder=tr("club code, tap a card, or name and phone"),
             )
         with Horizontal(classes="field"):
             yield Label(tr("Service"), classes="field-label")
@@ -132,7 +182,10 @@ class AppointmentsScreen(ClubScreen):
             for a in self.appointments
             if self.staff_filter is None or a["staff_name"] == self.staff_filter
         ]
-        return sorted(rows, key=lambda a: (a["staff_name"], a["start"]))
+        # In time order, the staff column beside each row: grouped by staff
+        # without a separator the rows looked out of order (#15 item 13).
+        return sorted(rows, key=lambda a: (datetime.fromisoformat(a["start"]),
+                                           str(a["staff_name"])))
 
     def _redraw(self) -> None:
         assert self.day is not None
@@ -157,7 +210,7 @@ class AppointmentsScreen(ClubScreen):
                     [
                         f"{loc.time(start)}–{loc.time(end)}",
                         appt["staff_name"],
-                        appt.get("customer_name") or appt["customer"],
+                        customer_cell(appt),
                         appt["service"],
                         number(int(appt["minutes"])),
                     ]
@@ -195,24 +248,76 @@ class AppointmentsScreen(ClubScreen):
         if not service or not staff_id or int(minutes) < 5:
             self.say(tr("Fill in the service, staff number and minutes (5 or more)."), "error")
             return
+        note = self.query_one("#appt-note", Input).value.strip()
         params: dict[str, Any] = {
             "start": start.isoformat(),
             "minutes": int(minutes),
             "staff_id": staff_id,
             "service": service,
-            "note": self.query_one("#appt-note", Input).value.strip(),
+            "note": note,
         }
+        named = split_name_phone(customer)
         if self.customer_member:
             params["customer"] = self.customer_member
+        elif named is not None:
+            params["phone"] = named[1]
+            params["note"] = note_with_name(named[0], note)
         else:
-            params.update(customer_params(customer))
+            # A club code (any case) or a member id: the agent finds the member
+            # by code first, then books them (#15 item 13).
+            self.call_api("customer_code", "member.identify", {"code": customer})
+            return
+        if not self._start_confirmed(start, lambda: self.action_create()):
+            return
         self.call_api("create", "appointment.create", params, session=True)
 
+    def _start_confirmed(self, start: datetime, again: Any) -> bool:
+        """True if ``start`` is not past or the cashier said it may be; else ask."""
+        if start >= self.club_app.now() or self._past_ok == start.isoformat():
+            self._past_ok = None
+            return True
+        loc = current()
+        question = tr("{time} on {day} has already passed. Book it anyway?",
+                      time=loc.time(start), day=loc.date(start.date()))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._past_ok = start.isoformat()
+                again()
+            else:
+                self.say(tr("Not booked: change the time."), "info")
+                self.query_one("#appt-time", Input).focus()
+
+        self.app.push_screen(ConfirmDialog(question), answered)
+        return False
+
+    def _choose_customer(self, member_id: str | None, label: str) -> None:
+        """Book ``member_id``; the field shows ``label`` (its own change event
+        then keeps the choice: only the cashier's typing clears it)."""
+        self.customer_member = member_id
+        self._customer_label = label
+        self.query_one("#appt-customer", Input).value = label
+
+    def done_customer_code(self, result: dict[str, Any]) -> None:
+        self._choose_customer(str(result["member_id"]), str(result.get("name") or ""))
+        self.action_create()
+
+    def failed_customer_code(self, error: ApiError) -> bool:
+        if error.code != UNKNOWN_MEMBER:
+            return False
+        # Not a club code: perhaps a member id (the agent says if not).
+        customer = self.query_one("#appt-customer", Input).value.strip()
+        self._choose_customer(ascii_digits(customer), customer)
+        self.action_create()
+        return True
+
     def done_create(self, result: dict[str, Any]) -> None:
-        for name in ("appt-time", "appt-customer", "appt-service", "appt-note"):
+        for name in ("appt-time", "appt-service", "appt-note"):
             self.query_one(f"#{name}", Input).value = ""
-        self.customer_member = None
+        self._choose_customer(None, "")
         self.say(tr("Booked."), "ok")
+        # Ready for the next booking: the time, not the note typed last.
+        self.query_one("#appt-time", Input).focus()
         self.action_reload()
 
     def action_move(self) -> None:
@@ -233,6 +338,8 @@ class AppointmentsScreen(ClubScreen):
         staff_id = ascii_digits(self.query_one("#appt-staff", Input).value.strip())
         if staff_id and staff_id != appt["staff_id"]:
             params["staff_id"] = staff_id
+        if not self._start_confirmed(start, lambda: self.action_move()):
+            return
         self.call_api("move", "appointment.update", params, session=True)
 
     def done_move(self, result: dict[str, Any]) -> None:
@@ -245,9 +352,19 @@ class AppointmentsScreen(ClubScreen):
         if appt is None:
             self.say(tr("Pick an appointment in the list first."), "error")
             return
-        self.call_api(
-            "cancel", "appointment.cancel", {"appointment_id": appt["appointment_id"]}, session=True
-        )
+        tz = self.club_app.now().tzinfo
+        start = datetime.fromisoformat(appt["start"]).astimezone(tz)
+        question = tr("Cancel {customer}, {service} at {time}?", customer=customer_cell(appt),
+                      service=appt["service"], time=current().time(start))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.call_api("cancel", "appointment.cancel",
+                              {"appointment_id": appt["appointment_id"]}, session=True)
+            else:
+                self.say(tr("Not cancelled."), "info")
+
+        self.app.push_screen(ConfirmDialog(question), answered)
 
     def done_cancel(self, result: dict[str, Any]) -> None:
         self.say(tr("Cancelled."), "ok")
@@ -257,8 +374,7 @@ class AppointmentsScreen(ClubScreen):
         self.call_api("customer", "member.identify", {"token": message.token})
 
     def done_customer(self, result: dict[str, Any]) -> None:
-        self.customer_member = str(result["member_id"])
-        self.query_one("#appt-customer", Input).value = str(result.get("name", ""))
+        self._choose_customer(str(result["member_id"]), str(result.get("name", "")))
         self.say(tr("Customer: {name}.", name=result.get("name", "")), "ok")
 
     def failed_customer(self, error: ApiError) -> bool:
@@ -266,7 +382,8 @@ class AppointmentsScreen(ClubScreen):
         return False
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "appt-customer" and self.customer_member and not event.input.has_focus:
-            return
-        if event.input.id == "appt-customer" and event.input.has_focus:
+        # Typing another customer drops the chosen member; the name put in the
+        # field when the member was chosen does not.
+        if event.input.id == "appt-customer" and event.value != self._customer_label:
             self.customer_member = None
+            self._customer_label = ""

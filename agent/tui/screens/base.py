@@ -14,13 +14,15 @@ from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from agent.errors import ApiError, ClubtermError
 from agent.localapi import NOT_ALLOWED
-from agent.tui.errors import DISCONNECTED, error_text
+from agent.tui.errors import DISCONNECTED, error_logical, error_text
 from agent.tui.i18n import current, tr
 from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.widgets.bidi import BidiText
+from agent.tui.widgets.footer import StaffFooter
 from agent.tui.widgets.nav_bar import NavBar
 from agent.tui.widgets.status_bar import StatusBar
 
@@ -57,8 +59,11 @@ class MessageLine(Static):
     MessageLine.-info { color: $text-muted; }
     """
 
-    def say(self, text: str, kind: str = "info") -> None:
-        """Show ``text`` styled as ``kind`` (``ok``, ``error`` or ``info``)."""
+    def say(self, text: str | BidiText, kind: str = "info") -> None:
+        """Show ``text`` styled as ``kind`` (``ok``, ``error`` or ``info``).
+
+        A :class:`BidiText` (logical order) wraps line by line in an RTL locale.
+        """
         self.set_classes(f"-{kind}")
         self.update(text)
 
@@ -74,7 +79,17 @@ class ApiCaller:
     def call_api(
         self, tag: str, method: str, params: dict[str, Any] | None = None, *, session: bool = False
     ) -> None:
-        """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``."""
+        """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``.
+
+        The answer goes to ``done_<tag>`` / ``failed_<tag>``; a tag with neither
+        is a programming error raised here, not an answer dropped later (#14
+        item 6). Tags with ``#`` (``quote#3``) are for a screen's own
+        ``on_api_done``/``on_api_failed``.
+        """
+        if "#" not in tag and not any(callable(getattr(self, f"{kind}_{tag}", None))
+                                      for kind in ("done", "failed")):
+            raise LookupError(f"{type(self).__name__} has no done_{tag} or failed_{tag} "
+                              f"for the answer to {method}")
         params = dict(params or {})
         if session and self.club_app.staff is not None:
             params["session"] = self.club_app.staff.session
@@ -109,16 +124,23 @@ class ApiCaller:
         self.show_error(message.error)
 
     def show_error(self, error: ApiError) -> None:
-        """Show an API error on the message line (or as a notification)."""
-        self.say(error_text(error), "error")
+        """Show an API error on the message line (or as a notification).
 
-    def say(self, text: str, kind: str = "info") -> None:
+        Right to left, the error (often two lines at 80 columns: headline and
+        the agent's sentence) is wrapped in reading order (#15 item 11).
+        """
+        if current().rtl and current().visual_bidi:
+            self.say(BidiText(error_logical(error)), "error")
+        else:
+            self.say(error_text(error), "error")
+
+    def say(self, text: str | BidiText, kind: str = "info") -> None:
         """Answer the cashier on the screen's message line."""
         node: Widget = self  # type: ignore[assignment]
         try:
             node.query_one("#message", MessageLine).say(text, kind)
         except NoMatches:  # a dialog has no message line
-            node.notify(text, severity="error" if kind == "error" else "information")
+            node.notify(str(text), severity="error" if kind == "error" else "information")
 
 
 class ClubScreen(ApiCaller, Screen[None]):
@@ -140,7 +162,7 @@ class ClubScreen(ApiCaller, Screen[None]):
         yield from self.compose_body()
         yield MessageLine(id="message")
         yield StatusBar()
-        yield Footer()
+        yield StaffFooter()
 
     def compose_body(self) -> Iterable[Widget]:
         """The screen's own widgets."""

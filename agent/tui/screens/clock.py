@@ -15,6 +15,7 @@ from agent.localapi import CONFLICT
 from agent.tui.i18n import N_, ascii_digits, current, number, ordered, tr
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
+from agent.tui.widgets.bidi import tr_block
 
 
 def hours(minutes: int) -> str:
@@ -44,7 +45,7 @@ class ClockScreen(ClubScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(
-            tr(
+            tr_block(
                 "Tap your badge to clock in or out, or type your staff number and "
                 "PIN, then Enter (in or out), F8 (in) or F9 (out)."
             ),
@@ -97,9 +98,10 @@ class ClockScreen(ClubScreen):
                 at = datetime.fromisoformat(entry["at"]).astimezone(self.club_app.now().tzinfo)
                 arrow = "→" if entry["action"] == "in" else "←"
                 times.append(f"{arrow}{loc.time(at)}")
-            table.add_row(
-                tr("{name}", name=row["name"]), " ".join(times), hours(int(row.get("minutes", 0)))
-            )
+            # Rows mirrored as the header is (#15 item 11).
+            table.add_row(*ordered(
+                [tr("{name}", name=row["name"]), " ".join(times), hours(int(row.get("minutes", 0)))]
+            ))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "clock-staff" and event.value.strip():

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from agent.errors import ApiError
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, current, display, ordered, tr
+from agent.tui.i18n import N_, current, display, isolate, ordered, tr
 from agent.tui.screens.base import ClubModal, MessageLine
 from agent.tui.screens.sale_dialogs import ReceiptDialog
 
@@ -163,7 +163,11 @@ class RecentSalesDialog(ClubModal):
         for i, sale in enumerate(self.sales):
             try:
                 at = datetime.fromisoformat(str(sale["at"]).replace("Z", "+00:00")).astimezone(tz)
-                when = display(f"{loc.date(at.date())} {loc.time(at)}")
+                # Today's sales by time only (the Status column stays in sight
+                # at 60 columns); the date and the time as separate runs, so
+                # right to left the year does not join the time (#15 item 11).
+                when = (loc.time(at) if at.date() == self.club_app.now().date()
+                        else display(f"{isolate(loc.date(at.date()))} {isolate(loc.time(at))}"))
             except (KeyError, ValueError):
                 when = ""
             table.add_row(*ordered([sale.get("receipt_no") or "", when,

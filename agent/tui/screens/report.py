@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +19,7 @@ from textual.widgets import DataTable, Static
 from agent.tui.i18n import N_, current, money, number, ordered, tr
 from agent.tui.labels import payment_name
 from agent.tui.screens.base import ClubScreen
+from agent.tui.widgets.bidi import tr_block
 from agent.tui.widgets.kv import kv_row, kv_table
 
 
@@ -29,7 +31,8 @@ def refund_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
         return []
     rows = [(tr("Refunds (voids)"), tr("{n} ({voids})", n=number(int(summary.get("refunds") or 0)),
                                        voids=number(int(refunded.get("voids") or 0)))),
-            (tr("Refunded"), "-" + fmt(int(refunded.get("payable") or 0))),
+            (tr("Refunded"), ("-" if refunded.get("payable") else "")
+             + fmt(int(refunded.get("payable") or 0))),
             (tr("Net taken"), fmt(int((summary.get("net_sales") or {}).get("payable") or 0)))]
     if refunded.get("unknown"):
         rows.append((tr("Refunds of sales not on this terminal"),
@@ -41,11 +44,11 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
     """The day's totals as label/value rows."""
     sales = summary.get("sales") or {}
     table = kv_table()
-    rows = [
+    rows: list[tuple[RenderableType, str]] = [
         (tr("Sales"), number(int(sales.get("count", 0)))),
         (tr("Gross"), fmt(int(sales.get("gross", 0)))),
         (tr("Discounts"), fmt(int(sales.get("discounts", 0)))),
-        (tr("Taken (to pay)"), fmt(int(sales.get("payable", 0)))),
+        (tr_block("Taken (to pay)"), fmt(int(sales.get("payable", 0)))),
         *refund_rows(summary, fmt),
         (tr("Points given"), number(int(sales.get("points_given", 0)))),
         (tr("Points taken"), number(int(sales.get("points_taken", 0)))),
@@ -204,7 +207,7 @@ class ReportScreen(ClubScreen):
             table.add_row(
                 *ordered(
                     [
-                        row["name"],
+                        tr("{name}", name=row["name"]),
                         number(int(row["count"])),
                         self.fmt(int(row["payable"])),
                         self.fmt(int(row["discounts"])),
@@ -213,3 +216,8 @@ class ReportScreen(ClubScreen):
                     ]
                 )
             )
+        if current().rtl and current().visual_bidi:
+            # Mirrored, the names are the right-hand column: a table wider than
+            # its panel must show that end, not cut names to two letters.
+            table.call_after_refresh(
+                lambda: table.scroll_to(x=table.max_scroll_x, animate=False))

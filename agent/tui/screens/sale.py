@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
 from agent.errors import ApiError
-from agent.localapi import LIMIT, QUOTE_EXPIRED, UNKNOWN_MEMBER
+from agent.localapi import LIMIT, UNKNOWN_MEMBER
 from agent.tui.basket import (
     Line,
     NeedsPrice,
@@ -26,159 +23,17 @@ from agent.tui.basket import (
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, display, money, number, ordered, tr, trn
-from agent.tui.labels import credit_name, tier_name
+from agent.tui.i18n import N_, money, number, ordered, tr, trn
 from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
-from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.members import MembersScreen
-from agent.tui.screens.recent_sales import RecentSalesDialog
-from agent.tui.screens.sale_dialogs import (
-    PaymentDialog,
-    PointsDialog,
-    ReceiptDialog,
-    earned_rows,
-)
+from agent.tui.screens.sale_checkout import SaleCheckout
 from agent.tui.state import HeldBasket
-from agent.tui.widgets.kv import kv_row, kv_table
+from agent.tui.widgets.sale_panels import member_lines, quote_table, to_pay_line
 
 PHONE_CHARS = set("+0123456789۰۱۲۳۴۵۶۷۸۹ -")
-# Explanation steps shown as notes above the totals, and how.
-NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
-# Why the agent lets less be redeemed than the member has (redeem_limits'
-# held_by, the engine's limit names: docs/rules.md).
-LIMIT_REASONS = {
-    "max_redeem_value_per_member_day": N_("offline limit per member and day"),
-    "max_pending": N_("offline with too many unsent sales"),
-    "max_age_hours": N_("offline for too long"),
-    "max_redeem_share_bps": N_("only part of a sale may be paid with points"),
-    "min_redeem": N_("fewer than the minimum to redeem"),
-    "use_cap_per_invoice": N_("credit limit per sale"),
-    "use_cap_per_day": N_("credit limit per day"),
-    "payable": N_("nothing left to pay"),
-    "member": N_("no member"),
-    "bundle": N_("no valid rules"),
-    "points": N_("points are not redeemed here"),
-}
 
 
-def limit_reason(code: object) -> str:
-    """A limit the agent names, as a cashier reads it (the code if unknown)."""
-    text = LIMIT_REASONS.get(str(code))
-    return tr(text) if text else str(code)
-
-
-def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
-                 point_value: int | None = None) -> Text:
-    """The member panel: name, tier, masked card, balances (one translated line each);
-    points with their money value when ``point_value`` (minor units) is known."""
-    if member is None:
-        return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
-    text = Text()
-    tier = member.get("tier")
-    # A member enrolled offline has no tier until the club answers.
-    text.append(
-        tr("{name} · {tier}", name=member.get("name") or "?", tier=tier_name(str(tier)))
-        if tier else display(str(member.get("name") or "?")),
-        style="bold",
-    )
-    lines = []
-    if member.get("masked"):
-        lines.append(tr("Card {masked}", masked=member["masked"]))
-    balances = member.get("balances") or {}
-    if "points" in balances:
-        points = int(balances["points"])
-        lines.append(tr("Points: {n} (worth {amount})", n=number(points),
-                        amount=fmt(points * point_value)) if point_value
-                     else tr("Points: {n}", n=number(points)))
-    for kind, amount in balances.items():
-        if kind.startswith("credit."):
-            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
-    for line in lines:
-        text.append("\n" + line)
-    return text
-
-
-def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str]) -> Table | Text:
-    """The quote panel: gross, each discount and why, redemption, payable, limits."""
-    if quote is None:
-        return Text(tr("Type an amount, or scan items."), style="dim")
-    table = kv_table()
-    kv_row(table, tr("Total"), fmt(quote["gross"]))
-    for item in quote.get("explain", []):
-        # Notes of the agent (no rule: stale rules, an offline limit) matter to
-        # the cashier; the other notes repeat rows shown below.
-        if "rule" not in item and item.get("step") in NOTE_STYLES:
-            kv_row(table, Text(display(str(item.get("text", ""))), style=NOTE_STYLES[item["step"]]))
-            continue
-        if "rule" not in item:
-            continue
-        label = str(item.get("label") or item.get("text") or item.get("rule"))
-        if not item.get("applied"):
-            # Every rule not applied and why (tier, day, basket, group …), of
-            # every kind: the customer asks why there was no cashback too.
-            reason = str(item.get("text") or label)
-            kv_row(table, Text(tr("✗ {why}", why=display(reason)), style="dim"))
-        elif item.get("kind") == "discount":
-            kv_row(
-                table,
-                Text(tr("✓ {label}", label=display(label)), style="green"),
-                Text("-" + fmt(int(item.get("amount", 0))), style="green"),
-            )
-    kv_row(table, Text(tr("Net"), style="bold"), Text(fmt(quote["net"]), style="bold"))
-    if quote.get("redeemed_points"):
-        kv_row(
-            table,
-            tr("Points used: {n}", n=number(quote["redeemed_points"])),
-            "-" + fmt(quote["redeemed_value"]),
-        )
-    for used in quote.get("credits_used", []):
-        kv_row(table, display(credit_name(str(used["kind"]))), "-" + fmt(used["amount"]))
-    kv_row(
-        table,
-        Text(tr("TO PAY"), style="bold reverse"),
-        Text(fmt(quote["payable"]), style="bold reverse"),
-    )
-    limits = quote.get("redeem_limits") or {}
-    points = limits.get("points")
-    value = int((points or {}).get("value") or 0)
-    for row in earned_rows(quote, fmt, value):
-        kv_row(table, Text(row, style="cyan"))
-    if points and points.get("max"):
-        kv_row(table, Text(tr("Points usable: {lo}–{hi} (up to {amount})",
-                              lo=number(points["min"]), hi=number(points["max"]),
-                              amount=fmt(int(points["max"]) * value)), style="yellow"))
-        if limits.get("held_by") not in (None, "balance") \
-                and int(points["max"]) < int(points.get("available") or 0):
-            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(limits["held_by"])),
-                               style="dim"))
-    elif points and quote.get("redeemed_points"):
-        pass  # all that may be redeemed is redeemed (shown above)
-    elif points and int(points.get("available") or 0) > 0:
-        why = limits.get("held_by")
-        kv_row(table, Text(tr("No points usable now: {why}", why=limit_reason(why))
-                           if why not in (None, "balance") else tr("No points usable now"),
-                           style="dim"))
-    used = {str(c["kind"]): int(c["amount"]) for c in quote.get("credits_used") or []}
-    for credit in limits.get("credits", []):
-        kind = str(credit["kind"])
-        usable, has = int(credit["max"]), int(credit.get("available") or 0)
-        if kind in used:
-            continue  # used: the row above says how much
-        if usable:
-            row = tr("Usable {kind}: {amount} of {has}", kind=credit_name(kind),
-                     amount=fmt(usable), has=fmt(has)) if usable < has else \
-                tr("Usable {kind}: {amount}", kind=credit_name(kind), amount=fmt(usable))
-            kv_row(table, Text(row, style="yellow"))
-        else:
-            kv_row(table, Text(tr("No {kind} usable now ({has})", kind=credit_name(kind),
-                                  has=fmt(has)), style="dim"))
-        if credit.get("held_by") and usable < has:
-            kv_row(table, Text(tr("  not more: {why}", why=limit_reason(credit["held_by"])),
-                               style="dim"))
-    return table
-
-
-class SaleScreen(ClubScreen):
+class SaleScreen(SaleCheckout):
     """The cashier's main screen."""
 
     CSS_PATH = "sale.tcss"
@@ -238,7 +93,11 @@ class SaleScreen(ClubScreen):
                 yield DataTable(id="basket", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sale-right"):
                 yield Static(id="member-panel")
-                yield Static(id="quote-panel")
+                with VerticalScroll(id="quote-scroll"):
+                    yield Static(id="quote-panel")
+                # Narrow screens: the amount to take stays in sight below the
+                # scrolling quote (#15 item 12).
+                yield Static(id="to-pay")
 
     def on_mount(self) -> None:
         table = self.query_one("#basket", DataTable)
@@ -295,6 +154,9 @@ class SaleScreen(ClubScreen):
         status = self.club_app.agent_status
         self.query_one("#offline-banner").display = status.known and not status.online
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._redraw)
+
     def _redraw(self) -> None:
         table = self.query_one("#basket", DataTable)
         table.clear()
@@ -312,9 +174,12 @@ class SaleScreen(ClubScreen):
         self.query_one("#member-panel", Static).update(member_lines(
             (quote or {}).get("member") or self.member, self.fmt,
             int(points.get("value") or 0) or None))
+        # Narrow screens pin TO PAY below the quote: once is enough.
         self.query_one("#quote-panel", Static).update(
-            quote_table(self.quote if self.lines else None, self.fmt)
+            quote_table(self.quote if self.lines else None, self.fmt,
+                        to_pay=not self.has_class("narrow"))
         )
+        self.query_one("#to-pay", Static).update(to_pay_line(quote, self.fmt))
         entry = self.query_one("#entry", Input)
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)
@@ -529,117 +394,3 @@ class SaleScreen(ClubScreen):
             self._credit_asked = False
             self.say(error_text(message.error), "error")
             self._request_quote()
-
-    # ------------------------------------------------------------- redemption
-
-    def action_points(self) -> None:
-        """Ask how many points to redeem, showing the limits first."""
-        limits = ((self.quote or {}).get("redeem_limits") or {}).get("points")
-        if self.member is None or not limits:
-            self.say(tr("Identify a member first."), "error")
-            return
-        if not limits.get("max"):
-            self.say(tr("No points can be redeemed on this sale."), "error")
-            return
-        self.app.push_screen(PointsDialog(limits), self._points_chosen)
-
-    def _points_chosen(self, value: int | str | None) -> None:
-        if value is None:
-            return
-        self.redeem_points = value or None
-        self._changed()
-
-    def action_credit(self) -> None:
-        """Use (or stop using) the member's credit."""
-        credits = ((self.quote or {}).get("redeem_limits") or {}).get("credits")
-        if not self.use_credit and not credits:
-            self.say(tr("This member has no credit to use here."), "error")
-            return
-        self.use_credit = not self.use_credit
-        if not self.use_credit:
-            self.say(tr("Credit not used."))
-        elif not any(int(c.get("max") or 0) for c in credits or []):
-            self.use_credit = False
-            why = next((c.get("held_by") for c in credits or [] if c.get("held_by")), None)
-            self.say(tr("No credit can be used on this sale: {why}.", why=limit_reason(why))
-                     if why else tr("No credit can be used on this sale."), "error")
-            return
-        else:
-            self._credit_asked = True
-            self.say(tr("Using credit…"))
-        self._changed()
-
-    def _say_credit_used(self, quote: dict[str, Any]) -> None:
-        """After Ctrl+O: how much credit the price used, and what held more back."""
-        used = sum(int(c["amount"]) for c in quote.get("credits_used") or [])
-        held = [c for c in (quote.get("redeem_limits") or {}).get("credits", [])
-                if c.get("held_by")]
-        if not used:
-            self.say(tr("No credit could be used."), "error")
-        elif held:
-            self.say(tr("Credit used: {amount} (not more: {why}).", amount=self.fmt(used),
-                        why=limit_reason(held[0]["held_by"])), "ok")
-        else:
-            self.say(tr("Credit used: {amount}.", amount=self.fmt(used)), "ok")
-
-    # ---------------------------------------------------------------- payment
-
-    def action_pay(self) -> None:
-        """Take the payment: choose how, then record the sale."""
-        if not self.lines:
-            self.say(tr("Add an amount or an item first."), "error")
-            return
-        if self.quote is None:
-            # The last price may have failed (the agent was away): ask again.
-            self._request_quote()
-            self.say(tr("Still pricing… press F8 again in a moment."), "info")
-            return
-        limit = self.club_app.confirm_above
-        large = limit > 0 and int(self.quote["payable"]) >= limit
-        payable = int(self.quote["payable"])
-        self.app.push_screen(
-            PaymentDialog(self.fmt(payable), large=large, payable_minor=payable, fmt=self.fmt,
-                          minor_units=int(self.quote.get("minor_units") or 2)), self._paid)
-
-    def _paid(self, payment: str | None) -> None:
-        if payment is None or self.quote is None or self._committing:
-            return
-        self._committing = True
-        self.say(tr("Recording the sale…"))
-        self.call_api(
-            "commit",
-            "sale.commit",
-            {"quote_id": self.quote["quote_id"], "payment": payment},
-            session=True,
-        )
-
-    def done_commit(self, result: dict[str, Any]) -> None:
-        self._committing = False
-        receipt = dict(result.get("receipt") or {})
-        points = ((self.quote or {}).get("redeem_limits") or {}).get("points") or {}
-        receipt["point_value"] = int(points.get("value") or 0)
-        self.action_new_sale()
-        self.say(tr("Sale recorded."), "ok")
-        self.app.push_screen(ReceiptDialog(receipt, self.fmt), self._receipt_closed)
-
-    def _receipt_closed(self, typed: str | None) -> None:
-        """The receipt closed; a key typed over it starts the next sale's entry."""
-        if typed:
-            entry = self.query_one("#entry", Input)
-            entry.focus()
-            entry.insert_text_at_cursor(typed)
-
-    # ------------------------------------------------------------ recent sales
-
-    def action_recent_sales(self) -> None:
-        """This terminal's recent sales: search, reprint, void the last, refund."""
-        self.app.push_screen(RecentSalesDialog(self.fmt))
-
-    def failed_commit(self, error: ApiError) -> bool:
-        self._committing = False
-        if error.code == QUOTE_EXPIRED:
-            self.quote = None
-            self._request_quote()
-            self.say(tr("The price was checked again. Look at the total and press F8."), "error")
-            return True
-        return False

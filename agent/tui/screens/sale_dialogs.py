@@ -15,9 +15,20 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Static
 
 from agent.localapi import receipt_number
-from agent.tui.i18n import N_, ascii_digits, current, display, number, tr, trn
+from agent.tui.i18n import (
+    N_,
+    ascii_digits,
+    current,
+    display,
+    fill,
+    filln,
+    isolate,
+    number,
+    tr,
+)
 from agent.tui.labels import credit_name, payment_name
 from agent.tui.screens.base import ClubModal
+from agent.tui.widgets.bidi import BidiText
 from agent.tui.widgets.kv import kv_row, kv_table
 
 
@@ -216,22 +227,23 @@ class PointsDialog(ClubModal):
 
 def earned_rows(sale: dict[str, Any], fmt: Callable[[int], str], point_value: int) -> list[str]:
     """What a sale (quote or receipt) earns: points with their value, cashback
-    credit, lottery entries; one translated line each."""
+    credit, lottery entries; one translated line each, in logical order (show
+    each as a :class:`BidiText`: it may wrap)."""
     rows = []
     earned = sale.get("points_earned")
     if isinstance(earned, list):
         earned = sum(int(p.get("points", 0)) for p in earned)
     if earned:
         points = int(earned)
-        rows.append(trn("Earns {n} point (worth {amount})", "Earns {n} points (worth {amount})",
+        rows.append(filln("Earns {n} point (worth {amount})", "Earns {n} points (worth {amount})",
                         points, amount=fmt(points * point_value)) if point_value
-                    else trn("Earns {n} point", "Earns {n} points", points))
+                    else filln("Earns {n} point", "Earns {n} points", points))
     for credit in sale.get("credits_earned") or []:
-        rows.append(tr("Earns {amount} {kind}", amount=fmt(int(credit.get("amount", 0))),
+        rows.append(fill("Earns {amount} {kind}", amount=fmt(int(credit.get("amount", 0))),
                        kind=credit_name(str(credit.get("kind")))))
     lottery = int(sale.get("lottery_entries") or 0)
     if lottery:
-        rows.append(trn("Earns {n} lottery entry", "Earns {n} lottery entries", lottery))
+        rows.append(filln("Earns {n} lottery entry", "Earns {n} lottery entries", lottery))
     return rows
 
 
@@ -252,7 +264,10 @@ def receipt_table(
             at = at.astimezone(tz)
         kv_row(
             table,
-            Text(display(f"{loc.date(at.date())} {loc.time(at)}"), style="dim"),
+            # Date and time as separate runs: in RTL the year must not
+            # join the time into one number run (#15 item 11).
+            Text(display(f"{isolate(loc.date(at.date()))} {isolate(loc.time(at))}"),
+                 style="dim"),
             Text(tr("No. {n}", n=receipt_number(sale_id)) if sale_id else "", style="dim"),
         )
     except ValueError:
@@ -300,7 +315,7 @@ def receipt_table(
     else:
         kv_row(table, tr("Nothing to pay."))
     for row in earned_rows(receipt, fmt, int(receipt.get("point_value") or 0)):
-        kv_row(table, Text(row, style="cyan"))
+        kv_row(table, BidiText(row, "cyan"))
     if receipt.get("offline"):
         kv_row(table, Text(tr("Recorded offline; sent when the link is back."), style="yellow"))
     if receipt.get("staff_name"):

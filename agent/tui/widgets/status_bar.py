@@ -23,8 +23,8 @@ def status_text(
     """The status line as styled text (pure, for tests and the widget).
 
     When it does not fit ``width`` cells, the least urgent parts go first
-    (who is signed in, the rules version, the queue); the link state and
-    reader problems always stay.
+    ("Readers ✓", who is signed in, the rules version, the queue); the link
+    state and reader problems always stay.
     """
     loc = current()
     parts: list[tuple[int, Text]] = []  # (keep priority: higher stays longer, text)
@@ -70,14 +70,16 @@ def status_text(
         if not status.readers:
             parts.append((6, Text(tr("No readers"), style="yellow")))
         elif not bad:
-            parts.append((2, Text(tr("Readers ✓"), style="green")))
+            parts.append((1, Text(tr("Readers ✓"), style="green")))
         else:
             names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
             parts.append((8, Text(tr("Readers: {names}", names=names), style="bold red")))
     if staff is not None:
+        # Who is signed in outlasts "Readers ✓" (#15 item 11); the rules
+        # version, the queue and any problem outlast it.
         parts.append(
             (
-                1,
+                2,
                 Text(
                     tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold"
                 ),

@@ -95,14 +95,14 @@ def test_compiled_catalogue_reads_back_with_gettext(tmp_path) -> None:
     mo.write_bytes(catalogues.mo_bytes(catalogues.parse_po(po)))
     with mo.open("rb") as handle:
         translations = gettext.GNUTranslations(handle)
-    assert translations.gettext("Sale") in ("Sale", "فروش")
+    assert translations.gettext("Sale") in ("Sale", "فروش", "البيع", "מכירה", "Bán hàng")
 
 
 def _placeholders(text: str) -> set[str]:
     return set(re.findall(r"\{(\w*)\}", text))
 
 
-@pytest.mark.parametrize("lang", ["en", "fa"])
+@pytest.mark.parametrize("lang", ["en", "fa", "ar", "he", "vi"])
 def test_every_message_translated_with_the_same_placeholders(lang) -> None:
     template = catalogues.POT_PATH.read_text(encoding="utf-8")
     msgids = set()
@@ -118,3 +118,34 @@ def test_every_message_translated_with_the_same_placeholders(lang) -> None:
     for msgid, forms in singular.items():
         for form in forms:
             assert _placeholders(form) == _placeholders(msgid), (lang, msgid, form)
+
+
+def test_arabic_hebrew_vietnamese_formats() -> None:
+    ar, he, vi = Locale("ar"), Locale("he"), Locale("vi")
+    assert ar.rtl and he.rtl and not vi.rtl
+    assert ar.money(123456, "EUR", 2) == "١٬٢٣٤٫٥٦ €"
+    assert he.money(123456, "ILS", 2) == "1,234.56 ₪"
+    assert vi.money(5000000, "VND", 0) == "5.000.000 ₫"
+    assert ar.date(date(2026, 11, 22)) == "٢٢ نوفمبر ٢٠٢٦"
+    assert he.date(date(2026, 11, 22)) == "22 נובמבר 2026"
+    assert vi.date(date(2026, 11, 22)) == "22/11/2026"
+
+
+@pytest.mark.parametrize("lang", ["ar", "he", "vi"])
+def test_new_catalogues_load_and_translate(lang) -> None:
+    loc = load_locale(lang)
+    assert loc.code == lang
+    assert loc.gettext("TO PAY") != "TO PAY"
+    assert loc.ngettext("Earns {n} point", "Earns {n} points", 5) != "Earns {n} points"
+
+
+def test_vietnamese_amounts_parse_with_dot_groups() -> None:
+    from agent.tui.i18n import set_locale
+
+    set_locale(load_locale("vi"))
+    try:
+        assert parse_amount("1.234,56", 2) == 123456
+        assert parse_amount("12,50", 2) == 1250
+    finally:
+        set_locale(load_locale("en"))
+    assert parse_amount("1.234", 2) is None          # English: not an amount with cents

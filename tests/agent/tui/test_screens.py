@@ -425,7 +425,9 @@ async def test_appointments_create_move_cancel_and_overlap(make_app, api) -> Non
         await wait_for(pilot, lambda: screen.appointments[-1]["start"].startswith(
             "2026-11-22T12:00"))
         screen.query_one("#diary", DataTable).move_cursor(row=0)
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+o")                 # asks first (#15 item 13)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: len(screen.appointments) == 1)
     actions = [e["action"] for e in api.recorded("appointment")]
     assert actions == ["create", "create", "update", "cancel"]
@@ -447,7 +449,9 @@ async def test_appointments_customer_by_card_and_errors(make_app, api) -> None:
         await wait_for(pilot, lambda: screen.customer_member == "m-2")
         screen.query_one("#appt-time", Input).value = "9:30"
         screen.query_one("#appt-service", Input).value = "beard"
-        await pilot.press("f8")
+        await pilot.press("f8")                     # 9:30 has passed: asks (#15 item 13)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: len(screen.appointments) == 1)
         assert screen.appointments[0]["customer_name"] == "Ali R."
         await pilot.press("pagedown")

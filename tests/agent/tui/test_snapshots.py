@@ -20,6 +20,8 @@ from agent.tui.app import ClubtermApp
 from .conftest import Clock, demo_agent, ready, sign_in, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
+# The smallest screen every staff screen must work on (#15 item 12).
+NARROW = [pytest.param((60, 20), id="60x20")]
 
 
 _AGENTS: list[DemoAgent] = []
@@ -51,7 +53,7 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_signin(snap_compare, size) -> None:
     app, _api, _clock = make()
 
@@ -77,7 +79,7 @@ async def _sale_in_progress(pilot: Pilot[Any], api: DemoAgent) -> None:
     await settle(pilot)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_sale(snap_compare, size) -> None:
     app, api, _clock = make()
 
@@ -87,7 +89,7 @@ def test_sale(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_sale_offline_persian(snap_compare, size) -> None:
     app, api, _clock = make("fa")
 
@@ -138,7 +140,7 @@ def test_receipt(snap_compare, size, monkeypatch) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_clock(snap_compare, size) -> None:
     app, api, clock = make()
 
@@ -229,7 +231,7 @@ def test_members(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + NARROW)
 def test_report_manager(snap_compare, size) -> None:
     app, api, _clock = make()
 

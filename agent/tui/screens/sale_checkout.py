@@ -1,0 +1,160 @@
+"""The sale screen's checkout: points and credit redemption, payment, the receipt,
+recent sales. A base of :class:`agent.tui.screens.sale.SaleScreen`, which owns
+the basket, the member and the quote; kept apart so each module stays small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Input
+
+from agent.errors import ApiError
+from agent.localapi import QUOTE_EXPIRED
+from agent.tui.basket import Line
+from agent.tui.explain import limit_reason
+from agent.tui.i18n import tr
+from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.recent_sales import RecentSalesDialog
+from agent.tui.screens.sale_dialogs import PaymentDialog, PointsDialog, ReceiptDialog
+
+
+class SaleCheckout(ClubScreen):
+    """Redemption and payment on the sale screen's state (set by SaleScreen)."""
+
+    lines: tuple[Line, ...]
+    member: dict[str, Any] | None
+    redeem_points: int | str | None
+    use_credit: bool
+    quote: dict[str, Any] | None
+    _committing: bool
+    _credit_asked: bool
+
+    def fmt(self, amount: int) -> str:
+        """An amount in the club currency (SaleScreen formats it)."""
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        """The basket or redemption changed: price again (SaleScreen)."""
+        raise NotImplementedError
+
+    def _request_quote(self) -> None:
+        """Ask the agent for a price (SaleScreen)."""
+        raise NotImplementedError
+
+    def action_new_sale(self) -> None:
+        """Start the next sale (SaleScreen)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- redemption
+
+    def action_points(self) -> None:
+        """Ask how many points to redeem, showing the limits first."""
+        limits = ((self.quote or {}).get("redeem_limits") or {}).get("points")
+        if self.member is None or not limits:
+            self.say(tr("Identify a member first."), "error")
+            return
+        if not limits.get("max"):
+            self.say(tr("No points can be redeemed on this sale."), "error")
+            return
+        self.app.push_screen(PointsDialog(limits), self._points_chosen)
+
+    def _points_chosen(self, value: int | str | None) -> None:
+        if value is None:
+            return
+        self.redeem_points = value or None
+        self._changed()
+
+    def action_credit(self) -> None:
+        """Use (or stop using) the member's credit."""
+        credits = ((self.quote or {}).get("redeem_limits") or {}).get("credits")
+        if not self.use_credit and not credits:
+            self.say(tr("This member has no credit to use here."), "error")
+            return
+        self.use_credit = not self.use_credit
+        if not self.use_credit:
+            self.say(tr("Credit not used."))
+        elif not any(int(c.get("max") or 0) for c in credits or []):
+            self.use_credit = False
+            why = next((c.get("held_by") for c in credits or [] if c.get("held_by")), None)
+            self.say(tr("No credit can be used on this sale: {why}.", why=limit_reason(why))
+                     if why else tr("No credit can be used on this sale."), "error")
+            return
+        else:
+            self._credit_asked = True
+            self.say(tr("Using credit…"))
+        self._changed()
+
+    def _say_credit_used(self, quote: dict[str, Any]) -> None:
+        """After Ctrl+O: how much credit the price used, and what held more back."""
+        used = sum(int(c["amount"]) for c in quote.get("credits_used") or [])
+        held = [c for c in (quote.get("redeem_limits") or {}).get("credits", [])
+                if c.get("held_by")]
+        if not used:
+            self.say(tr("No credit could be used."), "error")
+        elif held:
+            self.say(tr("Credit used: {amount} (not more: {why}).", amount=self.fmt(used),
+                        why=limit_reason(held[0]["held_by"])), "ok")
+        else:
+            self.say(tr("Credit used: {amount}.", amount=self.fmt(used)), "ok")
+
+    # ---------------------------------------------------------------- payment
+
+    def action_pay(self) -> None:
+        """Take the payment: choose how, then record the sale."""
+        if not self.lines:
+            self.say(tr("Add an amount or an item first."), "error")
+            return
+        if self.quote is None:
+            # The last price may have failed (the agent was away): ask again.
+            self._request_quote()
+            self.say(tr("Still pricing… press F8 again in a moment."), "info")
+            return
+        limit = self.club_app.confirm_above
+        large = limit > 0 and int(self.quote["payable"]) >= limit
+        payable = int(self.quote["payable"])
+        self.app.push_screen(
+            PaymentDialog(self.fmt(payable), large=large, payable_minor=payable, fmt=self.fmt,
+                          minor_units=int(self.quote.get("minor_units") or 2)), self._paid)
+
+    def _paid(self, payment: str | None) -> None:
+        if payment is None or self.quote is None or self._committing:
+            return
+        self._committing = True
+        self.say(tr("Recording the sale…"))
+        self.call_api(
+            "commit",
+            "sale.commit",
+            {"quote_id": self.quote["quote_id"], "payment": payment},
+            session=True,
+        )
+
+    def done_commit(self, result: dict[str, Any]) -> None:
+        self._committing = False
+        receipt = dict(result.get("receipt") or {})
+        points = ((self.quote or {}).get("redeem_limits") or {}).get("points") or {}
+        receipt["point_value"] = int(points.get("value") or 0)
+        self.action_new_sale()
+        self.say(tr("Sale recorded."), "ok")
+        self.app.push_screen(ReceiptDialog(receipt, self.fmt), self._receipt_closed)
+
+    def _receipt_closed(self, typed: str | None) -> None:
+        """The receipt closed; a key typed over it starts the next sale's entry."""
+        if typed:
+            entry = self.query_one("#entry", Input)
+            entry.focus()
+            entry.insert_text_at_cursor(typed)
+
+    # ------------------------------------------------------------ recent sales
+
+    def action_recent_sales(self) -> None:
+        """This terminal's recent sales: search, reprint, void the last, refund."""
+        self.app.push_screen(RecentSalesDialog(self.fmt))
+
+    def failed_commit(self, error: ApiError) -> bool:
+        self._committing = False
+        if error.code == QUOTE_EXPIRED:
+            self.quote = None
+            self._request_quote()
+            self.say(tr("The price was checked again. Look at the total and press F8."), "error")
+            return True
+        return False
