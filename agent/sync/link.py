@@ -120,6 +120,7 @@ class ClubLink:
         self.on_event = on_event
         self.tuning = tuning or LinkTuning.from_config(config)
         self.topics = Topics(config.club_id, config.terminal_id, config.merchant_id)
+        self.offline_only = offline_only(config.raw)  # local staff survive a club list
         rng = rng or random.Random(secrets.randbits(64))
         self.snapshots = (SnapshotClient(config.central_url, config.club_id, config.ca_file,
                                          config.cert_file, config.key_file,
@@ -130,7 +131,7 @@ class ClubLink:
         self.core = LinkCore(self.topics, self.tuning, outbox=p.outbox, members=p.members,
                              bundles=p.bundles, commands=p.commands, records=p.records,
                              rules=bundle_state, snapshots=self.snapshots is not None,
-                             offline_only=offline_only(config.raw),
+                             offline_only=self.offline_only,
                              agent_version=agent_version, rng=rng)
         self.counters = self.core.counters
         self._jobs: queue.Queue[Any] = queue.Queue()
