@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import Config
 from agent.errors import ClubtermError
@@ -18,8 +18,13 @@ from agent.localapi.ports import field_of
 from agent.localapi.server import ServerLimits
 from agent.localapi.services import Services
 
+if TYPE_CHECKING:
+    from agent.offline_queue import Store
+    from agent.sync.ports import LinkStore
+
 log = logging.getLogger("agent.daemon")
 
+MakeLink = Callable[[Config, "LinkStore", Any, Callable[[dict[str, Any]], None]], Any]
 BuildReaders = Callable[[Config, bytes], list[Any]]
 
 
@@ -64,12 +69,13 @@ def make_bundle_state(cfg: Config, store: Any) -> Any:
     return state
 
 
-def make_link(cfg: Config, make: Callable[..., Any] | None, store: Any, bundle_state: Any,
+def make_link(cfg: Config, make: MakeLink | None, store: Store, bundle_state: Any,
               on_event: Callable[[dict[str, Any]], None]) -> Any:
     """The club link (not started), or None when the terminal works offline.
 
     The link takes the store's parts (:class:`agent.sync.link.LinkParts`): the
-    outbox, members, bundles, commands and staff records.
+    outbox, members, bundles, commands and staff records; typing ``store`` as the
+    real class here has mypy check it against each part's Protocol.
     """
     if not cfg.broker_url:
         log.warning("no broker_url configured: working offline until the terminal is "

@@ -46,7 +46,15 @@ from agent.sync.actions import (
     SetLogLevel,
 )
 from agent.sync.core import LinkCore
-from agent.sync.ports import Bundles, Commands, Members, Outbox, RulesState, StaffRecords
+from agent.sync.ports import (
+    Bundles,
+    Commands,
+    LinkStore,
+    Members,
+    Outbox,
+    RulesState,
+    StaffRecords,
+)
 from agent.sync.session import Connected, ConnectFailed, Disconnected, Message, MqttSession
 from agent.sync.snapshot import SnapshotClient, SnapshotFailed, club_tls_context
 from agent.sync.topics import Topics
@@ -71,7 +79,7 @@ class LinkParts:
     records: StaffRecords
 
     @classmethod
-    def of_store(cls, store: Any) -> LinkParts:
+    def of_store(cls, store: LinkStore | LinkParts) -> LinkParts:
         """The parts of one :class:`agent.offline_queue.Store` (the one place they are wired)."""
         if isinstance(store, LinkParts):
             return store
@@ -110,7 +118,7 @@ class ClubLink:
     notifications for the local API.
     """
 
-    def __init__(self, config: Config, store: Any, bundle_state: RulesState,
+    def __init__(self, config: Config, store: LinkStore | LinkParts, bundle_state: RulesState,
                  on_event: OnEvent | None = None, *, tuning: LinkTuning | None = None,
                  agent_version: str = __version__, rng: random.Random | None = None):
         if not config.broker_url:
