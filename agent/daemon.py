@@ -145,8 +145,9 @@ class Agent:
             on_recorded=self._wake_link, started=self.started_at)
         from agent.staff import offline_only
 
-        self.services = Services(view, self.store, self.db,
-                                 offline_only=offline_only(cfg.raw))
+        # One Store holds every part today; after the store split: store.outbox, …
+        self.services = Services(view, self.db, outbox=self.store, members=self.store,
+                                 records=self.store, offline_only=offline_only(cfg.raw))
         self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast
         await self.server.start()

@@ -1,22 +1,40 @@
 """Rules engine speed: `python -m bench.rules`.
 
-Quote latency for a 30-line basket (median and p99) with bundles of 100, 1,000 and
-10,000 rules of mixed kinds and conditions, and with an empty bundle in the same
-run; the ratio 1,000-rule / empty; and the time to verify and load a signed
-10,000-rule bundle. Goals (issue 4): p99 < 1 ms at 1,000 rules, < 5 ms at 10,000,
-ratio ≤ 5, load < 300 ms; issue 21: p99 < 150 µs at 1,000 rules with its kinds,
-limits, codes and segments in the bundle.
+Quote latency for a 30-line basket (median and p99, wall clock and CPU time) with
+bundles of 0, 100, 1,000 and 10,000 rules of mixed kinds and conditions, measured in
+ONE run, interleaved, for
+
+- the baseline: the engine and bench bundle of commit ``e2e294c`` (before issue 21),
+  taken from git into a temporary package (``--baseline``; ``--baseline ''`` skips it),
+- the current engine on that same baseline bundle and request,
+- the current engine on the bundle with issue 21's kinds, limits, codes and segments,
+
+with the ratio current / baseline per size; then the ratio 1,000-rule / empty, a
+control, and the time to verify and load a signed 10,000-rule bundle. Goals (issue
+4): p99 < 1 ms at 1,000 rules, < 5 ms at 10,000, ratio ≤ 5, load < 300 ms; issue 21:
+p99 < 150 µs at 1,000 rules with its kinds in the bundle, and no slower than the
+baseline. The garbage collector stays on; the bundles are frozen out of it after
+loading (``gc.freeze()``) as the agent does (``agent.rules.envelope.settle``).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import gc
+import importlib
 import json
 import random
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +49,10 @@ from agent.rules import (
     quote,
     sign_payload,
 )
+from agent.rules.envelope import settle
+
+BASELINE = "e2e294c"
+SIZES = (0, 100, 1000, 10000)
 
 SKUS = [f"sku-{i:05d}" for i in range(5000)]
 CATEGORIES = [f"cat-{i:02d}" for i in range(60)]
@@ -187,59 +209,133 @@ def _stats(values: list[int]) -> tuple[float, float]:
     return statistics.median(values) / 1000, values[int(len(values) * 0.99)] / 1000
 
 
-def measure(bundles: dict[int, Any], request: QuoteRequest, ctx: QuoteContext,
-            runs: int) -> dict[int, tuple[float, float, float, float]]:
-    """Per bundle size: wall-clock median and p99, CPU-time median and p99 (µs).
+Figures = tuple[float, float, float, float]
 
-    The sizes are measured in interleaved rounds, so that load from other processes
-    on this shared machine falls on every size alike and the ratios stay fair. The
-    CPU time (this thread's) leaves out the time the scheduler gave to others, which
-    is what dominates the wall-clock p99 on a busy 2-core machine.
+
+def measure(cells: dict[Any, Callable[[], object]], runs: int) -> dict[Any, Figures]:
+    """Per cell (one quote each call): wall-clock median and p99, CPU-time median and
+    p99 (µs).
+
+    The cells are measured in interleaved rounds of 20 quotes, so that load from
+    other processes on this shared machine falls on every cell alike and the ratios
+    stay fair. The CPU time (this thread's) leaves out the time the scheduler gave to
+    others, which is what dominates the wall-clock p99 on a busy 2-core machine.
     """
-    for bundle in bundles.values():
+    for run in cells.values():
         for _ in range(200):
-            quote(bundle, request, MEMBER, ctx)
-    wall: dict[int, list[int]] = {n: [] for n in bundles}
-    cpu: dict[int, list[int]] = {n: [] for n in bundles}
+            run()
+    wall: dict[Any, list[int]] = {k: [] for k in cells}
+    cpu: dict[Any, list[int]] = {k: [] for k in cells}
     batch = 20
     clock, tclock = time.perf_counter_ns, time.thread_time_ns
     # The garbage collector stays on, as in the agent.
     gc.collect()
-    for _ in range(runs // batch):
-        for n, bundle in bundles.items():
-            w, c = wall[n], cpu[n]
+    for _ in range(max(1, runs // batch)):
+        for key, run in cells.items():
+            w, c = wall[key], cpu[key]
             for _ in range(batch):
                 t0, c0 = clock(), tclock()
-                quote(bundle, request, MEMBER, ctx)
+                run()
                 c.append(tclock() - c0)
                 w.append(clock() - t0)
-    return {n: (*_stats(wall[n]), *_stats(cpu[n])) for n in bundles}
+    return {k: (*_stats(wall[k]), *_stats(cpu[k])) for k in cells}
+
+
+def load_baseline(commit: str) -> tuple[ModuleType, ModuleType] | None:
+    """The engine (as package ``rules_base``) and bench module of ``commit``, from git.
+
+    Both are copied into a temporary directory with ``agent.rules`` renamed, so that
+    the baseline and the current engine run in one process, interleaved.
+    """
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], check=True, timeout=60,
+                              capture_output=True, text=True).stdout
+
+    try:
+        names = git("ls-tree", "--name-only", commit, "agent/rules/").split()
+        tmp = Path(tempfile.mkdtemp(prefix="clubterm-rules-base-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        (tmp / "rules_base").mkdir()
+        for name in names:
+            if name.endswith(".py"):
+                text = git("show", f"{commit}:{name}").replace("agent.rules", "rules_base")
+                (tmp / "rules_base" / Path(name).name).write_text(text)
+        text = git("show", f"{commit}:bench/rules.py").replace("agent.rules", "rules_base")
+        (tmp / "rules_base_bench.py").write_text(text)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"baseline {commit} not available ({exc}); the current engine only")
+        return None
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("rules_base"), importlib.import_module("rules_base_bench")
+
+
+def _counts(q: Any) -> tuple[int, int]:
+    return (sum(1 for e in q.explain if "rule" in e),
+            sum(1 for e in q.explain if e.get("applied")))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3000, help="quotes per bundle size")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3000, help="quotes per cell")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="commit of the baseline engine ('' for none)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the bundles in the garbage collector's generations")
     args = parser.parse_args()
     request = QuoteRequest(basket(), token_kind="nfc", bin6=BINS[3], redeem_points="max",
                            use_credit=["credit.club"], codes=["PROMO7"])
     ctx = QuoteContext(AT, pending_purchases=1, member_uses={"r00002": ["2026-11-24"]},
                        store_uses={"r00003": ["2026-11-24"] * 5},
                        budget_used={"r00004": 1000}, coupon_seed="q-bench")
-    bundles = {n: parse_bundle(json.dumps(make_bundle(n)).encode())
-               for n in (0, 100, 1000, 10000)}
-    results = measure(bundles, request, ctx, args.runs)
-    print(f"quote of a 30-line basket, {args.runs} runs per size, interleaved (µs)")
-    print(f"{'rules':>7} {'median':>9} {'p99':>9} {'cpu med':>9} {'cpu p99':>9} "
-          f"{'looked at':>10} {'applied':>8}")
-    for n, (med, p99, cmed, cp99) in results.items():
-        q = quote(bundles[n], request, MEMBER, ctx)
-        looked = sum(1 for e in q.explain if "rule" in e)
-        applied = sum(1 for e in q.explain if e.get("applied"))
-        print(f"{n:>7} {med:>9.1f} {p99:>9.1f} {cmed:>9.1f} {cp99:>9.1f} {looked:>10} "
-              f"{applied:>8}")
-    ratio = results[1000][0] / results[0][0]
-    ratio99 = results[1000][1] / results[0][1]
-    cratio = results[1000][2] / results[0][2]
+    bundles = {n: parse_bundle(json.dumps(make_bundle(n)).encode()) for n in SIZES}
+    cells: dict[tuple[str, int], Callable[[], object]] = {}
+    rows: list[tuple[str, str]] = []
+    base = load_baseline(args.baseline) if args.baseline else None
+    if base is not None:
+        pkg, old = base
+        old_kw: dict[str, Any] = {"token_kind": "nfc", "bin6": old.BINS[3],
+                                  "redeem_points": "max", "use_credit": ["credit.club"]}
+        old_payloads = {n: json.dumps(old.make_bundle(n)).encode() for n in SIZES}
+        b_bundles = {n: pkg.parse_bundle(p) for n, p in old_payloads.items()}
+        b_req, b_ctx = pkg.QuoteRequest(old.basket(), **old_kw), pkg.QuoteContext(old.AT)
+        c_bundles = {n: parse_bundle(p) for n, p in old_payloads.items()}
+        c_req = QuoteRequest([Line(ln.sku, ln.category, ln.qty, ln.unit_price)
+                              for ln in old.basket()], **old_kw)
+        c_member, c_ctx = MemberView(old.MEMBER.record), QuoteContext(old.AT)
+        rows += [("base", f"baseline {args.baseline}, its bundle"),
+                 ("cur-old", "current engine, same bundle")]
+        for n in SIZES:
+            cells["base", n] = (lambda b=b_bundles[n]:
+                                pkg.quote(b, b_req, old.MEMBER, b_ctx))
+            cells["cur-old", n] = (lambda b=c_bundles[n]: quote(b, c_req, c_member, c_ctx))
+    rows.append(("cur", "current engine, issue-21 bundle"))
+    for n in SIZES:
+        cells["cur", n] = lambda b=bundles[n]: quote(b, request, MEMBER, ctx)
+    if not args.no_freeze:
+        settle()  # as the agent does after loading a bundle
+    results = measure(cells, args.runs)
+
+    print(f"quote of a 30-line basket, {args.runs} runs per cell, interleaved; µs "
+          f"(wall clock, and this thread's CPU time); gc "
+          f"{'on, bundles not frozen' if args.no_freeze else 'on, bundles frozen'}")
+    print(f"{'engine, bundle':<38} {'rules':>6} {'median':>8} {'p99':>8} {'cpu med':>8} "
+          f"{'cpu p99':>8} {'looked':>7} {'applied':>8}")
+    for key, label in rows:
+        for n in SIZES:
+            med, p99, cmed, cp99 = results[key, n]
+            looked, applied = _counts(cells[key, n]())
+            print(f"{label:<38} {n:>6} {med:>8.1f} {p99:>8.1f} {cmed:>8.1f} {cp99:>8.1f} "
+                  f"{looked:>7} {applied:>8}")
+    if base is not None:
+        print("current (issue-21 bundle) / baseline (its bundle), same run:")
+        print(f"{'rules':>6} {'median':>8} {'p99':>8} {'cpu med':>8} {'cpu p99':>8}")
+        for n in SIZES:
+            c, b = results["cur", n], results["base", n]
+            print(f"{n:>6} " + " ".join(f"{c[i] / b[i]:>8.2f}" for i in range(4)))
+    r = {n: results["cur", n] for n in SIZES}
+    ratio, ratio99, cratio = (r[1000][i] / r[0][i] for i in range(3))
     print(f"ratio 1,000 rules / empty bundle: median {ratio:.2f}, p99 {ratio99:.2f}, "
           f"cpu median {cratio:.2f} (goal ≤ 5)")
 
@@ -248,10 +344,10 @@ def main() -> None:
     big = make_bundle(1000)
     q = quote(bundles[1000], request, MEMBER, ctx)
     looked_ids = {e["rule"] for e in q.explain if "rule" in e}
-    small = dict(big, rules=[r for r in big["rules"] if r["id"] in looked_ids])
-    control = {0: bundles[0], 1: parse_bundle(json.dumps(small).encode()),
-               1000: bundles[1000]}
-    c = measure(control, request, ctx, args.runs)
+    small = parse_bundle(json.dumps(dict(big, rules=[x for x in big["rules"]
+                                                     if x["id"] in looked_ids])).encode())
+    c = measure({n: (lambda b=b: quote(b, request, MEMBER, ctx))
+                 for n, b in ((0, bundles[0]), (1, small), (1000, bundles[1000]))}, args.runs)
     print(f"control (cpu medians): only the {len(looked_ids)} rules looked at "
           f"{c[1][2]:.1f} µs; all 1,000 rules {c[1000][2]:.1f} µs (index overhead "
           f"×{c[1000][2] / c[1][2]:.2f}); empty {c[0][2]:.1f} µs")
@@ -273,15 +369,22 @@ def main() -> None:
           f"worst {max(loads):.0f} ms; cpu median {statistics.median(load_cpu):.0f} ms "
           f"(goal < 300)")
     print("issue 21: p99 < 150 µs @1k rules: wall {} ({:.1f} µs), cpu {} ({:.1f} µs)".format(
-        "met" if results[1000][1] < 150 else "MISSED", results[1000][1],
-        "met" if results[1000][3] < 150 else "MISSED", results[1000][3]))
+        "met" if r[1000][1] < 150 else "MISSED", r[1000][1],
+        "met" if r[1000][3] < 150 else "MISSED", r[1000][3]))
+    if base is not None:
+        b1k = results["base", 1000]
+        print("issue 21: p99 @1k no worse than the baseline: wall {} (×{:.2f}), cpu {} "
+              "(×{:.2f})".format("met" if r[1000][1] <= b1k[1] else "MISSED",
+                                 r[1000][1] / b1k[1],
+                                 "met" if r[1000][3] <= b1k[3] else "MISSED",
+                                 r[1000][3] / b1k[3]))
     print("goals (wall clock): p99 < 1000 µs @1k: {}; p99 < 5000 µs @10k: {}; ratio ≤ 5: {}; "
           "load < 300 ms: {}".format(*("met" if ok else "MISSED" for ok in (
-              results[1000][1] < 1000, results[10000][1] < 5000, ratio <= 5,
+              r[1000][1] < 1000, r[10000][1] < 5000, ratio <= 5,
               statistics.median(loads) < 300))))
     print("goals (cpu time):   p99 < 1000 µs @1k: {}; p99 < 5000 µs @10k: {}; ratio ≤ 5: {}; "
           "load < 300 ms: {}".format(*("met" if ok else "MISSED" for ok in (
-              results[1000][3] < 1000, results[10000][3] < 5000, cratio <= 5,
+              r[1000][3] < 1000, r[10000][3] < 5000, cratio <= 5,
               statistics.median(load_cpu) < 300))))
 
 

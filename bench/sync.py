@@ -49,6 +49,7 @@ from agent.offline_queue import Store
 from agent.rules import BundleState
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.broker import MosquittoBroker
+from provisioning.tomlwrite import dump_toml
 
 BENCH_TUNING = LinkTuning(keepalive_s=10, reconnect_base_s=0.5, reconnect_cap_s=8.0,
                           ack_timeout_s=30.0, status_min_gap_s=1.0)
@@ -87,20 +88,13 @@ def write_config(directory: Path, terminal_id: str, club: ClubProcess, broker: M
                  merchant_id: str = "M-7") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
-    path.write_text(f"""
-[terminal]
-id = "{terminal_id}"
-merchant_id = "{merchant_id}"
-club_id = "{club.club_id}"
-profile = "sim"
-[paths]
-state_dir = "{directory}"
-socket = "{directory}/agent.sock"
-[club]
-broker_url = "{broker.url}"
-central_url = "{club.central_url}"
-allow_plain = true
-""")
+    path.write_text(dump_toml({
+        "terminal": {"id": terminal_id, "merchant_id": merchant_id, "club_id": club.club_id,
+                     "profile": "sim"},
+        "paths": {"state_dir": str(directory), "socket": str(directory / "agent.sock")},
+        "club": {"broker_url": broker.url, "central_url": club.central_url,
+                 "allow_plain": True},
+    }))
     return path
 
 

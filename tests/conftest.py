@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.pcsc",
     "tests.fixtures.club",
+    "tests.fixtures.hostile",
 ]
 
 # CI runs property tests briefly; bench/ and CLUBTERM_LONG=1 run them long.

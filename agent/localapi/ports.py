@@ -1,9 +1,11 @@
 """What the local API's services need from the rest of the agent.
 
-:class:`ServiceStore` is the subset of ``agent.offline_queue.Store`` the services
-call, plus the local operations data (staff, appointments). :func:`rules_quote`
+One :class:`Protocol` per part of the store the services use, named as the store's
+parts are (``store.outbox``, ``store.members``, ``store.records``), each listing
+every call the services make with the store's own return types; mypy checks the
+real ``Store`` against them (``agent.localapi.services.seams``). :func:`rules_quote`
 is the one place that talks to ``agent.rules``. :class:`DbThread` runs every store
-call on one worker thread so a disk write never blocks the event loop.
+call on worker threads so a disk write never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -11,25 +13,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent
+    from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-class StoredEventLike(Protocol):
-    """What ``Store.append`` returns."""
-
-    id: str
-    seq: int
-
-
-class ServiceStore(Protocol):
-    """The store calls the local API makes (names as planned in HELPERS.md)."""
+class Outbox(Protocol):
+    """The outbox calls the services make (``store.outbox``)."""
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
-               staff_id: str | None, offline: bool, check_funds: bool = False) -> Any:
+               staff_id: str | None, offline: bool, check_funds: bool = False) -> StoredEvent:
         """Record one event durably; raise StorageError if it could not be.
 
         ``check_funds``: refuse (LimitExceeded) a sale spending more than the
@@ -37,8 +37,41 @@ class ServiceStore(Protocol):
         """
         ...
 
-    def sale_for_quote(self, quote_id: str) -> Any:
+    def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:
         """The sale recorded from ``quote_id`` (an index probe), or None."""
+        ...
+
+    def queue_stats(self) -> QueueStats:
+        """What the outbox holds: pending, oldest, rejected."""
+        ...
+
+    def event(self, event_id: str) -> OutboxEntry | None:
+        """One event of the outbox by id."""
+        ...
+
+    def events_between(self, start: datetime, end: datetime,
+                       types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Wire events recorded in [start, end) (with ``_state``)."""
+        ...
+
+    def sales_before(self, before_seq: int | None, limit: int) -> list[OutboxEntry]:
+        """This terminal's sales older than ``before_seq``, newest first."""
+        ...
+
+    def refunds_of(self, sale_ids: Sequence[str]) -> dict[str, OutboxEntry]:
+        """The refunds (not rejected) of these sales, by sale id."""
+        ...
+
+    def promotion_counts(self, member_id: str | None, tz: tzinfo) -> dict[str, Any]:
+        """What issue 21's rules count (limits, budgets, codes, coupons)."""
+        ...
+
+
+class Members(Protocol):
+    """The member-cache calls the services make (``store.members``)."""
+
+    def members_version(self) -> int:
+        """The member cache's version."""
         ...
 
     def lookup(self, token: str) -> dict[str, Any] | None:
@@ -49,8 +82,16 @@ class ServiceStore(Protocol):
         """The cached member ``member_id``."""
         ...
 
+    def find_members(self, name_part: str, limit: int) -> list[dict[str, Any]]:
+        """Members whose name holds ``name_part``."""
+        ...
+
     def usable_balances(self, member_id: str) -> dict[str, int]:
         """Cached balances plus this terminal's own unapplied events."""
+        ...
+
+    def member_view(self, member_id: str) -> dict[str, Any] | None:
+        """The member record with usable balances and stats."""
         ...
 
     def offline_counters(self, member_id: str, local_day_start: datetime,
@@ -58,16 +99,69 @@ class ServiceStore(Protocol):
         """(redeemed value, credit used) by the member in that local day here."""
         ...
 
-    def queue_stats(self) -> Any:
-        """QueueStats(pending, oldest_at, rejected, by_type)."""
+
+class Records(Protocol):
+    """The local records the services read and write (``store.records``)."""
+
+    def staff(self, staff_id: str) -> dict[str, Any] | None:
+        """A staff member (any state), or None."""
         ...
 
-    def members_version(self) -> int:
-        """The member cache's version."""
+    def staff_by_badge(self, token: str) -> dict[str, Any] | None:
+        """The active staff member holding a badge, or None."""
         ...
 
-    def events(self, state: str | None = None) -> Iterable[Any]:
-        """Events still held (wire dicts or StoredEvent objects)."""
+    def verify_staff_pin(self, staff_id: str, pin: str) -> bool:
+        """Whether the PIN is right (as slow for an unknown id)."""
+        ...
+
+    def create_local_staff(self, staff_id: str, name: str, role: str, *, pin: str | None,
+                           badges: Sequence[str], by: str | None, at: datetime,
+                           offline: bool, offline_only: bool
+                           ) -> tuple[dict[str, Any], StoredEvent]:
+        """A new local staff member and its ``staff_change`` event."""
+        ...
+
+    def clock_staff(self, staff_id: str, action: str, *, at: datetime, by: str | None,
+                    identified_by: str | None, offline: bool,
+                    corrected_by: str | None = None, reason: str | None = None
+                    ) -> StoredEvent:
+        """Record an attendance event."""
+        ...
+
+    def add_cash_entry(self, kind: str, amount: int, category: str | None, note: str | None,
+                       *, by: str | None, at: datetime, offline: bool) -> StoredEvent:
+        """Record an expense or a cash receipt."""
+        ...
+
+    def appointment(self, appointment_id: str) -> dict[str, Any] | None:
+        """One appointment, or None."""
+        ...
+
+    def appointments_between(self, start: datetime, end: datetime, *,
+                             include_cancelled: bool = False) -> list[dict[str, Any]]:
+        """Appointments starting in [start, end)."""
+        ...
+
+    def create_appointment(self, *, customer: str | None, service: str | None,
+                           staff_id: str | None, start: datetime, minutes: int,
+                           note: str | None, by: str | None, at: datetime, offline: bool,
+                           appointment_id: str | None = None,
+                           ) -> tuple[dict[str, Any], StoredEvent]:
+        """Book an appointment (AppointmentConflict on an overlap)."""
+        ...
+
+    def update_appointment(self, appointment_id: str, *, by: str | None, at: datetime,
+                           offline: bool, customer: str | None = None,
+                           service: str | None = None, staff_id: str | None = None,
+                           start: datetime | None = None, minutes: int | None = None,
+                           note: str | None = None) -> tuple[dict[str, Any], StoredEvent]:
+        """Change an appointment (AppointmentConflict on an overlap)."""
+        ...
+
+    def cancel_appointment(self, appointment_id: str, *, by: str | None, at: datetime,
+                           offline: bool) -> StoredEvent:
+        """Cancel an appointment."""
         ...
 
 
@@ -86,12 +180,12 @@ class DbThread:
         self._readers = concurrent.futures.ThreadPoolExecutor(
             readers, thread_name_prefix="clubterm-db-read")
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on the writer thread and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
 
-    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a read-only ``fn`` on a reader thread and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, functools.partial(fn, *args, **kwargs))
@@ -102,24 +196,19 @@ class DbThread:
         self._writer.shutdown(wait=True)
 
 
-def field_of(obj: Any, name: str, default: Any = None) -> Any:
-    """``obj.name`` or ``obj[name]``: the store and rules may hand us either."""
+def field_of(obj: object, name: str, default: object = None) -> Any:
+    """``obj.name`` or ``obj[name]`` (the daemon's reader rows may be either)."""
     if isinstance(obj, Mapping):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
 
-def event_dict(event: Any) -> dict[str, Any]:
-    """A stored event as a flat dict: the wire keys plus the type's own keys."""
-    if isinstance(event, Mapping):
-        out = dict(event)
-    else:
-        out = {k: getattr(event, k) for k in ("id", "seq", "type", "at", "staff_id", "offline",
-                                              "state") if hasattr(event, k)}
-        body = getattr(event, "body", None) or {}
-        out.update(body)
-    if "body" in out and isinstance(out["body"], Mapping):
-        body = out.pop("body")
+def event_dict(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored wire event as a flat dict: the wire keys plus the type's own keys,
+    ``at`` as a datetime."""
+    out = dict(event)
+    body = out.pop("body", None)
+    if isinstance(body, Mapping):
         for k, v in body.items():
             out.setdefault(k, v)
     at = out.get("at")
@@ -128,17 +217,21 @@ def event_dict(event: Any) -> dict[str, Any]:
     return out
 
 
-QuoteFn = Callable[[Any, dict[str, Any], "dict[str, Any] | None", dict[str, Any]], dict[str, Any]]
+# The rules engine's quote (``agent.rules.quote``): what the services compute with.
+QuoteFn = Callable[["Bundle | None", "QuoteRequest", "MemberView | None", "QuoteContext"],
+                   "Quote"]
 
 
-def rules_quote(bundle: Any, request: dict[str, Any], member: dict[str, Any] | None,
-                ctx: dict[str, Any]) -> dict[str, Any]:
-    """Compute a quote with ``agent.rules.quote`` from plain dicts.
+def rules_quote(bundle: Bundle | None, request: dict[str, Any], member: dict[str, Any] | None,
+                ctx: dict[str, Any]) -> Quote:
+    """Compute a quote with ``agent.rules.quote`` from plain data (benchmarks, tools).
 
-    Returns ``Quote.to_dict()`` plus ``limits_held``. ``member["balances"]`` must be
-    the usable balances. Raises ``LimitExceeded`` / ``RulesError`` unchanged.
+    ``request`` holds ``lines`` (wire line dicts), ``token_kind``, ``bin6``,
+    ``redeem_points``, ``use_credit`` and issue 21's ``codes``/``rewards``; ``ctx``
+    the :class:`agent.rules.QuoteContext` fields. ``member["balances"]`` must be the
+    usable balances. Raises ``LimitExceeded`` / ``RulesError`` unchanged.
     """
-    from agent import rules  # type: ignore[attr-defined,unused-ignore]
+    from agent import rules
 
     req = rules.QuoteRequest(
         lines=[rules.Line.from_dict(line) for line in request["lines"]],
@@ -150,7 +243,4 @@ def rules_quote(bundle: Any, request: dict[str, Any], member: dict[str, Any] | N
         rewards=tuple(request.get("rewards") or ()),
     )
     view = rules.MemberView(member, member.get("balances")) if member is not None else None
-    quote = rules.quote(bundle, req, view, rules.QuoteContext(**ctx))
-    result: dict[str, Any] = quote.to_dict()
-    result["limits_held"] = list(quote.limits_held)
-    return result
+    return rules.quote(bundle, req, view, rules.QuoteContext(**ctx))

@@ -1,8 +1,9 @@
-"""The local API's transport: JSON-RPC 2.0, one JSON object per line, on a Unix socket.
+"""The local API's server: JSON-RPC 2.0, one JSON object per line, on a Unix socket.
 
-This module knows nothing of sales or members. It frames requests, validates the
-JSON-RPC envelope, hands each call to a :class:`Dispatcher` and writes the answer
-back; it also fans event notifications out to subscribed clients.
+This module knows nothing of sales or members. It accepts connections within the
+limits, validates the JSON-RPC envelope, hands each call to a :class:`Dispatcher`
+and writes the answer back; it also fans event notifications out to subscribed
+clients. Reading, decoding and queueing lines is :mod:`agent.localapi.framing`.
 
 Every client gets its own bounded send queue and writer task, so a client that
 stops reading fills only its own queue and is then dropped; it never slows the
@@ -25,190 +26,43 @@ import grp
 import json
 import logging
 import os
-import socket
 import stat
-import struct
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from agent.errors import ApiError, ClubtermError
-from agent.localapi import (
-    BUSY,
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    MAX_CONNECTIONS,
-    MAX_CONNECTIONS_PER_USER,
-    MAX_DEPTH,
-    MAX_LINE_BYTES,
-    MAX_TEXT_CHARS,
-    MAX_VALUES,
-    METHOD_NOT_FOUND,
-    PARSE_ERROR,
+from agent.localapi import BUSY, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
+from agent.localapi.framing import (
+    UNPARSED,
+    Connection,
+    LineTooLong,
+    ServerLimits,
+    error_object,
+    error_reply,
+    log_limited,
+    parse_line,
+    peer_uid,
+    read_line,
 )
-from agent.localapi.limits import LogLimiter, check_request_values, parse_int, reject_constant
+from agent.localapi.limits import LogLimiter, check_request_values
+
+__all__ = ["ApiServer", "Connection", "Dispatcher", "MethodTable", "ServerLimits",
+           "error_object", "log_limited", "peer_uid"]
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = -32603
 
 
-def log_limited(limiter: LogLimiter, kind: str, level: int, msg: str, *args: object,
-                exc_info: bool = False) -> None:
-    """Log through ``limiter``: a flood of one kind of line becomes a few and a count."""
-    suppressed = limiter.allow(kind)
-    if suppressed is None:
-        return
-    if suppressed:
-        msg += " (suppressed %d similar)"
-        args = (*args, suppressed)
-    log.log(level, msg, *args, exc_info=exc_info)
-
-
-def peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    """The connecting process's user id (SO_PEERCRED), or None where there is none."""
-    sock = writer.get_extra_info("socket")
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
-
-
-@dataclass
-class ServerLimits:
-    """How much the server tolerates from one client before dropping it."""
-
-    max_line_bytes: int = MAX_LINE_BYTES
-    # A client that connects and sends nothing at all is dropped after this.
-    first_request_timeout_s: float = 10.0
-    # A client that is not subscribed and sends nothing for this long is dropped.
-    idle_timeout_s: float = 600.0
-    # Messages waiting for one client; when full, the client is dropped.
-    send_queue_max: int = 1000
-    # One write that the peer does not drain within this is a dead reader.
-    write_timeout_s: float = 10.0
-    # Requests in one batch.
-    max_batch: int = 100
-    # Connections at once, in all and from one peer user; far below LimitNOFILE.
-    max_connections: int = MAX_CONNECTIONS
-    max_connections_per_user: int = MAX_CONNECTIONS_PER_USER
-    # Containers nested in params; characters in one text; commas in one line.
-    max_depth: int = MAX_DEPTH
-    max_text_chars: int = MAX_TEXT_CHARS
-    max_values: int = MAX_VALUES
-    # Bytes buffered per connection before a line counts as large. Only
-    # large_lines_at_once clients may send (and have run) a large line at a time,
-    # each within large_line_timeout_s; the others wait, unread, in the kernel.
-    large_line_bytes: int = 64 * 1024
-    large_lines_at_once: int = 4
-    large_line_timeout_s: float = 10.0
-    # Bytes taken from the socket at a time.
-    read_chunk_bytes: int = 16 * 1024
-    # Log lines of one kind a minute (a refused connection, a dropped client, …).
-    log_lines_per_minute: int = 10
-
-
-class Connection:
-    """One connected client: its send queue, its writer task, whether it subscribed."""
-
-    def __init__(self, conn_id: int, writer: asyncio.StreamWriter, limits: ServerLimits,
-                 log_limiter: LogLimiter | None = None):
-        self.id = conn_id
-        self.writer = writer
-        self.limits = limits
-        self.subscribed = False
-        self.closed = False
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=limits.send_queue_max)
-        self.writer_task: asyncio.Task[None] | None = None
-        self.peer_uid: int | None = None
-        self.log_limiter = log_limiter or LogLimiter(limits.log_lines_per_minute, 60.0)
-
-    def send(self, message: Mapping[str, Any] | list[Any]) -> bool:
-        """Queue one message; drop the client if its queue is full. False if dropped."""
-        if self.closed:
-            return False
-        # default=str: a value the encoder does not know (a datetime that slipped
-        # through) must not cost the client its connection.
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
-        try:
-            data = text.encode() + b"\n"
-        except UnicodeEncodeError:  # a lone surrogate from somewhere: send it escaped
-            data = json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            log_limited(self.log_limiter, "slow_reader", logging.WARNING,
-                         "local API client %d does not read its messages; dropping it", self.id)
-            self.abort()
-            return False
-        return True
-
-    async def write_loop(self) -> None:
-        """Write queued messages; a peer that does not drain in time is dropped."""
-        try:
-            while True:
-                data = await self.queue.get()
-                if data is None:
-                    break
-                self.writer.write(data)
-                await asyncio.wait_for(self.writer.drain(), self.limits.write_timeout_s)
-        except (TimeoutError, ConnectionError, OSError):
-            log_limited(self.log_limiter, "stopped_reading", logging.INFO,
-                         "local API client %d stopped reading; dropping it", self.id)
-            self.abort()
-        finally:
-            with contextlib.suppress(Exception):
-                self.writer.close()
-
-    async def finish(self) -> None:
-        """Send what is queued, then close."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-        if self.writer_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.writer_task),
-                                       self.limits.write_timeout_s)
-        self.abort()
-
-    def abort(self) -> None:
-        """Close now, discarding anything queued."""
-        self.closed = True
-        transport = self.writer.transport
-        if transport is not None and not transport.is_closing():
-            transport.abort()
-        if self.writer_task is not None and not self.writer_task.done():
-            current = asyncio.current_task()
-            if current is not self.writer_task:
-                self.writer_task.cancel()
-
-
 class Dispatcher(Protocol):
     """What the server calls for each request (``agent.localapi.services.Services``)."""
 
-    async def dispatch(self, method: str, params: dict[str, Any], conn: Connection) -> Any:
+    async def dispatch(self, method: str, params: dict[str, object], conn: Connection
+                       ) -> object:
         """Run ``method``; return a JSON-able result or raise :class:`ApiError`."""
         ...
-
-
-def error_object(code: int, message: str, data: object | None = None) -> dict[str, Any]:
-    """A JSON-RPC error object."""
-    err: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        err["data"] = data
-    return err
-
-
-def _error_reply(req_id: Any, code: int, message: str,
-                 data: object | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": req_id, "error": error_object(code, message, data)}
 
 
 # What a problem found by check_request_values is answered with.
@@ -216,18 +70,11 @@ _PROBLEM_CODES = {"depth": INVALID_REQUEST, "text": PARSE_ERROR, "number": INVAL
                   "length": INVALID_PARAMS}
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: object) -> bool:
     if isinstance(value, str):  # echoed in the reply: it must be sendable text
         return len(value) <= 256 and check_request_values(
             value, max_depth=1, max_text_chars=256) is None
     return value is None or (isinstance(value, int) and not isinstance(value, bool))
-
-
-class _LineTooLong(Exception):
-    """A line over ``max_line_bytes``."""
-
-
-_UNPARSED = object()
 
 
 class ApiServer:
@@ -253,8 +100,8 @@ class ApiServer:
         self.log_limiter = LogLimiter(self.limits.log_lines_per_minute, 60.0)
         self._server: asyncio.AbstractServer | None = None
         self._next_id = 1
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._handlers: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[asyncio.Task[dict[str, Any] | None]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._large_lines = asyncio.Semaphore(self.limits.large_lines_at_once)
         self._accepting = False
 
@@ -274,7 +121,7 @@ class ApiServer:
                 self._accept, path=str(self.path), limit=self.limits.large_line_bytes
             )
         except OSError as exc:
-            raise ClubtermError(f"cannot listen on {self.path}: {exc.strerror}") from None
+            raise ClubtermError(f"cannot listen on {self.path}: {exc.strerror}") from exc
         finally:
             os.umask(old_umask)
         os.chmod(self.path, self.mode)
@@ -359,7 +206,7 @@ class ApiServer:
                 data: dict[str, Any]) -> None:
         """One error line, then close: the socket buffer takes it without waiting."""
         self.refused += 1
-        reply = _error_reply(None, BUSY, message, data)
+        reply = error_reply(None, BUSY, message, data)
         with contextlib.suppress(Exception):
             writer.write(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
         writer.close()  # flushes the line, then closes
@@ -403,7 +250,7 @@ class ApiServer:
             else:
                 timeout = self.limits.idle_timeout_s
             try:
-                line, large = await self._read_line(reader, timeout)
+                line, large = await read_line(reader, self.limits, self._large_lines, timeout)
             except TimeoutError:
                 log_limited(self.log_limiter, "silent", logging.INFO,
                             "local API client %d sent nothing (or too slowly) for %.0f s; "
@@ -411,8 +258,8 @@ class ApiServer:
                 return
             except asyncio.IncompleteReadError:
                 return  # the client closed its end
-            except _LineTooLong:
-                conn.send(_error_reply(None, INVALID_REQUEST,
+            except LineTooLong:
+                conn.send(error_reply(None, INVALID_REQUEST,
                                        "The request is too large (more than 1 MiB on one line).",
                                        {"max_line_bytes": self.limits.max_line_bytes}))
                 log_limited(self.log_limiter, "too_long", logging.WARNING,
@@ -425,9 +272,9 @@ class ApiServer:
             try:
                 if line.isspace():
                     continue
-                message = self._parse_line(conn, line)
+                message = parse_line(conn, line, self.limits)
                 del line  # only the parsed request stays alive while it runs
-                if message is not _UNPARSED:
+                if message is not UNPARSED:
                     await self._run_message(conn, message)
                 # Not kept while waiting for the next line (an idle client's last
                 # request would otherwise stay in memory, up to 1 MiB of it).
@@ -436,84 +283,13 @@ class ApiServer:
                 if large:
                     self._large_lines.release()
 
-    async def _read_line(self, reader: asyncio.StreamReader, timeout: float | None
-                         ) -> tuple[bytes, bool]:
-        """One line, newline included, read in parts of at most ``large_line_bytes``.
-
-        Answers whether the line is large; then it holds a slot of
-        ``_large_lines`` that the caller releases once the line is processed.
-        """
-        limit = self.limits.max_line_bytes
-        parts: list[bytes] = []
-        size = 0
-        large = False
-        try:
-            async with asyncio.timeout(timeout) as deadline:
-                while True:
-                    try:
-                        part = await reader.readuntil(b"\n")
-                    except asyncio.LimitOverrunError as exc:
-                        if not large:
-                            # Wait for a slot before taking the data out of the
-                            # reader: a waiting client holds at most its buffer.
-                            late = asyncio.get_running_loop().time() + \
-                                self.limits.large_line_timeout_s
-                            when = deadline.when()
-                            if when is None or when > late:
-                                deadline.reschedule(late)
-                            await self._large_lines.acquire()
-                            large = True
-                        part = await reader.readexactly(exc.consumed)
-                        final = False
-                    else:
-                        final = True
-                    parts.append(part)
-                    size += len(part)
-                    if size > limit + (1 if final else 0):
-                        raise _LineTooLong
-                    if final:
-                        break
-        except BaseException:
-            if large:
-                self._large_lines.release()
-            raise
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), large
-
-    def _parse_line(self, conn: Connection, line: bytes) -> Any:
-        """The decoded JSON of one line, or ``_UNPARSED`` once the error is sent."""
-        # A line with more commas than values allowed is refused before the parse:
-        # json.loads and the walk of params are linear, but not free.
-        if line.count(b",") > self.limits.max_values:
-            conn.send(_error_reply(None, INVALID_REQUEST,
-                                   f"The request holds too many values (at most "
-                                   f"{self.limits.max_values:,}).",
-                                   {"max_values": self.limits.max_values}))
-            return _UNPARSED
-        try:
-            # Strict: json.loads(bytes) would let UTF-8-encoded surrogates through.
-            # The newline stays: JSON allows the white space, and no copy is made.
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            conn.send(_error_reply(None, PARSE_ERROR, "The request is not valid UTF-8 text."))
-            return _UNPARSED
-        try:
-            return json.loads(text, parse_int=parse_int, parse_constant=reject_constant)
-        except RecursionError:
-            conn.send(_error_reply(None, INVALID_REQUEST,
-                                   f"The request is nested too deeply (more than "
-                                   f"{self.limits.max_depth} levels).",
-                                   {"max_depth": self.limits.max_depth}))
-        except ValueError:
-            conn.send(_error_reply(None, PARSE_ERROR, "The request is not valid JSON."))
-        return _UNPARSED
-
-    async def _run_message(self, conn: Connection, message: Any) -> None:
+    async def _run_message(self, conn: Connection, message: object) -> None:
         if isinstance(message, list):
             if not message:
-                conn.send(_error_reply(None, INVALID_REQUEST, "An empty batch is not a request."))
+                conn.send(error_reply(None, INVALID_REQUEST, "An empty batch is not a request."))
                 return
             if len(message) > self.limits.max_batch:
-                conn.send(_error_reply(None, INVALID_REQUEST,
+                conn.send(error_reply(None, INVALID_REQUEST,
                                        f"A batch may hold at most {self.limits.max_batch} "
                                        "requests."))
                 return
@@ -529,7 +305,7 @@ class ApiServer:
         if reply is not None:
             conn.send(reply)
 
-    async def _run_tracked(self, conn: Connection, message: Any) -> dict[str, Any] | None:
+    async def _run_tracked(self, conn: Connection, message: object) -> dict[str, Any] | None:
         # A request counts as in flight until its reply is queued, so a SIGTERM
         # waits for a sale.commit that is being written.
         task = asyncio.ensure_future(self._run_one(conn, message))
@@ -542,49 +318,49 @@ class ApiServer:
             else:
                 task.add_done_callback(self._in_flight.discard)
 
-    async def _run_one(self, conn: Connection, message: Any) -> dict[str, Any] | None:
+    async def _run_one(self, conn: Connection, message: object) -> dict[str, Any] | None:
         if not isinstance(message, dict):
-            return _error_reply(None, INVALID_REQUEST, "A request must be a JSON object.")
+            return error_reply(None, INVALID_REQUEST, "A request must be a JSON object.")
         has_id = "id" in message
         req_id = message.get("id")
         if not _valid_id(req_id):
-            return _error_reply(None, INVALID_REQUEST,
+            return error_reply(None, INVALID_REQUEST,
                                 "The request id must be a string or a number.")
         if message.get("jsonrpc") != "2.0":
-            return _error_reply(req_id, INVALID_REQUEST, 'The request must say "jsonrpc": "2.0".')
+            return error_reply(req_id, INVALID_REQUEST, 'The request must say "jsonrpc": "2.0".')
         method = message.get("method")
         if not isinstance(method, str) or not method:
-            return _error_reply(req_id, INVALID_REQUEST, "The request has no method name.")
+            return error_reply(req_id, INVALID_REQUEST, "The request has no method name.")
         if len(method) > 128:
-            return _error_reply(req_id, METHOD_NOT_FOUND,
+            return error_reply(req_id, METHOD_NOT_FOUND,
                                 "The agent does not know that method (the name is too long).")
         params = message.get("params", {})
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            return _error_reply(req_id, INVALID_PARAMS,
+            return error_reply(req_id, INVALID_PARAMS,
                                 "The parameters must be given by name (a JSON object).")
         problem = check_request_values(params, max_depth=self.limits.max_depth,
                                        max_text_chars=self.limits.max_text_chars)
         if problem is not None:
             code = _PROBLEM_CODES[problem.kind]
             data = {**problem.data, **({"param": problem.param} if problem.param else {})}
-            return _error_reply(req_id, code, problem.message, data) if has_id else None
+            return error_reply(req_id, code, problem.message, data) if has_id else None
         try:
             result = await self.dispatcher.dispatch(method, params, conn)
         except ApiError as exc:
-            reply = _error_reply(req_id, exc.code, str(exc), exc.data)
+            reply = error_reply(req_id, exc.code, str(exc), exc.data)
         except Exception:
             log_limited(self.log_limiter, "method_failed", logging.ERROR,
                         "local API method %s failed", method[:64], exc_info=True)
-            reply = _error_reply(req_id, INTERNAL_ERROR,
+            reply = error_reply(req_id, INTERNAL_ERROR,
                                  "Something went wrong in the agent; please try again.")
         else:
             reply = {"jsonrpc": "2.0", "id": req_id, "result": result}
         return reply if has_id else None
 
 
-MethodHandler = Callable[[dict[str, Any], Connection], Awaitable[Any]]
+MethodHandler = Callable[[dict[str, object], Connection], Awaitable[object]]
 
 
 @dataclass
@@ -593,7 +369,8 @@ class MethodTable:
 
     handlers: dict[str, MethodHandler] = field(default_factory=dict)
 
-    async def dispatch(self, method: str, params: dict[str, Any], conn: Connection) -> Any:
+    async def dispatch(self, method: str, params: dict[str, object], conn: Connection
+                       ) -> object:
         """Look ``method`` up and run it."""
         handler = self.handlers.get(method)
         if handler is None:

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from agent.errors import ApiError
 from agent.localapi import NOT_ALLOWED, NOT_FOUND
 
-ROLES = ("cashier", "manager", "technician")
-
 # Session lifetime (documented in docs/local-api.md).
 DEFAULT_IDLE_S = 30 * 60
 DEFAULT_MAX_S = 12 * 3600
@@ -75,10 +73,9 @@ class SessionTable:
         self._purge()
         return {s.staff_id for s in self._sessions.values()}
 
-    def check(self, token: object, roles: Iterable[str] | None = None) -> Session:
-        """The live session ``token`` if its role is one of ``roles`` (None: any);
-        else ApiError. Permissions are checked by the caller (Services)."""
-        allowed = tuple(roles) if roles is not None else None
+    def check(self, token: object) -> Session:
+        """The live session ``token``, else ApiError. What its staff member may do is
+        checked by the caller, by permission (``Services._session``)."""
         if not isinstance(token, str) or not token:
             raise ApiError(NOT_ALLOWED, "Please sign in first.", {"reason": "no_session"})
         session = self._sessions.get(token)
@@ -87,12 +84,6 @@ class SessionTable:
             self._sessions.pop(token, None)
             raise ApiError(NOT_ALLOWED, "Your sign-in has expired. Please sign in again.",
                            {"reason": "session_expired"})
-        if allowed is not None and session.role not in allowed:
-            raise ApiError(
-                NOT_ALLOWED,
-                f"A {session.role} may not do this; ask a {' or '.join(allowed)}.",
-                {"reason": "role", "role": session.role, "needs": list(allowed)},
-            )
         session.last_used = now
         return session
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent.carddata.detect import find_card_data
 from agent.carddata.tokens import token_kind
 from agent.errors import BundleRejected, ClubtermError
-from agent.rules.envelope import verify_signed_payload
+from agent.rules.envelope import acceptance_refusal, verify_signed_payload
 from agent.staff.permissions import ACTIONS, DEFAULT_GROUPS, FEATURES, Permissions, permission
 
 KIND = "staff_list"
@@ -291,23 +291,22 @@ def accept_staff_list(envelope: Mapping[str, Any], trusted: Mapping[str, Ed25519
     Checked in this order: signature (``malformed``, ``unknown_key``,
     ``bad_signature``), size and shape (``too_large``, ``too_many``, ``malformed``),
     ``foreign_club``, ``foreign_merchant``, and ``stale`` (a version not newer than
-    ``current_version``).
+    ``current_version``): the policy of rule bundles
+    (:func:`agent.rules.envelope.acceptance_refusal`).
     """
     try:
         payload = verify_signed_payload(envelope, trusted)
     except BundleRejected as exc:
         raise StaffListRefused(exc.reason, str(exc)) from None
     staff_list = parse_staff_list(payload)
-    if staff_list.club_id != club:
-        raise StaffListRefused("foreign_club", f"the list is for club {staff_list.club_id!r}, "
-                                               f"this terminal is {club!r}")
-    if staff_list.merchant_id != merchant:
-        raise StaffListRefused("foreign_merchant", f"the list is for merchant "
-                                                   f"{staff_list.merchant_id!r}, not {merchant!r}")
-    if current_version is not None and staff_list.version <= current_version:
-        raise StaffListRefused("stale", f"version {staff_list.version} is not newer than the "
-                                        f"version {current_version} in force",
-                               version=staff_list.version)
+    refusal = acceptance_refusal("list", club_of=staff_list.club_id,
+                                 merchant_of=staff_list.merchant_id, version=staff_list.version,
+                                 club=club, merchant=merchant, current_version=current_version,
+                                 not_newer="stale")
+    if refusal is not None:
+        reason, message = refusal
+        raise StaffListRefused(reason, message,
+                               version=staff_list.version if reason == "stale" else None)
     return staff_list
 
 

@@ -1,14 +1,23 @@
 """The simulated club's HTTPS server: routes mounted with :meth:`ClubHttpServer.add_route`.
 
-TLS asks every client for a certificate signed by the club CA; a route says whether
-it needs one (the member snapshot does; an enrolment endpoint, used by a terminal
-that has no certificate yet, does not). Handlers get a :class:`Request` and return a
-:class:`Response` whose body may be an iterator of chunks (streamed, the connection
-closed at the end).
+One server for everything the club serves over HTTPS: the member snapshot and the
+enrolment routes (:mod:`hw_sim.club.enrolment`). TLS asks every client for a
+certificate signed by the club CA; a route says whether it needs one (the member
+snapshot does; the enrolment routes, used by a terminal that has no certificate
+yet, do not). Handlers get a :class:`Request` (the path's match in ``.match``) and
+return a :class:`Response` whose body may be an iterator of chunks (streamed, the
+connection closed at the end), or raise :class:`HttpError` for a JSON error
+``{"error": code, "message": …}``.
+
+The TLS handshake runs in the connection's own thread, not in the accepting one:
+a client that connects and never speaks holds only its own thread, until
+:data:`IDLE_TIMEOUT_S`. A request body over :data:`MAX_BODY_BYTES` (or with a
+Content-Length that is no number) is refused with 413 before it is read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import ssl
@@ -22,6 +31,19 @@ from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger("hw_sim.club.https")
 
+IDLE_TIMEOUT_S = 30.0  # a connection that neither sends nor reads for this long is dropped
+MAX_BODY_BYTES = 1024 * 1024  # a request body (a CSR, a code) is a few KiB
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer ``{"error": code, "message": …}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
 
 @dataclass
 class Request:
@@ -33,11 +55,18 @@ class Request:
     headers: dict[str, str]
     body: bytes
     match: re.Match[str]
-    client_cn: str | None
+    client_cn: str | None  # CN of a verified client certificate (mutual TLS)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
+
+    def json(self) -> Any:
+        """The body as JSON (an empty body is ``None``), or :class:`HttpError` 400."""
+        try:
+            return json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, "bad_request", "the body is not JSON") from None
 
 
 @dataclass
@@ -50,8 +79,11 @@ class Response:
 
     @classmethod
     def json(cls, obj: Any, status: int = 200) -> Response:
-        import json
         return cls(status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+    @classmethod
+    def error(cls, status: int, code: str, message: str) -> Response:
+        return cls.json({"error": code, "message": message}, status)
 
 
 Handler = Callable[[Request], Response]
@@ -76,6 +108,7 @@ class ClubHttpServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"  # a streamed body ends when the connection closes
+            timeout = IDLE_TIMEOUT_S
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s " + format, self.client_address[0], *args)
@@ -95,7 +128,9 @@ class ClubHttpServer:
             ctx.load_cert_chain(str(cert), str(key))
             ctx.load_verify_locations(str(ca))
             ctx.verify_mode = ssl.CERT_OPTIONAL  # each route decides whether it needs one
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            # The handshake happens on the first read, in the connection's thread.
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
         self.port = int(self.httpd.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -110,48 +145,70 @@ class ClubHttpServer:
         """Serve ``method`` on paths fully matching ``path_regex`` with ``handler``."""
         self.routes.append(_Route(method.upper(), re.compile(path_regex), handler, client_cert))
 
-    def start(self) -> None:
+    def start(self) -> ClubHttpServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="club-https",
                                         daemon=True)
         self._thread.start()
+        return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(5)
+            self._thread = None
         self.httpd.server_close()
 
-    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(h.path)
-        cn = None
-        if self.tls:
-            peer = h.connection.getpeercert()
-            if peer:
-                for rdn in peer.get("subject", ()):
-                    for key, value in rdn:
-                        if key == "commonName":
-                            cn = value
+    def handle(self, method: str, target: str, *, body: bytes = b"",
+               headers: dict[str, str] | None = None, client_cn: str | None = None) -> Response:
+        """Route one request to its handler (the socket part left out, for unit tests)."""
+        parts = urlsplit(target)
         found_path = False
         for route in self.routes:
             m = route.pattern.fullmatch(parts.path)
             if m is None:
                 continue
             found_path = True
-            if route.method != h.command:
+            if route.method != method:
                 continue
-            if route.client_cert and self.tls and cn is None:
-                self._send(h, Response(401, b"client certificate required\n"))
-                return
-            length = int(h.headers.get("Content-Length") or 0)
-            body = h.rfile.read(length) if length else b""
-            req = Request(h.command, parts.path, parse_qs(parts.query),
-                          {k.lower(): v for k, v in h.headers.items()}, body, m, cn)
+            if route.client_cert and self.tls and client_cn is None:
+                return Response.error(401, "client_cert_required",
+                                      "this needs a client certificate of the club CA")
+            req = Request(method, parts.path, parse_qs(parts.query),
+                          {k.lower(): v for k, v in (headers or {}).items()}, body, m,
+                          client_cn)
             try:
-                resp = route.handler(req)
+                return route.handler(req)
+            except HttpError as exc:
+                return Response.error(exc.status, exc.code, exc.message)
             except Exception:
                 log.exception("handler for %s failed", parts.path)
-                resp = Response(500, b"internal error\n")
-            self._send(h, resp)
+                return Response.error(500, "internal_error", "the handler failed")
+        if found_path:
+            return Response.error(405, "method_not_allowed", f"{method} is not allowed here")
+        return Response.error(404, "not_found", f"no route for {parts.path}")
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        cn = None
+        if isinstance(h.connection, ssl.SSLSocket):
+            peer = h.connection.getpeercert()
+            # getpeercert() gives the subject as a tuple of RDNs of (name, value) pairs.
+            for rdn in (peer or {}).get("subject", ()):
+                for pair in rdn:
+                    if pair[0] == "commonName":
+                        cn = str(pair[1])
+        try:
+            length = int(h.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            # Refused before reading: the body is never held in memory.
+            h.close_connection = True
+            self._send(h, Response.error(413, "body_too_large",
+                                         f"a request body is at most {MAX_BODY_BYTES} bytes"))
             return
-        self._send(h, Response(405 if found_path else 404, b"no such route\n"))
+        body = h.rfile.read(length) if length else b""
+        self._send(h, self.handle(h.command, h.path, body=body, headers=dict(h.headers.items()),
+                                  client_cn=cn))
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, resp: Response) -> None:
@@ -167,5 +224,5 @@ class ClubHttpServer:
                 h.end_headers()
                 for chunk in resp.body:
                     h.wfile.write(chunk)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        except (OSError, ssl.SSLError):  # gone away, reset, or stopped reading (timeout)
             log.debug("client went away")

@@ -176,8 +176,8 @@ def test_the_club_account_cannot_be_a_terminal(
         assert not is_terminal_id(name), name
     with pytest.raises(ValueError, match="could be a terminal id"):
         acl_text("acme", club_user="club")
-    # The issuers refuse such a CN: the enrolment service's code and CA, the sim CA.
-    service = enrolment.EnrolmentService(enrolment.ClubCA.create("acme"), club_id="acme",
+    # The issuers refuse such a CN: the enrolment service's codes, the club CA.
+    service = enrolment.EnrolmentService(club_pki.ca, club_id="acme",
                                          pan_key=b"p" * 32, rules_keys={}, broker_url="mqtts://x",
                                          central_url="https://x")
     with pytest.raises(ValueError, match="cannot be a terminal id"):
@@ -188,7 +188,7 @@ def test_the_club_account_cannot_be_a_terminal(
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, account)]))
            .sign(key, hashes.SHA256()))
     with pytest.raises(ValueError, match="not a terminal id"):
-        service.ca.sign_csr(csr, account, days=1)
+        club_pki.ca.sign_terminal(account, key.public_key(), days=1)
     with pytest.raises(ValueError, match="not a terminal id"):
         club_pki.ca.sign_csr(csr.public_bytes(serialization.Encoding.PEM))
     # At the broker: a terminal asking for the club's client id gets its own.

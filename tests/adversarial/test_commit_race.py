@@ -261,7 +261,8 @@ class CommitMachine(RuleBasedStateMachine):
         self.db = DbThread()
         bundle = parse_bundle(json.dumps(SPEC_BUNDLE).encode())
         view = AgentView("T-0001", "M-7", "98", bundle=lambda: bundle)
-        self.services = Services(view, self.store, self.db, clock=lambda: WEDNESDAY)
+        self.services = Services(view, self.db, outbox=self.store, members=self.store,
+                                 records=self.store, clock=lambda: WEDNESDAY)
         # Sessions are checked against the staff on record at every call.
         self.store.put_staff("mg", "Max", "manager", by=None)
         self.session = self.services.sessions.open("mg", "Max", "manager").token

@@ -11,106 +11,39 @@ is tried again later, and once the club behaves the snapshot comes in.
 from __future__ import annotations
 
 import dataclasses
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from hw_sim.broker import MosquittoBroker
-from hw_sim.club.https import Request, Response
 from hw_sim.club.sim import SimClub
 from tests.agent.sync.conftest import FAST, Terminal, make_terminal  # noqa: F401 (fixture)
+from tests.fixtures.hostile import (
+    Body,
+    HostileClub,
+    HostileRoute,
+    PeakRss,
+    endless,
+    endless_rows,
+    trickle,
+)
 
 pytestmark = pytest.mark.needs_mosquitto
 
-SERVE_FOR_S = 60.0  # a hostile body never outlives the test
+MEMBERS_ROUTE = r"/v1/clubs/(?P<club>[a-z0-9-]+)/members"
+SNAPSHOT = {"Content-Type": "application/x-ndjson", "X-Members-Version": "5"}
+SLOW_RECORD = b'{"member_id": "m-slow", "version": 1}\n'
+LINE_START = b'{"member_id": "m-1", "version": 1, "name": "'
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-class PeakRss:
-    """Samples this process's RSS every 20 ms while running."""
-
-    def __init__(self) -> None:
-        self.start = rss_bytes()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_bytes())
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(1)
-        return self.peak - self.start
-
-
-@dataclasses.dataclass
-class Hostile:
-    """A snapshot route whose body comes from ``body()``; counts what it sent."""
-
-    body: Callable[[Hostile], Iterator[bytes]]
-    requests: int = 0
-    bytes_sent: int = 0
-    rows_sent: int = 0
-
-    def route(self, req: Request) -> Response:
-        self.requests += 1
-        return Response(200, self._counted(), {"Content-Type": "application/x-ndjson",
-                                               "X-Members-Version": "5"})
-
-    def _counted(self) -> Iterator[bytes]:
-        for chunk in self.body(self):
-            self.bytes_sent += len(chunk)
-            yield chunk
-
-
-def trickle(h: Hostile) -> Iterator[bytes]:
-    record = b'{"member_id": "m-slow", "version": 1}\n'
-    until = time.monotonic() + SERVE_FOR_S
-    while time.monotonic() < until:
-        for i in range(len(record)):
-            yield record[i:i + 1]
-            time.sleep(0.05)
-
-
-def endless_rows(h: Hostile) -> Iterator[bytes]:
-    until = time.monotonic() + SERVE_FOR_S
-    n = 0
-    while time.monotonic() < until:
-        rows = [json.dumps({"member_id": f"m-{n + i}", "version": 1,
-                            "balances": {"points": 1}}) for i in range(500)]
-        n += 500
-        h.rows_sent = n
-        yield ("\n".join(rows) + "\n").encode()
-
-
-def one_huge_line(h: Hostile) -> Iterator[bytes]:
-    piece = b"x" * 65536
-    yield b'{"member_id": "m-1", "version": 1, "name": "'
-    for _ in range(4096):  # 256 MiB at most
-        yield piece
-
-
-def run_case(club: SimClub, make: Callable[..., Terminal], body: Callable[[Hostile],
-             Iterator[bytes]], broker: MosquittoBroker, **limits: Any) -> dict[str, Any]:
+def run_case(club: SimClub, make: Callable[..., Terminal],
+             hostile_club: Callable[..., HostileClub], body: Body, broker: MosquittoBroker,
+             **limits: Any) -> dict[str, Any]:
     assert club.http is not None
-    good_routes = list(club.http.routes)
-    hostile = Hostile(body)
-    club.http.routes[:] = []
-    club.http.add_route("GET", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members", hostile.route)
+    hostile_http = hostile_club(club.http)
+    hostile = hostile_http.serve("GET", MEMBERS_ROUTE, body, headers=SNAPSHOT)
     tuning = dataclasses.replace(FAST, snapshot_retry_s=0.5, snapshot_retry_cap_s=1.0, **limits)
     rss = PeakRss()
     term = make(club, broker.tls_url, tuning=tuning, start=False)
@@ -134,7 +67,7 @@ def run_case(club: SimClub, make: Callable[..., Terminal], body: Callable[[Hosti
     grew = rss.stop()
     # The club behaves again: the next attempt brings the snapshot in.
     club.upsert_members([{"member_id": "m-1", "balances": {"points": 7}}], publish=False)
-    club.http.routes[:] = good_routes
+    hostile_http.behave()
     term.wait(lambda: term.store.members_version() >= 1, 30, "the snapshot once the club behaves")
     term.wait(lambda: link.state().members_problem is None, 10, "the problem cleared")
     assert term.store.member("m-1") is not None
@@ -146,9 +79,11 @@ def run_case(club: SimClub, make: Callable[..., Terminal], body: Callable[[Hosti
 
 def test_a_trickling_snapshot_is_abandoned_at_its_deadline_and_sales_flow_meanwhile(
         sim_club: SimClub, mosquitto: MosquittoBroker,
-        make_terminal: Callable[..., Terminal]) -> None:  # noqa: F811 (the imported fixture)
-    out = run_case(sim_club, make_terminal, trickle, mosquitto, snapshot_deadline_s=6.0)
-    h: Hostile = out["hostile"]
+        make_terminal: Callable[..., Terminal],  # noqa: F811 (the imported fixture)
+        hostile_club: Callable[..., HostileClub]) -> None:
+    out = run_case(sim_club, make_terminal, hostile_club, trickle(SLOW_RECORD), mosquitto,
+                   snapshot_deadline_s=6.0)
+    h: HostileRoute = out["hostile"]
     print(f"figure: trickle: 37 sales acked {out['acked_after_s']:.1f} s after start with the "
           f"fetch still running; abandoned after {out['abandoned_after_s']:.1f} s (deadline 6 s, "
           f"{h.bytes_sent} bytes trickled); RSS +{out['rss_growth'] / 2**20:.1f} MiB")
@@ -160,10 +95,11 @@ def test_a_trickling_snapshot_is_abandoned_at_its_deadline_and_sales_flow_meanwh
 
 def test_an_endless_stream_of_valid_rows_is_cut_at_the_record_cap(
         sim_club: SimClub, mosquitto: MosquittoBroker,
-        make_terminal: Callable[..., Terminal]) -> None:  # noqa: F811 (the imported fixture)
-    out = run_case(sim_club, make_terminal, endless_rows, mosquitto,
+        make_terminal: Callable[..., Terminal],  # noqa: F811 (the imported fixture)
+        hostile_club: Callable[..., HostileClub]) -> None:
+    out = run_case(sim_club, make_terminal, hostile_club, endless_rows, mosquitto,
                    snapshot_max_records=20_000, snapshot_deadline_s=30.0)
-    h: Hostile = out["hostile"]
+    h: HostileRoute = out["hostile"]
     print(f"figure: endless rows: abandoned after {out['abandoned_after_s']:.1f} s at the cap of "
           f"20,000 records ({h.rows_sent:,} rows / {h.bytes_sent / 2**20:.1f} MiB served); "
           f"RSS +{out['rss_growth'] / 2**20:.1f} MiB")
@@ -174,10 +110,11 @@ def test_an_endless_stream_of_valid_rows_is_cut_at_the_record_cap(
 
 def test_one_endless_line_is_cut_at_the_line_cap(
         sim_club: SimClub, mosquitto: MosquittoBroker,
-        make_terminal: Callable[..., Terminal]) -> None:  # noqa: F811 (the imported fixture)
-    out = run_case(sim_club, make_terminal, one_huge_line, mosquitto,
+        make_terminal: Callable[..., Terminal],  # noqa: F811 (the imported fixture)
+        hostile_club: Callable[..., HostileClub]) -> None:
+    out = run_case(sim_club, make_terminal, hostile_club, endless(LINE_START), mosquitto,
                    snapshot_max_line=1024 * 1024, snapshot_deadline_s=30.0)
-    h: Hostile = out["hostile"]
+    h: HostileRoute = out["hostile"]
     print(f"figure: one huge line: abandoned after {out['abandoned_after_s']:.1f} s at the line "
           f"cap of 1 MiB ({h.bytes_sent / 2**20:.1f} MiB served); "
           f"RSS +{out['rss_growth'] / 2**20:.1f} MiB")

@@ -48,7 +48,8 @@ def _services(term: Terminal, *, offline_only: bool = False) -> Services:
                      online=lambda: True)
     db = DbThread()
     _DB_THREADS.append(db)
-    return Services(view, term.store, db, offline_only=offline_only)
+    return Services(view, db, outbox=term.store, members=term.store, records=term.store,
+                    offline_only=offline_only)
 
 
 def _login(services: Services, staff_id: str, pin: str) -> dict[str, Any]:

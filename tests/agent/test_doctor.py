@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from agent.cli import main
 from agent.config import ReaderSpec
 from agent.doctor import check_certificate_expiry, check_reader
+from provisioning.tomlwrite import dump_toml
 
 
 def test_serial_reader_present_and_missing(tmp_path: Path) -> None:
@@ -67,10 +68,11 @@ def test_doctor_cli_reports_and_fails(tmp_path: Path, capsys: pytest.CaptureFixt
     key.write_bytes(os.urandom(32))
     key.chmod(0o644)
     cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        '[terminal]\nid = "T-1"\nmerchant_id = "M-1"\nclub_id = "acme"\nprofile = "serial-msr"\n'
-        f'[paths]\nstate_dir = "{tmp_path}"\n[secrets]\npan_key_file = "pan_key"\n'
-    )
+    cfg.write_text(dump_toml({
+        "terminal": {"id": "T-1", "merchant_id": "M-1", "club_id": "acme",
+                     "profile": "serial-msr"},
+        "paths": {"state_dir": str(tmp_path)}, "secrets": {"pan_key_file": "pan_key"},
+    }))
     assert main(["--config", str(cfg), "doctor"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] msr" in out

@@ -15,10 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("textual")
-
 from textual.pilot import Pilot
 
 from agent.localapi.client import SocketClient

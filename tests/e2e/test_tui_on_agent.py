@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import pytest
-
-pytest.importorskip("textual")
-
 from textual.pilot import Pilot
 
 from agent.localapi.client import SocketClient

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import ProvisioningError
-from hw_sim.club.enrolment import ClubCA
 from provisioning.crypto import (
     SealedKey,
     cert_fingerprint,
@@ -22,6 +21,7 @@ from provisioning.crypto import (
     open_sealed,
     seal_for_device,
 )
+from tests.fixtures.club import ClubPki
 
 DEVICE = generate_device_key()
 
@@ -53,9 +53,9 @@ def test_malformed_envelope(bad: object) -> None:
         SealedKey.from_json(bad)
 
 
-def test_fingerprint_forms() -> None:
-    ca = ClubCA.create("demo")
-    fp = cert_fingerprint(ca.cert)
+def test_fingerprint_forms(club_pki: ClubPki) -> None:
+    fp = cert_fingerprint(club_pki.ca.cert)
+    assert fp == club_pki.ca.fingerprint
     plain = fp.replace(":", "")
     for form in (fp, fp.upper(), plain, f"sha256:{plain}", f"SHA256/{plain.upper()}"):
         assert normalise_fingerprint(form) == fp
@@ -64,12 +64,11 @@ def test_fingerprint_forms() -> None:
             normalise_fingerprint(bad)
 
 
-def test_csr_carries_the_terminal_id_and_the_ca_is_a_ca() -> None:
+def test_csr_carries_the_terminal_id_and_the_ca_is_a_ca(club_pki: ClubPki) -> None:
     csr = x509.load_pem_x509_csr(make_csr(DEVICE, "T-0042"))
     assert csr.is_signature_valid
     assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "T-0042"
-    ca = ClubCA.create("demo")
-    check_ca_cert(ca.cert)
-    leaf = x509.load_pem_x509_certificate(ca.issue_server(["127.0.0.1"])[0])
+    check_ca_cert(club_pki.ca.cert)
+    leaf = x509.load_pem_x509_certificate(club_pki.server.cert.read_bytes())
     with pytest.raises(ProvisioningError, match="not marked as a CA"):
         check_ca_cert(leaf)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from cryptography.x509.oid import NameOID
 
 from agent.config import load_config
 from agent.errors import ProvisioningError
-from hw_sim.club.enrolment import ClubCA, serve_enrolment
+from hw_sim.club.https import ClubHttpServer
+from hw_sim.club.pki import ClubCA
 from provisioning import atomic
 from provisioning.client import CaPinMismatch, ClubUnreachable, EnrolmentCodeError
 from provisioning.detect import Hardware
@@ -116,9 +118,9 @@ def test_unknown_and_expired_codes(club: Club, box: Box) -> None:
     assert load_config(box.config).terminal_id == "T-0003"
 
 
-def test_wrong_ca_fingerprint(club: Club, box: Box) -> None:
+def test_wrong_ca_fingerprint(club: Club, box: Box, tmp_path: Path) -> None:
     code = club.service.create_code("T-0001", "M-7")
-    wrong = ClubCA.create("impostor").fingerprint
+    wrong = ClubCA.create(tmp_path / "impostor", "impostor").fingerprint
     with pytest.raises(CaPinMismatch) as err:
         run_enrol(club, box, code, ca_fingerprint=wrong)
     assert wrong in str(err.value) and club.ca.fingerprint in str(err.value)
@@ -129,15 +131,17 @@ def test_wrong_ca_fingerprint(club: Club, box: Box) -> None:
         run_enrol(club, box, code, ca_fingerprint="12:34")
 
 
-def test_server_certificate_not_from_the_pinned_ca(club: Club, box: Box) -> None:
+def test_server_certificate_not_from_the_pinned_ca(
+        club: Club, box: Box, tmp_path: Path,
+        club_https: Callable[..., ClubHttpServer]) -> None:
     """A man in the middle can copy the CA certificate, not its key."""
-    mitm = serve_enrolment(club.service, tls_ca=ClubCA.create("mitm"))
-    try:
-        code = club.service.create_code("T-0001", "M-7")
-        with pytest.raises(ProvisioningError, match="not trusted"):
-            run_enrol(club, box, code, central_url=mitm.url)
-    finally:
-        mitm.stop()
+    mitm_ca = ClubCA.create(tmp_path / "mitm", "mitm")
+    own = mitm_ca.issue(tmp_path / "mitm", "localhost", server=True)
+    mitm = club_https(tls=(club.ca.cert_file, own.cert, own.key))
+    club.service.mount(mitm)  # it serves the real CA certificate at /v1/ca
+    code = club.service.create_code("T-0001", "M-7")
+    with pytest.raises(ProvisioningError, match="not trusted"):
+        run_enrol(club, box, code, central_url=mitm.url)
     assert club.service.requests == []  # the code never reached it
     assert box.snapshot() == {}
 

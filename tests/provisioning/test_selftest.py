@@ -1,4 +1,5 @@
-"""The self-test checklist against a real TLS broker and the club's HTTPS server."""
+"""The self-test checklist against the shared TLS broker (per-terminal ACL) and the
+club's HTTPS server."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent.config import load_config
-from hw_sim.club.enrolment import ClubCA, Request, Response
+from hw_sim.broker import MosquittoBroker
+from hw_sim.club.https import Request, Response
+from hw_sim.club.pki import ClubCA
 from provisioning.detect import Hardware
 from provisioning.selftest import (
     Check,
@@ -25,8 +28,9 @@ from provisioning.selftest import (
     connect_broker,
     run_selftest,
 )
+from tests.fixtures.club import ClubPki
 
-from .conftest import CLUB, Box, Club, TlsBroker
+from .conftest import Box, Club
 from .test_enrolment import run_enrol
 
 SIM_HW = Hardware(pcsc_readers=("Virtual PCD 00 00",),
@@ -38,25 +42,26 @@ MEMBERS = [{"member_id": "m-1", "version": 7, "name": "Sara K.", "status": "acti
             "identifiers": ["tel:+989121234567"], "balances": {}, "applied": {}}]
 
 
-def club_client(ca: ClubCA, folder: Path, broker: TlsBroker, cn: str = "club") -> mqtt.Client:
-    cert, key = ca.issue_client(cn)
-    (folder / f"{cn}.crt").write_bytes(cert)
-    (folder / f"{cn}.key").write_bytes(key)
-    (folder / "ca.crt").write_bytes(ca.cert_pem)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{cn}-test")
-    c.tls_set(ca_certs=str(folder / "ca.crt"), certfile=str(folder / f"{cn}.crt"),
-              keyfile=str(folder / f"{cn}.key"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    c.connect("127.0.0.1", broker.port)
+def club_client(club_pki: ClubPki, broker: MosquittoBroker) -> mqtt.Client:
+    """The club back end's own account on the test's broker (CN ``club:{club_id}``)."""
+    assert broker.club_id is not None
+    files = club_pki.club_cert(broker.club_id)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="club-test")
+    c.tls_set(ca_certs=str(club_pki.ca.cert_file), certfile=str(files.cert),
+              keyfile=str(files.key), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.connect("localhost", broker.tls_port or 0)
     c.loop_start()
     return c
 
 
-def publish_rules(client: mqtt.Client, key: ed25519.Ed25519PrivateKey, *,
-                  key_id: str = "club-2026-1", merchant: str = "M-7",
+def publish_rules(club_pki: ClubPki, broker: MosquittoBroker, key: ed25519.Ed25519PrivateKey,
+                  *, key_id: str = "club-2026-1", merchant: str = "M-7",
                   expires_in: timedelta = timedelta(days=30)) -> None:
+    """Publish a signed bundle (retained) as the club, then leave: the broker binds the
+    club's session to its CN, so the next club client would take it over."""
     now = datetime.now(UTC)
     # A complete bundle as rules.md shows it, so agent.rules accepts it too once merged.
-    bundle = {"club": CLUB, "merchant": merchant, "version": 42,
+    bundle = {"club": broker.club_id, "merchant": merchant, "version": 42,
               "issued_at": now.isoformat(), "expires_at": (now + expires_in).isoformat(),
               "currency": "EUR", "minor_units": 2, "timezone": "Europe/Berlin",
               "tiers": [{"id": "bronze", "rank": 1}, {"id": "gold", "rank": 2}],
@@ -69,40 +74,48 @@ def publish_rules(client: mqtt.Client, key: ed25519.Ed25519PrivateKey, *,
     payload = json.dumps(bundle).encode()
     envelope = {"key_id": key_id, "payload": base64.b64encode(payload).decode(),
                 "sig": base64.b64encode(key.sign(payload)).decode()}
-    info = client.publish(f"clubterm/v1/{CLUB}/merchants/M-7/rules", json.dumps(envelope),
-                          qos=1, retain=True)
-    info.wait_for_publish(5)
+    client = club_client(club_pki, broker)
+    try:
+        info = client.publish(f"clubterm/v1/{broker.club_id}/merchants/M-7/rules",
+                              json.dumps(envelope), qos=1, retain=True)
+        info.wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 def serve_members(club: Club) -> None:
-    def members(request: Request, match) -> Response:
-        if request.client_cn is None:
-            return Response.json(401, {"error": "client_cert_required"})
+    def members(request: Request) -> Response:
+        assert request.client_cn is not None  # the route demands a client certificate
         body = b"".join(json.dumps(m).encode() + b"\n" for m in MEMBERS)
-        return Response(200, body, "application/x-ndjson", {"X-Members-Version": "9"})
+        return Response(200, body, {"Content-Type": "application/x-ndjson",
+                                    "X-Members-Version": "9"})
 
     club.server.add_route("GET", r"/v1/clubs/(?P<club>[^/]+)/members", members)
 
 
 @pytest.fixture
-def enrolled(club: Club, box: Box, tls_broker: TlsBroker, tmp_path: Path):
-    club.service.broker_url = tls_broker.url
+def enrolled(club: Club, box: Box, mosquitto: MosquittoBroker):
+    """T-0001 enrolled for the club of the test's broker (the shared TLS mosquitto)."""
+    assert mosquitto.club_id is not None
+    club.service.club_id = mosquitto.club_id
+    club.service.broker_url = mosquitto.tls_url
     serve_members(club)
     run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
     return load_config(box.config)
 
 
-def retained_status(ca: ClubCA, folder: Path, broker: TlsBroker) -> dict:
+def retained_status(club_pki: ClubPki, broker: MosquittoBroker) -> dict:
     got: dict = {}
     arrived = threading.Event()
-    c = club_client(ca, folder, broker, "watcher")
+    c = club_client(club_pki, broker)
 
     def on_message(cl, userdata, msg) -> None:
         got.update(json.loads(msg.payload))
         arrived.set()
 
     c.on_message = on_message
-    c.subscribe(f"clubterm/v1/{CLUB}/terminals/T-0001/status", qos=1)
+    c.subscribe(f"clubterm/v1/{broker.club_id}/terminals/T-0001/status", qos=1)
     assert arrived.wait(5), "no retained status"
     c.loop_stop()
     c.disconnect()
@@ -110,11 +123,10 @@ def retained_status(ca: ClubCA, folder: Path, broker: TlsBroker) -> dict:
 
 
 @pytest.mark.needs_mosquitto
-def test_everything_passes_and_the_club_gets_the_result(enrolled, club: Club, box: Box,
-                                                        tls_broker: TlsBroker, tmp_path: Path,
+def test_everything_passes_and_the_club_gets_the_result(enrolled, box: Box, club_pki: ClubPki,
+                                                        mosquitto: MosquittoBroker,
                                                         rules_signing_key) -> None:
-    publisher = club_client(club.ca, tmp_path, tls_broker)
-    publish_rules(publisher, rules_signing_key)
+    publish_rules(club_pki, mosquitto, rules_signing_key)
     lines: list[str] = []
     checks = run_selftest(box.config, hardware=SIM_HW, timeout=5, progress=lines.append)
     assert all(c.ok for c in checks), "\n".join(lines)
@@ -123,19 +135,16 @@ def test_everything_passes_and_the_club_gets_the_result(enrolled, club: Club, bo
                      "reader scanner", "broker accepts the certificate", "rule bundle",
                      "member snapshot", "result sent to the club"]
     assert "2 members, version 9" in "\n".join(lines)
-    status = retained_status(club.ca, tmp_path, tls_broker)
+    status = retained_status(club_pki, mosquitto)
     assert status["state"] == "selftest" and status["selftest"]["ok"] is True
     assert len(status["selftest"]["checks"]) == 8
-    publisher.loop_stop()
-    publisher.disconnect()
 
 
 @pytest.mark.needs_mosquitto
-def test_failures_are_listed_with_advice(enrolled, club: Club, box: Box, tls_broker: TlsBroker,
-                                         tmp_path: Path) -> None:
+def test_failures_are_listed_with_advice(enrolled, box: Box, club_pki: ClubPki,
+                                         mosquitto: MosquittoBroker) -> None:
     # Rules signed by a key the club never handed out, and no readers attached.
-    publisher = club_client(club.ca, tmp_path, tls_broker)
-    publish_rules(publisher, ed25519.Ed25519PrivateKey.generate())
+    publish_rules(club_pki, mosquitto, ed25519.Ed25519PrivateKey.generate())
     lines: list[str] = []
     checks = run_selftest(box.config, hardware=Hardware(), timeout=5, progress=lines.append)
     failed = {c.name: c for c in checks if not c.ok}
@@ -143,10 +152,8 @@ def test_failures_are_listed_with_advice(enrolled, club: Club, box: Box, tls_bro
     assert "signature" in failed["rule bundle"].detail
     assert all(c.advice for c in failed.values())
     assert "FAIL reader chip" in "\n".join(lines) and "→ " in "\n".join(lines)
-    status = retained_status(club.ca, tmp_path, tls_broker)
+    status = retained_status(club_pki, mosquitto)
     assert status["selftest"]["ok"] is False
-    publisher.loop_stop()
-    publisher.disconnect()
 
 
 @pytest.mark.needs_mosquitto
@@ -157,12 +164,13 @@ def test_no_retained_bundle(enrolled, box: Box) -> None:
 
 
 @pytest.mark.needs_mosquitto
-def test_broker_refuses_a_certificate_from_another_ca(enrolled, box: Box) -> None:
+def test_broker_refuses_a_certificate_from_another_ca(enrolled, box: Box,
+                                                      tmp_path: Path) -> None:
     cfg = load_config(box.config)
-    stranger = ClubCA.create("stranger")
-    cert, key = stranger.issue_client("T-0001")
-    cfg.cert_file.write_bytes(cert)
-    cfg.key_file.write_bytes(key)
+    stranger = ClubCA.create(tmp_path / "stranger", "stranger")
+    files = stranger.issue(tmp_path / "stranger", "T-0001")
+    cfg.cert_file.write_bytes(files.cert.read_bytes())
+    cfg.key_file.write_bytes(files.key.read_bytes())
     check, session = connect_broker(cfg, timeout=3)
     assert not check.ok and session is None
     assert check.advice

@@ -1,7 +1,5 @@
 """The self-test's test-card step through the agent's own drivers (agent.drivers),
-with hw_sim's virtual serial magstripe reader on a pseudo-terminal.
-
-Skipped until the reader drivers are on this branch."""
+with hw_sim's virtual serial magstripe reader on a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -12,14 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
+from hw_sim import serial_msr
 from provisioning.detect import Hardware
 from provisioning.selftest import reader_checks
 
 from .conftest import Box, Club
 from .test_enrolment import run_enrol
-
-pytest.importorskip("agent.drivers")
-serial_msr = pytest.importorskip("hw_sim.serial_msr")
 
 PAN = "4111111111111111"
 

@@ -1,6 +1,6 @@
 """The self-test's PC/SC steps against an isolated real pcscd with the vpcd virtual
 reader and hw_sim's virtual cards: reader detection, the driver read, the pyscard
-ATR fallback. Skipped until the pcscd fixture and hw_sim.cards are on this branch."""
+ATR fallback. Skipped only where pcscd or the vpcd driver is not installed."""
 
 from __future__ import annotations
 
@@ -12,21 +12,12 @@ from typing import Any
 import pytest
 
 from agent.config import load_config
+from hw_sim import cards
 from provisioning.detect import detect_hardware, reader_present
 from provisioning.selftest import pcsc_tap, reader_checks
 
 from .conftest import Box, Club
 from .test_enrolment import run_enrol
-
-cards = pytest.importorskip("hw_sim.cards")
-
-
-@pytest.fixture
-def pcscd(request: pytest.FixtureRequest) -> Any:
-    try:
-        return request.getfixturevalue("pcscd")
-    except pytest.FixtureLookupError:
-        pytest.skip("the pcscd fixture is not available")
 
 
 @pytest.fixture

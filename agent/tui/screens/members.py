@@ -203,8 +203,13 @@ class MembersScreen(ClubScreen):
                         n=number(len(result)), names=others), "info")
 
     def done_profile(self, result: dict[str, Any]) -> None:
+        # A profile answer that arrives after Ctrl+L (the card tap that found the
+        # member asked for it) must not cancel replacing that same member's card.
+        same = (self.profile is not None
+                and self.profile.get("member_id") == result.get("member_id"))
         self.profile = result
-        self.replacing = False
+        if not same:
+            self.replacing = False
         self._show_profile()
 
     def action_replace_card(self) -> None:

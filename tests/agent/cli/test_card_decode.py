@@ -12,23 +12,15 @@ import pytest
 from agent.carddata.tokens import pan_token
 from agent.cli import main
 from agent.cli.card import format_card_report
+from provisioning.tomlwrite import dump_toml
 from tests.agent.carddata import samples
 
-CONFIG = """
-[terminal]
-id = "T-0001"
-merchant_id = "M-7"
-club_id = "acme"
-profile = "sim"
-default_country_code = "98"
-
-[paths]
-state_dir = "state"
-socket = "run/agent.sock"
-
-[secrets]
-pan_key_file = "pan_key"
-"""
+CONFIG = dump_toml({
+    "terminal": {"id": "T-0001", "merchant_id": "M-7", "club_id": "acme", "profile": "sim",
+                 "default_country_code": "98"},
+    "paths": {"state_dir": "state", "socket": "run/agent.sock"},
+    "secrets": {"pan_key_file": "pan_key"},
+})
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -9,6 +9,7 @@ import pytest
 from agent.carddata import tokens
 from agent.cli.card_read import card_read_command
 from hw_sim import cards
+from provisioning.tomlwrite import dump_toml
 
 PAN_KEY = bytes(range(32))
 
@@ -18,15 +19,16 @@ def _config(tmp_path, with_key=True):
     profile.write_text('description = "test"\n[readers.chip]\nkind = "pcsc"\n'
                        'reader = "Virtual PCD 00 00"\n[readers.msr]\nkind = "serial"\n'
                        f'device = "{tmp_path}/no-such-port"\n')
-    lines = ['[terminal]', 'id = "t1"', 'merchant_id = "m1"', 'club_id = "club"',
-             f'profile = "{profile}"', "[paths]", f'state_dir = "{tmp_path}"']
+    data = {"terminal": {"id": "t1", "merchant_id": "m1", "club_id": "club",
+                         "profile": str(profile)},
+            "paths": {"state_dir": str(tmp_path)}}
     if with_key:
         key = tmp_path / "pan_key"
         key.write_bytes(PAN_KEY.hex().encode())
         os.chmod(key, 0o600)
-        lines += ["[secrets]", f'pan_key_file = "{key}"']
+        data["secrets"] = {"pan_key_file": str(key)}
     cfg = tmp_path / "agent.toml"
-    cfg.write_text("\n".join(lines) + "\n")
+    cfg.write_text(dump_toml(data))
     return cfg
 
 

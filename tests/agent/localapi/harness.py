@@ -64,7 +64,8 @@ class Harness:
         self.view = AgentView("T-0001", "M-7", "98", online=lambda: self.online,
                               bundle=lambda: self.bundle)
         self.db = DbThread()
-        self.services = Services(self.view, self.store, self.db, clock=lambda: self.now,
+        self.services = Services(self.view, self.db, outbox=self.store, members=self.store,
+                                 records=self.store, clock=lambda: self.now,
                                  quote_ttl_s=quote_ttl_s)
         self.server = ApiServer(self.path, self.services, limits=limits)
         self.view.broadcast = self.server.broadcast

@@ -60,7 +60,7 @@ def test_sale_list_newest_first_search_paging_and_bounds() -> None:
 
 def test_sale_list_scans_a_bounded_number_of_sales_per_call() -> None:
     async def scenario(h: Harness) -> None:
-        from agent.localapi import services
+        from agent.localapi.services import sales as services
 
         c = h.client()
         cashier = await h.login()

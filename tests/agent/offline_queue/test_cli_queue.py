@@ -7,6 +7,7 @@ import pytest
 
 from agent.cli import main
 from agent.offline_queue import Store
+from provisioning.tomlwrite import dump_toml
 
 from .helpers import AT, sale_body
 
@@ -60,10 +61,11 @@ def test_export_json_lines(filled: Path, tmp_path: Path,
 def test_store_from_the_configuration(filled: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text(
-        '[terminal]\nid = "T-0001"\nmerchant_id = "M-7"\nclub_id = "acme"\n'
-        'profile = "sim"\n'
-        f'[paths]\nstate_dir = "{filled.parent}"\n')
+    config.write_text(dump_toml({
+        "terminal": {"id": "T-0001", "merchant_id": "M-7", "club_id": "acme",
+                     "profile": "sim"},
+        "paths": {"state_dir": str(filled.parent)},
+    }))
     assert main(["--config", str(config), "queue", "status"]) == 0
     assert "waiting:          1" in capsys.readouterr().out
 

@@ -80,6 +80,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, str, dict[str, Any
      {}, True, ""),
     ("dates outside", {"dates": [["2026-12-01", "2026-12-24"]]}, member(), TUE_10, {}, False,
      "today is 2026-11-24; rule runs 2026-12-01 to 2026-12-24"),
+    # Protocol v1 writes one range as a bare pair; 1.1 accepts it as a list of one pair.
+    ("dates, a v1 single pair, inside", {"dates": ["2026-11-01", "2026-11-30"]}, member(),
+     TUE_10, {}, True, ""),
+    ("dates, a v1 single pair, outside", {"dates": ["2026-12-01", "2026-12-24"]}, member(),
+     TUE_10, {}, False, "today is 2026-11-24; rule runs 2026-12-01 to 2026-12-24"),
+    ("hours, a v1 single pair", {"hours": ["09:00", "11:00"]}, member(), TUE_10, {}, True, ""),
     ("dates local day", {"dates": [["2026-11-25", "2026-11-25"]]}, member(),
      "2026-11-24T23:30:00+00:00", {}, True, ""),
     ("dates long range", {"dates": [["2000-01-01", "2099-12-31"]]}, member(), TUE_10, {},

@@ -127,3 +127,22 @@ def test_bad_key_files(tmp_path):
         load_trusted_keys(tmp_path)
     with pytest.raises(RulesError, match="cannot read"):
         load_private_key(tmp_path / "missing.pem")
+
+
+def test_a_v1_literal_bundle_replaces_the_old_one():
+    # Seen (#17): a club following protocol v1 literally wrote one date range as a bare
+    # pair; the agent refused the whole bundle ("must be a list of pairs") and kept the
+    # old one, so the club's Nowruz promotion never ran anywhere.
+    state = BundleState(TRUSTED, club="acme", merchant="M-7")
+    assert state.offer(envelope(), NOW)
+    literal = spec_bundle(version=43)
+    literal["rules"].append({"id": "nowruz", "kind": "discount", "priority": 5,
+                             "when": {"dates": ["2027-03-20", "2027-04-02"],
+                                      "hours": ["09:00", "21:00"]},
+                             "then": {"percent_bps": 1500}})
+    assert state.offer(sign_payload(json.dumps(literal).encode(), KEY, key_id="club-2026-1"),
+                       NOW)
+    assert state.version == 43 and state.problem() is None
+    (rule,) = [r for r in state.current.rules if r.id == "nowruz"]
+    assert rule.dates == ((dt.date(2027, 3, 20), dt.date(2027, 4, 2)),)
+    assert len(rule.hours) == 1

@@ -17,6 +17,7 @@ from agent.offline_queue import Store
 from agent.rules import BundleState, load_trusted_keys
 from agent.sync import ClubLink, LinkTuning
 from hw_sim.club.sim import SimClub
+from provisioning.tomlwrite import dump_toml
 from tests.fixtures.club import ClubPki
 
 FAST = LinkTuning(keepalive_s=3, reconnect_base_s=0.2, reconnect_cap_s=2.0, ack_timeout_s=3.0,
@@ -39,27 +40,17 @@ def write_config(directory: Path, *, terminal_id: str, merchant_id: str, club: S
     certs = pki.terminal_cert(terminal_id)
     keys = directory / "rule-keys"
     club.signing_key.write_public(keys)
-    text = f"""
-[terminal]
-id = "{terminal_id}"
-merchant_id = "{merchant_id}"
-club_id = "{club.club_id}"
-profile = "sim"
-[paths]
-state_dir = "{directory}"
-socket = "{directory}/agent.sock"
-[club]
-broker_url = "{broker_url}"
-central_url = "{club.central_url}"
-allow_plain = {"true" if broker_url.startswith("mqtt:") else "false"}
-ca_file = "{pki.ca.cert_file}"
-cert_file = "{certs.cert}"
-key_file = "{certs.key}"
-rules_keys_dir = "{keys}"
-{extra}
-"""
+    text = dump_toml({
+        "terminal": {"id": terminal_id, "merchant_id": merchant_id, "club_id": club.club_id,
+                     "profile": "sim"},
+        "paths": {"state_dir": str(directory), "socket": str(directory / "agent.sock")},
+        "club": {"broker_url": broker_url, "central_url": club.central_url,
+                 "allow_plain": broker_url.startswith("mqtt:"),
+                 "ca_file": str(pki.ca.cert_file), "cert_file": str(certs.cert),
+                 "key_file": str(certs.key), "rules_keys_dir": str(keys)},
+    })
     path = directory / "agent.toml"
-    path.write_text(text)
+    path.write_text(text + extra)  # extra: more TOML tables, as given
     return load_config(path)
 
 

@@ -1,7 +1,6 @@
 """The sale path of the UI against the real agent: socket, server, services, store, rules.
 
-Uses the daemon's test harness (``tests.agent.localapi.harness``); skipped where
-that is not part of the tree yet.
+Uses the daemon's test harness (``tests.agent.localapi.harness``).
 """
 
 from __future__ import annotations
@@ -9,15 +8,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from agent.tui.app import ClubtermApp
 from agent.tui.screens.sale import SaleScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
+from tests.agent.localapi import harness
 
 from .conftest import message_text, wait_for
-
-harness = pytest.importorskip("tests.agent.localapi.harness")
 
 
 async def test_sale_with_a_card_against_the_real_agent() -> None:

@@ -1,0 +1,345 @@
+"""What every family of local-API methods shares: the agent's view, the store's
+parts, recording a fact durably, the caller's session, time zone and members.
+
+:class:`ServiceCore` holds the state; each family (``quotes``, ``sales``,
+``staff``, …) is a subclass adding its methods, and :class:`Services` joins them.
+Store failures become :class:`ApiError` here, with a message a cashier can act on
+and the store's exception kept as the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent import rules
+from agent.errors import ApiError, ClubtermError, LimitExceeded, StorageError
+from agent.localapi import (
+    CONFLICT,
+    INVALID_PARAMS,
+    LIMIT,
+    MEMBER_NOT_ACTIVE,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    QUOTE_TTL_SECONDS,
+    STORAGE,
+    UNKNOWN_MEMBER,
+)
+from agent.localapi.ports import (
+    DbThread,
+    Members,
+    Outbox,
+    QuoteFn,
+    Records,
+    event_dict,
+)
+from agent.localapi.services.params import (
+    CARD_AS_PHONE,
+    Params,
+    _checked_token,
+    _iso,
+    _sentence,
+    tel_token,
+    upper_ascii,
+)
+from agent.localapi.sessions import BadgeTaps, PinAttempts, Session, SessionTable
+from agent.offline_queue import AlreadyRefunded, AppointmentConflict, QuoteAlreadyRecorded
+from agent.staff import permissions as perm
+
+if TYPE_CHECKING:
+    from agent.localapi.services.quotes import StoredQuote
+    from agent.offline_queue import QueueStats, StoredEvent
+    from agent.rules import Bundle
+
+log = logging.getLogger("agent.localapi.services")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
+                   "recorded. Please try again or call a technician.")
+# What a cashier reads when the store refuses a commit's redemption (LimitExceeded).
+_FUNDS_MESSAGES = {
+    "points_balance": "The member no longer has enough points; please compute the sale again.",
+    "credit_balance": "The member no longer has enough credit; please compute the sale again.",
+    "balance_bound": "The member's balance would become too large to record; please call a "
+                     "technician.",
+}
+
+
+def _store_error(exc: ClubtermError) -> ApiError:
+    """The API error for a store exception other than StorageError."""
+    if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
+        return ApiError(LIMIT, _FUNDS_MESSAGES.get(exc.limit, _sentence(str(exc))),
+                        {"limit": exc.limit})
+    if isinstance(exc, QuoteAlreadyRecorded):
+        return ApiError(CONFLICT, "This sale was already recorded.",
+                        {"reason": "already_recorded", "sale_id": exc.sale_id})
+    if isinstance(exc, AlreadyRefunded):
+        return ApiError(CONFLICT, "This sale has already been refunded.")
+    if isinstance(exc, LookupError):  # RecordNotFound
+        return ApiError(NOT_FOUND, "That record does not exist (any more).")
+    if isinstance(exc, ValueError):  # InvalidEvent
+        return ApiError(INVALID_PARAMS, _sentence(f"This cannot be recorded: {exc}"))
+    log.error("unexpected store error: %s", exc)
+    return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
+
+
+class Caller(Protocol):
+    """The connection a request came on (the server's ``Connection``)."""
+
+    id: int
+    subscribed: bool
+
+
+@dataclass
+class AgentView:
+    """What the services read about the running agent (filled in by the daemon)."""
+
+    terminal_id: str
+    merchant_id: str
+    default_country_code: str = "1"
+    bundle: Callable[[], Bundle | None] = lambda: None
+    rules_problem: Callable[[], str | None] = lambda: None
+    online: Callable[[], bool] = lambda: False
+    link_since: Callable[[], datetime | None] = lambda: None
+    readers: Callable[[], list[dict[str, Any]]] = lambda: []
+    # Called after an event is durable, so the club link sends it soon.
+    on_recorded: Callable[[], None] = lambda: None
+    # Sends an ``event`` notification to every subscribed client.
+    broadcast: Callable[[dict[str, Any]], None] = lambda _e: None
+    started: float = field(default_factory=time.monotonic)
+
+
+def _granted(staff: Mapping[str, Any]) -> frozenset[str]:
+    """A staff record's permissions (a store without them: its role's default group)."""
+    granted = staff.get("permissions")
+    if isinstance(granted, list | tuple | set | frozenset):
+        return frozenset(str(p) for p in granted)
+    return perm.union([str(staff.get("role"))], perm.DEFAULT_GROUPS)
+
+
+class ServiceCore:
+    """The state and plumbing every family of methods uses; one instance per agent."""
+
+    def __init__(self, view: AgentView, db: DbThread, *, outbox: Outbox, members: Members,
+                 records: Records, quote_fn: QuoteFn = rules.quote,
+                 sessions: SessionTable | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic,
+                 quote_ttl_s: float = QUOTE_TTL_SECONDS, offline_only: bool = False):
+        self.view = view
+        # [terminal] offline_only: staff may be created here while a club list is in force.
+        self.offline_only = offline_only
+        self.outbox = outbox
+        self.members = members
+        self.records = records
+        self.db = db
+        self.quote_fn = quote_fn
+        self.sessions = sessions or SessionTable(clock=monotonic)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.quote_ttl_s = quote_ttl_s
+        self._quotes: OrderedDict[str, StoredQuote] = OrderedDict()
+        self._committed: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        # The commit being written for a quote: a second commit of it waits for
+        # this one and answers its result (one sale per quote, whatever the timing).
+        self._commits: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        # token → (masked, bin6) of recent card reads, so a quote by token knows the
+        # BIN and a member summary can show the masked number. Never the PAN.
+        self._recent_cards: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self.accepting = True
+        self.pin_attempts = PinAttempts()
+        self.taps = BadgeTaps()
+        # staff id → (lock, holders): one PIN check at a time per staff id.
+        self._pin_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._close_lock = asyncio.Lock()
+
+    def note_card(self, token: str, masked: str | None, bin6: str | None) -> None:
+        """Remember the masked form and BIN of a token just read (for quotes/summaries)."""
+        self._recent_cards[token] = (masked, bin6)
+        self._recent_cards.move_to_end(token)
+        while len(self._recent_cards) > 256:
+            self._recent_cards.popitem(last=False)
+
+    async def _record(self, what: str, fn: Callable[P, T], *args: P.args,
+                      **kwargs: P.kwargs) -> T:
+        """Run a store call that records a fact; map its errors to API errors.
+
+        Returns only after the store call returned, i.e. after the fact is durable.
+        An AppointmentConflict passes through: the caller names the other booking.
+        """
+        try:
+            result = await self.db.call(fn, *args, **kwargs)
+        except (StorageError, OSError) as exc:  # OSError: a store that did not convert it
+            log.error("could not record %s: %s", what, exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
+        except AppointmentConflict:
+            raise
+        except ClubtermError as exc:
+            raise _store_error(exc) from exc
+        try:
+            self.view.on_recorded()
+            self.broadcast_queue(await self.db.read(self.outbox.queue_stats))
+        except Exception:  # waking the link is best effort; the event is safe
+            log.exception("could not wake the club link")
+        return result
+
+    async def _append(self, type_: str, body: dict[str, Any],
+                      staff_id: str | None) -> StoredEvent:
+        """Record one outbox event durably (``Outbox.append``)."""
+        return await self._record(f"a {type_}", self.outbox.append, type_, body,
+                                  at=self.clock(), staff_id=staff_id,
+                                  offline=not self.view.online())
+
+    def _money_info(self, bundle: Bundle | None) -> dict[str, Any]:
+        """Currency facts for clients that format money (None without a bundle)."""
+        return {"currency": bundle.currency if bundle is not None else None,
+                "minor_units": bundle.minor_units if bundle is not None else None,
+                "timezone": str(self._tz())}
+
+    def broadcast_queue(self, stats: QueueStats) -> None:
+        """Tell subscribers the outbox changed (``queue`` event)."""
+        self.view.broadcast({"type": "queue", "pending": stats.pending,
+                             "oldest_at": _iso(stats.oldest_at), "rejected": stats.rejected})
+
+    def _tz(self) -> tzinfo:
+        bundle = self.view.bundle()
+        if bundle is not None:
+            try:
+                return ZoneInfo(bundle.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown time zone %r in the rule bundle", bundle.timezone)
+        local = datetime.now().astimezone().tzinfo
+        return local if local is not None else UTC
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        tz = self._tz()
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        return start, end
+
+    def _today(self) -> date:
+        return self.clock().astimezone(self._tz()).date()
+
+    async def _summary(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
+        balances = await self.db.read(self.members.usable_balances, member["member_id"])
+        return self._summary_from({**member, "balances": balances}, token)
+
+    def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
+        """The member summary of a record whose balances are already the usable ones."""
+        balances = member["balances"]
+        masked = self._recent_cards.get(token, (None, None))[0] if token else None
+        return {
+            "member_id": member["member_id"],
+            "name": member.get("name"),
+            "tier": member.get("tier"),
+            "status": member.get("status"),
+            "balances": dict(balances),
+            "masked": masked,
+        }
+
+    async def member_summary(self, token: str) -> dict[str, Any] | None:
+        """The summary of the member holding ``token`` (any status), or None."""
+        member = await self.db.read(self.members.lookup, token)
+        if member is None:
+            return None
+        return await self._summary(member, token)
+
+    def _identifier_of(self, params: Params) -> str:
+        token = params.get("token")
+        phone = params.get("phone")
+        code = params.get("code")
+        given = [k for k, v in (("token", token), ("phone", phone), ("code", code)) if v]
+        if len(given) != 1:
+            raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone or code.")
+        if token is not None:
+            return _checked_token(token)
+        if phone is not None:
+            if not isinstance(phone, str) or sum(c.isdigit() for c in phone) < 5:
+                raise ApiError(INVALID_PARAMS, "That does not look like a phone number.",
+                               {"param": "phone"})
+            try:
+                return tel_token(phone, self.view.default_country_code)
+            except ClubtermError as exc:  # CardDataError
+                from agent.carddata import tokens
+
+                if str(exc) == tokens.CARD_IN_PHONE_MESSAGE:
+                    raise ApiError(INVALID_PARAMS, CARD_AS_PHONE, {"param": "phone"}) from exc
+                raise ApiError(INVALID_PARAMS, f"That phone number cannot be used: {exc}",
+                               {"param": "phone"}) from exc
+        if not isinstance(code, str) or not code.strip() or len(code) > 500:
+            raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
+        return _checked_token("code:" + code.strip(), "code")
+
+    async def _code_as_stored(self, token: str) -> str:
+        """A ``code:`` token as the club stores it (#15 item 13): codes are matched
+        case-insensitively, the club keeps them upper-cased. The exact token wins
+        (QR and GS1 payloads are case-sensitive), else its ASCII upper-case form."""
+        upper = "code:" + upper_ascii(token[5:])
+        if upper == token or await self.db.read(self.members.lookup, token) is not None:
+            return token
+        return upper
+
+    async def _member_for(self, token: str) -> dict[str, Any]:
+        member = await self.db.read(self.members.lookup, token)
+        if member is None:
+            raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("status") != "active":
+            summary = await self._summary(member, token)
+            what = "lost" if member.get("status") == "lost_card" else "blocked"
+            raise ApiError(MEMBER_NOT_ACTIVE,
+                           f"This member's card is {what}; no club benefits can be given.",
+                           {"member_id": member["member_id"], "status": member.get("status"),
+                            "member": summary})
+        return dict(member)
+
+    async def _session(self, params: Params, need: str) -> Session:
+        """The caller's live session if its staff member may ``need`` (a permission).
+
+        The one way a method checks its caller. The staff member is read again on
+        every use: whoever the club's staff list (or a technician) removed or
+        deactivated is signed out at once, and changed groups count from the next call.
+        """
+        session = self.sessions.check(params.get("session"))
+        staff = await self.db.read(self.records.staff, session.staff_id)
+        if staff is None or not staff.get("active", True):
+            self.sessions.close(session.token)
+            raise ApiError(NOT_ALLOWED, "You are no longer on this terminal's staff list, so "
+                           "your sign-in has ended. Please ask a manager.",
+                           {"reason": "staff_removed"})
+        session.role, session.permissions = staff["role"], _granted(staff)
+        if need not in session.permissions:
+            needs = [r for r, g in perm.DEFAULT_GROUPS.items() if need in g]
+            raise ApiError(
+                NOT_ALLOWED,
+                f"A {session.role} may not do this ({perm.describe(need)}); ask a "
+                f"{' or '.join(needs) or 'manager'}.",
+                {"reason": "role", "role": session.role, "needs": needs, "permission": need})
+        return session
+
+    def staff_removed(self, staff_ids: Iterable[str]) -> int:
+        """The club's staff list deactivated these staff: end their sessions now."""
+        ended = self.sessions.end_staff(staff_ids)
+        if ended:
+            log.info("ended %d session(s) of staff no longer on the staff list", ended)
+        return ended
+
+    async def _day_events(self, day: date) -> tuple[list[dict[str, Any]], datetime]:
+        start, end = self._day_bounds(day)
+        rows = await self.db.read(self.outbox.events_between, start, end)
+        return [event_dict(e) for e in rows if e.get("_state") != "rejected"], end
+
+    async def _staff_names(self, ids: Iterable[object]) -> dict[str, str]:
+        names = {}
+        for staff_id in ids:
+            if isinstance(staff_id, str):
+                staff = await self.db.read(self.records.staff, staff_id)
+                names[staff_id] = str((staff or {}).get("name") or staff_id)
+        return names

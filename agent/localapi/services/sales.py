@@ -1,0 +1,258 @@
+"""This terminal's recorded sales: ``sale.list``, ``sale.void`` and ``sale.refund``.
+
+A void is a refund with reason ``"void"`` of this terminal's newest sale, by the
+cashier who recorded it or a manager, within ``VOID_WINDOW_S`` of recording it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ApiError
+from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND, receipt_number
+from agent.localapi.services.core import AgentView, Caller, ServiceCore
+from agent.localapi.services.params import Params, _p, _text
+from agent.localapi.sessions import Session
+from agent.staff import permissions as perm
+
+if TYPE_CHECKING:
+    from agent.offline_queue import OutboxEntry, StoredEvent
+    from agent.rules import Quote
+
+# sale.list: most sales per answer, and most sales looked at per call while
+# searching (the rest is reached with ``before``).
+SALE_LIST_MAX = 50
+SALE_LIST_SCAN = 2000
+VOID_REASON = "void"
+VOID_WINDOW_S = 300.0
+SALE_KEYS = (
+    "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
+    "points_earned", "credits_earned", "lottery_entries", "rules_version",
+)
+# Issue 21's sale keys: recorded only when the quote has them (docs/rules.md).
+PROMOTION_KEYS = ("rewards", "codes_used", "fees", "referral_rewards", "coupons_issued",
+                  "uses")
+
+
+def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Session,
+                 payment: str, *, lines: list[dict[str, Any]],
+                 member: dict[str, Any] | None) -> dict[str, Any]:
+    """The receipt of a sale just recorded (``sale.commit``'s ``receipt``).
+
+    ``member`` is the member summary after the sale (its balances are printed).
+    """
+    wire = quote.to_dict()
+    labels = {x.get("rule"): x.get("label") or x.get("rule")
+              for x in quote.explain if x.get("rule")}
+    bundle = view.bundle()
+    return {
+        "sale_id": stored.id,
+        "seq": stored.seq,
+        "at": stored.at,
+        "terminal_id": view.terminal_id,
+        "merchant_id": view.merchant_id,
+        "staff_id": session.staff_id,
+        "staff_name": session.name,
+        "offline": not view.online(),
+        "member": member,
+        "lines": lines,
+        "gross": quote.gross,
+        "discounts": [{**d, "label": labels.get(d.get("rule"), d.get("rule"))}
+                      for d in wire["discounts"]],
+        "net": quote.net,
+        "redeemed_points": quote.redeemed_points,
+        "redeemed_value": quote.redeemed_value,
+        "credits_used": wire["credits_used"],
+        "payable": quote.payable,
+        "payment": payment,
+        "points_earned": quote.total_points,
+        "credits_earned": wire["credits_earned"],
+        "lottery_entries": quote.lottery_entries,
+        "rules_version": quote.rules_version,
+        # Issue 21: vouchers to print (coupons_issued), rewards, fees … when present.
+        **quote.extra_keys(),
+        "balances_after": member["balances"] if member else None,
+        "currency": bundle.currency if bundle is not None else None,
+        "minor_units": bundle.minor_units if bundle is not None else None,
+    }
+
+
+def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any]:
+    """The receipt of a sale recorded by an earlier agent run, from its event."""
+    receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+    receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
+                    "terminal_id": view.terminal_id, "merchant_id": view.merchant_id,
+                    "staff_id": event.get("staff_id"), "restored": True})
+    return receipt
+
+
+class SaleMethods(ServiceCore):
+    """``sale.refund``, ``sale.list`` and ``sale.void``."""
+
+    async def sale_refund(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
+        session = await self._session(params, perm.REFUND)
+        sale_id = _text(params, "sale_id", max_len=64)
+        reason = _text(params, "reason", max_len=500)
+        entry = await self.db.read(self.outbox.event, sale_id)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
+        stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
+                                    session.staff_id)
+        return {"refund_id": stored.id}
+
+
+    def _void_refusal(self, entry: OutboxEntry, newest_id: str | None, refunded: bool,
+                      session: Session) -> tuple[str, str] | None:
+        """Why ``session`` may not void the sale ``entry`` (reason code, sentence), or None."""
+        if refunded:
+            return "refunded", "This sale has already been refunded or voided."
+        if entry.id != newest_id:
+            return ("void_not_last", "Only the last sale of this terminal can be voided; "
+                    "a manager can refund this one.")
+        if perm.VOID not in session.permissions \
+                and entry.event.get("staff_id") != session.staff_id:
+            return ("void_other_staff", "Only the cashier who recorded the sale, or a "
+                    "manager, can void it.")
+        at = datetime.fromisoformat(str(entry.at).replace("Z", "+00:00"))
+        if (self.clock() - at).total_seconds() > VOID_WINDOW_S:
+            return ("void_too_late", f"A sale can be voided only within "
+                    f"{int(VOID_WINDOW_S // 60)} minutes; a manager can refund it.")
+        return None
+
+    def _amount_query(self, text: str) -> int | None:
+        """``12.50`` / ``12,50`` / ``1250`` as minor units, or None if not an amount."""
+        bundle = self.view.bundle()
+        minor = bundle.minor_units if bundle is not None else 2
+        whole, sep, frac = text.replace(",", ".").partition(".")
+        if not whole.isdigit() or len(whole) > 12 or (sep and (not frac.isdigit()
+                                                                or len(frac) > minor)):
+            return None
+        return int(whole) * int(10**minor) + int((frac or "0").ljust(minor, "0")[:minor])
+
+    def _sale_item(self, entry: OutboxEntry, member_name: str | None, staff_name: str | None,
+                   refund: OutboxEntry | None, voidable: tuple[str, str] | None
+                   ) -> dict[str, Any]:
+        e = entry.event
+        return {
+            "sale_id": entry.id, "seq": entry.seq, "receipt_no": receipt_number(entry.id),
+            "at": entry.at, "state": entry.state, "offline": e.get("offline"),
+            "staff_id": e.get("staff_id"), "staff_name": staff_name,
+            "member_id": e.get("member_id"), "member_name": member_name,
+            "lines": e.get("lines"), "gross": e.get("gross"),
+            "discounts": e.get("discounts"), "redeemed_points": e.get("redeemed_points"),
+            "redeemed_value": e.get("redeemed_value"), "credits_used": e.get("credits_used"),
+            "payable": e.get("payable"), "payment": e.get("payment"),
+            "points_earned": sum(int(p.get("points", 0)) for p in e.get("points_earned") or []),
+            "credits_earned": e.get("credits_earned"),
+            "lottery_entries": e.get("lottery_entries"),
+            "refund": None if refund is None else {
+                "refund_id": refund.id, "at": refund.at, "reason": refund.event.get("reason"),
+                "staff_id": refund.event.get("staff_id"),
+                "void": refund.event.get("reason") == VOID_REASON},
+            "voidable": voidable is None,
+            "void_refusal": None if voidable is None else voidable[0],
+        }
+
+    async def _recent_sales(self, session: Session, before: int | None, limit: int,
+                            query: str, member_id: str | None
+                            ) -> tuple[list[dict[str, Any]], int | None]:
+        """Sales of this terminal newest first matching ``query``/``member_id``, at
+        most ``limit``, looking at most SALE_LIST_SCAN; and where to go on from."""
+        needle = query.casefold()
+        amount = self._amount_query(query) if query else None
+        bare = needle.replace("-", "")
+
+        def scan() -> tuple[list[OutboxEntry], dict[str, str | None], int | None, str | None,
+                            dict[str, OutboxEntry]]:
+            found: list[OutboxEntry] = []
+            names: dict[str, str | None] = {}
+            cursor, scanned, more = before, 0, True
+            while len(found) < limit and scanned < SALE_LIST_SCAN and more:
+                page = self.outbox.sales_before(cursor, min(200, SALE_LIST_SCAN - scanned))
+                more = bool(page)
+                for entry in page:
+                    scanned += 1
+                    cursor = entry.seq
+                    mid = entry.event.get("member_id")
+                    if isinstance(mid, str) and mid not in names:
+                        record = self.members.member(mid)
+                        names[mid] = (record or {}).get("name")
+                    if member_id is not None and mid != member_id:
+                        continue
+                    if needle and not (
+                            bare in entry.id.replace("-", "").casefold()
+                            or bare in receipt_number(entry.id).replace("-", "").casefold()
+                            or (isinstance(mid, str)
+                                and needle in str(names.get(mid) or "").casefold())
+                            or (amount is not None and amount in (entry.event.get("payable"),
+                                                                  entry.event.get("gross")))):
+                        continue
+                    found.append(entry)
+                    if len(found) >= limit:
+                        break
+            newest = self.outbox.sales_before(None, 1)
+            refunds = self.outbox.refunds_of([e.id for e in found])
+            go_on = cursor if (more and (len(found) >= limit or scanned >= SALE_LIST_SCAN)) \
+                else None
+            return found, names, go_on, newest[0].id if newest else None, refunds
+
+        found, names, go_on, newest_id, refunds = await self.db.read(scan)
+        staff = await self._staff_names({e.event.get("staff_id") for e in found})
+        items = []
+        for entry in found:
+            mid = entry.event.get("member_id")
+            refund = refunds.get(entry.id)
+            items.append(self._sale_item(
+                entry, names.get(mid) if isinstance(mid, str) else None,
+                staff.get(str(entry.event.get("staff_id"))), refund,
+                self._void_refusal(entry, newest_id, refund is not None, session)))
+        return items, go_on
+
+    async def sale_list(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``sale.list`` (cashier, manager): this terminal's sales, newest first.
+
+        ``limit`` (1–50, default 20), ``before`` (a ``seq``: older ones), ``query``
+        (receipt number, sale id, member name or amount), ``member_id``. Answers
+        ``{sales, next_before}``; ``next_before`` is null when nothing older is left.
+        """
+        session = await self._session(params, perm.SALE_VIEW)
+        limit = _p(params, "limit", int, required=False, default=20)
+        if not 1 <= limit <= SALE_LIST_MAX:
+            raise ApiError(INVALID_PARAMS, f"The limit must be 1 to {SALE_LIST_MAX}.",
+                           {"param": "limit"})
+        before = _p(params, "before", int, required=False)
+        if before is not None and before < 1:
+            raise ApiError(INVALID_PARAMS, "before must be a positive seq.", {"param": "before"})
+        query = _text(params, "query", required=False, max_len=64) or ""
+        member_id = _text(params, "member_id", required=False, max_len=100)
+        items, go_on = await self._recent_sales(session, before, limit, query, member_id)
+        return {"sales": items, "next_before": go_on}
+
+    async def sale_void(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``sale.void``: undo this terminal's newest sale within VOID_WINDOW_S, by the
+        cashier who recorded it or a manager. On the wire: a ``refund`` with reason
+        ``"void"``."""
+        session = await self._session(params, perm.SELL)
+        sale_id = _text(params, "sale_id", max_len=64)
+        assert sale_id is not None
+
+        def read() -> tuple[OutboxEntry | None, str | None, bool]:
+            newest = self.outbox.sales_before(None, 1)
+            return (self.outbox.event(sale_id), newest[0].id if newest else None,
+                    bool(self.outbox.refunds_of([sale_id])))
+
+        entry, newest_id, refunded = await self.db.read(read)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
+        refusal = self._void_refusal(entry, newest_id, refunded, session)
+        if refusal is not None:
+            code = CONFLICT if refusal[0] == "refunded" else NOT_ALLOWED
+            raise ApiError(code, refusal[1], {"reason": refusal[0]})
+        stored = await self._append("refund", {"sale_id": sale_id, "reason": VOID_REASON},
+                                    session.staff_id)
+        return {"refund_id": stored.id, "sale_id": sale_id,
+                "receipt_no": receipt_number(sale_id)}
+
