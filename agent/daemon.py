@@ -3,7 +3,7 @@
 One process, one asyncio loop. Blocking parts run in threads and hand their
 results to the loop: readers (their own threads, ``loop.call_soon_threadsafe``),
 the store (one worker thread, :class:`agent.localapi.ports.DbThread`), the club
-link (paho's thread and the link's worker). Nothing blocks the loop.
+link (its MQTT session thread and its worker). Nothing blocks the loop.
 
 Under systemd (``Type=notify``) the agent says READY=1 once the socket is
 listening, keeps STATUS= current (online, queue depth), and pings WATCHDOG=1
@@ -19,142 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent import assembly
+from agent.assembly import ReaderSlot
 from agent.config import Config, load_config
 from agent.errors import ClubtermError, ConfigError
-from agent.localapi.ports import DbThread, field_of
+from agent.localapi.ports import DbThread
 from agent.localapi.server import ApiServer, ServerLimits
 from agent.localapi.services import AgentView, Services
 from agent.sdnotify import Notifier
+from agent.statelock import LOCK_NAME, AgentAlreadyRunning, StateDirLock
+from agent.upkeep import PRUNE_BATCH, PRUNE_PAUSE_S, prune_outbox
+
+__all__ = ["LOCK_NAME", "PRUNE_BATCH", "PRUNE_PAUSE_S", "Agent", "AgentAlreadyRunning",
+           "Hooks", "ReaderSlot", "StateDirLock", "run_agent"]
 
 log = logging.getLogger("agent.daemon")
 
 STATUS_EVERY_S = 5.0
-#: In the state directory; held (flock) for the agent's lifetime, holds its PID.
-LOCK_NAME = "agent.lock"
-#: Events pruned per store call: a sale queued behind pruning waits for one batch
-#: at most (the store thread runs calls in order).
-PRUNE_BATCH = 100
-#: Pause between two batches, so pruning a long backlog leaves the disk to sales.
-PRUNE_PAUSE_S = 0.02
-
-
-class AgentAlreadyRunning(ClubtermError):
-    """Another agent holds the state directory; this one must not touch it."""
-
-
-class StateDirLock:
-    """One agent per state directory: an exclusive ``flock`` on ``agent.lock``.
-
-    The kernel drops the lock when the process ends however it ends (kill -9
-    included), so a stale lock file never keeps an agent from starting; the file
-    itself stays, holding the PID of the last agent that took it.
-    """
-
-    def __init__(self, state_dir: Path):
-        self.path = state_dir / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise AgentAlreadyRunning (naming the holder's PID)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise ClubtermError(f"cannot open the lock file {self.path}: {exc.strerror}; "
-                                f"may the agent's user write {self.path.parent}?") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = self._holder(fd)
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ClubtermError(f"cannot lock {self.path}: {exc.strerror}") from None
-            who = f"PID {holder}" if holder else "its PID is not known yet"
-            raise AgentAlreadyRunning(
-                f"another agent is already running on the state directory "
-                f"{self.path.parent} ({who}; lock file {self.path}). This one stops "
-                f"without touching the socket or the store. Stop the other one first "
-                f"(systemctl stop clubterm, or kill {holder or '<PID>'}), or give this "
-                f"configuration its own [paths] state_dir and socket."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    @staticmethod
-    def _holder(fd: int) -> int | None:
-        try:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        except OSError:
-            return None
-        return int(text) if text.isdigit() else None
-
-    def release(self) -> None:
-        """Let the next agent in (the file stays: unlinking it would race a newcomer)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-@dataclass
-class ReaderSlot:
-    """A running reader and its last reported state."""
-
-    reader: Any
-    name: str
-    kind: str
-    state: str = "connecting"
-    detail: str = ""
-
-
-async def card_notification(services: Services, event: Any) -> dict[str, Any]:
-    """The notification for a card or code presented on a reader (a ``CardPresented``):
-    the member it belongs to, looked up in the store, or a staff badge's tap.
-
-    A staff badge is not broadcast with its token (every subscriber would see a
-    credential): its event carries a single-use tap reference instead, and
-    neither the token nor the tag's UID is logged. The daemon and the demo agent
-    (``agent.localapi.demo``) both publish what this returns.
-    """
-    try:
-        badge = await services.badge_tapped(event.token, event.reader)
-    except ClubtermError as exc:
-        log.error("could not check whether a card is a staff badge: %s", exc)
-        return {"type": "read_failed", "source": event.source, "reader": event.reader,
-                "message": "read again: the terminal could not check this card"}
-    if badge is not None:
-        badge["source"] = event.source
-        log.info("staff badge tapped on %s: staff %s", event.reader, badge["staff"]["staff_id"])
-        return badge
-    services.note_card(event.token, event.masked, event.bin6)
-    try:
-        member = await services.member_summary(event.token)
-    except ClubtermError as exc:
-        log.error("member lookup failed: %s", exc)
-        member = None
-    log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
-             event.reader, member["member_id"] if member else "no member")
-    return {"type": "card", "kind": "card", "source": event.source, "reader": event.reader,
-            "token": event.token, "token_kind": event.token_kind, "masked": event.masked,
-            "info": getattr(event, "info", None), "member": member}
-
-
-def reader_notification(event: Any) -> dict[str, Any]:
-    """The notification for a reader's change of state (a ``ReaderState``)."""
-    return {"type": "reader", "name": event.name, "kind": event.kind, "state": event.state,
-            "detail": event.detail or None}
 
 
 @dataclass
@@ -255,10 +145,9 @@ class Agent:
             on_recorded=self._wake_link, started=self.started_at)
         from agent.staff import offline_only
 
-        # One Store holds every part today; after the store split: store.outbox, …
         self.services = Services(view, self.db, outbox=self.store.outbox,
-                                 members=self.store.members,
-                                 records=self.store.records, offline_only=offline_only(cfg.raw))
+                                 members=self.store.members, records=self.store.records,
+                                 offline_only=offline_only(cfg.raw))
         self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast
         await self.server.start()
@@ -269,85 +158,28 @@ class Agent:
     @staticmethod
     def _api_limits(cfg: Config) -> ServerLimits:
         """The local API's limits: [local_api] of the configuration, the rest built in."""
-        return ServerLimits(max_connections=cfg.api_max_connections,
-                            max_connections_per_user=cfg.api_max_connections_per_user,
-                            idle_timeout_s=float(cfg.api_idle_timeout_s))
+        return assembly.api_limits(cfg)
 
     def _make_bundle_state(self) -> Any:
-        """The rules state, restored from the last bundle the store kept (store thread)."""
-        from agent.rules import BundleState, load_trusted_keys
-
-        cfg = self.config
-        trusted: dict[str, Any] = {}
-        if cfg.rules_keys_dir is not None:
-            try:
-                trusted = dict(load_trusted_keys(cfg.rules_keys_dir))
-            except ClubtermError as exc:
-                log.error("cannot load the rule signing keys: %s", exc)
-        state = BundleState(trusted, club=cfg.club_id, merchant=cfg.merchant_id)
-        envelope = self.store.bundles.current_bundle()
-        if envelope is not None:
-            try:
-                bundle = state.restore(envelope)
-                log.info("rule bundle %s", bundle.summary())
-            except ClubtermError as exc:
-                log.error("the saved rule bundle cannot be used: %s", exc)
-        else:
-            log.warning("no rule bundle yet: sales get no benefits until the club sends one")
-        return state
+        """The rules state, restored from the store's last bundle (on the store thread)."""
+        return assembly.make_bundle_state(self.config, self.store)
 
     async def _start_link(self) -> None:
-        cfg = self.config
-        if not cfg.broker_url:
-            log.warning("no broker_url configured: working offline until the terminal is "
-                        "enrolled (clubterm provision enrol)")
+        self.link = assembly.make_link(self.config, self.hooks.make_link, self.store,
+                                       self.bundle_state, self._from_link_thread)
+        if self.link is None:
             return
-        make_link = self.hooks.make_link
-        if make_link is None:
-            try:
-                from agent.sync import ClubLink
-            except ImportError as exc:
-                log.error("the club link is not available in this build: %s", exc)
-                return
-            make_link = ClubLink
-        try:
-            self.link = make_link(cfg, self.store, self.bundle_state, self._from_link_thread)
-            # start() reads the store and restores the bundle: not on the loop.
+        try:  # start() reads the store and restores the bundle: not on the loop.
             await asyncio.to_thread(self.link.start)
         except ClubtermError as exc:
             log.error("the club link cannot start: %s; working offline", exc)
             self.link = None
-        if self.link is not None:
+        else:
             self.link.set_readers(self._reader_rows())
 
     def _start_readers(self) -> None:
-        cfg = self.config
-        if not cfg.profile.readers:
-            log.info("the profile %s has no readers", cfg.profile.name)
-            return
-        build = self.hooks.build_readers
-        if build is None:
-            try:
-                from agent.drivers import build_readers
-            except ImportError as exc:
-                log.error("reader drivers are not available in this build: %s", exc)
-                return
-            build = build_readers
-        try:
-            readers = build(cfg, cfg.read_pan_key())
-        except ClubtermError as exc:
-            log.error("cannot set up the readers: %s", exc)
-            return
-        for reader in readers:
-            state = reader.state
-            slot = ReaderSlot(reader, reader.name, getattr(reader, "kind", "reader"),
-                              field_of(state, "state", "connecting"))
-            self.readers.append(slot)
-            try:
-                reader.start(self._from_reader_thread)
-            except ClubtermError as exc:
-                slot.state, slot.detail = "error", str(exc)
-                log.error("reader %s cannot start: %s", slot.name, exc)
+        self.readers = assembly.start_readers(self.config, self.hooks.build_readers,
+                                              self._from_reader_thread)
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -366,11 +198,7 @@ class Agent:
         self.lock.release()
 
     def _stop_readers(self) -> None:
-        for slot in self.readers:
-            try:
-                slot.reader.stop()
-            except Exception:
-                log.exception("reader %s did not stop cleanly", slot.name)
+        assembly.stop_readers(self.readers)
         self.readers = []
 
     # ------------------------------------------------------------------ events in
@@ -404,15 +232,15 @@ class Agent:
                     slot.state, slot.detail = event.state, event.detail
             if event.state == "error":
                 log.warning("reader %s: %s", event.name, event.detail)
-            self._broadcast(reader_notification(event))
+            self._broadcast(assembly.reader_notification(event))
             if self.link is not None:
                 self.link.set_readers(self._reader_rows())
             self._update_status()
 
     async def _card(self, event: Any) -> None:
-        """A card or code was presented: tell the clients (see card_notification)."""
+        """A card or code was presented (:func:`agent.assembly.card_notification`)."""
         assert self.services is not None
-        self._broadcast(await card_notification(self.services, event))
+        self._broadcast(await assembly.card_notification(self.services, event))
 
     def _on_link_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "queue" and isinstance(event.get("pending"), int):
@@ -540,15 +368,8 @@ class Agent:
     # ------------------------------------------------------------------ checks
 
     def _check_certificate(self) -> str | None:
-        """Log a warning when the client certificate expires within 30 days (at start, daily)."""
-        if self.config.cert_file is None:
-            return None
-        from provisioning.expiry import cert_expiry_warning
-
-        warning = cert_expiry_warning(self.config.cert_file, datetime.now(UTC))
-        if warning:
-            log.warning("%s", warning)
-        return warning
+        """Warn when the client certificate expires within 30 days (at start, daily)."""
+        return assembly.check_certificate(self.config)
 
     # ------------------------------------------------------------------ pruning
 
@@ -559,40 +380,10 @@ class Agent:
             await asyncio.sleep(self.config.store_prune_every_min * 60)
 
     async def prune_outbox(self) -> int:
-        """Remove the accepted events the club applied and the cache reflects, older
-        than ``[store] keep_days`` (docs/store.md), in batches of PRUNE_BATCH, each
-        its own call on the store thread so sales are served in between."""
+        """Prune the outbox and old command results (:func:`agent.upkeep.prune_outbox`)."""
         if self.db is None or self.store is None:
             return 0
-        keep = timedelta(days=self.config.store_keep_days)
-        total, batches, longest = 0, 0, 0.0
-        started = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                n = await self.db.call(self.store.outbox.prune, keep=keep, batch=PRUNE_BATCH,
-                                       limit=PRUNE_BATCH)
-                longest = max(longest, time.monotonic() - t0)
-                total, batches = total + n, batches + 1
-                if n < PRUNE_BATCH:
-                    break
-                await asyncio.sleep(PRUNE_PAUSE_S)
-        except ClubtermError as exc:
-            log.error("pruning the outbox failed (tried again in %d min): %s",
-                      self.config.store_prune_every_min, exc)
-        try:
-            # Same hourly loop: command results older than 7 days (docs/sync.md).
-            gone = await self.db.call(self.store.commands.prune_command_results)
-            if gone:
-                log.info("pruned %d command results older than 7 days", gone)
-        except ClubtermError as exc:
-            log.error("pruning command results failed (tried again in %d min): %s",
-                      self.config.store_prune_every_min, exc)
-        if total:
-            log.info("pruned %d acknowledged events older than %d days in %.1f s (%d batches, "
-                     "longest %.0f ms)", total, self.config.store_keep_days,
-                     time.monotonic() - started, batches, longest * 1000)
-        return total
+        return await prune_outbox(self.db, self.store, self.config, self._stop)
 
     async def _daily_loop(self) -> None:
         while True:

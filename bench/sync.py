@@ -341,9 +341,9 @@ def fleet_worker(argv: list[str]) -> int:
     root, broker_url, club_id, central_url = Path(argv[0]), argv[1], argv[2], argv[3]
     first, n, per_terminal = int(argv[4]), int(argv[5]), int(argv[6])
     if argv[7] == "no-jitter":  # the comparison: plain doubling, as paho's own delay
-        import agent.sync.link
+        import agent.sync.session
         from agent.sync.backoff import backoff_ceiling
-        agent.sync.link.full_jitter_delay = (  # type: ignore[assignment]
+        agent.sync.session.full_jitter_delay = (  # type: ignore[assignment]
             lambda attempt, base, cap, rng: backoff_ceiling(attempt, base, cap))
     club: Any = SimpleNamespace(club_id=club_id, central_url=central_url)
     broker: Any = SimpleNamespace(url=broker_url)

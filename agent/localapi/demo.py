@@ -13,8 +13,8 @@ in-memory adapter; httpx runs a real app in-process behind its transport).
 
 What the daemon would learn from its readers and its club link, the demo is
 told by hand, through the daemon's own code: :meth:`DemoAgent.tap` publishes
-what :func:`agent.daemon.card_notification` makes of a card, badge or code;
-:meth:`DemoAgent.set_reader` what :func:`agent.daemon.reader_notification`
+what :func:`agent.assembly.card_notification` makes of a card, badge or code;
+:meth:`DemoAgent.set_reader` what :func:`agent.assembly.reader_notification`
 makes of a reader's state; :meth:`DemoAgent.set_online` the link's own state
 (``agent.sync.LinkState``), which ``agent.status`` then reports.
 
@@ -285,7 +285,7 @@ class DemoAgent:
             reader: str | None = None) -> asyncio.Task[dict[str, Any]]:
         """Present a card, a staff badge or a code on a reader, as a driver reports it.
 
-        The notification is the daemon's (:func:`agent.daemon.card_notification`):
+        The notification is the daemon's (:func:`agent.assembly.card_notification`):
         the member looked up in the store, or a staff badge's single-use tap.
         Returns the task publishing it (await it for the notification).
         """
@@ -300,7 +300,7 @@ class DemoAgent:
         return task
 
     async def _present(self, event: Any) -> dict[str, Any]:
-        from agent.daemon import card_notification
+        from agent.assembly import card_notification
 
         await self.start()
         notification = await card_notification(self.services, event)
@@ -320,7 +320,7 @@ class DemoAgent:
 
     def set_reader(self, name: str, state: str, detail: str | None = None) -> None:
         """A reader changes state (connecting, ready, error, retry)."""
-        from agent.daemon import reader_notification
+        from agent.assembly import reader_notification
         from agent.drivers.events import ReaderState
 
         kind = "pcsc"

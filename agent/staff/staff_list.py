@@ -317,7 +317,7 @@ def load_envelope(payload: bytes) -> dict[str, Any]:
                                             f"list may be at most {MAX_MESSAGE_BYTES}")
     try:
         doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nesting past the parser's limit
         raise _bad("the message is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise _bad("the message is not a JSON object (an envelope)")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.sync.link import LinkState
+from agent.sync.tuning import LinkState
 
 
 class FakeClubLink:

@@ -59,6 +59,8 @@ def load_object(payload: bytes) -> dict[str, Any]:
         doc = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise MessageError(f"message is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise MessageError("message is nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise MessageError("message is not a JSON object")
     return doc

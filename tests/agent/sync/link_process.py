@@ -16,22 +16,21 @@ import time
 from typing import Any
 
 from agent.config import load_config
-from agent.sync import ClubLink
+from agent.sync import ClubLink, commands
 from tests.agent.sync.conftest import FAST, make_bundle_state, open_store
 
 
 def slow_ping(slow_log: str) -> None:
-    real = ClubLink._run_command
+    real = commands.HANDLERS["ping"]
 
-    def run(self: ClubLink, cmd: Any) -> dict[str, Any]:
-        if cmd.type == "ping":
-            with open(slow_log, "a") as f:
-                f.write(cmd.id + "\n")
-            print("running " + cmd.id, flush=True)
-            time.sleep(60)
-        return real(self, cmd)
+    def run(cmd: Any, ctx: Any, out: Any) -> dict[str, Any]:
+        with open(slow_log, "a") as f:
+            f.write(cmd.id + "\n")
+        print("running " + cmd.id, flush=True)
+        time.sleep(60)
+        return real(cmd, ctx, out)
 
-    ClubLink._run_command = run  # type: ignore[method-assign]
+    commands.HANDLERS["ping"] = run
 
 
 def main() -> None:

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.offline_queue.events import encode_batch
+from agent.offline_queue.uuid7 import uuid7_str
 from agent.sync.backoff import backoff_ceiling, full_jitter_delay
-from agent.sync.link import encode_batch, uuid7_str
 from agent.sync.messages import (
     MAX_PAYLOAD,
     MessageError,

@@ -1,0 +1,232 @@
+"""What the club sends down besides acks: rule bundles, the staff list, member
+change sets, and the member snapshots that fill a gap (pure: no thread, no
+network; time passed in).
+
+A snapshot is asked for with :class:`FetchSnapshot`; the shell fetches it off the
+worker and hands the outcome back (:class:`SnapshotOutcome`). A failed one is
+tried again after a jittered, doubling pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agent.errors import ClubtermError
+from agent.staff.staff_list import StaffListRefused, accept_staff_list, load_envelope
+from agent.sync.actions import Action, Emit, FetchSnapshot
+from agent.sync.backoff import backoff_ceiling
+from agent.sync.commands import CommandRunner
+from agent.sync.messages import parse_change_set, parse_envelope
+from agent.sync.ports import Bundles, Members, RulesState, StaffRecords
+from agent.sync.topics import Topics
+from agent.sync.tuning import LinkTuning
+
+log = logging.getLogger("agent.sync")
+
+
+@dataclass(frozen=True)
+class SnapshotOutcome:
+    """How a snapshot fetch ended: the new ``version``, or an ``error`` (and its reason)."""
+
+    since: int
+    seconds: float
+    version: int | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+class ClubUpdates:
+    """Rules, staff, members: each message checked, stored, and announced with :class:`Emit`."""
+
+    def __init__(self, topics: Topics, tuning: LinkTuning, *, members: Members,
+                 bundles: Bundles, records: StaffRecords, rules: RulesState,
+                 commands: CommandRunner, snapshots: bool, offline_only: bool,
+                 wall_clock: Callable[[], datetime], rng: random.Random):
+        self.topics = topics
+        self.tuning = tuning
+        self.members = members
+        self.bundles = bundles
+        self.records = records
+        self.rules = rules
+        self.commands = commands
+        self.snapshots = snapshots
+        self.offline_only = offline_only
+        self.wall_clock = wall_clock
+        self.rng = rng
+        self.members_problem: str | None = None  # why the last snapshot failed, until one works
+        self.staff_problem: str | None = None
+        self._staff_seen: tuple[Any, ...] | None = None
+        self._last_refused: tuple[Any, ...] | None = None
+        self.snapshot_due: float | None = None
+        self.snapshot_since = 0
+        self.snapshot_failures = 0
+        self.fetching = False
+        self.snapshots_done = 0
+
+    # ---- rule bundles -----------------------------------------------------------
+
+    def restore_bundle(self) -> None:
+        """Put the stored bundle in force when the rules state has none yet."""
+        if self.rules.version is not None:
+            return
+        envelope = self.bundles.current_bundle()
+        if envelope is None:
+            return
+        try:
+            self.rules.restore(envelope)
+        except ClubtermError as exc:
+            log.error("the stored rule bundle cannot be used: %s", exc)
+
+    def on_rules(self, payload: bytes, out: list[Action]) -> None:
+        if not payload:
+            return  # a cleared retained message
+        envelope = parse_envelope(payload)
+        before = self.rules.problem()
+        if self.rules.offer(envelope, self.wall_clock()):
+            version = self.rules.version
+            assert version is not None
+            self.bundles.save_bundle(envelope, version)
+            log.info("rule bundle version %d is now in use", version)
+            out.append(Emit({"type": "rules", "version": version, "problem": None}))
+            return
+        problem = self.rules.problem()
+        key = (envelope.get("payload"), envelope.get("sig"), problem)
+        if problem is not None and (problem != before or key != self._last_refused):
+            self._last_refused = key
+            self.bundles.save_refused_bundle(envelope, problem.split(":", 1)[0])
+            log.warning("refused a rule bundle: %s", problem)
+            out.append(Emit({"type": "rules", "version": self.rules.version,
+                             "problem": problem}))
+
+    # ---- the staff list ---------------------------------------------------------
+
+    def on_staff(self, payload: bytes, out: list[Action]) -> None:
+        """The merchant's staff list: verified, then put in force or refused (the
+        list in force stays). ``docs/protocol/staff.md``."""
+        if not payload:
+            return  # a cleared retained message: the list in force stays
+        current: int | None = None
+        try:
+            envelope = load_envelope(payload)
+            key = (envelope.get("payload"), envelope.get("sig"))
+            if key == self._staff_seen:
+                return  # the same retained message again (reconnect)
+            self._staff_seen = key
+            current = self.records.staff_list_version()
+            staff_list = accept_staff_list(envelope, self.rules.trusted,
+                                           club=self.topics.club_id,
+                                           merchant=self.topics.merchant_id,
+                                           current_version=current)
+            done = self.records.replace_club_staff(staff_list, envelope,
+                                                   keep_local=self.offline_only)
+        except StaffListRefused as exc:
+            if exc.reason == "stale" and exc.version == current:
+                log.debug("staff list version %s is already in force", current)
+                return
+            self._staff_refused(f"{exc.reason}: {exc}", current, out)
+            log.warning("refused a staff list (%s): %s; the list in force (version %s) stays",
+                        exc.reason, exc, current)
+            return
+        except ClubtermError as exc:
+            self._staff_seen = None  # try again when it comes again
+            self._staff_refused(f"storage: {exc}", current, out)
+            log.error("could not save the club's staff list: %s", exc)
+            return
+        if staff_list.ignored:
+            log.info("staff list version %d: permissions this agent does not know were "
+                     "ignored: %s", staff_list.version, ", ".join(staff_list.ignored[:20]))
+        log.info("staff list version %d is in force: %d staff, %d deactivated",
+                 staff_list.version, done["staff"], len(done["deactivated"]))
+        self.staff_problem = None
+        out.append(Emit({"type": "staff", "version": staff_list.version, "problem": None,
+                         "deactivated": list(done["deactivated"])}))
+
+    def _staff_refused(self, problem: str, version: int | None, out: list[Action]) -> None:
+        self.staff_problem = problem
+        out.append(Emit({"type": "staff", "version": version, "problem": problem}))
+
+    # ---- members ----------------------------------------------------------------
+
+    def on_change_set(self, payload: bytes, now: float, out: list[Action]) -> None:
+        change = parse_change_set(payload)
+        current = self.members.members_version()
+        if change.to_version <= current:
+            return  # already have it (a repeat, or older than a snapshot)
+        if change.from_version == current and self.members.apply_changes(change.raw):
+            self.members_problem = None
+            out.append(Emit({"type": "members", "version": change.to_version}))
+            return
+        log.info("member change set %d..%d does not follow version %d: fetching a snapshot",
+                 change.from_version, change.to_version, current)
+        self.request_snapshot(current, now)
+
+    def request_snapshot(self, since: int, now: float, *, at_once: bool = False) -> None:
+        """Fetch a snapshot ``since`` when the fetcher is free (at once if ``at_once``,
+        else not before a failed one's backoff is over)."""
+        if not self.snapshots:
+            self.members_problem = "member changes have a gap and no central_url is configured"
+            return
+        if self.snapshot_due is None:
+            self.snapshot_since = since
+            self.snapshot_due = now
+        else:
+            self.snapshot_since = min(self.snapshot_since, since)
+            if at_once:
+                self.snapshot_due = min(self.snapshot_due, now)
+
+    def maybe_fetch(self, now: float, out: list[Action]) -> bool:
+        """Start the due fetch (one at a time); True when one was started."""
+        if self.snapshot_due is None or now < self.snapshot_due or self.fetching:
+            return False
+        since = self.snapshot_since
+        self.snapshot_due = None
+        self.fetching = True
+        self.commands.snapshot_started(full=since == 0)
+        log.info("fetching the member snapshot since %d", since)
+        out.append(FetchSnapshot(since))
+        return True
+
+    def snapshot_done(self, outcome: SnapshotOutcome, now: float, out: list[Action]) -> None:
+        self.fetching = False
+        since = outcome.since
+        if outcome.error is not None or outcome.version is None:
+            error = outcome.error or "no version"
+            if outcome.reason == "cancelled":
+                self.commands.resync_running = []
+                return
+            self.snapshot_failures += 1
+            ceiling = backoff_ceiling(self.snapshot_failures - 1, self.tuning.snapshot_retry_s,
+                                      self.tuning.snapshot_retry_cap_s)
+            delay = self.rng.uniform(ceiling / 2, ceiling)
+            self.snapshot_since = (since if self.snapshot_due is None
+                                   else min(since, self.snapshot_since))
+            self.snapshot_due = now + delay
+            log.warning("member snapshot since %d failed after %.1f s (attempt %d), trying again "
+                        "in %.0f s: %s", since, outcome.seconds, self.snapshot_failures, delay,
+                        error)
+            self.members_problem = error
+            self.commands.snapshot_finished({"ok": False, "detail": f"snapshot failed: {error}"},
+                                            out)
+            return
+        version = outcome.version
+        self.snapshot_failures = 0
+        self.snapshots_done += 1
+        if self.snapshot_due is not None and self.snapshot_since >= since:
+            # Asked for again meanwhile (a gap seen during the fetch): what this one
+            # brought need not come again.
+            self.snapshot_since = max(self.snapshot_since, version)
+        log.info("member snapshot since %d: now at version %d (%.1f s)", since, version,
+                 outcome.seconds)
+        self.members_problem = None
+        out.append(Emit({"type": "members", "version": version, "snapshot": True}))
+        self.commands.snapshot_finished({"ok": True, "detail": f"members version {version}"},
+                                        out)
+
+    def next_due(self) -> float | None:
+        """When a snapshot fetch falls due (None: none waits, or one is running)."""
+        return None if self.fetching else self.snapshot_due
