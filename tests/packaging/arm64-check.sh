@@ -46,7 +46,8 @@ if dpkg-deb -f "$deb" Depends | grep -q libpcsclite1; then
   start=$SECONDS
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -q && apt-get install -y -q --no-install-recommends libpcsclite1' >/dev/null
+    'apt-get update -q && apt-get install -y -q --no-install-recommends libpcsclite1' \
+    >"$work/apt.log" 2>&1 || { tail -n 20 "$work/apt.log" >&2; exit 1; }
   echo "==> the compiled [hw] extras (libpcsclite1 installed in $((SECONDS - start)) s)"
   chroot "$root" /usr/lib/clubterm/bin/python3 -I -c '
 import evdev, smartcard.scard as s
@@ -74,5 +75,5 @@ start=$SECONDS
 chroot "$root" env -i PATH=/usr/bin:/bin LANG=C.UTF-8 PYTHONPATH=/opt/testtools:/src \
   CI=true HYPOTHESIS_PROFILE=ci \
   /usr/lib/clubterm/bin/python3 -m pytest -q -p no:cacheprovider --rootdir /src -c /src/pyproject.toml \
-  /src/tests/agent/carddata /src/tests/agent/rules 2>&1 | tail -n 3
+  -rfE /src/tests/agent/carddata /src/tests/agent/rules 2>&1 | tail -n 12
 echo "==> tests took $((SECONDS - start)) s under qemu"
