@@ -10,58 +10,38 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from agent.errors import ConfigError
+from agent.terminal_profile import (
+    PARITIES,
+    READER_KINDS,
+    READER_ROLES,
+    Profile,
+    ReaderSpec,
+    list_profiles,
+    load_profile,
+)
+from agent.toml_table import TomlTable, load_toml
+
+# Profiles are part of the configuration: importers keep using agent.config.
+__all__ = [
+    "API_MAX_CONNECTIONS_CEILING", "DEFAULT_CONFIG_PATH", "LOG_FORMATS", "LOG_LEVELS",
+    "PARITIES", "READER_KINDS", "READER_ROLES", "TERMINAL_ID", "Config", "Profile", "ReaderSpec",
+    "check_secret_mode", "default_config_path", "list_profiles", "load_config",
+    "load_profile", "read_secret_file",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/clubterm/agent.toml")
-READER_KINDS = ("pcsc", "serial", "evdev")
-READER_ROLES = ("card", "barcode")
-PARITIES = ("N", "E", "O", "M", "S")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
 # [local_api] max_connections: each is a file descriptor; the unit has LimitNOFILE=1024.
 API_MAX_CONNECTIONS_CEILING = 512
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ReaderSpec:
-    """One reader of a terminal profile."""
-
-    name: str
-    kind: Literal["pcsc", "serial", "evdev"]
-    role: Literal["card", "barcode"]
-    model: str = ""
-    # serial: the port; evdev: a /dev/input/by-id path (a glob is allowed).
-    device: str | None = None
-    # pcsc: a reader-name pattern (fnmatch), e.g. "ACS ACR122U*".
-    reader: str | None = None
-    baud: int = 9600
-    bytesize: int = 8
-    parity: str = "N"
-    stopbits: int = 1
-    keymap: str = "us"
-    suffix: str = "enter"
-    inter_key_timeout_ms: int = 80
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Which readers a kind of box has (``terminal_profiles/NAME.toml``)."""
-
-    name: str
-    description: str
-    readers: tuple[ReaderSpec, ...]
-    source: str
-    udev_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,67 +138,7 @@ def read_secret_file(path: Path, *, key: str | None = None) -> bytes:
         raise ConfigError(f"secret file {path} cannot be read: {exc.strerror}", key=key) from None
 
 
-class _Table:
-    """Typed access to one TOML table, with errors that name file and key."""
-
-    def __init__(self, data: Mapping[str, Any], source: str, prefix: str):
-        self.data = data
-        self.source = source
-        self.prefix = prefix
-
-    def _key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(message, path=self.source, key=self._key(name))
-
-    def get(
-        self, name: str, kind: type[T], default: T | None = None, *, required: bool = False
-    ) -> T:
-        if name not in self.data:
-            if required:
-                raise self.error(name, "is required but missing")
-            return cast(T, default)
-        value = self.data[name]
-        # bool is an int in Python; a TOML boolean is never a valid number here.
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise self.error(name, f"must be a whole number, not {value!r}")
-        if not isinstance(value, kind):
-            words = _KIND_WORDS.get(kind, kind.__name__)
-            raise self.error(name, f"must be a {words}, not {value!r}")
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str | None = None, *,
-               required: bool = False) -> str:
-        value = self.get(name, str, default, required=required)
-        if value not in choices:
-            raise self.error(name, f"must be one of {', '.join(choices)}, not {value!r}")
-        return value
-
-    def path(self, name: str, default: str | None = None, *, required: bool = False,
-             base: Path | None = None) -> Path | None:
-        value = self.get(name, str, default, required=required)
-        if value is None:
-            return None
-        p = Path(value)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        return p
-
-    def table(self, name: str) -> _Table:
-        value = self.data.get(name, {})
-        if not isinstance(value, dict):
-            raise self.error(name, "must be a table")
-        return _Table(value, self.source, self._key(name))
-
-    def positive(self, name: str, default: int) -> int:
-        value = self.get(name, int, default)
-        if value <= 0:
-            raise self.error(name, f"must be greater than zero, not {value}")
-        return value
-
-
-def _not_negative(table: _Table, name: str) -> int:
+def _not_negative(table: TomlTable, name: str) -> int:
     value = table.get(name, int, 0)
     if value < 0:
         raise table.error(name, f"must be 0 (never) or more, not {value}")
@@ -229,156 +149,6 @@ def _not_negative(table: _Table, name: str) -> int:
 # (so it can never be the club's own broker account, ``club:{club_id}``) and no
 # '/', '+' or '#' (so '%u' in a broker ACL pattern stays one topic level).
 TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-_KIND_WORDS = {str: "string", bool: "true or false", dict: "table", list: "list", float: "number"}
-
-
-def _load_toml(path: Path, *, what: str) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", path=str(path)) from None
-    except PermissionError:
-        raise ConfigError(f"{what} cannot be read (permission denied)", path=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
-
-
-def _is_profile_path(name: str) -> bool:
-    return "/" in name or name.endswith(".toml")
-
-
-def _profile_text_source(name: str, base: Path | None) -> tuple[str, dict[str, Any]]:
-    """Find a profile by name (shipped in ``terminal_profiles``) or by path (a
-    relative one taken from ``base``, or from the current folder without it)."""
-    if _is_profile_path(name):
-        path = Path(name)
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return str(path), _load_toml(path, what="terminal profile")
-    if not all(c.isalnum() or c in "-_" for c in name):
-        raise ConfigError(f"terminal profile name {name!r} is not valid", key="terminal.profile")
-    ref = resources.files("terminal_profiles").joinpath(f"{name}.toml")
-    if not ref.is_file():
-        raise ConfigError(
-            f"no terminal profile named {name!r}; see 'clubterm doctor' or terminal_profiles/ "
-            f"for the shipped ones ({', '.join(list_profiles())})",
-            key="terminal.profile",
-        )
-    source = f"terminal_profiles/{name}.toml"
-    try:
-        return source, tomllib.loads(ref.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", path=source) from None
-
-
-def list_profiles() -> list[str]:
-    """Names of the profiles shipped in ``terminal_profiles/``."""
-    root = resources.files("terminal_profiles")
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_profile(name: str, _seen: tuple[str, ...] = (), *, base: Path | None = None
-                 ) -> Profile:
-    """Load a terminal profile, following ``extends`` (readers merge by name).
-
-    A relative path is taken from ``base`` (the configuration file's folder), or
-    from the current folder when it is None (a name typed on the command line); a
-    relative ``extends`` path from the folder of the profile file that names it.
-    """
-    source, data = _profile_text_source(name, base)
-    if source in _seen:
-        raise ConfigError(f"profiles extend each other in a loop: {' -> '.join((*_seen, source))}")
-    parent = data.get("extends")
-    if parent is not None:
-        if not isinstance(parent, str):
-            raise ConfigError("must be a profile name", path=source, key="extends")
-        folder = Path(source).parent if _is_profile_path(name) else None
-        inherited = load_profile(parent, (*_seen, source), base=folder)
-        merged = _merge(_profile_raw(inherited), {k: v for k, v in data.items() if k != "extends"})
-    else:
-        merged = data
-    return _parse_profile(name, source, merged)
-
-
-def _profile_raw(profile: Profile) -> dict[str, Any]:
-    readers: dict[str, Any] = {}
-    for r in profile.readers:
-        entry: dict[str, Any] = {
-            "kind": r.kind, "role": r.role, "model": r.model, "baud": r.baud,
-            "bytesize": r.bytesize, "parity": r.parity, "stopbits": r.stopbits,
-            "keymap": r.keymap, "suffix": r.suffix,
-            "inter_key_timeout_ms": r.inter_key_timeout_ms, **dict(r.options),
-        }
-        if r.device is not None:
-            entry["device"] = r.device
-        if r.reader is not None:
-            entry["reader"] = r.reader
-        readers[r.name] = entry
-    return {"description": profile.description, "readers": readers,
-            "udev_rules": list(profile.udev_rules)}
-
-
-_READER_KEYS = {
-    "kind", "role", "model", "device", "reader", "baud", "bytesize", "parity", "stopbits",
-    "keymap", "suffix", "inter_key_timeout_ms", "enabled",
-}
-
-
-def _parse_profile(name: str, source: str, data: Mapping[str, Any]) -> Profile:
-    top = _Table(data, source, "")
-    description = top.get("description", str, "")
-    udev = top.get("udev_rules", list, [])
-    readers_t = top.table("readers")
-    readers: list[ReaderSpec] = []
-    for rname, raw in readers_t.data.items():
-        t = readers_t.table(rname)
-        if not t.get("enabled", bool, True):
-            continue
-        kind = t.choice("kind", READER_KINDS, required=True)
-        role = t.choice("role", READER_ROLES, "card")
-        device = t.get("device", str)
-        reader = t.get("reader", str)
-        if kind in ("serial", "evdev") and not device:
-            raise t.error("device", f"is required for a {kind} reader (the device path)")
-        if kind == "pcsc" and not reader:
-            raise t.error("reader", "is required for a pcsc reader (a reader-name pattern)")
-        parity = t.choice("parity", PARITIES, "N")
-        bytesize = t.get("bytesize", int, 8)
-        if bytesize not in (5, 6, 7, 8):
-            raise t.error("bytesize", f"must be 5, 6, 7 or 8, not {bytesize}")
-        stopbits = t.get("stopbits", int, 1)
-        if stopbits not in (1, 2):
-            raise t.error("stopbits", f"must be 1 or 2, not {stopbits}")
-        options = {k: v for k, v in raw.items() if k not in _READER_KEYS}
-        readers.append(
-            ReaderSpec(
-                name=rname, kind=cast(Any, kind), role=cast(Any, role),
-                model=t.get("model", str, ""), device=device, reader=reader,
-                baud=t.positive("baud", 9600), bytesize=bytesize, parity=parity,
-                stopbits=stopbits, keymap=t.get("keymap", str, "us"),
-                suffix=t.get("suffix", str, "enter"),
-                inter_key_timeout_ms=t.positive("inter_key_timeout_ms", 80),
-                options=options,
-            )
-        )
-    for i, rule in enumerate(udev):
-        if not isinstance(rule, str):
-            raise top.error(f"udev_rules[{i}]", "must be a string")
-    return Profile(name=name, description=description, readers=tuple(readers), source=source,
-                   udev_rules=tuple(udev))
-
 
 def default_config_path() -> Path:
     """``$CLUBTERM_CONFIG`` or ``/etc/clubterm/agent.toml``."""
@@ -398,11 +168,11 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
             "or enrol this terminal first: clubterm provision enrol",
             path=str(cfg_path),
         )
-    data = _load_toml(cfg_path, what="configuration file")
+    data = load_toml(cfg_path, what="configuration file")
     src = str(cfg_path)
     # absolute() now: the agent may change folder later (systemd, the daemon).
     base = cfg_path.absolute().parent
-    top = _Table(data, src, "")
+    top = TomlTable(data, src, "")
     known = {"terminal", "paths", "secrets", "club", "readers", "log", "ui", "local_api",
              "store"}
     for key in data:

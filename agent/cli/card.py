@@ -4,7 +4,8 @@
 takes track text or EMV TLV hex (argument or stdin), and prints the masked PAN,
 expiry, name, service code and token kind, or a clear error. It never prints a
 full PAN. ``card read`` (in :mod:`agent.cli.card_read`) prints the same report
-for a card presented to a configured reader, through :func:`format_card_report`.
+for a card presented to a configured reader, through
+:func:`agent.cli.card_report.format_card_report`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from agent.carddata.luhn import luhn_valid, mask_pan
 from agent.carddata.tlv import Tlv, iter_tlv, parse_tlv, tag_hex
 from agent.carddata.tokens import TOKEN_KINDS, pan_token, to_ascii_digits
 from agent.carddata.tracks import parse_swipe
-from agent.errors import CardDataError, ClubtermError
+from agent.cli.card_report import format_card_report, mm_yy, pan_key_of
+from agent.errors import CardDataError
 
 MAX_INPUT_CHARS = 1 << 20
 # Values longer than this are cut in the tag list; nobody reads a 248-byte certificate.
@@ -138,10 +140,6 @@ def _may_hold_pan(text: str) -> bool:
     return False
 
 
-def _mm_yy(yymm: str | None) -> str | None:
-    return f"{yymm[2:]}/{yymm[:2]}" if yymm else None
-
-
 def _base_report(source: str) -> dict[str, Any]:
     return {
         "source": source,
@@ -210,7 +208,7 @@ def decode_track(text: str) -> tuple[dict[str, Any], str]:
     report.update(
         masked=swipe.masked,
         bin6=swipe.bin6,
-        expiry=_mm_yy(swipe.expiry),
+        expiry=mm_yy(swipe.expiry),
         name=_safe_text(swipe.name),
         service_code=swipe.service_code,
     )
@@ -242,7 +240,7 @@ def decode_tlv(data: bytes) -> tuple[dict[str, Any], str | None]:
         report.update(
             masked=card.masked,
             bin6=card.pan[:6],
-            expiry=_mm_yy(card.expiry),
+            expiry=mm_yy(card.expiry),
             name=_safe_text(card.name),
             service_code=card.service_code,
             card_tag=tag_hex(card.source_tag),
@@ -288,67 +286,6 @@ def add_token(report: dict[str, Any], pan: str | None, pan_key: bytes | None,
     return report
 
 
-# --- output ------------------------------------------------------------------------
-
-_LABELS = (
-    ("source", "source"),
-    ("reader", "reader"),
-    ("masked", "card number"),
-    ("bin6", "BIN"),
-    ("expiry", "expiry (MM/YY)"),
-    ("name", "name"),
-    ("service_code", "service code"),
-    ("token_kind", "token kind"),
-    ("token", "token"),
-    ("token_note", ""),
-    ("card_tag", "card number from tag"),
-)
-
-
-def format_card_report(report: dict[str, Any], as_json: bool) -> str:
-    """The report of ``card decode`` / ``card read`` as text for a person, or JSON.
-
-    Known keys come first with readable labels, then any other key as it is;
-    ``tags`` (a TLV tag list) and ``notes`` last. The report must already be safe
-    to show: this function prints what it is given.
-    """
-    if as_json:
-        return json.dumps(report, indent=2, ensure_ascii=False)
-    lines: list[str] = []
-    width = max(len(label) for _, label in _LABELS) + 1
-    known = {key for key, _ in _LABELS} | {"tags", "notes"}
-    for key, label in _LABELS:
-        if key not in report:
-            continue
-        value = report[key]
-        if key == "token_note":
-            if value:
-                lines.append(f"{'token':<{width}} - ({value})")
-            continue
-        if key == "token" and value is None and report.get("token_note"):
-            continue
-        if value is None and key in ("reader", "card_tag"):
-            continue
-        lines.append(f"{label:<{width}} {'-' if value is None else value}")
-    for key, value in report.items():
-        if key not in known:
-            lines.append(f"{key.replace('_', ' '):<{width}} {value}")
-    tags = report.get("tags")
-    if tags:
-        lines.append("tags:")
-        for item in tags:
-            indent = "  " * (int(item.get("depth", 0)) + 1)
-            name = item.get("name") or "(unknown tag)"
-            size = item["length"]
-            line = f"{indent}{item['tag']} {name} [{size} byte{'' if size == 1 else 's'}]"
-            if item.get("value") is not None:
-                line += f": {item['value']}"
-            lines.append(line)
-    for note in report.get("notes") or ():
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
-
-
 # --- the command ---------------------------------------------------------------------
 
 @contextmanager
@@ -387,19 +324,6 @@ def _read_stdin() -> str:
     return text
 
 
-def _pan_key(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
-    """The club's pan_key if this machine has a usable configuration, else why not."""
-    from agent.config import load_config
-
-    try:
-        cfg = load_config(getattr(args, "config", None), check_secrets=False)
-        return cfg.read_pan_key(), None
-    except ClubtermError as exc:
-        return None, str(exc)
-    except OSError as exc:
-        return None, exc.strerror or "the configuration cannot be read"
-
-
 def decode_command(args: argparse.Namespace) -> int:
     """``card decode``: print what the given reader output holds."""
     if args.track is not None:
@@ -416,7 +340,7 @@ def decode_command(args: argparse.Namespace) -> int:
             return 2
         raise
     if pan is not None:
-        key, why = _pan_key(args)
+        key, why = pan_key_of(args)
         add_token(report, pan, key, why)
     print(format_card_report(report, args.json))
     return 0

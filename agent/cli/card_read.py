@@ -21,11 +21,8 @@ import sys
 import time
 from typing import Any
 
+from agent.cli.card_report import format_card_report, mm_yy, pan_key_of
 from agent.errors import ClubtermError, ConfigError
-
-
-def _mm_yy(yymm: str | None) -> str | None:
-    return f"{yymm[2:]}/{yymm[:2]}" if yymm else None
 
 
 def event_report(event: Any, *, has_key: bool, why_no_key: str | None) -> dict[str, Any]:
@@ -35,7 +32,7 @@ def event_report(event: Any, *, has_key: bool, why_no_key: str | None) -> dict[s
         "reader": event.reader,
         "masked": event.masked,
         "bin6": event.bin6,
-        "expiry": _mm_yy(event.expiry),
+        "expiry": mm_yy(event.expiry),
         "token_kind": event.token_kind,
         "token": event.token,
     }
@@ -57,13 +54,12 @@ def _named_pcsc_reader(args: argparse.Namespace,
     is enrolled (else a throwaway key: the report then leaves the token out)."""
     import os
 
-    from agent.cli.card import _pan_key
     from agent.drivers.pcsc import PcscReader
 
     if not pattern.strip() or len(pattern) > 200 or not pattern.isprintable():
         raise ConfigError("--pcsc needs a PC/SC reader name (as 'pcsc_scan' or "
                           "'clubterm doctor' lists it), e.g. 'ACS ACR122U*'")
-    key, why = _pan_key(args)
+    key, why = pan_key_of(args)
     if key is None:
         why = f"this machine is not enrolled ({why})" if why else "this machine is not enrolled"
         return ([PcscReader("pcsc", pattern, os.urandom(32), diagnostics=True)],
@@ -75,7 +71,6 @@ def card_read_command(args: argparse.Namespace) -> int:
     """Wait for one card/code and print its report; 0 read, 1 failed read or timeout."""
     import os
 
-    from agent.cli.card import format_card_report
     from agent.config import load_config
     from agent.drivers import build_readers
     from agent.drivers.events import CardPresented, ReaderEvent, ReaderState, ReadFailed

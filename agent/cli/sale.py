@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from agent.cli.local_api import amount_text, socket_path
 from agent.safe_text import escape_for_terminal
 
 
@@ -41,17 +42,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_sale)
 
 
-def _money(amount: int | None, minor_units: int | None) -> str:
-    if amount is None:
-        return "-"
-    units = 2 if minor_units is None else int(minor_units)
-    if units == 0:
-        return str(amount)
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10 ** units)
-    return f"{sign}{whole}.{frac:0{units}d}"
-
-
 def format_quote(q: dict[str, Any]) -> str:
     """A quote as a cashier reads it."""
     mu = q.get("minor_units")
@@ -63,27 +53,26 @@ def format_quote(q: dict[str, Any]) -> str:
                      f"{member.get('tier')}), points {member.get('balances', {}).get('points', 0)}")
     else:
         lines.append("member     none (anonymous sale)")
-    lines.append(f"gross      {_money(q.get('gross'), mu)} {cur}")
+    lines.append(f"gross      {amount_text(q.get('gross'), mu)} {cur}")
     for d in q.get("discounts") or []:
-        lines.append(f"discount   -{_money(d['amount'], mu)}  ({d['rule']})")
+        lines.append(f"discount   -{amount_text(d['amount'], mu)}  ({d['rule']})")
     if q.get("redeemed_points"):
-        lines.append(f"points     -{_money(q.get('redeemed_value'), mu)}  "
+        lines.append(f"points     -{amount_text(q.get('redeemed_value'), mu)}  "
                      f"({q['redeemed_points']} points)")
     for c in q.get("credits_used") or []:
-        lines.append(f"credit     -{_money(c['amount'], mu)}  ({c['kind']})")
-    lines.append(f"to pay     {_money(q.get('payable'), mu)} {cur}")
+        lines.append(f"credit     -{amount_text(c['amount'], mu)}  ({c['kind']})")
+    lines.append(f"to pay     {amount_text(q.get('payable'), mu)} {cur}")
     earned = sum(p["points"] for p in q.get("points_earned") or [])
     if earned:
         lines.append(f"earns      {earned} points")
     for c in q.get("credits_earned") or []:
-        lines.append(f"earns      {_money(c['amount'], mu)} {c['kind']}")
+        lines.append(f"earns      {amount_text(c['amount'], mu)} {c['kind']}")
     if q.get("rules_version") is None:
         lines.append("note       no rule bundle: no benefits")
     return "\n".join(lines)
 
 
 def _sale(args: argparse.Namespace) -> int:
-    from agent.cli.status import socket_path
     from agent.errors import ApiError, ClubtermError
     from agent.localapi.client import ApiUnavailable, SyncClient
 

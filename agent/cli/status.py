@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from agent.cli.local_api import amount_text, socket_path
 from agent.safe_text import escape_for_terminal, json_for_terminal
 
 
@@ -27,20 +28,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--socket", metavar="PATH", default=None,
                    help="the agent's socket (default: from the configuration)")
     p.set_defaults(func=_status)
-
-
-def socket_path(args: argparse.Namespace) -> str:
-    """The socket: --socket, else the configuration's [paths] socket, else the default."""
-    if getattr(args, "socket", None):
-        return str(args.socket)
-    from agent.config import default_config_path, load_config
-    from agent.errors import ConfigError
-
-    path = args.config or default_config_path()
-    try:
-        return str(load_config(path, check_secrets=False).socket_path)
-    except ConfigError:
-        return "/run/clubterm/agent.sock"
 
 
 def format_status(s: dict[str, Any]) -> str:
@@ -148,7 +135,6 @@ def _follow(path: str, as_json: bool, quote_amount: int | None = None) -> int:
         return 1
 
     async def _show_quote(client: SocketClient, token: str, amount: int, raw: bool) -> None:
-        from agent.cli.sale import _money
         from agent.errors import ApiError
 
         try:
@@ -163,9 +149,10 @@ def _follow(path: str, as_json: bool, quote_amount: int | None = None) -> int:
         mu, cur = q.get("minor_units"), q.get("currency") or ""
         off = sum(d["amount"] for d in q.get("discounts") or [])
         points = sum(p["points"] for p in q.get("points_earned") or [])
-        print(f"         quote for {_money(amount, mu)} {cur}: discount {_money(off, mu)}, "
+        print(f"         quote for {amount_text(amount, mu)} {cur}: "
+              f"discount {amount_text(off, mu)}, "
               f"{q.get('redeemed_points', 0)} points redeemed, pay "
-              f"{_money(q.get('payable'), mu)}, earns {points} points", flush=True)
+              f"{amount_text(q.get('payable'), mu)}, earns {points} points", flush=True)
 
     try:
         return asyncio.run(follow())

@@ -10,7 +10,8 @@
 # through the real agent on its socket, and the pure-core tests (card data, rules,
 # the store) with pytest and hypothesis wheels made for that root. What this cannot
 # show: systemd as PID 1 on arm64 (nspawn of a foreign root is not supported here),
-# and the PC/SC and evdev readers (no arm64 builds of pyscard/evdev on PyPI).
+# and real PC/SC and evdev readers (no pcscd or input devices in the chroot). With the
+# [hw] wheels bundled, their compiled modules are loaded and pyscard calls libpcsclite.
 set -euo pipefail
 deb=$(realpath "$1")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +40,24 @@ dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$root"
 mkdir -p "$root/src"
 cp -a "$repo/tests" "$repo/docs" "$repo/pyproject.toml" "$root/src/"
 echo "==> uname -m under the emulator: $(chroot "$root" uname -m)"
+if dpkg-deb -f "$deb" Depends | grep -q libpcsclite1; then
+  # A package with the [hw] wheels (packaging/arm64-hw-wheels.sh): its compiled modules
+  # load, and pyscard reaches bookworm's libpcsclite (no pcscd here: it says so).
+  start=$SECONDS
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
+    'apt-get update -q && apt-get install -y -q --no-install-recommends libpcsclite1' \
+    >"$work/apt.log" 2>&1 || { tail -n 20 "$work/apt.log" >&2; exit 1; }
+  echo "==> the compiled [hw] extras (libpcsclite1 installed in $((SECONDS - start)) s)"
+  chroot "$root" /usr/lib/clubterm/bin/python3 -I -c '
+import evdev, smartcard.scard as s
+from smartcard.System import readers
+print("evdev", evdev.ecodes.KEY_A, "devices", evdev.list_devices())
+rc, ctx = s.SCardEstablishContext(s.SCARD_SCOPE_USER)
+print("pyscard: SCardEstablishContext without pcscd:", s.SCardGetErrorMessage(rc))
+assert rc == s.SCARD_E_NO_SERVICE, hex(rc)
+'
+fi
 echo "==> clubterm --version"
 chroot "$root" /usr/bin/clubterm --version
 echo "==> the demo, and a quote through the agent's socket"
@@ -56,5 +75,5 @@ start=$SECONDS
 chroot "$root" env -i PATH=/usr/bin:/bin LANG=C.UTF-8 PYTHONPATH=/opt/testtools:/src \
   CI=true HYPOTHESIS_PROFILE=ci \
   /usr/lib/clubterm/bin/python3 -m pytest -q -p no:cacheprovider --rootdir /src -c /src/pyproject.toml \
-  /src/tests/agent/carddata /src/tests/agent/rules 2>&1 | tail -n 3
+  -rfE /src/tests/agent/carddata /src/tests/agent/rules 2>&1 | tail -n 12
 echo "==> tests took $((SECONDS - start)) s under qemu"

@@ -270,6 +270,62 @@ def test_a_hung_agent_is_restarted_by_the_watchdog(box: Container) -> None:
           f"test, RestartSec=5 as shipped)")
 
 
+def test_a_stuck_club_link_is_restarted_by_the_watchdog(box: Container) -> None:
+    # The club link's worker thread stuck (a hung disk or a blocking job), the rest of the
+    # agent healthy: the daemon stops petting the watchdog once the worker's heartbeat
+    # is older than [club] stall_limit_s (3 s here, 30 s as shipped) and systemd restarts
+    # it. The fault comes from `clubterm run --stall-link-when FILE` (off unless the
+    # unit's command line says so, which only root can change): while FILE exists, the
+    # link's store calls hang. The broker address has nothing behind it (private
+    # network): the link runs, offline, as on a box whose club is unreachable.
+    config = "/etc/clubterm/agent.toml"
+    trigger = "/etc/clubterm/stall-link"
+    box.run(["cp", "-p", config, "/root/agent.toml.saved"])
+    text = box.run(["cat", config]).stdout
+    assert "\n[club]\n" in text and "broker_url" not in text
+    text = text.replace("\n[club]\n", '\n[club]\nbroker_url = "mqtt://127.0.0.1:9"\n'
+                        "allow_plain = true\nstall_limit_s = 3\n")
+    box.put(text.encode(), "/root/agent.toml.stall")
+    box.sh(f"cat /root/agent.toml.stall > {config}")  # its owner and mode stay
+    box.put(b"[Service]\nWatchdogSec=3\nExecStart=\n"
+            b"ExecStart=/usr/bin/clubterm run --stall-link-when /etc/clubterm/stall-link\n",
+            DROP_IN)
+    box.run(["systemctl", "daemon-reload"])
+    box.run(["systemctl", "restart", "clubterm.service"], timeout=60)
+
+    def journal() -> str:
+        return box.run(["journalctl", "-u", "clubterm.service", "--no-pager", "-o", "cat"]
+                       ).stdout
+
+    seen = len(journal())
+    before = _main_pid(box)
+    restarts = int(box.show("clubterm.service", "NRestarts")["NRestarts"])
+    box.run(["touch", trigger])
+    stuck = time.monotonic()
+    # A sale wakes the link, whose worker then reads the queue: that call hangs. The sale
+    # itself is the daemon's work and is recorded.
+    box.run([*SALE, "--payment", "cash"], env=PIN)
+    _wait(lambda: "the club link's store call" in journal()[seen:], 20,
+          "the link's worker to hang")
+    # Only the worker that saw the file hangs; the next agent must start normally.
+    box.run(["rm", "-f", trigger])
+    _wait(lambda: _main_pid(box) not in (0, before)
+          and box.show("clubterm.service", "SubState")["SubState"] == "running",
+          60, "a new agent after the watchdog")
+    took = time.monotonic() - stuck
+    log = journal()[seen:]
+    assert int(box.show("clubterm.service", "NRestarts")["NRestarts"]) == restarts + 1
+    assert log.count("Watchdog timeout") == 1
+    assert "club link's worker has not run" in log
+    assert "the store does not answer" not in log, "the store itself must not have hung"
+    box.run(["cp", "-p", "/root/agent.toml.saved", config])
+    box.run(["rm", "-f", DROP_IN])
+    box.run(["systemctl", "daemon-reload"])
+    box.run(["systemctl", "restart", "clubterm.service"], timeout=60)
+    print(f"figure: club link's worker stuck -> new agent {took:.1f} s later "
+          f"(stall_limit_s=3 and WatchdogSec=3 in the test, RestartSec=5 as shipped)")
+
+
 def test_repeated_crashes_never_leave_the_unit_failed(box: Container) -> None:
     box.put(b"[Service]\nWatchdogSec=3\nRestartSec=200ms\n", DROP_IN)
     box.run(["systemctl", "daemon-reload"])
