@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 class StallingStore:
-    """The agent's store as the club link sees it, except that while ``trigger`` exists
+    """A store part as the club link sees it, except that while ``trigger`` exists
     every call from a thread other than the event loop's hangs (for good: the watchdog
     ends the process). The daemon's own store calls are not touched, so what stops the
     watchdog is the link's stalled worker, as a hung disk or a blocking job would."""
@@ -80,9 +80,13 @@ class StallingStore:
 
 
 def _stalling_link(trigger: Path) -> Any:
-    from agent.sync import ClubLink
+    from agent.sync import ClubLink, LinkParts
 
     def make_link(cfg: Any, store: Any, bundle_state: Any, on_event: Any) -> Any:
-        return ClubLink(cfg, StallingStore(store, trigger), bundle_state, on_event)
+        # Each store part the link uses, wrapped: whichever the worker calls hangs.
+        parts = LinkParts(**{name: StallingStore(getattr(store, name), trigger)
+                             for name in ("outbox", "members", "bundles", "commands",
+                                          "records")})
+        return ClubLink(cfg, parts, bundle_state, on_event)
 
     return make_link

@@ -39,3 +39,32 @@ def test_hangs_link_threads_only_while_the_file_exists(tmp_path: Path) -> None:
     stuck.start()
     stuck.join(0.5)
     assert stuck.is_alive() and results == ["stats"]
+
+
+def test_the_link_gets_every_store_part_wrapped(tmp_path: Path) -> None:
+    from agent.cli.run import _stalling_link
+
+    class Part:
+        def call(self) -> str:
+            return "ok"
+
+    class Parts:
+        outbox = members = bundles = commands = records = Part()
+
+    seen: dict[str, object] = {}
+
+    def fake_link(cfg: object, parts: object, bundle_state: object, on_event: object) -> object:
+        seen.update(vars(parts) if hasattr(parts, "__dict__") else
+                    {n: getattr(parts, n) for n in ("outbox", "members", "bundles",
+                                                    "commands", "records")})
+        return parts
+
+    import agent.sync
+    real = agent.sync.ClubLink
+    agent.sync.ClubLink = fake_link  # type: ignore[assignment,misc]
+    try:
+        _stalling_link(tmp_path / "stall")(None, Parts(), None, None)
+    finally:
+        agent.sync.ClubLink = real  # type: ignore[misc]
+    assert sorted(seen) == ["bundles", "commands", "members", "outbox", "records"]
+    assert all(isinstance(p, StallingStore) for p in seen.values())
