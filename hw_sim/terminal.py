@@ -19,11 +19,13 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from provisioning.tomlwrite import dump_toml
 
 TERMINAL_ID = "T-0001"
 MERCHANT_ID = "M-7"
@@ -106,7 +108,7 @@ class TerminalFiles:
 
 
 def write_config(root: Path, *, broker_url: str | None = None, profile: str | None = None,
-                 central_url: str | None = None, extra: str = "",
+                 central_url: str | None = None, club_settings: Mapping[str, Any] | None = None,
                  socket: Path | None = None, club_id: str = CLUB_ID,
                  tls: tuple[Path, Path, Path] | None = None,
                  trusted_keys: Path | None = None, pan_key_hex: str | None = None,
@@ -116,7 +118,8 @@ def write_config(root: Path, *, broker_url: str | None = None, profile: str | No
     ``tls`` is (CA, client certificate, client key); ``trusted_keys`` a folder of
     the club's public rule keys (default: a key pair made here, whose private half
     :func:`signed_bundle` uses); ``pan_key_hex`` the club's pan_key (default: a
-    random one); ``profile_text`` a terminal profile written next to the config.
+    random one); ``profile_text`` a terminal profile written next to the config;
+    ``club_settings`` more keys of ``[club]`` (link timings, limits).
     """
     from agent.rules import write_keypair
 
@@ -143,29 +146,25 @@ def write_config(root: Path, *, broker_url: str | None = None, profile: str | No
     if profile is None:
         (root / "no-readers.toml").write_text(EMPTY_PROFILE)
         profile = str(root / "no-readers.toml")
-    club = ""
+    club: dict[str, Any] = {"rules_keys_dir": str(files.trusted_keys)}
     if broker_url:
-        club += f'broker_url = "{broker_url}"\n'
-        if broker_url.startswith("mqtt://"):
-            club += "allow_plain = true\n"
+        club["broker_url"] = broker_url
     if central_url:
-        club += f'central_url = "{central_url}"\n'
-        if central_url.startswith("http://") and "allow_plain" not in club:
-            club += "allow_plain = true\n"
+        club["central_url"] = central_url
+    if (broker_url or "").startswith("mqtt://") or (central_url or "").startswith("http://"):
+        club["allow_plain"] = True
     if tls is not None:
-        club += f'ca_file = "{tls[0]}"\ncert_file = "{tls[1]}"\nkey_file = "{tls[2]}"\n'
-
-    files.config.write_text(
-        "[terminal]\n"
-        f'id = "{TERMINAL_ID}"\nmerchant_id = "{MERCHANT_ID}"\nclub_id = "{club_id}"\n'
-        f'profile = "{profile}"\ndefault_country_code = "98"\n\n'
-        "[paths]\n"
-        f'state_dir = "{files.state_dir}"\nsocket = "{files.socket}"\n\n'
-        "[secrets]\n"
-        f'pan_key_file = "{files.pan_key_file}"\n\n'
-        "[club]\n"
-        f'rules_keys_dir = "{files.trusted_keys}"\n{club}\n'
-        "[log]\nformat = \"json\"\n" + extra)
+        club.update(ca_file=str(tls[0]), cert_file=str(tls[1]), key_file=str(tls[2]))
+    club.update(club_settings or {})
+    config = {
+        "terminal": {"id": TERMINAL_ID, "merchant_id": MERCHANT_ID, "club_id": club_id,
+                     "profile": profile, "default_country_code": "98"},
+        "paths": {"state_dir": str(files.state_dir), "socket": str(files.socket)},
+        "secrets": {"pan_key_file": str(files.pan_key_file)},
+        "club": club,
+        "log": {"format": "json"},
+    }
+    files.config.write_text(dump_toml(config))
     return files
 
 

@@ -7,6 +7,7 @@ covers exactly that (and refuses anything else rather than guess).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,8 @@ def _value(value: Any, where: str) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)  # "0.2", "3.0", "1e-05": each a TOML float
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, list | tuple):

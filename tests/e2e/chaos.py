@@ -35,7 +35,7 @@ from tests.fixtures.club import ClubPki
 
 MEMBERS = {"m-1001": "tel:+989121234567", "m-1002": "code:CLUB-1002",
            "m-1003": "tel:+989351112233"}
-FAST_LINK = "reconnect_base_s = 0.2\nreconnect_cap_s = 1.0\nack_timeout_s = 3.0\n"
+FAST_LINK = {"reconnect_base_s": 0.2, "reconnect_cap_s": 1.0, "ack_timeout_s": 3.0}
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +70,8 @@ class ClubTerminal:
 
 @contextmanager
 def club_terminal(broker: MosquittoBroker, club: SimClub, pki: ClubPki, *,
-                  pcsc_socket: Path | None = None, link_tuning: str = "") -> Iterator[ClubTerminal]:
+                  pcsc_socket: Path | None = None,
+                  link_tuning: Mapping[str, Any] | None = None) -> Iterator[ClubTerminal]:
     """A terminal of ``club`` (TLS to the broker, HTTPS snapshot) with the demo members."""
     seed = load_members_file(None)
     club.upsert_members(seed["members"])
@@ -84,10 +85,7 @@ def club_terminal(broker: MosquittoBroker, club: SimClub, pki: ClubPki, *,
             root, broker_url=broker.tls_url, central_url=club.central_url, club_id=club.club_id,
             tls=(pki.ca.cert_file, certs.cert, certs.key), trusted_keys=keys,
             pan_key_hex=seed["pan_key_hex"],
-            profile_text=PCSC_ONLY if pcsc_socket else None)
-        if link_tuning:
-            text = files.config.read_text().replace("[log]", link_tuning + "\n[log]")
-            files.config.write_text(text)
+            profile_text=PCSC_ONLY if pcsc_socket else None, club_settings=link_tuning)
         seed_store(files, demo_members=False, bundle=False)  # staff only
         env = {"PCSCLITE_CSOCK_NAME": str(pcsc_socket)} if pcsc_socket else {}
         notify = NotifyListener(root / "notify.sock")
