@@ -140,6 +140,7 @@ class ClubtermApp(App[None]):
         self.confirm_above = confirm_above
         self._clock = clock or (lambda: datetime.now(UTC))
         self._last_activity = _time.monotonic()
+        self._events_seen = 0  # status notifications applied so far (see refresh_status)
         self._tz: ZoneInfo | None = None
         self._session_modes: list[str] = []
         self.started_at = _time.perf_counter()
@@ -201,12 +202,19 @@ class ClubtermApp(App[None]):
     # ---------------------------------------------------------------- agent
 
     @work(group="status", exclusive=True)
-    async def refresh_status(self) -> None:
+    async def refresh_status(self, tries: int = 3) -> None:
         """Ask the agent for its status (at start, every 30 s, and on link events)."""
+        asked_after = self._events_seen
         try:
             result = await self.api.call("agent.status")
         except (ClubtermError, OSError, ConnectionError, EOFError):
             self.agent_status = AgentStatus(connected=False)
+            return
+        if self._events_seen != asked_after and tries > 1:
+            # An event came while the answer was on its way: the answer may be older
+            # than it (a queue count read before a sale), so ask again rather than
+            # let it overwrite what the event said.
+            self.refresh_status(tries - 1)
             return
         self._apply_status(result)
 
@@ -253,6 +261,7 @@ class ClubtermApp(App[None]):
             self._last_activity = _time.monotonic()
             self.screen.post_message(CardRead(event))
             return
+        self._events_seen += 1
         self.agent_status = apply_event(self.agent_status, event, self._clock())
         if event.get("type") == "link":
             self.refresh_status()
