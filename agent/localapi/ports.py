@@ -147,6 +147,7 @@ class Records(Protocol):
                            staff_id: str | None, start: datetime, minutes: int,
                            note: str | None, by: str | None, at: datetime, offline: bool,
                            appointment_id: str | None = None,
+                           customer_name: str | None = None,
                            ) -> tuple[dict[str, Any], StoredEvent]:
         """Book an appointment (AppointmentConflict on an overlap)."""
         ...
@@ -155,7 +156,8 @@ class Records(Protocol):
                            offline: bool, customer: str | None = None,
                            service: str | None = None, staff_id: str | None = None,
                            start: datetime | None = None, minutes: int | None = None,
-                           note: str | None = None) -> tuple[dict[str, Any], StoredEvent]:
+                           note: str | None = None, customer_name: str | None = None,
+                           ) -> tuple[dict[str, Any], StoredEvent]:
         """Change an appointment (AppointmentConflict on an overlap)."""
         ...
 

@@ -32,8 +32,8 @@ __all__ = ["BY_CLUB", "ROLES", "STAFF_LIST_SLOT", "AppointmentConflict", "LocalR
 
 _AUDIT = ("created_by", "created_at", "updated_by", "updated_at")
 _ATTENDANCE = ("event_id", "staff_id", "action", "at", "identified_by", *_AUDIT)
-_APPOINTMENT = ("appointment_id", "customer", "service", "staff_id", "start", "minutes",
-                "note", "status", *_AUDIT)
+_APPOINTMENT = ("appointment_id", "customer", "customer_name", "service", "staff_id", "start",
+                "minutes", "note", "status", *_AUDIT)
 _CASH = ("event_id", "kind", "amount", "category", "note", "at", *_AUDIT)
 
 
@@ -139,15 +139,19 @@ class LocalRecords(StaffRecords):
                            staff_id: str | None, start: datetime, minutes: int,
                            note: str | None, by: str | None, at: datetime, offline: bool,
                            appointment_id: str | None = None,
+                           customer_name: str | None = None,
                            ) -> tuple[dict[str, Any], StoredEvent]:
         """Book an appointment (event ``appointment``/``create``); raises
-        AppointmentConflict when it overlaps one of the same staff member."""
+        AppointmentConflict when it overlaps one of the same staff member.
+        ``customer_name``: who a customer that is not a member is (with a phone)."""
         if minutes <= 0:
             raise ValueError("an appointment lasts at least one minute")
         appointment_id = appointment_id or uuid7_str()
         body = {"appointment_id": appointment_id, "action": "create", "customer": customer,
                 "service": service, "staff_id": staff_id, "start": ev.format_at(start),
                 "minutes": minutes, "note": note}
+        if customer_name:
+            body["customer_name"] = customer_name
         ev.validate_body("appointment", body)
         with self.db.write("booking an appointment") as conn:
             self._check_free(staff_id, start, minutes, None)
@@ -155,10 +159,12 @@ class LocalRecords(StaffRecords):
                                               offline)
             now = self.db.now_text()
             conn.execute(
-                "INSERT INTO appointments (appointment_id, customer, service, staff_id, start, "
-                "start_us, end_us, minutes, note, status, created_by, created_at, updated_by, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                (appointment_id, customer, service, staff_id, body["start"],
+                "INSERT INTO appointments (appointment_id, customer, customer_name, service, "
+                "staff_id, start, start_us, end_us, minutes, note, status, created_by, "
+                "created_at, updated_by, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                (appointment_id, customer, customer_name or None, service, staff_id,
+                 body["start"],
                  ev.epoch_us(start), ev.epoch_us(start + timedelta(minutes=minutes)), minutes,
                  note, by, now, by, now))
             found = self.appointment(appointment_id)
@@ -176,8 +182,10 @@ class LocalRecords(StaffRecords):
                            offline: bool, customer: str | None = None,
                            service: str | None = None, staff_id: str | None = None,
                            start: datetime | None = None, minutes: int | None = None,
-                           note: str | None = None) -> tuple[dict[str, Any], StoredEvent]:
-        """Change an active appointment (only the arguments given change)."""
+                           note: str | None = None, customer_name: str | None = None,
+                           ) -> tuple[dict[str, Any], StoredEvent]:
+        """Change an active appointment (only the arguments given change; a new
+        ``customer`` without ``customer_name`` forgets the old name)."""
         with self.db.write("changing an appointment") as conn:
             row = self._active(appointment_id)
             new_start = start if start is not None else ev.parse_at(row["start"])
@@ -188,15 +196,19 @@ class LocalRecords(StaffRecords):
                     "service": service if service is not None else row["service"],
                     "staff_id": new_staff, "start": ev.format_at(new_start),
                     "minutes": new_minutes, "note": note if note is not None else row["note"]}
+            name = customer_name if customer_name is not None else (
+                row["customer_name"] if body["customer"] == row["customer"] else None)
+            if name:
+                body["customer_name"] = name
             ev.validate_body("appointment", body)
             self._check_free(new_staff, new_start, new_minutes, appointment_id)
             stored = self.outbox.append_in_tx("appointment", body, at, ev.format_at(at), by,
                                               offline)
             conn.execute(
-                "UPDATE appointments SET customer = ?, service = ?, staff_id = ?, start = ?, "
-                "start_us = ?, end_us = ?, minutes = ?, note = ?, updated_by = ?, "
-                "updated_at = ? WHERE appointment_id = ?",
-                (body["customer"], body["service"], new_staff, body["start"],
+                "UPDATE appointments SET customer = ?, customer_name = ?, service = ?, "
+                "staff_id = ?, start = ?, start_us = ?, end_us = ?, minutes = ?, note = ?, "
+                "updated_by = ?, updated_at = ? WHERE appointment_id = ?",
+                (body["customer"], name or None, body["service"], new_staff, body["start"],
                  ev.epoch_us(new_start), ev.epoch_us(new_start + timedelta(minutes=new_minutes)),
                  new_minutes, body["note"], by, self.db.now_text(), appointment_id))
             found = self.appointment(appointment_id)
@@ -211,6 +223,8 @@ class LocalRecords(StaffRecords):
             body = {"appointment_id": appointment_id, "action": "cancel",
                     **{k: row[k] for k in ("customer", "service", "staff_id", "start",
                                            "minutes", "note")}}
+            if row["customer_name"]:
+                body["customer_name"] = row["customer_name"]
             stored = self.outbox.append_in_tx("appointment", body, at, ev.format_at(at), by,
                                               offline)
             conn.execute("UPDATE appointments SET status = 'cancelled', updated_by = ?, "

@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.errors import StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "the quote of each sale, indexed (commit idempotency without a scan)", _V3),
     Migration(4, "the promotions of each sale, indexed (promotion counts without a scan)",
               _V4, _v4_backfill),
+    Migration(5, "the name of an appointment's customer who is not a member",
+              ("ALTER TABLE appointments ADD COLUMN customer_name TEXT",)),
 )
 
 

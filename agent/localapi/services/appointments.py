@@ -13,7 +13,14 @@ from typing import Any, ParamSpec, TypeVar
 from agent.errors import ApiError
 from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_FOUND, UNKNOWN_MEMBER
 from agent.localapi.services.core import Caller, ServiceCore
-from agent.localapi.services.params import Params, _p, _parse_date, _parse_time
+from agent.localapi.services.params import (
+    Params,
+    _checked_token,
+    _p,
+    _parse_date,
+    _parse_time,
+    _text,
+)
 from agent.offline_queue import AppointmentConflict
 from agent.staff import permissions as perm
 
@@ -36,8 +43,11 @@ class AppointmentMethods(ServiceCore):
         if not isinstance(customer, str) or not customer.strip():
             raise ApiError(INVALID_PARAMS, "Say who the appointment is for (a member or a phone).",
                            {"param": "customer"})
-        if not customer.startswith(("tel:", "local:")) and customer[:1] not in ("+", "0") \
+        if customer.startswith("tel:"):
+            customer = _checked_token(customer, "customer")   # no card number as a phone
+        elif customer[:1] not in ("+", "0") and not customer.replace(" ", "").isdigit() \
                 and not (await self.db.read(self.members.member, customer)):
+            # A member id (club or local:) the terminal knows; nothing else is kept.
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         if customer[:1] in ("+", "0") or customer.replace(" ", "").isdigit():
             customer = self._identifier_of({"phone": customer})
@@ -47,8 +57,15 @@ class AppointmentMethods(ServiceCore):
             if holder is not None:
                 customer = holder["member_id"]
         out["customer"] = customer
-        service = params.get("service", base.get("service"))
-        if not isinstance(service, str) or not service.strip() or len(service) > 100:
+        # A customer who is not a member is a phone; their name is kept with the booking
+        # (a member's name comes from the member cache).
+        name = _text(params, "customer_name", required=False, max_len=100)
+        if name is None and customer == base.get("customer"):
+            name = base.get("customer_name")
+        out["customer_name"] = (name or None) if customer.startswith("tel:") else None
+        service = (_text(params, "service", required=False, max_len=100)
+                   if "service" in params else base.get("service"))
+        if not isinstance(service, str) or not service.strip():
             raise ApiError(INVALID_PARAMS, "Say which service is booked.", {"param": "service"})
         out["service"] = service.strip()
         staff_id = params.get("staff_id", base.get("staff_id"))
@@ -65,9 +82,9 @@ class AppointmentMethods(ServiceCore):
             raise ApiError(INVALID_PARAMS, "The length must be 1 to 1440 minutes.",
                            {"param": "minutes"})
         out["minutes"] = minutes
-        note = params.get("note", base.get("note", ""))
-        if note is not None and (not isinstance(note, str) or len(note) > 500):
-            raise ApiError(INVALID_PARAMS, "The note is too long.", {"param": "note"})
+        # Free text is checked like every other: no control characters, no card number.
+        note = (_text(params, "note", required=False, max_len=500)
+                if params.get("note") is not None else base.get("note", ""))
         out["note"] = note or ""
         return out
 
@@ -101,7 +118,7 @@ class AppointmentMethods(ServiceCore):
             service=appt["service"], staff_id=appt["staff_id"],
             start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
             note=appt["note"], by=session.staff_id, at=self.clock(),
-            offline=not self.view.online())
+            offline=not self.view.online(), customer_name=appt["customer_name"])
         return {"appointment_id": found["appointment_id"]}
 
     async def _existing_appointment(self, params: Params) -> dict[str, Any]:
@@ -122,7 +139,7 @@ class AppointmentMethods(ServiceCore):
             by=session.staff_id, at=self.clock(), offline=not self.view.online(),
             customer=appt["customer"], service=appt["service"], staff_id=appt["staff_id"],
             start=datetime.fromisoformat(appt["start"]), minutes=appt["minutes"],
-            note=appt["note"])
+            note=appt["note"], customer_name=appt["customer_name"] or "")
         return {"appointment_id": found["appointment_id"]}
 
     async def appointment_cancel(self, params: Params, conn: Caller | None) -> dict[str, Any]:
@@ -155,7 +172,8 @@ class AppointmentMethods(ServiceCore):
             item = {k: row.get(k) for k in ("appointment_id", "customer", "service",
                                            "staff_id", "start", "minutes", "note")}
             item["staff_name"] = names.get(str(row.get("staff_id")), row.get("staff_id"))
-            item["customer_name"] = await self._customer_name(str(row.get("customer")))
+            item["customer_name"] = (row.get("customer_name")
+                                     or await self._customer_name(str(row.get("customer"))))
             items.append(item)
         items.sort(key=lambda a: (datetime.fromisoformat(str(a["start"])), str(a["staff_name"])))
         return items
