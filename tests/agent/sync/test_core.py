@@ -40,8 +40,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def make_core(store: Store, tuning: LinkTuning = TUNING) -> LinkCore:
     ids = (f"batch-{n:04d}" for n in itertools.count(1))
-    return LinkCore(TOPICS, tuning, outbox=store, members=store, bundles=store,
-                    commands=store, records=store,
+    return LinkCore(TOPICS, tuning, outbox=store.outbox, members=store.members,
+                    bundles=store.bundles, commands=store.commands, records=store.records,
                     rules=BundleState({}, club="club-1", merchant="M-7"),
                     wall_clock=lambda: T0, new_batch_id=lambda: next(ids))
 
@@ -52,18 +52,18 @@ def sale(store: Store, gross: int = 1000) -> str:
             "gross": gross, "discounts": [], "redeemed_points": 0, "redeemed_value": 0,
             "credits_used": [], "payable": gross, "points_earned": [], "credits_earned": [],
             "lottery_entries": 0, "rules_version": None, "payment": "cash"}
-    return str(store.append("sale", body, at=T0, staff_id=None, offline=False).id)
+    return str(store.outbox.append("sale", body, at=T0, staff_id=None, offline=False).id)
 
 
 def perform(store: Store, actions: list[Action]) -> list[Action]:
     """The outbox writes, as the shell performs them; returns the actions."""
     for a in actions:
         if isinstance(a, RecordAcks):
-            store.apply_ack(list(a.accepted), [], a.applied_seq)
+            store.outbox.apply_ack(list(a.accepted), [], a.applied_seq)
         elif isinstance(a, Reject):
-            store.apply_ack([], list(a.rejected), None)
+            store.outbox.apply_ack([], list(a.rejected), None)
         elif isinstance(a, MarkSent):
-            store.mark_sent(list(a.ids))
+            store.outbox.mark_sent(list(a.ids))
     return actions
 
 
@@ -78,7 +78,7 @@ def batch_bytes(batch_id: str, *events: str) -> bytes:
 
 def stored(store: Store, event_id: str) -> str:
     """The event's wire JSON exactly as the store keeps it."""
-    (event,) = [e for e in store.next_batch(500) if e["id"] == event_id]
+    (event,) = [e for e in store.outbox.next_batch(500) if e["id"] == event_id]
     return encode_json(event).decode()
 
 
@@ -122,13 +122,13 @@ def test_an_ack_refills_the_window_before_the_acks_are_written(store: Store) -> 
     # The write comes with the next tick after the flush delay.
     written = perform(store, core.tick(0.35))
     assert RecordAcks((e1,), 1) in written
-    assert store.queue_stats().pending == 2
+    assert store.outbox.queue_stats().pending == 2
     # The last ack: nothing left to send, so the acks are written at once.
     last = perform(store, core.received_acks([ack("batch-0002", [e2], 2),
                                               ack("batch-0003", [e3], 3)], 0.4))
     assert [a for a in last if isinstance(a, RecordAcks)] == [RecordAcks((e2, e3), 3)]
     assert not publishes(last, TOPICS.events)
-    assert store.queue_stats().pending == 0 and core.counters["acks"] == 3
+    assert store.outbox.queue_stats().pending == 0 and core.counters["acks"] == 3
 
 
 def test_a_rejection_is_recorded_after_the_acks_it_came_with(store: Store) -> None:
@@ -138,7 +138,7 @@ def test_a_rejection_is_recorded_after_the_acks_it_came_with(store: Store) -> No
     actions = perform(store, core.received(
         TOPICS.acks, ack("batch-0001", [], 1, [{"id": e1, "reason": "too_big"}]), 0.1))
     assert actions[-1] == Reject(((e1, "too_big"),))
-    assert store.queue_stats().rejected == 1
+    assert store.outbox.queue_stats().rejected == 1
     assert core.status_payload()["queue"]["recent_rejections"] == [{"id": e1,
                                                                     "reason": "too_big"}]
 
@@ -172,7 +172,7 @@ def test_a_batch_without_an_ack_is_sent_again_after_the_timeout(store: Store) ->
     # A late ack for the first one still counts; the second batch's ack is then a repeat.
     perform(store, core.received(TOPICS.acks, ack("batch-0001", [e1], 1), 30.1))
     perform(store, core.received(TOPICS.acks, ack(second, [e1], 1), 30.2))
-    assert store.queue_stats().pending == 0 and core.state.in_flight == 0
+    assert store.outbox.queue_stats().pending == 0 and core.state.in_flight == 0
 
 
 def test_commands_are_answered_once_with_the_same_bytes(store: Store) -> None:
@@ -201,7 +201,7 @@ def test_stopping_writes_what_is_gathered_and_says_offline(store: Store) -> None
     assert final[-1] == Publish(TOPICS.status,
                                 b'{"state": "offline", "at": "2026-03-01T09:30:00.000+00:00"}',
                                 1, True)
-    assert store.queue_stats().pending == 1
+    assert store.outbox.queue_stats().pending == 1
 
 
 def test_hostile_messages_on_every_topic_are_dropped_without_harm(
@@ -212,8 +212,8 @@ def test_hostile_messages_on_every_topic_are_dropped_without_harm(
     e1 = sale(store)
     core = make_core(store)
     online(store, core)
-    before = (store.queue_stats().pending, store.members_version(),
-              store.staff_list_version(), store.current_bundle())
+    before = (store.outbox.queue_stats().pending, store.members.members_version(),
+              store.records.staff_list_version(), store.bundles.current_bundle())
     hostile = [
         b"", b"\x00\xff\xfe", b"null", b"[]", b"42", b'"text"', b"{}", b"{" * 5000,
         b"[" * 200_000,  # nesting far past the JSON parser's recursion limit
@@ -242,9 +242,9 @@ def test_hostile_messages_on_every_topic_are_dropped_without_harm(
     unexpected = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert unexpected == [], [r.getMessage()[:200] for r in unexpected]
     # Only the junk "ack" naming an unknown id is recorded (harmless); e1 still waits.
-    assert store.queue_stats().pending == 1 and store.queue_stats().rejected == 0
-    assert (store.queue_stats().pending, store.members_version(), store.staff_list_version(),
-            store.current_bundle()) == before
+    assert store.outbox.queue_stats().pending == 1 and store.outbox.queue_stats().rejected == 0
+    assert (store.outbox.queue_stats().pending, store.members.members_version(), store.records.staff_list_version(),
+            store.bundles.current_bundle()) == before
     assert core.state.online and core.state.in_flight == 1
     assert stored(store, e1)
     print(f"figure: {sent} hostile messages on {len(topics)} topics, "
