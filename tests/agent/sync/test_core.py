@@ -243,8 +243,8 @@ def test_hostile_messages_on_every_topic_are_dropped_without_harm(
     assert unexpected == [], [r.getMessage()[:200] for r in unexpected]
     # Only the junk "ack" naming an unknown id is recorded (harmless); e1 still waits.
     assert store.outbox.queue_stats().pending == 1 and store.outbox.queue_stats().rejected == 0
-    assert (store.outbox.queue_stats().pending, store.members.members_version(), store.records.staff_list_version(),
-            store.bundles.current_bundle()) == before
+    assert (store.outbox.queue_stats().pending, store.members.members_version(),
+            store.records.staff_list_version(), store.bundles.current_bundle()) == before
     assert core.state.online and core.state.in_flight == 1
     assert stored(store, e1)
     print(f"figure: {sent} hostile messages on {len(topics)} topics, "
