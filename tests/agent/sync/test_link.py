@@ -162,8 +162,13 @@ def test_link_state_and_events_follow_the_connection(
     assert term.link.state().last_error
     broker.start()
     term.wait(lambda: term.link.state().online, timeout=30, what="online again")
-    kinds = [(e["type"], e.get("online")) for e in term.events if e["type"] == "link"]
-    assert kinds[:3] == [("link", True), ("link", False), ("link", True)]
+
+    def kinds() -> list[tuple[str, object]]:
+        return [(e["type"], e.get("online")) for e in list(term.events) if e["type"] == "link"]
+
+    # The state changes first, then the worker hands the event on: wait for it too.
+    term.wait(lambda: len(kinds()) >= 3, timeout=5, what="the third link event")
+    assert kinds()[:3] == [("link", True), ("link", False), ("link", True)]
 
 
 def test_plain_listener_when_the_configuration_allows_it(
