@@ -7,6 +7,7 @@ The rules themselves are validated by :mod:`agent.rules.rule_parse` and indexed 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import zoneinfo
 from collections.abc import Mapping
@@ -110,7 +111,21 @@ def parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
     """Parse and validate a bundle (its JSON bytes, or an already decoded object).
 
     Raises :class:`RulesError` naming the rule and key of the first problem.
+
+    The garbage collector is paused meanwhile: a 10,000-rule bundle makes a few
+    hundred thousand objects, none in a reference cycle, and each collection the
+    allocations would trigger walks them all again (a third of the load time).
     """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_bundle(payload)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
     raw_bytes = b""
     if isinstance(payload, bytes | str):
         raw_bytes = payload.encode() if isinstance(payload, str) else payload
