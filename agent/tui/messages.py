@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual.message import Message
 
 from agent.errors import ApiError
 
+# What a screen runs with an API answer: a bound method (or a partial of one),
+# so a mistyped name is an attribute error for mypy, not a dropped answer.
+OnDone = Callable[[Any], None]
+# A failure handler returns False to have the default error shown as well.
+OnFailed = Callable[[ApiError], bool | None]
+
 
 class ApiDone(Message):
-    """A local API call a screen made (``tag`` says which) answered ``result``."""
+    """A local API call a screen made answered ``result``; ``on_done`` takes it."""
 
-    def __init__(self, tag: str, method: str, result: Any) -> None:
-        self.tag = tag
+    def __init__(self, method: str, result: Any, on_done: OnDone) -> None:
         self.method = method
         self.result = result
+        self.on_done = on_done
         super().__init__()
 
 
 class ApiFailed(Message):
-    """A local API call a screen made failed with ``error``."""
+    """A local API call a screen made failed with ``error``; ``on_failed``
+    (if any) takes it before the default handling."""
 
-    def __init__(self, tag: str, method: str, error: ApiError) -> None:
-        self.tag = tag
+    def __init__(self, method: str, error: ApiError, on_failed: OnFailed | None) -> None:
         self.method = method
         self.error = error
+        self.on_failed = on_failed
         super().__init__()
 
 

@@ -152,7 +152,7 @@ class AppointmentsScreen(ClubScreen):
     def action_reload(self) -> None:
         """Fetch the day's appointments."""
         assert self.day is not None
-        self.call_api("list", "appointment.list", {"date": self.day.isoformat()})
+        self.call_api("appointment.list", {"date": self.day.isoformat()}, on_done=self.done_list)
 
     def action_day(self, delta: int) -> None:
         """Show another day."""
@@ -265,11 +265,12 @@ class AppointmentsScreen(ClubScreen):
         else:
             # A club code (any case) or a member id: the agent finds the member
             # by code first, then books them (#15 item 13).
-            self.call_api("customer_code", "member.identify", {"code": customer})
+            self.call_api("member.identify", {"code": customer},
+                          on_done=self.done_customer_code, on_failed=self.failed_customer_code)
             return
         if not self._start_confirmed(start, lambda: self.action_create()):
             return
-        self.call_api("create", "appointment.create", params, session=True)
+        self.call_api("appointment.create", params, on_done=self.done_create, session=True)
 
     def _start_confirmed(self, start: datetime, again: Any) -> bool:
         """True if ``start`` is not past or the cashier said it may be; else ask."""
@@ -340,7 +341,7 @@ class AppointmentsScreen(ClubScreen):
             params["staff_id"] = staff_id
         if not self._start_confirmed(start, lambda: self.action_move()):
             return
-        self.call_api("move", "appointment.update", params, session=True)
+        self.call_api("appointment.update", params, on_done=self.done_move, session=True)
 
     def done_move(self, result: dict[str, Any]) -> None:
         self.say(tr("Moved."), "ok")
@@ -359,8 +360,9 @@ class AppointmentsScreen(ClubScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.call_api("cancel", "appointment.cancel",
-                              {"appointment_id": appt["appointment_id"]}, session=True)
+                self.call_api("appointment.cancel",
+                              {"appointment_id": appt["appointment_id"]},
+                              on_done=self.done_cancel, session=True)
             else:
                 self.say(tr("Not cancelled."), "info")
 
@@ -371,7 +373,8 @@ class AppointmentsScreen(ClubScreen):
         self.action_reload()
 
     def handle_card(self, message: CardRead) -> None:
-        self.call_api("customer", "member.identify", {"token": message.token})
+        self.call_api("member.identify", {"token": message.token},
+                      on_done=self.done_customer, on_failed=self.failed_customer)
 
     def done_customer(self, result: dict[str, Any]) -> None:
         self._choose_customer(str(result["member_id"]), str(result.get("name", "")))

@@ -20,7 +20,7 @@ from agent.errors import ApiError, ClubtermError
 from agent.localapi import NOT_ALLOWED
 from agent.tui.errors import DISCONNECTED, error_logical, error_text
 from agent.tui.i18n import current, tr
-from agent.tui.messages import ApiDone, ApiFailed, CardRead
+from agent.tui.messages import ApiDone, ApiFailed, CardRead, OnDone, OnFailed
 from agent.tui.widgets.bidi import BidiText
 from agent.tui.widgets.footer import StaffFooter
 from agent.tui.widgets.nav_bar import NavBar
@@ -77,49 +77,55 @@ class ApiCaller:
         return self.app  # type: ignore[attr-defined,no-any-return]
 
     def call_api(
-        self, tag: str, method: str, params: dict[str, Any] | None = None, *, session: bool = False
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_done: OnDone,
+        on_failed: OnFailed | None = None,
+        session: bool = False,
     ) -> None:
-        """Call ``method`` in a worker; the answer comes back as a message tagged ``tag``.
+        """Call ``method`` in a worker; the answer comes back to this screen.
 
-        The answer goes to ``done_<tag>`` / ``failed_<tag>``; a tag with neither
-        is a programming error raised here, not an answer dropped later (#14
-        item 6). Tags with ``#`` (``quote#3``) are for a screen's own
-        ``on_api_done``/``on_api_failed``.
+        The worker posts :class:`ApiDone`/:class:`ApiFailed` carrying the
+        handlers, so they run on the screen's message loop, in order. Handlers
+        are bound methods, checked by mypy: a mistyped one fails at type check
+        (and as an AttributeError at the call), never as an answer dropped
+        later (#14 item 6).
         """
-        if "#" not in tag and not any(callable(getattr(self, f"{kind}_{tag}", None))
-                                      for kind in ("done", "failed")):
-            raise LookupError(f"{type(self).__name__} has no done_{tag} or failed_{tag} "
-                              f"for the answer to {method}")
         params = dict(params or {})
         if session and self.club_app.staff is not None:
             params["session"] = self.club_app.staff.session
-        self._call_worker(tag, method, params)
+        self._call_worker(method, params, on_done, on_failed)
 
     @work(group="api")
-    async def _call_worker(self, tag: str, method: str, params: dict[str, Any]) -> None:
+    async def _call_worker(
+        self, method: str, params: dict[str, Any], on_done: OnDone, on_failed: OnFailed | None
+    ) -> None:
         target: Widget = self  # type: ignore[assignment]
         try:
             result = await self.club_app.api.call(method, params)
         except ApiError as error:
-            target.post_message(ApiFailed(tag, method, error))
+            target.post_message(ApiFailed(method, error, on_failed))
         except (ClubtermError, OSError, ConnectionError, EOFError) as error:
             # The client could not reach the agent (e.g. ApiUnavailable).
-            target.post_message(ApiFailed(tag, method, ApiError(DISCONNECTED, str(error))))
+            target.post_message(
+                ApiFailed(method, ApiError(DISCONNECTED, str(error)), on_failed)
+            )
         else:
-            target.post_message(ApiDone(tag, method, result))
+            target.post_message(ApiDone(method, result, on_done))
 
     def on_api_done(self, message: ApiDone) -> None:
-        handler = getattr(self, f"done_{message.tag}", None)
-        if handler is not None:
-            handler(message.result)
+        message.on_done(message.result)
 
     def on_api_failed(self, message: ApiFailed) -> None:
+        """Session ended: sign out; else the call's own handler, then (unless
+        it handled the error) the error on the message line."""
         data = message.error.data if isinstance(message.error.data, dict) else {}
         if message.error.code == NOT_ALLOWED and data.get("reason") in SESSION_ENDED:
             self.club_app.sign_out(reason=error_text(message.error))
             return
-        handler = getattr(self, f"failed_{message.tag}", None)
-        if handler is not None and handler(message.error) is not False:
+        if message.on_failed is not None and message.on_failed(message.error) is not False:
             return
         self.show_error(message.error)
 

@@ -60,7 +60,8 @@ class CashScreen(ClubScreen):
     def action_reload(self) -> None:
         """Fetch the day's entries."""
         self.call_api(
-            "summary", "day.summary", {"date": self.club_app.now().date().isoformat()}, session=True
+            "day.summary", {"date": self.club_app.now().date().isoformat()},
+            on_done=self.done_summary, session=True
         )
 
     def done_summary(self, result: dict[str, Any]) -> None:
@@ -110,8 +111,10 @@ class CashScreen(ClubScreen):
             self.query_one("#cash-category", Input).focus()
             return
         method = "expense.add" if kind == "expense" else "cash_receipt.add"
+        on_done = self.done_expense if kind == "expense" else self.done_cash_receipt
         self.call_api(
-            kind, method, {"amount": amount, "category": category, "note": note}, session=True
+            method, {"amount": amount, "category": category, "note": note},
+            on_done=on_done, session=True
         )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

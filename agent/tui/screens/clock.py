@@ -81,7 +81,8 @@ class ClockScreen(ClubScreen):
 
     def action_reload(self) -> None:
         """Fetch today's attendance."""
-        self.call_api("summary", "day.summary", {"date": self.club_app.now().date().isoformat()})
+        self.call_api("day.summary", {"date": self.club_app.now().date().isoformat()},
+                      on_done=self.done_summary)
 
     def done_summary(self, result: dict[str, Any]) -> None:
         self.attendance = list(result.get("attendance") or [])
@@ -133,13 +134,19 @@ class ClockScreen(ClubScreen):
             self.query_one("#clock-pin", Input).focus()
             return
         self._typed = params if toggle else None
-        self.call_api(f"clock_{action}", "staff.clock", params)
+        if action == "in":
+            self.call_api("staff.clock", params,
+                          on_done=self.done_clock_in, on_failed=self.failed_clock_in)
+        else:
+            self.call_api("staff.clock", params,
+                          on_done=self.done_clock_out, on_failed=self.failed_clock_out)
 
     def failed_clock_in(self, error: ApiError) -> bool:
         # Enter toggles: someone already in is clocked out with the same PIN.
         if error.code == CONFLICT and self._typed is not None:
             params, self._typed = {**self._typed, "action": "out"}, None
-            self.call_api("clock_out", "staff.clock", params)
+            self.call_api("staff.clock", params,
+                          on_done=self.done_clock_out, on_failed=self.failed_clock_out)
             return True
         self.query_one("#clock-pin", Input).value = ""
         return False
@@ -154,7 +161,8 @@ class ClockScreen(ClubScreen):
         # has no toggle action; see docs/tui.md.) The token of a staff badge is
         # a single-use tap reference; a refused "in" records nothing and leaves
         # it usable once more, for the "out".
-        self.call_api("tap_in", "staff.clock", {"token": message.token, "action": "in"})
+        self.call_api("staff.clock", {"token": message.token, "action": "in"},
+                      on_done=self.done_tap_in, on_failed=self.failed_tap_in)
         self._last_badge = message.token
 
     def done_tap_in(self, result: dict[str, Any]) -> None:
@@ -162,7 +170,8 @@ class ClockScreen(ClubScreen):
 
     def failed_tap_in(self, error: ApiError) -> bool:
         if error.code == CONFLICT and self._last_badge:
-            self.call_api("tap_out", "staff.clock", {"token": self._last_badge, "action": "out"})
+            self.call_api("staff.clock", {"token": self._last_badge, "action": "out"},
+                          on_done=self.done_tap_out)
             return True
         return False
 

@@ -155,8 +155,8 @@ class MembersScreen(ClubScreen):
             # A member's card: show who it is (a card tapped to enrol is refused).
             member = message.event["member"]
             self.found_by = message.token
-            self.call_api("profile", "member.profile", {"member_id": member["member_id"]},
-                          session=True)
+            self.call_api("member.profile", {"member_id": member["member_id"]},
+                          on_done=self.done_profile, session=True)
             self.say(tr("This card belongs to {name}.", name=member.get("name", "")), "info")
             return
         self.card_token = message.token
@@ -187,7 +187,7 @@ class MembersScreen(ClubScreen):
     def _find(self, text: str) -> None:
         text = ascii_digits(text.strip())
         if text:
-            self.call_api("search", "member.search", {"query": text}, session=True)
+            self.call_api("member.search", {"query": text}, on_done=self.done_search, session=True)
 
     def done_search(self, result: list[dict[str, Any]]) -> None:
         self._results = list(result)
@@ -195,8 +195,8 @@ class MembersScreen(ClubScreen):
             self.say(tr("No member found."), "error")
             return
         self.found_by = None
-        self.call_api("profile", "member.profile", {"member_id": result[0]["member_id"]},
-                      session=True)
+        self.call_api("member.profile", {"member_id": result[0]["member_id"]},
+                      on_done=self.done_profile, session=True)
         if len(result) > 1:
             others = ", ".join(display(str(r.get("name"))) for r in result[1:5])
             self.say(tr("{n} found; showing the first. Others: {names}",
@@ -239,13 +239,13 @@ class MembersScreen(ClubScreen):
         if old is not None:
             params["replaces"] = old
         self.replacing = False
-        self.call_api("card_link", "member.card_link", params, session=True)
+        self.call_api("member.card_link", params, on_done=self.done_card_link, session=True)
 
     def done_card_link(self, result: dict[str, Any]) -> None:
         self.say(tr("New card linked; the old card no longer finds this member here."), "ok")
         self.found_by = None
-        self.call_api("profile", "member.profile", {"member_id": result["member_id"]},
-                      session=True)
+        self.call_api("member.profile", {"member_id": result["member_id"]},
+                      on_done=self.done_profile, session=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "member-find":
@@ -256,7 +256,8 @@ class MembersScreen(ClubScreen):
                 self.referrer_id = None
                 return
             key = "phone" if set(text) <= PHONE_CHARS else "code"
-            self.call_api("referrer", "member.identify", {key: text})
+            self.call_api("member.identify", {key: text},
+                          on_done=self.done_referrer, on_failed=self.failed_referrer)
         elif event.input.id == "enrol-name":
             self.query_one("#enrol-phone", Input).focus()
         elif event.input.id == "enrol-phone":
@@ -294,7 +295,7 @@ class MembersScreen(ClubScreen):
         if self.referrer_id:
             params["referred_by"] = self.referrer_id
         self._enrolled_name = name
-        self.call_api("enrol", "member.enrol", params, session=True)
+        self.call_api("member.enrol", params, on_done=self.done_enrol, session=True)
 
     def done_enrol(self, result: dict[str, Any]) -> None:
         name = self._enrolled_name

@@ -151,7 +151,7 @@ class RecentSalesDialog(ClubModal):
             params["query"] = self.query_text
         if before is not None:
             params["before"] = before
-        self.call_api("sales", "sale.list", params, session=True)
+        self.call_api("sale.list", params, on_done=self.done_sales, session=True)
 
     def done_sales(self, result: dict[str, Any]) -> None:
         self.sales = list(result.get("sales") or [])
@@ -233,7 +233,8 @@ class RecentSalesDialog(ClubModal):
 
     def _void(self, sale: dict[str, Any], yes: bool | None) -> None:
         if yes:
-            self.call_api("void", "sale.void", {"sale_id": sale["sale_id"]}, session=True)
+            self.call_api("sale.void", {"sale_id": sale["sale_id"]},
+                          on_done=self.done_void, on_failed=self.failed_void, session=True)
 
     def done_void(self, result: dict[str, Any]) -> None:
         self._notice = (tr("Sale {no} voided: give back the money.",
@@ -260,8 +261,8 @@ class RecentSalesDialog(ClubModal):
         if reason:
             # Whole sale. A refund of single lines adds "lines" here once
             # protocol.md defines it (#15 item 3).
-            self.call_api("refund", "sale.refund", {"sale_id": sale["sale_id"],
-                                                     "reason": reason}, session=True)
+            self.call_api("sale.refund", {"sale_id": sale["sale_id"], "reason": reason},
+                          on_done=self.done_refund, session=True)
             self._refunding = sale.get("receipt_no") or ""
 
     def done_refund(self, result: dict[str, Any]) -> None:

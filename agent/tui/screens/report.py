@@ -132,7 +132,8 @@ class ReportScreen(ClubScreen):
         """Close the shown day: the agent records the Z report; it is saved as text."""
         assert self.day is not None
         self.say(tr("Closing the day…"))
-        self.call_api("close", "day.close", {"date": self.day.isoformat()}, session=True)
+        self.call_api("day.close", {"date": self.day.isoformat()},
+                      on_done=self.done_close, session=True)
 
     def done_close(self, result: dict[str, Any]) -> None:
         assert self.day is not None
@@ -183,7 +184,8 @@ class ReportScreen(ClubScreen):
     def action_reload(self) -> None:
         """Fetch the day's summary."""
         assert self.day is not None
-        self.call_api("summary", "day.summary", {"date": self.day.isoformat()}, session=True)
+        self.call_api("day.summary", {"date": self.day.isoformat()},
+                      on_done=self.done_summary, session=True)
 
     def action_day(self, delta: int) -> None:
         """Show another day."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+from functools import partial
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -24,7 +25,7 @@ from agent.tui.basket import (
 )
 from agent.tui.errors import error_text
 from agent.tui.i18n import N_, money, number, ordered, tr, trn
-from agent.tui.messages import AgentReconnected, ApiDone, ApiFailed, CardRead
+from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.sale_checkout import SaleCheckout
 from agent.tui.state import HeldBasket
@@ -288,7 +289,8 @@ class SaleScreen(SaleCheckout):
         self.say(tr("Card read, finding the member…"))
         self._typed_token = message.token
         self._unknown_card = (message.token, message.event.get("masked"))
-        self.call_api("member", "member.identify", {"token": message.token})
+        self.call_api("member.identify", {"token": message.token},
+                      on_done=self.done_member, on_failed=self.failed_member)
 
     def _find_member(self, text: str) -> None:
         text = text.strip()
@@ -300,7 +302,8 @@ class SaleScreen(SaleCheckout):
         # a phone's needs the agent's normalisation and comes back with the answer.
         self._typed_token = "code:" + text if key == "code" else None
         self._unknown_card = None
-        self.call_api("member", "member.identify", {key: text})
+        self.call_api("member.identify", {key: text},
+                      on_done=self.done_member, on_failed=self.failed_member)
 
     def done_member(self, result: dict[str, Any]) -> None:
         self.member = result
@@ -365,32 +368,29 @@ class SaleScreen(SaleCheckout):
             params["use_credit"] = [
                 k for k in (self.member.get("balances") or {}) if k.startswith("credit.")
             ]
-        self.call_api(f"quote#{self._quote_seq}", "sale.quote", params)
+        seq = self._quote_seq
+        self.call_api("sale.quote", params, on_done=partial(self._quote_done, seq),
+                      on_failed=partial(self._quote_failed, seq))
 
-    # Textual also runs the base class's handler after these unless
-    # prevent_default() is called; quote answers are handled here only.
-    def on_api_done(self, message: ApiDone) -> None:
-        if message.tag.startswith("quote#"):
-            message.prevent_default()
-            if message.tag == f"quote#{self._quote_seq}":
-                self.quote = message.result
-                self._redraw()
-                if self._credit_asked:
-                    self._credit_asked = False
-                    self._say_credit_used(message.result)
+    # Each quote carries its basket's number: an answer to an older basket is dropped.
+    def _quote_done(self, seq: int, result: dict[str, Any]) -> None:
+        if seq == self._quote_seq:
+            self.quote = result
+            self._redraw()
+            if self._credit_asked:
+                self._credit_asked = False
+                self._say_credit_used(result)
 
-    def on_api_failed(self, message: ApiFailed) -> None:
-        if not message.tag.startswith("quote#"):
-            return
-        if message.tag != f"quote#{self._quote_seq}":
-            message.prevent_default()  # an answer to an older basket
-            return
+    def _quote_failed(self, seq: int, error: ApiError) -> bool:
+        if seq != self._quote_seq:
+            return True  # an answer to an older basket
         self.quote = None
-        if message.error.code == LIMIT:
+        if error.code == LIMIT:
             # Drop the redemption that went over a limit and price again.
-            message.prevent_default()
             self.redeem_points = None
             self.use_credit = False
             self._credit_asked = False
-            self.say(error_text(message.error), "error")
+            self.say(error_text(error), "error")
             self._request_quote()
+            return True
+        return False

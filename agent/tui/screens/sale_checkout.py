@@ -122,9 +122,9 @@ class SaleCheckout(ClubScreen):
         self._committing = True
         self.say(tr("Recording the sale…"))
         self.call_api(
-            "commit",
             "sale.commit",
             {"quote_id": self.quote["quote_id"], "payment": payment},
+            on_done=self.done_commit, on_failed=self.failed_commit,
             session=True,
         )
 

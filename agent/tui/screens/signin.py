@@ -72,13 +72,15 @@ class SignInScreen(ApiCaller, Screen[None]):
             self.say(tr("Type your staff number and PIN, or tap your badge."), "error")
             return
         self.say(tr("Signing in…"))
-        self.call_api("login", "staff.login", {"staff_id": staff_id, "pin": pin})
+        self.call_api("staff.login", {"staff_id": staff_id, "pin": pin},
+                      on_done=self.done_login, on_failed=self.failed_login)
 
     def on_card_read(self, message: CardRead) -> None:
         # A staff badge's event carries a tap reference (single use, 15 s), not
         # the badge token; any other card gets the agent's "not a staff badge".
         self.say(tr("Badge read, signing in…"))
-        self.call_api("login", "staff.login", {"token": message.token})
+        self.call_api("staff.login", {"token": message.token},
+                      on_done=self.done_login, on_failed=self.failed_login)
 
     def done_login(self, result: dict[str, Any]) -> None:
         self.query_one("#pin", Input).value = ""
