@@ -19,9 +19,6 @@ from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.recent_sales import ConfirmDialog
 
 PHONE_CHARS = set("+0123456789 -")
-# A non-member's name rides in the note's first line (the agent keeps only the
-# phone as the customer): "Ali R.\nbring photos" (#15 item 13).
-NAME_MARK = "\u2063"  # INVISIBLE SEPARATOR: ends the name, never typed by hand
 
 
 def parse_hhmm(text: str) -> tuple[int, int] | None:
@@ -66,28 +63,17 @@ def customer_params(text: str) -> dict[str, str]:
     return {"customer": cleaned}
 
 
-def note_with_name(name: str, note: str) -> str:
-    """The note an appointment of a non-member is booked with: name first."""
-    return f"{name}{NAME_MARK}{note}" if name else note
-
-
 def customer_cell(appt: dict[str, Any]) -> str:
-    """Who the appointment is for: a member's name, or a non-member's name and phone."""
+    """Who the appointment is for: a member's name, or a non-member's name and phone
+    (the agent keeps a non-member's ``customer_name`` with the booking)."""
     customer = str(appt.get("customer") or "")
     name = str(appt.get("customer_name") or customer)
     if not customer.startswith("tel:"):
         return name
     phone = customer[4:]
-    given, mark, _rest = str(appt.get("note") or "").partition(NAME_MARK)
-    if mark and given:
-        return f"{given} · {phone}"
+    if name and name not in (phone, customer):
+        return f"{name} · {phone}"
     return tr("{phone} (not a member)", phone=phone)
-
-
-def shown_note(appt: dict[str, Any]) -> str:
-    """The note without a non-member's name."""
-    note = str(appt.get("note") or "")
-    return note.partition(NAME_MARK)[2] if NAME_MARK in note else note
 
 
 class AppointmentsScreen(ClubScreen):
@@ -261,7 +247,8 @@ class AppointmentsScreen(ClubScreen):
             params["customer"] = self.customer_member
         elif named is not None:
             params["phone"] = named[1]
-            params["note"] = note_with_name(named[0], note)
+            if named[0]:
+                params["customer_name"] = named[0]
         else:
             # A club code (any case) or a member id: the agent finds the member
             # by code first, then books them (#15 item 13).

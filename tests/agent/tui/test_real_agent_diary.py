@@ -70,6 +70,9 @@ async def test_a_non_member_is_listed_with_name_and_phone() -> None:
         [row] = rows(screen)
         assert "Ali R. · +989121112222" in row, row
         assert booked(h)[0]["customer"] == "tel:+989121112222"
+        # The name is its own key; the note is only the note (the club reads both).
+        assert booked(h)[0]["customer_name"] == "Ali R."
+        assert booked(h)[0]["note"] == "bring photos"
 
 
 async def test_focus_returns_to_time_after_booking_not_note() -> None:

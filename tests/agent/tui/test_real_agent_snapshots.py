@@ -128,7 +128,7 @@ async def test_diary(snapshot) -> None:
         client = h.client()
         for staff, start, customer in (("c1", "11:00", {"phone": "0912 123 4567"}),
                                        ("mg", "10:30", {"phone": "0930 111 2222",
-                                                        "note": "Ali R.\u2063"}),
+                                                        "customer_name": "Ali R."}),
                                        ("c1", "12:00", {"customer": "m-1"})):
             await client.call("appointment.create", {
                 **customer, "service": "haircut", "staff_id": staff, "minutes": 45,
