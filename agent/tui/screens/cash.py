@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from agent.tui.i18n import N_, current, money, ordered, parse_amount, tr
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.recent_sales import RefundDialog
 
 
 class CashScreen(ClubScreen):
@@ -24,6 +25,7 @@ class CashScreen(ClubScreen):
         Binding("f8", "add('expense')", N_("Save expense"), priority=True),
         Binding("f9", "add('cash_receipt')", N_("Save receipt"), priority=True),
         Binding("ctrl+r", "reload", N_("Refresh")),
+        Binding("ctrl+z", "void", N_("Void entry")),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -42,6 +44,7 @@ class CashScreen(ClubScreen):
         yield Static(id="cash-totals")
 
     def on_mount(self) -> None:
+        self._rows = {}
         table = self.query_one("#cash-table", DataTable)
         table.add_columns(
             *ordered([tr("Time"), tr("Kind"), tr("Category"), tr("Note"), tr("Amount")])
@@ -56,6 +59,7 @@ class CashScreen(ClubScreen):
 
     _currency: str | None = None
     _minor = 2
+    _rows: dict[str, dict[str, Any]]  # the day's entries by event id (on_mount)
 
     def action_reload(self) -> None:
         """Fetch the day's entries."""
@@ -72,9 +76,12 @@ class CashScreen(ClubScreen):
         rows.sort(key=lambda item: str(item[0]["at"]))
         table = self.query_one("#cash-table", DataTable)
         table.clear()
+        self._rows = {}
         tz = self.club_app.now().tzinfo
         for row, kind, sign in rows:
             at = datetime.fromisoformat(row["at"]).astimezone(tz)
+            voided = bool((row.get("correction") or {}).get("void"))
+            amount = self.fmt(sign * int(row["amount"]))
             table.add_row(
                 *ordered(
                     [
@@ -82,10 +89,12 @@ class CashScreen(ClubScreen):
                         kind,
                         row.get("category", ""),
                         row.get("note", ""),
-                        self.fmt(sign * int(row["amount"])),
+                        tr("{amount} (void)", amount=amount) if voided else amount,
                     ]
-                )
+                ),
+                key=str(row.get("event_id")),
             )
+            self._rows[str(row.get("event_id"))] = {**row, "kind": kind, "voided": voided}
         totals = result.get("totals") or {}
         self.query_one("#cash-totals", Static).update(
             tr(
@@ -134,3 +143,39 @@ class CashScreen(ClubScreen):
 
     def done_cash_receipt(self, result: dict[str, Any]) -> None:
         self._saved(tr("Cash receipt saved."))
+
+    # ------------------------------------------------------------ corrections
+
+    def action_void(self) -> None:
+        """A manager voids the chosen entry: a correction event, the entry stays in
+        the history (#15 item 10)."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can correct an entry."), "error")
+            return
+        table = self.query_one("#cash-table", DataTable)
+        if table.row_count == 0:
+            self.say(tr("There is no entry to correct today."), "error")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = self._rows.get(str(key))
+        if row is None:
+            return
+        if row["voided"]:
+            self.say(tr("This entry is void already."), "error")
+            return
+        what = f"{row['kind']} {self.fmt(int(row['amount']))} {row.get('category', '')}"
+        self.app.push_screen(
+            RefundDialog(what, title=tr("Void {what}", what=what),
+                         hint=tr("Enter: void · Esc: back")),
+            lambda reason: self._void(str(key), reason))
+
+    def _void(self, event_id: str, reason: str | None) -> None:
+        if reason:
+            self.call_api("event.correct",
+                          {"event_id": event_id, "void": True, "reason": reason},
+                          on_done=self.done_void, session=True)
+
+    def done_void(self, result: dict[str, Any]) -> None:
+        self.say(tr("Entry voided; it stays in the history."), "ok")
+        self.action_reload()

@@ -79,19 +79,22 @@ class RefundDialog(ClubModal):
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
-    def __init__(self, what: str, lines: list[int] | None = None) -> None:
+    def __init__(self, what: str, lines: list[int] | None = None, *,
+                 title: str | None = None, hint: str | None = None) -> None:
         super().__init__()
         self.what = what
         self.lines = lines
+        # The same question serves every correction that needs a reason (a void).
+        self.heading = title or tr("Refund the whole sale {what}", what=what)
+        self.hint = hint or tr("Enter: refund · Esc: back")
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(tr("Refund the whole sale {what}", what=self.what),
-                         classes="dialog-title")
+            yield Static(self.heading, classes="dialog-title")
             yield Input(id="refund-reason", compact=True, max_length=200,
                         placeholder=tr("reason, e.g. returned broken"))
             yield Static("", id="refund-error", classes="error")
-            yield Static(tr("Enter: refund · Esc: back"), classes="hint")
+            yield Static(self.hint, classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
