@@ -260,6 +260,14 @@ def _v4_backfill(db: Any) -> None:
         last = rows[-1][0]
 
 
+def _v5_customer_name(db: Any) -> None:
+    """``appointments.customer_name``, added only when missing: a file whose version
+    number was set back by hand (or restored over a newer one) keeps its column."""
+    columns = {row[1] for row in db.execute_sql("PRAGMA table_info(appointments)").fetchall()}
+    if "customer_name" not in columns:
+        db.execute_sql("ALTER TABLE appointments ADD COLUMN customer_name TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first schema", _V1),
     Migration(2, "event sizes, running balance sums, indexes for waiting events and days", _V2),
@@ -267,7 +275,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the promotions of each sale, indexed (promotion counts without a scan)",
               _V4, _v4_backfill),
     Migration(5, "the name of an appointment's customer who is not a member",
-              ("ALTER TABLE appointments ADD COLUMN customer_name TEXT",)),
+              run=lambda db: _v5_customer_name(db)),
 )
 
 

@@ -143,3 +143,16 @@ def test_v3_indexes_the_quote_of_each_sale_keeping_an_old_double(tmp_path: Path)
         assert store.integrity_check() == ["ok"]
     finally:
         store.close()
+
+
+def test_v5_keeps_a_customer_name_column_that_is_already_there(tmp_path: Path) -> None:
+    # A file whose version number was set back (a restored backup over a newer agent's
+    # file, a hand edit) must still open: v5 adds the column only when it is missing.
+    path = tmp_path / "clubterm.db"
+    Store.open(path, "T-1", "M-1").close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version = 4")
+    con.commit()
+    con.close()
+    with Store.open(path, "T-1", "M-1") as store:
+        assert store.schema_version() == SCHEMA_VERSION
