@@ -25,6 +25,20 @@ def _strength(char: str) -> str:
     return "N"
 
 
+def _resolved_kinds(line: str) -> list[str]:
+    """Each character's direction, "L" or "R": a neutral one takes its neighbours'
+    when both are left to right, else the line's (right to left)."""
+    kinds = [_strength(c) for c in line]
+    resolved = list(kinds)
+    for i, kind in enumerate(kinds):
+        if kind != "N":
+            continue
+        before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
+        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
+        resolved[i] = "L" if before == after == "L" else "R"
+    return resolved
+
+
 def visual_order(line: str) -> str:
     """One line of a right-to-left paragraph in visual (left-to-right drawn) order.
 
@@ -36,14 +50,7 @@ def visual_order(line: str) -> str:
         return _visual_with_isolates(line)
     if not any(_strength(c) == "R" for c in line):
         return line
-    kinds = [_strength(c) for c in line]
-    resolved = list(kinds)
-    for i, kind in enumerate(kinds):
-        if kind != "N":
-            continue
-        before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
-        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
-        resolved[i] = "L" if before == after == "L" else "R"
+    resolved = _resolved_kinds(line)
     runs: list[tuple[str, str]] = []
     for char, kind in zip(line, resolved, strict=True):
         if runs and runs[-1][0] == kind:
@@ -107,14 +114,7 @@ def _visual_positions(line: str) -> dict[int, int]:
     """Where each character of ``line`` lands in :func:`visual_order` (index → index)."""
     if not any(_strength(c) == "R" for c in line):
         return {i: i for i in range(len(line))}
-    kinds = [_strength(c) for c in line]
-    resolved = list(kinds)
-    for i, kind in enumerate(kinds):
-        if kind != "N":
-            continue
-        before = next((k for k in reversed(kinds[:i]) if k != "N"), "R")
-        after = next((k for k in kinds[i + 1 :] if k != "N"), "R")
-        resolved[i] = "L" if before == after == "L" else "R"
+    resolved = _resolved_kinds(line)
     runs: list[tuple[str, list[int]]] = []
     for index, kind in enumerate(resolved):
         if runs and runs[-1][0] == kind:
