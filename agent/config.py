@@ -32,7 +32,7 @@ __all__ = [
     "API_MAX_CONNECTIONS_CEILING", "DEFAULT_CONFIG_PATH", "LOG_FORMATS", "LOG_LEVELS",
     "PARITIES", "READER_KINDS", "READER_ROLES", "TERMINAL_ID", "Config", "Profile", "ReaderSpec",
     "check_secret_mode", "default_config_path", "list_profiles", "load_config",
-    "load_profile", "read_secret_file",
+    "load_profile", "parse_member_scope", "read_secret_file",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/clubterm/agent.toml")
@@ -79,6 +79,12 @@ class Config:
     store_keep_days: int = 35
     #: ``[store] prune_every_minutes``: the daemon's pruning period.
     store_prune_every_min: int = 60
+    #: ``[club] member_scope``: whose member changes this terminal follows ("club",
+    #: "merchant:{id}", "group:{id}"; docs/protocol/club.md, "Member scopes").
+    member_scope: str = "club"
+    #: ``[club] lookup_timeout_s``: the online lookup of a member the cache does not
+    #: hold (0: never look up; docs/fleet.md, "Scoped member changes").
+    lookup_timeout_s: float = 2.0
 
     @property
     def db_path(self) -> Path:
@@ -149,6 +155,44 @@ def _not_negative(table: TomlTable, name: str) -> int:
 # (so it can never be the club's own broker account, ``club:{club_id}``) and no
 # '/', '+' or '#' (so '%u' in a broker ACL pattern stays one topic level).
 TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# A merchant or merchant-group id inside a scope: one MQTT topic level, no wildcard.
+_SCOPE_ID = re.compile(r"[^/+#\x00]{1,128}")
+
+
+def parse_member_scope(value: str, merchant_id: str) -> str:
+    """The member scope ``[club] member_scope`` names, in its wire form.
+
+    ``"club"`` (every member, v1), ``"merchant"`` (this terminal's merchant, i.e.
+    ``"merchant:{merchant_id}"``), ``"merchant:{id}"`` or ``"group:{group_id}"``
+    (``docs/protocol/club.md``, "Member scopes"). Raises :class:`ConfigError`.
+    """
+    if value == "club":
+        return value
+    if value == "merchant":
+        value = f"merchant:{merchant_id}"
+    kind, _, ident = value.partition(":")
+    if kind not in ("merchant", "group") or not _SCOPE_ID.fullmatch(ident):
+        raise ConfigError(f"{value!r} is not a member scope: use \"club\", \"merchant\" or "
+                          "\"group:<merchant group id>\" (no '/', '+' or '#')",
+                          key="club.member_scope")
+    return value
+
+
+def _member_scope(club: TomlTable, merchant_id: str) -> tuple[str, float]:
+    """``[club] member_scope`` and ``[club] lookup_timeout_s``, checked."""
+    scope = club.get("member_scope", str, "club")
+    try:
+        scope = parse_member_scope(scope, merchant_id)
+    except ConfigError as exc:
+        raise club.error("member_scope", exc.detail) from None
+    timeout = club.data.get("lookup_timeout_s", 2.0)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) \
+            or not 0 <= timeout <= 10:
+        raise club.error("lookup_timeout_s", f"must be 0 (never look up) to 10 seconds, "
+                                             f"not {timeout!r}")
+    return scope, float(timeout)
+
 
 def default_config_path() -> Path:
     """``$CLUBTERM_CONFIG`` or ``/etc/clubterm/agent.toml``."""
@@ -260,6 +304,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         raise store.error("keep_days", f"must be at least 2 (today's report and refunds read "
                                        f"the recent events), not {keep_days}")
     prune_every = store.positive("prune_every_minutes", 60)
+    member_scope, lookup_timeout = _member_scope(club, merchant_id)
 
     cfg = Config(
         path=cfg_path, terminal_id=terminal_id, merchant_id=merchant_id, club_id=club_id,
@@ -274,7 +319,8 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         ui_confirm_above=_not_negative(ui, "confirm_above"),
         raw=data, store_keep_days=keep_days, store_prune_every_min=prune_every,
         api_max_connections=api_max, api_max_connections_per_user=api_per_user,
-        api_idle_timeout_s=api_idle,
+        api_idle_timeout_s=api_idle, member_scope=member_scope,
+        lookup_timeout_s=lookup_timeout,
     )
     if check_secrets:
         for key, secret in (("secrets.pan_key_file", pan_key_file), ("club.key_file", key_file)):

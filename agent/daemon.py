@@ -136,13 +136,16 @@ class Agent:
         self.store = await self.db.call(Store.open, cfg.db_path, cfg.terminal_id,
                                         cfg.merchant_id)
         self.bundle_state = await self.db.call(self._make_bundle_state)
+        from agent.sync.lookup import member_lookup
+
         view = AgentView(
             terminal_id=cfg.terminal_id, merchant_id=cfg.merchant_id,
             default_country_code=cfg.default_country_code,
             bundle=lambda: self.bundle_state.current if self.bundle_state else None,
             rules_problem=lambda: self.bundle_state.problem() if self.bundle_state else None,
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
-            on_recorded=self._wake_link, started=self.started_at)
+            on_recorded=self._wake_link, started=self.started_at,
+            lookup_member=member_lookup(cfg))
         from agent.staff import offline_only
 
         self.services = Services(view, self.db, outbox=self.store.outbox,

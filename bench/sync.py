@@ -8,6 +8,9 @@
 3. Many terminals (default 200) reconnecting at once after a broker restart: time
    until all are drained, and the peak of broker connections per second.
 
+``--fleet`` runs :mod:`bench.fleet` instead: lightweight terminals (1,000s) with
+member changes club-wide vs scoped, and reconnect storms with and without jitter.
+
 Everything runs on the plain listener of a private broker (TLS costs the same in
 both halves of the comparison and is not what is measured here). The simulated
 club runs in its own process (``python -m hw_sim.club``), as a real club would: in
@@ -379,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--fleet-worker"]:
         logging.basicConfig(level=logging.ERROR)
         return fleet_worker(argv[1:])
+    if argv[:1] == ["--fleet-lite"]:  # one process of bench.fleet's lightweight terminals
+        from bench import fleet
+        return fleet.worker(argv[1:])
+    if "--fleet" in argv:  # issue #20: scoped vs club-wide member changes, storms
+        return fleet_main([a for a in argv if a != "--fleet"])
     ap = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
@@ -430,6 +438,24 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             club.stop()
             broker.stop()
+    return 0
+
+
+def fleet_main(argv: list[str]) -> int:
+    """``python -m bench.sync --fleet [--sizes 200,1000,2000] [--storm 1000,2000]``."""
+    from bench import fleet
+    ap = argparse.ArgumentParser(prog="python -m bench.sync --fleet",
+                                 description=fleet.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="200,1000,2000",
+                    help="fleet sizes of the fan-out runs (comma-separated)")
+    ap.add_argument("--storm", default="1000,2000",
+                    help="fleet sizes of the reconnect storms (comma-separated; empty: none)")
+    ap.add_argument("--down", type=float, default=3.0, help="seconds the broker stays down")
+    args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    fleet.run([int(n) for n in args.sizes.split(",") if n],
+              [int(n) for n in args.storm.split(",") if n], args.down)
     return 0
 
 

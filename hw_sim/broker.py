@@ -77,6 +77,10 @@ def acl_text(club_id: str, club_user: str | None = None) -> str:
         f"pattern read {p}/terminals/%u/acks",
         f"pattern read {p}/terminals/%u/commands",
         f"pattern read {p}/members/changes",
+        # Scoped member changes (docs/protocol/club.md, "Member scopes"): a broker that
+        # knows each terminal's merchant should narrow these to its own scope.
+        f"pattern read {p}/members/merchants/+/changes",
+        f"pattern read {p}/members/groups/+/changes",
         f"pattern read {p}/merchants/+/rules",
         # Staff lists (docs/protocol/staff.md): signed like rule bundles; they hold PIN
         # hashes, so a broker that knows each terminal's merchant should narrow this.

@@ -99,6 +99,10 @@ class Members(Protocol):
         """(redeemed value, credit used) by the member in that local day here."""
         ...
 
+    def cache_looked_up(self, record: dict[str, Any], at_epoch: float) -> None:
+        """Keep a record the club answered an online lookup with (marked as such)."""
+        ...
+
 
 class Records(Protocol):
     """The local records the services read and write (``store.records``)."""

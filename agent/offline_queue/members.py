@@ -19,6 +19,18 @@ from agent.offline_queue.database import Database
 #: Deltas of projected stats live beside the balance kinds under this prefix
 #: (protocol balance kinds are ``points`` and ``credit.*``).
 STATS_PREFIX = "stats."
+#: The local key of a record kept from an online lookup: when (epoch seconds) the
+#: club answered it (docs/fleet.md, "Scoped member changes").
+LOOKED_UP_KEY = "_looked_up_at"
+
+
+def looked_up_age_s(record: dict[str, Any], now_epoch: float) -> float | None:
+    """Seconds since a cached record was looked up online; None for a record of the
+    terminal's own scope (kept current by its change sets)."""
+    at = record.get(LOOKED_UP_KEY)
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        return None
+    return max(0.0, now_epoch - float(at))
 
 
 class InvalidRecord(ClubtermError, ValueError):
@@ -319,3 +331,16 @@ class MemberCache:
                                  member_id))
         self.db.execute_sql("INSERT OR REPLACE INTO member_tokens (token, member_id) "
                             "VALUES (?, ?)", (token, member_id))
+
+    def cache_looked_up(self, record: dict[str, Any], at_epoch: float) -> None:
+        """Keep a record the club answered an online lookup with (``agent.sync.lookup``),
+        marked ``_looked_up_at`` (epoch seconds) so the services know it is not followed
+        by the scope's change sets. A cached record with a higher ``version`` stays;
+        ``members_version`` does not move; a full snapshot drops it (the next tap asks
+        again)."""
+        record = self._parse_record(dict(record), "member lookup")
+        record[LOOKED_UP_KEY] = float(at_epoch)
+        with self.db.write("caching a looked-up member"):
+            self._upsert_in_tx([(record, json.dumps(record, separators=(",", ":"),
+                                                    ensure_ascii=False))],
+                               self.db.meta_int("import_gen"))

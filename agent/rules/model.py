@@ -142,6 +142,9 @@ class QuoteContext:
     coupons: Sequence[Mapping[str, Any]] = ()
     # Makes issued coupon codes unique (e.g. the quote id); None: no coupon is issued.
     coupon_seed: str | None = None
+    # The member may earn but not redeem (points, credit, rewards): another merchant's
+    # member whose record the club has not confirmed lately (docs/fleet.md).
+    earn_only: bool = False
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:

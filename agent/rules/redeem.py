@@ -33,6 +33,10 @@ def _limit(name: str, message: str) -> LimitExceeded:
 
 def offline_block(bundle: Bundle, ctx: QuoteContext) -> tuple[str | None, str]:
     """The offline limit that forbids redeeming anything now, with its text."""
+    if ctx.earn_only:
+        return "earn_only", ("this member belongs to another merchant and the club has not "
+                             "confirmed the balances just now: points are earned, nothing "
+                             "may be redeemed")
     off = bundle.offline
     if not ctx.offline or off is None:
         return None, ""
@@ -144,10 +148,10 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
     day_left: int | None = None
     off = bundle.offline
     block, block_text = offline_block(bundle, ctx)
+    if block is not None:  # offline limits, or earn only
+        held.append(block)
+        ex.note("limit", block_text, limit=block)
     if ctx.offline and off is not None:
-        if block is not None:
-            held.append(block)
-            ex.note("limit", block_text, limit=block)
         if off.max_redeem_value_per_member_day is not None:
             day_left = max(0, off.max_redeem_value_per_member_day - ctx.redeemed_today
                            - ctx.credit_used_today - reward_value)
@@ -272,4 +276,7 @@ def _points_limit_text(limit: str, pts: int, balance: int, share_cap: int, value
         return "offline with too many events waiting for the club: nothing may be redeemed"
     if limit == "max_age_hours":
         return "offline for too long (oldest waiting event too old): nothing may be redeemed"
+    if limit == "earn_only":
+        return ("this member belongs to another merchant and the club has not confirmed the "
+                "balances just now: nothing may be redeemed")
     raise RulesError(f"unknown limit {limit}")  # pragma: no cover

@@ -128,13 +128,15 @@ class ClubLink:
         self.parts = LinkParts.of_store(store)
         self.on_event = on_event
         self.tuning = tuning or LinkTuning.from_config(config)
-        self.topics = Topics(config.club_id, config.terminal_id, config.merchant_id)
+        self.topics = Topics(config.club_id, config.terminal_id, config.merchant_id,
+                             config.member_scope)
         self.offline_only = offline_only(config.raw)  # local staff survive a club list
         rng = rng or random.Random(secrets.randbits(64))
         self.snapshots = (SnapshotClient(config.central_url, config.club_id, config.ca_file,
                                          config.cert_file, config.key_file,
                                          self.tuning.snapshot_timeout_s,
-                                         self.tuning.snapshot_limits())
+                                         self.tuning.snapshot_limits(),
+                                         scope=config.member_scope)
                           if config.central_url else None)
         p = self.parts
         self.core = LinkCore(self.topics, self.tuning, outbox=p.outbox, members=p.members,

@@ -68,6 +68,8 @@ class SnapshotClient:
     key_file: Path | None
     timeout_s: float = 30.0  # one read; the whole fetch is bounded by limits.deadline_s
     limits: SnapshotLimits = field(default_factory=SnapshotLimits)
+    #: The member scope (``[club] member_scope``); not "club": ``&scope=`` is asked for.
+    scope: str = "club"
 
     def url(self) -> str:
         return f"{self.central_url.rstrip('/')}/v1/clubs/{quote(self.club_id)}/members"
@@ -89,7 +91,7 @@ class SnapshotClient:
         http = HttpLimits(deadline_s=limits.deadline_s, max_bytes=limits.max_bytes,
                           max_line=limits.max_line,
                           io_timeout_s=min(self.timeout_s, limits.io_timeout_s))
-        url = f"{self.url()}?{urlencode({'since': since})}"
+        url = f"{self.url()}?{urlencode(self._query(since))}"
         context = self._context() if url.startswith("https:") else None
         try:
             with open_bounded("member snapshot", url, http, ssl_context=context, cancel=cancel,
@@ -102,6 +104,7 @@ class SnapshotClient:
                     raise SnapshotFailed("protocol",
                                          "member snapshot: no usable X-Members-Version header")
                 version = int(header)
+                self._check_scope(resp.headers.get("X-Members-Scope"))
                 sink.import_snapshot(self._records(resp), version, since == 0)
                 return version
         except DownloadError as exc:
@@ -110,6 +113,19 @@ class SnapshotClient:
             raise
         except (OSError, ValueError) as exc:
             raise LinkError(f"member snapshot from {self.url()} failed: {exc}") from None
+
+    def _query(self, since: int) -> dict[str, str | int]:
+        return {"since": since} if self.scope == "club" else {"since": since,
+                                                              "scope": self.scope}
+
+    def _check_scope(self, answered: str | None) -> None:
+        """A scoped snapshot must say it is one: a v1 club ignores ``scope`` and sends
+        every member, with versions of the club-wide stream."""
+        if self.scope != "club" and answered != self.scope:
+            raise SnapshotFailed(
+                "protocol", f"member snapshot: asked for scope {self.scope!r}, the club "
+                f"answered scope {answered or 'none (a v1 club?)'}; set [club] member_scope "
+                f"= \"club\" if this club does not scope member changes")
 
     def _records(self, resp: BoundedResponse) -> Iterator[bytes]:
         cap = self.limits.max_records

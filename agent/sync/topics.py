@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The club-wide member scope: every member, on ``members/changes`` (v1).
+CLUB_SCOPE = "club"
+
+
+def scope_changes_topic(club_id: str, scope: str) -> str:
+    """The topic a scope's member change sets go to (``members/changes`` for the club)."""
+    prefix = f"clubterm/v1/{club_id}/members"
+    if scope == CLUB_SCOPE:
+        return f"{prefix}/changes"
+    kind, _, ident = scope.partition(":")
+    return f"{prefix}/{'merchants' if kind == 'merchant' else 'groups'}/{ident}/changes"
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -12,6 +24,8 @@ class Topics:
     club_id: str
     terminal_id: str
     merchant_id: str
+    #: Whose member changes this terminal follows (:func:`agent.config.parse_member_scope`'s form).
+    member_scope: str = CLUB_SCOPE
 
     @property
     def prefix(self) -> str:
@@ -51,7 +65,8 @@ class Topics:
 
     @property
     def member_changes(self) -> str:
-        return f"{self.prefix}/members/changes"
+        """The member changes of this terminal's scope (club-wide: v1's topic)."""
+        return scope_changes_topic(self.club_id, self.member_scope)
 
     def subscriptions(self) -> list[str]:
         """What a terminal subscribes to (QoS 1 each)."""

@@ -149,6 +149,17 @@ class Ledger:
                                   (member_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def member_by_token(self, token: str) -> dict[str, Any] | None:
+        """The current record of the member holding identifier ``token``, or None."""
+        with self._lock:
+            rows = self.db.execute("SELECT record FROM members WHERE removed=0 AND record LIKE ?",
+                                   (f"%{token}%",)).fetchall()
+        for (text,) in rows:
+            rec: dict[str, Any] = json.loads(text)
+            if token in rec.get("identifiers", []):
+                return rec
+        return None
+
     def members(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self.db.execute(

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.sync.topics import scope_changes_topic
 from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
 from hw_sim.club.https import ClubHttpServer, Request, Response
 from hw_sim.club.ledger import Ledger, PreparedBatch, prepare_batch
@@ -50,6 +51,9 @@ class Faults:
     ack_twice: bool = False
     skip_change_sets: int = 0  # do not publish the next N change sets (terminals see a gap)
     pause_events: bool = False  # hold incoming batches unprocessed until cleared
+    v1_members: bool = False  # a v1 club: no member scopes, no lookup route
+    lookup_delay_s: float = 0.0  # the member lookup answers this late (a hanging club)
+    lookup_body: bytes | None = None  # the member lookup answers this instead (hostile)
     reject_if: Callable[[dict[str, Any]], str | None] | None = None
     seed: int = 1
     _rng: random.Random = field(default_factory=random.Random)
@@ -104,6 +108,11 @@ class SimClub:
         self._coalesced_from: int | None = None
         self._coalesced_to = 0
         self._coalesced_due: float | None = None
+        # Member scopes (docs/protocol/club.md, "Member scopes"): each scope's last
+        # club version published, and the scopes each member was last published to.
+        self._scope_versions: dict[str, int] = {}
+        self._member_scopes: dict[str, set[str]] = {}
+        self.lookup_requests: list[tuple[str | None, str]] = []
         self.client = self._make_client(client_id or f"clubterm-club-{club_id}")
         self.http: ClubHttpServer | None = None
         if https:
@@ -111,6 +120,8 @@ class SimClub:
             self.http = ClubHttpServer(port=https_port, tls=http_tls)
             self.http.add_route("GET", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members",
                                 self._snapshot_route)
+            self.http.add_route("POST", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members/lookup",
+                                self._lookup_route)
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -347,7 +358,49 @@ class SimClub:
 
     def _publish_changes(self, from_version: int, to_version: int,
                          records: list[dict[str, Any]], removed: list[str] | None = None) -> None:
-        """Publish change sets, split so each stays under the size limit."""
+        """Publish change sets club-wide (v1) and to each member scope they touch."""
+        self._publish_stream(f"{self.prefix}/members/changes", from_version, to_version,
+                             records, removed or [])
+        if self.faults.v1_members:
+            return
+        for scope, (recs, gone) in self._by_scope(records, removed or []).items():
+            start = self._scope_version(scope)
+            self._scope_versions[scope] = max(start, to_version)
+            self._publish_stream(scope_changes_topic(self.club_id, scope), start,
+                                 max(start, to_version), recs, gone)
+
+    def _by_scope(self, records: list[dict[str, Any]], removed: list[str]
+                  ) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
+        """Per scope: the records now in it, and the members that left it (moved or removed)."""
+        out: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
+        for rec in records:
+            new = {s for s in rec.get("scopes") or [] if isinstance(s, str)}
+            old = self._scopes_of(rec["member_id"])
+            for scope in new:
+                out.setdefault(scope, ([], []))[0].append(rec)
+            for scope in old - new:
+                out.setdefault(scope, ([], []))[1].append(rec["member_id"])
+            self._member_scopes[rec["member_id"]] = new
+        for member_id in removed:
+            for scope in self._member_scopes.pop(member_id, set()):
+                out.setdefault(scope, ([], []))[1].append(member_id)
+        return out
+
+    def _scopes_of(self, member_id: str) -> set[str]:
+        return self._member_scopes.get(member_id, set())
+
+    def _scope_version(self, scope: str) -> int:
+        """The club version of the scope's last change set (from the ledger after a restart)."""
+        if scope not in self._scope_versions:
+            _, lines = self.ledger.snapshot(0)
+            self._scope_versions[scope] = max(
+                (r["version"] for r in map(json.loads, lines) if scope in (r.get("scopes") or [])),
+                default=0)
+        return self._scope_versions[scope]
+
+    def _publish_stream(self, topic: str, from_version: int, to_version: int,
+                        records: list[dict[str, Any]], removed: list[str]) -> None:
+        """Publish change sets on one stream, split so each stays under the size limit."""
         records = sorted(records, key=lambda r: r["version"])
         chunks: list[list[dict[str, Any]]] = [[]]
         size = 0
@@ -360,18 +413,17 @@ class SimClub:
             size += n
         start = from_version
         for i, chunk in enumerate(chunks):
-            end = chunk[-1]["version"] if chunk else to_version
+            end = max(start, chunk[-1]["version"]) if chunk else to_version
             if i == len(chunks) - 1:
                 end = to_version
             change = {"from_version": start, "to_version": end, "members": chunk,
-                      "removed": (removed or []) if i == len(chunks) - 1 else []}
+                      "removed": removed if i == len(chunks) - 1 else []}
             start = end
             if self.faults.skip_change_sets > 0:
                 self.faults.skip_change_sets -= 1
                 log.info("fault: not publishing change set %s..%s", change["from_version"], end)
                 continue
-            self.client.publish(f"{self.prefix}/members/changes", json.dumps(change).encode(),
-                                qos=1)
+            self.client.publish(topic, json.dumps(change).encode(), qos=1)
 
     def upsert_members(self, records: list[dict[str, Any]], *, publish: bool = True) -> int:
         """Create or replace members (seeding, tests); returns the new members version."""
@@ -402,9 +454,44 @@ class SimClub:
         with self._cond:
             self.snapshot_requests.append((req.client_cn, since))
             self._cond.notify_all()
+        scope = req.arg("scope")
+        if scope is not None and scope != "club" and not self.faults.v1_members:
+            return self._scoped_snapshot(scope, lines)
         return Response(200, (line.encode() + b"\n" for line in lines),
                         {"Content-Type": "application/x-ndjson",
                          "X-Members-Version": str(version)})
+
+    def _scoped_snapshot(self, scope: str, lines: Iterator[str]) -> Response:
+        """The members of one scope, at the scope's version (its last change set's)."""
+        kind, _, ident = scope.partition(":")
+        if kind not in ("merchant", "group") or not ident or any(c in ident for c in "/+#"):
+            return Response.error(400, "bad_scope", f"{scope[:80]!r} is not a member scope")
+        kept = [line for line in lines if scope in (json.loads(line).get("scopes") or [])]
+        version = max([self._scope_version(scope)]
+                      + [json.loads(line)["version"] for line in kept])
+        return Response(200, (line.encode() + b"\n" for line in kept),
+                        {"Content-Type": "application/x-ndjson",
+                         "X-Members-Version": str(version), "X-Members-Scope": scope})
+
+    def _lookup_route(self, req: Request) -> Response:
+        """``POST …/members/lookup`` ``{"token"}``: one member, whatever its scope."""
+        if req.match.group("club") != self.club_id or self.faults.v1_members:
+            return Response(404, b"no such route\n")
+        doc = req.json()
+        token = doc.get("token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not 3 <= len(token) <= 600:
+            return Response.error(400, "bad_request", "token must be an identifier token")
+        with self._cond:
+            self.lookup_requests.append((req.client_cn, token))
+            self._cond.notify_all()
+        if self.faults.lookup_delay_s > 0:
+            time.sleep(self.faults.lookup_delay_s)
+        if self.faults.lookup_body is not None:
+            return Response(200, self.faults.lookup_body, {"Content-Type": "application/json"})
+        record = self.ledger.member_by_token(token)
+        if record is None:
+            return Response.error(404, "unknown_member", "no member holds this identifier")
+        return Response.json({"member": record})
 
     # ---- rules ---------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent import rules
-from agent.errors import ApiError, ClubtermError, LimitExceeded, StorageError
+from agent.errors import ApiError, ClubtermError, LimitExceeded, LinkError, StorageError
 from agent.localapi import (
     CONFLICT,
     INVALID_PARAMS,
@@ -51,6 +51,7 @@ from agent.localapi.services.params import (
 )
 from agent.localapi.sessions import BadgeTaps, PinAttempts, Session, SessionTable
 from agent.offline_queue import AlreadyRefunded, AppointmentConflict, QuoteAlreadyRecorded
+from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -61,6 +62,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.localapi.services")
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: How long a member record answered by the club's online lookup counts as current:
+#: within it the member is served like one of the terminal's scope, after it (the
+#: club not answering again) earn only (docs/fleet.md, "Scoped member changes").
+LOOKUP_FRESH_S = 120.0
+LOOKUP_FAILED = ("This card is not on this terminal and the club could not be asked just now. "
+                 "Sell without member benefits, or try again in a minute.")
 
 STORAGE_MESSAGE = ("This could not be saved on the terminal (storage problem); nothing was "
                    "recorded. Please try again or call a technician.")
@@ -114,6 +122,9 @@ class AgentView:
     on_recorded: Callable[[], None] = lambda: None
     # Sends an ``event`` notification to every subscribed client.
     broadcast: Callable[[dict[str, Any]], None] = lambda _e: None
+    # Asks the club for a member the cache does not hold (blocking, bounded; run off
+    # the loop): the record, None (no such member), or a LinkError. None: no lookup.
+    lookup_member: Callable[[str], dict[str, Any] | None] | None = None
     started: float = field(default_factory=time.monotonic)
 
 
@@ -243,7 +254,51 @@ class ServiceCore:
             "status": member.get("status"),
             "balances": dict(balances),
             "masked": masked,
+            **self._lookup_keys(member),
         }
+
+    def _lookup_keys(self, member: Mapping[str, Any]) -> dict[str, Any]:
+        """``looked_up`` and ``earn_only`` for a member kept from an online lookup
+        (another merchant's member: docs/fleet.md); nothing for the terminal's own."""
+        age = looked_up_age_s(dict(member), self.clock().timestamp())
+        if age is None:
+            return {}
+        return {"looked_up": True, "earn_only": age > LOOKUP_FRESH_S}
+
+    def earn_only(self, member: Mapping[str, Any] | None) -> bool:
+        """Whether this member may only earn here: kept from an online lookup the club
+        has not confirmed for ``LOOKUP_FRESH_S`` (its balances may be spent elsewhere)."""
+        if member is None:
+            return False
+        age = looked_up_age_s(dict(member), self.clock().timestamp())
+        return age is not None and age > LOOKUP_FRESH_S
+
+    async def _looked_up(self, token: str, cached: dict[str, Any] | None
+                         ) -> dict[str, Any] | None:
+        """Ask the club for the member holding ``token`` (the cache has none, or only
+        an old lookup); the answer is cached. The club unreachable: the old lookup
+        (earn only), else :class:`ApiError` ``lookup_failed`` at once."""
+        ask = self.view.lookup_member
+        if ask is None:
+            return cached
+        try:
+            record = await asyncio.to_thread(ask, token)
+        except LinkError as exc:
+            log.warning("member lookup failed: %s", exc)
+            if cached is not None:
+                return cached  # earn only: self.earn_only(cached)
+            raise ApiError(UNKNOWN_MEMBER, LOOKUP_FAILED,
+                           {"reason": "lookup_failed",
+                            "detail": getattr(exc, "reason", "network")}) from exc
+        if record is None:
+            return None
+        now = self.clock().timestamp()
+        try:
+            await self.db.call(self.members.cache_looked_up, record, now)
+        except (ClubtermError, OSError) as exc:  # served from memory this once
+            log.error("could not cache a looked-up member: %s", exc)
+            return {**record, LOOKED_UP_KEY: now}
+        return await self.db.read(self.members.lookup, token) or {**record, LOOKED_UP_KEY: now}
 
     async def member_summary(self, token: str) -> dict[str, Any] | None:
         """The summary of the member holding ``token`` (any status), or None."""
@@ -289,6 +344,8 @@ class ServiceCore:
 
     async def _member_for(self, token: str) -> dict[str, Any]:
         member = await self.db.read(self.members.lookup, token)
+        if member is None or self.earn_only(member):
+            member = await self._looked_up(token, member)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
         if member.get("status") != "active":

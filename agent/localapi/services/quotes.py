@@ -213,6 +213,7 @@ class QuoteMethods(ServiceCore):
                 redeem_points=redeem, use_credit=tuple(use_credit), codes=tuple(codes),
                 rewards=tuple(rewards))
             ctx = QuoteContext(at=now, offline=not self.view.online(),
+                               earn_only=self.earn_only(member),
                                redeemed_today=redeemed_today, credit_used_today=credit_today,
                                pending_count=stats.pending, oldest_pending_age_s=oldest_age,
                                **promo)

@@ -1,0 +1,402 @@
+"""Fleet figures: member changes club-wide vs scoped, and reconnect storms
+(``python -m bench.sync --fleet``; issue #20, item 5).
+
+Lightweight simulated terminals speak the protocol's MQTT side over loopback to a
+private mosquitto: each connects (MQTT 3.1.1, its own client id), subscribes with
+QoS 1 to its member-change topic (club-wide ``members/changes``, or its merchant's
+``members/merchants/{merchant_id}/changes``), publishes one event batch, and applies
+every change set it receives as the agent's core does (parse with the agent's own
+:func:`agent.sync.messages.parse_change_set`, version check, PUBACK). They are
+asyncio connections in one worker process (epoll: thousands of sockets, no thread
+each), so the worker's CPU divided by the fleet is the per-terminal cost of
+receiving and applying changes, without a SQLite write (the real agent's per-change
+cost is larger by its store write: ``docs/sync.md``).
+
+1. Fan-out: ``merchants = terminals / 5`` and member changes proportional to the
+   club (``changes = merchants / 2``: a bigger fleet is a bigger club), each change
+   to one merchant's members. Per-terminal messages and CPU per run, club-wide vs
+   scoped, and the broker's CPU (``/proc``).
+2. Reconnect storm: the broker is killed and restarted after ``--down`` seconds; the
+   terminals reconnect with the agent's backoff (:func:`agent.sync.backoff.full_jitter_delay`,
+   base 1 s, cap 120 s as in :class:`agent.sync.LinkTuning`) vs the same doubling
+   without jitter. Peak connections accepted per second (sliding window) and the
+   time until all are back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.sync.backoff import backoff_ceiling, full_jitter_delay
+from agent.sync.messages import MessageError, parse_change_set
+from agent.sync.topics import scope_changes_topic
+
+CLUB = "acme"
+TERMINALS_PER_MERCHANT = 5
+RECONNECT_BASE_S = 1.0  # LinkTuning.reconnect_base_s
+RECONNECT_CAP_S = 120.0  # LinkTuning.reconnect_cap_s
+
+
+# ---- a minimal MQTT 3.1.1 client (what the lightweight terminal needs) ----------
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("!H", len(raw)) + raw
+
+
+def _packet(kind: int, body: bytes) -> bytes:
+    return bytes([kind]) + _varint(len(body)) + body
+
+
+def connect_packet(client_id: str, keepalive: int = 120) -> bytes:
+    return _packet(0x10, _string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive)
+                   + _string(client_id))  # clean session: each run starts fresh
+
+
+def subscribe_packet(pid: int, topic: str) -> bytes:
+    return _packet(0x82, struct.pack("!H", pid) + _string(topic) + b"\x01")
+
+
+def publish_packet(pid: int, topic: str, payload: bytes) -> bytes:
+    return _packet(0x32, _string(topic) + struct.pack("!H", pid) + payload)
+
+
+async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readexactly(1)
+    length, shift = 0, 0
+    while True:
+        byte = (await reader.readexactly(1))[0]
+        length += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return head[0], await reader.readexactly(length)
+
+
+class LiteTerminal:
+    """One simulated terminal: its connection, its member version, its counts."""
+
+    def __init__(self, index: int, topic: str):
+        self.id = f"T-{index:05d}"
+        self.topic = topic
+        self.version = 0
+        self.received = 0
+        self.applied = 0
+        self.connects: list[float] = []
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def session(self, port: int, online: asyncio.Event | None = None) -> None:
+        """Connect, subscribe, publish a batch, then apply change sets until the socket ends."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        self.writer = writer
+        try:
+            writer.write(connect_packet(self.id))
+            kind, body = await read_packet(reader)
+            if kind >> 4 != 2 or body[1] != 0:
+                raise ConnectionError(f"refused: {body!r}")
+            self.connects.append(time.time())
+            writer.write(subscribe_packet(1, self.topic))
+            batch = json.dumps({"batch": f"b-{self.id}", "terminal_id": self.id,
+                                "events": []}).encode()
+            writer.write(publish_packet(2, f"clubterm/v1/{CLUB}/terminals/{self.id}/events",
+                                        batch))
+            if online is not None:
+                online.set()
+            while True:
+                kind, body = await read_packet(reader)
+                if kind >> 4 == 3:
+                    self._on_publish(kind, body, writer)
+        finally:
+            writer.close()
+
+    def _on_publish(self, kind: int, body: bytes, writer: asyncio.StreamWriter) -> None:
+        tlen = struct.unpack("!H", body[:2])[0]
+        pos = 2 + tlen
+        qos = (kind >> 1) & 3
+        if qos:
+            pid = body[pos:pos + 2]
+            pos += 2
+            writer.write(b"\x40\x02" + pid)
+        self.received += 1
+        try:
+            change = parse_change_set(body[pos:])
+        except MessageError:
+            return
+        if change.to_version > self.version:  # the core's rule, without the store write
+            self.version = change.to_version
+            self.applied += 1
+
+
+# ---- the worker process: one fleet on one asyncio loop ---------------------------
+
+def worker(argv: list[str]) -> int:
+    """``--fleet-lite PORT N SCOPED(0/1) MODE``; commands on stdin, JSON answers."""
+    port, count, scoped, mode = int(argv[0]), int(argv[1]), argv[2] == "1", argv[3]
+    return asyncio.run(_worker(port, count, scoped, mode))
+
+
+def _topic(index: int, scoped: bool) -> str:
+    scope = f"merchant:M-{index // TERMINALS_PER_MERCHANT:04d}" if scoped else "club"
+    return scope_changes_topic(CLUB, scope)
+
+
+async def _worker(port: int, count: int, scoped: bool, mode: str) -> int:
+    terms = [LiteTerminal(i, _topic(i, scoped)) for i in range(count)]
+    rng = random.Random(20)
+
+    async def keep(term: LiteTerminal) -> None:
+        attempt = 0
+        online = asyncio.Event()
+        while True:
+            try:
+                online = asyncio.Event()
+                await term.session(port, online)
+            except (OSError, asyncio.IncompleteReadError, ConnectionError):
+                pass
+            if online.is_set():
+                attempt = 0  # as the agent's session: a connection that was up resets
+            if mode == "jitter":
+                delay = full_jitter_delay(attempt, RECONNECT_BASE_S, RECONNECT_CAP_S, rng)
+            else:
+                delay = backoff_ceiling(attempt, RECONNECT_BASE_S, RECONNECT_CAP_S)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    loop = asyncio.get_running_loop()
+    tasks = []
+    for i, term in enumerate(terms):
+        tasks.append(asyncio.create_task(keep(term)))
+        if i % 100 == 99:
+            await asyncio.sleep(0.05)  # the first connect of a big fleet, not a storm
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    def say(what: str, data: dict[str, Any]) -> None:
+        print(what, json.dumps(data), flush=True)
+
+    deadline = time.monotonic() + 120
+    while sum(1 for t in terms if t.connects) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the subscriptions are in
+    say("online", {"connected": sum(1 for t in terms if t.connects)})
+    while True:
+        line = (await stdin.readline()).decode().strip()
+        if line.startswith("expect"):
+            expected = int(line.split()[1])
+            cpu0 = time.process_time()
+            deadline = time.monotonic() + 300
+            while sum(t.received for t in terms) < expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            say("received", {"cpu_s": time.process_time() - cpu0,
+                             "received": [t.received for t in terms],
+                             "applied": sum(t.applied for t in terms)})
+        elif line == "storm":
+            for t in terms:
+                t.connects.clear()
+            say("armed", {})
+            deadline = time.monotonic() + 600
+            while sum(1 for t in terms if t.connects) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            say("back", {"connects": sorted(t.connects[0] for t in terms if t.connects)})
+        else:
+            break
+    for task in tasks:
+        task.cancel()
+    return 0
+
+
+# ---- the club side (this process) ------------------------------------------------
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _record(i: int, version: int) -> dict[str, Any]:
+    return {"member_id": f"m-{i:07d}", "version": version, "name": "Member", "status": "active",
+            "tier": "silver", "groups": [], "identifiers": [f"nfc:{i:014X}"],
+            "balances": {"points": 100 + version}, "stats": {"purchase_count": 3},
+            "applied": {}, "scopes": [f"merchant:M-{i % 10_000:04d}"]}
+
+
+class Fleet:
+    """A worker process running ``count`` lite terminals."""
+
+    def __init__(self, port: int, count: int, scoped: bool, mode: str = "jitter"):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.sync", "--fleet-lite", str(port), str(count),
+             "1" if scoped else "0", mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def ask(self, command: str | None, expect: str) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        if command is not None:
+            self.send(command)
+        line = self.proc.stdout.readline()
+        if not line.startswith(expect + " "):
+            raise RuntimeError(f"fleet worker said {line!r}, expected {expect!r}")
+        answer: dict[str, Any] = json.loads(line[len(expect) + 1:])
+        return answer
+
+    def close(self) -> None:
+        try:
+            self.send("quit")
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def fanout(broker: Any, count: int, scoped: bool) -> dict[str, Any]:
+    """Member changes to a fleet of ``count``: per-terminal messages and CPU."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    merchants = max(1, count // TERMINALS_PER_MERCHANT)
+    changes = max(10, merchants // 2)
+    fleet = Fleet(broker.port, count, scoped)
+    try:
+        online = fleet.ask(None, "online")
+        club = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="club:acme")
+        club.max_inflight_messages_set(100)
+        club.connect("127.0.0.1", broker.port)
+        club.loop_start()
+        rng = random.Random(7)
+        scope_version: dict[int, int] = {}
+        broker_cpu0 = _proc_cpu_s(broker.proc.pid)
+        fleet.send(f"expect {changes * (TERMINALS_PER_MERCHANT if scoped else count)}")
+        started = time.monotonic()
+        infos = []
+        for version in range(1, changes + 1):
+            merchant = rng.randrange(merchants)
+            record = _record(merchant, version)
+            if scoped:
+                start = scope_version.get(merchant, 0)
+                scope_version[merchant] = version
+                topic = scope_changes_topic(CLUB, f"merchant:M-{merchant:04d}")
+            else:
+                start, topic = version - 1, scope_changes_topic(CLUB, "club")
+            change = {"from_version": start, "to_version": version, "members": [record],
+                      "removed": []}
+            infos.append(club.publish(topic, json.dumps(change).encode(), qos=1))
+        for info in infos:
+            info.wait_for_publish(60)
+        got = fleet.ask(None, "received")
+        seconds = time.monotonic() - started
+        broker_cpu = _proc_cpu_s(broker.proc.pid) - broker_cpu0
+        club.loop_stop()
+        club.disconnect()
+    finally:
+        fleet.close()
+    received = got["received"]
+    return {"terminals": count, "connected": online["connected"], "merchants": merchants,
+            "changes": changes, "scoped": scoped, "deliveries": sum(received),
+            "msgs_per_terminal": sum(received) / count,
+            "msgs_per_terminal_per_change": sum(received) / count / changes,
+            "cpu_ms_per_terminal": got["cpu_s"] * 1000 / count,
+            "cpu_us_per_delivery": got["cpu_s"] * 1e6 / max(1, sum(received)),
+            "broker_cpu_s": broker_cpu, "seconds": seconds}
+
+
+def storm(broker: Any, count: int, mode: str, down_s: float) -> dict[str, Any]:
+    """Kill the broker under ``count`` terminals; how they come back."""
+    fleet = Fleet(broker.port, count, True, mode)
+    try:
+        fleet.ask(None, "online")
+        fleet.ask("storm", "armed")
+        broker.stop(kill=True)
+        time.sleep(down_s)
+        restart = time.time()
+        broker.start()
+        back = fleet.ask(None, "back")
+    finally:
+        fleet.close()
+    connects = [c - restart for c in back["connects"]]
+    return {"terminals": count, "mode": mode, "down_s": down_s, "back": len(connects),
+            "peak_per_s": peak(connects, 1.0), "peak_per_100ms": peak(connects, 0.1),
+            "all_back_s": max(connects) if connects else None}
+
+
+def peak(times: list[float], window: float) -> int:
+    """The most of ``times`` in any window of ``window`` seconds (sliding)."""
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] < t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def run(sizes: list[int], storm_sizes: list[int], down_s: float,
+        out: Callable[[str], None] = print) -> dict[str, Any]:
+    from hw_sim.broker import MosquittoBroker
+
+    results: dict[str, Any] = {"fanout": [], "storm": []}
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        broker = MosquittoBroker(Path(tmp))
+        broker.start()
+        try:
+            for count in sizes:
+                for scoped in (False, True):
+                    r = fanout(broker, count, scoped)
+                    results["fanout"].append(r)
+                    out(f"fan-out {count:>6} terminals {'scoped    ' if scoped else 'club-wide '}"
+                        f"{r['changes']:>4} changes: {r['msgs_per_terminal']:8.2f} msgs/terminal "
+                        f"({r['msgs_per_terminal_per_change']:.4f} per change), "
+                        f"{r['cpu_ms_per_terminal']:7.3f} ms CPU/terminal, broker "
+                        f"{r['broker_cpu_s']:6.2f} s CPU, {r['seconds']:6.1f} s")
+            for count in storm_sizes:
+                for mode in ("jitter", "no-jitter"):
+                    r = storm(broker, count, mode, down_s)
+                    results["storm"].append(r)
+                    out(f"storm   {count:>6} terminals {mode:<10}: peak {r['peak_per_s']:>5}/s "
+                        f"({r['peak_per_100ms']:>5} in 100 ms), all {r['back']} back after "
+                        f"{r['all_back_s']:.1f} s")
+        finally:
+            broker.stop()
+    by = {(r["terminals"], r["scoped"]): r for r in results["fanout"]}
+    for count in sizes:
+        wide, narrow = by[(count, False)], by[(count, True)]
+        out(f"ratio   {count:>6} terminals club-wide/scoped: messages "
+            f"{wide['msgs_per_terminal'] / max(narrow['msgs_per_terminal'], 1e-9):7.1f}x, "
+            f"terminal CPU {_ratio(wide, narrow, 'cpu_ms_per_terminal'):6.1f}x, "
+            f"broker CPU {_ratio(wide, narrow, 'broker_cpu_s'):6.1f}x")
+    storms = {(r["terminals"], r["mode"]): r for r in results["storm"]}
+    for count in storm_sizes:
+        j, n = storms[(count, "jitter")], storms[(count, "no-jitter")]
+        out(f"ratio   {count:>6} terminals peak connects/s without/with jitter: "
+            f"{n['peak_per_s'] / max(j['peak_per_s'], 1):.1f}x")
+    return results
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
+    return float(a[key]) / max(float(b[key]), 1e-9)

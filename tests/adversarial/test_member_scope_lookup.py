@@ -1,0 +1,187 @@
+"""The online member lookup under attack (issue #20, item 4).
+
+A card of another merchant's member is tapped at a terminal whose cache holds only
+its own scope: the real services (the demo agent: real socket, store and rules) ask
+the simulated club's real HTTPS route with mutual TLS, price the sale and cache the
+answer. A club that hangs or is down costs the till at most the lookup timeout and
+then gives the documented offline behaviour (an unknown card: no member; a member
+looked up before: earn only). A hostile answer (huge, the wrong member, not JSON,
+nested without end) is refused and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.errors import ApiError
+from agent.localapi import LIMIT, UNKNOWN_MEMBER
+from agent.localapi.services.core import LOOKUP_FRESH_S
+from agent.sync.lookup import LookupFailed, LookupLimits, MemberLookupClient, parse_lookup_answer
+from hw_sim.club.sim import SimClub
+from tests.agent.localapi.harness import Harness
+from tests.fixtures.club import ClubPki
+
+TERMINAL = "T-SCOPE"
+TOKEN = "nfc:0F0F0F"
+FOREIGN = {"member_id": "m-9", "name": "Nour", "status": "active", "tier": "gold",
+           "identifiers": [TOKEN], "balances": {"points": 900},
+           "scopes": ["merchant:M-2"]}
+
+
+@pytest.fixture
+def club(tmp_path: Path, club_pki: ClubPki) -> Iterator[SimClub]:
+    """The simulated club's HTTPS side only (the lookup needs no broker)."""
+    sim = SimClub(tmp_path / "club", "mqtt://127.0.0.1:9", club_id="acme",
+                  tls=club_pki.club_tls("acme"))
+    sim.ledger.upsert_members([FOREIGN])
+    assert sim.http is not None
+    sim.http.start()
+    yield sim
+    sim.http.stop()
+    sim.ledger.close()
+
+
+def client(club: SimClub, pki: ClubPki, *, timeout_s: float = 1.0,
+           retry_after_s: float = 30.0) -> MemberLookupClient:
+    certs = pki.terminal_cert(TERMINAL)
+    return MemberLookupClient(club.central_url, "acme", TERMINAL, pki.ca.cert_file,
+                              certs.cert, certs.key,
+                              LookupLimits(deadline_s=timeout_s, retry_after_s=retry_after_s))
+
+
+def run(scenario: Any, lookup: MemberLookupClient | None, tmp: Path) -> None:
+    """The scenario against the real agent (demo agent) whose lookup is ``lookup``."""
+    async def main() -> None:
+        (tmp / "agent").mkdir()
+        async with Harness(tmp / "agent") as h:
+            h.view.lookup_member = lookup.lookup if lookup is not None else None
+            await asyncio.wait_for(scenario(h), 60)
+    asyncio.run(main())
+
+
+async def refused(coro: Any) -> ApiError:
+    try:
+        await coro
+    except ApiError as exc:
+        return exc
+    raise AssertionError("the call was not refused")
+
+
+def test_a_member_of_another_merchant_is_looked_up_priced_and_cached(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        assert h.store.members.lookup(TOKEN) is None  # not of this terminal's scope
+        started = time.monotonic()
+        who = await c.call("member.identify", {"token": TOKEN})
+        took = time.monotonic() - started
+        assert who["member_id"] == "m-9" and who["looked_up"] is True
+        assert who["earn_only"] is False and who["balances"] == {"points": 900}
+        # Asked once, with this terminal's certificate (mutual TLS).
+        assert club.lookup_requests == [(TERMINAL, TOKEN)]
+        # Freshly answered by the club: priced like any member, redemption included.
+        q = await c.call("sale.quote", {"amount": 20000, "token": TOKEN, "redeem_points": 100})
+        assert q["member"]["member_id"] == "m-9" and q["redeemed_points"] == 100
+        assert len(club.lookup_requests) == 1  # the cached answer served the quote
+        cached = h.store.members.lookup(TOKEN)
+        assert cached is not None and cached["_looked_up_at"] > 0
+        assert h.store.members.members_version() == 10  # the scope's version never moves
+        print(f"figure: lookup of another merchant's member answered in {took * 1000:.0f} ms; "
+              f"quote redeemed {q['redeemed_points']} points")
+    run(scenario, client(club, club_pki), tmp_path)
+
+
+def test_a_hanging_club_gives_earn_only_within_the_timeout(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        await c.call("member.identify", {"token": TOKEN})  # looked up, cached
+        h.now += timedelta(seconds=LOOKUP_FRESH_S + 1)  # the answer is old now
+        club.faults.lookup_delay_s = 5.0  # and the club hangs
+        started = time.monotonic()
+        err = await refused(c.call("sale.quote", {"amount": 20000, "token": TOKEN,
+                                                  "redeem_points": 100}))
+        hung = time.monotonic() - started
+        assert err.code == LIMIT and (err.data or {}).get("limit") == "earn_only", err
+        assert hung < 1.0 + 0.8, f"the till waited {hung:.1f} s for a hanging club"
+        # Earning still works, and the next tap does not wait again (not asked for 30 s).
+        started = time.monotonic()
+        q = await c.call("sale.quote", {"amount": 20000, "token": TOKEN})
+        again = time.monotonic() - started
+        assert q["member"]["earn_only"] is True and q["redeemed_points"] == 0
+        assert q["points_earned"], q
+        assert again < 0.5
+        assert q["redeem_limits"]["points"]["max"] == 0
+        print(f"figure: hanging club: earn-only answer after {hung:.2f} s (timeout 1 s), "
+              f"next tap {again * 1000:.0f} ms")
+    run(scenario, client(club, club_pki), tmp_path)
+
+
+def test_a_club_that_is_down_means_no_member_at_once(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path) -> None:
+    lookup = client(club, club_pki)
+    assert club.http is not None
+    club.http.stop()
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        started = time.monotonic()
+        err = await refused(c.call("member.identify", {"token": TOKEN}))
+        took = time.monotonic() - started
+        assert err.code == UNKNOWN_MEMBER and (err.data or {}).get("reason") == "lookup_failed"
+        assert "club could not be asked" in str(err)
+        assert took < 1.5
+        # An anonymous sale still goes through.
+        q = await c.call("sale.quote", {"amount": 1000})
+        assert q["member"] is None
+        print(f"figure: club down: the till knew in {took * 1000:.0f} ms")
+    run(scenario, lookup, tmp_path)
+
+
+HOSTILE = {
+    "huge": json.dumps({"member": {**FOREIGN, "version": 5, "name": "x" * 200_000}}).encode(),
+    "wrong member": json.dumps({"member": {**FOREIGN, "version": 5, "member_id": "m-1",
+                                           "identifiers": ["nfc:AAAA"]}}).encode(),
+    "bad json": b'{"member": {"member_id": "m-9", ',
+    "nested": b'{"member": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "balance not a number": json.dumps({"member": {**FOREIGN, "version": 5,
+                                                   "balances": {"points": "9e99"}}}).encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_answer_is_refused_and_nothing_is_cached(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path, case: str) -> None:
+    club.faults.lookup_body = HOSTILE[case]
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        err = await refused(c.call("member.identify", {"token": TOKEN}))
+        assert err.code == UNKNOWN_MEMBER and (err.data or {}).get("reason") == "lookup_failed"
+        assert h.store.members.lookup(TOKEN) is None
+        # "wrong member" tries to overwrite this terminal's own member m-1: it stays.
+        gold = h.store.members.member("m-1")
+        assert gold is not None and gold["balances"]["points"] == 1200
+        assert "nfc:AAAA" not in gold["identifiers"] and "_looked_up_at" not in gold
+        print(f"figure: hostile lookup answer ({case}, {len(HOSTILE[case]):,} bytes) refused")
+    run(scenario, client(club, club_pki, retry_after_s=0.0), tmp_path)
+
+
+def test_the_answer_parser_by_table() -> None:
+    good = json.dumps({"member": {**FOREIGN, "version": 5, "_looked_up_at": 1}}).encode()
+    record = parse_lookup_answer(TOKEN, good)
+    assert record["member_id"] == "m-9" and "_looked_up_at" not in record
+    for body, reason in ((b"[]", "bad_answer"), (b'{"member": null}', "bad_answer"),
+                         (b"\xff\xfe", "bad_answer"), (b" " * (65 * 1024), "too_large"),
+                         (json.dumps({"member": {**FOREIGN}}).encode(), "bad_answer")):
+        with pytest.raises(LookupFailed) as info:
+            parse_lookup_answer(TOKEN, body)
+        assert info.value.reason == reason, body[:40]
