@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from agent import __version__
-from agent.config import Config, load_config, load_profile, read_secret_file
+from agent.config import Config, load_config, load_profile, parse_member_scope, read_secret_file
 from agent.errors import ConfigError, ProvisioningError
 from provisioning.atomic import make_dir, write_atomic
 from provisioning.client import ClubClient, ClubUnreachable, fetch_pinned_ca
@@ -189,6 +189,18 @@ def _current_generation(config_out: Path, state_dir: Path) -> Path | None:
     return generation_of(cfg.cert_file, state_dir)
 
 
+def _member_scope(scope: object, merchant_id: str) -> str | None:
+    """``[club] member_scope`` from the club's answer (1.2), checked before anything is
+    written; None when the club sends none (a v1 club: the terminal is club-wide)."""
+    if scope is None:
+        return None
+    try:
+        return parse_member_scope(str(scope), merchant_id)
+    except ConfigError as exc:
+        raise ProvisioningError(f"the club sent an unusable member scope: {exc.detail}; "
+                                "nothing was changed") from None
+
+
 def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out: Path,
           state_dir: Path, profile: str | None = None, owner: Owner = NO_OWNER,
           hardware: Hardware | None = None, timeout: float = 15, progress: Progress = _quiet,
@@ -270,6 +282,7 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         if not isinstance(broker_url, str) or not broker_url.startswith(("mqtts://", "mqtt://")):
             raise ProvisioningError(f"the club sent no usable broker URL ({broker_url!r})")
         new_central = answer.get("central_url") or central_url
+        member_scope = _member_scope(answer.get("member_scope"), merchant_id)
 
         progress("6/6 Writing the configuration")
         previous = _current_generation(config_out, state_dir)
@@ -284,6 +297,9 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
                            default_country_code=answer.get("default_country_code"))
         if broker_url.startswith("mqtt://") or str(new_central).startswith("http://"):
             data["club"]["allow_plain"] = True
+        data["club"].pop("member_scope", None)
+        if member_scope is not None:
+            data["club"]["member_scope"] = member_scope
         commit_config(config_out, data)
         wipe_file(pending)
         keep = {gen.folder} | ({previous} if previous else set())

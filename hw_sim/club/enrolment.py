@@ -45,6 +45,7 @@ class EnrolmentCode:
     merchant_id: str
     expires_at: datetime
     profile: str | None = None
+    member_scope: str | None = None  # the terminal's member scope (None: club-wide, v1)
     used_at: datetime | None = None
     used_by_key: bytes | None = None  # DER public key of the device that used it
     answer: dict[str, Any] | None = None  # kept to answer a retry by the same device
@@ -82,7 +83,7 @@ class EnrolmentService:
         self.requests: list[Request] = []
 
     def create_code(self, terminal_id: str, merchant_id: str, *, ttl_s: float = 86400,
-                    profile: str | None = None) -> str:
+                    profile: str | None = None, member_scope: str | None = None) -> str:
         """A new one-time code for ``terminal_id``, valid for ``ttl_s`` seconds."""
         if not is_terminal_id(terminal_id):
             raise ValueError(f"{terminal_id!r} cannot be a terminal id: letters, digits, "
@@ -92,7 +93,7 @@ class EnrolmentService:
         with self._lock:
             self._codes[_code_digest(code)] = EnrolmentCode(
                 terminal_id=terminal_id, merchant_id=merchant_id, profile=profile,
-                expires_at=self.clock() + timedelta(seconds=ttl_s))
+                member_scope=member_scope, expires_at=self.clock() + timedelta(seconds=ttl_s))
         return code
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -222,6 +223,8 @@ class EnrolmentService:
                 },
                 "profile": record.profile,
             }
+            if record.member_scope is not None:  # 1.2: docs/protocol/club.md, "Member scopes"
+                answer["member_scope"] = record.member_scope
             record.used_at = self.clock()
             record.used_by_key = der
             record.answer = answer

@@ -240,3 +240,21 @@ def test_a_pending_key_that_is_already_in_use_is_not_reused(club: Club, box: Box
     run_enrol(club, box, club.service.create_code("T-0002", "M-7"))
     second = load_config(box.config)
     assert second.key_file.read_bytes() != first.key_file.read_bytes()
+
+
+def test_the_member_scope_comes_from_the_club_and_a_v1_club_leaves_it_club_wide(
+        club: Club, box: Box) -> None:
+    """Issue #20 item 4: the club names the terminal's member scope at enrolment; a
+    re-enrolment by a club that names none (v1) puts the terminal back on the
+    club-wide stream; a scope that could widen an MQTT subscription is refused."""
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7", member_scope="merchant"))
+    assert load_config(box.config).member_scope == "merchant:M-7"
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7", member_scope="group:north"))
+    assert load_config(box.config).member_scope == "group:north"
+    run_enrol(club, box, club.service.create_code("T-0001", "M-7"))
+    assert load_config(box.config).member_scope == "club"
+    before = box.config.read_bytes()
+    with pytest.raises(ProvisioningError) as err:
+        run_enrol(club, box, club.service.create_code("T-0001", "M-7", member_scope="group:#"))
+    assert "member scope" in str(err.value)
+    assert box.config.read_bytes() == before  # nothing changed
