@@ -451,11 +451,15 @@ def fleet_main(argv: list[str]) -> int:
                     help="fleet sizes of the fan-out runs (comma-separated)")
     ap.add_argument("--storm", default="1000,2000",
                     help="fleet sizes of the reconnect storms (comma-separated; empty: none)")
+    ap.add_argument("--scoped-sizes", default="5000",
+                    help="more fleet sizes run scoped only (club-wide there would take this "
+                         "box minutes of broker CPU; empty: none)")
     ap.add_argument("--down", type=float, default=3.0, help="seconds the broker stays down")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     fleet.run([int(n) for n in args.sizes.split(",") if n],
-              [int(n) for n in args.storm.split(",") if n], args.down)
+              [int(n) for n in args.storm.split(",") if n], args.down,
+              scoped_sizes=tuple(int(n) for n in args.scoped_sizes.split(",") if n))
     return 0
 
 
