@@ -225,6 +225,134 @@ async def _worker(port: int, count: int, scoped: bool, mode: str) -> int:
     return 0
 
 
+# ---- a few real agents: the real link, store and core --------------------------
+
+def real_worker(argv: list[str]) -> int:
+    """``--fleet-real PORT N SCOPED(0/1)``: N real ClubLinks with their stores in one
+    process; ``expect K`` waits for K member change sets applied in all, answering the
+    process's CPU for it (its idle rate measured first and taken off)."""
+    import logging
+    import threading
+
+    from agent.config import load_config
+    from agent.offline_queue import Store
+    from agent.rules import BundleState
+    from agent.sync import ClubLink, LinkTuning
+    from provisioning.tomlwrite import dump_toml
+
+    logging.basicConfig(level=logging.ERROR)
+    port, count, scoped = int(argv[0]), int(argv[1]), argv[2] == "1"
+    applied = 0
+    online = 0
+    lock = threading.Lock()
+
+    def on_event(event: dict[str, Any]) -> None:
+        nonlocal applied, online
+        with lock:
+            if event.get("type") == "members":
+                applied += 1
+            elif event.get("type") == "link" and event.get("online"):
+                online += 1
+
+    tuning = LinkTuning(keepalive_s=60, status_interval_s=3600.0, status_min_gap_s=5.0)
+    links = []
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-real-") as tmp:
+        for i in range(count):
+            tid, merchant = f"T-{i:05d}", f"M-{i // TERMINALS_PER_MERCHANT:04d}"
+            directory = Path(tmp) / tid
+            directory.mkdir()
+            club = {"broker_url": f"mqtt://127.0.0.1:{port}", "allow_plain": True}
+            if scoped:
+                club["member_scope"] = "merchant"
+            path = directory / "agent.toml"
+            path.write_text(dump_toml({
+                "terminal": {"id": tid, "merchant_id": merchant, "club_id": CLUB,
+                             "profile": "sim"},
+                "paths": {"state_dir": str(directory), "socket": str(directory / "a.sock")},
+                "club": club}))
+            config = load_config(path)
+            store = Store.open(config.db_path, tid, merchant)
+            link = ClubLink(config, store, BundleState({}, club=CLUB, merchant=merchant),
+                            on_event, tuning=tuning)
+            link.start()
+            links.append((link, store))
+        deadline = time.monotonic() + 120
+        while online < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        time.sleep(3.0)
+        idle_rate = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        print("online", json.dumps({"connected": online, "idle_cpu_per_s": idle_rate}),
+              flush=True)
+        for line in sys.stdin:
+            if not line.startswith("expect"):
+                break
+            expected = int(line.split()[1])
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            deadline = time.monotonic() + 300
+            while applied < expected and time.monotonic() < deadline:
+                time.sleep(0.02)
+            wall = time.monotonic() - wall0
+            cpu = time.process_time() - cpu0
+            print("received", json.dumps({"cpu_s": max(0.0, cpu - idle_rate * wall),
+                                          "raw_cpu_s": cpu, "wall_s": wall,
+                                          "applied": applied}), flush=True)
+        for link, store in links:
+            link.stop(2.0)
+            store.close()
+    return 0
+
+
+def real_fanout(broker: Any, count: int, scoped: bool, changes: int) -> dict[str, Any]:
+    """``count`` real agents, ``changes`` member changes: the CPU a real agent spends."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    merchants = max(1, count // TERMINALS_PER_MERCHANT)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sync", "--fleet-real",
+                             str(broker.port), str(count), "1" if scoped else "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        online = json.loads(proc.stdout.readline().split(" ", 1)[1])
+        club = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="club:acme")
+        club.connect("127.0.0.1", broker.port)
+        club.loop_start()
+        proc.stdin.write(f"expect {changes * (TERMINALS_PER_MERCHANT if scoped else count)}\n")
+        proc.stdin.flush()
+        scope_version: dict[int, int] = {}
+        infos = []
+        for version in range(1, changes + 1):
+            merchant = (version - 1) % merchants
+            if scoped:
+                start = scope_version.get(merchant, 0)
+                scope_version[merchant] = version
+                topic = scope_changes_topic(CLUB, f"merchant:M-{merchant:04d}")
+            else:
+                start, topic = version - 1, scope_changes_topic(CLUB, "club")
+            change = {"from_version": start, "to_version": version,
+                      "members": [_record(merchant, version)], "removed": []}
+            infos.append(club.publish(topic, json.dumps(change).encode(), qos=1))
+        for info in infos:
+            info.wait_for_publish(60)
+        got = json.loads(proc.stdout.readline().split(" ", 1)[1])
+        club.loop_stop()
+        club.disconnect()
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {"terminals": count, "connected": online["connected"], "scoped": scoped,
+            "changes": changes, "applied": got["applied"],
+            "cpu_ms_per_terminal": got["cpu_s"] * 1000 / count,
+            "cpu_ms_per_change_applied": got["cpu_s"] * 1000 / max(1, got["applied"]),
+            "wall_s": got["wall_s"]}
+
+
 # ---- the club side (this process) ------------------------------------------------
 
 def _proc_cpu_s(pid: int) -> float:
@@ -378,8 +506,8 @@ def store_apply_cost(changes: int = 300) -> dict[str, float]:
 
 
 def run(sizes: list[int], storm_sizes: list[int], down_s: float,
-        out: Callable[[str], None] = print, scoped_sizes: tuple[int, ...] = ()
-        ) -> dict[str, Any]:
+        out: Callable[[str], None] = print, scoped_sizes: tuple[int, ...] = (),
+        real: int = 0) -> dict[str, Any]:
     from hw_sim.broker import MosquittoBroker
 
     results: dict[str, Any] = {"fanout": [], "storm": []}
@@ -402,6 +530,20 @@ def run(sizes: list[int], storm_sizes: list[int], down_s: float,
                     f"{r['cpu_ms_per_terminal']:7.3f} ms CPU/terminal, broker "
                     f"{r['broker_cpu_s']:6.2f} s CPU, {r['seconds']:6.1f} s "
                     f"({r['connected']} connected)")
+            if real:
+                results["real"] = []
+                for scoped in (False, True):
+                    r = real_fanout(broker, real, scoped, changes=max(20, real * 2))
+                    results["real"].append(r)
+                    out(f"real    {real:>6} agents    {'scoped    ' if scoped else 'club-wide '}"
+                        f"{r['changes']:>4} changes: {r['applied']} change sets applied, "
+                        f"{r['cpu_ms_per_terminal']:7.2f} ms CPU/agent "
+                        f"({r['cpu_ms_per_change_applied']:.2f} ms per change set applied), "
+                        f"{r['wall_s']:.1f} s ({r['connected']} connected)")
+                if len(results["real"]) == 2:
+                    wide, narrow = results["real"]
+                    out(f"ratio   {real:>6} real agents club-wide/scoped: CPU per agent "
+                        f"{_ratio(wide, narrow, 'cpu_ms_per_terminal'):.1f}x")
             for count in storm_sizes:
                 for mode in ("jitter", "no-jitter"):
                     r = storm(broker, count, mode, down_s)

@@ -385,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--fleet-lite"]:  # one process of bench.fleet's lightweight terminals
         from bench import fleet
         return fleet.worker(argv[1:])
+    if argv[:1] == ["--fleet-real"]:  # one process of bench.fleet's real agents
+        from bench import fleet
+        return fleet.real_worker(argv[1:])
     if "--fleet" in argv:  # issue #20: scoped vs club-wide member changes, storms
         return fleet_main([a for a in argv if a != "--fleet"])
     ap = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__,
@@ -454,12 +457,16 @@ def fleet_main(argv: list[str]) -> int:
     ap.add_argument("--scoped-sizes", default="5000",
                     help="more fleet sizes run scoped only (club-wide there would take this "
                          "box minutes of broker CPU; empty: none)")
+    ap.add_argument("--real", type=int, default=50,
+                    help="real agents (link, core, SQLite store) in the fan-out comparison "
+                         "(0: none)")
     ap.add_argument("--down", type=float, default=3.0, help="seconds the broker stays down")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     fleet.run([int(n) for n in args.sizes.split(",") if n],
               [int(n) for n in args.storm.split(",") if n], args.down,
-              scoped_sizes=tuple(int(n) for n in args.scoped_sizes.split(",") if n))
+              scoped_sizes=tuple(int(n) for n in args.scoped_sizes.split(",") if n),
+              real=args.real)
     return 0
 
 
