@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pki", type=Path, default=None,
                         help="club CA folder, made on first use (default: a new temporary one)")
     parser.add_argument("--ttl", type=float, default=3600, help="code lifetime in seconds")
+    parser.add_argument("--member-scope", default=None,
+                        help='the terminals\' member scope: "merchant" or "group:<id>" '
+                             "(default: none, club-wide as a v1 club)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="clubterm-enrolment-") as tmp:
         pki_dir = args.pki or Path(tmp)
@@ -302,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"club URL:        {server.url}")
         print(f"CA fingerprint:  {ca.fingerprint}")
         for terminal in args.terminal or ["T-0001"]:
-            code = service.create_code(terminal, args.merchant, ttl_s=args.ttl)
+            code = service.create_code(terminal, args.merchant, ttl_s=args.ttl,
+                                       member_scope=args.member_scope)
             print(f"code for {terminal}: {code}")
         print("Ctrl-C to stop.", flush=True)
         try:
