@@ -185,3 +185,28 @@ def test_the_answer_parser_by_table() -> None:
         with pytest.raises(LookupFailed) as info:
             parse_lookup_answer(TOKEN, body)
         assert info.value.reason == reason, body[:40]
+
+
+def test_twenty_taps_at_once_on_a_hanging_club_wait_one_timeout(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path) -> None:
+    """Tills of one terminal tapping unknown cards together while the club hangs: the
+    first failure stops the others asking, so nobody waits more than about one
+    timeout, and the local API keeps answering meanwhile."""
+    club.faults.lookup_delay_s = 5.0
+
+    async def scenario(h: Harness) -> None:
+        clients = [h.client() for _ in range(4)]
+        started = time.monotonic()
+        calls = [clients[i % 4].call("member.identify", {"token": f"nfc:0F0F{i:02X}"})
+                 for i in range(20)]
+        status = asyncio.create_task(clients[0].call("agent.status", {}))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        took = time.monotonic() - started
+        assert all(isinstance(r, ApiError) and r.code == UNKNOWN_MEMBER for r in results)
+        assert (await status)["terminal_id"]
+        assert took < 2 * 1.0 + 1.0, f"20 taps took {took:.1f} s"
+        asked = len(club.lookup_requests)
+        assert asked <= 8, f"the club was asked {asked} times"
+        print(f"figure: 20 concurrent taps on a hanging club answered in {took:.2f} s, "
+              f"the club asked {asked} times")
+    run(scenario, client(club, club_pki), tmp_path)
