@@ -56,6 +56,7 @@ from agent.staff import permissions as perm
 if TYPE_CHECKING:
     from agent.localapi.services.quotes import StoredQuote
     from agent.offline_queue import QueueStats, StoredEvent
+    from agent.printer import ReceiptPrinterPort
     from agent.rules import Bundle
 
 log = logging.getLogger("agent.localapi.services")
@@ -115,6 +116,8 @@ class AgentView:
     # Sends an ``event`` notification to every subscribed client.
     broadcast: Callable[[dict[str, Any]], None] = lambda _e: None
     started: float = field(default_factory=time.monotonic)
+    # The receipt printer of the terminal profile (docs/receipts.md), or None.
+    printer: ReceiptPrinterPort | None = None
 
 
 def _granted(staff: Mapping[str, Any]) -> frozenset[str]:
