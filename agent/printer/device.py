@@ -100,9 +100,10 @@ class EscposTransport:
         try:
             return fn(*args)
         except (OSError, EscposError, ValueError, AssertionError) as exc:
-            # DeviceNotFoundError wraps the socket's error: keep its cause's reason.
-            raise _mapped(exc.__cause__ or exc if isinstance(exc, EscposError) else exc,
-                          where) from exc
+            # DeviceNotFoundError is raised while handling the socket's error: map that.
+            inner = (exc.__cause__ or exc.__context__ or exc) if isinstance(exc, EscposError) \
+                else exc
+            raise _mapped(inner, where) from exc
 
     def open(self) -> None:
         self._call("connecting", self.printer.open)
