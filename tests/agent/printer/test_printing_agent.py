@@ -60,7 +60,7 @@ def test_card_sale_opens_no_drawer_and_offline_sale_says_so() -> None:
 def test_reprint_and_register_lines_and_status() -> None:
     async def scenario() -> None:
         with SimPrinter() as sim:
-            async with printing_agent(sim, auto_print=False) as (agent, printer):
+            async with printing_agent(sim, auto_print=False) as (agent, _printer):
                 session = await login(agent)
                 result = await sell(agent, session)
                 await asyncio.sleep(0.3)
