@@ -78,6 +78,11 @@ def drawer_kick(pin: int) -> bytes:
 
 @functools.lru_cache(maxsize=8)
 def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
+    from PIL import features
+
+    if not features.check("raqm"):  # raqm shapes and orders; it loads libfribidi at run time
+        raise PrinterFontMissing("right-to-left receipts need Pillow's raqm layout with "
+                                 "FriBiDi: install the libfribidi0 package")
     candidates = [path] if path else list(FONT_CANDIDATES)
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
