@@ -304,13 +304,12 @@ def render_png(decoded: Decoded, width: int = 576) -> Image.Image:
     size = max(12, min(22, int(width / cols / 0.6)))
     for e in decoded.elements:
         if isinstance(e, TextLine):
-            f = ImageFont.truetype(bold_path if e.bold else font_path,
-                                   int(size * (1.5 if e.big else 1)))
-            h = int(size * (1.9 if e.big else 1.35))
+            f = ImageFont.truetype(bold_path if e.bold else font_path, size)
+            h = int(size * 1.35)
             img = Image.new("L", (width, h), 255)
             ImageDraw.Draw(img).text((8, 2), e.text, font=f, fill=0)
-            if e.big:  # double height: the glyphs are stretched vertically
-                pass
+            if e.big:  # double height (ESC ! 0x10): the same glyphs, twice as tall
+                img = img.resize((width, h * 2))
             parts.append(img)
         elif isinstance(e, Raster):
             img = Image.new("L", (width, e.image.height), 255)
