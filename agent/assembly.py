@@ -152,6 +152,11 @@ def printer_summary(state: dict[str, Any]) -> dict[str, Any]:
             "detail": state.get("detail"), "failed": state.get("failed", 0)}
 
 
+def printer_event(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``printer`` event notification for a state of the print worker."""
+    return {"type": "printer", **printer_summary(state), "last_job": state.get("last_job")}
+
+
 def stop_readers(slots: list[ReaderSlot]) -> None:
     for slot in slots:
         try:

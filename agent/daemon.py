@@ -229,11 +229,9 @@ class Agent:
             loop.call_soon_threadsafe(self._on_printer_state, state)
 
     def _on_printer_state(self, state: dict[str, Any]) -> None:
-        summary = assembly.printer_summary(state)
-        self._broadcast({"type": "printer", **summary,
-                         "last_job": state.get("last_job")})
+        self._broadcast(assembly.printer_event(state))
         if self.link is not None:
-            self.link.set_printer(summary)
+            self.link.set_printer(assembly.printer_summary(state))
         self._update_status()
 
     def _on_reader_event(self, event: Any) -> None:
