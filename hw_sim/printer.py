@@ -146,7 +146,8 @@ class SimPrinter:
             return
         with self._done:
             self.jobs.append(data)
-            if self.directory is not None:
+            printed = any(kind != "status" for kind, _cmd, _end in commands(data))
+            if self.directory is not None and printed:  # not the agent's idle status polls
                 path = self.directory / f"receipt-{len(self.jobs):04d}.bin"
                 path.write_bytes(data)
             self._done.notify_all()

@@ -145,18 +145,30 @@ class PrintQueue:
                 self._set(_state_for(exc), str(exc), job=job, result="failed")
             except (PrinterFontMissing, ValueError, OSError) as exc:
                 self._set("error", str(exc)[:300], job=job, result="failed")
+            except Exception as exc:
+                # The worker outlives any one receipt (e.g. python-escpos raises
+                # RuntimeError for a USB printer when pyusb is missing).
+                log.exception("receipt %s: unexpected printer failure", job.receipt.sale_id)
+                self._set("error", f"{type(exc).__name__}: {exc}"[:300], job=job,
+                          result="failed")
             finally:
                 with self._lock:
                     self._state["printing"] = None
 
     def _poll(self) -> None:
-        transport = self._transport()
+        try:
+            transport = self._transport()
+        except Exception as exc:
+            self._set("error", f"{type(exc).__name__}: {exc}"[:300])
+            return
         try:
             transport.open()
             status = query_status(transport)
             self._set(status.state, None)
         except PrinterError as exc:
             self._set(_state_for(exc), str(exc))
+        except Exception as exc:
+            self._set("error", f"{type(exc).__name__}: {exc}"[:300])
         finally:
             transport.close()
 

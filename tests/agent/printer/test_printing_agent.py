@@ -99,3 +99,17 @@ def test_persian_receipt_is_an_image() -> None:
                 assert sum(img.size[1] for img in r.images) > 600
                 assert r.qr == [result["sale_id"]] and r.cuts == 1 and len(r.drawer) == 1
     run(scenario())
+
+
+def test_clubterm_status_shows_the_printer() -> None:
+    from agent.cli.status import format_status
+
+    text = format_status({"printer": {"kind": "network", "address": "10.0.0.9:9100",
+                                      "state": "paper_out",
+                                      "detail": "the printer is out of paper\x1b[2J",
+                                      "printed": 3, "failed": 1,
+                                      "last_job": {"result": "failed", "sale_id": "s-1"}}})
+    line = next(x for x in text.splitlines() if x.startswith("printer"))
+    assert line.startswith("printer      network 10.0.0.9:9100: paper_out (the printer is out "
+                           "of paper")
+    assert "3 printed, 1 failed, last failed s-1" in line and "\x1b" not in line
