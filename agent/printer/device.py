@@ -83,6 +83,10 @@ def _mapped(exc: BaseException, where: str) -> PrinterError:
         return PrinterError(f"the printer refused the connection ({where})", "refused")
     if "timed out" in text.lower():
         return PrinterError(f"the printer did not answer in time ({where})", "timeout")
+    if isinstance(exc, FileNotFoundError) or "no such file" in text.lower() \
+            or "not found" in text.lower():
+        return PrinterError(f"the printer is not connected ({where}: {text[:120]})",
+                            "not_found")
     return PrinterError(f"{where}: {text[:200]}", "io")
 
 

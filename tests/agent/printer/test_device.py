@@ -88,3 +88,12 @@ def test_bad_printer_settings_name_the_key(tmp_path: Path, body: str, key: str) 
     with pytest.raises(ConfigError) as err:
         load_profile(str(_profile(tmp_path, body)))
     assert key in str(err.value)
+
+
+def test_a_missing_serial_printer_is_not_found(tmp_path: Path) -> None:
+    from agent.printer.device import serial_transport
+
+    transport = serial_transport(str(tmp_path / "ttyUSB9"), 9600, 0.5)
+    with pytest.raises(PrinterError) as err:
+        transport.open()
+    assert err.value.reason == "not_found" and "not connected" in str(err.value)
