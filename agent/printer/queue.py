@@ -118,6 +118,8 @@ class PrintQueue:
                 else:
                     self._state["failed"] += 1
                     if job.receipt.sale_id:
+                        if job.receipt.sale_id in self._failed:
+                            self._failed.remove(job.receipt.sale_id)
                         self._failed.append(job.receipt.sale_id)
                 changed = True
             snapshot = {**self._state, "queued": self._jobs.qsize(),

@@ -5,7 +5,9 @@ cash register's lines, the state). Nothing here waits for the printer."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.printer.device import (
     Transport,
@@ -34,10 +36,20 @@ def transport_for(spec: PrinterSpec) -> Callable[[], Transport]:
     raise ValueError(f"no printer transport for kind {spec.kind!r}")
 
 
-def _at_text(at: object) -> str:
-    """``2026-11-25T10:00:00.000+01:00`` → ``2026-11-25 10:00`` (the terminal's own time)."""
+def at_text(at: object, timezone: str | None) -> str:
+    """``2026-11-25T09:00:00.000Z`` → ``2026-11-25 10:00`` in the shop's time zone (the
+    rule bundle's ``timezone``), else in the offset it was recorded with."""
     text = str(at or "")
-    return text[:16].replace("T", " ") if len(text) >= 16 else text
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text[:40]
+    if timezone and moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 class ReceiptPrinter:
@@ -99,7 +111,9 @@ class ReceiptPrinter:
         reasons, labels = self._why(full.get("discounts"))
         receipt = layout_sale(full, reasons=reasons, labels=labels, shop=self.shop,
                               columns=self.spec.columns, language=self.language,
-                              at_text=_at_text(full.get("at")), reprint=reprint)
+                              at_text=at_text(full.get("at"),
+                                              bundle.timezone if bundle is not None else None),
+                              reprint=reprint)
         return self.queue.submit(PrintJob(receipt, "reprint" if reprint else "sale",
                                           drawer=receipt.cash and not reprint))
 

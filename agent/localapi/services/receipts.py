@@ -19,6 +19,7 @@ from agent.localapi import BUSY, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND, receipt
 from agent.localapi.services.core import AgentView, Caller, ServiceCore
 from agent.localapi.services.params import CARD_IN_TEXT, Params, _p, _text
 from agent.localapi.services.sales import restored_receipt
+from agent.printer import ReceiptPrinterPort
 from agent.printer.layout import MAX_TEXT_CHARS, MAX_TEXT_LINES
 from agent.safe_text import describe, unsafe_char
 from agent.staff import permissions as perm
@@ -69,7 +70,7 @@ def _checked_lines(params: Params) -> list[str]:
 class ReceiptMethods(ServiceCore):
     """``receipt.print`` and ``printer.status``."""
 
-    def _printer(self) -> Any:
+    def _printer(self) -> ReceiptPrinterPort:
         printer = self.view.printer
         if printer is None:
             raise ApiError(NOT_ALLOWED, "This terminal has no receipt printer configured "

@@ -131,3 +131,13 @@ def test_reasons_from_the_rule_conditions() -> None:
     assert rule_reasons(gold, 2, "EUR") == (("why_percent", {"pct": "10"}),
                                             ("why_tier", {"tier": "gold"}))
     assert rule_reasons(coffee, 2, "EUR") == (("why_category", {"what": "coffee"}),)
+
+
+def test_receipt_time_is_the_shops() -> None:
+    from agent.printer.service import at_text
+
+    assert at_text("2026-11-25T09:00:00.000Z", "Europe/Berlin") == "2026-11-25 10:00"
+    assert at_text("2026-11-25T09:00:00.000Z", "Asia/Tehran") == "2026-11-25 12:30"
+    assert at_text("2026-11-25T10:00:00.000+01:00", None) == "2026-11-25 10:00"
+    assert at_text("2026-11-25T10:00:00.000+01:00", "No/Such_Zone") == "2026-11-25 10:00"
+    assert at_text("garbage\x1b", None) == "garbage\x1b"  # cleaned by the layout
