@@ -162,3 +162,25 @@ def test_escpos_commands_in_names_never_reach_the_printer_raw() -> None:
                 print(f"figure: member name with ESC p / GS V / DLE DC4 / ESC @ printed as "
                       f"{member_line!r}; 0 drawer pulses, 1 cut")
     run(scenario())
+
+
+def test_a_commit_retried_on_two_connections_prints_one_receipt() -> None:
+    async def scenario() -> None:
+        with SimPrinter() as sim:
+            async with printing_agent(sim) as (agent, printer):
+                session = await login(agent)
+                q = await agent.call("sale.quote", {"amount": 5000})
+                a, b = agent.client(), agent.client()
+                params = {"quote_id": q["quote_id"], "payment": "cash", "session": session}
+                first, second = await asyncio.gather(a.call("sale.commit", params),
+                                                     b.call("sale.commit", params))
+                await a.close()
+                await b.close()
+                assert first["sale_id"] == second["sale_id"]
+                await wait_state(printer, lambda s: s["printed"] >= 1)
+                await asyncio.sleep(0.3)
+                got = sim.receipts()
+                assert len(got) == 1 and len(got[0].drawer) == 1
+                print(f"figure: 2 concurrent commits of one quote: {len(got)} receipt, "
+                      f"{len(got[0].drawer)} drawer pulse")
+    run(scenario())
