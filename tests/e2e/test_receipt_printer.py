@@ -64,7 +64,8 @@ def test_sales_print_on_the_simulated_printer() -> None:
                 await client.close()
                 return out
 
-            cash, card, _status = asyncio.run(asyncio.wait_for(scenario(), 60))
+            cash, card, status = asyncio.run(asyncio.wait_for(scenario(), 60))
+            assert status["printer"]["kind"] == "network"
             receipts = sim.wait_receipts(2, timeout_s=20)
             assert len(receipts) == 2, agent.output()
             first, second = receipts
@@ -80,6 +81,37 @@ def test_sales_print_on_the_simulated_printer() -> None:
             assert [d.pin for d in first.drawer] == [2]
             assert second.drawer == []
             assert "Cash" in first.text and "Card" in second.text
+            # The printer runs out of paper: the next sale is recorded, the state is
+            # reported as an event and in agent.status, and the sale is reprinted.
+            sim.state = "paper_out"
+
+            async def paper_out() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+                client = SocketClient(files.socket)
+                watcher = SocketClient(files.socket)
+                await watcher.call("events.subscribe")
+                events = watcher.events().__aiter__()
+                login = await client.call("staff.login", {"staff_id": "1", "pin": "1234"})
+                quote = await client.call("sale.quote", {"amount": 1000})
+                sale = await client.call("sale.commit", {"quote_id": quote["quote_id"],
+                                                         "payment": "card",
+                                                         "session": login["session"]})
+                event: dict[str, Any] = {}
+                while event.get("type") != "printer" or event.get("state") != "paper_out":
+                    event = await asyncio.wait_for(events.__anext__(), 20)
+                status = await client.call("agent.status")
+                sim.state = "ok"
+                await client.call("receipt.print", {"sale_id": sale["sale_id"],
+                                                    "session": login["session"]})
+                await client.close()
+                await watcher.close()
+                return dict(sale), event, status
+
+            third, event, status = asyncio.run(asyncio.wait_for(paper_out(), 60))
+            assert event["detail"] == "the printer is out of paper" and event["failed"] == 1
+            assert status["printer"]["state"] == "paper_out"
+            assert status["printer"]["failed_sales"] == [third["sale_id"]]
+            reprinted = sim.wait_receipts(3, timeout_s=20)[-1]
+            assert reprinted.qr == [third["sale_id"]] and "REPRINT" in reprinted.text
             print(f"figure: commit {cash['commit_s']:.3f} s (cash), receipt "
                   f"{len(sim.jobs[0])} bytes, {len(first.lines)} lines")
         finally:
