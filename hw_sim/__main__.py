@@ -212,9 +212,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_printer(args: argparse.Namespace) -> int:
-    from hw_sim.printer import SimPrinter
+    from hw_sim.printer import PtySimPrinter, SimPrinter
 
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.pty:
+        serial = PtySimPrinter(args.dir / "printer.tty", state=args.state,
+                               hang_after=args.hang_after).start()
+        print(f"simulated serial printer on {serial.link} (kind = \"serial\")", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serial.close()
+        return 0
     printer = SimPrinter(args.host, args.port, directory=args.dir, state=args.state,
                          hang_after=args.hang_after).start()
     print(f"simulated printer on {printer.address}; receipts in {args.dir}/receipt-*.bin; "
@@ -279,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="where receipts are written (default: the running demo's)")
     printer.add_argument("--state", default="ok",
                          help="ok, paper_out, paper_low, cover_open, hang or refuse")
+    printer.add_argument("--pty", action="store_true",
+                         help="a serial printer on a pty linked at DIR/printer.tty instead")
     printer.add_argument("--hang-after", type=int, default=0,
                          help="with --state hang: bytes read before it stops")
     printer.set_defaults(func=cmd_printer)

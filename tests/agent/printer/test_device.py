@@ -4,6 +4,7 @@ and the profile's ``[printer]`` table."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,41 @@ def test_a_missing_serial_printer_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(PrinterError) as err:
         transport.open()
     assert err.value.reason == "not_found" and "not connected" in str(err.value)
+
+
+def test_a_serial_printer_on_a_pty_prints_answers_and_hangs(tmp_path: Path) -> None:
+    """kind = "serial": python-escpos's Serial on the simulated printer's pty."""
+    from dataclasses import replace
+
+    from agent.printer.service import ReceiptPrinter
+    from hw_sim.printer import PtySimPrinter
+    from tests.agent.printer.support import SPEC
+
+    link = tmp_path / "printer.tty"
+    with PtySimPrinter(link, gap_s=0.3) as sim:
+        printer = ReceiptPrinter(replace(SPEC, kind="serial", address=str(link), timeout_s=0.5),
+                                 lambda: None)
+        printer.start()
+        try:
+            sale = {"sale_id": "s-1", "lines": [{"sku": "tea", "qty": 1, "unit_price": 300}],
+                    "gross": 300, "payable": 300, "payment": "cash", "currency": "EUR"}
+            assert printer.print_sale(sale)
+            got = sim.wait_receipts(1)
+            assert got and got[0].qr == ["s-1"] and got[0].cuts == 1 and len(got[0].drawer) == 1
+            assert "tea" in got[0].text and got[0].unknown == []
+            sim.state = "paper_out"
+            printer.print_sale(sale)
+            deadline = time.monotonic() + 10
+            while printer.status()["failed"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert printer.status()["state"] == "paper_out"
+            sim.state, sim.hang_after = "hang", 0
+            started = time.monotonic()
+            printer.print_sale(sale)
+            while printer.status()["failed"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            status = printer.status()
+            assert status["state"] == "offline", status
+            print(f"figure: serial printer hanging detected in {time.monotonic() - started:.2f} s")
+        finally:
+            printer.stop()
