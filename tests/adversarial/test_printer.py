@@ -184,3 +184,29 @@ def test_a_commit_retried_on_two_connections_prints_one_receipt() -> None:
                 print(f"figure: 2 concurrent commits of one quote: {len(got)} receipt, "
                       f"{len(got[0].drawer)} drawer pulse")
     run(scenario())
+
+
+def test_a_printer_that_raises_while_queuing_never_fails_the_commit() -> None:
+    """The hook after sale.commit swallows (and logs) anything the printer raises."""
+
+    class Exploding:
+        auto_print = True
+
+        def print_sale(self, sale: object, *, reprint: bool = False) -> bool:
+            raise RuntimeError("layout bug")
+
+        def print_text(self, lines: object, title: str = "") -> bool:
+            raise RuntimeError("layout bug")
+
+        def status(self) -> dict[str, object]:
+            return {"kind": "network", "state": "error"}
+
+    async def scenario() -> None:
+        with SimPrinter() as sim:
+            async with printing_agent(sim) as (agent, _printer):
+                agent.view.printer = Exploding()
+                session = await login(agent)
+                result = await sell(agent, session)
+                assert [e["id"] for e in agent.recorded("sale")] == [result["sale_id"]]
+                assert result["receipt"]["payable"] > 0
+    run(scenario())
