@@ -126,6 +126,37 @@ def start_readers(cfg: Config, build: BuildReaders | None,
     return slots
 
 
+def make_printer(cfg: Config, bundle: Callable[[], Any],
+                 on_state: Callable[[dict[str, Any]], None]) -> Any:
+    """The profile's receipt printer (started), or None when it has none
+    (``[printer] kind = "none"``) or its parts cannot load; a printer that is
+    unplugged still starts: its state says so."""
+    spec = cfg.profile.printer
+    if spec.kind == "none":
+        return None
+    try:
+        from agent.printer.service import ReceiptPrinter
+    except ImportError as exc:
+        log.error("receipt printing is not available in this build: %s", exc)
+        return None
+    printer = ReceiptPrinter(spec, bundle, language=cfg.ui_locale or "en", on_state=on_state)
+    printer.start()
+    log.info("receipt printer: %s %s, %d columns, auto-print %s", spec.kind, spec.address,
+             spec.columns, "on" if spec.auto_print else "off")
+    return printer
+
+
+def printer_summary(state: dict[str, Any]) -> dict[str, Any]:
+    """The printer's state as the club status and the status line carry it."""
+    return {"kind": state.get("kind"), "state": state.get("state"),
+            "detail": state.get("detail"), "failed": state.get("failed", 0)}
+
+
+def printer_event(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``printer`` event notification for a state of the print worker."""
+    return {"type": "printer", **printer_summary(state), "last_job": state.get("last_job")}
+
+
 def stop_readers(slots: list[ReaderSlot]) -> None:
     for slot in slots:
         try:

@@ -70,6 +70,7 @@ class Agent:
         self.services: Services | None = None
         self.server: ApiServer | None = None
         self.link: Any = None
+        self.printer: Any = None  # agent.printer.service.ReceiptPrinter, or None
         self.readers: list[ReaderSlot] = []
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
@@ -146,6 +147,8 @@ class Agent:
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
             on_recorded=self._wake_link, started=self.started_at,
             lookup_member=member_lookup(cfg))
+        view.printer = assembly.make_printer(cfg, view.bundle, self._from_printer_thread)
+        self.printer = view.printer
         from agent.staff import offline_only
 
         self.services = Services(view, self.db, outbox=self.store.outbox,
@@ -179,6 +182,8 @@ class Agent:
             self.link = None
         else:
             self.link.set_readers(self._reader_rows())
+            if self.printer is not None:
+                self.link.set_printer(assembly.printer_summary(self.printer.status()))
 
     def _start_readers(self) -> None:
         self.readers = assembly.start_readers(self.config, self.hooks.build_readers,
@@ -190,6 +195,8 @@ class Agent:
         if self.server is not None:
             await self.server.close(grace_s=10.0)
         await asyncio.to_thread(self._stop_readers)
+        if self.printer is not None:
+            await asyncio.to_thread(self.printer.stop)
         if self.link is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.link.stop)
@@ -217,6 +224,18 @@ class Agent:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._on_link_event, dict(event))
+
+    def _from_printer_thread(self, state: dict[str, Any]) -> None:
+        """The print worker's state changed (printer thread): hand it to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_printer_state, state)
+
+    def _on_printer_state(self, state: dict[str, Any]) -> None:
+        self._broadcast(assembly.printer_event(state))
+        if self.link is not None:
+            self.link.set_printer(assembly.printer_summary(state))
+        self._update_status()
 
     def _on_reader_event(self, event: Any) -> None:
         kind = type(event).__name__
@@ -284,7 +303,8 @@ class Agent:
         version = self.bundle_state.version if self.bundle_state is not None else None
         readers = ", ".join(f"{s.name} {s.state}" for s in self.readers) or "no readers"
         rules = f"rules v{version}" if version is not None else "no rules"
-        return f"{online}, queue {pending}, {rules}, {readers}"
+        printer = f", printer {self.printer.status()['state']}" if self.printer is not None else ""
+        return f"{online}, queue {pending}, {rules}, {readers}{printer}"
 
     def _update_status(self) -> None:
         line = self._status_line()
@@ -352,6 +372,13 @@ class Agent:
             log.info("readers changed: restarting them")
             await asyncio.to_thread(self._stop_readers)
             self._start_readers()
+        if new.profile.printer != old.profile.printer and self.services is not None:
+            log.info("printer changed: restarting it")
+            if self.printer is not None:
+                await asyncio.to_thread(self.printer.stop)
+            self.printer = assembly.make_printer(new, self.services.view.bundle,
+                                                 self._from_printer_thread)
+            self.services.view.printer = self.printer
         link_keys = ("broker_url", "central_url", "allow_plain", "ca_file", "cert_file",
                      "key_file", "rules_keys_dir")
         if any(getattr(new, k) != getattr(old, k) for k in link_keys) or \

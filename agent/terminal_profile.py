@@ -40,6 +40,40 @@ class ReaderSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+PRINTER_KINDS = ("none", "network", "serial", "usb")
+PRINTER_COLUMNS = (32, 42, 48)
+PRINTER_CODE_PAGES = ("cp437", "cp850", "cp860", "cp863", "cp865", "cp1252", "cp866", "cp852",
+                      "cp858")
+_PRINTER_KEYS = {
+    "kind", "address", "baud", "columns", "code_page", "drawer_pin", "auto_print", "language",
+    "shop_name", "shop_lines", "footer", "font", "qr_native", "timeout_s", "status_poll_s",
+    "model",
+}
+
+
+@dataclass(frozen=True)
+class PrinterSpec:
+    """The receipt printer of a terminal profile (``[printer]``, docs/configuration.md)."""
+
+    kind: Literal["none", "network", "serial", "usb"] = "none"
+    # network: host:port; serial: a device path; usb: vendor:product in hex.
+    address: str = ""
+    baud: int = 9600
+    columns: int = 42
+    code_page: str = "cp437"
+    drawer_pin: int | None = 2
+    auto_print: bool = True
+    language: str = ""  # default: the UI's language ([ui] locale)
+    shop_name: str = ""
+    shop_lines: tuple[str, ...] = ()
+    footer: str = ""
+    font: str = ""
+    qr_native: bool = True
+    timeout_s: float = 5.0
+    status_poll_s: float = 30.0
+    model: str = ""
+
+
 @dataclass(frozen=True)
 class Profile:
     """Which readers a kind of box has (``terminal_profiles/NAME.toml``)."""
@@ -49,6 +83,8 @@ class Profile:
     readers: tuple[ReaderSpec, ...]
     source: str
     udev_rules: tuple[str, ...] = ()
+    printer: PrinterSpec = field(default_factory=PrinterSpec)
+    printer_raw: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _is_profile_path(name: str) -> bool:
@@ -133,7 +169,7 @@ def _profile_raw(profile: Profile) -> dict[str, Any]:
             entry["reader"] = r.reader
         readers[r.name] = entry
     return {"description": profile.description, "readers": readers,
-            "udev_rules": list(profile.udev_rules)}
+            "udev_rules": list(profile.udev_rules), "printer": dict(profile.printer_raw)}
 
 
 _READER_KEYS = {
@@ -182,5 +218,61 @@ def _parse_profile(name: str, source: str, data: Mapping[str, Any]) -> Profile:
     for i, rule in enumerate(udev):
         if not isinstance(rule, str):
             raise top.error(f"udev_rules[{i}]", "must be a string")
+    printer_raw = dict(top.table("printer").data)
     return Profile(name=name, description=description, readers=tuple(readers), source=source,
-                   udev_rules=tuple(udev))
+                   udev_rules=tuple(udev), printer=_parse_printer(top.table("printer")),
+                   printer_raw=printer_raw)
+
+
+def _seconds(t: TomlTable, name: str, default: float) -> float:
+    value = t.data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise t.error(name, f"must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def _parse_printer(t: TomlTable) -> PrinterSpec:
+    """``[printer]``: every key checked, each error naming the file and key."""
+    unknown = sorted(set(t.data) - _PRINTER_KEYS)
+    if unknown:
+        raise t.error(unknown[0], "is not a printer setting (known: "
+                      f"{', '.join(sorted(_PRINTER_KEYS))})")
+    kind = t.choice("kind", PRINTER_KINDS, "none")
+    address = t.get("address", str, "")
+    if kind != "none" and not address:
+        raise t.error("address", f"is required for a {kind} printer (network: host:port, "
+                                 "serial: a device path, usb: vendor:product in hex)")
+    if kind == "usb":
+        vendor, _, product = address.partition(":")
+        try:
+            int(vendor, 16), int(product, 16)
+        except ValueError:
+            raise t.error("address", f"must be vendor:product in hex (04b8:0202), not {address!r}"
+                          ) from None
+    if kind == "network":
+        _, sep, port = address.rpartition(":")
+        if sep and not (port.isdigit() and 0 < int(port) < 65536):
+            raise t.error("address", f"must be host:port, not {address!r}")
+    columns = t.get("columns", int, 42)
+    if columns not in PRINTER_COLUMNS:
+        raise t.error("columns", f"must be 32, 42 or 48, not {columns}")
+    code_page = t.choice("code_page", PRINTER_CODE_PAGES, "cp437")
+    pin = t.get("drawer_pin", int, 2)
+    if pin not in (0, 2, 5):
+        raise t.error("drawer_pin", f"must be 2 or 5 (0: no drawer), not {pin}")
+    shop_lines = t.get("shop_lines", list, [])
+    if len(shop_lines) > 6 or not all(isinstance(x, str) and len(x) <= 80 for x in shop_lines):
+        raise t.error("shop_lines", "must be at most 6 strings of at most 80 characters")
+    timeout_s = _seconds(t, "timeout_s", 5.0)
+    if not 0.2 <= timeout_s <= 60:
+        raise t.error("timeout_s", f"must be 0.2 to 60 seconds, not {timeout_s}")
+    poll = _seconds(t, "status_poll_s", 30.0)
+    if poll < 0:
+        raise t.error("status_poll_s", "must be 0 (never) or more seconds")
+    return PrinterSpec(
+        kind=cast(Any, kind), address=address, baud=t.positive("baud", 9600), columns=columns,
+        code_page=code_page, drawer_pin=pin or None, auto_print=t.get("auto_print", bool, True),
+        language=t.get("language", str, ""), shop_name=t.get("shop_name", str, "")[:60],
+        shop_lines=tuple(shop_lines), footer=t.get("footer", str, "")[:120],
+        font=t.get("font", str, ""), qr_native=t.get("qr_native", bool, True),
+        timeout_s=timeout_s, status_poll_s=poll, model=t.get("model", str, ""))

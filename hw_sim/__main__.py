@@ -6,6 +6,8 @@
   python -m hw_sim serve [--dir /run/clubterm-sim]     # pty MSR + scanner FIFO
   python -m hw_sim swipe [--card visa] [--dir ...] [--noise] [--half]
   python -m hw_sim scan CODE [--keymap us] [--dir ...] [--slow]
+  python -m hw_sim printer [--port 9100] [--dir ...] [--state ok]  # ESC/POS sink
+  python -m hw_sim receipt-png DIR/receipt-0001.bin receipt.png
 
 ``tap`` inserts a virtual card into pcscd's vpcd reader (the system pcscd with
 ``/etc/reader.conf.d/vpcd`` listens on 35963), holds it, and removes it.
@@ -209,6 +211,43 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_printer(args: argparse.Namespace) -> int:
+    from hw_sim.printer import PtySimPrinter, SimPrinter
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.pty:
+        serial = PtySimPrinter(args.dir / "printer.tty", state=args.state,
+                               hang_after=args.hang_after).start()
+        print(f"simulated serial printer on {serial.link} (kind = \"serial\")", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serial.close()
+        return 0
+    printer = SimPrinter(args.host, args.port, directory=args.dir, state=args.state,
+                         hang_after=args.hang_after).start()
+    print(f"simulated printer on {printer.address}; receipts in {args.dir}/receipt-*.bin; "
+          f"state: echo paper_out > {args.dir}/printer.state", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        printer.close()
+    return 0
+
+
+def cmd_receipt_png(args: argparse.Namespace) -> int:
+    from hw_sim.escpos_decode import decode, render_png
+
+    decoded = decode(args.bin.read_bytes())
+    render_png(decoded).save(args.out)
+    print("\n".join(decoded.lines))
+    print(f"qr: {decoded.qr}  cuts: {decoded.cuts}  drawer: {len(decoded.drawer)}  "
+          f"images: {len(decoded.images)}  -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw_sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,6 +282,22 @@ def main(argv: list[str] | None = None) -> int:
     scan.add_argument("--dir", type=Path, default=None,
                       help="the simulated readers' folder (default: the running demo's)")
     scan.set_defaults(func=cmd_scan)
+    printer = sub.add_parser("printer", help="a simulated ESC/POS network printer (TCP 9100)")
+    printer.add_argument("--host", default="127.0.0.1")
+    printer.add_argument("--port", type=int, default=9100)
+    printer.add_argument("--dir", type=Path, default=None,
+                         help="where receipts are written (default: the running demo's)")
+    printer.add_argument("--state", default="ok",
+                         help="ok, paper_out, paper_low, cover_open, hang or refuse")
+    printer.add_argument("--pty", action="store_true",
+                         help="a serial printer on a pty linked at DIR/printer.tty instead")
+    printer.add_argument("--hang-after", type=int, default=0,
+                         help="with --state hang: bytes read before it stops")
+    printer.set_defaults(func=cmd_printer)
+    png = sub.add_parser("receipt-png", help="decode a recorded receipt and draw it as PNG")
+    png.add_argument("bin", type=Path)
+    png.add_argument("out", type=Path)
+    png.set_defaults(func=cmd_receipt_png)
     args = parser.parse_args(argv)
     if getattr(args, "dir", "unset") is None:
         args.dir = default_dir()

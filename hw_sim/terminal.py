@@ -107,19 +107,34 @@ class TerminalFiles:
         return bytes.fromhex(self.pan_key_file.read_text().strip())
 
 
+def sim_printer_table(address: str) -> str:
+    """The ``[printer]`` table of a profile printing on the simulated network printer."""
+    return ("\n[printer]\n"
+            'kind = "network"\n'
+            'model = "hw_sim simulated ESC/POS printer"\n'
+            f"address = {json.dumps(address)}\n"
+            "columns = 42\n"
+            'shop_name = "Café Rose"\n'
+            'shop_lines = ["12 Main St", "Open 8-20"]\n'
+            "timeout_s = 2\n"
+            "status_poll_s = 10\n")
+
+
 def write_config(root: Path, *, broker_url: str | None = None, profile: str | None = None,
                  central_url: str | None = None, club_settings: Mapping[str, Any] | None = None,
                  socket: Path | None = None, club_id: str = CLUB_ID,
                  tls: tuple[Path, Path, Path] | None = None,
                  trusted_keys: Path | None = None, pan_key_hex: str | None = None,
-                 profile_text: str | None = None) -> TerminalFiles:
+                 profile_text: str | None = None, printer: str | None = None) -> TerminalFiles:
     """Write agent.toml, the pan_key (0600) and the rule keys into ``root``.
 
     ``tls`` is (CA, client certificate, client key); ``trusted_keys`` a folder of
     the club's public rule keys (default: a key pair made here, whose private half
     :func:`signed_bundle` uses); ``pan_key_hex`` the club's pan_key (default: a
     random one); ``profile_text`` a terminal profile written next to the config;
-    ``club_settings`` more keys of ``[club]`` (link timings, limits).
+    ``club_settings`` more keys of ``[club]`` (link timings, limits); ``printer`` the
+    ``host:port`` of a simulated network printer (``python -m hw_sim printer``): the
+    profile gets a ``[printer]`` table printing every sale there.
     """
     from agent.rules import write_keypair
 
@@ -140,6 +155,10 @@ def write_config(root: Path, *, broker_url: str | None = None, profile: str | No
         files.trusted_keys.mkdir(parents=True, exist_ok=True)
         (files.trusted_keys / f"{KEY_ID}.pub").write_bytes(
             (files.club_keys / f"{KEY_ID}.pub").read_bytes())
+    if printer is not None:
+        if profile_text is None:
+            profile_text = f"extends = {json.dumps(profile)}\n" if profile else EMPTY_PROFILE
+        profile_text += sim_printer_table(printer)
     if profile_text is not None:
         (root / "profile.toml").write_text(profile_text)
         profile = str(root / "profile.toml")
@@ -220,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the club's pan_key from this file (hex)")
     p.add_argument("--profile-file", type=Path, default=None,
                    help="copy this terminal profile next to the configuration")
+    p.add_argument("--printer", default=None,
+                   help="host:port of a simulated network printer (python -m hw_sim printer)")
     p.add_argument("--from-club", action="store_true",
                    help="staff only: members and rules come from the club")
     args = parser.parse_args(argv)
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                          central_url=args.central, socket=args.socket, club_id=args.club_id,
                          trusted_keys=args.trusted_keys, pan_key_hex=pan_hex,
                          profile_text=(args.profile_file.read_text() if args.profile_file
-                                       else None))
+                                       else None), printer=args.printer)
     seed_store(files, members=args.members,
                bundle=not (args.no_bundle or args.from_club),
                extra_rules=args.extra_rules, demo_members=not args.from_club)

@@ -51,6 +51,14 @@ def format_status(s: dict[str, Any]) -> str:
     for i, r in enumerate(readers):
         label = "readers" if i == 0 else ""
         lines.append(f"{label:<12} {r.get('name')} ({r.get('kind')}): {r.get('state')}")
+    printer = s.get("printer")
+    if isinstance(printer, dict):
+        last = printer.get("last_job") or {}
+        lines.append(f"printer      {printer.get('kind')} {printer.get('address')}: "
+                     f"{printer.get('state')}"
+                     + (f" ({printer['detail']})" if printer.get("detail") else "")
+                     + f", {printer.get('printed', 0)} printed, {printer.get('failed', 0)} failed"
+                     + (f", last {last.get('result')} {last.get('sale_id')}" if last else ""))
     if s.get("agent_version"):
         lines.append(f"agent        {s['agent_version']}, up {s.get('uptime_s', 0):.0f} s")
     # Every value came from the agent (reader names, problems): shown, never obeyed.

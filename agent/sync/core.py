@@ -88,6 +88,7 @@ class LinkCore:
         self.send = Sender(topics, tuning, outbox, new_batch_id, self.counters)
         self.status = _Status()
         self.readers: list[dict[str, Any]] = []
+        self.printer: dict[str, Any] | None = None
         self._now = 0.0  # the monotonic time of the input being handled
         self._stats: Any = None
         self._pending_stale = False
@@ -153,6 +154,12 @@ class LinkCore:
     def set_readers(self, readers: list[dict[str, Any]]) -> None:
         self.readers = list(readers)
         self.status.dirty = True
+
+    def set_printer(self, printer: dict[str, Any] | None) -> None:
+        """The receipt printer's state (``{kind, state, detail}``) for the status."""
+        if printer != self.printer:
+            self.printer = printer
+            self.status.dirty = True
 
     def resync(self, now: float) -> list[Action]:
         """Fetch the full member snapshot."""
@@ -312,6 +319,8 @@ class LinkCore:
                       "rejected": int(stats.rejected),
                       "recent_rejections": list(self._recent_rejections)},
             "readers": list(self.readers),
+            # (1.2) The receipt printer; null without one (docs/protocol/club.md).
+            "printer": self.printer,
             "link": {"in_flight": self.state.in_flight,
                      "last_ack_at": iso(self.state.last_ack_at),
                      "ack_timeouts": self.counters["ack_timeouts"]},

@@ -20,6 +20,7 @@ class FakeClubLink:
         self.started = False
         self.wakes = 0
         self.readers: list[dict[str, Any]] = []
+        self.printer: dict[str, Any] | None = None
         self.resyncs = 0
         self.stall: str | None = None  # what stalled() answers; tests set it
 
@@ -43,6 +44,9 @@ class FakeClubLink:
 
     def set_readers(self, readers: list[dict[str, Any]]) -> None:
         self.readers = list(readers)
+
+    def set_printer(self, printer: dict[str, Any] | None) -> None:
+        self.printer = printer
 
     def resync_members(self) -> None:
         self.resyncs += 1

@@ -100,6 +100,11 @@ class _Readers:
 
 
 @dataclass(frozen=True)
+class _Printer:
+    printer: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class _Resync:
     pass
 
@@ -228,6 +233,10 @@ class ClubLink:
         """The readers' states for the status (``[{name, kind, state}]``)."""
         self._jobs.put(_Readers(list(readers)))
 
+    def set_printer(self, printer: dict[str, Any] | None) -> None:
+        """The receipt printer's state for the status (``{kind, state, detail}``)."""
+        self._jobs.put(_Printer(None if printer is None else dict(printer)))
+
     def resync_members(self) -> None:
         """Fetch the full member snapshot in the background."""
         self._jobs.put(_Resync())
@@ -287,6 +296,8 @@ class ClubLink:
                 return core.wake(now)
             case _Readers(readers=readers):
                 core.set_readers(readers)
+            case _Printer(printer=printer):
+                core.set_printer(printer)
             case _Resync():
                 return core.resync(now)
             case SnapshotOutcome():

@@ -38,6 +38,8 @@ class AgentStatus:
     minor_units: int = 2
     timezone: str | None = None
     connected: bool = True
+    # The receipt printer's state (docs/receipts.md), None without a printer.
+    printer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,14 @@ def status_from_result(result: dict[str, Any], now: datetime) -> AgentStatus:
         currency=result.get("currency"),
         minor_units=minor if isinstance(minor, int) else 2,
         timezone=result.get("timezone"),
+        printer=_printer_state(result.get("printer")),
     )
+
+
+def _printer_state(value: object) -> str | None:
+    if isinstance(value, dict) and value.get("kind") not in (None, "none"):
+        return str(value.get("state") or "unknown")
+    return None
 
 
 def apply_event(status: AgentStatus, event: dict[str, Any], now: datetime) -> AgentStatus:
@@ -111,6 +120,8 @@ def apply_event(status: AgentStatus, event: dict[str, Any], now: datetime) -> Ag
         return dataclasses.replace(
             status, rules_version=event.get("version"), rules_problem=event.get("problem")
         )
+    if kind == "printer":
+        return dataclasses.replace(status, printer=_printer_state(event))
     if kind == "reader":
         name = str(event.get("name", "?"))
         view = ReaderView(name, str(event.get("kind", "")), str(event.get("state", "")))

@@ -36,6 +36,7 @@ from agent.localapi.services.quotes import (
     QuoteMethods,
     StoredQuote,
 )
+from agent.localapi.services.receipts import ReceiptMethods
 from agent.localapi.services.reports import ReportMethods, summarise_day
 from agent.localapi.services.sales import SALE_LIST_MAX, SALE_LIST_SCAN, VOID_WINDOW_S
 from agent.localapi.services.staff import StaffMethods
@@ -63,7 +64,7 @@ Method = Callable[[Params, Caller | None], Awaitable[object]]
 
 
 class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMethods,
-               AppointmentMethods):
+               AppointmentMethods, ReceiptMethods):
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
@@ -100,6 +101,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "member.card_link": self.member_card_link,
             "event.correct": self.event_correct,
             "day.close": self.day_close,
+            "receipt.print": self.receipt_print,
+            "printer.status": self.printer_status,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:
@@ -107,7 +110,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
         handler = self._methods.get(method)
         if handler is None:
             raise ApiError(METHOD_NOT_FOUND, f"The agent does not know the method {method!r}.")
-        if not self.accepting and method not in ("agent.status", "events.subscribe"):
+        if not self.accepting and method not in ("agent.status", "events.subscribe",
+                                                 "printer.status"):
             raise ApiError(NOT_ALLOWED, "The agent is shutting down; please try again in a moment.",
                            {"reason": "shutting_down"})
         return await handler(params, conn)

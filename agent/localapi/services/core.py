@@ -57,6 +57,7 @@ from agent.staff import permissions as perm
 if TYPE_CHECKING:
     from agent.localapi.services.quotes import StoredQuote
     from agent.offline_queue import QueueStats, StoredEvent
+    from agent.printer import ReceiptPrinterPort
     from agent.rules import Bundle
 
 log = logging.getLogger("agent.localapi.services")
@@ -126,6 +127,8 @@ class AgentView:
     # the loop): the record, None (no such member), or a LinkError. None: no lookup.
     lookup_member: Callable[[str], dict[str, Any] | None] | None = None
     started: float = field(default_factory=time.monotonic)
+    # The receipt printer of the terminal profile (docs/receipts.md), or None.
+    printer: ReceiptPrinterPort | None = None
 
 
 def _granted(staff: Mapping[str, Any]) -> frozenset[str]:

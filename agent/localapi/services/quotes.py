@@ -32,6 +32,7 @@ from agent.localapi.services.params import (
     _within_bounds,
     basket_lines,
 )
+from agent.localapi.services.receipts import print_after_commit
 from agent.localapi.services.sales import (
     PROMOTION_KEYS,
     SALE_KEYS,
@@ -373,6 +374,7 @@ class QuoteMethods(ServiceCore):
         self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
                              "member_id": body["member_id"], "payable": body["payable"],
                              "staff_id": session.staff_id})
+        print_after_commit(self.view, receipt)  # queued only; the sale is already durable
         return result
 
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:

@@ -46,6 +46,8 @@ class ReportMethods(ServiceCore):
             "link_since": _iso(self.view.link_since()),
             **self._money_info(bundle),
             "uptime_s": round(time.monotonic() - self.view.started, 1),
+            # The receipt printer (docs/receipts.md); None without one.
+            "printer": self.view.printer.status() if self.view.printer is not None else None,
         }
 
     async def events_subscribe(self, params: Params, conn: Caller | None) -> bool:

@@ -333,6 +333,7 @@ class ReceiptDialog(ClubModal):
     CSS_PATH = "sale_dialogs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "dismiss(None)", N_("Next sale")),
+        Binding("ctrl+p", "print_receipt", N_("Print")),
         Binding("escape", "dismiss(None)", N_("Close"), show=False),
     ]
 
@@ -354,3 +355,13 @@ class ReceiptDialog(ClubModal):
             event.stop()
             event.prevent_default()
             self.dismiss(event.character)
+
+    def action_print_receipt(self) -> None:
+        """Ctrl+P: print this sale's receipt (again) on the receipt printer (#16)."""
+        sale_id = self.receipt.get("sale_id")
+        if sale_id:
+            self.call_api("receipt.print", {"sale_id": sale_id}, on_done=self.done_print,
+                          session=True)
+
+    def done_print(self, result: dict[str, Any]) -> None:
+        self.notify(tr("Receipt sent to the printer."))

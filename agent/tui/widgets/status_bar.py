@@ -7,11 +7,18 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
-from agent.tui.i18n import current, tr
+from agent.tui.i18n import N_, current, tr
 from agent.tui.labels import reader_state, role_name
 from agent.tui.state import AgentStatus, StaffSession
 
 READY_STATES = frozenset({"ready", "ok"})
+# The printer states the status bar shows (agent.status printer.state).
+PRINTER_STATES = {
+    "paper_out": N_("paper out"),
+    "cover_open": N_("cover open"),
+    "offline": N_("not reachable"),
+    "error": N_("error"),
+}
 
 
 def status_text(
@@ -74,6 +81,10 @@ def status_text(
         else:
             names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
             parts.append((8, Text(tr("Readers: {names}", names=names), style="bold red")))
+        printer = PRINTER_STATES.get(status.printer or "")
+        if printer is not None:  # only a printer that needs the cashier (#16)
+            parts.append((8, Text(tr("Printer: {state}", state=current().gettext(printer)),
+                                  style="bold red")))
     if staff is not None:
         # Who is signed in outlasts "Readers ✓" (#15 item 11); the rules
         # version, the queue and any problem outlast it.
