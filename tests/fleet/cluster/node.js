@@ -14,8 +14,8 @@
 //
 // The TLS listener does what docs/sync.md ("Broker identity") asks of a club broker:
 // a client certificate is required, its CN is the identity, the client id must be
-// the CN (or "clubterm-" + CN, what the agent sends: aedes cannot rewrite a client
-// id, so any other is refused), and the ACL lets a terminal use only its own topics
+// the CN (or the id clubterm sends for it, see clientIdsOf: aedes cannot rewrite a
+// client id, so any other is refused), and the ACL lets a terminal use only its own topics
 // of its own club. The plain listener is open (tests only), as mosquitto's is.
 const path = require('node:path')
 const net = require('node:net')
@@ -56,6 +56,14 @@ function allowed (cn, clubId, topic, write) {
   return false
 }
 
+// The client ids a certificate may use: its CN, or what clubterm sends for it
+// ("clubterm-" + terminal id; "clubterm-club-" + club id for the club's account).
+function clientIdsOf (cn) {
+  const ids = [cn, `clubterm-${cn}`]
+  if (cn.startsWith('club:')) ids.push(`clubterm-club-${cn.slice(5)}`)
+  return ids
+}
+
 function commonName (client) {
   const conn = client && client.conn
   if (!conn || typeof conn.getPeerCertificate !== 'function') return null
@@ -81,6 +89,16 @@ async function main () {
       return typeof out.pipe === 'function' ? out : Readable.from(out)
     }
   }
+  {
+    // aedes 1.2.0 stores a SUBSCRIBE's whole list once per topic in it, in parallel;
+    // one store per packet is enough.
+    const original = persistence.addSubscriptions.bind(persistence)
+    const running = new WeakMap()
+    persistence.addSubscriptions = (client, subs) => {
+      if (!running.has(subs)) running.set(subs, original(client, subs))
+      return running.get(subs)
+    }
+  }
   const mq = mqemitterRedis({ ...redis })
   const broker = await Aedes.createBroker({
     id: settings.id,
@@ -97,7 +115,7 @@ async function main () {
     if (client.conn instanceof tls.TLSSocket) {
       const cn = commonName(client)
       const id = packet.clientId
-      if (!cn || (id !== cn && id !== `clubterm-${cn}`)) {
+      if (!cn || !clientIdsOf(cn).includes(id)) {
         const err = new Error(`client id ${id} is not the certificate's CN ${cn}`)
         err.returnCode = 2 // identifier rejected
         return callback(err, false)
