@@ -212,6 +212,7 @@ class MqttSession:
         self.client.on_socket_register_write = self._on_register_write
         self._stop = threading.Event()
         self._accepted = False  # CONNACK success seen on this connection
+        self._refused = False  # a CONNACK refused this connection
         self._session_present = True
         self._thread: threading.Thread | None = None
 
@@ -221,7 +222,11 @@ class MqttSession:
                     properties: Any) -> None:
         if reason.is_failure:
             where = self.endpoint.label if self.endpoint else "the broker"
-            self.inbox.put(ConnectFailed(f"{where} refused the connection: {reason}"))
+            self._refused = True
+            hint = ""
+            if self.v5 and "protocol version" in str(reason).lower():
+                hint = ' (it speaks MQTT 3.1.1 only: set [club] mqtt_version = "3.1.1")'
+            self.inbox.put(ConnectFailed(f"{where} refused the connection: {reason}{hint}"))
         else:
             self._session_present = bool(getattr(flags, "session_present", True))
             self._accepted = True
@@ -272,6 +277,7 @@ class MqttSession:
         if self._tls is not None:
             self._tls.name = endpoint.name
         self._accepted = False
+        self._refused = False
         try:
             if self.v5:
                 props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -299,6 +305,10 @@ class MqttSession:
         """Run the connection until it ends; True when the broker had accepted it."""
         subscribed = False
         stop_by: float | None = None
+        # A broker that took the connection but never answers the CONNACK (a node
+        # half dead, a broker that misreads this MQTT version) is given up after
+        # one keepalive period, and the next address is tried.
+        answer_by = time.monotonic() + self.tuning.keepalive_s
         while True:
             rc = self.client.loop(_LOOP_S)
             if self._accepted and not subscribed:
@@ -308,6 +318,14 @@ class MqttSession:
                                          self._session_present))
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 break  # the DISCONNECT of stop() went out, or the connection was lost
+            if not self._accepted and not self._refused and time.monotonic() > answer_by:
+                self._refused = True  # reported here, not again below
+                where = self.endpoint.label if self.endpoint else "the broker"
+                self.inbox.put(ConnectFailed(
+                    f"{where} did not accept the connection within {self.tuning.keepalive_s} "
+                    f"s (does it speak MQTT {'5' if self.v5 else '3.1.1'}? see [club] "
+                    "mqtt_version)"))
+                break
             if self._stop.is_set():
                 stop_by = stop_by or time.monotonic() + _STOP_GRACE_S
                 if time.monotonic() > stop_by:
@@ -316,6 +334,14 @@ class MqttSession:
             # paho does not call on_disconnect for every way a socket dies; the
             # core ignores a second one.
             self.inbox.put(Disconnected(mqtt.error_string(rc)))
+        elif not self._refused and not self._stop.is_set():
+            # Closed before any CONNACK: what a broker that does not speak the
+            # version asked for often does (amqtt with MQTT 5), or a TLS/ACL refusal.
+            where = self.endpoint.label if self.endpoint else "the broker"
+            version = "5" if self.v5 else "3.1.1"
+            self.inbox.put(ConnectFailed(
+                f"{where} closed the connection before accepting it (does it speak MQTT "
+                f"{version}? see [club] mqtt_version)"))
         return subscribed
 
     # ---- the worker's side ---------------------------------------------------

@@ -54,3 +54,7 @@ def amqtt_broker(tmp_path: Path) -> Iterator[AmqttBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+# The link tests' terminals (a config, a real store, a ClubLink), reused here.
+from tests.agent.sync.conftest import make_terminal  # noqa: E402, F401

@@ -231,3 +231,49 @@ def test_tls_is_checked_against_the_name_not_the_address(
         evil.stop(5)
     assert not any(isinstance(e, Connected) for e in events)
     assert "evil.test" in events[0].error
+
+
+@pytest.mark.needs_mosquitto
+def test_a_node_that_takes_the_connection_but_never_answers_is_left_for_the_next(
+        mosquitto_factory: Any) -> None:
+    import socket
+    import threading
+
+    broker: MosquittoBroker = mosquitto_factory(tls=False)
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:  # takes connections, reads nothing, answers nothing
+        mute.settimeout(0.2)
+        while not done.is_set():
+            try:
+                held.append(mute.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    inbox: queue.Queue[Any] = queue.Queue()
+    mute_url = f"mqtt://127.0.0.1:{mute.getsockname()[1]}"
+    s = _session([mute_url, broker.url], inbox)
+    started = time.monotonic()
+    s.start()
+    try:
+        events = _wait(inbox, Connected, timeout=FAST.keepalive_s + 10)
+    finally:
+        s.stop(5)
+        done.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        mute.close()
+    waited = time.monotonic() - started
+    failed = [e.error for e in events if isinstance(e, ConnectFailed)]
+    assert failed == [f"{mute_url} did not accept the connection within {FAST.keepalive_s} s "
+                      "(does it speak MQTT 5? see [club] mqtt_version)"]
+    assert events[-1].broker == broker.url
+    assert FAST.keepalive_s <= waited < FAST.keepalive_s + 5
+    print(f"figure: a mute node was left after {waited:.1f} s (keepalive {FAST.keepalive_s} s)")

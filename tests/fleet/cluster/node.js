@@ -64,11 +64,19 @@ function clientIdsOf (cn) {
   return ids
 }
 
-function commonName (client) {
+// The CN is read once, at CONNECT, and kept on the client: when the will is
+// published the socket is already gone and has no peer certificate any more.
+const CN = Symbol('clubterm CN')
+
+function peerCommonName (client) {
   const conn = client && client.conn
   if (!conn || typeof conn.getPeerCertificate !== 'function') return null
   const cert = conn.getPeerCertificate()
   return (cert && cert.subject && cert.subject.CN) || null
+}
+
+function commonName (client) {
+  return (client && client[CN]) || null
 }
 
 async function main () {
@@ -113,7 +121,8 @@ async function main () {
 
   broker.preConnect = function (client, packet, callback) {
     if (client.conn instanceof tls.TLSSocket) {
-      const cn = commonName(client)
+      const cn = peerCommonName(client)
+      client[CN] = cn
       const id = packet.clientId
       if (!cn || !clientIdsOf(cn).includes(id)) {
         const err = new Error(`client id ${id} is not the certificate's CN ${cn}`)
