@@ -173,6 +173,11 @@ def test_node_dies_mid_drain_and_mid_member_changes(
             publisher.join(60)
             back2 = wait_until(lambda: on_node(term, cluster, first), 30,
                                "the agent back on the first node")
+            # Traffic goes on: the next change set shows the terminal any change set the
+            # broker lost (aedes loses some queued ones, docs/fleet.md) and it fetches
+            # the snapshot. Without it a loss at the very end would stay unseen.
+            club.upsert_members([{"member_id": "m-f0", "identifiers": ["code:FLEET-0"],
+                                  "balances": {"points": 5000}}])
             version = club.ledger.members_version()
             wait_until(lambda: term.status()["members_version"] == version, 30,
                        "every change set at the terminal")
@@ -181,11 +186,11 @@ def test_node_dies_mid_drain_and_mid_member_changes(
                     here = api.call("member.identify", {"code": f"FLEET-{i}"})
                     assert here["balances"] == club.ledger.member(f"m-f{i}")["balances"]
             # aedes delivers a restored session's queue interleaved with what is
-            # published meanwhile (docs/fleet.md): the agent then sees a gap, fetches
-            # a snapshot and ignores the late change sets. What counts is the outcome
-            # above; the snapshots it cost are a figure, bounded here.
+            # published meanwhile, and loses some of it (docs/fleet.md): the agent then
+            # sees a gap, fetches a snapshot and ignores late change sets. What counts is
+            # the outcome above; the snapshots it cost are a figure, bounded here.
             gap_snapshots = len(club.snapshot_requests) - snapshots
-            assert gap_snapshots <= 5, link_log(term)
+            assert gap_snapshots <= 10, link_log(term)
             print(f"figure: failover after a node kill mid-drain {failover_s:.2f} s; "
                   f"sales {len(report.confirmed)} (queued {SALES_QUEUED}, "
                   f"{applied_at_kill} applied at the kill, {SALES_DURING} during the "

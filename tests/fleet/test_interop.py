@@ -63,9 +63,17 @@ TARGETS = ["mosquitto-5-tls", "mosquitto-3.1.1", "aedes-cluster-3.1.1-tls", "amq
 
 # What a broker genuinely cannot do (found by these tests; docs/fleet.md, "Interoperability").
 CANNOT = {
+    ("aedes-cluster-3.1.1-tls", "session"): "aedes 1.2.0 with aedes-persistence-redis 11.2.2 "
+    "loses some of the QoS 1 messages queued for an absent persistent session (about 2 runs "
+    "in 5 here); the agent heals it with a snapshot at the next change set "
+    "(tests/fleet/test_failover.py, docs/fleet.md)",
     ("amqtt-3.1.1", "session"): "amqtt 0.12.1 queues nothing for a persistent session while "
     "its client is away: member changes published meanwhile are lost (the terminal sees a "
     "gap and fetches a snapshot)",
+    ("aedes-cluster-3.1.1-tls", "redelivery"): "aedes 1.2.0 with aedes-persistence-redis "
+    "11.2.2 keeps a QoS 1 message it delivered for redelivery only some of the time (in "
+    "runs here about 2 in 3, on one node as across nodes: the message is missing from the "
+    "session's outgoing list in Redis); the agent does not rely on it (docs/fleet.md)",
     ("amqtt-3.1.1", "redelivery"): "amqtt 0.12.1 does not deliver again a QoS 1 message "
     "that was not acknowledged before the connection dropped (a command in flight then is "
     "lost unless the club sends it again)",
