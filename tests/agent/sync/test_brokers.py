@@ -277,3 +277,23 @@ def test_a_node_that_takes_the_connection_but_never_answers_is_left_for_the_next
     assert events[-1].broker == broker.url
     assert FAST.keepalive_s <= waited < FAST.keepalive_s + 5
     print(f"figure: a mute node was left after {waited:.1f} s (keepalive {FAST.keepalive_s} s)")
+
+
+def test_the_core_says_which_broker_it_is_on(tmp_path: Path) -> None:
+    from agent.offline_queue import Store
+    from agent.sync.actions import Emit
+    from tests.agent.sync.test_core import make_core, perform
+    store = Store.open(tmp_path / "db", "T-0001", "M-7")
+    try:
+        core = make_core(store)
+        label = "mqtts://mqtt-b.club.example:8883 (10.0.0.2)"
+        out = perform(store, core.connected(0.0, broker=label, session_present=False))
+        assert core.state.broker == label
+        assert [a.event["broker"] for a in out
+                if isinstance(a, Emit) and a.event["type"] == "link"] == [label]
+        assert core.status_payload()["link"]["broker"] == label
+        perform(store, core.disconnected("keepalive timeout", 1.0))
+        assert core.state.broker is None
+        assert core.state.last_error == f"disconnected from {label}: keepalive timeout"
+    finally:
+        store.close()
