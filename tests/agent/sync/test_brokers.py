@@ -22,7 +22,7 @@ from agent.sync.session import (
 )
 from agent.sync.snapshot import club_tls_context
 from agent.sync.topics import Topics
-from hw_sim.broker import MosquittoBroker
+from hw_sim.broker import MosquittoBroker, free_port
 from provisioning.enrol import _broker_urls
 from provisioning.state import config_data
 from tests.agent.sync.conftest import FAST
@@ -181,10 +181,10 @@ def _wait(inbox: queue.Queue[Any], kind: type, timeout: float = 15.0) -> list[An
 def test_dead_addresses_are_skipped_and_the_status_names_the_broker(
         mosquitto_factory: Any, version: str) -> None:
     broker: MosquittoBroker = mosquitto_factory(tls=False)
-    dead = MosquittoBroker(Path("/tmp/never-started"), tls=None)  # a free port, nobody there
+    dead_url = f"mqtt://127.0.0.1:{free_port()}"  # nobody listens there
     inbox: queue.Queue[Any] = queue.Queue()
     # A name whose first address has no broker (127.0.0.3: loopback, refused).
-    s = _session([dead.url, f"mqtt://broker.test:{broker.port}"], inbox, version=version,
+    s = _session([dead_url, f"mqtt://broker.test:{broker.port}"], inbox, version=version,
                  resolve=lambda n, p: ["127.0.0.3", "127.0.0.1"])
     s.start()
     try:
@@ -192,7 +192,7 @@ def test_dead_addresses_are_skipped_and_the_status_names_the_broker(
     finally:
         s.stop(5)
     failed = [e.error for e in events if isinstance(e, ConnectFailed)]
-    assert failed == [f"cannot reach the club broker {dead.url} (TCP or TLS failed)",
+    assert failed == [f"cannot reach the club broker {dead_url} (TCP or TLS failed)",
                       f"cannot reach the club broker mqtt://broker.test:{broker.port} "
                       "(127.0.0.3) (TCP or TLS failed)"]
     assert events[-1].broker == f"mqtt://broker.test:{broker.port} (127.0.0.1)"
