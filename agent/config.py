@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 from agent.terminal_profile import (
@@ -30,7 +31,8 @@ from agent.toml_table import TomlTable, load_toml
 # Profiles are part of the configuration: importers keep using agent.config.
 __all__ = [
     "API_MAX_CONNECTIONS_CEILING", "DEFAULT_CONFIG_PATH", "LOG_FORMATS", "LOG_LEVELS",
-    "PARITIES", "READER_KINDS", "READER_ROLES", "TERMINAL_ID", "Config", "Profile", "ReaderSpec",
+    "MAX_BROKER_URLS", "MQTT_VERSIONS", "PARITIES", "READER_KINDS", "READER_ROLES",
+    "TERMINAL_ID", "Config", "Profile", "ReaderSpec",
     "check_secret_mode", "default_config_path", "list_profiles", "load_config",
     "load_profile", "parse_member_scope", "read_secret_file",
 ]
@@ -40,6 +42,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
 # [local_api] max_connections: each is a file descriptor; the unit has LimitNOFILE=1024.
 API_MAX_CONNECTIONS_CEILING = 512
+# [club] broker_urls: the brokers (nodes of one cluster) the link tries in turn.
+MAX_BROKER_URLS = 16
+# [club] mqtt_version: MQTT 5 by default; "3.1.1" for brokers that speak only that
+# (aedes, older clusters). docs/fleet.md says what the link gives up on 3.1.1.
+MQTT_VERSIONS = ("5", "3.1.1")
 
 T = TypeVar("T")
 
@@ -70,6 +77,10 @@ class Config:
     ui_locale: str
     ui_idle_signout_s: int
     ui_confirm_above: int = 0
+    #: ``[club] broker_urls`` (or the one ``broker_url``): the brokers, tried in turn.
+    broker_urls: tuple[str, ...] = ()
+    #: ``[club] mqtt_version``: "5" (default) or "3.1.1".
+    mqtt_version: str = "5"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # [local_api]: the socket's connection caps and idle timeout (docs/local-api.md).
     api_max_connections: int = 64
@@ -194,6 +205,57 @@ def _member_scope(club: TomlTable, merchant_id: str) -> tuple[str, float]:
     return scope, float(timeout)
 
 
+def _broker_urls(club: TomlTable, allow_plain: bool) -> tuple[str, ...]:
+    """``[club] broker_urls`` (a list) or ``broker_url`` (one), each checked."""
+    one = club.get("broker_url", str)
+    many = club.get("broker_urls", list)
+    if one is not None and many is not None:
+        raise club.error("broker_urls", "give either broker_url (one broker) or broker_urls "
+                                        "(a list), not both")
+    key = "broker_urls" if many is not None else "broker_url"
+    urls: list[str] = list(many) if many is not None else ([one] if one is not None else [])
+    if many is not None and not urls:
+        raise club.error(key, "is empty; give at least one mqtts:// URL")
+    if len(urls) > MAX_BROKER_URLS:
+        raise club.error(key, f"has {len(urls)} URLs; at most {MAX_BROKER_URLS} (a DNS name "
+                              "with several addresses counts once)")
+    for url in urls:
+        if not isinstance(url, str):
+            raise club.error(key, f"must be a list of mqtts:// URLs, not {url!r}")
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in ("mqtt", "mqtts"):
+            raise club.error(key, f"must start with mqtts:// (or mqtt://), not {url!r}")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise club.error(key, f"{url!r} is not a URL (host[:port])") from None
+        if not parts.hostname or (parts.path not in ("", "/")) or parts.query \
+                or parts.username or parts.password:
+            raise club.error(key, f"{url!r} must be mqtts://host[:port] and nothing more")
+        if port == 0:
+            raise club.error(key, f"{url!r} has port 0")
+        if scheme == "mqtt" and not allow_plain:
+            raise club.error(
+                key,
+                f"{url!r} is a plain mqtt:// URL; TLS is required unless [club] allow_plain = "
+                "true (for tests and the demo only)",
+            )
+    if len(set(urls)) != len(urls):
+        raise club.error(key, "names the same broker twice")
+    return tuple(urls)
+
+
+def _mqtt_version(club: TomlTable) -> str:
+    """``[club] mqtt_version``: "5" (also the number 5) or "3.1.1"."""
+    value = club.data.get("mqtt_version", "5")
+    if value == 5 and not isinstance(value, bool):
+        return "5"
+    if value not in MQTT_VERSIONS:
+        raise club.error("mqtt_version", f'must be "5" or "3.1.1", not {value!r}')
+    return str(value)
+
+
 def default_config_path() -> Path:
     """``$CLUBTERM_CONFIG`` or ``/etc/clubterm/agent.toml``."""
     return Path(os.environ.get("CLUBTERM_CONFIG", str(DEFAULT_CONFIG_PATH)))
@@ -256,19 +318,10 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
     pan_key_file = secrets.path("pan_key_file", base=base)
 
     club = top.table("club")
-    broker_url = club.get("broker_url", str)
     allow_plain = club.get("allow_plain", bool, False)
-    if broker_url is not None:
-        scheme = broker_url.split("://", 1)[0] if "://" in broker_url else ""
-        if scheme not in ("mqtt", "mqtts"):
-            raise club.error("broker_url",
-                             f"must start with mqtts:// (or mqtt://), not {broker_url!r}")
-        if scheme == "mqtt" and not allow_plain:
-            raise club.error(
-                "broker_url",
-                "is a plain mqtt:// URL; TLS is required unless [club] allow_plain = true "
-                "(for tests and the demo only)",
-            )
+    broker_urls = _broker_urls(club, allow_plain)
+    broker_url = broker_urls[0] if broker_urls else None
+    mqtt_version = _mqtt_version(club)
     central_url = club.get("central_url", str)
     if central_url is not None and not central_url.startswith(("https://", "http://")):
         raise club.error("central_url", f"must be an https:// URL, not {central_url!r}")
@@ -320,7 +373,7 @@ def load_config(path: Path | str | None = None, *, check_secrets: bool = True) -
         raw=data, store_keep_days=keep_days, store_prune_every_min=prune_every,
         api_max_connections=api_max, api_max_connections_per_user=api_per_user,
         api_idle_timeout_s=api_idle, member_scope=member_scope,
-        lookup_timeout_s=lookup_timeout,
+        lookup_timeout_s=lookup_timeout, broker_urls=broker_urls, mqtt_version=mqtt_version,
     )
     if check_secrets:
         for key, secret in (("secrets.pan_key_file", pan_key_file), ("club.key_file", key_file)):

@@ -145,6 +145,7 @@ class Agent:
             bundle=lambda: self.bundle_state.current if self.bundle_state else None,
             rules_problem=lambda: self.bundle_state.problem() if self.bundle_state else None,
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
+            link_broker=self._link_broker,
             on_recorded=self._wake_link, started=self.started_at,
             lookup_member=member_lookup(cfg))
         view.printer = assembly.make_printer(cfg, view.bundle, self._from_printer_thread)
@@ -288,6 +289,9 @@ class Agent:
             return None
         since = self.link.state().since
         return since if isinstance(since, datetime) else None
+
+    def _link_broker(self) -> str | None:
+        return self.link.state().broker if self.link is not None else None
 
     def _reader_rows(self) -> list[dict[str, Any]]:
         return [{"name": s.name, "kind": s.kind, "state": s.state, "detail": s.detail or None}

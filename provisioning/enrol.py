@@ -19,7 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from agent import __version__
-from agent.config import Config, load_config, load_profile, parse_member_scope, read_secret_file
+from agent.config import (
+    MAX_BROKER_URLS,
+    Config,
+    load_config,
+    load_profile,
+    parse_member_scope,
+    read_secret_file,
+)
 from agent.errors import ConfigError, ProvisioningError
 from provisioning.atomic import make_dir, write_atomic
 from provisioning.client import ClubClient, ClubUnreachable, fetch_pinned_ca
@@ -118,6 +125,21 @@ def _parse_rules_keys(obj: Any) -> dict[str, bytes]:
         out[str(key_id)] = key.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
     return out
+
+
+def _broker_urls(obj: Any, broker_url: str) -> list[str]:
+    """The club's optional ``broker_urls`` (the nodes of its cluster, first =
+    ``broker_url``), checked; only ``broker_url`` when it sends none."""
+    if obj is None:
+        return [broker_url]
+    if not isinstance(obj, list) or not obj or len(obj) > MAX_BROKER_URLS or not all(
+            isinstance(u, str) and u.startswith(("mqtts://", "mqtt://")) for u in obj):
+        raise ProvisioningError(f"the club sent unusable broker URLs ({obj!r:.200}): a list of "
+                                f"1 to {MAX_BROKER_URLS} mqtts:// URLs was expected")
+    urls = list(dict.fromkeys(obj))
+    if broker_url not in urls:
+        urls.insert(0, broker_url)
+    return urls[:MAX_BROKER_URLS]
 
 
 def _pending_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
@@ -281,6 +303,7 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         broker_url = answer.get("broker_url")
         if not isinstance(broker_url, str) or not broker_url.startswith(("mqtts://", "mqtt://")):
             raise ProvisioningError(f"the club sent no usable broker URL ({broker_url!r})")
+        broker_urls = _broker_urls(answer.get("broker_urls"), broker_url)
         new_central = answer.get("central_url") or central_url
         member_scope = _member_scope(answer.get("member_scope"), merchant_id)
 
@@ -293,9 +316,10 @@ def enrol(*, central_url: str, code: str, ca_fingerprint: str | None, config_out
         data = config_data(_existing_raw(config_out), terminal_id=terminal_id,
                            merchant_id=merchant_id, club_id=club_id, profile=chosen,
                            state_dir=state_dir, gen=gen, broker_url=broker_url,
-                           central_url=str(new_central),
+                           broker_urls=broker_urls, central_url=str(new_central),
                            default_country_code=answer.get("default_country_code"))
-        if broker_url.startswith("mqtt://") or str(new_central).startswith("http://"):
+        if any(u.startswith("mqtt://") for u in broker_urls) \
+                or str(new_central).startswith("http://"):
             data["club"]["allow_plain"] = True
         data["club"].pop("member_scope", None)
         if member_scope is not None:
@@ -357,7 +381,8 @@ def rotate(cfg: Config, *, owner: Owner = NO_OWNER, timeout: float = 15,
     progress("3/3 Switching to the new certificate")
     data = config_data(dict(cfg.raw), terminal_id=cfg.terminal_id, merchant_id=cfg.merchant_id,
                        club_id=cfg.club_id, profile=cfg.profile.name, state_dir=cfg.state_dir,
-                       gen=gen, broker_url=cfg.broker_url, central_url=cfg.central_url,
+                       gen=gen, broker_url=cfg.broker_url, broker_urls=cfg.broker_urls,
+                       central_url=cfg.central_url,
                        default_country_code=None)
     commit_config(cfg.path, data)
     # The previous generation stays until the next rotation: a running agent may

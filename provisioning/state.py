@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,8 +132,13 @@ def write_generation(state_dir: Path, identity: Identity, now: datetime,
 
 def config_data(existing: Mapping[str, Any], *, terminal_id: str, merchant_id: str, club_id: str,
                 profile: str, state_dir: Path, gen: GenerationFiles, broker_url: str | None,
-                central_url: str | None, default_country_code: str | None) -> dict[str, Any]:
-    """The new configuration: ``existing`` with the enrolment keys replaced (pure)."""
+                central_url: str | None, default_country_code: str | None,
+                broker_urls: Sequence[str] | None = None) -> dict[str, Any]:
+    """The new configuration: ``existing`` with the enrolment keys replaced (pure).
+
+    ``broker_urls`` (several brokers, the nodes of a cluster) is written as
+    ``[club] broker_urls`` in place of ``broker_url``; one is written as ``broker_url``.
+    """
     data: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
                             for k, v in existing.items()}
     terminal = data.setdefault("terminal", {})
@@ -144,9 +149,15 @@ def config_data(existing: Mapping[str, Any], *, terminal_id: str, merchant_id: s
     data.setdefault("paths", {})["state_dir"] = str(state_dir)
     data.setdefault("secrets", {})["pan_key_file"] = str(gen.pan_key_file)
     club = data.setdefault("club", {})
-    for key, value in (("broker_url", broker_url), ("central_url", central_url)):
-        if value is not None:
-            club[key] = value
+    urls = list(broker_urls) if broker_urls else ([broker_url] if broker_url else [])
+    if len(urls) > 1:
+        club.pop("broker_url", None)
+        club["broker_urls"] = urls
+    elif urls:
+        club.pop("broker_urls", None)
+        club["broker_url"] = urls[0]
+    if central_url is not None:
+        club["central_url"] = central_url
     club.update({"ca_file": str(gen.ca_file), "cert_file": str(gen.cert_file),
                  "key_file": str(gen.key_file), "rules_keys_dir": str(gen.rules_keys_dir)})
     return data

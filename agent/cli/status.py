@@ -36,7 +36,8 @@ def format_status(s: dict[str, Any]) -> str:
     lines = [
         f"terminal     {s.get('terminal_id')}  (merchant {s.get('merchant_id')})",
         f"club link    {'online' if s.get('online') else 'OFFLINE'}"
-        + (f" since {s['link_since']}" if s.get("link_since") else ""),
+        + (f" since {s['link_since']}" if s.get("link_since") else "")
+        + (f" via {s['broker']}" if s.get("broker") else ""),
         f"queue        {queue.get('pending', 0)} waiting"
         + (f", oldest {queue['oldest_at']}" if queue.get("oldest_at") else "")
         + (f", {queue['rejected']} rejected" if queue.get("rejected") else ""),

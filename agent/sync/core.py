@@ -108,15 +108,20 @@ class LinkCore:
                 self.updates.request_snapshot(0, now, at_once=True)  # newly provisioned
         return self._step(now, run)
 
-    def connected(self, now: float) -> list[Action]:
-        """The broker accepted the connection (the session is subscribed)."""
+    def connected(self, now: float, *, broker: str | None = None,
+                  session_present: bool = True) -> list[Action]:
+        """The broker (``broker``: which one) accepted the connection (the session is
+        subscribed); ``session_present`` false means what it held while the terminal
+        was away is gone (a new node without shared sessions, or an expired session):
+        a gap in member change sets then brings a snapshot, as after any gap."""
         def run(out: list[Action]) -> None:
             self.counters["connects"] += 1
             self.online = True
             self.send.drop_in_flight(now)  # whatever was in flight before is sent again
             self._set_state(out, online=True, since=self.wall_clock(), last_error=None,
-                            in_flight=0)
-            log.info("connected to the club broker")
+                            in_flight=0, broker=broker)
+            log.info("connected to the club broker %s%s", broker or "",
+                     "" if session_present else " (a new session: nothing was kept for us)")
             self.status.wanted = True
             for result in self._interrupted:
                 self.commands.publish(result, out)
@@ -131,8 +136,9 @@ class LinkCore:
             self.online = False
             self.send.drop_in_flight(now)
             log.warning("lost the club broker (%s)", reason)
+            where = f" from {self.state.broker}" if self.state.broker else ""
             self._set_state(out, online=False, since=self.wall_clock(), in_flight=0,
-                            last_error=f"disconnected: {reason}")
+                            last_error=f"disconnected{where}: {reason}", broker=None)
         return self._step(now, run)
 
     def failed(self, error: str) -> None:
@@ -321,7 +327,7 @@ class LinkCore:
             "readers": list(self.readers),
             # (1.2) The receipt printer; null without one (docs/protocol/club.md).
             "printer": self.printer,
-            "link": {"in_flight": self.state.in_flight,
+            "link": {"in_flight": self.state.in_flight, "broker": self.state.broker,
                      "last_ack_at": iso(self.state.last_ack_at),
                      "ack_timeouts": self.counters["ack_timeouts"]},
         }

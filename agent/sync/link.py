@@ -151,9 +151,11 @@ class ClubLink:
                              agent_version=agent_version, rng=rng)
         self.counters = self.core.counters
         self._jobs: queue.Queue[Any] = queue.Queue()
-        self.session = MqttSession(config.broker_url, f"clubterm-{config.terminal_id}",
+        self.session = MqttSession(config.broker_urls or config.broker_url,
+                                   f"clubterm-{config.terminal_id}",
                                    self.topics, self.tuning, self._jobs, tls=self._tls_context,
-                                   allow_plain=config.allow_plain, rng=rng)
+                                   allow_plain=config.allow_plain, rng=rng,
+                                   mqtt_version=config.mqtt_version)
         self._worker: threading.Thread | None = None
         self._fetch: threading.Thread | None = None
         self._fetch_cancel = threading.Event()
@@ -285,8 +287,8 @@ class ClubLink:
         match job:
             case Message(topic=topic, payload=payload):
                 return core.received(topic, payload, now)
-            case Connected():
-                return core.connected(now)
+            case Connected(broker=broker, session_present=present):
+                return core.connected(now, broker=broker or None, session_present=present)
             case Disconnected(reason=reason):
                 return core.disconnected(reason, now)
             case ConnectFailed(error=error):

@@ -28,12 +28,13 @@ class LinkState:
     in_flight: int = 0  # batches waiting for an ack
     last_error: str | None = None
     members_problem: str | None = None  # why the last member snapshot failed, until one works
+    broker: str | None = None  # the broker it is connected to (URL, and address), if online
 
     def to_dict(self) -> dict[str, Any]:
         return {"online": self.online, "since": iso(self.since),
                 "last_ack_at": iso(self.last_ack_at), "pending": self.pending,
                 "in_flight": self.in_flight, "last_error": self.last_error,
-                "members_problem": self.members_problem}
+                "members_problem": self.members_problem, "broker": self.broker}
 
 
 @dataclass(frozen=True)

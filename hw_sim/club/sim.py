@@ -77,7 +77,7 @@ class SimClub:
                  tls: ClubTls | None = None, timezone: str = "Europe/Berlin",
                  signing_key: SigningKey | None = None, https: bool = True,
                  https_port: int = 0, client_id: str | None = None,
-                 change_coalesce_s: float = 0.0):
+                 change_coalesce_s: float = 0.0, mqtt_version: str = "5"):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.club_id = club_id
@@ -104,6 +104,7 @@ class SimClub:
         self._connected = threading.Event()
         self._stopped = False
         self.change_coalesce_s = change_coalesce_s
+        self.mqtt_version = mqtt_version  # "5" or "3.1.1" (brokers that speak only that)
         self._coalesced: dict[str, dict[str, Any]] = {}
         self._coalesced_from: int | None = None
         self._coalesced_to = 0
@@ -126,8 +127,12 @@ class SimClub:
     # ---- lifecycle -----------------------------------------------------------
 
     def _make_client(self, client_id: str) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                        protocol=mqtt.MQTTv5)
+        if self.mqtt_version == "3.1.1":
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv311, clean_session=False)
+        else:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv5)
         c.max_inflight_messages_set(200)
         if self.tls is not None:
             ctx = ssl.create_default_context(cafile=str(self.tls.ca))
@@ -151,10 +156,13 @@ class SimClub:
         if self.http is not None:
             self.http.start()
         u = urlsplit(self.broker_url)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 7 * 24 * 3600
-        self.client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=10,
-                            clean_start=False, properties=props)
+        if self.mqtt_version == "3.1.1":
+            self.client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=10)
+        else:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 7 * 24 * 3600
+            self.client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=10,
+                                clean_start=False, properties=props)
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise RuntimeError("the simulated club could not connect to the broker")

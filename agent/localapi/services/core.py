@@ -118,6 +118,8 @@ class AgentView:
     rules_problem: Callable[[], str | None] = lambda: None
     online: Callable[[], bool] = lambda: False
     link_since: Callable[[], datetime | None] = lambda: None
+    # The broker the link is connected to (URL, and address when the name has several).
+    link_broker: Callable[[], str | None] = lambda: None
     readers: Callable[[], list[dict[str, Any]]] = lambda: []
     # Called after an event is durable, so the club link sends it soon.
     on_recorded: Callable[[], None] = lambda: None

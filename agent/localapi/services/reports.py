@@ -44,6 +44,7 @@ class ReportMethods(ServiceCore):
             ],
             "agent_version": __version__,
             "link_since": _iso(self.view.link_since()),
+            "broker": self.view.link_broker(),
             **self._money_info(bundle),
             "uptime_s": round(time.monotonic() - self.view.started, 1),
             # The receipt printer (docs/receipts.md); None without one.

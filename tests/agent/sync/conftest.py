@@ -35,7 +35,9 @@ def make_bundle_state(config: Config) -> BundleState:
 
 
 def write_config(directory: Path, *, terminal_id: str, merchant_id: str, club: SimClub,
-                 pki: ClubPki, broker_url: str, extra: str = "") -> Config:
+                 pki: ClubPki, broker_url: str | list[str], extra: str = "",
+                 mqtt_version: str = "5") -> Config:
+    """``broker_url`` one URL, or a list (written as ``broker_urls``)."""
     directory.mkdir(parents=True, exist_ok=True)
     certs = pki.terminal_cert(terminal_id)
     keys = directory / "rule-keys"
@@ -44,8 +46,12 @@ def write_config(directory: Path, *, terminal_id: str, merchant_id: str, club: S
         "terminal": {"id": terminal_id, "merchant_id": merchant_id, "club_id": club.club_id,
                      "profile": "sim"},
         "paths": {"state_dir": str(directory), "socket": str(directory / "agent.sock")},
-        "club": {"broker_url": broker_url, "central_url": club.central_url,
-                 "allow_plain": broker_url.startswith("mqtt:"),
+        "club": {**({"broker_urls": broker_url} if isinstance(broker_url, list)
+                    else {"broker_url": broker_url}),
+                 **({"mqtt_version": mqtt_version} if mqtt_version != "5" else {}),
+                 "central_url": club.central_url,
+                 "allow_plain": str(broker_url[0] if isinstance(broker_url, list)
+                                    else broker_url).startswith("mqtt:"),
                  "ca_file": str(pki.ca.cert_file), "cert_file": str(certs.cert),
                  "key_file": str(certs.key), "rules_keys_dir": str(keys)},
     })
@@ -121,12 +127,13 @@ class Terminal:
 def make_terminal(tmp_path: Path, club_pki: ClubPki) -> Iterator[Callable[..., Terminal]]:
     made: list[Terminal] = []
 
-    def make(club: SimClub, broker_url: str, *, terminal_id: str = "T-1",
+    def make(club: SimClub, broker_url: str | list[str], *, terminal_id: str = "T-1",
              merchant_id: str = "M-7", tuning: LinkTuning = FAST, extra: str = "",
-             start: bool = True) -> Terminal:
+             start: bool = True, mqtt_version: str = "5") -> Terminal:
         directory = tmp_path / f"term-{terminal_id}-{len(made)}"
         config = write_config(directory, terminal_id=terminal_id, merchant_id=merchant_id,
-                              club=club, pki=club_pki, broker_url=broker_url, extra=extra)
+                              club=club, pki=club_pki, broker_url=broker_url, extra=extra,
+                              mqtt_version=mqtt_version)
         store = open_store(config.db_path, terminal_id, merchant_id)
         term = Terminal(config, store, make_bundle_state(config), tuning)
         made.append(term)
