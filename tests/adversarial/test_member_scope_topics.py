@@ -62,6 +62,10 @@ def test_each_terminal_caches_its_scope_and_a_v1_terminal_everything(
     v1.wait(lambda: cached(v1) == {"a1", "b1", "g1"}, 20, "the v1 terminal's full snapshot")
     assert a.link is not None and a.link.topics.member_changes.endswith(
         "/members/merchants/M-1/changes")
+    # The snapshot comes over HTTPS and may land before the broker session is
+    # subscribed; changes published before that would only show as a gap later.
+    for term in (a, b, v1):
+        term.wait(lambda t=term: t.link is not None and t.link.state().online, 20, "online")
     snapshots = len(club.snapshot_requests)
 
     # Changes go to their scopes: M-1's terminal sees M-1's members only.
