@@ -269,7 +269,9 @@ class ClubUpdates:
         current = self.members.members_version()
         if change.to_version <= current:
             return  # already have it (a repeat, or older than a snapshot)
-        if change.from_version == current and self.members.apply_changes(change.raw):
+        # An overlapping set (from_version below ours) is applied record by record by
+        # each record's version; only a gap needs a snapshot.
+        if change.from_version <= current and self.members.apply_changes(change.raw):
             self.members_problem = None
             out.append(Emit({"type": "members", "version": change.to_version}))
             return

@@ -398,9 +398,13 @@ class SimClub:
         return end
 
     def remove_member(self, member_id: str, *, publish: bool = True) -> int:
+        """Delete a member: a change set with its tombstone (a ``{"member_id",
+        "version", "removed": true}`` row, and the v1 ``removed`` id), and a tombstone
+        line in later delta snapshots; returns the new members version."""
         start, end = self.ledger.remove_member(member_id)
         if publish:
-            self._publish_changes(start, end, [], [member_id])
+            self._publish_changes(start, end, [{"member_id": member_id, "version": end,
+                                                "removed": True}], [member_id])
         return end
 
     def publish_raw_change(self, change: dict[str, Any] | bytes) -> None:
