@@ -192,6 +192,31 @@ class MemberCache:
             "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
             [(token, r["member_id"]) for r, _ in rows for token in (r.get("identifiers") or [])
              if isinstance(token, str)])
+        for r, _ in rows:
+            replaces = r.get("replaces")
+            if isinstance(replaces, list):
+                self._adopt_in_tx(r["member_id"], [x for x in replaces if isinstance(x, str)])
+
+    def _adopt_in_tx(self, member_id: str, local_ids: Sequence[str]) -> None:
+        """The club's record of members enrolled here offline (``replaces``): every
+        local reference moves to the club's id — the provisional record and its tokens
+        go, this terminal's events (their member index, not their recorded bodies: the
+        club resolves its aliases) and their balance deltas, and appointments booked
+        for the local id. Only ``local:`` ids: a record never takes over a club member."""
+        from agent.offline_queue.deltas import move_deltas  # deltas imports this module
+
+        conn = self.db.connection()
+        for local_id in local_ids:
+            if not local_id.startswith("local:") or local_id == member_id:
+                continue
+            conn.execute("DELETE FROM members WHERE member_id = ? AND provisional = 1",
+                         (local_id,))
+            conn.execute("DELETE FROM member_tokens WHERE member_id = ?", (local_id,))
+            conn.execute("UPDATE events SET member_id = ? WHERE member_id = ?",
+                         (member_id, local_id))
+            move_deltas(conn, local_id, member_id)
+            conn.execute("UPDATE appointments SET customer = ? WHERE customer = ?",
+                         (member_id, local_id))
 
     def _remove_older_in_tx(self, tombstones: Sequence[tuple[str, int]]) -> None:
         """Remove each member whose cached record is not newer than its tombstone
