@@ -210,6 +210,11 @@ class ClubLink:
         """The retained status document (``protocol.md``, "Status")."""
         return self.core.status_payload()
 
+    def rules_problem(self) -> str | None:
+        """Why the newest rule bundle is not in use: a fetch by manifest that failed,
+        else the last refusal (the status's ``rules_problem``)."""
+        return self.core.updates.rules_problem()
+
     def heartbeat(self) -> float:
         """``time.monotonic()`` of the worker's last loop (at least once a second when healthy)."""
         return self._heartbeat

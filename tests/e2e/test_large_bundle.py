@@ -54,6 +54,18 @@ def test_a_10000_rule_bundle_is_fetched_over_https_and_prices_a_sale(
                     {"sku": "cake", "category": "bakery", "qty": 1, "unit_price": 4550}]})
             assert quote["rules_version"] == 2
             assert quote["gross"] == 5050
+            # A manifest whose bundle the club cannot serve: version 2 stays, and the
+            # local API's status says why (as for a refused bundle).
+            v3 = club.signing_key.sign(big_bundle(club.club_id, 3))
+            doc = club.publish_bundle_manifest("M-7", v3, 3)
+            del club.documents[doc["path"]]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and "HTTP 404" not in str(
+                    term.status().get("rules_problem")):
+                time.sleep(0.1)
+            status = term.status()
+            assert "HTTP 404" in str(status["rules_problem"]), status
+            assert status["rules_version"] == 2
     finally:
         sniffer.stop()
     rules = [p for t, p in zip(sniffer.topics, sniffer.payloads, strict=True)
