@@ -143,7 +143,7 @@ class Agent:
             terminal_id=cfg.terminal_id, merchant_id=cfg.merchant_id,
             default_country_code=cfg.default_country_code,
             bundle=lambda: self.bundle_state.current if self.bundle_state else None,
-            rules_problem=lambda: self.bundle_state.problem() if self.bundle_state else None,
+            rules_problem=self._rules_problem,
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
             link_broker=self._link_broker,
             on_recorded=self._wake_link, started=self.started_at,
@@ -280,6 +280,15 @@ class Agent:
             self.server.broadcast(event)
 
     # ------------------------------------------------------------------ state
+
+    def _rules_problem(self) -> str | None:
+        """The link's view (a bundle fetch that failed, else the last refusal), or the
+        bundle state's when there is no link."""
+        link = self.link
+        if link is not None and hasattr(link, "rules_problem"):
+            problem: str | None = link.rules_problem()
+            return problem
+        return self.bundle_state.problem() if self.bundle_state else None
 
     def _online(self) -> bool:
         return bool(self.link is not None and self.link.state().online)

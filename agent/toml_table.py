@@ -25,6 +25,9 @@ def load_toml(path: Path, *, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} cannot be read (permission denied)", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: not UTF-8 text (byte {exc.start})",
+                          path=str(path)) from None
 
 class TomlTable:
     """Typed access to one TOML table, with errors that name file and key."""

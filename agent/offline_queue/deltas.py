@@ -48,20 +48,39 @@ def drop_deltas(conn: sqlite3.Connection, pairs: Iterable[tuple[str, int]]) -> N
                 (member_id, seq)).fetchall():
             touched.add((member_id, kind))
     for member_id, kind in touched:
-        conn.execute(
-            "UPDATE event_deltas SET running = w.r FROM (SELECT seq AS s, sum(amount) "
-            "OVER (ORDER BY seq) AS r FROM event_deltas WHERE member_id = ?1 AND kind = ?2)"
-            " AS w WHERE event_deltas.member_id = ?1 AND event_deltas.kind = ?2 "
-            "AND event_deltas.seq = w.s", (member_id, kind))
-        total = conn.execute(
-            "SELECT sum(amount) FROM event_deltas WHERE member_id = ? AND kind = ?",
-            (member_id, kind)).fetchone()[0]
-        if total is None:
-            conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
-                         (member_id, kind))
-        else:
-            conn.execute("UPDATE delta_totals SET total = ? WHERE member_id = ? AND "
-                         "kind = ?", (total, member_id, kind))
+        _rerun(conn, member_id, kind)
+
+
+def move_deltas(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Give the deltas of member ``old`` to member ``new`` (an offline enrolment the
+    club answered) and redo ``new``'s running sums and totals of the kinds moved."""
+    kinds = [k for (k,) in conn.execute(
+        "SELECT DISTINCT kind FROM event_deltas WHERE member_id = ?", (old,)).fetchall()]
+    if not kinds:
+        return
+    conn.execute("UPDATE event_deltas SET member_id = ? WHERE member_id = ?", (new, old))
+    conn.execute("DELETE FROM delta_totals WHERE member_id = ?", (old,))
+    for kind in kinds:
+        _rerun(conn, new, kind)
+
+
+def _rerun(conn: sqlite3.Connection, member_id: str, kind: str) -> None:
+    """Recompute one member's running sums and total of one kind."""
+    conn.execute(
+        "UPDATE event_deltas SET running = w.r FROM (SELECT seq AS s, sum(amount) "
+        "OVER (ORDER BY seq) AS r FROM event_deltas WHERE member_id = ?1 AND kind = ?2)"
+        " AS w WHERE event_deltas.member_id = ?1 AND event_deltas.kind = ?2 "
+        "AND event_deltas.seq = w.s", (member_id, kind))
+    total = conn.execute(
+        "SELECT sum(amount) FROM event_deltas WHERE member_id = ? AND kind = ?",
+        (member_id, kind)).fetchone()[0]
+    if total is None:
+        conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
+                     (member_id, kind))
+    else:
+        conn.execute("INSERT INTO delta_totals (member_id, kind, total) VALUES (?, ?, ?) "
+                     "ON CONFLICT (member_id, kind) DO UPDATE SET total = excluded.total",
+                     (member_id, kind, total))
 
 
 def prune_deltas(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:

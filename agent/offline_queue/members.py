@@ -147,11 +147,21 @@ class MemberCache:
         return max(0, int(redeemed)), max(0, int(used))
 
     @staticmethod
-    def _parse_record(record: Any, where: str) -> dict[str, Any]:
+    def _parse_record(record: Any, where: str, *,
+                      tombstone_version: int | None = None) -> dict[str, Any]:
+        """A member record, or a tombstone ``{"member_id", "removed": true}`` (its
+        ``version`` defaults to ``tombstone_version``: the change set's ``to_version``
+        or the snapshot's)."""
         if not isinstance(record, dict):
             raise InvalidRecord(f"{where}: a member record must be a JSON object")
         if not isinstance(record.get("member_id"), str) or not record["member_id"]:
             raise InvalidRecord(f"{where}: member_id is missing")
+        if record.get("removed") is True:
+            version = record.get("version", tombstone_version)
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise InvalidRecord(f"{where}: version of the tombstone of "
+                                    f"{record['member_id']} is not an integer")
+            return {"member_id": record["member_id"], "version": version, "removed": True}
         version = record.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise InvalidRecord(f"{where}: version of {record['member_id']} is not an integer")
@@ -194,6 +204,40 @@ class MemberCache:
             "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
             [(token, r["member_id"]) for r, _ in rows for token in (r.get("identifiers") or [])
              if isinstance(token, str)])
+        for r, _ in rows:
+            replaces = r.get("replaces")
+            if isinstance(replaces, list):
+                self._adopt_in_tx(r["member_id"], [x for x in replaces if isinstance(x, str)])
+
+    def _adopt_in_tx(self, member_id: str, local_ids: Sequence[str]) -> None:
+        """The club's record of members enrolled here offline (``replaces``): every
+        local reference moves to the club's id — the provisional record and its tokens
+        go, this terminal's events (their member index, not their recorded bodies: the
+        club resolves its aliases) and their balance deltas, and appointments booked
+        for the local id. Only ``local:`` ids: a record never takes over a club member."""
+        from agent.offline_queue.deltas import move_deltas  # deltas imports this module
+
+        conn = self.db.connection()
+        for local_id in local_ids:
+            if not local_id.startswith("local:") or local_id == member_id:
+                continue
+            conn.execute("DELETE FROM members WHERE member_id = ? AND provisional = 1",
+                         (local_id,))
+            conn.execute("DELETE FROM member_tokens WHERE member_id = ?", (local_id,))
+            conn.execute("UPDATE events SET member_id = ? WHERE member_id = ?",
+                         (member_id, local_id))
+            move_deltas(conn, local_id, member_id)
+            conn.execute("UPDATE appointments SET customer = ? WHERE customer = ?",
+                         (member_id, local_id))
+
+    def _remove_older_in_tx(self, tombstones: Sequence[tuple[str, int]]) -> None:
+        """Remove each member whose cached record is not newer than its tombstone
+        (a member removed and then added again keeps the newer record)."""
+        conn = self.db.connection()
+        gone = [m for m, version in tombstones
+                if conn.execute("DELETE FROM members WHERE member_id = ? AND version <= ? "
+                                "AND provisional = 0", (m, version)).rowcount]
+        conn.executemany("DELETE FROM member_tokens WHERE member_id = ?", [(m,) for m in gone])
 
     def _remove_in_tx(self, member_ids: Sequence[str]) -> None:
         conn = self.db.connection()
@@ -204,15 +248,21 @@ class MemberCache:
     def apply_changes(self, change: dict[str, Any]) -> bool:
         """Apply a ``/members/changes`` message atomically.
 
-        Returns False (and changes nothing) on a version gap: the caller then
-        fetches a snapshot. A change the cache already has (``to_version`` ≤ the
-        cache's version) is ignored and returns True.
+        Returns False (and changes nothing) on a version gap (``from_version`` above
+        the cache's): the caller then fetches a snapshot. A change the cache already
+        has (``to_version`` ≤ the cache's version) is ignored and returns True. A set
+        that overlaps the cache's version is applied record by record: a record or
+        tombstone never replaces a newer cached record. Tombstones are
+        ``{"member_id", "removed": true}`` rows in ``members`` and the v1 ``removed``
+        ids (both at the set's ``to_version`` unless a row says its own).
         """
         try:
             from_v, to_v = int(change["from_version"]), int(change["to_version"])
-            records = [self._parse_record(r, "member change")
-                       for r in change.get("members") or []]
-            removed = [str(m) for m in change.get("removed") or []]
+            rows = [self._parse_record(r, "member change", tombstone_version=to_v)
+                    for r in change.get("members") or []]
+            records = [r for r in rows if not r.get("removed")]
+            tombstones = [(r["member_id"], r["version"]) for r in rows if r.get("removed")]
+            tombstones += [(str(m), to_v) for m in change.get("removed") or []]
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidRecord):
                 raise
@@ -221,12 +271,12 @@ class MemberCache:
             current = self.db.meta_int("members_version")
             if to_v <= current:
                 return True
-            if from_v != current:
+            if from_v > current:
                 return False
             gen = self.db.meta_int("import_gen")
             self._upsert_in_tx([(r, json.dumps(r, separators=(",", ":"), ensure_ascii=False))
                                 for r in records], gen)
-            self._remove_in_tx(removed)
+            self._remove_older_in_tx(tombstones)
             self.db.set_meta("members_version", to_v)
         return True
 
@@ -236,7 +286,10 @@ class MemberCache:
 
         Records are applied in chunks, each one transaction (sales are never kept
         waiting behind a million-row import); a record replaces the cached one
-        whole. ``full`` (``since=0``) then removes the members the snapshot did not
+        whole unless the cached one is newer; a tombstone line
+        (``{"member_id", "removed": true}``, at the snapshot's version unless it
+        says its own) removes the member and its tokens unless the cached record
+        is newer. ``full`` (``since=0``) then removes the members the snapshot did not
         name (local enrolments awaiting the club stay). ``members_version`` moves
         to ``version`` only at the very end, so an interrupted import is simply
         fetched again.
@@ -246,6 +299,7 @@ class MemberCache:
             self.db.set_meta("import_gen", gen)
         count = 0
         chunk: list[tuple[dict[str, Any], str]] = []
+        tombs: list[tuple[str, int]] = []
         for number, raw in enumerate(lines, start=1):
             text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
             text = text.strip()
@@ -255,13 +309,19 @@ class MemberCache:
                 record = json.loads(text)
             except ValueError as exc:
                 raise InvalidRecord(f"snapshot line {number} is not JSON: {exc}") from None
-            chunk.append((self._parse_record(record, f"snapshot line {number}"), text))
-            if len(chunk) >= chunk_size:
-                self._import_chunk(chunk, gen)
+            parsed = self._parse_record(record, f"snapshot line {number}",
+                                        tombstone_version=int(version))
+            if parsed.get("removed"):
+                # A tombstone (delta snapshots): the member was removed at the club.
+                tombs.append((parsed["member_id"], parsed["version"]))
+            else:
+                chunk.append((parsed, text))
+            if len(chunk) + len(tombs) >= chunk_size:
+                self._import_chunk(chunk, tombs, gen)
                 count += len(chunk)
-                chunk = []
-        if chunk:
-            self._import_chunk(chunk, gen)
+                chunk, tombs = [], []
+        if chunk or tombs:
+            self._import_chunk(chunk, tombs, gen)
             count += len(chunk)
         if full:
             self._sweep_members(gen)
@@ -272,9 +332,11 @@ class MemberCache:
                 "WHERE key = 'members_version'", (int(version),))
         return count
 
-    def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]], gen: int) -> None:
+    def _import_chunk(self, chunk: list[tuple[dict[str, Any], str]],
+                      tombstones: list[tuple[str, int]], gen: int) -> None:
         with self.db.write("importing members"):
             self._upsert_in_tx(chunk, gen)
+            self._remove_older_in_tx(tombstones)
 
     def _sweep_members(self, gen: int) -> None:
         last_rowid = 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.sync.messages import Manifest
+
 
 @dataclass(frozen=True)
 class Publish:
@@ -52,6 +54,21 @@ class FetchSnapshot:
 
 
 @dataclass(frozen=True)
+class FetchDocument:
+    """Fetch the document a signed manifest names (off the worker, one per kind at a
+    time); the outcome comes back as :meth:`agent.sync.core.LinkCore.document_done`."""
+
+    manifest: Manifest
+
+
+@dataclass(frozen=True)
+class CancelDocument:
+    """Abandon the running fetch of ``kind`` (a newer manifest superseded it)."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
 class Emit:
     """Tell the rest of the agent (``{"type": "link" | "queue" | "rules" | …}``)."""
 
@@ -65,4 +82,5 @@ class SetLogLevel:
     level: str
 
 
-Action = Publish | RecordAcks | MarkSent | Reject | FetchSnapshot | Emit | SetLogLevel
+Action = (Publish | RecordAcks | MarkSent | Reject | FetchSnapshot | FetchDocument
+          | CancelDocument | Emit | SetLogLevel)

@@ -29,6 +29,7 @@ from agent.errors import ClubtermError
 from agent.offline_queue.uuid7 import uuid7_str
 from agent.sync.actions import Action, Emit, Publish
 from agent.sync.commands import CommandRunner
+from agent.sync.documents import DocumentOutcome
 from agent.sync.messages import MessageError, parse_ack, parse_command
 from agent.sync.ports import Bundles, Commands, Members, Outbox, RulesState, StaffRecords
 from agent.sync.sending import Sender
@@ -179,6 +180,13 @@ class LinkCore:
             self.updates.snapshot_done(outcome, now, out)
         return self._step(now, run)
 
+    def document_done(self, outcome: DocumentOutcome, now: float) -> list[Action]:
+        """A manifest-named document fetch ended (:class:`~agent.sync.actions.FetchDocument`)."""
+        def run(out: list[Action]) -> None:
+            self.status.dirty = True
+            self.updates.document_done(outcome, now, out)
+        return self._step(now, run)
+
     def tick(self, now: float) -> list[Action]:
         """Time passed: ack timeouts, the window, deferred writes, snapshots, status."""
         return self._step(now, lambda out: self._housekeeping(now, out))
@@ -245,6 +253,8 @@ class LinkCore:
             self._refresh_pending(now, out)
         if not self.stopped and self.updates.maybe_fetch(now, out):
             self.status.dirty = True
+        if not self.stopped and self.updates.documents.start_due(now, out):
+            self.status.dirty = True
         self._maybe_status(now, out)
 
     def _refresh_pending(self, now: float, out: list[Action]) -> None:
@@ -293,7 +303,7 @@ class LinkCore:
             elif topic == t.member_changes:
                 self.updates.on_change_set(payload, now, out)
             elif topic == t.rules:
-                self.updates.on_rules(payload, out)
+                self.updates.on_rules(payload, out, now)
             elif topic == t.staff:
                 self.updates.on_staff(payload, out)
             elif topic == t.commands:
@@ -315,7 +325,7 @@ class LinkCore:
         return {
             "state": "online", "at": iso(self.wall_clock()), "agent_version": self.agent_version,
             "rules_version": self.rules.version,
-            "rules_problem": self.rules.problem(),
+            "rules_problem": updates.rules_problem(),
             "members_version": self.members.members_version(),
             "members_problem": updates.members_problem,
             "staff_version": self.records.staff_list_version(),

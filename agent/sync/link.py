@@ -37,7 +37,9 @@ from agent.errors import ClubtermError, LinkError
 from agent.staff import offline_only
 from agent.sync.actions import (
     Action,
+    CancelDocument,
     Emit,
+    FetchDocument,
     FetchSnapshot,
     MarkSent,
     Publish,
@@ -46,6 +48,9 @@ from agent.sync.actions import (
     SetLogLevel,
 )
 from agent.sync.core import LinkCore
+from agent.sync.documents import DocumentOutcome
+from agent.sync.download import DocumentClient, DocumentFailed
+from agent.sync.messages import Manifest
 from agent.sync.ports import (
     Bundles,
     Commands,
@@ -143,6 +148,9 @@ class ClubLink:
                                          self.tuning.snapshot_limits(),
                                          scope=config.member_scope)
                           if config.central_url else None)
+        self.documents = (DocumentClient(config.central_url, config.ca_file, config.cert_file,
+                                         config.key_file, self.tuning.document_limits())
+                          if config.central_url else None)
         p = self.parts
         self.core = LinkCore(self.topics, self.tuning, outbox=p.outbox, members=p.members,
                              bundles=p.bundles, commands=p.commands, records=p.records,
@@ -159,6 +167,8 @@ class ClubLink:
         self._worker: threading.Thread | None = None
         self._fetch: threading.Thread | None = None
         self._fetch_cancel = threading.Event()
+        # Document fetches (one per kind at a time), each with its own cancel.
+        self._downloads: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self._wake_queued = threading.Event()
         self._started = False
         self._heartbeat = time.monotonic()
@@ -196,6 +206,9 @@ class ClubLink:
         fetch = self._fetch
         if fetch is not None:
             fetch.join(timeout)
+        for thread, cancel in list(self._downloads.values()):
+            cancel.set()
+            thread.join(timeout)
         self.session.stop(timeout)
 
     def state(self) -> LinkState:
@@ -205,6 +218,11 @@ class ClubLink:
     def status_payload(self) -> dict[str, Any]:
         """The retained status document (``protocol.md``, "Status")."""
         return self.core.status_payload()
+
+    def rules_problem(self) -> str | None:
+        """Why the newest rule bundle is not in use: a fetch by manifest that failed,
+        else the last refusal (the status's ``rules_problem``)."""
+        return self.core.updates.rules_problem()
 
     def heartbeat(self) -> float:
         """``time.monotonic()`` of the worker's last loop (at least once a second when healthy)."""
@@ -307,6 +325,12 @@ class ClubLink:
                 if fetch is not None:
                     fetch.join(1.0)  # it has put its outcome: it is ending
                 return core.snapshot_done(job, now)
+            case DocumentOutcome(manifest=manifest):
+                # The core starts the next fetch of a kind only after this outcome.
+                running = self._downloads.pop(manifest.kind, None)
+                if running is not None:
+                    running[0].join(1.0)  # it has put its outcome: it is ending
+                return core.document_done(job, now)
         return []
 
     def _perform(self, actions: list[Action]) -> None:
@@ -335,6 +359,12 @@ class ClubLink:
                 self._fetch = threading.Thread(target=self._fetch_snapshot, args=(since,),
                                                name="club-snapshot", daemon=True)
                 self._fetch.start()
+            case FetchDocument(manifest=manifest):
+                self._start_download(manifest)
+            case CancelDocument(kind=kind):
+                running = self._downloads.get(kind)
+                if running is not None:
+                    running[1].set()
             case Emit(event=event):
                 if self.on_event is not None:
                     self.on_event(event)
@@ -375,6 +405,35 @@ class ClubLink:
             log.exception("member snapshot: unexpected error")
             error = f"unexpected error: {exc.__class__.__name__}"
         self._jobs.put(SnapshotOutcome(since, time.monotonic() - started, version, error, reason))
+
+    # ---- documents named by manifests -------------------------------------------
+
+    def _start_download(self, manifest: Manifest) -> None:
+        cancel = threading.Event()
+        thread = threading.Thread(target=self._download, args=(manifest, cancel),
+                                  name=f"club-{manifest.kind}", daemon=True)
+        self._downloads[manifest.kind] = (thread, cancel)
+        thread.start()
+
+    def _download(self, manifest: Manifest, cancel: threading.Event) -> None:
+        """A document thread: fetch and check, then hand the outcome to the worker."""
+        started = time.monotonic()
+        document: bytes | None = None
+        error: str | None = None
+        reason: str | None = None
+        try:
+            if self.documents is None:
+                raise DocumentFailed("unreachable", "no central_url is configured")
+            document = self.documents.fetch(manifest, cancel=cancel)
+        except DocumentFailed as exc:
+            error, reason = str(exc), exc.reason
+        except ClubtermError as exc:
+            error = str(exc)
+        except Exception as exc:
+            log.exception("%s fetch: unexpected error", manifest.kind)
+            error = f"unexpected error: {exc.__class__.__name__}"
+        self._jobs.put(DocumentOutcome(manifest, time.monotonic() - started, document, error,
+                                       reason))
 
     def _tls_context(self) -> ssl.SSLContext:
         cfg = self.config

@@ -122,3 +122,62 @@ def parse_command(payload: bytes) -> Command:
 def parse_envelope(payload: bytes) -> dict[str, Any]:
     """A rule-bundle envelope as a dict (its contents are checked by the rules engine)."""
     return load_object(payload)
+
+
+# ---- manifests: a signed pointer to a document fetched over HTTPS ---------------
+
+MANIFEST_KINDS = ("bundle", "catalogue")
+CONTENT_ENCODINGS = ("identity", "gzip")
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A signed manifest (``docs/protocol/club.md``, "Large documents"): the document
+    of ``kind`` (``bundle`` now, ``catalogue`` later) at ``path`` on the club's HTTPS
+    server, ``size`` bytes whose SHA-256 is ``sha256`` as sent (after
+    ``content_encoding``)."""
+
+    kind: str
+    club: str
+    merchant: str
+    version: int
+    sha256: str
+    size: int
+    path: str
+    content_encoding: str = "identity"
+
+
+def is_manifest(envelope: dict[str, Any]) -> bool:
+    """Whether a retained envelope is a manifest (``"type": "manifest"``) rather than
+    the document itself."""
+    return envelope.get("type") == "manifest"
+
+
+def parse_manifest(payload: bytes) -> Manifest:
+    """The manifest in ``payload`` (the envelope's verified payload bytes)."""
+    doc = load_object(payload)
+    kind, club, merchant = doc.get("kind"), doc.get("club"), doc.get("merchant")
+    if kind not in MANIFEST_KINDS:
+        raise MessageError(f"manifest 'kind' must be one of {', '.join(MANIFEST_KINDS)}")
+    if not isinstance(club, str) or not isinstance(merchant, str):
+        raise MessageError("manifest needs 'club' and 'merchant'")
+    version, size = doc.get("version"), doc.get("size")
+    if not isinstance(version, int) or not _is_int(version) or version < 1:
+        raise MessageError("manifest 'version' must be a whole number ≥ 1")
+    if not isinstance(size, int) or not _is_int(size) or size < 1:
+        raise MessageError("manifest 'size' must be a whole number of bytes ≥ 1")
+    digest = doc.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _SHA256_HEX:
+        raise MessageError("manifest 'sha256' must be 64 lower-case hex digits")
+    path = doc.get("path")
+    # A path on the club's own HTTPS server: never another host ("//host", "https:").
+    if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//")
+            or len(path) > 1024 or any(c in path for c in "\\#\r\n\t ")
+            or any(ord(c) < 0x20 or ord(c) > 0x7e for c in path)):
+        raise MessageError("manifest 'path' must be an absolute path on the club's server")
+    encoding = doc.get("content_encoding", "identity")
+    if encoding not in CONTENT_ENCODINGS:
+        raise MessageError(f"manifest 'content_encoding' must be one of "
+                           f"{', '.join(CONTENT_ENCODINGS)}")
+    return Manifest(kind, club, merchant, version, digest, size, path, encoding)

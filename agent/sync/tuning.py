@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.errors import LinkError
+from agent.sync.download import DocumentLimits
 from agent.sync.messages import MAX_PAYLOAD
 from agent.sync.snapshot import SnapshotLimits
 
@@ -61,6 +62,12 @@ class LinkTuning:
     snapshot_max_bytes: int = 1024 * 1024 * 1024
     snapshot_max_records: int = 2_000_000
     snapshot_max_line: int = 1024 * 1024
+    # Documents named by a signed manifest (a large rule bundle), fetched over HTTPS.
+    document_retry_s: float = 30.0  # the first retry of a failed fetch; doubles each time
+    document_retry_cap_s: float = 900.0  # ... up to this
+    document_timeout_s: float = 30.0  # one read
+    document_deadline_s: float = 120.0  # the whole fetch
+    document_max_bytes: int = 32 * 1024 * 1024  # as sent, and again once inflated
     # The worker's heartbeat older than this stops the systemd watchdog pings (≥ 3 s:
     # an idle worker beats once a second).
     stall_limit_s: float = 30.0
@@ -72,6 +79,12 @@ class LinkTuning:
                               max_records=self.snapshot_max_records,
                               max_line=self.snapshot_max_line,
                               io_timeout_s=io_timeout_s or self.snapshot_timeout_s)
+
+    def document_limits(self) -> DocumentLimits:
+        """The limits of one manifest-named document fetch."""
+        return DocumentLimits(deadline_s=self.document_deadline_s,
+                              max_bytes=self.document_max_bytes,
+                              io_timeout_s=self.document_timeout_s)
 
     @classmethod
     def from_config(cls, config: Config) -> LinkTuning:

@@ -9,6 +9,7 @@ tried again after a jittered, doubling pause.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -16,12 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.errors import ClubtermError
+from agent.errors import BundleRejected, ClubtermError
+from agent.rules.envelope import acceptance_refusal, verify_signed_payload
 from agent.staff.staff_list import StaffListRefused, accept_staff_list, load_envelope
 from agent.sync.actions import Action, Emit, FetchSnapshot
 from agent.sync.backoff import backoff_ceiling
 from agent.sync.commands import CommandRunner
-from agent.sync.messages import parse_change_set, parse_envelope
+from agent.sync.documents import DocumentOutcome, PendingDocuments
+from agent.sync.messages import (
+    Manifest,
+    MessageError,
+    is_manifest,
+    parse_change_set,
+    parse_envelope,
+    parse_manifest,
+)
 from agent.sync.ports import Bundles, Members, RulesState, StaffRecords
 from agent.sync.topics import Topics
 from agent.sync.tuning import LinkTuning
@@ -46,7 +56,8 @@ class ClubUpdates:
     def __init__(self, topics: Topics, tuning: LinkTuning, *, members: Members,
                  bundles: Bundles, records: StaffRecords, rules: RulesState,
                  commands: CommandRunner, snapshots: bool, offline_only: bool,
-                 wall_clock: Callable[[], datetime], rng: random.Random):
+                 wall_clock: Callable[[], datetime], rng: random.Random,
+                 documents: bool | None = None):
         self.topics = topics
         self.tuning = tuning
         self.members = members
@@ -67,6 +78,11 @@ class ClubUpdates:
         self.snapshot_failures = 0
         self.fetching = False
         self.snapshots_done = 0
+        # Documents named by manifests come from the same HTTPS server as snapshots.
+        self.documents_enabled = snapshots if documents is None else documents
+        self.documents = PendingDocuments(tuning.document_retry_s, tuning.document_retry_cap_s,
+                                          rng)
+        self.bundle_problem: str | None = None  # why the manifest's bundle is not in use yet
 
     # ---- rule bundles -----------------------------------------------------------
 
@@ -82,18 +98,31 @@ class ClubUpdates:
         except ClubtermError as exc:
             log.error("the stored rule bundle cannot be used: %s", exc)
 
-    def on_rules(self, payload: bytes, out: list[Action]) -> None:
+    def rules_problem(self) -> str | None:
+        """For the status ``rules_problem``: a bundle fetch's failure, else the last refusal."""
+        return self.bundle_problem or self.rules.problem()
+
+    def on_rules(self, payload: bytes, out: list[Action], now: float = 0.0) -> None:
         if not payload:
             return  # a cleared retained message
         envelope = parse_envelope(payload)
+        if is_manifest(envelope):
+            self._on_manifest(envelope, now, out)
+            return
+        self._offer_bundle(envelope, out)
+
+    def _offer_bundle(self, envelope: dict[str, Any], out: list[Action]) -> bool:
+        """Offer a signed bundle (inline or fetched); True when it is now in use."""
         before = self.rules.problem()
         if self.rules.offer(envelope, self.wall_clock()):
             version = self.rules.version
             assert version is not None
             self.bundles.save_bundle(envelope, version)
+            self.documents.forget("bundle", version)
+            self.bundle_problem = None
             log.info("rule bundle version %d is now in use", version)
             out.append(Emit({"type": "rules", "version": version, "problem": None}))
-            return
+            return True
         problem = self.rules.problem()
         key = (envelope.get("payload"), envelope.get("sig"), problem)
         if problem is not None and (problem != before or key != self._last_refused):
@@ -102,6 +131,89 @@ class ClubUpdates:
             log.warning("refused a rule bundle: %s", problem)
             out.append(Emit({"type": "rules", "version": self.rules.version,
                              "problem": problem}))
+        return False
+
+    def _on_manifest(self, envelope: dict[str, Any], now: float, out: list[Action]) -> None:
+        """A signed manifest for a bundle too large to send inline: checked like the
+        bundle itself (signature, club, merchant, newer), then its bundle is fetched."""
+        try:
+            manifest = parse_manifest(verify_signed_payload(envelope, self.rules.trusted))
+        except BundleRejected as exc:
+            self._bundle_refused(f"{exc.reason}: bundle manifest: {exc}", out)
+            return
+        except MessageError as exc:
+            self._bundle_refused(f"malformed: bundle manifest: {exc}", out)
+            return
+        if manifest.kind != "bundle":
+            self._bundle_refused(f"malformed: a {manifest.kind!r} manifest on the rules topic",
+                                 out)
+            return
+        current = self.rules.version
+        if current is not None and manifest.version == current:
+            return  # the bundle in use (the retained manifest seen again)
+        refusal = acceptance_refusal("bundle manifest", club_of=manifest.club,
+                                     merchant_of=manifest.merchant, version=manifest.version,
+                                     club=self.topics.club_id, merchant=self.topics.merchant_id,
+                                     current_version=current, not_newer="downgrade")
+        if refusal is not None:
+            self._bundle_refused(f"{refusal[0]}: {refusal[1]}", out)
+            return
+        if not self.documents_enabled:
+            self._bundle_refused("fetch_failed: bundle version "
+                                 f"{manifest.version} must be fetched over HTTPS and no "
+                                 "central_url is configured", out)
+            return
+        if self.documents.want(manifest, now, out):
+            log.info("rule bundle version %d (%d bytes, %s) is announced: fetching it from %s",
+                     manifest.version, manifest.size, manifest.content_encoding, manifest.path)
+
+    def _bundle_refused(self, problem: str, out: list[Action]) -> None:
+        if problem == self.bundle_problem:
+            return
+        self.bundle_problem = problem
+        log.warning("rule bundle: %s; the bundle in use (version %s) stays", problem,
+                    self.rules.version)
+        out.append(Emit({"type": "rules", "version": self.rules.version, "problem": problem}))
+
+    def document_done(self, outcome: DocumentOutcome, now: float, out: list[Action]) -> None:
+        """A manifest's document was fetched (or not): offer it, or try again later."""
+        manifest = outcome.manifest
+        if not self.documents.done(outcome):
+            log.info("%s version %d: superseded by a newer manifest", manifest.kind,
+                     manifest.version)
+            return
+        if outcome.document is None or outcome.error is not None:
+            if outcome.reason == "cancelled":
+                return
+            delay = self.documents.retry_later(manifest.kind, now)
+            log.warning("%s version %d: fetch failed after %.1f s, trying again in %.0f s: %s",
+                        manifest.kind, manifest.version, outcome.seconds, delay, outcome.error)
+            self._bundle_refused(f"fetch_failed: {outcome.reason or 'error'}: {outcome.error}",
+                                 out)
+            return
+        if manifest.kind == "bundle":
+            self._fetched_bundle(manifest, outcome.document, now, out)
+
+    def _fetched_bundle(self, manifest: Manifest, document: bytes, now: float,
+                        out: list[Action]) -> None:
+        try:
+            envelope = load_document(document)
+        except MessageError as exc:
+            delay = self.documents.retry_later("bundle", now)
+            self._bundle_refused(f"malformed: bundle version {manifest.version}: {exc} "
+                                 f"(trying again in {delay:.0f} s)", out)
+            return
+        if self._offer_bundle(envelope, out):
+            self.documents.settled("bundle")
+            log.info("rule bundle version %d fetched (%d bytes)", manifest.version,
+                     manifest.size)
+            return
+        if self.rules.version is not None and self.rules.version >= manifest.version:
+            self.documents.settled("bundle")
+            return
+        delay = self.documents.retry_later("bundle", now)
+        self._bundle_refused(f"{self.rules.problem() or 'refused'} (bundle version "
+                             f"{manifest.version} fetched; trying again in {delay:.0f} s)", out)
 
     # ---- the staff list ---------------------------------------------------------
 
@@ -157,7 +269,9 @@ class ClubUpdates:
         current = self.members.members_version()
         if change.to_version <= current:
             return  # already have it (a repeat, or older than a snapshot)
-        if change.from_version == current and self.members.apply_changes(change.raw):
+        # An overlapping set (from_version below ours) is applied record by record by
+        # each record's version; only a gap needs a snapshot.
+        if change.from_version <= current and self.members.apply_changes(change.raw):
             self.members_problem = None
             out.append(Emit({"type": "members", "version": change.to_version}))
             return
@@ -228,5 +342,20 @@ class ClubUpdates:
                                         out)
 
     def next_due(self) -> float | None:
-        """When a snapshot fetch falls due (None: none waits, or one is running)."""
-        return None if self.fetching else self.snapshot_due
+        """When a snapshot or document fetch falls due (None: none waits)."""
+        dues = [d for d in (None if self.fetching else self.snapshot_due,
+                            self.documents.next_due()) if d is not None]
+        return min(dues) if dues else None
+
+
+def load_document(document: bytes) -> dict[str, Any]:
+    """A fetched document's envelope: a JSON object (its size was capped by the fetch)."""
+    try:
+        doc = json.loads(document.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MessageError(f"not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise MessageError("nested too deeply to read") from None
+    if not isinstance(doc, dict):
+        raise MessageError("not a JSON object")
+    return doc

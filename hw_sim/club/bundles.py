@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -98,3 +100,31 @@ class SigningKey:
 
     def sign(self, bundle: dict[str, Any]) -> dict[str, str]:
         return sign_envelope(encode_bundle(bundle), self.key, self.key_id)
+
+
+# A signed envelope larger than this goes out as a manifest and is served over HTTPS
+# (the MQTT payload cap is 256 KiB; the rest is headroom for the topic and the broker).
+INLINE_MAX_BYTES = 192 * 1024
+
+
+def document_body(envelope: dict[str, Any], *, gzip_body: bool) -> bytes:
+    """The bytes the HTTPS server sends for a document: its envelope JSON, gzip'd or not."""
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    return gzip.compress(raw, compresslevel=6, mtime=0) if gzip_body else raw
+
+
+def make_manifest(kind: str, club: str, merchant: str, version: int, body: bytes, path: str,
+                  *, gzip_body: bool) -> dict[str, Any]:
+    """The manifest of a document served at ``path`` (``docs/protocol/club.md``)."""
+    manifest: dict[str, Any] = {
+        "kind": kind, "club": club, "merchant": merchant, "version": version,
+        "sha256": hashlib.sha256(body).hexdigest(), "size": len(body), "path": path,
+    }
+    if gzip_body:
+        manifest["content_encoding"] = "gzip"
+    return manifest
+
+
+def sign_manifest(manifest: dict[str, Any], key: SigningKey) -> dict[str, str]:
+    """The retained manifest message: an envelope with ``"type": "manifest"``."""
+    return {"type": "manifest", **sign_envelope(encode_bundle(manifest), key.key, key.key_id)}

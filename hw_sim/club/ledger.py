@@ -203,7 +203,9 @@ class Ledger:
         return start, start + 1
 
     def snapshot(self, since: int) -> tuple[int, Iterator[str]]:
-        """``(version, lines)``: records changed after ``since`` as NDJSON lines."""
+        """``(version, lines)``: records changed after ``since`` as NDJSON lines; a delta
+        (``since`` > 0) also has a tombstone ``{"member_id", "version", "removed": true}``
+        for each member removed after ``since``."""
         db = self._connect()  # its own connection: served from an HTTP thread
         db.execute("BEGIN")  # one consistent read
         row = db.execute("SELECT value FROM meta WHERE key='members_version'").fetchone()
@@ -211,10 +213,12 @@ class Ledger:
 
         def lines() -> Iterator[str]:
             try:
-                cur = db.execute("SELECT record FROM members WHERE version>? AND removed=0 "
-                                 "ORDER BY version", (since,))
-                for (record,) in cur:
-                    yield record
+                cur = db.execute("SELECT member_id, version, removed, record FROM members "
+                                 "WHERE version>? AND (removed=0 OR ?>0) ORDER BY version",
+                                 (since, since))
+                for member_id, member_version, removed, record in cur:
+                    yield (_ENCODE({"member_id": member_id, "version": member_version,
+                                    "removed": True}) if removed else record)
             finally:
                 db.execute("COMMIT")
                 db.close()

@@ -30,7 +30,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.sync.topics import scope_changes_topic
-from hw_sim.club.bundles import SigningKey, encode_bundle, make_bundle, sign_envelope
+from hw_sim.club.bundles import (
+    INLINE_MAX_BYTES,
+    SigningKey,
+    document_body,
+    encode_bundle,
+    make_bundle,
+    make_manifest,
+    sign_envelope,
+    sign_manifest,
+)
 from hw_sim.club.https import ClubHttpServer, Request, Response
 from hw_sim.club.ledger import Ledger, PreparedBatch, prepare_batch
 from hw_sim.club.staff import apply_staff_change, make_staff_list
@@ -68,6 +77,9 @@ class ClubTls:
     client_key: Path
     server_cert: Path
     server_key: Path
+
+
+DOCUMENT_ROUTE = r"/v1/clubs/[a-z0-9-]+/merchants/[A-Za-z0-9_.-]+/bundles/[0-9]+"
 
 
 class SimClub:
@@ -123,6 +135,11 @@ class SimClub:
                                 self._snapshot_route)
             self.http.add_route("POST", r"/v1/clubs/(?P<club>[a-z0-9-]+)/members/lookup",
                                 self._lookup_route)
+            self.http.add_route("GET", DOCUMENT_ROUTE, self._document_route)
+        # Documents served over HTTPS by path (large bundles), and who fetched which.
+        self.inline_max_bytes = INLINE_MAX_BYTES
+        self.documents: dict[str, bytes] = {}
+        self.document_requests: list[tuple[str | None, str]] = []
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -441,9 +458,13 @@ class SimClub:
         return end
 
     def remove_member(self, member_id: str, *, publish: bool = True) -> int:
+        """Delete a member: a change set with its tombstone (a ``{"member_id",
+        "version", "removed": true}`` row, and the v1 ``removed`` id), and a tombstone
+        line in later delta snapshots; returns the new members version."""
         start, end = self.ledger.remove_member(member_id)
         if publish:
-            self._publish_changes(start, end, [], [member_id])
+            self._publish_changes(start, end, [{"member_id": member_id, "version": end,
+                                                "removed": True}], [member_id])
         return end
 
     def publish_raw_change(self, change: dict[str, Any] | bytes) -> None:
@@ -501,15 +522,27 @@ class SimClub:
             return Response.error(404, "unknown_member", "no member holds this identifier")
         return Response.json({"member": record})
 
+    def _document_route(self, req: Request) -> Response:
+        body = self.documents.get(req.path)
+        with self._cond:
+            self.document_requests.append((req.client_cn, req.path))
+            self._cond.notify_all()
+        if body is None:
+            return Response(404, b"no such document\n")
+        return Response(200, body, {"Content-Type": "application/octet-stream"})
+
     # ---- rules ---------------------------------------------------------------
 
     def publish_bundle(self, merchant: str, version: int, *, bundle: dict[str, Any] | None = None,
                        bad_signature: bool = False, for_merchant: str | None = None,
-                       key: SigningKey | None = None, **bundle_args: Any) -> dict[str, Any]:
+                       key: SigningKey | None = None, manifest: bool | None = None,
+                       gzip_body: bool = True, **bundle_args: Any) -> dict[str, Any]:
         """Sign and publish (retained) a bundle for ``merchant``; returns the envelope.
 
         ``for_merchant`` publishes on ``merchant``'s topic a bundle naming another
-        merchant; ``bad_signature`` flips a bit of the signature.
+        merchant; ``bad_signature`` flips a bit of the signature. A signed bundle
+        over :attr:`inline_max_bytes` (or any, with ``manifest=True``) is served over
+        HTTPS and a signed manifest is published instead (``gzip_body``: sent gzip'd).
         """
         if bundle is None:
             bundle = make_bundle(self.club_id, for_merchant or merchant, version,
@@ -521,8 +554,31 @@ class SimClub:
             sig = bytearray(base64.b64decode(envelope["sig"]))
             sig[0] ^= 0x01
             envelope["sig"] = base64.b64encode(bytes(sig)).decode()
-        self.publish_raw_bundle(merchant, envelope)
+        size = len(json.dumps(envelope).encode())
+        if manifest or (manifest is None and size > self.inline_max_bytes
+                        and self.http is not None):
+            self.publish_bundle_manifest(merchant, envelope, int(bundle["version"]),
+                                         gzip_body=gzip_body)
+        else:
+            self.publish_raw_bundle(merchant, envelope)
         return envelope
+
+    def publish_bundle_manifest(self, merchant: str, envelope: dict[str, Any], version: int,
+                                *, gzip_body: bool = True, club: str | None = None,
+                                key: SigningKey | None = None,
+                                spoil: Callable[[dict[str, Any]], None] | None = None
+                                ) -> dict[str, Any]:
+        """Serve ``envelope`` over HTTPS and publish its signed manifest (retained);
+        returns the manifest. ``spoil`` edits the manifest before it is signed (tests)."""
+        path = f"/v1/clubs/{self.club_id}/merchants/{merchant}/bundles/{version}"
+        body = document_body(envelope, gzip_body=gzip_body)
+        self.documents[path] = body
+        doc = make_manifest("bundle", club or self.club_id, merchant, version, body, path,
+                            gzip_body=gzip_body)
+        if spoil is not None:
+            spoil(doc)
+        self.publish_raw_bundle(merchant, sign_manifest(doc, key or self.signing_key))
+        return doc
 
     def publish_raw_bundle(self, merchant: str, envelope: dict[str, Any] | bytes) -> None:
         data = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()

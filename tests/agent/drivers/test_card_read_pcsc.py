@@ -90,3 +90,27 @@ def test_reader_and_pcsc_cannot_both_be_given(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["card", "read", "--reader", "chip", "--pcsc", READER])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.needs_pcscd
+@pytest.mark.parametrize("broken", ["garbage", "directory"])
+def test_a_half_installed_machine_still_reads_masked_only(pcscd, tmp_path, capsys, broken):
+    """A machine mid-installation (a broken agent.toml, or a folder where it should be)
+    still gives the technician the masked number and kind of a contactless card."""
+    config = tmp_path / "agent.toml"
+    if broken == "garbage":
+        config.write_bytes(b"[terminal\n\xff\xfe pan_key = \n")
+    else:
+        config.mkdir()
+    session = pcscd.insert(cards.visa_contactless())
+    try:
+        assert card_read_command(_args(config, "Virtual PCD*")) == 0
+    finally:
+        session.remove()
+        pcscd.wait_card_state(present=False)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["masked"] == "411111******1111" and report["token"] is None
+    assert "not enrolled" in report["token_note"]
+    assert "4111111111111111" not in captured.out + captured.err
+    print(f"figure: {broken} config: {report['token_note'][:90]}")
