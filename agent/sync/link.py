@@ -48,6 +48,7 @@ from agent.sync.actions import (
 from agent.sync.core import LinkCore
 from agent.sync.ports import (
     Bundles,
+    CatalogueParts,
     Commands,
     LinkStore,
     Members,
@@ -77,6 +78,8 @@ class LinkParts:
     bundles: Bundles
     commands: Commands
     records: StaffRecords
+    # None: a store without a catalogue (the link then ignores the club's).
+    catalogue: CatalogueParts | None = None
 
     @classmethod
     def of_store(cls, store: LinkStore | LinkParts) -> LinkParts:
@@ -84,7 +87,8 @@ class LinkParts:
         if isinstance(store, LinkParts):
             return store
         return cls(outbox=store.outbox, members=store.members, bundles=store.bundles,
-                   commands=store.commands, records=store.records)
+                   commands=store.commands, records=store.records,
+                   catalogue=store.catalogue)
 
 
 # ---- what the worker's queue carries besides the session's events ---------------
@@ -115,7 +119,7 @@ class ClubLink:
     ``store`` is the :class:`agent.offline_queue.Store` (or its :class:`LinkParts`),
     ``bundle_state`` the :class:`agent.rules.BundleState` the sale path quotes
     from, and ``on_event`` is called (from the link's worker thread) with
-    ``{"type": "link" | "rules" | "members" | "queue" | "staff", ...}``
+    ``{"type": "link" | "rules" | "members" | "queue" | "staff" | "catalogue", ...}``
     notifications for the local API.
     """
 
@@ -141,7 +145,7 @@ class ClubLink:
                              bundles=p.bundles, commands=p.commands, records=p.records,
                              rules=bundle_state, snapshots=self.snapshots is not None,
                              offline_only=self.offline_only,
-                             agent_version=agent_version, rng=rng)
+                             agent_version=agent_version, rng=rng, catalogue=p.catalogue)
         self.counters = self.core.counters
         self._jobs: queue.Queue[Any] = queue.Queue()
         self.session = MqttSession(config.broker_url, f"clubterm-{config.terminal_id}",
