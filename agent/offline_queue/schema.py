@@ -271,16 +271,17 @@ def _v5_customer_name(db: Any) -> None:
 _V6 = (
     # The club's product catalogue in use (agent/offline_queue/catalogue.py): each
     # product's JSON, and its sku and names folded for search; barcodes to skus.
-    """CREATE TABLE catalogue_products (
+    # IF NOT EXISTS: a file whose version number was set back keeps its tables (as v5).
+    """CREATE TABLE IF NOT EXISTS catalogue_products (
         sku TEXT PRIMARY KEY,
         body TEXT NOT NULL,
         search TEXT NOT NULL
     ) WITHOUT ROWID""",
-    """CREATE TABLE catalogue_barcodes (
+    """CREATE TABLE IF NOT EXISTS catalogue_barcodes (
         barcode TEXT PRIMARY KEY,
         sku TEXT NOT NULL
     ) WITHOUT ROWID""",
-    "CREATE INDEX catalogue_barcodes_sku ON catalogue_barcodes (sku)",
+    "CREATE INDEX IF NOT EXISTS catalogue_barcodes_sku ON catalogue_barcodes (sku)",
 )
 
 
