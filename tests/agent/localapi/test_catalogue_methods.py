@@ -103,3 +103,14 @@ def test_status_shows_the_catalogue() -> None:
         assert s["catalogue_version"] == 1 and s["catalogue_products"] >= 50
         assert s["catalogue_problem"] is None
     run(scenario)
+
+
+def test_cli_status_shows_the_catalogue_and_its_problem() -> None:
+    from agent.cli.status import format_status
+
+    base = {"terminal_id": "T-1", "merchant_id": "M-7", "online": True, "queue": {}}
+    assert "catalogue" not in format_status(base)  # an agent without one: as before
+    text = format_status({**base, "catalogue_version": 3, "catalogue_products": 51,
+                          "catalogue_problem": "stale: \x1b[2Jversion 2"})
+    assert "catalogue    version 3, 51 products  PROBLEM: stale: \\x1b[2Jversion 2" in text
+    assert "none yet" in format_status({**base, "catalogue_version": None})
