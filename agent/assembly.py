@@ -197,6 +197,17 @@ async def card_notification(services: Services, event: Any) -> dict[str, Any]:
         log.info("staff badge tapped on %s: staff %s", event.reader, badge["staff"]["staff_id"])
         return badge
     services.note_card(event.token, event.masked, event.bin6)
+    product = None
+    try:
+        product = await services.product_for_token(event.token)
+    except ClubtermError as exc:
+        log.error("product lookup failed: %s", exc)
+    if product is not None:
+        # A product's barcode: the event says which (the UI adds it to the sale).
+        log.info("product scanned on %s: %s", event.reader, product["sku"])
+        return {"type": "card", "kind": "product", "source": event.source,
+                "reader": event.reader, "token": event.token, "token_kind": event.token_kind,
+                "masked": None, "info": None, "member": None, "product": product}
     try:
         member = await services.member_summary(event.token)
     except ClubtermError as exc:

@@ -154,6 +154,7 @@ class Agent:
 
         self.services = Services(view, self.db, outbox=self.store.outbox,
                                  members=self.store.members, records=self.store.records,
+                                 catalogue=self.store.catalogue,
                                  offline_only=offline_only(cfg.raw))
         self.server = ApiServer(cfg.socket_path, self.services, limits=self._api_limits(cfg))
         view.broadcast = self.server.broadcast

@@ -8,6 +8,8 @@
   python -m hw_sim scan CODE [--keymap us] [--dir ...] [--slow]
   python -m hw_sim printer [--port 9100] [--dir ...] [--state ok]  # ESC/POS sink
   python -m hw_sim receipt-png DIR/receipt-0001.bin receipt.png
+  python -m hw_sim scan --product "Espresso"                   # a demo product by name
+  python -m hw_sim list-products
 
 ``tap`` inserts a virtual card into pcscd's vpcd reader (the system pcscd with
 ``/etc/reader.conf.d/vpcd`` listens on 35963), holds it, and removes it.
@@ -197,7 +199,35 @@ def cmd_swipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list_products(args: argparse.Namespace) -> int:
+    from hw_sim.club.catalogue import demo_products
+
+    for p in demo_products():
+        unit = "/kg" if p["unit"] == "weight" else ""
+        barcode = p["barcodes"][0] if p["barcodes"] else "(no barcode: find it by name)"
+        print(f"{p['names']['en']:<24} {p['names']['fa']:<22} {p['price'] / 100:>7.2f}{unit:<3} "
+              f"{p['category']:<8} {barcode}")
+    print("Scan one: python -m hw_sim scan --product NAME (or its barcode)")
+    return 0
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.product is not None:
+        from hw_sim.club.catalogue import find_product
+
+        try:
+            product = find_product(args.product)
+        except LookupError as exc:
+            print(f"hw_sim: {exc}", file=sys.stderr)
+            return 2
+        if not product["barcodes"]:
+            print(f"hw_sim: {product['names']['en']} has no barcode (a service); find it by "
+                  f"name at the till", file=sys.stderr)
+            return 2
+        args.code = product["barcodes"][0]
+    if not args.code:
+        print("hw_sim: give a CODE or --product NAME", file=sys.stderr)
+        return 2
     events = keys.type_text(args.code, keymap=args.keymap, start=time.time(),
                             key_gap=0.25 if args.slow else 0.006)
     try:
@@ -207,7 +237,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
               "'python -m hw_sim serve') running? Give its folder with --dir",
               file=sys.stderr)
         return 1
-    print(f"scanned {args.code!r}")
+    print(f"scanned {args.code!r}" + (f" ({args.product})" if args.product else ""))
     return 0
 
 
@@ -275,8 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     swipe.add_argument("--noise", action="store_true", help="line noise before the swipe")
     swipe.add_argument("--half", action="store_true", help="a swipe cut short")
     swipe.set_defaults(func=cmd_swipe)
+    sub.add_parser("list-products", help="the demo catalogue's products and barcodes") \
+        .set_defaults(func=cmd_list_products)
     scan = sub.add_parser("scan", help="type a code on the simulated barcode scanner")
-    scan.add_argument("code")
+    scan.add_argument("code", nargs="?", default=None)
+    scan.add_argument("--product", default=None,
+                      help="scan the barcode of this demo product (its name, any case)")
     scan.add_argument("--keymap", default="us")
     scan.add_argument("--slow", action="store_true", help="type like a person (not a scan)")
     scan.add_argument("--dir", type=Path, default=None,

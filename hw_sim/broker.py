@@ -85,6 +85,9 @@ def acl_text(club_id: str, club_user: str | None = None) -> str:
         # Staff lists (docs/protocol/staff.md): signed like rule bundles; they hold PIN
         # hashes, so a broker that knows each terminal's merchant should narrow this.
         f"pattern read {p}/merchants/+/staff",
+        # The product catalogue, whole and change sets (docs/protocol/catalogue.md).
+        f"pattern read {p}/merchants/+/catalogue",
+        f"pattern read {p}/merchants/+/catalogue/changes",
         "",
     ])
 

@@ -86,7 +86,7 @@ def _stalling_link(trigger: Path) -> Any:
         # Each store part the link uses, wrapped: whichever the worker calls hangs.
         parts = LinkParts(**{name: StallingStore(getattr(store, name), trigger)
                              for name in ("outbox", "members", "bundles", "commands",
-                                          "records")})
+                                          "records", "catalogue")})
         return ClubLink(cfg, parts, bundle_state, on_event)
 
     return make_link

@@ -46,6 +46,11 @@ def format_status(s: dict[str, Any]) -> str:
         + (f"  PROBLEM: {s['rules_problem']}" if s.get("rules_problem") else ""),
         f"members      cache version {s.get('members_version')}",
     ]
+    if "catalogue_version" in s:  # an agent of 1.1 with the product catalogue
+        lines.append("catalogue    " + (
+            f"version {s['catalogue_version']}, {s.get('catalogue_products', 0)} products"
+            if s.get("catalogue_version") is not None else "none yet")
+            + (f"  PROBLEM: {s['catalogue_problem']}" if s.get("catalogue_problem") else ""))
     readers = s.get("readers") or []
     if not readers:
         lines.append("readers      none")

@@ -5,7 +5,8 @@
 :class:`~agent.localapi.services.Services`, the
 :class:`~agent.localapi.server.ApiServer` on a Unix socket and the rules engine
 with the example bundle of ``rules.md`` (``hw_sim.club.bundles``) — seeded with
-demo staff and members, and it implements :class:`~agent.localapi.LocalApi` by
+demo staff, members and the simulated club's product catalogue
+(``hw_sim.club.catalogue``), and it implements :class:`~agent.localapi.LocalApi` by
 talking to that socket with the real :class:`~agent.localapi.client.SocketClient`.
 So whatever the demo answers, refuses or records, the agent does too: there is
 no second copy of its logic to drift (harlequin tests its app on a real
@@ -124,19 +125,27 @@ _SEEDING = threading.Lock()
 
 
 def _seeded(staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, Any], ...],
-            members_version: int) -> Path:
+            members_version: int, catalogue: bool = True) -> Path:
     """A closed store file holding these staff and members (made on first use)."""
-    key = json.dumps([[list(vars(s).values()) for s in staff], list(members), members_version],
-                     sort_keys=True)
+    key = json.dumps([[list(vars(s).values()) for s in staff], list(members), members_version,
+                      catalogue], sort_keys=True)
     with _SEEDING:
         path = _SEEDED.get(key)
         if path is not None and path.exists():
             return path
-        return _seed(key, staff, members, members_version)
+        return _seed(key, staff, members, members_version, catalogue)
+
+
+def demo_catalogue() -> Any:
+    """The simulated club's catalogue (``hw_sim.club.catalogue``), parsed."""
+    from agent.catalogue import parse_catalogue
+    from hw_sim.club.catalogue import encode_catalogue, make_catalogue
+
+    return parse_catalogue(encode_catalogue(make_catalogue(CLUB_ID, MERCHANT_ID)))
 
 
 def _seed(key: str, staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, Any], ...],
-          members_version: int) -> Path:
+          members_version: int, catalogue: bool = True) -> Path:
     directory = Path(tempfile.mkdtemp(prefix="clubterm-demo-seed-"))
     atexit.register(shutil.rmtree, directory, True)
     path = directory / "clubterm.db"
@@ -148,6 +157,8 @@ def _seed(key: str, staff: tuple[DemoStaff, ...], members: tuple[Mapping[str, An
         for person in staff:
             store.records.put_staff(person.staff_id, person.name, person.role, by=None,
                             badges=[person.badge], pin=person.pin)
+        if catalogue:
+            store.catalogue.replace_catalogue(demo_catalogue())
     finally:
         store.close()
     _SEEDED[key] = path
@@ -163,7 +174,8 @@ class DemoAgent:
     taps and PIN lockouts (default: seconds of ``clock``). ``staff``/``members``:
     the seed (default: the demo's). Tests make its writes fail as a full disk
     would through the store's fault hook (``agent.store.db.before_write``). ``bundle=False`` starts
-    without rules, as a terminal the club has not sent any yet.
+    without rules, as a terminal the club has not sent any yet; ``catalogue=False``
+    without a product catalogue (a v1 club's terminal).
 
     The socket server starts on first use (:meth:`start`, :meth:`call`,
     :meth:`events`), in the running event loop.
@@ -178,7 +190,8 @@ class DemoAgent:
                  bundle: bool = True, online: bool = True,
                  limits: ServerLimits | None = None,
                  quote_ttl_s: float = QUOTE_TTL_SECONDS,
-                 readers: Iterable[tuple[str, str]] = DEMO_READERS):
+                 readers: Iterable[tuple[str, str]] = DEMO_READERS,
+                 catalogue: bool = True):
         from agent.localapi.ports import DbThread
         from agent.localapi.server import ApiServer
         from agent.localapi.services import AgentView, Services
@@ -191,7 +204,8 @@ class DemoAgent:
         self.clock = clock
         self.monotonic = monotonic or (lambda: self.clock().timestamp())
         db_path = self.directory / "clubterm.db"
-        shutil.copyfile(_seeded(tuple(staff), tuple(members), members_version), db_path)
+        shutil.copyfile(_seeded(tuple(staff), tuple(members), members_version, catalogue),
+                        db_path)
         self.store = Store.open(db_path, TERMINAL_ID, MERCHANT_ID, clock=lambda: self.clock())
         self.bundle: Any = example_bundle(self.clock()) if bundle else None
         self.online = online
@@ -206,6 +220,7 @@ class DemoAgent:
         self.db = DbThread()
         self.services = Services(self.view, self.db, outbox=self.store.outbox,
                                  members=self.store.members, records=self.store.records,
+                                 catalogue=self.store.catalogue,
                                  clock=lambda: self.clock(), monotonic=self.monotonic,
                                  quote_ttl_s=quote_ttl_s)
         # The services' own session table (on ``monotonic``): expire_sessions ends them.
@@ -399,4 +414,4 @@ class DemoStarting:
 
 
 __all__ = ["DEMO_MEMBERS", "DEMO_STAFF", "DemoAgent", "DemoStaff", "DemoStarting",
-           "example_bundle"]
+           "demo_catalogue", "example_bundle"]

@@ -18,6 +18,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from agent.catalogue import Product
     from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent
     from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
 
@@ -64,6 +65,26 @@ class Outbox(Protocol):
 
     def promotion_counts(self, member_id: str | None, tz: tzinfo) -> dict[str, Any]:
         """What issue 21's rules count (limits, budgets, codes, coupons)."""
+        ...
+
+
+class Catalogue(Protocol):
+    """The product catalogue calls the services make (``store.catalogue``)."""
+
+    def by_barcode(self, barcode: str) -> Product | None:
+        """The product with this barcode, or None."""
+        ...
+
+    def by_sku(self, sku: str) -> Product | None:
+        """The product with this sku, or None."""
+        ...
+
+    def search(self, text: str, limit: int = 20) -> list[Product]:
+        """Products whose sku or a name holds ``text`` (folded)."""
+        ...
+
+    def catalogue_info(self) -> dict[str, Any]:
+        """``{version, products, languages, problem}``."""
         ...
 
 

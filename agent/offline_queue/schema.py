@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.errors import StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,23 @@ def _v5_customer_name(db: Any) -> None:
         db.execute_sql("ALTER TABLE appointments ADD COLUMN customer_name TEXT")
 
 
+_V6 = (
+    # The club's product catalogue in use (agent/offline_queue/catalogue.py): each
+    # product's JSON, and its sku and names folded for search; barcodes to skus.
+    # IF NOT EXISTS: a file whose version number was set back keeps its tables (as v5).
+    """CREATE TABLE IF NOT EXISTS catalogue_products (
+        sku TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        search TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS catalogue_barcodes (
+        barcode TEXT PRIMARY KEY,
+        sku TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS catalogue_barcodes_sku ON catalogue_barcodes (sku)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first schema", _V1),
     Migration(2, "event sizes, running balance sums, indexes for waiting events and days", _V2),
@@ -276,6 +293,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V4, _v4_backfill),
     Migration(5, "the name of an appointment's customer who is not a member",
               run=lambda db: _v5_customer_name(db)),
+    Migration(6, "the club's product catalogue", _V6),
 )
 
 

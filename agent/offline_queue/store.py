@@ -10,7 +10,8 @@ can act on. The parts, each a small class over the same :class:`Database`:
   usable balances;
 - ``store.records`` (:class:`LocalRecords`): staff, attendance, appointments, cash;
 - ``store.bundles`` (:class:`Bundles`): the rule bundle in force and the refused one;
-- ``store.commands`` (:class:`CommandResults`): the club's commands, answered once.
+- ``store.commands`` (:class:`CommandResults`): the club's commands, answered once;
+- ``store.catalogue`` (:class:`CatalogueStore`): the club's product catalogue in use.
 
 Thread use: each thread gets its own SQLite connection; writes take the write
 lock at ``BEGIN IMMEDIATE`` so the ``seq`` counter is read and written under one
@@ -31,6 +32,7 @@ from typing import Any
 
 from agent.errors import StorageError
 from agent.offline_queue.bundles import Bundles
+from agent.offline_queue.catalogue import CatalogueStore
 from agent.offline_queue.commands import COMMAND_RESULTS_KEEP, CommandResults
 from agent.offline_queue.database import (
     WRITE_PRAGMAS,
@@ -58,9 +60,9 @@ from agent.offline_queue.store_file import (
 
 __all__ = [
     "COMMAND_RESULTS_KEEP", "DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Bundles",
-    "CommandResults", "CorruptStore", "Database", "DiskFull", "EncodedBatch", "ForeignStore",
-    "InvalidRecord", "LocalRecords", "MemberCache", "Outbox", "OutboxEntry", "QueueStats",
-    "ReadOnlyStore", "Store", "StoredEvent", "storage_error",
+    "CatalogueStore", "CommandResults", "CorruptStore", "Database", "DiskFull", "EncodedBatch",
+    "ForeignStore", "InvalidRecord", "LocalRecords", "MemberCache", "Outbox", "OutboxEntry",
+    "QueueStats", "ReadOnlyStore", "Store", "StoredEvent", "storage_error",
 ]
 
 
@@ -78,6 +80,7 @@ class Store:
         self.bundles = Bundles(db)
         self.records = LocalRecords(db, self.outbox)
         self.commands = CommandResults(db)
+        self.catalogue = CatalogueStore(db)
 
     # ------------------------------------------------------------------ opening
 

@@ -12,6 +12,7 @@ is passed in), integers for all money.
 from __future__ import annotations
 
 from agent.errors import BundleRejected, LimitExceeded, RulesError
+from agent.rules.allocate import LineBenefit, line_benefits
 from agent.rules.bundle import Bundle, Rule, parse_bundle
 from agent.rules.engine import format_money, quote
 from agent.rules.envelope import (
@@ -40,6 +41,7 @@ __all__ = [
     "BundleState",
     "LimitExceeded",
     "Line",
+    "LineBenefit",
     "MemberView",
     "Quote",
     "QuoteContext",
@@ -49,6 +51,7 @@ __all__ = [
     "accept_envelope",
     "check_bundle",
     "format_money",
+    "line_benefits",
     "lines_from_json",
     "load_private_key",
     "load_public_key",

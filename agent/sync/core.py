@@ -31,7 +31,15 @@ from agent.sync.actions import Action, Emit, Publish
 from agent.sync.commands import CommandRunner
 from agent.sync.documents import DocumentOutcome
 from agent.sync.messages import MessageError, parse_ack, parse_command
-from agent.sync.ports import Bundles, Commands, Members, Outbox, RulesState, StaffRecords
+from agent.sync.ports import (
+    Bundles,
+    CatalogueParts,
+    Commands,
+    Members,
+    Outbox,
+    RulesState,
+    StaffRecords,
+)
 from agent.sync.sending import Sender
 from agent.sync.topics import Topics
 from agent.sync.tuning import LinkState, LinkTuning, iso
@@ -65,7 +73,8 @@ class LinkCore:
                  offline_only: bool = False, agent_version: str = __version__,
                  wall_clock: Callable[[], datetime] = utc_now,
                  new_batch_id: Callable[[], str] = uuid7_str,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None,
+                 catalogue: CatalogueParts | None = None):
         self.topics = topics
         self.tuning = tuning
         self.outbox = outbox
@@ -80,7 +89,8 @@ class LinkCore:
                                    records=records, rules=rules, commands=self.commands,
                                    snapshots=snapshots, offline_only=offline_only,
                                    wall_clock=wall_clock,
-                                   rng=rng or random.Random(secrets.randbits(64)))
+                                   rng=rng or random.Random(secrets.randbits(64)),
+                                   catalogue=catalogue)
         self.state = LinkState(False, None, None, 0)
         self.online = False
         self.stopped = False
@@ -306,6 +316,8 @@ class LinkCore:
                 self.updates.on_rules(payload, out, now)
             elif topic == t.staff:
                 self.updates.on_staff(payload, out)
+            elif topic in (t.catalogue, t.catalogue_changes):
+                self.updates.on_catalogue(payload, out)
             elif topic == t.commands:
                 if self.commands.on_command(parse_command(payload), self, out):
                     self.updates.request_snapshot(0, now, at_once=True)
@@ -330,6 +342,9 @@ class LinkCore:
             "members_problem": updates.members_problem,
             "staff_version": self.records.staff_list_version(),
             "staff_problem": updates.staff_problem,
+            "catalogue_version": (updates.catalogue.catalogue_version()
+                                  if updates.catalogue is not None else None),
+            "catalogue_problem": updates.catalogue_problem,
             "queue": {"pending": int(stats.pending),
                       "oldest_at": oldest if isinstance(oldest, str | None) else iso(oldest),
                       "rejected": int(stats.rejected),

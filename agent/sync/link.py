@@ -53,6 +53,7 @@ from agent.sync.download import DocumentClient, DocumentFailed
 from agent.sync.messages import Manifest
 from agent.sync.ports import (
     Bundles,
+    CatalogueParts,
     Commands,
     LinkStore,
     Members,
@@ -82,6 +83,8 @@ class LinkParts:
     bundles: Bundles
     commands: Commands
     records: StaffRecords
+    # None: a store without a catalogue (the link then ignores the club's).
+    catalogue: CatalogueParts | None = None
 
     @classmethod
     def of_store(cls, store: LinkStore | LinkParts) -> LinkParts:
@@ -89,7 +92,8 @@ class LinkParts:
         if isinstance(store, LinkParts):
             return store
         return cls(outbox=store.outbox, members=store.members, bundles=store.bundles,
-                   commands=store.commands, records=store.records)
+                   commands=store.commands, records=store.records,
+                   catalogue=store.catalogue)
 
 
 # ---- what the worker's queue carries besides the session's events ---------------
@@ -125,7 +129,7 @@ class ClubLink:
     ``store`` is the :class:`agent.offline_queue.Store` (or its :class:`LinkParts`),
     ``bundle_state`` the :class:`agent.rules.BundleState` the sale path quotes
     from, and ``on_event`` is called (from the link's worker thread) with
-    ``{"type": "link" | "rules" | "members" | "queue" | "staff", ...}``
+    ``{"type": "link" | "rules" | "members" | "queue" | "staff" | "catalogue", ...}``
     notifications for the local API.
     """
 
@@ -156,7 +160,7 @@ class ClubLink:
                              bundles=p.bundles, commands=p.commands, records=p.records,
                              rules=bundle_state, snapshots=self.snapshots is not None,
                              offline_only=self.offline_only,
-                             agent_version=agent_version, rng=rng)
+                             agent_version=agent_version, rng=rng, catalogue=p.catalogue)
         self.counters = self.core.counters
         self._jobs: queue.Queue[Any] = queue.Queue()
         self.session = MqttSession(config.broker_urls or config.broker_url,

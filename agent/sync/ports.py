@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from agent.catalogue import Catalogue
 from agent.staff.staff_list import StaffList
 
 
@@ -81,6 +82,15 @@ class StaffRecords(Protocol):
                            keep_local: bool) -> dict[str, Any]: ...
 
 
+class CatalogueParts(Protocol):
+    """The product catalogue in use (``store.catalogue``)."""
+
+    def catalogue_version(self) -> int | None: ...
+    def replace_catalogue(self, doc: Catalogue) -> int: ...
+    def apply_changes(self, doc: Catalogue) -> int: ...
+    def save_problem(self, problem: str | None) -> None: ...
+
+
 class RulesState(Protocol):
     """What the link needs of :class:`agent.rules.BundleState`."""
 
@@ -106,3 +116,5 @@ class LinkStore(Protocol):
     def commands(self) -> Commands: ...
     @property
     def records(self) -> StaffRecords: ...
+    @property
+    def catalogue(self) -> CatalogueParts: ...

@@ -64,10 +64,21 @@ class Topics:
         return f"{self.prefix}/merchants/{self.merchant_id}/staff"
 
     @property
+    def catalogue(self) -> str:
+        """The merchant's signed catalogue, whole (retained; ``docs/protocol/catalogue.md``)."""
+        return f"{self.prefix}/merchants/{self.merchant_id}/catalogue"
+
+    @property
+    def catalogue_changes(self) -> str:
+        """Signed catalogue change sets (not retained; ``docs/protocol/catalogue.md``)."""
+        return f"{self.prefix}/merchants/{self.merchant_id}/catalogue/changes"
+
+    @property
     def member_changes(self) -> str:
         """The member changes of this terminal's scope (club-wide: v1's topic)."""
         return scope_changes_topic(self.club_id, self.member_scope)
 
     def subscriptions(self) -> list[str]:
         """What a terminal subscribes to (QoS 1 each)."""
-        return [self.acks, self.commands, self.rules, self.staff, self.member_changes]
+        return [self.acks, self.commands, self.rules, self.staff, self.member_changes,
+                self.catalogue, self.catalogue_changes]

@@ -1,6 +1,6 @@
-"""What the club sends down besides acks: rule bundles, the staff list, member
-change sets, and the member snapshots that fill a gap (pure: no thread, no
-network; time passed in).
+"""What the club sends down besides acks: rule bundles, the staff list, the
+product catalogue, member change sets, and the member snapshots that fill a gap
+(pure: no thread, no network; time passed in).
 
 A snapshot is asked for with :class:`FetchSnapshot`; the shell fetches it off the
 worker and hands the outcome back (:class:`SnapshotOutcome`). A failed one is
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agent.catalogue import CatalogueRefused, decide, parse_catalogue, verify_catalogue
 from agent.errors import BundleRejected, ClubtermError
 from agent.rules.envelope import acceptance_refusal, verify_signed_payload
 from agent.staff.staff_list import StaffListRefused, accept_staff_list, load_envelope
@@ -32,7 +33,7 @@ from agent.sync.messages import (
     parse_envelope,
     parse_manifest,
 )
-from agent.sync.ports import Bundles, Members, RulesState, StaffRecords
+from agent.sync.ports import Bundles, CatalogueParts, Members, RulesState, StaffRecords
 from agent.sync.topics import Topics
 from agent.sync.tuning import LinkTuning
 
@@ -57,13 +58,15 @@ class ClubUpdates:
                  bundles: Bundles, records: StaffRecords, rules: RulesState,
                  commands: CommandRunner, snapshots: bool, offline_only: bool,
                  wall_clock: Callable[[], datetime], rng: random.Random,
-                 documents: bool | None = None):
+                 documents: bool | None = None,
+                 catalogue: CatalogueParts | None = None):
         self.topics = topics
         self.tuning = tuning
         self.members = members
         self.bundles = bundles
         self.records = records
         self.rules = rules
+        self.catalogue = catalogue
         self.commands = commands
         self.snapshots = snapshots
         self.offline_only = offline_only
@@ -73,6 +76,8 @@ class ClubUpdates:
         self.staff_problem: str | None = None
         self._staff_seen: tuple[Any, ...] | None = None
         self._last_refused: tuple[Any, ...] | None = None
+        self._catalogue_seen: tuple[Any, ...] | None = None
+        self.catalogue_problem: str | None = None
         self.snapshot_due: float | None = None
         self.snapshot_since = 0
         self.snapshot_failures = 0
@@ -261,6 +266,72 @@ class ClubUpdates:
     def _staff_refused(self, problem: str, version: int | None, out: list[Action]) -> None:
         self.staff_problem = problem
         out.append(Emit({"type": "staff", "version": version, "problem": problem}))
+
+    # ---- the product catalogue ---------------------------------------------------
+
+    def on_catalogue(self, payload: bytes, out: list[Action]) -> None:
+        """A signed catalogue, whole (retained topic) or a change set (its ``changes``
+        topic): verified, then taken or refused — the catalogue in use stays.
+        ``docs/protocol/catalogue.md``."""
+        if not payload or self.catalogue is None:
+            return  # a cleared retained message: the catalogue in use stays
+        envelope = parse_envelope(payload)
+        key = (envelope.get("payload"), envelope.get("sig"))
+        if key == self._catalogue_seen:
+            return  # the same retained message again (reconnect)
+        self._catalogue_seen = key
+        try:
+            data = verify_catalogue(envelope, self.rules.trusted)
+        except CatalogueRefused as exc:
+            self._catalogue_refused(f"{exc.reason}: {exc}", out)
+            return
+        if not self.catalogue_bytes(data, out) and \
+                (self.catalogue_problem or "").startswith("storage"):
+            self._catalogue_seen = None  # try again when it comes again
+
+    def catalogue_bytes(self, data: bytes, out: list[Action]) -> bool:
+        """Take the verified bytes of a catalogue document (the signature already
+        checked: inline from the retained message today, fetched from a signed
+        manifest's address later). True when it is now in use or already was."""
+        assert self.catalogue is not None
+        current: int | None = None
+        try:
+            doc = parse_catalogue(data)
+            current = self.catalogue.catalogue_version()
+            action = decide(doc, club=self.topics.club_id, merchant=self.topics.merchant_id,
+                            current_version=current)
+            if action == "skip":
+                log.debug("catalogue version %d is already in use", doc.version)
+                return True
+            if action == "replace":
+                count = self.catalogue.replace_catalogue(doc)
+            else:
+                count = self.catalogue.apply_changes(doc)
+        except CatalogueRefused as exc:
+            self._catalogue_refused(f"{exc.reason}: {exc}", out)
+            return False
+        except ClubtermError as exc:
+            self._catalogue_refused(f"storage: {exc}", out)
+            log.error("could not save the club's catalogue: %s", exc)
+            return False
+        log.info("catalogue version %d is in use: %d products (%s)", doc.version, count,
+                 "a change set" if doc.is_delta else "whole")
+        self.catalogue_problem = None
+        out.append(Emit({"type": "catalogue", "version": doc.version, "products": count,
+                         "problem": None}))
+        return True
+
+    def _catalogue_refused(self, problem: str, out: list[Action]) -> None:
+        assert self.catalogue is not None
+        log.warning("refused a catalogue: %s; the catalogue in use stays", problem)
+        self.catalogue_problem = problem
+        try:
+            self.catalogue.save_problem(problem[:500])
+            version = self.catalogue.catalogue_version()
+        except ClubtermError as exc:
+            log.error("could not save the catalogue's status: %s", exc)
+            version = None
+        out.append(Emit({"type": "catalogue", "version": version, "problem": problem}))
 
     # ---- members ----------------------------------------------------------------
 

@@ -8,8 +8,8 @@ member.
 
 Typed entries: ``12.50`` is one line of that amount; ``3*2.50`` (or ``3x2.50``)
 is three at 2.50; ``4006381333931 2.50`` is a product at a price. A bare
-product number waits for its price, because the local API has no product
-catalogue.
+product number is looked up in the club's catalogue (``catalogue.lookup``); one
+the catalogue does not know waits for its price and is recorded as an unknown item.
 """
 
 from __future__ import annotations
@@ -51,15 +51,37 @@ class Line:
     sku: str | None
     qty: int
     unit_price: int
+    # A product of the club's catalogue: its name, and whether it is weighed (``qty``
+    # is then grams and ``unit_price`` the price per kilogram). The agent prices it.
+    name: str | None = None
+    catalogue: bool = False
+    weighed: bool = False
 
     @property
     def total(self) -> int:
-        """qty × unit price."""
+        """qty × unit price (grams × price per kg / 1000 for a weighed product)."""
+        if self.weighed:
+            return self.unit_price * self.qty // 1000
         return self.qty * self.unit_price
 
     def to_param(self) -> dict[str, object]:
-        """The line as ``sale.quote`` takes it."""
+        """The line as ``sale.quote`` takes it (a catalogue product by its sku)."""
+        if self.catalogue:
+            return {"sku": self.sku, "weight_g": self.qty} if self.weighed \
+                else {"sku": self.sku, "qty": self.qty}
         return {"sku": self.sku, "category": None, "qty": self.qty, "unit_price": self.unit_price}
+
+
+def catalogue_line(product: dict[str, object], language: str, qty: int = 1) -> Line:
+    """A basket line for a product of ``catalogue.lookup``/``search`` (its name in
+    ``language``, else English, else any)."""
+    names = product.get("names")
+    name = None
+    if isinstance(names, dict) and names:
+        name = str(names.get(language) or names.get("en") or next(iter(names.values())))
+    price = product.get("price")
+    return Line(str(product.get("sku")), qty, price if isinstance(price, int) else 0, name,
+                catalogue=True, weighed=product.get("unit") == "weight")
 
 
 @dataclass(frozen=True)
@@ -100,8 +122,9 @@ def parse_entry(text: str, minor_units: int) -> Line | NeedsPrice | SetQuantity 
 
 
 def add_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
-    """The basket with ``line`` added; a product at the same price adds quantity."""
-    if line.sku is not None:
+    """The basket with ``line`` added; a product at the same price adds quantity
+    (a weighed product is a line of its own each time)."""
+    if line.sku is not None and not line.weighed:
         for i, existing in enumerate(lines):
             if existing.sku == line.sku and existing.unit_price == line.unit_price:
                 merged = replace(existing, qty=existing.qty + line.qty)
@@ -111,7 +134,7 @@ def add_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
 
 def line_index_after_add(lines: tuple[Line, ...], line: Line) -> int:
     """Where :func:`add_line` puts ``line`` (the merged line's index, or the end)."""
-    if line.sku is not None:
+    if line.sku is not None and not line.weighed:
         for i, existing in enumerate(lines):
             if existing.sku == line.sku and existing.unit_price == line.unit_price:
                 return i

@@ -8,8 +8,9 @@
 club's certificates; the snapshot server then speaks HTTPS with client
 certificates. Members are seeded from a JSON file (``demo_members.json`` by
 default) the first time; a rule bundle is signed and published (retained) for
-every ``--merchant``, and a signed staff list with the demo staff (unless
-``--no-staff``). It prints what a terminal's configuration needs.
+every ``--merchant``, a signed staff list with the demo staff (unless
+``--no-staff``) and the demo's product catalogue (unless ``--no-catalogue``). It
+prints what a terminal's configuration needs.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="version of the demo staff list published per merchant")
     ap.add_argument("--no-staff", action="store_true",
                     help="publish no staff list (a v1 club: terminals keep local staff)")
+    ap.add_argument("--no-catalogue", action="store_true",
+                    help="publish no product catalogue (a v1 club: cashiers type prices)")
     ap.add_argument("--timezone", default="Europe/Berlin")
     ap.add_argument("--https-port", type=int, default=0)
     ap.add_argument("--coalesce", type=float, default=0.25,
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("seeded %d members (members version %d)", len(seed["members"]), version)
     for merchant in args.merchant or ["M-7"]:
         club.publish_bundle(merchant, args.bundle_version)
+        if not args.no_catalogue:
+            # The demo's products (python -m hw_sim list-products).
+            club.publish_catalogue(merchant)
         if not args.no_staff:
             # The demo staff (1/1234 cashier, 2/4321 manager, 3/9999 technician).
             club.publish_staff(merchant, args.staff_version)

@@ -27,6 +27,10 @@ EXAMPLE_RULES: list[dict[str, Any]] = [
      "then": {"bps": 20000}},
     {"id": "cashback", "kind": "credit", "priority": 10, "when": {"min_gross": 5000},
      "then": {"percent_bps": 200, "kind": "credit.club", "expires_days": 90}},
+    # Works on the product catalogue's categories (hw_sim.club.catalogue): members
+    # get 10 % off bakery products.
+    {"id": "bakery-members-10", "kind": "discount", "priority": 40,
+     "when": {"categories": ["bakery"]}, "then": {"percent_bps": 1000}},
 ]
 
 

@@ -40,6 +40,7 @@ from hw_sim.club.bundles import (
     sign_envelope,
     sign_manifest,
 )
+from hw_sim.club.catalogue import encode_catalogue, make_catalogue, make_changes
 from hw_sim.club.https import ClubHttpServer, Request, Response
 from hw_sim.club.ledger import Ledger, PreparedBatch, prepare_batch
 from hw_sim.club.staff import apply_staff_change, make_staff_list
@@ -106,6 +107,8 @@ class SimClub:
         # The staff list body last published per merchant, and staff_change events seen.
         self.staff_lists: dict[str, dict[str, Any]] = {}
         self.staff_changes: list[dict[str, Any]] = []
+        # The whole catalogue last published per merchant.
+        self.catalogues: dict[str, dict[str, Any]] = {}
         self.acks_sent = 0
         self.batches_received = 0
         self._cond = threading.Condition()
@@ -585,6 +588,66 @@ class SimClub:
         info = self.client.publish(f"{self.prefix}/merchants/{merchant}/rules", data, qos=1,
                                    retain=True)
         info.wait_for_publish(10)
+
+    # ---- the product catalogue -------------------------------------------------
+
+    def _sign(self, body: bytes, key: SigningKey | None, bad_signature: bool) -> dict[str, Any]:
+        key = key or self.signing_key
+        envelope: dict[str, Any] = sign_envelope(body, key.key, key.key_id)
+        if bad_signature:
+            import base64
+            sig = bytearray(base64.b64decode(envelope["sig"]))
+            sig[0] ^= 0x01
+            envelope["sig"] = base64.b64encode(bytes(sig)).decode()
+        return envelope
+
+    def publish_catalogue(self, merchant: str, version: int | None = None, *,
+                          doc: dict[str, Any] | None = None,
+                          products: list[dict[str, Any]] | None = None,
+                          bad_signature: bool = False, for_merchant: str | None = None,
+                          key: SigningKey | None = None) -> dict[str, Any]:
+        """Sign and publish (retained) ``merchant``'s whole catalogue; returns the envelope.
+
+        The demo's products unless ``products`` (or a whole ``doc``) is given;
+        ``version`` defaults to one more than the last published.
+        """
+        if doc is None:
+            last = self.catalogues.get(merchant)
+            if version is None:
+                version = (last["version"] + 1) if last else 1
+            doc = make_catalogue(self.club_id, for_merchant or merchant, version,
+                                 products=products)
+        envelope = self._sign(encode_catalogue(doc), key, bad_signature)
+        if not bad_signature and for_merchant is None:
+            self.catalogues[merchant] = doc
+        self.publish_raw_catalogue(merchant, envelope)
+        return envelope
+
+    def change_catalogue(self, merchant: str, *, upserts: list[dict[str, Any]] | None = None,
+                         removed: list[str] | None = None) -> dict[str, Any]:
+        """Change ``merchant``'s catalogue: a signed change set from the last version
+        (not retained), then the new whole catalogue (retained) for terminals that
+        missed it. Returns the change set's envelope."""
+        last = self.catalogues[merchant]
+        version = last["version"] + 1
+        gone = set(removed or ())
+        changed = {p["sku"]: p for p in upserts or ()}
+        products = [changed.pop(p["sku"], p) for p in last["products"] if p["sku"] not in gone]
+        products.extend(changed.values())
+        change = make_changes(self.club_id, merchant, last["version"], version,
+                              upserts=list(upserts or ()), removed=list(removed or ()))
+        envelope = self._sign(encode_catalogue(change), None, False)
+        self.publish_raw_catalogue(merchant, envelope, changes=True)
+        self.publish_catalogue(merchant, version, products=products)
+        return envelope
+
+    def publish_raw_catalogue(self, merchant: str, envelope: dict[str, Any] | bytes, *,
+                              changes: bool = False) -> None:
+        """Publish anything on the catalogue topic (retained) or its change-set topic."""
+        data = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
+        topic = f"{self.prefix}/merchants/{merchant}/catalogue" + ("/changes" if changes else "")
+        info = self.client.publish(topic, data, qos=1, retain=not changes)
+        info.wait_for_publish(30)
 
     # ---- staff ---------------------------------------------------------------
 

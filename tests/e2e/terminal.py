@@ -71,8 +71,10 @@ class ClubTerminal:
 @contextmanager
 def club_terminal(broker: MosquittoBroker, club: SimClub, pki: ClubPki, *,
                   pcsc_socket: Path | None = None,
-                  link_tuning: Mapping[str, Any] | None = None) -> Iterator[ClubTerminal]:
-    """A terminal of ``club`` (TLS to the broker, HTTPS snapshot) with the demo members."""
+                  link_tuning: Mapping[str, Any] | None = None,
+                  profile_text: str | None = None) -> Iterator[ClubTerminal]:
+    """A terminal of ``club`` (TLS to the broker, HTTPS snapshot) with the demo members;
+    ``profile_text``: its terminal profile (default: the vpcd reader, or none)."""
     seed = load_members_file(None)
     club.upsert_members(seed["members"])
     club.publish_bundle("M-7", 1)
@@ -85,7 +87,8 @@ def club_terminal(broker: MosquittoBroker, club: SimClub, pki: ClubPki, *,
             root, broker_url=broker.tls_url, central_url=club.central_url, club_id=club.club_id,
             tls=(pki.ca.cert_file, certs.cert, certs.key), trusted_keys=keys,
             pan_key_hex=seed["pan_key_hex"],
-            profile_text=PCSC_ONLY if pcsc_socket else None, club_settings=link_tuning)
+            profile_text=profile_text or (PCSC_ONLY if pcsc_socket else None),
+            club_settings=link_tuning)
         seed_store(files, demo_members=False, bundle=False)  # staff only
         env = {"PCSCLITE_CSOCK_NAME": str(pcsc_socket)} if pcsc_socket else {}
         notify = NotifyListener(root / "notify.sock")

@@ -9,6 +9,7 @@ cashier can read. Decisions the spec leaves open are written down in
 - ``params``: request parameters, checked and typed (pure);
 - ``core``: what every family shares (the view, the store's parts, sessions);
 - ``quotes``: ``sale.quote``/``sale.commit`` (caps, expiry, commit at most once);
+- ``catalogue``: ``catalogue.lookup``/``catalogue.search`` and a quote's catalogue lines;
 - ``sales``: ``sale.list``/``sale.void``/``sale.refund``;
 - ``staff``: ``staff.*`` (PIN throttle, badge taps, clocking);
 - ``appointments``, ``members``, ``cash`` (expenses, cash receipts, corrections);
@@ -68,8 +69,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
-    the Protocols in ``agent.localapi.ports``), with the view, the store thread
-    and the options of :class:`~agent.localapi.services.core.ServiceCore`.
+    the Protocols in ``agent.localapi.ports``; ``catalogue=`` optional), with the view,
+    the store thread and the options of :class:`~agent.localapi.services.core.ServiceCore`.
     """
 
     @functools.cached_property
@@ -103,6 +104,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "day.close": self.day_close,
             "receipt.print": self.receipt_print,
             "printer.status": self.printer_status,
+            "catalogue.lookup": self.catalogue_lookup,
+            "catalogue.search": self.catalogue_search,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

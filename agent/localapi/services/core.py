@@ -33,6 +33,7 @@ from agent.localapi import (
     UNKNOWN_MEMBER,
 )
 from agent.localapi.ports import (
+    Catalogue,
     DbThread,
     Members,
     Outbox,
@@ -149,8 +150,11 @@ class ServiceCore:
                  sessions: SessionTable | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic,
-                 quote_ttl_s: float = QUOTE_TTL_SECONDS, offline_only: bool = False):
+                 quote_ttl_s: float = QUOTE_TTL_SECONDS, offline_only: bool = False,
+                 catalogue: Catalogue | None = None):
         self.view = view
+        # The club's product catalogue (None: a store without one; lookups find nothing).
+        self.catalogue = catalogue
         # [terminal] offline_only: staff may be created here while a club list is in force.
         self.offline_only = offline_only
         self.outbox = outbox

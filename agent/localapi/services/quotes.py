@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from agent.carddata.detect import find_card_data
 from agent.errors import ApiError, LimitExceeded, RulesError
 from agent.localapi import INVALID_PARAMS, LIMIT, QUOTE_EXPIRED
-from agent.localapi.services.core import Caller, ServiceCore
+from agent.localapi.services.catalogue import CatalogueMethods
+from agent.localapi.services.core import Caller
 from agent.localapi.services.params import (
     CARD_AS_IDENTIFIER,
     PAYMENTS,
@@ -42,7 +43,7 @@ from agent.localapi.services.sales import (
 from agent.localapi.sessions import Session
 from agent.offline_queue import QuoteAlreadyRecorded
 from agent.offline_queue.events import MAX_AMOUNT
-from agent.rules import Line, MemberView, QuoteContext, QuoteRequest
+from agent.rules import Line, MemberView, QuoteContext, QuoteRequest, line_benefits
 from agent.rules.model import RedeemRequest
 from agent.staff import permissions as perm
 
@@ -89,7 +90,7 @@ class StoredQuote:
     conn_id: int | None = None
 
 
-class QuoteMethods(ServiceCore):
+class QuoteMethods(CatalogueMethods):
     """``sale.quote`` and ``sale.commit``."""
 
     def _purge_quotes(self) -> None:
@@ -127,7 +128,13 @@ class QuoteMethods(ServiceCore):
 
     async def sale_quote(self, params: Params, conn: Caller | None) -> dict[str, Any]:
         """``sale.quote``: compute the benefit; keep it 120 s under a ``quote_id``."""
-        lines = basket_lines(params)
+        raw = params.get("lines")
+        # Lines naming a catalogue product are priced once the member is known.
+        from_catalogue = isinstance(raw, list) and params.get("amount") is None and any(
+            isinstance(line, dict) and ("barcode" in line or (
+                "unit_price" not in line and "sku" in line)) for line in raw[:500])
+        if not from_catalogue:
+            lines = basket_lines(params)
         token = params.get("token")
         if token is not None and (not isinstance(token, str) or ":" not in token
                                   or len(token) > 600):
@@ -152,6 +159,13 @@ class QuoteMethods(ServiceCore):
             raise ApiError(INVALID_PARAMS, "use_credit must be a list of balance kinds.",
                            {"param": "use_credit"})
         member = await self._member_for(token) if token else None
+        details: list[dict[str, Any]] = []
+        if from_catalogue:
+            assert isinstance(raw, list)
+            if len(raw) > 500:
+                basket_lines(params)  # the same refusal as any basket
+            priced, details = await self.catalogue_basket(raw, member)
+            lines = basket_lines({"lines": priced})
         if member is None and (redeem or use_credit):
             raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
                            {"limit": "member"})
@@ -167,7 +181,12 @@ class QuoteMethods(ServiceCore):
                                      token, masked, conn.id if conn is not None else None))
         result = quote.to_dict()
         bundle = self.view.bundle()
+        benefits = line_benefits(bundle, [Line.from_dict(line) for line in lines], quote)
         result.update({
+            # Beside ``lines`` (what is recorded): each line's name, unit, weight and
+            # its share of the benefits.
+            "line_details": [{**(details[i] if i < len(details) else {}),
+                              "benefits": benefits[i].to_dict()} for i in range(len(lines))],
             "quote_id": quote_id,
             "expires_at": _iso(self.clock() + timedelta(seconds=self.quote_ttl_s)),
             "lines": lines,

@@ -26,6 +26,8 @@ class ReportMethods(ServiceCore):
         bundle = self.view.bundle()
         stats = await self.db.read(self.outbox.queue_stats)
         members_version = await self.db.read(self.members.members_version)
+        catalogue = (await self.db.read(self.catalogue.catalogue_info)
+                     if self.catalogue is not None else {})
         return {
             "terminal_id": self.view.terminal_id,
             "merchant_id": self.view.merchant_id,
@@ -33,6 +35,9 @@ class ReportMethods(ServiceCore):
             "rules_version": bundle.version if bundle is not None else None,
             "rules_problem": self.view.rules_problem(),
             "members_version": members_version,
+            "catalogue_version": catalogue.get("version"),
+            "catalogue_products": catalogue.get("products", 0),
+            "catalogue_problem": catalogue.get("problem"),
             "queue": {
                 "pending": stats.pending,
                 "oldest_at": _iso(stats.oldest_at),

@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.localapi.ports import Members, Outbox, Records
+    from agent.localapi.ports import Catalogue, Members, Outbox, Records
     from agent.offline_queue import Store
 
-    def _store_is_every_part(store: Store) -> tuple[Outbox, Members, Records]:
+    def _store_is_every_part(store: Store) -> tuple[Outbox, Members, Records, Catalogue]:
         outbox: Outbox = store.outbox
         members: Members = store.members
         records: Records = store.records
-        return outbox, members, records
+        catalogue: Catalogue = store.catalogue
+        return outbox, members, records, catalogue

@@ -18,13 +18,14 @@ from agent.tui.basket import (
     NeedsPrice,
     SetQuantity,
     add_line,
+    catalogue_line,
     last_price,
     line_index_after_add,
     parse_entry,
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, money, number, ordered, tr, trn
+from agent.tui.i18n import N_, ascii_digits, current, money, number, ordered, tr, trn
 from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.sale_checkout import SaleCheckout
@@ -44,6 +45,8 @@ class SaleScreen(SaleCheckout):
         Binding("ctrl+p", "points", N_("Points")),
         Binding("ctrl+o", "credit", N_("Credit")),
         Binding("ctrl+r", "remove_line", N_("Remove")),
+        # Priority: an Input takes Ctrl+F (delete the next word) first.
+        Binding("ctrl+f", "find_product", N_("Find"), priority=True),
         Binding("ctrl+b", "no_member", N_("No member")),
         Binding("ctrl+n", "new_sale", N_("New")),
         Binding("f9", "recent_sales", N_("Sales"), priority=True),
@@ -60,6 +63,8 @@ class SaleScreen(SaleCheckout):
         self.use_credit = False
         self.quote: dict[str, Any] | None = None
         self.pending_sku: str | None = None
+        # A weighed product of the catalogue waiting for its weight in grams.
+        self.pending_weight: Line | None = None
         self._quote_seq = 0
         self._committing = False
         self._typed_token: str | None = None
@@ -161,12 +166,25 @@ class SaleScreen(SaleCheckout):
     def _redraw(self) -> None:
         table = self.query_one("#basket", DataTable)
         table.clear()
+        quote_lines = (self.quote or {}).get("lines") or []
+        details = (self.quote or {}).get("line_details") or []
+        priced = len(quote_lines) == len(self.lines) == len(details)
         for i, line in enumerate(self.lines):
-            item = line.sku or tr("Amount")
-            table.add_row(
-                *ordered([item, number(line.qty), self.fmt(line.unit_price), self.fmt(line.total)]),
-                key=str(i),
-            )
+            item = line.name or line.sku or tr("Amount")
+            qty = tr("{n} g", n=number(line.qty)) if line.weighed else number(line.qty)
+            unit, total = line.unit_price, line.total
+            if line.catalogue and priced:
+                # The agent's price (a member price, a weight's price) and the
+                # line's own benefits (the shares of the sale's).
+                unit = int(quote_lines[i]["unit_price"])
+                total = unit * int(quote_lines[i]["qty"])
+                unit = line.unit_price if line.weighed else unit
+                benefits = details[i].get("benefits") or {}
+                if benefits.get("discount"):
+                    item += " " + tr("−{amount}", amount=self.fmt(int(benefits["discount"])))
+                if benefits.get("points"):
+                    item += " " + tr("+{n} pts", n=number(int(benefits["points"])))
+            table.add_row(*ordered([item, qty, self.fmt(unit), self.fmt(total)]), key=str(i))
         if self.lines:
             self._selected = min(self._selected, len(self.lines) - 1)
             table.move_cursor(row=self._selected, animate=False)
@@ -185,6 +203,8 @@ class SaleScreen(SaleCheckout):
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)
             if self.pending_sku
+            else tr("grams of {name}", name=self.pending_weight.name or "")
+            if self.pending_weight is not None
             else tr("12.50 · 3*2.50 · scan")
         )
 
@@ -198,6 +218,15 @@ class SaleScreen(SaleCheckout):
 
     def _enter(self, text: str) -> None:
         entry = self.query_one("#entry", Input)
+        if self.pending_weight is not None and text.strip():
+            grams = ascii_digits(text.strip())
+            if not grams.isdigit() or not 1 <= int(grams) <= 1_000_000:
+                self.say(tr("Type the weight in grams, e.g. 250."), "error")
+                return
+            entry.value = ""
+            self._add(Line(self.pending_weight.sku, int(grams), self.pending_weight.unit_price,
+                           self.pending_weight.name, catalogue=True, weighed=True))
+            return
         if self.pending_sku and text.strip():
             text = f"{self.pending_sku} {text}"
         parsed = parse_entry(text, self.minor_units)
@@ -220,7 +249,86 @@ class SaleScreen(SaleCheckout):
         self.say(tr("Added {amount}.", amount=self.fmt(parsed.total)), "ok")
         self._changed()
 
-    def _product(self, sku: str) -> None:
+    def _add(self, line: Line) -> None:
+        """Add a line (a known product again: one more of it)."""
+        self.pending_sku = None
+        self.pending_weight = None
+        self._selected = line_index_after_add(self.lines, line)
+        self.lines = add_line(self.lines, line)
+        self.say(tr("Added {item}.", item=line.name or line.sku or ""), "ok")
+        self._changed()
+
+    def _catalogue_product(self, product: dict[str, Any]) -> None:
+        """A product of the club's catalogue: added (a weighed one asks its weight)."""
+        if product.get("active") is False:
+            self.say(tr("{item} is not on sale now.", item=catalogue_line(
+                product, current().code).name or ""), "error")
+            return
+        line = catalogue_line(product, current().code)
+        if line.weighed:
+            self.pending_sku = None
+            self.pending_weight = line
+            self.say(tr("{item}: type its weight in grams and press Enter.",
+                        item=line.name or ""), "info")
+            self._redraw()
+            self.query_one("#entry", Input).focus()
+            return
+        self._add(line)
+
+    def _product(self, sku: str, product: dict[str, Any] | None = None) -> None:
+        """A product number scanned or typed: the catalogue's product, else a price."""
+        if product is not None:
+            self._catalogue_product(product)
+            return
+        known = [ln for ln in self.lines if ln.sku == sku and ln.catalogue]
+        if known:
+            self._add(known[-1])
+            return
+        if last_price(self.lines, sku) is None:
+            # An agent without a catalogue (or that cannot look) gets the price typed.
+            self.call_api("catalogue.lookup", {"barcode": sku},
+                          on_done=partial(self._looked_up, sku),
+                          on_failed=partial(self._lookup_failed, sku))
+            return
+        self._unknown_product(sku)
+
+    def _lookup_failed(self, sku: str, _error: ApiError) -> bool:
+        self._unknown_product(sku)
+        return True
+
+    def _looked_up(self, sku: str, result: dict[str, Any]) -> None:
+        product = result.get("product")
+        if isinstance(product, dict):
+            self._catalogue_product(product)
+        else:
+            self._unknown_product(sku)
+
+    def action_find_product(self) -> None:
+        """Find a product of the catalogue by the name typed in the item field."""
+        text = self.query_one("#entry", Input).value.strip()
+        if not text:
+            self.say(tr("Type a product's name in the item field, then press Ctrl+F."), "info")
+            self.query_one("#entry", Input).focus()
+            return
+        self.call_api("catalogue.search", {"text": text, "limit": 6},
+                      on_done=partial(self._found, text))
+
+    def _found(self, text: str, result: dict[str, Any]) -> None:
+        products = [p for p in result.get("products") or [] if isinstance(p, dict)]
+        lang = current().code
+        exact = [p for p in products
+                 if text.casefold() in (str(n).casefold() for n in (p.get("names") or {}).values())]
+        if len(products) == 1 or len(exact) == 1:
+            self.query_one("#entry", Input).value = ""
+            self._catalogue_product((exact or products)[0])
+            return
+        if not products:
+            self.say(tr("No product is called {text}.", text=text), "error")
+            return
+        names = ", ".join(catalogue_line(p, lang).name or "" for p in products[:5])
+        self.say(tr("Which one? {names}", names=names), "info")
+
+    def _unknown_product(self, sku: str) -> None:
         price = last_price(self.lines, sku)
         if price is not None:
             self._selected = line_index_after_add(self.lines, Line(sku, 1, price))
@@ -254,7 +362,8 @@ class SaleScreen(SaleCheckout):
             return
         row = min(max(self._selected, 0), len(self.lines) - 1)
         line = self.lines[row]
-        self.lines = (*self.lines[:row], Line(line.sku, qty, line.unit_price),
+        self.lines = (*self.lines[:row], Line(line.sku, qty, line.unit_price, line.name,
+                                              line.catalogue, line.weighed),
                       *self.lines[row + 1 :])
         self.say(tr("Quantity set to {n}.", n=number(qty)), "ok")
         self._changed()
@@ -269,6 +378,7 @@ class SaleScreen(SaleCheckout):
         self.use_credit = False
         self.quote = None
         self.pending_sku = None
+        self.pending_weight = None
         self._unknown_card = None
         self._credit_asked = False
         self._quote_seq += 1
@@ -282,6 +392,10 @@ class SaleScreen(SaleCheckout):
     # ----------------------------------------------------------------- member
 
     def handle_card(self, message: CardRead) -> None:
+        product = message.event.get("product")
+        if message.event.get("kind") == "product" and isinstance(product, dict):
+            self._catalogue_product(product)
+            return
         sku = scanned_product(message.token)
         if sku is not None:
             self._product(sku)
