@@ -17,6 +17,7 @@ from agent.tui.i18n import N_, ascii_digits, display, money, number, tr
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.correction_dialog import CorrectionDialog
 
 STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
 
@@ -69,6 +70,7 @@ class MembersScreen(ClubScreen):
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
         Binding("ctrl+l", "replace_card", N_("Replace card")),
+        Binding("ctrl+t", "correct", N_("Correct member")),
     ]
 
     def __init__(self) -> None:
@@ -82,6 +84,7 @@ class MembersScreen(ClubScreen):
         self.found_by: str | None = None
         self.replacing = False
         self._results: list[dict[str, Any]] = []
+        self._corrected = ""  # the member whose enrolment was just corrected
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="members-body"):
@@ -224,6 +227,50 @@ class MembersScreen(ClubScreen):
         self.replacing = True
         self.say(tr("Tap the new card for {name}. Ctrl+L again: cancel.",
                     name=self.profile.get("name") or ""), "info")
+
+    def action_correct(self) -> None:
+        """A manager corrects the name or phone typed at the shown member's
+        enrolment here: a correction event refers to it (#15 item 10)."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can correct an enrolment."), "error")
+            return
+        if self.profile is None:
+            self.say(tr("Find the member first."), "error")
+            return
+        enrolment = self.profile.get("enrolment")
+        if not enrolment:
+            self.say(tr("{name} was not enrolled at this terminal; the club can correct it.",
+                        name=self.profile.get("name") or ""), "error")
+            return
+        member_id = str(self.profile["member_id"])
+        self.app.push_screen(
+            CorrectionDialog(tr("Correct the enrolment of {name}",
+                                name=self.profile.get("name") or ""), [
+                ("name", tr("Name"), str(self.profile.get("name") or ""),
+                 tr("first and last name")),
+                ("phone", tr("Phone"), str(enrolment.get("phone") or ""),
+                 tr("e.g. 0912 123 4567")),
+            ]),
+            lambda answer: self._correct(str(enrolment["event_id"]), member_id, answer))
+
+    def _correct(self, event_id: str, member_id: str,
+                 answer: tuple[dict[str, str], str] | None) -> None:
+        if answer is None:
+            return
+        changes, reason = answer
+        params: dict[str, Any] = {"event_id": event_id, "reason": reason}
+        if "name" in changes:
+            params["name"] = changes["name"]
+        if "phone" in changes:
+            params["phone"] = ascii_digits(changes["phone"])
+        self._corrected = member_id
+        self.call_api("event.correct", params, on_done=self.done_correct, session=True)
+
+    def done_correct(self, result: dict[str, Any]) -> None:
+        self.say(tr("Enrolment corrected; the original stays in the history."), "ok")
+        self.call_api("member.profile", {"member_id": self._corrected},
+                      on_done=self.done_profile, session=True)
 
     def _old_card(self) -> str | None:
         """The card the new one replaces: the one tapped, else the only one."""
