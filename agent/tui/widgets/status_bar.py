@@ -7,7 +7,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
-from agent.tui.i18n import current, tr
+from agent.tui.i18n import current, display, plain, tr
 from agent.tui.labels import reader_state, role_name
 from agent.tui.state import AgentStatus, StaffSession
 
@@ -74,21 +74,36 @@ def status_text(
         else:
             names = ", ".join(f"{r.name}: {reader_state(r.state)}" for r in bad)
             parts.append((8, Text(tr("Readers: {names}", names=names), style="bold red")))
+    name: tuple[int, Text] | None = None
     if staff is not None:
-        # Who is signed in outlasts "Readers ✓" (#15 item 11); the rules
-        # version, the queue and any problem outlast it.
-        parts.append(
-            (
-                2,
-                Text(
-                    tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold"
-                ),
-            )
-        )
+        # Who is signed in outlasts "Readers ✓" (#15 item 11); when that is not
+        # enough, the name loses its role and then outlasts the rules version
+        # (60 columns: "● Online since 10:00 │ Queue 0 │ Rules v42 │ Mina Rahimi").
+        name = (2, Text(tr("{name} ({role})", name=staff.name, role=role_name(staff.role)),
+                        style="bold"))
+        parts.append(name)
     sep = Text(" │ ", style="dim")
-    if width is not None:
-        while len(parts) > 1 and sum(p.cell_len for _k, p in parts) + 3 * (len(parts) - 1) > width:
-            parts.remove(min(parts, key=lambda item: item[0]))
+
+    def too_wide() -> bool:
+        return width is not None and len(parts) > 1 and \
+            sum(p.cell_len for _k, p in parts) + 3 * (len(parts) - 1) > width
+
+    while too_wide() and min(k for k, _p in parts) < 2:
+        parts.remove(min(parts, key=lambda item: item[0]))
+    if too_wide() and name is not None and staff is not None:
+        parts[parts.index(name)] = (3, Text(display(str(plain(staff.name))), style="bold"))
+    while too_wide():
+        # Ties: the earlier part goes first (the rules version before the name).
+        drop = min(parts, key=lambda item: item[0])
+        if name is not None and staff is not None and drop[1].style == "bold" \
+                and drop is parts[-1] and width is not None:
+            # The name, last: cut it to the room left rather than lose it.
+            room = width - sum(p.cell_len + 3 for _k, p in parts[:-1])
+            if room >= 6:
+                parts[-1] = (drop[0], Text(display(str(plain(staff.name))[: room - 1] + "…"),
+                                           style="bold"))
+                continue
+        parts.remove(drop)
     texts = [text for _keep, text in parts]
     if loc.rtl and loc.visual_bidi:
         texts.reverse()

@@ -44,10 +44,10 @@ def _sale(rules: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_a_discount_reads_naturally_and_names_its_rule_in_every_language() -> None:
     quote, receipt = _sale(NAMED)
-    applied = [x for x in quote["explain"] if x.get("rule") == "gold10"][0]
+    applied = next(x for x in quote["explain"] if x.get("rule") == "gold10")
     assert applied["name"] == "Gold members" and applied["percent_bps"] == 1000
-    fixed = [d for d in receipt["discounts"] if d["rule"] == "coffee-2"][0]
-    named = [d for d in receipt["discounts"] if d["rule"] == "gold10"][0]
+    fixed = next(d for d in receipt["discounts"] if d["rule"] == "coffee-2")
+    named = next(d for d in receipt["discounts"] if d["rule"] == "gold10")
     try:
         set_locale(load_locale("en"))
         label = discount_label(applied)
@@ -55,7 +55,7 @@ def test_a_discount_reads_naturally_and_names_its_rule_in_every_language() -> No
         assert "12.00" not in label                      # the amount stands beside it
         assert discount_label(named) == "Gold members: 10 % off"       # the receipt
         assert discount_label(fixed) == "coffee-2: discount"
-        skipped = [x for x in quote["explain"] if x.get("rule") == "big-basket"][0]
+        skipped = next(x for x in quote["explain"] if x.get("rule") == "big-basket")
         assert why_not(skipped, quote, lambda n: money(n, "EUR", 2)).startswith(
             "big-basket: not applied")
         for lang in ("fa", "ar", "he", "vi"):
