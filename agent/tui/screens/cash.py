@@ -25,9 +25,11 @@ class CashScreen(ClubScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "add('expense')", N_("Save expense"), priority=True),
         Binding("f9", "add('cash_receipt')", N_("Save receipt"), priority=True),
-        Binding("ctrl+r", "reload", N_("Refresh")),
+        # Hidden from the footer (the list reloads after each change) so that the
+        # corrections fit 80 columns.
+        Binding("ctrl+r", "reload", N_("Refresh"), show=False),
         Binding("ctrl+z", "void", N_("Void entry")),
-        Binding("ctrl+t", "amend", N_("Correct entry")),
+        Binding("ctrl+t", "amend", N_("Correct")),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -91,7 +93,9 @@ class CashScreen(ClubScreen):
                         kind,
                         row.get("category", ""),
                         row.get("note", ""),
-                        tr("{amount} (void)", amount=amount) if voided else amount,
+                        tr("{amount} (void)", amount=amount) if voided
+                        else tr("{amount} (corrected)", amount=amount) if row.get("correction")
+                        else amount,
                     ]
                 ),
                 key=str(row.get("event_id")),

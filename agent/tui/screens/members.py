@@ -70,7 +70,7 @@ class MembersScreen(ClubScreen):
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
         Binding("ctrl+l", "replace_card", N_("Replace card")),
-        Binding("ctrl+t", "correct", N_("Correct member")),
+        Binding("ctrl+t", "correct", N_("Correct")),
     ]
 
     def __init__(self) -> None:

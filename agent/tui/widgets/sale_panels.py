@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.tui.explain import discount_label, limit_reason, note_text, why_not
-from agent.tui.i18n import N_, current, display, fill, number, plain, tr
+from agent.tui.i18n import N_, current, display, fill, filln, number, plain, tr
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.screens.sale_dialogs import earned_rows
 from agent.tui.widgets.bidi import BidiText, tr_block
@@ -136,6 +136,14 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str],
         if credit.get("held_by") and usable < has:
             kv_row(table, tr_block("  not more: {why}", why=limit_reason(credit["held_by"]),
                                    style="dim"))
+    # The rules the agent did not look at (another tier, day, product …), last: the
+    # customer may ask why a promotion is missing (#15 item 15).
+    for item in quote.get("explain", []):
+        if item.get("step") == "index" and int(item.get("rules") or 0) > 0:
+            kv_row(table, BidiText(filln(
+                "{n} other rule does not fit this sale (tier, day, time, product, card)",
+                "{n} other rules do not fit this sale (tier, day, time, product, card)",
+                int(item["rules"])), "dim"))
     return table
 
 

@@ -85,3 +85,24 @@ def test_a_money_value_never_wraps_away_from_its_sign() -> None:
         assert broken == 0
     finally:
         set_locale(load_locale("en"))
+
+
+def test_the_rules_the_agent_did_not_look_at_are_counted_on_the_quote() -> None:
+    # Seen: a rule for another day or product simply was not there; the customer
+    # asks why. The agent's index note says how many; the panel shows it, last.
+    from rich.console import Console
+
+    from agent.tui.widgets.sale_panels import quote_table
+
+    out: dict[str, Any] = {}
+
+    async def scenario(h: Harness) -> None:
+        out["quote"] = await h.client().call("sale.quote", {"amount": 12000,
+                                                            "token": GOLD["identifiers"][1]})
+    run(scenario)
+    index = next(x for x in out["quote"]["explain"] if x.get("step") == "index")
+    console = Console(width=60, record=True, color_system=None)
+    console.print(quote_table(out["quote"], lambda n: money(n, "EUR", 2)))
+    text = console.export_text()
+    assert f"{index['rules']} other rule" in text, text
+    assert text.index("other rule") > text.index("TO PAY") > text.index("Total")   # last
