@@ -22,12 +22,13 @@ def status_text(
 ) -> Text:
     """The status line as styled text (pure, for tests and the widget).
 
-    When it does not fit ``width`` cells, the least urgent parts go first
-    ("Readers ✓", who is signed in, the rules version, the queue); the link
-    state and reader problems always stay.
+    When it does not fit ``width`` cells: "Readers ✓" goes, the name loses its
+    role, "Rules v42" becomes "v42", then the rules version, the name (cut with
+    "…" first) and the queue go; the link state and reader problems always stay.
     """
     loc = current()
     parts: list[tuple[int, Text]] = []  # (keep priority: higher stays longer, text)
+    rules_at = -1  # where "Rules v42" is in parts, if shown
     if not status.connected:
         parts.append((9, Text(tr("● No agent"), style="bold red")))
     elif not status.known:
@@ -57,6 +58,7 @@ def status_text(
         if status.rules_version is None:
             parts.append((8, Text(tr("No rules"), style="bold red")))
         else:
+            rules_at = len(parts)
             parts.append(
                 (
                     3 if not status.rules_problem else 7,
@@ -92,6 +94,10 @@ def status_text(
         parts.remove(min(parts, key=lambda item: item[0]))
     if too_wide() and name is not None and staff is not None:
         parts[parts.index(name)] = (3, Text(display(str(plain(staff.name))), style="bold"))
+    if too_wide() and rules_at >= 0 and status.rules_version is not None:
+        # "Rules v42" → "v42": the version stays beside the name.
+        keep, text = parts[rules_at]
+        parts[rules_at] = (keep, Text(loc.digits(f"v{status.rules_version}"), style=text.style))
     while too_wide():
         # Ties: the earlier part goes first (the rules version before the name).
         drop = min(parts, key=lambda item: item[0])

@@ -42,3 +42,23 @@ async def test_at_60_columns_the_status_bar_names_who_is_signed_in() -> None:
             text = str(bar.render())
             assert "●" in text, text
     set_locale(load_locale("en"))
+
+
+def test_a_persian_profile_hint_wraps_in_reading_order() -> None:
+    # Seen at 60x20 in Persian: "Find a member: …" showed its last words first.
+    from rich.console import Console
+
+    from agent.tui.i18n import current, visual_order
+    from agent.tui.screens.members import profile_text
+
+    try:
+        set_locale(load_locale("fa"))
+        sentence = current().gettext(
+            "Find a member: phone, club code or name, Enter; or tap their card.")
+        console = Console(width=20, record=True, color_system=None)
+        console.print(profile_text(None, str))
+        lines = [line.strip() for line in console.export_text().splitlines() if line.strip()]
+        first_word = sentence.split(" ")[0]
+        assert len(lines) > 1 and visual_order(first_word) in lines[0], lines
+    finally:
+        set_locale(load_locale("en"))

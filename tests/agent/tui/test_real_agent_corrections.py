@@ -7,6 +7,7 @@ from textual.widgets import DataTable, Input, Static
 
 from .conftest import message_text, wait_for
 from .test_real_agent_till import till
+from .test_till_real_agent import _text
 
 
 async def test_a_manager_voids_an_expense_and_the_history_keeps_it() -> None:
@@ -128,8 +129,8 @@ async def test_a_manager_corrects_a_mistyped_enrolment_on_the_members_screen() -
             raise AssertionError(f"{message_text(app)!r} {type(app.screen).__name__} "
                                  ) \
                 from None
-        await wait_for(pilot, lambda: "Sara Jafari" in str(
-            app.screen.query_one("#member-profile", Static).render()))
+        await wait_for(pilot, lambda: "Sara Jafari" in _text(
+            app.screen.query_one("#member-profile", Static)))
         fix = next(e for e in h.outbox() if e["type"] == "correction")
         assert fix["ref_type"] == "member_enrol" and fix["changes"]["name"] == "Sara Jafari"
         assert fix["changes"]["phone"].endswith("9351112299")
