@@ -63,6 +63,10 @@ class Outbox(Protocol):
         """The refunds (not rejected) of these sales, by sale id."""
         ...
 
+    def enrolment_of(self, member_ids: Sequence[str]) -> OutboxEntry | None:
+        """This terminal's enrolment of one of ``member_ids``, or None."""
+        ...
+
     def promotion_counts(self, member_id: str | None, tz: tzinfo) -> dict[str, Any]:
         """What issue 21's rules count (limits, budgets, codes, coupons)."""
         ...

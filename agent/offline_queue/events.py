@@ -47,7 +47,7 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
 CORRECTABLE: dict[str, tuple[str, ...]] = {
     "expense": ("amount", "category", "note"),
     "cash_receipt": ("amount", "category", "note"),
-    "member_enrol": ("name",),
+    "member_enrol": ("name", "phone"),
 }
 
 #: Keys every event has; the store fills them in.
@@ -211,6 +211,9 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
                                f"{', '.join(allowed)}")
         if body["action"] == "amend" and not changes:
             raise InvalidEvent("an amending correction must change something")
+        if "phone" in changes and not (isinstance(changes["phone"], str)
+                                       and changes["phone"].startswith("tel:")):
+            raise InvalidEvent("correction.changes.phone must be a tel: token")
         if "amount" in changes:
             _need_int(type_, "changes.amount", changes["amount"])
             if changes["amount"] <= 0:

@@ -367,6 +367,50 @@ class MemberCache:
                 "INSERT OR IGNORE INTO member_tokens (token, member_id) VALUES (?, ?)",
                 (token, record["member_id"]))
 
+    def correct_enrolment_in_tx(self, body: dict[str, Any]) -> None:
+        """A manager's correction of an enrolment made here shows at once (the club
+        applies it to its record too): ``changes.name`` renames, ``changes.phone``
+        (a ``tel:`` token) replaces the member's phone, ``void`` closes the member.
+
+        Applied to the ``local:`` record and to the club's record that took over its
+        identifiers, when the terminal already has it.
+        """
+        local_id = str(body.get("member_id"))
+        row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                  (local_id,)).fetchone()
+        targets = [local_id]
+        if row is not None:
+            for token in json.loads(row[0]).get("identifiers") or []:
+                holder = self.db.execute_sql(
+                    "SELECT member_id FROM member_tokens WHERE token = ?", (token,)).fetchone()
+                if holder is not None and holder[0] not in targets:
+                    targets.append(str(holder[0]))
+        changes = body.get("changes") or {}
+        phone = changes.get("phone")
+        for member_id in targets:
+            found = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                        (member_id,)).fetchone()
+            if found is None:
+                continue
+            record = json.loads(found[0])
+            if body.get("action") == "void":
+                record["status"] = "closed"
+            if isinstance(changes.get("name"), str):
+                record["name"] = changes["name"]
+            if isinstance(phone, str):
+                old = [t for t in record.get("identifiers") or [] if str(t).startswith("tel:")]
+                for token in old:
+                    self.db.execute_sql(
+                        "DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
+                        (token, member_id))
+                record["identifiers"] = [t for t in record.get("identifiers") or []
+                                         if t not in old] + [phone]
+                self.db.execute_sql("INSERT OR REPLACE INTO member_tokens (token, member_id) "
+                                    "VALUES (?, ?)", (phone, member_id))
+            self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
+                                (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                                 member_id))
+
     def link_token_in_tx(self, member_id: str, token: str, *,
                           replaces: object = None) -> None:
         """A card linked here finds its member at once (the club confirms later).

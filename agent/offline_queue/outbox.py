@@ -115,6 +115,8 @@ class Outbox(OutboxReader):
         elif type_ == "card_link":
             self.members.link_token_in_tx(str(body["member_id"]), str(body["identifier"]),
                                           replaces=body.get("replaces"))
+        elif type_ == "correction" and body.get("ref_type") == "member_enrol":
+            self.members.correct_enrolment_in_tx(body)
         elif type_ == "sale":
             record_promotions(conn, seq, wire)
         return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)

@@ -198,6 +198,23 @@ class OutboxReader:
                                        params).fetchall()
         return [entry(row) for row in rows]
 
+    def enrolment_of(self, member_ids: Sequence[str]) -> OutboxEntry | None:
+        """This terminal's latest ``member_enrol`` (not rejected) of any of
+        ``member_ids`` (a member's id and the ``local:`` ids it replaces), or None."""
+        ids = [m for m in member_ids if isinstance(m, str)][:20]
+        if not ids:
+            return None
+        marks = ", ".join("?" for _ in ids)
+        with self.db.guard("reading the outbox"):
+            row = self.db.execute_sql(
+                # The member_id column is a sale's (balances, pruning); an enrolment
+                # has it in its body only. A scan of the kept outbox, for one profile.
+                f"SELECT {ENTRY_COLS} FROM events WHERE type = 'member_enrol' "  # noqa: S608 (placeholders only)
+                f"AND state != 'rejected' AND json_extract(body, '$.member_id') IN ({marks}) "
+                "ORDER BY seq DESC LIMIT 1",
+                ids).fetchone()
+        return None if row is None else entry(row)
+
     def refunds_of(self, sale_ids: Sequence[str]) -> dict[str, OutboxEntry]:
         """The refund (not rejected) of each of ``sale_ids`` that has one."""
         out: dict[str, OutboxEntry] = {}

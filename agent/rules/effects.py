@@ -215,7 +215,11 @@ class Effects:
                 text += f", capped by {capped}"
             if r_sum == 0:
                 text += " (nothing left to discount on its lines)"
-            ex.applied(rule, text, amount=amount)
+            if rule.percent_bps is not None and not (rule.per_unit or rule.buy is not None
+                                                     or rule.cheapest is not None):
+                ex.applied(rule, text, amount=amount, percent_bps=rule.percent_bps)
+            else:
+                ex.applied(rule, text, amount=amount)
 
     # ------------------------------------------------------------ step 5: earning
 

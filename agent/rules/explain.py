@@ -64,8 +64,18 @@ class Explainer:
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         """The rule applied: ``numbers`` are its machine-readable figures."""
         self.listed += 1
-        self.entries.append({"rule": rule.id, "kind": rule.kind, "applied": True, **numbers,
-                             "text": f"{rule.id}: {text}"})
+        entry: dict[str, Any] = {"rule": rule.id, "kind": rule.kind, "applied": True, **numbers,
+                                 "text": f"{rule.id}: {text}"}
+        self._name(rule, entry)
+        self.entries.append(entry)
+
+    @staticmethod
+    def _name(rule: Rule, entry: dict[str, Any]) -> None:
+        """The bundle's ``name`` of the rule, if it has one, for a till to show
+        (docs/rules.md); the id stays the machine key."""
+        name = rule.raw.get("name")
+        if isinstance(name, str) and name.strip():
+            entry["name"] = name.strip()[:80]
 
     def skipped(self, rule: Rule, reason: str, why: str = "", **extra: Any) -> None:
         """The rule was looked at and not applied; ``why`` names the failing condition."""
@@ -76,6 +86,8 @@ class Explainer:
             entry["why"] = why
         if extra:
             entry.update(extra)
+        if "name" not in entry:
+            self._name(rule, entry)
         entry["text"] = f"{rule.id}: not applied, {reason}"
         self.entries.append(entry)
 

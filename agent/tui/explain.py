@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.tui.i18n import N_, current, fill, plain
+from agent.tui.i18n import N_, current, fill, isolate, plain
 from agent.tui.labels import tier_name
 
 # Why a rule was not applied, by the engine's check name. Each may use
@@ -89,6 +89,10 @@ def why_not(item: Mapping[str, Any], quote: Mapping[str, Any],
             fmt: Callable[[int], str]) -> str:
     """One rule not applied, and why: ``gold10: not applied, …`` (logical order)."""
     agent_text = str(plain(str(item.get("text") or item.get("rule") or "")))
+    rule = str(item.get("rule") or "")
+    if item.get("name") and agent_text.startswith(f"{plain(rule)}: "):
+        # The bundle's name of the rule instead of its id.
+        agent_text = f"{rule_name(item)}: {agent_text[len(str(plain(rule))) + 2:]}"
     code = str(item.get("why") or "")
     if english() or code not in WHY_NOT:
         return agent_text
@@ -96,19 +100,34 @@ def why_not(item: Mapping[str, Any], quote: Mapping[str, Any],
     tier = member.get("tier")
     reason = current().gettext(WHY_NOT[code]).format(
         tier=tier_name(str(tier)) if tier else current().gettext("no tier"),
-        gross=fmt(int(quote.get("gross") or 0)))
+        # Isolated: a money value is never wrapped away from its sign.
+        gross=isolate(fmt(int(quote.get("gross") or 0))))
     # Filled in here, not by fill(): the reason is translated text, and the
     # panel isolates the whole line as one value.
     return current().gettext(N_("{rule}: not applied, {why}")).format(
-        rule=str(plain(str(item.get("rule") or ""))), why=reason)
+        rule=rule_name(item), why=reason)
+
+
+def rule_name(item: Mapping[str, Any]) -> str:
+    """What a cashier calls a rule: the bundle's ``name``, else its id (plain text)."""
+    return str(plain(str(item.get("name") or item.get("rule") or "")))
+
+
+def percent(bps: int) -> str:
+    """1000 → ``10``, 1250 → ``12.5`` (the locale's digits and decimal sign)."""
+    if bps % 100 == 0:
+        return current().number(bps // 100)
+    return current().money(bps, None, 2).rstrip(current().digits("0"))
 
 
 def discount_label(item: Mapping[str, Any]) -> str:
-    """An applied discount's label (logical order); its amount goes beside it."""
-    if english():
-        return str(plain(str(item.get("label") or item.get("text") or item.get("rule") or "")))
-    return current().gettext(N_("{rule}: discount")).format(
-        rule=str(plain(str(item.get("rule") or ""))))
+    """An applied discount's label (logical order), in every language: its name
+    and what it is (``Gold members: 10 % off``); the amount goes beside it, so the
+    label does not repeat it (#15 item 15)."""
+    if item.get("percent_bps") is not None:
+        return current().gettext(N_("{rule}: {percent} % off")).format(
+            rule=rule_name(item), percent=isolate(percent(int(item["percent_bps"]))))
+    return current().gettext(N_("{rule}: discount")).format(rule=rule_name(item))
 
 
 def note_text(item: Mapping[str, Any], quote: Mapping[str, Any]) -> str:
@@ -128,4 +147,4 @@ def note_text(item: Mapping[str, Any], quote: Mapping[str, Any]) -> str:
 
 
 __all__ = ["LIMIT_REASONS", "WHY_NOT", "discount_label", "limit_reason", "note_text",
-           "why_not"]
+           "percent", "rule_name", "why_not"]

@@ -30,6 +30,9 @@ from typing import TypeVar
 
 from agent.tui.bidi import FSI, PDI, visual_order
 
+# What opens a bidi isolate (LRI, RLI, FSI); PDI closes it.
+ISOLATE_OPENERS = ("\u2066", "\u2067", FSI)
+
 T = TypeVar("T")
 
 DOMAIN = "clubterm"
@@ -261,8 +264,10 @@ def wrap_visual(text: str, width: int) -> list[str]:
 
     A terminal that wraps an already reordered RTL string shows the end of
     the sentence first; here the words are wrapped in reading order and each
-    line is then reordered on its own (#15 item 11). Words longer than
-    ``width`` are cut. LTR locales get plain word wrapping.
+    line is then reordered on its own (#15 item 11). A filled-in value (an
+    isolate: ``۱۲٫۰۰ €``, ``Sara K.``) is never broken while it fits a line, so a
+    money value stays with its currency sign. Words longer than ``width`` are cut.
+    LTR locales get plain word wrapping.
     """
     from rich.cells import cell_len
 
@@ -270,7 +275,7 @@ def wrap_visual(text: str, width: int) -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
-        for word in paragraph.split(" "):
+        for word in _unbroken_words(paragraph, width):
             candidate = f"{line} {word}" if line else word
             if cell_len(candidate) <= width or (not line and cell_len(word) <= width):
                 line = candidate
@@ -283,6 +288,23 @@ def wrap_visual(text: str, width: int) -> list[str]:
             line = word
         lines.append(line)
     return [_current.display(line) for line in lines]
+
+
+def _unbroken_words(paragraph: str, width: int) -> list[str]:
+    """The words of ``paragraph``, each bidi isolate that fits ``width`` as one word."""
+    from rich.cells import cell_len
+
+    out: list[str] = []
+    depth = 0
+    for word in paragraph.split(" "):
+        if depth > 0:
+            out[-1] += " " + word
+        else:
+            out.append(word)
+        depth = max(0, depth + sum(word.count(c) for c in ISOLATE_OPENERS) - word.count(PDI))
+    # An isolate wider than a line is split again at its spaces.
+    return [part for word in out
+            for part in ([word] if cell_len(word) <= width else word.split(" "))]
 
 
 def ordered(cells: Sequence[T]) -> list[T]:

@@ -684,8 +684,17 @@ class Ledger:
                 changes = {}
             if ev.get("action") == "void":
                 rec["status"] = "closed"
-            elif isinstance(changes.get("name"), str):
-                rec["name"] = changes["name"]
+            else:
+                if isinstance(changes.get("name"), str):
+                    rec["name"] = changes["name"]
+                phone = changes.get("phone")
+                if isinstance(phone, str) and phone.startswith("tel:"):
+                    # The mistyped phone stops finding the member; the new one does.
+                    old = [t for t in rec["identifiers"] if str(t).startswith("tel:")]
+                    rec["identifiers"] = [t for t in rec["identifiers"] if t not in old]
+                    self._take_identifier(phone, rec["member_id"], touched)
+                    if phone not in rec["identifiers"]:
+                        rec["identifiers"].append(phone)
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
 

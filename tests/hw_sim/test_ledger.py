@@ -301,3 +301,26 @@ def test_a_correction_of_an_enrolment_renames_or_closes_the_member() -> None:
         assert ledger.member(member["member_id"])["status"] == "closed"
         assert ledger.events("T-1")[0]["name"] == "CLUB-9999"
         ledger.close()
+
+
+def test_a_correction_of_an_enrolments_phone_moves_the_phone() -> None:
+    """#15 item 10: a mistyped phone stops finding the member at the club; the
+    corrected one does (taken from whoever had it); the enrolment stays as it was."""
+    base = {"at": "2026-11-24T10:00:00+01:00", "terminal_id": "T-1", "merchant_id": "M-7",
+            "staff_id": "2", "offline": False}
+    enrol = {**base, "id": str(uuid.uuid4()), "seq": 1, "type": "member_enrol",
+             "member_id": "local:bb", "name": "Sara J.", "identifiers": ["tel:+9893511122",
+                                                                         "code:CARD-1"],
+             "referred_by": None}
+    fix = {**base, "id": str(uuid.uuid4()), "seq": 2, "type": "correction",
+           "ref_id": enrol["id"], "ref_type": "member_enrol", "action": "amend",
+           "reason": "typo", "changes": {"phone": "tel:+9893511199"}, "member_id": "local:bb"}
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "club.db")
+        result = ledger.receive_batch("T-1", [enrol, fix])
+        assert fix["id"] in result.accepted
+        [member] = [m for m in ledger.members() if "local:bb" in (m.get("replaces") or [])]
+        assert sorted(member["identifiers"]) == ["code:CARD-1", "tel:+9893511199"]
+        assert member["name"] == "Sara J."
+        assert ledger.events("T-1")[0]["identifiers"][0] == "tel:+9893511122"
+        ledger.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.errors import ApiError
-from agent.localapi import INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND
+from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND
 from agent.localapi.services.core import Caller, ServiceCore
 from agent.localapi.services.params import Params, _amount, _text
 from agent.offline_queue.events import CORRECTABLE
@@ -68,6 +68,8 @@ class CashMethods(ServiceCore):
                 continue
             if key == "amount":
                 changes[key] = _amount(params)
+            elif key == "phone":
+                changes[key] = await self._new_phone(params, entry.event)
             else:
                 changes[key] = _text(params, key, max_len={"name": 100, "category": 64}
                                      .get(key, 500))
@@ -79,6 +81,19 @@ class CashMethods(ServiceCore):
                                 "reason": reason.strip(), "changes": changes}
         if entry.type == "member_enrol":
             body["member_id"] = entry.event.get("member_id")
+            name = changes.get("name")
+            if name is not None and not str(name).strip():
+                raise ApiError(INVALID_PARAMS, "The name must not be empty.", {"param": "name"})
         stored = await self._append("correction", body, session.staff_id)
         return {"event_id": stored.id, "ref_id": entry.id}
 
+    async def _new_phone(self, params: Params, enrolment: dict[str, Any]) -> str:
+        """The ``tel:`` token of a corrected phone; another member's phone is refused."""
+        token = self._identifier_of({"phone": params.get("phone")})
+        holder = await self.db.read(self.members.lookup, token)
+        if holder is not None and holder.get("member_id") != enrolment.get("member_id") \
+                and token not in (enrolment.get("identifiers") or []):
+            raise ApiError(CONFLICT, f"This phone number already belongs to "
+                           f"{holder.get('name')}.", {"member_id": holder.get("member_id"),
+                                                     "identifier_kind": "tel"})
+        return token

@@ -112,7 +112,19 @@ class MemberMethods(SaleMethods):
                           "label": masked or f"{kind.upper()} …{str(token)[-6:]}"})
         sales, _ = await self._recent_sales(session, None, PROFILE_SALES, "", member_id)
         return {**self._summary_from(record, None), "stats": record.get("stats") or {},
-                "cards": cards, "recent_sales": sales}
+                "cards": cards, "recent_sales": sales,
+                "enrolment": await self._enrolment(member_id, record)}
+
+    async def _enrolment(self, member_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The member's enrolment at this terminal (what ``event.correct`` corrects),
+        with the phone as recorded now, or None (enrolled elsewhere, or pruned)."""
+        replaced = [str(r) for r in record.get("replaces") or [] if isinstance(r, str)]
+        entry = await self.db.read(self.outbox.enrolment_of, [member_id, *replaced])
+        if entry is None:
+            return None
+        phones = [str(t) for t in record.get("identifiers") or [] if str(t).startswith("tel:")]
+        return {"event_id": entry.id, "at": entry.at,
+                "phone": phones[0].removeprefix("tel:") if phones else None}
 
     async def member_card_link(self, params: Params, conn: Caller | None) -> dict[str, Any]:
         """``member.card_link`` (manager): link a card to a member (protocol

@@ -44,8 +44,9 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
     ``member`` is the member summary after the sale (its balances are printed).
     """
     wire = quote.to_dict()
-    labels = {x.get("rule"): x.get("label") or x.get("rule")
-              for x in quote.explain if x.get("rule")}
+    # A discount's receipt row: the rule's name (bundle) and percentage when known.
+    described = {x.get("rule"): {k: x[k] for k in ("name", "percent_bps") if k in x}
+                 for x in quote.explain if x.get("rule") and x.get("applied")}
     bundle = view.bundle()
     return {
         "sale_id": stored.id,
@@ -59,7 +60,8 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
         "member": member,
         "lines": lines,
         "gross": quote.gross,
-        "discounts": [{**d, "label": labels.get(d.get("rule"), d.get("rule"))}
+        "discounts": [{**d, **described.get(d.get("rule"), {}),
+                       "label": described.get(d.get("rule"), {}).get("name", d.get("rule"))}
                       for d in wire["discounts"]],
         "net": quote.net,
         "redeemed_points": quote.redeemed_points,

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from agent.tui.i18n import N_, current, money, ordered, parse_amount, tr
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.correction_dialog import CorrectionDialog
 from agent.tui.screens.recent_sales import RefundDialog
 
 
@@ -24,8 +25,11 @@ class CashScreen(ClubScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "add('expense')", N_("Save expense"), priority=True),
         Binding("f9", "add('cash_receipt')", N_("Save receipt"), priority=True),
-        Binding("ctrl+r", "reload", N_("Refresh")),
+        # Hidden from the footer (the list reloads after each change) so that the
+        # corrections fit 80 columns.
+        Binding("ctrl+r", "reload", N_("Refresh"), show=False),
         Binding("ctrl+z", "void", N_("Void entry")),
+        Binding("ctrl+t", "amend", N_("Correct")),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -89,7 +93,9 @@ class CashScreen(ClubScreen):
                         kind,
                         row.get("category", ""),
                         row.get("note", ""),
-                        tr("{amount} (void)", amount=amount) if voided else amount,
+                        tr("{amount} (void)", amount=amount) if voided
+                        else tr("{amount} (corrected)", amount=amount) if row.get("correction")
+                        else amount,
                     ]
                 ),
                 key=str(row.get("event_id")),
@@ -146,24 +152,72 @@ class CashScreen(ClubScreen):
 
     # ------------------------------------------------------------ corrections
 
-    def action_void(self) -> None:
-        """A manager voids the chosen entry: a correction event, the entry stays in
-        the history (#15 item 10)."""
+    def _chosen(self) -> tuple[str, dict[str, Any]] | None:
+        """The highlighted entry a manager may correct, or None (and why, said)."""
         staff = self.club_app.staff
         if staff is None or not staff.is_manager:
             self.say(tr("Only a manager can correct an entry."), "error")
-            return
+            return None
         table = self.query_one("#cash-table", DataTable)
         if table.row_count == 0:
             self.say(tr("There is no entry to correct today."), "error")
-            return
+            return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         row = self._rows.get(str(key))
         if row is None:
-            return
+            return None
         if row["voided"]:
             self.say(tr("This entry is void already."), "error")
+            return None
+        return str(key), row
+
+    def action_amend(self) -> None:
+        """A manager corrects the chosen entry's amount, category or note: a
+        correction event with the new values; the entry stays in the history."""
+        chosen = self._chosen()
+        if chosen is None:
             return
+        key, row = chosen
+        minor = self._minor
+        amount = int(row["amount"])
+        typed = (f"{amount // 10**minor}.{amount % 10**minor:0{minor}d}" if minor
+                 else str(amount))
+        what = f"{row['kind']} {self.fmt(amount)} {row.get('category', '')}"
+        self.app.push_screen(
+            CorrectionDialog(tr("Correct {what}", what=what), [
+                ("amount", tr("Amount"), typed, tr("e.g. 12.50")),
+                ("category", tr("Category"), str(row.get("category") or ""), ""),
+                ("note", tr("Note"), str(row.get("note") or ""), tr("optional")),
+            ]),
+            lambda answer: self._amend(key, answer))
+
+    def _amend(self, event_id: str, answer: tuple[dict[str, str], str] | None) -> None:
+        if answer is None:
+            return
+        changes, reason = answer
+        params: dict[str, Any] = {"event_id": event_id, "reason": reason}
+        if "amount" in changes:
+            amount = parse_amount(changes["amount"], self._minor)
+            if not amount:
+                self.say(tr("Type the amount, e.g. 12.50."), "error")
+                return
+            params["amount"] = amount
+        for key in ("category", "note"):
+            if key in changes:
+                params[key] = changes[key]
+        self.call_api("event.correct", params, on_done=self.done_amend, session=True)
+
+    def done_amend(self, result: dict[str, Any]) -> None:
+        self.say(tr("Entry corrected; the original stays in the history."), "ok")
+        self.action_reload()
+
+    def action_void(self) -> None:
+        """A manager voids the chosen entry: a correction event, the entry stays in
+        the history (#15 item 10)."""
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        key, row = chosen
         what = f"{row['kind']} {self.fmt(int(row['amount']))} {row.get('category', '')}"
         self.app.push_screen(
             RefundDialog(what, title=tr("Void {what}", what=what),

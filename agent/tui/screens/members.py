@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rich.text import Text
+from rich.console import Group
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -13,48 +13,63 @@ from textual.widgets import Input, Label, Static
 
 from agent.errors import ApiError
 from agent.tui.basket import scanned_product
-from agent.tui.i18n import N_, ascii_digits, display, money, number, tr
+from agent.tui.i18n import (
+    N_,
+    ascii_digits,
+    current,
+    display,
+    fill,
+    isolate,
+    money,
+    number,
+    plain,
+    tr,
+)
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.correction_dialog import CorrectionDialog
+from agent.tui.widgets.bidi import BidiText, tr_block
 
 STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
 
 
-def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Text:
-    """A member's profile: status, balances, visits, cards, last sales here."""
+def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Group | BidiText:
+    """A member's profile: status, balances, visits, cards, last sales here.
+
+    Each line wraps on its own in reading order, right to left too (:class:`BidiText`).
+    """
     if profile is None:
-        return Text(tr("Find a member: phone, club code or name, Enter; or tap their card."),
-                    style="dim")
-    text = Text()
+        return tr_block("Find a member: phone, club code or name, Enter; or tap their card.",
+                        style="dim")
     tier = profile.get("tier")
-    name = display(str(profile.get("name") or "?"))
-    text.append(tr("{name} · {tier}", name=name, tier=tier_name(str(tier))) if tier else name,
-                style="bold")
+    name = str(plain(str(profile.get("name") or "?")))
+    lines = [BidiText(fill("{name} · {tier}", name=profile.get("name") or "?",
+                           tier=tier_name(str(tier))) if tier else name, "bold")]
     status = str(profile.get("status") or "")
-    lines = [tr("Status: {status}", status=tr(STATUS_NAMES[status])
-                if status in STATUS_NAMES else status)]
+    lines.append(BidiText(fill("Status: {status}", status=current().gettext(STATUS_NAMES[status])
+                               if status in STATUS_NAMES else status)))
     for kind, amount in (profile.get("balances") or {}).items():
         if kind == "points":
-            lines.append(tr("Points: {n}", n=number(int(amount))))
+            lines.append(BidiText(fill("Points: {n}", n=number(int(amount)))))
         elif kind.startswith("credit."):
-            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
+            lines.append(BidiText(fill("{kind}: {amount}", kind=credit_name(kind),
+                                       amount=fmt(int(amount)))))
     stats = profile.get("stats") or {}
     if stats.get("purchase_count") is not None:
-        lines.append(tr("Visits: {n}, last {day}", n=number(int(stats["purchase_count"])),
-                        day=display(str(stats.get("last_purchase") or "—"))))
+        lines.append(BidiText(fill("Visits: {n}, last {day}",
+                                   n=number(int(stats["purchase_count"])),
+                                   day=str(stats.get("last_purchase") or "—"))))
     for card in profile.get("cards") or []:
-        lines.append(tr("Card {masked}", masked=display(str(card.get("label")))))
+        lines.append(BidiText(fill("Card {masked}", masked=str(card.get("label")))))
     sales = profile.get("recent_sales") or []
     if sales:
-        lines.append(tr("Last sales here:"))
+        lines.append(BidiText(fill("Last sales here:")))
         for sale in sales:
-            lines.append(f"  {sale.get('receipt_no')}  {str(sale.get('at'))[:10]}  "
-                         f"{fmt(int(sale.get('payable') or 0))}"
-                         + ("  ↩" if sale.get("refund") else ""))
-    for line in lines:
-        text.append("\n" + line)
-    return text
+            lines.append(BidiText(f"  {sale.get('receipt_no')}  {str(sale.get('at'))[:10]}  "
+                                  f"{isolate(fmt(int(sale.get('payable') or 0)))}"
+                                  + ("  ↩" if sale.get("refund") else "")))
+    return Group(*lines)
 
 PHONE_CHARS = set("+0123456789 -")
 
@@ -69,6 +84,7 @@ class MembersScreen(ClubScreen):
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
         Binding("ctrl+l", "replace_card", N_("Replace card")),
+        Binding("ctrl+t", "correct", N_("Correct")),
     ]
 
     def __init__(self) -> None:
@@ -82,6 +98,7 @@ class MembersScreen(ClubScreen):
         self.found_by: str | None = None
         self.replacing = False
         self._results: list[dict[str, Any]] = []
+        self._corrected = ""  # the member whose enrolment was just corrected
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="members-body"):
@@ -117,7 +134,8 @@ class MembersScreen(ClubScreen):
             )
         yield Static(id="enrol-referrer-name", classes="hint")
         yield Static(
-            tr("Tap the new card on the reader to link it (optional). F8 enrols."), classes="hint"
+            tr_block("Tap the new card on the reader to link it (optional). F8 enrols."),
+            classes="hint"
         )
         yield Static(id="enrol-done")
 
@@ -224,6 +242,50 @@ class MembersScreen(ClubScreen):
         self.replacing = True
         self.say(tr("Tap the new card for {name}. Ctrl+L again: cancel.",
                     name=self.profile.get("name") or ""), "info")
+
+    def action_correct(self) -> None:
+        """A manager corrects the name or phone typed at the shown member's
+        enrolment here: a correction event refers to it (#15 item 10)."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can correct an enrolment."), "error")
+            return
+        if self.profile is None:
+            self.say(tr("Find the member first."), "error")
+            return
+        enrolment = self.profile.get("enrolment")
+        if not enrolment:
+            self.say(tr_block("{name} was not enrolled at this terminal; the club can "
+                              "correct it.", name=self.profile.get("name") or ""), "error")
+            return
+        member_id = str(self.profile["member_id"])
+        self.app.push_screen(
+            CorrectionDialog(tr("Correct the enrolment of {name}",
+                                name=self.profile.get("name") or ""), [
+                ("name", tr("Name"), str(self.profile.get("name") or ""),
+                 tr("first and last name")),
+                ("phone", tr("Phone"), str(enrolment.get("phone") or ""),
+                 tr("e.g. 0912 123 4567")),
+            ]),
+            lambda answer: self._correct(str(enrolment["event_id"]), member_id, answer))
+
+    def _correct(self, event_id: str, member_id: str,
+                 answer: tuple[dict[str, str], str] | None) -> None:
+        if answer is None:
+            return
+        changes, reason = answer
+        params: dict[str, Any] = {"event_id": event_id, "reason": reason}
+        if "name" in changes:
+            params["name"] = changes["name"]
+        if "phone" in changes:
+            params["phone"] = ascii_digits(changes["phone"])
+        self._corrected = member_id
+        self.call_api("event.correct", params, on_done=self.done_correct, session=True)
+
+    def done_correct(self, result: dict[str, Any]) -> None:
+        self.say(tr("Enrolment corrected; the original stays in the history."), "ok")
+        self.call_api("member.profile", {"member_id": self._corrected},
+                      on_done=self.done_profile, session=True)
 
     def _old_card(self) -> str | None:
         """The card the new one replaces: the one tapped, else the only one."""

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Static
 
 from agent.localapi import receipt_number
+from agent.tui.explain import discount_label
 from agent.tui.i18n import (
     N_,
     ascii_digits,
@@ -294,7 +295,7 @@ def receipt_table(
     for discount in receipt.get("discounts", []):
         kv_row(
             table,
-            display(str(discount.get("label") or discount.get("rule"))),
+            BidiText(discount_label(discount)),
             "-" + fmt(int(discount["amount"])),
         )
     if receipt.get("redeemed_points"):

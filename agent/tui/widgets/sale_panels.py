@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from agent.tui.explain import discount_label, limit_reason, note_text, why_not
-from agent.tui.i18n import N_, current, display, number, tr
+from agent.tui.i18n import N_, current, display, fill, filln, number, plain, tr
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.screens.sale_dialogs import earned_rows
 from agent.tui.widgets.bidi import BidiText, tr_block
@@ -26,34 +27,32 @@ def gettext(message: str) -> str:
 
 
 def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
-                 point_value: int | None = None) -> Text:
+                 point_value: int | None = None) -> Group | Text:
     """The member panel: name, tier, masked card, balances (one translated line each);
-    points with their money value when ``point_value`` (minor units) is known."""
+    points with their money value when ``point_value`` (minor units) is known.
+
+    Each line wraps on its own, in reading order right to left too, and never
+    between a money value and its sign (:class:`BidiText`)."""
     if member is None:
         return Text(tr("No member. Tap a card, or type a phone or club code."), style="dim")
-    text = Text()
     tier = member.get("tier")
     # A member enrolled offline has no tier until the club answers.
-    text.append(
-        tr("{name} · {tier}", name=member.get("name") or "?", tier=tier_name(str(tier)))
-        if tier else display(str(member.get("name") or "?")),
-        style="bold",
-    )
-    lines = []
+    lines = [BidiText(fill("{name} · {tier}", name=member.get("name") or "?",
+                           tier=tier_name(str(tier))) if tier
+                      else str(plain(str(member.get("name") or "?"))), "bold")]
     if member.get("masked"):
-        lines.append(tr("Card {masked}", masked=member["masked"]))
+        lines.append(BidiText(fill("Card {masked}", masked=member["masked"])))
     balances = member.get("balances") or {}
     if "points" in balances:
         points = int(balances["points"])
-        lines.append(tr("Points: {n} (worth {amount})", n=number(points),
-                        amount=fmt(points * point_value)) if point_value
-                     else tr("Points: {n}", n=number(points)))
+        lines.append(BidiText(fill("Points: {n} (worth {amount})", n=number(points),
+                                   amount=fmt(points * point_value)) if point_value
+                              else fill("Points: {n}", n=number(points))))
     for kind, amount in balances.items():
         if kind.startswith("credit."):
-            lines.append(tr("{kind}: {amount}", kind=credit_name(kind), amount=fmt(int(amount))))
-    for line in lines:
-        text.append("\n" + line)
-    return text
+            lines.append(BidiText(fill("{kind}: {amount}", kind=credit_name(kind),
+                                       amount=fmt(int(amount)))))
+    return Group(*lines)
 
 
 def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str],
@@ -137,6 +136,14 @@ def quote_table(quote: dict[str, Any] | None, fmt: Callable[[int], str],
         if credit.get("held_by") and usable < has:
             kv_row(table, tr_block("  not more: {why}", why=limit_reason(credit["held_by"]),
                                    style="dim"))
+    # The rules the agent did not look at (another tier, day, product …), last: the
+    # customer may ask why a promotion is missing (#15 item 15).
+    for item in quote.get("explain", []):
+        if item.get("step") == "index" and int(item.get("rules") or 0) > 0:
+            kv_row(table, BidiText(filln(
+                "{n} other rule does not fit this sale (tier, day, time, product, card)",
+                "{n} other rules do not fit this sale (tier, day, time, product, card)",
+                int(item["rules"])), "dim"))
     return table
 
 

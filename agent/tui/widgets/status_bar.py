@@ -7,7 +7,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
-from agent.tui.i18n import N_, current, tr
+from agent.tui.i18n import N_, current, display, plain, tr
 from agent.tui.labels import reader_state, role_name
 from agent.tui.state import AgentStatus, StaffSession
 
@@ -29,12 +29,13 @@ def status_text(
 ) -> Text:
     """The status line as styled text (pure, for tests and the widget).
 
-    When it does not fit ``width`` cells, the least urgent parts go first
-    ("Readers ✓", who is signed in, the rules version, the queue); the link
-    state and reader problems always stay.
+    When it does not fit ``width`` cells: "Readers ✓" goes, the name loses its
+    role, "Rules v42" becomes "v42", then the rules version, the name (cut with
+    "…" first) and the queue go; the link state and reader problems always stay.
     """
     loc = current()
     parts: list[tuple[int, Text]] = []  # (keep priority: higher stays longer, text)
+    rules_at = -1  # where "Rules v42" is in parts, if shown
     if not status.connected:
         parts.append((9, Text(tr("● No agent"), style="bold red")))
     elif not status.known:
@@ -64,6 +65,7 @@ def status_text(
         if status.rules_version is None:
             parts.append((8, Text(tr("No rules"), style="bold red")))
         else:
+            rules_at = len(parts)
             parts.append(
                 (
                     3 if not status.rules_problem else 7,
@@ -85,21 +87,40 @@ def status_text(
         if printer is not None:  # only a printer that needs the cashier (#16)
             parts.append((8, Text(tr("Printer: {state}", state=current().gettext(printer)),
                                   style="bold red")))
+    name: tuple[int, Text] | None = None
     if staff is not None:
-        # Who is signed in outlasts "Readers ✓" (#15 item 11); the rules
-        # version, the queue and any problem outlast it.
-        parts.append(
-            (
-                2,
-                Text(
-                    tr("{name} ({role})", name=staff.name, role=role_name(staff.role)), style="bold"
-                ),
-            )
-        )
+        # Who is signed in outlasts "Readers ✓" (#15 item 11); when that is not
+        # enough, the name loses its role and then outlasts the rules version
+        # (60 columns: "● Online since 10:00 │ Queue 0 │ Rules v42 │ Mina Rahimi").
+        name = (2, Text(tr("{name} ({role})", name=staff.name, role=role_name(staff.role)),
+                        style="bold"))
+        parts.append(name)
     sep = Text(" │ ", style="dim")
-    if width is not None:
-        while len(parts) > 1 and sum(p.cell_len for _k, p in parts) + 3 * (len(parts) - 1) > width:
-            parts.remove(min(parts, key=lambda item: item[0]))
+
+    def too_wide() -> bool:
+        return width is not None and len(parts) > 1 and \
+            sum(p.cell_len for _k, p in parts) + 3 * (len(parts) - 1) > width
+
+    while too_wide() and min(k for k, _p in parts) < 2:
+        parts.remove(min(parts, key=lambda item: item[0]))
+    if too_wide() and name is not None and staff is not None:
+        parts[parts.index(name)] = (3, Text(display(str(plain(staff.name))), style="bold"))
+    if too_wide() and rules_at >= 0 and status.rules_version is not None:
+        # "Rules v42" → "v42": the version stays beside the name.
+        keep, text = parts[rules_at]
+        parts[rules_at] = (keep, Text(loc.digits(f"v{status.rules_version}"), style=text.style))
+    while too_wide():
+        # Ties: the earlier part goes first (the rules version before the name).
+        drop = min(parts, key=lambda item: item[0])
+        if name is not None and staff is not None and drop[1].style == "bold" \
+                and drop is parts[-1] and width is not None:
+            # The name, last: cut it to the room left rather than lose it.
+            room = width - sum(p.cell_len + 3 for _k, p in parts[:-1])
+            if room >= 6:
+                parts[-1] = (drop[0], Text(display(str(plain(staff.name))[: room - 1] + "…"),
+                                           style="bold"))
+                continue
+        parts.remove(drop)
     texts = [text for _keep, text in parts]
     if loc.rtl and loc.visual_bidi:
         texts.reverse()

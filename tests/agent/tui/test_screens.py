@@ -561,7 +561,8 @@ async def test_status_bar_follows_agent_events(make_app, api) -> None:
         await wait_for(pilot, lambda: "MSR: error" in str(bar.content))
         api.bundle = dataclasses.replace(api.bundle, version=43)   # the club sent v43
         api.push_event({"type": "rules", "version": 43, "problem": None})
-        await wait_for(pilot, lambda: "Rules v43" in str(bar.content))
+        # "Rules v43", or "v43" when the line is short (the name stays: #15, 60x20).
+        await wait_for(pilot, lambda: "v43" in str(bar.content))
         api.set_online(False)
         await wait_for(pilot, lambda: "OFFLINE since 10:00" in str(bar.content))
         # The link event made the UI ask for the whole status; let that answer land
@@ -575,7 +576,7 @@ async def test_status_bar_follows_agent_events(make_app, api) -> None:
         api.push_event({"type": "queue", "pending": 7, "oldest_at": None, "rejected": 0})
         await wait_for(pilot, lambda: "Queue 7" in str(bar.content))
         await pilot.pause(0.3)     # a status refresh still on its way agrees with it
-        assert "Queue 7" in str(bar.content) and "Rules v43" in str(bar.content)
+        assert "Queue 7" in str(bar.content) and "v43" in str(bar.content)
 
 
 async def test_persian_ui_uses_persian_digits_and_jalali_dates(make_app, api) -> None:
