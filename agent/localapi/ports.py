@@ -62,6 +62,10 @@ class Outbox(Protocol):
         """The refunds (not rejected) of these sales, by sale id."""
         ...
 
+    def line_refunds_of(self, sale_ids: Sequence[str]) -> dict[str, list[OutboxEntry]]:
+        """The refunds by line (not rejected) of these sales, oldest first, by sale id."""
+        ...
+
     def promotion_counts(self, member_id: str | None, tz: tzinfo) -> dict[str, Any]:
         """What issue 21's rules count (limits, budgets, codes, coupons)."""
         ...

@@ -24,6 +24,10 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "lottery_entries", "rules_version", "payment",
     ),
     "refund": ("sale_id", "reason"),
+    # (1.1) A refund of some lines of a sale (docs/protocol/club.md): the local API
+    # gives `lines`; the store adds the reversal (agent/rules/refund.py) in the write
+    # transaction that records it. A v1 club rejects it `unknown_type`.
+    "refund_lines": ("sale_id", "reason", "lines"),
     "attendance": ("staff_id", "action", "identified_by"),
     "expense": ("amount", "category", "note"),
     "cash_receipt": ("amount", "category", "note"),
@@ -80,6 +84,20 @@ class InvalidEvent(ClubtermError, ValueError):
 
 class AlreadyRefunded(InvalidEvent):
     """A refund names a sale that already has a refund that was not rejected."""
+
+
+class RefundNotPossible(InvalidEvent):
+    """A refund (whole or by line) the sale's earlier refunds do not allow.
+
+    ``reason``: ``refunded`` (a whole refund exists), ``partly_refunded`` (a whole
+    refund asked after refunds by line), ``over_refund``, ``no_such_line``,
+    ``bad_lines``, ``unknown_sale``; ``params`` name the line and what is left.
+    """
+
+    def __init__(self, reason: str, message: str, params: Mapping[str, Any] | None = None):
+        self.reason = reason
+        self.params = dict(params or {})
+        super().__init__(message)
 
 
 class QuoteAlreadyRecorded(InvalidEvent):
@@ -167,9 +185,11 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
             if not isinstance(row, Mapping) or type(row.get("points")) is not int:
                 raise InvalidEvent("sale.points_earned rows must be objects with integer "
                                    "'points'")
-    elif type_ == "refund":
+    elif type_ in ("refund", "refund_lines"):
         if not isinstance(body["sale_id"], str) or not body["sale_id"]:
-            raise InvalidEvent("refund.sale_id must be the id of a sale")
+            raise InvalidEvent(f"{type_}.sale_id must be the id of a sale")
+        if type_ == "refund_lines":
+            _need_list(type_, "lines", body["lines"])
     elif type_ in ("expense", "cash_receipt"):
         _need_int(type_, "amount", body["amount"])
     elif type_ == "attendance":
@@ -296,6 +316,21 @@ class Effect:
             purchases=-self.purchases,
             spend=-self.spend,
         )
+
+
+def refund_lines_effect(sale: Mapping[str, Any], part: Mapping[str, Any]) -> Effect:
+    """What a ``refund_lines`` event (its reversal keys in ``part``) undoes of its
+    sale: the reversed share of each balance change and day counter, the share of
+    ``spend``; the purchase itself only when the part ``completes`` the sale."""
+    share = sale_effect({**part, "member_id": sale.get("member_id")})
+    return Effect(
+        member_id=share.member_id,
+        balance={k: -v for k, v in share.balance.items()},
+        redeemed_value=-share.redeemed_value,
+        credit_used=-share.credit_used,
+        purchases=-1 if part.get("completes") and share.member_id is not None else 0,
+        spend=-share.spend,
+    )
 
 
 def _add(into: dict[str, int], kind: str, amount: int) -> None:

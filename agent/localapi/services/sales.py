@@ -15,6 +15,7 @@ from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND, rec
 from agent.localapi.services.core import AgentView, Caller, ServiceCore
 from agent.localapi.services.params import Params, _p, _text
 from agent.localapi.sessions import Session
+from agent.rules.refund import refunded_units, sold_units
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 SALE_LIST_MAX = 50
 SALE_LIST_SCAN = 2000
 VOID_REASON = "void"
+# sale.refund: most line items in one refund by line.
+REFUND_LINES_MAX = 500
 VOID_WINDOW_S = 300.0
 SALE_KEYS = (
     "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
@@ -88,21 +91,61 @@ def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any
     return receipt
 
 
+def left_to_refund(sale: OutboxEntry, parts: list[OutboxEntry]) -> list[int]:
+    """Units of each line of ``sale`` not refunded by the refunds by line ``parts``."""
+    units = sold_units(sale.event)
+    done = refunded_units(sale.event, [
+        [(int(x["line"]), int(x["qty"])) for x in p.event.get("lines") or []
+         if isinstance(x, dict)] for p in parts])
+    return [max(0, u - d) for u, d in zip(units, done, strict=True)]
+
+
 class SaleMethods(ServiceCore):
     """``sale.refund``, ``sale.list`` and ``sale.void``."""
 
     async def sale_refund(self, params: Params, conn: Caller | None) -> dict[str, Any]:
-        """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
+        """``sale.refund`` (manager): record a refund of a sale this terminal holds.
+
+        Without ``lines``, the whole sale (a v1 ``refund`` event) — or, when lines
+        were refunded before, every unit that is left (a ``refund_lines`` event that
+        completes the sale). With ``lines`` (``[{line, qty}]``, line index from 0):
+        a ``refund_lines`` event; the store computes the reversal
+        (agent/rules/refund.py) in the transaction that records it.
+        """
         session = await self._session(params, perm.REFUND)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
-        entry = await self.db.read(self.outbox.event, sale_id)
-        if entry is None or entry.type != "sale":
-            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
-        stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
-                                    session.staff_id)
-        return {"refund_id": stored.id}
+        lines = params.get("lines")
+        if lines is not None and (not isinstance(lines, list) or not lines
+                                  or len(lines) > REFUND_LINES_MAX):
+            raise ApiError(INVALID_PARAMS, f"lines must list 1 to {REFUND_LINES_MAX} lines "
+                           "to refund.", {"param": "lines", "reason": "bad_lines"})
 
+        def read() -> tuple[OutboxEntry | None, list[OutboxEntry]]:
+            return (self.outbox.event(sale_id),
+                    self.outbox.line_refunds_of([sale_id]).get(sale_id, []))
+
+        entry, parts = await self.db.read(read)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.",
+                           {"reason": "no_such_sale", "sale_id": sale_id})
+        if lines is None and not parts:
+            stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
+                                        session.staff_id)
+            return {"refund_id": stored.id, "sale_id": sale_id, "whole": True}
+        if lines is None:
+            lines = [{"line": i, "qty": q} for i, q in enumerate(left_to_refund(entry, parts))
+                     if q > 0]
+            if not lines:
+                raise ApiError(CONFLICT, "This sale has already been refunded.",
+                               {"reason": "refunded"})
+        stored = await self._append("refund_lines",
+                                    {"sale_id": sale_id, "reason": reason, "lines": lines},
+                                    session.staff_id)
+        body = stored.body
+        return {"refund_id": stored.id, "sale_id": sale_id, "whole": False,
+                "lines": body.get("lines"), "gross": body.get("gross"),
+                "payable": body.get("payable"), "completes": body.get("completes")}
 
     def _void_refusal(self, entry: OutboxEntry, newest_id: str | None, refunded: bool,
                       session: Session) -> tuple[str, str] | None:
