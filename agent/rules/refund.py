@@ -192,3 +192,34 @@ def drop_zero_rows(part: RefundPart) -> dict[str, Any]:
     for key, amount_key in ROW_LISTS:
         out[key] = [row for row in out[key] if row.get(amount_key)]
     return out
+
+
+#: Tender methods of a sale (protocol 1.1 ``tenders``).
+TENDER_METHODS = ("cash", "card", "credit", "voucher", "other")
+
+
+def sale_tenders(sale: Mapping[str, Any]) -> dict[str, int]:
+    """A sale's tenders as ``{method: amount}`` in the order paid: its 1.1 ``tenders``,
+    else its v1 ``payment`` for the whole ``payable`` (none: cash)."""
+    out: dict[str, int] = {}
+    rows = sale.get("tenders")
+    if isinstance(rows, list) and rows:
+        for row in rows:
+            if isinstance(row, Mapping) and row.get("method") in TENDER_METHODS:
+                method = str(row["method"])
+                out[method] = out.get(method, 0) + _int(row.get("amount"))
+        return out
+    paid = sale.get("payment")
+    return {str(paid) if paid in TENDER_METHODS else "cash": _int(sale.get("payable"))}
+
+
+def refund_tenders(tenders: Mapping[str, int], amount: int) -> dict[str, int]:
+    """How ``amount`` given back is split over the sale's ``tenders``: in proportion,
+    rounded toward zero, what is left to the first tender (rows of 0 left out)."""
+    total = sum(tenders.values())
+    if not tenders or total <= 0:
+        return {next(iter(tenders), "cash"): amount} if amount else {}
+    out = {m: _toward_zero(amount, a, total) for m, a in tenders.items()}
+    first = next(iter(out))
+    out[first] += amount - sum(out.values())
+    return {m: a for m, a in out.items() if a}

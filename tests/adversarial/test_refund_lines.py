@@ -65,6 +65,8 @@ def test_four_clients_refunding_overlapping_lines_never_refund_more_than_sold() 
                                                      "session": manager})
         assert rest["completes"] is True and rest["whole"] is False
         assert _balances(h) == before
+        day = (h.now.replace(hour=0), h.now.replace(hour=23))
+        assert h.store.members.offline_counters("m-1", *day) == (0, 0)
         err = await expect(-32008, clients[1].call(
             "sale.refund", {"sale_id": sale_id, "reason": "again", "session": manager}))
         assert err.data == {"reason": "refunded"}
@@ -109,4 +111,42 @@ def test_hostile_lines_are_refused_with_reasons_and_nothing_is_recorded() -> Non
                                  {"line": 2, "qty": 1}]
         assert not [e for e in h.outbox() if e["type"] == "refund"]
         json.dumps(h.outbox())
+    run(scenario)
+
+
+def test_day_summary_and_cash_up_count_refunds_by_line() -> None:
+    async def scenario(h: Harness) -> None:
+        manager = await h.login("mg", "9999")
+        c = h.client()
+        sale = await _member_sale(h, manager)
+        event = next(e for e in h.outbox() if e["id"] == sale["sale_id"])
+        part = await c.call("sale.refund", {"sale_id": sale["sale_id"], "reason": "one cake",
+                                            "session": manager,
+                                            "lines": [{"line": 1, "qty": 1}]})
+        view = h.store.members.member_view("m-1")
+        assert view is not None
+        assert view["stats"]["spend_30d"] == event["payable"] - part["payable"]
+        assert view["stats"]["purchase_count"] == 1
+        start, end = h.now.replace(hour=0), h.now.replace(hour=23)
+        assert h.store.members.offline_counters("m-1", start, end) == (0, 0)
+        s = await c.call("day.summary", {"session": manager})
+        assert s["refunds"] == 1 and s["refunded"]["by_line"] == 1
+        assert s["refunded"]["payable"] == part["payable"]
+        assert s["refunded"]["count"] == 0  # the sale is not undone yet
+        assert s["net_sales"]["payable"] == event["payable"] - part["payable"]
+        assert s["net_sales"]["count"] == 1
+        assert s["refunded"]["by_payment"] == {"cash": part["payable"]}
+        assert s["cash"]["refunds"] == part["payable"]
+        assert s["cash"]["net"] == event["payable"] - part["payable"]
+        rest = await c.call("sale.refund", {"sale_id": sale["sale_id"], "reason": "all",
+                                            "session": manager})
+        s = await c.call("day.summary", {"session": manager})
+        assert s["refunded"]["payable"] == event["payable"]
+        assert s["net_sales"] == {k: 0 for k in s["net_sales"]}
+        assert s["cash"]["net"] == 0 and rest["completes"]
+        view = h.store.members.member_view("m-1")
+        assert view is not None and view["stats"]["spend_30d"] == 0
+        assert view["stats"]["purchase_count"] == 0
+        print(f"figure: two refunds by line took the day's net back from "
+              f"{event['payable']} to 0")
     run(scenario)
