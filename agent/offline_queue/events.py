@@ -185,6 +185,14 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
             if not isinstance(row, Mapping) or type(row.get("points")) is not int:
                 raise InvalidEvent("sale.points_earned rows must be objects with integer "
                                    "'points'")
+        tenders = body.get("tenders")  # (1.1) optional; when present it sums to payable
+        if tenders is not None:
+            for row in _need_list(type_, "tenders", tenders):
+                if not isinstance(row, Mapping) or not isinstance(row.get("method"), str):
+                    raise InvalidEvent("sale.tenders rows must be objects with a 'method'")
+                _need_int(type_, "tenders.amount", row.get("amount"))
+            if sum(int(row["amount"]) for row in tenders) != body["payable"]:
+                raise InvalidEvent("sale.tenders must sum to payable")
     elif type_ in ("refund", "refund_lines"):
         if not isinstance(body["sale_id"], str) or not body["sale_id"]:
             raise InvalidEvent(f"{type_}.sale_id must be the id of a sale")

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.rules.tenders import TENDER_METHODS
+
 #: Row lists of a sale and the key of each row's amount.
 ROW_LISTS: tuple[tuple[str, str], ...] = (
     ("discounts", "amount"), ("credits_used", "amount"),
@@ -192,10 +194,6 @@ def drop_zero_rows(part: RefundPart) -> dict[str, Any]:
     for key, amount_key in ROW_LISTS:
         out[key] = [row for row in out[key] if row.get(amount_key)]
     return out
-
-
-#: Tender methods of a sale (protocol 1.1 ``tenders``).
-TENDER_METHODS = ("cash", "card", "credit", "voucher", "other")
 
 
 def sale_tenders(sale: Mapping[str, Any]) -> dict[str, int]:

@@ -94,6 +94,15 @@ def sale_problem(sale: Mapping[str, Any]) -> str | None:
                 and type(qty) is int and type(price) is int and qty >= 1 and price >= 0
                 and qty * price <= MAX_SAFE):
             return _line_problem(i, line)
+    tenders = get("tenders")  # (1.1) optional: [{method, amount}] summing to payable
+    if tenders is not None:
+        if type(tenders) is not list or any(
+                type(t) is not dict or type(t.get("method")) is not str
+                or type(t.get("amount")) is not int or not 0 <= t["amount"] <= MAX_SAFE
+                for t in tenders):
+            return "malformed: tenders"
+        if sum(t["amount"] for t in tenders) != get("payable", 0):
+            return "malformed: tenders do not sum to payable"
     for key, name, amount in _SALE_ROWS:
         rows = get(key) or []
         if type(rows) is not list:

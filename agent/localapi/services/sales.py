@@ -21,6 +21,7 @@ from agent.staff import permissions as perm
 if TYPE_CHECKING:
     from agent.offline_queue import OutboxEntry, StoredEvent
     from agent.rules import Quote
+    from agent.rules.tenders import Settlement
 
 # sale.list: most sales per answer, and most sales looked at per call while
 # searching (the rest is reached with ``before``).
@@ -40,7 +41,7 @@ PROMOTION_KEYS = ("rewards", "codes_used", "fees", "referral_rewards", "coupons_
 
 
 def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Session,
-                 payment: str, *, lines: list[dict[str, Any]],
+                 settled: Settlement, *, lines: list[dict[str, Any]],
                  member: dict[str, Any] | None) -> dict[str, Any]:
     """The receipt of a sale just recorded (``sale.commit``'s ``receipt``).
 
@@ -69,7 +70,12 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
         "redeemed_value": quote.redeemed_value,
         "credits_used": wire["credits_used"],
         "payable": quote.payable,
-        "payment": payment,
+        "payment": settled.payment,
+        # (1.1) how it was paid: the tenders recorded (summing to payable), what was
+        # handed over and the change given back.
+        "tenders": settled.wire(),
+        "tendered": settled.tendered,
+        "change_due": settled.change_due,
         "points_earned": quote.total_points,
         "credits_earned": wire["credits_earned"],
         "lottery_entries": quote.lottery_entries,
@@ -84,7 +90,8 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
 
 def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any]:
     """The receipt of a sale recorded by an earlier agent run, from its event."""
-    receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+    receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment",
+                                         "tenders")}
     receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
                     "terminal_id": view.terminal_id, "merchant_id": view.merchant_id,
                     "staff_id": event.get("staff_id"), "restored": True})
@@ -188,6 +195,7 @@ class SaleMethods(ServiceCore):
             "discounts": e.get("discounts"), "redeemed_points": e.get("redeemed_points"),
             "redeemed_value": e.get("redeemed_value"), "credits_used": e.get("credits_used"),
             "payable": e.get("payable"), "payment": e.get("payment"),
+            "tenders": e.get("tenders"),
             "points_earned": sum(int(p.get("points", 0)) for p in e.get("points_earned") or []),
             "credits_earned": e.get("credits_earned"),
             "lottery_entries": e.get("lottery_entries"),
