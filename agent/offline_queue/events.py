@@ -59,7 +59,10 @@ COMMON_KEYS = ("id", "seq", "type", "at", "merchant_id", "terminal_id", "staff_i
 
 # protocol.md gives attendance and appointment a key `staff_id` of their own, which
 # is also a common key. On the wire there is one `staff_id`: the type's own value
-# (the staff clocking in, the staff serving) wins; who recorded it is kept locally.
+# (the staff clocking in, the staff serving) wins, as in v1. (1.1, docs/protocol/
+# club.md "Who recorded it, whom it is about") Every event also carries
+# `recorded_by` (who recorded it) and these two types `target_staff_id` (whom it is
+# about, the name staff_change already uses), so a 1.1 club never reads the overload.
 _OWN_STAFF_ID = frozenset({"attendance", "appointment"})
 
 #: Largest MQTT payload the protocol allows (a batch), in bytes.
@@ -290,11 +293,15 @@ def wire_event(*, event_id: str, seq: int, type_: str, at: str, merchant_id: str
     event: dict[str, Any] = {
         "id": event_id, "seq": seq, "type": type_, "at": at, "merchant_id": merchant_id,
         "terminal_id": terminal_id, "staff_id": staff_id, "offline": offline,
+        "recorded_by": staff_id,
     }
     for key, value in body.items():
-        if key == "staff_id" and type_ not in _OWN_STAFF_ID:
+        if key == "staff_id":
+            if type_ in _OWN_STAFF_ID:
+                event["staff_id"] = event["target_staff_id"] = value
             continue
-        event[key] = value
+        if key != "recorded_by":  # the store's
+            event[key] = value
     return event
 
 

@@ -44,10 +44,13 @@ def test_wire_event_has_common_keys_and_own_staff_id_wins_for_attendance() -> No
                          body={"staff_id": "s-9", "action": "in", "identified_by": None})
     assert list(wire)[:8] == list(ev.COMMON_KEYS)
     assert wire["staff_id"] == "s-9"
+    # 1.1: who recorded it and whom it is about, each under its own name.
+    assert (wire["recorded_by"], wire["target_staff_id"]) == ("mgr", "s-9")
     sale = ev.wire_event(event_id="i", seq=3, type_="expense", at="x", merchant_id="M",
                          terminal_id="T", staff_id="mgr", offline=False,
                          body={"amount": 1, "category": "c", "note": ""})
-    assert sale["staff_id"] == "mgr"
+    assert sale["staff_id"] == "mgr" and sale["recorded_by"] == "mgr"
+    assert "target_staff_id" not in sale
 
 
 def test_worked_example_b_of_rules_md() -> None:
