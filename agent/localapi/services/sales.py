@@ -183,9 +183,11 @@ class SaleMethods(ServiceCore):
         return int(whole) * int(10**minor) + int((frac or "0").ljust(minor, "0")[:minor])
 
     def _sale_item(self, entry: OutboxEntry, member_name: str | None, staff_name: str | None,
-                   refund: OutboxEntry | None, voidable: tuple[str, str] | None
-                   ) -> dict[str, Any]:
+                   refund: OutboxEntry | None, voidable: tuple[str, str] | None,
+                   parts: list[OutboxEntry] | None = None) -> dict[str, Any]:
         e = entry.event
+        parts = parts or []
+        left = left_to_refund(entry, parts)
         return {
             "sale_id": entry.id, "seq": entry.seq, "receipt_no": receipt_number(entry.id),
             "at": entry.at, "state": entry.state, "offline": e.get("offline"),
@@ -205,6 +207,13 @@ class SaleMethods(ServiceCore):
                 "void": refund.event.get("reason") == VOID_REASON},
             "voidable": voidable is None,
             "void_refusal": None if voidable is None else voidable[0],
+            # (1.1) refunds by line: units refunded per line, the money they gave back,
+            # and whether nothing is left to refund.
+            "refunded_lines": [int(q) - n for q, n in zip(
+                [x.get("qty", 1) if isinstance(x, dict) else 0 for x in e.get("lines") or []],
+                left, strict=True)],
+            "refunded_payable": sum(int(p.event.get("payable") or 0) for p in parts),
+            "fully_refunded": refund is not None or (bool(parts) and not any(left)),
         }
 
     async def _recent_sales(self, session: Session, before: int | None, limit: int,
@@ -246,10 +255,12 @@ class SaleMethods(ServiceCore):
                         break
             newest = self.outbox.sales_before(None, 1)
             refunds = self.outbox.refunds_of([e.id for e in found])
+            parts.update(self.outbox.line_refunds_of([e.id for e in found]))
             go_on = cursor if (more and (len(found) >= limit or scanned >= SALE_LIST_SCAN)) \
                 else None
             return found, names, go_on, newest[0].id if newest else None, refunds
 
+        parts: dict[str, list[OutboxEntry]] = {}
         found, names, go_on, newest_id, refunds = await self.db.read(scan)
         staff = await self._staff_names({e.event.get("staff_id") for e in found})
         items = []
@@ -259,7 +270,9 @@ class SaleMethods(ServiceCore):
             items.append(self._sale_item(
                 entry, names.get(mid) if isinstance(mid, str) else None,
                 staff.get(str(entry.event.get("staff_id"))), refund,
-                self._void_refusal(entry, newest_id, refund is not None, session)))
+                self._void_refusal(entry, newest_id,
+                                   refund is not None or entry.id in parts, session),
+                parts.get(entry.id)))
         return items, go_on
 
     async def sale_list(self, params: Params, conn: Caller | None) -> dict[str, Any]:
