@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.localapi import (
+    ERROR_NAMES,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_USER,
@@ -29,6 +31,7 @@ from agent.localapi import (
     MAX_LINE_BYTES,
     MAX_TEXT_CHARS,
     MAX_VALUES,
+    METHOD_NOT_FOUND,
     PARSE_ERROR,
 )
 from agent.localapi.limits import LogLimiter, parse_int, reject_constant
@@ -172,11 +175,32 @@ class Connection:
                 self.writer_task.cancel()
 
 
+#: ``data.reason`` of an error whose raiser gave none (protocol 1.1: every error
+#: carries a machine-readable reason; docs/protocol/local-api.md, "Reason codes").
+DEFAULT_REASONS = {
+    PARSE_ERROR: "parse_error", INVALID_REQUEST: "invalid_request",
+    METHOD_NOT_FOUND: "unknown_method", INVALID_PARAMS: "invalid_params",
+    -32603: "internal_error", **ERROR_NAMES,
+}
+
+
+def error_reason(code: int, data: Mapping[str, Any]) -> str:
+    """The reason code for an error raised without one: a bad parameter is
+    ``bad_param`` (``param`` names it), a limit ``limit`` (``limit`` names it),
+    otherwise the error's name."""
+    if code == INVALID_PARAMS and "param" in data:
+        return "bad_param"
+    return DEFAULT_REASONS.get(code, "error")
+
+
 def error_object(code: int, message: str, data: object | None = None) -> dict[str, Any]:
-    """A JSON-RPC error object."""
+    """A JSON-RPC error object; its ``data`` always holds a ``reason`` code."""
     err: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        err["data"] = data
+    if data is None:
+        data = {}
+    if isinstance(data, Mapping) and not isinstance(data.get("reason"), str):
+        data = {**data, "reason": error_reason(code, data)}
+    err["data"] = data
     return err
 
 

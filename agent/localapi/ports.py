@@ -65,6 +65,9 @@ class Outbox(Protocol):
 
     def enrolment_of(self, member_ids: Sequence[str]) -> OutboxEntry | None:
         """This terminal's enrolment of one of ``member_ids``, or None."""
+
+    def line_refunds_of(self, sale_ids: Sequence[str]) -> dict[str, list[OutboxEntry]]:
+        """The refunds by line (not rejected) of these sales, oldest first, by sale id."""
         ...
 
     def promotion_counts(self, member_id: str | None, tz: tzinfo) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from agent.offline_queue.events import (
     AlreadyRefunded,
     InvalidEvent,
     QuoteAlreadyRecorded,
+    RefundNotPossible,
     encode_batch,
 )
 from agent.offline_queue.local_data import AppointmentConflict, RecordNotFound
@@ -53,6 +54,7 @@ __all__ = [
     "QuoteAlreadyRecorded",
     "ReadOnlyStore",
     "RecordNotFound",
+    "RefundNotPossible",
     "Store",
     "StoredEvent",
     "encode_batch",

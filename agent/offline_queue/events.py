@@ -24,6 +24,10 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "lottery_entries", "rules_version", "payment",
     ),
     "refund": ("sale_id", "reason"),
+    # (1.1) A refund of some lines of a sale (docs/protocol/club.md): the local API
+    # gives `lines`; the store adds the reversal (agent/rules/refund.py) in the write
+    # transaction that records it. A v1 club rejects it `unknown_type`.
+    "refund_lines": ("sale_id", "reason", "lines"),
     "attendance": ("staff_id", "action", "identified_by"),
     "expense": ("amount", "category", "note"),
     "cash_receipt": ("amount", "category", "note"),
@@ -55,7 +59,10 @@ COMMON_KEYS = ("id", "seq", "type", "at", "merchant_id", "terminal_id", "staff_i
 
 # protocol.md gives attendance and appointment a key `staff_id` of their own, which
 # is also a common key. On the wire there is one `staff_id`: the type's own value
-# (the staff clocking in, the staff serving) wins; who recorded it is kept locally.
+# (the staff clocking in, the staff serving) wins, as in v1. (1.1, docs/protocol/
+# club.md "Who recorded it, whom it is about") Every event also carries
+# `recorded_by` (who recorded it) and these two types `target_staff_id` (whom it is
+# about, the name staff_change already uses), so a 1.1 club never reads the overload.
 _OWN_STAFF_ID = frozenset({"attendance", "appointment"})
 
 #: Largest MQTT payload the protocol allows (a batch), in bytes.
@@ -80,6 +87,20 @@ class InvalidEvent(ClubtermError, ValueError):
 
 class AlreadyRefunded(InvalidEvent):
     """A refund names a sale that already has a refund that was not rejected."""
+
+
+class RefundNotPossible(InvalidEvent):
+    """A refund (whole or by line) the sale's earlier refunds do not allow.
+
+    ``reason``: ``refunded`` (a whole refund exists), ``partly_refunded`` (a whole
+    refund asked after refunds by line), ``over_refund``, ``no_such_line``,
+    ``bad_lines``, ``unknown_sale``; ``params`` name the line and what is left.
+    """
+
+    def __init__(self, reason: str, message: str, params: Mapping[str, Any] | None = None):
+        self.reason = reason
+        self.params = dict(params or {})
+        super().__init__(message)
 
 
 class QuoteAlreadyRecorded(InvalidEvent):
@@ -167,9 +188,19 @@ def validate_body(type_: str, body: Mapping[str, Any]) -> None:
             if not isinstance(row, Mapping) or type(row.get("points")) is not int:
                 raise InvalidEvent("sale.points_earned rows must be objects with integer "
                                    "'points'")
-    elif type_ == "refund":
+        tenders = body.get("tenders")  # (1.1) optional; when present it sums to payable
+        if tenders is not None:
+            for row in _need_list(type_, "tenders", tenders):
+                if not isinstance(row, Mapping) or not isinstance(row.get("method"), str):
+                    raise InvalidEvent("sale.tenders rows must be objects with a 'method'")
+                _need_int(type_, "tenders.amount", row.get("amount"))
+            if sum(int(row["amount"]) for row in tenders) != body["payable"]:
+                raise InvalidEvent("sale.tenders must sum to payable")
+    elif type_ in ("refund", "refund_lines"):
         if not isinstance(body["sale_id"], str) or not body["sale_id"]:
-            raise InvalidEvent("refund.sale_id must be the id of a sale")
+            raise InvalidEvent(f"{type_}.sale_id must be the id of a sale")
+        if type_ == "refund_lines":
+            _need_list(type_, "lines", body["lines"])
     elif type_ in ("expense", "cash_receipt"):
         _need_int(type_, "amount", body["amount"])
     elif type_ == "attendance":
@@ -265,11 +296,15 @@ def wire_event(*, event_id: str, seq: int, type_: str, at: str, merchant_id: str
     event: dict[str, Any] = {
         "id": event_id, "seq": seq, "type": type_, "at": at, "merchant_id": merchant_id,
         "terminal_id": terminal_id, "staff_id": staff_id, "offline": offline,
+        "recorded_by": staff_id,
     }
     for key, value in body.items():
-        if key == "staff_id" and type_ not in _OWN_STAFF_ID:
+        if key == "staff_id":
+            if type_ in _OWN_STAFF_ID:
+                event["staff_id"] = event["target_staff_id"] = value
             continue
-        event[key] = value
+        if key != "recorded_by":  # the store's
+            event[key] = value
     return event
 
 
@@ -299,6 +334,21 @@ class Effect:
             purchases=-self.purchases,
             spend=-self.spend,
         )
+
+
+def refund_lines_effect(sale: Mapping[str, Any], part: Mapping[str, Any]) -> Effect:
+    """What a ``refund_lines`` event (its reversal keys in ``part``) undoes of its
+    sale: the reversed share of each balance change and day counter, the share of
+    ``spend``; the purchase itself only when the part ``completes`` the sale."""
+    share = sale_effect({**part, "member_id": sale.get("member_id")})
+    return Effect(
+        member_id=share.member_id,
+        balance={k: -v for k, v in share.balance.items()},
+        redeemed_value=-share.redeemed_value,
+        credit_used=-share.credit_used,
+        purchases=-1 if part.get("completes") and share.member_id is not None else 0,
+        spend=-share.spend,
+    )
 
 
 def _add(into: dict[str, int], kind: str, amount: int) -> None:

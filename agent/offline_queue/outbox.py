@@ -23,6 +23,7 @@ from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
 
 __all__ = ["DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Outbox"]
 
@@ -105,7 +106,8 @@ class Outbox(OutboxReader):
             "size, body, quote_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, event_id, type_, at_text, ev.epoch_us(at), effect.member_id,
-             body.get("sale_id") if type_ == "refund" else None, staff_id, now, now,
+             body.get("sale_id") if type_ in ("refund", "refund_lines") else None,
+             staff_id, now, now,
              effect.redeemed_value, effect.credit_used, effect.purchases, effect.spend,
              len(data), data.decode("utf-8"), quote_id))
         if effect.member_id is not None:
@@ -145,25 +147,48 @@ class Outbox(OutboxReader):
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":
             return ev.sale_effect(body)
-        if type_ != "refund":
+        if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]
         row = self.db.execute_sql(
             "SELECT type, state, body FROM events WHERE id = ?", (sale_id,)).fetchone()
         if row is None:
+            if type_ == "refund_lines":
+                raise ev.RefundNotPossible("unknown_sale", "a refund by line needs the sale "
+                                           "on this terminal", {"sale_id": sale_id})
             # A sale of another terminal, or one pruned long ago: the club applies the
             # refund; this terminal sees it when the member record comes back.
             return ev.Effect()
         if row[0] != "sale":
             raise ev.InvalidEvent(f"refund.sale_id {sale_id} is a {row[0]}, not a sale")
+        # What was refunded before is read from the outbox in this write transaction:
+        # concurrent refunds of one sale are serialised here and never overlap.
+        done = self.db.execute_sql(
+            "SELECT id, type, body FROM events WHERE ref_id = ? AND type IN "
+            "('refund', 'refund_lines') AND state != 'rejected' ORDER BY seq",
+            (sale_id,)).fetchall()
+        whole = next((r for r in done if r[1] == "refund"), None)
+        if whole is not None:
+            raise ev.AlreadyRefunded(f"sale {sale_id} was already refunded by {whole[0]}")
+        if type_ == "refund" and done:
+            raise ev.RefundNotPossible(
+                "partly_refunded", f"sale {sale_id} has refunds by line; refund the lines "
+                "that are left", {"sale_id": sale_id, "refunds": len(done)})
+        sale = json.loads(row[2])
+        if type_ == "refund":
+            return ev.Effect() if row[1] == "rejected" else ev.sale_effect(sale).reversed()
+        try:
+            lines = parse_lines(body["lines"], len(sale.get("lines") or []))
+            earlier = [parse_lines(json.loads(r[2]).get("lines"), len(sale.get("lines") or []))
+                       for r in done]
+            part = drop_zero_rows(refund_part(sale, lines, earlier))
+        except RefundRefused as exc:
+            raise ev.RefundNotPossible(exc.reason, str(exc), exc.params) from exc
+        body.update(part)
+        ev.validate_body(type_, body)
         if row[1] == "rejected":
             return ev.Effect()
-        done = self.db.execute_sql(
-            "SELECT id FROM events WHERE ref_id = ? AND type = 'refund' AND state != 'rejected'",
-            (sale_id,)).fetchone()
-        if done is not None:
-            raise ev.AlreadyRefunded(f"sale {sale_id} was already refunded by {done[0]}")
-        return ev.sale_effect(json.loads(row[2])).reversed()
+        return ev.refund_lines_effect(sale, part)
 
     def mark_sent(self, ids: Iterable[str]) -> None:
         """Note that these events were published (they stay in the send list)."""

@@ -227,3 +227,17 @@ class OutboxReader:
             for row in rows:
                 out[str(row[-1])] = entry(row[:-1])
         return out
+
+    def line_refunds_of(self, sale_ids: Sequence[str]) -> dict[str, list[OutboxEntry]]:
+        """The refunds by line (not rejected) of each of ``sale_ids``, oldest first."""
+        out: dict[str, list[OutboxEntry]] = {}
+        for chunk in chunks(list(sale_ids), 500):
+            marks = ", ".join("?" for _ in chunk)
+            with self.db.guard("reading the outbox"):
+                rows = self.db.execute_sql(
+                    f"SELECT {ENTRY_COLS}, ref_id FROM events WHERE type = 'refund_lines' "  # noqa: S608 (placeholders only)
+                    f"AND state != 'rejected' AND ref_id IN ({marks}) ORDER BY seq",
+                    chunk).fetchall()
+            for row in rows:
+                out.setdefault(str(row[-1]), []).append(entry(row[:-1]))
+        return out

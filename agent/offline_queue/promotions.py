@@ -17,9 +17,11 @@ from typing import Any
 #: The keys of a sale body the counts read.
 PROMOTION_KEYS = ("uses", "codes_used", "coupons_issued")
 
-#: A sale counts unless it, or the refund of it, was rejected by the club.
+#: A sale counts unless it, or the refund of it, was rejected by the club. A sale
+#: refunded by line counts until the part that completes it (protocol 1.1).
 _NOT_REFUNDED = ("NOT EXISTS (SELECT 1 FROM events r WHERE r.ref_id = e.id "
-                 "AND r.type = 'refund' AND r.state != 'rejected')")
+                 "AND (r.type = 'refund' OR (r.type = 'refund_lines' AND "
+                 "json_extract(r.body, '$.completes') = 1)) AND r.state != 'rejected')")
 
 
 def promotion_text(body: dict[str, Any]) -> str | None:
@@ -100,14 +102,15 @@ def full_scan_counts(conn: sqlite3.Connection, member_id: str | None,
         applied = int(row[0]) if row else 0
     rows = conn.execute(
         "SELECT seq, type, at, member_id, body FROM events WHERE state != 'rejected' "
-        "AND (type = 'refund' OR (type = 'sale' AND (member_id = ? OR "
+        "AND (type = 'refund' OR (type = 'refund_lines' AND "
+        "json_extract(body, '$.completes') = 1) OR (type = 'sale' AND (member_id = ? OR "
         "body LIKE '%\"uses\"%' OR body LIKE '%\"codes_used\"%' OR "
         "body LIKE '%\"coupons_issued\"%'))) ORDER BY seq", (member_id,)).fetchall()
     sales: list[tuple[int, str, str | None, dict[str, Any]]] = []
     refunded: set[str] = set()
     for seq, type_, at, mid, body in rows:
         data = json.loads(body)
-        if type_ == "refund":
+        if type_ in ("refund", "refund_lines"):
             refunded.add(str(data.get("sale_id")))
         else:
             sales.append((int(seq), str(at), mid, data))

@@ -52,16 +52,19 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
     reward_points = reward_value = 0
 
     if bundle is None:
-        ex.note("rules", "no rule bundle on this terminal; no rule applies")
+        ex.note("rules", "no rule bundle on this terminal; no rule applies", why="no_bundle")
     elif not valid:
         ex.note("rules", f"the rules (version {bundle.version}) expired at "
-                         f"{bundle.expires_at.isoformat()}; no rule applies")
+                         f"{bundle.expires_at.isoformat()}; no rule applies",
+                why="rules_expired", version=bundle.version,
+                expires_at=bundle.expires_at.isoformat())
     else:
         local = ctx.at.astimezone(bundle.tz)
         facts = Facts(bundle, request, member, local, gross, ctx)
         looked_at = considered(bundle, facts.index_values(), use_index)
         if facts.member_note:
-            ex.note("member", f"{facts.member_note}: only rules for everyone apply")
+            ex.note("member", f"{facts.member_note}: only rules for everyone apply",
+                    why="anonymous_only")
         effects = Effects(facts, ctx, lines, remaining, extra, ex)
         # 2. Discounts.
         effects.discounts(looked_at["discount"], discounts)
@@ -95,7 +98,7 @@ def quote(bundle: Bundle | None, request: QuoteRequest, member: MemberView | Non
         if left_out > 0:
             ex.note("index", f"{left_out} other rules do not fit this sale (another tier, "
                              f"day, time, product, card or member) and were not looked at",
-                    rules=left_out)
+                    why="not_looked_at", rules=left_out)
     # Positional, in the order of Quote's fields (keywords cost a quote a few µs).
     return Quote(
         gross, discounts, net, redeemed_points, redeemed_value, credits_used, payable,

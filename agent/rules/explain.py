@@ -1,7 +1,11 @@
 """The explanation of a quote: one entry per rule looked at, and notes per step.
 
 Each entry is a dict with a machine-readable part (``rule``, ``kind``, ``applied``,
-``why`` and numbers) and a ``text`` for people.
+``why`` and numbers) and a ``text`` for people. **Every** entry has ``why``, its
+reason code (protocol 1.1, docs/protocol/bundle.md "Explanation codes"): ``applied``
+for a rule applied, the failing condition (or ``exclusive``, ``unknown``,
+``not_requested`` …) for a rule not applied, and a code per note; the entry's other
+keys are the code's parameters.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class Explainer:
     def applied(self, rule: Rule, text: str, **numbers: Any) -> None:
         """The rule applied: ``numbers`` are its machine-readable figures."""
         self.listed += 1
-        entry: dict[str, Any] = {"rule": rule.id, "kind": rule.kind, "applied": True, **numbers,
+        entry: dict[str, Any] = {"rule": rule.id, "kind": rule.kind, "applied": True,
+                                 "why": "applied", **numbers,
                                  "text": f"{rule.id}: {text}"}
         self._name(rule, entry)
         self.entries.append(entry)
@@ -82,8 +87,7 @@ class Explainer:
         self.listed += 1
         entry: dict[str, Any] = {"rule": rule.id, "kind": rule.kind, "applied": False,
                                  "reason": reason}
-        if why:
-            entry["why"] = why
+        entry["why"] = why or "not_applied"
         if extra:
             entry.update(extra)
         if "name" not in entry:
@@ -91,9 +95,10 @@ class Explainer:
         entry["text"] = f"{rule.id}: not applied, {reason}"
         self.entries.append(entry)
 
-    def note(self, step: str, text: str, **extra: Any) -> None:
-        """A note about a step of the sale (redeem, credit, expiry, limit, index …)."""
-        entry: dict[str, Any] = {"step": step}
+    def note(self, step: str, text: str, *, why: str, **extra: Any) -> None:
+        """A note about a step of the sale (redeem, credit, expiry, limit, index …);
+        ``why`` is its reason code, ``extra`` the code's parameters."""
+        entry: dict[str, Any] = {"step": step, "why": why}
         if extra:
             entry.update(extra)
         entry["text"] = text

@@ -133,14 +133,15 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
     # Who and with what rules.
     if bundle is None:
         if is_max and not request.use_credit:
-            ex.note("redeem", "nothing redeemed: no valid rule bundle", limit="bundle")
+            ex.note("redeem", "nothing redeemed: no valid rule bundle", why="limit_held",
+                    limit="bundle")
             return 0, 0, [], ["bundle"]
         raise refuse("bundle", "nothing can be redeemed without a valid rule bundle")
     if active is None:
         why = ("no member identified" if member is None
                else f"the member is {member.status.replace('_', ' ')}")
         if is_max and not request.use_credit:
-            ex.note("redeem", f"nothing redeemed: {why}", limit="member")
+            ex.note("redeem", f"nothing redeemed: {why}", why="limit_held", limit="member")
             return 0, 0, [], ["member"]
         raise refuse("member", f"{why}; only an active member can redeem")
 
@@ -150,7 +151,7 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
     block, block_text = offline_block(bundle, ctx)
     if block is not None:  # offline limits, or earn only
         held.append(block)
-        ex.note("limit", block_text, limit=block)
+        ex.note("limit", block_text, why="limit_held", limit=block)
     if ctx.offline and off is not None:
         if off.max_redeem_value_per_member_day is not None:
             day_left = max(0, off.max_redeem_value_per_member_day - ctx.redeemed_today
@@ -162,7 +163,8 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
         if pc is None:
             if not is_max:
                 raise refuse("points", "this club's rules do not allow redeeming points")
-            ex.note("redeem", "points cannot be redeemed under these rules", limit="points")
+            ex.note("redeem", "points cannot be redeemed under these rules", why="limit_held",
+                    limit="points")
         else:
             if balances is not None:
                 balance = balances.get("points", 0)
@@ -187,7 +189,8 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
                 if 0 < pts < pc.min_redeem:
                     ex.note("redeem", f"at most {pts} points could be redeemed ({bound_by}), "
                                       f"fewer than the minimum {pc.min_redeem}; none redeemed",
-                            limit="min_redeem")
+                            why="limit_held", limit="min_redeem", points=pts,
+                            min_redeem=pc.min_redeem)
                     held.append("min_redeem")
                     pts = 0
                 elif bound_by != "balance" and pts < balance and bound_by not in held:
@@ -207,7 +210,7 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
                 day_left -= redeemed_value
             ex.note("redeem", f"{pts} points redeemed for {ex.money(redeemed_value)}"
                     + (f" (the most allowed: {bound_by})" if is_max else ""),
-                    points=pts, value=redeemed_value)
+                    why="points_redeemed", points=pts, value=redeemed_value)
 
     credits_used: list[tuple[str, int]] = []
     if request.use_credit:
@@ -240,7 +243,7 @@ def redeem(bundle: Bundle | None, request: QuoteRequest, member: MemberView | No
             if day_left is not None:
                 day_left -= amount
             ex.note("credit", f"{ex.money(amount)} of {kind} used (limited by {bound_by})",
-                    credit_kind=kind, amount=amount, limit=bound_by)
+                    why="credit_used", credit_kind=kind, amount=amount, limit=bound_by)
     return redeemed_points, redeemed_value, credits_used, held
 
 
@@ -253,9 +256,11 @@ def _note_expiring(member: MemberView, today: dt.date, ex: Explainer) -> None:
                 f"{ex.money(amount)} of {kind}"
             if expires < day:
                 ex.note("expiry", f"{shown} expired after {expires}; not spendable",
-                        balance_kind=kind, amount=amount, expires=expires, expired=True)
+                        why="balance_expired", balance_kind=kind, amount=amount,
+                        expires=expires, expired=True)
             else:
-                ex.note("expiry", f"{shown} expire after {expires}", balance_kind=kind,
+                ex.note("expiry", f"{shown} expire after {expires}", why="balance_expires",
+                        balance_kind=kind,
                         amount=amount, expires=expires, expired=False)
 
 

@@ -7,6 +7,9 @@ that the end-to-end tests compare two implementations of the same rules:
   (including the multiplier's extra-points row); each ``credits_used`` row is
   taken from its kind, each ``credits_earned`` row added to its kind;
 - a ``refund``: the exact opposite of the sale it names;
+- (1.1) a ``refund_lines``: the opposite of the amounts it carries (the terminal's
+  share of the sale), ``spend_30d`` less its ``payable``; ``purchase_count`` −1 only
+  for the part that refunds the sale's last unit;
 - issue 21: each ``rewards`` row takes its points from the buyer; each
   ``referral_rewards`` row adds its amount of its kind to the referrer named in it
   (:func:`sale_referral_deltas`); ``fees`` change no balance;
@@ -91,6 +94,15 @@ def sale_problem(sale: Mapping[str, Any]) -> str | None:
                 and type(qty) is int and type(price) is int and qty >= 1 and price >= 0
                 and qty * price <= MAX_SAFE):
             return _line_problem(i, line)
+    tenders = get("tenders")  # (1.1) optional: [{method, amount}] summing to payable
+    if tenders is not None:
+        if type(tenders) is not list or any(
+                type(t) is not dict or type(t.get("method")) is not str
+                or type(t.get("amount")) is not int or not 0 <= t["amount"] <= MAX_SAFE
+                for t in tenders):
+            return "malformed: tenders"
+        if sum(t["amount"] for t in tenders) != get("payable", 0):
+            return "malformed: tenders do not sum to payable"
     for key, name, amount in _SALE_ROWS:
         rows = get(key) or []
         if type(rows) is not list:
@@ -102,6 +114,21 @@ def sale_problem(sale: Mapping[str, Any]) -> str | None:
             if type(v) is not int or not 0 <= v <= MAX_SAFE:
                 return amount_problem(f"{key}[{i}].{amount}", v)
     return None
+
+
+def refund_lines_problem(ev: Mapping[str, Any]) -> str | None:
+    """Why the club cannot apply this ``refund_lines`` event, or None: ``sale_id`` a
+    string, ``lines`` a non-empty list of ``{line ≥ 0, qty ≥ 1}``, amounts as a sale's."""
+    if not isinstance(ev.get("sale_id"), str):
+        return "malformed: sale_id"
+    lines = ev.get("lines")
+    if type(lines) is not list or not lines:
+        return "malformed: lines"
+    for i, item in enumerate(lines):
+        if type(item) is not dict or type(item.get("line")) is not int \
+                or type(item.get("qty")) is not int or item["line"] < 0 or item["qty"] < 1:
+            return f"malformed: lines[{i}]"
+    return sale_problem({**ev, "lines": []})
 
 
 def sale_spend(sale: Mapping[str, Any]) -> int:

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS sales (id TEXT PRIMARY KEY, member_id TEXT, at_utc TE
 CREATE INDEX IF NOT EXISTS sales_spend ON sales (member_id, at_utc, refunded, net);
 DROP INDEX IF EXISTS sales_member;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- (1.1) Units of each sale line refunded by refund_lines events, applied once each.
+CREATE TABLE IF NOT EXISTS refund_parts (sale_id TEXT NOT NULL, line INTEGER NOT NULL,
+    qty INTEGER NOT NULL, PRIMARY KEY (sale_id, line)) WITHOUT ROWID;
 -- Net of the not refunded sales per member and UTC day (derived from sales): spend_30d
 -- reads at most 31 of these plus the sales of the window's first, partial day.
 CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NULL,
@@ -52,7 +55,8 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
-               "member_enrol", "card_link", "staff_change", "correction", "day_close"}
+               "member_enrol", "card_link", "staff_change", "correction", "day_close",
+               "refund_lines"}
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
@@ -627,15 +631,19 @@ class Ledger:
             sale_id = ev.get("sale_id")
             new = self._new_sales.get(str(sale_id))
             if new is not None:
-                if new[5]:
+                if new[5] or self.db.execute("SELECT 1 FROM refund_parts WHERE sale_id=?",
+                                             (sale_id,)).fetchone():
                     return
                 new[5] = 1
                 member_id, sale = new[1], new[6]
             else:
                 row = self.db.execute("SELECT member_id, refunded, at_utc, net FROM sales "
                                       "WHERE id=?", (sale_id,)).fetchone()
-                if row is None or row[1]:
-                    return  # unknown or already refunded sale: recorded, no effect
+                if row is None or row[1] or self.db.execute(
+                        "SELECT 1 FROM refund_parts WHERE sale_id=?", (sale_id,)).fetchone():
+                    # unknown or already refunded sale, or one refunded by line (the
+                    # terminal never sends that): recorded, no effect
+                    return
                 self.db.execute("UPDATE sales SET refunded=1 WHERE id=?", (sale_id,))
                 if row[0] is not None:
                     self.db.execute(_ADD_DAY, (row[0], row[2][:10], -row[3]))
@@ -650,6 +658,8 @@ class Ledger:
                                                    effects.sale_balance_deltas(sale), -1)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
+        elif kind == "refund_lines":
+            self._apply_refund_lines(ev, touched)
         elif kind == "member_enrol":
             local_id = str(ev.get("member_id"))
             if self._resolve(local_id) is not None:
@@ -742,6 +752,58 @@ class Ledger:
                     f"SELECT member_id, record FROM members WHERE removed=0 "
                     f"AND member_id IN ({marks})", chunk):
                 touched[member_id] = json.loads(record)
+
+    def _apply_refund_lines(self, ev: dict[str, Any],
+                            touched: dict[str, dict[str, Any]]) -> None:
+        """A refund by line (1.1): the reversal the event carries, applied once, and
+        only while each line keeps at most the units sold; the part that refunds
+        the last unit marks the sale refunded (``purchase_count`` −1, promotions)."""
+        sale_id = str(ev.get("sale_id"))
+        new = self._new_sales.get(sale_id)
+        if new is not None:
+            if new[5]:
+                return
+            member_id, sale, at_utc = new[1], new[6], new[2]
+        else:
+            row = self.db.execute("SELECT member_id, refunded, at_utc FROM sales WHERE id=?",
+                                  (sale_id,)).fetchone()
+            if row is None or row[1]:
+                return  # unknown or already refunded sale: recorded, no effect
+            member_id, at_utc = row[0], row[2]
+            sale = json.loads(self.db.execute("SELECT body FROM events WHERE id=?",
+                                              (sale_id,)).fetchone()[0])
+        sold = [int(line.get("qty", 1)) for line in sale.get("lines") or []]
+        done = dict(self.db.execute("SELECT line, qty FROM refund_parts WHERE sale_id=?",
+                                    (sale_id,)).fetchall())
+        after = dict(done)
+        for item in ev["lines"]:
+            after[item["line"]] = after.get(item["line"], 0) + item["qty"]
+        if any(not 0 <= line < len(sold) or qty > sold[line] for line, qty in after.items()):
+            return  # more than sold: recorded, no effect (a sound terminal never sends it)
+        self.db.executemany(
+            "INSERT INTO refund_parts (sale_id, line, qty) VALUES (?,?,?) ON CONFLICT "
+            "(sale_id, line) DO UPDATE SET qty = excluded.qty",
+            [(sale_id, line, qty) for line, qty in after.items()])
+        spend = effects.sale_spend(ev)
+        completes = all(after.get(i, 0) == q for i, q in enumerate(sold))
+        if new is not None:
+            new[3] -= spend  # the sale row is written at the end of the batch
+            new[5] = 1 if completes else 0
+        else:
+            self.db.execute("UPDATE sales SET net = net - ?, refunded = ? WHERE id=?",
+                            (spend, 1 if completes else 0, sale_id))
+            if member_id is not None:
+                self.db.execute(_ADD_DAY, (member_id, at_utc[:10], -spend))
+        rec = self._load_for_update(member_id, touched)
+        if completes:
+            self._apply_promotions(sale, rec, touched, None, -1)
+        if rec is None:
+            return
+        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                               effects.sale_balance_deltas(ev), -1)
+        if completes:
+            stats = rec.setdefault("stats", {})
+            stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
 
     def _spend_30d_of(self, member_ids: list[str]) -> dict[str, int]:
         """``spend_30d`` of these members (absent: 0), summed from the covering index."""
@@ -883,6 +945,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
             return "malformed: sale amounts"
         if facts is not None:
             facts[ev["id"]] = (at, deltas, spend)
+    elif ev["type"] == "refund_lines":
+        return effects.refund_lines_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "correction":

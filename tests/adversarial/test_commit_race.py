@@ -162,7 +162,9 @@ def test_refused_commit_leaves_the_quote_usable() -> None:
             await c.call("sale.commit", {"quote_id": b["quote_id"], "session": session})
             raise AssertionError("spent twice")
         except ApiError as exc:
-            assert exc.code == -32003 and exc.data == {"limit": "points_balance"}
+            # #17: every error carries data.reason.
+            assert exc.code == -32003 and exc.data == {"limit": "points_balance",
+                                                       "reason": "limit"}
             assert "no longer has enough points" in str(exc)
         # The club credits the member meanwhile: the same quote now commits.
         assert h.store.members.apply_changes({"from_version": 11, "to_version": 12, "members": [

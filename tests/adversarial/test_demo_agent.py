@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.errors import ApiError
-from agent.localapi import INVALID_PARAMS, NOT_ALLOWED
+from agent.localapi import NOT_ALLOWED
 from agent.localapi.demo import DemoAgent
 from agent.localapi.server import ServerLimits
 from agent.localapi.services import Services
@@ -140,7 +140,8 @@ def test_appointments_are_bounded_and_listed_as_the_agent_does() -> None:
         # The fake refused 3 minutes and accepted 2,000; the agent: 1 to 1440.
         assert (await book("1", "10:00", 3))[0] == "ok"
         too_long = await book("1", "12:00", 2000)
-        assert too_long == (str(INVALID_PARAMS), "The length must be 1 to 1440 minutes.")
+        # #17: every error carries data.reason.
+        assert too_long == ("bad_minutes", "The length must be 1 to 1440 minutes.")
         assert (await book("4", "10:00", 30))[0] == "ok"
         # The fake ignored staff_id in appointment.list.
         mine = await api.call("appointment.list", {"date": "2026-11-25", "staff_id": "4"})

@@ -80,7 +80,8 @@ class AppointmentMethods(ServiceCore):
         minutes = params.get("minutes", base.get("minutes"))
         if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
             raise ApiError(INVALID_PARAMS, "The length must be 1 to 1440 minutes.",
-                           {"param": "minutes"})
+                           {"param": "minutes", "reason": "bad_minutes", "min": 1,
+                            "max": 1440})
         out["minutes"] = minutes
         # Free text is checked like every other: no control characters, no card number.
         note = (_text(params, "note", required=False, max_len=500)
@@ -99,7 +100,7 @@ class AppointmentMethods(ServiceCore):
             when = f" {begin:%H:%M}–{end:%H:%M}"
         who = names.get(str(other.get("staff_id")), "This staff member")
         return ApiError(CONFLICT, f"{who} is already booked{when} ({other.get('service')}).",
-                        {"appointment_id": other_id})
+                        {"appointment_id": other_id, "reason": "appointment_overlap"})
 
     async def _appointment_call(self, what: str, fn: Callable[P, T], *args: P.args,
                                 **kwargs: P.kwargs) -> T:

@@ -51,7 +51,12 @@ from agent.localapi.services.params import (
     upper_ascii,
 )
 from agent.localapi.sessions import BadgeTaps, PinAttempts, Session, SessionTable
-from agent.offline_queue import AlreadyRefunded, AppointmentConflict, QuoteAlreadyRecorded
+from agent.offline_queue import (
+    AlreadyRefunded,
+    AppointmentConflict,
+    QuoteAlreadyRecorded,
+    RefundNotPossible,
+)
 from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
 from agent.staff import permissions as perm
 
@@ -82,6 +87,15 @@ _FUNDS_MESSAGES = {
                      "technician.",
 }
 
+# What a manager reads when the store refuses a refund (RefundNotPossible).
+_REFUND_MESSAGES = {
+    "partly_refunded": "Some lines of this sale were refunded already; refund the lines "
+                       "that are left.",
+    "over_refund": "That is more than is left to refund of this line (another refund may "
+                   "have just been recorded); look at the sale again.",
+    "unknown_sale": "There is no such sale on this terminal.",
+}
+
 
 def _store_error(exc: ClubtermError) -> ApiError:
     """The API error for a store exception other than StorageError."""
@@ -92,7 +106,13 @@ def _store_error(exc: ClubtermError) -> ApiError:
         return ApiError(CONFLICT, "This sale was already recorded.",
                         {"reason": "already_recorded", "sale_id": exc.sale_id})
     if isinstance(exc, AlreadyRefunded):
-        return ApiError(CONFLICT, "This sale has already been refunded.")
+        return ApiError(CONFLICT, "This sale has already been refunded.",
+                        {"reason": "refunded"})
+    if isinstance(exc, RefundNotPossible):
+        code = {"bad_lines": INVALID_PARAMS, "no_such_line": INVALID_PARAMS,
+                "unknown_sale": NOT_FOUND}.get(exc.reason, CONFLICT)
+        return ApiError(code, _REFUND_MESSAGES.get(exc.reason, _sentence(str(exc))),
+                        {"reason": exc.reason, **exc.params})
     if isinstance(exc, LookupError):  # RecordNotFound
         return ApiError(NOT_FOUND, "That record does not exist (any more).")
     if isinstance(exc, ValueError):  # InvalidEvent

@@ -42,15 +42,16 @@ def _p(params: Params, name: str, kind: type[T], *, required: bool = True,
     """One parameter of the right type, or an invalid-params error naming it."""
     if name not in params or params[name] is None:
         if required:
-            raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is missing.", {"param": name})
+            raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is missing.",
+                           {"param": name, "reason": "missing_param"})
         return default
     value = params[name]
     if isinstance(value, bool) and kind is int:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a whole number.",
-                       {"param": name})
+                       {"param": name, "reason": "wrong_type", "expected": "integer"})
     if not isinstance(value, kind):
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} has the wrong type.",
-                       {"param": name})
+                       {"param": name, "reason": "wrong_type", "expected": kind.__name__})
     return value
 
 
@@ -79,10 +80,11 @@ def _text(params: Params, name: str, *, required: bool = True, max_len: int = 20
         return default
     value = value.strip()
     if required and not value:
-        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is empty.", {"param": name})
+        raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is empty.",
+                       {"param": name, "reason": "empty"})
     if len(value) > max_len:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is too long (at most {max_len}).",
-                       {"param": name})
+                       {"param": name, "reason": "too_long", "max_chars": max_len})
     bad = unsafe_char(value, multiline=name in _MULTILINE_PARAMS)
     if bad is not None:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} holds a control character "
@@ -99,34 +101,34 @@ def _amount(params: Params, name: str = "amount", *, allow_zero: bool = False) -
     value = _p(params, name, int)
     if value < 0 or (value == 0 and not allow_zero) or value > 10**12:
         raise ApiError(INVALID_PARAMS, f"The {name} must be a positive whole number of minor "
-                       "units.", {"param": name})
+                       "units.", {"param": name, "reason": "bad_amount"})
     return value
 
 
 def _parse_time(value: object, name: str) -> datetime:
     if not isinstance(value, str):
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a time (RFC 3339).",
-                       {"param": name})
+                       {"param": name, "reason": "bad_time"})
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid time.",
-                       {"param": name}) from exc
+                       {"param": name, "reason": "bad_time"}) from exc
     if at.tzinfo is None:
         raise ApiError(INVALID_PARAMS, f"The time {name!r} needs an offset (e.g. +01:00).",
-                       {"param": name})
+                       {"param": name, "reason": "time_without_offset"})
     return at
 
 
 def _parse_date(value: object, name: str = "date") -> date:
     if not isinstance(value, str):
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} must be a date (YYYY-MM-DD).",
-                       {"param": name})
+                       {"param": name, "reason": "bad_date"})
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise ApiError(INVALID_PARAMS, f"The parameter {name!r} is not a valid date.",
-                       {"param": name}) from exc
+                       {"param": name, "reason": "bad_date"}) from exc
 
 
 def _sentence(text: str) -> str:

@@ -23,7 +23,6 @@ from agent.localapi.services.catalogue import CatalogueMethods
 from agent.localapi.services.core import Caller
 from agent.localapi.services.params import (
     CARD_AS_IDENTIFIER,
-    PAYMENTS,
     TOO_LARGE,
     Params,
     _iso,
@@ -45,6 +44,14 @@ from agent.offline_queue import QuoteAlreadyRecorded
 from agent.offline_queue.events import MAX_AMOUNT
 from agent.rules import Line, MemberView, QuoteContext, QuoteRequest, line_benefits
 from agent.rules.model import RedeemRequest
+from agent.rules.tenders import (
+    TENDER_METHODS,
+    Settlement,
+    TenderRefused,
+    parse_tenders,
+    settle,
+    single,
+)
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -316,9 +323,18 @@ class QuoteMethods(CatalogueMethods):
         quote_id = _p(params, "quote_id", str)
         session = await self._session(params, perm.SELL)
         payment = _p(params, "payment", str, required=False, default="cash")
-        if payment not in PAYMENTS:
-            raise ApiError(INVALID_PARAMS, f"The payment must be one of {', '.join(PAYMENTS)}.",
-                           {"param": "payment"})
+        if payment not in TENDER_METHODS:
+            raise ApiError(INVALID_PARAMS, f"The payment must be one of "
+                           f"{', '.join(TENDER_METHODS)}.",
+                           {"param": "payment", "reason": "bad_method"})
+        tenders: list[tuple[str, int]] | None = None
+        if params.get("tenders") is not None:  # (1.1) split tenders; `payment` then unused
+            try:
+                tenders = parse_tenders(params["tenders"])
+            except TenderRefused as exc:
+                raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
+                                                          "reason": exc.reason,
+                                                          **exc.params}) from exc
         # From here to the task being registered nothing awaits: two commits of one
         # quote cannot both find it free.
         self._purge_quotes()
@@ -335,23 +351,31 @@ class QuoteMethods(CatalogueMethods):
                     return earlier
                 raise ApiError(QUOTE_EXPIRED, "This price is no longer valid (older than 2 "
                                "minutes). Please compute the sale again.")
-            running = asyncio.ensure_future(self._commit_once(stored_quote, payment, session))
+            payable = stored_quote.quote.payable
+            try:
+                settled = single(payment, payable) if tenders is None \
+                    else settle(tenders, payable)
+            except TenderRefused as exc:
+                raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
+                                                          "reason": exc.reason,
+                                                          **exc.params}) from exc
+            running = asyncio.ensure_future(self._commit_once(stored_quote, settled, session))
             self._commits[quote_id] = running
             running.add_done_callback(_retrieve)
         # Shielded: a client hanging up does not stop the commit; its retry gets it.
         return await asyncio.shield(running)
 
-    async def _commit_once(self, stored_quote: StoredQuote, payment: str,
+    async def _commit_once(self, stored_quote: StoredQuote, settled: Settlement,
                            session: Session) -> dict[str, Any]:
         """Record the sale of one quote (the only commit of it running)."""
         quote_id = stored_quote.quote_id
         try:
-            return await self._write_sale(stored_quote, payment, session)
+            return await self._write_sale(stored_quote, settled, session)
         finally:
             if self._commits.get(quote_id) is asyncio.current_task():
                 del self._commits[quote_id]
 
-    async def _write_sale(self, stored_quote: StoredQuote, payment: str,
+    async def _write_sale(self, stored_quote: StoredQuote, settled: Settlement,
                           session: Session) -> dict[str, Any]:
         quote_id = stored_quote.quote_id
         quote = stored_quote.quote.to_dict()
@@ -363,7 +387,8 @@ class QuoteMethods(CatalogueMethods):
         }
         body.update({k: quote.get(k) for k in SALE_KEYS})
         body.update({k: quote[k] for k in PROMOTION_KEYS if quote.get(k)})
-        body["payment"] = payment
+        body["payment"] = settled.payment  # v1's value (agent/rules/tenders.py)
+        body["tenders"] = settled.wire()  # (1.1)
         # Not a protocol key (the club ignores unknown keys): it makes a retried
         # commit idempotent across an agent restart (an indexed column in the store).
         body["quote_id"] = quote_id
@@ -385,7 +410,7 @@ class QuoteMethods(CatalogueMethods):
             raise  # nothing recorded; the quote stays usable
         self._quotes.pop(quote_id, None)
         summary = (await self._summary(member, stored_quote.token)) if member else None
-        receipt = sale_receipt(stored_quote.quote, stored, self.view, session, payment,
+        receipt = sale_receipt(stored_quote.quote, stored, self.view, session, settled,
                                lines=stored_quote.lines, member=summary)
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
         self._committed[quote_id] = (self.monotonic(), result)

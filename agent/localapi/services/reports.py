@@ -15,6 +15,7 @@ from agent import __version__
 from agent.localapi.ports import event_dict
 from agent.localapi.services.core import Caller, ServiceCore
 from agent.localapi.services.params import PAYMENTS, Params, _iso, _parse_date
+from agent.rules.refund import refund_tenders, sale_tenders
 from agent.staff import permissions as perm
 
 
@@ -95,7 +96,8 @@ class ReportMethods(ServiceCore):
         """The sales the day's refunds name, by id (from any day, while this terminal
         still holds them; rejected sales left out)."""
         ids = [str(e["sale_id"]) for e in events
-               if e.get("type") == "refund" and isinstance(e.get("sale_id"), str)]
+               if e.get("type") in ("refund", "refund_lines")
+               and isinstance(e.get("sale_id"), str)]
 
         def read() -> dict[str, dict[str, Any]]:
             out = {}
@@ -175,15 +177,20 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
     """
     todays = sorted(events, key=lambda e: e.get("seq") or 0)
     sales = [e for e in todays if e.get("type") == "sale"]
-    refunds = [e for e in todays if e.get("type") == "refund"]
+    refunds = [e for e in todays if e.get("type") in ("refund", "refund_lines")]
     known = refunded_sales or {}
-    # (the refund, its sale) for each refund whose sale this terminal holds.
-    undone = [(r, known[str(r.get("sale_id"))]) for r in refunds
+    # (what went back, its sale) for each refund whose sale this terminal holds: a
+    # whole refund gives back its sale's amounts, a refund by line (1.1) the part's
+    # amounts it carries (agent/rules/refund.py).
+    undone = [(r if r.get("type") == "refund_lines" else known[str(r.get("sale_id"))],
+               known[str(r.get("sale_id"))]) for r in refunds
               if str(r.get("sale_id")) in known]
 
     def totals(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         return {
-            "count": len(rows),
+            # A refund by line counts as a sale undone only when it completes it.
+            "count": sum(1 for r in rows
+                         if r.get("type") != "refund_lines" or r.get("completes")),
             "gross": sum(int(r.get("gross") or 0) for r in rows),
             "discounts": sum(int(d.get("amount", 0)) for r in rows
                              for d in r.get("discounts") or []),
@@ -201,13 +208,15 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         return {k: int(a[k]) - int(b.get(k, 0)) for k in a}
 
     sold = totals(sales)
-    refunded: dict[str, Any] = totals([sale for _r, sale in undone])
+    refunded: dict[str, Any] = totals([back for back, _sale in undone])
     refunded["unknown"] = len(refunds) - len(undone)
     refunded["voids"] = sum(1 for r in refunds if r.get("reason") == "void")
+    refunded["by_line"] = sum(1 for r in refunds if r.get("type") == "refund_lines")
     by_payment: dict[str, int] = {}
-    for _r, sale in undone:
-        how = str(sale.get("payment") or "other")
-        by_payment[how] = by_payment.get(how, 0) + int(sale.get("payable") or 0)
+    for back, sale in undone:
+        for how, amount in refund_tenders(sale_tenders(sale),
+                                          int(back.get("payable") or 0)).items():
+            by_payment[how] = by_payment.get(how, 0) + amount
     refunded["by_payment"] = by_payment
 
     per_staff = []
@@ -216,7 +225,7 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
         str(sale.get("staff_id")) for _r, sale in undone if sale.get("staff_id")}
     for staff_id in sorted(sellers):
         row: dict[str, Any] = totals([s for s in sales if s.get("staff_id") == staff_id])
-        back = totals([sale for _r, sale in undone if sale.get("staff_id") == staff_id])
+        back = totals([b for b, sale in undone if sale.get("staff_id") == staff_id])
         row.update(staff_id=staff_id, name=staff_names.get(staff_id, staff_id),
                    refunds=back["count"], refunded=back["payable"],
                    net_payable=row["payable"] - back["payable"])
@@ -251,7 +260,7 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
     receipts = money_rows("cash_receipt")
     income = counted(receipts)
     spent = counted(expenses)
-    by_tender, cash = _cash_up(sales, income, spent)
+    by_tender, cash = _cash_up(sales, income, spent, int(by_payment.get("cash", 0)))
     return {
         "date": day.isoformat(),
         "timezone": tz_name,
@@ -272,18 +281,19 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
 
 
 # ---- cash-up (#15 item 7): takings split by tender, and the cash the drawer should hold.
-def _cash_up(sales: list[Mapping[str, Any]], income: int, spent: int
+def _cash_up(sales: list[Mapping[str, Any]], income: int, spent: int, cash_refunded: int
              ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """``by_tender`` (count and payable per payment kind, every kind present) and
-    ``cash``: cash sales + cash receipts − expenses = what the drawer should hold
-    beyond its float. A sale without ``payment`` was cash (the default)."""
+    """``by_tender`` (count and amount per tender method, from each sale's ``tenders``;
+    v1's three methods always present, ``credit`` and ``voucher`` when used) and
+    ``cash``: cash sales + cash receipts − expenses − cash refunded = what the drawer
+    should hold beyond its float. A sale without ``tenders`` or ``payment`` was cash."""
     by_tender = {kind: {"count": 0, "payable": 0} for kind in PAYMENTS}
     for sale in sales:
-        kind = str(sale.get("payment")) if sale.get("payment") in PAYMENTS else "cash"
-        by_tender[kind]["count"] += 1
-        by_tender[kind]["payable"] += int(sale.get("payable") or 0)
+        for kind, amount in sale_tenders(sale).items():
+            row = by_tender.setdefault(kind, {"count": 0, "payable": 0})
+            row["count"] += 1
+            row["payable"] += amount
     cash_sales = by_tender["cash"]["payable"]
     cash = {"sales": cash_sales, "receipts": income, "expenses": spent,
-            "net": cash_sales + income - spent}
+            "refunds": cash_refunded, "net": cash_sales + income - spent - cash_refunded}
     return by_tender, cash
-

@@ -15,17 +15,21 @@ from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND, rec
 from agent.localapi.services.core import AgentView, Caller, ServiceCore
 from agent.localapi.services.params import Params, _p, _text
 from agent.localapi.sessions import Session
+from agent.rules.refund import refunded_units, sold_units
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
     from agent.offline_queue import OutboxEntry, StoredEvent
     from agent.rules import Quote
+    from agent.rules.tenders import Settlement
 
 # sale.list: most sales per answer, and most sales looked at per call while
 # searching (the rest is reached with ``before``).
 SALE_LIST_MAX = 50
 SALE_LIST_SCAN = 2000
 VOID_REASON = "void"
+# sale.refund: most line items in one refund by line.
+REFUND_LINES_MAX = 500
 VOID_WINDOW_S = 300.0
 SALE_KEYS = (
     "gross", "discounts", "redeemed_points", "redeemed_value", "credits_used", "payable",
@@ -37,7 +41,7 @@ PROMOTION_KEYS = ("rewards", "codes_used", "fees", "referral_rewards", "coupons_
 
 
 def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Session,
-                 payment: str, *, lines: list[dict[str, Any]],
+                 settled: Settlement, *, lines: list[dict[str, Any]],
                  member: dict[str, Any] | None) -> dict[str, Any]:
     """The receipt of a sale just recorded (``sale.commit``'s ``receipt``).
 
@@ -68,7 +72,12 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
         "redeemed_value": quote.redeemed_value,
         "credits_used": wire["credits_used"],
         "payable": quote.payable,
-        "payment": payment,
+        "payment": settled.payment,
+        # (1.1) how it was paid: the tenders recorded (summing to payable), what was
+        # handed over and the change given back.
+        "tenders": settled.wire(),
+        "tendered": settled.tendered,
+        "change_due": settled.change_due,
         "points_earned": quote.total_points,
         "credits_earned": wire["credits_earned"],
         "lottery_entries": quote.lottery_entries,
@@ -83,28 +92,69 @@ def sale_receipt(quote: Quote, stored: StoredEvent, view: AgentView, session: Se
 
 def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any]:
     """The receipt of a sale recorded by an earlier agent run, from its event."""
-    receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment")}
+    receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment",
+                                         "tenders")}
     receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
                     "terminal_id": view.terminal_id, "merchant_id": view.merchant_id,
                     "staff_id": event.get("staff_id"), "restored": True})
     return receipt
 
 
+def left_to_refund(sale: OutboxEntry, parts: list[OutboxEntry]) -> list[int]:
+    """Units of each line of ``sale`` not refunded by the refunds by line ``parts``."""
+    units = sold_units(sale.event)
+    done = refunded_units(sale.event, [
+        [(int(x["line"]), int(x["qty"])) for x in p.event.get("lines") or []
+         if isinstance(x, dict)] for p in parts])
+    return [max(0, u - d) for u, d in zip(units, done, strict=True)]
+
+
 class SaleMethods(ServiceCore):
     """``sale.refund``, ``sale.list`` and ``sale.void``."""
 
     async def sale_refund(self, params: Params, conn: Caller | None) -> dict[str, Any]:
-        """``sale.refund`` (manager): record a refund of a sale this terminal holds."""
+        """``sale.refund`` (manager): record a refund of a sale this terminal holds.
+
+        Without ``lines``, the whole sale (a v1 ``refund`` event) — or, when lines
+        were refunded before, every unit that is left (a ``refund_lines`` event that
+        completes the sale). With ``lines`` (``[{line, qty}]``, line index from 0):
+        a ``refund_lines`` event; the store computes the reversal
+        (agent/rules/refund.py) in the transaction that records it.
+        """
         session = await self._session(params, perm.REFUND)
         sale_id = _text(params, "sale_id", max_len=64)
         reason = _text(params, "reason", max_len=500)
-        entry = await self.db.read(self.outbox.event, sale_id)
-        if entry is None or entry.type != "sale":
-            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.")
-        stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
-                                    session.staff_id)
-        return {"refund_id": stored.id}
+        lines = params.get("lines")
+        if lines is not None and (not isinstance(lines, list) or not lines
+                                  or len(lines) > REFUND_LINES_MAX):
+            raise ApiError(INVALID_PARAMS, f"lines must list 1 to {REFUND_LINES_MAX} lines "
+                           "to refund.", {"param": "lines", "reason": "bad_lines"})
 
+        def read() -> tuple[OutboxEntry | None, list[OutboxEntry]]:
+            return (self.outbox.event(sale_id),
+                    self.outbox.line_refunds_of([sale_id]).get(sale_id, []))
+
+        entry, parts = await self.db.read(read)
+        if entry is None or entry.type != "sale":
+            raise ApiError(NOT_FOUND, "There is no such sale on this terminal.",
+                           {"reason": "no_such_sale", "sale_id": sale_id})
+        if lines is None and not parts:
+            stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
+                                        session.staff_id)
+            return {"refund_id": stored.id, "sale_id": sale_id, "whole": True}
+        if lines is None:
+            lines = [{"line": i, "qty": q} for i, q in enumerate(left_to_refund(entry, parts))
+                     if q > 0]
+            if not lines:
+                raise ApiError(CONFLICT, "This sale has already been refunded.",
+                               {"reason": "refunded"})
+        stored = await self._append("refund_lines",
+                                    {"sale_id": sale_id, "reason": reason, "lines": lines},
+                                    session.staff_id)
+        body = stored.body
+        return {"refund_id": stored.id, "sale_id": sale_id, "whole": False,
+                "lines": body.get("lines"), "gross": body.get("gross"),
+                "payable": body.get("payable"), "completes": body.get("completes")}
 
     def _void_refusal(self, entry: OutboxEntry, newest_id: str | None, refunded: bool,
                       session: Session) -> tuple[str, str] | None:
@@ -135,9 +185,11 @@ class SaleMethods(ServiceCore):
         return int(whole) * int(10**minor) + int((frac or "0").ljust(minor, "0")[:minor])
 
     def _sale_item(self, entry: OutboxEntry, member_name: str | None, staff_name: str | None,
-                   refund: OutboxEntry | None, voidable: tuple[str, str] | None
-                   ) -> dict[str, Any]:
+                   refund: OutboxEntry | None, voidable: tuple[str, str] | None,
+                   parts: list[OutboxEntry] | None = None) -> dict[str, Any]:
         e = entry.event
+        parts = parts or []
+        left = left_to_refund(entry, parts)
         return {
             "sale_id": entry.id, "seq": entry.seq, "receipt_no": receipt_number(entry.id),
             "at": entry.at, "state": entry.state, "offline": e.get("offline"),
@@ -147,6 +199,7 @@ class SaleMethods(ServiceCore):
             "discounts": e.get("discounts"), "redeemed_points": e.get("redeemed_points"),
             "redeemed_value": e.get("redeemed_value"), "credits_used": e.get("credits_used"),
             "payable": e.get("payable"), "payment": e.get("payment"),
+            "tenders": e.get("tenders"),
             "points_earned": sum(int(p.get("points", 0)) for p in e.get("points_earned") or []),
             "credits_earned": e.get("credits_earned"),
             "lottery_entries": e.get("lottery_entries"),
@@ -156,6 +209,13 @@ class SaleMethods(ServiceCore):
                 "void": refund.event.get("reason") == VOID_REASON},
             "voidable": voidable is None,
             "void_refusal": None if voidable is None else voidable[0],
+            # (1.1) refunds by line: units refunded per line, the money they gave back,
+            # and whether nothing is left to refund.
+            "refunded_lines": [int(q) - n for q, n in zip(
+                [x.get("qty", 1) if isinstance(x, dict) else 0 for x in e.get("lines") or []],
+                left, strict=True)],
+            "refunded_payable": sum(int(p.event.get("payable") or 0) for p in parts),
+            "fully_refunded": refund is not None or (bool(parts) and not any(left)),
         }
 
     async def _recent_sales(self, session: Session, before: int | None, limit: int,
@@ -197,10 +257,12 @@ class SaleMethods(ServiceCore):
                         break
             newest = self.outbox.sales_before(None, 1)
             refunds = self.outbox.refunds_of([e.id for e in found])
+            parts.update(self.outbox.line_refunds_of([e.id for e in found]))
             go_on = cursor if (more and (len(found) >= limit or scanned >= SALE_LIST_SCAN)) \
                 else None
             return found, names, go_on, newest[0].id if newest else None, refunds
 
+        parts: dict[str, list[OutboxEntry]] = {}
         found, names, go_on, newest_id, refunds = await self.db.read(scan)
         staff = await self._staff_names({e.event.get("staff_id") for e in found})
         items = []
@@ -210,7 +272,9 @@ class SaleMethods(ServiceCore):
             items.append(self._sale_item(
                 entry, names.get(mid) if isinstance(mid, str) else None,
                 staff.get(str(entry.event.get("staff_id"))), refund,
-                self._void_refusal(entry, newest_id, refund is not None, session)))
+                self._void_refusal(entry, newest_id,
+                                   refund is not None or entry.id in parts, session),
+                parts.get(entry.id)))
         return items, go_on
 
     async def sale_list(self, params: Params, conn: Caller | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Input, Static
 
 from agent.errors import ApiError
@@ -41,6 +42,10 @@ def sale_state(sale: dict[str, Any]) -> str:
     refund = sale.get("refund")
     if refund:
         return tr("voided") if refund.get("void") else tr("refunded")
+    if sale.get("fully_refunded"):
+        return tr("refunded")
+    if any(sale.get("refunded_lines") or ()):
+        return tr("partly refunded")
     if sale.get("state") == "rejected":
         return tr("rejected by the club")
     return tr("not sent yet") if sale.get("state") in ("pending", "sent") else tr("sent")
@@ -106,6 +111,117 @@ class RefundDialog(ClubModal):
             self.query_one("#refund-error", Static).update(tr("Type the reason first."))
             return
         self.dismiss(reason)
+
+
+def line_label(line: dict[str, Any], index: int) -> str:
+    """A sale line as the list names it: its sku or category, else "Amount N"."""
+    name = line.get("sku") or line.get("category")
+    return display(str(name)) if name else tr("Amount {n}", n=index + 1)
+
+
+class LinesRefundDialog(RefundDialog):
+    """A refund of a sale, whole or by line (#15 item 3, protocol 1.1 ``refund_lines``).
+
+    The reason has the focus, as for a whole refund; Tab goes to the sale's lines,
+    where + and − (or a digit) set how many of the highlighted line go back, ``a``
+    takes all that is left. Nothing chosen refunds all that is left. Dismisses with
+    ``(reason, lines)``: ``lines`` ``[{line, qty}]`` or None for all.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss(None)", N_("Back")),
+        Binding("tab", "switch", N_("Lines"), show=False),
+    ]
+
+    def __init__(self, what: str, sale: dict[str, Any], fmt: Callable[[int], str]) -> None:
+        super().__init__(what, title=tr("Refund {what}", what=what),
+                         hint=tr("Tab: choose lines (+ − or a number) · Enter: refund · "
+                                 "Esc: back"))
+        self.fmt = fmt
+        self.sale_lines = [x if isinstance(x, dict) else {} for x in sale.get("lines") or []]
+        done = list(sale.get("refunded_lines") or [])
+        self.left = [max(0, int(x.get("qty", 1)) - int(done[i] if i < len(done) else 0))
+                     for i, x in enumerate(self.sale_lines)]
+        self.chosen = [0] * len(self.sale_lines)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.heading, classes="dialog-title")
+            yield DataTable(id="refund-lines", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="refund-choice")
+            yield Input(id="refund-reason", compact=True, max_length=200,
+                        placeholder=tr("reason, e.g. returned broken"))
+            yield Static("", id="refund-error", classes="error")
+            yield Static(self.hint, classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#refund-lines", DataTable)
+        table.add_columns(*ordered([tr("Item"), tr("Price"), tr("Left"), tr("Refund")]))
+        for i in range(len(self.sale_lines)):
+            table.add_row(*self._row(i), key=str(i))
+        self._show_choice()
+        # RefundDialog.on_mount (Textual runs it too) focuses the reason.
+
+    def _row(self, i: int) -> list[str]:
+        return ordered([line_label(self.sale_lines[i], i),
+                        self.fmt(int(self.sale_lines[i].get("unit_price") or 0)),
+                        current().number(self.left[i]), current().number(self.chosen[i])])
+
+    def _show_choice(self) -> None:
+        units = sum(self.chosen)
+        worth = sum(q * int(self.sale_lines[i].get("unit_price") or 0)
+                    for i, q in enumerate(self.chosen))
+        text = (tr("All that is left goes back.") if not units else
+                tr("Going back: {n} (worth {amount} before discounts).",
+                   n=current().number(units), amount=self.fmt(worth)))
+        self.query_one("#refund-choice", Static).update(text)
+
+    def _set(self, qty: int) -> None:
+        table = self.query_one("#refund-lines", DataTable)
+        i = table.cursor_row
+        if not 0 <= i < len(self.chosen):
+            return
+        self.chosen[i] = min(max(qty, 0), self.left[i])
+        for col, value in enumerate(self._row(i)):
+            table.update_cell_at(Coordinate(i, col), value)
+        self._show_choice()
+
+    def action_switch(self) -> None:
+        table = self.query_one("#refund-lines", DataTable)
+        field = self.query_one("#refund-reason", Input)
+        (field if table.has_focus else table).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        table = self.query_one("#refund-lines", DataTable)
+        if not table.has_focus or not 0 <= table.cursor_row < len(self.chosen):
+            return
+        i = table.cursor_row
+        if event.character in ("+", "="):
+            self._set(self.chosen[i] + 1)
+        elif event.character == "-":
+            self._set(self.chosen[i] - 1)
+        elif event.character == "a":
+            self._set(self.left[i])
+        elif event.character and event.character.isdigit():
+            self._set(int(event.character))
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.query_one("#refund-reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.prevent_default()  # Textual would run RefundDialog's handler too
+        reason = event.value.strip()
+        if not reason:
+            self.query_one("#refund-error", Static).update(tr("Type the reason first."))
+            return
+        lines = [{"line": i, "qty": q} for i, q in enumerate(self.chosen) if q]
+        self.dismiss((reason, lines or None))
 
 
 class RecentSalesDialog(ClubModal):
@@ -253,23 +369,31 @@ class RecentSalesDialog(ClubModal):
         if staff is None or not staff.is_manager:
             self.say(tr("Only a manager can refund; ask a manager to sign in."), "error")
             return
-        if sale.get("refund"):
+        if sale.get("refund") or sale.get("fully_refunded"):
             self.say(tr("This sale is already refunded."), "error")
             return
         what = tr("{no} of {amount}", no=sale.get("receipt_no") or "",
                   amount=self.fmt(int(sale.get("payable") or 0)))
-        self.app.push_screen(RefundDialog(what), lambda reason: self._refund(sale, reason))
+        self.app.push_screen(LinesRefundDialog(what, sale, self.fmt),
+                             lambda answer: self._refund(sale, answer))
 
-    def _refund(self, sale: dict[str, Any], reason: str | None) -> None:
-        if reason:
-            # Whole sale. A refund of single lines adds "lines" here once
-            # protocol.md defines it (#15 item 3).
-            self.call_api("sale.refund", {"sale_id": sale["sale_id"], "reason": reason},
-                          on_done=self.done_refund, session=True)
+    def _refund(self, sale: dict[str, Any], answer: tuple[str, Any] | None) -> None:
+        if answer:
+            reason, lines = answer
+            params: dict[str, Any] = {"sale_id": sale["sale_id"], "reason": reason}
+            if lines:
+                params["lines"] = lines  # a refund by line (protocol 1.1)
+            self.call_api("sale.refund", params, on_done=self.done_refund,
+                          on_failed=self.failed_refund, session=True)
             self._refunding = sale.get("receipt_no") or ""
 
     def done_refund(self, result: dict[str, Any]) -> None:
-        self._notice = (tr("Sale {no} refunded: give back the money.", no=self._refunding), "ok")
+        if result.get("whole") is False and result.get("payable") is not None:
+            self._notice = (tr("Sale {no}: give back {amount}.", no=self._refunding,
+                               amount=self.fmt(int(result["payable"]))), "ok")
+        else:
+            self._notice = (tr("Sale {no} refunded: give back the money.",
+                               no=self._refunding), "ok")
         self.load()
 
     def failed_void(self, error: ApiError) -> bool:

@@ -112,18 +112,21 @@ class SaleCheckout(ClubScreen):
         limit = self.club_app.confirm_above
         large = limit > 0 and int(self.quote["payable"]) >= limit
         payable = int(self.quote["payable"])
-        self.app.push_screen(
-            PaymentDialog(self.fmt(payable), large=large, payable_minor=payable, fmt=self.fmt,
-                          minor_units=int(self.quote.get("minor_units") or 2)), self._paid)
+        dialog = PaymentDialog(self.fmt(payable), large=large, payable_minor=payable,
+                               fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2))
+        self.app.push_screen(dialog, lambda payment: self._paid(payment, dialog.tenders()))
 
-    def _paid(self, payment: str | None) -> None:
+    def _paid(self, payment: str | None, tenders: list[dict[str, Any]] | None = None) -> None:
         if payment is None or self.quote is None or self._committing:
             return
         self._committing = True
         self.say(tr("Recording the sale…"))
+        params: dict[str, Any] = {"quote_id": self.quote["quote_id"], "payment": payment}
+        if tenders:  # cash handed over, typed: the agent records it and the change (1.1)
+            params["tenders"] = tenders
         self.call_api(
             "sale.commit",
-            {"quote_id": self.quote["quote_id"], "payment": payment},
+            params,
             on_done=self.done_commit, on_failed=self.failed_commit,
             session=True,
         )

@@ -153,6 +153,14 @@ class PaymentDialog(ClubModal):
             return
         self.dismiss(self.choice)
 
+    def tenders(self) -> list[dict[str, Any]] | None:
+        """The ``tenders`` of ``sale.commit`` (protocol 1.1) when cash was handed over
+        and typed: the agent records the cash and the change due. None: ``payment``."""
+        if self.choice == "cash" and self.tendered is not None \
+                and self.payable_minor is not None and self.tendered >= self.payable_minor:
+            return [{"method": "cash", "amount": self.tendered}]
+        return None
+
     def on_key(self, event: events.Key) -> None:
         if event.key in ("enter", "escape", "tab") or event.character in self.TENDERS:
             return

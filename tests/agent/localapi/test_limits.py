@@ -105,7 +105,8 @@ def test_per_user_cap_refuses_with_one_error_line_and_spares_the_others() -> Non
         assert isinstance(error, dict)
         assert reply["id"] is None and error["code"] == BUSY
         assert "too many connections" in str(error["message"])
-        assert error["data"] == {"limit": "connections_per_user", "max": 3}
+        # #17: every error carries data.reason.
+        assert error["data"] == {"limit": "connections_per_user", "max": 3, "reason": "busy"}
         assert h.server.refused == 1
         for r, w in held:  # undisturbed
             w.write(b'{"jsonrpc":"2.0","id":7,"method":"agent.status"}\n')
@@ -200,7 +201,8 @@ def test_a_safe_integer_at_the_bound_reaches_the_method() -> None:
             await h.client().call("sale.quote", {"amount": MAX_SAFE_INTEGER})
         # The method's own rule (at most 10^12 minor units), not the transport's.
         assert "too large" not in str(info.value)
-        assert getattr(info.value, "data", None) == {"param": "amount"}
+        # #17: every error carries data.reason.
+        assert getattr(info.value, "data", None) == {"param": "amount", "reason": "bad_amount"}
     run(scenario)
 
 

@@ -103,7 +103,8 @@ def test_limit_error_names_the_limit() -> None:
     async def scenario(h: Harness) -> None:
         err = await expect(-32003, h.client().call(
             "sale.quote", {"amount": 1000, "token": "nfc:04A1B2", "redeem_points": 900}))
-        assert err.data == {"limit": "max_redeem_share_bps"}
+        # #17: every error carries data.reason.
+        assert err.data == {"limit": "max_redeem_share_bps", "reason": "limit"}
     run(scenario)
 
 

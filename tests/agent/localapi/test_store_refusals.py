@@ -39,7 +39,9 @@ def test_two_tills_booking_one_slot_at_once_get_one_booking_and_one_named_confli
             err = lost[0]
             assert err.code == CONFLICT and "already booked" in str(err)
             assert isinstance(err.__cause__, AppointmentConflict)
-            assert err.data == {"appointment_id": err.__cause__.other_id}
+            # #17: every error carries data.reason.
+            assert err.data == {"appointment_id": err.__cause__.other_id,
+                                "reason": "appointment_overlap"}
         print("figure: 5 of 5 double bookings: one booked, one -32008 naming it")
     run(scenario)
 

@@ -34,7 +34,8 @@ def test_malformed_bodies_are_refused(type_: str, body: dict[str, Any], fragment
 def test_every_protocol_type_is_known() -> None:
     assert set(ev.EVENT_TYPES) == {"sale", "refund", "attendance", "expense", "cash_receipt",
                                    "appointment", "member_enrol", "card_link", "staff_change",
-                                   "correction", "day_close"}  # #15 items 7 and 10
+                                   "correction", "day_close",  # #15 items 7 and 10
+                                   "refund_lines"}  # #17: refunds by line
 
 
 def test_wire_event_has_common_keys_and_own_staff_id_wins_for_attendance() -> None:
@@ -43,10 +44,13 @@ def test_wire_event_has_common_keys_and_own_staff_id_wins_for_attendance() -> No
                          body={"staff_id": "s-9", "action": "in", "identified_by": None})
     assert list(wire)[:8] == list(ev.COMMON_KEYS)
     assert wire["staff_id"] == "s-9"
+    # 1.1: who recorded it and whom it is about, each under its own name.
+    assert (wire["recorded_by"], wire["target_staff_id"]) == ("mgr", "s-9")
     sale = ev.wire_event(event_id="i", seq=3, type_="expense", at="x", merchant_id="M",
                          terminal_id="T", staff_id="mgr", offline=False,
                          body={"amount": 1, "category": "c", "note": ""})
-    assert sale["staff_id"] == "mgr"
+    assert sale["staff_id"] == "mgr" and sale["recorded_by"] == "mgr"
+    assert "target_staff_id" not in sale
 
 
 def test_worked_example_b_of_rules_md() -> None:

@@ -105,6 +105,10 @@ async def test_cash_tendered_shows_the_change_and_the_report_counts_cash_sales()
             dialog.query_one("#change", Static).content))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        # #17 tenders: the cash handed over reaches the agent; it records what stays.
+        receipt = app.screen.receipt  # type: ignore[attr-defined]
+        assert (receipt["tendered"], receipt["change_due"]) == (5000, 3000)
+        assert h.outbox()[-1]["tenders"] == [{"method": "cash", "amount": 2000}]
         await pilot.press("enter")
         # The common path stays two keys: 2, Enter.
         await pilot.press(*"40", "enter")
