@@ -57,7 +57,7 @@ class Sale(Event, tag="sale"):
     points_earned: list[PointsRow]
     credits_earned: list[KindAmount]
     lottery_entries: Amount
-    rules_version: Text | None
+    rules_version: Amount | Text | None
     payment: Object | list[Object] | Text | None
 
 

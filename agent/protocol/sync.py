@@ -95,7 +95,7 @@ class Status(Message):
     state: Literal["online", "offline"]
     at: Text | None = None
     agent_version: Text | None = None
-    rules_version: Text | None = None
+    rules_version: Amount | Text | None = None
     rules_problem: Text | None = None
     members_version: Amount | None = None
     members_problem: Text | None = None
