@@ -9,7 +9,8 @@ import msgspec
 from agent.protocol.base import Amount, Id, Message, Object, Seq, SignedAmount, Text
 
 IdList = Annotated[list[Id], msgspec.Meta(max_length=10_000)]
-_LIST = msgspec.field(default_factory=list)
+RejectedList = Annotated[list["Rejected"], msgspec.Meta(max_length=10_000)]
+TextList = Annotated[list[Text], msgspec.Meta(max_length=100)]
 
 
 class Rejected(Message):
@@ -22,7 +23,7 @@ class Ack(Message):
 
     batch: Text | None = None
     accepted: IdList = msgspec.field(default_factory=list)
-    rejected: Annotated[list[Rejected], msgspec.Meta(max_length=10_000)] = _LIST
+    rejected: RejectedList = msgspec.field(default_factory=list)
     applied_seq: Seq | None = None
 
 
@@ -43,7 +44,7 @@ class MemberRecord(Message):
     groups: list[Text] = msgspec.field(default_factory=list)
     birthday: Text | None = None
     joined: Text | None = None
-    identifiers: Annotated[list[Text], msgspec.Meta(max_length=100)] = _LIST
+    identifiers: TextList = msgspec.field(default_factory=list)
     balances: dict[str, SignedAmount] = msgspec.field(default_factory=dict)
     stats: MemberStats | None = None
     applied: dict[str, Seq] = msgspec.field(default_factory=dict)
