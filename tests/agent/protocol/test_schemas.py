@@ -51,3 +51,14 @@ def test_unknown_keys_are_ignored_for_v1_peers() -> None:
                                       "v2": {"x": 1}}).encode())
     assert batch.events[0].amount == 500  # type: ignore[union-attr]
     print(f"figure: {len(schemas.documents())} generated protocol documents")
+
+
+def test_traffic_check_flags_a_broken_message_and_an_undocumented_topic() -> None:
+    from tests.agent.protocol.traffic import traffic_errors
+
+    base = "clubterm/v1/club-1/terminals/T-1"
+    good = json.dumps({"batch": "b", "accepted": ["e1"], "applied_seq": 3}).encode()
+    broken = json.dumps({"batch": "b", "accepted": ["e1"], "applied_seq": "3"}).encode()
+    assert traffic_errors([f"{base}/acks"], [good]) == []
+    errors = traffic_errors([f"{base}/acks", f"{base}/secret"], [broken, b"{}"])
+    assert len(errors) == 2 and "applied_seq" in errors[0] and "no channel" in errors[1]
