@@ -24,9 +24,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from agent import __version__
 from agent.errors import ClubtermError
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.protocol import sync as wire
+from agent.protocol.base import encode as protocol_encode
 from agent.sync.actions import Action, Emit, Publish
 from agent.sync.commands import CommandRunner
 from agent.sync.documents import DocumentOutcome
@@ -377,8 +381,9 @@ class LinkCore:
                          sort_keys=True, default=str)
         if not force and key == self.status.last_key:
             return
-        out.append(Publish(self.topics.status, json.dumps(status, default=str).encode(),
-                           retain=True))
+        # Through the Status Struct: what is published is what status.schema.json says.
+        payload = protocol_encode(msgspec.convert(status, wire.Status))
+        out.append(Publish(self.topics.status, payload, retain=True))
         self.status.last_key = key
         self.status.last_at = now
         self.status.wanted = False

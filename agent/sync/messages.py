@@ -6,11 +6,15 @@ Each parser takes the raw payload and returns a typed value or raises
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.errors import LinkError
+from agent.protocol import sync as wire
+from agent.protocol.base import ProtocolError
+from agent.protocol.base import decode as protocol_decode
+
+_T = TypeVar("_T")
 
 MAX_PAYLOAD = 256 * 1024
 
@@ -47,76 +51,39 @@ class Command:
     args: dict[str, Any]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _decode(kind: type[_T], payload: bytes, what: str) -> _T:
+    """``payload`` through its Struct (agent/protocol); errors name the path."""
+    try:
+        return protocol_decode(kind, payload, limit=MAX_PAYLOAD)
+    except ProtocolError as exc:
+        raise MessageError(f"{what}: {exc}") from None
 
 
 def load_object(payload: bytes) -> dict[str, Any]:
     """The JSON object in ``payload`` (at most 256 KiB)."""
-    if len(payload) > MAX_PAYLOAD:
-        raise MessageError(f"message of {len(payload)} bytes is over the 256 KiB limit")
-    try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MessageError(f"message is not UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise MessageError("message is nested too deeply to read") from None
-    if not isinstance(doc, dict):
-        raise MessageError("message is not a JSON object")
-    return doc
+    return _decode(dict[str, Any], payload, "message")
 
 
 def parse_ack(payload: bytes) -> Ack:
     """An ack: ``{batch, accepted: [id], rejected: [{id, reason}], applied_seq}``."""
-    doc = load_object(payload)
-    accepted = doc.get("accepted", [])
-    rejected_raw = doc.get("rejected", [])
-    if not isinstance(accepted, list) or not all(isinstance(i, str) for i in accepted):
-        raise MessageError("ack 'accepted' must be a list of event ids")
-    if not isinstance(rejected_raw, list):
-        raise MessageError("ack 'rejected' must be a list")
-    rejected: list[tuple[str, str]] = []
-    for row in rejected_raw:
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise MessageError("ack 'rejected' rows must be {id, reason}")
-        rejected.append((row["id"], str(row.get("reason") or "rejected")))
-    applied = doc.get("applied_seq")
-    if applied is not None and (not _is_int(applied) or applied < 0):
-        raise MessageError("ack 'applied_seq' must be a whole number")
-    batch = doc.get("batch")
-    return Ack(batch if isinstance(batch, str) else None, list(accepted), rejected, applied)
+    doc = _decode(wire.Ack, payload, "ack")
+    rejected = [(row.id, row.reason or "rejected") for row in doc.rejected]
+    return Ack(doc.batch, list(doc.accepted), rejected, doc.applied_seq)
 
 
 def parse_change_set(payload: bytes) -> ChangeSet:
     """A change set: versions are whole numbers, ``members`` records, ``removed`` ids."""
-    doc = load_object(payload)
-    frm, to = doc.get("from_version"), doc.get("to_version")
-    if not isinstance(frm, int) or not isinstance(to, int) or not _is_int(frm) \
-            or not _is_int(to) or frm < 0 or to < frm:
+    doc = _decode(wire.ChangeSet, payload, "change set")
+    if doc.to_version < doc.from_version:
         raise MessageError("change set needs whole from_version <= to_version")
-    members = doc.get("members", [])
-    if not isinstance(members, list) or not all(
-            isinstance(m, dict) and isinstance(m.get("member_id"), str) for m in members):
-        raise MessageError("change set 'members' must be a list of member records")
-    removed = doc.get("removed", [])
-    if not isinstance(removed, list) or not all(isinstance(r, str) for r in removed):
-        raise MessageError("change set 'removed' must be a list of member ids")
-    return ChangeSet(frm, to, doc)
+    # The store applies the records as plain dicts (unknown keys kept for newer clubs).
+    return ChangeSet(doc.from_version, doc.to_version, load_object(payload))
 
 
 def parse_command(payload: bytes) -> Command:
     """A command ``{id, type, args}``."""
-    doc = load_object(payload)
-    cid, ctype, args = doc.get("id"), doc.get("type"), doc.get("args", {})
-    if not isinstance(cid, str) or not cid or len(cid) > 200:
-        raise MessageError("command has no usable 'id'")
-    if not isinstance(ctype, str):
-        raise MessageError("command has no 'type'")
-    if args is None:
-        args = {}
-    if not isinstance(args, dict):
-        raise MessageError("command 'args' must be an object")
-    return Command(cid, ctype, args)
+    doc = _decode(wire.Command, payload, "command")
+    return Command(doc.id, doc.type, doc.args if doc.args is not None else {})
 
 
 def parse_envelope(payload: bytes) -> dict[str, Any]:
@@ -146,6 +113,10 @@ class Manifest:
     size: int
     path: str
     content_encoding: str = "identity"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_manifest(envelope: dict[str, Any]) -> bool:

@@ -29,6 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.protocol import sync as wire
+from agent.protocol.base import encode as protocol_encode
 from agent.sync.topics import scope_changes_topic
 from hw_sim.club.bundles import (
     INLINE_MAX_BYTES,
@@ -336,11 +338,12 @@ class SimClub:
             self.batches_received += len(batches)
             self._cond.notify_all()
         for batch, result in zip(batches, results, strict=True):
-            self._send_ack(terminal_id, {
-                "batch": batch.doc.get("batch"), "accepted": result.accepted,
-                "rejected": result.rejected, "applied_seq": result.applied_seq})
+            self._send_ack(terminal_id, wire.Ack(
+                batch=batch.doc.get("batch"), accepted=result.accepted,
+                rejected=[wire.Rejected(id=r["id"], reason=r["reason"]) for r in result.rejected],
+                applied_seq=result.applied_seq))
 
-    def _send_ack(self, terminal_id: str, ack: dict[str, Any]) -> None:
+    def _send_ack(self, terminal_id: str, ack: wire.Ack) -> None:
         f = self.faults
         if f.drop_acks > 0:
             f.drop_acks -= 1
@@ -349,7 +352,7 @@ class SimClub:
         if f.drop_ack_rate and f._rng.random() < f.drop_ack_rate:
             return
         topic = f"{self.prefix}/terminals/{terminal_id}/acks"
-        data = json.dumps(ack).encode()
+        data = protocol_encode(ack)  # the agent's own Ack definition (agent/protocol)
 
         def send() -> None:
             for _ in range(2 if f.ack_twice else 1):
@@ -715,9 +718,9 @@ class SimClub:
                      command_id: str | None = None) -> str:
         """Send a command; returns its id."""
         command_id = command_id or str(uuid.uuid4())
-        doc = {"id": command_id, "type": type_, "args": args or {}}
+        doc = wire.Command(id=command_id, type=type_, args=args or {})
         self.client.publish(f"{self.prefix}/terminals/{terminal_id}/commands",
-                            json.dumps(doc).encode(), qos=1)
+                            protocol_encode(doc), qos=1)
         return command_id
 
     def send_raw_command(self, terminal_id: str, data: bytes) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from agent.localapi.client import SocketClient, SyncClient
 from hw_sim import cards
+from tests.agent.protocol.traffic import traffic_errors
 from tests.e2e.terminal import Sniffer, assert_no_test_pan, club_terminal
 
 pytestmark = [pytest.mark.needs_pcscd, pytest.mark.needs_mosquitto]
@@ -83,3 +84,7 @@ def test_tap_to_balance_at_the_club(pcscd: Any, mosquitto: Any, make_club: Any,
         state = [p.read_bytes() for p in term.files.state_dir.iterdir() if p.is_file()]
         assert_no_test_pan(*state, agent.output().encode(), *sniffer.payloads)
         assert any(t.endswith("/terminals/T-0001/events") for t in sniffer.topics)
+        # Every captured MQTT message matches the committed schemas (docs/protocol/).
+        assert traffic_errors(sniffer.topics, sniffer.payloads) == []
+        print(f"figure: {len(sniffer.topics)} MQTT messages on "
+              f"{len(set(sniffer.topics))} topics validated against the schemas")

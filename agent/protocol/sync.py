@@ -1,0 +1,115 @@
+"""The club link's other messages: ack, member records, change sets, commands, status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from agent.protocol.base import Amount, Id, Message, Object, Seq, SignedAmount, Text
+
+IdList = Annotated[list[Id], msgspec.Meta(max_length=10_000)]
+RejectedList = Annotated[list["Rejected"], msgspec.Meta(max_length=10_000)]
+TextList = Annotated[list[Text], msgspec.Meta(max_length=100)]
+
+
+class Rejected(Message):
+    id: Id
+    reason: Text | None = None
+
+
+class Ack(Message):
+    """``/acks``: the club's answer to a batch."""
+
+    batch: Text | None = None
+    accepted: IdList = msgspec.field(default_factory=list)
+    rejected: RejectedList = msgspec.field(default_factory=list)
+    applied_seq: Seq | None = None
+
+
+class MemberStats(Message):
+    purchase_count: Amount | None = None
+    last_purchase: Text | None = None
+    spend_30d: Amount | None = None
+
+
+class MemberRecord(Message):
+    """A cached member (club.md "Member cache"); one snapshot line is one record."""
+
+    member_id: Id
+    version: Amount | None = None
+    name: Text | None = None
+    status: Text | None = None
+    tier: Text | None = None
+    groups: list[Text] = msgspec.field(default_factory=list)
+    birthday: Text | None = None
+    joined: Text | None = None
+    identifiers: TextList = msgspec.field(default_factory=list)
+    balances: dict[str, SignedAmount] = msgspec.field(default_factory=dict)
+    stats: MemberStats | None = None
+    applied: dict[str, Seq] = msgspec.field(default_factory=dict)
+    replaces: list[Text] | None = None
+
+
+class ChangeSet(Message):
+    """``/members/changes``: ``from_version`` → ``to_version``."""
+
+    from_version: Seq
+    to_version: Seq
+    members: list[MemberRecord] = msgspec.field(default_factory=list)
+    removed: list[Id] = msgspec.field(default_factory=list)
+
+
+class Command(Message):
+    """``/commands``: ``{id, type, args}``."""
+
+    id: Id
+    type: Text
+    args: Object | None = None
+
+
+class CommandResult(Message):
+    """``/command-results``."""
+
+    id: Id
+    ok: bool
+    state: Literal["done", "failed", "interrupted"] | None = None
+    detail: Text | None = None
+
+
+class QueueStatus(Message):
+    pending: Amount
+    oldest_at: Text | None
+    rejected: Amount
+    recent_rejections: list[Object] = msgspec.field(default_factory=list)
+
+
+class LinkStatus(Message):
+    in_flight: Amount
+    last_ack_at: Text | None
+    ack_timeouts: Amount
+
+
+class Status(Message):
+    """``/status`` (retained; also the will with ``state: offline``)."""
+
+    state: Literal["online", "offline"]
+    at: Text | None = None
+    agent_version: Text | None = None
+    rules_version: Amount | Text | None = None
+    rules_problem: Text | None = None
+    members_version: Amount | None = None
+    members_problem: Text | None = None
+    staff_version: Text | Amount | None = None
+    staff_problem: Text | None = None
+    queue: QueueStatus | None = None
+    readers: list[Object] = msgspec.field(default_factory=list)
+    link: LinkStatus | None = None
+
+
+class Envelope(Message):
+    """A signed retained document (rule bundle, staff list): checked further by its owner."""
+
+    key_id: Id
+    payload: Annotated[str, msgspec.Meta(max_length=4 * 1024 * 1024)]
+    sig: Annotated[str, msgspec.Meta(max_length=200)]
