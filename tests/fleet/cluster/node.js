@@ -50,7 +50,17 @@ function allowed (cn, clubId, topic, write) {
   if (write) return false
   if (rest.length === 2 && rest[0] === 'members' && rest[1] === 'changes') return true
   // a subscription may name the merchant level with '+', as a publish names one merchant
-  if (rest.length === 3 && rest[0] === 'merchants' && ['rules', 'staff'].includes(rest[2])) {
+  if (rest.length === 3 && rest[0] === 'merchants' &&
+      ['rules', 'staff', 'catalogue'].includes(rest[2])) {
+    return true
+  }
+  if (rest.length === 4 && rest[0] === 'merchants' && rest[2] === 'catalogue' &&
+      rest[3] === 'changes') {
+    return true
+  }
+  // scoped member changes: members/merchants/{m}/changes, members/groups/{g}/changes
+  if (rest.length === 4 && rest[0] === 'members' && ['merchants', 'groups'].includes(rest[1]) &&
+      rest[3] === 'changes') {
     return true
   }
   return false
