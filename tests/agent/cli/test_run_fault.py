@@ -49,14 +49,14 @@ def test_the_link_gets_every_store_part_wrapped(tmp_path: Path) -> None:
             return "ok"
 
     class Parts:
-        outbox = members = bundles = commands = records = Part()
+        outbox = members = bundles = commands = records = catalogue = Part()
 
     seen: dict[str, object] = {}
 
     def fake_link(cfg: object, parts: object, bundle_state: object, on_event: object) -> object:
         seen.update(vars(parts) if hasattr(parts, "__dict__") else
                     {n: getattr(parts, n) for n in ("outbox", "members", "bundles",
-                                                    "commands", "records")})
+                                                    "commands", "records", "catalogue")})
         return parts
 
     import agent.sync
@@ -66,5 +66,5 @@ def test_the_link_gets_every_store_part_wrapped(tmp_path: Path) -> None:
         _stalling_link(tmp_path / "stall")(None, Parts(), None, None)
     finally:
         agent.sync.ClubLink = real  # type: ignore[misc]
-    assert sorted(seen) == ["bundles", "commands", "members", "outbox", "records"]
+    assert sorted(seen) == ["bundles", "catalogue", "commands", "members", "outbox", "records"]
     assert all(isinstance(p, StallingStore) for p in seen.values())
