@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from agent.errors import ClubtermError
+from agent.protocol.events import AnyEvent
 
 #: Every event type of protocol.md and the keys each must carry (values may be null
 #: where the protocol allows it).
@@ -287,6 +290,19 @@ def _kind_amount(type_: str, key: str, row: object, amount_key: str) -> None:
     if not isinstance(row, Mapping) or not isinstance(row.get("kind"), str):
         raise InvalidEvent(f"{type_}.{key} rows must be objects with a 'kind'")
     _need_int(type_, f"{key}.{amount_key}", row.get(amount_key))
+
+
+_EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
+
+
+def check_wire(type_: str, data: bytes) -> None:
+    """The encoded event, read back through its Struct (``agent/protocol/events.py``):
+    the last gate after :func:`validate_body`'s own checks, so what is queued is what
+    ``event.schema.json`` publishes. InvalidEvent names the path."""
+    try:
+        _EVENT_DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidEvent(f"a {type_} event does not match the protocol: {exc}") from None
 
 
 def wire_event(*, event_id: str, seq: int, type_: str, at: str, merchant_id: str,
