@@ -95,7 +95,6 @@ class Outbox(OutboxReader):
                              merchant_id=self.merchant_id, terminal_id=self.terminal_id,
                              staff_id=staff_id, offline=offline, body=body)
         data = ev.encode_json(wire)
-        ev.check_wire(type_, data)
         if len(data) + self._overhead > ev.MAX_PAYLOAD_BYTES:
             raise ev.InvalidEvent(
                 f"a {type_} event of {len(data)} bytes cannot be sent (batches are at most "
