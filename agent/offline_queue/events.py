@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from agent.errors import ClubtermError
+from agent.protocol.events import AnyEvent
 
 #: Every event type of protocol.md and the keys each must carry (values may be null
 #: where the protocol allows it).
@@ -157,8 +160,33 @@ def _need_list(type_: str, key: str, value: object) -> list[Any]:
     return value
 
 
+#: Placeholders for the common keys the store fills in, so a body alone can be read
+#: through its event Struct.
+_COMMON_PLACEHOLDERS = {"id": "-", "seq": 0, "at": "", "merchant_id": "-",
+                        "terminal_id": "-", "staff_id": None, "offline": False}
+_STRUCT_ENCODER = msgspec.json.Encoder()
+_STRUCT_DECODER = msgspec.json.Decoder(AnyEvent)
+
+
 def validate_body(type_: str, body: Mapping[str, Any]) -> None:
-    """Refuse an event body that the protocol (or the balance arithmetic) cannot use."""
+    """Refuse an event body that the protocol (or the balance arithmetic) cannot use:
+    the hand checks first (their messages), then the body through its Struct
+    (``agent/protocol/events.py``, what ``event.schema.json`` publishes), so a body the
+    hand checks let through but the protocol refuses is InvalidEvent with the path."""
+    _validate_by_hand(type_, body)
+    if type_ == "refund_lines" and "payable" not in body:
+        # As the local API gives it: the store's refund arithmetic checks the lines
+        # (reasons no_such_line, over_refund …), adds the reversal, and calls again.
+        return
+    try:
+        # Encode and decode: about six times faster than msgspec.convert on a dict.
+        _STRUCT_DECODER.decode(_STRUCT_ENCODER.encode(
+            {**_COMMON_PLACEHOLDERS, **body, "type": type_}))
+    except msgspec.ValidationError as exc:
+        raise InvalidEvent(f"a {type_} event does not match the protocol: {exc}") from None
+
+
+def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
     required = EVENT_TYPES.get(type_)
     if required is None:
         raise InvalidEvent(f"unknown event type {type_!r}; known: {', '.join(EVENT_TYPES)}")

@@ -32,7 +32,33 @@ class PointsRow(Message):
     points: SignedAmount
 
 
-class Event(Message, tag_field="type", tag=True):
+class Tender(Message):
+    """(1.1) One row of a sale's ``tenders``: how part of ``payable`` was paid."""
+
+    method: Literal["cash", "card", "credit", "voucher", "other"]
+    amount: Amount
+
+
+class RefundedLine(Message):
+    """(1.1) One row of a ``refund_lines`` event: units of the sale's line ``line``."""
+
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class CorrectionChanges(Message):
+    """What a ``correction`` changes (sync.md "Corrections and day closes"): an expense's
+    or cash receipt's ``amount``, ``category``, ``note``; an enrolment's ``name`` and
+    ``phone`` (a ``tel:`` token)."""
+
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    category: Text | None = None
+    note: Text | None = None
+    name: Text | None = None
+    phone: Annotated[str, msgspec.Meta(pattern="^tel:", max_length=200)] | None = None
+
+
+class Event(Message, tag_field="type", tag=True, kw_only=True):
     """Common keys of every event (filled in by the store)."""
 
     id: Id
@@ -42,6 +68,8 @@ class Event(Message, tag_field="type", tag=True):
     terminal_id: Id
     staff_id: Text | None
     offline: bool
+    #: (1.1) Who recorded it (the staff signed in), or null; on every event.
+    recorded_by: Text | None = None
 
 
 class Sale(Event, tag="sale"):
@@ -59,6 +87,15 @@ class Sale(Event, tag="sale"):
     lottery_entries: Amount
     rules_version: Amount | Text | None
     payment: Object | list[Object] | Text | None
+    #: (1.1) How ``payable`` was paid, one row per method, summing to it.
+    tenders: list[Tender] | None = None
+    # (1.1) Promotions' keys, sent only with rows (bundle.md "Sale keys of promotions").
+    rewards: list[Object] | None = None
+    codes_used: list[Object] | None = None
+    fees: list[Object] | None = None
+    referral_rewards: list[Object] | None = None
+    coupons_issued: list[Object] | None = None
+    uses: list[Object] | None = None
 
 
 class Refund(Event, tag="refund"):
@@ -66,9 +103,33 @@ class Refund(Event, tag="refund"):
     reason: Text | None
 
 
+class RefundLines(Event, tag="refund_lines"):
+    """(1.1) A refund of some units of some lines, with the reversal the terminal computed
+    (rows of 0 left out; club.md "Refunds by line")."""
+
+    sale_id: Id
+    reason: Text | None
+    lines: Annotated[list[RefundedLine], msgspec.Meta(min_length=1, max_length=1000)]
+    gross: Amount = 0
+    discounts: list[Object] = msgspec.field(default_factory=list)
+    redeemed_points: Amount = 0
+    redeemed_value: Amount = 0
+    credits_used: list[KindAmount] = msgspec.field(default_factory=list)
+    payable: Amount = 0
+    points_earned: list[PointsRow] = msgspec.field(default_factory=list)
+    credits_earned: list[KindAmount] = msgspec.field(default_factory=list)
+    lottery_entries: Amount = 0
+    completes: bool = False
+
+
 class Attendance(Event, tag="attendance"):
     action: Literal["in", "out"]
     identified_by: Text | None
+    #: (1.1) Who clocks (= ``staff_id``); ``corrected_by``/``reason`` when a manager
+    #: recorded it for someone else.
+    target_staff_id: Text | None = None
+    corrected_by: Text | None = None
+    reason: Text | None = None
 
 
 class Expense(Event, tag="expense"):
@@ -91,6 +152,9 @@ class Appointment(Event, tag="appointment"):
     start: Text | None
     minutes: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None
     note: Text | None
+    #: (1.1) Who serves (= ``staff_id``); the name of a customer who is not a member.
+    target_staff_id: Text | None = None
+    customer_name: Text | None = None
 
 
 class MemberEnrol(Event, tag="member_enrol"):
@@ -103,6 +167,8 @@ class MemberEnrol(Event, tag="member_enrol"):
 class CardLink(Event, tag="card_link"):
     member_id: Id
     identifier: Text
+    #: (1.1) The lost card's token, blocked.
+    replaces: Text | None = None
 
 
 class StaffChange(Event, tag="staff_change"):
@@ -120,23 +186,27 @@ class Correction(Event, tag="correction"):
     ref_type: Literal["expense", "cash_receipt", "member_enrol"]
     action: Literal["void", "amend"]
     reason: Text | None
-    changes: Object
+    changes: CorrectionChanges
+    #: (1.1) The enrolment's member, for a correction of a ``member_enrol``.
+    member_id: Text | None = None
 
 
 class DayClose(Event, tag="day_close"):
     date: Text
     close_no: Amount
     totals: Object
+    currency: Text | None = None
+    minor_units: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
 
 
-AnyEvent = (Sale | Refund | Attendance | Expense | CashReceipt | Appointment | MemberEnrol
-            | CardLink | StaffChange | Correction | DayClose)
+AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
+            | MemberEnrol | CardLink | StaffChange | Correction | DayClose)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (Sale, Refund, Attendance, Expense, CashReceipt, Appointment, MemberEnrol,
-                CardLink, StaffChange, Correction, DayClose)
+    for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
+                MemberEnrol, CardLink, StaffChange, Correction, DayClose)
 }
 
 

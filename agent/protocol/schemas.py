@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from agent.protocol.localapi import METHODS
 from agent.protocol.registry import CHANNELS, HTTPS_PATHS, MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2] / "docs" / "protocol"
@@ -30,6 +31,22 @@ def message_schema(name: str) -> dict[str, Any]:
     schema = msgspec.json.schema(MESSAGES[name], ref_template="#/$defs/{name}")
     schema["$schema"] = DIALECT
     schema["$id"] = f"{name}.schema.json"
+    return schema
+
+
+def method_schema(method: str) -> dict[str, Any]:
+    """One local API method (local-api.md): ``properties.params`` is what a client
+    sends, ``properties.result`` what the agent answers."""
+    params, result = METHODS[method]
+    (p_top, r_top), defs = msgspec.json.schema_components(
+        [params, result], ref_template="#/$defs/{name}")
+    schema: dict[str, Any] = {
+        "$schema": DIALECT, "$id": f"localapi.{method}.schema.json",
+        "title": method, "type": "object",
+        "properties": {"params": p_top, "result": r_top},
+    }
+    if defs:
+        schema["$defs"] = defs
     return schema
 
 
@@ -89,6 +106,8 @@ def openapi() -> dict[str, Any]:
 def documents() -> dict[Path, str]:
     """Every generated file and its text."""
     out = {SCHEMA_DIR / f"{name}.schema.json": _dump(message_schema(name)) for name in MESSAGES}
+    out.update({SCHEMA_DIR / f"localapi.{method}.schema.json": _dump(method_schema(method))
+                for method in METHODS})
     out[ROOT / "asyncapi.json"] = _dump(asyncapi())
     out[ROOT / "openapi.json"] = _dump(openapi())
     return out

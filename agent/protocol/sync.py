@@ -48,7 +48,17 @@ class MemberRecord(Message):
     balances: dict[str, SignedAmount] = msgspec.field(default_factory=dict)
     stats: MemberStats | None = None
     applied: dict[str, Seq] = msgspec.field(default_factory=dict)
+    # (1.1) optional keys (club.md "Member cache", bundle.md "Promotions").
     replaces: list[Text] | None = None
+    referred_by: Text | None = None
+    balance_lots: dict[str, list[Object]] | None = None
+    rule_uses: Object | None = None
+    used_codes: list[Text] | None = None
+    coupons: list[Object] | None = None
+    # (1.2) the member scopes whose terminals hold this record (club.md "Member scopes").
+    scopes: list[Text] | None = None
+    #: (1.1) A tombstone ``{member_id, version?, removed: true}``: the club deleted the member.
+    removed: bool | None = None
 
 
 class ChangeSet(Message):
@@ -88,6 +98,18 @@ class LinkStatus(Message):
     in_flight: Amount
     last_ack_at: Text | None
     ack_timeouts: Amount
+    #: (1.1) The broker connected to (URL, the address in brackets), or null.
+    broker: Text | None = None
+
+
+class PrinterStatus(Message):
+    """(1.2) The receipt printer (docs/receipts.md)."""
+
+    kind: Text | None = None
+    #: ``unknown``, ``ready``, ``paper_low``, ``paper_out``, ``cover_open``, ``offline``, ``error``.
+    state: Text | None = None
+    detail: Text | None = None
+    failed: Amount = 0
 
 
 class Status(Message):
@@ -102,14 +124,46 @@ class Status(Message):
     members_problem: Text | None = None
     staff_version: Text | Amount | None = None
     staff_problem: Text | None = None
+    catalogue_version: Amount | None = None
+    catalogue_problem: Text | None = None
     queue: QueueStatus | None = None
     readers: list[Object] = msgspec.field(default_factory=list)
+    printer: PrinterStatus | None = None
     link: LinkStatus | None = None
 
 
-class Envelope(Message):
+class Envelope(Message, kw_only=True):
     """A signed retained document (rule bundle, staff list): checked further by its owner."""
 
+    #: (1.1) ``"manifest"``: the payload is a :class:`Manifest`, the document is fetched
+    #: over HTTPS (club.md "Large documents"); absent: the payload is the document.
+    type: Literal["manifest"] | None = None
     key_id: Id
     payload: Annotated[str, msgspec.Meta(max_length=4 * 1024 * 1024)]
     sig: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class Manifest(Message, kw_only=True):
+    """(1.1) A manifest envelope's signed payload: where to fetch the document."""
+
+    kind: Literal["bundle", "catalogue"]
+    club: Id
+    merchant: Id
+    version: Amount
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    size: Amount
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern="^/")]
+    content_encoding: Literal["identity", "gzip"] = "identity"
+
+
+class LookupRequest(Message):
+    """(1.2) ``POST …/members/lookup``: a card the cache does not hold."""
+
+    token: Text
+    terminal_id: Id
+
+
+class LookupAnswer(Message):
+    """(1.2) The lookup's ``200`` answer."""
+
+    member: MemberRecord

@@ -16,7 +16,8 @@ import pytest
 
 from agent.localapi.client import SocketClient
 from hw_sim import keys
-from tests.e2e.terminal import club_terminal
+from tests.agent.protocol.traffic import traffic_errors
+from tests.e2e.terminal import Sniffer, club_terminal
 
 pytestmark = [pytest.mark.needs_mosquitto]
 
@@ -35,6 +36,7 @@ GOLD = "tel:+989121234567"  # m-1001 of the demo members (gold)
 def test_scan_a_product_by_name_to_the_club(mosquitto: Any, make_club: Any, club_pki: Any,
                                             tmp_path: Path) -> None:
     club = make_club(mosquitto)
+    sniffer = Sniffer(mosquitto)
     club.publish_catalogue("M-7")
     sim_dir = tmp_path / "sim"
     sim_dir.mkdir()
@@ -90,3 +92,10 @@ def test_scan_a_product_by_name_to_the_club(mosquitto: Any, make_club: Any, club
         club.wait_status("T-0001", lambda s: (s.get("catalogue_problem") or "")
                          .startswith("bad_signature"), timeout=20)
         assert term.status()["catalogue_version"] == 1
+    sniffer.stop()
+    # Every captured message (catalogue envelopes and their signed payloads included)
+    # matches the committed schemas (docs/protocol/schemas).
+    assert traffic_errors(sniffer.topics, sniffer.payloads) == []
+    catalogues = sum(t.endswith("/catalogue") for t in sniffer.topics)
+    print(f"figure: {len(sniffer.topics)} MQTT messages ({catalogues} catalogue) validated "
+          "against the schemas")

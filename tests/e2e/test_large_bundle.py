@@ -13,6 +13,7 @@ import pytest
 
 from agent.localapi.client import SyncClient
 from bench.rules import make_bundle
+from tests.agent.protocol.traffic import traffic_errors
 from tests.e2e.terminal import Sniffer, club_terminal
 
 pytestmark = [pytest.mark.needs_mosquitto]
@@ -72,6 +73,8 @@ def test_a_10000_rule_bundle_is_fetched_over_https_and_prices_a_sale(
              if t.endswith("/merchants/M-7/rules")]
     manifest_msg = json.loads(rules[-1])
     assert manifest_msg["type"] == "manifest"
+    # The manifests, and everything else captured, match the committed schemas.
+    assert traffic_errors(sniffer.topics, sniffer.payloads) == []
     inline = len(json.dumps(envelope).encode())
     path = next(iter(p for p in club.documents if p.endswith("/bundles/2")))
     sent = len(club.documents[path])

@@ -1,0 +1,381 @@
+"""The local JSON-RPC API (docs/protocol/local-api.md): params and result of each method.
+
+These are the *published* shapes (``docs/protocol/schemas/localapi.<method>.schema.json``).
+The services keep checking params with ``agent/localapi/services/params.py``, whose
+errors carry the ``data.reason`` codes of local-api.md (``missing_param``,
+``wrong_type``, ``card_number``, …) that a Struct decode does not give; a test runs a
+real agent and validates what it asks and answers against these schemas. A result
+key not listed is allowed (newer agents add keys; a client ignores unknown keys).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from agent.protocol.base import Amount, Id, Message, Object, SignedAmount, Text
+
+Session = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Method = Literal["cash", "card", "credit", "voucher", "other"]
+
+
+class NoParams(Message, kw_only=True):
+    """A method without params (``{}`` or none)."""
+
+
+class Authed(Message, kw_only=True):
+    session: Session | None = None
+
+
+# ---- params ------------------------------------------------------------------------
+
+class IdentifyParams(Message, kw_only=True):
+    token: Text | None = None
+    phone: Text | None = None
+    code: Text | None = None
+
+
+class QuoteLine(Message, kw_only=True):
+    sku: Text | None = None
+    category: Text | None = None
+    qty: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    unit_price: Amount | None = None
+    #: (1.1) a catalogue line by barcode, and a weighed product's grams.
+    barcode: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    weight_g: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+
+
+class QuoteParams(Message, kw_only=True):
+    lines: list[QuoteLine] | None = None
+    amount: Amount | None = None
+    token: Text | None = None
+    redeem_points: Amount | Literal["max"] | None = None
+    use_credit: list[Text] | None = None
+    codes: list[Text] | None = None
+    rewards: list[Text] | None = None
+
+
+class TenderParam(Message, kw_only=True):
+    method: Method
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+
+
+class CommitParams(Message, kw_only=True):
+    quote_id: Id
+    payment: Method | None = None
+    tenders: Annotated[list[TenderParam], msgspec.Meta(min_length=1, max_length=8)] | None = None
+    session: Session
+
+
+class RefundLineParam(Message, kw_only=True):
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class RefundParams(Message, kw_only=True):
+    sale_id: Id
+    reason: Text | None = None
+    lines: Annotated[list[RefundLineParam],
+                     msgspec.Meta(min_length=1, max_length=500)] | None = None
+    session: Session
+
+
+class LoginParams(Message, kw_only=True):
+    staff_id: Text | None = None
+    pin: Text | None = None
+    token: Text | None = None
+
+
+class LogoutParams(Message, kw_only=True):
+    session: Session
+
+
+class ClockParams(Message, kw_only=True):
+    action: Literal["in", "out"]
+    staff_id: Text | None = None
+    pin: Text | None = None
+    token: Text | None = None
+    reason: Text | None = None
+    session: Session | None = None
+
+
+class StaffCreateParams(Message, kw_only=True):
+    session: Session
+    staff_id: Text
+    name: Text
+    role: Text | None = None
+    pin: Text | None = None
+    badges: list[Text] | None = None
+
+
+class CashParams(Message, kw_only=True):
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    category: Text | None = None
+    note: Text | None = None
+    session: Session
+
+
+class DateParams(Message, kw_only=True):
+    date: Text | None = None
+    session: Session | None = None
+
+
+class AppointmentParams(Message, kw_only=True):
+    appointment_id: Id | None = None
+    service: Text | None = None
+    staff_id: Text | None = None
+    start: Text | None = None
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    note: Text | None = None
+    customer: Text | None = None
+    member_id: Text | None = None
+    phone: Text | None = None
+    token: Text | None = None
+    customer_name: Text | None = None
+    session: Session | None = None
+
+
+class EnrolParams(Message, kw_only=True):
+    name: Text
+    phone: Text
+    token: Text | None = None
+    referred_by: Text | None = None
+    session: Session
+
+
+class ListParams(Message, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    before: Text | None = None
+    session: Session | None = None
+
+
+class SaleIdParams(Message, kw_only=True):
+    sale_id: Id
+    reason: Text | None = None
+    session: Session
+
+
+class SearchParams(Message, kw_only=True):
+    query: Text
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    session: Session | None = None
+
+
+class MemberParams(Message, kw_only=True):
+    member_id: Id
+    token: Text | None = None
+    replaces: Text | None = None
+    session: Session | None = None
+
+
+class CorrectParams(Message, kw_only=True):
+    event_id: Id
+    reason: Text
+    void: bool | None = None
+    amount: Amount | None = None
+    category: Text | None = None
+    note: Text | None = None
+    name: Text | None = None
+    phone: Text | None = None
+    session: Session
+
+
+class PrintParams(Message, kw_only=True):
+    sale_id: Id | None = None
+    lines: Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]],
+                     msgspec.Meta(max_length=60)] | None = None
+    title: Text | None = None
+    session: Session | None = None
+
+
+class BarcodeParams(Message, kw_only=True):
+    barcode: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class CatalogueSearchParams(Message, kw_only=True):
+    text: Annotated[str, msgspec.Meta(max_length=120)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] | None = None
+
+
+# ---- results -----------------------------------------------------------------------
+
+class QueueSummary(Message, kw_only=True):
+    pending: Amount
+    oldest_at: Text | None
+    rejected: Amount
+
+
+class StatusResult(Message, kw_only=True):
+    terminal_id: Id
+    merchant_id: Id
+    online: bool
+    rules_version: Amount | Text | None
+    rules_problem: Text | None
+    members_version: Amount | None
+    queue: QueueSummary
+    readers: list[Object]
+    broker: Text | None = None
+    catalogue_version: Amount | None = None
+    catalogue_products: Amount | None = None
+    catalogue_problem: Text | None = None
+    printer: Object | None = None
+
+
+class MemberSummary(Message, kw_only=True):
+    member_id: Id
+    name: Text | None
+    tier: Text | None
+    status: Text | None
+    balances: dict[str, SignedAmount]
+    masked: Text | None
+    token: Text | None = None
+    looked_up: bool | None = None
+    earn_only: bool | None = None
+
+
+class Row(Message, kw_only=True):
+    rule: Text | None = None
+    amount: SignedAmount | None = None
+    points: SignedAmount | None = None
+    kind: Text | None = None
+
+
+class Explanation(Message, kw_only=True):
+    """One row of a quote's ``explain``: ``why`` a machine code, ``text`` the words."""
+
+    why: Text
+    text: Text
+    rule: Text | None = None
+    step: Text | None = None
+
+
+class QuoteResult(Message, kw_only=True):
+    quote_id: Id
+    expires_at: Text
+    lines: list[Object]
+    gross: Amount
+    discounts: list[Row]
+    net: Amount
+    redeemed_points: Amount
+    redeemed_value: Amount
+    credits_used: list[Row]
+    payable: Amount
+    points_earned: list[Row]
+    credits_earned: list[Row]
+    lottery_entries: Amount
+    rules_version: Amount | Text | None
+    explain: list[Explanation]
+    line_details: list[Object]
+    member: MemberSummary | None = None
+    offline: bool | None = None
+
+
+class TenderRow(Message, kw_only=True):
+    method: Method
+    amount: Amount
+
+
+class Receipt(Message, kw_only=True):
+    sale_id: Id
+    seq: Amount
+    at: Text
+    lines: list[Object]
+    gross: Amount
+    payable: Amount
+    payment: Text | None = None
+    tenders: list[TenderRow] | None = None
+    tendered: Amount | None = None
+    change_due: Amount | None = None
+
+
+class CommitResult(Message, kw_only=True):
+    sale_id: Id
+    seq: Amount
+    receipt: Receipt
+
+
+class RefundResult(Message, kw_only=True):
+    refund_id: Id
+    sale_id: Id | None = None
+    whole: bool | None = None
+    lines: list[RefundLineParam] | None = None
+    gross: Amount | None = None
+    payable: Amount | None = None
+    completes: bool | None = None
+
+
+class LoginResult(Message, kw_only=True):
+    session: Session
+    staff_id: Id
+    name: Text
+    role: Text | None
+    groups: list[Text] | None = None
+    permissions: dict[str, list[Text]] | None = None
+    idle_s: Amount | None = None
+    max_s: Amount | None = None
+
+
+class ClockResult(Message, kw_only=True):
+    event_id: Id
+    at: Text
+    staff_id: Id | None = None
+    name: Text | None = None
+
+
+class EventIdResult(Message, kw_only=True):
+    event_id: Id
+    ref_id: Id | None = None
+
+
+class AppointmentResult(Message, kw_only=True):
+    appointment_id: Id
+
+
+class EnrolResult(Message, kw_only=True):
+    member_id: Id
+
+
+class LookupResult(Message, kw_only=True):
+    barcode: Text
+    product: Object | None
+
+
+class CatalogueSearchResult(Message, kw_only=True):
+    products: list[Object]
+    more: bool
+
+
+#: method → (params, result). ``Any`` where the result is a report whose rows are
+#: described in local-api.md and not yet typed here.
+METHODS: dict[str, tuple[Any, Any]] = {
+    "agent.status": (NoParams, StatusResult),
+    "events.subscribe": (NoParams, bool),
+    "member.identify": (IdentifyParams, MemberSummary),
+    "member.enrol": (EnrolParams, EnrolResult),
+    "sale.quote": (QuoteParams, QuoteResult),
+    "sale.commit": (CommitParams, CommitResult),
+    "sale.refund": (RefundParams, RefundResult),
+    "staff.login": (LoginParams, LoginResult),
+    "staff.logout": (LogoutParams, bool),
+    "staff.clock": (ClockParams, ClockResult),
+    "staff.create": (StaffCreateParams, Object),
+    "expense.add": (CashParams, EventIdResult),
+    "cash_receipt.add": (CashParams, EventIdResult),
+    "day.summary": (DateParams, Object),
+    "appointment.create": (AppointmentParams, AppointmentResult),
+    "appointment.update": (AppointmentParams, AppointmentResult),
+    "appointment.cancel": (AppointmentParams, AppointmentResult),
+    "appointment.list": (DateParams, Any),
+    "sale.list": (ListParams, Any),
+    "sale.void": (SaleIdParams, Object),
+    "member.search": (SearchParams, Any),
+    "member.profile": (MemberParams, Object),
+    "member.card_link": (MemberParams, Object),
+    "event.correct": (CorrectParams, EventIdResult),
+    "day.close": (Authed, Object),
+    "receipt.print": (PrintParams, Object),
+    "printer.status": (NoParams, Object),
+    "catalogue.lookup": (BarcodeParams, LookupResult),
+    "catalogue.search": (CatalogueSearchParams, CatalogueSearchResult),
+}
