@@ -401,4 +401,5 @@ class RecentSalesDialog(ClubModal):
         self.load()
         return True
 
-    failed_refund = failed_void
+    def failed_refund(self, error: ApiError) -> bool:
+        return self.failed_void(error)
