@@ -40,6 +40,11 @@ class PaymentDialog(ClubModal):
     field (typed while the dialog was opening) never record a sale: any other
     key clears the choice. An amount of ``confirm_above`` minor units or more
     asks for Enter a second time, naming the amount.
+
+    A split payment (#15 item 7): choose a method, Tab, type the part it pays, then
+    ``+``; the dialog shows what is paid and what is left, and the last method pays
+    the rest with Enter (cash may be more: the change is shown). Esc drops the parts:
+    nothing is recorded until the last Enter.
     """
 
     CSS_PATH = "sale_dialogs.tcss"
@@ -58,6 +63,7 @@ class PaymentDialog(ClubModal):
         Binding("۳,٣", "choose('other')", N_("Other"), show=False),
         Binding("enter", "record", N_("Record")),
         Binding("tab", "tendered", N_("Tendered"), show=False),
+        Binding("plus", "add_part", N_("Part"), priority=True),
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
@@ -74,6 +80,12 @@ class PaymentDialog(ClubModal):
         self.fmt = fmt
         self.minor_units = minor_units
         self.tendered: int | None = None
+        self.parts: list[tuple[str, int]] = []  # a split payment's parts so far
+
+    @property
+    def left(self) -> int:
+        """What is still to pay after the parts of a split payment (minor units)."""
+        return (self.payable_minor or 0) - sum(amount for _how, amount in self.parts)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -86,13 +98,15 @@ class PaymentDialog(ClubModal):
                 field.can_focus = False  # only after 1 (cash) and Tab
                 yield field
             yield Static("", id="change")
+            yield Static("", id="parts")
             yield Static(tr("Choose 1, 2 or 3, then Enter. Esc: back to the sale"),
                          id="pay-hint", classes="hint")
         yield Footer()
 
     def action_tendered(self) -> None:
-        """Cash chosen: type the amount the customer gave to see the change due."""
-        if self.choice != "cash" or self.payable_minor is None:
+        """Cash chosen: type the amount the customer gave to see the change due; any
+        other method: the part of a split payment it pays (then ``+``)."""
+        if self.choice is None or self.payable_minor is None:
             return
         self.query_one("#tendered-row").display = True
         field = self.query_one("#tendered", Input)
@@ -107,15 +121,44 @@ class PaymentDialog(ClubModal):
         amount = parse_amount(event.value, self.minor_units) if event.value.strip() else None
         self.tendered = amount
         change = self.query_one("#change", Static)
+        left = self.left
         if amount is None:
             change.update("")
-        elif amount < self.payable_minor:
+        elif amount < left:
             change.update(tr("Tendered is less than to pay ({short} short).",
-                             short=self.fmt(self.payable_minor - amount)))
+                             short=self.fmt(left - amount)))
+            change.set_class(True, "error")
+        elif self.choice != "cash" and amount > left:
+            change.update(tr("More than left to pay ({amount}).", amount=self.fmt(left)))
             change.set_class(True, "error")
         else:
-            change.update(tr("Change due: {amount}", amount=self.fmt(amount - self.payable_minor)))
+            change.update(tr("Change due: {amount}", amount=self.fmt(amount - left)))
             change.set_class(False, "error")
+
+    def action_add_part(self) -> None:
+        """``+``: the amount typed is one part of a split payment, by the method chosen."""
+        if self.choice is None or self.tendered is None or self.fmt is None:
+            self._hint(tr("Split: choose 1, 2 or 3, Tab, type the part, then +."), error=True)
+            return
+        if not 0 < self.tendered < self.left:
+            self._hint(tr("A part must be more than nothing and less than left to pay "
+                          "({amount}).", amount=self.fmt(self.left)), error=True)
+            return
+        self.parts.append((self.choice, self.tendered))
+        field = self.query_one("#tendered", Input)
+        field.value = ""
+        field.can_focus = False
+        self.tendered = None
+        self.choice = None
+        self._large_confirmed = False
+        self.query_one("#change", Static).update("")
+        fmt = self.fmt
+        paid = ", ".join(f"{payment_name(how)} {fmt(amount)}" for how, amount in self.parts)
+        self.query_one("#parts", Static).update(
+            tr("Paid: {parts} · left to pay: {left}", parts=paid, left=fmt(self.left)))
+        self._hint(tr("Choose how the rest ({amount}) is paid, then Enter.",
+                      amount=fmt(self.left)))
+        self.set_focus(None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -142,9 +185,14 @@ class PaymentDialog(ClubModal):
         if self.choice is None:
             self._hint(tr("Choose 1, 2 or 3 first, then Enter."), error=True)
             return
-        if self.choice == "cash" and self.tendered is not None and \
-                self.payable_minor is not None and self.tendered < self.payable_minor:
-            self._hint(tr("Tendered is less than to pay; correct it or clear it."), error=True)
+        if self.tendered is not None and self.payable_minor is not None \
+                and self.tendered < self.left:
+            self._hint(tr("Tendered is less than to pay; correct it, clear it, or press + "
+                          "to take it as part of a split payment."), error=True)
+            return
+        if self.choice != "cash" and self.tendered is not None and self.tendered > self.left:
+            self._hint(tr("More than left to pay ({amount}).",
+                          amount=self.fmt(self.left) if self.fmt else ""), error=True)
             return
         if self.large and not self._large_confirmed:
             self._large_confirmed = True
@@ -156,9 +204,12 @@ class PaymentDialog(ClubModal):
     def tenders(self) -> list[dict[str, Any]] | None:
         """The ``tenders`` of ``sale.commit`` (protocol 1.1) when cash was handed over
         and typed: the agent records the cash and the change due. None: ``payment``."""
+        rows = [{"method": how, "amount": amount} for how, amount in self.parts]
         if self.choice == "cash" and self.tendered is not None \
-                and self.payable_minor is not None and self.tendered >= self.payable_minor:
-            return [{"method": "cash", "amount": self.tendered}]
+                and self.payable_minor is not None and self.tendered >= self.left:
+            return [*rows, {"method": "cash", "amount": self.tendered}]
+        if rows and self.choice is not None:  # the last method pays exactly the rest
+            return [*rows, {"method": self.choice, "amount": self.left}]
         return None
 
     def on_key(self, event: events.Key) -> None:

@@ -148,3 +148,54 @@ def _plain(renderable: Any) -> str:
     console = Console(width=80, record=True, color_system=None)
     console.print(renderable)
     return console.export_text()
+
+
+async def test_a_split_payment_card_then_cash_with_change() -> None:
+    # #15 item 7: part by card, the rest in cash with change; keys as fast as a macro.
+    from textual.widgets import Static
+
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
+
+    async with till("mg", "9999") as (h, app, pilot):
+        screen = app.screen
+        assert isinstance(screen, SaleScreen)
+        await pilot.press(*"80", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        dialog = app.screen
+        assert isinstance(dialog, PaymentDialog)
+        await pilot.press("2", "tab", *"90", "plus")        # more than to pay: not a part
+        await pilot.pause(0.1)
+        assert dialog.parts == [] and not h.outbox()
+        await pilot.press("backspace", "backspace", *"50", "plus")
+        await wait_for(pilot, lambda: "€30.00" in str(dialog.query_one("#parts", Static).content))
+        assert dialog.parts == [("card", 5000)] and not h.outbox()
+        await pilot.press("1", "tab", *"40")
+        await wait_for(pilot, lambda: "Change due: €10.00" in str(
+            dialog.query_one("#change", Static).content))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+        sale = h.outbox()[-1]
+        assert sale["tenders"] == [{"method": "card", "amount": 5000},
+                                   {"method": "cash", "amount": 3000}]
+        assert sale["payable"] == 8000
+        receipt = app.screen.receipt  # type: ignore[attr-defined]
+        assert receipt["change_due"] == 1000
+
+
+async def test_escape_drops_the_parts_and_records_nothing() -> None:
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog
+
+    async with till("mg", "9999") as (h, app, pilot):
+        screen = app.screen
+        assert isinstance(screen, SaleScreen)
+        await pilot.press(*"30", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        await pilot.press("2", "tab", *"10", "plus", "escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+        assert not h.outbox() and screen.lines  # the basket is still there
