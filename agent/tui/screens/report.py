@@ -64,7 +64,8 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
 
 def tender_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
     """Takings by tender and the cash the drawer should hold (#15 item 7): cash sales +
-    cash receipts − expenses (an older agent without ``cash``: receipts − expenses)."""
+    cash receipts − cash refunds − expenses (an older agent without ``cash``: receipts −
+    expenses)."""
     totals = summary.get("totals") or {}
     tenders = summary.get("by_tender") or {}
     cash = summary.get("cash") or {"sales": 0, "receipts": totals.get("income", 0),
@@ -73,9 +74,12 @@ def tender_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:
     rows = [(tr("{method} sales ({n})", method=payment_name(kind),
                 n=number(int(tenders[kind].get("count", 0)))),
              fmt(int(tenders[kind].get("payable", 0))))
-            for kind in ("cash", "card", "other") if kind in tenders]
+            for kind in ("cash", "card", "credit", "voucher", "other") if kind in tenders]
+    refunded = [(tr("Cash refunds"), fmt(int(cash["refunds"])))] \
+        if int(cash.get("refunds") or 0) else []  # (1.1) refunds paid out in cash
     return [*rows,
             (tr("Cash receipts"), fmt(int(cash.get("receipts", 0)))),
+            *refunded,
             (tr("Expenses"), fmt(int(cash.get("expenses", 0)))),
             (tr("Net cash"), fmt(int(cash.get("net", 0))))]
 

@@ -199,3 +199,32 @@ async def test_escape_drops_the_parts_and_records_nothing() -> None:
         await pilot.press("2", "tab", *"10", "plus", "escape")
         await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
         assert not h.outbox() and screen.lines  # the basket is still there
+
+
+def test_the_cash_up_shows_voucher_takings_and_cash_refunds() -> None:
+    # #15 item 7 with #17 tenders: every tender the agent counts has a row, and cash
+    # given back for a refund is taken off the drawer's cash, on the screen too.
+    from agent.tui.i18n import load_locale, set_locale
+    from agent.tui.screens.report import tender_rows
+    from tests.agent.localapi.harness import run
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        s = await h.login("mg", "9999")
+        q = await c.call("sale.quote", {"amount": 3000})
+        await c.call("sale.commit", {"quote_id": q["quote_id"], "session": s,
+                                     "tenders": [{"method": "voucher", "amount": 1000},
+                                                 {"method": "cash", "amount": 2000}]})
+        q = await c.call("sale.quote", {"amount": 1500})
+        sale = await c.call("sale.commit", {"quote_id": q["quote_id"], "payment": "cash",
+                                            "session": s})
+        await c.call("sale.refund", {"sale_id": sale["sale_id"], "reason": "broken",
+                                     "session": s})
+        summary = await c.call("day.summary", {"session": s})
+        set_locale(load_locale("en"))
+        rows = dict(tender_rows(summary, lambda v: f"{v / 100:.2f}"))
+        assert rows.get("Voucher sales (1)") == "10.00", rows
+        assert rows.get("Cash refunds") == "15.00", rows
+        assert rows["Net cash"] == f"{summary['cash']['net'] / 100:.2f}"
+
+    run(scenario)
