@@ -48,6 +48,21 @@ _REASONS = {
     "control_character": N_("The text holds a character that cannot be stored."),
     "card_number": N_("That looks like a bank card number: never type one here."),
     "shutting_down": N_("The agent is restarting: try again in a moment."),
+    # Refunds by line, tenders (protocol 1.1), products, printing, looked-up members.
+    "over_refund": N_("More than is left to refund on that line."),
+    "partly_refunded": N_("Part of this sale is already refunded: refund the rest by line."),
+    "no_such_line": N_("That sale has no such line."),
+    "tenders_short": N_("The payments add up to less than to pay."),
+    "tenders_over": N_("Only cash can be more than to pay; the other payments are too much."),
+    "bad_tenders": N_("The payments are not right: check each amount and method."),
+    "unknown_product": N_("Unknown product: type its price."),
+    "not_on_sale": N_("This product is not on sale now."),
+    "weight_needed": N_("Weigh this product first: type its weight in grams."),
+    "lookup_failed": N_("The club could not be asked about this card: try again."),
+    "earn_only": N_("This member can only earn here while the club is not answering."),
+    "no_printer": N_("No receipt printer is set up."),
+    "printer_busy": N_("The printer is busy: try again in a moment."),
+    "locked_out": N_("Too many wrong PINs: wait a moment, or ask a manager."),
 }
 DISCONNECTED = -1
 

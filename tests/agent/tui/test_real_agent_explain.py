@@ -107,3 +107,18 @@ def test_errors_with_a_reason_or_code_never_show_the_agents_english_alone(lang) 
     assert by_reason != "Only its cashier or a manager can void this sale."   # translated
     by_code = error_logical(ApiError(UNKNOWN_MEMBER, "No member is registered with this card."))
     assert not by_code.startswith("No member"), by_code
+
+
+@pytest.mark.parametrize("lang", ["fa", "ar", "he", "vi"])
+def test_the_new_reasons_of_refunds_tenders_products_and_printing_are_translated(lang) -> None:
+    # The reasons the agent gives since refunds by line, tenders, the catalogue, the
+    # printer and member scopes (docs/protocol/local-api.md, "Reason codes").
+    from agent.localapi import CONFLICT
+
+    set_locale(load_locale(lang))
+    for reason in ("over_refund", "partly_refunded", "no_such_line", "tenders_short",
+                   "tenders_over", "bad_tenders", "unknown_product", "not_on_sale",
+                   "weight_needed", "lookup_failed", "earn_only", "no_printer",
+                   "printer_busy", "locked_out"):
+        text = error_logical(ApiError(CONFLICT, "English detail", {"reason": reason}))
+        assert "English detail" not in text, (reason, text)
