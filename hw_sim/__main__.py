@@ -7,7 +7,7 @@
   python -m hw_sim swipe [--card visa] [--dir ...] [--noise] [--half]
   python -m hw_sim scan CODE [--keymap us] [--dir ...] [--slow]
   python -m hw_sim printer [--port 9100] [--dir ...] [--state ok]  # ESC/POS sink
-  python -m hw_sim receipt-png DIR/receipt-0001.bin receipt.png
+  python -m hw_sim receipt-png [DIR/receipt-0001.bin] [receipt.png]  # default: last
   python -m hw_sim scan --product "Espresso"                   # a demo product by name
   python -m hw_sim list-products
 
@@ -270,6 +270,16 @@ def cmd_printer(args: argparse.Namespace) -> int:
 def cmd_receipt_png(args: argparse.Namespace) -> int:
     from hw_sim.escpos_decode import decode, render_png
 
+    if args.bin is not None and args.bin.suffix.lower() == ".png" and args.out_default:
+        args.bin, args.out = None, args.bin  # `receipt-png r.png`: the last receipt to r.png
+    if args.bin is None:
+        # The last receipt of the running demo's printer (receipt-NNNN.bin sort in order).
+        printed = sorted((default_dir() / "printer").glob("receipt-*.bin"))
+        if not printed:
+            print(f"hw_sim: no receipt in {default_dir() / 'printer'} yet; record a sale "
+                  "first, or give the receipt's .bin file", file=sys.stderr)
+            return 1
+        args.bin = printed[-1]
     decoded = decode(args.bin.read_bytes())
     render_png(decoded).save(args.out)
     print("\n".join(decoded.lines))
@@ -329,12 +339,17 @@ def main(argv: list[str] | None = None) -> int:
                          help="with --state hang: bytes read before it stops")
     printer.set_defaults(func=cmd_printer)
     png = sub.add_parser("receipt-png", help="decode a recorded receipt and draw it as PNG")
-    png.add_argument("bin", type=Path)
-    png.add_argument("out", type=Path)
+    png.add_argument("bin", type=Path, nargs="?", default=None,
+                     help="a recorded receipt (default: the running demo's last one)")
+    png.add_argument("out", type=Path, nargs="?", default=None,
+                     help="the picture to write (default: receipt.png)")
     png.set_defaults(func=cmd_receipt_png)
     args = parser.parse_args(argv)
     if getattr(args, "dir", "unset") is None:
         args.dir = default_dir()
+    if args.command == "receipt-png":
+        args.out_default = args.out is None
+        args.out = args.out or Path("receipt.png")
     return int(args.func(args))
 
 

@@ -113,13 +113,19 @@ def _text_line(row: Row, columns: int) -> str:
 
 
 _RTL_SCRIPT = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff"
-_LTR_RUN = re.compile(f"[A-Za-z0-9\u00c0-\u024f][^{_RTL_SCRIPT}]*")
+# A leading sign (not one after a letter or digit, as in a date) stays with its number.
+_LTR_RUN = re.compile(f"(?:(?<!\\w)[+\\-])?[A-Za-z0-9\u00c0-\u024f][^{_RTL_SCRIPT}]*")
+# A signed number in Persian or Arabic digits ("-۲.۲۵"): the bidi algorithm would
+# put the sign on its right ("۲.۲۵-"); kept left to right as one piece.
+_SIGNED_RTL_DIGITS = re.compile("(?<!\\w)[+\\-][\u0660-\u0669\u06f0-\u06f9]"
+                                "[\u0660-\u0669\u06f0-\u06f9.,\u066b]*")
 
 
 def isolate_ltr(value: str) -> str:
     """Latin runs (a name, a receipt number, a sku) of right-to-left text wrapped in
     LRI … PDI, so the bidi algorithm keeps them whole: ``Sara K.`` stays
-    ``Sara K.``, not ``.Sara K``. Spaces around a run stay outside it."""
+    ``Sara K.``, not ``.Sara K``. Spaces around a run stay outside it. A signed
+    amount keeps its sign on the left: ``-۲.۲۵``, ``+12``, not ``۲.۲۵-``."""
 
     def wrap(match: re.Match[str]) -> str:
         run = match.group(0)
@@ -130,7 +136,8 @@ def isolate_ltr(value: str) -> str:
             core, trail = core[:-1], ")" + trail  # a closing bracket of the RTL text
         return f"{lead}\u2066{core}\u2069{trail}"
 
-    return _LTR_RUN.sub(wrap, value)
+    value = _LTR_RUN.sub(wrap, value)
+    return _SIGNED_RTL_DIGITS.sub(lambda m: f"\u2066{m.group(0)}\u2069", value)
 
 
 def render_rows(rows: Sequence[Row | Separator], width: int, *, rtl: bool, language: str,

@@ -3,6 +3,9 @@ printer parses as bytes arrive)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,3 +44,22 @@ def test_a_cut_stream_parses_up_to_the_last_whole_command(cut: int) -> None:
     for kind, _cmd, end in commands(STREAM[:cut]):
         assert end <= cut
         assert kind == "text" or end in whole
+
+
+def test_receipt_png_defaults_to_the_running_demos_last_receipt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hw_sim import __main__ as cli
+
+    monkeypatch.setenv("CLUBTERM_SIM_DIR", str(tmp_path))
+    monkeypatch.setattr(cli, "DEFAULT_DIR", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["receipt-png"]) == 1  # nothing printed yet: says so
+    assert "no receipt" in capsys.readouterr().err
+    (tmp_path / "printer").mkdir()
+    (tmp_path / "printer" / "receipt-0001.bin").write_bytes(b"\x1b@first\n")
+    (tmp_path / "printer" / "receipt-0002.bin").write_bytes(b"\x1b@second\n\x1dV\x00")
+    assert cli.main(["receipt-png", "last.png"]) == 0
+    out = capsys.readouterr().out
+    assert "second" in out and "first" not in out and (tmp_path / "last.png").exists()
+    assert cli.main(["receipt-png"]) == 0 and (tmp_path / "receipt.png").exists()

@@ -32,7 +32,7 @@ from agent.localapi.services.params import (
     _within_bounds,
     basket_lines,
 )
-from agent.localapi.services.receipts import print_after_commit
+from agent.localapi.services.receipts import named_lines, print_after_commit
 from agent.localapi.services.sales import (
     PROMOTION_KEYS,
     SALE_KEYS,
@@ -418,7 +418,8 @@ class QuoteMethods(CatalogueMethods):
         self.view.broadcast({"type": "sale", "sale_id": receipt["sale_id"], "seq": receipt["seq"],
                              "member_id": body["member_id"], "payable": body["payable"],
                              "staff_id": session.staff_id})
-        print_after_commit(self.view, receipt)  # queued only; the sale is already durable
+        # Queued only; the sale is already durable. Printed with the products' names.
+        print_after_commit(self.view, await named_lines(self, receipt))
         return result
 
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:

@@ -26,6 +26,46 @@ from agent.staff import permissions as perm
 
 log = logging.getLogger("agent.localapi.services")
 
+# A printed receipt names at most this many catalogue lines by their product names
+# (the rest by sku): one bounded catalogue read per receipt.
+MAX_NAMED_LINES = 200
+
+
+async def named_lines(core: ServiceCore, receipt: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``receipt`` whose catalogue lines carry their product's ``names``
+    (and ``name``, in English), so the printer prints "Croissant", not the sku.
+
+    Unchanged without a printer or a catalogue; a catalogue that cannot be read
+    leaves the skus (logged): the receipt still prints."""
+    out = dict(receipt)
+    lines = receipt.get("lines")
+    catalogue = core.catalogue
+    if core.view.printer is None or catalogue is None or not isinstance(lines, list):
+        return out
+    skus = [line.get("sku") if isinstance(line, Mapping) and not line.get("name")
+            and not line.get("names") else None for line in lines[:MAX_NAMED_LINES]]
+    if not any(isinstance(s, str) and s for s in skus):
+        return out
+
+    def read() -> list[Any]:
+        return [catalogue.by_sku(s) if isinstance(s, str) and s else None for s in skus]
+
+    try:
+        products = await core.db.read(read)
+    except Exception:
+        log.warning("the catalogue could not be read for a receipt; lines keep their skus",
+                    exc_info=True)
+        return out
+    named: list[Any] = []
+    for i, line in enumerate(lines):
+        product = products[i] if i < len(products) else None
+        if product is None:
+            named.append(line)
+        else:
+            named.append({**line, "names": dict(product.names), "name": product.name("en")})
+    out["lines"] = named
+    return out
+
 
 def print_after_commit(view: AgentView, receipt: Mapping[str, Any]) -> None:
     """Queue a just-committed sale's receipt when the profile's printer auto-prints.
@@ -102,6 +142,7 @@ class ReceiptMethods(ServiceCore):
                 staff = await self._staff_names({receipt.get("staff_id")})
                 receipt["staff_name"] = staff.get(str(receipt.get("staff_id")))
                 receipt["offline"] = entry.event.get("offline")
+            receipt = await named_lines(self, receipt)
             log.info("receipt of sale %s reprinted by %s", sale_id, session.staff_id)
             queued = printer.print_sale({**receipt, "receipt_no": receipt_number(sale_id)},
                                         reprint=True)

@@ -118,6 +118,12 @@ def test_amount_goes_on_its_own_row_when_the_label_fills_the_paper() -> None:
 def test_isolate_keeps_latin_runs_whole() -> None:
     assert isolate_ltr("عضو: Sara K.") == "عضو: \u2066Sara K.\u2069"
     assert isolate_ltr("اعتبار (credit.club)") == "اعتبار (\u2066credit.club\u2069)"
+    # A signed amount keeps its sign on the left ("-۲.۲۵", not "۲.۲۵-"); a date's
+    # dashes are not signs.
+    assert isolate_ltr("-۲.۲۵ EUR") == "\u2066-۲.۲۵\u2069 \u2066EUR\u2069"
+    assert isolate_ltr("+۱۲") == "\u2066+۱۲\u2069"
+    assert isolate_ltr("-2.25 EUR") == "\u2066-2.25 EUR\u2069"
+    assert isolate_ltr("۲۰۲۶-۱۱-۲۵") == "۲۰۲۶-۱۱-۲۵"
 
 
 def test_reasons_from_the_rule_conditions() -> None:
