@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from agent.localapi import receipt_number
 from agent.printer.reasons import Reason
-from agent.printer.texts import RTL_LANGUAGES, digits, text
+from agent.printer.texts import RTL_LANGUAGES, balance_name, digits, text
 from agent.safe_text import is_unsafe
 
 COLUMNS = (32, 42, 48)
@@ -297,12 +297,13 @@ def layout_sale(sale: Mapping[str, Any], *, reasons: Mapping[str, Sequence[Reaso
             add(Row(text("points_earned", lang), digits(f"+{earned}", lang)))
         for c in sale.get("credits_earned") or []:
             if isinstance(c, Mapping):
-                add(Row(f"{text('credit_earned', lang)} ({clean(c.get('kind'), 30)})",
+                add(Row(f"{text('credit_earned', lang)} "
+                        f"({clean(balance_name(str(c.get('kind')), lang), 30)})",
                         "+" + m(c.get("amount"))))
         if isinstance(balances, Mapping):
             add(Row(text("balances_after", lang)))
             for kind, value in list(balances.items())[:8]:
-                name = text("points", lang) if kind == "points" else clean(kind, 30)
+                name = clean(balance_name(str(kind), lang), 30)
                 shown = digits(str(value), lang) if kind == "points" else m(value)
                 add(Row(f"  {name}", shown))
     if sale.get("offline"):

@@ -32,6 +32,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "balances_after": {"fa": "مانده پس از خرید", "ar": "الرصيد بعد الشراء",
                        "he": "יתרה אחרי הקנייה", "vi": "Số dư sau giao dịch"},
     "points": {"fa": "امتیاز", "ar": "نقاط", "he": "נקודות", "vi": "Điểm"},
+    "club_credit": {"fa": "اعتبار باشگاه", "ar": "رصيد النادي", "he": "זיכוי מועדון",
+                    "vi": "Tín dụng câu lạc bộ"},
+    "shop_credit": {"fa": "اعتبار فروشگاه", "ar": "رصيد المتجر", "he": "זיכוי חנות",
+                    "vi": "Tín dụng cửa hàng"},
     "offline": {
         "fa": "قیمت در حالت آفلاین محاسبه شد؛ مانده‌ها پس از اتصال تأیید می‌شوند.",
         "ar": "تم التسعير دون اتصال؛ تتأكد الأرصدة عند عودة الاتصال.",
@@ -79,6 +83,7 @@ ENGLISH: dict[str, str] = {
     "cash": "Cash", "card": "Card", "other": "Other", "change": "Change",
     "member": "Member", "points_earned": "Points earned", "credit_earned": "Credit earned",
     "balances_after": "Balances after this sale", "points": "Points",
+    "club_credit": "Club credit", "shop_credit": "Shop credit",
     "offline": "Priced offline: balances are confirmed when the terminal is back online.",
     "thanks": "Thank you for shopping with us", "loyalty": "Loyalty club",
     "discount": "Discount", "why_percent": "{pct}% off", "why_tier": "for {tier} members",
@@ -101,3 +106,15 @@ def digits(value: str, lang: str) -> str:
     """ASCII digits of ``value`` in the language's own digits (Persian, Arabic)."""
     table = DIGITS.get(lang)
     return value.translate(str.maketrans("0123456789", table)) if table else value
+
+
+def balance_name(kind: str, lang: str) -> str:
+    """A balance kind as a customer reads it: ``credit.club`` → "Club credit",
+    ``credit.merchant:M-7`` → "Shop credit"; another kind as the club names it."""
+    if kind == "points":
+        return text("points", lang)
+    if kind == "credit.club":
+        return text("club_credit", lang)
+    if kind.startswith("credit.merchant"):
+        return text("shop_credit", lang)
+    return kind

@@ -147,3 +147,14 @@ def test_receipt_time_is_the_shops() -> None:
     assert at_text("2026-11-25T10:00:00.000+01:00", None) == "2026-11-25 10:00"
     assert at_text("2026-11-25T10:00:00.000+01:00", "No/Such_Zone") == "2026-11-25 10:00"
     assert at_text("garbage\x1b", None) == "garbage\x1b"  # cleaned by the layout
+
+
+def test_balances_are_named_as_a_customer_reads_them_not_by_their_keys() -> None:
+    sale = {**SALE, "balances_after": {"points": 1310, "credit.club": 5000,
+                                       "credit.merchant:M-7": 2000},
+            "credits_earned": [{"rule": "cb", "kind": "credit.club", "amount": 100}]}
+    text = "\n".join(rows(layout_sale(sale, reasons={}, shop=Shop(), columns=42)))
+    assert "Club credit|50.00 EUR" in text and "Shop credit|20.00 EUR" in text, text
+    assert "credit.club" not in text and "credit.merchant" not in text
+    fa = "\n".join(rows(layout_sale(sale, reasons={}, shop=Shop(), columns=42, language="fa")))
+    assert "اعتبار باشگاه" in fa and "اعتبار فروشگاه" in fa and "credit." not in fa
