@@ -136,6 +136,14 @@ class SaleCheckout(ClubScreen):
         receipt = dict(result.get("receipt") or {})
         points = ((self.quote or {}).get("redeem_limits") or {}).get("points") or {}
         receipt["point_value"] = int(points.get("value") or 0)
+        # Catalogue lines carry their product's names in the quote (line_details):
+        # the receipt shows "Croissant", not the sku.
+        details = (self.quote or {}).get("line_details") or []
+        receipt["lines"] = [
+            {**line, "names": details[i]["names"]}
+            if i < len(details) and isinstance(details[i], dict)
+            and isinstance(details[i].get("names"), dict) else line
+            for i, line in enumerate(receipt.get("lines") or [])]
         self.action_new_sale()
         self.say(tr("Sale recorded."), "ok")
         self.app.push_screen(ReceiptDialog(receipt, self.fmt), self._receipt_closed)

@@ -173,12 +173,14 @@ class PaymentDialog(ClubModal):
         """Choose how the customer pays (Enter then records it)."""
         self.choice = payment
         self._large_confirmed = False
+        # After parts of a split payment, what the last method pays is what is left.
+        amount = self.fmt(self.left) if self.parts and self.fmt else self.payable
         if payment == "cash" and self.payable_minor is not None:
             self._hint(tr("Cash: Enter records {amount}; Tab: amount tendered.",
-                          amount=self.payable))
+                          amount=amount))
             return
         self._hint(tr("{method}: press Enter to record the sale of {amount}.",
-                      method=payment_name(payment), amount=self.payable))
+                      method=payment_name(payment), amount=amount))
 
     def action_record(self) -> None:
         """Record the sale with the chosen payment (a large amount asks twice)."""
@@ -346,7 +348,9 @@ def receipt_table(
             who = f"{who}  {member['masked']}"
         kv_row(table, tr("Member: {who}", who=who))
     for line in receipt.get("lines", []):
-        item = line.get("sku") or loc.gettext("Amount")
+        names = line.get("names") if isinstance(line.get("names"), dict) else {}
+        item = names.get(loc.code) or names.get("en") or line.get("sku") \
+            or loc.gettext("Amount")
         qty = int(line.get("qty", 1))
         label = display(f"{item} × {number(qty)}" if qty != 1 else str(item))
         kv_row(table, label, fmt(qty * int(line.get("unit_price", 0))))
@@ -370,10 +374,22 @@ def receipt_table(
         Text(tr("PAID"), style="bold reverse"),
         Text(fmt(int(receipt.get("payable", 0))), style="bold reverse"),
     )
-    if int(receipt.get("payable") or 0):
+    tenders = [t for t in receipt.get("tenders") or [] if isinstance(t, dict)]
+    if int(receipt.get("payable") or 0) and len(tenders) > 1:
+        # A split payment: each method with its amount (protocol 1.1 tenders).
+        kv_row(table, tr("Paid by: {how}", how=" · ".join(
+            f"{payment_name(str(t.get('method')))} {fmt(int(t.get('amount') or 0))}"
+            for t in tenders)))
+    elif int(receipt.get("payable") or 0):
         kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
     else:
         kv_row(table, tr("Nothing to pay."))
+    if int(receipt.get("change_due") or 0):
+        # The cash handed over: the cash kept (the tenders) plus the change given back.
+        cash = sum(int(t.get("amount") or 0) for t in tenders if t.get("method") == "cash")
+        kv_row(table, tr("Cash tendered {given} · change {change}",
+                         given=fmt(cash + int(receipt["change_due"])),
+                         change=fmt(int(receipt["change_due"]))))
     for row in earned_rows(receipt, fmt, int(receipt.get("point_value") or 0)):
         kv_row(table, BidiText(row, "cyan"))
     if receipt.get("offline"):

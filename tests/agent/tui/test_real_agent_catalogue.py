@@ -81,6 +81,13 @@ async def test_scan_weigh_find_unknown_and_record() -> None:
         await wait_for(pilot, lambda: type(app.screen).__name__ == "PaymentDialog")
         await pilot.press("1", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ReceiptDialog", timeout=10)
+        # The receipt on screen names the products, not their skus.
+        from agent.tui.screens.sale_dialogs import receipt_table
+        from tests.agent.tui.test_real_agent_till import _plain
+
+        shown = _plain(receipt_table(app.screen.receipt, screen.fmt))
+        assert "Espresso × 2" in shown and "Croissant" in shown, shown
+        assert "cafe-espresso" not in shown and "bake-croissant" not in shown, shown
         sale = next(e for e in h.outbox() if e["type"] == "sale")
     assert sale["lines"] == [
         {"sku": "cafe-espresso", "category": "coffee", "qty": 2, "unit_price": 220},

@@ -183,6 +183,11 @@ async def test_a_split_payment_card_then_cash_with_change() -> None:
         assert sale["payable"] == 8000
         receipt = app.screen.receipt  # type: ignore[attr-defined]
         assert receipt["change_due"] == 1000
+        from agent.tui.screens.sale_dialogs import receipt_table
+
+        text = _plain(receipt_table(receipt, screen.fmt))
+        assert "Paid by: Card €50.00 · Cash €30.00" in text, text
+        assert "Cash tendered €40.00 · change €10.00" in text, text
 
 
 async def test_escape_drops_the_parts_and_records_nothing() -> None:
