@@ -39,13 +39,23 @@ async def named_lines(core: ServiceCore, receipt: Mapping[str, Any]) -> dict[str
     leaves the skus (logged): the receipt still prints."""
     out = dict(receipt)
     lines = receipt.get("lines")
-    catalogue = core.catalogue
-    if core.view.printer is None or catalogue is None or not isinstance(lines, list):
+    if core.view.printer is None or not isinstance(lines, list):
         return out
+    out["lines"] = await name_lines(core, lines)
+    return out
+
+
+async def name_lines(core: ServiceCore, lines: list[Any]) -> list[Any]:
+    """``lines`` with each catalogue line's product ``names`` (and ``name``, in
+    English) added: for a receipt, ``sale.list`` and the refund dialog. Unchanged
+    without a catalogue, or when it cannot be read (logged)."""
+    catalogue = core.catalogue
+    if catalogue is None:
+        return lines
     skus = [line.get("sku") if isinstance(line, Mapping) and not line.get("name")
             and not line.get("names") else None for line in lines[:MAX_NAMED_LINES]]
     if not any(isinstance(s, str) and s for s in skus):
-        return out
+        return lines
 
     def read() -> list[Any]:
         return [catalogue.by_sku(s) if isinstance(s, str) and s else None for s in skus]
@@ -53,9 +63,9 @@ async def named_lines(core: ServiceCore, receipt: Mapping[str, Any]) -> dict[str
     try:
         products = await core.db.read(read)
     except Exception:
-        log.warning("the catalogue could not be read for a receipt; lines keep their skus",
-                    exc_info=True)
-        return out
+        log.warning("the catalogue could not be read to name sale lines; they keep their "
+                    "skus", exc_info=True)
+        return lines
     named: list[Any] = []
     for i, line in enumerate(lines):
         product = products[i] if i < len(products) else None
@@ -63,8 +73,7 @@ async def named_lines(core: ServiceCore, receipt: Mapping[str, Any]) -> dict[str
             named.append(line)
         else:
             named.append({**line, "names": dict(product.names), "name": product.name("en")})
-    out["lines"] = named
-    return out
+    return named
 
 
 def print_after_commit(view: AgentView, receipt: Mapping[str, Any]) -> None:

@@ -295,6 +295,11 @@ class SaleMethods(ServiceCore):
         query = _text(params, "query", required=False, max_len=64) or ""
         member_id = _text(params, "member_id", required=False, max_len=100)
         items, go_on = await self._recent_sales(session, before, limit, query, member_id)
+        from agent.localapi.services.receipts import name_lines
+
+        for item in items:  # (1.2) catalogue lines carry their product's names
+            if isinstance(item.get("lines"), list):
+                item["lines"] = await name_lines(self, item["lines"])
         return {"sales": items, "next_before": go_on}
 
     async def sale_void(self, params: Params, conn: Caller | None) -> dict[str, Any]:

@@ -114,8 +114,13 @@ class RefundDialog(ClubModal):
 
 
 def line_label(line: dict[str, Any], index: int) -> str:
-    """A sale line as the list names it: its sku or category, else "Amount N"."""
-    name = line.get("sku") or line.get("category")
+    """A sale line as the list names it: its product's name in the UI's language
+    (catalogue lines, from ``sale.list``), its sku or category, else "Amount N"."""
+    names = line.get("names")
+    if not isinstance(names, dict):
+        names = {}
+    name = names.get(current().code) or names.get("en") or line.get("sku") \
+        or line.get("category")
     return display(str(name)) if name else tr("Amount {n}", n=index + 1)
 
 

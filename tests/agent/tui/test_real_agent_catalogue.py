@@ -102,3 +102,22 @@ async def test_catalogue_basket_snapshot(snapshot: Any, size: tuple[int, int]) -
     async with till(size=size) as (h, app, pilot):
         await _basket(h, app, pilot)
         assert await settle_and_compare(snapshot, pilot)
+
+
+async def test_recent_sales_and_the_refund_dialog_name_the_products() -> None:
+    # The sale event keeps skus (the wire's v1 line); sale.list adds the catalogue's
+    # names, so a refund by line shows "Croissant", not "bake-croissant".
+    from agent.tui.screens.recent_sales import line_label
+
+    async with till() as (h, app, pilot):
+        await _basket(h, app, pilot)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "PaymentDialog")
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ReceiptDialog", timeout=10)
+        c = h.client()
+        session = await h.login()
+        listed = (await c.call("sale.list", {"session": session}))["sales"][0]
+        labels = [line_label(line, i) for i, line in enumerate(listed["lines"])]
+        assert labels == ["Espresso", "Croissant"], labels
+        assert [line["sku"] for line in listed["lines"]] == ["cafe-espresso", "bake-croissant"]
