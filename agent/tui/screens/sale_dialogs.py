@@ -153,7 +153,8 @@ class PaymentDialog(ClubModal):
         self._large_confirmed = False
         self.query_one("#change", Static).update("")
         fmt = self.fmt
-        paid = ", ".join(f"{payment_name(how)} {fmt(amount)}" for how, amount in self.parts)
+        paid = ("، " if current().rtl else ", ").join(
+            f"{payment_name(how)} {fmt(amount)}" for how, amount in self.parts)
         self.query_one("#parts", Static).update(
             tr("Paid: {parts} · left to pay: {left}", parts=paid, left=fmt(self.left)))
         self._hint(tr("Choose how the rest ({amount}) is paid, then Enter.",
@@ -376,10 +377,11 @@ def receipt_table(
     )
     tenders = [t for t in receipt.get("tenders") or [] if isinstance(t, dict)]
     if int(receipt.get("payable") or 0) and len(tenders) > 1:
-        # A split payment: each method with its amount (protocol 1.1 tenders).
-        kv_row(table, tr("Paid by: {how}", how=" · ".join(
-            f"{payment_name(str(t.get('method')))} {fmt(int(t.get('amount') or 0))}"
-            for t in tenders)))
+        # A split payment: a row per method with its amount (protocol 1.1 tenders),
+        # short enough never to wrap, in any language.
+        for t in tenders:
+            kv_row(table, tr("Paid by: {how}", how=payment_name(str(t.get("method")))),
+                   fmt(int(t.get("amount") or 0)))
     elif int(receipt.get("payable") or 0):
         kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
     else:

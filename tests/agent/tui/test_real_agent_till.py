@@ -186,7 +186,8 @@ async def test_a_split_payment_card_then_cash_with_change() -> None:
         from agent.tui.screens.sale_dialogs import receipt_table
 
         text = _plain(receipt_table(receipt, screen.fmt))
-        assert "Paid by: Card €50.00 · Cash €30.00" in text, text
+        paid = [" ".join(line.split()) for line in text.splitlines() if "Paid by" in line]
+        assert paid == ["Paid by: Card €50.00", "Paid by: Cash €30.00"], text
         assert "Cash tendered €40.00 · change €10.00" in text, text
 
 
