@@ -65,22 +65,38 @@ def move_deltas(conn: sqlite3.Connection, old: str, new: str) -> None:
 
 
 def _rerun(conn: sqlite3.Connection, member_id: str, kind: str) -> None:
-    """Recompute one member's running sums and total of one kind."""
-    conn.execute(
-        "UPDATE event_deltas SET running = w.r FROM (SELECT seq AS s, sum(amount) "
-        "OVER (ORDER BY seq) AS r FROM event_deltas WHERE member_id = ?1 AND kind = ?2)"
-        " AS w WHERE event_deltas.member_id = ?1 AND event_deltas.kind = ?2 "
-        "AND event_deltas.seq = w.s", (member_id, kind))
-    total = conn.execute(
-        "SELECT sum(amount) FROM event_deltas WHERE member_id = ? AND kind = ?",
-        (member_id, kind)).fetchone()[0]
-    if total is None:
+    """Recompute one member's running sums and total of one kind.
+
+    Summed here rather than by SQLite's ``sum()``, which raises "integer overflow"
+    past 2^63-1: an outbox may hold amounts the club will reject as out of range (an
+    older terminal recorded them), and the ack that rejects one must still be
+    recordable. A sum past the 64-bit range is kept at its bound until those events
+    are dropped, when the rerun makes it exact again.
+    """
+    rows = conn.execute(
+        "SELECT seq, amount FROM event_deltas WHERE member_id = ? AND kind = ? "
+        "ORDER BY seq", (member_id, kind)).fetchall()
+    if not rows:
         conn.execute("DELETE FROM delta_totals WHERE member_id = ? AND kind = ?",
                      (member_id, kind))
-    else:
-        conn.execute("INSERT INTO delta_totals (member_id, kind, total) VALUES (?, ?, ?) "
-                     "ON CONFLICT (member_id, kind) DO UPDATE SET total = excluded.total",
-                     (member_id, kind, total))
+        return
+    running, updates = 0, []
+    for seq, amount in rows:
+        running += int(amount)
+        updates.append((_int64(running), member_id, kind, seq))
+    conn.executemany("UPDATE event_deltas SET running = ? WHERE member_id = ? AND kind = ? "
+                     "AND seq = ?", updates)
+    conn.execute("INSERT INTO delta_totals (member_id, kind, total) VALUES (?, ?, ?) "
+                 "ON CONFLICT (member_id, kind) DO UPDATE SET total = excluded.total",
+                 (member_id, kind, _int64(running)))
+
+
+_INT64 = 2**63 - 1
+
+
+def _int64(value: int) -> int:
+    """``value`` held within SQLite's integer range."""
+    return max(-_INT64 - 1, min(_INT64, value))
 
 
 def prune_deltas(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:

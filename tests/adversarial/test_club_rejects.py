@@ -114,10 +114,6 @@ def test_the_club_rejects_what_it_cannot_apply_and_sync_goes_on(
     _drain_past(sim_club, make_terminal(sim_club, mosquitto.tls_url, start=False), BAD, 60)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "terminal side, agent/offline_queue: with 2^53 and 2^63-1 points in its outbox the link logs "
-    "'recording an ack failed on the store: integer overflow' for ever; the club "
-    "rejects the event (see the test above), the terminal cannot record the ack"))
 def test_points_at_the_int64_limit_do_not_stall_the_terminal(
         sim_club: SimClub, mosquitto: MosquittoBroker,
         make_terminal: Callable[..., Terminal]) -> None:  # noqa: F811
