@@ -52,6 +52,7 @@ from agent.localapi.services.params import (
 )
 from agent.localapi.sessions import BadgeTaps, PinAttempts, Session, SessionTable
 from agent.offline_queue import (
+    AccountRefused,
     AlreadyRefunded,
     AppointmentConflict,
     QuoteAlreadyRecorded,
@@ -102,6 +103,11 @@ def _store_error(exc: ClubtermError) -> ApiError:
     if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
         return ApiError(LIMIT, _FUNDS_MESSAGES.get(exc.limit, _sentence(str(exc))),
                         {"limit": exc.limit})
+    if isinstance(exc, AccountRefused):  # (1.3) house accounts
+        code = {"account_unknown": NOT_FOUND, "account_limit": LIMIT,
+                "account_offline_limit": LIMIT, "account_overpaid": INVALID_PARAMS,
+                }.get(exc.reason, NOT_ALLOWED)
+        return ApiError(code, exc.args[0], {"reason": exc.reason, **exc.params})
     if isinstance(exc, QuoteAlreadyRecorded):
         return ApiError(CONFLICT, "This sale was already recorded.",
                         {"reason": "already_recorded", "sale_id": exc.sale_id})
