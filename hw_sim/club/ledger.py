@@ -57,6 +57,8 @@ REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
                "refund_lines"}
+# (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
+KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
@@ -705,8 +707,28 @@ class Ledger:
                     self._take_identifier(phone, rec["member_id"], touched)
                     if phone not in rec["identifiers"]:
                         rec["identifiers"].append(phone)
+        elif kind in effects.ACCOUNT_EVENT_SIGNS:
+            self._apply_account_event(ev, touched)
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
+
+    def _apply_account_event(self, ev: dict[str, Any],
+                             touched: dict[str, dict[str, Any]]) -> None:
+        """(1.3) A charge, refund reversal or payment of a house account, applied once
+        (this event's id is applied once, in its terminal's seq order). A charge or
+        reversal whose sale the club did not apply (rejected) changes nothing; the
+        club does not refuse a charge over the limit: the sale happened (an offline
+        charge may pass it; the bundle's ``offline.max_account_charge`` bounds that)."""
+        sale_id = ev.get("sale_id")
+        if ev.get("type") != "account_payment" and str(sale_id) not in self._new_sales \
+                and self.db.execute("SELECT 1 FROM sales WHERE id=?",
+                                    (sale_id,)).fetchone() is None:
+            return
+        rec = self._load_for_update(str(ev.get("account_id")), touched)
+        if rec is None or rec.get("holder") != "account":
+            return
+        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                               {"owed": effects.account_owed_change(ev)})
 
     def _local_day(self, at: datetime) -> str:
         """The club's local date of ``at``, remembered by the second (a batch's sales
@@ -947,6 +969,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
             facts[ev["id"]] = (at, deltas, spend)
     elif ev["type"] == "refund_lines":
         return effects.refund_lines_problem(ev)
+    elif ev["type"] in effects.ACCOUNT_EVENT_SIGNS:
+        return effects.account_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "correction":

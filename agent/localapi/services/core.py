@@ -383,6 +383,10 @@ class ServiceCore:
             member = await self._looked_up(token, member)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("holder") == "account":  # (1.3) a house account's card: no person
+            raise ApiError(UNKNOWN_MEMBER, f"This is the card of the house account "
+                           f"{member.get('name')}; use it to pay on account.",
+                           {"reason": "account_card", "account_id": member["member_id"]})
         if member.get("status") != "active":
             summary = await self._summary(member, token)
             what = "lost" if member.get("status") == "lost_card" else "blocked"
