@@ -73,13 +73,18 @@ def test_status_pay_on_account_and_payment() -> None:
         paid = await c.call("account.pay", {"session": s, "account_id": "ac-1", "amount": 1500,
                                             "method": "card"})
         assert paid["account"]["owed"] == 2000 + 3000 - 1500
+        await c.call("account.pay", {"session": s, "account_id": "ac-1", "amount": 100})
+        day = await c.call("day.summary", {})
+        assert day["account_payments"] == {"count": 2, "by_method": {"card": 1500, "cash": 100}}
+        assert day["cash"]["account_payments"] == 100
+        assert day["by_tender"]["account"] == {"count": 1, "payable": 3000}
         # Refunding the sale (a manager) gives the charge back.
         m = await h.login("mg", "9999")
         await c.call("sale.refund", {"session": m, "sale_id": r["sale_id"], "reason": "x"})
         st = await c.call("account.status", {"session": s, "account_id": "ac-1"})
-        assert st["accounts"][0]["owed"] == 500
-        assert _types(h) == ["sale", "account_charge", "account_payment", "refund",
-                             "account_refund"]
+        assert st["accounts"][0]["owed"] == 400
+        assert _types(h) == ["sale", "account_charge", "account_payment", "account_payment",
+                             "refund", "account_refund"]
     run(scenario)
 
 
