@@ -52,6 +52,8 @@ class SaleScreen(SaleCheckout):
         Binding("f9", "recent_sales", N_("Sales"), priority=True),
         # Priority: an Input takes Ctrl+E (end of line) first.
         Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
+        # (1.3) the house account page (owed, limit, buyers, take a payment)
+        Binding("ctrl+k", "account", N_("Account"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:

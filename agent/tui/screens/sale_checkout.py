@@ -109,12 +109,37 @@ class SaleCheckout(ClubScreen):
             self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
+        if self.member is not None:  # (1.3) the house accounts this member may buy on
+            self.call_api("account.status", {"member_id": self.member["member_id"]},
+                          on_done=self._pay_dialog, on_failed=self._pay_no_accounts,
+                          session=True)
+            return
+        self._pay_dialog({"accounts": []})
+
+    def _pay_no_accounts(self, _error: ApiError) -> bool:
+        self._pay_dialog({"accounts": []})
+        return True
+
+    def _pay_dialog(self, status: dict[str, Any]) -> None:
+        if self.quote is None:
+            return
         limit = self.club_app.confirm_above
         large = limit > 0 and int(self.quote["payable"]) >= limit
         payable = int(self.quote["payable"])
         dialog = PaymentDialog(self.fmt(payable), large=large, payable_minor=payable,
-                               fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2))
+                               fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2),
+                               accounts=[a for a in status.get("accounts") or []
+                                         if a.get("status") == "active"])
         self.app.push_screen(dialog, lambda payment: self._paid(payment, dialog.tenders()))
+
+    def action_account(self) -> None:
+        """(1.3) The house account page: the member's account, or one found by its card."""
+        from agent.tui.screens.account_dialog import AccountDialog
+
+        minor = int((self.quote or {}).get("minor_units") or 2)
+        self.app.push_screen(AccountDialog(
+            self.fmt, member_id=self.member["member_id"] if self.member else None,
+            minor_units=minor))
 
     def _paid(self, payment: str | None, tenders: list[dict[str, Any]] | None = None) -> None:
         if payment is None or self.quote is None or self._committing:
