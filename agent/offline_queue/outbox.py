@@ -35,6 +35,9 @@ DEFAULT_KEEP = timedelta(days=35)
 MIN_KEEP = timedelta(days=2)
 #: Events pruned per transaction by default.
 PRUNE_BATCH = 500
+#: (1.3) The ``quote_id`` column of an ``account_payment`` with a client's
+#: ``payment_id``: this prefix and the id (one payment per id).
+PAYMENT_KEY = "pay:"
 #: Event types whose ``sale_id`` is kept as ``ref_id`` (refunds, (1.3) account events).
 _REFERS_TO_SALE = ("refund", "refund_lines", "account_charge", "account_refund")
 
@@ -90,6 +93,9 @@ class Outbox(OutboxReader):
         conn = self.db.connection()
         effect = self._effect_in_tx(type_, body)
         quote_id = body.get("quote_id") if type_ == "sale" else None
+        if type_ == "account_payment" and isinstance(body.get("payment_id"), str):
+            # (1.3) a payment is taken at most once per client key, like a sale per quote
+            quote_id = PAYMENT_KEY + str(body["payment_id"])
         if not isinstance(quote_id, str):
             quote_id = None
         if quote_id is not None:

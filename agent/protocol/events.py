@@ -232,6 +232,8 @@ class AccountPayment(Event, tag="account_payment"):
     amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
     method: Literal["cash", "card", "other"]
     note: Text | None = None
+    #: The till's key of this payment: the terminal records one payment per key.
+    payment_id: Text | None = None
 
 
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment

@@ -218,6 +218,8 @@ class AccountPayParams(Message, kw_only=True):
     amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
     method: Literal["cash", "card", "other"] | None = None
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    #: The till's key of this payment: a retry with it records nothing more.
+    payment_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class AccountBuyer(Message, kw_only=True):
@@ -245,6 +247,7 @@ class AccountStatusResult(Message, kw_only=True):
 class AccountPayResult(Message, kw_only=True):
     event_id: Id
     account: AccountView
+    repeated: bool | None = None
 
 
 class QueueSummary(Message, kw_only=True):

@@ -14,7 +14,9 @@ from agent.errors import ApiError
 from agent.localapi import INVALID_PARAMS, NOT_FOUND
 from agent.localapi.services.core import Caller, ServiceCore
 from agent.localapi.services.params import Params, _checked_token, _p, _text
+from agent.offline_queue import QuoteAlreadyRecorded
 from agent.offline_queue.events import MAX_AMOUNT, OWED
+from agent.offline_queue.outbox import PAYMENT_KEY
 from agent.rules import accounts
 from agent.staff import permissions as perm
 
@@ -96,14 +98,35 @@ class AccountMethods(ServiceCore):
             raise ApiError(INVALID_PARAMS, f"The method must be one of {', '.join(PAY_METHODS)}.",
                            {"param": "method", "reason": "bad_method"})
         note = _text(params, "note", required=False, max_len=500)
+        payment_id = _text(params, "payment_id", required=False, max_len=64)
         record = await self.db.read(self.members.member, account_id)
         if not accounts.is_account(record):
             raise ApiError(NOT_FOUND, NO_ACCOUNT, {"reason": "account_unknown"})
-        stored = await self._append("account_payment", {
-            "account_id": account_id, "amount": amount, "method": method, "note": note},
-            session.staff_id)
         assert record is not None
+        body: dict[str, Any] = {"account_id": account_id, "amount": amount, "method": method,
+                                "note": note}
+        if payment_id is not None:
+            # A retry after a lost answer (the agent restarted) answers the payment
+            # recorded for this key instead of taking it twice.
+            body["payment_id"] = payment_id
+            earlier = await self._payment_taken(payment_id)
+            if earlier is not None:
+                return {"event_id": earlier, "account": await self.account_view(record),
+                        "repeated": True}
+        try:
+            stored = await self._append("account_payment", body, session.staff_id)
+        except ApiError as exc:
+            earlier = await self._payment_taken(payment_id) if payment_id else None
+            if isinstance(exc.__cause__, QuoteAlreadyRecorded) and earlier is not None:
+                return {"event_id": earlier, "account": await self.account_view(record),
+                        "repeated": True}
+            raise
         return {"event_id": stored.id, "account": await self.account_view(record)}
+
+    async def _payment_taken(self, payment_id: str) -> str | None:
+        """The id of the payment recorded under the client's ``payment_id``, or None."""
+        entry = await self.db.read(self.outbox.sale_for_quote, PAYMENT_KEY + payment_id)
+        return entry.id if entry is not None else None
 
     async def resolve_account_token(self, token: object) -> tuple[str, str]:
         """The account a tender's ``account_token`` (the account card) names, and the

@@ -3,6 +3,7 @@ payment of what it owes (``account.status``, ``account.pay``; docs/tui.md)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -56,6 +57,8 @@ class AccountDialog(ClubModal):
         self.minor_units = minor_units
         self.accounts: list[dict[str, Any]] = []
         self.index = 0
+        # The key of the payment being typed: Enter pressed twice takes it once.
+        self.payment_id = uuid.uuid4().hex
 
     @property
     def account(self) -> dict[str, Any] | None:
@@ -141,7 +144,7 @@ class AccountDialog(ClubModal):
             return
         error.update("")
         self.call_api("account.pay", {"account_id": account["account_id"], "amount": amount,
-                                      "method": method},
+                                      "method": method, "payment_id": self.payment_id},
                       on_done=self.done_pay, on_failed=self.failed, session=True)
 
     def done_pay(self, result: dict[str, Any]) -> None:
@@ -149,6 +152,7 @@ class AccountDialog(ClubModal):
         if isinstance(account, dict) and self.accounts:
             self.accounts[self.index] = account
         self.query_one("#account-amount", Input).value = ""
+        self.payment_id = uuid.uuid4().hex  # the next payment is a new one
         self._show()
         self.query_one("#account-error", Static).update(
             tr("Payment recorded. Owed now: {amount}",

@@ -224,3 +224,23 @@ def test_offline_risk_limit_from_the_bundle() -> None:
                                                   "account_id": None}]})
         assert _types(h).count("account_charge") == 2
     run(scenario)
+
+
+def test_a_payment_is_taken_once_per_key_whatever_the_timing() -> None:
+    async def scenario(h: Harness) -> None:
+        _seed(h)
+        s = await h.login()
+        params = {"session": s, "account_id": "ac-1", "amount": 300, "payment_id": "till-1-7"}
+        # Four registers send the same payment at once, then one again later.
+        answers = await asyncio.gather(*(h.client().call("account.pay", params)
+                                         for _ in range(4)))
+        again = await h.client().call("account.pay", params)
+        ids = {a["event_id"] for a in [*answers, again]}
+        assert len(ids) == 1 and again["repeated"] is True
+        assert _types(h) == ["account_payment"]
+        assert again["account"]["owed"] == 1700
+        print(f"figure: 5 sends of one payment key -> {len(ids)} payment recorded")
+        err = await expect(-32602, h.client().call("account.pay", {**params,
+                                                                   "payment_id": "x" * 65}))
+        assert isinstance(err.data, dict)
+    run(scenario)
