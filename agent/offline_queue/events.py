@@ -401,7 +401,8 @@ def refund_lines_effect(sale: Mapping[str, Any], part: Mapping[str, Any]) -> Eff
     """What a ``refund_lines`` event (its reversal keys in ``part``) undoes of its
     sale: the reversed share of each balance change and day counter, the share of
     ``spend``; the purchase itself only when the part ``completes`` the sale."""
-    share = sale_effect({**part, "member_id": sale.get("member_id")})
+    share = sale_effect({**part, "member_id": sale.get("member_id"),
+                         "pool_id": sale.get("pool_id")})
     return Effect(
         member_id=share.member_id,
         balance={k: -v for k, v in share.balance.items()},
@@ -418,10 +419,15 @@ def _add(into: dict[str, int], kind: str, amount: int) -> None:
 
 def sale_effect(body: Mapping[str, Any]) -> Effect:
     """Balance change of a sale: −redeemed points, +earned points (multiplier rows
-    included), −credits used and +credits earned, per kind. Zero entries dropped."""
+    included), −credits used and +credits earned, per kind. Zero entries dropped.
+    (1.3) A sale with ``pool_id`` changes the pool's balances (the Effect's member is
+    the pool; its purchase and spend count there too until the club reflects them)."""
     member_id = body.get("member_id")
     if member_id is None:
         return Effect()
+    pool_id = body.get("pool_id")  # (1.3) a family pool holds the member's balances
+    if isinstance(pool_id, str) and pool_id:
+        member_id = pool_id
     balance: dict[str, int] = {}
     _add(balance, POINTS, -int(body["redeemed_points"]))
     for row in body["points_earned"]:

@@ -100,6 +100,8 @@ class Sale(Event, tag="sale"):
     referral_rewards: list[Object] | None = None
     coupons_issued: list[Object] | None = None
     uses: list[Object] | None = None
+    #: (1.3) The family pool whose points and credit this sale earned and spent.
+    pool_id: Text | None = None
 
 
 class Refund(Event, tag="refund"):

@@ -282,6 +282,8 @@ class MemberSummary(Message, kw_only=True):
     token: Text | None = None
     looked_up: bool | None = None
     earn_only: bool | None = None
+    #: (1.3) the family pool whose balances ``balances`` are
+    pool_id: Text | None = None
 
 
 class Row(Message, kw_only=True):

@@ -619,9 +619,11 @@ class Ledger:
             if rec is None:
                 return
             # rec is this batch's own copy (see _copy_record): changed in place.
-            balances = rec.get("balances")
+            # (1.3) A pooled member's points and credit are the pool's; stats stay here.
+            holder = self._pool_of(ev, touched) or rec
+            balances = holder.get("balances")
             if not isinstance(balances, dict):
-                balances = rec["balances"] = {}
+                balances = holder["balances"] = {}
             effects.add_deltas(balances, deltas)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
@@ -656,8 +658,9 @@ class Ledger:
             self._apply_promotions(sale, rec, touched, None, -1)
             if rec is None:
                 return
-            rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                                   effects.sale_balance_deltas(sale), -1)
+            holder = self._pool_of(sale, touched) or rec
+            holder["balances"] = effects.apply_deltas(holder.get("balances") or {},
+                                                      effects.sale_balance_deltas(sale), -1)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
         elif kind == "refund_lines":
@@ -711,6 +714,16 @@ class Ledger:
             self._apply_account_event(ev, touched)
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
+
+    def _pool_of(self, sale: Mapping[str, Any],
+                 touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """(1.3) The family pool a sale's points and credit go to (its ``pool_id``, a
+        ``"holder": "pool"`` record), or None: the member's own balances."""
+        pool_id = sale.get("pool_id")
+        if not isinstance(pool_id, str) or not pool_id:
+            return None
+        pool = self._load_for_update(pool_id, touched)
+        return pool if pool is not None and pool.get("holder") == "pool" else None
 
     def _apply_account_event(self, ev: dict[str, Any],
                              touched: dict[str, dict[str, Any]]) -> None:
@@ -821,8 +834,9 @@ class Ledger:
             self._apply_promotions(sale, rec, touched, None, -1)
         if rec is None:
             return
-        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                               effects.sale_balance_deltas(ev), -1)
+        holder = self._pool_of(sale, touched) or rec
+        holder["balances"] = effects.apply_deltas(holder.get("balances") or {},
+                                                  effects.sale_balance_deltas(ev), -1)
         if completes:
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)

@@ -99,3 +99,49 @@ def test_a_rejected_sale_takes_its_charge_with_it(tmp_path: Path) -> None:
     r = ledger.receive_batch("T-1", [bad])
     assert r.rejected[0]["reason"].startswith("malformed: account_charge.amount")
     ledger.close()
+
+
+@settings(max_examples=20, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["m-5", "m-6"]), st.integers(0, 300),
+                              st.integers(0, 80), st.booleans()), min_size=1, max_size=20),
+       data=st.data())
+def test_pooled_sales_change_the_pool_alike_at_club_and_terminal(
+        ops: list[tuple[str, int, int, bool]], data: st.DataObject) -> None:
+    """(1.3) Family pools: the club books a pooled member's points on the pool as the
+    terminal projected them; the member's own balances and stats stay the member's."""
+    from agent.errors import LimitExceeded
+    from tests.agent.offline_queue.test_pools import pool_record, pooled
+
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(Path(d) / "t.db", "T-1", "M-7")
+        members = [member_record("m-5", points=7, pool="pl-1"),
+                   member_record("m-6", tokens=("code:CLUB-1006",), points=0, pool="pl-1"),
+                   pool_record(400)]
+        fill(store, *members)
+        sales: list[str] = []
+        for member_id, redeem, earn, refund in ops:
+            try:
+                if refund and sales:
+                    store.outbox.append("refund", {"sale_id": sales.pop(0), "reason": None},
+                                        at=AT, staff_id=None, offline=True)
+                    continue
+                sales.append(store.outbox.append(
+                    "sale", pooled(member_id, redeemed_points=redeem, earned=(earn,)), at=AT,
+                    staff_id=None, offline=True, check_funds=True).id)
+            except LimitExceeded:
+                continue
+        rows = store.db.execute_sql("SELECT body FROM events ORDER BY seq").fetchall()
+        events = [json.loads(r[0]) for r in rows]
+        here = store.members.usable_balances("pl-1")["points"]
+        store.close()
+        if not events:
+            return
+        ledger = Ledger(Path(d) / "club.db")
+        ledger.upsert_members(members)
+        batches = [events[i:i + n] for i, n in data.draw(st.lists(
+            st.tuples(st.integers(0, len(events) - 1), st.integers(1, 5)), max_size=6))]
+        for batch in [*batches, events]:
+            ledger.receive_batch("T-1", batch)
+        assert ledger.member("pl-1")["balances"]["points"] == here  # type: ignore[index]
+        assert ledger.member("m-5")["balances"]["points"] == 7  # type: ignore[index]
+        ledger.close()

@@ -127,6 +127,13 @@ def _store_error(exc: ClubtermError) -> ApiError:
     return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
 
 
+def balance_holder(member: Mapping[str, Any]) -> str:
+    """(1.3) Whose balances a member spends and earns: their family pool's (``pool``),
+    else their own."""
+    pool = member.get("pool")
+    return pool if isinstance(pool, str) and pool else str(member["member_id"])
+
+
 class Caller(Protocol):
     """The connection a request came on (the server's ``Connection``)."""
 
@@ -275,7 +282,7 @@ class ServiceCore:
         return self.clock().astimezone(self._tz()).date()
 
     async def _summary(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
-        balances = await self.db.read(self.members.usable_balances, member["member_id"])
+        balances = await self.db.read(self.members.usable_balances, balance_holder(member))
         return self._summary_from({**member, "balances": balances}, token)
 
     def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
@@ -290,6 +297,9 @@ class ServiceCore:
             "balances": dict(balances),
             "masked": masked,
             **self._lookup_keys(member),
+            # (1.3) the family pool whose balances these are
+            **({"pool_id": member["pool"]} if balance_holder(member) != member["member_id"]
+               else {}),
         }
 
     def _lookup_keys(self, member: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from agent.carddata.detect import find_card_data
 from agent.errors import ApiError, LimitExceeded, RulesError
 from agent.localapi import INVALID_PARAMS, LIMIT, NOT_FOUND, QUOTE_EXPIRED
 from agent.localapi.services.catalogue import CatalogueMethods
-from agent.localapi.services.core import Caller
+from agent.localapi.services.core import Caller, balance_holder
 from agent.localapi.services.params import (
     CARD_AS_IDENTIFIER,
     TOO_LARGE,
@@ -216,7 +216,8 @@ class QuoteMethods(CatalogueMethods):
         promo = await self._promotion_counts(bundle, member)
         now = self.clock()
         start, end = self._day_bounds(now.astimezone(self._tz()).date())
-        member_id = member["member_id"] if member is not None else None
+        # (1.3) a pooled member redeems from the family pool's balances and day counters
+        member_id = balance_holder(member) if member is not None else None
 
         def inputs() -> tuple[QueueStats, dict[str, int] | None, tuple[int, int]]:
             # One hop to the store thread for everything a quote reads.
@@ -260,7 +261,7 @@ class QuoteMethods(CatalogueMethods):
         when a rule reads them; and a seed for coupon codes (unique per quote)."""
         if bundle is None or not bundle.needs_counts:
             return {}
-        member_id = member["member_id"] if member is not None else None
+        member_id = balance_holder(member) if member is not None else None
         counts = await self.db.read(self.outbox.promotion_counts, member_id, self._tz())
         counts["coupon_seed"] = uuid.uuid4().hex
         return counts
@@ -421,6 +422,8 @@ class QuoteMethods(CatalogueMethods):
         # Not a protocol key (the club ignores unknown keys): it makes a retried
         # commit idempotent across an agent restart (an indexed column in the store).
         body["quote_id"] = quote_id
+        if member is not None and balance_holder(member) != member["member_id"]:
+            body["pool_id"] = balance_holder(member)  # (1.3) the family pool's balances
         try:
             # check_funds: the store re-reads the usable balances inside the write
             # transaction and refuses a redemption that no longer fits (another
