@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.needs_mosquitto, pytest.mark.slow]
 
 ACCOUNT = "ac-2001"
 BUYERS = ("tel:+989121234567", "code:CLUB-1002")  # Sara K. and Reza M., authorised
+POOL, POOLED = "pl-3001", ("code:CLUB-1005", "code:CLUB-1006")  # the Karimi family
 OPS = 45
 
 
@@ -38,6 +39,7 @@ class AccountCashier(Cashier):
         self.payments: dict[str, int] = {}  # confirmed payment event id -> amount
         self.lost_payments = 0
         self.refunded: set[str] = set()
+        self.pooled: dict[str, int] = {}  # confirmed pooled sale id -> points earned
 
     def sell_on_account(self) -> None:
         deadline = time.monotonic() + 60
@@ -61,6 +63,20 @@ class AccountCashier(Cashier):
                 return
         self.report.confirmed[result["sale_id"]] = {"seq": result["seq"]}
         self.charges[result["sale_id"]] = int(quote["payable"])
+
+    def sell_pooled(self) -> None:
+        """(1.3) A sale of father or son of the Karimi family: points on the pool."""
+        deadline = time.monotonic() + 60
+        quote = self._until_up("sale.quote", {"amount": self.rng.randrange(100, 3000),
+                                              "token": self.rng.choice(POOLED)}, deadline)
+        commit = {"quote_id": quote["quote_id"], "payment": "cash", "session": None}
+        try:
+            result = self._until_up("sale.commit", commit, deadline)
+        except ApiError as exc:
+            if exc.code != QUOTE_EXPIRED:
+                raise
+            return
+        self.pooled[result["sale_id"]] = sum(p["points"] for p in quote["points_earned"])
 
     def take_payment(self) -> None:
         """A payment with the till's key: a lost answer is retried with the same key
@@ -122,6 +138,7 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
     with chaos_world() as (broker, club, pki), \
             club_terminal(broker, club, pki, link_tuning=FAST_LINK) as term:
         initial = int(club.ledger.member(ACCOUNT)["balances"]["owed"])
+        pool_initial = int(club.ledger.member(POOL)["balances"]["points"])
         term.start()
         term.wait_synced()
         stop = threading.Event()
@@ -155,6 +172,8 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
                     cashier.take_payment()
                 elif i % 10 == 9:
                     cashier.refund_one()
+                elif i % 4 == 0:
+                    cashier.sell_pooled()
                 else:
                     cashier.sell_on_account()
                 time.sleep(0.02)
@@ -179,8 +198,8 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
         charges = by_type.get("account_charge", [])
         sales = {e["id"]: e for e in by_type.get("sale", [])}
         # Each charge once, each with its sale, and exactly the confirmed sales on account.
-        assert sorted(c["sale_id"] for c in charges) == sorted(sales)
-        assert set(sales) == set(cashier.charges)
+        assert set(sales) == set(cashier.charges) | set(cashier.pooled)
+        assert sorted(c["sale_id"] for c in charges) == sorted(cashier.charges)
         assert {c["sale_id"]: c["amount"] for c in charges} == cashier.charges
         payments = by_type.get("account_payment", [])
         # Exactly the confirmed payments, each once (a retried one answered, not taken again).
@@ -195,11 +214,18 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
             session = client.call("staff.login", {"staff_id": "1", "pin": "1234"})["session"]
             here = client.call("account.status", {"session": session,
                                                   "account_id": ACCOUNT})["accounts"][0]["owed"]
+            son = client.call("member.identify", {"code": "CLUB-1006"})["balances"]["points"]
+        pool_at_club = int(club.ledger.member(POOL)["balances"]["points"])
+        assert all(sales[s]["pool_id"] == POOL for s in cashier.pooled)
+        assert pool_at_club == pool_initial + sum(cashier.pooled.values())
+        assert son == pool_at_club
         print(f"figure: {len(charges)} charges, {len(payments)} payments "
               f"({cashier.lost_payments} retried after a lost answer), {len(refunds)} refunds; "
               f"{report.kills} agent kills, {report.broker_restarts} broker restarts, "
               f"{report.lost_answers} lost commit answers; owed {initial} -> {at_club} at the "
-              f"club, {here} at the terminal; {time.monotonic() - started:.1f} s")
+              f"club, {here} at the terminal; {len(cashier.pooled)} pooled sales, pool "
+              f"{pool_initial} -> {pool_at_club} points (son sees {son}); "
+              f"{time.monotonic() - started:.1f} s")
         assert at_club == expected
         assert here == at_club
         assert report.kills >= 2 and report.broker_restarts >= 1
