@@ -28,6 +28,7 @@ class SaleCheckout(ClubScreen):
     quote: dict[str, Any] | None
     _committing: bool
     _credit_asked: bool
+    account_token: str | None  # (1.3) a house account's card shown for this sale
 
     def fmt(self, amount: int) -> str:
         """An amount in the club currency (SaleScreen formats it)."""
@@ -109,12 +110,22 @@ class SaleCheckout(ClubScreen):
             self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
+        token = self.account_token
+        if token is not None:  # (1.3) the account card shown: that account, any buyer
+            self.call_api("account.status", {"token": token}, on_done=self._pay_on_card,
+                          on_failed=self._pay_no_accounts, session=True)
+            return
         if self.member is not None:  # (1.3) the house accounts this member may buy on
             self.call_api("account.status", {"member_id": self.member["member_id"]},
                           on_done=self._pay_dialog, on_failed=self._pay_no_accounts,
                           session=True)
             return
         self._pay_dialog({"accounts": []})
+
+    def _pay_on_card(self, status: dict[str, Any]) -> None:
+        token = self.account_token
+        self._pay_dialog({"accounts": [{**a, "token": token}
+                                       for a in status.get("accounts") or []]})
 
     def _pay_no_accounts(self, _error: ApiError) -> bool:
         self._pay_dialog({"accounts": []})

@@ -278,6 +278,8 @@ class PaymentDialog(ClubModal):
     def _row(self, how: str, amount: int) -> dict[str, Any]:
         account = self.account
         if how == "account" and account is not None:
+            if isinstance(account.get("token"), str):  # the account card was shown
+                return {"method": how, "amount": amount, "account_token": account["token"]}
             return {"method": how, "amount": amount, "account_id": account["account_id"]}
         return {"method": how, "amount": amount}
 

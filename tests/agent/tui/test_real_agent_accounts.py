@@ -154,3 +154,55 @@ async def test_account_page_takes_a_payment(size: tuple[int, int], locale: str) 
                 set_locale(load_locale("en"))
             pays = [e for e in h.outbox() if e["type"] == "account_payment"]
             assert [(p["amount"], p["method"]) for p in pays] == [(500, "cash")]
+
+
+async def test_the_account_card_shown_at_the_till_pays_for_anyone() -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            _seed(h)
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(60, 20)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                assert isinstance(screen, SaleScreen)
+                await pilot.press(*"12", "enter")
+                await wait_for(pilot, lambda: screen.quote is not None)
+                h.server.broadcast({"type": "card", "source": "hid", "reader": "sim",
+                                    "token": "code:ACCT-2001", "token_kind": "code",
+                                    "masked": None, "member": None})
+                await wait_for(pilot, lambda: screen.account_token == "code:ACCT-2001")
+                assert "House account card" in message_text(app)
+                await pilot.press("f8")
+                await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+                await pilot.press("4", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog),
+                               timeout=10)
+            charge = next(e for e in h.outbox() if e["type"] == "account_charge")
+            assert (charge["member_id"], charge["identified_by"], charge["amount"]) == \
+                (None, "code:ACCT-2001", 1200)
+
+
+async def test_a_pooled_member_shows_the_family_pool() -> None:
+    from agent.tui.widgets.sale_panels import member_lines
+    from tests.agent.offline_queue.helpers import member_record
+    from tests.agent.offline_queue.test_pools import pool_record
+
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            _seed(h, member_record("m-5", tokens=("nfc:0505",), points=0, pool="pl-1",
+                                   version=50), {**pool_record(2500), "version": 50})
+            app = ClubtermApp(h.client(), locale="fa", idle_signout_s=0, clock=lambda: h.now)
+            try:
+                async with app.run_test(size=(60, 20)) as pilot:
+                    screen = await _sale_with(pilot, app, h, "nfc:0505")
+                    assert screen.member is not None
+                    assert screen.member["balances"]["points"] == 2500
+                    console = Console(width=56, record=True, color_system=None)
+                    console.print(member_lines(screen.member, screen.fmt))
+                    drawn = console.export_text()
+                    print(f"figure: pooled member panel (fa, 60x20)\n{drawn}")
+                    assert "۲٬۵۰۰" in drawn or "2,500" in drawn or "۲۵۰۰" in drawn
+            finally:
+                set_locale(load_locale("en"))
