@@ -49,6 +49,11 @@ class AccountCashier(Cashier):
                   "tenders": [{"method": "account", "amount": quote["payable"],
                                "account_id": ACCOUNT}]}
         self.report.attempts += 1
+        if self.rng.random() < 0.3:
+            # Sent, hung up without reading, sent again: one sale, one charge.
+            self._until_up("agent.status", {}, deadline)  # signs in
+            self.report.hangups += 1
+            self._hang_up_after_sending({**commit, "session": self.session})
         try:
             result = self._until_up("sale.commit", commit, deadline)
         except ApiUnavailable:
@@ -222,9 +227,10 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
         print(f"figure: {len(charges)} charges, {len(payments)} payments "
               f"({cashier.lost_payments} retried after a lost answer), {len(refunds)} refunds; "
               f"{report.kills} agent kills, {report.broker_restarts} broker restarts, "
-              f"{report.lost_answers} lost commit answers; owed {initial} -> {at_club} at the "
-              f"club, {here} at the terminal; {len(cashier.pooled)} pooled sales, pool "
-              f"{pool_initial} -> {pool_at_club} points (son sees {son}); "
+              f"{report.hangups} commits hung up and sent again; owed {initial} -> "
+              f"{at_club} at the club, {here} at the terminal; "
+              f"{len(cashier.pooled)} pooled sales, pool {pool_initial} -> {pool_at_club} "
+              f"points (son sees {son}); "
               f"{time.monotonic() - started:.1f} s")
         assert at_club == expected
         assert here == at_club
