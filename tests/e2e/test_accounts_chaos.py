@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -234,4 +235,20 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
               f"{time.monotonic() - started:.1f} s")
         assert at_club == expected
         assert here == at_club
+        # The records themselves reached the terminal's cache in the change sets: the
+        # cached owed and pool points are the club's (nothing left to project).
+        version = club.ledger.members_version()
+        deadline = time.monotonic() + 30
+        while term.status()["members_version"] < version and time.monotonic() < deadline:
+            time.sleep(0.2)
+        db = sqlite3.connect(f"file:{term.files.db}?mode=ro", uri=True)
+        try:
+            cached = {m: json.loads(r) for m, r in db.execute(
+                "SELECT member_id, record FROM members WHERE member_id IN (?, ?)",
+                (ACCOUNT, POOL))}
+        finally:
+            db.close()
+        assert cached[ACCOUNT]["balances"]["owed"] == at_club
+        assert cached[ACCOUNT]["holder"] == "account"
+        assert cached[POOL]["balances"]["points"] == pool_at_club
         assert report.kills >= 2 and report.broker_restarts >= 1
