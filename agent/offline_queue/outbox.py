@@ -197,6 +197,10 @@ class Outbox(OutboxReader):
                               offline: bool) -> None:
         """A refund of a sale charged on account gives the account back its share."""
         conn = self.db.connection()
+        sale = conn.execute("SELECT state FROM events WHERE id = ?",
+                            (body["sale_id"],)).fetchone()
+        if sale is None or sale[0] == "rejected":
+            return  # the club refused the sale: its charge never counted
         rows = conn.execute(
             "SELECT type, body FROM events WHERE ref_id = ? AND type IN ('account_charge', "
             "'account_refund') AND state != 'rejected'", (body["sale_id"],)).fetchall()

@@ -208,6 +208,11 @@ def test_rejected_sale_drops_its_charge(acc_store: Store) -> None:
                                    staff_id=None, offline=False)
     acc_store.outbox.apply_ack([], [(sale.id, "malformed: x")], None)
     assert owed(acc_store) == 0
+    # A refund of the refused sale gives nothing back (its charge never counted).
+    acc_store.outbox.append("refund", {"sale_id": sale.id, "reason": None}, at=AT,
+                            staff_id=None, offline=False)
+    assert owed(acc_store) == 0
+    assert "account_refund" not in types_recorded(acc_store)
 
 
 def test_malformed_account_tenders_refused(acc_store: Store) -> None:
