@@ -397,6 +397,13 @@ class ServiceCore:
             raise ApiError(UNKNOWN_MEMBER, f"This is the card of the house account "
                            f"{member.get('name')}; use it to pay on account.",
                            {"reason": "account_card", "account_id": member["member_id"]})
+        pool = member.get("pool")
+        if isinstance(pool, str) and pool:
+            # (1.3) A pool this terminal does not hold: the member's own balances (the
+            # sale then names no pool and the club books it on the member too).
+            found = await self.db.read(self.members.member, pool)
+            if found is None or found.get("holder") != "pool":
+                member = {k: v for k, v in member.items() if k != "pool"}
         if member.get("status") != "active":
             summary = await self._summary(member, token)
             what = "lost" if member.get("status") == "lost_card" else "blocked"

@@ -103,8 +103,12 @@ class MemberMethods(SaleMethods):
         if record is None:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
         if balance_holder(record) != member_id:  # (1.3) the family pool's balances
-            record["balances"] = await self.db.read(self.members.usable_balances,
-                                                    balance_holder(record))
+            pool = await self.db.read(self.members.member, balance_holder(record))
+            if pool is not None and pool.get("holder") == "pool":
+                record["balances"] = await self.db.read(self.members.usable_balances,
+                                                        balance_holder(record))
+            else:
+                record.pop("pool", None)
         cards = []
         for token in record.get("identifiers") or []:
             kind = str(token).split(":", 1)[0]

@@ -36,3 +36,20 @@ def test_pooled_members_share_the_pool() -> None:
         print(f"figure: father redeemed 100 and earned {earned}; son sees "
               f"{son['balances']['points']}")
     run(scenario)
+
+
+def test_a_pool_the_terminal_does_not_hold_is_not_used() -> None:
+    async def scenario(h: Harness) -> None:
+        v = h.store.members.members_version()
+        h.store.members.apply_changes({"from_version": v, "to_version": v + 1, "members": [
+            member_record("m-7", tokens=("code:CLUB-1007",), points=30, pool="pl-404",
+                          version=v + 1)]})
+        c = h.client()
+        s = await h.login()
+        me = await c.call("member.identify", {"code": "CLUB-1007"})
+        assert me["balances"]["points"] == 30 and "pool_id" not in me
+        q = await c.call("sale.quote", {"amount": 1000, "token": "code:CLUB-1007"})
+        r = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": s})
+        sale = next(e for e in h.outbox() if e["id"] == r["sale_id"])
+        assert "pool_id" not in sale
+    run(scenario)
