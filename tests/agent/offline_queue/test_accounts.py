@@ -227,3 +227,55 @@ def test_malformed_account_tenders_refused(acc_store: Store) -> None:
     with pytest.raises(InvalidEvent):
         acc_store.outbox.append("sale", body, at=AT, staff_id=None, offline=False)
     assert types_recorded(acc_store) == []
+
+
+def test_owed_stays_within_zero_and_the_limit_whatever_the_order() -> None:
+    """Property: any mix of charges, refunds (whole and by line) and payments keeps
+    0 <= owed <= credit_limit, and owed is always charges - reversals - payments."""
+    import tempfile
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["charge", "pay", "refund", "line"]),
+                              st.integers(1, 6000)), max_size=30))
+    def run(ops: list[tuple[str, int]]) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            store = Store.open(Path(d) / "s.db", "T-0001", "M-7")
+            fill(store, member_record("m-1"), account_record(limit=10_000, owed=500))
+            sales: list[str] = []
+            for op, n in ops:
+                try:
+                    if op == "charge":
+                        body = sale_body(payable=n)
+                        body["lines"] = [{"sku": "a", "category": None, "qty": 2,
+                                          "unit_price": n // 2},
+                                         {"sku": "b", "category": None, "qty": 1,
+                                          "unit_price": n % 2}]
+                        sales.append(store.outbox.append(
+                            "sale", on_account(body, n), at=AT, staff_id=None,
+                            offline=False).id)
+                    elif op == "pay":
+                        store.outbox.append("account_payment", {"account_id": "ac-1",
+                                                                "amount": n, "method": "cash"},
+                                            at=AT, staff_id=None, offline=False)
+                    elif sales:
+                        sale_id = sales[n % len(sales)]
+                        body = {"sale_id": sale_id, "reason": None} if op == "refund" else \
+                            {"sale_id": sale_id, "reason": None, "lines": [{"line": 0,
+                                                                            "qty": 1}]}
+                        store.outbox.append("refund" if op == "refund" else "refund_lines",
+                                            body, at=AT, staff_id=None, offline=False)
+                except (AccountRefused, ValueError):
+                    pass
+                o = owed(store)
+                assert 0 <= o <= 10_000
+            amounts = {t: sum(int(json.loads(b)["amount"]) for (b,) in store.db.execute_sql(
+                "SELECT body FROM events WHERE type = ?", (t,)).fetchall())
+                for t in ("account_charge", "account_refund", "account_payment")}
+            assert owed(store) == 500 + amounts["account_charge"] - amounts["account_refund"] \
+                - amounts["account_payment"]
+            store.close()
+
+    run()
