@@ -96,6 +96,17 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
             ["nfc:04C0C0C0C0C0C0", "tel:+989190000000", "code:CLUB-1003"], {"points": 50}),
     _member("m-4", "Nora B.", "lost_card", "silver",
             ["pan:0a0b0c0d0e0f10111213141516171819", "code:CLUB-1004"], {"points": 800}),
+    # (1.3) A house account Sara and Ali may buy on (its card: code ACCT-2001), a family
+    # pool and its two members, father and son (docs/tui.md, "Demo data").
+    {**_member("ac-1", "Pars Print Co.", "active", "gold", ["code:ACCT-2001"],
+               {"owed": 120000}),
+     "holder": "account", "credit_limit": 500000, "authorised": ["m-1", "m-2"]},
+    {**_member("pl-1", "Karimi family", "active", "silver", [], {"points": 2500}),
+     "holder": "pool"},
+    {**_member("m-5", "Ali Karimi", "active", "silver",
+               ["nfc:04D0D0D0D0D0D0", "code:CLUB-1005"], {}), "pool": "pl-1"},
+    {**_member("m-6", "Omid Karimi", "active", "bronze", ["code:CLUB-1006"], {}),
+     "pool": "pl-1"},
 )
 
 #: The demo terminal's readers: (name, kind), and which reader a source reads on.

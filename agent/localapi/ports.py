@@ -30,11 +30,14 @@ class Outbox(Protocol):
     """The outbox calls the services make (``store.outbox``)."""
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
-               staff_id: str | None, offline: bool, check_funds: bool = False) -> StoredEvent:
+               staff_id: str | None, offline: bool, check_funds: bool = False,
+               account_offline_max: int | None = None) -> StoredEvent:
         """Record one event durably; raise StorageError if it could not be.
 
         ``check_funds``: refuse (LimitExceeded) a sale spending more than the
-        member's usable balances, checked in the same transaction.
+        member's usable balances, checked in the same transaction. (1.3) A sale on a
+        house account is checked against the account (AccountRefused) and recorded
+        with its ``account_charge``; ``account_offline_max`` bounds it offline.
         """
         ...
 
@@ -112,6 +115,10 @@ class Members(Protocol):
 
     def find_members(self, name_part: str, limit: int) -> list[dict[str, Any]]:
         """Members whose name holds ``name_part``."""
+        ...
+
+    def accounts_for(self, member_id: str, limit: int) -> list[dict[str, Any]]:
+        """(1.3) The house accounts ``member_id`` may buy on (at most ``limit``)."""
         ...
 
     def usable_balances(self, member_id: str) -> dict[str, int]:

@@ -7,6 +7,7 @@ bundles, command results and the staff UI's local data. See ``docs/store.md``.
 from agent.offline_queue.events import (
     EVENT_TYPES,
     MAX_AMOUNT,
+    AccountRefused,
     AlreadyRefunded,
     InvalidEvent,
     QuoteAlreadyRecorded,
@@ -36,6 +37,7 @@ from agent.offline_queue.uuid7 import uuid7, uuid7_str
 __all__ = [
     "EVENT_TYPES",
     "MAX_AMOUNT",
+    "AccountRefused",
     "AlreadyRefunded",
     "AppointmentConflict",
     "Bundles",

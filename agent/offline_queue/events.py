@@ -48,7 +48,18 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "correction": ("ref_id", "ref_type", "action", "reason", "changes"),
     # … and the end-of-day close (Z report) with the day's totals.
     "day_close": ("date", "close_no", "totals"),
+    # (1.3) House accounts (docs/protocol/club.md "House accounts"): the companion of a
+    # sale paid on account (same write transaction as the sale), the reversal of a
+    # refund of such a sale, and a payment of what the account owes.
+    "account_charge": ("account_id", "sale_id", "member_id", "amount"),
+    "account_refund": ("account_id", "sale_id", "refund_id", "amount"),
+    "account_payment": ("account_id", "amount", "method"),
 }
+
+#: (1.3) The balance kind of a house account: what it owes, in minor units.
+OWED = "owed"
+#: (1.3) Event types that change a house account's ``owed``.
+ACCOUNT_TYPES = ("account_charge", "account_refund", "account_payment")
 
 #: Event types a ``correction`` may refer to, and what each may change.
 CORRECTABLE: dict[str, tuple[str, ...]] = {
@@ -99,6 +110,18 @@ class RefundNotPossible(InvalidEvent):
     refund asked after refunds by line), ``over_refund``, ``no_such_line``,
     ``bad_lines``, ``unknown_sale``; ``params`` name the line and what is left.
     """
+
+    def __init__(self, reason: str, message: str, params: Mapping[str, Any] | None = None):
+        self.reason = reason
+        self.params = dict(params or {})
+        super().__init__(message)
+
+
+class AccountRefused(InvalidEvent):
+    """(1.3) A charge on, or payment of, a house account the store refuses in its write
+    transaction; nothing was recorded. ``reason``: ``account_unknown``,
+    ``account_closed``, ``account_not_authorised``, ``account_limit``,
+    ``account_offline_limit``, ``account_overpaid``."""
 
     def __init__(self, reason: str, message: str, params: Mapping[str, Any] | None = None):
         self.reason = reason
@@ -224,6 +247,11 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
                 _need_int(type_, "tenders.amount", row.get("amount"))
             if sum(int(row["amount"]) for row in tenders) != body["payable"]:
                 raise InvalidEvent("sale.tenders must sum to payable")
+            on_account = [row for row in tenders if row.get("method") == "account"]
+            if len(on_account) > 1 or any(not isinstance(row.get("account_id"), str)
+                                          or not row["account_id"] for row in on_account):
+                raise InvalidEvent("sale.tenders may charge one house account, named by "
+                                   "its account_id")
     elif type_ in ("refund", "refund_lines"):
         if not isinstance(body["sale_id"], str) or not body["sale_id"]:
             raise InvalidEvent(f"{type_}.sale_id must be the id of a sale")
@@ -284,6 +312,11 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
     elif type_ == "card_link":
         if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
             raise InvalidEvent("card_link.member_id and identifier must be strings")
+    elif type_ in ACCOUNT_TYPES:
+        if not isinstance(body["account_id"], str) or not body["account_id"]:
+            raise InvalidEvent(f"{type_}.account_id must be the id of a house account")
+        if _need_int(type_, "amount", body["amount"]) < 0:
+            raise InvalidEvent(f"{type_}.amount must not be negative")
 
 
 def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
@@ -368,7 +401,8 @@ def refund_lines_effect(sale: Mapping[str, Any], part: Mapping[str, Any]) -> Eff
     """What a ``refund_lines`` event (its reversal keys in ``part``) undoes of its
     sale: the reversed share of each balance change and day counter, the share of
     ``spend``; the purchase itself only when the part ``completes`` the sale."""
-    share = sale_effect({**part, "member_id": sale.get("member_id")})
+    share = sale_effect({**part, "member_id": sale.get("member_id"),
+                         "pool_id": sale.get("pool_id")})
     return Effect(
         member_id=share.member_id,
         balance={k: -v for k, v in share.balance.items()},
@@ -385,10 +419,15 @@ def _add(into: dict[str, int], kind: str, amount: int) -> None:
 
 def sale_effect(body: Mapping[str, Any]) -> Effect:
     """Balance change of a sale: −redeemed points, +earned points (multiplier rows
-    included), −credits used and +credits earned, per kind. Zero entries dropped."""
+    included), −credits used and +credits earned, per kind. Zero entries dropped.
+    (1.3) A sale with ``pool_id`` changes the pool's balances (the Effect's member is
+    the pool; its purchase and spend count there too until the club reflects them)."""
     member_id = body.get("member_id")
     if member_id is None:
         return Effect()
+    pool_id = body.get("pool_id")  # (1.3) a family pool holds the member's balances
+    if isinstance(pool_id, str) and pool_id:
+        member_id = pool_id
     balance: dict[str, int] = {}
     _add(balance, POINTS, -int(body["redeemed_points"]))
     for row in body["points_earned"]:
@@ -407,6 +446,25 @@ def sale_effect(body: Mapping[str, Any]) -> Effect:
         purchases=1,
         spend=int(body["payable"]),
     )
+
+
+def account_effect(type_: str, body: Mapping[str, Any]) -> Effect:
+    """(1.3) What a house-account event does to the account (the one holder it
+    affects): a charge adds to ``owed``, a refund's reversal and a payment take off."""
+    amount = int(body["amount"])
+    change = amount if type_ == "account_charge" else -amount
+    return Effect(member_id=str(body["account_id"]),
+                  balance={OWED: change} if change else {})
+
+
+def account_tender(body: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(1.3) The house account a sale's tenders charge and the amount, or None."""
+    for row in body.get("tenders") or ():
+        if isinstance(row, Mapping) and row.get("method") == "account":
+            account = row.get("account_id")
+            if isinstance(account, str) and account and type(row.get("amount")) is int:
+                return account, int(row["amount"])
+    return None
 
 
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:

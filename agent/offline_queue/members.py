@@ -82,6 +82,17 @@ class MemberCache:
                 (pattern, int(limit))).fetchall()
         return [dict(json.loads(row[0])) for row in rows]
 
+    def accounts_for(self, member_id: str, limit: int) -> list[dict[str, Any]]:
+        """(1.3) At most ``limit`` cached house accounts (``"holder": "account"``) that
+        list ``member_id`` among their ``authorised`` buyers, by name."""
+        with self.db.guard("reading the member cache"):
+            rows = self.db.execute_sql(
+                "SELECT record FROM members WHERE json_extract(record, '$.holder') = "
+                "'account' AND EXISTS (SELECT 1 FROM json_each(record, '$.authorised') a "
+                "WHERE a.value = ?) ORDER BY json_extract(record, '$.name') LIMIT ?",
+                (member_id, int(limit))).fetchall()
+        return [dict(json.loads(row[0])) for row in rows]
+
     def _projection(self, member_id: str) -> tuple[dict[str, Any] | None, dict[str, int]]:
         """The cached record and the sum of own deltas with seq > applied[T], per kind
         (balance kinds and the ``stats.`` pseudo-kinds): total minus the running

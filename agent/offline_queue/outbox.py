@@ -23,6 +23,7 @@ from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.rules import accounts
 from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
 
 __all__ = ["DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Outbox"]
@@ -34,6 +35,11 @@ DEFAULT_KEEP = timedelta(days=35)
 MIN_KEEP = timedelta(days=2)
 #: Events pruned per transaction by default.
 PRUNE_BATCH = 500
+#: (1.3) The ``quote_id`` column of an ``account_payment`` with a client's
+#: ``payment_id``: this prefix and the id (one payment per id).
+PAYMENT_KEY = "pay:"
+#: Event types whose ``sale_id`` is kept as ``ref_id`` (refunds, (1.3) account events).
+_REFERS_TO_SALE = ("refund", "refund_lines", "account_charge", "account_refund")
 
 
 class Outbox(OutboxReader):
@@ -46,7 +52,8 @@ class Outbox(OutboxReader):
         self.merchant_id = merchant_id
 
     def append(self, type: str, body: dict[str, Any], *, at: datetime,
-               staff_id: str | None, offline: bool, check_funds: bool = False) -> StoredEvent:
+               staff_id: str | None, offline: bool, check_funds: bool = False,
+               account_offline_max: int | None = None) -> StoredEvent:
         """Record one event durably and return it with its ``id`` and ``seq``.
 
         ``body`` holds the type's own keys (protocol.md); the store adds the common
@@ -62,15 +69,23 @@ class Outbox(OutboxReader):
         usable balances at this moment, or a balance would pass MAX_AMOUNT. The
         check and the append are one atomic step: no interleaving of sales on
         any thread or process takes a balance below zero.
+
+        (1.3) A sale with a tender on a house account is checked against the account
+        in the same transaction (AccountRefused: not authorised, closed, over its
+        credit limit, or, ``offline`` with ``account_offline_max`` set, over what this
+        terminal may charge unsynced) and recorded with its ``account_charge``; a
+        refund of such a sale with its ``account_refund``: both or neither.
         """
         ev.validate_body(type, body)
         at_text = ev.format_at(at)
         with self.db.write(f"recording a {type}"):
-            return self.append_in_tx(type, body, at, at_text, staff_id, offline, check_funds)
+            return self.append_in_tx(type, body, at, at_text, staff_id, offline, check_funds,
+                                     account_offline_max)
 
     def append_in_tx(self, type_: str, body: dict[str, Any], at: datetime, at_text: str,
                      staff_id: str | None, offline: bool,
-                     check_funds: bool = False) -> StoredEvent:
+                     check_funds: bool = False,
+                     account_offline_max: int | None = None) -> StoredEvent:
         """The body of :meth:`append` for a part that records a row with its event
         (local records): the caller validated ``body`` and holds the write
         transaction (``db.atomic()``), whose connection is used directly here:
@@ -78,6 +93,9 @@ class Outbox(OutboxReader):
         conn = self.db.connection()
         effect = self._effect_in_tx(type_, body)
         quote_id = body.get("quote_id") if type_ == "sale" else None
+        if type_ == "account_payment" and isinstance(body.get("payment_id"), str):
+            # (1.3) a payment is taken at most once per client key, like a sale per quote
+            quote_id = PAYMENT_KEY + str(body["payment_id"])
         if not isinstance(quote_id, str):
             quote_id = None
         if quote_id is not None:
@@ -87,6 +105,11 @@ class Outbox(OutboxReader):
                 raise ev.QuoteAlreadyRecorded(quote_id, str(earlier[0]))
         if check_funds and type_ == "sale" and effect.member_id is not None:
             self._check_funds_in_tx(effect.member_id, body, effect)
+        on_account = ev.account_tender(body) if type_ == "sale" else None
+        if on_account is not None:
+            self._check_charge_in_tx(body, on_account, offline, account_offline_max)
+        elif type_ == "account_payment":
+            self._check_payment_in_tx(body)
         seq = int(conn.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
             "RETURNING value").fetchone()[0])
@@ -106,7 +129,7 @@ class Outbox(OutboxReader):
             "size, body, quote_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, event_id, type_, at_text, ev.epoch_us(at), effect.member_id,
-             body.get("sale_id") if type_ in ("refund", "refund_lines") else None,
+             body.get("sale_id") if type_ in _REFERS_TO_SALE else None,
              staff_id, now, now,
              effect.redeemed_value, effect.credit_used, effect.purchases, effect.spend,
              len(data), data.decode("utf-8"), quote_id))
@@ -121,7 +144,84 @@ class Outbox(OutboxReader):
             self.members.correct_enrolment_in_tx(body)
         elif type_ == "sale":
             record_promotions(conn, seq, wire)
+        if on_account is not None and on_account[1] > 0:
+            self._companion_in_tx("account_charge", {
+                "account_id": on_account[0], "sale_id": event_id,
+                "member_id": body.get("member_id"),
+                "identified_by": self._account_token(body), "amount": on_account[1]},
+                at, at_text, staff_id, offline)
+        elif type_ in ("refund", "refund_lines"):
+            self._reverse_charge_in_tx(type_, body, event_id, at, at_text, staff_id, offline)
         return StoredEvent(id=event_id, seq=seq, type=type_, at=at_text, body=wire)
+
+    # ---- (1.3) house accounts ---------------------------------------------------
+
+    @staticmethod
+    def _account_token(body: dict[str, Any]) -> str | None:
+        """The account card's token a sale's account tender names, if it was shown."""
+        for row in body.get("tenders") or ():
+            if row.get("method") == "account" and isinstance(row.get("identified_by"), str):
+                return str(row["identified_by"])
+        return None
+
+    def _companion_in_tx(self, type_: str, body: dict[str, Any], at: datetime,
+                         at_text: str, staff_id: str | None, offline: bool) -> StoredEvent:
+        """A house-account event recorded in the caller's write transaction."""
+        ev.validate_body(type_, body)
+        return self.append_in_tx(type_, body, at, at_text, staff_id, offline)
+
+    def _check_charge_in_tx(self, body: dict[str, Any], on_account: tuple[str, int],
+                            offline: bool, offline_max: int | None) -> None:
+        """Refuse a sale's charge the account does not allow (read in the write
+        transaction that records it: two tills cannot both pass the limit)."""
+        account_id, amount = on_account
+        record = self.members.member(account_id)
+        owed = self.members.usable_balances(account_id).get(ev.OWED, 0)
+        cached = int(((record or {}).get("balances") or {}).get(ev.OWED, 0) or 0)
+        refusal = accounts.charge_refusal(
+            record, owed, amount, buyer=body.get("member_id"), token=self._account_token(body),
+            unsynced=owed - cached, offline_max=offline_max if offline else None)
+        if refusal is not None:
+            raise ev.AccountRefused(refusal.reason, refusal.message, refusal.params)
+
+    def _check_payment_in_tx(self, body: dict[str, Any]) -> None:
+        account_id = str(body["account_id"])
+        owed = self.members.usable_balances(account_id).get(ev.OWED, 0)
+        refusal = accounts.payment_refusal(self.members.member(account_id), owed,
+                                           int(body["amount"]))
+        if refusal is not None:
+            raise ev.AccountRefused(refusal.reason, refusal.message, refusal.params)
+
+    def _reverse_charge_in_tx(self, type_: str, body: dict[str, Any], refund_id: str,
+                              at: datetime, at_text: str, staff_id: str | None,
+                              offline: bool) -> None:
+        """A refund of a sale charged on account gives the account back its share."""
+        conn = self.db.connection()
+        sale = conn.execute("SELECT state FROM events WHERE id = ?",
+                            (body["sale_id"],)).fetchone()
+        if sale is None or sale[0] == "rejected":
+            return  # the club refused the sale: its charge never counted
+        rows = conn.execute(
+            "SELECT type, body FROM events WHERE ref_id = ? AND type IN ('account_charge', "
+            "'account_refund') AND state != 'rejected'", (body["sale_id"],)).fetchall()
+        if not rows:
+            return
+        charged = reversed_before = 0
+        account_id = None
+        for kind, text in rows:
+            row = json.loads(text)
+            if kind == "account_charge":
+                charged += int(row["amount"])
+                account_id = str(row["account_id"])
+            else:
+                reversed_before += int(row["amount"])
+        amount = accounts.refund_reversal(
+            charged, reversed_before, None if type_ == "refund" else int(body["payable"]))
+        if account_id is None or amount <= 0:
+            return
+        self._companion_in_tx("account_refund", {
+            "account_id": account_id, "sale_id": body["sale_id"], "refund_id": refund_id,
+            "amount": amount}, at, at_text, staff_id, offline)
 
     def _check_funds_in_tx(self, member_id: str, body: dict[str, Any],
                            effect: ev.Effect) -> None:
@@ -147,6 +247,8 @@ class Outbox(OutboxReader):
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":
             return ev.sale_effect(body)
+        if type_ in ev.ACCOUNT_TYPES:
+            return ev.account_effect(type_, body)
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]

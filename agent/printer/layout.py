@@ -281,7 +281,8 @@ def layout_sale(sale: Mapping[str, Any], *, reasons: Mapping[str, Sequence[Reaso
                     m(-int(c.get("amount") or 0))))
     add(Row(text("total", lang), m(sale.get("payable")), bold=True, big=columns >= 42))
     for method, amount in _tenders(sale):
-        add(Row(text(method, lang) if method in ("cash", "card", "other") else clean(method, 30),
+        add(Row(text(method, lang) if method in ("cash", "card", "other", "account")
+                else clean(method, 30),
                 m(amount)))
     if sale.get("change"):
         add(Row(text("change", lang), m(sale.get("change"))))

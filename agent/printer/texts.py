@@ -23,6 +23,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "cash": {"fa": "نقد", "ar": "نقدًا", "he": "מזומן", "vi": "Tiền mặt"},
     "card": {"fa": "کارت", "ar": "بطاقة", "he": "כרטיס", "vi": "Thẻ"},
     "other": {"fa": "سایر", "ar": "أخرى", "he": "אחר", "vi": "Khác"},
+    "account": {"fa": "نسیه", "ar": "على الحساب", "he": "בהקפה", "vi": "Ghi nợ"},  # (1.3)
     "change": {"fa": "باقی‌مانده", "ar": "الباقي", "he": "עודף", "vi": "Tiền thối"},
     "member": {"fa": "عضو", "ar": "العضو", "he": "חבר מועדון", "vi": "Thành viên"},
     "points_earned": {"fa": "امتیاز این خرید", "ar": "نقاط مكتسبة", "he": "נקודות שנצברו",
@@ -80,7 +81,7 @@ ENGLISH: dict[str, str] = {
     "receipt": "Receipt", "reprint": "REPRINT", "cashier": "Cashier", "terminal": "Terminal",
     "item": "Item", "subtotal": "Subtotal", "total": "TOTAL",
     "points_redeemed": "Points redeemed", "credit_used": "Credit used",
-    "cash": "Cash", "card": "Card", "other": "Other", "change": "Change",
+    "cash": "Cash", "card": "Card", "other": "Other", "change": "Change", "account": "On account",
     "member": "Member", "points_earned": "Points earned", "credit_earned": "Credit earned",
     "balances_after": "Balances after this sale", "points": "Points",
     "club_credit": "Club credit", "shop_credit": "Shop credit",

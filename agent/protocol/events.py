@@ -35,8 +35,12 @@ class PointsRow(Message):
 class Tender(Message):
     """(1.1) One row of a sale's ``tenders``: how part of ``payable`` was paid."""
 
-    method: Literal["cash", "card", "credit", "voucher", "other"]
+    method: Literal["cash", "card", "credit", "voucher", "other", "account"]
     amount: Amount
+    #: (1.3) The house account a tender of method ``account`` is charged to, and the
+    #: account card's token when the card was shown.
+    account_id: Text | None = None
+    identified_by: Text | None = None
 
 
 class RefundedLine(Message):
@@ -96,6 +100,8 @@ class Sale(Event, tag="sale"):
     referral_rewards: list[Object] | None = None
     coupons_issued: list[Object] | None = None
     uses: list[Object] | None = None
+    #: (1.3) The family pool whose points and credit this sale earned and spent.
+    pool_id: Text | None = None
 
 
 class Refund(Event, tag="refund"):
@@ -199,14 +205,49 @@ class DayClose(Event, tag="day_close"):
     minor_units: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
 
 
+class AccountCharge(Event, tag="account_charge"):
+    """(1.3) A sale paid (partly) on a house account: companion of the sale ``sale_id``,
+    recorded in the same transaction (club.md "House accounts")."""
+
+    account_id: Id
+    sale_id: Id
+    #: The buyer (an authorised member), or null when the account card was shown.
+    member_id: Text | None
+    amount: Amount
+    #: The account card's token when it was shown.
+    identified_by: Text | None = None
+
+
+class AccountRefund(Event, tag="account_refund"):
+    """(1.3) A refund of a sale paid on account gives the account back ``amount``."""
+
+    account_id: Id
+    sale_id: Id
+    refund_id: Id
+    amount: Amount
+
+
+class AccountPayment(Event, tag="account_payment"):
+    """(1.3) The customer paid ``amount`` of what the account owes, by ``method``."""
+
+    account_id: Id
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    method: Literal["cash", "card", "other"]
+    note: Text | None = None
+    #: The till's key of this payment: the terminal records one payment per key.
+    payment_id: Text | None = None
+
+
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
-            | MemberEnrol | CardLink | StaffChange | Correction | DayClose)
+            | MemberEnrol | CardLink | StaffChange | Correction | DayClose
+            | AccountCharge | AccountRefund | AccountPayment)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
-                MemberEnrol, CardLink, StaffChange, Correction, DayClose)
+                MemberEnrol, CardLink, StaffChange, Correction, DayClose,
+                AccountCharge, AccountRefund, AccountPayment)
 }
 
 

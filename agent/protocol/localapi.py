@@ -17,7 +17,7 @@ import msgspec
 from agent.protocol.base import Amount, Id, Message, Object, SignedAmount, Text
 
 Session = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Method = Literal["cash", "card", "credit", "voucher", "other"]
+Method = Literal["cash", "card", "credit", "voucher", "other", "account"]
 
 
 class NoParams(Message, kw_only=True):
@@ -59,6 +59,9 @@ class QuoteParams(Message, kw_only=True):
 class TenderParam(Message, kw_only=True):
     method: Method
     amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    #: (1.3) ``account``: the house account, by id or by its card's token.
+    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    account_token: Text | None = None
 
 
 class CommitParams(Message, kw_only=True):
@@ -200,6 +203,53 @@ class CatalogueSearchParams(Message, kw_only=True):
 
 # ---- results -----------------------------------------------------------------------
 
+class AccountStatusParams(Message, kw_only=True):
+    """(1.3) Exactly one of ``token``, ``account_id``, ``member_id``."""
+
+    session: Session
+    token: Text | None = None
+    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    member_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class AccountPayParams(Message, kw_only=True):
+    session: Session
+    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    method: Literal["cash", "card", "other"] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    #: The till's key of this payment: a retry with it records nothing more.
+    payment_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class AccountBuyer(Message, kw_only=True):
+    member_id: Text
+    name: Text | None
+
+
+class AccountView(Message, kw_only=True):
+    """(1.3) One house account as the till shows it (minor units)."""
+
+    account_id: Text
+    name: Text | None
+    status: Text
+    owed: SignedAmount
+    credit_limit: Amount
+    available: Amount
+    authorised: list[AccountBuyer]
+    offline_max: Amount | None = None
+
+
+class AccountStatusResult(Message, kw_only=True):
+    accounts: list[AccountView]
+
+
+class AccountPayResult(Message, kw_only=True):
+    event_id: Id
+    account: AccountView
+    repeated: bool | None = None
+
+
 class QueueSummary(Message, kw_only=True):
     pending: Amount
     oldest_at: Text | None
@@ -232,6 +282,8 @@ class MemberSummary(Message, kw_only=True):
     token: Text | None = None
     looked_up: bool | None = None
     earn_only: bool | None = None
+    #: (1.3) the family pool whose balances ``balances`` are
+    pool_id: Text | None = None
 
 
 class Row(Message, kw_only=True):
@@ -274,6 +326,8 @@ class QuoteResult(Message, kw_only=True):
 class TenderRow(Message, kw_only=True):
     method: Method
     amount: Amount
+    account_id: Text | None = None
+    identified_by: Text | None = None
 
 
 class Receipt(Message, kw_only=True):
@@ -378,4 +432,7 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "printer.status": (NoParams, Object),
     "catalogue.lookup": (BarcodeParams, LookupResult),
     "catalogue.search": (CatalogueSearchParams, CatalogueSearchResult),
+    # (1.3) house accounts
+    "account.status": (AccountStatusParams, AccountStatusResult),
+    "account.pay": (AccountPayParams, AccountPayResult),
 }

@@ -52,6 +52,9 @@ class OfflineConfig:
     max_age_hours: int | None
     # May a single-use code be taken while offline (the risk rule in docs/rules.md)?
     accept_single_use_codes: bool = False
+    # (1.3) What this terminal may charge on house accounts while offline and not
+    # yet reflected by the club (net per account, minor units); None: no limit.
+    max_account_charge: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -200,6 +203,7 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
             max_age_hours=_opt_int(oc, o, "max_age_hours"),
             accept_single_use_codes=oc.bool_("accept_single_use_codes",
                                              o.get("accept_single_use_codes", False)),
+            max_account_charge=_opt_int(oc, o, "max_account_charge"),
         )
 
     raw_rules = need("rules")

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Tender methods (protocol 1.1).
-TENDER_METHODS = ("cash", "card", "credit", "voucher", "other")
+#: Tender methods (protocol 1.1; ``account`` 1.3: charged to a house account).
+TENDER_METHODS = ("cash", "card", "credit", "voucher", "other", "account")
 #: v1's ``payment`` values.
 V1_PAYMENTS = ("cash", "card", "other")
 #: Most tenders one sale may be split over.
@@ -40,10 +40,47 @@ class Settlement:
     payment: str  # v1's value
     tendered: int  # what the customer handed over
     change_due: int
+    #: (1.3) The house account the ``account`` tender charges, and the account card's
+    #: token when the card was shown (then any bearer may buy on it).
+    account_id: str | None = None
+    account_token: str | None = None
 
     def wire(self) -> list[dict[str, Any]]:
         """The sale event's ``tenders``."""
-        return [{"method": m, "amount": a} for m, a in self.tenders]
+        return [{"method": m, "amount": a, **(self._account_keys() if m == "account" else {})}
+                for m, a in self.tenders]
+
+    def _account_keys(self) -> dict[str, Any]:
+        keys: dict[str, Any] = {"account_id": self.account_id}
+        if self.account_token is not None:
+            keys["identified_by"] = self.account_token
+        return keys
+
+    def on_account(self) -> int:
+        """(1.3) What this settlement charges to the house account."""
+        return sum(a for m, a in self.tenders if m == "account")
+
+
+_MAX_ACCOUNT_ID = 100
+
+
+def tender_account(raw: Any) -> str | None:
+    """(1.3) The ``account_id`` of the ``account`` tender of ``raw`` (already read by
+    :func:`parse_tenders`), or None when none is on account. One account per sale.
+    Raises TenderRefused ``bad_account`` (missing, not a short string, or two)."""
+    found: set[str] = set()
+    for item in raw:
+        if item.get("method") != "account":
+            continue
+        account = item.get("account_id")
+        if not isinstance(account, str) or not 1 <= len(account) <= _MAX_ACCOUNT_ID \
+                or not account.isprintable():
+            raise TenderRefused("bad_account", "A tender on account needs the account_id "
+                                "of a house account.")
+        found.add(account)
+    if len(found) > 1:
+        raise TenderRefused("bad_account", "One sale can be charged to one house account.")
+    return next(iter(found), None)
 
 
 def parse_tenders(raw: Any) -> list[tuple[str, int]]:

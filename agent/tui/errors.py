@@ -63,6 +63,17 @@ _REASONS = {
     "no_printer": N_("No receipt printer is set up."),
     "printer_busy": N_("The printer is busy: try again in a moment."),
     "locked_out": N_("Too many wrong PINs: wait a moment, or ask a manager."),
+    # (1.3) house accounts
+    "account_not_authorised": N_("This customer may not buy on this account: ask for the "
+                                 "account card or another payment."),
+    "account_limit": N_("Over the account's credit limit: take another payment for the rest."),
+    "account_offline_limit": N_("Offline, no more may be charged on this account: take "
+                                "another payment."),
+    "account_closed": N_("This house account is closed."),
+    "account_unknown": N_("No such house account on this terminal."),
+    "account_overpaid": N_("That is more than the account owes."),
+    "account_card": N_("This is a house account's card: use it to pay on account."),
+    "bad_account": N_("Name the house account to pay on."),
 }
 DISCONNECTED = -1
 

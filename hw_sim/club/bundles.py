@@ -50,7 +50,9 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
         "credits": {"accepted": ["credit.club", f"credit.merchant:{merchant}"],
                     "use_cap_per_invoice": 50000, "use_cap_per_day": 100000},
         "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
-                    "max_age_hours": 72},
+                    "max_age_hours": 72,
+                    # (1.3) house accounts: at most 200.00 charged per account offline.
+                    "max_account_charge": 20000},
         "rules": EXAMPLE_RULES if rules is None else rules,
     }
     bundle.update(extra)

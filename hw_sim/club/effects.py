@@ -206,3 +206,30 @@ def spend_lots(lots: dict[str, list[dict[str, Any]]], kind: str, amount: int) ->
             kept.append({**lot, "amount": int(lot["amount"]) - take})
     if kind in lots:
         lots[kind] = kept
+
+
+# ---- (1.3) house accounts -------------------------------------------------------------
+
+#: Event types that change a house account's ``owed``, and the sign of their amount.
+ACCOUNT_EVENT_SIGNS = {"account_charge": 1, "account_refund": -1, "account_payment": -1}
+
+
+def account_problem(ev: Mapping[str, Any]) -> str | None:
+    """Why a house-account event is malformed (None: it is not)."""
+    kind = ev.get("type")
+    account, amount = ev.get("account_id"), ev.get("amount")
+    if type(account) is not str or not account:
+        return f"malformed: {kind}.account_id"
+    if type(amount) is not int or not 0 <= amount <= MAX_SAFE:
+        return f"malformed: {kind}.amount"
+    if kind in ("account_charge", "account_refund") and type(ev.get("sale_id")) is not str:
+        return f"malformed: {kind}.sale_id"
+    if kind == "account_payment" and (amount < 1 or ev.get("method") not in
+                                      ("cash", "card", "other")):
+        return "malformed: account_payment"
+    return None
+
+
+def account_owed_change(ev: Mapping[str, Any]) -> int:
+    """What one house-account event does to the account's ``owed``."""
+    return ACCOUNT_EVENT_SIGNS[str(ev["type"])] * int(ev["amount"])

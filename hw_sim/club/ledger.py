@@ -57,6 +57,8 @@ REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
                "refund_lines"}
+# (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
+KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
@@ -617,9 +619,11 @@ class Ledger:
             if rec is None:
                 return
             # rec is this batch's own copy (see _copy_record): changed in place.
-            balances = rec.get("balances")
+            # (1.3) A pooled member's points and credit are the pool's; stats stay here.
+            holder = self._pool_of(ev, touched) or rec
+            balances = holder.get("balances")
             if not isinstance(balances, dict):
-                balances = rec["balances"] = {}
+                balances = holder["balances"] = {}
             effects.add_deltas(balances, deltas)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = int(stats.get("purchase_count") or 0) + 1
@@ -654,8 +658,9 @@ class Ledger:
             self._apply_promotions(sale, rec, touched, None, -1)
             if rec is None:
                 return
-            rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                                   effects.sale_balance_deltas(sale), -1)
+            holder = self._pool_of(sale, touched) or rec
+            holder["balances"] = effects.apply_deltas(holder.get("balances") or {},
+                                                      effects.sale_balance_deltas(sale), -1)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
         elif kind == "refund_lines":
@@ -705,8 +710,38 @@ class Ledger:
                     self._take_identifier(phone, rec["member_id"], touched)
                     if phone not in rec["identifiers"]:
                         rec["identifiers"].append(phone)
+        elif kind in effects.ACCOUNT_EVENT_SIGNS:
+            self._apply_account_event(ev, touched)
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
+
+    def _pool_of(self, sale: Mapping[str, Any],
+                 touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """(1.3) The family pool a sale's points and credit go to (its ``pool_id``, a
+        ``"holder": "pool"`` record), or None: the member's own balances."""
+        pool_id = sale.get("pool_id")
+        if not isinstance(pool_id, str) or not pool_id:
+            return None
+        pool = self._load_for_update(pool_id, touched)
+        return pool if pool is not None and pool.get("holder") == "pool" else None
+
+    def _apply_account_event(self, ev: dict[str, Any],
+                             touched: dict[str, dict[str, Any]]) -> None:
+        """(1.3) A charge, refund reversal or payment of a house account, applied once
+        (this event's id is applied once, in its terminal's seq order). A charge or
+        reversal whose sale the club did not apply (rejected) changes nothing; the
+        club does not refuse a charge over the limit: the sale happened (an offline
+        charge may pass it; the bundle's ``offline.max_account_charge`` bounds that)."""
+        sale_id = ev.get("sale_id")
+        if ev.get("type") != "account_payment" and str(sale_id) not in self._new_sales \
+                and self.db.execute("SELECT 1 FROM sales WHERE id=?",
+                                    (sale_id,)).fetchone() is None:
+            return
+        rec = self._load_for_update(str(ev.get("account_id")), touched)
+        if rec is None or rec.get("holder") != "account":
+            return
+        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                               {"owed": effects.account_owed_change(ev)})
 
     def _local_day(self, at: datetime) -> str:
         """The club's local date of ``at``, remembered by the second (a batch's sales
@@ -799,8 +834,9 @@ class Ledger:
             self._apply_promotions(sale, rec, touched, None, -1)
         if rec is None:
             return
-        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
-                                               effects.sale_balance_deltas(ev), -1)
+        holder = self._pool_of(sale, touched) or rec
+        holder["balances"] = effects.apply_deltas(holder.get("balances") or {},
+                                                  effects.sale_balance_deltas(ev), -1)
         if completes:
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
@@ -947,6 +983,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
             facts[ev["id"]] = (at, deltas, spend)
     elif ev["type"] == "refund_lines":
         return effects.refund_lines_problem(ev)
+    elif ev["type"] in effects.ACCOUNT_EVENT_SIGNS:
+        return effects.account_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "correction":

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from agent.errors import ApiError
 from agent.localapi import METHOD_NOT_FOUND, NOT_ALLOWED
+from agent.localapi.services.accounts import AccountMethods
 from agent.localapi.services.appointments import AppointmentMethods
 from agent.localapi.services.cash import CashMethods
 from agent.localapi.services.core import AgentView, Caller
@@ -65,7 +66,7 @@ Method = Callable[[Params, Caller | None], Awaitable[object]]
 
 
 class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMethods,
-               AppointmentMethods, ReceiptMethods):
+               AppointmentMethods, ReceiptMethods, AccountMethods):
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
@@ -106,6 +107,9 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "printer.status": self.printer_status,
             "catalogue.lookup": self.catalogue_lookup,
             "catalogue.search": self.catalogue_search,
+            # (1.3) house accounts (services/accounts.py)
+            "account.status": self.account_status,
+            "account.pay": self.account_pay,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

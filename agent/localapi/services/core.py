@@ -52,6 +52,7 @@ from agent.localapi.services.params import (
 )
 from agent.localapi.sessions import BadgeTaps, PinAttempts, Session, SessionTable
 from agent.offline_queue import (
+    AccountRefused,
     AlreadyRefunded,
     AppointmentConflict,
     QuoteAlreadyRecorded,
@@ -102,6 +103,11 @@ def _store_error(exc: ClubtermError) -> ApiError:
     if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
         return ApiError(LIMIT, _FUNDS_MESSAGES.get(exc.limit, _sentence(str(exc))),
                         {"limit": exc.limit})
+    if isinstance(exc, AccountRefused):  # (1.3) house accounts
+        code = {"account_unknown": NOT_FOUND, "account_limit": LIMIT,
+                "account_offline_limit": LIMIT, "account_overpaid": INVALID_PARAMS,
+                }.get(exc.reason, NOT_ALLOWED)
+        return ApiError(code, exc.args[0], {"reason": exc.reason, **exc.params})
     if isinstance(exc, QuoteAlreadyRecorded):
         return ApiError(CONFLICT, "This sale was already recorded.",
                         {"reason": "already_recorded", "sale_id": exc.sale_id})
@@ -119,6 +125,13 @@ def _store_error(exc: ClubtermError) -> ApiError:
         return ApiError(INVALID_PARAMS, _sentence(f"This cannot be recorded: {exc}"))
     log.error("unexpected store error: %s", exc)
     return ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)})
+
+
+def balance_holder(member: Mapping[str, Any]) -> str:
+    """(1.3) Whose balances a member spends and earns: their family pool's (``pool``),
+    else their own."""
+    pool = member.get("pool")
+    return pool if isinstance(pool, str) and pool else str(member["member_id"])
 
 
 class Caller(Protocol):
@@ -269,7 +282,7 @@ class ServiceCore:
         return self.clock().astimezone(self._tz()).date()
 
     async def _summary(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
-        balances = await self.db.read(self.members.usable_balances, member["member_id"])
+        balances = await self.db.read(self.members.usable_balances, balance_holder(member))
         return self._summary_from({**member, "balances": balances}, token)
 
     def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
@@ -284,6 +297,9 @@ class ServiceCore:
             "balances": dict(balances),
             "masked": masked,
             **self._lookup_keys(member),
+            # (1.3) the family pool whose balances these are
+            **({"pool_id": member["pool"]} if balance_holder(member) != member["member_id"]
+               else {}),
         }
 
     def _lookup_keys(self, member: Mapping[str, Any]) -> dict[str, Any]:
@@ -377,6 +393,17 @@ class ServiceCore:
             member = await self._looked_up(token, member)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("holder") == "account":  # (1.3) a house account's card: no person
+            raise ApiError(UNKNOWN_MEMBER, f"This is the card of the house account "
+                           f"{member.get('name')}; use it to pay on account.",
+                           {"reason": "account_card", "account_id": member["member_id"]})
+        pool = member.get("pool")
+        if isinstance(pool, str) and pool:
+            # (1.3) A pool this terminal does not hold: the member's own balances (the
+            # sale then names no pool and the club books it on the member too).
+            found = await self.db.read(self.members.member, pool)
+            if found is None or found.get("holder") != "pool":
+                member = {k: v for k, v in member.items() if k != "pool"}
         if member.get("status") != "active":
             summary = await self._summary(member, token)
             what = "lost" if member.get("status") == "lost_card" else "blocked"

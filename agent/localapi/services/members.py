@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.errors import ApiError
 from agent.localapi import CONFLICT, INVALID_PARAMS, UNKNOWN_MEMBER
-from agent.localapi.services.core import Caller
+from agent.localapi.services.core import Caller, balance_holder
 from agent.localapi.services.params import Params, _checked_token, _p, _text
 from agent.localapi.services.sales import SaleMethods
 from agent.staff import permissions as perm
@@ -102,6 +102,13 @@ class MemberMethods(SaleMethods):
         record = await self.db.read(self.members.member_view, member_id)
         if record is None:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
+        if balance_holder(record) != member_id:  # (1.3) the family pool's balances
+            pool = await self.db.read(self.members.member, balance_holder(record))
+            if pool is not None and pool.get("holder") == "pool":
+                record["balances"] = await self.db.read(self.members.usable_balances,
+                                                        balance_holder(record))
+            else:
+                record.pop("pool", None)
         cards = []
         for token in record.get("identifiers") or []:
             kind = str(token).split(":", 1)[0]

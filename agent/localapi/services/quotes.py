@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent.carddata.detect import find_card_data
 from agent.errors import ApiError, LimitExceeded, RulesError
-from agent.localapi import INVALID_PARAMS, LIMIT, QUOTE_EXPIRED
+from agent.localapi import INVALID_PARAMS, LIMIT, NOT_FOUND, QUOTE_EXPIRED
 from agent.localapi.services.catalogue import CatalogueMethods
-from agent.localapi.services.core import Caller
+from agent.localapi.services.core import Caller, balance_holder
 from agent.localapi.services.params import (
     CARD_AS_IDENTIFIER,
     TOO_LARGE,
@@ -51,6 +51,7 @@ from agent.rules.tenders import (
     parse_tenders,
     settle,
     single,
+    tender_account,
 )
 from agent.staff import permissions as perm
 
@@ -215,7 +216,8 @@ class QuoteMethods(CatalogueMethods):
         promo = await self._promotion_counts(bundle, member)
         now = self.clock()
         start, end = self._day_bounds(now.astimezone(self._tz()).date())
-        member_id = member["member_id"] if member is not None else None
+        # (1.3) a pooled member redeems from the family pool's balances and day counters
+        member_id = balance_holder(member) if member is not None else None
 
         def inputs() -> tuple[QueueStats, dict[str, int] | None, tuple[int, int]]:
             # One hop to the store thread for everything a quote reads.
@@ -259,7 +261,7 @@ class QuoteMethods(CatalogueMethods):
         when a rule reads them; and a seed for coupon codes (unique per quote)."""
         if bundle is None or not bundle.needs_counts:
             return {}
-        member_id = member["member_id"] if member is not None else None
+        member_id = balance_holder(member) if member is not None else None
         counts = await self.db.read(self.outbox.promotion_counts, member_id, self._tz())
         counts["coupon_seed"] = uuid.uuid4().hex
         return counts
@@ -328,9 +330,23 @@ class QuoteMethods(CatalogueMethods):
                            f"{', '.join(TENDER_METHODS)}.",
                            {"param": "payment", "reason": "bad_method"})
         tenders: list[tuple[str, int]] | None = None
+        account_id: str | None = None
+        account_token: str | None = None
+        if payment == "account" and params.get("tenders") is None:
+            raise ApiError(INVALID_PARAMS, "To pay on account give tenders naming the account.",
+                           {"param": "payment", "reason": "bad_account"})
         if params.get("tenders") is not None:  # (1.1) split tenders; `payment` then unused
             try:
                 tenders = parse_tenders(params["tenders"])
+                raw_tenders = list(params["tenders"])  # type: ignore[call-overload]
+                # (1.3) the account card shown: the account it belongs to.
+                for i, row in enumerate(raw_tenders):
+                    if row.get("method") == "account" and row.get("account_token") is not None \
+                            and row.get("account_id") is None:
+                        account_id, account_token = await self._account_of_card(
+                            row["account_token"])
+                        raw_tenders[i] = {**row, "account_id": account_id}
+                account_id = tender_account(raw_tenders)
             except TenderRefused as exc:
                 raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
                                                           "reason": exc.reason,
@@ -354,7 +370,8 @@ class QuoteMethods(CatalogueMethods):
             payable = stored_quote.quote.payable
             try:
                 settled = single(payment, payable) if tenders is None \
-                    else settle(tenders, payable)
+                    else replace(settle(tenders, payable), account_id=account_id,
+                                 account_token=account_token)
             except TenderRefused as exc:
                 raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
                                                           "reason": exc.reason,
@@ -364,6 +381,19 @@ class QuoteMethods(CatalogueMethods):
             running.add_done_callback(_retrieve)
         # Shielded: a client hanging up does not stop the commit; its retry gets it.
         return await asyncio.shield(running)
+
+    async def _account_of_card(self, token: object) -> tuple[str, str]:
+        """(1.3) The house account whose card ``token`` is, and the token checked."""
+        from agent.localapi.services.params import _checked_token
+        from agent.rules.accounts import is_account
+
+        checked = _checked_token(token, "account_token")
+        record = await self.db.read(self.members.lookup, checked)
+        if not is_account(record):
+            raise ApiError(NOT_FOUND, "This card is not a house account's card.",
+                           {"param": "tenders", "reason": "account_unknown"})
+        assert record is not None
+        return str(record["member_id"]), checked
 
     async def _commit_once(self, stored_quote: StoredQuote, settled: Settlement,
                            session: Session) -> dict[str, Any]:
@@ -392,6 +422,8 @@ class QuoteMethods(CatalogueMethods):
         # Not a protocol key (the club ignores unknown keys): it makes a retried
         # commit idempotent across an agent restart (an indexed column in the store).
         body["quote_id"] = quote_id
+        if member is not None and balance_holder(member) != member["member_id"]:
+            body["pool_id"] = balance_holder(member)  # (1.3) the family pool's balances
         try:
             # check_funds: the store re-reads the usable balances inside the write
             # transaction and refuses a redemption that no longer fits (another
@@ -399,7 +431,8 @@ class QuoteMethods(CatalogueMethods):
             stored = await self._record("a sale", self.outbox.append, "sale", body,
                                         at=self.clock(), staff_id=session.staff_id,
                                         offline=not self.view.online(),
-                                        check_funds=member is not None)
+                                        check_funds=member is not None,
+                                        account_offline_max=self._account_offline_max())
         except ApiError as exc:
             if isinstance(exc.__cause__, QuoteAlreadyRecorded):
                 # Recorded by an earlier agent run: answer that sale.
@@ -421,6 +454,12 @@ class QuoteMethods(CatalogueMethods):
         # Queued only; the sale is already durable. Printed with the products' names.
         print_after_commit(self.view, await named_lines(self, receipt))
         return result
+
+    def _account_offline_max(self) -> int | None:
+        """(1.3) The bundle's ``offline.max_account_charge`` (None: no limit)."""
+        bundle = self.view.bundle()
+        offline = bundle.offline if bundle is not None else None
+        return offline.max_account_charge if offline is not None else None
 
     async def _find_committed(self, quote_id: str) -> dict[str, Any] | None:
         """The sale recorded for ``quote_id`` before a restart, as a commit result

@@ -261,7 +261,19 @@ def summarise_day(day: date, events: Iterable[Mapping[str, Any]],
     income = counted(receipts)
     spent = counted(expenses)
     by_tender, cash = _cash_up(sales, income, spent, int(by_payment.get("cash", 0)))
+    # (1.3) payments of what house accounts owe: their cash is in the drawer too.
+    account_paid: dict[str, int] = {}
+    for e in todays:
+        if e.get("type") == "account_payment":
+            method = str(e.get("method"))
+            account_paid[method] = account_paid.get(method, 0) + int(e.get("amount") or 0)
+    if account_paid:
+        cash["account_payments"] = account_paid.get("cash", 0)
+        cash["net"] += cash["account_payments"]
     return {
+        "account_payments": {"count": sum(1 for e in todays
+                                          if e.get("type") == "account_payment"),
+                             "by_method": account_paid},
         "date": day.isoformat(),
         "timezone": tz_name,
         "currency": currency,

@@ -52,6 +52,8 @@ class SaleScreen(SaleCheckout):
         Binding("f9", "recent_sales", N_("Sales"), priority=True),
         # Priority: an Input takes Ctrl+E (end of line) first.
         Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
+        # (1.3) the house account page (owed, limit, buyers, take a payment)
+        Binding("ctrl+k", "account", N_("Account"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -76,6 +78,8 @@ class SaleScreen(SaleCheckout):
         self._unknown_card: tuple[str, str | None] | None = None
         # Ctrl+O was pressed: say what the next price used, and why not more.
         self._credit_asked = False
+        # (1.3) A house account's card shown for this sale: 4 in Pay charges it.
+        self.account_token: str | None = None
 
     # ----------------------------------------------------------------- layout
 
@@ -381,6 +385,7 @@ class SaleScreen(SaleCheckout):
         self.pending_weight = None
         self._unknown_card = None
         self._credit_asked = False
+        self.account_token = None
         self._quote_seq += 1
         self.query_one("#entry", Input).value = ""
         self.query_one("#member-input", Input).value = ""
@@ -431,6 +436,15 @@ class SaleScreen(SaleCheckout):
         self._changed()
 
     def failed_member(self, error: ApiError) -> bool:
+        data = error.data if isinstance(error.data, dict) else {}
+        if data.get("reason") == "account_card":
+            # (1.3) A house account's card, not a member's: Pay offers it with 4.
+            self.account_token = (self._unknown_card[0] if self._unknown_card
+                                  else self._typed_token)
+            self._unknown_card = None
+            self.say(tr("House account card: F8, then 4 puts the sale on the account."),
+                     "ok")
+            return True
         if error.code == UNKNOWN_MEMBER and self._unknown_card is not None:
             # A new customer's card: offer to enrol it (#15 item 14).
             self.say(tr("No member found for this card. Ctrl+E: enrol a new member with it."),

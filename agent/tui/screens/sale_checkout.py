@@ -28,6 +28,7 @@ class SaleCheckout(ClubScreen):
     quote: dict[str, Any] | None
     _committing: bool
     _credit_asked: bool
+    account_token: str | None  # (1.3) a house account's card shown for this sale
 
     def fmt(self, amount: int) -> str:
         """An amount in the club currency (SaleScreen formats it)."""
@@ -109,12 +110,47 @@ class SaleCheckout(ClubScreen):
             self._request_quote()
             self.say(tr("Still pricing… press F8 again in a moment."), "info")
             return
+        token = self.account_token
+        if token is not None:  # (1.3) the account card shown: that account, any buyer
+            self.call_api("account.status", {"token": token}, on_done=self._pay_on_card,
+                          on_failed=self._pay_no_accounts, session=True)
+            return
+        if self.member is not None:  # (1.3) the house accounts this member may buy on
+            self.call_api("account.status", {"member_id": self.member["member_id"]},
+                          on_done=self._pay_dialog, on_failed=self._pay_no_accounts,
+                          session=True)
+            return
+        self._pay_dialog({"accounts": []})
+
+    def _pay_on_card(self, status: dict[str, Any]) -> None:
+        token = self.account_token
+        self._pay_dialog({"accounts": [{**a, "token": token}
+                                       for a in status.get("accounts") or []]})
+
+    def _pay_no_accounts(self, _error: ApiError) -> bool:
+        self._pay_dialog({"accounts": []})
+        return True
+
+    def _pay_dialog(self, status: dict[str, Any]) -> None:
+        if self.quote is None:
+            return
         limit = self.club_app.confirm_above
         large = limit > 0 and int(self.quote["payable"]) >= limit
         payable = int(self.quote["payable"])
         dialog = PaymentDialog(self.fmt(payable), large=large, payable_minor=payable,
-                               fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2))
+                               fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2),
+                               accounts=[a for a in status.get("accounts") or []
+                                         if a.get("status") == "active"])
         self.app.push_screen(dialog, lambda payment: self._paid(payment, dialog.tenders()))
+
+    def action_account(self) -> None:
+        """(1.3) The house account page: the member's account, or one found by its card."""
+        from agent.tui.screens.account_dialog import AccountDialog
+
+        minor = int((self.quote or {}).get("minor_units") or 2)
+        self.app.push_screen(AccountDialog(
+            self.fmt, member_id=self.member["member_id"] if self.member else None,
+            minor_units=minor))
 
     def _paid(self, payment: str | None, tenders: list[dict[str, Any]] | None = None) -> None:
         if payment is None or self.quote is None or self._committing:

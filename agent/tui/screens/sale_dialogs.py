@@ -53,6 +53,8 @@ class PaymentDialog(ClubModal):
         "1": "cash", "۱": "cash", "١": "cash",
         "2": "card", "۲": "card", "٢": "card",
         "3": "other", "۳": "other", "٣": "other",
+        # (1.3) on the house account the customer may buy on (shown when there is one).
+        "4": "account", "۴": "account", "٤": "account",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "choose('cash')", N_("Cash")),
@@ -61,6 +63,7 @@ class PaymentDialog(ClubModal):
         Binding("۱,١", "choose('cash')", N_("Cash"), show=False),
         Binding("۲,٢", "choose('card')", N_("Card"), show=False),
         Binding("۳,٣", "choose('other')", N_("Other"), show=False),
+        Binding("4,۴,٤", "choose('account')", N_("On account"), show=False),
         Binding("enter", "record", N_("Record")),
         Binding("tab", "tendered", N_("Tendered"), show=False),
         Binding("plus", "add_part", N_("Part"), priority=True),
@@ -68,8 +71,13 @@ class PaymentDialog(ClubModal):
     ]
 
     def __init__(self, payable: str, *, large: bool = False, payable_minor: int | None = None,
-                 fmt: Callable[[int], str] | None = None, minor_units: int = 2) -> None:
+                 fmt: Callable[[int], str] | None = None, minor_units: int = 2,
+                 accounts: list[dict[str, Any]] | None = None) -> None:
         super().__init__()
+        # (1.3) House accounts the member may buy on (``account.status``); 4 pays on the
+        # first, 4 again on the next.
+        self.accounts = list(accounts or [])
+        self.account_index = -1
         self.payable = payable
         self.large = large
         self.choice: str | None = None
@@ -91,6 +99,13 @@ class PaymentDialog(ClubModal):
         with Vertical(classes="dialog"):
             yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
             yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
+            if self.accounts and self.fmt is not None:
+                first = self.accounts[0]
+                yield Static(current().digits(tr(
+                    "4  On account: {name} ({available} available)",
+                    name=display(str(first.get("name") or first.get("account_id"))),
+                    available=self.fmt(int(first.get("available") or 0)))),
+                    id="account-line")
             with Horizontal(id="tendered-row"):
                 yield Label(tr("Tendered"), classes="field-label")
                 field = Input(id="tendered", compact=True, max_length=16,
@@ -170,8 +185,42 @@ class PaymentDialog(ClubModal):
         hint.update(text)
         hint.set_class(error, "error")
 
+    @property
+    def account(self) -> dict[str, Any] | None:
+        """(1.3) The house account chosen with 4, or None."""
+        if 0 <= self.account_index < len(self.accounts):
+            return self.accounts[self.account_index]
+        return None
+
+    def _choose_account(self) -> bool:
+        """4: the next house account the member may buy on; False (and why) when there
+        is none. Past its available credit the hint says so (a part may go on it)."""
+        if not self.accounts or self.fmt is None:
+            self._hint(tr("No house account for this customer: identify an authorised "
+                          "buyer first."), error=True)
+            return False
+        self.account_index = (self.account_index + 1) % len(self.accounts)
+        account = self.accounts[self.account_index]
+        name = display(str(account.get("name") or account.get("account_id")))
+        available = int(account.get("available") or 0)
+        left = self.left if self.payable_minor is not None else 0
+        if left > available:
+            self._hint(tr("{name}: only {available} available. Tab, type a part, + ; or "
+                          "another payment.", name=name, available=self.fmt(available)),
+                       error=True)
+        else:
+            self._hint(tr("On account {name} ({available} available): Enter records "
+                          "{amount}.", name=name, available=self.fmt(available),
+                          amount=self.fmt(left)))
+        return True
+
     def action_choose(self, payment: str) -> None:
         """Choose how the customer pays (Enter then records it)."""
+        if payment == "account":
+            self._large_confirmed = False
+            if self._choose_account():
+                self.choice = payment
+            return
         self.choice = payment
         self._large_confirmed = False
         # After parts of a split payment, what the last method pays is what is left.
@@ -197,6 +246,16 @@ class PaymentDialog(ClubModal):
             self._hint(tr("More than left to pay ({amount}).",
                           amount=self.fmt(self.left) if self.fmt else ""), error=True)
             return
+        account = self.account if self.choice == "account" else None
+        if self.choice == "account" and account is None:
+            self._hint(tr("Choose the account with 4 first."), error=True)
+            return
+        if account is not None and self.fmt is not None \
+                and (self.tendered if self.tendered is not None else self.left) \
+                > int(account.get("available") or 0):
+            self._hint(tr("Over the account's available credit ({amount}).",
+                          amount=self.fmt(int(account.get("available") or 0))), error=True)
+            return
         if self.large and not self._large_confirmed:
             self._large_confirmed = True
             self._hint(tr("Large amount: {amount}. Press Enter again to record it.",
@@ -207,13 +266,22 @@ class PaymentDialog(ClubModal):
     def tenders(self) -> list[dict[str, Any]] | None:
         """The ``tenders`` of ``sale.commit`` (protocol 1.1) when cash was handed over
         and typed: the agent records the cash and the change due. None: ``payment``."""
-        rows = [{"method": how, "amount": amount} for how, amount in self.parts]
+        rows = [self._row(how, amount) for how, amount in self.parts]
         if self.choice == "cash" and self.tendered is not None \
                 and self.payable_minor is not None and self.tendered >= self.left:
             return [*rows, {"method": "cash", "amount": self.tendered}]
-        if rows and self.choice is not None:  # the last method pays exactly the rest
-            return [*rows, {"method": self.choice, "amount": self.left}]
+        if (rows or self.choice == "account") and self.choice is not None:
+            # the last method pays exactly the rest (on account: always as tenders)
+            return [*rows, self._row(self.choice, self.left)]
         return None
+
+    def _row(self, how: str, amount: int) -> dict[str, Any]:
+        account = self.account
+        if how == "account" and account is not None:
+            if isinstance(account.get("token"), str):  # the account card was shown
+                return {"method": how, "amount": amount, "account_token": account["token"]}
+            return {"method": how, "amount": amount, "account_id": account["account_id"]}
+        return {"method": how, "amount": amount}
 
     def on_key(self, event: events.Key) -> None:
         if event.key in ("enter", "escape", "tab") or event.character in self.TENDERS:

@@ -43,6 +43,8 @@ def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
     if member.get("masked"):
         lines.append(BidiText(fill("Card {masked}", masked=member["masked"])))
     balances = member.get("balances") or {}
+    if member.get("pool_id"):  # (1.3) the balances below are the family's
+        lines.append(BidiText(fill("Family pool")))
     if "points" in balances:
         points = int(balances["points"])
         lines.append(BidiText(fill("Points: {n} (worth {amount})", n=number(points),
