@@ -87,6 +87,10 @@ class Outbox(OutboxReader):
                 raise ev.QuoteAlreadyRecorded(quote_id, str(earlier[0]))
         if check_funds and type_ == "sale" and effect.member_id is not None:
             self._check_funds_in_tx(effect.member_id, body, effect)
+        if type_ == "card_link":
+            # Checked in this write transaction: of two links of one card at once,
+            # the second sees the first (ev.CardNotLinkable).
+            self.members.check_link_in_tx(body)
         seq = int(conn.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
             "RETURNING value").fetchone()[0])
@@ -243,6 +247,10 @@ class Outbox(OutboxReader):
                 seq, member_id, type_ = row
                 if member_id is not None:
                     drop_deltas(conn, [(member_id, seq)])
+                if type_ == "card_link":
+                    # The club refused the link (the card went to another member first,
+                    # or was reported lost): the card stops finding the member here.
+                    self.members.unlink_rejected_in_tx(event_id)
                 if type_ == "sale":
                     # A refund of a sale the club refused undoes nothing.
                     drop_deltas(conn, ((r_member, r_seq) for r_seq, r_member in conn.execute(
