@@ -129,8 +129,8 @@ def test_hostile_national_ids_get_clear_errors_and_nothing_is_recorded() -> None
 
 def test_summaries_carry_tier_progress_and_referrals() -> None:
     async def scenario(h: Harness) -> None:
-        from hw_sim.club.bundles import GOLD_UPGRADE
         from agent.localapi.demo import example_bundle
+        from hw_sim.club.bundles import GOLD_UPGRADE
         h.bundle = example_bundle(h.now)
         assert h.bundle.tier_upgrades["gold"].min_spend == GOLD_UPGRADE["min_spend"]
         _add_member(h, {"member_id": "m-5", "name": "Parisa S.", "identifiers": ["nfc:05"],
