@@ -133,10 +133,6 @@ class MembersScreen(ClubScreen):
                 id="enrol-phone", compact=True, placeholder=tr("e.g. 0912 123 4567"), max_length=20
             )
         with Horizontal(classes="field"):
-            yield Label(tr("National id"), classes="field-label")
-            yield Input(id="enrol-nid", compact=True, max_length=40,
-                        placeholder=tr("optional: national id number"))
-        with Horizontal(classes="field"):
             yield Label(tr("Card"), classes="field-label")
             yield Static(id="enrol-card", classes="value")
         with Horizontal(classes="field"):
@@ -147,6 +143,10 @@ class MembersScreen(ClubScreen):
                 placeholder=tr("optional: their phone or club code, Enter"),
             )
         yield Static(id="enrol-referrer-name", classes="hint")
+        with Horizontal(classes="field"):
+            yield Label(tr("National id"), classes="field-label")
+            yield Input(id="enrol-nid", compact=True, max_length=40,
+                        placeholder=tr("optional: national id number"))
         yield Static(
             tr_block("Tap the new card on the reader to link it (optional). F8 enrols."),
             classes="hint"
@@ -387,8 +387,6 @@ class MembersScreen(ClubScreen):
         elif event.input.id == "enrol-name":
             self.query_one("#enrol-phone", Input).focus()
         elif event.input.id == "enrol-phone":
-            self.query_one("#enrol-nid", Input).focus()
-        elif event.input.id == "enrol-nid":
             self.query_one("#enrol-referrer", Input).focus()
 
     def done_referrer(self, result: dict[str, Any]) -> None:
