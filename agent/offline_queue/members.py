@@ -504,6 +504,10 @@ class MemberCache:
         if holder is not None and holder[0] != member_id:
             raise ev.CardNotLinkable("card_taken", f"this card already belongs to {holder[1]}",
                                      {"member_id": holder[0], "name": holder[1]})
+        if holder is not None:
+            # Linked already (a till retrying a link whose answer it lost finds it here).
+            raise ev.CardNotLinkable("card_linked", "this card is already the member's",
+                                     {"member_id": member_id, "name": holder[1]})
         if self.db.execute_sql("SELECT 1 FROM member_tokens WHERE token = ?",
                                (LOST_PREFIX + token,)).fetchone() is not None:
             raise ev.CardNotLinkable("card_lost", "this card was reported lost")
@@ -514,9 +518,6 @@ class MemberCache:
             if owner is None or owner[0] != member_id or replaces == token:
                 raise ev.CardNotLinkable("not_members_card",
                                          "the card to replace is not this member's")
-        elif holder is not None:
-            raise ev.CardNotLinkable("card_linked", "this card is already the member's",
-                                     {"member_id": member_id, "name": holder[1]})
 
     def link_token_in_tx(self, member_id: str, token: str, *,
                           replaces: object = None) -> None:
