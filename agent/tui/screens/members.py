@@ -89,7 +89,7 @@ class MembersScreen(ClubScreen):
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
         Binding("ctrl+l", "replace_card", N_("Card lost")),
-        Binding("ctrl+k", "link_card", N_("Link a card")),
+        Binding("ctrl+o", "link_card", N_("Link a card")),
         Binding("ctrl+t", "correct", N_("Correct")),
     ]
 
@@ -267,7 +267,7 @@ class MembersScreen(ClubScreen):
             return
         cards = [c for c in self.profile.get("cards") or [] if c.get("token")]
         if not cards:
-            self.say(tr("{name} has no card to report lost; Ctrl+K links a card.",
+            self.say(tr("{name} has no card to report lost; Ctrl+O links a card.",
                         name=self.profile.get("name") or ""), "error")
             return
         tokens = [str(c["token"]) for c in cards]
@@ -303,7 +303,7 @@ class MembersScreen(ClubScreen):
             return
         self.linking, self.replacing = True, False
         self.say(tr("Tap or scan the card to link to {name}, or type its code in Find. "
-                    "Ctrl+K: cancel.", name=self.profile.get("name") or ""), "info")
+                    "Ctrl+O: cancel.", name=self.profile.get("name") or ""), "info")
 
     def action_correct(self) -> None:
         """A manager corrects the name or phone typed at the shown member's
@@ -371,7 +371,7 @@ class MembersScreen(ClubScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "member-find":
             if self.linking and self.profile is not None and event.value.strip():
-                # A printed card's code typed while linking (Ctrl+K).
+                # A printed card's code typed while linking (Ctrl+O).
                 self._link_new_card("code:" + event.value.strip())
                 event.input.value = ""
                 return
