@@ -169,3 +169,25 @@ def test_the_club_gives_a_raced_card_to_the_first_till_only(tmp_path: Path) -> N
                                           "member_id": "m-2", "identifier": "nfc:01"}])
     assert again.rejected[0]["reason"].startswith("identifier_lost")
     ledger.close()
+
+
+def test_a_link_the_club_rejects_is_undone_and_the_replaced_card_found_again() -> None:
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        manager = await h.login("mg", "9999")
+        await c.call("member.card_link", {"member_id": "m-1", "token": "nfc:0D0D0D0D",
+                                          "replaces": "nfc:04A1B2", "session": manager})
+        link = next(e for e in h.outbox() if e["type"] == "card_link")
+        # The club gave the new card to someone else first: it rejects this link.
+        h.store.outbox.apply_ack([], [(link["id"], "identifier_taken: the card belongs to "
+                                                   "another member")], None)
+        assert h.store.members.lookup("nfc:0D0D0D0D") is None
+        assert (h.store.members.lookup("nfc:04A1B2") or {}).get("member_id") == "m-1"
+        assert h.store.members.lost_holder("nfc:04A1B2") is None
+        # And a record from the club never brings a rejected link back.
+        record = dict(h.store.members.member("m-1") or {})
+        v = h.store.members.members_version()
+        h.store.members.apply_changes({"from_version": v, "to_version": v + 1, "members": [
+            {**record, "version": 60}]})
+        assert h.store.members.lookup("nfc:0D0D0D0D") is None
+    run(scenario)
