@@ -213,11 +213,19 @@ async def card_notification(services: Services, event: Any) -> dict[str, Any]:
     except ClubtermError as exc:
         log.error("member lookup failed: %s", exc)
         member = None
+    lost = None
+    if member is None:
+        try:
+            lost = await services.lost_card(event.token)  # (1.3) refused as lost
+        except ClubtermError as exc:
+            log.error("lost-card lookup failed: %s", exc)
     log.info("card read: %s %s (%s) → %s", event.source, event.masked or event.token_kind,
-             event.reader, member["member_id"] if member else "no member")
+             event.reader, member["member_id"] if member else
+             ("a card reported lost" if lost else "no member"))
     return {"type": "card", "kind": "card", "source": event.source, "reader": event.reader,
             "token": event.token, "token_kind": event.token_kind, "masked": event.masked,
-            "info": getattr(event, "info", None), "member": member}
+            "info": getattr(event, "info", None), "member": member,
+            **({"lost": lost} if lost else {})}
 
 
 def reader_notification(event: Any) -> dict[str, Any]:

@@ -137,6 +137,7 @@ class Agent:
         self.store = await self.db.call(Store.open, cfg.db_path, cfg.terminal_id,
                                         cfg.merchant_id)
         self.bundle_state = await self.db.call(self._make_bundle_state)
+        from agent.carddata.tokens import nid_token
         from agent.sync.lookup import member_lookup
 
         view = AgentView(
@@ -147,7 +148,8 @@ class Agent:
             online=self._online, link_since=self._link_since, readers=self._reader_rows,
             link_broker=self._link_broker,
             on_recorded=self._wake_link, started=self.started_at,
-            lookup_member=member_lookup(cfg))
+            lookup_member=member_lookup(cfg),
+            nid_token=lambda digits: nid_token(cfg.read_pan_key(), digits))
         view.printer = assembly.make_printer(cfg, view.bundle, self._from_printer_thread)
         self.printer = view.printer
         from agent.staff import offline_only

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.carddata.tokens import nid_token
 from agent.localapi import QUOTE_TTL_SECONDS
 
 if TYPE_CHECKING:  # imported where used: `clubterm tui --demo` loads them in a thread
@@ -108,6 +109,22 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
     {**_member("m-6", "Omid Karimi", "active", "bronze", ["code:CLUB-1006"], {}),
      "pool": "pl-1"},
 )
+
+#: (#19 lifecycle) Parisa S.: national code 001-234567-9 (the demo pan_key's ``nid:``
+#: token), near gold (the demo bundle's upgrade: 500.00 or 10 purchases in 30 days),
+#: two members referred; ``nfc:04E6E6E6E6E6E6`` is a spare card to link to her.
+DEMO_MEMBERS += (
+    {**_member("m-7", "Parisa S.", "active", "silver",
+               ["nfc:04D5D5D5D5D5D5", "tel:+989125550000", "code:CLUB-1007",
+                "nid:9e0aa8dcbb0efb19a9931644bdf6e088"], {"points": 640}),
+     "stats": {"purchase_count": 23, "last_purchase": "2026-11-20", "spend_30d": 45000,
+               "tier_window": {"days": 30, "spend": 45000, "purchases": 8}},
+     "referrals": {"count": 2, "earned": {"points": 150}}},
+)
+#: The spare demo card (no member holds it): link it to a member, or reissue with it.
+DEMO_SPARE_CARD = "nfc:04E6E6E6E6E6E6"
+#: The demo's pan_key, as the simulated club's demo (bytes 00..1f): keys ``nid:`` tokens.
+DEMO_PAN_KEY = bytes(range(32))
 
 #: The demo terminal's readers: (name, kind), and which reader a source reads on.
 DEMO_READERS: tuple[tuple[str, str], ...] = (
@@ -227,7 +244,8 @@ class DemoAgent:
         self.view = AgentView(TERMINAL_ID, MERCHANT_ID, COUNTRY_CODE,
                               bundle=lambda: self.bundle, online=lambda: self.online,
                               link_since=lambda: self.link_since,
-                              readers=lambda: [dict(r) for r in self.readers])
+                              readers=lambda: [dict(r) for r in self.readers],
+                              nid_token=lambda digits: nid_token(DEMO_PAN_KEY, digits))
         self.db = DbThread()
         self.services = Services(self.view, self.db, outbox=self.store.outbox,
                                  members=self.store.members, records=self.store.records,

@@ -113,6 +113,10 @@ class Members(Protocol):
         """The cached member ``member_id``."""
         ...
 
+    def lost_holder(self, token: str) -> dict[str, Any] | None:
+        """The cached member who reported the card ``token`` lost."""
+        ...
+
     def find_members(self, name_part: str, limit: int) -> list[dict[str, Any]]:
         """Members whose name holds ``name_part``."""
         ...

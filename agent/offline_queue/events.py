@@ -129,6 +129,21 @@ class AccountRefused(InvalidEvent):
         super().__init__(message)
 
 
+class CardNotLinkable(InvalidEvent):
+    """A ``card_link`` the member cache refuses, checked in the append's write
+    transaction (two tills linking one card at once: the second is refused).
+
+    ``reason``: ``card_taken`` (another member holds the card; ``params`` name them),
+    ``card_lost`` (the card was reported lost), ``card_linked`` (already the member's),
+    ``not_members_card`` (``replaces`` is not one of the member's cards).
+    """
+
+    def __init__(self, reason: str, message: str, params: Mapping[str, Any] | None = None):
+        self.reason = reason
+        self.params = dict(params or {})
+        super().__init__(message)
+
+
 class QuoteAlreadyRecorded(InvalidEvent):
     """A sale names a ``quote_id`` that another sale of this store already has.
 

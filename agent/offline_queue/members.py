@@ -19,6 +19,11 @@ from agent.offline_queue.database import Database
 #: Deltas of projected stats live beside the balance kinds under this prefix
 #: (protocol balance kinds are ``points`` and ``credit.*``).
 STATS_PREFIX = "stats."
+#: A card reported lost is kept in ``member_tokens`` under this prefix (its member
+#: no longer found by it): a tap is refused as lost, not as unknown (docs/store.md).
+LOST_PREFIX = "lost|"
+#: (1.3) The member record's key listing the cards reported lost (docs/protocol/club.md).
+LOST_KEY = "lost_identifiers"
 #: The local key of a record kept from an online lookup: when (epoch seconds) the
 #: club answered it (docs/fleet.md, "Scoped member changes").
 LOOKED_UP_KEY = "_looked_up_at"
@@ -57,6 +62,11 @@ class MemberCache:
                 "SELECT m.record FROM member_tokens t JOIN members m ON m.member_id = t.member_id"
                 " WHERE t.token = ?", (token,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def lost_holder(self, token: str) -> dict[str, Any] | None:
+        """The cached record of the member who reported the card ``token`` lost
+        (``lost_identifiers``, or a replacement linked here), or None."""
+        return self.lookup(LOST_PREFIX + token)
 
     def member(self, member_id: str) -> dict[str, Any] | None:
         """The cached record of ``member_id`` (balances as cached), or None."""
@@ -138,6 +148,13 @@ class MemberCache:
                                    + deltas.get(STATS_PREFIX + "purchases", 0))
         stats["spend_30d"] = (int(stats.get("spend_30d") or 0)
                               + deltas.get(STATS_PREFIX + "spend", 0))
+        window = stats.get("tier_window")
+        if isinstance(window, dict):  # (1.3) the club's window for the next tier
+            stats["tier_window"] = {
+                **window,
+                "spend": int(window.get("spend") or 0) + deltas.get(STATS_PREFIX + "spend", 0),
+                "purchases": (int(window.get("purchases") or 0)
+                              + deltas.get(STATS_PREFIX + "purchases", 0))}
         day = str(last[0])[:10] if last else None
         if day and (not stats.get("last_purchase") or day > str(stats["last_purchase"])):
             stats["last_purchase"] = day
@@ -215,10 +232,73 @@ class MemberCache:
             "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
             [(token, r["member_id"]) for r, _ in rows for token in (r.get("identifiers") or [])
              if isinstance(token, str)])
+        conn.executemany(
+            "INSERT OR REPLACE INTO member_tokens (token, member_id) VALUES (?, ?)",
+            [(LOST_PREFIX + token, r["member_id"]) for r, _ in rows
+             if isinstance(r.get(LOST_KEY), list)
+             for token in r[LOST_KEY] if isinstance(token, str)])
         for r, _ in rows:
             replaces = r.get("replaces")
             if isinstance(replaces, list):
                 self._adopt_in_tx(r["member_id"], [x for x in replaces if isinstance(x, str)])
+        self._reapply_links_in_tx({r["member_id"]: r for r, _ in rows})
+
+    def _reapply_links_in_tx(self, records: dict[str, dict[str, Any]]) -> None:
+        """Own ``card_link`` events the club has not applied yet (waiting, past the
+        record's ``applied[T]``) stay in force over a record that does not reflect
+        them: the new card keeps finding the member and a replaced card stays lost
+        until the club's record says so itself."""
+        conn = self.db.connection()
+        waiting = conn.execute(
+            "SELECT seq, body FROM events WHERE type = 'card_link' "
+            "AND state IN ('pending', 'sent') ORDER BY seq").fetchall()
+        for seq, text in waiting:
+            body = json.loads(text)
+            record = records.get(str(body.get("member_id")))
+            if record is None or int((record.get("applied") or {})
+                                     .get(self.terminal_id, 0)) >= int(seq):
+                continue
+            token = str(body.get("identifier"))
+            holder = conn.execute("SELECT member_id FROM member_tokens WHERE token = ?",
+                                  (token,)).fetchone()
+            if holder is not None and holder[0] != record["member_id"]:
+                continue  # the club gave the card to someone else: it will refuse ours
+            self.link_token_in_tx(record["member_id"], token, replaces=body.get("replaces"))
+
+    def unlink_rejected_in_tx(self, event_id: str) -> None:
+        """Undo a ``card_link`` the club rejected: the new card stops finding the member
+        (unless the club's record lists it) and a card it replaced is found again
+        (unless the club's record reports it lost)."""
+        row = self.db.execute_sql("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            return
+        body = json.loads(row[0])
+        member_id, token = str(body.get("member_id")), str(body.get("identifier"))
+        found = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
+                                    (member_id,)).fetchone()
+        if found is None:
+            return
+        record = json.loads(found[0])
+        ids = [t for t in record.get("identifiers") or [] if t != token]
+        lost = [t for t in record.get(LOST_KEY) or [] if isinstance(t, str)]
+        replaced = body.get("replaces")
+        self.db.execute_sql("DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
+                            (token, member_id))
+        if isinstance(replaced, str) and replaced in lost:
+            lost.remove(replaced)
+            ids.append(replaced)
+            self.db.execute_sql("DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
+                                (LOST_PREFIX + replaced, member_id))
+            self.db.execute_sql("INSERT OR IGNORE INTO member_tokens (token, member_id) "
+                                "VALUES (?, ?)", (replaced, member_id))
+        record["identifiers"] = ids
+        if lost:
+            record[LOST_KEY] = lost
+        else:
+            record.pop(LOST_KEY, None)
+        self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
+                            (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                             member_id))
 
     def _adopt_in_tx(self, member_id: str, local_ids: Sequence[str]) -> None:
         """The club's record of members enrolled here offline (``replaces``): every
@@ -422,12 +502,41 @@ class MemberCache:
                                 (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
                                  member_id))
 
+    def check_link_in_tx(self, body: dict[str, Any]) -> None:
+        """Refuse a ``card_link`` this cache can tell is wrong (the caller holds the
+        write transaction): the card belongs to another member or was reported lost,
+        or ``replaces`` is not one of the member's cards. Raises
+        :class:`~agent.offline_queue.events.CardNotLinkable`."""
+        member_id, token = str(body["member_id"]), str(body["identifier"])
+        holder = self.db.execute_sql(
+            "SELECT m.member_id, json_extract(m.record, '$.name') FROM member_tokens t "
+            "JOIN members m ON m.member_id = t.member_id WHERE t.token = ?",
+            (token,)).fetchone()
+        if holder is not None and holder[0] != member_id:
+            raise ev.CardNotLinkable("card_taken", f"this card already belongs to {holder[1]}",
+                                     {"member_id": holder[0], "name": holder[1]})
+        if holder is not None:
+            # Linked already (a till retrying a link whose answer it lost finds it here).
+            raise ev.CardNotLinkable("card_linked", "this card is already the member's",
+                                     {"member_id": member_id, "name": holder[1]})
+        if self.db.execute_sql("SELECT 1 FROM member_tokens WHERE token = ?",
+                               (LOST_PREFIX + token,)).fetchone() is not None:
+            raise ev.CardNotLinkable("card_lost", "this card was reported lost")
+        replaces = body.get("replaces")
+        if replaces is not None:
+            owner = self.db.execute_sql("SELECT member_id FROM member_tokens WHERE token = ?",
+                                        (str(replaces),)).fetchone()
+            if owner is None or owner[0] != member_id or replaces == token:
+                raise ev.CardNotLinkable("not_members_card",
+                                         "the card to replace is not this member's")
+
     def link_token_in_tx(self, member_id: str, token: str, *,
                           replaces: object = None) -> None:
         """A card linked here finds its member at once (the club confirms later).
 
-        ``replaces`` (a lost card's token, an extra key of the card_link event) stops
-        finding the member at this terminal at once.
+        ``replaces`` (a lost card's token, **1.1** key of the card_link event) stops
+        finding the member at once and is kept as lost (``lost_identifiers``): tapped
+        again it is refused as a lost card, not as an unknown one.
         """
         row = self.db.execute_sql("SELECT record FROM members WHERE member_id = ?",
                                   (member_id,)).fetchone()
@@ -435,14 +544,22 @@ class MemberCache:
             return
         record = json.loads(row[0])
         ids = list(record.get("identifiers") or [])
+        lost = [t for t in record.get(LOST_KEY) or [] if isinstance(t, str)]
         if isinstance(replaces, str) and replaces != token:
             ids = [t for t in ids if t != replaces]
             self.db.execute_sql("DELETE FROM member_tokens WHERE token = ? AND member_id = ?",
                                 (replaces, member_id))
-        if token not in ids or ids != record.get("identifiers"):
+            self.db.execute_sql("INSERT OR REPLACE INTO member_tokens (token, member_id) "
+                                "VALUES (?, ?)", (LOST_PREFIX + replaces, member_id))
+            if replaces not in lost:
+                lost.append(replaces)
+        if token not in ids or ids != record.get("identifiers") \
+                or lost != (record.get(LOST_KEY) or []):
             if token not in ids:
                 ids.append(token)
             record["identifiers"] = ids
+            if lost:
+                record[LOST_KEY] = lost
             self.db.execute_sql("UPDATE members SET record = ? WHERE member_id = ?",
                                 (json.dumps(record, separators=(",", ":"), ensure_ascii=False),
                                  member_id))

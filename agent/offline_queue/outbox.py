@@ -110,6 +110,10 @@ class Outbox(OutboxReader):
             self._check_charge_in_tx(body, on_account, offline, account_offline_max)
         elif type_ == "account_payment":
             self._check_payment_in_tx(body)
+        if type_ == "card_link":
+            # Checked in this write transaction: of two links of one card at once,
+            # the second sees the first (ev.CardNotLinkable).
+            self.members.check_link_in_tx(body)
         seq = int(conn.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' "
             "RETURNING value").fetchone()[0])
@@ -345,6 +349,10 @@ class Outbox(OutboxReader):
                 seq, member_id, type_ = row
                 if member_id is not None:
                     drop_deltas(conn, [(member_id, seq)])
+                if type_ == "card_link":
+                    # The club refused the link (the card went to another member first,
+                    # or was reported lost): the card stops finding the member here.
+                    self.members.unlink_rejected_in_tx(event_id)
                 if type_ == "sale":
                     # A refund of a sale the club refused undoes nothing.
                     drop_deltas(conn, ((r_member, r_seq) for r_seq, r_member in conn.execute(

@@ -24,9 +24,18 @@ Ranges = Annotated[list[Any], msgspec.Meta(max_length=100)]
 
 # ---- the rule bundle -----------------------------------------------------------------
 
+class TierUpgrade(Message):
+    """(1.3) What takes a member of the tier below into this tier (bundle.md)."""
+
+    window_days: Annotated[int, msgspec.Meta(ge=0, le=3660)]
+    min_spend: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    min_purchases: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+
+
 class Tier(Message):
     id: Id
     rank: int
+    upgrade: TierUpgrade | None = None
 
 
 class Points(Message):

@@ -34,6 +34,8 @@ class IdentifyParams(Message, kw_only=True):
     token: Text | None = None
     phone: Text | None = None
     code: Text | None = None
+    #: (1.3) A national id as typed (at most 40 characters); only its nid: token is kept.
+    nid: Annotated[str, msgspec.Meta(max_length=40)] | None = None
 
 
 class QuoteLine(Message, kw_only=True):
@@ -144,6 +146,8 @@ class EnrolParams(Message, kw_only=True):
     phone: Text
     token: Text | None = None
     referred_by: Text | None = None
+    #: (1.3) Optional national id (as ``member.identify``).
+    nid: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     session: Session
 
 
@@ -272,6 +276,23 @@ class StatusResult(Message, kw_only=True):
     printer: Object | None = None
 
 
+class TierProgress(Message, kw_only=True):
+    """(1.3) The way to the next tier (docs/rules.md, "Tier progress")."""
+
+    next_tier: Text
+    spend_needed: Amount | None
+    purchases_needed: Amount | None
+    window_days: Annotated[int, msgspec.Meta(ge=0, le=3660)]
+    met: bool
+
+
+class Referrals(Message, kw_only=True):
+    """(1.3) Members this member referred and what their purchases credited, by kind."""
+
+    count: Amount
+    earned: dict[str, Amount]
+
+
 class MemberSummary(Message, kw_only=True):
     member_id: Id
     name: Text | None
@@ -284,6 +305,8 @@ class MemberSummary(Message, kw_only=True):
     earn_only: bool | None = None
     #: (1.3) the family pool whose balances ``balances`` are
     pool_id: Text | None = None
+    tier_progress: TierProgress | None = None
+    referrals: Referrals | None = None
 
 
 class Row(Message, kw_only=True):

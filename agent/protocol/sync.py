@@ -27,10 +27,27 @@ class Ack(Message):
     applied_seq: Seq | None = None
 
 
+class TierWindow(Message):
+    """(1.3) The member's unrefunded sales in the last ``days`` days (bundle.md, "Tier
+    progress"): what the next tier's ``upgrade`` is measured against."""
+
+    days: Annotated[int, msgspec.Meta(ge=0, le=3660)]
+    spend: Amount
+    purchases: Amount
+
+
 class MemberStats(Message):
     purchase_count: Amount | None = None
     last_purchase: Text | None = None
     spend_30d: Amount | None = None
+    tier_window: TierWindow | None = None
+
+
+class Referrals(Message):
+    """(1.3) Members this member referred, and what their purchases credited by kind."""
+
+    count: Amount
+    earned: dict[str, Amount] = msgspec.field(default_factory=dict)
 
 
 class MemberRecord(Message):
@@ -57,6 +74,9 @@ class MemberRecord(Message):
     coupons: list[Object] | None = None
     # (1.2) the member scopes whose terminals hold this record (club.md "Member scopes").
     scopes: list[Text] | None = None
+    # (1.3) cards reported lost (blocked, refused as lost) and referrals (club.md).
+    lost_identifiers: list[Text] | None = None
+    referrals: Referrals | None = None
     #: (1.1) A tombstone ``{member_id, version?, removed: true}``: the club deleted the member.
     removed: bool | None = None
 

@@ -18,6 +18,10 @@ from agent.errors import RulesError
 from agent.rules.index import RuleIndex, build_index
 from agent.rules.rule import KINDS, WEEKDAYS, Rule, normalise_code
 from agent.rules.rule_parse import Checker, parse_rule, parse_time
+from agent.rules.tiers import MAX_WINDOW_DAYS, TierUpgrade
+
+#: (1.3) The largest whole number on the wire (2**53 - 1, docs/protocol/club.md).
+MAX_WHOLE = 2**53 - 1
 
 __all__ = ["KINDS", "WEEKDAYS", "Bundle", "CreditsConfig", "OfflineConfig", "PointsConfig",
            "Rule", "normalise_code", "parse_bundle"]
@@ -82,6 +86,8 @@ class Bundle:
     # Some rule reads the store's promotion counts (limits, codes, coupons,
     # first/every-Nth purchase): the agent only counts when one does.
     needs_counts: bool = False
+    # (1.3) Each tier's ``upgrade`` threshold by tier id (agent/rules/tiers.py).
+    tier_upgrades: Mapping[str, TierUpgrade] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -163,6 +169,7 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
         raise top.fail("timezone", f"is not a time zone this terminal knows: {tz_name!r}") from None
 
     tier_ranks: dict[str, int] = {}
+    tier_upgrades: dict[str, TierUpgrade] = {}
     tiers = data.get("tiers", [])
     if not isinstance(tiers, list):
         raise top.fail("tiers", "must be a list of {id, rank}")
@@ -170,6 +177,8 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
         tc = Checker(f"bundle tiers[{i}]")
         t = tc.obj("tier", t)
         tier_ranks[tc.str_("id", t.get("id"))] = tc.int_("rank", t.get("rank"), minimum=None)
+        if "upgrade" in t:  # (1.3) what takes a member of the tier below into this one
+            tier_upgrades[str(t["id"])] = _tier_upgrade(tc, t["upgrade"])
 
     points = None
     if "points" in data:
@@ -221,9 +230,25 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
                              f"which the bundle does not have")
 
     bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
-                    tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes)
+                    tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes,
+                    tier_upgrades=tier_upgrades)
     build_index(bundle)
     return bundle
+
+
+def _tier_upgrade(tc: Checker, raw: object) -> TierUpgrade:
+    """A tier's ``upgrade`` {min_spend?, min_purchases?, window_days}: at least one
+    threshold, whole numbers, ``window_days`` 0 (all time) to MAX_WINDOW_DAYS."""
+    up = tc.obj("upgrade", raw)
+    if "min_spend" not in up and "min_purchases" not in up:
+        raise tc.fail("upgrade", "needs min_spend or min_purchases")
+    return TierUpgrade(
+        min_spend=(tc.int_("upgrade.min_spend", up["min_spend"], minimum=1,
+                           maximum=MAX_WHOLE) if "min_spend" in up else None),
+        min_purchases=(tc.int_("upgrade.min_purchases", up["min_purchases"], minimum=1,
+                               maximum=MAX_WHOLE) if "min_purchases" in up else None),
+        window_days=tc.int_("upgrade.window_days", up.get("window_days"), minimum=0,
+                            maximum=MAX_WINDOW_DAYS))
 
 
 def _value_by_tier(check: Checker, value: object,

@@ -74,6 +74,14 @@ _REASONS = {
     "account_overpaid": N_("That is more than the account owes."),
     "account_card": N_("This is a house account's card: use it to pay on account."),
     "bad_account": N_("Name the house account to pay on."),
+    # Card lifecycle (protocol 1.3).
+    "card_lost": N_("This card was reported lost: no benefits. Ask for the member's new card."),
+    "card_taken": N_("This card already belongs to another member; it cannot be linked."),
+    "card_linked": N_("This card is already this member's."),
+    "not_members_card": N_("The lost card is not this member's."),
+    "not_a_card": N_("Only a card, tag or printed code can be linked."),
+    "bad_nid": N_("That national id is not right: check the number."),
+    "nid_unavailable": N_("This terminal cannot use national ids yet."),
 }
 DISCONNECTED = -1
 

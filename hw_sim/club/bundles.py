@@ -34,6 +34,11 @@ EXAMPLE_RULES: list[dict[str, Any]] = [
 ]
 
 
+#: (1.3) The example club's way to gold: 500.00 spent or 10 purchases in 30 days
+#: (docs/rules.md, "Tier progress"); the ledger applies the same thresholds.
+GOLD_UPGRADE: dict[str, int] = {"min_spend": 50000, "min_purchases": 10, "window_days": 30}
+
+
 def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None = None,
                 valid_days: int = 30, timezone: str = "Europe/Berlin",
                 rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
         "expires_at": (now + timedelta(days=valid_days)).isoformat(timespec="seconds"),
         "currency": "EUR", "minor_units": 2, "timezone": timezone,
         "tiers": [{"id": "bronze", "rank": 1}, {"id": "silver", "rank": 2},
-                  {"id": "gold", "rank": 3}],
+                  {"id": "gold", "rank": 3, "upgrade": dict(GOLD_UPGRADE)}],
         "points": {"value": 1, "min_redeem": 100, "max_redeem_share_bps": 5000},
         "credits": {"accepted": ["credit.club", f"credit.merchant:{merchant}"],
                     "use_cap_per_invoice": 50000, "use_cap_per_day": 100000},

@@ -102,17 +102,26 @@ class Ledger:
     def __init__(self, path: Path, *, timezone: str = "Europe/Berlin",
                  default_tier: str = "bronze",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 points_expire_days: int | None = None):
+                 points_expire_days: int | None = None,
+                 tiers: Iterable[Mapping[str, Any]] | None = None):
         self.path = Path(path)
         # Club policy: points earned expire after this many days (None: never). The
         # member record's balance_lots carry the dates; terminals enforce them.
         self.points_expire_days = points_expire_days
         self.tz = ZoneInfo(timezone)
+        # (1.3) The bundle's tiers with their ``upgrade`` thresholds: the club applies them.
+        from hw_sim.club.bundles import GOLD_UPGRADE
+
+        self.tiers: list[dict[str, Any]] = [dict(t) for t in tiers] if tiers is not None else [
+            {"id": "bronze", "rank": 1}, {"id": "silver", "rank": 2},
+            {"id": "gold", "rank": 3, "upgrade": dict(GOLD_UPGRADE)}]
+        self.tiers_by_id = {str(t["id"]): t for t in self.tiers}
         self.default_tier = default_tier
         self.clock = clock
         self._lock = threading.RLock()
         self._new_sales: dict[str, list[Any]] = {}
         self._batch_codes: set[str] = set()  # single-use codes of the batch taken so far
+        self._batch_links: dict[str, str] = {}  # cards linked in the batch so far: member
         # What checking a sale of this batch computed (time, deltas, spend), so that
         # applying it does not compute it again; emptied after every batch.
         self._facts: dict[str, Facts] = {}
@@ -359,6 +368,7 @@ class Ledger:
             finally:
                 self._new_sales.clear()
                 self._batch_codes.clear()
+                self._batch_links.clear()
                 self._facts = {}
             # Committed: the cache now holds what the database holds.
             self._remember(touched.values())
@@ -423,6 +433,8 @@ class Ledger:
                 reason = reject_if(ev)
             if reason is None and ev.get("type") == "sale" and ev.get("codes_used"):
                 reason = self._code_problem(ev)
+            if reason is None and ev.get("type") == "card_link":
+                reason = self._link_problem(ev)
             seq = ev.get("seq")
             if not isinstance(seq, int) or not _is_seq(seq):
                 # Without a usable seq the event cannot take a place in the order.
@@ -498,6 +510,7 @@ class Ledger:
                     applied_of[term] = self.applied_seq(term)
                 applied_map[term] = applied_of[term]
             rec["stats"]["spend_30d"] = spend.get(rec["member_id"], 0)
+            self._tier_upgrade(rec)
             rec["version"] = version
             saves.append((rec["member_id"], version, _ENCODE(rec)))
             result.changed_members.append(rec)
@@ -520,6 +533,29 @@ class Ledger:
                 if code in effects.single_use_codes(json.loads(body)):
                     return f"code_used: {code}"
         self._batch_codes.update(effects.single_use_codes(ev))
+        return None
+
+    def _link_problem(self, ev: dict[str, Any]) -> str | None:
+        """(1.3) A card_link of a card another member holds, or of a card reported lost,
+        is rejected (``identifier_taken`` / ``identifier_lost``): of two tills linking
+        one card at once, the first to reach the club wins."""
+        token = ev.get("identifier")
+        if not isinstance(token, str):
+            return None
+        member_id = self._resolve(str(ev.get("member_id")))
+        claimed = self._batch_links.get(token)
+        if claimed is not None and claimed != member_id:
+            return "identifier_taken: the card belongs to another member"
+        for other_id, record in self.db.execute(
+                "SELECT member_id, record FROM members WHERE removed=0 AND record LIKE ?",
+                (f"%{token}%",)):
+            rec = self._records.get(other_id) or json.loads(record)
+            if token in (rec.get("lost_identifiers") or []):
+                return "identifier_lost: the card was reported lost"
+            if other_id != member_id and token in (rec.get("identifiers") or []) \
+                    and rec.get("status") != "closed":
+                return "identifier_taken: the card belongs to another member"
+        self._batch_links[token] = member_id or ""
         return None
 
     def _dated_lots(self, sale: dict[str, Any], rec: dict[str, Any],
@@ -556,6 +592,9 @@ class Ledger:
             if referrer is not None:
                 referrer["balances"] = effects.apply_deltas(referrer.get("balances") or {},
                                                             deltas, sign)
+                earned = _referrals_of(referrer)["earned"]
+                for kind, amount in effects.apply_deltas(earned, deltas, sign).items():
+                    earned[kind] = max(0, amount)
         if rec is None:
             return
         found = rec.get("rule_uses")
@@ -680,6 +719,11 @@ class Ledger:
             for token in rec["identifiers"]:
                 self._take_identifier(token, member_id, touched)
             touched[member_id] = rec
+            referrer = self._load_for_update(ev.get("referred_by"), touched)
+            if referrer is not None and referrer["member_id"] != member_id:
+                # (1.3) The referrer's record counts the members they brought.
+                referrals = _referrals_of(referrer)
+                referrals["count"] += 1
         elif kind == "card_link":
             rec = self._load_for_update(ev.get("member_id"), touched)
             token = ev.get("identifier")
@@ -688,6 +732,13 @@ class Ledger:
             self._take_identifier(token, rec["member_id"], touched)
             if token not in rec["identifiers"]:
                 rec["identifiers"].append(token)
+            lost = ev.get("replaces")
+            if isinstance(lost, str) and lost != token and lost in rec["identifiers"]:
+                # (1.1/1.3) The lost card: blocked club-wide, listed as lost so every
+                # terminal refuses it as such; the balance stays (same member id).
+                rec["identifiers"].remove(lost)
+                kept = [t for t in rec.get("lost_identifiers") or [] if t != lost]
+                rec["lost_identifiers"] = [*kept, lost][-MAX_LOST_CARDS:]
         elif kind == "correction" and ev.get("ref_type") == "member_enrol":
             # A mis-typed enrolment: the member's name is amended, or the member is
             # closed (void). The original member_enrol event stays in the ledger.
@@ -841,6 +892,32 @@ class Ledger:
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
 
+    def _tier_upgrade(self, rec: dict[str, Any]) -> None:
+        """(1.3) The club's tier decision: while the member meets the next tier's
+        ``upgrade`` (spend **or** purchases of unrefunded sales in its window), the tier
+        goes up; ``stats.tier_window`` then says the member's figures for the next one."""
+        for _ in range(len(self.tiers)):
+            ranks = [t["id"] for t in sorted(self.tiers, key=lambda t: t["rank"])]
+            tier = rec.get("tier")
+            at = ranks.index(tier) + 1 if tier in ranks else 0
+            up = self.tiers_by_id[ranks[at]].get("upgrade") if at < len(ranks) else None
+            if not isinstance(up, dict):
+                rec["stats"].pop("tier_window", None)
+                return
+            days = int(up.get("window_days") or 0)
+            since = ((self.clock() - timedelta(days=days)).astimezone(UTC).isoformat()
+                     if days else "")
+            count, total = self.db.execute(
+                "SELECT count(*), coalesce(SUM(net), 0) FROM sales INDEXED BY sales_spend "
+                "WHERE member_id=? AND at_utc >= ? AND refunded=0",
+                (rec["member_id"], since)).fetchone()
+            rec["stats"]["tier_window"] = {"days": days, "spend": int(total),
+                                           "purchases": int(count)}
+            if not ((up.get("min_spend") and total >= up["min_spend"])
+                    or (up.get("min_purchases") and count >= up["min_purchases"])):
+                return
+            rec["tier"] = ranks[at]
+
     def _spend_30d_of(self, member_ids: list[str]) -> dict[str, int]:
         """``spend_30d`` of these members (absent: 0), summed from the covering index."""
         since = (self.clock() - timedelta(days=30)).astimezone(UTC).isoformat()
@@ -860,6 +937,17 @@ class Ledger:
 
 
 _MAX_CACHED_RECORDS = 100_000
+#: Cards a member record keeps as reported lost (the oldest drop out).
+MAX_LOST_CARDS = 20
+
+
+def _referrals_of(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``referrals`` {count, earned: {kind: amount}} (1.3), made when absent."""
+    found = rec.get("referrals")
+    if not isinstance(found, dict) or not isinstance(found.get("earned"), dict):
+        found = rec["referrals"] = {"count": 0, "earned": {}}
+    found["count"] = int(found.get("count") or 0)
+    return found
 
 
 def _copy_record(rec: Mapping[str, Any]) -> dict[str, Any]:

@@ -219,8 +219,10 @@ def test_parse_batch_refuses_what_json_refuses() -> None:
 
 
 def test_an_identifier_moved_twice_in_one_transaction_has_one_holder(tmp_path: Path) -> None:
-    """card_link to m-1 and then to m-2 in batches taken together: the token ends at
-    m-2 alone, though m-1's change was not saved yet when m-2 took it."""
+    """card_link to m-1 and then to m-2 in batches taken together: the token has one
+    holder, though m-1's change was not saved yet when m-2 asked for it. Since 1.3 the
+    first link wins and the second is rejected ``identifier_taken`` (#19: two tills
+    linking one card at once); before, the second took the card from the first."""
     from hw_sim.club.ledger import PreparedBatch
 
     ledger = Ledger(tmp_path / "club.db")
@@ -229,10 +231,12 @@ def test_an_identifier_moved_twice_in_one_transaction_has_one_holder(tmp_path: P
             "identifier": "nfc:04AA"}
     links = [{**base, "id": str(uuid.uuid4()), "seq": seq, "member_id": member}
              for seq, member in ((1, "m-1"), (2, "m-2"))]
-    ledger.receive_batches("T-1", [PreparedBatch({"events": [ev]}, None, {}, {})
-                                   for ev in links])
-    assert "nfc:04AA" not in ledger.member("m-1")["identifiers"]
-    assert ledger.member("m-2")["identifiers"] == ["nfc:04AA"]
+    results = ledger.receive_batches("T-1", [PreparedBatch({"events": [ev]}, None, {}, {})
+                                             for ev in links])
+    assert ledger.member("m-1")["identifiers"] == ["nfc:04AA"]
+    assert "nfc:04AA" not in ledger.member("m-2")["identifiers"]
+    assert [r["reason"].split(":")[0] for res in results for r in res.rejected] == [
+        "identifier_taken"]
     ledger.close()
 
 

@@ -55,10 +55,12 @@ from agent.offline_queue import (
     AccountRefused,
     AlreadyRefunded,
     AppointmentConflict,
+    CardNotLinkable,
     QuoteAlreadyRecorded,
     RefundNotPossible,
 )
 from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
+from agent.rules.tiers import tier_progress
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -98,6 +100,19 @@ _REFUND_MESSAGES = {
 }
 
 
+# What a manager reads when the store refuses a card link (CardNotLinkable).
+_LINK_MESSAGES = {
+    "card_taken": "This card already belongs to {name}; it cannot be linked to another member.",
+    "card_lost": "This card was reported lost; it cannot be linked. Keep it and give the "
+                 "member a new card.",
+    "card_linked": "This card is already this member's.",
+    "not_members_card": "The card to replace is not this member's.",
+    "unknown_member": "No member has this id.",
+}
+CARD_LOST = ("This card was reported lost and replaced by a new one; no benefits. Keep it, "
+             "and ask the member for their new card.")
+
+
 def _store_error(exc: ClubtermError) -> ApiError:
     """The API error for a store exception other than StorageError."""
     if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
@@ -119,6 +134,13 @@ def _store_error(exc: ClubtermError) -> ApiError:
                 "unknown_sale": NOT_FOUND}.get(exc.reason, CONFLICT)
         return ApiError(code, _REFUND_MESSAGES.get(exc.reason, _sentence(str(exc))),
                         {"reason": exc.reason, **exc.params})
+    if isinstance(exc, CardNotLinkable):
+        code = {"not_members_card": INVALID_PARAMS,
+                "unknown_member": UNKNOWN_MEMBER}.get(exc.reason, CONFLICT)
+        message = _LINK_MESSAGES.get(exc.reason, _sentence(str(exc)))
+        return ApiError(code, message.format(name=exc.params.get("name") or "another member"),
+                        {"reason": exc.reason, **exc.params,
+                         **({"param": "replaces"} if exc.reason == "not_members_card" else {})})
     if isinstance(exc, LookupError):  # RecordNotFound
         return ApiError(NOT_FOUND, "That record does not exist (any more).")
     if isinstance(exc, ValueError):  # InvalidEvent
@@ -165,6 +187,22 @@ class AgentView:
     started: float = field(default_factory=time.monotonic)
     # The receipt printer of the terminal profile (docs/receipts.md), or None.
     printer: ReceiptPrinterPort | None = None
+    # (1.3) Turns a checked national id's digits into its ``nid:`` token (keyed by the
+    # club's pan_key, which stays inside the closure); None: national ids not available.
+    nid_token: Callable[[str], str] | None = None
+
+
+def _referrals(raw: object) -> dict[str, Any] | None:
+    """(1.3) The record's ``referrals`` {count, earned: {kind: amount}} kept by the club,
+    as whole numbers (anything else left out), or None."""
+    if not isinstance(raw, Mapping):
+        return None
+    count = raw.get("count")
+    found = raw.get("earned")
+    earned: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    return {"count": count if type(count) is int and count >= 0 else 0,
+            "earned": {str(k): v for k, v in earned.items()
+                       if type(v) is int and 0 <= v <= 2**53 - 1 and len(str(k)) <= 100}}
 
 
 def _granted(staff: Mapping[str, Any]) -> frozenset[str]:
@@ -282,7 +320,14 @@ class ServiceCore:
         return self.clock().astimezone(self._tz()).date()
 
     async def _summary(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
-        balances = await self.db.read(self.members.usable_balances, balance_holder(member))
+        holder = balance_holder(member)
+        view = await self.db.read(self.members.member_view, member["member_id"])
+        if view is not None:  # usable balances and stats projected over own sales
+            balances = view["balances"] if holder == member["member_id"] else \
+                await self.db.read(self.members.usable_balances, holder)  # (1.3) the pool's
+            return self._summary_from({**member, "balances": balances,
+                                       "stats": view.get("stats") or {}}, token)
+        balances = await self.db.read(self.members.usable_balances, holder)
         return self._summary_from({**member, "balances": balances}, token)
 
     def _summary_from(self, member: Mapping[str, Any], token: str | None) -> dict[str, Any]:
@@ -300,7 +345,29 @@ class ServiceCore:
             # (1.3) the family pool whose balances these are
             **({"pool_id": member["pool"]} if balance_holder(member) != member["member_id"]
                else {}),
+            **self._lifecycle_keys(member),
         }
+
+    def _lifecycle_keys(self, member: Mapping[str, Any]) -> dict[str, Any]:
+        """(1.3) ``tier_progress`` (the bundle's thresholds) and ``referrals`` (the
+        club's count and credit), each only when there is one."""
+        out: dict[str, Any] = {}
+        progress = self._tier_progress(member)
+        if progress is not None:
+            out["tier_progress"] = progress
+        referrals = _referrals(member.get("referrals"))
+        if referrals is not None:
+            out["referrals"] = referrals
+        return out
+
+    def _tier_progress(self, member: Mapping[str, Any]) -> dict[str, Any] | None:
+        bundle = self.view.bundle()
+        if bundle is None or not bundle.tier_upgrades:
+            return None
+        stats = member.get("stats")
+        progress = tier_progress(bundle.tier_ranks, bundle.tier_upgrades, member.get("tier"),
+                                 stats if isinstance(stats, Mapping) else {})
+        return None if progress is None else progress.as_dict()
 
     def _lookup_keys(self, member: Mapping[str, Any]) -> dict[str, Any]:
         """``looked_up`` and ``earn_only`` for a member kept from an online lookup
@@ -345,6 +412,22 @@ class ServiceCore:
             return {**record, LOOKED_UP_KEY: now}
         return await self.db.read(self.members.lookup, token) or {**record, LOOKED_UP_KEY: now}
 
+    async def _refuse_if_lost(self, token: str) -> None:
+        """A card reported lost (and replaced) is refused as lost, not as unknown."""
+        owner = await self.lost_card(token)
+        if owner is not None:
+            raise ApiError(MEMBER_NOT_ACTIVE, CARD_LOST,
+                           {"reason": "card_lost", "member_id": owner["member_id"]})
+
+    async def lost_card(self, token: str) -> dict[str, Any] | None:
+        """``{member_id, name}`` of the member who reported this card lost, or None."""
+        if token.startswith(("tel:", "nid:")):
+            return None
+        owner = await self.db.read(self.members.lost_holder, token)
+        if owner is None:
+            return None
+        return {"member_id": owner["member_id"], "name": owner.get("name")}
+
     async def member_summary(self, token: str) -> dict[str, Any] | None:
         """The summary of the member holding ``token`` (any status), or None."""
         member = await self.db.read(self.members.lookup, token)
@@ -356,11 +439,15 @@ class ServiceCore:
         token = params.get("token")
         phone = params.get("phone")
         code = params.get("code")
-        given = [k for k, v in (("token", token), ("phone", phone), ("code", code)) if v]
+        nid = params.get("nid")
+        given = [k for k, v in (("token", token), ("phone", phone), ("code", code),
+                                ("nid", nid)) if v]
         if len(given) != 1:
-            raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone or code.")
+            raise ApiError(INVALID_PARAMS, "Give exactly one of token, phone, code or nid.")
         if token is not None:
             return _checked_token(token)
+        if nid is not None:
+            return self._nid_token_of(nid)
         if phone is not None:
             if not isinstance(phone, str) or sum(c.isdigit() for c in phone) < 5:
                 raise ApiError(INVALID_PARAMS, "That does not look like a phone number.",
@@ -378,6 +465,25 @@ class ServiceCore:
             raise ApiError(INVALID_PARAMS, "The code is empty or too long.", {"param": "code"})
         return _checked_token("code:" + code.strip(), "code")
 
+    def _nid_token_of(self, nid: object, param: str = "nid") -> str:
+        """The ``nid:`` token of a national id typed at the till, checked by the
+        country's rule (``agent.carddata.nid``); the number itself is kept nowhere."""
+        from agent.carddata.nid import clean_national_id
+
+        if not isinstance(nid, str):
+            raise ApiError(INVALID_PARAMS, "The national id must be text.",
+                           {"param": param, "reason": "wrong_type", "expected": "string"})
+        if self.view.nid_token is None:
+            raise ApiError(INVALID_PARAMS, "This terminal cannot use national ids (it has no "
+                           "club key yet); find the member by phone or card.",
+                           {"param": param, "reason": "nid_unavailable"})
+        try:
+            digits = clean_national_id(nid, self.view.default_country_code)
+            return self.view.nid_token(digits)
+        except ClubtermError as exc:  # CardDataError
+            raise ApiError(INVALID_PARAMS, _sentence(f"That national id cannot be used: {exc}"),
+                           {"param": param, "reason": "bad_nid"}) from exc
+
     async def _code_as_stored(self, token: str) -> str:
         """A ``code:`` token as the club stores it (#15 item 13): codes are matched
         case-insensitively, the club keeps them upper-cased. The exact token wins
@@ -392,6 +498,7 @@ class ServiceCore:
         if member is None or self.earn_only(member):
             member = await self._looked_up(token, member)
         if member is None:
+            await self._refuse_if_lost(token)
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
         if member.get("holder") == "account":  # (1.3) a house account's card: no person
             raise ApiError(UNKNOWN_MEMBER, f"This is the card of the house account "

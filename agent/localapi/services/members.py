@@ -44,10 +44,18 @@ class MemberMethods(SaleMethods):
         token = params.get("token")
         if token is not None:
             identifiers.append(_checked_token(token))
+        if params.get("nid") is not None:
+            # (1.3) Optional national id: kept as its keyed ``nid:`` token only.
+            identifiers.append(self._nid_token_of(params.get("nid")))
         for ident in identifiers:
+            if await self.lost_card(ident) is not None:
+                raise ApiError(CONFLICT, "This card was reported lost; it cannot be used for a "
+                               "new member. Keep it and give the member a new card.",
+                               {"reason": "card_lost", "identifier_kind": "card"})
             holder = await self.db.read(self.members.lookup, ident)
             if holder is not None:
-                what = "phone number" if ident.startswith("tel:") else "card"
+                what = {"tel": "phone number", "nid": "national id"}.get(
+                    ident.split(":", 1)[0], "card")
                 raise ApiError(CONFLICT, f"This {what} already belongs to {holder.get('name')}.",
                                {"member_id": holder.get("member_id"),
                                 "identifier_kind": ident.split(":", 1)[0]})
@@ -79,6 +87,8 @@ class MemberMethods(SaleMethods):
                            {"param": "limit"})
         found: dict[str, dict[str, Any]] = {}
         keys = ["code"] + (["phone"] if sum(c.isdigit() for c in query) >= 5 else [])
+        if self.view.nid_token is not None and sum(c.isdigit() for c in query) >= 4:
+            keys.append("nid")  # (1.3) a national id typed in the search field
         for key in keys:
             try:
                 token = self._identifier_of({key: query})
@@ -109,18 +119,26 @@ class MemberMethods(SaleMethods):
                                                         balance_holder(record))
             else:
                 record.pop("pool", None)
+        cards = self._card_rows(record.get("identifiers"))
+        sales, _ = await self._recent_sales(session, None, PROFILE_SALES, "", member_id)
+        return {**self._summary_from(record, None), "stats": record.get("stats") or {},
+                "cards": cards, "recent_sales": sales,
+                "lost_cards": self._card_rows(record.get("lost_identifiers")),
+                "has_nid": any(str(t).startswith("nid:")
+                               for t in record.get("identifiers") or []),
+                "enrolment": await self._enrolment(member_id, record)}
+
+    def _card_rows(self, tokens: object) -> list[dict[str, Any]]:
+        """The cards among ``tokens``, masked (no phone, no national id)."""
         cards = []
-        for token in record.get("identifiers") or []:
+        for token in tokens if isinstance(tokens, list) else []:
             kind = str(token).split(":", 1)[0]
-            if kind in ("tel", "nid"):
+            if kind in ("tel", "nid") or not isinstance(token, str):
                 continue
             masked = self._recent_cards.get(token, (None, None))[0]
             cards.append({"token": token, "kind": kind,
                           "label": masked or f"{kind.upper()} …{str(token)[-6:]}"})
-        sales, _ = await self._recent_sales(session, None, PROFILE_SALES, "", member_id)
-        return {**self._summary_from(record, None), "stats": record.get("stats") or {},
-                "cards": cards, "recent_sales": sales,
-                "enrolment": await self._enrolment(member_id, record)}
+        return cards
 
     async def _enrolment(self, member_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """The member's enrolment at this terminal (what ``event.correct`` corrects),
@@ -142,22 +160,21 @@ class MemberMethods(SaleMethods):
         assert member_id is not None
         token = _checked_token(params.get("token"))
         replaced = params.get("replaces")
+        if token.startswith(("tel:", "nid:")):
+            raise ApiError(INVALID_PARAMS, "Only a card, tag or printed code can be linked "
+                           "here; a phone or national id is changed at enrolment.",
+                           {"param": "token", "reason": "not_a_card"})
         member = await self.db.read(self.members.member, member_id)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member has this id.")
-        holder = await self.db.read(self.members.lookup, token)
-        if holder is not None:
-            raise ApiError(CONFLICT, f"This card already belongs to {holder.get('name')}.",
-                           {"member_id": holder.get("member_id")})
         body: dict[str, Any] = {"member_id": member_id, "identifier": token}
         if replaced is not None:
-            replaces = _checked_token(replaced, "replaces")
-            old = await self.db.read(self.members.lookup, replaces)
-            if old is None or old.get("member_id") != member_id:
-                raise ApiError(INVALID_PARAMS, "The card to replace is not this member's.",
-                               {"param": "replaces"})
-            # Not a protocol key (the club ignores unknown keys): docs/local-api.md.
-            body["replaces"] = replaces
+            # (1.1) The lost card: blocked at this terminal at once and at the club.
+            body["replaces"] = _checked_token(replaced, "replaces")
+        # The card's holder, a lost card and ``replaces`` are checked in the append's
+        # write transaction (MemberCache.check_link_in_tx): of two tills linking one
+        # card at once, the second gets a clear refusal.
         stored = await self._append("card_link", body, session.staff_id)
-        return {"event_id": stored.id, "member_id": member_id}
+        return {"event_id": stored.id, "member_id": member_id,
+                "replaced": body.get("replaces")}
 

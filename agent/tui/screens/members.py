@@ -30,6 +30,7 @@ from agent.tui.messages import CardRead
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.correction_dialog import CorrectionDialog
 from agent.tui.widgets.bidi import BidiText, tr_block
+from agent.tui.widgets.member_progress import progress_lines
 
 STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
 
@@ -60,8 +61,12 @@ def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Group | BidiText:
         lines.append(BidiText(fill("Visits: {n}, last {day}",
                                    n=number(int(stats["purchase_count"])),
                                    day=str(stats.get("last_purchase") or "—"))))
+    lines.extend(progress_lines(profile, fmt))  # (1.3) next tier, referrals
     for card in profile.get("cards") or []:
         lines.append(BidiText(fill("Card {masked}", masked=str(card.get("label")))))
+    for card in profile.get("lost_cards") or []:
+        lines.append(BidiText(fill("Lost card {masked} (blocked)",
+                                   masked=str(card.get("label"))), "dim"))
     sales = profile.get("recent_sales") or []
     if sales:
         lines.append(BidiText(fill("Last sales here:")))
@@ -83,7 +88,8 @@ class MembersScreen(ClubScreen):
         Binding("f8", "enrol", N_("Enrol"), priority=True),
         Binding("ctrl+b", "unlink", N_("Remove card")),
         Binding("ctrl+n", "clear", N_("Clear")),
-        Binding("ctrl+l", "replace_card", N_("Replace card")),
+        Binding("ctrl+l", "replace_card", N_("Card lost")),
+        Binding("ctrl+o", "link_card", N_("Link a card")),
         Binding("ctrl+t", "correct", N_("Correct")),
     ]
 
@@ -97,6 +103,10 @@ class MembersScreen(ClubScreen):
         # the next unknown card tapped is the replacement.
         self.found_by: str | None = None
         self.replacing = False
+        # (1.3) The lost card chosen to replace (Ctrl+L again: the next of the
+        # member's cards), and whether the next card is linked as a second card.
+        self.lost_token: str | None = None
+        self.linking = False
         self._results: list[dict[str, Any]] = []
         self._corrected = ""  # the member whose enrolment was just corrected
 
@@ -108,7 +118,7 @@ class MembersScreen(ClubScreen):
                 with Horizontal(classes="field"):
                     yield Label(tr("Find"), classes="field-label")
                     yield Input(id="member-find", compact=True, max_length=80,
-                                placeholder=tr("phone, code or name"))
+                                placeholder=tr("phone, code, national id or name"))
                 yield Static(id="member-profile")
 
     def _enrol_form(self) -> ComposeResult:
@@ -133,6 +143,10 @@ class MembersScreen(ClubScreen):
                 placeholder=tr("optional: their phone or club code, Enter"),
             )
         yield Static(id="enrol-referrer-name", classes="hint")
+        with Horizontal(classes="field"):
+            yield Label(tr("National id"), classes="field-label")
+            yield Input(id="enrol-nid", compact=True, max_length=40,
+                        placeholder=tr("optional: national id number"))
         yield Static(
             tr_block("Tap the new card on the reader to link it (optional). F8 enrols."),
             classes="hint"
@@ -166,9 +180,21 @@ class MembersScreen(ClubScreen):
         if scanned_product(message.token) is not None:
             self.say(tr("That is a product barcode, not a card."), "error")
             return
-        if self.replacing and self.profile is not None and not message.event.get("member"):
-            self._link_new_card(message.token)
+        if message.event.get("lost"):
+            # (1.3) A card reported lost: refused as such, never linked again.
+            self.say(tr("This card was reported lost ({name}); it gives no benefits and "
+                        "cannot be linked.", name=message.event["lost"].get("name") or ""),
+                     "error")
             return
+        if (self.replacing or self.linking) and self.profile is not None:
+            holder = message.event.get("member")
+            if holder and holder.get("member_id") != self.profile.get("member_id"):
+                self.say(tr("This card already belongs to {name}; it cannot be linked.",
+                            name=holder.get("name") or ""), "error")
+                return
+            if not holder:
+                self._link_new_card(message.token)
+                return
         if message.event.get("member"):
             # A member's card: show who it is (a card tapped to enrol is refused).
             member = message.event["member"]
@@ -193,7 +219,7 @@ class MembersScreen(ClubScreen):
 
     def action_clear(self) -> None:
         """Empty the form."""
-        for name in ("enrol-name", "enrol-phone", "enrol-referrer"):
+        for name in ("enrol-name", "enrol-phone", "enrol-nid", "enrol-referrer"):
             self.query_one(f"#{name}", Input).value = ""
         self.referrer_id = None
         self.query_one("#enrol-referrer-name", Static).update("")
@@ -227,7 +253,7 @@ class MembersScreen(ClubScreen):
                 and self.profile.get("member_id") == result.get("member_id"))
         self.profile = result
         if not same:
-            self.replacing = False
+            self.replacing = self.linking = False
         self._show_profile()
 
     def action_replace_card(self) -> None:
@@ -239,9 +265,45 @@ class MembersScreen(ClubScreen):
         if self.profile is None:
             self.say(tr("Find the member first."), "error")
             return
-        self.replacing = True
-        self.say(tr("Tap the new card for {name}. Ctrl+L again: cancel.",
-                    name=self.profile.get("name") or ""), "info")
+        cards = [c for c in self.profile.get("cards") or [] if c.get("token")]
+        if not cards:
+            self.say(tr("{name} has no card to report lost; Ctrl+O links a card.",
+                        name=self.profile.get("name") or ""), "error")
+            return
+        tokens = [str(c["token"]) for c in cards]
+        if not self.replacing:
+            # The card that found the member first (the one tapped), else the first.
+            at = tokens.index(self.found_by) if self.found_by in tokens else 0
+        elif self.lost_token in tokens and tokens.index(self.lost_token) + 1 < len(tokens):
+            at = tokens.index(self.lost_token) + 1
+        else:
+            self.replacing = False
+            self.lost_token = None
+            self.say(tr("Card replacement cancelled."), "info")
+            return
+        self.replacing, self.linking = True, False
+        self.lost_token = tokens[at]
+        self.say(tr("Lost: {card}. Tap the new card for {name}; Ctrl+L: another card.",
+                    card=str(cards[at].get("label")), name=self.profile.get("name") or ""),
+                 "info")
+
+    def action_link_card(self) -> None:
+        """Link a second card to the shown member: the next card tapped (or a code
+        typed in Find) is linked; the member keeps every card they have."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can link a card."), "error")
+            return
+        if self.profile is None:
+            self.say(tr("Find the member first."), "error")
+            return
+        if self.linking:
+            self.linking = False
+            self.say(tr("Linking cancelled."), "info")
+            return
+        self.linking, self.replacing = True, False
+        self.say(tr("Tap or scan the card to link to {name}, or type its code in Find. "
+                    "Ctrl+O: cancel.", name=self.profile.get("name") or ""), "info")
 
     def action_correct(self) -> None:
         """A manager corrects the name or phone typed at the shown member's
@@ -287,30 +349,32 @@ class MembersScreen(ClubScreen):
         self.call_api("member.profile", {"member_id": self._corrected},
                       on_done=self.done_profile, session=True)
 
-    def _old_card(self) -> str | None:
-        """The card the new one replaces: the one tapped, else the only one."""
-        cards = [str(c["token"]) for c in (self.profile or {}).get("cards") or []]
-        if self.found_by in cards:
-            return self.found_by
-        return cards[0] if len(cards) == 1 else None
-
     def _link_new_card(self, token: str) -> None:
         assert self.profile is not None
         params: dict[str, Any] = {"member_id": self.profile["member_id"], "token": token}
-        old = self._old_card()
-        if old is not None:
-            params["replaces"] = old
-        self.replacing = False
+        if self.replacing and self.lost_token is not None:
+            params["replaces"] = self.lost_token
+        self.replacing = self.linking = False
+        self.lost_token = None
         self.call_api("member.card_link", params, on_done=self.done_card_link, session=True)
 
     def done_card_link(self, result: dict[str, Any]) -> None:
-        self.say(tr("New card linked; the old card no longer finds this member here."), "ok")
+        if result.get("replaced"):
+            self.say(tr("New card linked; the lost card is blocked and keeps no benefits."),
+                     "ok")
+        else:
+            self.say(tr("Card linked: it finds this member now."), "ok")
         self.found_by = None
         self.call_api("member.profile", {"member_id": result["member_id"]},
                       on_done=self.done_profile, session=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "member-find":
+            if self.linking and self.profile is not None and event.value.strip():
+                # A printed card's code typed while linking (Ctrl+O).
+                self._link_new_card("code:" + event.value.strip())
+                event.input.value = ""
+                return
             self._find(event.value)
         elif event.input.id == "enrol-referrer":
             text = ascii_digits(event.value.strip())
@@ -352,6 +416,9 @@ class MembersScreen(ClubScreen):
             self.say(tr("Press Enter in 'Referred by' to find the referrer, or clear it."), "error")
             return
         params: dict[str, Any] = {"name": name, "phone": phone}
+        nid = ascii_digits(self.query_one("#enrol-nid", Input).value.strip())
+        if nid:
+            params["nid"] = nid
         if self.card_token:
             params["token"] = self.card_token
         if self.referrer_id:

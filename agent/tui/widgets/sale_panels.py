@@ -17,6 +17,7 @@ from agent.tui.labels import credit_name, tier_name
 from agent.tui.screens.sale_dialogs import earned_rows
 from agent.tui.widgets.bidi import BidiText, tr_block
 from agent.tui.widgets.kv import kv_row, kv_table
+from agent.tui.widgets.member_progress import progress_lines
 
 # Explanation steps shown as notes above the totals, and how.
 NOTE_STYLES = {"rules": "bold red", "limit": "yellow", "member": "dim"}
@@ -54,6 +55,7 @@ def member_lines(member: dict[str, Any] | None, fmt: Callable[[int], str],
         if kind.startswith("credit."):
             lines.append(BidiText(fill("{kind}: {amount}", kind=credit_name(kind),
                                        amount=fmt(int(amount)))))
+    lines.extend(progress_lines(member, fmt))  # (1.3) next tier, referrals
     return Group(*lines)
 
 

@@ -157,7 +157,9 @@ def test_card_link_replaces_a_lost_card_manager_only() -> None:
         assert (event["type"], event["member_id"], event["identifier"], event["replaces"]) == (
             "card_link", "m-1", "nfc:0BEE55", "nfc:04A1B2")
         assert (await c.call("member.identify", {"token": "nfc:0BEE55"}))["member_id"] == "m-1"
-        await expect(-32001, c.call("member.identify", {"token": "nfc:04A1B2"}))
+        # #19: the replaced card is refused as lost (it was unknown before).
+        err = await expect(-32002, c.call("member.identify", {"token": "nfc:04A1B2"}))
+        assert err.data["reason"] == "card_lost" and err.data["member_id"] == "m-1"
     run(scenario)
 
 
