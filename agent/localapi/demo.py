@@ -89,13 +89,18 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
     _member("m-1", "Sara K.", "active", "gold",
             ["pan:9f2c1e0b7a6d5c4b3a291807f6e5d4c3", "nfc:04A1B2C3D4E5F6",
              "tel:+989121234567", "code:CLUB-1001"],
-            {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000}),
+            {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000,
+             "value.wallet": 7500}),
     _member("m-2", "Ali R.", "active", "silver",
             ["nfc:04B0B0B0B0B0B0", "tel:+989351112233", "code:CLUB-1002"], {"points": 300}),
     _member("m-3", "Omid N.", "blocked", "bronze",
             ["nfc:04C0C0C0C0C0C0", "tel:+989190000000", "code:CLUB-1003"], {"points": 50}),
     _member("m-4", "Nora B.", "lost_card", "silver",
             ["pan:0a0b0c0d0e0f10111213141516171819", "code:CLUB-1004"], {"points": 800}),
+    # (1.3) A gift card: a holder record, no person (``python -m hw_sim scan --gift-card``).
+    {"member_id": "gc-demo-100", "version": 1, "holder": "gift_card", "name": None,
+     "status": "active", "identifiers": ["code:GIFT-DEMO-100"],
+     "balances": {"value.gift": 10000}, "expires": "2030-12-31", "stats": {}, "applied": {}},
 )
 
 #: The demo terminal's readers: (name, kind), and which reader a source reads on.

@@ -17,6 +17,7 @@ import msgspec
 
 from agent.errors import ClubtermError
 from agent.protocol.events import AnyEvent
+from agent.rules.stored_value import GIFT_KIND, value_delta_of_sale
 
 #: Every event type of protocol.md and the keys each must carry (values may be null
 #: where the protocol allows it).
@@ -48,6 +49,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "correction": ("ref_id", "ref_type", "action", "reason", "changes"),
     # … and the end-of-day close (Z report) with the day's totals.
     "day_close": ("date", "close_no", "totals"),
+    # (1.3) A gift card paid part of a sale (or a refund put value back on it): the
+    # companion of that sale or refund, recorded in its write transaction.
+    "gift_card_redeem": ("card_id", "sale_id", "amount"),
 }
 
 #: Event types a ``correction`` may refer to, and what each may change.
@@ -284,6 +288,11 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
     elif type_ == "card_link":
         if not isinstance(body["member_id"], str) or not isinstance(body["identifier"], str):
             raise InvalidEvent("card_link.member_id and identifier must be strings")
+    elif type_ == "gift_card_redeem":
+        if not isinstance(body["card_id"], str) or not body["card_id"].startswith("gc-"):
+            raise InvalidEvent("gift_card_redeem.card_id must be a gift card id (gc-…)")
+        if _need_int(type_, "amount", body["amount"]) == 0:
+            raise InvalidEvent("gift_card_redeem.amount must not be 0")
 
 
 def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
@@ -399,6 +408,8 @@ def sale_effect(body: Mapping[str, Any]) -> Effect:
         used += int(row["amount"])
     for row in body["credits_earned"]:
         _add(balance, row["kind"], int(row["amount"]))
+    for kind, amount in value_delta_of_sale(body).items():  # (1.3) top-ups, stored value
+        _add(balance, kind, amount)
     return Effect(
         member_id=member_id,
         balance={k: v for k, v in balance.items() if v != 0},
@@ -407,6 +418,11 @@ def sale_effect(body: Mapping[str, Any]) -> Effect:
         purchases=1,
         spend=int(body["payable"]),
     )
+
+
+def gift_card_effect(body: Mapping[str, Any]) -> Effect:
+    """(1.3) A ``gift_card_redeem``: −``amount`` of ``value.gift`` on the card."""
+    return Effect(member_id=str(body["card_id"]), balance={GIFT_KIND: -int(body["amount"])})
 
 
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:

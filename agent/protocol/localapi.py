@@ -18,6 +18,8 @@ from agent.protocol.base import Amount, Id, Message, Object, SignedAmount, Text
 
 Session = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Method = Literal["cash", "card", "credit", "voucher", "other"]
+#: (1.3) Tender methods: the money ones and stored value / gift card.
+TenderMethod = Literal["cash", "card", "credit", "voucher", "other", "stored_value", "gift_card"]
 
 
 class NoParams(Message, kw_only=True):
@@ -44,6 +46,10 @@ class QuoteLine(Message, kw_only=True):
     #: (1.1) a catalogue line by barcode, and a weighed product's grams.
     barcode: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
     weight_g: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    #: (1.3) the amount of an open-amount top-up or gift card product (minor units),
+    #: and the token of a blank card tapped to be loaded as the gift card sold.
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+    card_token: Annotated[str, msgspec.Meta(min_length=3, max_length=600)] | None = None
 
 
 class QuoteParams(Message, kw_only=True):
@@ -57,14 +63,18 @@ class QuoteParams(Message, kw_only=True):
 
 
 class TenderParam(Message, kw_only=True):
-    method: Method
+    method: TenderMethod
     amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    #: (1.3) ``stored_value``: the member's balance kind (``value.<x>``).
+    kind: Annotated[str, msgspec.Meta(pattern=r"^value\.[a-z0-9_]{1,32}$")] | None = None
+    #: (1.3) ``gift_card``: the card's token (tapped, scanned, or ``code:`` typed).
+    token: Annotated[str, msgspec.Meta(min_length=3, max_length=300)] | None = None
 
 
 class CommitParams(Message, kw_only=True):
     quote_id: Id
     payment: Method | None = None
-    tenders: Annotated[list[TenderParam], msgspec.Meta(min_length=1, max_length=8)] | None = None
+    tenders: Annotated[list[TenderParam], msgspec.Meta(min_length=1, max_length=12)] | None = None
     session: Session
 
 
@@ -269,11 +279,17 @@ class QuoteResult(Message, kw_only=True):
     line_details: list[Object]
     member: MemberSummary | None = None
     offline: bool | None = None
+    #: (1.3) what the sale will credit (``{line, kind, amount, expires}``) and the gift
+    #: cards it will issue (``{line, amount, expires}``).
+    topups: list[Object] | None = None
+    gift_cards: list[Object] | None = None
 
 
 class TenderRow(Message, kw_only=True):
-    method: Method
+    method: TenderMethod
     amount: Amount
+    kind: Text | None = None
+    card_id: Text | None = None
 
 
 class Receipt(Message, kw_only=True):
@@ -287,6 +303,9 @@ class Receipt(Message, kw_only=True):
     tenders: list[TenderRow] | None = None
     tendered: Amount | None = None
     change_due: Amount | None = None
+    #: (1.3) top-ups credited, and gift cards sold (their codes are printed).
+    topups: list[Object] | None = None
+    gift_cards_issued: list[Object] | None = None
 
 
 class CommitResult(Message, kw_only=True):
@@ -346,6 +365,40 @@ class CatalogueSearchResult(Message, kw_only=True):
     more: bool
 
 
+class ValueBalanceParams(Message, kw_only=True):
+    """(1.3) ``value.balance``: the member's or gift card's token."""
+
+    token: Annotated[str, msgspec.Meta(min_length=3, max_length=600)]
+    session: Session
+
+
+class ValueLot(Message, kw_only=True):
+    amount: SignedAmount
+    expires: Text
+    expired: bool
+
+
+class ValueBalanceRow(Message, kw_only=True):
+    kind: Text
+    name: Text
+    unit: Text | None
+    amount: SignedAmount
+    spendable: Amount
+    tender: bool
+    lots: list[ValueLot]
+
+
+class ValueBalanceResult(Message, kw_only=True):
+    holder: Literal["member", "gift_card"]
+    id: Id
+    name: Text | None
+    status: Text
+    expires: Text | None
+    expired: bool
+    points: SignedAmount | None
+    balances: list[ValueBalanceRow]
+
+
 #: method → (params, result). ``Any`` where the result is a report whose rows are
 #: described in local-api.md and not yet typed here.
 METHODS: dict[str, tuple[Any, Any]] = {
@@ -378,4 +431,5 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "printer.status": (NoParams, Object),
     "catalogue.lookup": (BarcodeParams, LookupResult),
     "catalogue.search": (CatalogueSearchParams, CatalogueSearchResult),
+    "value.balance": (ValueBalanceParams, ValueBalanceResult),
 }

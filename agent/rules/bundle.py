@@ -18,6 +18,7 @@ from agent.errors import RulesError
 from agent.rules.index import RuleIndex, build_index
 from agent.rules.rule import KINDS, WEEKDAYS, Rule, normalise_code
 from agent.rules.rule_parse import Checker, parse_rule, parse_time
+from agent.rules.stored_value import StoredValueConfig, parse_stored_value
 
 __all__ = ["KINDS", "WEEKDAYS", "Bundle", "CreditsConfig", "OfflineConfig", "PointsConfig",
            "Rule", "normalise_code", "parse_bundle"]
@@ -79,6 +80,8 @@ class Bundle:
     # Some rule reads the store's promotion counts (limits, codes, coupons,
     # first/every-Nth purchase): the agent only counts when one does.
     needs_counts: bool = False
+    # (1.3) The balance types a club sells (agent/rules/stored_value.py); None: none.
+    stored_value: StoredValueConfig | None = None
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -218,6 +221,8 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
 
     bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
                     tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes)
+    if "stored_value" in data:  # (1.3)
+        bundle.stored_value = parse_stored_value(data["stored_value"])
     build_index(bundle)
     return bundle
 

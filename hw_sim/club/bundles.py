@@ -34,6 +34,18 @@ EXAMPLE_RULES: list[dict[str, Any]] = [
 ]
 
 
+#: (1.3) The demo's balance types: a wallet (money), gift cards, car-wash units.
+STORED_VALUE: dict[str, Any] = {
+    "types": [
+        {"kind": "value.wallet", "name": "Wallet", "spendable": True, "max_balance": 100000,
+         "expires_days": 365},
+        {"kind": "value.gift", "name": "Gift card", "spendable": True, "expires_days": 730},
+        {"kind": "units.wash", "name": "Car wash", "unit": "wash", "spendable": False},
+    ],
+    "offline_max_spend_per_holder_day": 20000,
+}
+
+
 def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None = None,
                 valid_days: int = 30, timezone: str = "Europe/Berlin",
                 rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
@@ -52,6 +64,8 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
         "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
                     "max_age_hours": 72},
         "rules": EXAMPLE_RULES if rules is None else rules,
+        # (1.3) Stored value (docs/protocol/bundle.md, "Stored value").
+        "stored_value": STORED_VALUE,
     }
     bundle.update(extra)
     return bundle

@@ -106,6 +106,7 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "printer.status": self.printer_status,
             "catalogue.lookup": self.catalogue_lookup,
             "catalogue.search": self.catalogue_search,
+            "value.balance": self.value_balance,  # (1.3)
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

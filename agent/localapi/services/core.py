@@ -56,6 +56,7 @@ from agent.offline_queue import (
     AppointmentConflict,
     QuoteAlreadyRecorded,
     RefundNotPossible,
+    ValueNotAvailable,
 )
 from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
 from agent.staff import permissions as perm
@@ -97,6 +98,22 @@ _REFUND_MESSAGES = {
 }
 
 
+# (1.3) What a cashier reads when the store refuses stored value (ValueNotAvailable).
+_VALUE_MESSAGES = {
+    "insufficient_value": "There is not enough stored value left (it may have just been "
+                          "spent at another till); please compute the sale again.",
+    "gift_card_empty": "This gift card has no value left.",
+    "gift_card_expired": "This gift card has expired.",
+    "gift_card_unknown": "This gift card is not known here.",
+    "gift_card_spent": "The gift card sold with this sale has been spent; the sale cannot be "
+                       "refunded whole.",
+    "gift_card_token_taken": "This card already belongs to a member or gift card; use a new "
+                             "card.",
+    "offline_value_limit": "The terminal is offline and this card or member has reached "
+                           "today's offline limit for stored value; take another payment.",
+}
+
+
 def _store_error(exc: ClubtermError) -> ApiError:
     """The API error for a store exception other than StorageError."""
     if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
@@ -112,6 +129,9 @@ def _store_error(exc: ClubtermError) -> ApiError:
         code = {"bad_lines": INVALID_PARAMS, "no_such_line": INVALID_PARAMS,
                 "unknown_sale": NOT_FOUND}.get(exc.reason, CONFLICT)
         return ApiError(code, _REFUND_MESSAGES.get(exc.reason, _sentence(str(exc))),
+                        {"reason": exc.reason, **exc.params})
+    if isinstance(exc, ValueNotAvailable):  # (1.3) stored value checked in the write
+        return ApiError(LIMIT, _VALUE_MESSAGES.get(exc.reason, _sentence(str(exc))),
                         {"reason": exc.reason, **exc.params})
     if isinstance(exc, LookupError):  # RecordNotFound
         return ApiError(NOT_FOUND, "That record does not exist (any more).")
@@ -377,6 +397,10 @@ class ServiceCore:
             member = await self._looked_up(token, member)
         if member is None:
             raise ApiError(UNKNOWN_MEMBER, "No member is registered with this card or number.")
+        if member.get("holder") == "gift_card":  # (1.3) a gift card is no member
+            raise ApiError(UNKNOWN_MEMBER, "This is a gift card: use it to pay (Pay, gift "
+                           "card), or look at its balance.",
+                           {"reason": "gift_card", "card_id": member["member_id"]})
         if member.get("status") != "active":
             summary = await self._summary(member, token)
             what = "lost" if member.get("status") == "lost_card" else "blocked"
