@@ -658,6 +658,7 @@ class Ledger:
             self._new_sales[ev["id"]] = [ev["id"], rec["member_id"] if rec else None,
                                          at.astimezone(UTC).isoformat(),
                                          spend, "", 0, ev]
+            self._issue_gift_cards(ev, touched)  # (1.3) with or without a member
             if rec is None:
                 return
             # rec is this batch's own copy (see _copy_record): changed in place.
@@ -671,7 +672,6 @@ class Ledger:
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
             self._apply_promotions(ev, rec, touched, local_day, 1)
-            self._issue_gift_cards(ev, touched)
         elif kind == "gift_card_redeem":
             self._apply_gift_card_redeem(ev, touched)
         elif kind == "refund":

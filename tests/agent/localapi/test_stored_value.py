@@ -104,12 +104,15 @@ def test_gift_card_sold_spent_at_once_and_refunded() -> None:
         assert err.data["reason"] == "gift_card"
         # The sale it paid is refunded whole: the value goes back on the card.
         err = await expect(-32008, h.client().call("sale.refund", {
-            "session": m, "reason": "test", "sale_id": pay["sale_id"], "lines": [{"line": 0, "qty": 1}]}))
+            "session": m, "reason": "test", "sale_id": pay["sale_id"],
+            "lines": [{"line": 0, "qty": 1}]}))
         assert err.data["reason"] == "refund_whole_value"
-        await h.client().call("sale.refund", {"session": m, "sale_id": pay["sale_id"], "reason": "back"})
+        await h.client().call("sale.refund", {"session": m, "sale_id": pay["sale_id"],
+                                              "reason": "back"})
         assert (await _balance(h, s, card["token"]))["balances"][0]["amount"] == 10000
         # The sale of the card itself refunded: the card is emptied.
-        await h.client().call("sale.refund", {"session": m, "sale_id": r["sale_id"], "reason": "back"})
+        await h.client().call("sale.refund", {"session": m, "sale_id": r["sale_id"],
+                                              "reason": "back"})
         assert (await _balance(h, s, card["token"]))["balances"][0]["amount"] == 0
         err = await expect(-32003, _sell(h, s, [{"sku": "cafe-espresso"}], tenders=[
             {"method": "gift_card", "token": card["token"], "amount": 250}]))
@@ -131,7 +134,7 @@ def test_two_tills_cannot_overspend_one_card() -> None:
                     "quote_id": q["quote_id"], "session": s,
                     "tenders": [{"method": "gift_card", "token": token, "amount": 300}]})
                 return "ok"
-            except Exception as exc:  # noqa: BLE001 - the refusal is the point
+            except Exception as exc:
                 return str(getattr(exc, "data", {}).get("reason"))
         outcomes = await asyncio.gather(*(pay(q) for q in quotes))
         assert sorted(outcomes) == ["insufficient_value"] * 3 + ["ok"] * 3
@@ -229,7 +232,7 @@ def test_offline_day_limit_per_card() -> None:
                     "quote_id": q["quote_id"], "session": s,
                     "tenders": [{"method": "gift_card", "token": token, "amount": 8000}]})
                 outcomes.append("ok")
-            except Exception as exc:  # noqa: BLE001 - the refusal is the point
+            except Exception as exc:
                 outcomes.append(str(getattr(exc, "data", {}).get("reason")))
         assert outcomes == ["ok", "ok", "offline_value_limit"]
         h.online = True  # online again: the club's balance is the limit

@@ -66,7 +66,7 @@ def test_topup_and_stored_value_tender_move_the_members_balance(member_store: St
                                    value_check=CHECK)
     assert err.value.reason == "insufficient_value"
     assert err.value.params["available"] == 3800
-    print(f"figure: wallet 5000 topped up, 1200 spent, 3801 refused (3800 left)")
+    print("figure: wallet 5000 topped up, 1200 spent, 3801 refused (3800 left)")
 
 
 def test_gift_card_sold_here_is_spendable_at_once_and_never_below_zero(store: Store) -> None:
