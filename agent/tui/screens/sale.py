@@ -29,6 +29,7 @@ from agent.tui.i18n import N_, ascii_digits, current, money, number, ordered, tr
 from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.sale_checkout import SaleCheckout
+from agent.tui.screens.sale_dialogs import balance_line
 from agent.tui.state import HeldBasket
 from agent.tui.widgets.sale_panels import member_lines, quote_table, to_pay_line
 
@@ -52,6 +53,8 @@ class SaleScreen(SaleCheckout):
         Binding("f9", "recent_sales", N_("Sales"), priority=True),
         # Priority: an Input takes Ctrl+E (end of line) first.
         Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
+        # (1.3) The member's stored value and its expiries.
+        Binding("ctrl+v", "balance", N_("Balance"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -431,6 +434,13 @@ class SaleScreen(SaleCheckout):
         self._changed()
 
     def failed_member(self, error: ApiError) -> bool:
+        if isinstance(error.data, dict) and error.data.get("reason") == "gift_card" \
+                and self._typed_token is not None:
+            # (1.3) A gift card tapped or typed: show what it holds (pay with it: F8, 5).
+            self._unknown_card = None
+            self.call_api("value.balance", {"token": self._typed_token},
+                          on_done=self.done_balance, session=True)
+            return True
         if error.code == UNKNOWN_MEMBER and self._unknown_card is not None:
             # A new customer's card: offer to enrol it (#15 item 14).
             self.say(tr("No member found for this card. Ctrl+E: enrol a new member with it."),
@@ -438,6 +448,18 @@ class SaleScreen(SaleCheckout):
             return True
         self._unknown_card = None
         return False
+
+    def done_balance(self, result: dict[str, Any]) -> None:
+        """(1.3) ``value.balance`` of a tapped gift card or of the member: one line."""
+        self.say(balance_line(result, self.fmt), "ok")
+
+    def action_balance(self) -> None:
+        """(1.3) The stored value of the member identified (its balances, expiries)."""
+        if self.member_token is None:
+            self.say(tr("Tap a member's card or a gift card to see its balance."), "info")
+            return
+        self.call_api("value.balance", {"token": self.member_token},
+                      on_done=self.done_balance, session=True)
 
     async def action_enrol_card(self) -> None:
         """Enrol a new member with the unknown card just read (on the Members screen)."""
