@@ -77,6 +77,9 @@ class Product:
     #: till is the amount.
     topup: Mapping[str, Any] | None = None
     gift_card: Mapping[str, Any] | None = None
+    #: (1.3) The product may be paid in a member's non-money units instead of money:
+    #: ``{kind: "units.<x>", units}`` per piece.
+    price_units: Mapping[str, Any] | None = None
 
     def name(self, language: str, fallback: Sequence[str] = ("en",)) -> str:
         """The name in ``language``, else the first of ``fallback`` it has, else any."""
@@ -113,6 +116,8 @@ class Product:
             out["topup"] = dict(self.topup)
         if self.gift_card is not None:
             out["gift_card"] = dict(self.gift_card)
+        if self.price_units is not None:
+            out["price_units"] = dict(self.price_units)
         return out
 
 
@@ -240,8 +245,19 @@ def parse_product(raw: object, i: int) -> Product:
             rat.text("tier", tier, MAX_CATEGORY) if tier is not None else None,
             rat.text("group", group, MAX_CATEGORY) if group is not None else None))
     topup, gift_card = _value_product(at, raw)
+    price_units = None
+    if raw.get("price_units") is not None:  # (1.3)
+        spec = raw["price_units"]
+        kind = spec.get("kind") if isinstance(spec, Mapping) else None
+        if not isinstance(kind, str) or not kind.startswith("units.") \
+                or not _VALUE_KIND.fullmatch(kind):
+            raise at.fail("price_units", "must be {kind: units.<name>, units}")
+        units = at.int_("price_units.units", spec.get("units"), 1_000_000)
+        if units < 1 or unit != "piece":
+            raise at.fail("price_units.units", "must be 1 to 1000000, on a piece product")
+        price_units = {"kind": kind, "units": units}
     return Product(sku, names, price, category, tuple(barcodes), unit, active_from, active_to,
-                   tuple(member_prices), topup, gift_card)
+                   tuple(member_prices), topup, gift_card, price_units)
 
 
 _VALUE_KIND = re.compile(r"(value|units)\.[a-z0-9_]{1,32}")

@@ -90,7 +90,7 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
             ["pan:9f2c1e0b7a6d5c4b3a291807f6e5d4c3", "nfc:04A1B2C3D4E5F6",
              "tel:+989121234567", "code:CLUB-1001"],
             {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000,
-             "value.wallet": 7500}),
+             "value.wallet": 7500, "units.wash": 5}),
     _member("m-2", "Ali R.", "active", "silver",
             ["nfc:04B0B0B0B0B0B0", "tel:+989351112233", "code:CLUB-1002"], {"points": 300}),
     _member("m-3", "Omid N.", "blocked", "bronze",

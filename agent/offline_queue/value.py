@@ -49,12 +49,17 @@ class ValueCheck:
     day_start_us: int
     day_end_us: int
     offline_limit: int | None = None
+    offline_units_limit: int | None = None
 
 
 _CARD_SPENT_TODAY = (
     "SELECT coalesce(sum(json_extract(body, '$.amount')), 0) FROM events "
     "WHERE member_id = ? AND type = 'gift_card_redeem' AND at_us >= ? AND at_us < ? "
     "AND state != 'rejected' AND json_extract(body, '$.refund_id') IS NULL")
+_UNITS_USED_TODAY = (
+    "SELECT coalesce(sum(json_extract(t.value, '$.units')), 0) FROM events e, "
+    "json_each(e.body, '$.units_used') t WHERE e.member_id = ? AND e.type = 'sale' "
+    "AND e.at_us >= ? AND e.at_us < ? AND e.state != 'rejected'")
 _MEMBER_SPENT_TODAY = (
     "SELECT coalesce(sum(json_extract(t.value, '$.amount')), 0) FROM events e, "
     "json_each(e.body, '$.tenders') t WHERE e.member_id = ? AND e.type = 'sale' "
@@ -63,17 +68,18 @@ _MEMBER_SPENT_TODAY = (
 
 
 def _offline_room(conn: sqlite3.Connection, query: str, holder: str, amount: int,
-                  check: ValueCheck) -> None:
-    if check.offline_limit is None:
+                  check: ValueCheck, limit: int | None = -1) -> None:
+    limit = check.offline_limit if limit == -1 else limit
+    if limit is None:
         return
     spent = int(conn.execute(query, (holder, check.day_start_us, check.day_end_us))
                 .fetchone()[0])
-    if spent + amount > check.offline_limit:
-        left = max(0, check.offline_limit - spent)
+    if spent + amount > limit:
+        left = max(0, limit - spent)
         raise ValueNotAvailable(
-            "offline_value_limit", f"offline, at most {check.offline_limit} of stored value "
+            "offline_value_limit", f"offline, at most {limit} of stored value "
             f"may be spent per card or member and day here; {left} is left today",
-            {"max": check.offline_limit, "left": left})
+            {"max": limit, "left": left})
 
 
 def check_value_in_tx(conn: sqlite3.Connection, members: MemberCache, type_: str,
@@ -88,6 +94,10 @@ def check_value_in_tx(conn: sqlite3.Connection, members: MemberCache, type_: str
         for row in body.get("tenders") or []:
             if isinstance(row, Mapping) and row.get("method") == "stored_value":
                 by_kind[str(row["kind"])] = by_kind.get(str(row["kind"]), 0) + int(row["amount"])
+        units = 0
+        for row in body.get("units_used") or []:  # (1.3) lines paid in units
+            by_kind[str(row["kind"])] = by_kind.get(str(row["kind"]), 0) + int(row["units"])
+            units += int(row["units"])
         if by_kind:
             record = members.member(member_id) or {}
             balances = members.usable_balances(member_id)
@@ -98,7 +108,12 @@ def check_value_in_tx(conn: sqlite3.Connection, members: MemberCache, type_: str
                         "insufficient_value", f"the member has {have} of {kind} to spend, the "
                         f"sale asks {amount}; nothing was recorded",
                         {"kind": kind, "available": have, "asked": amount})
-            _offline_room(conn, _MEMBER_SPENT_TODAY, member_id, sum(by_kind.values()), check)
+            money = sum(v for k, v in by_kind.items() if k.startswith("value."))
+            if money:
+                _offline_room(conn, _MEMBER_SPENT_TODAY, member_id, money, check)
+            if units:
+                _offline_room(conn, _UNITS_USED_TODAY, member_id, units, check,
+                              check.offline_units_limit)
     if type_ == "refund":
         _check_refund_in_tx(conn, members, body)
     for companion in companions:

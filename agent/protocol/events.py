@@ -54,6 +54,15 @@ class Topup(Message):
     expires: Text | None = None
 
 
+class UnitsUsed(Message):
+    """(1.3) One row of a sale's ``units_used``: its line ``line`` paid with ``units`` of
+    the member's non-money balance ``kind`` (the line's price is 0)."""
+
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    kind: Annotated[str, msgspec.Meta(pattern=r"^units\.[a-z0-9_]{1,32}$")]
+    units: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+
+
 class GiftCardIssued(Message):
     """(1.3) One row of a sale's ``gift_cards_issued``: a gift card sold on line
     ``line``, found by ``token``, holding ``amount`` of ``value.gift``."""
@@ -125,6 +134,7 @@ class Sale(Event, tag="sale"):
     # (1.3) Stored value (club.md "Stored value and gift cards"), sent only with rows.
     topups: Annotated[list[Topup], msgspec.Meta(max_length=1000)] | None = None
     gift_cards_issued: Annotated[list[GiftCardIssued], msgspec.Meta(max_length=50)] | None = None
+    units_used: Annotated[list[UnitsUsed], msgspec.Meta(max_length=1000)] | None = None
 
 
 class Refund(Event, tag="refund"):

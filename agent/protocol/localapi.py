@@ -50,6 +50,8 @@ class QuoteLine(Message, kw_only=True):
     #: and the token of a blank card tapped to be loaded as the gift card sold.
     amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
     card_token: Annotated[str, msgspec.Meta(min_length=3, max_length=600)] | None = None
+    #: (1.3) pay this product in the member's units (its ``price_units``), not money.
+    units: bool | None = None
 
 
 class QuoteParams(Message, kw_only=True):
@@ -283,6 +285,7 @@ class QuoteResult(Message, kw_only=True):
     #: cards it will issue (``{line, amount, expires}``).
     topups: list[Object] | None = None
     gift_cards: list[Object] | None = None
+    units_used: list[Object] | None = None
 
 
 class TenderRow(Message, kw_only=True):
@@ -306,6 +309,7 @@ class Receipt(Message, kw_only=True):
     #: (1.3) top-ups credited, and gift cards sold (their codes are printed).
     topups: list[Object] | None = None
     gift_cards_issued: list[Object] | None = None
+    units_used: list[Object] | None = None
 
 
 class CommitResult(Message, kw_only=True):

@@ -67,6 +67,8 @@ class StoredValueConfig:
     #: Offline, the most one holder (member or gift card) may spend of stored value
     #: per local day at one terminal (None: no limit; 0: nothing while offline).
     offline_max_spend_per_holder_day: int | None = None
+    #: Offline, the most ``units.*`` one member may use per local day at one terminal.
+    offline_max_units_per_holder_day: int | None = None
 
     def type_of(self, kind: str) -> ValueType | None:
         """The type of ``kind``, or None when the bundle does not define it."""
@@ -119,8 +121,13 @@ def parse_stored_value(raw: object) -> StoredValueConfig:
             None if max_balance is None else _int(where, "max_balance", max_balance, 1),
             None if expires_days is None else _int(where, "expires_days", expires_days, 1)))
     limit = raw.get("offline_max_spend_per_holder_day")
-    return StoredValueConfig(tuple(types), None if limit is None else _int(
-        "bundle stored_value", "offline_max_spend_per_holder_day", limit))
+    units = raw.get("offline_max_units_per_holder_day")
+    return StoredValueConfig(
+        tuple(types),
+        None if limit is None else _int("bundle stored_value",
+                                        "offline_max_spend_per_holder_day", limit),
+        None if units is None else _int("bundle stored_value",
+                                        "offline_max_units_per_holder_day", units))
 
 
 def expiry_date(today: dt.date, days: int | None) -> str | None:
@@ -251,13 +258,17 @@ def value_delta_of_sale(sale: Mapping[str, Any]) -> dict[str, int]:
         if isinstance(row, Mapping) and row.get("method") == "stored_value" \
                 and isinstance(row.get("kind"), str):
             out[row["kind"]] = out.get(row["kind"], 0) - int(row.get("amount") or 0)
+    for row in sale.get("units_used") or []:
+        if isinstance(row, Mapping) and isinstance(row.get("kind"), str):
+            out[row["kind"]] = out.get(row["kind"], 0) - int(row.get("units") or 0)
     return {k: v for k, v in out.items() if v}
 
 
 def has_value_rows(sale: Mapping[str, Any]) -> bool:
     """Whether a sale moved stored value (top-ups, gift cards sold, or paid by them):
     such a sale is refunded whole (docs/protocol/club.md, "Stored value and gift cards")."""
-    return bool(sale.get("topups") or sale.get("gift_cards_issued") or any(
+    return bool(sale.get("topups") or sale.get("gift_cards_issued")
+                or sale.get("units_used") or any(
         isinstance(t, Mapping) and t.get("method") in VALUE_METHODS
         for t in sale.get("tenders") or []))
 
@@ -303,6 +314,19 @@ def line_value_rows(products: Sequence[Mapping[str, Any] | None],
             days = days if days is not None else (vtype.expires_days if vtype else None)
             cards.append({"line": i, "amount": amount, "expires": expiry_date(today, days)})
     return topups, cards
+
+
+def units_rows(specs: Sequence[Mapping[str, Any] | None],
+               lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``units_used`` of a basket: each line of a product paid in units
+    (``specs[i]["units_price"]`` ``{kind, units}``) uses ``qty × units`` of ``kind``."""
+    out = []
+    for i, (spec, line) in enumerate(zip(specs, lines, strict=True)):
+        if spec is not None and "units_price" in spec:
+            price = spec["units_price"]
+            out.append({"line": i, "kind": str(price["kind"]),
+                        "units": int(line.get("qty", 1)) * int(price["units"])})
+    return out
 
 
 def max_balance_refusal(config: StoredValueConfig | None, kind: str, balance: int,

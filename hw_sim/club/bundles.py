@@ -43,6 +43,7 @@ STORED_VALUE: dict[str, Any] = {
         {"kind": "units.wash", "name": "Car wash", "unit": "wash", "spendable": False},
     ],
     "offline_max_spend_per_holder_day": 20000,
+    "offline_max_units_per_holder_day": 3,
 }
 
 

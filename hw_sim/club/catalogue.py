@@ -141,6 +141,10 @@ VALUE_PRODUCTS: tuple[dict[str, Any], ...] = (
     {"sku": "value-gift-open", "names": {"en": "Gift card", "fa": "کارت هدیه"},
      "price": 0, "category": "stored_value", "unit": "piece", "barcodes": [],
      "gift_card": {"amount": None}},
+    # Paid in money (8.00), or with one of the member's car-wash units ({sku, units: true}).
+    {"sku": "wash-basic", "names": {"en": "Car wash", "fa": "کارواش"}, "price": 800,
+     "category": "car_wash", "unit": "piece", "barcodes": [ean13("209900000003")],
+     "price_units": {"kind": "units.wash", "units": 1}},
 )
 
 

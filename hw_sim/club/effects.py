@@ -142,7 +142,15 @@ def value_problem(sale: Mapping[str, Any]) -> str | None:
                 or type(row.get("token")) is not str \
                 or amount_problem("gift_cards_issued.amount", row.get("amount"), 1):
             return f"malformed: gift_cards_issued[{i}]"
-    spends = False
+    used = sale.get("units_used") or []
+    if type(used) is not list:
+        return "malformed: units_used"
+    for i, row in enumerate(used):
+        if type(row) is not dict or not _value_kind(row.get("kind")) \
+                or not str(row["kind"]).startswith("units.") \
+                or amount_problem("units_used.units", row.get("units"), 1):
+            return f"malformed: units_used[{i}]"
+    spends = bool(used)
     for row in sale.get("tenders") or []:
         if type(row) is dict and row.get("method") == "stored_value":
             spends = True
@@ -208,6 +216,8 @@ def sale_balance_deltas(sale: Mapping[str, Any]) -> dict[str, int]:
     for row in sale.get("tenders") or []:
         if row.get("method") == "stored_value":
             add(str(row["kind"]), -int(row.get("amount", 0)))
+    for row in sale.get("units_used") or []:
+        add(str(row["kind"]), -int(row.get("units", 0)))
     return {k: v for k, v in deltas.items() if v != 0 or k == "points"}
 
 

@@ -534,6 +534,8 @@ class Ledger:
         for row in sale.get("tenders") or []:  # (1.3) stored value that paid
             if row.get("method") == "stored_value":
                 effects.spend_lots(lots, str(row["kind"]), int(row.get("amount", 0)))
+        for row in sale.get("units_used") or []:  # (1.3) units that paid lines
+            effects.spend_lots(lots, str(row["kind"]), int(row.get("units", 0)))
         for row in sale.get("topups") or []:  # (1.3) dated top-ups
             if isinstance(row.get("expires"), str):
                 effects.add_lot(lots, str(row["kind"]), int(row.get("amount", 0)),

@@ -81,3 +81,18 @@ def test_malformed_stored_value_is_rejected_with_a_reason(tmp_path: Path) -> Non
     reasons = [x["reason"] for x in r.rejected]
     assert len(reasons) == 6 and all(x.startswith("malformed") for x in reasons), reasons
     assert r.applied_seq == 6  # rejected events still take their seq
+
+
+def test_units_used_by_a_sale_and_given_back_by_its_refund(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "club.db")
+    ledger.upsert_members([{"member_id": "m-1", "balances": {"units.wash": 3}}])
+    sale = _sale(1, "m-1", 0, units_used=[{"line": 0, "kind": "units.wash", "units": 2}],
+                 tenders=[])
+    ledger.receive_batch("T-1", [sale])
+    ledger.receive_batch("T-1", [sale])
+    assert ledger.member("m-1")["balances"]["units.wash"] == 1  # type: ignore[index]
+    ledger.receive_batch("T-1", [_ev(2, "refund", sale_id=sale["id"], reason=None)])
+    assert ledger.member("m-1")["balances"]["units.wash"] == 3  # type: ignore[index]
+    bad = _sale(3, "m-1", 0, units_used=[{"line": 0, "kind": "value.wallet", "units": 1}],
+                tenders=[])
+    assert ledger.receive_batch("T-1", [bad]).rejected[0]["reason"] == "malformed: units_used[0]"

@@ -189,6 +189,13 @@ class CatalogueMethods(ServiceCore):
             if value_spec is not None:  # (1.3) a top-up or gift card: priced by its amount
                 detail.update(value_spec)
                 price = open_amount(product, line, i, price)
+            if line.get("units") is True:  # (1.3) paid in the member's units, not money
+                if product.price_units is None:
+                    raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: "
+                                   f"{product.name('en')} cannot be paid in units.",
+                                   {"param": "lines", "reason": "no_units_price", "line": i})
+                detail["units_price"] = dict(product.price_units)
+                price = 0
             if product.unit == "weight":
                 grams = line.get("weight_g")
                 if isinstance(grams, bool) or not isinstance(grams, int) \

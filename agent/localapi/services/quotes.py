@@ -182,7 +182,8 @@ class QuoteMethods(ValueMethods, CatalogueMethods):
             raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
                            {"limit": "member"})
         # (1.3) Top-ups and gift cards are sold at their price, outside the rules.
-        value_idx = [i for i, d in enumerate(details) if "topup" in d or "gift_card" in d]
+        value_idx = [i for i, d in enumerate(details)
+                     if "topup" in d or "gift_card" in d or "units_price" in d]
         rule_lines = [ln for i, ln in enumerate(lines) if i not in value_idx]
         quote, member_view, limits = await self._compute(rule_lines, token, member, redeem,
                                                          use_credit, **_promotion_params(params))
@@ -220,9 +221,10 @@ class QuoteMethods(ValueMethods, CatalogueMethods):
             "currency": bundle.currency if bundle is not None else None,
             "minor_units": bundle.minor_units if bundle is not None else None,
         })
-        if value.topups or value.cards:  # (1.3) what the sale will credit and issue
+        if value.topups or value.cards or value.units:  # (1.3) credit, issue, use
             result["topups"] = value.topups
             result["gift_cards"] = value.cards
+            result["units_used"] = value.units
         return result
 
     async def _compute(self, lines: list[dict[str, Any]], token: str | None,
@@ -432,7 +434,9 @@ class QuoteMethods(ValueMethods, CatalogueMethods):
             body["topups"] = value.topups
         if value.cards:
             body["gift_cards_issued"] = self.issue_cards(value.cards)
-        linked = bool(value_rows or value.topups or value.cards)
+        if value.units:
+            body["units_used"] = value.units
+        linked = bool(value_rows or value.topups or value.cards or value.units)
         try:
             # check_funds: the store re-reads the usable balances inside the write
             # transaction and refuses a redemption that no longer fits (another
@@ -463,7 +467,7 @@ class QuoteMethods(ValueMethods, CatalogueMethods):
                                lines=stored_quote.lines, member=summary)
         if linked:  # (1.3) the recorded tenders, and what to print: codes of cards sold
             receipt["tenders"] = body["tenders"]
-            for key in ("topups", "gift_cards_issued"):
+            for key in ("topups", "gift_cards_issued", "units_used"):
                 if body.get(key):
                     receipt[key] = body[key]
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}

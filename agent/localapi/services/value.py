@@ -31,6 +31,7 @@ from agent.rules.stored_value import (
     is_value_kind,
     line_value_rows,
     max_balance_refusal,
+    units_rows,
     value_refusal,
 )
 from agent.staff import permissions as perm
@@ -58,6 +59,8 @@ class ValueSale:
 
     topups: list[dict[str, Any]] = field(default_factory=list)
     cards: list[dict[str, Any]] = field(default_factory=list)
+    #: Lines paid in the member's units: ``{line, kind, units}``.
+    units: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ValueMethods(ServiceCore):
@@ -71,8 +74,10 @@ class ValueMethods(ServiceCore):
         start, end = self._day_bounds(today)
         config = self._value_config()
         limit = config.offline_max_spend_per_holder_day if config is not None else None
-        return ValueCheck(today, epoch_us(start), epoch_us(end),
-                          None if self.view.online() else limit)
+        units = config.offline_max_units_per_holder_day if config is not None else None
+        online = self.view.online()
+        return ValueCheck(today, epoch_us(start), epoch_us(end), None if online else limit,
+                          None if online else units)
 
     async def quote_value_rows(self, raw: Sequence[Any], details: Sequence[Mapping[str, Any]],
                                lines: Sequence[Mapping[str, Any]],
@@ -82,11 +87,15 @@ class ValueMethods(ServiceCore):
         and room under its ``max_balance``; a card's own token (``card_token`` on the
         line: a blank card tapped to be loaded) must be free."""
         specs: list[Mapping[str, Any] | None] = [
-            {k: d[k] for k in ("topup", "gift_card") if k in d} or None for d in details]
+            {k: d[k] for k in ("topup", "gift_card", "units_price") if k in d} or None
+            for d in details]
         specs += [None] * (len(lines) - len(specs))
         if not any(specs):
             return ValueSale()
         config = self._value_config()
+        units = units_rows(specs, lines)
+        if units:
+            self._check_units(units, member)
         try:
             topups, cards = line_value_rows(specs, lines, config, self._today())
         except ValueRefused as exc:
@@ -120,7 +129,23 @@ class ValueMethods(ServiceCore):
                                    "gift card; use a new card.",
                                    {"reason": "gift_card_token_taken", "line": card["line"]})
                 card["token"] = token
-        return ValueSale(topups, cards)
+        return ValueSale(topups, cards, units)
+
+    def _check_units(self, units: list[dict[str, Any]], member: Mapping[str, Any] | None) -> None:
+        """Lines paid in units need the member, who must hold them (usable, unexpired)."""
+        if member is None:
+            raise ApiError(LIMIT, "Paying in units needs the member: identify the member "
+                           "first.", {"reason": "member_needed"})
+        balances = member.get("balances") or {}
+        asked: dict[str, int] = {}
+        for row in units:
+            asked[row["kind"]] = asked.get(row["kind"], 0) + row["units"]
+        for kind, amount in asked.items():
+            have = holder_spendable(member, balances, kind, self._today())
+            if amount > have:
+                raise ApiError(LIMIT, f"The member has {have} of {kind}; {amount} needed.",
+                               {"reason": "insufficient_value", "kind": kind,
+                                "available": have, "asked": amount})
 
     @staticmethod
     def issue_cards(cards: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

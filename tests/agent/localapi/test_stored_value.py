@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.agent.localapi import harness
 from tests.agent.localapi.harness import Harness, run
 from tests.agent.localapi.test_methods import expect
 
@@ -241,4 +242,37 @@ def test_offline_day_limit_per_card() -> None:
                                               "tenders": [{"method": "gift_card",
                                                            "token": token, "amount": 8000}]})
         print("figure: offline 2 x 80.00 taken, the 3rd refused (limit 200.00/card/day)")
+    run(scenario)
+
+
+def test_a_product_paid_in_units_uses_the_members_units() -> None:
+    async def scenario(h: Harness) -> None:
+        s = await h.login()
+        m = await h.login("mg", "9999")
+        gold = {**harness.GOLD, "version": 4,
+                "balances": {**harness.GOLD["balances"], "units.wash": 2}}
+        h.store.members.apply_changes({"from_version": 10, "to_version": 11,
+                                       "members": [gold]})
+        c = h.client()
+        q = await c.call("sale.quote", {"token": GOLD, "lines": [
+            {"sku": "wash-basic", "units": True}, {"sku": "cafe-espresso"}]})
+        assert q["units_used"] == [{"line": 0, "kind": "units.wash", "units": 1}]
+        assert q["lines"][0]["unit_price"] == 0  # the wash costs no money
+        r = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": s})
+        assert r["receipt"]["units_used"][0]["units"] == 1
+        bal = await _balance(h, s, GOLD)
+        assert next(b for b in bal["balances"] if b["kind"] == "units.wash")["amount"] == 1
+        err = await expect(-32003, c.call("sale.quote", {"token": GOLD, "lines": [
+            {"sku": "wash-basic", "units": True, "qty": 2}]}))
+        assert err.data["reason"] == "insufficient_value"
+        err = await expect(-32602, c.call("sale.quote", {"token": GOLD, "lines": [
+            {"sku": "cafe-espresso", "units": True}]}))
+        assert err.data["reason"] == "no_units_price"
+        err = await expect(-32003, c.call("sale.quote", {"lines": [
+            {"sku": "wash-basic", "units": True}]}))
+        assert err.data["reason"] == "member_needed"
+        # A whole refund gives the unit back.
+        await c.call("sale.refund", {"session": m, "sale_id": r["sale_id"], "reason": "x"})
+        bal = await _balance(h, s, GOLD)
+        assert next(b for b in bal["balances"] if b["kind"] == "units.wash")["amount"] == 2
     run(scenario)

@@ -226,3 +226,25 @@ def test_eight_threads_cannot_overspend_one_card(tmp_path: Path) -> None:
     print(f"figure: 8 threads x 300 on a card of 1000 -> {outcomes.count('ok')} recorded, "
           f"balance {store.members.usable_balances('gc-1')['value.gift']}")
     store.close()
+
+
+def test_units_used_are_checked_in_the_transaction_and_offline_bounded(store: Store) -> None:
+    store.members.import_snapshot([json.dumps(member_record(**{}) | {
+        "balances": {"points": 0, "units.wash": 3}})], 1, True)
+    limited = ValueCheck(CHECK.today, CHECK.day_start_us, CHECK.day_end_us,
+                         offline_units_limit=2)
+
+    def wash(units: int, check: ValueCheck = CHECK) -> None:
+        store.outbox.append_linked("sale", _sale(payable=0, tenders=[], units_used=[
+            {"line": 0, "kind": "units.wash", "units": units}]), [], at=AT, staff_id=None,
+            offline=True, value_check=check)
+
+    wash(1, limited)
+    with pytest.raises(ValueNotAvailable) as err:
+        wash(2, limited)
+    assert err.value.reason == "offline_value_limit"
+    wash(2)
+    with pytest.raises(ValueNotAvailable) as err:
+        wash(1)
+    assert err.value.reason == "insufficient_value"
+    assert store.members.usable_balances("m-1")["units.wash"] == 0
