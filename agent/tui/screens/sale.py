@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -25,7 +26,17 @@ from agent.tui.basket import (
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, ascii_digits, current, money, number, ordered, tr, trn
+from agent.tui.i18n import (
+    N_,
+    ascii_digits,
+    current,
+    money,
+    number,
+    ordered,
+    parse_amount,
+    tr,
+    trn,
+)
 from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.sale_checkout import SaleCheckout
@@ -206,6 +217,8 @@ class SaleScreen(SaleCheckout):
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)
             if self.pending_sku
+            else tr("amount of {name}", name=self.pending_weight.name or "")
+            if self.pending_weight is not None and self.pending_weight.open_amount
             else tr("grams of {name}", name=self.pending_weight.name or "")
             if self.pending_weight is not None
             else tr("12.50 · 3*2.50 · scan")
@@ -221,6 +234,15 @@ class SaleScreen(SaleCheckout):
 
     def _enter(self, text: str) -> None:
         entry = self.query_one("#entry", Input)
+        if self.pending_weight is not None and self.pending_weight.open_amount \
+                and text.strip():
+            amount = parse_amount(text.strip(), self.minor_units)
+            if not amount:
+                self.say(tr("Type the amount, e.g. 25.00."), "error")
+                return
+            entry.value = ""
+            self._add(replace(self.pending_weight, unit_price=amount))
+            return
         if self.pending_weight is not None and text.strip():
             grams = ascii_digits(text.strip())
             if not grams.isdigit() or not 1 <= int(grams) <= 1_000_000:
@@ -268,6 +290,14 @@ class SaleScreen(SaleCheckout):
                 product, current().code).name or ""), "error")
             return
         line = catalogue_line(product, current().code)
+        if line.open_amount:  # (1.3) a top-up / gift card: the amount is typed
+            self.pending_sku = None
+            self.pending_weight = line
+            self.say(tr("{item}: type the amount and press Enter.", item=line.name or ""),
+                     "info")
+            self._redraw()
+            self.query_one("#entry", Input).focus()
+            return
         if line.weighed:
             self.pending_sku = None
             self.pending_weight = line

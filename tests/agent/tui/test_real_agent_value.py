@@ -112,3 +112,22 @@ async def test_wallet_top_up_then_stored_value_in_persian_at_60x20(lang: str) ->
                 assert sales[-1]["tenders"][0]["method"] == "stored_value"
     finally:
         set_locale(load_locale("en"))
+
+
+async def test_open_amount_gift_card_found_by_name() -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                await pilot.press(*"Gift card", "ctrl+f")
+                await wait_for(pilot, lambda: "amount" in message_text(app), timeout=10)
+                await pilot.press(*"25", "enter")
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and bool(screen.quote.get("gift_cards")), timeout=10)
+                assert screen.quote["payable"] == 2500
+                receipt = await _pay(pilot, app, "1", "enter")
+                assert receipt["gift_cards_issued"][0]["amount"] == 2500
