@@ -59,6 +59,8 @@ class Line:
     # (1.3) A top-up or gift card product with an open amount: ``unit_price`` is the
     # amount typed at the till.
     open_amount: bool = False
+    # (1.3) Paid with the member's units (the product's ``price_units``), not money.
+    units: bool = False
 
     @property
     def total(self) -> int:
@@ -71,6 +73,8 @@ class Line:
         """The line as ``sale.quote`` takes it (a catalogue product by its sku)."""
         if self.catalogue and self.open_amount:
             return {"sku": self.sku, "qty": self.qty, "amount": self.unit_price}
+        if self.catalogue and self.units:
+            return {"sku": self.sku, "qty": self.qty, "units": True}
         if self.catalogue:
             return {"sku": self.sku, "weight_g": self.qty} if self.weighed \
                 else {"sku": self.sku, "qty": self.qty}

@@ -66,6 +66,7 @@ class SaleScreen(SaleCheckout):
         Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
         # (1.3) The member's stored value and its expiries.
         Binding("ctrl+v", "balance", N_("Balance"), show=False, priority=True),
+        Binding("ctrl+u", "pay_in_units", N_("Units"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -379,6 +380,23 @@ class SaleScreen(SaleCheckout):
         if event.data_table.id == "basket" and self.lines:
             self._selected = min(max(event.cursor_row, 0), len(self.lines) - 1)
 
+    def action_pay_in_units(self) -> None:
+        """(1.3) The highlighted product is paid with the member's units (again: money)."""
+        if not self.lines:
+            self.say(tr("Add an amount or an item first."), "error")
+            return
+        row = min(max(self._selected, 0), len(self.lines) - 1)
+        line = self.lines[row]
+        if not line.catalogue or line.weighed or line.open_amount:
+            self.say(tr("Only a product of the catalogue can be paid in units."), "error")
+            return
+        self.lines = (*self.lines[:row], replace(line, units=not line.units),
+                      *self.lines[row + 1:])
+        self.say(tr("{item}: paid in units.", item=line.name or line.sku or "")
+                 if not line.units else tr("{item}: paid in money.",
+                                           item=line.name or line.sku or ""), "info")
+        self._changed()
+
     def action_remove_line(self) -> None:
         """Remove the highlighted basket line (the last one added, unless moved)."""
         if not self.lines:
@@ -551,6 +569,16 @@ class SaleScreen(SaleCheckout):
         if seq != self._quote_seq:
             return True  # an answer to an older basket
         self.quote = None
+        reason = error.data.get("reason") if isinstance(error.data, dict) else None
+        if reason in ("member_needed", "over_max_balance", "insufficient_value",
+                      "not_spendable"):
+            # (1.3) Stored value or units the sale cannot have: say why; units asked
+            # for are dropped and the sale priced again in money (never a loop).
+            self.say(error_text(error), "error")
+            if reason == "insufficient_value" and any(line.units for line in self.lines):
+                self.lines = tuple(replace(line, units=False) for line in self.lines)
+                self._request_quote()
+            return True
         if error.code == LIMIT:
             # Drop the redemption that went over a limit and price again.
             self.redeem_points = None

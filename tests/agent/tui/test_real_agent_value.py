@@ -131,3 +131,55 @@ async def test_open_amount_gift_card_found_by_name() -> None:
                 assert screen.quote["payable"] == 2500
                 receipt = await _pay(pilot, app, "1", "enter")
                 assert receipt["gift_cards_issued"][0]["amount"] == 2500
+
+
+async def test_car_wash_paid_in_units_and_a_top_up_without_member_does_not_loop() -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            gold = {**harness.GOLD, "version": 4,
+                    "balances": {**harness.GOLD["balances"], "units.wash": 1}}
+            h.store.members.apply_changes({"from_version": 10, "to_version": 11,
+                                           "members": [gold]})
+            asked: list[int] = []
+            quote = h.services.sale_quote
+
+            async def counted(params: Any, conn: Any) -> Any:
+                asked.append(1)
+                return await quote(params, conn)
+            h.services.sale_quote = counted  # type: ignore[method-assign]
+            app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                # A top-up with no member: refused once, with its reason, no loop.
+                h.server.broadcast(_card(WALLET_50))
+                await wait_for(pilot, lambda: "member" in message_text(app), timeout=10)
+                await pilot.pause(0.5)
+                assert screen.quote is None and len(asked) == 1, len(asked)
+                await pilot.press("ctrl+r")
+                h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                await pilot.press(*"Car wash", "ctrl+f")
+                await wait_for(pilot, lambda: screen.quote is not None, timeout=10)
+                await pilot.press("ctrl+u")
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and bool(screen.quote.get("units_used")), timeout=10)
+                assert screen.quote["payable"] == 0
+                await pilot.press("f8")
+                await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+                await pilot.press("1", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
+                await pilot.press("enter")
+                # The last wash used: asking again falls back to money, once.
+                h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                await pilot.press(*"Car wash", "ctrl+f")
+                await wait_for(pilot, lambda: screen.quote is not None, timeout=10)
+                await pilot.press("ctrl+u")
+                await wait_for(pilot, lambda: screen.quote is not None
+                               and screen.quote["payable"] > 0
+                               and not any(line.units for line in screen.lines), timeout=10)
+            sales = [e for e in h.outbox() if e["type"] == "sale"]
+            assert sales[-1]["units_used"] == [{"line": 0, "kind": "units.wash", "units": 1}]
