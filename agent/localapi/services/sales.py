@@ -96,6 +96,9 @@ def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any
     """The receipt of a sale recorded by an earlier agent run, from its event."""
     receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment",
                                          "tenders")}
+    # (1.3) A retried commit still gets the gift cards' codes to print.
+    receipt.update({k: event[k] for k in ("topups", "gift_cards_issued", "units_used")
+                    if event.get(k)})
     receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
                     "terminal_id": view.terminal_id, "merchant_id": view.merchant_id,
                     "staff_id": event.get("staff_id"), "restored": True})

@@ -276,3 +276,16 @@ def test_a_product_paid_in_units_uses_the_members_units() -> None:
         bal = await _balance(h, s, GOLD)
         assert next(b for b in bal["balances"] if b["kind"] == "units.wash")["amount"] == 2
     run(scenario)
+
+
+def test_a_commit_retried_after_a_restart_still_gets_the_gift_card_code() -> None:
+    async def scenario(h: Harness) -> None:
+        s = await h.login()
+        c = h.client()
+        q = await c.call("sale.quote", {"lines": [{"sku": "value-gift-100"}]})
+        first = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": s})
+        h.services._committed.clear()  # as after an agent restart: answered from the store
+        again = await c.call("sale.commit", {"quote_id": q["quote_id"], "session": s})
+        assert again["sale_id"] == first["sale_id"] and again["receipt"]["restored"]
+        assert again["receipt"]["gift_cards_issued"] == first["receipt"]["gift_cards_issued"]
+    run(scenario)
