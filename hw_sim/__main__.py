@@ -9,6 +9,7 @@
   python -m hw_sim printer [--port 9100] [--dir ...] [--state ok]  # ESC/POS sink
   python -m hw_sim receipt-png [DIR/receipt-0001.bin] [receipt.png]  # default: last
   python -m hw_sim scan --product "Espresso"                   # a demo product by name
+  python -m hw_sim scan --gift-card                            # the demo gift card
   python -m hw_sim list-products
 
 ``tap`` inserts a virtual card into pcscd's vpcd reader (the system pcscd with
@@ -211,7 +212,13 @@ def cmd_list_products(args: argparse.Namespace) -> int:
     return 0
 
 
+#: (1.3) The demo club's printed gift card (hw_sim/club/demo_members.json): 100.00.
+DEMO_GIFT_CARD = "GIFT-DEMO-100"
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.gift_card:
+        args.code = DEMO_GIFT_CARD
     if args.product is not None:
         from hw_sim.club.catalogue import find_product
 
@@ -321,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     scan.add_argument("code", nargs="?", default=None)
     scan.add_argument("--product", default=None,
                       help="scan the barcode of this demo product (its name, any case)")
+    scan.add_argument("--gift-card", action="store_true",
+                      help=f"scan the demo's printed gift card ({DEMO_GIFT_CARD}): its "
+                           "balance outside a sale, or pay with it (F8, 5)")
     scan.add_argument("--keymap", default="us")
     scan.add_argument("--slow", action="store_true", help="type like a person (not a scan)")
     scan.add_argument("--dir", type=Path, default=None,

@@ -71,6 +71,15 @@ class Product:
     active_from: dt.datetime | None = None
     active_to: dt.datetime | None = None
     member_prices: tuple[MemberPrice, ...] = ()
+    #: (1.3) Stored value the product sells (docs/protocol/catalogue.md): ``topup``
+    #: ``{kind, amount, expires_days}`` credits the buyer's balance; ``gift_card``
+    #: ``{amount, expires_days}`` issues a card. ``amount`` null: the price typed at the
+    #: till is the amount.
+    topup: Mapping[str, Any] | None = None
+    gift_card: Mapping[str, Any] | None = None
+    #: (1.3) The product may be paid in a member's non-money units instead of money:
+    #: ``{kind: "units.<x>", units}`` per piece.
+    price_units: Mapping[str, Any] | None = None
 
     def name(self, language: str, fallback: Sequence[str] = ("en",)) -> str:
         """The name in ``language``, else the first of ``fallback`` it has, else any."""
@@ -103,6 +112,12 @@ class Product:
                 {"price": m.price, **({"tier": m.tier} if m.tier is not None else {}),
                  **({"group": m.group} if m.group is not None else {})}
                 for m in self.member_prices]
+        if self.topup is not None:
+            out["topup"] = dict(self.topup)
+        if self.gift_card is not None:
+            out["gift_card"] = dict(self.gift_card)
+        if self.price_units is not None:
+            out["price_units"] = dict(self.price_units)
         return out
 
 
@@ -229,8 +244,52 @@ def parse_product(raw: object, i: int) -> Product:
             rat.int_("price", row.get("price")),
             rat.text("tier", tier, MAX_CATEGORY) if tier is not None else None,
             rat.text("group", group, MAX_CATEGORY) if group is not None else None))
+    topup, gift_card = _value_product(at, raw)
+    price_units = None
+    if raw.get("price_units") is not None:  # (1.3)
+        spec = raw["price_units"]
+        kind = spec.get("kind") if isinstance(spec, Mapping) else None
+        if not isinstance(kind, str) or not kind.startswith("units.") \
+                or not _VALUE_KIND.fullmatch(kind):
+            raise at.fail("price_units", "must be {kind: units.<name>, units}")
+        units = at.int_("price_units.units", spec.get("units"), 1_000_000)
+        if units < 1 or unit != "piece":
+            raise at.fail("price_units.units", "must be 1 to 1000000, on a piece product")
+        price_units = {"kind": kind, "units": units}
     return Product(sku, names, price, category, tuple(barcodes), unit, active_from, active_to,
-                   tuple(member_prices))
+                   tuple(member_prices), topup, gift_card, price_units)
+
+
+_VALUE_KIND = re.compile(r"(value|units)\.[a-z0-9_]{1,32}")
+
+
+def _value_product(at: _At, raw: Mapping[str, Any]
+                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(1.3) A product's ``topup`` / ``gift_card`` definition, checked (at most one)."""
+    if "topup" in raw and "gift_card" in raw:
+        raise at.fail("gift_card", "cannot be given with 'topup'")
+    out: list[dict[str, Any] | None] = []
+    for key in ("topup", "gift_card"):
+        spec = raw.get(key)
+        if spec is None:
+            out.append(None)
+            continue
+        if not isinstance(spec, Mapping):
+            raise at.fail(key, "must be an object {kind, amount, expires_days}")
+        kind = spec.get("kind") if key == "topup" else "value.gift"
+        if not isinstance(kind, str) or not _VALUE_KIND.fullmatch(kind):
+            raise at.fail(f"{key}.kind", "must be value.<name> or units.<name>")
+        amount = spec.get("amount")
+        if amount is not None and at.int_(f"{key}.amount", amount) < 1:
+            raise at.fail(f"{key}.amount", "must be at least 1 (or null: the price typed)")
+        days = spec.get("expires_days")
+        if days is not None and not 1 <= at.int_(f"{key}.expires_days", days, 36_500):
+            raise at.fail(f"{key}.expires_days", "must be 1 to 36500")
+        row: dict[str, Any] = {"amount": amount, "expires_days": days}
+        if key == "topup":
+            row["kind"] = kind
+        out.append(row)
+    return out[0], out[1]
 
 
 def parse_catalogue(payload: bytes) -> Catalogue:

@@ -90,7 +90,8 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
     _member("m-1", "Sara K.", "active", "gold",
             ["pan:9f2c1e0b7a6d5c4b3a291807f6e5d4c3", "nfc:04A1B2C3D4E5F6",
              "tel:+989121234567", "code:CLUB-1001"],
-            {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000}),
+            {"points": 1200, "credit.club": 5000, "credit.merchant:M-7": 2000,
+             "value.wallet": 7500, "units.wash": 5}),
     _member("m-2", "Ali R.", "active", "silver",
             ["nfc:04B0B0B0B0B0B0", "tel:+989351112233", "code:CLUB-1002"], {"points": 300}),
     _member("m-3", "Omid N.", "blocked", "bronze",
@@ -108,6 +109,10 @@ DEMO_MEMBERS: tuple[dict[str, Any], ...] = (
                ["nfc:04D0D0D0D0D0D0", "code:CLUB-1005"], {}), "pool": "pl-1"},
     {**_member("m-6", "Omid Karimi", "active", "bronze", ["code:CLUB-1006"], {}),
      "pool": "pl-1"},
+    # (1.3) A gift card: a holder record, no person (``python -m hw_sim scan --gift-card``).
+    {"member_id": "gc-demo-100", "version": 1, "holder": "gift_card", "name": None,
+     "status": "active", "identifiers": ["code:GIFT-DEMO-100"],
+     "balances": {"value.gift": 10000}, "expires": "2030-12-31", "stats": {}, "applied": {}},
 )
 
 #: (#19 lifecycle) Parisa S.: national code 001-234567-9 (the demo pan_key's ``nid:``

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from agent.catalogue import Product
-    from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent
+    from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent, ValueCheck
     from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
 
 T = TypeVar("T")
@@ -39,6 +39,17 @@ class Outbox(Protocol):
         house account is checked against the account (AccountRefused) and recorded
         with its ``account_charge``; ``account_offline_max`` bounds it offline.
         """
+        ...
+
+    def append_linked(self, type_: str, body: dict[str, Any],
+                      companions: Sequence[dict[str, Any]], *, at: datetime,
+                      staff_id: str | None, offline: bool, check_funds: bool = False,
+                      value_check: ValueCheck | None = None,
+                      account_offline_max: int | None = None) -> StoredEvent:
+        """(1.3) Record an event and its companion ``gift_card_redeem`` events in one
+        write transaction (all or none); ``value_check``: refuse (ValueNotAvailable)
+        stored value the holders cannot pay, checked in that transaction;
+        ``account_offline_max``: as :meth:`append` (a sale also paid on account)."""
         ...
 
     def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:

@@ -34,6 +34,7 @@ from agent.offline_queue.store import (
     StoredEvent,
 )
 from agent.offline_queue.uuid7 import uuid7, uuid7_str
+from agent.offline_queue.value import ValueCheck, ValueNotAvailable
 
 __all__ = [
     "EVENT_TYPES",
@@ -61,6 +62,8 @@ __all__ = [
     "RefundNotPossible",
     "Store",
     "StoredEvent",
+    "ValueCheck",
+    "ValueNotAvailable",
     "encode_batch",
     "uuid7",
     "uuid7_str",

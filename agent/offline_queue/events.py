@@ -17,6 +17,7 @@ import msgspec
 
 from agent.errors import ClubtermError
 from agent.protocol.events import AnyEvent
+from agent.rules.stored_value import GIFT_KIND, value_delta_of_sale
 
 #: Every event type of protocol.md and the keys each must carry (values may be null
 #: where the protocol allows it).
@@ -54,6 +55,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "account_charge": ("account_id", "sale_id", "member_id", "amount"),
     "account_refund": ("account_id", "sale_id", "refund_id", "amount"),
     "account_payment": ("account_id", "amount", "method"),
+    # (1.3) A gift card paid part of a sale (or a refund put value back on it): the
+    # companion of that sale or refund, recorded in its write transaction.
+    "gift_card_redeem": ("card_id", "sale_id", "amount"),
 }
 
 #: (1.3) The balance kind of a house account: what it owes, in minor units.
@@ -332,6 +336,11 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
             raise InvalidEvent(f"{type_}.account_id must be the id of a house account")
         if _need_int(type_, "amount", body["amount"]) < 0:
             raise InvalidEvent(f"{type_}.amount must not be negative")
+    elif type_ == "gift_card_redeem":
+        if not isinstance(body["card_id"], str) or not body["card_id"].startswith("gc-"):
+            raise InvalidEvent("gift_card_redeem.card_id must be a gift card id (gc-…)")
+        if _need_int(type_, "amount", body["amount"]) == 0:
+            raise InvalidEvent("gift_card_redeem.amount must not be 0")
 
 
 def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
@@ -453,6 +462,8 @@ def sale_effect(body: Mapping[str, Any]) -> Effect:
         used += int(row["amount"])
     for row in body["credits_earned"]:
         _add(balance, row["kind"], int(row["amount"]))
+    for kind, amount in value_delta_of_sale(body).items():  # (1.3) top-ups, stored value
+        _add(balance, kind, amount)
     return Effect(
         member_id=member_id,
         balance={k: v for k, v in balance.items() if v != 0},
@@ -480,6 +491,11 @@ def account_tender(body: Mapping[str, Any]) -> tuple[str, int] | None:
             if isinstance(account, str) and account and type(row.get("amount")) is int:
                 return account, int(row["amount"])
     return None
+
+
+def gift_card_effect(body: Mapping[str, Any]) -> Effect:
+    """(1.3) A ``gift_card_redeem``: −``amount`` of ``value.gift`` on the card."""
+    return Effect(member_id=str(body["card_id"]), balance={GIFT_KIND: -int(body["amount"])})
 
 
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:

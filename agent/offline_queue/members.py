@@ -458,6 +458,35 @@ class MemberCache:
                 "INSERT OR IGNORE INTO member_tokens (token, member_id) VALUES (?, ?)",
                 (token, record["member_id"]))
 
+    def provisional_gift_card_in_tx(self, card: dict[str, Any], sale_id: str) -> None:
+        """(1.3) A gift card sold here is spendable here at once, until the club's
+        record (the same ``card_id``) replaces it. Its token must be free: a card or
+        member already found by it refuses the sale (``gift_card_token_taken``)."""
+        from agent.offline_queue.value import (  # value imports this module
+            ValueNotAvailable,
+            encode_record,
+            gift_card_record,
+        )
+
+        record = gift_card_record(card, sale_id)
+        if self.db.execute_sql("SELECT 1 FROM member_tokens WHERE token = ?",
+                               (card["token"],)).fetchone() is not None:
+            raise ValueNotAvailable("gift_card_token_taken", "this gift card's code already "
+                                    "belongs to a card or member; nothing was recorded",
+                                    {"card_id": card["card_id"]})
+        self.db.execute_sql(
+            "INSERT OR IGNORE INTO members (member_id, version, applied_here, gen, provisional, "
+            "record) VALUES (?, 0, 0, 0, 1, ?)", (record["member_id"], encode_record(record)))
+        self.db.execute_sql("INSERT INTO member_tokens (token, member_id) VALUES (?, ?)",
+                            (card["token"], record["member_id"]))
+
+    def drop_provisional_cards_in_tx(self, sale_id: str) -> None:
+        """(1.3) The club rejected the sale that sold these gift cards: they never were."""
+        gone = [str(m) for (m,) in self.db.execute_sql(
+            "SELECT member_id FROM members WHERE provisional = 1 "
+            "AND json_extract(record, '$._sale_id') = ?", (sale_id,)).fetchall()]
+        self._remove_in_tx(gone)
+
     def correct_enrolment_in_tx(self, body: dict[str, Any]) -> None:
         """A manager's correction of an enrolment made here shows at once (the club
         applies it to its record too): ``changes.name`` renames, ``changes.phone``

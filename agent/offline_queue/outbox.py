@@ -23,8 +23,10 @@ from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.offline_queue.value import ValueCheck, check_value_in_tx
 from agent.rules import accounts
 from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
+from agent.rules.stored_value import has_value_rows
 
 __all__ = ["DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Outbox"]
 
@@ -39,7 +41,8 @@ PRUNE_BATCH = 500
 #: ``payment_id``: this prefix and the id (one payment per id).
 PAYMENT_KEY = "pay:"
 #: Event types whose ``sale_id`` is kept as ``ref_id`` (refunds, (1.3) account events).
-_REFERS_TO_SALE = ("refund", "refund_lines", "account_charge", "account_refund")
+_REFERS_TO_SALE = ("refund", "refund_lines", "account_charge", "account_refund",
+                   "gift_card_redeem")
 
 
 class Outbox(OutboxReader):
@@ -148,6 +151,8 @@ class Outbox(OutboxReader):
             self.members.correct_enrolment_in_tx(body)
         elif type_ == "sale":
             record_promotions(conn, seq, wire)
+            for card in body.get("gift_cards_issued") or []:  # (1.3) spendable here at once
+                self.members.provisional_gift_card_in_tx(card, event_id)
         if on_account is not None and on_account[1] > 0:
             self._companion_in_tx("account_charge", {
                 "account_id": on_account[0], "sale_id": event_id,
@@ -248,11 +253,48 @@ class Outbox(OutboxReader):
                 raise LimitExceeded("balance_bound", f"the member's {kind} balance would pass "
                                     f"{ev.MAX_AMOUNT}; nothing was recorded")
 
+    def append_linked(self, type_: str, body: dict[str, Any],
+                      companions: Sequence[dict[str, Any]], *, at: datetime,
+                      staff_id: str | None, offline: bool, check_funds: bool = False,
+                      value_check: ValueCheck | None = None,
+                      account_offline_max: int | None = None) -> StoredEvent:
+        """(1.3) Record an event and its companion ``gift_card_redeem`` events in ONE
+        write transaction: all of them or none (an event affects one holder; a sale
+        paid by a gift card touches two).
+
+        Each companion body gets ``sale_id`` (a sale's id, or for a refund the refunded
+        sale's) and, for a refund, ``refund_id``. ``value_check`` (a sale or refund that
+        spends stored value): inside the transaction, refuse with ValueNotAvailable when
+        a gift card or the member's ``value.<x>`` balance cannot pay (never below zero,
+        expired lots and cards excluded, the offline day limit) — see
+        :func:`agent.offline_queue.value.check_value_in_tx`.
+        """
+        ev.validate_body(type_, body)
+        at_text = ev.format_at(at)
+        with self.db.write(f"recording a {type_}"):
+            if value_check is not None:
+                check_value_in_tx(self.db.connection(), self.members, type_, body, companions,
+                                  value_check)
+            stored = self.append_in_tx(type_, body, at, at_text, staff_id, offline,
+                                       check_funds, account_offline_max)
+            for companion in companions:
+                part = dict(companion)
+                if type_ == "sale":
+                    part["sale_id"] = stored.id
+                else:
+                    part["sale_id"] = body["sale_id"]
+                    part["refund_id"] = stored.id
+                ev.validate_body("gift_card_redeem", part)
+                self.append_in_tx("gift_card_redeem", part, at, at_text, staff_id, offline)
+            return stored
+
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":
             return ev.sale_effect(body)
         if type_ in ev.ACCOUNT_TYPES:
             return ev.account_effect(type_, body)
+        if type_ == "gift_card_redeem":
+            return ev.gift_card_effect(body)
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]
@@ -281,6 +323,10 @@ class Outbox(OutboxReader):
                 "partly_refunded", f"sale {sale_id} has refunds by line; refund the lines "
                 "that are left", {"sale_id": sale_id, "refunds": len(done)})
         sale = json.loads(row[2])
+        if type_ == "refund_lines" and has_value_rows(sale):
+            raise ev.RefundNotPossible(
+                "refund_whole_value", "a sale that moved stored value (top-ups, gift cards) "
+                "is refunded whole", {"sale_id": sale_id})
         if type_ == "refund":
             return ev.Effect() if row[1] == "rejected" else ev.sale_effect(sale).reversed()
         try:
@@ -354,6 +400,8 @@ class Outbox(OutboxReader):
                     # or was reported lost): the card stops finding the member here.
                     self.members.unlink_rejected_in_tx(event_id)
                 if type_ == "sale":
+                    # (1.3) Gift cards it sold were never issued.
+                    self.members.drop_provisional_cards_in_tx(event_id)
                     # A refund of a sale the club refused undoes nothing.
                     drop_deltas(conn, ((r_member, r_seq) for r_seq, r_member in conn.execute(
                         "SELECT seq, member_id FROM events WHERE ref_id = ? AND "

@@ -281,9 +281,20 @@ def layout_sale(sale: Mapping[str, Any], *, reasons: Mapping[str, Sequence[Reaso
                     m(-int(c.get("amount") or 0))))
     add(Row(text("total", lang), m(sale.get("payable")), bold=True, big=columns >= 42))
     for method, amount in _tenders(sale):
-        add(Row(text(method, lang) if method in ("cash", "card", "other", "account")
+        add(Row(text(method, lang) if method in ("cash", "card", "other", "account",
+                                                 "stored_value", "gift_card")
                 else clean(method, 30),
                 m(amount)))
+    # (1.3) Stored value bought, and the code of each gift card sold (to hand over).
+    for top in (sale.get("topups") or [])[:10]:
+        if isinstance(top, Mapping):
+            kind = clean(balance_name(str(top.get("kind")), lang), 30)
+            add(Row(f"{text('topup', lang)} ({kind})", "+" + m(top.get("amount"))))
+    for card in (sale.get("gift_cards_issued") or [])[:10]:
+        if isinstance(card, Mapping):
+            code = clean(card.get("token"), 80)
+            add(Row(f"{text('gift_card', lang)} {code[5:] if code.startswith('code:') else code}",
+                    m(card.get("amount")), bold=True))
     if sale.get("change"):
         add(Row(text("change", lang), m(sale.get("change"))))
     member = sale.get("member")
@@ -305,7 +316,8 @@ def layout_sale(sale: Mapping[str, Any], *, reasons: Mapping[str, Sequence[Reaso
             add(Row(text("balances_after", lang)))
             for kind, value in list(balances.items())[:8]:
                 name = clean(balance_name(str(kind), lang), 30)
-                shown = digits(str(value), lang) if kind == "points" else m(value)
+                shown = digits(str(value), lang) if kind == "points" \
+                    or str(kind).startswith("units.") else m(value)
                 add(Row(f"  {name}", shown))
     if sale.get("offline"):
         rows.append(Separator())

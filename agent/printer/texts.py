@@ -25,6 +25,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "other": {"fa": "سایر", "ar": "أخرى", "he": "אחר", "vi": "Khác"},
     "account": {"fa": "نسیه", "ar": "على الحساب", "he": "בהקפה", "vi": "Ghi nợ"},  # (1.3)
     "change": {"fa": "باقی‌مانده", "ar": "الباقي", "he": "עודף", "vi": "Tiền thối"},
+    # (1.3) stored value and gift cards
+    "stored_value": {"fa": "کیف پول", "ar": "المحفظة", "he": "ארנק", "vi": "Ví"},
+    "gift_card": {"fa": "کارت هدیه", "ar": "بطاقة هدية", "he": "כרטיס מתנה",
+                  "vi": "Thẻ quà tặng"},
+    "topup": {"fa": "شارژ", "ar": "شحن", "he": "טעינה", "vi": "Nạp"},
     "member": {"fa": "عضو", "ar": "العضو", "he": "חבר מועדון", "vi": "Thành viên"},
     "points_earned": {"fa": "امتیاز این خرید", "ar": "نقاط مكتسبة", "he": "נקודות שנצברו",
                       "vi": "Điểm được cộng"},
@@ -82,6 +87,7 @@ ENGLISH: dict[str, str] = {
     "item": "Item", "subtotal": "Subtotal", "total": "TOTAL",
     "points_redeemed": "Points redeemed", "credit_used": "Credit used",
     "cash": "Cash", "card": "Card", "other": "Other", "change": "Change", "account": "On account",
+    "stored_value": "Wallet", "gift_card": "Gift card", "topup": "Top-up",
     "member": "Member", "points_earned": "Points earned", "credit_earned": "Credit earned",
     "balances_after": "Balances after this sale", "points": "Points",
     "club_credit": "Club credit", "shop_credit": "Shop credit",

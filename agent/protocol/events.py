@@ -35,12 +35,48 @@ class PointsRow(Message):
 class Tender(Message):
     """(1.1) One row of a sale's ``tenders``: how part of ``payable`` was paid."""
 
-    method: Literal["cash", "card", "credit", "voucher", "other", "account"]
+    method: Literal["cash", "card", "credit", "voucher", "other", "account", "stored_value",
+                    "gift_card"]
     amount: Amount
     #: (1.3) The house account a tender of method ``account`` is charged to, and the
     #: account card's token when the card was shown.
     account_id: Text | None = None
     identified_by: Text | None = None
+    #: (1.3) ``stored_value``: the member's balance kind spent (``value.<x>``).
+    kind: Text | None = None
+    #: (1.3) ``gift_card``: the card that paid (its ``gift_card_redeem`` event names
+    #: this sale).
+    card_id: Text | None = None
+
+
+class Topup(Message):
+    """(1.3) One row of a sale's ``topups``: stored value bought on its line ``line``
+    for the sale's member, valid until ``expires`` (a local date) or for ever (null)."""
+
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    kind: Annotated[str, msgspec.Meta(pattern=r"^(value|units)\.[a-z0-9_]{1,32}$")]
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    expires: Text | None = None
+
+
+class UnitsUsed(Message):
+    """(1.3) One row of a sale's ``units_used``: its line ``line`` paid with ``units`` of
+    the member's non-money balance ``kind`` (the line's price is 0)."""
+
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    kind: Annotated[str, msgspec.Meta(pattern=r"^units\.[a-z0-9_]{1,32}$")]
+    units: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+
+
+class GiftCardIssued(Message):
+    """(1.3) One row of a sale's ``gift_cards_issued``: a gift card sold on line
+    ``line``, found by ``token``, holding ``amount`` of ``value.gift``."""
+
+    line: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    card_id: Annotated[str, msgspec.Meta(pattern="^gc-", max_length=64)]
+    token: Annotated[str, msgspec.Meta(max_length=300)]
+    amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
+    expires: Text | None = None
 
 
 class RefundedLine(Message):
@@ -102,6 +138,10 @@ class Sale(Event, tag="sale"):
     uses: list[Object] | None = None
     #: (1.3) The family pool whose points and credit this sale earned and spent.
     pool_id: Text | None = None
+    # (1.3) Stored value (club.md "Stored value and gift cards"), sent only with rows.
+    topups: Annotated[list[Topup], msgspec.Meta(max_length=1000)] | None = None
+    gift_cards_issued: Annotated[list[GiftCardIssued], msgspec.Meta(max_length=50)] | None = None
+    units_used: Annotated[list[UnitsUsed], msgspec.Meta(max_length=1000)] | None = None
 
 
 class Refund(Event, tag="refund"):
@@ -238,16 +278,29 @@ class AccountPayment(Event, tag="account_payment"):
     payment_id: Text | None = None
 
 
+class GiftCardRedeem(Event, tag="gift_card_redeem"):
+    """(1.3) A gift card paid ``amount`` of the sale ``sale_id`` (recorded with the sale,
+    in its write transaction). With ``refund_id``: the refund of that sale, and
+    ``amount`` negative puts value back on the card (or positive takes back the
+    value of a card the refunded sale issued)."""
+
+    card_id: Annotated[str, msgspec.Meta(pattern="^gc-", max_length=64)]
+    sale_id: Id
+    amount: SignedAmount
+    refund_id: Id | None = None
+
+
+
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
             | MemberEnrol | CardLink | StaffChange | Correction | DayClose
-            | AccountCharge | AccountRefund | AccountPayment)
+            | AccountCharge | AccountRefund | AccountPayment | GiftCardRedeem)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
                 MemberEnrol, CardLink, StaffChange, Correction, DayClose,
-                AccountCharge, AccountRefund, AccountPayment)
+                AccountCharge, AccountRefund, AccountPayment, GiftCardRedeem)
 }
 
 

@@ -18,6 +18,9 @@ from agent.protocol.base import Amount, Id, Message, Object, SignedAmount, Text
 
 Session = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Method = Literal["cash", "card", "credit", "voucher", "other", "account"]
+#: (1.3) Tender methods: the money ones, a house account, stored value / gift card.
+TenderMethod = Literal["cash", "card", "credit", "voucher", "other", "account", "stored_value",
+                      "gift_card"]
 
 
 class NoParams(Message, kw_only=True):
@@ -46,6 +49,12 @@ class QuoteLine(Message, kw_only=True):
     #: (1.1) a catalogue line by barcode, and a weighed product's grams.
     barcode: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
     weight_g: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    #: (1.3) the amount of an open-amount top-up or gift card product (minor units),
+    #: and the token of a blank card tapped to be loaded as the gift card sold.
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+    card_token: Annotated[str, msgspec.Meta(min_length=3, max_length=600)] | None = None
+    #: (1.3) pay this product in the member's units (its ``price_units``), not money.
+    units: bool | None = None
 
 
 class QuoteParams(Message, kw_only=True):
@@ -59,17 +68,21 @@ class QuoteParams(Message, kw_only=True):
 
 
 class TenderParam(Message, kw_only=True):
-    method: Method
+    method: TenderMethod
     amount: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)]
     #: (1.3) ``account``: the house account, by id or by its card's token.
     account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     account_token: Text | None = None
+    #: (1.3) ``stored_value``: the member's balance kind (``value.<x>``).
+    kind: Annotated[str, msgspec.Meta(pattern=r"^value\.[a-z0-9_]{1,32}$")] | None = None
+    #: (1.3) ``gift_card``: the card's token (tapped, scanned, or ``code:`` typed).
+    token: Annotated[str, msgspec.Meta(min_length=3, max_length=300)] | None = None
 
 
 class CommitParams(Message, kw_only=True):
     quote_id: Id
     payment: Method | None = None
-    tenders: Annotated[list[TenderParam], msgspec.Meta(min_length=1, max_length=8)] | None = None
+    tenders: Annotated[list[TenderParam], msgspec.Meta(min_length=1, max_length=12)] | None = None
     session: Session
 
 
@@ -344,13 +357,20 @@ class QuoteResult(Message, kw_only=True):
     line_details: list[Object]
     member: MemberSummary | None = None
     offline: bool | None = None
+    #: (1.3) what the sale will credit (``{line, kind, amount, expires}``) and the gift
+    #: cards it will issue (``{line, amount, expires}``).
+    topups: list[Object] | None = None
+    gift_cards: list[Object] | None = None
+    units_used: list[Object] | None = None
 
 
 class TenderRow(Message, kw_only=True):
-    method: Method
+    method: TenderMethod
     amount: Amount
     account_id: Text | None = None
     identified_by: Text | None = None
+    kind: Text | None = None
+    card_id: Text | None = None
 
 
 class Receipt(Message, kw_only=True):
@@ -364,6 +384,10 @@ class Receipt(Message, kw_only=True):
     tenders: list[TenderRow] | None = None
     tendered: Amount | None = None
     change_due: Amount | None = None
+    #: (1.3) top-ups credited, and gift cards sold (their codes are printed).
+    topups: list[Object] | None = None
+    gift_cards_issued: list[Object] | None = None
+    units_used: list[Object] | None = None
 
 
 class CommitResult(Message, kw_only=True):
@@ -423,6 +447,40 @@ class CatalogueSearchResult(Message, kw_only=True):
     more: bool
 
 
+class ValueBalanceParams(Message, kw_only=True):
+    """(1.3) ``value.balance``: the member's or gift card's token."""
+
+    token: Annotated[str, msgspec.Meta(min_length=3, max_length=600)]
+    session: Session
+
+
+class ValueLot(Message, kw_only=True):
+    amount: SignedAmount
+    expires: Text
+    expired: bool
+
+
+class ValueBalanceRow(Message, kw_only=True):
+    kind: Text
+    name: Text
+    unit: Text | None
+    amount: SignedAmount
+    spendable: Amount
+    tender: bool
+    lots: list[ValueLot]
+
+
+class ValueBalanceResult(Message, kw_only=True):
+    holder: Literal["member", "gift_card"]
+    id: Id
+    name: Text | None
+    status: Text
+    expires: Text | None
+    expired: bool
+    points: SignedAmount | None
+    balances: list[ValueBalanceRow]
+
+
 #: method → (params, result). ``Any`` where the result is a report whose rows are
 #: described in local-api.md and not yet typed here.
 METHODS: dict[str, tuple[Any, Any]] = {
@@ -458,4 +516,5 @@ METHODS: dict[str, tuple[Any, Any]] = {
     # (1.3) house accounts
     "account.status": (AccountStatusParams, AccountStatusResult),
     "account.pay": (AccountPayParams, AccountPayResult),
+    "value.balance": (ValueBalanceParams, ValueBalanceResult),
 }

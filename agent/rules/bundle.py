@@ -18,6 +18,7 @@ from agent.errors import RulesError
 from agent.rules.index import RuleIndex, build_index
 from agent.rules.rule import KINDS, WEEKDAYS, Rule, normalise_code
 from agent.rules.rule_parse import Checker, parse_rule, parse_time
+from agent.rules.stored_value import StoredValueConfig, parse_stored_value
 from agent.rules.tiers import MAX_WINDOW_DAYS, TierUpgrade
 
 #: (1.3) The largest whole number on the wire (2**53 - 1, docs/protocol/club.md).
@@ -88,6 +89,8 @@ class Bundle:
     needs_counts: bool = False
     # (1.3) Each tier's ``upgrade`` threshold by tier id (agent/rules/tiers.py).
     tier_upgrades: Mapping[str, TierUpgrade] = field(default_factory=dict)
+    # (1.3) The balance types a club sells (agent/rules/stored_value.py); None: none.
+    stored_value: StoredValueConfig | None = None
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -232,6 +235,8 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
     bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
                     tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes,
                     tier_upgrades=tier_upgrades)
+    if "stored_value" in data:  # (1.3)
+        bundle.stored_value = parse_stored_value(data["stored_value"])
     build_index(bundle)
     return bundle
 

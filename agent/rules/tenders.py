@@ -16,6 +16,10 @@ from typing import Any
 
 #: Tender methods (protocol 1.1; ``account`` 1.3: charged to a house account).
 TENDER_METHODS = ("cash", "card", "credit", "voucher", "other", "account")
+#: (1.3) Tenders spending a stored balance: a member's ``value.<x>`` (``stored_value``,
+#: with ``kind``) or a gift card (``gift_card``, with ``card_id``); see
+#: agent/rules/stored_value.py. They are never given back as change.
+VALUE_TENDER_METHODS = ("stored_value", "gift_card")
 #: v1's ``payment`` values.
 V1_PAYMENTS = ("cash", "card", "other")
 #: Most tenders one sale may be split over.

@@ -56,6 +56,11 @@ class Line:
     name: str | None = None
     catalogue: bool = False
     weighed: bool = False
+    # (1.3) A top-up or gift card product with an open amount: ``unit_price`` is the
+    # amount typed at the till.
+    open_amount: bool = False
+    # (1.3) Paid with the member's units (the product's ``price_units``), not money.
+    units: bool = False
 
     @property
     def total(self) -> int:
@@ -66,6 +71,10 @@ class Line:
 
     def to_param(self) -> dict[str, object]:
         """The line as ``sale.quote`` takes it (a catalogue product by its sku)."""
+        if self.catalogue and self.open_amount:
+            return {"sku": self.sku, "qty": self.qty, "amount": self.unit_price}
+        if self.catalogue and self.units:
+            return {"sku": self.sku, "qty": self.qty, "units": True}
         if self.catalogue:
             return {"sku": self.sku, "weight_g": self.qty} if self.weighed \
                 else {"sku": self.sku, "qty": self.qty}
@@ -81,7 +90,14 @@ def catalogue_line(product: dict[str, object], language: str, qty: int = 1) -> L
         name = str(names.get(language) or names.get("en") or next(iter(names.values())))
     price = product.get("price")
     return Line(str(product.get("sku")), qty, price if isinstance(price, int) else 0, name,
-                catalogue=True, weighed=product.get("unit") == "weight")
+                catalogue=True, weighed=product.get("unit") == "weight",
+                open_amount=is_open_amount(product))
+
+
+def is_open_amount(product: dict[str, object]) -> bool:
+    """(1.3) A top-up or gift card product whose amount is typed at the till."""
+    spec = product.get("topup") or product.get("gift_card")
+    return isinstance(spec, dict) and spec.get("amount") is None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ ROLE_NAMES = {"cashier": N_("Cashier"), "manager": N_("Manager"), "technician": 
 TIER_NAMES = {"gold": N_("Gold"), "silver": N_("Silver"), "bronze": N_("Bronze")}
 PAYMENT_NAMES = {"cash": N_("Cash"), "card": N_("Card"), "other": N_("Other"),
                  "credit": N_("Credit"), "voucher": N_("Voucher"),
-                 "account": N_("On account")}
+                 "account": N_("On account"),
+                 "stored_value": N_("Stored value"), "gift_card": N_("Gift card")}
 READER_STATES = {"connecting": N_("connecting"), "error": N_("error"), "retry": N_("retrying")}
 
 

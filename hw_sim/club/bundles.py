@@ -37,6 +37,17 @@ EXAMPLE_RULES: list[dict[str, Any]] = [
 #: (1.3) The example club's way to gold: 500.00 spent or 10 purchases in 30 days
 #: (docs/rules.md, "Tier progress"); the ledger applies the same thresholds.
 GOLD_UPGRADE: dict[str, int] = {"min_spend": 50000, "min_purchases": 10, "window_days": 30}
+#: (1.3) The demo's balance types: a wallet (money), gift cards, car-wash units.
+STORED_VALUE: dict[str, Any] = {
+    "types": [
+        {"kind": "value.wallet", "name": "Wallet", "spendable": True, "max_balance": 100000,
+         "expires_days": 365},
+        {"kind": "value.gift", "name": "Gift card", "spendable": True, "expires_days": 730},
+        {"kind": "units.wash", "name": "Car wash", "unit": "wash", "spendable": False},
+    ],
+    "offline_max_spend_per_holder_day": 20000,
+    "offline_max_units_per_holder_day": 3,
+}
 
 
 def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None = None,
@@ -59,6 +70,8 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
                     # (1.3) house accounts: at most 200.00 charged per account offline.
                     "max_account_charge": 20000},
         "rules": EXAMPLE_RULES if rules is None else rules,
+        # (1.3) Stored value (docs/protocol/bundle.md, "Stored value").
+        "stored_value": STORED_VALUE,
     }
     bundle.update(extra)
     return bundle

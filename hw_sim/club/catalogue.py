@@ -122,7 +122,30 @@ def demo_products(now: datetime | None = None) -> list[dict[str, Any]]:
                 "barcodes": [ean13(f"20{len(_PRODUCTS) + 1:010d}")],
                 "active_from": start.isoformat(),
                 "active_to": (start + timedelta(days=60)).isoformat()})
+    out.extend(VALUE_PRODUCTS)
     return out
+
+
+#: (1.3) Stored value sold at the till (docs/protocol/catalogue.md, "Stored value").
+VALUE_PRODUCTS: tuple[dict[str, Any], ...] = (
+    {"sku": "value-wallet-50", "names": {"en": "Wallet top-up 50", "fa": "شارژ کیف پول ۵۰"},
+     "price": 5000, "category": "stored_value", "unit": "piece",
+     "barcodes": [ean13("209900000001")],
+     "topup": {"kind": "value.wallet", "amount": 5000}},
+    {"sku": "value-wallet-open", "names": {"en": "Wallet top-up", "fa": "شارژ کیف پول"},
+     "price": 0, "category": "stored_value", "unit": "piece", "barcodes": [],
+     "topup": {"kind": "value.wallet", "amount": None}},
+    {"sku": "value-gift-100", "names": {"en": "Gift card 100", "fa": "کارت هدیه ۱۰۰"},
+     "price": 10000, "category": "stored_value", "unit": "piece",
+     "barcodes": [ean13("209900000002")], "gift_card": {"amount": 10000}},
+    {"sku": "value-gift-open", "names": {"en": "Gift card", "fa": "کارت هدیه"},
+     "price": 0, "category": "stored_value", "unit": "piece", "barcodes": [],
+     "gift_card": {"amount": None}},
+    # Paid in money (8.00), or with one of the member's car-wash units ({sku, units: true}).
+    {"sku": "wash-basic", "names": {"en": "Car wash", "fa": "کارواش"}, "price": 800,
+     "category": "car_wash", "unit": "piece", "barcodes": [ean13("209900000003")],
+     "price_units": {"kind": "units.wash", "units": 1}},
+)
 
 
 def make_catalogue(club: str, merchant: str, version: int = CATALOGUE_VERSION, *,

@@ -103,6 +103,8 @@ def sale_problem(sale: Mapping[str, Any]) -> str | None:
             return "malformed: tenders"
         if sum(t["amount"] for t in tenders) != get("payable", 0):
             return "malformed: tenders do not sum to payable"
+    if (problem := value_problem(sale)) is not None:
+        return problem
     for key, name, amount in _SALE_ROWS:
         rows = get(key) or []
         if type(rows) is not list:
@@ -113,6 +115,62 @@ def sale_problem(sale: Mapping[str, Any]) -> str | None:
             v = row.get(amount, 0)
             if type(v) is not int or not 0 <= v <= MAX_SAFE:
                 return amount_problem(f"{key}[{i}].{amount}", v)
+    return None
+
+
+def _value_kind(kind: object) -> bool:
+    return (isinstance(kind, str) and kind.split(".", 1)[0] in ("value", "units")
+            and len(kind) <= 40 and kind.count(".") == 1 and bool(kind.split(".", 1)[1]))
+
+
+def value_problem(sale: Mapping[str, Any]) -> str | None:
+    """(1.3) Why a sale's stored-value keys cannot be applied, or None: ``topups`` rows
+    ``{line, kind value.*/units.*, amount ≥ 1}``, ``gift_cards_issued`` rows ``{line,
+    card_id gc-…, token, amount ≥ 1}``, ``stored_value`` tenders with a ``value.*``
+    kind, ``gift_card`` tenders with a ``card_id``; a top-up or a stored-value tender
+    needs the sale's member."""
+    topups = sale.get("topups") or []
+    cards = sale.get("gift_cards_issued") or []
+    if type(topups) is not list or type(cards) is not list:
+        return "malformed: topups"
+    for i, row in enumerate(topups):
+        if type(row) is not dict or not _value_kind(row.get("kind")) \
+                or amount_problem("topups.amount", row.get("amount"), 1):
+            return f"malformed: topups[{i}]"
+    for i, row in enumerate(cards):
+        if type(row) is not dict or not str(row.get("card_id", "")).startswith("gc-") \
+                or type(row.get("token")) is not str \
+                or amount_problem("gift_cards_issued.amount", row.get("amount"), 1):
+            return f"malformed: gift_cards_issued[{i}]"
+    used = sale.get("units_used") or []
+    if type(used) is not list:
+        return "malformed: units_used"
+    for i, row in enumerate(used):
+        if type(row) is not dict or not _value_kind(row.get("kind")) \
+                or not str(row["kind"]).startswith("units.") \
+                or amount_problem("units_used.units", row.get("units"), 1):
+            return f"malformed: units_used[{i}]"
+    spends = bool(used)
+    for row in sale.get("tenders") or []:
+        if type(row) is dict and row.get("method") == "stored_value":
+            spends = True
+            if not _value_kind(row.get("kind")) or not str(row["kind"]).startswith("value."):
+                return "malformed: tenders (stored_value kind)"
+        if type(row) is dict and row.get("method") == "gift_card" \
+                and not str(row.get("card_id", "")).startswith("gc-"):
+            return "malformed: tenders (gift_card card_id)"
+    if (topups or spends) and not isinstance(sale.get("member_id"), str):
+        return "malformed: stored value needs the sale's member"
+    return None
+
+
+def gift_card_redeem_problem(ev: Mapping[str, Any]) -> str | None:
+    """(1.3) Why a ``gift_card_redeem`` cannot be applied, or None."""
+    if not str(ev.get("card_id", "")).startswith("gc-") or type(ev.get("sale_id")) is not str:
+        return "malformed: gift_card_redeem"
+    amount = ev.get("amount")
+    if type(amount) is not int or amount == 0 or abs(amount) > MAX_SAFE:
+        return "malformed: gift_card_redeem.amount"
     return None
 
 
@@ -152,6 +210,14 @@ def sale_balance_deltas(sale: Mapping[str, Any]) -> dict[str, int]:
         add(str(row["kind"]), int(row.get("amount", 0)))
     for row in sale.get("rewards") or []:
         add("points", -int(row.get("points", 0)))
+    # (1.3) stored value bought for the member, and stored value that paid the sale
+    for row in sale.get("topups") or []:
+        add(str(row["kind"]), int(row.get("amount", 0)))
+    for row in sale.get("tenders") or []:
+        if row.get("method") == "stored_value":
+            add(str(row["kind"]), -int(row.get("amount", 0)))
+    for row in sale.get("units_used") or []:
+        add(str(row["kind"]), -int(row.get("units", 0)))
     return {k: v for k, v in deltas.items() if v != 0 or k == "points"}
 
 

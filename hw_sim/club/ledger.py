@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
-               "refund_lines"}
+               "refund_lines", "gift_card_redeem"}
 # (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
 KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
@@ -569,6 +569,15 @@ class Ledger:
         effects.spend_lots(lots, "points", spent)
         for row in sale.get("credits_used") or []:
             effects.spend_lots(lots, str(row["kind"]), int(row.get("amount", 0)))
+        for row in sale.get("tenders") or []:  # (1.3) stored value that paid
+            if row.get("method") == "stored_value":
+                effects.spend_lots(lots, str(row["kind"]), int(row.get("amount", 0)))
+        for row in sale.get("units_used") or []:  # (1.3) units that paid lines
+            effects.spend_lots(lots, str(row["kind"]), int(row.get("units", 0)))
+        for row in sale.get("topups") or []:  # (1.3) dated top-ups
+            if isinstance(row.get("expires"), str):
+                effects.add_lot(lots, str(row["kind"]), int(row.get("amount", 0)),
+                                row["expires"])
         for row in sale.get("credits_earned") or []:
             if isinstance(row.get("expires"), str):
                 effects.add_lot(lots, str(row["kind"]), int(row.get("amount", 0)),
@@ -579,6 +588,43 @@ class Ledger:
             effects.add_lot(lots, "points", sum(int(r.get("points", 0))
                                                 for r in sale.get("points_earned") or []),
                             until)
+        if lots:
+            rec["balance_lots"] = lots
+
+    def _issue_gift_cards(self, sale: dict[str, Any],
+                          touched: dict[str, dict[str, Any]]) -> None:
+        """(1.3) Each card a sale sold becomes a holder record (no person), found by its
+        token, holding its amount of ``value.gift`` (a lot when it expires)."""
+        for card in sale.get("gift_cards_issued") or []:
+            card_id = str(card["card_id"])
+            if self._load_for_update(card_id, touched) is not None:
+                continue  # already issued: an event is applied once, a card too
+            amount, expires = int(card["amount"]), card.get("expires")
+            rec = self._normalise({
+                "member_id": card_id, "holder": "gift_card", "name": "",
+                "identifiers": [str(card["token"])], "balances": {"value.gift": amount},
+                "expires": expires, "sold_by_sale": sale["id"], "tier": None})
+            if isinstance(expires, str):
+                rec["balance_lots"] = {"value.gift": [{"amount": amount, "expires": expires}]}
+            self._take_identifier(str(card["token"]), card_id, touched)
+            touched[card_id] = rec
+
+    def _apply_gift_card_redeem(self, ev: dict[str, Any],
+                                touched: dict[str, dict[str, Any]]) -> None:
+        """(1.3) A card paid ``amount`` (negative: a refund put it back); the soonest
+        lots are spent first. An unknown card: recorded, no effect."""
+        rec = self._load_for_update(str(ev["card_id"]), touched)
+        if rec is None:
+            return
+        amount = int(ev["amount"])
+        rec["balances"] = effects.apply_deltas(rec.get("balances") or {},
+                                               {"value.gift": -amount})
+        found = rec.get("balance_lots")
+        lots: dict[str, list[dict[str, Any]]] = found if isinstance(found, dict) else {}
+        if amount > 0:
+            effects.spend_lots(lots, "value.gift", amount)
+        elif isinstance(rec.get("expires"), str):
+            effects.add_lot(lots, "value.gift", -amount, rec["expires"])
         if lots:
             rec["balance_lots"] = lots
 
@@ -655,6 +701,7 @@ class Ledger:
             self._new_sales[ev["id"]] = [ev["id"], rec["member_id"] if rec else None,
                                          at.astimezone(UTC).isoformat(),
                                          spend, "", 0, ev]
+            self._issue_gift_cards(ev, touched)  # (1.3) with or without a member
             if rec is None:
                 return
             # rec is this batch's own copy (see _copy_record): changed in place.
@@ -670,6 +717,8 @@ class Ledger:
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
             self._apply_promotions(ev, rec, touched, local_day, 1)
+        elif kind == "gift_card_redeem":
+            self._apply_gift_card_redeem(ev, touched)
         elif kind == "refund":
             sale_id = ev.get("sale_id")
             new = self._new_sales.get(str(sale_id))
@@ -1073,6 +1122,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
         return effects.refund_lines_problem(ev)
     elif ev["type"] in effects.ACCOUNT_EVENT_SIGNS:
         return effects.account_problem(ev)
+    elif ev["type"] == "gift_card_redeem":
+        return effects.gift_card_redeem_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "correction":

@@ -22,7 +22,7 @@ from agent.sync.actions import Emit
 from agent.sync.core import LinkCore
 from agent.sync.topics import Topics
 from agent.sync.tuning import LinkTuning
-from hw_sim.club.catalogue import encode_catalogue, make_catalogue, make_changes
+from hw_sim.club.catalogue import demo_products, encode_catalogue, make_catalogue, make_changes
 
 T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
 TOPICS = Topics("acme", "T-1", "M-7")
@@ -125,8 +125,9 @@ def test_a_change_set_is_applied_in_order(store: Store) -> None:
               "barcodes": ["555"]}
     out = core.received(TOPICS.catalogue_changes, signed(make_changes(
         "acme", "M-7", 5, 6, upserts=[upsert], removed=["cafe-espresso"])), 2.0)
-    assert emits(out) == [{"type": "catalogue", "version": 6, "products": 51,
-                           "problem": None}]
+    # The demo catalogue's products, one added and one removed (#19 added products).
+    assert emits(out) == [{"type": "catalogue", "version": 6,
+                           "products": len(demo_products(T0)), "problem": None}]
     assert store.catalogue.by_barcode("555") is not None
     assert store.catalogue.by_sku("cafe-espresso") is None
 

@@ -110,6 +110,7 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             # (1.3) house accounts (services/accounts.py)
             "account.status": self.account_status,
             "account.pay": self.account_pay,
+            "value.balance": self.value_balance,  # (1.3)
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

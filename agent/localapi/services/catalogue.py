@@ -37,6 +37,34 @@ def _barcode(value: object, where: dict[str, Any]) -> str:
     return normalise_barcode(value)
 
 
+#: (1.3) Largest open amount of one top-up or gift card line (minor units).
+MAX_OPEN_AMOUNT = 10**12
+
+
+def value_detail(product: Product) -> dict[str, Any] | None:
+    """(1.3) ``{"topup": …}`` / ``{"gift_card": …}`` of a product selling stored value."""
+    if product.topup is not None:
+        return {"topup": dict(product.topup)}
+    if product.gift_card is not None:
+        return {"gift_card": dict(product.gift_card)}
+    return None
+
+
+def open_amount(product: Product, line: Mapping[str, Any], i: int, price: int) -> int:
+    """The unit price of a top-up / gift card line: the product's price, or for an open
+    amount (``amount`` null) the line's ``amount`` (required, 1 to MAX_OPEN_AMOUNT)."""
+    spec = product.topup if product.topup is not None else product.gift_card
+    if spec is None or spec.get("amount") is not None:
+        return price
+    amount = line.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) \
+            or not 1 <= amount <= MAX_OPEN_AMOUNT:
+        raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: {product.name('en')} has an "
+                       f"open amount; give the amount (1 to {MAX_OPEN_AMOUNT} minor units).",
+                       {"param": "lines", "reason": "amount_needed", "line": i})
+    return amount
+
+
 def product_dict(product: Product, *, active: bool) -> dict[str, Any]:
     """A product as the local API answers it: the catalogue's form and ``active``."""
     out = product.to_dict()
@@ -134,7 +162,7 @@ class CatalogueMethods(ServiceCore):
                     own.setdefault("sku", product.sku)
                     own.setdefault("category", product.category)
                     details.append({"names": product.names, "unit": product.unit,
-                                    "barcode": code})
+                                    "barcode": code, **(value_detail(product) or {})})
                 else:
                     if own.get("sku") is None and code is not None:
                         # Recorded with its barcode, so the club learns what it lacks;
@@ -157,6 +185,17 @@ class CatalogueMethods(ServiceCore):
             price = member_price(product, tier if isinstance(tier, str) else None, groups)
             detail: dict[str, Any] = {"names": product.names, "unit": product.unit,
                                       "barcode": code, "list_price": product.price}
+            value_spec = value_detail(product)
+            if value_spec is not None:  # (1.3) a top-up or gift card: priced by its amount
+                detail.update(value_spec)
+                price = open_amount(product, line, i, price)
+            if line.get("units") is True:  # (1.3) paid in the member's units, not money
+                if product.price_units is None:
+                    raise ApiError(INVALID_PARAMS, f"Basket line {i + 1}: "
+                                   f"{product.name('en')} cannot be paid in units.",
+                                   {"param": "lines", "reason": "no_units_price", "line": i})
+                detail["units_price"] = dict(product.price_units)
+                price = 0
             if product.unit == "weight":
                 grams = line.get("weight_g")
                 if isinstance(grams, bool) or not isinstance(grams, int) \

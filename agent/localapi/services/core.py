@@ -58,6 +58,7 @@ from agent.offline_queue import (
     CardNotLinkable,
     QuoteAlreadyRecorded,
     RefundNotPossible,
+    ValueNotAvailable,
 )
 from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
 from agent.rules.tiers import tier_progress
@@ -111,6 +112,20 @@ _LINK_MESSAGES = {
 }
 CARD_LOST = ("This card was reported lost and replaced by a new one; no benefits. Keep it, "
              "and ask the member for their new card.")
+# (1.3) What a cashier reads when the store refuses stored value (ValueNotAvailable).
+_VALUE_MESSAGES = {
+    "insufficient_value": "There is not enough stored value left (it may have just been "
+                          "spent at another till); please compute the sale again.",
+    "gift_card_empty": "This gift card has no value left.",
+    "gift_card_expired": "This gift card has expired.",
+    "gift_card_unknown": "This gift card is not known here.",
+    "gift_card_spent": "The gift card sold with this sale has been spent; the sale cannot be "
+                       "refunded whole.",
+    "gift_card_token_taken": "This card already belongs to a member or gift card; use a new "
+                             "card.",
+    "offline_value_limit": "The terminal is offline and this card or member has reached "
+                           "today's offline limit for stored value; take another payment.",
+}
 
 
 def _store_error(exc: ClubtermError) -> ApiError:
@@ -141,6 +156,9 @@ def _store_error(exc: ClubtermError) -> ApiError:
         return ApiError(code, message.format(name=exc.params.get("name") or "another member"),
                         {"reason": exc.reason, **exc.params,
                          **({"param": "replaces"} if exc.reason == "not_members_card" else {})})
+    if isinstance(exc, ValueNotAvailable):  # (1.3) stored value checked in the write
+        return ApiError(LIMIT, _VALUE_MESSAGES.get(exc.reason, _sentence(str(exc))),
+                        {"reason": exc.reason, **exc.params})
     if isinstance(exc, LookupError):  # RecordNotFound
         return ApiError(NOT_FOUND, "That record does not exist (any more).")
     if isinstance(exc, ValueError):  # InvalidEvent
@@ -511,6 +529,10 @@ class ServiceCore:
             found = await self.db.read(self.members.member, pool)
             if found is None or found.get("holder") != "pool":
                 member = {k: v for k, v in member.items() if k != "pool"}
+        if member.get("holder") == "gift_card":  # (1.3) a gift card is no member
+            raise ApiError(UNKNOWN_MEMBER, "This is a gift card: use it to pay (Pay, gift "
+                           "card), or look at its balance.",
+                           {"reason": "gift_card", "card_id": member["member_id"]})
         if member.get("status") != "active":
             summary = await self._summary(member, token)
             what = "lost" if member.get("status") == "lost_card" else "blocked"

@@ -39,13 +39,16 @@ from agent.localapi.services.sales import (
     restored_receipt,
     sale_receipt,
 )
+from agent.localapi.services.value import ValueMethods, ValueSale
 from agent.localapi.sessions import Session
 from agent.offline_queue import QuoteAlreadyRecorded
 from agent.offline_queue.events import MAX_AMOUNT
-from agent.rules import Line, MemberView, QuoteContext, QuoteRequest, line_benefits
+from agent.rules import Line, LineBenefit, MemberView, QuoteContext, QuoteRequest, line_benefits
 from agent.rules.model import RedeemRequest
+from agent.rules.stored_value import ValueRefused, ValueTender, outside_rules, split_tenders
 from agent.rules.tenders import (
     TENDER_METHODS,
+    VALUE_TENDER_METHODS,
     Settlement,
     TenderRefused,
     parse_tenders,
@@ -96,9 +99,11 @@ class StoredQuote:
     masked: str | None
     # The connection that asked for it (the per-connection cap); any may commit it.
     conn_id: int | None = None
+    # (1.3) The top-ups and gift cards it sells.
+    value: ValueSale | None = None
 
 
-class QuoteMethods(CatalogueMethods):
+class QuoteMethods(ValueMethods, CatalogueMethods):
     """``sale.quote`` and ``sale.commit``."""
 
     def _purge_quotes(self) -> None:
@@ -177,19 +182,31 @@ class QuoteMethods(CatalogueMethods):
         if member is None and (redeem or use_credit):
             raise ApiError(LIMIT, "Points and credit can only be used by an identified member.",
                            {"limit": "member"})
-        quote, member_view, limits = await self._compute(lines, token, member, redeem,
+        # (1.3) Top-ups and gift cards are sold at their price, outside the rules.
+        value_idx = [i for i, d in enumerate(details)
+                     if "topup" in d or "gift_card" in d or "units_price" in d]
+        rule_lines = [ln for i, ln in enumerate(lines) if i not in value_idx]
+        quote, member_view, limits = await self._compute(rule_lines, token, member, redeem,
                                                          use_credit, **_promotion_params(params))
+        benefits = line_benefits(self.view.bundle(),
+                                 [Line.from_dict(line) for line in rule_lines], quote)
+        if value_idx:
+            for i in value_idx:
+                benefits.insert(i, LineBenefit())
+            quote = outside_rules(quote, lines, value_idx)
         if not _within_bounds(quote.to_dict()):
             raise ApiError(INVALID_PARAMS, TOO_LARGE, {"param": "lines",
                                                         "reason": "amount_too_large",
                                                         "max": MAX_AMOUNT})
+        value = await self.quote_value_rows(raw if isinstance(raw, list) else [], details,
+                                            lines, member_view)
         quote_id = "q-" + uuid.uuid4().hex
         masked = self._recent_cards.get(token, (None, None))[0] if token else None
         self._keep_quote(StoredQuote(quote_id, self.monotonic(), quote, lines, member_view,
-                                     token, masked, conn.id if conn is not None else None))
+                                     token, masked, conn.id if conn is not None else None,
+                                     value))
         result = quote.to_dict()
         bundle = self.view.bundle()
-        benefits = line_benefits(bundle, [Line.from_dict(line) for line in lines], quote)
         result.update({
             # Beside ``lines`` (what is recorded): each line's name, unit, weight and
             # its share of the benefits.
@@ -205,6 +222,10 @@ class QuoteMethods(CatalogueMethods):
             "currency": bundle.currency if bundle is not None else None,
             "minor_units": bundle.minor_units if bundle is not None else None,
         })
+        if value.topups or value.cards or value.units:  # (1.3) credit, issue, use
+            result["topups"] = value.topups
+            result["gift_cards"] = value.cards
+            result["units_used"] = value.units
         return result
 
     async def _compute(self, lines: list[dict[str, Any]], token: str | None,
@@ -325,20 +346,23 @@ class QuoteMethods(CatalogueMethods):
         quote_id = _p(params, "quote_id", str)
         session = await self._session(params, perm.SELL)
         payment = _p(params, "payment", str, required=False, default="cash")
-        if payment not in TENDER_METHODS:
+        if payment not in TENDER_METHODS or payment in VALUE_TENDER_METHODS:
             raise ApiError(INVALID_PARAMS, f"The payment must be one of "
                            f"{', '.join(TENDER_METHODS)}.",
                            {"param": "payment", "reason": "bad_method"})
         tenders: list[tuple[str, int]] | None = None
         account_id: str | None = None
         account_token: str | None = None
+        value_tenders: list[ValueTender] = []
         if payment == "account" and params.get("tenders") is None:
             raise ApiError(INVALID_PARAMS, "To pay on account give tenders naming the account.",
                            {"param": "payment", "reason": "bad_account"})
         if params.get("tenders") is not None:  # (1.1) split tenders; `payment` then unused
             try:
-                tenders = parse_tenders(params["tenders"])
-                raw_tenders = list(params["tenders"])  # type: ignore[call-overload]
+                money, value_tenders = split_tenders(params["tenders"])  # (1.3)
+                tenders = parse_tenders(money) if money or not value_tenders else []
+                tenders += [(t.method, t.amount) for t in value_tenders]
+                raw_tenders = list(money)
                 # (1.3) the account card shown: the account it belongs to.
                 for i, row in enumerate(raw_tenders):
                     if row.get("method") == "account" and row.get("account_token") is not None \
@@ -347,6 +371,10 @@ class QuoteMethods(CatalogueMethods):
                             row["account_token"])
                         raw_tenders[i] = {**row, "account_id": account_id}
                 account_id = tender_account(raw_tenders)
+            except ValueRefused as exc:
+                raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
+                                                          "reason": exc.reason,
+                                                          **exc.params}) from exc
             except TenderRefused as exc:
                 raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
                                                           "reason": exc.reason,
@@ -376,7 +404,8 @@ class QuoteMethods(CatalogueMethods):
                 raise ApiError(INVALID_PARAMS, str(exc), {"param": "tenders",
                                                           "reason": exc.reason,
                                                           **exc.params}) from exc
-            running = asyncio.ensure_future(self._commit_once(stored_quote, settled, session))
+            running = asyncio.ensure_future(self._commit_once(stored_quote, settled, session,
+                                                              value_tenders))
             self._commits[quote_id] = running
             running.add_done_callback(_retrieve)
         # Shielded: a client hanging up does not stop the commit; its retry gets it.
@@ -396,17 +425,19 @@ class QuoteMethods(CatalogueMethods):
         return str(record["member_id"]), checked
 
     async def _commit_once(self, stored_quote: StoredQuote, settled: Settlement,
-                           session: Session) -> dict[str, Any]:
+                           session: Session, value_tenders: list[ValueTender]
+                           ) -> dict[str, Any]:
         """Record the sale of one quote (the only commit of it running)."""
         quote_id = stored_quote.quote_id
         try:
-            return await self._write_sale(stored_quote, settled, session)
+            return await self._write_sale(stored_quote, settled, session, value_tenders)
         finally:
             if self._commits.get(quote_id) is asyncio.current_task():
                 del self._commits[quote_id]
 
     async def _write_sale(self, stored_quote: StoredQuote, settled: Settlement,
-                          session: Session) -> dict[str, Any]:
+                          session: Session, value_tenders: list[ValueTender] | None = None
+                          ) -> dict[str, Any]:
         quote_id = stored_quote.quote_id
         quote = stored_quote.quote.to_dict()
         member = stored_quote.member
@@ -424,15 +455,38 @@ class QuoteMethods(CatalogueMethods):
         body["quote_id"] = quote_id
         if member is not None and balance_holder(member) != member["member_id"]:
             body["pool_id"] = balance_holder(member)  # (1.3) the family pool's balances
+        # (1.3) Stored value: tenders spending it (with their kind or card), top-ups and
+        # gift cards sold; a gift card's payment is a companion event of the sale.
+        value_rows, companions = await self.resolve_value_tenders(value_tenders or [], member)
+        if value_rows:
+            body["tenders"] = [t for t in body["tenders"]
+                               if t["method"] not in VALUE_TENDER_METHODS] + value_rows
+        value = stored_quote.value or ValueSale()
+        if value.topups:
+            body["topups"] = value.topups
+        if value.cards:
+            body["gift_cards_issued"] = self.issue_cards(value.cards)
+        if value.units:
+            body["units_used"] = value.units
+        linked = bool(value_rows or value.topups or value.cards or value.units)
         try:
             # check_funds: the store re-reads the usable balances inside the write
             # transaction and refuses a redemption that no longer fits (another
             # till spent the points meanwhile): check and append are one step.
-            stored = await self._record("a sale", self.outbox.append, "sale", body,
-                                        at=self.clock(), staff_id=session.staff_id,
-                                        offline=not self.view.online(),
-                                        check_funds=member is not None,
-                                        account_offline_max=self._account_offline_max())
+            if linked:
+                stored = await self._record("a sale", self.outbox.append_linked, "sale", body,
+                                            companions, at=self.clock(),
+                                            staff_id=session.staff_id,
+                                            offline=not self.view.online(),
+                                            check_funds=member is not None,
+                                            value_check=self._value_check(),
+                                            account_offline_max=self._account_offline_max())
+            else:
+                stored = await self._record("a sale", self.outbox.append, "sale", body,
+                                            at=self.clock(), staff_id=session.staff_id,
+                                            offline=not self.view.online(),
+                                            check_funds=member is not None,
+                                            account_offline_max=self._account_offline_max())
         except ApiError as exc:
             if isinstance(exc.__cause__, QuoteAlreadyRecorded):
                 # Recorded by an earlier agent run: answer that sale.
@@ -445,6 +499,11 @@ class QuoteMethods(CatalogueMethods):
         summary = (await self._summary(member, stored_quote.token)) if member else None
         receipt = sale_receipt(stored_quote.quote, stored, self.view, session, settled,
                                lines=stored_quote.lines, member=summary)
+        if linked:  # (1.3) the recorded tenders, and what to print: codes of cards sold
+            receipt["tenders"] = body["tenders"]
+            for key in ("topups", "gift_cards_issued", "units_used"):
+                if body.get(key):
+                    receipt[key] = body[key]
         result = {"sale_id": receipt["sale_id"], "seq": receipt["seq"], "receipt": receipt}
         self._committed[quote_id] = (self.monotonic(), result)
         self._purge_quotes()

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import ApiError
 from agent.localapi import CONFLICT, INVALID_PARAMS, NOT_ALLOWED, NOT_FOUND, receipt_number
-from agent.localapi.services.core import AgentView, Caller, ServiceCore
+from agent.localapi.services.core import AgentView, Caller
 from agent.localapi.services.params import Params, _p, _text
+from agent.localapi.services.value import ValueMethods
 from agent.localapi.sessions import Session
 from agent.rules.refund import refunded_units, sold_units
+from agent.rules.stored_value import has_value_rows
 from agent.staff import permissions as perm
 
 if TYPE_CHECKING:
@@ -94,6 +96,9 @@ def restored_receipt(event: Mapping[str, Any], view: AgentView) -> dict[str, Any
     """The receipt of a sale recorded by an earlier agent run, from its event."""
     receipt = {k: event.get(k) for k in (*SALE_KEYS, "member_id", "lines", "payment",
                                          "tenders")}
+    # (1.3) A retried commit still gets the gift cards' codes to print.
+    receipt.update({k: event[k] for k in ("topups", "gift_cards_issued", "units_used")
+                    if event.get(k)})
     receipt.update({"sale_id": event["id"], "seq": event["seq"], "at": event.get("at"),
                     "terminal_id": view.terminal_id, "merchant_id": view.merchant_id,
                     "staff_id": event.get("staff_id"), "restored": True})
@@ -109,8 +114,21 @@ def left_to_refund(sale: OutboxEntry, parts: list[OutboxEntry]) -> list[int]:
     return [max(0, u - d) for u, d in zip(units, done, strict=True)]
 
 
-class SaleMethods(ServiceCore):
+class SaleMethods(ValueMethods):
     """``sale.refund``, ``sale.list`` and ``sale.void``."""
+
+    async def _append_refund(self, entry: OutboxEntry, reason: str | None,
+                             staff_id: str | None) -> StoredEvent:
+        """A whole refund (or void) of ``entry``; (1.3) a sale that moved stored value
+        gets its companion ``gift_card_redeem`` events in the same transaction, and the
+        store checks the top-ups and cards it takes back (docs/protocol/club.md)."""
+        body = {"sale_id": entry.id, "reason": reason}
+        if not has_value_rows(entry.event):
+            return await self._append("refund", body, staff_id)
+        return await self._record("a refund", self.outbox.append_linked, "refund", body,
+                                  await self.refund_companions(entry), at=self.clock(),
+                                  staff_id=staff_id, offline=not self.view.online(),
+                                  value_check=self._value_check())
 
     async def sale_refund(self, params: Params, conn: Caller | None) -> dict[str, Any]:
         """``sale.refund`` (manager): record a refund of a sale this terminal holds.
@@ -139,8 +157,7 @@ class SaleMethods(ServiceCore):
             raise ApiError(NOT_FOUND, "There is no such sale on this terminal.",
                            {"reason": "no_such_sale", "sale_id": sale_id})
         if lines is None and not parts:
-            stored = await self._append("refund", {"sale_id": sale_id, "reason": reason},
-                                        session.staff_id)
+            stored = await self._append_refund(entry, reason, session.staff_id)
             return {"refund_id": stored.id, "sale_id": sale_id, "whole": True}
         if lines is None:
             lines = [{"line": i, "qty": q} for i, q in enumerate(left_to_refund(entry, parts))
@@ -322,8 +339,7 @@ class SaleMethods(ServiceCore):
         if refusal is not None:
             code = CONFLICT if refusal[0] == "refunded" else NOT_ALLOWED
             raise ApiError(code, refusal[1], {"reason": refusal[0]})
-        stored = await self._append("refund", {"sale_id": sale_id, "reason": VOID_REASON},
-                                    session.staff_id)
+        stored = await self._append_refund(entry, VOID_REASON, session.staff_id)
         return {"refund_id": stored.id, "sale_id": sale_id,
                 "receipt_no": receipt_number(sale_id)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -25,10 +26,21 @@ from agent.tui.basket import (
     scanned_product,
 )
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, ascii_digits, current, money, number, ordered, tr, trn
+from agent.tui.i18n import (
+    N_,
+    ascii_digits,
+    current,
+    money,
+    number,
+    ordered,
+    parse_amount,
+    tr,
+    trn,
+)
 from agent.tui.messages import AgentReconnected, CardRead
 from agent.tui.screens.members import MembersScreen
 from agent.tui.screens.sale_checkout import SaleCheckout
+from agent.tui.screens.sale_dialogs import balance_line
 from agent.tui.state import HeldBasket
 from agent.tui.widgets.sale_panels import member_lines, quote_table, to_pay_line
 
@@ -54,6 +66,9 @@ class SaleScreen(SaleCheckout):
         Binding("ctrl+e", "enrol_card", N_("Enrol card"), show=False, priority=True),
         # (1.3) the house account page (owed, limit, buyers, take a payment)
         Binding("ctrl+k", "account", N_("Account"), show=False, priority=True),
+        # (1.3) The member's stored value and its expiries.
+        Binding("ctrl+v", "balance", N_("Balance"), show=False, priority=True),
+        Binding("ctrl+u", "pay_in_units", N_("Units"), show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -207,6 +222,8 @@ class SaleScreen(SaleCheckout):
         entry.placeholder = (
             tr("price of {sku}", sku=self.pending_sku)
             if self.pending_sku
+            else tr("amount of {name}", name=self.pending_weight.name or "")
+            if self.pending_weight is not None and self.pending_weight.open_amount
             else tr("grams of {name}", name=self.pending_weight.name or "")
             if self.pending_weight is not None
             else tr("12.50 · 3*2.50 · scan")
@@ -222,6 +239,15 @@ class SaleScreen(SaleCheckout):
 
     def _enter(self, text: str) -> None:
         entry = self.query_one("#entry", Input)
+        if self.pending_weight is not None and self.pending_weight.open_amount \
+                and text.strip():
+            amount = parse_amount(text.strip(), self.minor_units)
+            if not amount:
+                self.say(tr("Type the amount, e.g. 25.00."), "error")
+                return
+            entry.value = ""
+            self._add(replace(self.pending_weight, unit_price=amount))
+            return
         if self.pending_weight is not None and text.strip():
             grams = ascii_digits(text.strip())
             if not grams.isdigit() or not 1 <= int(grams) <= 1_000_000:
@@ -269,6 +295,14 @@ class SaleScreen(SaleCheckout):
                 product, current().code).name or ""), "error")
             return
         line = catalogue_line(product, current().code)
+        if line.open_amount:  # (1.3) a top-up / gift card: the amount is typed
+            self.pending_sku = None
+            self.pending_weight = line
+            self.say(tr("{item}: type the amount and press Enter.", item=line.name or ""),
+                     "info")
+            self._redraw()
+            self.query_one("#entry", Input).focus()
+            return
         if line.weighed:
             self.pending_sku = None
             self.pending_weight = line
@@ -349,6 +383,23 @@ class SaleScreen(SaleCheckout):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "basket" and self.lines:
             self._selected = min(max(event.cursor_row, 0), len(self.lines) - 1)
+
+    def action_pay_in_units(self) -> None:
+        """(1.3) The highlighted product is paid with the member's units (again: money)."""
+        if not self.lines:
+            self.say(tr("Add an amount or an item first."), "error")
+            return
+        row = min(max(self._selected, 0), len(self.lines) - 1)
+        line = self.lines[row]
+        if not line.catalogue or line.weighed or line.open_amount:
+            self.say(tr("Only a product of the catalogue can be paid in units."), "error")
+            return
+        self.lines = (*self.lines[:row], replace(line, units=not line.units),
+                      *self.lines[row + 1:])
+        self.say(tr("{item}: paid in units.", item=line.name or line.sku or "")
+                 if not line.units else tr("{item}: paid in money.",
+                                           item=line.name or line.sku or ""), "info")
+        self._changed()
 
     def action_remove_line(self) -> None:
         """Remove the highlighted basket line (the last one added, unless moved)."""
@@ -438,12 +489,19 @@ class SaleScreen(SaleCheckout):
     def failed_member(self, error: ApiError) -> bool:
         data = error.data if isinstance(error.data, dict) else {}
         if data.get("reason") == "account_card":
-            # (1.3) A house account's card, not a member's: Pay offers it with 4.
+            # (1.3) A house account's card, not a member's: Pay offers it with 6.
             self.account_token = (self._unknown_card[0] if self._unknown_card
                                   else self._typed_token)
             self._unknown_card = None
-            self.say(tr("House account card: F8, then 4 puts the sale on the account."),
+            self.say(tr("House account card: F8, then 6 puts the sale on the account."),
                      "ok")
+            return True
+        if isinstance(error.data, dict) and error.data.get("reason") == "gift_card" \
+                and self._typed_token is not None:
+            # (1.3) A gift card tapped or typed: show what it holds (pay with it: F8, 5).
+            self._unknown_card = None
+            self.call_api("value.balance", {"token": self._typed_token},
+                          on_done=self.done_balance, session=True)
             return True
         if error.code == UNKNOWN_MEMBER and self._unknown_card is not None:
             # A new customer's card: offer to enrol it (#15 item 14).
@@ -452,6 +510,18 @@ class SaleScreen(SaleCheckout):
             return True
         self._unknown_card = None
         return False
+
+    def done_balance(self, result: dict[str, Any]) -> None:
+        """(1.3) ``value.balance`` of a tapped gift card or of the member: one line."""
+        self.say(balance_line(result, self.fmt), "ok")
+
+    def action_balance(self) -> None:
+        """(1.3) The stored value of the member identified (its balances, expiries)."""
+        if self.member_token is None:
+            self.say(tr("Tap a member's card or a gift card to see its balance."), "info")
+            return
+        self.call_api("value.balance", {"token": self.member_token},
+                      on_done=self.done_balance, session=True)
 
     async def action_enrol_card(self) -> None:
         """Enrol a new member with the unknown card just read (on the Members screen)."""
@@ -513,6 +583,16 @@ class SaleScreen(SaleCheckout):
         if seq != self._quote_seq:
             return True  # an answer to an older basket
         self.quote = None
+        reason = error.data.get("reason") if isinstance(error.data, dict) else None
+        if reason in ("member_needed", "over_max_balance", "insufficient_value",
+                      "not_spendable"):
+            # (1.3) Stored value or units the sale cannot have: say why; units asked
+            # for are dropped and the sale priced again in money (never a loop).
+            self.say(error_text(error), "error")
+            if reason == "insufficient_value" and any(line.units for line in self.lines):
+                self.lines = tuple(replace(line, units=False) for line in self.lines)
+                self._request_quote()
+            return True
         if error.code == LIMIT:
             # Drop the redemption that went over a limit and price again.
             self.redeem_points = None

@@ -137,10 +137,15 @@ class SaleCheckout(ClubScreen):
         limit = self.club_app.confirm_above
         large = limit > 0 and int(self.quote["payable"]) >= limit
         payable = int(self.quote["payable"])
+        # (1.3) The member's stored value (the first value.* balance above 0).
+        balances = ((self.quote.get("member") or {}).get("balances") or {})
+        wallet = next(((k, int(v)) for k, v in sorted(balances.items())
+                       if k.startswith("value.") and int(v) > 0), None)
         dialog = PaymentDialog(self.fmt(payable), large=large, payable_minor=payable,
                                fmt=self.fmt, minor_units=int(self.quote.get("minor_units") or 2),
                                accounts=[a for a in status.get("accounts") or []
-                                         if a.get("status") == "active"])
+                                         if a.get("status") == "active"],
+                               stored_value=wallet)
         self.app.push_screen(dialog, lambda payment: self._paid(payment, dialog.tenders()))
 
     def action_account(self) -> None:
@@ -158,6 +163,8 @@ class SaleCheckout(ClubScreen):
         self._committing = True
         self.say(tr("Recording the sale…"))
         params: dict[str, Any] = {"quote_id": self.quote["quote_id"], "payment": payment}
+        if payment in ("stored_value", "gift_card"):
+            del params["payment"]  # (1.3) paid by the tenders, which name the balance
         if tenders:  # cash handed over, typed: the agent records it and the change (1.1)
             params["tenders"] = tenders
         self.call_api(

@@ -33,6 +33,29 @@ from agent.tui.widgets.bidi import BidiText
 from agent.tui.widgets.kv import kv_row, kv_table
 
 
+def balance_line(result: dict[str, Any], fmt: Callable[[int], str]) -> str:
+    """(1.3) ``value.balance`` in one line: a gift card's value and expiry, or a
+    member's stored-value balances (money formatted, units counted)."""
+    rows = [r for r in result.get("balances") or [] if isinstance(r, dict)]
+    if result.get("holder") == "gift_card":
+        row = next((r for r in rows if r.get("kind") == "value.gift"), {})
+        if result.get("expired"):
+            return tr("Gift card: expired on {date}.", date=str(result.get("expires")))
+        text = tr("Gift card: {amount} left", amount=fmt(int(row.get("spendable") or 0)))
+        if result.get("expires"):
+            text += " · " + tr("valid until {date}", date=str(result["expires"]))
+        return text
+    parts = []
+    for r in rows:
+        amount = int(r.get("spendable") or 0)
+        shown = fmt(amount) if str(r.get("kind", "")).startswith("value.") \
+            else f"{number(amount)} {r.get('unit') or ''}".strip()
+        parts.append(f"{r.get('name')}: {shown}")
+    if not parts:
+        return tr("No stored value.")
+    return ("، " if current().rtl else ", ").join(parts)
+
+
 class PaymentDialog(ClubModal):
     """How the customer pays: choose 1 cash, 2 card or 3 other, then Enter records.
 
@@ -53,8 +76,11 @@ class PaymentDialog(ClubModal):
         "1": "cash", "۱": "cash", "١": "cash",
         "2": "card", "۲": "card", "٢": "card",
         "3": "other", "۳": "other", "٣": "other",
+        # (1.3) The member's stored value, a gift card.
+        "4": "stored_value", "۴": "stored_value", "٤": "stored_value",
+        "5": "gift_card", "۵": "gift_card", "٥": "gift_card",
         # (1.3) on the house account the customer may buy on (shown when there is one).
-        "4": "account", "۴": "account", "٤": "account",
+        "6": "account", "۶": "account", "٦": "account",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "choose('cash')", N_("Cash")),
@@ -63,7 +89,9 @@ class PaymentDialog(ClubModal):
         Binding("۱,١", "choose('cash')", N_("Cash"), show=False),
         Binding("۲,٢", "choose('card')", N_("Card"), show=False),
         Binding("۳,٣", "choose('other')", N_("Other"), show=False),
-        Binding("4,۴,٤", "choose('account')", N_("On account"), show=False),
+        Binding("4,۴,٤", "choose('stored_value')", N_("Stored value"), show=False),
+        Binding("5,۵,٥", "choose('gift_card')", N_("Gift card"), show=False),
+        Binding("6,۶,٦", "choose('account')", N_("On account"), show=False),
         Binding("enter", "record", N_("Record")),
         Binding("tab", "tendered", N_("Tendered"), show=False),
         Binding("plus", "add_part", N_("Part"), priority=True),
@@ -72,12 +100,16 @@ class PaymentDialog(ClubModal):
 
     def __init__(self, payable: str, *, large: bool = False, payable_minor: int | None = None,
                  fmt: Callable[[int], str] | None = None, minor_units: int = 2,
-                 accounts: list[dict[str, Any]] | None = None) -> None:
+                 accounts: list[dict[str, Any]] | None = None,
+                 stored_value: tuple[str, int] | None = None) -> None:
         super().__init__()
-        # (1.3) House accounts the member may buy on (``account.status``); 4 pays on the
-        # first, 4 again on the next.
+        # (1.3) House accounts the member may buy on (``account.status``); 6 pays on the
+        # first, 6 again on the next.
         self.accounts = list(accounts or [])
         self.account_index = -1
+        # (1.3) The member's stored value (kind, balance), and the gift card paying.
+        self.stored_value = stored_value
+        self.card_token: str | None = None
         self.payable = payable
         self.large = large
         self.choice: str | None = None
@@ -99,10 +131,17 @@ class PaymentDialog(ClubModal):
         with Vertical(classes="dialog"):
             yield Static(tr("To pay: {amount}", amount=self.payable), classes="dialog-title")
             yield Static(current().digits(tr("1  Cash\n2  Card\n3  Other")))
+            yield Static(current().digits(tr("4  Stored value  5  Gift card")))
+            with Horizontal(id="card-row"):
+                yield Label(tr("Gift card"), classes="field-label")
+                code = Input(id="card-code", compact=True, max_length=60,
+                             placeholder=tr("tap, scan or type the code"))
+                code.can_focus = False  # only after 5
+                yield code
             if self.accounts and self.fmt is not None:
                 first = self.accounts[0]
                 yield Static(current().digits(tr(
-                    "4  On account: {name} ({available} available)",
+                    "6  On account: {name} ({available} available)",
                     name=display(str(first.get("name") or first.get("account_id"))),
                     available=self.fmt(int(first.get("available") or 0)))),
                     id="account-line")
@@ -178,7 +217,65 @@ class PaymentDialog(ClubModal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "card-code":
+            if event.value.strip():
+                self._gift_card("code:" + event.value.strip())
+            return
         self.action_record()
+
+    # ---------------------------------------------------------- (1.3) stored value
+
+    def _value_part(self, method: str, available: int) -> None:
+        """A stored balance of ``available`` pays what it can: all that is left (Enter
+        records), or a part, the rest then paid another way."""
+        fmt = self.fmt or str
+        if available <= 0:
+            self.choice = None
+            self._hint(tr("Nothing left to spend on it; choose another payment."), error=True)
+            return
+        if available >= self.left:
+            self.choice = method
+            self._hint(tr("{method}: press Enter to record the sale of {amount}.",
+                          method=payment_name(method), amount=fmt(self.left)))
+            return
+        self.choice = method
+        self.tendered = available
+        self.action_add_part()
+
+    def _gift_card(self, token: str) -> None:
+        """A gift card tapped, scanned or typed: ask its balance, then pay with it."""
+        self.card_token = token
+        self._hint(tr("Checking the gift card…"))
+        self.call_api("value.balance", {"token": token}, on_done=self._card_balance,
+                      on_failed=self._card_failed, session=True)
+
+    def _card_balance(self, result: dict[str, Any]) -> None:
+        if result.get("holder") != "gift_card":
+            self.card_token = None
+            self._hint(tr("That is a member's card, not a gift card."), error=True)
+            return
+        row: dict[str, Any] = next(
+            (b for b in result.get("balances") or [] if b.get("kind") == "value.gift"), {})
+        if result.get("expired"):
+            self.card_token = None
+            self._hint(tr("This gift card has expired."), error=True)
+            return
+        field = self.query_one("#card-code", Input)
+        field.value = ""
+        field.can_focus = False
+        self.set_focus(None)
+        self._value_part("gift_card", int(row.get("spendable") or 0))
+
+    def _card_failed(self, error: Any) -> bool:
+        self.card_token = None
+        self._hint(tr("This gift card is not known here."), error=True)
+        return True
+
+    def on_card_read(self, message: Any) -> None:
+        """A card tapped or a code scanned while paying: the gift card (after 5)."""
+        if getattr(message, "staff_badge", False) or self.choice != "gift_card":
+            return
+        self._gift_card(str(message.token))
 
     def _hint(self, text: str, error: bool = False) -> None:
         hint = self.query_one("#pay-hint", Static)
@@ -187,13 +284,13 @@ class PaymentDialog(ClubModal):
 
     @property
     def account(self) -> dict[str, Any] | None:
-        """(1.3) The house account chosen with 4, or None."""
+        """(1.3) The house account chosen with 6, or None."""
         if 0 <= self.account_index < len(self.accounts):
             return self.accounts[self.account_index]
         return None
 
     def _choose_account(self) -> bool:
-        """4: the next house account the member may buy on; False (and why) when there
+        """6: the next house account the member may buy on; False (and why) when there
         is none. Past its available credit the hint says so (a part may go on it)."""
         if not self.accounts or self.fmt is None:
             self._hint(tr("No house account for this customer: identify an authorised "
@@ -220,6 +317,23 @@ class PaymentDialog(ClubModal):
             self._large_confirmed = False
             if self._choose_account():
                 self.choice = payment
+            return
+        if payment == "stored_value":
+            if self.stored_value is None:
+                self._hint(tr("Stored value pays only for a member who has some."),
+                           error=True)
+                return
+            self._large_confirmed = False
+            self._value_part("stored_value", self.stored_value[1])
+            return
+        if payment == "gift_card":
+            self.choice = payment
+            self._large_confirmed = False
+            self.query_one("#card-row").display = True
+            code = self.query_one("#card-code", Input)
+            code.can_focus = True
+            code.focus()
+            self._hint(tr("Tap or scan the gift card, or type its code and press Enter."))
             return
         self.choice = payment
         self._large_confirmed = False
@@ -248,7 +362,7 @@ class PaymentDialog(ClubModal):
             return
         account = self.account if self.choice == "account" else None
         if self.choice == "account" and account is None:
-            self._hint(tr("Choose the account with 4 first."), error=True)
+            self._hint(tr("Choose the account with 6 first."), error=True)
             return
         if account is not None and self.fmt is not None \
                 and (self.tendered if self.tendered is not None else self.left) \
@@ -270,24 +384,35 @@ class PaymentDialog(ClubModal):
         if self.choice == "cash" and self.tendered is not None \
                 and self.payable_minor is not None and self.tendered >= self.left:
             return [*rows, {"method": "cash", "amount": self.tendered}]
-        if (rows or self.choice == "account") and self.choice is not None:
-            # the last method pays exactly the rest (on account: always as tenders)
+        if (rows or self.choice in ("account", "stored_value", "gift_card")) \
+                and self.choice is not None:
+            # the last method pays exactly the rest (on account, stored value, gift card:
+            # always as tenders)
             return [*rows, self._row(self.choice, self.left)]
         return None
 
-    def _row(self, how: str, amount: int) -> dict[str, Any]:
+    def _row(self, method: str, amount: int) -> dict[str, Any]:
+        """A tender row; (1.3) on account names the account (or its card), stored value
+        its kind, a gift card its token."""
+        row: dict[str, Any] = {"method": method, "amount": amount}
         account = self.account
-        if how == "account" and account is not None:
+        if method == "account" and account is not None:
             if isinstance(account.get("token"), str):  # the account card was shown
-                return {"method": how, "amount": amount, "account_token": account["token"]}
-            return {"method": how, "amount": amount, "account_id": account["account_id"]}
-        return {"method": how, "amount": amount}
+                row["account_token"] = account["token"]
+            else:
+                row["account_id"] = account["account_id"]
+        elif method == "stored_value" and self.stored_value is not None:
+            row["kind"] = self.stored_value[0]
+        elif method == "gift_card" and self.card_token is not None:
+            row["token"] = self.card_token
+        return row
 
     def on_key(self, event: events.Key) -> None:
         if event.key in ("enter", "escape", "tab") or event.character in self.TENDERS:
             return
-        if self.query_one("#tendered", Input).has_focus:
-            return  # typed into the tendered amount, on purpose (after 1 and Tab)
+        if self.query_one("#tendered", Input).has_focus \
+                or self.query_one("#card-code", Input).has_focus:
+            return  # typed into the tendered amount (after 1 and Tab) or a gift card code
         if event.character and event.character.isprintable():
             # Something else was typed (an amount meant for the sale screen):
             # forget the choice rather than record by accident.
@@ -451,7 +576,8 @@ def receipt_table(
             kv_row(table, tr("Paid by: {how}", how=payment_name(str(t.get("method")))),
                    fmt(int(t.get("amount") or 0)))
     elif int(receipt.get("payable") or 0):
-        kv_row(table, tr("Paid by: {how}", how=payment_name(str(receipt.get("payment")))))
+        how = str(tenders[0].get("method")) if len(tenders) == 1 else str(receipt.get("payment"))
+        kv_row(table, tr("Paid by: {how}", how=payment_name(how)))
     else:
         kv_row(table, tr("Nothing to pay."))
     if int(receipt.get("change_due") or 0):
@@ -462,6 +588,15 @@ def receipt_table(
                          change=fmt(int(receipt["change_due"]))))
     for row in earned_rows(receipt, fmt, int(receipt.get("point_value") or 0)):
         kv_row(table, BidiText(row, "cyan"))
+    # (1.3) Stored value bought, and each gift card sold with its code (to hand over).
+    for top in receipt.get("topups") or []:
+        kv_row(table, BidiText(tr("Top-up: +{amount}", amount=fmt(int(top["amount"]))),
+                               "cyan"))
+    for card in receipt.get("gift_cards_issued") or []:
+        code = str(card.get("token", ""))
+        kv_row(table, BidiText(tr("Gift card {code}: {amount}",
+                                  code=isolate(code[5:] if code.startswith("code:") else code),
+                                  amount=fmt(int(card["amount"]))), "cyan"))
     if receipt.get("offline"):
         kv_row(table, Text(tr("Recorded offline; sent when the link is back."), style="yellow"))
     if receipt.get("staff_name"):

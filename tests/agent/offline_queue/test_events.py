@@ -36,8 +36,8 @@ def test_every_protocol_type_is_known() -> None:
     assert known == {"sale", "refund", "attendance", "expense", "cash_receipt",
                                    "appointment", "member_enrol", "card_link", "staff_change",
                                    "correction", "day_close",  # #15 items 7 and 10
-                                   "refund_lines"}  # #17: refunds by line
-    # (sets compared above after the #19 types are taken off)
+                                   "refund_lines",  # #17: refunds by line
+                                   "gift_card_redeem"}  # #19: gift cards (1.3)
 
 
 def test_every_protocol_type_is_known_19_accounts() -> None:

@@ -158,3 +158,20 @@ def test_balances_are_named_as_a_customer_reads_them_not_by_their_keys() -> None
     assert "credit.club" not in text and "credit.merchant" not in text
     fa = "\n".join(rows(layout_sale(sale, reasons={}, shop=Shop(), columns=42, language="fa")))
     assert "اعتبار باشگاه" in fa and "اعتبار فروشگاه" in fa and "credit." not in fa
+
+
+def test_stored_value_tenders_topup_and_the_gift_card_code_are_printed() -> None:
+    """(1.3) The customer takes the gift card's code home on the receipt; units print
+    as a count, not money."""
+    sale = {**SALE, "tenders": [{"method": "gift_card", "amount": 9070, "card_id": "gc-1"},
+                                {"method": "stored_value", "amount": 2000,
+                                 "kind": "value.wallet"}],
+            "topups": [{"line": 0, "kind": "value.wallet", "amount": 5000}],
+            "gift_cards_issued": [{"line": 1, "card_id": "gc-2", "token": "code:GC-ABC123",
+                                   "amount": 10000, "expires": None}],
+            "balances_after": {"units.wash": 4}}
+    text = "\n".join(rows(layout_sale(sale, reasons={}, shop=Shop(), columns=42)))
+    assert "Gift card|90.70 EUR" in text and "Wallet|20.00 EUR" in text
+    assert "Top-up (value.wallet)|+50.00 EUR" in text
+    assert "Gift card GC-ABC123|100.00 EUR" in text
+    assert "units.wash|4" in text

@@ -1,5 +1,5 @@
 """(1.3) House accounts in the UI against the real agent: pay on account in the Pay dialog
-(4), a refusal shown clearly, and the account page (Ctrl+K) taking a payment — at 80x24
+(6), a refusal shown clearly, and the account page (Ctrl+K) taking a payment — at 80x24
 and 60x20, English and Persian."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ async def test_pay_on_account_in_the_pay_dialog(size: tuple[int, int], locale: s
                     text = _drawn(line, size[0] - 4)
                     assert ("Pars Print Co." in text) or ("Pars" in text)
                     print(f"figure: {size} {locale}: account line {text.strip()!r}")
-                    await pilot.press("4", "enter")
+                    await pilot.press("6", "enter")
                     await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog),
                                    timeout=10)
                     await pilot.press("enter")
@@ -88,7 +88,7 @@ async def test_unauthorised_buyer_is_told_and_nothing_recorded() -> None:
                 await _sale_with(pilot, app, h, "nfc:0909")
                 await pilot.press("f8")
                 await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-                await pilot.press("4")
+                await pilot.press("6")
                 hint = str(app.screen.query_one("#pay-hint").content)
                 assert "No house account" in hint
                 await pilot.press("enter")
@@ -113,7 +113,7 @@ async def test_over_the_limit_is_refused_with_the_reason() -> None:
                                                "members": [{**ACCOUNT, "version": 99,
                                                             "balances": {"owed": 99_000},
                                                             "credit_limit": 100_000}]})
-                await pilot.press("4", "enter")
+                await pilot.press("6", "enter")
                 await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen), timeout=10)
                 await wait_for(pilot, lambda: "credit limit" in message_text(app))
             assert [e for e in h.outbox() if e["type"] in ("sale", "account_charge")] == []
@@ -176,7 +176,7 @@ async def test_the_account_card_shown_at_the_till_pays_for_anyone() -> None:
                 assert "House account card" in message_text(app)
                 await pilot.press("f8")
                 await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-                await pilot.press("4", "enter")
+                await pilot.press("6", "enter")
                 await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog),
                                timeout=10)
             charge = next(e for e in h.outbox() if e["type"] == "account_charge")
