@@ -224,8 +224,11 @@ class Outbox(OutboxReader):
                 account_id = str(row["account_id"])
             else:
                 reversed_before += int(row["amount"])
+        owed = self.members.usable_balances(account_id).get(ev.OWED, 0) \
+            if account_id is not None else 0
         amount = accounts.refund_reversal(
-            charged, reversed_before, None if type_ == "refund" else int(body["payable"]))
+            charged, reversed_before, None if type_ == "refund" else int(body["payable"]),
+            owed)
         if account_id is None or amount <= 0:
             return
         self._companion_in_tx("account_refund", {

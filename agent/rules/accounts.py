@@ -93,17 +93,21 @@ def charge_refusal(record: Mapping[str, Any] | None, owed: int, amount: int, *,
     return None
 
 
-def refund_reversal(charged: int, reversed_before: int, refunded_payable: int | None) -> int:
+def refund_reversal(charged: int, reversed_before: int, refunded_payable: int | None,
+                    owed: int | None = None) -> int:
     """What a refund gives back to the account of a sale charged ``charged`` on it,
     of which ``reversed_before`` came back by earlier refunds.
 
     A whole refund (``refunded_payable`` None) gives back the rest; a refund by line
-    gives back its ``payable``, on account first, never more than is left.
+    gives back its ``payable``, on account first, never more than is left. Never more
+    than the account ``owes`` now either: an account paid off since the sale is not
+    put in credit (a payment is never a deposit); the rest of the refund is paid back
+    to the customer like any refund.
     """
     left = max(0, charged - reversed_before)
-    if refunded_payable is None:
-        return left
-    return max(0, min(left, refunded_payable))
+    if refunded_payable is not None:
+        left = max(0, min(left, refunded_payable))
+    return left if owed is None else max(0, min(left, owed))
 
 
 def payment_refusal(record: Mapping[str, Any] | None, owed: int,

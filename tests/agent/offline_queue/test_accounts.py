@@ -229,6 +229,21 @@ def test_malformed_account_tenders_refused(acc_store: Store) -> None:
     assert types_recorded(acc_store) == []
 
 
+def test_a_refund_after_the_account_was_paid_off_does_not_put_it_in_credit(
+        acc_store: Store) -> None:
+    """Found by the property below: charge 1, pay all 501 owed, refund the sale: the
+    account owes 0, not -1 (the 1 goes back to the customer like any refund)."""
+    body = sale_body(payable=1)
+    sale_id = acc_store.outbox.append("sale", on_account(body, 1), at=AT, staff_id=None,
+                                      offline=False).id
+    acc_store.outbox.append("account_payment", {"account_id": "ac-1", "amount": owed(acc_store),
+                                                "method": "cash"},
+                            at=AT, staff_id=None, offline=False)
+    acc_store.outbox.append("refund", {"sale_id": sale_id, "reason": None}, at=AT,
+                            staff_id=None, offline=False)
+    assert owed(acc_store) == 0
+
+
 def test_owed_stays_within_zero_and_the_limit_whatever_the_order() -> None:
     """Property: any mix of charges, refunds (whole and by line) and payments keeps
     0 <= owed <= credit_limit, and owed is always charges - reversals - payments."""

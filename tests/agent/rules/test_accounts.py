@@ -59,6 +59,9 @@ def test_refund_reversal_examples() -> None:
     assert refund_reversal(2500, 1000, 2000) == 1500
     assert refund_reversal(2500, 2500, 500) == 0
     assert refund_reversal(2500, 1000, None) == 1500  # a whole refund: what is left
+    # The account was paid off since the sale: it is not put in credit.
+    assert refund_reversal(2500, 0, None, owed=300) == 300
+    assert refund_reversal(2500, 0, 1000, owed=0) == 0
 
 
 @given(st.integers(0, 10**9), st.lists(st.integers(0, 10**8), max_size=12))
