@@ -211,6 +211,10 @@ def _c_referred(rule: Rule, f: Facts) -> str | None:
     m = f.member
     if m is None:
         return f"{_who(f)}; rule is about referred members"
+    if rule.kind == "referral" and m.referred_by is None:
+        # A referral rule pays a referrer: with none it cannot apply, whatever its
+        # `referred` key says (`referred: false` on it never holds).
+        return "member was not referred by another member"
     want = rule.referred if rule.referred is not None else True
     if (m.referred_by is not None) != want:
         return ("member was not referred by another member" if want

@@ -229,3 +229,19 @@ def test_offline_exactness_counts_give_one_answer_wherever_they_are_kept(days, s
     c = quote(bundle, QuoteRequest(BASKET), MemberView(MEMBER), QuoteContext(at,
                                                                              member_uses=uses))
     assert numbers(a) == numbers(b) == numbers(c)
+
+
+def test_a_referral_rule_saying_referred_false_never_applies_to_an_unreferred_member() -> None:
+    """Found by the property above: `referred: false` on a referral rule made it hold for
+    a member nobody referred, and the engine then failed on the missing referrer."""
+    from datetime import UTC, datetime
+    rule = {"id": "r0", "kind": "referral", "priority": 0, "exclusive": False,
+            "when": {"referred": False}, "then": {"percent_bps": 500, "kind": "credit.club"}}
+    record = {"member_id": "m-1", "status": "active", "tier": "bronze", "groups": [],
+              "balances": {"points": 0}, "stats": {}, "referred_by": None}
+    q = compute([rule], [], record, datetime(2026, 10, 1, tzinfo=UTC),
+                {"codes": [], "redeem_points": None},
+                {"offline": False, "pending_purchases": 0, "store_uses": {},
+                 "budget_used": {}})
+    assert not isinstance(q, str)
+    assert not any(e.get("applied") for e in q.explain if e.get("rule") == "r0")
