@@ -57,6 +57,13 @@ class AccountCashier(Cashier):
             self._hang_up_after_sending({**commit, "session": self.session})
         try:
             result = self._until_up("sale.commit", commit, deadline)
+        except ApiError as exc:
+            # The agent was killed between the quote and the commit: the quote went with
+            # it and nothing was recorded (the end checks that no sale appears).
+            if exc.code != QUOTE_EXPIRED:
+                raise
+            self.report.lost_not_recorded += 1
+            return
         except ApiUnavailable:
             self.report.lost_answers += 1
             try:  # the same quote again: the recorded sale, or nothing was recorded
