@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from agent.catalogue import Product
     from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent
     from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
+    from agent.rules.adjust import AdjustmentsConfig
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -36,6 +37,13 @@ class Outbox(Protocol):
         ``check_funds``: refuse (LimitExceeded) a sale spending more than the
         member's usable balances, checked in the same transaction.
         """
+        ...
+
+    def append_adjustment(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                          offline: bool, config: AdjustmentsConfig | None,
+                          day: tuple[datetime, datetime]) -> tuple[StoredEvent, dict[str, int]]:
+        """(1.3) Check a ``balance_adjust`` against the balance and the bundle's limits
+        and record it, in one write transaction; the event and the new balances."""
         ...
 
     def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.errors import LimitExceeded
 from agent.offline_queue import events as ev
+from agent.offline_queue.adjustments import append_adjustment
 from agent.offline_queue.database import Database, utc_text
 from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prune_deltas
 from agent.offline_queue.entries import StoredEvent
@@ -23,6 +24,7 @@ from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
+from agent.rules.adjust import AdjustmentsConfig
 from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
 
 __all__ = ["DEFAULT_KEEP", "MIN_KEEP", "PRUNE_BATCH", "STATES", "Outbox"]
@@ -144,9 +146,19 @@ class Outbox(OutboxReader):
                 raise LimitExceeded("balance_bound", f"the member's {kind} balance would pass "
                                     f"{ev.MAX_AMOUNT}; nothing was recorded")
 
+    def append_adjustment(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                          offline: bool, config: AdjustmentsConfig | None,
+                          day: tuple[datetime, datetime]) -> tuple[StoredEvent, dict[str, int]]:
+        """(1.3) Check and record a ``balance_adjust`` in one write transaction
+        (:func:`agent.offline_queue.adjustments.append_adjustment`)."""
+        return append_adjustment(self, body, at=at, staff_id=staff_id, offline=offline,
+                                 config=config, day=day)
+
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":
             return ev.sale_effect(body)
+        if type_ == "balance_adjust":
+            return ev.adjust_effect(body)
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import RulesError
+from agent.rules.adjust import AdjustmentsConfig, parse_adjustments
 from agent.rules.index import RuleIndex, build_index
 from agent.rules.rule import KINDS, WEEKDAYS, Rule, normalise_code
 from agent.rules.rule_parse import Checker, parse_rule, parse_time
@@ -79,6 +80,9 @@ class Bundle:
     # Some rule reads the store's promotion counts (limits, codes, coupons,
     # first/every-Nth purchase): the agent only counts when one does.
     needs_counts: bool = False
+    # (1.3) ``adjustments``: manual points and granted credit (agent/rules/adjust.py);
+    # None: the feature is off.
+    adjustments: AdjustmentsConfig | None = None
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -218,6 +222,9 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
 
     bundle = Bundle(club, merchant, version, issued_at, expires_at, currency, minor_units,
                     tz_name, tz, tier_ranks, points, credits, offline, rules, payload=raw_bytes)
+    bundle.adjustments = parse_adjustments(data, {
+        r.id: (r.kind, r.per_spend, r.points) for r in rules
+        if r.kind == "points" and r.per_visit is None and r.per_unit is None})
     build_index(bundle)
     return bundle
 

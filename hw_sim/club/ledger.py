@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
-               "refund_lines"}
+               "refund_lines", "balance_adjust"}
 
 
 Facts = tuple[datetime, dict[str, int], int]  # a sound sale's time, balance deltas, spend
@@ -705,6 +705,18 @@ class Ledger:
                     self._take_identifier(phone, rec["member_id"], touched)
                     if phone not in rec["identifiers"]:
                         rec["identifiers"].append(phone)
+        elif kind == "balance_adjust":
+            # (1.3) A manual adjustment: once (the event id is stored above), on
+            # one balance of one member. A deduction is applied in full even when
+            # another terminal spent the balance meanwhile (the offline risk the
+            # bundle bounds; docs/protocol/club.md "Manual balance adjustments").
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            if rec is None:
+                return
+            balances = rec.get("balances")
+            if not isinstance(balances, dict):
+                balances = rec["balances"] = {}
+            effects.add_deltas(balances, {str(ev["kind"]): int(ev["amount"])})
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
 
@@ -949,6 +961,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
         return effects.refund_lines_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
+    elif ev["type"] == "balance_adjust":
+        return effects.adjust_problem(ev)
     elif ev["type"] == "correction":
         if not isinstance(ev.get("ref_id"), str) or ev.get("action") not in ("void", "amend"):
             return "malformed: correction"

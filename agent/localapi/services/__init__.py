@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from agent.errors import ApiError
 from agent.localapi import METHOD_NOT_FOUND, NOT_ALLOWED
+from agent.localapi.services.adjust import AdjustMethods
 from agent.localapi.services.appointments import AppointmentMethods
 from agent.localapi.services.cash import CashMethods
 from agent.localapi.services.core import AgentView, Caller
@@ -65,7 +66,7 @@ Method = Callable[[Params, Caller | None], Awaitable[object]]
 
 
 class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMethods,
-               AppointmentMethods, ReceiptMethods):
+               AppointmentMethods, ReceiptMethods, AdjustMethods):
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
@@ -106,6 +107,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "printer.status": self.printer_status,
             "catalogue.lookup": self.catalogue_lookup,
             "catalogue.search": self.catalogue_search,
+            "balance.adjust": self.balance_adjust,
+            "balance.adjustments": self.balance_adjustments,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:
