@@ -296,3 +296,25 @@ def test_a_rejected_adjustment_stops_counting_in_the_balance() -> None:
         member = await _call(h, "member.identify", {"token": "nfc:04A1B2"})
         assert member["balances"]["points"] == 1200
     run(scenario)
+
+
+def test_adjust_traffic_matches_the_committed_schemas() -> None:
+    from tests.agent.localapi.test_api_schemas import Recording, errors
+
+    async def scenario(h: Harness) -> None:
+        c = Recording(h.client())
+        s = (await c.call("staff.login", {"staff_id": "mg", "pin": "9999"}))["session"]
+        base = {"session": s, "token": "nfc:04A1B2", "reason": "purchase_not_recorded",
+                "note": NOTE}
+        await c.call("balance.adjust", {**base, "kind": "points", "points_from_amount": 990,
+                                        "preview": True})
+        await c.call("balance.adjust", {**base, "kind": "points", "points_from_amount": 990})
+        await c.call("balance.adjust", {**base, "kind": "credit.club", "amount": -100,
+                                        "reason": "correction"})
+        await c.call("balance.adjustments", {"session": s, "date": "2026-11-25"})
+        await c.call("balance.adjustments", {"session": s, "staff_id": "c1"})
+        assert errors(c.calls) == []
+        # The check bites: a reason outside the list is not in the schema.
+        assert errors([("balance.adjust", {**base, "kind": "points", "amount": 1,
+                                           "reason": "because"}, c.calls[1][2])])
+    run(scenario)
