@@ -46,6 +46,13 @@ class Outbox(Protocol):
         and record it, in one write transaction; the event and the new balances."""
         ...
 
+    def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
+                           config: AdjustmentsConfig | None,
+                           day: tuple[datetime, datetime]) -> int:
+        """(1.3) The checks of ``append_adjustment`` as a read, recording nothing: the
+        balance of the kind before it, or AdjustmentRefused."""
+        ...
+
     def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:
         """The sale recorded from ``quote_id`` (an index probe), or None."""
         ...

@@ -79,21 +79,43 @@ def append_adjustment(outbox: Outbox, body: dict[str, Any], *, at: datetime,
     """
     ev.validate_body("balance_adjust", body)
     at_text = ev.format_at(at)
-    member_id, kind, amount = str(body["member_id"]), str(body["kind"]), int(body["amount"])
+    member_id = str(body["member_id"])
     with outbox.db.write("recording a balance adjustment"):
-        allowance = allowance_in_tx(outbox, member_id, kind, staff_id, day)
-        problem = adjustment_problem(config, kind, amount, offline=offline, allowance=allowance)
-        if problem is not None:
-            reason, params = problem
-            raise AdjustmentRefused(reason, _MESSAGES[reason].format(**params), params)
-        have = outbox.members.usable_balances(member_id).get(kind, 0)
-        if amount < 0 and have + amount < 0:
-            raise AdjustmentRefused("balance", f"The member has only {have} {kind}; at most "
-                                    f"{max(have, 0)} can be deducted. Nothing was recorded.",
-                                    {"balance": have})
-        if have + amount > ev.MAX_AMOUNT:
-            raise AdjustmentRefused("balance_bound", "The member's balance would become too "
-                                    "large to record; nothing was recorded.", {})
+        check_in_tx(outbox, body, staff_id=staff_id, offline=offline, config=config, day=day)
         stored = outbox.append_in_tx("balance_adjust", body, at, at_text, staff_id, offline)
         balances = outbox.members.usable_balances(member_id)
     return stored, balances
+
+
+def check_in_tx(outbox: Outbox, body: dict[str, Any], *, staff_id: str | None, offline: bool,
+                config: AdjustmentsConfig | None, day: tuple[datetime, datetime]) -> int:
+    """Raise AdjustmentRefused unless the limits and the usable balance allow ``body``
+    now; return the balance of its kind before it. Inside the caller's transaction
+    (the write one to record; a read one for a preview, which may then be overtaken)."""
+    member_id, kind, amount = str(body["member_id"]), str(body["kind"]), int(body["amount"])
+    allowance = allowance_in_tx(outbox, member_id, kind, staff_id, day)
+    problem = adjustment_problem(config, kind, amount, offline=offline, allowance=allowance)
+    if problem is not None:
+        reason, params = problem
+        raise AdjustmentRefused(reason, _MESSAGES[reason].format(**params), params)
+    have = outbox.members.usable_balances(member_id).get(kind, 0)
+    if amount < 0 and have + amount < 0:
+        raise AdjustmentRefused("balance", f"The member has only {have} {kind}; at most "
+                                f"{max(have, 0)} can be deducted. Nothing was recorded.",
+                                {"balance": have})
+    if have + amount > ev.MAX_AMOUNT:
+        raise AdjustmentRefused("balance_bound", "The member's balance would become too "
+                                "large to record; nothing was recorded.", {})
+    return have
+
+
+def preview_adjustment(outbox: Outbox, body: dict[str, Any], *, staff_id: str | None,
+                       offline: bool, config: AdjustmentsConfig | None,
+                       day: tuple[datetime, datetime]) -> int:
+    """:func:`check_in_tx` as a read, recording nothing (no write lock: a preview may be
+    overtaken; the append checks again): the balance of the kind before it, or
+    AdjustmentRefused."""
+    ev.validate_body("balance_adjust", body)
+    with outbox.db.guard("checking a balance adjustment"):
+        return check_in_tx(outbox, body, staff_id=staff_id, offline=offline, config=config,
+                           day=day)

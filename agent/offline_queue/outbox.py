@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.errors import LimitExceeded
 from agent.offline_queue import events as ev
-from agent.offline_queue.adjustments import append_adjustment
+from agent.offline_queue.adjustments import append_adjustment, preview_adjustment
 from agent.offline_queue.database import Database, utc_text
 from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prune_deltas
 from agent.offline_queue.entries import StoredEvent
@@ -153,6 +153,14 @@ class Outbox(OutboxReader):
         (:func:`agent.offline_queue.adjustments.append_adjustment`)."""
         return append_adjustment(self, body, at=at, staff_id=staff_id, offline=offline,
                                  config=config, day=day)
+
+    def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
+                           config: AdjustmentsConfig | None,
+                           day: tuple[datetime, datetime]) -> int:
+        """(1.3) What :meth:`append_adjustment` would check, recording nothing; the
+        balance of the kind before it (:func:`...adjustments.preview_adjustment`)."""
+        return preview_adjustment(self, body, staff_id=staff_id, offline=offline,
+                                  config=config, day=day)
 
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":

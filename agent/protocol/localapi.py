@@ -220,6 +220,8 @@ class StatusResult(Message, kw_only=True):
     catalogue_products: Amount | None = None
     catalogue_problem: Text | None = None
     printer: Object | None = None
+    #: (1.3) the manual adjustments the bundle allows, or null (off).
+    adjustments: Object | None = None
 
 
 class MemberSummary(Message, kw_only=True):

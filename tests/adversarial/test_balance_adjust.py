@@ -219,12 +219,16 @@ LIMITS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+@pytest.mark.parametrize("preview", [False, True])
 @pytest.mark.parametrize(("change", "limit"), LIMITS, ids=[str(i) for i in range(len(LIMITS))])
-def test_the_bundles_limits_refuse_by_name(change: dict[str, Any], limit: str) -> None:
+def test_the_bundles_limits_refuse_by_name(change: dict[str, Any], limit: str,
+                                           preview: bool) -> None:
+    """The same refusal whether asked as a preview (before confirming) or recorded."""
     async def scenario(h: Harness) -> None:
         s = await h.login("mg", "9999")
         params: dict[str, Any] = {"session": s, "member_id": "m-1", "kind": "points",
-                                  "amount": 10, "reason": "goodwill", "note": NOTE, **change}
+                                  "amount": 10, "reason": "goodwill", "note": NOTE,
+                                  "preview": preview, **change}
         with pytest.raises(ApiError) as err:
             await _call(h, "balance.adjust", {k: v for k, v in params.items() if v is not None})
         assert err.value.code == LIMIT and err.value.data["limit"] == limit, err.value.data

@@ -26,7 +26,7 @@ from agent.localapi import (
 from agent.localapi.services.core import STORAGE_MESSAGE, Caller, ServiceCore, _store_error
 from agent.localapi.services.params import Params, _p, _parse_date, _text
 from agent.offline_queue.adjustments import AdjustmentRefused
-from agent.rules.adjust import REASONS, points_for_amount
+from agent.rules.adjust import REASONS, AdjustmentsConfig, points_for_amount
 from agent.staff import permissions as perm
 
 log = logging.getLogger("agent.localapi.services")
@@ -117,11 +117,6 @@ class AdjustMethods(ServiceCore):
             raise ApiError(NOT_ALLOWED, "This member's balance is kept by another merchant; "
                            "it cannot be reduced here.", {"reason": "earn_only"})
         member_id = str(member["member_id"])
-        if preview:
-            balances = await self.db.read(self.members.usable_balances, member_id)
-            return {"preview": True, "member_id": member_id, "kind": kind, "amount": amount,
-                    "basis_amount": basis, "balance": balances.get(kind, 0),
-                    "balance_after": balances.get(kind, 0) + amount}
         body: dict[str, Any] = {"member_id": member_id, "kind": kind, "amount": amount,
                                 "reason": reason, "note": note or None}
         if basis is not None:
@@ -130,6 +125,15 @@ class AdjustMethods(ServiceCore):
         offline = not self.view.online()
         day = bundle.local_day(at) if bundle is not None else self._day_bounds(self._today())
         try:
+            if preview:
+                # The same checks as the append, recording nothing: a refusal shows
+                # before the manager confirms.
+                have = await self.db.read(
+                    self.outbox.preview_adjustment, body, staff_id=session.staff_id,
+                    offline=offline, config=config, day=day)
+                return {"preview": True, "member_id": member_id, "kind": kind,
+                        "amount": amount, "basis_amount": basis, "balance": have,
+                        "balance_after": have + amount}
             stored, balances = await self.db.call(
                 self.outbox.append_adjustment, body, at=at, staff_id=session.staff_id,
                 offline=offline, config=config, day=day)
@@ -185,6 +189,20 @@ class AdjustMethods(ServiceCore):
                 members[member_id] = (record or {}).get("name")
         report = adjustment_report(adjusts, names, members)
         return {"date": day.isoformat(), **report}
+
+
+def adjust_info(config: AdjustmentsConfig | None) -> dict[str, Any] | None:
+    """What a client needs to offer manual adjustments (``agent.status.adjustments``):
+    None when the bundle turns them off."""
+    if config is None:
+        return None
+    rate = config.points
+    return {"points": rate is not None,
+            "from_amount": rate is not None and rate.per_spend is not None,
+            "per_spend": rate.per_spend if rate is not None else None,
+            "points_per_step": rate.points if rate is not None else None,
+            "kinds": list(config.credit.kinds) if config.credit is not None else [],
+            "require_note": config.require_note, "reasons": list(REASONS)}
 
 
 def adjustment_report(events: Iterable[Mapping[str, Any]], staff_names: Mapping[str, str],

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent import __version__
 from agent.localapi.ports import event_dict
-from agent.localapi.services.adjust import adjustment_report
+from agent.localapi.services.adjust import adjust_info, adjustment_report
 from agent.localapi.services.core import Caller, ServiceCore
 from agent.localapi.services.params import PAYMENTS, Params, _iso, _parse_date
 from agent.rules.refund import refund_tenders, sale_tenders
@@ -56,6 +56,8 @@ class ReportMethods(ServiceCore):
             "uptime_s": round(time.monotonic() - self.view.started, 1),
             # The receipt printer (docs/receipts.md); None without one.
             "printer": self.view.printer.status() if self.view.printer is not None else None,
+            # (1.3) manual adjustments the bundle allows (None: off).
+            "adjustments": adjust_info(bundle.adjustments if bundle is not None else None),
         }
 
     async def events_subscribe(self, params: Params, conn: Caller | None) -> bool:
