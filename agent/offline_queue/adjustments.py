@@ -10,15 +10,16 @@ processes passes a limit or a balance. See docs/store.md "Manual adjustments".
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import LimitExceeded
 from agent.offline_queue import events as ev
+from agent.offline_queue.entries import StoredEvent
 from agent.rules.adjust import AdjustmentsConfig, Allowance, adjustment_problem
 
 if TYPE_CHECKING:
-    from agent.offline_queue.entries import StoredEvent
     from agent.offline_queue.outbox import Outbox
 
 
@@ -72,15 +73,29 @@ def append_adjustment(outbox: Outbox, body: dict[str, Any], *, at: datetime,
     """Check and record one ``balance_adjust`` in one write transaction; return it
     with the member's usable balances after it.
 
-    Raises AdjustmentRefused (nothing recorded) when the bundle's limits refuse it
-    (``config``; ``day`` is the club-local day [start, end) of ``at``), when a
-    deduction is more than the usable balance (``balance``) or an addition would
-    pass MAX_AMOUNT (``balance_bound``); InvalidEvent for a malformed body.
+    A body with ``request_id`` (the client's idempotency key) that this member
+    already has is not recorded again: the earlier event is returned (a retry
+    after a lost answer). Raises AdjustmentRefused (nothing recorded) when the
+    bundle's limits refuse it (``config``; ``day`` is the club-local day [start,
+    end) of ``at``), when a deduction is more than the usable balance (``balance``)
+    or an addition would pass MAX_AMOUNT (``balance_bound``); InvalidEvent for a malformed body.
     """
     ev.validate_body("balance_adjust", body)
     at_text = ev.format_at(at)
     member_id = str(body["member_id"])
+    request_id = body.get("request_id")
     with outbox.db.write("recording a balance adjustment"):
+        if isinstance(request_id, str):
+            # A retry of a request whose answer was lost (the agent restarted): the
+            # adjustment recorded then, never a second one.
+            earlier = outbox.db.execute_sql(
+                "SELECT id, seq, at, body FROM events WHERE member_id = ? AND "
+                "type = 'balance_adjust' AND json_extract(body, '$.request_id') = ?",
+                (member_id, request_id)).fetchone()
+            if earlier is not None:
+                done = StoredEvent(id=str(earlier[0]), seq=int(earlier[1]), type="balance_adjust",
+                                   at=str(earlier[2]), body=json.loads(earlier[3]))
+                return done, outbox.members.usable_balances(member_id)
         check_in_tx(outbox, body, staff_id=staff_id, offline=offline, config=config, day=day)
         stored = outbox.append_in_tx("balance_adjust", body, at, at_text, staff_id, offline)
         balances = outbox.members.usable_balances(member_id)

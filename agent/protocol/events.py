@@ -213,6 +213,9 @@ class BalanceAdjust(Event, tag="balance_adjust"):
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     #: The purchase amount (minor units) the points were computed from, if they were.
     basis_amount: Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)] | None = None
+    #: The terminal's idempotency key of the request (a retry records nothing more);
+    #: the club needs nothing of it.
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment

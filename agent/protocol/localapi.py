@@ -370,6 +370,8 @@ class AdjustParams(Message, kw_only=True):
     reason: AdjustReason
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     preview: bool = False
+    #: The client's idempotency key: a retry with it answers the adjustment recorded.
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
 class AdjustResult(Message, kw_only=True):

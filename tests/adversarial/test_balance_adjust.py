@@ -322,3 +322,27 @@ def test_adjust_traffic_matches_the_committed_schemas() -> None:
         assert errors([("balance.adjust", {**base, "kind": "points", "amount": 1,
                                            "reason": "because"}, c.calls[1][2])])
     run(scenario)
+
+
+def test_a_retry_with_the_same_request_id_records_nothing_more() -> None:
+    """The cash register whose answer was lost sends the request again (on two
+    connections at once, even): one adjustment, the same answer."""
+    async def scenario(h: Harness) -> None:
+        s = await h.login("mg", "9999")
+        params = {"session": s, "member_id": "m-1", "kind": "points", "amount": 40,
+                  "reason": "gift", "note": NOTE, "request_id": "reg-7-0001"}
+        first, second = await asyncio.gather(_call(h, "balance.adjust", params, 0),
+                                             _call(h, "balance.adjust", params, 1))
+        third = await _call(h, "balance.adjust", params)
+        assert first["event_id"] == second["event_id"] == third["event_id"]
+        assert len(_adjusts(h)) == 1 and third["balances"]["points"] == 1240
+        # Another request id is another adjustment.
+        other = await _call(h, "balance.adjust", {**params, "request_id": "reg-7-0002"})
+        assert other["balances"]["points"] == 1280 and len(_adjusts(h)) == 2
+        for bad in ("", "x" * 65, "a b", "é", "a/b", 7, ["r"]):
+            with pytest.raises(ApiError) as err:
+                await _call(h, "balance.adjust", {**params, "request_id": bad})
+            assert err.value.code == INVALID_PARAMS, bad
+        assert len(_adjusts(h)) == 2
+        print("figure: 3 sends of one request_id (2 at once): 1 adjustment recorded")
+    run(scenario)

@@ -11,6 +11,7 @@ transaction that records the event (``Outbox.append_adjustment``).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,7 +37,8 @@ MAX_ADJUST = 10**12
 #: Rows of ``balance.adjustments`` at most (the per-staff totals count them all).
 MAX_REPORT_ROWS = 200
 _ADJUST_KEYS = frozenset({"session", "token", "member_id", "kind", "amount",
-                          "points_from_amount", "reason", "note", "preview"})
+                          "points_from_amount", "reason", "note", "preview", "request_id"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _REPORT_KEYS = frozenset({"session", "date", "staff_id"})
 
 
@@ -121,6 +123,12 @@ class AdjustMethods(ServiceCore):
                                 "reason": reason, "note": note or None}
         if basis is not None:
             body["basis_amount"] = basis
+        request_id = params.get("request_id")
+        if request_id is not None:
+            if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+                raise ApiError(INVALID_PARAMS, "request_id must be 1 to 64 letters, digits, "
+                               "'-' or '_'.", {"param": "request_id", "reason": "bad_param"})
+            body["request_id"] = request_id
         at = self.clock()
         offline = not self.view.online()
         day = bundle.local_day(at) if bundle is not None else self._day_bounds(self._today())
