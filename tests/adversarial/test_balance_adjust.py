@@ -346,3 +346,27 @@ def test_a_retry_with_the_same_request_id_records_nothing_more() -> None:
         assert len(_adjusts(h)) == 2
         print("figure: 3 sends of one request_id (2 at once): 1 adjustment recorded")
     run(scenario)
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"member_id": "m-1", "kind": "points", "amount": 0, "reason": "gift", "note": None},
+     "not be 0"),
+    ({"member_id": "m-1", "kind": "points", "amount": True, "reason": "gift", "note": None},
+     "integer"),
+    ({"member_id": "m-1", "kind": "value.x", "amount": 1, "reason": "gift", "note": None},
+     "points, credit"),
+    ({"member_id": "m-1", "kind": "points", "amount": 1, "reason": "x", "note": None},
+     "does not match the protocol"),
+    ({"member_id": "", "kind": "points", "amount": 1, "reason": "gift", "note": None},
+     "member id"),
+    ({"member_id": "m-1", "kind": "points", "amount": 2**53, "reason": "gift", "note": None},
+     "2\\*\\*53"),
+    ({"member_id": "m-1", "kind": "points", "amount": 1, "reason": "gift"}, "needs note"),
+])
+def test_the_store_refuses_a_malformed_adjustment_body(body: dict[str, Any],
+                                                       fragment: str) -> None:
+    """Below the API: what reaches the store is checked again (the event Struct)."""
+    from agent.offline_queue import events as ev
+
+    with pytest.raises(ev.InvalidEvent, match=fragment):
+        ev.validate_body("balance_adjust", body)

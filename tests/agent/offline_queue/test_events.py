@@ -35,7 +35,8 @@ def test_every_protocol_type_is_known() -> None:
     assert set(ev.EVENT_TYPES) == {"sale", "refund", "attendance", "expense", "cash_receipt",
                                    "appointment", "member_enrol", "card_link", "staff_change",
                                    "correction", "day_close",  # #15 items 7 and 10
-                                   "refund_lines"}  # #17: refunds by line
+                                   "refund_lines",  # #17: refunds by line
+                                   "balance_adjust"}  # #19: manual adjustments (1.3)
 
 
 def test_wire_event_has_common_keys_and_own_staff_id_wins_for_attendance() -> None:
