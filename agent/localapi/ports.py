@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from agent.catalogue import Product
     from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent, ValueCheck
     from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
+    from agent.rules.adjust import AdjustmentsConfig
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -50,6 +51,19 @@ class Outbox(Protocol):
         write transaction (all or none); ``value_check``: refuse (ValueNotAvailable)
         stored value the holders cannot pay, checked in that transaction;
         ``account_offline_max``: as :meth:`append` (a sale also paid on account)."""
+
+    def append_adjustment(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                          offline: bool, config: AdjustmentsConfig | None,
+                          day: tuple[datetime, datetime]) -> tuple[StoredEvent, dict[str, int]]:
+        """(1.3) Check a ``balance_adjust`` against the balance and the bundle's limits
+        and record it, in one write transaction; the event and the new balances."""
+        ...
+
+    def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
+                           config: AdjustmentsConfig | None,
+                           day: tuple[datetime, datetime]) -> int:
+        """(1.3) The checks of ``append_adjustment`` as a read, recording nothing: the
+        balance of the kind before it, or AdjustmentRefused."""
         ...
 
     def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:

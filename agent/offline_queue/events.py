@@ -58,6 +58,10 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # (1.3) A gift card paid part of a sale (or a refund put value back on it): the
     # companion of that sale or refund, recorded in its write transaction.
     "gift_card_redeem": ("card_id", "sale_id", "amount"),
+    # (1.3) A manual balance adjustment (docs/protocol/club.md "Manual balance
+    # adjustments"): signed `amount` of `kind` for one member; a v1/1.2 club rejects
+    # it `unknown_type` (the terminal then drops its delta).
+    "balance_adjust": ("member_id", "kind", "amount", "reason", "note"),
 }
 
 #: (1.3) The balance kind of a house account: what it owes, in minor units.
@@ -341,6 +345,15 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
             raise InvalidEvent("gift_card_redeem.card_id must be a gift card id (gc-…)")
         if _need_int(type_, "amount", body["amount"]) == 0:
             raise InvalidEvent("gift_card_redeem.amount must not be 0")
+    elif type_ == "balance_adjust":
+        if not isinstance(body["member_id"], str) or not body["member_id"]:
+            raise InvalidEvent("balance_adjust.member_id must be a member id")
+        if _need_int(type_, "amount", body["amount"]) == 0:
+            raise InvalidEvent("balance_adjust.amount must not be 0")
+        kind = body["kind"]
+        if not isinstance(kind, str) or not (kind == POINTS or kind.startswith(
+                ("credit.", "units."))):
+            raise InvalidEvent("balance_adjust.kind must be points, credit.<x> or units.<x>")
 
 
 def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
@@ -498,9 +511,16 @@ def gift_card_effect(body: Mapping[str, Any]) -> Effect:
     return Effect(member_id=str(body["card_id"]), balance={GIFT_KIND: -int(body["amount"])})
 
 
+def adjust_effect(body: Mapping[str, Any]) -> Effect:
+    """(1.3) A ``balance_adjust``: its signed ``amount`` on its ``kind`` for the member
+    (not a purchase: stats and the offline redemption counters are untouched)."""
+    return Effect(member_id=str(body["member_id"]),
+                  balance={str(body["kind"]): int(body["amount"])})
+
+
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:
     """The member an event is about, if any (refunds: see the sale)."""
-    if type_ in ("sale", "member_enrol", "card_link"):
+    if type_ in ("sale", "member_enrol", "card_link", "balance_adjust"):
         value = body.get("member_id")
         return value if isinstance(value, str) else None
     if type_ == "appointment":

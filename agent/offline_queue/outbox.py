@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.errors import LimitExceeded
 from agent.offline_queue import events as ev
+from agent.offline_queue.adjustments import append_adjustment, preview_adjustment
 from agent.offline_queue.database import Database, utc_text
 from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prune_deltas
 from agent.offline_queue.entries import StoredEvent
@@ -25,6 +26,7 @@ from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
 from agent.offline_queue.value import ValueCheck, check_value_in_tx
 from agent.rules import accounts
+from agent.rules.adjust import AdjustmentsConfig
 from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
 from agent.rules.stored_value import has_value_rows
 
@@ -291,6 +293,22 @@ class Outbox(OutboxReader):
                 self.append_in_tx("gift_card_redeem", part, at, at_text, staff_id, offline)
             return stored
 
+    def append_adjustment(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                          offline: bool, config: AdjustmentsConfig | None,
+                          day: tuple[datetime, datetime]) -> tuple[StoredEvent, dict[str, int]]:
+        """(1.3) Check and record a ``balance_adjust`` in one write transaction
+        (:func:`agent.offline_queue.adjustments.append_adjustment`)."""
+        return append_adjustment(self, body, at=at, staff_id=staff_id, offline=offline,
+                                 config=config, day=day)
+
+    def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
+                           config: AdjustmentsConfig | None,
+                           day: tuple[datetime, datetime]) -> int:
+        """(1.3) What :meth:`append_adjustment` would check, recording nothing; the
+        balance of the kind before it (:func:`...adjustments.preview_adjustment`)."""
+        return preview_adjustment(self, body, staff_id=staff_id, offline=offline,
+                                  config=config, day=day)
+
     def _effect_in_tx(self, type_: str, body: dict[str, Any]) -> ev.Effect:
         if type_ == "sale":
             return ev.sale_effect(body)
@@ -298,6 +316,8 @@ class Outbox(OutboxReader):
             return ev.account_effect(type_, body)
         if type_ == "gift_card_redeem":
             return ev.gift_card_effect(body)
+        if type_ == "balance_adjust":
+            return ev.adjust_effect(body)
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]

@@ -58,6 +58,39 @@ class OfflineLimits(Message):
     max_age_hours: Amount | None = None
     #: (1.1) rules.md "Promotions": single-use codes accepted offline.
     accept_single_use_codes: bool | None = None
+    #: (1.3) bundle.md "Adjustments": added by hand per staff member and day offline.
+    adjust_points_per_staff_day: Amount | None = None
+    adjust_credit_per_staff_day: Amount | None = None
+
+
+class PointsAdjustments(Message):
+    """(1.3) ``adjustments.points``: limits and the rate of points from an amount."""
+
+    max_add: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    max_deduct: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    max_per_member_day: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    earn_rule: Id | None = None
+    per_spend: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    points: Amount | None = None
+
+
+class CreditAdjustments(Message):
+    """(1.3) ``adjustments.credit``: the kinds an operator may grant, and limits."""
+
+    kinds: list[Annotated[str, msgspec.Meta(
+        pattern=r"^(credit|units)\.[^\s]{1,58}$", max_length=64)]] = msgspec.field(
+        default_factory=list)
+    max_grant: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    max_deduct: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    max_per_member_day: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+
+
+class Adjustments(Message):
+    """(1.3) bundle.md "Adjustments": manual points and granted credit (absent: off)."""
+
+    points: PointsAdjustments | None = None
+    credit: CreditAdjustments | None = None
+    require_note: bool | None = None
 
 
 class SpendDays(Message):
@@ -161,6 +194,8 @@ class Bundle(Message, kw_only=True):
     credits: Credits | None = None
     offline: OfflineLimits | None = None
     rules: list[Rule] = msgspec.field(default_factory=list)
+    #: (1.3) manual points and granted credit.
+    adjustments: Adjustments | None = None
 
 
 # ---- the staff list ------------------------------------------------------------------

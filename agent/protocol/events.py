@@ -290,17 +290,37 @@ class GiftCardRedeem(Event, tag="gift_card_redeem"):
     refund_id: Id | None = None
 
 
+class BalanceAdjust(Event, tag="balance_adjust"):
+    """(1.3) A manual change of one member's balance by a permitted staff member
+    (club.md "Manual balance adjustments"): points added or deducted by hand, or
+    credit/units granted. ``amount`` is signed, never 0."""
+
+    member_id: Id
+    kind: Annotated[str, msgspec.Meta(
+        pattern=r"^(points|(credit|units)\.[^\s]{1,58})$", max_length=64)]
+    amount: Annotated[int, msgspec.Meta(ge=-(2**53 - 1), le=2**53 - 1)]
+    reason: Literal["purchase_not_recorded", "goodwill", "correction", "gift", "complaint",
+                    "other"]
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    #: The purchase amount (minor units) the points were computed from, if they were.
+    basis_amount: Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)] | None = None
+    #: The terminal's idempotency key of the request (a retry records nothing more);
+    #: the club needs nothing of it.
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
 
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
             | MemberEnrol | CardLink | StaffChange | Correction | DayClose
-            | AccountCharge | AccountRefund | AccountPayment | GiftCardRedeem)
+            | AccountCharge | AccountRefund | AccountPayment | GiftCardRedeem
+            | BalanceAdjust)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
                 MemberEnrol, CardLink, StaffChange, Correction, DayClose,
-                AccountCharge, AccountRefund, AccountPayment, GiftCardRedeem)
+                AccountCharge, AccountRefund, AccountPayment, GiftCardRedeem,
+                BalanceAdjust)
 }
 
 

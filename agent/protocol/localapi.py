@@ -287,6 +287,8 @@ class StatusResult(Message, kw_only=True):
     catalogue_products: Amount | None = None
     catalogue_problem: Text | None = None
     printer: Object | None = None
+    #: (1.3) the manual adjustments the bundle allows, or null (off).
+    adjustments: Object | None = None
 
 
 class TierProgress(Message, kw_only=True):
@@ -481,6 +483,91 @@ class ValueBalanceResult(Message, kw_only=True):
     balances: list[ValueBalanceRow]
 
 
+# ---- (1.3) manual balance adjustments ---------------------------------------------
+
+AdjustKind = Annotated[str, msgspec.Meta(pattern=r"^(points|(credit|units)\.[^\s]{1,58})$",
+                                         max_length=64)]
+AdjustReason = Literal["purchase_not_recorded", "goodwill", "correction", "gift", "complaint",
+                       "other"]
+AdjustAmount = Annotated[int, msgspec.Meta(ge=-(10**12), le=10**12)]
+
+
+class AdjustParams(Message, kw_only=True):
+    """``balance.adjust``: exactly one of ``token``/``member_id`` and of
+    ``amount``/``points_from_amount`` (points only)."""
+
+    session: Session
+    token: Text | None = None
+    member_id: Id | None = None
+    kind: AdjustKind
+    amount: AdjustAmount | None = None
+    points_from_amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+    reason: AdjustReason
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    preview: bool = False
+    #: The client's idempotency key: a retry with it answers the adjustment recorded.
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
+
+class AdjustResult(Message, kw_only=True):
+    """``balance.adjust``: the event and the member's usable balances after it (with
+    ``preview``: ``preview``, ``balance`` and ``balance_after``, no event)."""
+
+    member_id: Id
+    kind: AdjustKind
+    amount: AdjustAmount
+    basis_amount: Amount | None = None
+    event_id: Id | None = None
+    at: Text | None = None
+    balances: dict[str, SignedAmount] | None = None
+    offline: bool | None = None
+    preview: bool | None = None
+    balance: SignedAmount | None = None
+    balance_after: SignedAmount | None = None
+
+
+class AdjustmentsParams(Message, kw_only=True):
+    session: Session
+    date: Text | None = None
+    staff_id: Id | None = None
+
+
+class AdjustmentStaffRow(Message, kw_only=True):
+    staff_id: Text | None
+    name: Text | None
+    points_added: Amount
+    points_deducted: Amount
+    count: Amount
+    #: Other kinds by kind: ``{"added": n, "deducted": n}``.
+    other: dict[str, dict[str, Amount]]
+
+
+class AdjustmentRow(Message, kw_only=True):
+    event_id: Id
+    at: Text
+    staff_id: Text | None
+    member_id: Id
+    member_name: Text | None = None
+    kind: AdjustKind
+    amount: AdjustAmount
+    reason: Text | None
+    note: Text | None = None
+    basis_amount: Amount | None = None
+    offline: bool
+
+
+class AdjustmentsResult(Message, kw_only=True):
+    """``balance.adjustments``: the day's points added and deducted per user."""
+
+    date: Text
+    points_added: Amount
+    points_deducted: Amount
+    count: Amount
+    per_staff: list[AdjustmentStaffRow]
+    rows: Annotated[list[AdjustmentRow], msgspec.Meta(max_length=200)]
+    truncated: bool
+
+
 #: method → (params, result). ``Any`` where the result is a report whose rows are
 #: described in local-api.md and not yet typed here.
 METHODS: dict[str, tuple[Any, Any]] = {
@@ -517,4 +604,6 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "account.status": (AccountStatusParams, AccountStatusResult),
     "account.pay": (AccountPayParams, AccountPayResult),
     "value.balance": (ValueBalanceParams, ValueBalanceResult),
+    "balance.adjust": (AdjustParams, AdjustResult),
+    "balance.adjustments": (AdjustmentsParams, AdjustmentsResult),
 }

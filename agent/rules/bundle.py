@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import RulesError
+from agent.rules.adjust import AdjustmentsConfig, parse_adjustments
 from agent.rules.index import RuleIndex, build_index
 from agent.rules.rule import KINDS, WEEKDAYS, Rule, normalise_code
 from agent.rules.rule_parse import Checker, parse_rule, parse_time
@@ -91,6 +92,9 @@ class Bundle:
     tier_upgrades: Mapping[str, TierUpgrade] = field(default_factory=dict)
     # (1.3) The balance types a club sells (agent/rules/stored_value.py); None: none.
     stored_value: StoredValueConfig | None = None
+    # (1.3) ``adjustments``: manual points and granted credit (agent/rules/adjust.py);
+    # None: the feature is off.
+    adjustments: AdjustmentsConfig | None = None
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with that id, if any."""
@@ -237,6 +241,9 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
                     tier_upgrades=tier_upgrades)
     if "stored_value" in data:  # (1.3)
         bundle.stored_value = parse_stored_value(data["stored_value"])
+    bundle.adjustments = parse_adjustments(data, {
+        r.id: (r.kind, r.per_spend, r.points) for r in rules
+        if r.kind == "points" and r.per_visit is None and r.per_unit is None})
     build_index(bundle)
     return bundle
 

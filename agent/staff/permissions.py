@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 FEATURES = ("sale", "refund", "void", "expense", "cash_receipt", "clock", "clock_others",
-            "appointment", "member_enrol", "report", "staff_manage", "settings")
+            "appointment", "member_enrol", "report", "staff_manage", "settings",
+            "balance_adjust")
 ACTIONS = ("view", "add", "edit", "delete", "print")
 ROLES = ("cashier", "manager", "technician")
 
@@ -62,6 +63,9 @@ CARD_LINK = permission("member_enrol", "edit")
 CLOCK_OTHERS = permission("clock_others", "edit")
 # The end-of-day close (Z report).
 DAY_CLOSE = permission("report", "print")
+# (1.3) Manual points and granted credit (balance.adjust), and their report.
+ADJUST = permission("balance_adjust", "add")
+ADJUST_REPORT = permission("balance_adjust", "view")
 
 
 def union(groups: Iterable[str], definitions: Mapping[str, Permissions]) -> Permissions:

@@ -50,6 +50,20 @@ STORED_VALUE: dict[str, Any] = {
 }
 
 
+def demo_adjustments(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``adjustments`` of the demo bundle: points from an amount at the rate of the
+    ``base-points`` rule when the bundle has it (1 point per 1.00), else the same rate
+    written out; credit.club and car-wash units granted by a manager."""
+    has_base = any(r.get("id") == "base-points" for r in rules)
+    rate: dict[str, Any] = ({"earn_rule": "base-points"} if has_base
+                            else {"per_spend": 100, "points": 1})
+    return {"points": {"max_add": 5000, "max_deduct": 5000, "max_per_member_day": 10000,
+                       **rate},
+            "credit": {"kinds": ["credit.club", "units.wash"], "max_grant": 5000,
+                       "max_deduct": 5000, "max_per_member_day": 10000},
+            "require_note": True}
+
+
 def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None = None,
                 valid_days: int = 30, timezone: str = "Europe/Berlin",
                 rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
@@ -68,10 +82,14 @@ def make_bundle(club: str, merchant: str, version: int, *, now: datetime | None 
         "offline": {"max_redeem_value_per_member_day": 2000, "max_pending": 5000,
                     "max_age_hours": 72,
                     # (1.3) house accounts: at most 200.00 charged per account offline.
-                    "max_account_charge": 20000},
+                    "max_account_charge": 20000,
+                    # (1.3) manual additions by one staff member per day while offline
+                    "adjust_points_per_staff_day": 2000, "adjust_credit_per_staff_day": 5000},
         "rules": EXAMPLE_RULES if rules is None else rules,
         # (1.3) Stored value (docs/protocol/bundle.md, "Stored value").
         "stored_value": STORED_VALUE,
+        # (1.3) Manual points and granted credit (bundle.md "Adjustments").
+        "adjustments": demo_adjustments(EXAMPLE_RULES if rules is None else rules),
     }
     bundle.update(extra)
     return bundle

@@ -237,6 +237,30 @@ def single_use_codes(sale: Mapping[str, Any]) -> list[str]:
             if isinstance(row, Mapping) and row.get("single_use") and row.get("code")]
 
 
+ADJUST_REASONS = frozenset({"purchase_not_recorded", "goodwill", "correction", "gift",
+                            "complaint", "other"})
+
+
+def adjust_problem(ev: Mapping[str, Any]) -> str | None:
+    """(1.3) Why a ``balance_adjust`` cannot be taken, or None (the club's own reading
+    of club.md "Manual balance adjustments")."""
+    if not isinstance(ev.get("member_id"), str) or not ev["member_id"]:
+        return "malformed: balance_adjust.member_id"
+    kind = ev.get("kind")
+    if not isinstance(kind, str) or len(kind) > 64 or not (
+            kind == "points" or (kind.split(".", 1)[0] in ("credit", "units")
+                                 and len(kind.split(".", 1)) == 2 and kind.split(".", 1)[1])):
+        return "malformed: balance_adjust.kind"
+    amount = ev.get("amount")
+    if type(amount) is not int or amount == 0:
+        return "malformed: balance_adjust.amount"
+    if abs(amount) > MAX_SAFE:
+        return f"out_of_range: balance_adjust.amount {amount} is over 2^53-1"
+    if ev.get("reason") not in ADJUST_REASONS:
+        return "malformed: balance_adjust.reason"
+    return None
+
+
 def add_deltas(balances: dict[str, int], deltas: Mapping[str, int], sign: int = 1) -> None:
     """Add (``sign`` = 1) or subtract (−1) ``deltas`` to ``balances``, in place."""
     for kind, amount in deltas.items():

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
-               "refund_lines", "gift_card_redeem"}
+               "refund_lines", "gift_card_redeem", "balance_adjust"}
 # (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
 KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
@@ -812,6 +812,18 @@ class Ledger:
                         rec["identifiers"].append(phone)
         elif kind in effects.ACCOUNT_EVENT_SIGNS:
             self._apply_account_event(ev, touched)
+        elif kind == "balance_adjust":
+            # (1.3) A manual adjustment: once (the event id is stored above), on
+            # one balance of one member. A deduction is applied in full even when
+            # another terminal spent the balance meanwhile (the offline risk the
+            # bundle bounds; docs/protocol/club.md "Manual balance adjustments").
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            if rec is None:
+                return
+            balances = rec.get("balances")
+            if not isinstance(balances, dict):
+                balances = rec["balances"] = {}
+            effects.add_deltas(balances, {str(ev["kind"]): int(ev["amount"])})
         # attendance, expense, cash_receipt, appointment, day_close and corrections
         # of expenses and cash receipts: kept in the ledger only.
 
@@ -1126,6 +1138,8 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
         return effects.gift_card_redeem_problem(ev)
     elif ev["type"] in ("expense", "cash_receipt"):
         return effects.amount_problem("amount", ev.get("amount"))
+    elif ev["type"] == "balance_adjust":
+        return effects.adjust_problem(ev)
     elif ev["type"] == "correction":
         if not isinstance(ev.get("ref_id"), str) or ev.get("action") not in ("void", "amend"):
             return "malformed: correction"

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from agent.errors import ApiError
 from agent.localapi import METHOD_NOT_FOUND, NOT_ALLOWED
 from agent.localapi.services.accounts import AccountMethods
+from agent.localapi.services.adjust import AdjustMethods
 from agent.localapi.services.appointments import AppointmentMethods
 from agent.localapi.services.cash import CashMethods
 from agent.localapi.services.core import AgentView, Caller
@@ -66,7 +67,8 @@ Method = Callable[[Params, Caller | None], Awaitable[object]]
 
 
 class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMethods,
-               AppointmentMethods, ReceiptMethods, AccountMethods):
+               AppointmentMethods, ReceiptMethods, AccountMethods,
+               AdjustMethods):
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
@@ -111,6 +113,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "account.status": self.account_status,
             "account.pay": self.account_pay,
             "value.balance": self.value_balance,  # (1.3)
+            "balance.adjust": self.balance_adjust,
+            "balance.adjustments": self.balance_adjustments,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

@@ -13,6 +13,7 @@ from typing import Any
 
 from agent import __version__
 from agent.localapi.ports import event_dict
+from agent.localapi.services.adjust import adjust_info, adjustment_report
 from agent.localapi.services.core import Caller, ServiceCore
 from agent.localapi.services.params import PAYMENTS, Params, _iso, _parse_date
 from agent.rules.refund import refund_tenders, sale_tenders
@@ -55,6 +56,8 @@ class ReportMethods(ServiceCore):
             "uptime_s": round(time.monotonic() - self.view.started, 1),
             # The receipt printer (docs/receipts.md); None without one.
             "printer": self.view.printer.status() if self.view.printer is not None else None,
+            # (1.3) manual adjustments the bundle allows (None: off).
+            "adjustments": adjust_info(bundle.adjustments if bundle is not None else None),
         }
 
     async def events_subscribe(self, params: Params, conn: Caller | None) -> bool:
@@ -89,6 +92,13 @@ class ReportMethods(ServiceCore):
             refunded_sales=refunded)
         if session is not None and perm.STAFF_FIGURES not in session.permissions:
             summary["per_staff"] = None
+        # (1.3) Manual points and granted credit of the day, as rows per staff member;
+        # the per-user figures only for whom may see the adjustments report.
+        adjustments = adjustment_report(events, await self._staff_names(
+            {e.get("recorded_by") for e in events if e.get("type") == "balance_adjust"}))
+        if session is None or perm.ADJUST_REPORT not in session.permissions:
+            adjustments["per_staff"], adjustments["rows"] = None, None
+        summary["adjustments"] = adjustments
         return summary
 
     async def _refunded_sales(self, events: Iterable[Mapping[str, Any]]

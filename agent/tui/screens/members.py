@@ -27,6 +27,7 @@ from agent.tui.i18n import (
 )
 from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import CardRead
+from agent.tui.screens.adjust_dialog import AdjustDialog, kind_name
 from agent.tui.screens.base import ClubScreen
 from agent.tui.screens.correction_dialog import CorrectionDialog
 from agent.tui.widgets.bidi import BidiText, tr_block
@@ -56,6 +57,9 @@ def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Group | BidiText:
         elif kind.startswith("credit."):
             lines.append(BidiText(fill("{kind}: {amount}", kind=credit_name(kind),
                                        amount=fmt(int(amount)))))
+        elif kind.startswith("units."):  # (1.3) non-money balances: car-wash units …
+            lines.append(BidiText(fill("{kind}: {amount}", kind=kind_name(kind),
+                                       amount=number(int(amount)))))
     stats = profile.get("stats") or {}
     if stats.get("purchase_count") is not None:
         lines.append(BidiText(fill("Visits: {n}, last {day}",
@@ -91,6 +95,7 @@ class MembersScreen(ClubScreen):
         Binding("ctrl+l", "replace_card", N_("Card lost")),
         Binding("ctrl+o", "link_card", N_("Link a card")),
         Binding("ctrl+t", "correct", N_("Correct")),
+        Binding("ctrl+g", "adjust", N_("Adjust balance")),
     ]
 
     def __init__(self) -> None:
@@ -347,6 +352,44 @@ class MembersScreen(ClubScreen):
     def done_correct(self, result: dict[str, Any]) -> None:
         self.say(tr("Enrolment corrected; the original stays in the history."), "ok")
         self.call_api("member.profile", {"member_id": self._corrected},
+                      on_done=self.done_profile, session=True)
+
+    def action_adjust(self) -> None:
+        """(1.3) A manager adds or deducts points, grants credit or units to the shown
+        member (``balance.adjust``); the agent checks the permission and the limits."""
+        staff = self.club_app.staff
+        if staff is None or not staff.is_manager:
+            self.say(tr("Only a manager can adjust points or balances."), "error")
+            return
+        if self.profile is None:
+            self.say(tr("Find the member first."), "error")
+            return
+        self.call_api("agent.status", {}, on_done=self._open_adjust)
+
+    def _open_adjust(self, status: dict[str, Any]) -> None:
+        info = status.get("adjustments")
+        if not isinstance(info, dict) or self.profile is None:
+            self.say(tr("The club has not enabled manual adjustments."), "error")
+            return
+        minor = status.get("minor_units")
+        member_id = str(self.profile["member_id"])
+        self.app.push_screen(
+            AdjustDialog(self.profile, info, status.get("currency"),
+                         minor if isinstance(minor, int) else 2),
+            lambda result: self._adjusted(member_id, result))
+
+    def _adjusted(self, member_id: str, result: dict[str, Any] | None) -> None:
+        if result is None:
+            return
+        kind, amount = str(result.get("kind")), int(result.get("amount") or 0)
+        balance = int((result.get("balances") or {}).get(kind, 0))
+        status = self.club_app.agent_status
+        show = (lambda n: money(n, status.currency, status.minor_units)) \
+            if kind.startswith("credit.") else number
+        self.say(tr("Recorded: {sign}{amount} {kind}; balance now {balance}.",
+                    sign="+" if amount > 0 else "−", amount=show(abs(amount)),
+                    kind=kind_name(kind), balance=show(balance)), "ok")
+        self.call_api("member.profile", {"member_id": member_id},
                       on_done=self.done_profile, session=True)
 
     def _link_new_card(self, token: str) -> None:

@@ -54,12 +54,28 @@ def figures_table(summary: dict[str, Any], fmt: Any) -> Table:
         (tr("Points taken"), number(int(sales.get("points_taken", 0)))),
         (tr("Credit used"), fmt(int(sales.get("credit_used", 0)))),
         *tender_rows(summary, fmt),
+        *adjustment_rows(summary),
     ]
     for label, value in rows:
         kv_row(table, label, Text(value, style="bold"))
     present = sum(1 for row in summary.get("attendance") or [] if row.get("present"))
     kv_row(table, tr("Staff in now"), Text(number(present), style="bold"))
     return table
+
+
+def adjustment_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(1.3) Points added and deducted by hand today, and per staff member when the
+    agent gives them (a manager: ``day.summary.adjustments``)."""
+    adj = summary.get("adjustments")
+    if not isinstance(adj, dict) or not adj.get("count"):
+        return []
+    rows = [(tr("Points added by hand"), number(int(adj.get("points_added") or 0))),
+            (tr("Points deducted by hand"), number(int(adj.get("points_deducted") or 0)))]
+    for row in adj.get("per_staff") or []:
+        rows.append((tr("  {name}", name=str(row.get("name") or "?")),
+                     f"+{number(int(row.get('points_added') or 0))} "
+                     f"−{number(int(row.get('points_deducted') or 0))}"))
+    return rows
 
 
 def tender_rows(summary: dict[str, Any], fmt: Any) -> list[tuple[str, str]]:

@@ -37,7 +37,8 @@ def test_every_protocol_type_is_known() -> None:
                                    "appointment", "member_enrol", "card_link", "staff_change",
                                    "correction", "day_close",  # #15 items 7 and 10
                                    "refund_lines",  # #17: refunds by line
-                                   "gift_card_redeem"}  # #19: gift cards (1.3)
+                                   "gift_card_redeem",  # #19: gift cards (1.3)
+                                   "balance_adjust"}  # #19: manual adjustments (1.3)
 
 
 def test_every_protocol_type_is_known_19_accounts() -> None:
