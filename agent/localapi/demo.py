@@ -37,7 +37,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,31 @@ DEMO_MEMBERS += (
                "tier_window": {"days": 30, "spend": 45000, "purchases": 8}},
      "referrals": {"count": 2, "earned": {"points": 150}}},
 )
+
+
+def demo_packages(today: date) -> dict[str, list[dict[str, Any]]]:
+    """(#19 packages) Sara's 10-visit gym pass (7 left) and Ali's monthly membership,
+    expired 3 days ago with 7 grace days: dates relative to ``today`` so the demo is
+    the same any day (docs/tui.md, "Demo data")."""
+    def day(n: int) -> str:
+        return (today + timedelta(days=n)).isoformat()
+    return {
+        "m-1": [{"package_id": "pk-demo-gym", "sku": "GYM-10", "name": "10-visit gym pass",
+                 "visits_total": 10, "starts": day(-20), "expires": day(70),
+                 "grace_days": 7, "freezable_days": 30, "frozen": []}],
+        "m-2": [{"package_id": "pk-demo-month", "sku": "MONTH", "name": "Monthly membership",
+                 "visits_total": None, "starts": day(-33), "expires": day(-3),
+                 "grace_days": 7, "freezable_days": 0, "frozen": []}],
+    }
+
+
+for _record in DEMO_MEMBERS:
+    _held = demo_packages(datetime.now().date()).get(str(_record["member_id"]))
+    if _held:
+        _record["packages"] = _held
+        if _record["member_id"] == "m-1":
+            _record["balances"] = {**_record["balances"], "visits.pk-demo-gym": 7}
+
 #: The spare demo card (no member holds it): link it to a member, or reissue with it.
 DEMO_SPARE_CARD = "nfc:04E6E6E6E6E6E6"
 #: The demo's pan_key, as the simulated club's demo (bytes 00..1f): keys ``nid:`` tokens.

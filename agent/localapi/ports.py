@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 if TYPE_CHECKING:
     from agent.catalogue import Product
     from agent.offline_queue import OutboxEntry, QueueStats, StoredEvent, ValueCheck
+    from agent.offline_queue.package_uses import UseCheck
     from agent.rules import Bundle, MemberView, Quote, QuoteContext, QuoteRequest
     from agent.rules.adjust import AdjustmentsConfig
 
@@ -57,6 +58,12 @@ class Outbox(Protocol):
                           day: tuple[datetime, datetime]) -> tuple[StoredEvent, dict[str, int]]:
         """(1.3) Check a ``balance_adjust`` against the balance and the bundle's limits
         and record it, in one write transaction; the event and the new balances."""
+        ...
+
+    def append_package_use(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                           offline: bool, check: UseCheck) -> tuple[StoredEvent, int | None]:
+        """(1.3) Check and record a check-in (``package_use``) in one write transaction;
+        the event and the visits left (None: unlimited). PackageRefused: nothing recorded."""
         ...
 
     def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,

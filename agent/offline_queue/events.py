@@ -62,6 +62,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # adjustments"): signed `amount` of `kind` for one member; a v1/1.2 club rejects
     # it `unknown_type` (the terminal then drops its delta).
     "balance_adjust": ("member_id", "kind", "amount", "reason", "note"),
+    # (1.3) A check-in: `units` visits of the member's package `package_id` used
+    # (docs/protocol/club.md "Visit packages"); checked in the append's transaction.
+    "package_use": ("member_id", "package_id", "units", "identified_by"),
 }
 
 #: (1.3) The balance kind of a house account: what it owes, in minor units.
@@ -354,6 +357,13 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
         if not isinstance(kind, str) or not (kind == POINTS or kind.startswith(
                 ("credit.", "units."))):
             raise InvalidEvent("balance_adjust.kind must be points, credit.<x> or units.<x>")
+    elif type_ == "package_use":
+        if not isinstance(body["member_id"], str) or not body["member_id"]:
+            raise InvalidEvent("package_use.member_id must be a member id")
+        if not isinstance(body["package_id"], str) or not 1 <= len(body["package_id"]) <= 64:
+            raise InvalidEvent("package_use.package_id must be a package id")
+        if not 1 <= _need_int(type_, "units", body["units"]) <= 100:
+            raise InvalidEvent("package_use.units must be 1 … 100")
 
 
 def _check_bounds(type_: str, body: Mapping[str, Any]) -> None:
@@ -511,6 +521,13 @@ def gift_card_effect(body: Mapping[str, Any]) -> Effect:
     return Effect(member_id=str(body["card_id"]), balance={GIFT_KIND: -int(body["amount"])})
 
 
+def package_use_effect(body: Mapping[str, Any]) -> Effect:
+    """(1.3) A ``package_use``: −``units`` of ``visits.<package_id>`` for the member (a
+    visit, not a purchase: stats and redemption counters are untouched)."""
+    return Effect(member_id=str(body["member_id"]),
+                  balance={"visits." + str(body["package_id"]): -int(body["units"])})
+
+
 def adjust_effect(body: Mapping[str, Any]) -> Effect:
     """(1.3) A ``balance_adjust``: its signed ``amount`` on its ``kind`` for the member
     (not a purchase: stats and the offline redemption counters are untouched)."""
@@ -520,7 +537,7 @@ def adjust_effect(body: Mapping[str, Any]) -> Effect:
 
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:
     """The member an event is about, if any (refunds: see the sale)."""
-    if type_ in ("sale", "member_enrol", "card_link", "balance_adjust"):
+    if type_ in ("sale", "member_enrol", "card_link", "balance_adjust", "package_use"):
         value = body.get("member_id")
         return value if isinstance(value, str) else None
     if type_ == "appointment":

@@ -22,6 +22,7 @@ from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prun
 from agent.offline_queue.entries import StoredEvent
 from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
+from agent.offline_queue.package_uses import UseCheck, append_package_use
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
 from agent.offline_queue.value import ValueCheck, check_value_in_tx
@@ -301,6 +302,13 @@ class Outbox(OutboxReader):
         return append_adjustment(self, body, at=at, staff_id=staff_id, offline=offline,
                                  config=config, day=day)
 
+    def append_package_use(self, body: dict[str, Any], *, at: datetime, staff_id: str | None,
+                           offline: bool, check: UseCheck) -> tuple[StoredEvent, int | None]:
+        """(1.3) Check and record a check-in in one write transaction
+        (:func:`agent.offline_queue.package_uses.append_package_use`)."""
+        return append_package_use(self, body, at=at, staff_id=staff_id, offline=offline,
+                                  check=check)
+
     def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
                            config: AdjustmentsConfig | None,
                            day: tuple[datetime, datetime]) -> int:
@@ -318,6 +326,8 @@ class Outbox(OutboxReader):
             return ev.gift_card_effect(body)
         if type_ == "balance_adjust":
             return ev.adjust_effect(body)
+        if type_ == "package_use":
+            return ev.package_use_effect(body)
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]

@@ -309,10 +309,23 @@ class BalanceAdjust(Event, tag="balance_adjust"):
     request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
+class PackageUse(Event, tag="package_use"):
+    """(1.3) A check-in: ``units`` visits of the member's package ``package_id`` used
+    (club.md "Visit packages"). The club applies it even past zero (the visit
+    happened); the bundle's ``offline.max_package_uses_per_member_day`` bounds that."""
+
+    member_id: Id
+    package_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    units: Annotated[int, msgspec.Meta(ge=1, le=100)]
+    identified_by: Text | None
+    #: The terminal's idempotency key of the request (a retry records nothing more).
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
+
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
             | MemberEnrol | CardLink | StaffChange | Correction | DayClose
             | AccountCharge | AccountRefund | AccountPayment | GiftCardRedeem
-            | BalanceAdjust)
+            | BalanceAdjust | PackageUse)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
@@ -320,7 +333,7 @@ EVENT_STRUCTS: dict[str, type[Event]] = {
     for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
                 MemberEnrol, CardLink, StaffChange, Correction, DayClose,
                 AccountCharge, AccountRefund, AccountPayment, GiftCardRedeem,
-                BalanceAdjust)
+                BalanceAdjust, PackageUse)
 }
 
 

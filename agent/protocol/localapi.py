@@ -570,6 +570,73 @@ class AdjustmentsResult(Message, kw_only=True):
 
 #: method → (params, result). ``Any`` where the result is a report whose rows are
 #: described in local-api.md and not yet typed here.
+
+# ---- (1.3) visit packages and memberships -------------------------------------------
+
+class PackageFreeze(Message, kw_only=True):
+    from_: Text = msgspec.field(name="from")
+    until: Text
+
+
+class PackageSummary(Message, kw_only=True):
+    """One package of a member as the till shows it."""
+
+    package_id: Text
+    sku: Text | None
+    name: Text | None
+    state: Literal["not_started", "active", "in_grace", "frozen", "expired"]
+    usable: bool
+    starts: Text | None
+    #: The last day, later by every frozen day.
+    expires: Text
+    grace_left: Amount
+    visits_total: Amount | None
+    visits_left: Amount | None
+    frozen: list[PackageFreeze]
+
+
+class PackageListParams(Message, kw_only=True):
+    """``package.list``: exactly one of ``token`` / ``member_id``."""
+
+    session: Session
+    token: Text | None = None
+    member_id: Id | None = None
+
+
+class PackageListResult(Message, kw_only=True):
+    member_id: Id
+    name: Text | None
+    packages: Annotated[list[PackageSummary], msgspec.Meta(max_length=50)]
+
+
+class PackageCheckinParams(Message, kw_only=True):
+    """``package.checkin``: the member (one of ``token`` / ``member_id``), the package
+    (optional when the member has one usable), ``units`` (1 … 100, default 1)."""
+
+    session: Session
+    token: Text | None = None
+    member_id: Id | None = None
+    package_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    units: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    #: The client's idempotency key: a retry with it answers the check-in recorded.
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
+
+class PackageCheckinResult(Message, kw_only=True):
+    event_id: Id
+    at: Text
+    member_id: Id
+    name: Text | None
+    package_id: Text
+    package_name: Text | None
+    units: Amount
+    #: null: an unlimited membership.
+    visits_left: SignedAmount | None
+    state: Text | None
+    grace_left: Amount | None
+    expires: Text | None
+    offline: bool
+
 METHODS: dict[str, tuple[Any, Any]] = {
     "agent.status": (NoParams, StatusResult),
     "events.subscribe": (NoParams, bool),
@@ -606,4 +673,6 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "value.balance": (ValueBalanceParams, ValueBalanceResult),
     "balance.adjust": (AdjustParams, AdjustResult),
     "balance.adjustments": (AdjustmentsParams, AdjustmentsResult),
+    "package.list": (PackageListParams, PackageListResult),
+    "package.checkin": (PackageCheckinParams, PackageCheckinResult),
 }

@@ -61,6 +61,9 @@ class OfflineConfig:
     # (1.3) What this terminal may charge on house accounts while offline and not
     # yet reflected by the club (net per account, minor units); None: no limit.
     max_account_charge: int | None = None
+    # (1.3) Check-ins one terminal gives one member per local day while offline
+    # (docs/protocol/bundle.md "Visit packages"); None: the default, 1.
+    max_package_uses_per_member_day: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -220,6 +223,7 @@ def _parse_bundle(payload: bytes | str | Mapping[str, Any]) -> Bundle:
             accept_single_use_codes=oc.bool_("accept_single_use_codes",
                                              o.get("accept_single_use_codes", False)),
             max_account_charge=_opt_int(oc, o, "max_account_charge"),
+            max_package_uses_per_member_day=_opt_int(oc, o, "max_package_uses_per_member_day"),
         )
 
     raw_rules = need("rules")

@@ -74,6 +74,15 @@ _REASONS = {
     "account_overpaid": N_("That is more than the account owes."),
     "account_card": N_("This is a house account's card: use it to pay on account."),
     "bad_account": N_("Name the house account to pay on."),
+    # Visit packages (protocol 1.3).
+    "package_used_up": N_("No visits are left on this package: sell a renewal."),
+    "package_frozen": N_("This package is frozen today."),
+    "package_expired": N_("This package has expired (grace days over): sell a renewal."),
+    "package_not_started": N_("This package has not started yet."),
+    "package_unknown": N_("This member holds no such package."),
+    "package_offline_limit": N_("Offline: this member was checked in here today already."),
+    "package_choice": N_("Several packages: choose one."),
+    "package_none": N_("This member has no package to check in with."),
     # Card lifecycle (protocol 1.3).
     "card_lost": N_("This card was reported lost: no benefits. Ask for the member's new card."),
     "card_taken": N_("This card already belongs to another member; it cannot be linked."),

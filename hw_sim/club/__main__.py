@@ -39,7 +39,26 @@ def load_members_file(path: Path | None) -> dict[str, Any]:
     doc = json.loads(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("members"), list):
         raise SystemExit(f"{path}: must be an object with a 'members' list")
+    if path is None:
+        _demo_packages(doc["members"])
     return doc
+
+
+def _demo_packages(members: list[dict[str, Any]]) -> None:
+    """(#19) The demo's visit packages, dated from today (the same as ``--demo``'s):
+    Sara's gym pass with 7 visits left, Reza's monthly membership in its grace days."""
+    from datetime import date
+
+    from agent.localapi.demo import demo_packages
+
+    held = demo_packages(date.today())
+    for record in members:
+        mine = held.get({"m-1001": "m-1", "m-1002": "m-2"}.get(str(record.get("member_id")), ""))
+        if mine:
+            record["packages"] = mine
+            for pkg in mine:
+                if pkg["visits_total"] is not None:
+                    record.setdefault("balances", {})["visits." + pkg["package_id"]] = 7
 
 
 def main(argv: list[str] | None = None) -> int:

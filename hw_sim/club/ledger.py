@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS sales_days (member_id TEXT NOT NULL, day TEXT NOT NUL
 REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
-               "refund_lines", "gift_card_redeem", "balance_adjust"}
+               "refund_lines", "gift_card_redeem", "balance_adjust",
+               "package_use"}
 # (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
 KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
@@ -812,6 +813,17 @@ class Ledger:
                         rec["identifiers"].append(phone)
         elif kind in effects.ACCOUNT_EVENT_SIGNS:
             self._apply_account_event(ev, touched)
+        elif kind == "package_use":
+            # (1.3) A check-in: once (the event id is stored above), −units of the
+            # package's visits, even past zero — the visit happened; the bundle's
+            # offline.max_package_uses_per_member_day bounds how far (club.md).
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            if rec is None:
+                return
+            balances = rec.get("balances")
+            if not isinstance(balances, dict):
+                balances = rec["balances"] = {}
+            effects.add_deltas(balances, {"visits." + str(ev["package_id"]): -int(ev["units"])})
         elif kind == "balance_adjust":
             # (1.3) A manual adjustment: once (the event id is stored above), on
             # one balance of one member. A deduction is applied in full even when
@@ -1140,6 +1152,12 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "balance_adjust":
         return effects.adjust_problem(ev)
+    elif ev["type"] == "package_use":
+        if not isinstance(ev.get("member_id"), str) or not isinstance(ev.get("package_id"), str):
+            return "malformed: package_use needs member_id and package_id"
+        units = ev.get("units")
+        if type(units) is not int or not 1 <= units <= 100:
+            return "out_of_range: package_use.units must be 1 … 100"
     elif ev["type"] == "correction":
         if not isinstance(ev.get("ref_id"), str) or ev.get("action") not in ("void", "amend"):
             return "malformed: correction"

@@ -29,6 +29,7 @@ from agent.localapi.services.appointments import AppointmentMethods
 from agent.localapi.services.cash import CashMethods
 from agent.localapi.services.core import AgentView, Caller
 from agent.localapi.services.members import MEMBER_SEARCH_MAX, PROFILE_SALES, MemberMethods
+from agent.localapi.services.packages import PackageMethods
 from agent.localapi.services.params import MAX_LINE_TEXT, PAYMENTS, Params
 from agent.localapi.services.quotes import (
     COMMITTED_KEEP_S,
@@ -68,7 +69,7 @@ Method = Callable[[Params, Caller | None], Awaitable[object]]
 
 class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMethods,
                AppointmentMethods, ReceiptMethods, AccountMethods,
-               AdjustMethods):
+               PackageMethods, AdjustMethods):
     """Every local-API method; one instance per agent (the server's ``Dispatcher``).
 
     Takes the store's parts separately (``outbox=``, ``members=``, ``records=``:
@@ -115,6 +116,8 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "value.balance": self.value_balance,  # (1.3)
             "balance.adjust": self.balance_adjust,
             "balance.adjustments": self.balance_adjustments,
+            "package.list": self.package_list,  # (1.3) visit packages
+            "package.checkin": self.package_checkin,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

@@ -68,6 +68,8 @@ class SaleScreen(SaleCheckout):
         Binding("ctrl+k", "account", N_("Account"), show=False, priority=True),
         # (1.3) The member's stored value and its expiries.
         Binding("ctrl+v", "balance", N_("Balance"), show=False, priority=True),
+        # (1.3) Check in with the member's visit package or membership.
+        Binding("ctrl+y", "checkin", N_("Check in"), show=False, priority=True),
         Binding("ctrl+u", "pay_in_units", N_("Units"), show=False, priority=True),
     ]
 
@@ -534,6 +536,16 @@ class SaleScreen(SaleCheckout):
         screen = self.app.screen
         if isinstance(screen, MembersScreen):
             screen.take_card(token, masked)
+
+    def action_checkin(self) -> None:
+        """(1.3) The identified member's packages; Enter uses a visit."""
+        from agent.tui.screens.checkin_dialog import CheckInDialog
+
+        if self.member is None:
+            self.say(tr("Tap the member's card first, then Ctrl+Y checks them in."), "error")
+            return
+        self.app.push_screen(CheckInDialog(self.member_token,
+                                           str(self.member["member_id"])))
 
     def action_no_member(self) -> None:
         """Sell without a member."""

@@ -1,0 +1,142 @@
+"""Visit packages and memberships at the counter (protocol 1.3): ``package.list`` and
+``package.checkin`` (docs/protocol/local-api.md, "Visit packages").
+
+A member taps their card; the till shows the packages the club keeps in the member
+record (visits left, expiry after freezes, grace days) and a check-in records a
+``package_use``, checked by the store in the write transaction that records it
+(``Outbox.append_package_use``): two tills at once never give more visits than the
+package has at one terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from agent.errors import ApiError, ClubtermError, StorageError
+from agent.localapi import CONFLICT, INVALID_PARAMS, LIMIT, NOT_FOUND, STORAGE
+from agent.localapi.services.adjust import AdjustMethods, _only
+from agent.localapi.services.core import STORAGE_MESSAGE, Caller, _store_error
+from agent.localapi.services.params import Params, _p, _text
+from agent.offline_queue.events import epoch_us
+from agent.offline_queue.package_uses import PackageRefused, UseCheck
+from agent.rules import packages as pk
+from agent.staff import permissions as perm
+
+log = logging.getLogger("agent.localapi.services")
+
+_LIST_KEYS = frozenset({"session", "token", "member_id"})
+_CHECKIN_KEYS = frozenset({"session", "token", "member_id", "package_id", "units",
+                           "request_id"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Check-ins one terminal gives one member per local day offline when the bundle says
+#: nothing (docs/protocol/bundle.md, "Visit packages").
+DEFAULT_OFFLINE_USES = 1
+#: Refusals of a check-in: the answer's code (LIMIT: try another package or later).
+_CODES = {"package_unknown": NOT_FOUND, "package_used_up": LIMIT, "package_frozen": CONFLICT,
+          "package_not_started": CONFLICT, "package_expired": CONFLICT,
+          "package_offline_limit": LIMIT}
+
+
+class PackageMethods(AdjustMethods):
+    """``package.list`` and ``package.checkin``."""
+
+    async def _package_member(self, params: Params) -> dict[str, Any]:
+        # The same rule as a manual adjustment: the card (token) or member_id, active.
+        return await self._adjusted_member(params)
+
+    async def _packages_of(self, member: dict[str, Any]) -> list[dict[str, Any]]:
+        member_id = str(member["member_id"])
+        balances = await self.db.read(self.members.usable_balances, member_id)
+        today = self._today()
+        out = []
+        for pkg in pk.member_packages(member):
+            try:
+                out.append(pk.summary(pkg, balances.get(pk.visits_kind(pkg["package_id"]), 0),
+                                      today))
+            except pk.PackageError as exc:
+                log.warning("member %s: package %s unreadable: %s", member_id,
+                            pkg.get("package_id"), exc)
+        return out
+
+    async def package_list(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``package.list`` (cashier, manager): the member's packages, each with its state
+        today (``active``, ``in_grace``, ``frozen``, ``not_started``, ``expired``),
+        visits left and expiry."""
+        _only(params, _LIST_KEYS)
+        await self._session(params, perm.SELL)
+        member = await self._package_member(params)
+        return {"member_id": member["member_id"], "name": member.get("name"),
+                "packages": await self._packages_of(member)}
+
+    async def package_checkin(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``package.checkin`` (cashier, manager): use ``units`` (default 1) visits of
+        ``package_id``, or of the member's only usable package; several usable and
+        none named: ``package_choice`` with the list."""
+        _only(params, _CHECKIN_KEYS)
+        session = await self._session(params, perm.SELL)
+        member = await self._package_member(params)
+        units = _p(params, "units", int, required=False, default=1)
+        if not 1 <= units <= pk.MAX_UNITS:
+            raise ApiError(INVALID_PARAMS, f"units must be 1 … {pk.MAX_UNITS}.",
+                           {"param": "units", "reason": "out_of_range"})
+        packages = await self._packages_of(member)
+        package_id = _text(params, "package_id", required=False, max_len=64)
+        if package_id is None:
+            usable = [p for p in packages if p["usable"] and (p["visits_total"] is None
+                                                              or p["visits_left"] > 0)]
+            if len(usable) != 1:
+                if not usable:
+                    raise ApiError(LIMIT, "This member has no package to check in with.",
+                                   {"reason": "package_none", "packages": packages})
+                raise ApiError(INVALID_PARAMS, "This member has several packages: choose one.",
+                               {"reason": "package_choice", "param": "package_id",
+                                "packages": usable})
+            package_id = str(usable[0]["package_id"])
+        body: dict[str, Any] = {"member_id": str(member["member_id"]), "package_id": package_id,
+                                "units": units, "identified_by": params.get("token")
+                                if isinstance(params.get("token"), str) else None}
+        request_id = params.get("request_id")
+        if request_id is not None:
+            if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+                raise ApiError(INVALID_PARAMS, "request_id must be 1 to 64 letters, digits, "
+                               "'-' or '_'.", {"param": "request_id", "reason": "bad_param"})
+            body["request_id"] = request_id
+        if body["identified_by"] is not None:
+            body["identified_by"] = self._identifier_of({"token": body["identified_by"]})
+        at = self.clock()
+        offline = not self.view.online()
+        bundle = self.view.bundle()
+        start, end = bundle.local_day(at) if bundle is not None else \
+            self._day_bounds(self._today())
+        limit = None
+        if offline:
+            configured = bundle.offline.max_package_uses_per_member_day \
+                if bundle is not None and bundle.offline is not None else None
+            limit = DEFAULT_OFFLINE_USES if configured is None else configured
+        check = UseCheck(self._today(), epoch_us(start), epoch_us(end), limit)
+        try:
+            stored, left = await self.db.call(
+                self.outbox.append_package_use, body, at=at, staff_id=session.staff_id,
+                offline=offline, check=check)
+        except PackageRefused as exc:
+            raise ApiError(_CODES.get(exc.reason, LIMIT), exc.args[0] if exc.args else str(exc),
+                           {"reason": exc.reason, **exc.params}) from exc
+        except (StorageError, OSError) as exc:
+            log.error("could not record a check-in: %s", exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
+        except ClubtermError as exc:
+            raise _store_error(exc) from exc
+        try:
+            self.view.on_recorded()
+            self.broadcast_queue(await self.db.read(self.outbox.queue_stats))
+        except Exception:  # waking the link is best effort; the event is safe
+            log.exception("could not wake the club link")
+        pkg = next((p for p in packages if p["package_id"] == package_id), None)
+        return {"event_id": stored.id, "at": stored.at, "member_id": member["member_id"],
+                "name": member.get("name"), "package_id": package_id,
+                "package_name": (pkg or {}).get("name"), "units": units,
+                "visits_left": left, "state": (pkg or {}).get("state"),
+                "grace_left": (pkg or {}).get("grace_left"),
+                "expires": (pkg or {}).get("expires"), "offline": offline}

@@ -1,0 +1,92 @@
+"""(1.3) Check-ins: a ``package_use`` checked and recorded in one write transaction.
+
+Two tills checking in the last visit of a package at once: the second reads the
+first's use in its own write transaction (the balance ``visits.<package_id>`` is the
+cached one plus this terminal's own unreflected uses) and is refused
+``package_used_up``; nothing can take a package below zero at one terminal. Across
+terminals while offline, ``offline_max`` (the bundle's
+``offline.max_package_uses_per_member_day``) bounds what each terminal gives one
+member per local day (docs/protocol/club.md, "Visit packages").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.offline_queue import events as ev
+from agent.offline_queue.entries import StoredEvent
+from agent.rules import packages as pk
+
+if TYPE_CHECKING:
+    from agent.offline_queue.outbox import Outbox
+
+
+class PackageRefused(ev.InvalidEvent):
+    """A check-in the store refuses in its write transaction; nothing was recorded.
+    ``reason``: ``package_unknown``, ``package_not_started``, ``package_frozen``,
+    ``package_expired``, ``package_used_up``, ``package_offline_limit``."""
+
+    def __init__(self, reason: str, message: str, params: dict[str, Any] | None = None):
+        self.reason = reason
+        self.params = dict(params or {})
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class UseCheck:
+    """The club-local day of the check-in, its bounds (epoch µs) and the offline bound
+    (None online)."""
+
+    today: date
+    start_us: int
+    end_us: int
+    offline_max: int | None
+
+
+def append_package_use(outbox: Outbox, body: dict[str, Any], *, at: datetime,
+                       staff_id: str | None, offline: bool,
+                       check: UseCheck) -> tuple[StoredEvent, int | None]:
+    """Check and record one check-in; return it with the visits left (None for an
+    unlimited membership). A body with ``request_id`` this member already used is
+    answered with the earlier check-in (a retry after a lost answer), never a second."""
+    ev.validate_body("package_use", body)
+    at_text = ev.format_at(at)
+    member_id, package_id = str(body["member_id"]), str(body["package_id"])
+    kind = pk.visits_kind(package_id)
+    request_id = body.get("request_id")
+    with outbox.db.write("recording a check-in"):
+        if isinstance(request_id, str):
+            earlier = outbox.db.execute_sql(
+                "SELECT id, seq, at, body FROM events WHERE member_id = ? AND "
+                "type = 'package_use' AND json_extract(body, '$.request_id') = ?",
+                (member_id, request_id)).fetchone()
+            if earlier is not None:
+                done = StoredEvent(id=str(earlier[0]), seq=int(earlier[1]), type="package_use",
+                                   at=str(earlier[2]), body=json.loads(earlier[3]))
+                return done, outbox.members.usable_balances(member_id).get(kind)
+        record = outbox.members.member(member_id)
+        pkg = pk.find_package(record, package_id)
+        left = outbox.members.usable_balances(member_id).get(kind, 0)
+        used_offline = 0
+        if check.offline_max is not None:
+            used_offline = int(outbox.db.execute_sql(
+                "SELECT coalesce(sum(json_extract(body, '$.units')), 0) FROM events "
+                "WHERE member_id = ? AND type = 'package_use' AND state != 'rejected' "
+                "AND at_us >= ? AND at_us < ? AND json_extract(body, '$.offline')",
+                (member_id, check.start_us, check.end_us)).fetchone()[0])
+        try:
+            refusal = pk.use_refusal(pkg, None if pkg is not None and pkg.get("visits_total")
+                                     is None else left, int(body["units"]), check.today,
+                                     used_today_offline=used_offline,
+                                     offline_max=check.offline_max)
+        except pk.PackageError as exc:
+            raise PackageRefused("package_unknown", f"The club's record of this package "
+                                 f"cannot be read: {exc}.", {"package_id": package_id}) from exc
+        if refusal is not None:
+            raise PackageRefused(refusal.reason, refusal.message, dict(refusal.params))
+        stored = outbox.append_in_tx("package_use", body, at, at_text, staff_id, offline)
+        after = outbox.members.usable_balances(member_id).get(kind)
+    return stored, None if pkg is not None and pkg.get("visits_total") is None else after

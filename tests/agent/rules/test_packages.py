@@ -1,0 +1,100 @@
+"""(1.3) Visit packages: a package's state on a day, check-in refusals, freezes — the
+worked examples of docs/rules.md "Visit packages and memberships" and properties."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.rules import packages as pk
+
+GYM = {"package_id": "pk-1", "sku": "GYM-10", "name": "10-visit gym pass", "visits_total": 10,
+       "starts": "2026-11-01", "expires": "2027-01-29", "grace_days": 7,
+       "freezable_days": 30, "frozen": []}
+
+
+def test_worked_examples() -> None:
+    # G1: before its start, on its first and last day, in grace, after grace.
+    assert pk.state_on(GYM, date(2026, 10, 31)).state == "not_started"
+    assert pk.state_on(GYM, date(2026, 11, 1)).state == "active"
+    assert pk.state_on(GYM, date(2027, 1, 29)).state == "active"
+    grace = pk.state_on(GYM, date(2027, 1, 31))
+    assert (grace.state, grace.grace_left, grace.usable) == ("in_grace", 5, True)
+    assert pk.state_on(GYM, date(2027, 2, 5)).state == "in_grace"  # the 7th grace day
+    assert pk.state_on(GYM, date(2027, 2, 6)).state == "expired"
+    # G2: frozen 1–10 December: frozen then, and the expiry moves 10 days later.
+    frozen = {**GYM, "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}]}
+    assert pk.state_on(frozen, date(2026, 12, 5)).state == "frozen"
+    assert pk.expires_on(frozen) == date(2027, 2, 8)
+    assert pk.state_on(frozen, date(2027, 2, 8)).state == "active"
+    # G3: check-in refusals, in the order they are checked.
+    day = date(2026, 11, 28)
+    assert pk.use_refusal(None, 5, 1, day).reason == "package_unknown"  # type: ignore[union-attr]
+    assert pk.use_refusal(GYM, 0, 1, day).reason == "package_used_up"  # type: ignore[union-attr]
+    assert pk.use_refusal(GYM, 1, 1, day) is None
+    assert pk.use_refusal(GYM, 1, 2, day).reason == "package_used_up"  # type: ignore[union-attr]
+    assert pk.use_refusal(frozen, 5, 1, date(2026, 12, 1)).reason == "package_frozen"  # type: ignore[union-attr]
+    assert pk.use_refusal(GYM, 5, 1, date(2027, 3, 1)).reason == "package_expired"  # type: ignore[union-attr]
+    # G4: offline, one check-in per member and day at this terminal (the default).
+    assert pk.use_refusal(GYM, 5, 1, day, used_today_offline=0, offline_max=1) is None
+    assert pk.use_refusal(GYM, 5, 1, day, used_today_offline=1,
+                          offline_max=1).reason == "package_offline_limit"  # type: ignore[union-attr]
+    # G5: an unlimited monthly membership needs no visits left.
+    month = {**GYM, "visits_total": None, "expires": "2026-11-30"}
+    assert pk.use_refusal(month, None, 1, day) is None
+
+
+def test_freezes() -> None:
+    today = date(2026, 11, 28)
+    assert pk.freeze_refusal(GYM, date(2026, 12, 1), date(2026, 12, 30), today) is None
+    assert pk.freeze_refusal(GYM, date(2026, 12, 1), date(2026, 12, 31),
+                             today).reason == "freeze_too_long"  # type: ignore[union-attr]
+    assert pk.freeze_refusal(GYM, date(2026, 11, 27), date(2026, 11, 30),
+                             today).reason == "bad_freeze"  # type: ignore[union-attr]
+    once = {**GYM, "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}]}
+    assert pk.freeze_refusal(once, date(2026, 12, 10), date(2026, 12, 12),
+                             today).reason == "bad_freeze"  # type: ignore[union-attr]
+
+
+def test_a_malformed_date_is_a_clear_error() -> None:
+    try:
+        pk.state_on({**GYM, "expires": "31/01/2027"}, date(2026, 11, 28))
+    except pk.PackageError as exc:
+        assert "expiry" in str(exc)
+    else:
+        raise AssertionError("a malformed date was accepted")
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.integers(0, 20)), max_size=4),
+       st.integers(-10, 200), st.integers(0, 20))
+def test_freezing_never_shortens_a_package(spans: list[tuple[int, int]], offset: int,
+                                           grace: int) -> None:
+    """Whatever is frozen, a package usable on a day before freezing is usable or frozen
+    on that day after, and its expiry moves later by exactly the frozen days."""
+    start = date(2026, 11, 1)
+    base = {**GYM, "grace_days": grace}
+    frozen = [{"from": (start + timedelta(days=a)).isoformat(),
+               "until": (start + timedelta(days=a + n)).isoformat()} for a, n in spans]
+    after = {**base, "frozen": frozen}
+    day = start + timedelta(days=offset)
+    before_state, after_state = pk.state_on(base, day), pk.state_on(after, day)
+    if before_state.usable:
+        assert after_state.state in ("active", "in_grace", "frozen")
+    assert pk.expires_on(after) == pk.expires_on(base) + timedelta(days=pk.frozen_days(after))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 12), st.lists(st.integers(1, 3), max_size=20))
+def test_uses_never_pass_the_visits_at_one_terminal(left: int, asks: list[int]) -> None:
+    """Checked one after another (as the store's write transactions serialise them),
+    the accepted units never exceed what was left."""
+    day, used = date(2026, 11, 28), 0
+    for units in asks:
+        if pk.use_refusal(GYM, left - used, units, day) is None:
+            used += units
+    assert used <= left
