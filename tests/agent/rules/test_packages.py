@@ -4,7 +4,6 @@ worked examples of docs/rules.md "Visit packages and memberships" and properties
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
