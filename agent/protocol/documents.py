@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from agent.protocol.base import Amount, Id, Message, Text
+from agent.protocol.base import Amount, Id, Message, Object, Text
 
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 #: ``["HH:MM", "HH:MM"]`` or a list of such pairs (1.1); likewise for dates.
@@ -261,6 +261,14 @@ class Product(Message):
     active_to: Text | None = None
     member_prices: Annotated[list[MemberPrice], msgspec.Meta(max_length=16)] = \
         msgspec.field(default_factory=list)
+    #: (1.3) Stored value the product sells, or the units that may pay it
+    #: (catalogue.md "Stored value").
+    topup: Object | None = None
+    gift_card: Object | None = None
+    price_units: Object | None = None
+    #: (1.3) A visit package or membership the product sells: ``{visits (null:
+    #: unlimited), valid_days, grace_days, freezable_days}`` (catalogue.md "Packages").
+    package: Object | None = None
 
 
 class Catalogue(Message):

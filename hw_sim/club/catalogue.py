@@ -123,7 +123,28 @@ def demo_products(now: datetime | None = None) -> list[dict[str, Any]]:
                 "active_from": start.isoformat(),
                 "active_to": (start + timedelta(days=60)).isoformat()})
     out.extend(VALUE_PRODUCTS)
+    out.extend(PACKAGE_PRODUCTS)
     return out
+
+
+#: (1.3) Visit packages and memberships sold at the till (docs/protocol/catalogue.md,
+#: "Packages"): the club creates or renews the buyer's package from the sale.
+PACKAGE_PRODUCTS: tuple[dict[str, Any], ...] = (
+    {"sku": "gym-10", "names": {"en": "10-visit gym pass", "fa": "کارت ۱۰ جلسه باشگاه"},
+     "price": 12000, "category": "packages", "unit": "piece",
+     "barcodes": [ean13("209900000004")],
+     "package": {"visits": 10, "valid_days": 90, "grace_days": 7, "freezable_days": 30}},
+    {"sku": "gym-month", "names": {"en": "Monthly membership", "fa": "عضویت ماهانه"},
+     "price": 9000, "category": "packages", "unit": "piece",
+     "barcodes": [ean13("209900000005")],
+     "package": {"visits": None, "valid_days": 30, "grace_days": 5, "freezable_days": 14}},
+    {"sku": "wash-5", "names": {"en": "Car wash 5-pack", "fa": "بسته ۵ کارواش"},
+     "price": 3500, "category": "packages", "unit": "piece",
+     "barcodes": [ean13("209900000006")],
+     "package": {"visits": 5, "valid_days": 180, "grace_days": 0, "freezable_days": 0}},
+)
+#: The package each package product sells, by SKU (the simulated club's catalogue).
+PACKAGES_BY_SKU: dict[str, dict[str, Any]] = {p["sku"]: p for p in PACKAGE_PRODUCTS}
 
 
 #: (1.3) Stored value sold at the till (docs/protocol/catalogue.md, "Stored value").

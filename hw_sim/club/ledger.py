@@ -718,6 +718,7 @@ class Ledger:
             if not stats.get("last_purchase") or stats["last_purchase"] < local_day:
                 stats["last_purchase"] = local_day
             self._apply_promotions(ev, rec, touched, local_day, 1)
+            _sell_packages(ev, rec, local_day)
         elif kind == "gift_card_redeem":
             self._apply_gift_card_redeem(ev, touched)
         elif kind == "refund":
@@ -1021,6 +1022,49 @@ def _referrals_of(rec: dict[str, Any]) -> dict[str, Any]:
         found = rec["referrals"] = {"count": 0, "earned": {}}
     found["count"] = int(found.get("count") or 0)
     return found
+
+
+def _sell_packages(sale: Mapping[str, Any], rec: dict[str, Any], local_day: str) -> None:
+    """(1.3) The packages a sale's lines sell (products with ``package`` in the club's
+    catalogue): a member holding a package of that product, not expired beyond its
+    grace days, has it renewed — expiry from the later of today and the old expiry,
+    visits added; otherwise a new package starts today (docs/protocol/catalogue.md)."""
+    from datetime import date as _date
+    from datetime import timedelta as _td
+
+    from agent.rules import packages as pk
+    from hw_sim.club.catalogue import PACKAGES_BY_SKU
+
+    today = _date.fromisoformat(local_day)
+    held = rec.setdefault("packages", [])
+    balances = rec.setdefault("balances", {})
+    for i, line in enumerate(sale.get("lines") or []):
+        product = PACKAGES_BY_SKU.get(str((line or {}).get("sku")))
+        if product is None:
+            continue
+        spec = product["package"]
+        for unit in range(max(0, int(line.get("qty") or 0))):
+            mine = next((p for p in held if p.get("sku") == product["sku"]
+                         and pk.state_on(p, today).state != "expired"), None)
+            visits = spec["visits"]
+            if mine is not None:
+                start = max(today, pk.expires_on(mine) + _td(days=1))
+                mine["expires"] = (start + _td(days=spec["valid_days"] - 1
+                                               - pk.frozen_days(mine))).isoformat()
+                if visits is not None and mine.get("visits_total") is not None:
+                    mine["visits_total"] = int(mine["visits_total"]) + visits
+                    kind = pk.visits_kind(mine["package_id"])
+                    balances[kind] = int(balances.get(kind, 0)) + visits
+                continue
+            package_id = f"pk-{str(sale['id'])[-12:]}-{i}-{unit}"
+            held.append({"package_id": package_id, "sku": product["sku"],
+                         "name": product["names"].get("en"), "visits_total": visits,
+                         "starts": today.isoformat(),
+                         "expires": (today + _td(days=spec["valid_days"] - 1)).isoformat(),
+                         "grace_days": spec["grace_days"],
+                         "freezable_days": spec["freezable_days"], "frozen": []})
+            if visits is not None:
+                balances[pk.visits_kind(package_id)] = visits
 
 
 def _copy_record(rec: Mapping[str, Any]) -> dict[str, Any]:
