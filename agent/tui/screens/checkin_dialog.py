@@ -37,7 +37,7 @@ class CheckInDialog(ClubModal):
     """The identified member's packages; Enter checks in with the highlighted one (a
     retry of the same press is answered, never recorded twice); Esc goes back."""
 
-    CSS_PATH = "account_dialog.tcss"
+    CSS_PATH = "checkin_dialog.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
