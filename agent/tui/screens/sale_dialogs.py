@@ -153,7 +153,7 @@ class PaymentDialog(ClubModal):
                 yield field
             yield Static("", id="change")
             yield Static("", id="parts")
-            yield Static(tr("Choose 1, 2 or 3, then Enter. Esc: back to the sale"),
+            yield Static(tr("Choose 1 to 6, then Enter. Esc: back to the sale"),
                          id="pay-hint", classes="hint")
         yield Footer()
 
@@ -349,7 +349,7 @@ class PaymentDialog(ClubModal):
     def action_record(self) -> None:
         """Record the sale with the chosen payment (a large amount asks twice)."""
         if self.choice is None:
-            self._hint(tr("Choose 1, 2 or 3 first, then Enter."), error=True)
+            self._hint(tr("Choose 1 to 6 first, then Enter."), error=True)
             return
         if self.tendered is not None and self.payable_minor is not None \
                 and self.tendered < self.left:
@@ -420,7 +420,7 @@ class PaymentDialog(ClubModal):
             event.prevent_default()
             self.choice = None
             self._large_confirmed = False
-            self._hint(tr("Nothing recorded. Choose 1, 2 or 3, then Enter."), error=True)
+            self._hint(tr("Nothing recorded. Choose 1 to 6, then Enter."), error=True)
 
 
 class PointsDialog(ClubModal):
