@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -64,6 +64,15 @@ class Outbox(Protocol):
                            offline: bool, check: UseCheck) -> tuple[StoredEvent, int | None]:
         """(1.3) Check and record a check-in (``package_use``) in one write transaction;
         the event and the visits left (None: unlimited). PackageRefused: nothing recorded."""
+        ...
+
+    def append_package_freeze(self, body: dict[str, Any], *, at: datetime,
+                              staff_id: str | None, offline: bool, today: date) -> StoredEvent:
+        """(1.3) Check and record a package freeze in one write transaction."""
+        ...
+
+    def member_packages(self, member_id: str) -> list[Mapping[str, Any]]:
+        """(1.3) The member's packages with this terminal's own freezes."""
         ...
 
     def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -65,6 +65,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # (1.3) A check-in: `units` visits of the member's package `package_id` used
     # (docs/protocol/club.md "Visit packages"); checked in the append's transaction.
     "package_use": ("member_id", "package_id", "units", "identified_by"),
+    # (1.3) A manager froze a package for a period (no check-in then; the expiry
+    # moves later by those days); checked in the append's transaction.
+    "package_freeze": ("member_id", "package_id", "from", "until", "reason"),
 }
 
 #: (1.3) The balance kind of a house account: what it owes, in minor units.
@@ -357,6 +360,17 @@ def _validate_by_hand(type_: str, body: Mapping[str, Any]) -> None:
         if not isinstance(kind, str) or not (kind == POINTS or kind.startswith(
                 ("credit.", "units."))):
             raise InvalidEvent("balance_adjust.kind must be points, credit.<x> or units.<x>")
+    elif type_ == "package_freeze":
+        if not isinstance(body["member_id"], str) or not body["member_id"]:
+            raise InvalidEvent("package_freeze.member_id must be a member id")
+        if not isinstance(body["package_id"], str) or not 1 <= len(body["package_id"]) <= 64:
+            raise InvalidEvent("package_freeze.package_id must be a package id")
+        for key in ("from", "until"):
+            try:
+                date.fromisoformat(body[key] if isinstance(body[key], str) else "")
+            except ValueError:
+                raise InvalidEvent(f"package_freeze.{key} must be a date (YYYY-MM-DD)") \
+                    from None
     elif type_ == "package_use":
         if not isinstance(body["member_id"], str) or not body["member_id"]:
             raise InvalidEvent("package_use.member_id must be a member id")
@@ -537,7 +551,8 @@ def adjust_effect(body: Mapping[str, Any]) -> Effect:
 
 def event_member(type_: str, body: Mapping[str, Any]) -> str | None:
     """The member an event is about, if any (refunds: see the sale)."""
-    if type_ in ("sale", "member_enrol", "card_link", "balance_adjust", "package_use"):
+    if type_ in ("sale", "member_enrol", "card_link", "balance_adjust", "package_use",
+                 "package_freeze"):
         value = body.get("member_id")
         return value if isinstance(value, str) else None
     if type_ == "appointment":

@@ -10,8 +10,8 @@ accepted, applied and reflected (:meth:`Outbox.prune`). The read side is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from agent.errors import LimitExceeded
@@ -22,12 +22,18 @@ from agent.offline_queue.deltas import add_deltas, delta_rows, drop_deltas, prun
 from agent.offline_queue.entries import StoredEvent
 from agent.offline_queue.members import MemberCache
 from agent.offline_queue.outbox_reads import STATES, OutboxReader, chunks
-from agent.offline_queue.package_uses import UseCheck, append_package_use
+from agent.offline_queue.package_uses import (
+    UseCheck,
+    append_package_freeze,
+    append_package_use,
+    with_own_freezes,
+)
 from agent.offline_queue.promotions import promotion_counts, record_promotions
 from agent.offline_queue.uuid7 import uuid7_str
 from agent.offline_queue.value import ValueCheck, check_value_in_tx
 from agent.rules import accounts
 from agent.rules.adjust import AdjustmentsConfig
+from agent.rules.packages import member_packages
 from agent.rules.refund import RefundRefused, drop_zero_rows, parse_lines, refund_part
 from agent.rules.stored_value import has_value_rows
 
@@ -309,6 +315,25 @@ class Outbox(OutboxReader):
         return append_package_use(self, body, at=at, staff_id=staff_id, offline=offline,
                                   check=check)
 
+    def append_package_freeze(self, body: dict[str, Any], *, at: datetime,
+                              staff_id: str | None, offline: bool, today: date) -> StoredEvent:
+        """(1.3) Check and record a freeze in one write transaction
+        (:func:`agent.offline_queue.package_uses.append_package_freeze`)."""
+        return append_package_freeze(self, body, at=at, staff_id=staff_id, offline=offline,
+                                     today=today)
+
+    def member_packages(self, member_id: str) -> list[Mapping[str, Any]]:
+        """(1.3) The member's packages as the club's record has them, with this
+        terminal's own freezes the record does not show yet."""
+        with self.db.guard("reading packages"):
+            record = self.members.member(member_id)
+            out = []
+            for pkg in member_packages(record):
+                mine = with_own_freezes(self, member_id, pkg)
+                if mine is not None:
+                    out.append(mine)
+            return out
+
     def preview_adjustment(self, body: dict[str, Any], *, staff_id: str | None, offline: bool,
                            config: AdjustmentsConfig | None,
                            day: tuple[datetime, datetime]) -> int:
@@ -328,6 +353,8 @@ class Outbox(OutboxReader):
             return ev.adjust_effect(body)
         if type_ == "package_use":
             return ev.package_use_effect(body)
+        if type_ == "package_freeze":  # no balance changes; the member is named
+            return ev.Effect(member_id=str(body["member_id"]))
         if type_ not in ("refund", "refund_lines"):
             return ev.Effect()
         sale_id = body["sale_id"]

@@ -12,6 +12,7 @@ member per local day (docs/protocol/club.md, "Visit packages").
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,7 @@ def append_package_use(outbox: Outbox, body: dict[str, Any], *, at: datetime,
                                    at=str(earlier[2]), body=json.loads(earlier[3]))
                 return done, outbox.members.usable_balances(member_id).get(kind)
         record = outbox.members.member(member_id)
-        pkg = pk.find_package(record, package_id)
+        pkg = with_own_freezes(outbox, member_id, pk.find_package(record, package_id))
         left = outbox.members.usable_balances(member_id).get(kind, 0)
         used_offline = 0
         if check.offline_max is not None:
@@ -90,3 +91,49 @@ def append_package_use(outbox: Outbox, body: dict[str, Any], *, at: datetime,
         stored = outbox.append_in_tx("package_use", body, at, at_text, staff_id, offline)
         after = outbox.members.usable_balances(member_id).get(kind)
     return stored, None if pkg is not None and pkg.get("visits_total") is None else after
+
+
+def with_own_freezes(outbox: Outbox, member_id: str,
+                     pkg: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The package with this terminal's own freezes of it that the club's record does
+    not show yet (rejected ones left out): a freeze counts here at once."""
+    if pkg is None:
+        return None
+    rows = outbox.db.execute_sql(
+        "SELECT body FROM events WHERE member_id = ? AND type = 'package_freeze' "
+        "AND state != 'rejected' AND json_extract(body, '$.package_id') = ? ORDER BY seq",
+        (member_id, str(pkg["package_id"]))).fetchall()
+    if not rows:
+        return pkg
+    frozen = [dict(f) for f in pkg.get("frozen") or [] if isinstance(f, Mapping)]
+    for (text,) in rows:
+        body = json.loads(text)
+        span = {"from": body["from"], "until": body["until"]}
+        if span not in frozen:
+            frozen.append(span)
+    return {**pkg, "frozen": frozen}
+
+
+def append_package_freeze(outbox: Outbox, body: dict[str, Any], *, at: datetime,
+                          staff_id: str | None, offline: bool, today: date) -> StoredEvent:
+    """Check and record one freeze in one write transaction: the member holds the
+    package, and :func:`agent.rules.packages.freeze_refusal` allows the period with
+    every freeze known here (the club's and this terminal's own)."""
+    ev.validate_body("package_freeze", body)
+    at_text = ev.format_at(at)
+    member_id, package_id = str(body["member_id"]), str(body["package_id"])
+    with outbox.db.write("recording a package freeze"):
+        pkg = with_own_freezes(outbox, member_id,
+                               pk.find_package(outbox.members.member(member_id), package_id))
+        if pkg is None:
+            raise PackageRefused("package_unknown", "This member holds no such package.",
+                                 {"package_id": package_id})
+        try:
+            refusal = pk.freeze_refusal(pkg, date.fromisoformat(body["from"]),
+                                        date.fromisoformat(body["until"]), today)
+        except pk.PackageError as exc:
+            raise PackageRefused("package_unknown", f"The club's record of this package "
+                                 f"cannot be read: {exc}.", {"package_id": package_id}) from exc
+        if refusal is not None:
+            raise PackageRefused(refusal.reason, refusal.message, dict(refusal.params))
+        return outbox.append_in_tx("package_freeze", body, at, at_text, staff_id, offline)

@@ -322,10 +322,23 @@ class PackageUse(Event, tag="package_use"):
     request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
+class PackageFreeze(Event, tag="package_freeze", kw_only=True):
+    """(1.3) A manager froze the member's package ``package_id`` from ``from`` to
+    ``until`` (club-local dates, both included): no check-in then, the expiry moves
+    later by those days (club.md "Visit packages")."""
+
+    member_id: Id
+    package_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    from_: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] = \
+        msgspec.field(name="from")
+    until: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    reason: Text | None = None
+
+
 AnyEvent = (Sale | Refund | RefundLines | Attendance | Expense | CashReceipt | Appointment
             | MemberEnrol | CardLink | StaffChange | Correction | DayClose
             | AccountCharge | AccountRefund | AccountPayment | GiftCardRedeem
-            | BalanceAdjust | PackageUse)
+            | BalanceAdjust | PackageUse | PackageFreeze)
 
 #: Every event Struct by its ``type``.
 EVENT_STRUCTS: dict[str, type[Event]] = {
@@ -333,7 +346,7 @@ EVENT_STRUCTS: dict[str, type[Event]] = {
     for cls in (Sale, Refund, RefundLines, Attendance, Expense, CashReceipt, Appointment,
                 MemberEnrol, CardLink, StaffChange, Correction, DayClose,
                 AccountCharge, AccountRefund, AccountPayment, GiftCardRedeem,
-                BalanceAdjust, PackageUse)
+                BalanceAdjust, PackageUse, PackageFreeze)
 }
 
 

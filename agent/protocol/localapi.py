@@ -637,6 +637,27 @@ class PackageCheckinResult(Message, kw_only=True):
     expires: Text | None
     offline: bool
 
+
+class PackageFreezeParams(Message, kw_only=True):
+    """``package.freeze`` (manager): one of ``token`` / ``member_id``; the period,
+    club-local dates, both included."""
+
+    session: Session
+    token: Text | None = None
+    member_id: Id | None = None
+    package_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    from_: Text = msgspec.field(name="from")
+    until: Text
+    reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class PackageFreezeResult(Message, kw_only=True):
+    event_id: Id
+    at: Text
+    member_id: Id
+    #: The package as it is now (its ``expires`` moved, the freeze listed).
+    package: PackageSummary | None
+
 METHODS: dict[str, tuple[Any, Any]] = {
     "agent.status": (NoParams, StatusResult),
     "events.subscribe": (NoParams, bool),
@@ -675,4 +696,5 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "balance.adjustments": (AdjustmentsParams, AdjustmentsResult),
     "package.list": (PackageListParams, PackageListResult),
     "package.checkin": (PackageCheckinParams, PackageCheckinResult),
+    "package.freeze": (PackageFreezeParams, PackageFreezeResult),
 }

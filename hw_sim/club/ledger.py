@@ -57,7 +57,7 @@ REQUIRED_KEYS = {"id": str, "seq": int, "type": str, "at": str}
 KNOWN_TYPES = {"sale", "refund", "attendance", "expense", "cash_receipt", "appointment",
                "member_enrol", "card_link", "staff_change", "correction", "day_close",
                "refund_lines", "gift_card_redeem", "balance_adjust",
-               "package_use"}
+               "package_use", "package_freeze"}
 # (1.3) house accounts: each applied once to the account's `owed` (docs/protocol/club.md).
 KNOWN_TYPES |= set(effects.ACCOUNT_EVENT_SIGNS)
 
@@ -814,6 +814,19 @@ class Ledger:
                         rec["identifiers"].append(phone)
         elif kind in effects.ACCOUNT_EVENT_SIGNS:
             self._apply_account_event(ev, touched)
+        elif kind == "package_freeze":
+            # (1.3) The period joins the package's `frozen` list (once: the event id is
+            # stored above); the expiry moves by those days when read.
+            rec = self._load_for_update(ev.get("member_id"), touched)
+            pkg = next((p for p in (rec or {}).get("packages") or []
+                        if isinstance(p, dict) and p.get("package_id") == ev["package_id"]),
+                       None)
+            if pkg is None:
+                return
+            span = {"from": ev["from"], "until": ev["until"]}
+            frozen = pkg.setdefault("frozen", [])
+            if span not in frozen:
+                frozen.append(span)
         elif kind == "package_use":
             # (1.3) A check-in: once (the event id is stored above), −units of the
             # package's visits, even past zero — the visit happened; the bundle's
@@ -1196,6 +1209,14 @@ def _structural_problem(ev: Mapping[str, Any], terminal_id: str,
         return effects.amount_problem("amount", ev.get("amount"))
     elif ev["type"] == "balance_adjust":
         return effects.adjust_problem(ev)
+    elif ev["type"] == "package_freeze":
+        if not isinstance(ev.get("member_id"), str) or not isinstance(ev.get("package_id"), str):
+            return "malformed: package_freeze needs member_id and package_id"
+        for key in ("from", "until"):
+            try:
+                date.fromisoformat(str(ev.get(key)))
+            except ValueError:
+                return f"malformed: package_freeze.{key} is not a date"
     elif ev["type"] == "package_use":
         if not isinstance(ev.get("member_id"), str) or not isinstance(ev.get("package_id"), str):
             return "malformed: package_use needs member_id and package_id"

@@ -59,3 +59,30 @@ def test_sold_renewed_used_once_and_past_zero() -> None:
         bad = [_use(24, ["pk"]), _use(25, pkg["package_id"], units=0)]
         result = ledger.receive_batch("T-1", bad)
         assert ledger.event_counts("T-1").get("rejected") == 2, result
+
+
+def test_a_freeze_is_kept_once_and_moves_the_expiry() -> None:
+    from datetime import date
+
+    from agent.rules import packages as pk
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "club.db",
+                        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC))
+        ledger.upsert_members([{"member_id": "m-1", "balances": {"points": 0}}])
+        ledger.receive_batch("T-1", [_sale(1, "gym-10")])
+        rec = ledger.member("m-1")
+        assert rec is not None
+        package_id = rec["packages"][0]["package_id"]
+        freeze = {"id": str(uuid.uuid4()), "seq": 2, "type": "package_freeze", **COMMON,
+                  "member_id": "m-1", "package_id": package_id, "from": "2026-12-01",
+                  "until": "2026-12-10", "reason": "travel"}
+        ledger.receive_batch("T-1", [freeze])
+        ledger.receive_batch("T-1", [freeze])
+        rec = ledger.member("m-1")
+        assert rec is not None
+        (pkg,) = rec["packages"]
+        assert pkg["frozen"] == [{"from": "2026-12-01", "until": "2026-12-10"}]
+        assert pk.expires_on(pkg) == date(2027, 3, 3)
+        bad = {**freeze, "id": str(uuid.uuid4()), "seq": 3, "from": "soon"}
+        ledger.receive_batch("T-1", [bad])
+        assert ledger.event_counts("T-1").get("rejected") == 1

@@ -118,6 +118,7 @@ class Services(QuoteMethods, MemberMethods, StaffMethods, CashMethods, ReportMet
             "balance.adjustments": self.balance_adjustments,
             "package.list": self.package_list,  # (1.3) visit packages
             "package.checkin": self.package_checkin,
+            "package.freeze": self.package_freeze,
         }
 
     async def dispatch(self, method: str, params: Params, conn: Caller | None) -> object:

@@ -18,7 +18,7 @@ from agent.errors import ApiError, ClubtermError, StorageError
 from agent.localapi import CONFLICT, INVALID_PARAMS, LIMIT, NOT_FOUND, STORAGE
 from agent.localapi.services.adjust import AdjustMethods, _only
 from agent.localapi.services.core import STORAGE_MESSAGE, Caller, _store_error
-from agent.localapi.services.params import Params, _p, _text
+from agent.localapi.services.params import Params, _p, _parse_date, _text
 from agent.offline_queue.events import epoch_us
 from agent.offline_queue.package_uses import PackageRefused, UseCheck
 from agent.rules import packages as pk
@@ -29,6 +29,8 @@ log = logging.getLogger("agent.localapi.services")
 _LIST_KEYS = frozenset({"session", "token", "member_id"})
 _CHECKIN_KEYS = frozenset({"session", "token", "member_id", "package_id", "units",
                            "request_id"})
+_FREEZE_KEYS = frozenset({"session", "token", "member_id", "package_id", "from", "until",
+                          "reason"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Check-ins one terminal gives one member per local day offline when the bundle says
 #: nothing (docs/protocol/bundle.md, "Visit packages").
@@ -36,7 +38,8 @@ DEFAULT_OFFLINE_USES = 1
 #: Refusals of a check-in: the answer's code (LIMIT: try another package or later).
 _CODES = {"package_unknown": NOT_FOUND, "package_used_up": LIMIT, "package_frozen": CONFLICT,
           "package_not_started": CONFLICT, "package_expired": CONFLICT,
-          "package_offline_limit": LIMIT}
+          "package_offline_limit": LIMIT, "bad_freeze": INVALID_PARAMS,
+          "freeze_too_long": LIMIT}
 
 
 class PackageMethods(AdjustMethods):
@@ -51,7 +54,7 @@ class PackageMethods(AdjustMethods):
         balances = await self.db.read(self.members.usable_balances, member_id)
         today = self._today()
         out = []
-        for pkg in pk.member_packages(member):
+        for pkg in await self.db.read(self.outbox.member_packages, member_id):
             try:
                 out.append(pk.summary(pkg, balances.get(pk.visits_kind(pkg["package_id"]), 0),
                                       today))
@@ -140,3 +143,37 @@ class PackageMethods(AdjustMethods):
                 "visits_left": left, "state": (pkg or {}).get("state"),
                 "grace_left": (pkg or {}).get("grace_left"),
                 "expires": (pkg or {}).get("expires"), "offline": offline}
+
+    async def package_freeze(self, params: Params, conn: Caller | None) -> dict[str, Any]:
+        """``package.freeze`` (manager: ``member_enrol.edit``): freeze the member's
+        package from ``from`` to ``until`` (local dates, both included): no check-in
+        then, and the expiry moves later by those days."""
+        _only(params, _FREEZE_KEYS)
+        session = await self._session(params, perm.CARD_LINK)
+        member = await self._package_member(params)
+        package_id = _text(params, "package_id", max_len=64)
+        start, until = _parse_date(params.get("from"), "from"), \
+            _parse_date(params.get("until"), "until")
+        reason = _text(params, "reason", required=False, max_len=200)
+        body: dict[str, Any] = {"member_id": str(member["member_id"]), "package_id": package_id,
+                                "from": start.isoformat(), "until": until.isoformat(),
+                                "reason": reason}
+        try:
+            stored = await self.db.call(
+                self.outbox.append_package_freeze, body, at=self.clock(),
+                staff_id=session.staff_id, offline=not self.view.online(), today=self._today())
+        except PackageRefused as exc:
+            raise ApiError(_CODES.get(exc.reason, LIMIT), exc.args[0] if exc.args else str(exc),
+                           {"reason": exc.reason, **exc.params}) from exc
+        except (StorageError, OSError) as exc:
+            log.error("could not record a package freeze: %s", exc)
+            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
+        except ClubtermError as exc:
+            raise _store_error(exc) from exc
+        try:
+            self.view.on_recorded()
+        except Exception:
+            log.exception("could not wake the club link")
+        packages = await self._packages_of(member)
+        return {"event_id": stored.id, "at": stored.at, "member_id": member["member_id"],
+                "package": next((p for p in packages if p["package_id"] == package_id), None)}

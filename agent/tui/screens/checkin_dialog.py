@@ -4,17 +4,18 @@ key that uses a visit (``package.list``, ``package.checkin``; docs/tui.md)."""
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from agent.errors import ApiError
 from agent.tui.errors import error_text
-from agent.tui.i18n import N_, current, display, tr
+from agent.tui.i18n import N_, ascii_digits, current, display, tr
 from agent.tui.screens.base import ClubModal
 
 STATES = {"active": N_("active"), "in_grace": N_("in grace"), "frozen": N_("frozen"),
@@ -39,6 +40,7 @@ class CheckInDialog(ClubModal):
 
     CSS_PATH = "checkin_dialog.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+z", "freeze", N_("Freeze"), priority=True),
         Binding("escape", "dismiss(None)", N_("Back")),
     ]
 
@@ -57,7 +59,11 @@ class CheckInDialog(ClubModal):
             yield Static(tr("Check in"), classes="dialog-title")
             yield OptionList(id="packages", compact=True)
             yield Static("", id="checkin-result")
-            yield Static(tr("Enter: check in · Esc: back"), classes="hint")
+            days = Input(id="freeze-days", compact=True, max_length=3,
+                         restrict=r"[0-9۰-۹٠-٩]*", placeholder=tr("freeze for how many days?"))
+            days.display = False
+            yield days
+            yield Static(tr("Enter: check in · Ctrl+Z: freeze · Esc: back"), classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -107,3 +113,50 @@ class CheckInDialog(ClubModal):
         widget.update(error_text(error))
         widget.set_class(True, "error")
         return True
+
+    def action_freeze(self) -> None:
+        """(1.3, manager) Freeze the highlighted package from today for a number of
+        days; the agent checks the permission and the package's freezable days."""
+        options = self.query_one("#packages", OptionList)
+        if options.highlighted is None or not self.packages:
+            return
+        days = self.query_one("#freeze-days", Input)
+        days.display = True
+        days.value = ""
+        days.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "freeze-days":
+            return
+        text = ascii_digits(event.value.strip())
+        options = self.query_one("#packages", OptionList)
+        if not text.isdigit() or not 1 <= int(text) <= 366 or options.highlighted is None:
+            self._show(tr("Type a number of days, 1 to 366."), error=True)
+            return
+        package = self.packages[options.highlighted]
+        start = self.app_today()
+        until = start + timedelta(days=int(text) - 1)
+        event.input.display = False
+        options.focus()
+        self.call_api("package.freeze", {**self._who(), "package_id": package["package_id"],
+                                         "from": start.isoformat(),
+                                         "until": until.isoformat()},
+                      on_done=self._frozen, on_failed=self._failed, session=True)
+
+    def app_today(self) -> date:
+        clock = getattr(self.app, "_clock", None)
+        now = clock() if callable(clock) else datetime.now()
+        # The agent's local day is the club's; the till's own clock is close enough
+        # for "from today" (the agent refuses a start in the past in its own time).
+        return now.astimezone().date() if isinstance(now, datetime) else date.today()
+
+    def _frozen(self, result: dict[str, Any]) -> None:
+        pkg = result.get("package") or {}
+        self._show(tr("Frozen; the package now runs until {date}.", date=pkg.get("expires")))
+        self.call_api("package.list", self._who(), on_done=self._listed,
+                      on_failed=self._failed, session=True)
+
+    def _show(self, text: str, *, error: bool = False) -> None:
+        widget = self.query_one("#checkin-result", Static)
+        widget.update(current().digits(text))
+        widget.set_class(error, "error")

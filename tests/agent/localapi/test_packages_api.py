@@ -84,3 +84,37 @@ def test_concurrent_check_ins_never_overdraw() -> None:
         assert all((a.data or {}).get("reason") in ("package_used_up", "package_none")
                    for a in refused)
     run(scenario)
+
+
+def test_a_manager_freezes_and_the_check_in_is_refused_then() -> None:
+    async def scenario(h: Harness) -> None:
+        seed(h)
+        c = h.client()
+        cashier, manager = await h.login(), await h.login("mg", "9999")
+        today = h.now.date().isoformat()
+        period = {"member_id": "m-1", "package_id": "pk-demo-gym", "from": today,
+                  "until": today, "reason": "ill"}
+        try:
+            await c.call("package.freeze", {"session": cashier, **period})
+        except ApiError as exc:
+            assert (exc.data or {}).get("reason") == "role"
+        else:
+            raise AssertionError("a cashier froze a package")
+        done = await c.call("package.freeze", {"session": manager, **period})
+        assert done["package"]["state"] == "frozen"
+        try:
+            await c.call("package.checkin", {"session": cashier, "member_id": "m-1"})
+        except ApiError as exc:
+            assert (exc.data or {}).get("reason") == "package_none"
+        else:
+            raise AssertionError("checked in on a frozen day")
+        for bad in ({"from": "yesterday"}, {"until": "2026-02-30"}, {"from": 20261128},
+                    {"package_id": "nope"}, {"from": "2026-01-01", "until": "2026-01-02"}):
+            try:
+                await c.call("package.freeze", {"session": manager, **period, **bad})
+            except ApiError as exc:
+                assert (exc.data or {}).get("reason"), exc
+            else:
+                raise AssertionError(f"accepted {bad}")
+        assert len([e for e in h.outbox() if e["type"] == "package_freeze"]) == 1
+    run(scenario)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +101,34 @@ def test_unknown_package_and_hostile_bodies_record_nothing(pk_store: Store) -> N
             use(pk_store, **bad)
     rows = pk_store.db.execute_sql("SELECT count(*) FROM events").fetchone()[0]
     assert rows == 0
+
+
+def freeze(store: Store, start: str, until: str, today: date = TODAY) -> Any:
+    body = {"member_id": "m-1", "package_id": "pk-1", "from": start, "until": until,
+            "reason": "travel"}
+    return store.outbox.append_package_freeze(body, at=AT, staff_id="mg", offline=True,
+                                              today=today)
+
+
+def test_a_freeze_counts_here_at_once_and_its_limit_holds(pk_store: Store) -> None:
+    """Frozen today: the check-in is refused at once (before the club has the freeze);
+    the expiry moves; a second freeze past the 30 freezable days is refused; a freeze
+    overlapping one recorded here is refused too — both read in the write transaction."""
+    today = TODAY.isoformat()
+    freeze(pk_store, today, (TODAY + timedelta(days=9)).isoformat())
+    with pytest.raises(PackageRefused) as refused:
+        use(pk_store)
+    assert refused.value.reason == "package_frozen"
+    (pkg,) = pk_store.outbox.member_packages("m-1")
+    assert len(pkg["frozen"]) == 1
+    with pytest.raises(PackageRefused) as overlap:
+        freeze(pk_store, (TODAY + timedelta(days=5)).isoformat(),
+               (TODAY + timedelta(days=12)).isoformat())
+    assert overlap.value.reason == "bad_freeze"
+    with pytest.raises(PackageRefused) as too_long:
+        freeze(pk_store, (TODAY + timedelta(days=20)).isoformat(),
+               (TODAY + timedelta(days=41)).isoformat())
+    assert too_long.value.reason == "freeze_too_long"
+    for bad in ("2026-13-01", "", "2026-11-28T00:00"):
+        with pytest.raises(ValueError):
+            freeze(pk_store, bad, today)

@@ -88,3 +88,38 @@ async def test_a_used_up_pass_is_refused_in_words() -> None:
                     dialog.query_one("#checkin-result").render()), timeout=10)
             uses = [e for e in h.outbox() if e["type"] == "package_use"]
             assert len(uses) == 7
+
+
+@pytest.mark.parametrize("locale", ["en", "fa"])
+async def test_a_manager_freezes_the_pass_from_the_check_in_dialog(locale: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="cttui") as tmp:
+        async with harness.Harness(Path(tmp)) as h:
+            seed(h)
+            app = ClubtermApp(h.client(), locale=locale, idle_signout_s=0, clock=lambda: h.now)
+            try:
+                async with app.run_test(size=(60, 20)) as pilot:
+                    await wait_for(pilot, lambda: app.agent_status.known)
+                    await pilot.press(*"mg", "enter", *"9999", "enter")
+                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+                    screen = app.screen
+                    assert isinstance(screen, SaleScreen)
+                    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
+                                        "token": "nfc:04A1B2", "token_kind": "nfc",
+                                        "masked": None, "member": None})
+                    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+                    await pilot.press("ctrl+y")
+                    await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
+                    dialog = app.screen
+                    assert isinstance(dialog, CheckInDialog)
+                    await wait_for(pilot, lambda: bool(dialog.packages))
+                    await pilot.press("ctrl+z", "3", "enter")
+                    await wait_for(pilot, lambda: bool(dialog.packages)
+                                   and dialog.packages[0].get("state") == "frozen", timeout=10)
+                    await pilot.press("enter")  # a check-in on a frozen day: refused
+                    await wait_for(pilot, lambda: dialog.query_one("#checkin-result")
+                                   .has_class("error"), timeout=10)
+            finally:
+                set_locale(load_locale("en"))
+            freezes = [e for e in h.outbox() if e["type"] == "package_freeze"]
+            assert len(freezes) == 1 and not [e for e in h.outbox()
+                                              if e["type"] == "package_use"]
