@@ -38,7 +38,8 @@ def test_every_protocol_type_is_known() -> None:
                                    "correction", "day_close",  # #15 items 7 and 10
                                    "refund_lines",  # #17: refunds by line
                                    "gift_card_redeem",  # #19: gift cards (1.3)
-                                   "balance_adjust"}  # #19: manual adjustments (1.3)
+                                   "balance_adjust",  # #19: manual adjustments (1.3)
+                                   "package_use", "package_freeze"}  # #19: packages (1.3)
 
 
 def test_every_protocol_type_is_known_19_accounts() -> None:
