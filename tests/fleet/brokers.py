@@ -153,7 +153,18 @@ class AedesCluster:
     def start(self) -> None:
         self.redis.start()
         for i in range(self.size):
-            self.start_node(i)
+            for attempt in range(3):
+                try:
+                    self.start_node(i)
+                    break
+                except RuntimeError as exc:
+                    # A port picked free was taken meanwhile by another run (the node
+                    # says EADDRINUSE): before any client knows the ports, take others.
+                    if "EADDRINUSE" not in str(exc) or attempt == 2:
+                        raise
+                    node = self.nodes[i]
+                    node.port = free_port()
+                    node.tls_port = free_port() if self.tls else None
 
     def start_node(self, i: int) -> None:
         node = self.nodes[i]
