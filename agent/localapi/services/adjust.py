@@ -15,18 +15,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agent.errors import ApiError, ClubtermError, StorageError
+from agent.errors import ApiError, ClubtermError
 from agent.localapi import (
     INVALID_PARAMS,
     LIMIT,
     MEMBER_NOT_ACTIVE,
     NOT_ALLOWED,
-    STORAGE,
     UNKNOWN_MEMBER,
 )
-from agent.localapi.services.core import STORAGE_MESSAGE, Caller, ServiceCore, _store_error
+from agent.localapi.services.core import Caller, ServiceCore, _store_error
 from agent.localapi.services.params import Params, _p, _parse_date, _text
-from agent.offline_queue.adjustments import AdjustmentRefused
 from agent.rules.adjust import REASONS, AdjustmentsConfig, points_for_amount
 from agent.staff import permissions as perm
 
@@ -132,32 +130,21 @@ class AdjustMethods(ServiceCore):
         at = self.clock()
         offline = not self.view.online()
         day = bundle.local_day(at) if bundle is not None else self._day_bounds(self._today())
-        try:
-            if preview:
-                # The same checks as the append, recording nothing: a refusal shows
-                # before the manager confirms.
+        if preview:
+            # The same checks as the append, recording nothing: a refusal shows
+            # before the manager confirms.
+            try:
                 have = await self.db.read(
                     self.outbox.preview_adjustment, body, staff_id=session.staff_id,
                     offline=offline, config=config, day=day)
-                return {"preview": True, "member_id": member_id, "kind": kind,
-                        "amount": amount, "basis_amount": basis, "balance": have,
-                        "balance_after": have + amount}
-            stored, balances = await self.db.call(
-                self.outbox.append_adjustment, body, at=at, staff_id=session.staff_id,
-                offline=offline, config=config, day=day)
-        except AdjustmentRefused as exc:
-            raise ApiError(LIMIT, exc.args[0] if exc.args else str(exc),
-                           {"reason": "limit", "limit": exc.limit, **exc.params}) from exc
-        except (StorageError, OSError) as exc:
-            log.error("could not record a balance adjustment: %s", exc)
-            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
-        except ClubtermError as exc:
-            raise _store_error(exc) from exc
-        try:
-            self.view.on_recorded()
-            self.broadcast_queue(await self.db.read(self.outbox.queue_stats))
-        except Exception:  # waking the link is best effort; the event is safe
-            log.exception("could not wake the club link")
+            except ClubtermError as exc:
+                raise _store_error(exc) from exc
+            return {"preview": True, "member_id": member_id, "kind": kind,
+                    "amount": amount, "basis_amount": basis, "balance": have,
+                    "balance_after": have + amount}
+        stored, balances = await self._record(
+            "a balance adjustment", self.outbox.append_adjustment, body, at=at,
+            staff_id=session.staff_id, offline=offline, config=config, day=day)
         return {"event_id": stored.id, "at": stored.at, "member_id": member_id, "kind": kind,
                 "amount": amount, "basis_amount": basis, "balances": balances,
                 "offline": offline}

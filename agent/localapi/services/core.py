@@ -60,7 +60,9 @@ from agent.offline_queue import (
     RefundNotPossible,
     ValueNotAvailable,
 )
+from agent.offline_queue.adjustments import AdjustmentRefused
 from agent.offline_queue.members import LOOKED_UP_KEY, looked_up_age_s
+from agent.offline_queue.package_uses import PackageRefused
 from agent.rules.tiers import tier_progress
 from agent.staff import permissions as perm
 
@@ -112,6 +114,10 @@ _LINK_MESSAGES = {
 }
 CARD_LOST = ("This card was reported lost and replaced by a new one; no benefits. Keep it, "
              "and ask the member for their new card.")
+# (1.3) The answer's code of a refused check-in or freeze (PackageRefused); LIMIT else.
+_PACKAGE_CODES = {"package_unknown": NOT_FOUND, "package_frozen": CONFLICT,
+                  "package_not_started": CONFLICT, "package_expired": CONFLICT,
+                  "bad_freeze": INVALID_PARAMS}
 # (1.3) What a cashier reads when the store refuses stored value (ValueNotAvailable).
 _VALUE_MESSAGES = {
     "insufficient_value": "There is not enough stored value left (it may have just been "
@@ -130,6 +136,13 @@ _VALUE_MESSAGES = {
 
 def _store_error(exc: ClubtermError) -> ApiError:
     """The API error for a store exception other than StorageError."""
+    if isinstance(exc, AdjustmentRefused):  # (1.3) before LimitExceeded, its base class
+        return ApiError(LIMIT, exc.args[0] if exc.args else str(exc),
+                        {"reason": "limit", "limit": exc.limit, **exc.params})
+    if isinstance(exc, PackageRefused):  # (1.3) a check-in or freeze refused
+        return ApiError(_PACKAGE_CODES.get(exc.reason, LIMIT),
+                        exc.args[0] if exc.args else str(exc),
+                        {"reason": exc.reason, **exc.params})
     if isinstance(exc, LimitExceeded):  # Store.append(check_funds=True)
         return ApiError(LIMIT, _FUNDS_MESSAGES.get(exc.limit, _sentence(str(exc))),
                         {"limit": exc.limit})

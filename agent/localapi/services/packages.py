@@ -14,13 +14,13 @@ import logging
 import re
 from typing import Any
 
-from agent.errors import ApiError, ClubtermError, StorageError
-from agent.localapi import CONFLICT, INVALID_PARAMS, LIMIT, NOT_FOUND, STORAGE
+from agent.errors import ApiError
+from agent.localapi import INVALID_PARAMS, LIMIT
 from agent.localapi.services.adjust import AdjustMethods, _only
-from agent.localapi.services.core import STORAGE_MESSAGE, Caller, _store_error
+from agent.localapi.services.core import Caller
 from agent.localapi.services.params import Params, _p, _parse_date, _text
 from agent.offline_queue.events import epoch_us
-from agent.offline_queue.package_uses import PackageRefused, UseCheck
+from agent.offline_queue.package_uses import UseCheck
 from agent.rules import packages as pk
 from agent.staff import permissions as perm
 
@@ -35,12 +35,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Check-ins one terminal gives one member per local day offline when the bundle says
 #: nothing (docs/protocol/bundle.md, "Visit packages").
 DEFAULT_OFFLINE_USES = 1
-#: Refusals of a check-in: the answer's code (LIMIT: try another package or later).
-_CODES = {"package_unknown": NOT_FOUND, "package_used_up": LIMIT, "package_frozen": CONFLICT,
-          "package_not_started": CONFLICT, "package_expired": CONFLICT,
-          "package_offline_limit": LIMIT, "bad_freeze": INVALID_PARAMS,
-          "freeze_too_long": LIMIT}
-
 
 class PackageMethods(AdjustMethods):
     """``package.list`` and ``package.checkin``."""
@@ -119,23 +113,9 @@ class PackageMethods(AdjustMethods):
                 if bundle is not None and bundle.offline is not None else None
             limit = DEFAULT_OFFLINE_USES if configured is None else configured
         check = UseCheck(self._today(), epoch_us(start), epoch_us(end), limit)
-        try:
-            stored, left = await self.db.call(
-                self.outbox.append_package_use, body, at=at, staff_id=session.staff_id,
-                offline=offline, check=check)
-        except PackageRefused as exc:
-            raise ApiError(_CODES.get(exc.reason, LIMIT), exc.args[0] if exc.args else str(exc),
-                           {"reason": exc.reason, **exc.params}) from exc
-        except (StorageError, OSError) as exc:
-            log.error("could not record a check-in: %s", exc)
-            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
-        except ClubtermError as exc:
-            raise _store_error(exc) from exc
-        try:
-            self.view.on_recorded()
-            self.broadcast_queue(await self.db.read(self.outbox.queue_stats))
-        except Exception:  # waking the link is best effort; the event is safe
-            log.exception("could not wake the club link")
+        stored, left = await self._record("a check-in", self.outbox.append_package_use,
+                                          body, at=at, staff_id=session.staff_id,
+                                          offline=offline, check=check)
         pkg = next((p for p in packages if p["package_id"] == package_id), None)
         return {"event_id": stored.id, "at": stored.at, "member_id": member["member_id"],
                 "name": member.get("name"), "package_id": package_id,
@@ -158,22 +138,9 @@ class PackageMethods(AdjustMethods):
         body: dict[str, Any] = {"member_id": str(member["member_id"]), "package_id": package_id,
                                 "from": start.isoformat(), "until": until.isoformat(),
                                 "reason": reason}
-        try:
-            stored = await self.db.call(
-                self.outbox.append_package_freeze, body, at=self.clock(),
-                staff_id=session.staff_id, offline=not self.view.online(), today=self._today())
-        except PackageRefused as exc:
-            raise ApiError(_CODES.get(exc.reason, LIMIT), exc.args[0] if exc.args else str(exc),
-                           {"reason": exc.reason, **exc.params}) from exc
-        except (StorageError, OSError) as exc:
-            log.error("could not record a package freeze: %s", exc)
-            raise ApiError(STORAGE, STORAGE_MESSAGE, {"detail": str(exc)}) from exc
-        except ClubtermError as exc:
-            raise _store_error(exc) from exc
-        try:
-            self.view.on_recorded()
-        except Exception:
-            log.exception("could not wake the club link")
+        stored = await self._record("a package freeze", self.outbox.append_package_freeze,
+                                    body, at=self.clock(), staff_id=session.staff_id,
+                                    offline=not self.view.online(), today=self._today())
         packages = await self._packages_of(member)
         return {"event_id": stored.id, "at": stored.at, "member_id": member["member_id"],
                 "package": next((p for p in packages if p["package_id"] == package_id), None)}
