@@ -82,6 +82,82 @@ def chaos_world() -> Iterator[tuple[MosquittoBroker, SimClub, ClubPki]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+class StaffAtTill:
+    """The manager (staff 2) at the till: signs in again after a restart, retries a
+    lost answer (the caller sends its ``request_id`` again)."""
+
+    def __init__(self, term: ClubTerminal) -> None:
+        self.term = term
+        self.client: SyncClient | None = None
+        self.session: str | None = None
+        self.lost = 0
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+        self.client, self.session = None, None
+
+    def call(self, method: str, params: dict[str, Any], deadline: float) -> Any:
+        while True:
+            try:
+                if self.client is None:
+                    self.client = SyncClient(self.term.files.socket, timeout_s=10)
+                if self.session is None:
+                    self.session = self.client.call(
+                        "staff.login", {"staff_id": "2", "pin": "4321"})["session"]
+                return self.client.call(method, {**params, "session": self.session})
+            except ApiUnavailable:
+                self._drop()
+                self.lost += 1
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            except ApiError as exc:
+                if exc.code == NOT_ALLOWED and (exc.data or {}).get("reason") in (
+                        "session_expired", "shutting_down", "no_session"):
+                    self.session = None
+                    time.sleep(0.05)
+                    continue
+                raise
+
+
+@contextmanager
+def agent_and_broker_chaos(term: ClubTerminal, broker: MosquittoBroker, report: ChaosReport,
+                           *, seed: int, every: tuple[float, float] = (0.3, 0.9),
+                           script: tuple[float, ...] = ()) -> Iterator[None]:
+    """While the block runs, a thread now and then SIGKILLs the agent and starts it
+    again (60 %) or restarts the broker, killed or stopped (40 %), counting both in
+    ``report``; ``script`` gives the first draws (below 0.6: a kill)."""
+    stop = threading.Event()
+    rng = random.Random(seed)
+    first = list(script)
+
+    def run() -> None:
+        while not stop.wait(rng.uniform(*every)):
+            if (first.pop(0) if first else rng.random()) < 0.6:
+                assert term.agent is not None
+                term.agent.kill()  # SIGKILL
+                report.kills += 1
+                time.sleep(rng.uniform(0, 0.3))
+                term.agent = AgentProcess(term.files, term.notify, env=term.env)
+            else:
+                broker.stop(kill=rng.random() < 0.3)
+                report.broker_restarts += 1
+                time.sleep(rng.uniform(0, 0.5))
+                broker.start()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 class Cashier:
     """A script at the till: reconnects, signs in again, retries a lost commit.
 
@@ -202,37 +278,15 @@ def run_chaos(sales: int, *, seed: int = 7, kill_every: tuple[float, float] = (0
         initial = {m: club.ledger.member(m)["balances"].get("points", 0) for m in MEMBERS}
         term.start()
         term.wait_synced()
-        stop = threading.Event()
-        lock = threading.Lock()
-
-        def chaos() -> None:
-            crng = random.Random(seed + 1)
-            while not stop.wait(crng.uniform(*kill_every)):
-                with lock:
-                    if crng.random() < 0.6:
-                        assert term.agent is not None
-                        term.agent.kill()
-                        report.kills += 1
-                        time.sleep(crng.uniform(0, 0.3))
-                        term.agent = AgentProcess(term.files, term.notify, env=term.env)
-                    else:
-                        broker.stop(kill=crng.random() < 0.3)
-                        report.broker_restarts += 1
-                        time.sleep(crng.uniform(0, 0.5))
-                        broker.start()
-
-        thread = threading.Thread(target=chaos, daemon=True)
-        thread.start()
         cashier = Cashier(term, report, rng)
         try:
-            for i in range(sales):
-                cashier.sell()
-                time.sleep(pace_s)  # a till, not a load generator
-                if progress and i % 500 == 0:
-                    print(f"  {i} sales, {report.summary()}", flush=True)
+            with agent_and_broker_chaos(term, broker, report, seed=seed + 1, every=kill_every):
+                for i in range(sales):
+                    cashier.sell()
+                    time.sleep(pace_s)  # a till, not a load generator
+                    if progress and i % 500 == 0:
+                        print(f"  {i} sales, {report.summary()}", flush=True)
         finally:
-            stop.set()
-            thread.join(10)
             cashier._drop()
         if not broker.running:
             broker.start()

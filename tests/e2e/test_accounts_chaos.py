@@ -9,7 +9,6 @@ import json
 import random
 import socket
 import sqlite3
-import threading
 import time
 from typing import Any
 
@@ -19,8 +18,13 @@ from agent.errors import ApiError
 from agent.localapi import CONFLICT, QUOTE_EXPIRED
 from agent.localapi.client import ApiUnavailable, SyncClient
 from hw_sim.broker import mosquitto_available
-from tests.agent.daemon.support import AgentProcess
-from tests.e2e.chaos import FAST_LINK, Cashier, ChaosReport, chaos_world
+from tests.e2e.chaos import (
+    FAST_LINK,
+    Cashier,
+    ChaosReport,
+    agent_and_broker_chaos,
+    chaos_world,
+)
 from tests.e2e.terminal import club_terminal
 
 pytestmark = [pytest.mark.needs_mosquitto, pytest.mark.slow]
@@ -154,45 +158,26 @@ def test_house_account_events_reach_the_club_exactly_once_under_chaos() -> None:
         pool_initial = int(club.ledger.member(POOL)["balances"]["points"])
         term.start()
         term.wait_synced()
-        stop = threading.Event()
-
-        def chaos() -> None:
-            crng = random.Random(20)
-            script = [0.0, 1.0, 0.0]  # a kill, a broker restart, a kill; then at random
-            while not stop.wait(crng.uniform(0.3, 0.9)):
-                if (script.pop(0) if script else crng.random()) < 0.6:
-                    assert term.agent is not None
-                    term.agent.kill()
-                    report.kills += 1
-                    time.sleep(crng.uniform(0, 0.3))
-                    term.agent = AgentProcess(term.files, term.notify, env=term.env)
-                else:
-                    broker.stop(kill=crng.random() < 0.3)
-                    report.broker_restarts += 1
-                    time.sleep(crng.uniform(0, 0.5))
-                    broker.start()
-
-        thread = threading.Thread(target=chaos, daemon=True)
-        thread.start()
         cashier = AccountCashier(term, report, rng, hangup_share=0.0)
         try:
-            i = 0
-            until = time.monotonic() + 40
-            while (i < OPS or report.kills < 2 or report.broker_restarts < 1) \
-                    and time.monotonic() < until:
-                i += 1
-                if i % 3 == 2:
-                    cashier.take_payment()
-                elif i % 10 == 9:
-                    cashier.refund_one()
-                elif i % 4 == 0:
-                    cashier.sell_pooled()
-                else:
-                    cashier.sell_on_account()
-                time.sleep(0.02)
+            # a kill, a broker restart, a kill; then at random
+            with agent_and_broker_chaos(term, broker, report, seed=20,
+                                        script=(0.0, 1.0, 0.0)):
+                i = 0
+                until = time.monotonic() + 40
+                while (i < OPS or report.kills < 2 or report.broker_restarts < 1) \
+                        and time.monotonic() < until:
+                    i += 1
+                    if i % 3 == 2:
+                        cashier.take_payment()
+                    elif i % 10 == 9:
+                        cashier.refund_one()
+                    elif i % 4 == 0:
+                        cashier.sell_pooled()
+                    else:
+                        cashier.sell_on_account()
+                    time.sleep(0.02)
         finally:
-            stop.set()
-            thread.join(10)
             cashier._drop()
         if not broker.running:
             broker.start()

@@ -9,19 +9,24 @@ club exactly once, no other is, and the balances at the club and at the terminal
 from __future__ import annotations
 
 import random
-import threading
 import time
 from typing import Any
 
 import pytest
 
 from agent.errors import ApiError
-from agent.localapi import LIMIT, NOT_ALLOWED
-from agent.localapi.client import ApiUnavailable, SyncClient
+from agent.localapi import LIMIT
+from agent.localapi.client import SyncClient
 from hw_sim.broker import mosquitto_available
-from tests.agent.daemon.support import AgentProcess
-from tests.e2e.chaos import FAST_LINK, MEMBERS, chaos_world
-from tests.e2e.terminal import ClubTerminal, club_terminal
+from tests.e2e.chaos import (
+    FAST_LINK,
+    MEMBERS,
+    ChaosReport,
+    StaffAtTill,
+    agent_and_broker_chaos,
+    chaos_world,
+)
+from tests.e2e.terminal import club_terminal
 
 pytestmark = [pytest.mark.needs_mosquitto, pytest.mark.slow]
 
@@ -29,104 +34,42 @@ KINDS = ("points", "credit.club", "units.wash")
 ADJUSTMENTS = 150
 
 
-class Manager:
-    """The manager at the till: signs in again after a restart, retries a lost answer
-    with the same ``request_id``."""
-
-    def __init__(self, term: ClubTerminal) -> None:
-        self.term = term
-        self.client: SyncClient | None = None
-        self.session: str | None = None
-        self.lost = 0
-
-    def _drop(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.close()
-            except Exception:
-                pass
-        self.client, self.session = None, None
-
-    def call(self, method: str, params: dict[str, Any], deadline: float) -> Any:
-        while True:
-            try:
-                if self.client is None:
-                    self.client = SyncClient(self.term.files.socket, timeout_s=10)
-                if self.session is None:
-                    self.session = self.client.call(
-                        "staff.login", {"staff_id": "2", "pin": "4321"})["session"]
-                return self.client.call(method, {**params, "session": self.session})
-            except ApiUnavailable:
-                self._drop()
-                self.lost += 1
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            except ApiError as exc:
-                if exc.code == NOT_ALLOWED and (exc.data or {}).get("reason") in (
-                        "session_expired", "shutting_down", "no_session"):
-                    self.session = None
-                    time.sleep(0.05)
-                    continue
-                raise
-
-
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
 def test_every_confirmed_adjustment_reaches_the_club_exactly_once() -> None:
     rng = random.Random(19)
     started = time.monotonic()
     confirmed: dict[str, dict[str, Any]] = {}
-    refused = kills = restarts = 0
+    refused = 0
+    report = ChaosReport()
     with chaos_world() as (broker, club, pki), \
             club_terminal(broker, club, pki, link_tuning=FAST_LINK) as term:
         initial = {m: dict(club.ledger.member(m)["balances"]) for m in MEMBERS}
         term.start()
         term.wait_synced()
-        stop = threading.Event()
-
-        def chaos() -> None:
-            nonlocal kills, restarts
-            crng = random.Random(20)
-            while not stop.wait(crng.uniform(0.3, 0.9)):
-                if crng.random() < 0.6:
-                    assert term.agent is not None
-                    term.agent.kill()  # SIGKILL
-                    kills += 1
-                    time.sleep(crng.uniform(0, 0.3))
-                    term.agent = AgentProcess(term.files, term.notify, env=term.env)
-                else:
-                    broker.stop(kill=crng.random() < 0.3)
-                    restarts += 1
-                    time.sleep(crng.uniform(0, 0.5))
-                    broker.start()
-
-        thread = threading.Thread(target=chaos, daemon=True)
-        thread.start()
-        manager = Manager(term)
+        manager = StaffAtTill(term)
         try:
-            for i in range(ADJUSTMENTS):
-                member_id = rng.choice(list(MEMBERS))
-                kind = rng.choice(KINDS)
-                params: dict[str, Any] = {"token": MEMBERS[member_id], "kind": kind,
-                                          "reason": rng.choice(("goodwill", "correction")),
-                                          "note": f"chaos {i}", "request_id": f"chaos-{i}"}
-                if kind == "points" and rng.random() < 0.3:
-                    params["points_from_amount"] = rng.randrange(100, 5000)
-                else:
-                    params["amount"] = rng.randrange(1, 60) * rng.choice((1, 1, -1))
-                try:
-                    result = manager.call("balance.adjust", params, time.monotonic() + 60)
-                except ApiError as exc:
-                    assert exc.code == LIMIT, exc  # a deduction over the balance
-                    refused += 1
-                    continue
-                confirmed[f"chaos-{i}"] = {"member_id": member_id, "kind": kind,
-                                           "amount": result["amount"],
-                                           "event_id": result["event_id"]}
-                time.sleep(0.08)  # a manager at a till, not a load generator
+            with agent_and_broker_chaos(term, broker, report, seed=20):
+                for i in range(ADJUSTMENTS):
+                    member_id = rng.choice(list(MEMBERS))
+                    kind = rng.choice(KINDS)
+                    params: dict[str, Any] = {"token": MEMBERS[member_id], "kind": kind,
+                                              "reason": rng.choice(("goodwill", "correction")),
+                                              "note": f"chaos {i}", "request_id": f"chaos-{i}"}
+                    if kind == "points" and rng.random() < 0.3:
+                        params["points_from_amount"] = rng.randrange(100, 5000)
+                    else:
+                        params["amount"] = rng.randrange(1, 60) * rng.choice((1, 1, -1))
+                    try:
+                        result = manager.call("balance.adjust", params, time.monotonic() + 60)
+                    except ApiError as exc:
+                        assert exc.code == LIMIT, exc  # a deduction over the balance
+                        refused += 1
+                        continue
+                    confirmed[f"chaos-{i}"] = {"member_id": member_id, "kind": kind,
+                                               "amount": result["amount"],
+                                               "event_id": result["event_id"]}
+                    time.sleep(0.08)  # a manager at a till, not a load generator
         finally:
-            stop.set()
-            thread.join(10)
             manager._drop()
         if not broker.running:
             broker.start()
@@ -163,6 +106,7 @@ def test_every_confirmed_adjustment_reaches_the_club_exactly_once() -> None:
     seconds = time.monotonic() - started
     print(f"figure: {len(confirmed)} adjustments confirmed, {refused} refused (balance), "
           f"{manager.lost} calls retried through restarts (same request_id), "
-          f"{kills} agent SIGKILLs, {restarts} broker restarts; club = terminal; {seconds:.1f} s")
-    assert kills >= 2 and restarts >= 1
+          f"{report.kills} agent SIGKILLs, {report.broker_restarts} broker restarts; "
+          f"club = terminal; {seconds:.1f} s")
+    assert report.kills >= 2 and report.broker_restarts >= 1
     assert len(confirmed) >= ADJUSTMENTS * 0.6

@@ -8,66 +8,29 @@ exactly once, no other is, and the visits left at the club and at the terminal a
 from __future__ import annotations
 
 import random
-import threading
 import time
 from typing import Any
 
 import pytest
 
 from agent.errors import ApiError
-from agent.localapi import LIMIT, NOT_ALLOWED
-from agent.localapi.client import ApiUnavailable, SyncClient
+from agent.localapi import LIMIT
+from agent.localapi.client import SyncClient
 from hw_sim.broker import mosquitto_available
-from tests.agent.daemon.support import AgentProcess
-from tests.e2e.chaos import FAST_LINK, MEMBERS, chaos_world
-from tests.e2e.terminal import ClubTerminal, club_terminal
+from tests.e2e.chaos import (
+    FAST_LINK,
+    MEMBERS,
+    ChaosReport,
+    StaffAtTill,
+    agent_and_broker_chaos,
+    chaos_world,
+)
+from tests.e2e.terminal import club_terminal
 
 pytestmark = [pytest.mark.needs_mosquitto, pytest.mark.slow]
 
 CHECKINS = 80
 VISITS = 500
-
-
-class Manager:
-    """The staff member at the counter: signs in again after a restart, retries a lost answer
-    with the same ``request_id``."""
-
-    def __init__(self, term: ClubTerminal) -> None:
-        self.term = term
-        self.client: SyncClient | None = None
-        self.session: str | None = None
-        self.lost = 0
-
-    def _drop(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.close()
-            except Exception:
-                pass
-        self.client, self.session = None, None
-
-    def call(self, method: str, params: dict[str, Any], deadline: float) -> Any:
-        while True:
-            try:
-                if self.client is None:
-                    self.client = SyncClient(self.term.files.socket, timeout_s=10)
-                if self.session is None:
-                    self.session = self.client.call(
-                        "staff.login", {"staff_id": "2", "pin": "4321"})["session"]
-                return self.client.call(method, {**params, "session": self.session})
-            except ApiUnavailable:
-                self._drop()
-                self.lost += 1
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            except ApiError as exc:
-                if exc.code == NOT_ALLOWED and (exc.data or {}).get("reason") in (
-                        "session_expired", "shutting_down", "no_session"):
-                    self.session = None
-                    time.sleep(0.05)
-                    continue
-                raise
 
 
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
@@ -76,7 +39,7 @@ def test_every_confirmed_check_in_reaches_the_club_exactly_once() -> None:
     started = time.monotonic()
     confirmed: dict[str, dict[str, Any]] = {}
     refused: dict[str, int] = {}
-    kills = restarts = 0
+    report = ChaosReport()
     with chaos_world() as (broker, club, pki):
         with club_terminal(broker, club, pki, link_tuning=FAST_LINK) as term:
             club.upsert_members([{
@@ -95,46 +58,25 @@ def test_every_confirmed_check_in_reaches_the_club_exactly_once() -> None:
 
             term.start()
             term.wait_synced()
-            stop = threading.Event()
-
-            def chaos() -> None:
-                nonlocal kills, restarts
-                crng = random.Random(20)
-                while not stop.wait(crng.uniform(0.3, 0.9)):
-                    if crng.random() < 0.6:
-                        assert term.agent is not None
-                        term.agent.kill()  # SIGKILL
-                        kills += 1
-                        time.sleep(crng.uniform(0, 0.3))
-                        term.agent = AgentProcess(term.files, term.notify, env=term.env)
-                    else:
-                        broker.stop(kill=crng.random() < 0.3)
-                        restarts += 1
-                        time.sleep(crng.uniform(0, 0.5))
-                        broker.start()
-
-            thread = threading.Thread(target=chaos, daemon=True)
-            thread.start()
-            staff = Manager(term)
+            staff = StaffAtTill(term)
             try:
-                for i in range(CHECKINS):
-                    member_id = rng.choice(list(MEMBERS))
-                    params = {"token": MEMBERS[member_id], "request_id": f"visit-{i}"}
-                    try:
-                        result = staff.call("package.checkin", params, time.monotonic() + 60)
-                    except ApiError as exc:
-                        # offline: one check-in per member and day at this terminal
-                        assert exc.code == LIMIT, exc
-                        reason = str((exc.data or {}).get("reason"))
-                        refused[reason] = refused.get(reason, 0) + 1
+                with agent_and_broker_chaos(term, broker, report, seed=20):
+                    for i in range(CHECKINS):
+                        member_id = rng.choice(list(MEMBERS))
+                        params = {"token": MEMBERS[member_id], "request_id": f"visit-{i}"}
+                        try:
+                            result = staff.call("package.checkin", params, time.monotonic() + 60)
+                        except ApiError as exc:
+                            # offline: one check-in per member and day at this terminal
+                            assert exc.code == LIMIT, exc
+                            reason = str((exc.data or {}).get("reason"))
+                            refused[reason] = refused.get(reason, 0) + 1
+                            time.sleep(0.08)
+                            continue
+                        confirmed[f"visit-{i}"] = {"member_id": member_id,
+                                                   "event_id": result["event_id"]}
                         time.sleep(0.08)
-                        continue
-                    confirmed[f"visit-{i}"] = {"member_id": member_id,
-                                               "event_id": result["event_id"]}
-                    time.sleep(0.08)
             finally:
-                stop.set()
-                thread.join(10)
                 staff._drop()
             if not broker.running:
                 broker.start()
@@ -167,6 +109,7 @@ def test_every_confirmed_check_in_reaches_the_club_exactly_once() -> None:
     seconds = time.monotonic() - started
     print(f"figure: {len(confirmed)} check-ins confirmed, refused {refused}, "
           f"{staff.lost} calls retried through restarts (same request_id), "
-          f"{kills} agent SIGKILLs, {restarts} broker restarts; club = terminal; {seconds:.1f} s")
-    assert kills >= 2 and restarts >= 1
+          f"{report.kills} agent SIGKILLs, {report.broker_restarts} broker restarts; "
+          f"club = terminal; {seconds:.1f} s")
+    assert report.kills >= 2 and report.broker_restarts >= 1
     assert len(confirmed) >= CHECKINS * 0.4
