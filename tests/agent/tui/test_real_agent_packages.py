@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,26 @@ from tests.agent.localapi.test_packages_api import seed
 from .conftest import wait_for
 
 
+async def _check_in_dialog(pilot: Any, app: ClubtermApp, h: harness.Harness,
+                           staff: str = "c1", pin: str = "1234") -> CheckInDialog:
+    """Sign in, tap Sara's card on the sale screen, Ctrl+Y: the dialog, listed."""
+    await wait_for(pilot, lambda: app.agent_status.known)
+    await pilot.press(*staff, "enter", *pin, "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+    screen = app.screen
+    assert isinstance(screen, SaleScreen)
+    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
+                        "token": "nfc:04A1B2", "token_kind": "nfc",
+                        "masked": None, "member": None})
+    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
+    await pilot.press("ctrl+y")
+    await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
+    dialog = app.screen
+    assert isinstance(dialog, CheckInDialog)
+    await wait_for(pilot, lambda: bool(dialog.packages))
+    return dialog
+
+
 @pytest.mark.parametrize(("size", "locale"), [((80, 24), "en"), ((60, 20), "en"),
                                               ((80, 24), "fa"), ((60, 20), "fa")])
 async def test_check_in_with_the_gym_pass(size: tuple[int, int], locale: str) -> None:
@@ -29,20 +50,7 @@ async def test_check_in_with_the_gym_pass(size: tuple[int, int], locale: str) ->
             app = ClubtermApp(h.client(), locale=locale, idle_signout_s=0, clock=lambda: h.now)
             try:
                 async with app.run_test(size=size) as pilot:
-                    await wait_for(pilot, lambda: app.agent_status.known)
-                    await pilot.press(*"c1", "enter", *"1234", "enter")
-                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                    screen = app.screen
-                    assert isinstance(screen, SaleScreen)
-                    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
-                                        "token": "nfc:04A1B2", "token_kind": "nfc",
-                                        "masked": None, "member": None})
-                    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
-                    await pilot.press("ctrl+y")
-                    await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
-                    dialog = app.screen
-                    assert isinstance(dialog, CheckInDialog)
-                    await wait_for(pilot, lambda: bool(dialog.packages))
+                    dialog = await _check_in_dialog(pilot, app, h)
                     await pilot.press("enter")
                     await wait_for(pilot, lambda: len([e for e in h.outbox()
                                                        if e["type"] == "package_use"]) == 1,
@@ -69,20 +77,7 @@ async def test_a_used_up_pass_is_refused_in_words() -> None:
                                                           "member_id": "m-1"})
             app = ClubtermApp(h.client(), locale="en", idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await wait_for(pilot, lambda: app.agent_status.known)
-                await pilot.press(*"c1", "enter", *"1234", "enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                screen = app.screen
-                assert isinstance(screen, SaleScreen)
-                h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
-                                    "token": "nfc:04A1B2", "token_kind": "nfc",
-                                    "masked": None, "member": None})
-                await wait_for(pilot, lambda: screen.member is not None, timeout=10)
-                await pilot.press("ctrl+y")
-                await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
-                dialog = app.screen
-                assert isinstance(dialog, CheckInDialog)
-                await wait_for(pilot, lambda: bool(dialog.packages))
+                dialog = await _check_in_dialog(pilot, app, h)
                 await pilot.press("enter", "enter", "enter")
                 await wait_for(pilot, lambda: "No visits are left" in str(
                     dialog.query_one("#checkin-result").render()), timeout=10)
@@ -98,20 +93,7 @@ async def test_a_manager_freezes_the_pass_from_the_check_in_dialog(locale: str) 
             app = ClubtermApp(h.client(), locale=locale, idle_signout_s=0, clock=lambda: h.now)
             try:
                 async with app.run_test(size=(60, 20)) as pilot:
-                    await wait_for(pilot, lambda: app.agent_status.known)
-                    await pilot.press(*"mg", "enter", *"9999", "enter")
-                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                    screen = app.screen
-                    assert isinstance(screen, SaleScreen)
-                    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim",
-                                        "token": "nfc:04A1B2", "token_kind": "nfc",
-                                        "masked": None, "member": None})
-                    await wait_for(pilot, lambda: screen.member is not None, timeout=10)
-                    await pilot.press("ctrl+y")
-                    await wait_for(pilot, lambda: isinstance(app.screen, CheckInDialog))
-                    dialog = app.screen
-                    assert isinstance(dialog, CheckInDialog)
-                    await wait_for(pilot, lambda: bool(dialog.packages))
+                    dialog = await _check_in_dialog(pilot, app, h, "mg", "9999")
                     await pilot.press("ctrl+z", "3", "enter")
                     await wait_for(pilot, lambda: bool(dialog.packages)
                                    and dialog.packages[0].get("state") == "frozen", timeout=10)
