@@ -10,7 +10,6 @@ processes passes a limit or a balance. See docs/store.md "Manual adjustments".
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -88,13 +87,8 @@ def append_adjustment(outbox: Outbox, body: dict[str, Any], *, at: datetime,
         if isinstance(request_id, str):
             # A retry of a request whose answer was lost (the agent restarted): the
             # adjustment recorded then, never a second one.
-            earlier = outbox.db.execute_sql(
-                "SELECT id, seq, at, body FROM events WHERE member_id = ? AND "
-                "type = 'balance_adjust' AND json_extract(body, '$.request_id') = ?",
-                (member_id, request_id)).fetchone()
-            if earlier is not None:
-                done = StoredEvent(id=str(earlier[0]), seq=int(earlier[1]), type="balance_adjust",
-                                   at=str(earlier[2]), body=json.loads(earlier[3]))
+            done = outbox.event_for_request("balance_adjust", member_id, request_id)
+            if done is not None:
                 return done, outbox.members.usable_balances(member_id)
         check_in_tx(outbox, body, staff_id=staff_id, offline=offline, config=config, day=day)
         stored = outbox.append_in_tx("balance_adjust", body, at, at_text, staff_id, offline)

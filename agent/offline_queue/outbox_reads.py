@@ -9,7 +9,14 @@ from typing import Any
 
 from agent.offline_queue import events as ev
 from agent.offline_queue.database import Database
-from agent.offline_queue.entries import ENTRY_COLS, EncodedBatch, OutboxEntry, QueueStats, entry
+from agent.offline_queue.entries import (
+    ENTRY_COLS,
+    EncodedBatch,
+    OutboxEntry,
+    QueueStats,
+    StoredEvent,
+    entry,
+)
 
 STATES = ("pending", "sent", "accepted", "rejected")
 
@@ -28,6 +35,20 @@ class OutboxReader:
         self.db = db
         self.terminal_id = terminal_id
         self._overhead = ev.batch_overhead(terminal_id)
+
+    def event_for_request(self, type_: str, member_id: str,
+                          request_id: str) -> StoredEvent | None:
+        """(1.3) The ``type_`` event of ``member_id`` a client recorded with its
+        idempotency key ``request_id``, or None (a retry after a lost answer is answered
+        with it, never recorded twice). Read in the caller's transaction."""
+        row = self.db.execute_sql(
+            "SELECT id, seq, at, body FROM events WHERE member_id = ? AND type = ? "
+            "AND json_extract(body, '$.request_id') = ?",
+            (member_id, type_, request_id)).fetchone()
+        if row is None:
+            return None
+        return StoredEvent(id=str(row[0]), seq=int(row[1]), type=type_, at=str(row[2]),
+                           body=json.loads(row[3]))
 
     def sale_for_quote(self, quote_id: str) -> OutboxEntry | None:
         """The sale recorded from ``quote_id`` (one probe of the ``events_quote``

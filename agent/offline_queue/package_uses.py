@@ -60,13 +60,8 @@ def append_package_use(outbox: Outbox, body: dict[str, Any], *, at: datetime,
     request_id = body.get("request_id")
     with outbox.db.write("recording a check-in"):
         if isinstance(request_id, str):
-            earlier = outbox.db.execute_sql(
-                "SELECT id, seq, at, body FROM events WHERE member_id = ? AND "
-                "type = 'package_use' AND json_extract(body, '$.request_id') = ?",
-                (member_id, request_id)).fetchone()
-            if earlier is not None:
-                done = StoredEvent(id=str(earlier[0]), seq=int(earlier[1]), type="package_use",
-                                   at=str(earlier[2]), body=json.loads(earlier[3]))
+            done = outbox.event_for_request("package_use", member_id, request_id)
+            if done is not None:
                 return done, outbox.members.usable_balances(member_id).get(kind)
         record = outbox.members.member(member_id)
         pkg = with_own_freezes(outbox, member_id, pk.find_package(record, package_id))

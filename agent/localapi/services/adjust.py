@@ -11,7 +11,6 @@ transaction that records the event (``Outbox.append_adjustment``).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ from agent.localapi import (
     UNKNOWN_MEMBER,
 )
 from agent.localapi.services.core import Caller, ServiceCore, _store_error
-from agent.localapi.services.params import Params, _p, _parse_date, _text
+from agent.localapi.services.params import Params, _p, _parse_date, _text, request_id_param
 from agent.rules.adjust import REASONS, AdjustmentsConfig, points_for_amount
 from agent.staff import permissions as perm
 
@@ -36,7 +35,6 @@ MAX_ADJUST = 10**12
 MAX_REPORT_ROWS = 200
 _ADJUST_KEYS = frozenset({"session", "token", "member_id", "kind", "amount",
                           "points_from_amount", "reason", "note", "preview", "request_id"})
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _REPORT_KEYS = frozenset({"session", "date", "staff_id"})
 
 
@@ -121,11 +119,8 @@ class AdjustMethods(ServiceCore):
                                 "reason": reason, "note": note or None}
         if basis is not None:
             body["basis_amount"] = basis
-        request_id = params.get("request_id")
+        request_id = request_id_param(params)
         if request_id is not None:
-            if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
-                raise ApiError(INVALID_PARAMS, "request_id must be 1 to 64 letters, digits, "
-                               "'-' or '_'.", {"param": "request_id", "reason": "bad_param"})
             body["request_id"] = request_id
         at = self.clock()
         offline = not self.view.online()

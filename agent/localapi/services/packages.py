@@ -11,14 +11,13 @@ package has at one terminal.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from agent.errors import ApiError
 from agent.localapi import INVALID_PARAMS, LIMIT
 from agent.localapi.services.adjust import AdjustMethods, _only
 from agent.localapi.services.core import Caller
-from agent.localapi.services.params import Params, _p, _parse_date, _text
+from agent.localapi.services.params import Params, _p, _parse_date, _text, request_id_param
 from agent.offline_queue.events import epoch_us
 from agent.offline_queue.package_uses import UseCheck
 from agent.rules import packages as pk
@@ -31,7 +30,6 @@ _CHECKIN_KEYS = frozenset({"session", "token", "member_id", "package_id", "units
                            "request_id"})
 _FREEZE_KEYS = frozenset({"session", "token", "member_id", "package_id", "from", "until",
                           "reason"})
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Check-ins one terminal gives one member per local day offline when the bundle says
 #: nothing (docs/protocol/bundle.md, "Visit packages").
 DEFAULT_OFFLINE_USES = 1
@@ -94,11 +92,8 @@ class PackageMethods(AdjustMethods):
         body: dict[str, Any] = {"member_id": str(member["member_id"]), "package_id": package_id,
                                 "units": units, "identified_by": params.get("token")
                                 if isinstance(params.get("token"), str) else None}
-        request_id = params.get("request_id")
+        request_id = request_id_param(params)
         if request_id is not None:
-            if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
-                raise ApiError(INVALID_PARAMS, "request_id must be 1 to 64 letters, digits, "
-                               "'-' or '_'.", {"param": "request_id", "reason": "bad_param"})
             body["request_id"] = request_id
         if body["identified_by"] is not None:
             body["identified_by"] = self._identifier_of({"token": body["identified_by"]})

@@ -7,6 +7,7 @@ Free text is refused when it holds control characters or a bank card number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar, overload
@@ -276,4 +277,18 @@ def _promotion_params(params: Params) -> dict[str, list[str]]:
         out[name] = list(value)
     return out
 
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def request_id_param(params: Params) -> str | None:
+    """(1.3) A client's idempotency key ``request_id`` (1–64 of ``A-Za-z0-9_-``), or
+    None when not given: a retry with it answers what was recorded, never a second."""
+    request_id = params.get("request_id")
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        raise ApiError(INVALID_PARAMS, "request_id must be 1 to 64 letters, digits, "
+                       "'-' or '_'.", {"param": "request_id", "reason": "bad_param"})
+    return request_id
 
