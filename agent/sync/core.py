@@ -210,9 +210,12 @@ class LinkCore:
         self.stopped = True
         def run(out: list[Action]) -> None:
             self.send.flush(now, out, final=True)
-            if self.online:
-                out.append(Publish(self.topics.status, json.dumps(
-                    {"state": "offline", "at": iso(self.wall_clock())}).encode(), retain=True))
+            # Said even when this core has not yet seen a new connection: paho may
+            # already be connected and have sent again the "online" of the last one
+            # (an unacknowledged QoS 1 message), and a clean disconnect fires no
+            # will. Unconnected, the session drops it.
+            out.append(Publish(self.topics.status, json.dumps(
+                {"state": "offline", "at": iso(self.wall_clock())}).encode(), retain=True))
         return self._step(now, run)
 
     def next_wakeup(self, now: float) -> float:

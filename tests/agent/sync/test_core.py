@@ -204,6 +204,20 @@ def test_stopping_writes_what_is_gathered_and_says_offline(store: Store) -> None
     assert store.outbox.queue_stats().pending == 1
 
 
+def test_stopping_says_offline_before_it_has_seen_the_new_connection(store: Store) -> None:
+    """paho reconnects on its own and sends again the unacknowledged "online" of the
+    last connection before the core hears of it; a stop then must still say
+    "offline", or the club shows a stopped terminal online (a clean disconnect
+    fires no will)."""
+    core = make_core(store)
+    online(store, core)
+    core.disconnected("The connection was lost.", 0.1)
+    final = perform(store, core.stopping(0.2))
+    assert final[-1] == Publish(TOPICS.status,
+                                b'{"state": "offline", "at": "2026-03-01T09:30:00.000+00:00"}',
+                                1, True)
+
+
 def test_hostile_messages_on_every_topic_are_dropped_without_harm(
         store: Store, caplog: pytest.LogCaptureFixture) -> None:
     """Duplicate, foreign, oversized and garbage payloads on every subscribed topic
