@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -189,30 +188,23 @@ def test_agent_warns_when_its_certificate_expires_within_30_days(
 
 
 @pytest.mark.slow
-def test_start_to_ready_under_1s_and_idle_memory_with_100k_members() -> None:
-    """The budget is for the agent, not for a machine busy with other tests: the best
-    of three starts counts."""
+def test_ready_and_idle_memory_with_100k_members() -> None:
+    """With 100,000 cached members the agent says READY=1, answers from the cache,
+    and stays within its memory budget. How fast it gets ready is a figure of
+    ``python -m bench.agent`` (start-up time, median of 5), not a timed test."""
     with terminal_dir(members=100_000) as files:
-        ready = []
-        for attempt in range(3):
-            notify = NotifyListener(files.root / f"notify{attempt}.sock")
-            agent = AgentProcess(files, notify)
-            try:
-                notify.wait_for("READY=1", timeout=20)
-                ready.append(notify.messages[0][0] - agent.started)
-                if attempt < 2:
-                    continue
-                time.sleep(1.0)
-                rss_kb = int(next(line.split()[1] for line in
-                                  Path(f"/proc/{agent.proc.pid}/status").read_text().splitlines()
-                                  if line.startswith("VmRSS:")))
-                with SyncClient(files.socket) as client:
-                    found = client.call("member.identify", {"code": "CLUB-0099999"})
-                    assert found["member_id"] == "g-99999"
-            finally:
-                agent.stop()
-                notify.close()
-        print(json.dumps({"ready_s": [round(r, 3) for r in ready],
-                          "rss_mb": round(rss_kb / 1024, 1)}))
-        assert min(ready) < 1.0
+        notify = NotifyListener(files.root / "notify.sock")
+        agent = AgentProcess(files, notify)
+        try:
+            notify.wait_for("READY=1", timeout=20)
+            time.sleep(1.0)
+            rss_kb = int(next(line.split()[1] for line in
+                              Path(f"/proc/{agent.proc.pid}/status").read_text().splitlines()
+                              if line.startswith("VmRSS:")))
+            with SyncClient(files.socket) as client:
+                found = client.call("member.identify", {"code": "CLUB-0099999"})
+                assert found["member_id"] == "g-99999"
+        finally:
+            agent.stop()
+            notify.close()
         assert rss_kb < 80 * 1024
