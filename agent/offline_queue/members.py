@@ -27,6 +27,11 @@ LOST_KEY = "lost_identifiers"
 #: The local key of a record kept from an online lookup: when (epoch seconds) the
 #: club answered it (docs/fleet.md, "Scoped member changes").
 LOOKED_UP_KEY = "_looked_up_at"
+#: At most this many members kept from online lookups: caching one more drops the
+#: one looked up longest ago (docs/limits.md). A full snapshot drops them all.
+MAX_LOOKED_UP = 5_000
+# The index members_looked_up (schema v7) is on this expression, word for word.
+_LOOKED_UP_AT = "json_extract(record, '$._looked_up_at')"
 
 
 def looked_up_age_s(record: dict[str, Any], now_epoch: float) -> float | None:
@@ -607,3 +612,21 @@ class MemberCache:
             self._upsert_in_tx([(record, json.dumps(record, separators=(",", ":"),
                                                     ensure_ascii=False))],
                                self.db.meta_int("import_gen"))
+            self._bound_looked_up_in_tx()
+
+    def looked_up_count(self) -> int:
+        """How many members the cache keeps from online lookups."""
+        return int(self.db.execute_sql(
+            f"SELECT count(*) FROM members WHERE {_LOOKED_UP_AT} IS NOT NULL").fetchone()[0])  # noqa: S608 (a constant)
+
+    def _bound_looked_up_in_tx(self) -> None:
+        """Drop the members looked up longest ago beyond :data:`MAX_LOOKED_UP` (their
+        own events stay in the outbox; a tap looks the member up again)."""
+        conn = self.db.connection()
+        over = self.looked_up_count() - MAX_LOOKED_UP
+        if over <= 0:
+            return
+        oldest = [row[0] for row in conn.execute(
+            f"SELECT member_id FROM members WHERE {_LOOKED_UP_AT} IS NOT NULL "  # noqa: S608 (a constant)
+            f"ORDER BY {_LOOKED_UP_AT} LIMIT ?", (over,))]
+        self._remove_in_tx(oldest)

@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.errors import StorageError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,16 @@ _V6 = (
 )
 
 
+_V7 = (
+    # Members kept from online lookups (agent/offline_queue/members.py LOOKED_UP_KEY),
+    # oldest first: the cache keeps at most MAX_LOOKED_UP of them without a scan of
+    # every cached record. The expression is the one the queries use, word for word.
+    """CREATE INDEX IF NOT EXISTS members_looked_up
+        ON members (json_extract(record, '$._looked_up_at'))
+        WHERE json_extract(record, '$._looked_up_at') IS NOT NULL""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first schema", _V1),
     Migration(2, "event sizes, running balance sums, indexes for waiting events and days", _V2),
@@ -294,6 +304,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the name of an appointment's customer who is not a member",
               run=lambda db: _v5_customer_name(db)),
     Migration(6, "the club's product catalogue", _V6),
+    Migration(7, "members kept from online lookups, indexed by when (the lookup cache's bound)",
+              _V7),
 )
 
 

@@ -210,3 +210,57 @@ def test_twenty_taps_at_once_on_a_hanging_club_wait_one_timeout(
         print(f"figure: 20 concurrent taps on a hanging club answered in {took:.2f} s, "
               f"the club asked {asked} times")
     run(scenario, client(club, club_pki), tmp_path)
+
+
+def test_a_flood_of_foreign_cards_keeps_the_lookup_cache_bounded(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy mall (or somebody tapping card after card) makes the terminal look up
+    member after member: the cache keeps the newest ``MAX_LOOKED_UP`` and drops the
+    one looked up longest ago, never one of its own scope; a dropped member tapped
+    again is simply looked up again."""
+    from agent.offline_queue import members as members_mod
+
+    monkeypatch.setattr(members_mod, "MAX_LOOKED_UP", 5)
+    foreign = [{**FOREIGN, "member_id": f"m-f{i}", "identifiers": [f"nfc:F{i:05X}"]}
+               for i in range(12)]
+    club.ledger.upsert_members(foreign)
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        own = h.store.members.members_version()
+        for i, rec in enumerate(foreign):
+            h.now += timedelta(seconds=1)
+            who = await c.call("member.identify", {"token": rec["identifiers"][0]})
+            assert who["member_id"] == rec["member_id"] and who["looked_up"] is True
+            assert h.store.members.looked_up_count() == min(i + 1, 5)
+        kept = [r["member_id"] for r in foreign if h.store.members.lookup(r["identifiers"][0])]
+        assert kept == [f"m-f{i}" for i in range(7, 12)]  # the newest five
+        assert h.store.members.members_version() == own  # its own scope untouched
+        assert h.store.members.lookup("nfc:04A1B2") is not None  # Sara, of its own scope
+        asked = len(club.lookup_requests)
+        again = await c.call("member.identify", {"token": foreign[0]["identifiers"][0]})
+        assert again["member_id"] == "m-f0" and len(club.lookup_requests) == asked + 1
+        assert h.store.members.looked_up_count() == 5
+        print(f"figure: {len(foreign) + 1} foreign cards looked up, "
+              f"{h.store.members.looked_up_count()} kept (bound 5)")
+    run(scenario, client(club, club_pki), tmp_path)
+
+
+def test_the_lookup_bound_reads_an_index_not_every_member(tmp_path: Path) -> None:
+    """Counting and dropping looked-up members reads the v7 index, not the 100,000
+    records of a big merchant's cache (SQLite's own query plan says which)."""
+    from agent.offline_queue import Store
+    from agent.offline_queue.members import _LOOKED_UP_AT
+
+    store = Store.open(tmp_path / "s.db", TERMINAL, "M-1")
+    try:
+        for sql in (f"SELECT count(*) FROM members WHERE {_LOOKED_UP_AT} IS NOT NULL",
+                    f"SELECT member_id FROM members WHERE {_LOOKED_UP_AT} IS NOT NULL "
+                    f"ORDER BY {_LOOKED_UP_AT} LIMIT 3"):
+            plan = [str(row[-1]) for row in
+                    store.db.execute_sql(f"EXPLAIN QUERY PLAN {sql}").fetchall()]
+            # A scan of the partial index reads only the looked-up members.
+            assert plan and all("INDEX members_looked_up" in step for step in plan), plan
+    finally:
+        store.close()
