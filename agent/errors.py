@@ -56,6 +56,16 @@ class LinkError(ClubtermError):
     """The link to the club failed (broker, TLS, HTTPS snapshot)."""
 
 
+class CardReportedLost(ClubtermError):
+    """(1.3) The club says the card looked up was reported lost by ``member_id``
+    (agent/sync/lookup.py): refused as lost, not as unknown. Not a link failure: the
+    club answered, and is asked again at the next tap."""
+
+    def __init__(self, member_id: str):
+        self.member_id = member_id
+        super().__init__(f"this card was reported lost by member {member_id}")
+
+
 class RulesError(ClubtermError):
     """A rule bundle is malformed or a quote request is invalid."""
 

@@ -6,7 +6,8 @@ looked up at the club while the customer waits:
 
 ``POST {central_url}/v1/clubs/{club_id}/members/lookup`` with
 ``{"token": "<identifier token>", "terminal_id": "T-0001"}`` answers 200
-``{"member": <member record>}`` or 404 ``{"error": "unknown_member"}``
+``{"member": <member record>}`` or 404 ``{"error": "unknown_member"}`` (1.3: or
+``{"error": "card_lost", "member_id": …}`` for a card reported lost)
 (``docs/protocol/club.md``, "Online lookup").
 
 HTTPS rather than MQTT 5 request/response: the answer is wanted now or never (a
@@ -35,7 +36,7 @@ from urllib.parse import quote
 
 from agent.bounded_http import DownloadError, HttpLimits, open_bounded
 from agent.config import Config
-from agent.errors import LinkError
+from agent.errors import CardReportedLost, LinkError
 from agent.sync.snapshot import club_tls_context
 
 #: The most a lookup answer may be (one record; the protocol's 256 KiB would let a
@@ -96,6 +97,21 @@ def parse_lookup_answer(token: str, body: bytes) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
+def parse_not_found(body: bytes) -> CardReportedLost | None:
+    """What a 404 answer says beyond "unknown member" (pure): a lost card's holder,
+    else None (an empty, foreign or malformed body reads as unknown, as in 1.2)."""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("error") != "card_lost":
+        return None
+    member_id = doc.get("member_id")
+    if not isinstance(member_id, str) or not 0 < len(member_id) <= 200:
+        return None
+    return CardReportedLost(member_id)
+
+
 @dataclass(frozen=True)
 class LookupLimits:
     """What one lookup may take (``[club] lookup_timeout_s``; docs/limits.md)."""
@@ -129,7 +145,8 @@ class MemberLookupClient:
 
     def lookup(self, token: str) -> dict[str, Any] | None:
         """The club's record of the member holding ``token``, or None (the club says
-        no member holds it). Raises :class:`LookupFailed`."""
+        no member holds it). Raises :class:`LookupFailed`, or :class:`CardReportedLost`
+        (1.3: the club says the card was reported lost)."""
         with self._lock:
             if self.monotonic() < self._down_until:
                 raise LookupFailed("unavailable", "member lookup: the club did not answer a "
@@ -154,7 +171,12 @@ class MemberLookupClient:
                               headers={"Content-Type": "application/json",
                                        "Accept": "application/json"}) as resp:
                 if resp.status == 404:
-                    return None  # no such member (a v1 club without the route: the same)
+                    # No such member (a v1 club without the route: the same), or
+                    # (1.3) a card reported lost.
+                    lost = parse_not_found(resp.read_all())
+                    if lost is not None:
+                        raise lost
+                    return None
                 if resp.status != 200:
                     raise LookupFailed("http", f"member lookup: HTTP {resp.status} from {url}")
                 data = resp.read_all()

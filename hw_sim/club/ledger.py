@@ -176,6 +176,17 @@ class Ledger:
                 return rec
         return None
 
+    def lost_card_holder(self, token: str) -> str | None:
+        """(1.3) The id of the member who reported the card ``token`` lost, or None."""
+        with self._lock:
+            rows = self.db.execute("SELECT record FROM members WHERE removed=0 AND record LIKE ?",
+                                   (f"%{token}%",)).fetchall()
+        for (text,) in rows:
+            rec: dict[str, Any] = json.loads(text)
+            if token in (rec.get("lost_identifiers") or []):
+                return str(rec["member_id"])
+        return None
+
     def members(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self.db.execute(

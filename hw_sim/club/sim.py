@@ -525,6 +525,10 @@ class SimClub:
             return Response(200, self.faults.lookup_body, {"Content-Type": "application/json"})
         record = self.ledger.member_by_token(token)
         if record is None:
+            lost_by = self.ledger.lost_card_holder(token)
+            if lost_by is not None:  # (1.3) reported lost: said so, and by whom
+                return Response.json({"error": "card_lost", "member_id": lost_by,
+                                      "message": "this card was reported lost"}, 404)
             return Response.error(404, "unknown_member", "no member holds this identifier")
         return Response.json({"member": record})
 

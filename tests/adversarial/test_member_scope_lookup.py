@@ -264,3 +264,33 @@ def test_the_lookup_bound_reads_an_index_not_every_member(tmp_path: Path) -> Non
             assert plan and all("INDEX members_looked_up" in step for step in plan), plan
     finally:
         store.close()
+
+
+def test_a_card_reported_lost_elsewhere_is_refused_as_lost_not_unknown(
+        club: SimClub, club_pki: ClubPki, tmp_path: Path) -> None:
+    """Another merchant's member reported the card lost there and has a new one: the
+    club answers this terminal's lookup with 404 ``card_lost``. The till says the card
+    is lost (and whose), not "no member"; the new card is the member's; a garbled 404
+    still reads as unknown."""
+    from agent.localapi import MEMBER_NOT_ACTIVE
+    from agent.sync.lookup import parse_not_found
+
+    club.ledger.upsert_members([{**FOREIGN, "identifiers": ["nfc:0A0A0A"],
+                                 "lost_identifiers": [TOKEN]}])
+
+    async def scenario(h: Harness) -> None:
+        c = h.client()
+        err = await refused(c.call("member.identify", {"token": TOKEN}))
+        assert err.code == MEMBER_NOT_ACTIVE, err
+        assert err.data == {"reason": "card_lost", "member_id": "m-9"}
+        # The club answered: not a failure, so it is asked again at once.
+        new = await c.call("member.identify", {"token": "nfc:0A0A0A"})
+        assert new["member_id"] == "m-9"
+        assert h.store.members.lookup(TOKEN) is None
+        again = await refused(c.call("sale.quote", {"amount": 1000, "token": TOKEN}))
+        assert (again.data or {}).get("reason") == "card_lost"
+        print(f"figure: lost card of another merchant's member refused as {err.data}")
+    run(scenario, client(club, club_pki), tmp_path)
+    for body in (b"", b"not json", b'{"error": "card_lost"}', b'{"error": "card_lost", '
+                 b'"member_id": 7}', b"[" * 100_000, b'{"error": "unknown_member"}'):
+        assert parse_not_found(body) is None

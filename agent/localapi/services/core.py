@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent import rules
-from agent.errors import ApiError, ClubtermError, LimitExceeded, LinkError, StorageError
+from agent.errors import (
+    ApiError,
+    CardReportedLost,
+    ClubtermError,
+    LimitExceeded,
+    LinkError,
+    StorageError,
+)
 from agent.localapi import (
     CONFLICT,
     INVALID_PARAMS,
@@ -426,6 +433,9 @@ class ServiceCore:
             return cached
         try:
             record = await asyncio.to_thread(ask, token)
+        except CardReportedLost as lost:  # (1.3) the club says so: not an unknown card
+            raise ApiError(MEMBER_NOT_ACTIVE, CARD_LOST,
+                           {"reason": "card_lost", "member_id": lost.member_id}) from None
         except LinkError as exc:
             log.warning("member lookup failed: %s", exc)
             if cached is not None:
