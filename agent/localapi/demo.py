@@ -144,12 +144,26 @@ def demo_packages(today: date) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+#: Visits left on the demo's packages (the rest were used before the demo began).
+_DEMO_VISITS_LEFT = {"pk-demo-gym": 7}
+
+
+def add_demo_packages(record: dict[str, Any], today: date, as_member: str | None = None
+                      ) -> None:
+    """Give ``record`` the demo packages of ``as_member`` (default its own id) and
+    their visits left: the one place both demos (``--demo`` and the simulated club's)
+    take them from."""
+    held = demo_packages(today).get(as_member or str(record.get("member_id")))
+    if not held:
+        return
+    record["packages"] = held
+    record["balances"] = {**(record.get("balances") or {}),
+                          **{f"visits.{p['package_id']}": _DEMO_VISITS_LEFT[p["package_id"]]
+                             for p in held if p["visits_total"] is not None}}
+
+
 for _record in DEMO_MEMBERS:
-    _held = demo_packages(datetime.now().date()).get(str(_record["member_id"]))
-    if _held:
-        _record["packages"] = _held
-        if _record["member_id"] == "m-1":
-            _record["balances"] = {**_record["balances"], "visits.pk-demo-gym": 7}
+    add_demo_packages(_record, datetime.now().date())
 
 #: The spare demo card (no member holds it): link it to a member, or reissue with it.
 DEMO_SPARE_CARD = "nfc:04E6E6E6E6E6E6"

@@ -46,19 +46,15 @@ def load_members_file(path: Path | None) -> dict[str, Any]:
 
 def _demo_packages(members: list[dict[str, Any]]) -> None:
     """(#19) The demo's visit packages, dated from today (the same as ``--demo``'s):
-    Sara's gym pass with 7 visits left, Reza's monthly membership in its grace days."""
+    Sara's gym pass with 7 visits left, Ali's monthly membership in its grace days."""
     from datetime import date
 
-    from agent.localapi.demo import demo_packages
+    from agent.localapi.demo import add_demo_packages
 
-    held = demo_packages(date.today())
     for record in members:
-        mine = held.get({"m-1001": "m-1", "m-1002": "m-2"}.get(str(record.get("member_id")), ""))
-        if mine:
-            record["packages"] = mine
-            for pkg in mine:
-                if pkg["visits_total"] is not None:
-                    record.setdefault("balances", {})["visits." + pkg["package_id"]] = 7
+        as_member = {"m-1001": "m-1", "m-1002": "m-2"}.get(str(record.get("member_id")))
+        if as_member is not None:
+            add_demo_packages(record, date.today(), as_member)
 
 
 def main(argv: list[str] | None = None) -> int:
