@@ -7,12 +7,14 @@ import asyncio
 import inspect
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from agent.localapi.demo import DemoAgent
 from agent.tui.app import ClubtermApp
+from agent.tui.screens.sale import SaleScreen
 from tests.agent.localapi.harness import FlakyWrites
 
 
@@ -100,6 +102,28 @@ async def sign_in(pilot: Pilot[None], staff_id: str = "1", pin: str = "1234") ->
     await wait_for(pilot, lambda: app.staff is not None  # type: ignore[attr-defined]
                    and app.screen.__class__.__name__ != "SignInScreen")
     await pilot.pause()
+
+
+async def at_the_till(pilot: Pilot[None], staff: str = "c1", pin: str = "1234") -> SaleScreen:
+    """Against the real agent (tests.agent.localapi.harness): sign in as ``staff`` and
+    wait for the sale screen."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.agent_status.known)  # type: ignore[attr-defined]
+    await pilot.press(*staff, "enter", *pin, "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
+    screen = app.screen
+    assert isinstance(screen, SaleScreen)
+    return screen
+
+
+def card_event(token: str, source: str = "nfc") -> dict[str, Any]:
+    """The agent's ``card`` event for ``token`` read on ``source`` (``nfc`` or a
+    barcode scanner, ``hid``), as a reader would send it."""
+    if source == "hid":
+        return {"type": "card", "source": "hid", "reader": "Barcode", "token": token,
+                "token_kind": "code", "masked": None, "member": None}
+    return {"type": "card", "source": source, "reader": "sim", "token": token,
+            "token_kind": token.split(":", 1)[0], "masked": None, "member": None}
 
 
 async def ready(pilot: Pilot[None]) -> None:

@@ -19,7 +19,7 @@ from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
 from tests.agent.localapi import harness
 from tests.agent.localapi.test_accounts import ACCOUNT, OTHER, _seed
 
-from .conftest import message_text, wait_for
+from .conftest import at_the_till, card_event, message_text, wait_for
 
 
 def _drawn(widget: Any, width: int) -> str:
@@ -30,15 +30,10 @@ def _drawn(widget: Any, width: int) -> str:
 
 async def _sale_with(pilot: Any, app: ClubtermApp, h: harness.Harness, token: str,
                      amount: str = "50") -> SaleScreen:
-    await wait_for(pilot, lambda: app.agent_status.known)
-    await pilot.press(*"c1", "enter", *"1234", "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-    screen = app.screen
-    assert isinstance(screen, SaleScreen)
+    screen = await at_the_till(pilot)
     await pilot.press(*amount, "enter")
     await wait_for(pilot, lambda: screen.quote is not None)
-    h.server.broadcast({"type": "card", "source": "nfc", "reader": "sim", "token": token,
-                        "token_kind": "nfc", "masked": None, "member": None})
+    h.server.broadcast(card_event(token))
     await wait_for(pilot, lambda: screen.quote is not None
                    and screen.quote.get("member") is not None, timeout=10)
     return screen

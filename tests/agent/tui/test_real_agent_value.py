@@ -13,20 +13,14 @@ import pytest
 
 from agent.tui.app import ClubtermApp
 from agent.tui.i18n import load_locale, set_locale
-from agent.tui.screens.sale import SaleScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
 from hw_sim.club.catalogue import VALUE_PRODUCTS
 from tests.agent.localapi import harness
 
-from .conftest import message_text, wait_for
+from .conftest import at_the_till, card_event, message_text, wait_for
 
 GIFT_100 = "code:" + VALUE_PRODUCTS[2]["barcodes"][0]
 WALLET_50 = "code:" + VALUE_PRODUCTS[0]["barcodes"][0]
-
-
-def _card(token: str) -> dict[str, Any]:
-    return {"type": "card", "source": "hid", "reader": "Barcode", "token": token,
-            "token_kind": "code", "masked": None, "member": None}
 
 
 async def _pay(pilot: Any, app: ClubtermApp, *keys: str) -> dict[str, Any]:
@@ -44,18 +38,15 @@ async def test_gift_card_sold_then_paid_with_by_its_code_at_80x24() -> None:
         async with harness.Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await wait_for(pilot, lambda: app.agent_status.known)
-                await pilot.press(*"c1", "enter", *"1234", "enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                screen = app.screen
-                h.server.broadcast(_card(GIFT_100))  # the gift card product scanned
+                screen = await at_the_till(pilot)
+                h.server.broadcast(card_event(GIFT_100, "hid"))  # the gift card product scanned
                 await wait_for(pilot, lambda: screen.quote is not None, timeout=10)
                 assert screen.quote["gift_cards"][0]["amount"] == 10000
                 receipt = await _pay(pilot, app, "2", "enter")
                 card = receipt["gift_cards_issued"][0]
                 code = card["token"][5:]
                 # Outside a sale: the card tapped (scanned) shows its balance.
-                h.server.broadcast(_card(card["token"]))
+                h.server.broadcast(card_event(card["token"], "hid"))
                 await wait_for(pilot, lambda: "Gift card:" in message_text(app), timeout=10)
                 assert "100.00" in message_text(app)
                 # A sale of 30.00 paid by the card, its code typed in the Pay dialog.
@@ -84,20 +75,17 @@ async def test_wallet_top_up_then_stored_value_in_persian_at_60x20(lang: str) ->
                 app = ClubtermApp(h.client(), locale=lang, idle_signout_s=0,
                                   clock=lambda: h.now)
                 async with app.run_test(size=(60, 20)) as pilot:
-                    await wait_for(pilot, lambda: app.agent_status.known)
-                    await pilot.press(*"c1", "enter", *"1234", "enter")
-                    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                    screen = app.screen
-                    h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                    screen = await at_the_till(pilot)
+                    h.server.broadcast(card_event("nfc:04A1B2"))
                     await wait_for(pilot, lambda: screen.member is not None, timeout=10)
-                    h.server.broadcast(_card(WALLET_50))
+                    h.server.broadcast(card_event(WALLET_50, "hid"))
                     await wait_for(pilot, lambda: screen.quote is not None
                                    and bool(screen.quote.get("topups")), timeout=10)
                     assert screen.quote["payable"] == 5000  # no gold discount on a top-up
                     receipt = await _pay(pilot, app, "۱", "enter")
                     assert receipt["topups"][0]["amount"] == 5000
                     # Next sale: the member again, paid from the wallet (۴).
-                    h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                    h.server.broadcast(card_event("nfc:04A1B2"))
                     await wait_for(pilot, lambda: screen.member is not None, timeout=10)
                     await pilot.press(*"20", "enter")
                     await wait_for(pilot, lambda: screen.quote is not None
@@ -119,10 +107,7 @@ async def test_open_amount_gift_card_found_by_name() -> None:
         async with harness.Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await wait_for(pilot, lambda: app.agent_status.known)
-                await pilot.press(*"c1", "enter", *"1234", "enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                screen = app.screen
+                screen = await at_the_till(pilot)
                 await pilot.press(*"Gift card", "ctrl+f")
                 await wait_for(pilot, lambda: "amount" in message_text(app), timeout=10)
                 await pilot.press(*"25", "enter")
@@ -149,17 +134,14 @@ async def test_car_wash_paid_in_units_and_a_top_up_without_member_does_not_loop(
             h.services.sale_quote = counted  # type: ignore[method-assign]
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await wait_for(pilot, lambda: app.agent_status.known)
-                await pilot.press(*"c1", "enter", *"1234", "enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-                screen = app.screen
+                screen = await at_the_till(pilot)
                 # A top-up with no member: refused once, with its reason, no loop.
-                h.server.broadcast(_card(WALLET_50))
+                h.server.broadcast(card_event(WALLET_50, "hid"))
                 await wait_for(pilot, lambda: "member" in message_text(app), timeout=10)
                 await pilot.pause(0.5)
                 assert screen.quote is None and len(asked) == 1, len(asked)
                 await pilot.press("ctrl+r")
-                h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                h.server.broadcast(card_event("nfc:04A1B2"))
                 await wait_for(pilot, lambda: screen.member is not None, timeout=10)
                 await pilot.press(*"Car wash", "ctrl+f")
                 await wait_for(pilot, lambda: screen.quote is not None, timeout=10)
@@ -173,7 +155,7 @@ async def test_car_wash_paid_in_units_and_a_top_up_without_member_does_not_loop(
                 await wait_for(pilot, lambda: isinstance(app.screen, ReceiptDialog), timeout=10)
                 await pilot.press("enter")
                 # The last wash used: asking again falls back to money, once.
-                h.server.broadcast({**_card("nfc:04A1B2"), "source": "nfc"})
+                h.server.broadcast(card_event("nfc:04A1B2"))
                 await wait_for(pilot, lambda: screen.member is not None, timeout=10)
                 await pilot.press(*"Car wash", "ctrl+f")
                 await wait_for(pilot, lambda: screen.quote is not None, timeout=10)

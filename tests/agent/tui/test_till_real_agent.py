@@ -18,7 +18,7 @@ from agent.tui.screens.sale import SaleScreen
 from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
 from tests.agent.localapi.harness import Harness
 
-from .conftest import message_text, wait_for
+from .conftest import at_the_till, message_text, wait_for
 
 CARD = {"type": "card", "kind": "card", "source": "nfc", "reader": "sim",
         "token_kind": "nfc", "masked": None, "member": None}
@@ -33,16 +33,6 @@ def _text(widget: Any) -> str:
     console = Console(width=200, file=io.StringIO(), record=True)
     console.print(widget.content)
     return console.export_text()
-
-
-async def _signed_in(pilot: Any, app: ClubtermApp, staff: str = "c1", pin: str = "1234"
-                     ) -> SaleScreen:
-    await wait_for(pilot, lambda: app.agent_status.known)
-    await pilot.press(*staff, "enter", *pin, "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
-    screen = app.screen
-    assert isinstance(screen, SaleScreen)
-    return screen
 
 
 async def _sell(pilot: Any, app: ClubtermApp, screen: SaleScreen, amount: str) -> dict[str, Any]:
@@ -63,7 +53,7 @@ async def test_void_the_last_sale_reprint_and_keys_typed_over_the_receipt() -> N
         async with Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                screen = await _signed_in(pilot, app)
+                screen = await at_the_till(pilot)
                 await _sell(pilot, app, screen, "12")
                 receipt = await _sell(pilot, app, screen, "20")
                 shown = _text(app.screen.query_one("#receipt", Static))
@@ -107,7 +97,7 @@ async def test_manager_refunds_a_sale_and_the_report_counts_it() -> None:
         async with Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(120, 36)) as pilot:
-                screen = await _signed_in(pilot, app, "mg", "9999")
+                screen = await at_the_till(pilot, "mg", "9999")
                 receipt = await _sell(pilot, app, screen, "30")
                 await pilot.press("enter")
                 await pilot.press("f9")
@@ -141,7 +131,7 @@ async def test_a_cashier_cannot_refund_from_the_list() -> None:
         async with Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                screen = await _signed_in(pilot, app)
+                screen = await at_the_till(pilot)
                 await _sell(pilot, app, screen, "9")
                 await pilot.press("enter", "f9")
                 await wait_for(pilot, lambda: isinstance(app.screen, RecentSalesDialog)
@@ -159,7 +149,7 @@ async def test_offline_limits_are_shown_with_their_reason_and_credit_says_what_i
             h.online = False
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(120, 36)) as pilot:
-                screen = await _signed_in(pilot, app)
+                screen = await at_the_till(pilot)
                 await wait_for(pilot, lambda: any(
                     c.subscribed for c in h.server.connections.values()))
                 await pilot.press(*"100", "enter")
@@ -191,7 +181,7 @@ async def test_an_unknown_card_is_offered_for_enrolment() -> None:
         async with Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await _signed_in(pilot, app)
+                await at_the_till(pilot)
                 await wait_for(pilot, lambda: any(
                     c.subscribed for c in h.server.connections.values()))
                 h.server.broadcast({**CARD, "token": "nfc:0A0B0C0D"})
@@ -213,7 +203,7 @@ async def test_manager_finds_a_member_and_replaces_the_lost_card() -> None:
         async with Harness(Path(tmp)) as h:
             app = ClubtermApp(h.client(), idle_signout_s=0, clock=lambda: h.now)
             async with app.run_test(size=(80, 24)) as pilot:
-                await _signed_in(pilot, app, "mg", "9999")
+                await at_the_till(pilot, "mg", "9999")
                 await wait_for(pilot, lambda: any(
                     c.subscribed for c in h.server.connections.values()))
                 await pilot.press("f6")
