@@ -8,7 +8,9 @@ A package, as the club keeps it in the member record's ``packages``::
      "visits_total": 10,            # null: a period membership, unlimited visits
      "starts": "2026-11-01", "expires": "2027-01-29",
      "grace_days": 7, "freezable_days": 30,
-     "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}]}
+     "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}],
+     "sold_by": [{"sale_id": "…", "line": 0, "visits": 10, "days": 90}],
+     "revoked": "2026-11-20"}      # (only when a refund took it back)
 
 Dates are the club's local dates, both ends included. Each frozen day moves the
 expiry one day later (a frozen package loses no time). The visits left are the
@@ -81,8 +83,13 @@ def expires_on(pkg: Mapping[str, Any]) -> date:
 
 
 def state_on(pkg: Mapping[str, Any], day: date) -> PackageState:
-    """The package's state on ``day``."""
+    """The package's state on ``day``. A package the club ``revoked`` (a refund took
+    it back) is ``expired`` on every day, its expiry at the latest the day before the
+    refund, no grace."""
     expires = expires_on(pkg)
+    if pkg.get("revoked") is not None:
+        revoked = _day(pkg.get("revoked"), "revocation")
+        return PackageState("expired", min(expires, revoked - timedelta(days=1)))
     if day < _day(pkg.get("starts"), "start"):
         return PackageState("not_started", expires)
     if any(start <= day <= end for start, end in frozen_spans(pkg)):

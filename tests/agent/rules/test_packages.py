@@ -46,6 +46,18 @@ def test_worked_examples() -> None:
     assert pk.use_refusal(month, None, 1, day) is None
 
 
+def test_a_revoked_package_is_expired_on_every_day() -> None:
+    # G6: a refund took the package back on 2026-11-20 (club.md): expired, no grace,
+    # whatever the day; a check-in is refused package_expired.
+    gone = {**GYM, "revoked": "2026-11-20"}
+    for day in (date(2026, 10, 31), date(2026, 11, 5), date(2026, 11, 20), date(2027, 1, 31)):
+        st = pk.state_on(gone, day)
+        assert (st.state, st.expires, st.usable) == ("expired", date(2026, 11, 19), False)
+    refusal = pk.use_refusal(gone, 10, 1, date(2026, 11, 28))
+    assert refusal is not None and refusal.reason == "package_expired"
+    assert pk.usable_ids([gone], {"visits.pk-1": 10}, date(2026, 11, 28)) == []
+
+
 def test_freezes() -> None:
     today = date(2026, 11, 28)
     assert pk.freeze_refusal(GYM, date(2026, 12, 1), date(2026, 12, 30), today) is None
