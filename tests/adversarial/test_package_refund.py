@@ -282,6 +282,9 @@ def test_the_api_refuses_with_a_reason_and_a_sentence() -> None:
             assert (exc.data["reason"], exc.data["used"]) == ("package_used", 1)
             assert str(exc) == ("1 of the package's visits were used: it cannot be "
                                 "refunded here; ask the club.")
+            shown = _shown(exc)
+            assert shown["en"] == str(exc) and shown["fa"].startswith("بسته")
+            assert len(set(shown.values())) == 5  # each language its own sentence
         else:
             raise AssertionError("a used package was refunded")
         assert len(h.outbox()) == before
@@ -292,3 +295,21 @@ def test_the_api_refuses_with_a_reason_and_a_sentence() -> None:
         left = {p["package_id"]: p["visits_left"] for p in listed["packages"]}
         assert left == {packages[0]["package_id"]: 9, packages[1]["package_id"]: 0}
     run(scenario)
+
+
+def _shown(error: Exception) -> dict[str, str]:
+    """What the till shows for ``error`` in each of its languages (logical order)."""
+    from agent.errors import ApiError
+    from agent.tui import i18n
+    from agent.tui.errors import error_logical
+
+    assert isinstance(error, ApiError)
+    before = i18n.current()
+    try:
+        out = {}
+        for code in ("en", "fa", "ar", "he", "vi"):
+            i18n.set_locale(i18n.load_locale(code))
+            out[code] = error_logical(error)
+        return out
+    finally:
+        i18n.set_locale(before)
