@@ -26,6 +26,7 @@ from agent.offline_queue.package_uses import (
     UseCheck,
     append_package_freeze,
     append_package_use,
+    check_package_refund_in_tx,
     with_own_freezes,
 )
 from agent.offline_queue.promotions import promotion_counts, record_promotions
@@ -372,7 +373,7 @@ class Outbox(OutboxReader):
         # What was refunded before is read from the outbox in this write transaction:
         # concurrent refunds of one sale are serialised here and never overlap.
         done = self.db.execute_sql(
-            "SELECT id, type, body FROM events WHERE ref_id = ? AND type IN "
+            "SELECT id, type, body, seq FROM events WHERE ref_id = ? AND type IN "
             "('refund', 'refund_lines') AND state != 'rejected' ORDER BY seq",
             (sale_id,)).fetchall()
         whole = next((r for r in done if r[1] == "refund"), None)
@@ -388,7 +389,11 @@ class Outbox(OutboxReader):
                 "refund_whole_value", "a sale that moved stored value (top-ups, gift cards) "
                 "is refunded whole", {"sale_id": sale_id})
         if type_ == "refund":
-            return ev.Effect() if row[1] == "rejected" else ev.sale_effect(sale).reversed()
+            if row[1] == "rejected":
+                return ev.Effect()
+            # (1.3) refused while a package it sold was used; its visits go at once
+            return _with_visits(ev.sale_effect(sale).reversed(), check_package_refund_in_tx(
+                self, sale_id, sale, None, []))
         try:
             lines = parse_lines(body["lines"], len(sale.get("lines") or []))
             earlier = [parse_lines(json.loads(r[2]).get("lines"), len(sale.get("lines") or []))
@@ -400,7 +405,10 @@ class Outbox(OutboxReader):
         ev.validate_body(type_, body)
         if row[1] == "rejected":
             return ev.Effect()
-        return ev.refund_lines_effect(sale, part)
+        visits = check_package_refund_in_tx(
+            self, sale_id, sale, dict(lines),
+            [(int(r[3]), dict(e)) for r, e in zip(done, earlier, strict=True)])
+        return _with_visits(ev.refund_lines_effect(sale, part), visits)
 
     def mark_sent(self, ids: Iterable[str]) -> None:
         """Note that these events were published (they stay in the send list)."""
@@ -526,3 +534,15 @@ class Outbox(OutboxReader):
         :func:`agent.offline_queue.promotions.promotion_counts`)."""
         with self.db.guard("reading the promotion counters"):
             return promotion_counts(self.db.connection(), member_id, tz)
+
+
+def _with_visits(effect: ev.Effect, visits: Mapping[str, int]) -> ev.Effect:
+    """(1.3) A refund's effect with the package visits it takes back here at once."""
+    if not visits:
+        return effect
+    balance = dict(effect.balance)
+    for kind, change in visits.items():
+        balance[kind] = balance.get(kind, 0) + change
+    return ev.Effect(member_id=effect.member_id, balance=balance,
+                     redeemed_value=effect.redeemed_value, credit_used=effect.credit_used,
+                     purchases=effect.purchases, spend=effect.spend)

@@ -132,3 +132,50 @@ def append_package_freeze(outbox: Outbox, body: dict[str, Any], *, at: datetime,
         if refusal is not None:
             raise PackageRefused(refusal.reason, refusal.message, dict(refusal.params))
         return outbox.append_in_tx("package_freeze", body, at, at_text, staff_id, offline)
+
+
+def check_package_refund_in_tx(outbox: Outbox, sale_id: str, sale: Mapping[str, Any],
+                               units: Mapping[int, int] | None,
+                               earlier: list[tuple[int, Mapping[int, int]]]) -> dict[str, int]:
+    """A refund of a sale that sold packages, checked in its write transaction: refused
+    ``package_used`` (RefundNotPossible) when the package it would take back was used —
+    its usable visits (the club's balance plus this terminal's own unreflected uses)
+    are fewer than the visits the refund takes back, or, for a membership, this
+    terminal recorded a check-in of it since the sale. Returns the balance changes the
+    refund makes here at once (``visits.<id>`` −visits taken back), so that a package
+    refunded here is not used here before the club's record comes back.
+
+    ``units``: line → units refunded (None: the whole sale); ``earlier``: this
+    terminal's earlier refunds by line of the sale, each (seq, line → units). A sale
+    the club has not applied yet (no package of it in the record) takes nothing back:
+    nobody could have used it. Other terminals' check-ins count once they are in the
+    club's record (docs/protocol/club.md, "Visit packages and memberships")."""
+    member_id = sale.get("member_id")
+    if not isinstance(member_id, str):
+        return {}
+    record = outbox.members.member(member_id)
+    packages = pk.member_packages(record)
+    if not any(isinstance(p.get("sold_by"), list) for p in packages):
+        return {}
+    applied = int(((record or {}).get("applied") or {}).get(outbox.terminal_id, 0) or 0)
+    pending: dict[int, int] = {}
+    for seq, lines in earlier:
+        if seq > applied:  # the club's record does not show this refund yet
+            for line, qty in lines.items():
+                pending[line] = pending.get(line, 0) + qty
+    take = pk.refund_take(packages, sale_id, units, pending)
+    if not take.visits and not take.unlimited:
+        return {}
+    used: dict[str, int] = {}
+    if take.unlimited:
+        sale_seq = outbox.db.execute_sql("SELECT seq FROM events WHERE id = ?",
+                                          (sale_id,)).fetchone()
+        used = {str(pid): int(n) for pid, n in outbox.db.execute_sql(
+            "SELECT json_extract(body, '$.package_id'), count(*) FROM events "
+            "WHERE member_id = ? AND type = 'package_use' AND state != 'rejected' "
+            "AND seq > ? GROUP BY 1", (member_id, int(sale_seq[0]) if sale_seq else 0)
+        ).fetchall() if pid in take.unlimited}
+    refusal = pk.refund_refusal(take, outbox.members.usable_balances(member_id), used)
+    if refusal is not None:
+        raise ev.RefundNotPossible(refusal.reason, refusal.message, dict(refusal.params))
+    return {pk.visits_kind(pid): -visits for pid, visits in take.visits.items() if visits}

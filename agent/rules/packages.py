@@ -8,7 +8,9 @@ A package, as the club keeps it in the member record's ``packages``::
      "visits_total": 10,            # null: a period membership, unlimited visits
      "starts": "2026-11-01", "expires": "2027-01-29",
      "grace_days": 7, "freezable_days": 30,
-     "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}]}
+     "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}],
+     "sold_by": [{"sale_id": "…", "line": 0, "visits": 10, "days": 90}],
+     "revoked": "2026-11-20"}      # (only when a refund took it back)
 
 Dates are the club's local dates, both ends included. Each frozen day moves the
 expiry one day later (a frozen package loses no time). The visits left are the
@@ -81,8 +83,13 @@ def expires_on(pkg: Mapping[str, Any]) -> date:
 
 
 def state_on(pkg: Mapping[str, Any], day: date) -> PackageState:
-    """The package's state on ``day``."""
+    """The package's state on ``day``. A package the club ``revoked`` (a refund took
+    it back) is ``expired`` on every day, its expiry at the latest the day before the
+    refund, no grace."""
     expires = expires_on(pkg)
+    if pkg.get("revoked") is not None:
+        revoked = _day(pkg.get("revoked"), "revocation")
+        return PackageState("expired", min(expires, revoked - timedelta(days=1)))
     if day < _day(pkg.get("starts"), "start"):
         return PackageState("not_started", expires)
     if any(start <= day <= end for start, end in frozen_spans(pkg)):
@@ -194,3 +201,78 @@ def usable_ids(packages: Iterable[Mapping[str, Any]], lefts: Mapping[str, int],
                                           or lefts.get(visits_kind(pid), 0) > 0):
             out.append(pid)
     return out
+
+
+# ---- (1.3) refunds of package sales ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundTake:
+    """What a refund of a sale takes back of the packages it sold, as the club will:
+    ``visits`` (package id → visits of its limited grants), ``unlimited`` (the ids of
+    memberships it takes a grant of)."""
+
+    visits: Mapping[str, int]
+    unlimited: tuple[str, ...]
+
+
+def refund_take(packages: Iterable[Mapping[str, Any]], sale_id: str,
+                units: Mapping[int, int] | None,
+                pending: Mapping[int, int] | None = None) -> RefundTake:
+    """The grants (``sold_by`` entries) a refund of ``sale_id`` takes back: ``units``
+    (line → units refunded now; None: the whole sale). The club takes a line's grants
+    latest first, so ``pending`` (line → units refunded before that the record still
+    shows granted) are the latest ones, and this refund takes the ones before them.
+    A sale the record shows no grant of (not applied yet, or no package line) takes
+    nothing."""
+    visits: dict[str, int] = {}
+    unlimited: list[str] = []
+    skip = dict(pending or {})
+    want = None if units is None else dict(units)
+    for pkg in reversed(list(packages)):
+        grants = pkg.get("sold_by")
+        if not isinstance(grants, list):
+            continue
+        pid = str(pkg.get("package_id"))
+        for grant in reversed(grants):
+            if not isinstance(grant, Mapping) or grant.get("sale_id") != sale_id:
+                continue
+            line = grant.get("line")
+            if not isinstance(line, int):
+                continue
+            if skip.get(line, 0) > 0:
+                skip[line] -= 1
+                continue
+            if want is not None:
+                if want.get(line, 0) <= 0:
+                    continue
+                want[line] -= 1
+            if grant.get("visits") is None or pkg.get("visits_total") is None:
+                if pid not in unlimited:
+                    unlimited.append(pid)
+            else:
+                visits[pid] = visits.get(pid, 0) + max(0, int(grant["visits"]))
+    return RefundTake(visits, tuple(unlimited))
+
+
+def refund_refusal(take: RefundTake, lefts: Mapping[str, int],
+                   used_since_sale: Mapping[str, int]) -> Refusal | None:
+    """Why a refund taking ``take`` back cannot be recorded here, or None: a package
+    whose usable visits (``lefts``: ``visits.<id>`` → balance) are fewer than the
+    visits the refund takes back was used (the refund would give the money back for
+    visits had); a membership with check-ins at this terminal since the sale
+    (``used_since_sale``: package id → count) was used."""
+    for pid, visits in take.visits.items():
+        left = max(0, int(lefts.get(visits_kind(pid), 0)))
+        if left < visits:
+            used = visits - left
+            return Refusal("package_used", f"{used} of the package's visits were used: it "
+                           "cannot be refunded here; ask the club.",
+                           {"package_id": pid, "used": used, "visits": visits})
+    for pid in take.unlimited:
+        if used_since_sale.get(pid, 0) > 0:
+            used = used_since_sale[pid]
+            return Refusal("package_used", f"{used} of the package's visits were used: it "
+                           "cannot be refunded here; ask the club.",
+                           {"package_id": pid, "used": used, "visits": None})
+    return None

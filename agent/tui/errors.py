@@ -83,6 +83,8 @@ _REASONS = {
     "package_offline_limit": N_("Offline: this member was checked in here today already."),
     "package_choice": N_("Several packages: choose one."),
     "package_none": N_("This member has no package to check in with."),
+    "package_used": N_("The package this sale sold was used: it cannot be refunded "
+                       "here; ask the club."),
     # Card lifecycle (protocol 1.3).
     "card_lost": N_("This card was reported lost: no benefits. Ask for the member's new card."),
     "card_taken": N_("This card already belongs to another member; it cannot be linked."),

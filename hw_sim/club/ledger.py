@@ -764,6 +764,8 @@ class Ledger:
                                                       effects.sale_balance_deltas(sale), -1)
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
+            # (1.3) the packages it sold are taken back (once: the refund applies once)
+            _unsell_packages(str(sale_id), None, rec, self._local_day(_parse_time(ev["at"])))
         elif kind == "refund_lines":
             self._apply_refund_lines(ev, touched)
         elif kind == "member_enrol":
@@ -989,6 +991,10 @@ class Ledger:
         if completes:
             stats = rec.setdefault("stats", {})
             stats["purchase_count"] = max(0, int(stats.get("purchase_count") or 0) - 1)
+        units: dict[int, int] = {}
+        for item in ev["lines"]:
+            units[int(item["line"])] = units.get(int(item["line"]), 0) + int(item["qty"])
+        _unsell_packages(sale_id, units, rec, self._local_day(_parse_time(ev["at"])))
 
     def _tier_upgrade(self, rec: dict[str, Any]) -> None:
         """(1.3) The club's tier decision: while the member meets the next tier's
@@ -1073,12 +1079,18 @@ def _sell_packages(sale: Mapping[str, Any], rec: dict[str, Any], local_day: str)
             visits = spec["visits"]
             if mine is not None:
                 start = max(today, pk.expires_on(mine) + _td(days=1))
-                mine["expires"] = (start + _td(days=spec["valid_days"] - 1
-                                               - pk.frozen_days(mine))).isoformat()
+                before = _date.fromisoformat(str(mine["expires"]))
+                after = start + _td(days=spec["valid_days"] - 1 - pk.frozen_days(mine))
+                mine["expires"] = after.isoformat()
+                added = None
                 if visits is not None and mine.get("visits_total") is not None:
+                    added = visits
                     mine["visits_total"] = int(mine["visits_total"]) + visits
                     kind = pk.visits_kind(mine["package_id"])
                     balances[kind] = int(balances.get(kind, 0)) + visits
+                mine.setdefault("sold_by", []).append(
+                    {"sale_id": str(sale["id"]), "line": i, "visits": added,
+                     "days": (after - before).days})
                 continue
             package_id = f"pk-{str(sale['id'])[-12:]}-{i}-{unit}"
             held.append({"package_id": package_id, "sku": product["sku"],
@@ -1086,9 +1098,49 @@ def _sell_packages(sale: Mapping[str, Any], rec: dict[str, Any], local_day: str)
                          "starts": today.isoformat(),
                          "expires": (today + _td(days=spec["valid_days"] - 1)).isoformat(),
                          "grace_days": spec["grace_days"],
-                         "freezable_days": spec["freezable_days"], "frozen": []})
+                         "freezable_days": spec["freezable_days"], "frozen": [],
+                         "sold_by": [{"sale_id": str(sale["id"]), "line": i,
+                                      "visits": visits, "days": spec["valid_days"]}]})
             if visits is not None:
                 balances[pk.visits_kind(package_id)] = visits
+
+
+def _unsell_packages(sale_id: str, units: Mapping[int, int] | None, rec: dict[str, Any],
+                     local_day: str) -> None:
+    """(1.3) A refund takes back what the sale's package lines gave (``units``: line →
+    units refunded; None: the whole sale), each grant once (it leaves ``sold_by``):
+    the visits it added come off ``visits_total`` and the balance (not below zero),
+    the days it added off ``expires``. A package left with no sale that sold it is
+    ``revoked`` on the refund's local day (ended, its visits 0; the entry stays)."""
+    from agent.rules import packages as pk
+
+    balances = rec.setdefault("balances", {})
+    wanted = dict(units) if units is not None else None
+    for pkg in reversed(rec.get("packages") or []):
+        grants = pkg.get("sold_by") if isinstance(pkg, dict) else None
+        if not isinstance(grants, list) or not grants:
+            continue
+        kind = pk.visits_kind(str(pkg["package_id"]))
+        for grant in reversed(list(grants)):  # the latest unit of a line first
+            if not isinstance(grant, dict) or grant.get("sale_id") != sale_id:
+                continue
+            line = int(grant.get("line") or 0)
+            if wanted is not None:
+                if wanted.get(line, 0) <= 0:
+                    continue
+                wanted[line] -= 1
+            grants.remove(grant)
+            visits = grant.get("visits")
+            if visits is not None and pkg.get("visits_total") is not None:
+                pkg["visits_total"] = max(0, int(pkg["visits_total"]) - int(visits))
+                if kind in balances:
+                    balances[kind] = max(0, int(balances[kind]) - int(visits))
+            pkg["expires"] = (date.fromisoformat(str(pkg["expires"]))
+                              - timedelta(days=int(grant.get("days") or 0))).isoformat()
+        if not grants:
+            pkg["revoked"] = local_day
+            if kind in balances:
+                balances[kind] = 0
 
 
 def _copy_record(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -1099,6 +1151,9 @@ def _copy_record(rec: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = dict(out[key])
     if isinstance(out.get("identifiers"), list):
         out["identifiers"] = list(out["identifiers"])
+    if isinstance(out.get("packages"), list):  # (1.3) sales, refunds, freezes change them
+        out["packages"] = [{k: list(v) if isinstance(v, list) else v for k, v in p.items()}
+                           if isinstance(p, dict) else p for p in out["packages"]]
     return out
 
 

@@ -106,10 +106,66 @@ def test_every_confirmed_check_in_reaches_the_club_exactly_once() -> None:
                     break
                 time.sleep(0.3)
             assert problems == []
+            refund_s = _refund_a_package_sale(term, club, StaffAtTill(term))
     seconds = time.monotonic() - started
     print(f"figure: {len(confirmed)} check-ins confirmed, refused {refused}, "
           f"{staff.lost} calls retried through restarts (same request_id), "
           f"{report.kills} agent SIGKILLs, {report.broker_restarts} broker restarts; "
-          f"club = terminal; {seconds:.1f} s")
+          f"club = terminal; {seconds:.1f} s (package refunds: {refund_s:.1f} s)")
     assert report.kills >= 2 and report.broker_restarts >= 1
     assert len(confirmed) >= CHECKINS * 0.4
+
+
+def _refund_a_package_sale(term: Any, club: Any, staff: StaffAtTill) -> float:
+    """(#19) Two gym passes sold at the till: the one checked in once is not refunded
+    (``package_used``), the other is, and the agent is SIGKILLed right after; the club
+    revokes that package and the terminal agrees (expired, no visit left)."""
+    started = time.monotonic()
+    deadline = started + 60
+    club.publish_catalogue("M-7")  # the gym passes (hw_sim.club.catalogue)
+    while not term.status()["catalogue_version"]:
+        assert time.monotonic() < deadline, "the catalogue never reached the terminal"
+        time.sleep(0.1)
+    (used_m, used_token), (kept_m, kept_token) = list(MEMBERS.items())[:2]
+    sold: dict[str, str] = {}
+    for member_id, token in ((used_m, used_token), (kept_m, kept_token)):
+        quote = staff.call("sale.quote", {"lines": [{"sku": "gym-10", "qty": 1}],
+                                          "token": token}, deadline)
+        sale = staff.call("sale.commit", {"quote_id": quote["quote_id"]}, deadline)
+        sold[member_id] = sale["sale_id"]
+    pid = {m: f"pk-{sale_id[-12:]}-0-0" for m, sale_id in sold.items()}
+
+    def listed(token: str, package_id: str) -> dict[str, Any] | None:
+        found = staff.call("package.list", {"token": token}, deadline)["packages"]
+        return next((p for p in found if p["package_id"] == package_id), None)
+
+    while listed(used_token, pid[used_m]) is None or listed(kept_token, pid[kept_m]) is None:
+        assert time.monotonic() < deadline, "the club's packages never reached the terminal"
+        time.sleep(0.2)
+    staff.call("package.checkin", {"token": used_token, "package_id": pid[used_m]}, deadline)
+    with pytest.raises(ApiError) as refused:
+        staff.call("sale.refund", {"sale_id": sold[used_m], "reason": "changed mind"},
+                   deadline)
+    assert (refused.value.data or {}).get("reason") == "package_used", refused.value
+    staff.call("sale.refund", {"sale_id": sold[kept_m], "reason": "changed mind"}, deadline)
+    assert listed(kept_token, pid[kept_m]) == {**listed(kept_token, pid[kept_m]),
+                                               "visits_left": 0}  # at once, here
+    staff._drop()
+    assert term.agent is not None
+    term.agent.kill()  # SIGKILL, the refund perhaps not sent yet
+    term.start()
+    term.wait_synced(60)
+    while True:
+        rec = club.ledger.member(kept_m)
+        pkg = next(p for p in rec["packages"] if p["package_id"] == pid[kept_m])
+        here = listed(kept_token, pid[kept_m])
+        if pkg.get("revoked") and here is not None and here["state"] == "expired":
+            break
+        assert time.monotonic() < deadline, (pkg, here)
+        time.sleep(0.2)
+    assert rec["balances"][f"visits.{pid[kept_m]}"] == 0 and here["visits_left"] == 0
+    used = club.ledger.member(used_m)
+    assert used["balances"][f"visits.{pid[used_m]}"] == 9 and "revoked" not in next(
+        p for p in used["packages"] if p["package_id"] == pid[used_m])
+    staff._drop()
+    return time.monotonic() - started

@@ -46,6 +46,54 @@ def test_worked_examples() -> None:
     assert pk.use_refusal(month, None, 1, day) is None
 
 
+def test_a_revoked_package_is_expired_on_every_day() -> None:
+    # G6: a refund took the package back on 2026-11-20 (club.md): expired, no grace,
+    # whatever the day; a check-in is refused package_expired.
+    gone = {**GYM, "revoked": "2026-11-20"}
+    for day in (date(2026, 10, 31), date(2026, 11, 5), date(2026, 11, 20), date(2027, 1, 31)):
+        st = pk.state_on(gone, day)
+        assert (st.state, st.expires, st.usable) == ("expired", date(2026, 11, 19), False)
+    refusal = pk.use_refusal(gone, 10, 1, date(2026, 11, 28))
+    assert refusal is not None and refusal.reason == "package_expired"
+    assert pk.usable_ids([gone], {"visits.pk-1": 10}, date(2026, 11, 28)) == []
+
+
+def _sold(sale_id: str, *grants: tuple[int, int | None]) -> list[dict[str, object]]:
+    return [{"sale_id": sale_id, "line": line, "visits": visits, "days": 90}
+            for line, visits in grants]
+
+
+def test_refunds_take_back_the_grants_of_the_sale() -> None:
+    # G7: the gym pass sold by sale s1 (10 visits): 10 left → refundable, −10 here;
+    # 7 left → package_used, 3 used.
+    sold = {**GYM, "sold_by": _sold("s1", (0, 10))}
+    take = pk.refund_take([sold], "s1", None)
+    assert take == pk.RefundTake({"pk-1": 10}, ())
+    assert pk.refund_refusal(take, {"visits.pk-1": 10}, {}) is None
+    refusal = pk.refund_refusal(take, {"visits.pk-1": 7}, {})
+    assert refusal is not None and (refusal.reason, refusal.params["used"]) == \
+        ("package_used", 3)
+    assert refusal.message == ("3 of the package's visits were used: it cannot be "
+                               "refunded here; ask the club.")
+    # Another sale, or a sale the club has not applied (no grant): nothing taken.
+    assert pk.refund_take([sold], "s2", None) == pk.RefundTake({}, ())
+    assert pk.refund_take([GYM], "s1", None) == pk.RefundTake({}, ())
+    # Renewed by s2 (2 units of line 1, 5 visits each): refunding one unit takes 5;
+    # with one unit refunded before and not in the record yet, the other 5.
+    renewed = {**GYM, "sold_by": _sold("s1", (0, 10)) + _sold("s2", (1, 5), (1, 5))}
+    assert pk.refund_take([renewed], "s2", {1: 1}).visits == {"pk-1": 5}
+    assert pk.refund_take([renewed], "s2", {1: 1}, {1: 1}).visits == {"pk-1": 5}
+    assert pk.refund_take([renewed], "s2", {1: 1}, {1: 2}).visits == {}
+    assert pk.refund_take([renewed], "s2", {0: 1}).visits == {}  # not a package line
+    # A membership: refused once checked in here since the sale.
+    month = {**GYM, "visits_total": None, "sold_by": _sold("s3", (0, None))}
+    take = pk.refund_take([month], "s3", None)
+    assert take == pk.RefundTake({}, ("pk-1",))
+    assert pk.refund_refusal(take, {}, {}) is None
+    assert pk.refund_refusal(take, {}, {"pk-1": 2}).params == {  # type: ignore[union-attr]
+        "package_id": "pk-1", "used": 2, "visits": None}
+
+
 def test_freezes() -> None:
     today = date(2026, 11, 28)
     assert pk.freeze_refusal(GYM, date(2026, 12, 1), date(2026, 12, 30), today) is None
