@@ -135,10 +135,10 @@ def demo_packages(today: date) -> dict[str, list[dict[str, Any]]]:
     def day(n: int) -> str:
         return (today + timedelta(days=n)).isoformat()
     return {
-        "m-1": [{"package_id": "pk-demo-gym", "sku": "GYM-10", "name": "10-visit gym pass",
+        "m-1": [{"package_id": "pk-demo-gym", "sku": "gym-10", "name": "10-visit gym pass",
                  "visits_total": 10, "starts": day(-20), "expires": day(70),
                  "grace_days": 7, "freezable_days": 30, "frozen": []}],
-        "m-2": [{"package_id": "pk-demo-month", "sku": "MONTH", "name": "Monthly membership",
+        "m-2": [{"package_id": "pk-demo-month", "sku": "gym-month", "name": "Monthly membership",
                  "visits_total": None, "starts": day(-33), "expires": day(-3),
                  "grace_days": 7, "freezable_days": 0, "frozen": []}],
     }

@@ -86,3 +86,21 @@ def test_a_freeze_is_kept_once_and_moves_the_expiry() -> None:
         bad = {**freeze, "id": str(uuid.uuid4()), "seq": 3, "from": "soon"}
         ledger.receive_batch("T-1", [bad])
         assert ledger.event_counts("T-1").get("rejected") == 1
+
+
+def test_a_demo_pass_sold_again_renews_the_one_the_demo_member_holds() -> None:
+    """The demo's packages are of the demo catalogue's products: Sara buying another
+    gym pass at the demo till renews hers (17 visits on one pass), she does not end up
+    with two passes side by side."""
+    from hw_sim.club.__main__ import _demo_packages
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "club.db",
+                        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC))
+        sara: dict[str, Any] = {"member_id": "m-1001", "balances": {"points": 0}}
+        _demo_packages([sara])
+        ledger.upsert_members([{**sara, "member_id": "m-1"}])
+        ledger.receive_batch("T-1", [_sale(1, sara["packages"][0]["sku"])])
+        rec = ledger.member("m-1")
+        assert rec is not None and len(rec["packages"]) == 1
+        assert rec["balances"]["visits.pk-demo-gym"] == 17
