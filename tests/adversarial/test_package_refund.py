@@ -294,6 +294,20 @@ def test_the_api_refuses_with_a_reason_and_a_sentence() -> None:
         listed = await c.call("package.list", {"session": cashier, "token": "nfc:04A1B2"})
         left = {p["package_id"]: p["visits_left"] for p in listed["packages"]}
         assert left == {packages[0]["package_id"]: 9, packages[1]["package_id"]: 0}
+        # The club applies the refund and revokes that pass: no longer listed.
+        record = h.store.members.member("m-1")
+        assert record is not None
+        seqs = [e["seq"] for e in h.outbox()]
+        v = h.store.members.members_version()
+        h.store.members.apply_changes({"from_version": v, "to_version": v + 1, "members": [{
+            **record, "version": v + 1,
+            "packages": [packages[0], {**packages[1], "sold_by": [],
+                                       "revoked": h.now.date().isoformat()}],
+            "applied": {h.store.outbox.terminal_id: max(seqs)},
+            "balances": {**record["balances"], pk.visits_kind(packages[0]["package_id"]): 9,
+                         pk.visits_kind(packages[1]["package_id"]): 0}}]})
+        listed = await c.call("package.list", {"session": cashier, "token": "nfc:04A1B2"})
+        assert [p["package_id"] for p in listed["packages"]] == [packages[0]["package_id"]]
     run(scenario)
 
 

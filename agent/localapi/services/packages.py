@@ -47,6 +47,8 @@ class PackageMethods(AdjustMethods):
         today = self._today()
         out = []
         for pkg in await self.db.read(self.outbox.member_packages, member_id):
+            if pkg.get("revoked") is not None:
+                continue  # (1.3) its sale was refunded: not the member's any more
             try:
                 out.append(pk.summary(pkg, balances.get(pk.visits_kind(pkg["package_id"]), 0),
                                       today))
