@@ -7,6 +7,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -30,6 +31,8 @@ from agent.tui.i18n import (
     N_,
     ascii_digits,
     current,
+    display,
+    fill,
     money,
     number,
     ordered,
@@ -127,8 +130,7 @@ class SaleScreen(SaleCheckout):
                 yield Static(id="to-pay")
 
     def on_mount(self) -> None:
-        table = self.query_one("#basket", DataTable)
-        table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
+        self._basket_columns(self.query_one("#basket", DataTable))
         self.watch(self.app, "agent_status", self._show_offline, init=True)
         self.query_one("#entry", Input).focus()
         staff = self.club_app.staff
@@ -184,16 +186,27 @@ class SaleScreen(SaleCheckout):
     def on_resize(self) -> None:
         self.call_after_refresh(self._redraw)
 
+    @staticmethod
+    def _basket_columns(table: DataTable[Any]) -> None:
+        table.add_columns(*ordered([tr("Item"), tr("Qty"), tr("Price"), tr("Total")]))
+
     def _redraw(self) -> None:
         table = self.query_one("#basket", DataTable)
-        table.clear()
+        # The columns too: a column keeps the widest cell it ever had, and a line
+        # cut to fit must narrow it again.
+        table.clear(columns=True)
+        self._basket_columns(table)
         quote_lines = (self.quote or {}).get("lines") or []
         details = (self.quote or {}).get("line_details") or []
         priced = len(quote_lines) == len(self.lines) == len(details)
+        rows: list[tuple[str, list[str], str, str, str]] = []
         for i, line in enumerate(self.lines):
-            item = line.name or line.sku or tr("Amount")
+            # Logical order (a product's name is as the catalogue has it); each
+            # line of the cell is put in display order once composed.
+            item = line.name or line.sku or fill("Amount")
             qty = tr("{n} g", n=number(line.qty)) if line.weighed else number(line.qty)
             unit, total = line.unit_price, line.total
+            shares: list[str] = []
             if line.catalogue and priced:
                 # The agent's price (a member price, a weight's price) and the
                 # line's own benefits (the shares of the sale's).
@@ -202,10 +215,23 @@ class SaleScreen(SaleCheckout):
                 unit = line.unit_price if line.weighed else unit
                 benefits = details[i].get("benefits") or {}
                 if benefits.get("discount"):
-                    item += " " + tr("−{amount}", amount=self.fmt(int(benefits["discount"])))
+                    shares.append(fill("−{amount}", amount=self.fmt(int(benefits["discount"]))))
                 if benefits.get("points"):
-                    item += " " + tr("+{n} pts", n=number(int(benefits["points"])))
-            table.add_row(*ordered([item, qty, self.fmt(unit), self.fmt(total)]), key=str(i))
+                    shares.append(fill("+{n} pts", n=number(int(benefits["points"]))))
+            rows.append((item, shares, qty, self.fmt(unit), self.fmt(total)))
+        room = _item_room(table, [r[2:] for r in rows])
+        for i, (item, shares, qty, unit_text, total_text) in enumerate(rows):
+            if cell_len(" ".join([item, *shares])) <= room:
+                cell, height = _in_order([item, *shares]), 1
+            else:
+                # Too wide beside the money: the benefits go under the name, so the
+                # price and total stay in sight and nothing is cut that fits.
+                cell, height = display(_clip(item, room)), 1
+                if shares:
+                    cell += "\n" + _in_order([_clip(" ".join(shares), room - 2)], indent=2)
+                    height = 2
+            table.add_row(*ordered([cell, qty, unit_text, total_text]), key=str(i),
+                          height=height)
         if self.lines:
             self._selected = min(self._selected, len(self.lines) - 1)
             table.move_cursor(row=self._selected, animate=False)
@@ -614,3 +640,27 @@ class SaleScreen(SaleCheckout):
             self._request_quote()
             return True
         return False
+
+
+def _item_room(table: DataTable[Any], rows: list[tuple[str, str, str]]) -> int:
+    """Cells the basket's Item column may take so that quantity, price and total
+    (``rows``) stay in sight: a long name is cut, never the money."""
+    headers = [tr("Qty"), tr("Price"), tr("Total")]
+    others = sum(max([cell_len(h)] + [cell_len(r[k]) for r in rows]) + 2
+                 for k, h in enumerate(headers))
+    # 2 cells of padding for the Item column, 1 for a vertical scrollbar.
+    return max(8, table.size.width - others - 3) if table.size.width else 10_000
+
+
+def _in_order(parts: list[str], indent: int = 0) -> str:
+    """Logical ``parts`` (a name, each benefit) on one line in display order: each
+    part ordered on its own and the parts placed right to left in an RTL locale."""
+    return " " * indent + " ".join(ordered([display(part) for part in parts]))
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis when longer."""
+
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, width - 1).rstrip() + "…"

@@ -54,9 +54,13 @@ async def test_scan_weigh_find_unknown_and_record() -> None:
         for row, detail in zip(rows, details, strict=True):
             discount = screen.fmt(detail["benefits"]["discount"])
             assert f"−{discount}" in row[0] and f"+{detail['benefits']['points']} pts" in row[0]
-        assert rows[0][0].startswith("Espresso −") and rows[0][1] == "2"
+        # The name, then its benefits (beside it, or under it where the money would
+        # not fit beside).
+        share = [f"−{screen.fmt(d['benefits']['discount'])}" for d in details]
+        assert rows[0][0].split()[:2] == ["Espresso", share[0]]
+        assert rows[0][1] == "2"
         assert rows[0][2] == "€2.20"  # Sara is gold: the catalogue's member price
-        assert rows[1][0].startswith("Croissant −")
+        assert rows[1][0].split()[:2] == ["Croissant", share[1]]
         assert "bakery-members-10" in details[1]["benefits"]["rules"]
         assert "bakery-members-10" not in details[0]["benefits"]["rules"]
         # Ctrl+F finds by name; a weighed product asks its grams.
@@ -121,3 +125,24 @@ async def test_recent_sales_and_the_refund_dialog_name_the_products() -> None:
         labels = [line_label(line, i) for i, line in enumerate(listed["lines"])]
         assert labels == ["Espresso", "Croissant"], labels
         assert [line["sku"] for line in listed["lines"]] == ["cafe-espresso", "bake-croissant"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+async def test_a_long_line_keeps_its_price_and_total_in_sight(size: tuple[int, int]) -> None:
+    """A product with a long name and its benefits at an 80- or 60-column till: the
+    basket never scrolls sideways (the money would go out of sight); the benefits go
+    under the name instead."""
+    async with till(size=size) as (h, app, pilot):
+        screen = await _basket(h, app, pilot)
+        gym = find_product("gym pass")["barcodes"][0]
+        await scan(h, gym)
+        await wait_for(pilot, lambda: len(screen.lines) == 3 and screen.quote is not None
+                       and len(screen.quote["lines"]) == 3, timeout=10)
+        await pilot.pause(0.2)
+        table = app.screen.query_one("#basket", DataTable)
+        assert table.virtual_size.width <= table.size.width, (table.virtual_size, table.size)
+        row = cells(app)[2]
+        assert row[0].startswith("10-visit gym pass") and "+107 pts" in row[0]
+        assert row[3] == screen.fmt(int(screen.quote["lines"][2]["unit_price"]))
+        if size == (80, 24):  # 44 columns beside the quote: under the name
+            assert row[0].split("\n")[1].strip().startswith("−€12.00")
