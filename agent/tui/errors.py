@@ -134,12 +134,9 @@ _REASONS = {
     "unknown_value_kind": N_("The club's rules do not know this balance: it cannot be sold."),
     "too_many_cards": N_("Too many gift cards in one sale (at most {max})."),
     "refund_whole_value": N_("A sale with top-ups or gift cards can only be refunded whole."),
-    # Typed values, refunds, payments, appointments, sign-in.
-    "missing_param": N_("Please check what was typed."),
-    "wrong_type": N_("Please check what was typed."),
-    "bad_param": N_("Please check what was typed."),
-    "bad_params": N_("Please check what was typed."),
-    "invalid_params": N_("Please check what was typed."),
+    # Typed values, refunds, payments, appointments, sign-in. (A malformed request the
+    # UI does not send — missing_param, wrong_type, bad_param — keeps the headline and
+    # the agent's sentence, which names the parameter for a technician.)
     "empty": N_("Please fill this in."),
     "too_long": N_("That text is too long (at most {max_chars} characters)."),
     "bad_amount": N_("That amount is not right: check it."),
@@ -176,7 +173,7 @@ def error_logical(error: ApiError) -> str:
     data = error.data if isinstance(error.data, dict) else {}
     reason = data.get("reason")
     if isinstance(reason, str):
-        key = f"{reason}:{data.get('why')}"
+        key = f"{reason}:{data.get('why')}"  # bad_freeze:overlap
         sentence = _REASONS.get(key) or _REASONS.get(reason)
         if sentence is not None:
             return reason_sentence(sentence, data)
