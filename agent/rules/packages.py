@@ -148,20 +148,29 @@ def freeze_refusal(pkg: Mapping[str, Any], start: date, end: date,
     None: not backwards, not in the past, no overlap with a freeze, within the
     package's ``freezable_days`` in all."""
     pid = str(pkg.get("package_id"))
+    # ``why`` tells the three ``bad_freeze`` cases apart for a UI (a 1.3 addition:
+    # the reason stays ``bad_freeze`` for peers that know only it).
     if end < start:
-        return Refusal("bad_freeze", "The freeze ends before it starts.", {"package_id": pid})
+        return Refusal("bad_freeze", "The freeze ends before it starts.",
+                       {"package_id": pid, "why": "ends_before_start",
+                        "from": start.isoformat(), "until": end.isoformat()})
     if start < today:
-        return Refusal("bad_freeze", "A freeze cannot start in the past.", {"package_id": pid})
-    if any(not (end < s or start > e) for s, e in frozen_spans(pkg)):
+        return Refusal("bad_freeze", "A freeze cannot start in the past.",
+                       {"package_id": pid, "why": "in_past", "from": start.isoformat(),
+                        "today": today.isoformat()})
+    overlap = next(((s, e) for s, e in frozen_spans(pkg) if not (end < s or start > e)), None)
+    if overlap is not None:
         return Refusal("bad_freeze", "The package is already frozen then.",
-                       {"package_id": pid})
+                       {"package_id": pid, "why": "overlap",
+                        "frozen_from": overlap[0].isoformat(),
+                        "frozen_until": overlap[1].isoformat()})
     allowed = max(0, int(pkg.get("freezable_days") or 0))
     days = (end - start).days + 1
     if frozen_days(pkg) + days > allowed:
         return Refusal("freeze_too_long", f"This package may be frozen {allowed} days in all "
                        f"({frozen_days(pkg)} used).",
                        {"package_id": pid, "freezable_days": allowed,
-                        "used": frozen_days(pkg)})
+                        "used": frozen_days(pkg), "days": days})
     return None
 
 

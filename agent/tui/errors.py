@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from string import Formatter
+
 from agent.errors import ApiError
 from agent.localapi import (
     CONFLICT,
@@ -14,7 +17,7 @@ from agent.localapi import (
     STORAGE,
     UNKNOWN_MEMBER,
 )
-from agent.tui.i18n import N_, current, display, fill
+from agent.tui.i18n import N_, current, display, fill, number
 
 # A translated headline per error code; the agent's own sentence follows it
 # where it carries specifics (who is booked, which limit).
@@ -93,6 +96,66 @@ _REASONS = {
     "not_a_card": N_("Only a card, tag or printed code can be linked."),
     "bad_nid": N_("That national id is not right: check the number."),
     "nid_unavailable": N_("This terminal cannot use national ids yet."),
+    # (1.3) Package freezes: ``bad_freeze`` says ``why`` (``reason:why`` keys); the
+    # figures come from ``data`` (dates in the UI's calendar, numbers in its digits).
+    "bad_freeze": N_("This freeze is not possible: check its dates."),
+    "bad_freeze:ends_before_start": N_("The freeze ends ({until}) before it starts ({from})."),
+    "bad_freeze:in_past": N_("A freeze cannot start in the past ({from}): the earliest is "
+                             "today, {today}."),
+    "bad_freeze:overlap": N_("This package is already frozen from {frozen_from} to "
+                             "{frozen_until}."),
+    "freeze_too_long": N_("This package may be frozen {freezable_days} days in all (used: "
+                          "{used}, asked: {days})."),
+    "out_of_range": N_("Please check what was typed."),
+    # (1.3) Manual adjustments (over-limit ones: adjust_dialog.LIMIT_TEXTS).
+    "adjust_off": N_("The club does not allow manual adjustments on this terminal."),
+    "no_earn_rate": N_("No points rate for amounts here: type the points instead."),
+    "bad_kind": N_("This balance cannot be adjusted here."),
+    "bad_reason": N_("Choose one of the listed reasons."),
+    "member_not_active": N_("This card is blocked or reported lost: no benefits."),
+    "unknown_member": N_("No member found."),
+    # (1.3) Stored value and gift cards.
+    "gift_card": N_("This is a gift card: use it in Pay, not as a member's card."),
+    "gift_card_empty": N_("This gift card has no value left."),
+    "gift_card_expired": N_("This gift card has expired."),
+    "gift_card_unknown": N_("This gift card is not known here."),
+    "gift_card_spent": N_("The gift card sold with this sale has been spent: the sale cannot "
+                          "be refunded whole."),
+    "gift_card_token_taken": N_("This card already belongs to a member or a gift card: use "
+                                "a new card."),
+    "insufficient_value": N_("Not enough stored value left: take another payment for the "
+                             "rest."),
+    "offline_value_limit": N_("Offline, this card or member has reached today's limit for "
+                              "stored value: take another payment."),
+    "member_needed": N_("Identify the member first."),
+    "over_max_balance": N_("The balance would pass the most it may hold."),
+    "not_spendable": N_("This balance cannot pay a sale here."),
+    "amount_needed": N_("This product has an open price: type its amount."),
+    "no_units_price": N_("This product cannot be paid in units."),
+    "bad_value_line": N_("A top-up or gift card line is not right: check its amount."),
+    "unknown_value_kind": N_("The club's rules do not know this balance: it cannot be sold."),
+    "too_many_cards": N_("Too many gift cards in one sale (at most {max})."),
+    "refund_whole_value": N_("A sale with top-ups or gift cards can only be refunded whole."),
+    # Typed values, refunds, payments, appointments, sign-in. (A malformed request the
+    # UI does not send — missing_param, wrong_type, bad_param — keeps the headline and
+    # the agent's sentence, which names the parameter for a technician.)
+    "empty": N_("Please fill this in."),
+    "too_long": N_("That text is too long (at most {max_chars} characters)."),
+    "bad_amount": N_("That amount is not right: check it."),
+    "bad_time": N_("That time is not right: check it."),
+    "time_without_offset": N_("That time is not right: check it."),
+    "bad_date": N_("That date is not right: check it."),
+    "bad_minutes": N_("The length must be {min} to {max} minutes."),
+    "bad_lines": N_("Choose the lines to refund and how many of each."),
+    "bad_method": N_("That payment method is not accepted here."),
+    "no_such_sale": N_("There is no such sale on this terminal."),
+    "unknown_sale": N_("There is no such sale on this terminal."),
+    "appointment_overlap": N_("This staff member is already booked then."),
+    "too_many_attempts": N_("Too many wrong PINs on this terminal: wait a minute or use your "
+                            "badge."),
+    "badge_not_tapped": N_("This badge is not known here, or was not tapped on this "
+                           "terminal: tap your staff badge."),
+    "badge_tap_expired": N_("The badge tap has expired: tap your badge again."),
 }
 DISCONNECTED = -1
 
@@ -111,8 +174,11 @@ def error_logical(error: ApiError) -> str:
         return str(error)
     data = error.data if isinstance(error.data, dict) else {}
     reason = data.get("reason")
-    if isinstance(reason, str) and reason in _REASONS:
-        return current().gettext(_REASONS[reason])
+    if isinstance(reason, str):
+        key = f"{reason}:{data.get('why')}"  # bad_freeze:overlap
+        sentence = _REASONS.get(key) or _REASONS.get(reason)
+        if sentence is not None:
+            return reason_sentence(sentence, data)
     if error.code not in _HEADLINES:
         return str(error)
     return fill(
@@ -120,3 +186,22 @@ def error_logical(error: ApiError) -> str:
         headline=current().gettext(_HEADLINES[error.code]),
         detail=str(error),
     )
+
+
+def reason_sentence(message: str, data: dict[str, object]) -> str:
+    """``message`` translated, its ``{figures}`` taken from ``data``: a whole number
+    in the UI's digits, an ISO date in its calendar; a figure the agent did not give
+    is shown as ``?`` rather than the sentence being lost."""
+    names = {name for _, name, _, _ in Formatter().parse(message) if name}
+    return fill(message, **{name: _figure(data.get(name)) for name in names})
+
+
+def _figure(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number(value)
+    if isinstance(value, str):
+        try:
+            return current().date(date.fromisoformat(value)) if len(value) == 10 else value
+        except ValueError:
+            return value
+    return "?"

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, Label, Select, Static
 
 from agent.errors import ApiError
 from agent.localapi import LIMIT
-from agent.tui.errors import error_text
+from agent.tui.errors import error_logical
 from agent.tui.i18n import N_, current, fill, money, number, parse_amount, tr
 from agent.tui.labels import credit_name
 from agent.tui.screens.base import ClubModal
@@ -45,6 +45,8 @@ LIMIT_TEXTS = {
     "kind_not_grantable": N_("The club does not allow granting this balance."),
     "no_points": N_("That amount earns no points: type the points instead."),
     "balance_bound": N_("The balance would become too large."),
+    "zero": N_("The amount must not be 0."),
+    "adjust_off": N_("The club does not allow adjusting this balance by hand."),
 }
 
 
@@ -231,7 +233,8 @@ class AdjustDialog(ClubModal):
             text = current().gettext(LIMIT_TEXTS[limit]).format_map(
                 {"balance": "?", "max": "?", "left": "?", **values})
         else:
-            text = error_text(error)
-        self.query_one("#adj-error", Static).update(text)
+            text = error_logical(error)
+        # Wrapped in reading order, each line then in display order (RTL).
+        self.query_one("#adj-error", Static).update(BidiText(text))
         self.query_one("#adj-preview", Static).update("")
         return True

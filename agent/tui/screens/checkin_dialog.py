@@ -14,9 +14,10 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from agent.errors import ApiError
-from agent.tui.errors import error_text
+from agent.tui.errors import error_logical
 from agent.tui.i18n import N_, ascii_digits, current, display, tr
 from agent.tui.screens.base import ClubModal
+from agent.tui.widgets.bidi import BidiText
 
 STATES = {"active": N_("active"), "in_grace": N_("in grace"), "frozen": N_("frozen"),
           "not_started": N_("not started"), "expired": N_("expired")}
@@ -110,7 +111,8 @@ class CheckInDialog(ClubModal):
 
     def _failed(self, error: ApiError) -> bool:
         widget = self.query_one("#checkin-result", Static)
-        widget.update(error_text(error))
+        # Wrapped in reading order: a refusal with its figures may take two lines at 60x20.
+        widget.update(BidiText(error_logical(error)))
         widget.set_class(True, "error")
         return True
 

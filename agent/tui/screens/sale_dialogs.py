@@ -57,7 +57,8 @@ def balance_line(result: dict[str, Any], fmt: Callable[[int], str]) -> str:
 
 
 class PaymentDialog(ClubModal):
-    """How the customer pays: choose 1 cash, 2 card or 3 other, then Enter records.
+    """How the customer pays: choose 1 cash, 2 card, 3 other, 4 stored value, 5 a gift
+    card or 6 on account, then Enter records.
 
     Recording takes two deliberate keys, so that digits meant for the amount
     field (typed while the dialog was opening) never record a sale: any other
@@ -192,7 +193,7 @@ class PaymentDialog(ClubModal):
     def action_add_part(self) -> None:
         """``+``: the amount typed is one part of a split payment, by the method chosen."""
         if self.choice is None or self.tendered is None or self.fmt is None:
-            self._hint(tr("Split: choose 1, 2 or 3, Tab, type the part, then +."), error=True)
+            self._hint(tr("Split: choose 1 to 6, Tab, type the part, then +."), error=True)
             return
         if not 0 < self.tendered < self.left:
             self._hint(tr("A part must be more than nothing and less than left to pay "

@@ -145,3 +145,26 @@ def test_uses_never_pass_the_visits_at_one_terminal(left: int, asks: list[int]) 
         if pk.use_refusal(GYM, left - used, units, day) is None:
             used += units
     assert used <= left
+
+
+def test_each_bad_freeze_says_why_with_its_figures() -> None:
+    """(1.3) ``bad_freeze`` covers three cases a cashier must tell apart: ``why``
+    names the case, the dates and days are given for the UI's sentence."""
+    today = date(2026, 11, 28)
+    once = {**GYM, "frozen": [{"from": "2026-12-01", "until": "2026-12-10"}]}
+    cases = [
+        (GYM, date(2026, 12, 5), date(2026, 12, 1),
+         {"why": "ends_before_start", "from": "2026-12-05", "until": "2026-12-01"}),
+        (GYM, date(2026, 11, 27), date(2026, 11, 30),
+         {"why": "in_past", "from": "2026-11-27", "today": "2026-11-28"}),
+        (once, date(2026, 12, 10), date(2026, 12, 12),
+         {"why": "overlap", "frozen_from": "2026-12-01", "frozen_until": "2026-12-10"}),
+    ]
+    for pkg, start, end, expected in cases:
+        refusal = pk.freeze_refusal(pkg, start, end, today)
+        assert refusal is not None and refusal.reason == "bad_freeze"
+        assert {k: refusal.params[k] for k in expected} == expected
+    too_long = pk.freeze_refusal(once, date(2026, 12, 11), date(2026, 12, 31), today)
+    assert too_long is not None and too_long.reason == "freeze_too_long"
+    assert {k: too_long.params[k] for k in ("freezable_days", "used", "days")} == {
+        "freezable_days": GYM["freezable_days"], "used": 10, "days": 21}

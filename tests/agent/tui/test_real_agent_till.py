@@ -191,6 +191,34 @@ async def test_a_split_payment_card_then_cash_with_change() -> None:
         assert "Cash tendered €40.00 · change €10.00" in text, text
 
 
+async def test_the_split_hint_names_the_keys_pay_offers() -> None:
+    # "+" before a part is typed says how to split, naming 1 to 6 (Pay offers six
+    # methods); the hint is true: 3 (other), Tab, the part, + is taken as a part.
+    from textual.widgets import Static
+
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog
+
+    async with till("mg", "9999") as (h, app, pilot):
+        screen = app.screen
+        assert isinstance(screen, SaleScreen)
+        await pilot.press(*"30", "enter")
+        await wait_for(pilot, lambda: screen.quote is not None)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        dialog = app.screen
+        assert isinstance(dialog, PaymentDialog)
+        await pilot.press("plus")
+        hint = dialog.query_one("#pay-hint", Static)
+        await wait_for(pilot, lambda: "Split" in str(hint.content))
+        assert "1 to 6" in str(hint.content) and hint.has_class("error")
+        assert {dialog.TENDERS[k] for k in "123456"} == {
+            "cash", "card", "other", "stored_value", "gift_card", "account"}
+        await pilot.press("3", "tab", *"10", "plus")
+        await wait_for(pilot, lambda: dialog.parts == [("other", 1000)])
+        assert not h.outbox()
+
+
 async def test_escape_drops_the_parts_and_records_nothing() -> None:
     from agent.tui.screens.sale import SaleScreen
     from agent.tui.screens.sale_dialogs import PaymentDialog
