@@ -37,8 +37,13 @@ from agent.tui.widgets.bidi import BidiText, tr_block
 from agent.tui.widgets.member_progress import progress_lines
 
 STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
-#: (1.3) Packages the profile lists (usable ones first); the rest are counted.
+#: (1.3) Packages the profile lists (usable ones first); the rest are counted. A
+#: profile narrower than :data:`NARROW_PROFILE` cells (60 columns) lists one and no
+#: freeze dates (the state says "frozen"), one lower than :data:`TALL_PROFILE` rows
+#: (80x24) two.
 PACKAGES_SHOWN = 3
+NARROW_PROFILE = 30
+TALL_PROFILE = 24
 
 
 def _day(text: object) -> str:
@@ -49,17 +54,19 @@ def _day(text: object) -> str:
         return str(text)
 
 
-def package_lines(packages: object, today: date | None = None) -> list[BidiText]:
+def package_lines(packages: object, today: date | None = None,
+                  shown: int = PACKAGES_SHOWN) -> list[BidiText]:
     """(1.3) The member's packages (``member.profile``'s ``packages``): a heading, then
-    for each of the first :data:`PACKAGES_SHOWN` (usable ones first) its name and state,
+    for each of the first ``shown`` (usable ones first) its name and state,
     visits left and expiry, and its latest freeze unless it ended before ``today`` (a
-    past freeze is already in the expiry); then how many more packages there are."""
+    past freeze is already in the expiry; none when one is shown: a narrow profile);
+    then how many more packages there are."""
     rows = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
     if not rows:
         return []
     rows.sort(key=lambda p: not p.get("usable"))  # stable: the agent's order otherwise
     lines = [BidiText(fill("Packages:"))]
-    for pkg in rows[:PACKAGES_SHOWN]:
+    for pkg in rows[:shown]:
         style = "" if pkg.get("usable") else "dim"
         state = str(pkg.get("state"))
         word = current().gettext(PACKAGE_STATES[state]) if state in PACKAGE_STATES else state
@@ -79,21 +86,21 @@ def package_lines(packages: object, today: date | None = None) -> list[BidiText]
         lines.append(BidiText(f"  {visits} · {when}", style))
         spans = sorted((f for f in pkg.get("frozen") or [] if isinstance(f, dict)),
                        key=lambda f: str(f.get("from")))
-        if spans and (today is None or str(spans[-1].get("until")) >= today.isoformat()):
+        if shown > 1 and spans and (today is None or str(spans[-1].get("until")) >= today.isoformat()):
             last = {"start": _day(spans[-1].get("from")), "end": _day(spans[-1].get("until"))}
             lines.append(BidiText("  " + (
                 fill("frozen {start} – {end}", **last) if len(spans) == 1 else
                 filln("frozen {start} – {end}, and {n} more time",
                       "frozen {start} – {end}, and {n} more times", len(spans) - 1, **last)),
                 "dim"))
-    if len(rows) > PACKAGES_SHOWN:
+    if len(rows) > shown:
         lines.append(BidiText(filln("and {n} more package", "and {n} more packages",
-                                    len(rows) - PACKAGES_SHOWN), "dim"))
+                                    len(rows) - shown), "dim"))
     return lines
 
 
-def profile_text(profile: dict[str, Any] | None, fmt: Any,
-                 today: date | None = None) -> Group | BidiText:
+def profile_text(profile: dict[str, Any] | None, fmt: Any, today: date | None = None,
+                 packages_shown: int = PACKAGES_SHOWN) -> Group | BidiText:
     """A member's profile: status, balances, visits, packages, cards, last sales here.
 
     Each line wraps on its own in reading order, right to left too (:class:`BidiText`).
@@ -123,7 +130,8 @@ def profile_text(profile: dict[str, Any] | None, fmt: Any,
                                    n=number(int(stats["purchase_count"])),
                                    day=str(stats.get("last_purchase") or "—"))))
     lines.extend(progress_lines(profile, fmt))  # (1.3) next tier, referrals
-    lines.extend(package_lines(profile.get("packages"), today))  # (1.3) visit packages
+    lines.extend(package_lines(profile.get("packages"), today,  # (1.3) visit packages
+                               packages_shown))
     for card in profile.get("cards") or []:
         lines.append(BidiText(fill("Card {masked}", masked=str(card.get("label")))))
     for card in profile.get("lost_cards") or []:
@@ -223,9 +231,16 @@ class MembersScreen(ClubScreen):
 
     def _show_profile(self) -> None:
         status = self.club_app.agent_status
-        self.query_one("#member-profile", Static).update(profile_text(
+        widget = self.query_one("#member-profile", Static)
+        shown = 1 if widget.size.width < NARROW_PROFILE else \
+            2 if widget.size.height < TALL_PROFILE else PACKAGES_SHOWN
+        widget.update(profile_text(
             self.profile, lambda n: money(n, status.currency, status.minor_units),
-            self.club_app.now().date()))
+            self.club_app.now().date(), shown))
+
+    def on_resize(self) -> None:
+        if self.profile is not None:  # how many packages fit depends on the width
+            self._show_profile()
 
     def take_card(self, token: str, masked: str | None) -> None:
         """Enrol with the unknown card the sale screen read (Ctrl+E there)."""
