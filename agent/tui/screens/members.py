@@ -86,7 +86,9 @@ def package_lines(packages: object, today: date | None = None,
         lines.append(BidiText(f"  {visits} · {when}", style))
         spans = sorted((f for f in pkg.get("frozen") or [] if isinstance(f, dict)),
                        key=lambda f: str(f.get("from")))
-        if shown > 1 and spans and (today is None or str(spans[-1].get("until")) >= today.isoformat()):
+        # The latest freeze unless over (already in the expiry); earlier ones counted.
+        if shown > 1 and spans and (today is None
+                                    or str(spans[-1].get("until")) >= today.isoformat()):
             last = {"start": _day(spans[-1].get("from")), "end": _day(spans[-1].get("until"))}
             lines.append(BidiText("  " + (
                 fill("frozen {start} – {end}", **last) if len(spans) == 1 else
