@@ -595,6 +595,21 @@ class PackageSummary(Message, kw_only=True):
     frozen: list[PackageFreeze]
 
 
+class MemberProfileResult(MemberSummary, kw_only=True):
+    """``member.profile``: the member summary and the keys local-api.md describes
+    (stats, cards, last sales here, lost cards, enrolment); (1.3) ``packages``, the
+    member's packages as ``package.list`` shows them."""
+
+    stats: Object | None = None
+    cards: list[Object] | None = None
+    recent_sales: list[Object] | None = None
+    lost_cards: list[Object] | None = None
+    has_nid: bool | None = None
+    enrolment: Object | None = None
+    packages: Annotated[list[PackageSummary], msgspec.Meta(max_length=50)] = \
+        msgspec.field(default_factory=list)
+
+
 class PackageListParams(Message, kw_only=True):
     """``package.list``: exactly one of ``token`` / ``member_id``."""
 
@@ -680,7 +695,7 @@ METHODS: dict[str, tuple[Any, Any]] = {
     "sale.list": (ListParams, Any),
     "sale.void": (SaleIdParams, Object),
     "member.search": (SearchParams, Any),
-    "member.profile": (MemberParams, Object),
+    "member.profile": (MemberParams, MemberProfileResult),
     "member.card_link": (MemberParams, Object),
     "event.correct": (CorrectParams, EventIdResult),
     "day.close": (Authed, Object),

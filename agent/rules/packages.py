@@ -29,6 +29,11 @@ VISITS_PREFIX = "visits."
 #: Most packages shown for one member, and most units one check-in uses.
 MAX_PACKAGES = 50
 MAX_UNITS = 100
+#: Longest package id and name a till shows (longer ids: the entry is left out).
+MAX_ID = 64
+MAX_TEXT = 200
+#: Largest count of days or visits a record may hold (the wire's largest amount).
+MAX_COUNT = 2**53 - 1
 
 
 def visits_kind(package_id: str) -> str:
@@ -58,13 +63,28 @@ def _day(value: object, what: str) -> date:
     try:
         return date.fromisoformat(str(value))
     except ValueError as exc:
-        raise PackageError(f"the package's {what} {value!r} is not a date") from exc
+        raise PackageError(f"the package's {what} {value!r:.40} is not a date") from exc
+
+
+def _count(value: object, what: str) -> int:
+    """A whole number of days or visits the record holds (absent: 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_COUNT:
+        raise PackageError(f"the package's {what} {value!r:.40} is not a whole number")
+    return value
+
+
+def _words(value: object) -> str | None:
+    """A name the record holds, as text a till shows (anything else: none)."""
+    return value[:MAX_TEXT] if isinstance(value, str) else None
 
 
 def frozen_spans(pkg: Mapping[str, Any]) -> list[tuple[date, date]]:
     """The package's frozen periods, each (first day, last day)."""
     spans = []
-    for span in pkg.get("frozen") or []:
+    frozen = pkg.get("frozen")
+    for span in frozen if isinstance(frozen, list) else []:
         if isinstance(span, Mapping):
             start, end = _day(span.get("from"), "freeze start"), _day(span.get("until"),
                                                                       "freeze end")
@@ -79,7 +99,10 @@ def frozen_days(pkg: Mapping[str, Any]) -> int:
 
 def expires_on(pkg: Mapping[str, Any]) -> date:
     """The last day of the package, later by every frozen day."""
-    return _day(pkg.get("expires"), "expiry") + timedelta(days=frozen_days(pkg))
+    try:
+        return _day(pkg.get("expires"), "expiry") + timedelta(days=frozen_days(pkg))
+    except OverflowError as exc:
+        raise PackageError("the package's expiry is past the calendar's end") from exc
 
 
 def state_on(pkg: Mapping[str, Any], day: date) -> PackageState:
@@ -96,7 +119,7 @@ def state_on(pkg: Mapping[str, Any], day: date) -> PackageState:
         return PackageState("frozen", expires)
     if day <= expires:
         return PackageState("active", expires)
-    grace = max(0, int(pkg.get("grace_days") or 0))
+    grace = max(0, _count(pkg.get("grace_days"), "grace days"))
     over = (day - expires).days
     if over <= grace:
         return PackageState("in_grace", expires, grace_left=grace - over)
@@ -175,12 +198,17 @@ def freeze_refusal(pkg: Mapping[str, Any], start: date, end: date,
 
 
 def member_packages(record: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """The packages a member record holds (well-formed entries only)."""
-    out = []
-    for pkg in (record or {}).get("packages") or []:
-        if isinstance(pkg, Mapping) and isinstance(pkg.get("package_id"), str):
+    """The packages a member record holds (well-formed entries only, the first
+    :data:`MAX_PACKAGES` of them; anything but a list: none)."""
+    out: list[Mapping[str, Any]] = []
+    packages = (record or {}).get("packages")
+    for pkg in packages if isinstance(packages, list) else []:
+        if len(out) == MAX_PACKAGES:
+            break
+        if isinstance(pkg, Mapping) and isinstance(pkg.get("package_id"), str) \
+                and 0 < len(pkg["package_id"]) <= MAX_ID:
             out.append(pkg)
-    return out[:MAX_PACKAGES]
+    return out
 
 
 def find_package(record: Mapping[str, Any] | None,
@@ -189,12 +217,17 @@ def find_package(record: Mapping[str, Any] | None,
 
 
 def summary(pkg: Mapping[str, Any], left: int | None, day: date) -> dict[str, Any]:
-    """One package as the local API shows it."""
+    """One package as the local API shows it (:class:`PackageError`: a field the
+    terminal cannot read)."""
     st = state_on(pkg, day)
-    return {"package_id": pkg["package_id"], "sku": pkg.get("sku"), "name": pkg.get("name"),
-            "state": st.state, "usable": st.usable, "starts": pkg.get("starts"),
+    total = pkg.get("visits_total")
+    if total is not None and _count(total, "visits total") < 0:
+        raise PackageError(f"the package's visits total {total} is below zero")
+    return {"package_id": pkg["package_id"], "sku": _words(pkg.get("sku")),
+            "name": _words(pkg.get("name")),
+            "state": st.state, "usable": st.usable, "starts": _words(pkg.get("starts")),
             "expires": st.expires.isoformat(), "grace_left": st.grace_left,
-            "visits_total": pkg.get("visits_total"),
+            "visits_total": total,
             "visits_left": None if pkg.get("visits_total") is None else max(0, left or 0),
             "frozen": [{"from": s.isoformat(), "until": e.isoformat()}
                        for s, e in frozen_spans(pkg)]}

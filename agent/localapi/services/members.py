@@ -12,6 +12,7 @@ from typing import Any
 from agent.errors import ApiError
 from agent.localapi import CONFLICT, INVALID_PARAMS, UNKNOWN_MEMBER
 from agent.localapi.services.core import Caller, balance_holder
+from agent.localapi.services.packages import PackageMethods
 from agent.localapi.services.params import Params, _checked_token, _p, _text
 from agent.localapi.services.sales import SaleMethods
 from agent.staff import permissions as perm
@@ -20,8 +21,9 @@ MEMBER_SEARCH_MAX = 20
 PROFILE_SALES = 5
 
 
-class MemberMethods(SaleMethods):
-    """``member.*`` (a member's profile shows the last sales: a SaleMethods)."""
+class MemberMethods(SaleMethods, PackageMethods):
+    """``member.*`` (a member's profile shows the last sales and, 1.3, the packages
+    as ``package.list`` does: a SaleMethods and a PackageMethods)."""
 
     async def member_identify(self, params: Params, conn: Caller | None) -> dict[str, Any]:
         """``member.identify`` by token, phone or code."""
@@ -105,7 +107,8 @@ class MemberMethods(SaleMethods):
 
     async def member_profile(self, params: Params, conn: Caller | None) -> dict[str, Any]:
         """``member.profile`` (cashier, manager): the member summary with usable
-        balances, stats, linked cards and the last sales at this terminal."""
+        balances, stats, linked cards, the last sales at this terminal and (1.3) the
+        member's packages (``package.list``'s rows; unreadable entries left out)."""
         session = await self._session(params, perm.SALE_VIEW)
         member_id = _text(params, "member_id", max_len=100)
         assert member_id is not None
@@ -126,7 +129,8 @@ class MemberMethods(SaleMethods):
                 "lost_cards": self._card_rows(record.get("lost_identifiers")),
                 "has_nid": any(str(t).startswith("nid:")
                                for t in record.get("identifiers") or []),
-                "enrolment": await self._enrolment(member_id, record)}
+                "enrolment": await self._enrolment(member_id, record),
+                "packages": await self._packages_of(record)}
 
     def _card_rows(self, tokens: object) -> list[dict[str, Any]]:
         """The cards among ``tokens``, masked (no phone, no national id)."""

@@ -3,6 +3,7 @@ lost card (a manager), enrol a new member (name, phone, card, referrer)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -19,6 +20,7 @@ from agent.tui.i18n import (
     current,
     display,
     fill,
+    filln,
     isolate,
     money,
     number,
@@ -29,15 +31,79 @@ from agent.tui.labels import credit_name, tier_name
 from agent.tui.messages import CardRead
 from agent.tui.screens.adjust_dialog import AdjustDialog, kind_name
 from agent.tui.screens.base import ClubScreen
+from agent.tui.screens.checkin_dialog import STATES as PACKAGE_STATES
 from agent.tui.screens.correction_dialog import CorrectionDialog
 from agent.tui.widgets.bidi import BidiText, tr_block
 from agent.tui.widgets.member_progress import progress_lines
 
 STATUS_NAMES = {"active": N_("active"), "blocked": N_("blocked"), "lost_card": N_("card lost")}
+#: (1.3) Packages the profile lists (usable ones first); the rest are counted. A
+#: profile narrower than :data:`NARROW_PROFILE` cells (60 columns) lists one and no
+#: freeze dates (the state says "frozen"), one lower than :data:`TALL_PROFILE` rows
+#: (80x24) two.
+PACKAGES_SHOWN = 3
+NARROW_PROFILE = 30
+TALL_PROFILE = 24
 
 
-def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Group | BidiText:
-    """A member's profile: status, balances, visits, cards, last sales here.
+def _day(text: object) -> str:
+    """A date of the agent (``YYYY-MM-DD``) as the UI writes dates (Jalali in Persian)."""
+    try:
+        return current().date(date.fromisoformat(str(text)))
+    except ValueError:
+        return str(text)
+
+
+def package_lines(packages: object, today: date | None = None,
+                  shown: int = PACKAGES_SHOWN) -> list[BidiText]:
+    """(1.3) The member's packages (``member.profile``'s ``packages``): a heading, then
+    for each of the first ``shown`` (usable ones first) its name and state,
+    visits left and expiry, and its latest freeze unless it ended before ``today`` (a
+    past freeze is already in the expiry; none when one is shown: a narrow profile);
+    then how many more packages there are."""
+    rows = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    if not rows:
+        return []
+    rows.sort(key=lambda p: not p.get("usable"))  # stable: the agent's order otherwise
+    lines = [BidiText(fill("Packages:"))]
+    for pkg in rows[:shown]:
+        style = "" if pkg.get("usable") else "dim"
+        state = str(pkg.get("state"))
+        word = current().gettext(PACKAGE_STATES[state]) if state in PACKAGE_STATES else state
+        name = str(pkg.get("name") or pkg.get("sku") or pkg.get("package_id"))[:40]
+        lines.append(BidiText(fill("{name} · {state}", name=name, state=word), style))
+        total, left = pkg.get("visits_total"), pkg.get("visits_left")
+        visits = fill("unlimited") if not isinstance(total, int) else \
+            fill("{left}/{total} left", left=number(int(left or 0)), total=number(total))
+        if state == "in_grace":
+            when = fill("grace: {days} days", days=number(int(pkg.get("grace_left") or 0)))
+        elif state == "not_started":
+            when = fill("starts {date}", date=_day(pkg.get("starts")))
+        elif state == "expired":
+            when = fill("ended {date}", date=_day(pkg.get("expires")))
+        else:
+            when = fill("until {date}", date=_day(pkg.get("expires")))
+        lines.append(BidiText(f"  {visits} · {when}", style))
+        spans = sorted((f for f in pkg.get("frozen") or [] if isinstance(f, dict)),
+                       key=lambda f: str(f.get("from")))
+        # The latest freeze unless over (already in the expiry); earlier ones counted.
+        if shown > 1 and spans and (today is None
+                                    or str(spans[-1].get("until")) >= today.isoformat()):
+            last = {"start": _day(spans[-1].get("from")), "end": _day(spans[-1].get("until"))}
+            lines.append(BidiText("  " + (
+                fill("frozen {start} – {end}", **last) if len(spans) == 1 else
+                filln("frozen {start} – {end}, and {n} more time",
+                      "frozen {start} – {end}, and {n} more times", len(spans) - 1, **last)),
+                "dim"))
+    if len(rows) > shown:
+        lines.append(BidiText(filln("and {n} more package", "and {n} more packages",
+                                    len(rows) - shown), "dim"))
+    return lines
+
+
+def profile_text(profile: dict[str, Any] | None, fmt: Any, today: date | None = None,
+                 packages_shown: int = PACKAGES_SHOWN) -> Group | BidiText:
+    """A member's profile: status, balances, visits, packages, cards, last sales here.
 
     Each line wraps on its own in reading order, right to left too (:class:`BidiText`).
     """
@@ -66,6 +132,8 @@ def profile_text(profile: dict[str, Any] | None, fmt: Any) -> Group | BidiText:
                                    n=number(int(stats["purchase_count"])),
                                    day=str(stats.get("last_purchase") or "—"))))
     lines.extend(progress_lines(profile, fmt))  # (1.3) next tier, referrals
+    lines.extend(package_lines(profile.get("packages"), today,  # (1.3) visit packages
+                               packages_shown))
     for card in profile.get("cards") or []:
         lines.append(BidiText(fill("Card {masked}", masked=str(card.get("label")))))
     for card in profile.get("lost_cards") or []:
@@ -165,8 +233,16 @@ class MembersScreen(ClubScreen):
 
     def _show_profile(self) -> None:
         status = self.club_app.agent_status
-        self.query_one("#member-profile", Static).update(profile_text(
-            self.profile, lambda n: money(n, status.currency, status.minor_units)))
+        widget = self.query_one("#member-profile", Static)
+        shown = 1 if widget.size.width < NARROW_PROFILE else \
+            2 if widget.size.height < TALL_PROFILE else PACKAGES_SHOWN
+        widget.update(profile_text(
+            self.profile, lambda n: money(n, status.currency, status.minor_units),
+            self.club_app.now().date(), shown))
+
+    def on_resize(self) -> None:
+        if self.profile is not None:  # how many packages fit depends on the width
+            self._show_profile()
 
     def take_card(self, token: str, masked: str | None) -> None:
         """Enrol with the unknown card the sale screen read (Ctrl+E there)."""

@@ -168,3 +168,28 @@ def test_each_bad_freeze_says_why_with_its_figures() -> None:
     assert too_long is not None and too_long.reason == "freeze_too_long"
     assert {k: too_long.params[k] for k in ("freezable_days", "used", "days")} == {
         "freezable_days": GYM["freezable_days"], "used": 10, "days": 21}
+
+
+def test_what_a_record_holds_that_cannot_be_read() -> None:
+    day = date(2027, 2, 1)  # past the expiry: the grace days are read
+    for bad in ({"grace_days": "seven"}, {"grace_days": 10**30}, {"visits_total": "ten"},
+                {"visits_total": -1}, {"visits_total": True}, {"expires": "9999-12-31",
+                                                               "frozen": [{"from": "2026-01-01",
+                                                                           "until": "2026-12-31"}]},
+                {"expires": ["2027-01-29"]}):
+        try:
+            pk.summary({**GYM, **bad}, 3, day)
+        except pk.PackageError as exc:
+            assert len(str(exc)) < 200, exc  # a bounded message, never the whole value
+        else:
+            raise AssertionError(f"{bad} was read")
+    odd = pk.summary({**GYM, "name": {"$ne": 1}, "sku": 5, "starts": "2026-11-01",
+                      "frozen": 12}, 3, day)
+    assert (odd["name"], odd["sku"], odd["frozen"], odd["visits_left"]) == (None, None, [], 3)
+    assert pk.summary({**GYM, "name": "x" * 5000}, 3, day)["name"] == "x" * pk.MAX_TEXT
+    for packages in ("packages", 5, {"a": GYM}, None, [1, None, [GYM], {"package_id": 5},
+                                                       {"package_id": ""},
+                                                       {"package_id": "x" * 65}]):
+        assert pk.member_packages({"packages": packages}) == []
+    many = {"packages": [7] * 100_000 + [GYM] * 100}
+    assert len(pk.member_packages(many)) == pk.MAX_PACKAGES
