@@ -312,6 +312,15 @@ def ordered(cells: Sequence[T]) -> list[T]:
     return list(reversed(cells)) if _current.rtl and _current.visual_bidi else list(cells)
 
 
+def agent_date(text: object) -> str:
+    """A date the agent sends (``YYYY-MM-DD``) as the UI writes dates (Jalali in
+    Persian); anything else as it came."""
+    try:
+        return _current.date(date.fromisoformat(str(text)))
+    except ValueError:
+        return str(text)
+
+
 def display(text: str) -> str:
     """Text already translated and filled in, put in display order."""
     return _current.display(text)

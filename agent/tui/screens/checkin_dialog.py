@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from agent.errors import ApiError
 from agent.tui.errors import error_logical
-from agent.tui.i18n import N_, ascii_digits, current, display, tr
+from agent.tui.i18n import N_, agent_date, ascii_digits, current, display, tr
 from agent.tui.screens.base import ClubModal
 from agent.tui.widgets.bidi import BidiText
 
@@ -29,7 +29,7 @@ def package_line(pkg: dict[str, Any]) -> str:
     left = tr("unlimited") if pkg.get("visits_total") is None else \
         tr("{left}/{total} left", left=pkg.get("visits_left"), total=pkg.get("visits_total"))
     state = str(pkg.get("state"))
-    when = tr("until {date}", date=pkg.get("expires"))
+    when = tr("until {date}", date=agent_date(pkg.get("expires")))
     if state == "in_grace":
         when = tr("grace: {days} days", days=pkg.get("grace_left"))
     return current().digits(f"{name} · {left} · {tr(STATES.get(state, state))} · {when}")
@@ -154,7 +154,8 @@ class CheckInDialog(ClubModal):
 
     def _frozen(self, result: dict[str, Any]) -> None:
         pkg = result.get("package") or {}
-        self._show(tr("Frozen; the package now runs until {date}.", date=pkg.get("expires")))
+        self._show(tr("Frozen; the package now runs until {date}.",
+                      date=agent_date(pkg.get("expires"))))
         self.call_api("package.list", self._who(), on_done=self._listed,
                       on_failed=self._failed, session=True)
 

@@ -16,6 +16,7 @@ from agent.errors import ApiError
 from agent.tui.basket import scanned_product
 from agent.tui.i18n import (
     N_,
+    agent_date,
     ascii_digits,
     current,
     display,
@@ -46,14 +47,6 @@ NARROW_PROFILE = 30
 TALL_PROFILE = 24
 
 
-def _day(text: object) -> str:
-    """A date of the agent (``YYYY-MM-DD``) as the UI writes dates (Jalali in Persian)."""
-    try:
-        return current().date(date.fromisoformat(str(text)))
-    except ValueError:
-        return str(text)
-
-
 def package_lines(packages: object, today: date | None = None,
                   shown: int = PACKAGES_SHOWN) -> list[BidiText]:
     """(1.3) The member's packages (``member.profile``'s ``packages``): a heading, then
@@ -78,18 +71,19 @@ def package_lines(packages: object, today: date | None = None,
         if state == "in_grace":
             when = fill("grace: {days} days", days=number(int(pkg.get("grace_left") or 0)))
         elif state == "not_started":
-            when = fill("starts {date}", date=_day(pkg.get("starts")))
+            when = fill("starts {date}", date=agent_date(pkg.get("starts")))
         elif state == "expired":
-            when = fill("ended {date}", date=_day(pkg.get("expires")))
+            when = fill("ended {date}", date=agent_date(pkg.get("expires")))
         else:
-            when = fill("until {date}", date=_day(pkg.get("expires")))
+            when = fill("until {date}", date=agent_date(pkg.get("expires")))
         lines.append(BidiText(f"  {visits} · {when}", style))
         spans = sorted((f for f in pkg.get("frozen") or [] if isinstance(f, dict)),
                        key=lambda f: str(f.get("from")))
         # The latest freeze unless over (already in the expiry); earlier ones counted.
         if shown > 1 and spans and (today is None
                                     or str(spans[-1].get("until")) >= today.isoformat()):
-            last = {"start": _day(spans[-1].get("from")), "end": _day(spans[-1].get("until"))}
+            last = {"start": agent_date(spans[-1].get("from")),
+                    "end": agent_date(spans[-1].get("until"))}
             lines.append(BidiText("  " + (
                 fill("frozen {start} – {end}", **last) if len(spans) == 1 else
                 filln("frozen {start} – {end}, and {n} more time",

@@ -149,3 +149,24 @@ def test_vietnamese_amounts_parse_with_dot_groups() -> None:
     finally:
         set_locale(load_locale("en"))
     assert parse_amount("1.234", 2) is None          # English: not an amount with cents
+
+
+@pytest.mark.parametrize("code", ["en", "fa", "ar", "he", "vi"])
+def test_a_package_line_writes_its_date_as_the_ui_writes_dates(code: str) -> None:
+    """The check-in dialog's "until <date>" is the UI's date (Jalali in Persian), not
+    the agent's ISO text; a date that is not one is shown as it came."""
+    from agent.tui.i18n import agent_date, current, set_locale
+    from agent.tui.screens.checkin_dialog import package_line
+
+    before = current()
+    set_locale(load_locale(code))
+    try:
+        line = package_line({"package_id": "pk-1", "name": "Gym", "visits_total": 10,
+                             "visits_left": 7, "state": "active", "expires": "2027-02-07"})
+        local = load_locale(code)
+        assert "2027-02-07" not in line
+        assert local.date(date(2027, 2, 7)) in line or \
+            local.display(local.date(date(2027, 2, 7))) in line
+        assert agent_date("not a date") == "not a date"
+    finally:
+        set_locale(before)
