@@ -132,6 +132,15 @@ class AdjustDialog(ClubModal):
     def _money(self, amount: int) -> str:
         return money(amount, self.currency, self.minor_units)
 
+    def _quantity(self, amount: int) -> str:
+        """A limit's figure in the unit of the balance being adjusted: money for a
+        credit (minor units on the wire), a number for points and units."""
+        kind = "points"
+        if self.action in ("grant", "take"):
+            value = self.query_one("#adj-kind", Select).value
+            kind = str(value) if isinstance(value, str) else kind
+        return self._money(amount) if kind.startswith(("credit.", "value.")) else number(amount)
+
     def on_mount(self) -> None:
         self._show_fields()
         self.query_one("#adj-action", Select).focus()
@@ -228,7 +237,7 @@ class AdjustDialog(ClubModal):
         data = error.data if isinstance(error.data, dict) else {}
         limit = data.get("limit")
         if error.code == LIMIT and isinstance(limit, str) and limit in LIMIT_TEXTS:
-            values = {k: number(int(v)) if isinstance(v, int) else v
+            values = {k: self._quantity(int(v)) if isinstance(v, int) else v
                       for k, v in data.items() if k in ("balance", "max", "left")}
             text = current().gettext(LIMIT_TEXTS[limit]).format_map(
                 {"balance": "?", "max": "?", "left": "?", **values})

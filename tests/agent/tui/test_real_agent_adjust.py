@@ -132,3 +132,22 @@ async def test_the_report_shows_points_added_and_deducted_per_user(
             assert "+50 −20" in text
         else:
             assert "۵۰" in text and "۲۰" in text
+
+
+async def test_a_credit_grant_over_the_limit_names_the_limit_in_money() -> None:
+    """The club's limit on granting credit is minor units on the wire: the dialog says
+    "at most €50.00", not "at most 5,000"."""
+    async with till("mg", "9999") as (h, app, pilot):
+        await _open_member(app, pilot)
+        await _dialog(app, pilot)
+        dialog = app.screen
+        dialog.query_one("#adj-action", Select).value = "grant"
+        await pilot.pause()
+        dialog.query_one("#adj-kind", Select).value = "credit.club"
+        dialog.query_one("#adj-amount", Input).focus()
+        await pilot.press(*"60.00", "enter")
+        dialog.query_one("#adj-note", Input).focus()
+        await pilot.press(*"goodwill", "enter")
+        await wait_for(pilot, lambda: "at most" in _text(dialog.query_one("#adj-error", Static)))
+        assert "€50.00" in _text(dialog.query_one("#adj-error", Static))
+        assert _adjusts(h) == []
