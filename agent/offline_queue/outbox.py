@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -543,6 +544,4 @@ def _with_visits(effect: ev.Effect, visits: Mapping[str, int]) -> ev.Effect:
     balance = dict(effect.balance)
     for kind, change in visits.items():
         balance[kind] = balance.get(kind, 0) + change
-    return ev.Effect(member_id=effect.member_id, balance=balance,
-                     redeemed_value=effect.redeemed_value, credit_used=effect.credit_used,
-                     purchases=effect.purchases, spend=effect.spend)
+    return replace(effect, balance=balance)

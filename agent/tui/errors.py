@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from string import Formatter
 
 from agent.errors import ApiError
@@ -17,7 +16,7 @@ from agent.localapi import (
     STORAGE,
     UNKNOWN_MEMBER,
 )
-from agent.tui.i18n import N_, current, display, fill, number
+from agent.tui.i18n import N_, agent_date, current, display, fill, number
 
 # A translated headline per error code; the agent's own sentence follows it
 # where it carries specifics (who is booked, which limit).
@@ -200,8 +199,5 @@ def _figure(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
         return number(value)
     if isinstance(value, str):
-        try:
-            return current().date(date.fromisoformat(value)) if len(value) == 10 else value
-        except ValueError:
-            return value
+        return agent_date(value) if len(value) == 10 else value
     return "?"

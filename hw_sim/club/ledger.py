@@ -165,27 +165,22 @@ class Ledger:
                                   (member_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def member_by_token(self, token: str) -> dict[str, Any] | None:
-        """The current record of the member holding identifier ``token``, or None."""
+    def _records_naming(self, token: str) -> list[dict[str, Any]]:
+        """The current records whose text holds ``token`` (the callers check where)."""
         with self._lock:
             rows = self.db.execute("SELECT record FROM members WHERE removed=0 AND record LIKE ?",
                                    (f"%{token}%",)).fetchall()
-        for (text,) in rows:
-            rec: dict[str, Any] = json.loads(text)
-            if token in rec.get("identifiers", []):
-                return rec
-        return None
+        return [json.loads(text) for (text,) in rows]
+
+    def member_by_token(self, token: str) -> dict[str, Any] | None:
+        """The current record of the member holding identifier ``token``, or None."""
+        return next((rec for rec in self._records_naming(token)
+                     if token in rec.get("identifiers", [])), None)
 
     def lost_card_holder(self, token: str) -> str | None:
         """(1.3) The id of the member who reported the card ``token`` lost, or None."""
-        with self._lock:
-            rows = self.db.execute("SELECT record FROM members WHERE removed=0 AND record LIKE ?",
-                                   (f"%{token}%",)).fetchall()
-        for (text,) in rows:
-            rec: dict[str, Any] = json.loads(text)
-            if token in (rec.get("lost_identifiers") or []):
-                return str(rec["member_id"])
-        return None
+        return next((str(rec["member_id"]) for rec in self._records_naming(token)
+                     if token in (rec.get("lost_identifiers") or [])), None)
 
     def members(self) -> list[dict[str, Any]]:
         with self._lock:
