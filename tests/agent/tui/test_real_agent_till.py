@@ -34,6 +34,22 @@ async def till(staff: str = "c1", pin: str = "1234", size: tuple[int, int] = (80
                 yield h, app, pilot
 
 
+async def _pay_dialog(app: Any, pilot: Any, amount: str) -> tuple[Any, Any]:
+    """On the sale screen, type ``amount`` and open Pay: (the sale screen, the dialog)."""
+    from agent.tui.screens.sale import SaleScreen
+    from agent.tui.screens.sale_dialogs import PaymentDialog
+
+    screen = app.screen
+    assert isinstance(screen, SaleScreen)
+    await pilot.press(*amount, "enter")
+    await wait_for(pilot, lambda: screen.quote is not None)
+    await pilot.press("f8")
+    await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+    dialog = app.screen
+    assert isinstance(dialog, PaymentDialog)
+    return screen, dialog
+
+
 def _attendance(h: Harness) -> list[tuple[str, str, Any]]:
     return [(e["staff_id"], e["action"], e.get("corrected_by"))
             for e in h.outbox() if e["type"] == "attendance"]
@@ -84,17 +100,10 @@ async def test_cash_tendered_shows_the_change_and_the_report_counts_cash_sales()
     from textual.widgets import Static
 
     from agent.tui.screens.report import ReportScreen
-    from agent.tui.screens.sale import SaleScreen
     from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
 
     async with till("mg", "9999") as (h, app, pilot):
-        screen = app.screen
-        assert isinstance(screen, SaleScreen)
-        await pilot.press(*"20", "enter")
-        await wait_for(pilot, lambda: screen.quote is not None)
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-        dialog = app.screen
+        screen, dialog = await _pay_dialog(app, pilot, "20")
         await pilot.press("1", "tab", *"10")
         await wait_for(pilot, lambda: "short" in str(dialog.query_one("#change", Static).content))
         await pilot.press("enter")                      # less than to pay: not recorded
@@ -154,18 +163,10 @@ async def test_a_split_payment_card_then_cash_with_change() -> None:
     # #15 item 7: part by card, the rest in cash with change; keys as fast as a macro.
     from textual.widgets import Static
 
-    from agent.tui.screens.sale import SaleScreen
-    from agent.tui.screens.sale_dialogs import PaymentDialog, ReceiptDialog
+    from agent.tui.screens.sale_dialogs import ReceiptDialog
 
     async with till("mg", "9999") as (h, app, pilot):
-        screen = app.screen
-        assert isinstance(screen, SaleScreen)
-        await pilot.press(*"80", "enter")
-        await wait_for(pilot, lambda: screen.quote is not None)
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-        dialog = app.screen
-        assert isinstance(dialog, PaymentDialog)
+        screen, dialog = await _pay_dialog(app, pilot, "80")
         await pilot.press("2", "tab", *"90", "plus")        # more than to pay: not a part
         await pilot.pause(0.1)
         assert dialog.parts == [] and not h.outbox()
@@ -196,18 +197,9 @@ async def test_the_split_hint_names_the_keys_pay_offers() -> None:
     # methods); the hint is true: 3 (other), Tab, the part, + is taken as a part.
     from textual.widgets import Static
 
-    from agent.tui.screens.sale import SaleScreen
-    from agent.tui.screens.sale_dialogs import PaymentDialog
 
     async with till("mg", "9999") as (h, app, pilot):
-        screen = app.screen
-        assert isinstance(screen, SaleScreen)
-        await pilot.press(*"30", "enter")
-        await wait_for(pilot, lambda: screen.quote is not None)
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
-        dialog = app.screen
-        assert isinstance(dialog, PaymentDialog)
+        _, dialog = await _pay_dialog(app, pilot, "30")
         await pilot.press("plus")
         hint = dialog.query_one("#pay-hint", Static)
         await wait_for(pilot, lambda: "Split" in str(hint.content))
@@ -221,15 +213,9 @@ async def test_the_split_hint_names_the_keys_pay_offers() -> None:
 
 async def test_escape_drops_the_parts_and_records_nothing() -> None:
     from agent.tui.screens.sale import SaleScreen
-    from agent.tui.screens.sale_dialogs import PaymentDialog
 
     async with till("mg", "9999") as (h, app, pilot):
-        screen = app.screen
-        assert isinstance(screen, SaleScreen)
-        await pilot.press(*"30", "enter")
-        await wait_for(pilot, lambda: screen.quote is not None)
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, PaymentDialog))
+        screen, _ = await _pay_dialog(app, pilot, "30")
         await pilot.press("2", "tab", *"10", "plus", "escape")
         await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen))
         assert not h.outbox() and screen.lines  # the basket is still there
